@@ -1,0 +1,185 @@
+import type { Broker } from './broker.js';
+import { jsonCodec, type Codec } from './codec.js';
+import { errors, toMicroError, type MicroError } from './errors.js';
+import { Metadata, headers, type MetadataInit } from './metadata.js';
+import type { NodeRecord, Registry } from './registry.js';
+import { random, type Selector } from './selector.js';
+import { schemeOf, type Transport, type TransportRequest } from './transport.js';
+
+export interface ClientOptions {
+  /** Where services are looked up. Needed unless every call names an `address`. */
+  registry?: Registry;
+  /** Transports by scheme; the node address picks one. */
+  transports?: Transport[];
+  /** Needed for `publish`. */
+  broker?: Broker;
+  codec?: Codec;
+  selector?: Selector;
+  /** Milliseconds per call, all attempts included. Default 5000. */
+  timeout?: number;
+  /** Further attempts after a retryable error. Default 1. */
+  retries?: number;
+  /** Milliseconds to wait before attempt `n` (1-based retry count). Default: 50·2ⁿ⁻¹ with jitter, at most 1 s. */
+  backoff?: (retry: number) => number;
+  /** Sent as `Micro-From-Service`. */
+  fromService?: string;
+  /** Sent with every call and publish. */
+  metadata?: MetadataInit;
+}
+
+export interface RequestOptions {
+  timeout?: number;
+  /** Epoch milliseconds; wins over `timeout` when earlier. */
+  deadline?: number;
+  retries?: number;
+  metadata?: MetadataInit;
+  signal?: AbortSignal;
+  /** Call this node address directly instead of looking the service up. */
+  address?: string;
+}
+
+export interface PublishOptions {
+  metadata?: MetadataInit;
+}
+
+/** A reply with the metadata the server sent back. */
+export interface CallResult<T = unknown> {
+  body: T;
+  metadata: Metadata;
+}
+
+const defaultBackoff = (retry: number) => Math.min(1000, 50 * 2 ** (retry - 1)) * (0.5 + Math.random() / 2);
+
+/**
+ * Calls services through the registry, the selector and the transport of each node's scheme; retries
+ * retryable errors (408, 429, 502-504, failed connections, a one-shot function's 503) on another node.
+ * @example
+ * const client = createClient({ registry, transports: [createHttpTransport()] });
+ * const { message } = await client.call('helloworld', 'Greeter.Hello', { name: 'Ada' });
+ */
+export class Client {
+  readonly #options: ClientOptions;
+  readonly #transports = new Map<string, Transport>();
+  readonly #codec: Codec;
+  readonly #selector: Selector;
+
+  constructor(options: ClientOptions = {}) {
+    this.#options = options;
+    for (const t of options.transports ?? []) for (const s of t.schemes) this.#transports.set(s, t);
+    this.#codec = options.codec ?? jsonCodec;
+    this.#selector = options.selector ?? random();
+  }
+
+  /** A client like this one that also sends `metadata` and never waits past `deadline`. */
+  with(extra: { metadata?: MetadataInit; fromService?: string; deadline?: number }): Client {
+    const metadata = new Metadata(this.#options.metadata).merge(extra.metadata ?? {});
+    const child = new Client({ ...this.#options, metadata, fromService: extra.fromService ?? this.#options.fromService });
+    child.#deadline = extra.deadline;
+    return child;
+  }
+
+  #deadline: number | undefined;
+
+  /** Calls `endpoint` of `service` and resolves with the decoded reply. */
+  async call<T = unknown>(service: string, endpoint: string, request: unknown, options?: RequestOptions): Promise<T> {
+    return (await this.request<T>(service, endpoint, request, options)).body;
+  }
+
+  /** Like `call`, with the reply's metadata too (go-micro issue #574: its gRPC client could not read it). */
+  async request<T = unknown>(service: string, endpoint: string, request: unknown, options: RequestOptions = {}): Promise<CallResult<T>> {
+    const timeout = options.timeout ?? this.#options.timeout ?? 5000;
+    let deadline = Date.now() + timeout;
+    if (options.deadline !== undefined) deadline = Math.min(deadline, options.deadline);
+    if (this.#deadline !== undefined) deadline = Math.min(deadline, this.#deadline);
+    const retries = Math.max(0, options.retries ?? this.#options.retries ?? 1);
+
+    const metadata = new Metadata(this.#options.metadata);
+    if (options.metadata) metadata.merge(options.metadata);
+    if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
+    const base: TransportRequest = {
+      id: metadata.get(headers.id) ?? crypto.randomUUID(),
+      service,
+      endpoint,
+      contentType: this.#codec.contentType,
+      body: this.#codec.encode(request),
+      metadata,
+    };
+
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()));
+    const onAbort = () => controller.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const tried = new Set<string>();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const node = options.address ? { id: options.address, address: options.address, metadata: {} } : await this.#select(service, tried);
+          tried.add(node.id);
+          return await this.#send(node, base, deadline, controller.signal);
+        } catch (err) {
+          const error = controller.signal.aborted ? abortError(service, options.signal) : toMicroError(err, service);
+          if (!error.retryable || attempt >= retries || controller.signal.aborted) throw error;
+          await sleep(Math.min((this.#options.backoff ?? defaultBackoff)(attempt + 1), Math.max(0, deadline - Date.now())), controller.signal);
+          if (controller.signal.aborted) throw abortError(service, options.signal);
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async #select(service: string, tried: Set<string>): Promise<NodeRecord> {
+    const registry = this.#options.registry;
+    if (!registry) throw errors.internal('micro-fn', 'the client has no registry: pass one, or call with an address');
+    const versions = await registry.getService(service);
+    const nodes = versions.flatMap((v) => v.nodes);
+    if (nodes.length === 0) throw errors.notFound('micro-fn', `service ${service} not found`);
+    const fresh = nodes.filter((n) => !tried.has(n.id));
+    return this.#selector(service, fresh.length > 0 ? fresh : nodes);
+  }
+
+  async #send(node: NodeRecord, base: TransportRequest, deadline: number, signal: AbortSignal): Promise<CallResult<never>> {
+    const transport = this.#transports.get(schemeOf(node.address));
+    if (!transport) {
+      throw errors.internal('micro-fn', `no transport for "${schemeOf(node.address) || node.address}" addresses; configured: ${[...this.#transports.keys()].join(', ') || 'none'}`);
+    }
+    const metadata = new Metadata(base.metadata).set(headers.timeout, String(Math.max(1, deadline - Date.now())));
+    const response = await transport.call(node, { ...base, metadata }, { deadline, signal });
+    if (response.error) throw response.error;
+    return { body: this.#codec.decode(response.body) as never, metadata: response.metadata };
+  }
+
+  /** Publishes `payload` (encoded with the codec) on `topic`. */
+  async publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<void> {
+    const broker = this.#options.broker;
+    if (!broker) throw errors.internal('micro-fn', 'the client has no broker to publish with');
+    const metadata = new Metadata(this.#options.metadata);
+    if (options.metadata) metadata.merge(options.metadata);
+    if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
+    metadata.set(headers.contentType, this.#codec.contentType);
+    await broker.publish(topic, { headers: metadata.toJSON(), body: this.#codec.encode(payload) });
+  }
+}
+
+/** Creates a Client. */
+export function createClient(options: ClientOptions = {}): Client {
+  return new Client(options);
+}
+
+function abortError(service: string, userSignal: AbortSignal | undefined): MicroError {
+  return userSignal?.aborted ? errors.timeout(service, 'request aborted', { retryable: false }) : errors.timeout(service, 'request timed out', { retryable: false });
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0 || signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

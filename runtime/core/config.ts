@@ -1,0 +1,57 @@
+import { MicroError } from './errors.js';
+
+/** Settings read from the environment, go-micro's names. */
+export interface RuntimeConfig {
+  /** `MICRO_REGISTRY`: memory | local | nats. */
+  registry: string | undefined;
+  registryAddress: string | undefined;
+  /** `MICRO_BROKER`: memory | local | nats | jetstream. */
+  broker: string | undefined;
+  brokerAddress: string | undefined;
+  /** `MICRO_SERVER_ADDRESS`, e.g. `127.0.0.1:0`. */
+  serverAddress: string | undefined;
+  /** `MICRO_REGISTER_TTL`, seconds (default 60). */
+  registerTtl: number;
+  /** `MICRO_REGISTER_INTERVAL`, seconds (default 30). */
+  registerInterval: number;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** A configuration mistake; its message says how to fix it. */
+export class ConfigError extends MicroError {
+  constructor(detail: string) {
+    super('micro-fn', 400, detail, { retryable: false });
+  }
+}
+
+/** Reads and validates the `MICRO_*` variables of `env`. Throws ConfigError on a bad value. */
+export function readConfig(env: Env): RuntimeConfig {
+  const ttl = seconds(env, 'MICRO_REGISTER_TTL', 60);
+  const interval = seconds(env, 'MICRO_REGISTER_INTERVAL', 30);
+  if (ttl > 0 && interval >= ttl) {
+    throw new ConfigError(`MICRO_REGISTER_INTERVAL (${interval}s) must be shorter than MICRO_REGISTER_TTL (${ttl}s), or entries expire between refreshes`);
+  }
+  return {
+    registry: nonEmpty(env.MICRO_REGISTRY),
+    registryAddress: nonEmpty(env.MICRO_REGISTRY_ADDRESS),
+    broker: nonEmpty(env.MICRO_BROKER),
+    brokerAddress: nonEmpty(env.MICRO_BROKER_ADDRESS),
+    serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
+    registerTtl: ttl,
+    registerInterval: interval,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function seconds(env: Env, name: string, fallback: number): number {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  // go-micro takes whole seconds; a unit suffix is a common slip, so accept "30s" as well.
+  const match = /^(\d+)s?$/.exec(raw);
+  if (!match) throw new ConfigError(`${name} must be a whole number of seconds, like ${fallback}; got "${raw}"`);
+  return Number(match[1]);
+}

@@ -1,0 +1,73 @@
+import type { BrokerMessage, Broker } from './broker.js';
+import type { Client } from './client.js';
+import type { Metadata } from './metadata.js';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/**
+ * A logger writing one line per entry to `console.error` (stderr in Node: stdout stays free for replies).
+ * `prefix` names the service; entries below `level` are dropped.
+ */
+export function createConsoleLogger(prefix: string, level: LogLevel = 'info'): Logger {
+  const min = LEVELS[level] ?? LEVELS.info;
+  const write = (lvl: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
+    if (LEVELS[lvl] < min) return;
+    const extra = fields && Object.keys(fields).length > 0 ? ` ${safeJSON(fields)}` : '';
+    console.error(`[${prefix}] ${lvl} ${message}${extra}`);
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
+function safeJSON(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_k, v: unknown) => (v instanceof Error ? { name: v.name, message: v.message, stack: v.stack } : v));
+  } catch {
+    return '[unserializable]';
+  }
+}
+
+/** What every handler and subscriber is given besides its payload. */
+export interface BaseContext {
+  /** Request id (`Micro-Id`) or message id. */
+  readonly id: string;
+  /** The name of the service handling it. */
+  readonly service: string;
+  /** Incoming metadata (case-insensitive keys). */
+  readonly metadata: Metadata;
+  /** Epoch milliseconds after which the caller no longer waits; undefined when it set none. */
+  readonly deadline: number | undefined;
+  /** Aborts when the deadline passes. Pass it on to fetch and friends. */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  /** A client whose calls carry this request's deadline, namespace, authorization and trace id onwards. */
+  readonly client: Client;
+  /** The broker of the service, when it has one. */
+  readonly broker: Broker | undefined;
+  /** Configuration: the process environment, Lambda's environment, or a Worker's `env` bindings. */
+  readonly env: Readonly<Record<string, unknown>>;
+}
+
+/** Context of an RPC handler. */
+export interface Context extends BaseContext {
+  /** `Service.Method`. */
+  readonly endpoint: string;
+  /** Metadata sent back to the caller with the reply. */
+  readonly responseMetadata: Metadata;
+}
+
+/** Context of a subscriber. */
+export interface MessageContext extends BaseContext {
+  readonly topic: string;
+  readonly message: BrokerMessage;
+  /** 1 on first delivery. */
+  readonly attempt: number;
+}

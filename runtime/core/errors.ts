@@ -1,0 +1,135 @@
+/**
+ * The one error type that crosses every boundary in micro-fn.
+ *
+ * On the wire it is go-micro's JSON `{"id","code","detail","status"}`, in an HTTP body, a `Micro-Error`
+ * header, NATS headers, a Lambda payload or the CLI's `--json` output.
+ */
+
+const STATUS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/** Codes a client may retry on another attempt (or another node) without risking a double side effect. */
+const RETRYABLE_CODES = new Set([408, 429, 502, 503, 504]);
+
+/** The JSON shape of an error on the wire. */
+export interface ErrorJSON {
+  id: string;
+  code: number;
+  detail: string;
+  status: string;
+}
+
+export interface MicroErrorOptions {
+  /** Overrides the retryable-by-code rule, e.g. a 500 from a connection that never reached a server. */
+  retryable?: boolean;
+  cause?: unknown;
+}
+
+/** The text HTTP gives a status code (`404` -> `"Not Found"`), or `""` when it has none we know. */
+export function statusText(code: number): string {
+  return STATUS[code] ?? '';
+}
+
+export class MicroError extends Error {
+  override readonly name = 'MicroError' as const;
+  /** Who raised it: usually the service name. */
+  readonly id: string;
+  /** HTTP-like status code. */
+  readonly code: number;
+  readonly detail: string;
+  readonly status: string;
+  /** Whether a client may retry. Local knowledge: it does not travel on the wire. */
+  readonly retryable: boolean;
+
+  constructor(id: string, code: number, detail: string, options: MicroErrorOptions = {}) {
+    super(detail, options.cause === undefined ? undefined : { cause: options.cause });
+    this.id = id;
+    this.code = code;
+    this.detail = detail;
+    this.status = statusText(code);
+    this.retryable = options.retryable ?? RETRYABLE_CODES.has(code);
+  }
+
+  toJSON(): ErrorJSON {
+    return { id: this.id, code: this.code, detail: this.detail, status: this.status };
+  }
+
+  /** The wire form: `{"id":"helloworld","code":400,"detail":"name is required","status":"Bad Request"}`. */
+  override toString(): string {
+    return JSON.stringify(this.toJSON());
+  }
+}
+
+/** True for a MicroError, also one made by another copy of this module (a bundle and the CLI, say). */
+export function isMicroError(value: unknown): value is MicroError {
+  return value instanceof MicroError || (value instanceof Error && value.name === 'MicroError' && typeof (value as MicroError).code === 'number');
+}
+
+/**
+ * Turns anything thrown into a MicroError. A MicroError passes through; anything else becomes a 500 whose
+ * detail never includes a stack trace (the original is kept as `cause`, for logs only).
+ */
+export function toMicroError(value: unknown, id = 'micro-fn'): MicroError {
+  if (isMicroError(value)) return value;
+  return new MicroError(id, 500, 'internal server error', { cause: value });
+}
+
+/**
+ * Reads an error from its wire form (a JSON string, bytes, or an already parsed object). Anything that is not
+ * an error JSON becomes a generic remote error with `fallbackCode`, never a crash.
+ */
+export function parseError(input: unknown, fallbackCode = 500, fallbackId = 'remote'): MicroError {
+  let value = input;
+  try {
+    if (value instanceof Uint8Array) value = new TextDecoder().decode(value);
+    if (typeof value === 'string') value = JSON.parse(value);
+  } catch {
+    // not JSON: fall through to the generic error below
+  }
+  if (typeof value === 'object' && value !== null) {
+    const { id, code, detail } = value as Partial<ErrorJSON>;
+    if (typeof code === 'number' && Number.isInteger(code) && code >= 100 && code <= 599) {
+      return new MicroError(typeof id === 'string' ? id : fallbackId, code, typeof detail === 'string' ? detail : '');
+    }
+  }
+  const text = typeof input === 'string' ? input : statusText(fallbackCode) || 'remote error';
+  return new MicroError(fallbackId, fallbackCode, text.slice(0, 512));
+}
+
+type ErrorHelper = (id: string, detail?: string, options?: MicroErrorOptions) => MicroError;
+
+function helper(code: number): ErrorHelper {
+  return (id, detail = statusText(code), options) => new MicroError(id, code, detail, options);
+}
+
+/**
+ * One helper per common status, go-micro style.
+ * @example
+ * throw errors.badRequest('helloworld', 'name is required');
+ */
+export const errors = {
+  badRequest: helper(400),
+  unauthorized: helper(401),
+  forbidden: helper(403),
+  notFound: helper(404),
+  methodNotAllowed: helper(405),
+  timeout: helper(408),
+  conflict: helper(409),
+  payloadTooLarge: helper(413),
+  tooManyRequests: helper(429),
+  internal: helper(500),
+  unavailable: helper(503),
+} as const;

@@ -1,0 +1,178 @@
+import type { BrokerMessage, Delivery } from './broker.js';
+import { errors, type MicroError } from './errors.js';
+import type { ServiceDefinition } from './router.js';
+import { HEALTH_ENDPOINT, type MessageOutcome } from './server.js';
+import { Service, type ServiceOptions } from './service.js';
+import type { Reply, ServerRequest, ServerResponse } from './transport.js';
+
+/** How a function ended. */
+export type FunctionOutcome =
+  | { kind: 'request'; endpoint: string; ok: boolean; error?: MicroError }
+  | { kind: 'message'; topic: string; ok: boolean; error?: MicroError }
+  /** Nothing arrived before the idle timeout. */
+  | { kind: 'idle'; ok: true }
+  /** `stop()` was called before anything arrived. */
+  | { kind: 'stopped'; ok: true };
+
+export interface FunctionOptions extends ServiceOptions {
+  /** Milliseconds to wait for the invocation; then the function ends cleanly with `kind: 'idle'`. 0/absent: wait forever. */
+  idleTimeout?: number;
+}
+
+type State = 'new' | 'waiting' | 'serving' | 'finishing' | 'done';
+
+const noReply: Reply = async () => {};
+
+/**
+ * A one-shot function (go-micro's `micro.Function`, made strict): it accepts exactly one invocation, an RPC
+ * request or a broker message, runs the handler, delivers the reply or settles the message, then
+ * deregisters, closes and resolves `done`.
+ *
+ * - A second invocation is refused with a retryable 503 (a message is nakked at once, not taken): never
+ *   served, never dropped.
+ * - Health probes (`Debug.Health`) are answered without using the invocation up.
+ * - A handler error reaches the caller as error JSON and still ends the function; a failed message is
+ *   nakked so the broker redelivers it.
+ * @example
+ * const fn = createFunction(helloworld, { registry, transport: createHttpTransport() });
+ * await fn.start();
+ * const outcome = await fn.done; // { kind: 'request', endpoint: 'Greeter.Hello', ok: true }
+ */
+export class MicroFunction {
+  readonly service: Service;
+  /** Resolves once the function has served (or given up), deregistered and closed. */
+  readonly done: Promise<FunctionOutcome>;
+  readonly #idleTimeout: number;
+  #resolve!: (outcome: FunctionOutcome) => void;
+  #state: State = 'new';
+  #started: Promise<void> | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(definition: ServiceDefinition, options: FunctionOptions = {}) {
+    this.service = new Service(definition, { ...options, subscribe: { ...options.subscribe, max: 1 } });
+    this.service.setGate({
+      onRequest: (request, reply) => this.#onRequest(request, reply),
+      onDelivery: (delivery) => this.#onDelivery(delivery),
+    });
+    this.#idleTimeout = options.idleTimeout ?? 0;
+    this.done = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  get name(): string {
+    return this.service.name;
+  }
+
+  /** True until the invocation has arrived. */
+  get waiting(): boolean {
+    return this.#state === 'waiting';
+  }
+
+  /** Starts listening/subscribing (as the options allow) and waits for the one invocation. */
+  start(): Promise<void> {
+    if (this.#state !== 'new') throw new Error(`function ${this.name} was already started`);
+    // Accept from now on: a message may arrive while later topics are still being subscribed.
+    this.#state = 'waiting';
+    this.#started = this.service.start().then(() => {
+      if (this.#idleTimeout > 0 && this.#state === 'waiting') {
+        this.#idleTimer = setTimeout(() => {
+          if (this.#state === 'waiting') void this.#finish({ kind: 'idle', ok: true });
+        }, this.#idleTimeout);
+      }
+    });
+    return this.#started;
+  }
+
+  /**
+   * Hands the function its invocation directly (IPC, a Lambda event, a Worker's fetch). `reply` is awaited
+   * before the function stops; adapters whose platform sends the reply after return leave it out.
+   */
+  async invoke(request: ServerRequest, reply: Reply = noReply): Promise<ServerResponse> {
+    let response!: ServerResponse;
+    await this.#onRequest(request, async (r) => {
+      response = r;
+      await reply(r);
+    });
+    return response;
+  }
+
+  /** Hands the function one broker message directly (an SQS record, a Workers queue message). */
+  async deliver(message: BrokerMessage, attempt = 1): Promise<MessageOutcome> {
+    if (this.#state !== 'waiting') return { ok: false, error: this.#refusal() };
+    this.#take();
+    const outcome = await this.service.dispatcher.deliver(message, attempt);
+    await this.#finish({ kind: 'message', topic: message.topic, ...outcome });
+    return outcome;
+  }
+
+  /** Ends the function without an invocation (or after it, waiting for it to finish). */
+  async stop(): Promise<FunctionOutcome> {
+    if (this.#state === 'new' || this.#state === 'waiting') await this.#finish({ kind: 'stopped', ok: true });
+    return this.done;
+  }
+
+  async #onRequest(request: ServerRequest, reply: Reply): Promise<void> {
+    if (request.probe || request.endpoint === HEALTH_ENDPOINT) return reply(await this.service.dispatcher.handle(request));
+    if (this.#state !== 'waiting') return reply(this.service.dispatcher.errorResponse(request, this.#refusal()));
+    this.#take();
+    const response = await this.service.dispatcher.handle(request);
+    try {
+      await reply(response);
+    } catch (err) {
+      this.service.logger.warn('the reply could not be delivered', { error: err });
+    }
+    await this.#finish({ kind: 'request', endpoint: request.endpoint, ok: !response.error, error: response.error });
+  }
+
+  async #onDelivery(delivery: Delivery): Promise<void> {
+    // Not taken: nak without delay so the broker hands it to another instance at once.
+    if (this.#state !== 'waiting') return delivery.nak(0);
+    this.#take();
+    const outcome = await this.service.dispatcher.deliver(delivery.message, delivery.attempt);
+    try {
+      await (outcome.ok ? delivery.ack() : delivery.nak());
+    } catch (err) {
+      this.service.logger.warn('settling the message failed; the broker will redeliver it', { error: err });
+    }
+    await this.#finish({ kind: 'message', topic: delivery.message.topic, ...outcome });
+  }
+
+  #take(): void {
+    this.#state = 'serving';
+    clearTimeout(this.#idleTimer);
+    void this.service.unsubscribe();
+  }
+
+  #refusal(): MicroError {
+    return errors.unavailable(this.name, `function ${this.name} has already taken its one invocation; try another instance`);
+  }
+
+  async #finish(outcome: FunctionOutcome): Promise<void> {
+    if (this.#state === 'finishing' || this.#state === 'done') return;
+    this.#state = 'finishing';
+    clearTimeout(this.#idleTimer);
+    try {
+      await this.#started?.catch(() => {});
+      await this.service.stop();
+    } catch (err) {
+      this.service.logger.error('stopping failed', { error: err });
+    }
+    this.#state = 'done';
+    this.#resolve(outcome);
+  }
+}
+
+/** Binds a definition to the plugins an adapter supplies. See MicroFunction. */
+export function createFunction(definition: ServiceDefinition, options?: FunctionOptions): MicroFunction {
+  return new MicroFunction(definition, options);
+}
+
+/**
+ * Declares a function or service: what a user's module exports (`export default defineFunction({...})`).
+ * It only checks the shape; the adapter that runs it creates the Function.
+ */
+export function defineFunction<const D extends ServiceDefinition>(definition: D): D {
+  if (!definition || typeof definition !== 'object') throw new TypeError('defineFunction takes an object: { name, handlers, subscribers }');
+  if (typeof definition.name !== 'string' || definition.name === '') throw new TypeError('defineFunction needs a name, like { name: "helloworld" }');
+  if (!definition.handlers && !definition.subscribers) throw new TypeError(`function ${definition.name} has neither handlers nor subscribers`);
+  return definition;
+}

@@ -1,0 +1,116 @@
+import type { Context, MessageContext } from './context.js';
+import type { EndpointRecord } from './registry.js';
+
+/** An RPC handler: gets the decoded request, returns the reply. Throw a MicroError to answer with an error. */
+export type Handler<Req = any, Res = unknown> = (request: Req, ctx: Context) => Res | Promise<Res>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the request type is the handler's to validate
+
+/** A broker subscriber: gets the decoded payload. Throwing fails the message (it is redelivered). */
+export type Subscriber<T = any> = (payload: T, ctx: MessageContext) => void | Promise<void>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** Runs around every handler: code before `next`, code after, or an answer without calling it. */
+export type HandlerWrapper = (ctx: Context, request: unknown, next: (request: unknown) => Promise<unknown>) => Promise<unknown>;
+
+/** Runs around every subscriber. */
+export type SubscriberWrapper = (ctx: MessageContext, payload: unknown, next: (payload: unknown) => Promise<void>) => Promise<void>;
+
+export type Hook = () => void | Promise<void>;
+
+/**
+ * What a user writes: a name, handler groups and subscribers. It holds no plugin: the adapter that runs it
+ * (local process, Lambda, Worker) supplies registry, broker and transport.
+ */
+export interface ServiceDefinition {
+  name: string;
+  /** Defaults to `latest`. */
+  version?: string;
+  metadata?: Record<string, string>;
+  /**
+   * Handler groups: `{ Greeter: new Greeter() }` or `{ Greeter: { Hello(req, ctx) {…} } }`. Every method
+   * becomes the endpoint `Greeter.<method>`; methods whose names start with `_` are not exposed.
+   */
+  handlers?: Record<string, object>;
+  /** Topic to subscriber: `{ 'user.created': async (event, ctx) => {…} }`. */
+  subscribers?: Record<string, Subscriber>;
+  wrappers?: HandlerWrapper[];
+  subscriberWrappers?: SubscriberWrapper[];
+  beforeStart?: Hook | Hook[];
+  afterStart?: Hook | Hook[];
+  beforeStop?: Hook | Hook[];
+  afterStop?: Hook | Hook[];
+}
+
+type Bound = (request: unknown, ctx: Context) => unknown;
+type BoundSubscriber = (payload: unknown, ctx: MessageContext) => void | Promise<void>;
+
+/** Endpoint and topic lookup for one service definition, with the wrappers already applied. */
+export class Router {
+  readonly #handlers = new Map<string, (ctx: Context, request: unknown) => Promise<unknown>>();
+  readonly #subscribers = new Map<string, (ctx: MessageContext, payload: unknown) => Promise<void>>();
+
+  constructor(definition: ServiceDefinition) {
+    const wrappers = definition.wrappers ?? [];
+    for (const [group, target] of Object.entries(definition.handlers ?? {})) {
+      if (!/^[A-Za-z_$][\w$]*$/.test(group)) throw new TypeError(`handler group name "${group}" must be an identifier, like "Greeter"`);
+      for (const [method, fn] of methodsOf(target)) {
+        this.#handlers.set(`${group}.${method}`, wrap(wrappers, (ctx, req) => fn(req, ctx)));
+      }
+    }
+    const subWrappers = definition.subscriberWrappers ?? [];
+    for (const [topic, fn] of Object.entries(definition.subscribers ?? {})) {
+      if (typeof fn !== 'function') throw new TypeError(`subscriber for topic "${topic}" must be a function`);
+      this.#subscribers.set(topic, wrapSubscriber(subWrappers, fn as BoundSubscriber));
+    }
+  }
+
+  handler(endpoint: string): ((ctx: Context, request: unknown) => Promise<unknown>) | undefined {
+    return this.#handlers.get(endpoint);
+  }
+
+  subscriber(topic: string): ((ctx: MessageContext, payload: unknown) => Promise<void>) | undefined {
+    return this.#subscribers.get(topic);
+  }
+
+  get topics(): string[] {
+    return [...this.#subscribers.keys()];
+  }
+
+  /** Endpoints as the registry lists them; subscribers carry `metadata.subscriber = "true"`. */
+  endpoints(): EndpointRecord[] {
+    return [
+      ...[...this.#handlers.keys()].map((name) => ({ name, metadata: {} })),
+      ...this.topics.map((name) => ({ name, metadata: { subscriber: 'true' } })),
+    ];
+  }
+}
+
+/** Own and inherited methods of a plain object or class instance, bound to it. */
+function methodsOf(target: object): [string, Bound][] {
+  if (typeof target !== 'object' || target === null) throw new TypeError('a handler group must be an object or a class instance');
+  const found = new Map<string, Bound>();
+  for (let proto: object | null = target; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      if (key === 'constructor' || key.startsWith('_') || found.has(key)) continue;
+      const value = Object.getOwnPropertyDescriptor(proto, key)?.value as unknown;
+      if (typeof value === 'function') found.set(key, (value as Bound).bind(target));
+    }
+  }
+  return [...found];
+}
+
+function wrap(wrappers: HandlerWrapper[], inner: (ctx: Context, request: unknown) => unknown) {
+  const base = async (ctx: Context, request: unknown) => inner(ctx, request);
+  return wrappers.reduceRight<(ctx: Context, request: unknown) => Promise<unknown>>(
+    (next, wrapper) => (ctx, request) => wrapper(ctx, request, (req) => next(ctx, req)),
+    base,
+  );
+}
+
+function wrapSubscriber(wrappers: SubscriberWrapper[], fn: BoundSubscriber) {
+  const base = async (ctx: MessageContext, payload: unknown) => {
+    await fn(payload, ctx);
+  };
+  return wrappers.reduceRight<(ctx: MessageContext, payload: unknown) => Promise<void>>(
+    (next, wrapper) => (ctx, payload) => wrapper(ctx, payload, (p) => next(ctx, p)),
+    base,
+  );
+}

@@ -1,0 +1,78 @@
+import type { Metadata } from './metadata.js';
+import type { MicroError } from './errors.js';
+import type { NodeRecord } from './registry.js';
+
+/** A request as it travels: already encoded. */
+export interface TransportRequest {
+  /** Request id (`Micro-Id`). */
+  id: string;
+  service: string;
+  endpoint: string;
+  contentType: string;
+  body: Uint8Array;
+  metadata: Metadata;
+}
+
+/** A reply as it travels: `error` set means `body` is the error JSON. */
+export interface TransportResponse {
+  contentType: string;
+  body: Uint8Array;
+  metadata: Metadata;
+  error?: MicroError;
+}
+
+export interface CallOptions {
+  /** Epoch milliseconds after which the caller gives up. */
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
+/** A request on the server side; `probe` marks health checks, which never use up a function's one shot. */
+export interface ServerRequest extends TransportRequest {
+  probe?: boolean;
+}
+
+/** A reply on the server side. `status` is 200 or the error's code. */
+export interface ServerResponse extends TransportResponse {
+  status: number;
+}
+
+/**
+ * Sends the reply back to the caller and resolves once it has been handed over completely (flushed to the
+ * socket, written to IPC, returned to the platform). A one-shot function waits for it before it deregisters.
+ */
+export type Reply = (response: ServerResponse) => Promise<void>;
+
+/** What a listener calls for each request it receives. */
+export type RequestHandler = (request: ServerRequest, reply: Reply) => Promise<void>;
+
+/** The server side of a transport: accepts requests until closed. */
+export interface Listener {
+  /** The node address to register, e.g. `http://127.0.0.1:4001`. */
+  readonly address: string;
+  /** Stops accepting; requests already received are answered first. */
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  /** Where to listen, in the transport's own form (`127.0.0.1:0` for HTTP). */
+  address?: string;
+}
+
+/**
+ * Carries requests to a node. The client picks the transport by the scheme of the node's address.
+ */
+export interface Transport {
+  /** URL schemes this transport reaches, without the colon: `['http', 'https']`. */
+  readonly schemes: readonly string[];
+  call(node: NodeRecord, request: TransportRequest, options?: CallOptions): Promise<TransportResponse>;
+  /** Absent where the platform cannot accept connections (Workers, Lambda). */
+  listen?(handler: RequestHandler, options?: ListenOptions): Promise<Listener>;
+  close?(): Promise<void>;
+}
+
+/** The scheme of a node address: `http://x` -> `http`. */
+export function schemeOf(address: string): string {
+  const i = address.indexOf('://');
+  return i > 0 ? address.slice(0, i).toLowerCase() : '';
+}
