@@ -1,0 +1,107 @@
+/**
+ * The local target's entry inside a function's bundle: runs a definition one-shot in this process, either
+ * handed its invocation directly (`micro-fn invoke`) or on its own listener (`micro-fn run`).
+ * Imports only runtime/: it ships inside the user's artifact.
+ */
+import { Client, Metadata, createFunction, jsonCodec, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
+import { resolvePlugins } from '../../runtime/plugins/resolve.js';
+
+export interface InvokeRequest {
+  /** `Service.Method` for an RPC invocation… */
+  endpoint?: string;
+  /** …or a topic for one broker message. */
+  topic?: string;
+  /** The encoded request or message (JSON bytes). */
+  body: Uint8Array;
+  metadata?: Record<string, string>;
+  /** Milliseconds the handler gets; travels as the request's deadline. */
+  timeout?: number;
+}
+
+export interface InvokeResult {
+  ok: boolean;
+  /** 200, or the error's code. */
+  status: number;
+  /** The reply, or the error JSON when not ok. A message's success has an empty body. */
+  body: Uint8Array;
+  metadata: Record<string, string>;
+}
+
+/** Runs `definition` for exactly one invocation handed over directly, and stops it. */
+export async function invokeOnce(definition: ServiceDefinition, request: InvokeRequest, env: Env = {}): Promise<InvokeResult> {
+  const plugins = await resolvePlugins(env);
+  // No listener and no subscriptions: the invocation is this one. The client still reaches the configured
+  // registry and broker, so the handler can call other services and publish.
+  const client = new Client({ registry: plugins.registry, broker: plugins.broker, transports: plugins.transports });
+  const fn = createFunction(definition, { client, env });
+  try {
+    await fn.start();
+    const metadata: Record<string, string> = { ...request.metadata, 'content-type': jsonCodec.contentType };
+    if (request.timeout) metadata['micro-timeout'] = String(request.timeout);
+    if (request.topic !== undefined) {
+      const outcome = await fn.deliver({ id: crypto.randomUUID(), topic: request.topic, headers: metadata, body: request.body });
+      const body = outcome.error ? jsonCodec.encode(outcome.error) : new Uint8Array();
+      return { ok: outcome.ok, status: outcome.error?.code ?? 200, body, metadata: {} };
+    }
+    const response = await fn.invoke({
+      id: crypto.randomUUID(),
+      service: definition.name,
+      endpoint: request.endpoint ?? '',
+      contentType: jsonCodec.contentType,
+      body: request.body,
+      metadata: new Metadata(metadata),
+    });
+    return { ok: !response.error, status: response.status, body: response.body, metadata: response.metadata.toJSON() };
+  } finally {
+    await fn.stop();
+    await plugins.close();
+  }
+}
+
+export interface RunOptions {
+  env?: Env;
+  /** `host:port` to listen on; default `MICRO_SERVER_ADDRESS` or `127.0.0.1:0`. */
+  address?: string;
+  /** Milliseconds to wait for the invocation before ending cleanly; 0: forever. */
+  idleTimeout?: number;
+  /** Called with the node address once listening and registered. */
+  onListening?: (address: string) => void;
+  /** Aborting ends the function (deregistered, closed) if it is still waiting. */
+  signal?: AbortSignal;
+}
+
+/** Runs `definition` standalone: listens, registers, takes one request or message, deregisters. */
+export async function runStandalone(definition: ServiceDefinition, options: RunOptions = {}): Promise<FunctionOutcome> {
+  const env = options.env ?? {};
+  const plugins = await resolvePlugins(env);
+  const [transport] = plugins.transports;
+  const fn = createFunction(definition, {
+    env,
+    registry: plugins.registry,
+    broker: plugins.broker,
+    transport,
+    transports: plugins.transports,
+    address: options.address ?? env.MICRO_SERVER_ADDRESS ?? '127.0.0.1:0',
+    idleTimeout: options.idleTimeout,
+  });
+  const onAbort = () => void fn.stop();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await fn.start();
+    options.onListening?.(fn.service.address ?? '');
+    if (options.signal?.aborted) onAbort();
+    return await fn.done;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    await plugins.close();
+  }
+}
+
+/** The module's default export, checked: the one thing a function file must provide. */
+export function asDefinition(value: unknown, from: string): ServiceDefinition {
+  const def = value as Partial<ServiceDefinition> | undefined;
+  if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
+    throw new TypeError(`${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`);
+  }
+  return def as ServiceDefinition;
+}

@@ -1,0 +1,1 @@
+export { asDefinition, invokeOnce, runStandalone, type InvokeRequest, type InvokeResult, type RunOptions } from './handler.js';

@@ -1,0 +1,47 @@
+/**
+ * `micro-fn invoke` wall time (a fresh process per call, bundle cache warm) against `node -e 0`, side by side.
+ * Target: invoke ≤ 2.5× node -e 0.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fmt, ratio, sideBySide, summarize } from './stats.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'cli', 'bin.mjs');
+
+function run(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')} exited ${code}`))));
+  });
+}
+
+export async function benchInvoke(n = 30): Promise<string[]> {
+  const home = mkdtempSync(join(tmpdir(), 'micro-fn-bench-'));
+  // Only what a user's shell would pass; no NODE_OPTIONS from a test runner.
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, MICRO_FN_HOME: home };
+  try {
+    const invokeArgs = [bin, 'invoke', 'examples/helloworld', 'Greeter.Hello', '{"name":"Ada"}'];
+    const cold = performance.now();
+    const out = await run(invokeArgs, env);
+    const coldMs = performance.now() - cold;
+    if (out.trim() !== '{"message":"Hello Ada"}') throw new Error(`unexpected reply ${out}`);
+    const [inv, bare] = await sideBySide(n, 3, () => run(invokeArgs, env), () => run(['-e', '0'], env));
+    const a = summarize(inv);
+    const b = summarize(bare);
+    return [
+      `micro-fn invoke (first run, builds the bundle): ${fmt(coldMs)}`,
+      `micro-fn invoke, cached bundle    p50 ${fmt(a.p50)}  p99 ${fmt(a.p99)}  (n=${a.n})`,
+      `node -e 0                         p50 ${fmt(b.p50)}  p99 ${fmt(b.p99)}`,
+      `ratio invoke / node -e 0 at p50: ${ratio(a.p50, b.p50)}  (target ≤ 2.5×)`,
+    ];
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}

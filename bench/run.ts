@@ -1,0 +1,15 @@
+/** `npm run bench`: every benchmark, each comparing micro-fn with a baseline measured in the same run. */
+import { benchHttp } from './http-roundtrip.js';
+import { benchInvoke } from './invoke.js';
+
+const benches: [string, () => Promise<string[]>][] = [
+  ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
+  ['micro-fn invoke vs node -e 0', () => benchInvoke()],
+];
+
+const only = process.argv[2];
+for (const [title, bench] of benches) {
+  if (only && !title.toLowerCase().includes(only.toLowerCase())) continue;
+  console.log(`\n## ${title}`);
+  for (const line of await bench()) console.log(line);
+}

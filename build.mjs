@@ -1,0 +1,36 @@
+// Compiles the CLI and the library into dist/ with esbuild. `npm install` runs it (prepare).
+import { readFileSync, rmSync } from 'node:fs';
+import * as esbuild from 'esbuild';
+
+const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
+rmSync(new URL('./dist', import.meta.url), { recursive: true, force: true });
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  splitting: true,
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  // Third-party packages stay imports: they are dependencies, loaded lazily by the code that needs them.
+  packages: 'external',
+};
+
+// The library: one file per package.json export (its `source` condition).
+const library = Object.fromEntries(
+  Object.entries(pkg.exports)
+    .filter(([, target]) => typeof target === 'object' && target.source)
+    .map(([, target]) => [target.default.replace(/^\.\/dist\//, '').replace(/\.js$/, ''), target.source]),
+);
+
+await Promise.all([
+  esbuild.build({ ...common, entryPoints: library, outdir: 'dist', chunkNames: 'chunks/[name]-[hash]' }),
+  esbuild.build({
+    ...common,
+    entryPoints: { main: 'cli/main.ts' },
+    outdir: 'dist/cli',
+    chunkNames: '[name]-[hash]',
+    define: { __MICRO_FN_VERSION__: JSON.stringify(pkg.version) },
+  }),
+]);

@@ -1,0 +1,98 @@
+/** What every command file exports, and the shared argument parsing and help text. */
+import { parseArgs } from 'node:util';
+import { UserError } from '../adapters/local/build.js';
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  /** Placeholder shown in help, e.g. `MS`. */
+  value?: string;
+  description: string;
+}
+
+export interface Parsed {
+  positionals: string[];
+  values: Record<string, string | boolean | string[] | undefined>;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Positionals part of the usage line, e.g. `<entry> <Service.Method> [json]`. */
+  usage: string;
+  description?: string;
+  options: Record<string, OptionSpec>;
+  examples?: string[];
+  run(args: Parsed): Promise<number>;
+}
+
+/** Options every command takes. */
+export const commonOptions: Record<string, OptionSpec> = {
+  json: { type: 'boolean', description: 'machine-readable output (errors as error JSON)' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+/** Registry and broker choice, mirroring MICRO_REGISTRY, MICRO_REGISTRY_ADDRESS, MICRO_BROKER, MICRO_BROKER_ADDRESS. */
+export const pluginOptions: Record<string, OptionSpec> = {
+  registry: { type: 'string', value: 'NAME', description: 'registry plugin (env MICRO_REGISTRY; default memory)' },
+  'registry-address': { type: 'string', value: 'URL', description: 'registry address (env MICRO_REGISTRY_ADDRESS)' },
+  broker: { type: 'string', value: 'NAME', description: 'broker plugin (env MICRO_BROKER; default memory)' },
+  'broker-address': { type: 'string', value: 'URL', description: 'broker address (env MICRO_BROKER_ADDRESS)' },
+};
+
+export function parse(command: Command, argv: string[]): Parsed {
+  const options = { ...command.options, ...commonOptions };
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: Object.fromEntries(Object.entries(options).map(([k, o]) => [k, { type: o.type, short: o.short, multiple: o.multiple }])),
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as Parsed['values'], positionals };
+  } catch (err) {
+    throw new UserError(`${(err as Error).message.split('\n')[0]} (see micro-fn ${command.name} --help)`);
+  }
+}
+
+export function help(command: Command): string {
+  const options = { ...command.options, ...commonOptions };
+  const rows = Object.entries(options).map(([name, o]) => {
+    const flag = `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
+    return `  ${flag.padEnd(30)} ${o.description}`;
+  });
+  return [
+    `Usage: micro-fn ${command.name} ${command.usage} [options]`,
+    '',
+    command.description ?? command.summary,
+    '',
+    'Options:',
+    ...rows,
+    ...(command.examples?.length ? ['', 'Examples:', ...command.examples.map((e) => `  $ ${e}`)] : []),
+    '',
+  ].join('\n');
+}
+
+/** The environment with the plugin flags applied over it (flags win). */
+export function envWithFlags(values: Parsed['values'], env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = { ...env };
+  const map: Record<string, string> = {
+    registry: 'MICRO_REGISTRY',
+    'registry-address': 'MICRO_REGISTRY_ADDRESS',
+    broker: 'MICRO_BROKER',
+    'broker-address': 'MICRO_BROKER_ADDRESS',
+    address: 'MICRO_SERVER_ADDRESS',
+  };
+  for (const [flag, name] of Object.entries(map)) if (typeof values[flag] === 'string') out[name] = values[flag] as string;
+  return out;
+}
+
+/** Parses `500`, `500ms`, `2s`, `1m` into milliseconds. */
+export function duration(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!match) throw new UserError(`--${flag} takes a duration like 500ms, 30s or 5m; got "${value}"`);
+  const n = Number(match[1]);
+  return Math.round(match[2] === 's' ? n * 1000 : match[2] === 'm' ? n * 60_000 : n);
+}

@@ -1,0 +1,58 @@
+import { Console } from 'node:console';
+import { readFileSync } from 'node:fs';
+import { UserError } from '../adapters/local/build.js';
+import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
+import { loadFunction } from './load.js';
+import { write } from './output.js';
+
+export const command: Command = {
+  name: 'invoke',
+  summary: 'run a function once, in this fresh process, and print its reply',
+  usage: '<entry> (<Service.Method> | --topic TOPIC) [json]',
+  description: [
+    'Runs the function in <entry> (a .ts/.js file or a folder with an index.ts) for exactly one invocation:',
+    'an RPC request to <Service.Method>, or with --topic one broker message. The reply JSON goes to stdout',
+    '(exit 0); an error goes to stderr as error JSON (exit 1). The function\'s own logs go to stderr.',
+    'The json argument is the request body; "-" reads it from stdin; absent means {}.',
+  ].join('\n'),
+  options: {
+    topic: { type: 'string', short: 't', value: 'TOPIC', description: 'deliver one broker message on TOPIC instead of a request' },
+    metadata: { type: 'string', short: 'm', value: 'KEY=VALUE', multiple: true, description: 'request metadata (repeatable)' },
+    timeout: { type: 'string', value: 'DURATION', description: 'deadline for the handler, e.g. 5s' },
+    ...pluginOptions,
+  },
+  examples: [`micro-fn invoke examples/helloworld Greeter.Hello '{"name":"Ada"}'`, `micro-fn invoke examples/events --topic user.created '{"id":1}'`],
+  async run({ positionals, values }) {
+    const [entry, ...rest] = positionals;
+    const topic = values.topic as string | undefined;
+    const endpoint = topic === undefined ? rest.shift() : undefined;
+    if (!entry) throw new UserError('invoke needs an entry: micro-fn invoke <entry> <Service.Method> [json]');
+    if (topic === undefined && !endpoint) throw new UserError('invoke needs an endpoint like Greeter.Hello, or --topic TOPIC');
+    if (endpoint !== undefined && !/^[\w$]+\.[\w$]+$/.test(endpoint)) throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
+    if (rest.length > 1) throw new UserError(`unexpected argument "${rest[1]}" (quote the JSON: '{"name":"Ada"}')`);
+    const data = rest[0] === '-' ? readFileSync(0, 'utf8') : (rest[0] ?? '');
+
+    const env = envWithFlags(values);
+    const timeout = duration(values.timeout as string | undefined, 'timeout');
+    const metadata = Object.fromEntries(((values.metadata as string[] | undefined) ?? []).map(pair));
+
+    // stdout carries the reply only: whatever the function logs goes to stderr.
+    globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
+    const bundle = await loadFunction(entry, env);
+    const result = await bundle.invokeOnce(bundle.definition, { endpoint, topic, body: new TextEncoder().encode(data), metadata, timeout }, env);
+    const text = new TextDecoder().decode(result.body);
+    if (result.ok) {
+      if (topic === undefined) await write(process.stdout, `${text}\n`);
+      return 0;
+    }
+    await write(process.stderr, `${text}\n`);
+    return 1;
+  },
+};
+
+function pair(text: string): [string, string] {
+  const i = text.indexOf('=');
+  if (i <= 0) throw new UserError(`--metadata takes KEY=VALUE; got "${text}"`);
+  return [text.slice(0, i), text.slice(i + 1)];
+}
+

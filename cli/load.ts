@@ -1,0 +1,14 @@
+/** Builds a function entry for the local target (cached) and loads the bundle into this process. */
+import { pathToFileURL } from 'node:url';
+import { buildLocal, resolveEntry } from '../adapters/local/build.js';
+import type * as LocalHandler from '../adapters/local/handler.js';
+import type { ServiceDefinition } from '../runtime/index.js';
+
+/** What a local bundle exports: the user's definition and the local handler. */
+export type LocalBundle = typeof LocalHandler & { definition: ServiceDefinition };
+
+export async function loadFunction(entry: string, env: Record<string, string | undefined>): Promise<LocalBundle> {
+  const built = await buildLocal(resolveEntry(entry), { env });
+  process.setSourceMapsEnabled(true);
+  return (await import(pathToFileURL(built.file).href)) as LocalBundle;
+}

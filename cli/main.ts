@@ -1,0 +1,60 @@
+/** Wires the commands: each lives in its own file and is loaded only when asked for, so --help is instant. */
+import { help, parse, type Command } from './command.js';
+import { report } from './output.js';
+
+const commands: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
+  invoke: { summary: 'run a function once, in a fresh process, and print its reply', load: () => import('./invoke.js') },
+  run: { summary: 'run a function standalone: listen, register, serve one invocation, exit', load: () => import('./run.js') },
+};
+
+// Set by build.mjs from package.json.
+declare const __MICRO_FN_VERSION__: string | undefined;
+const VERSION = typeof __MICRO_FN_VERSION__ === 'string' ? __MICRO_FN_VERSION__ : 'dev';
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  return [
+    'Usage: micro-fn <command> [options]',
+    '',
+    'One-shot functions: each invocation runs in a fresh process that serves exactly one request or message.',
+    '',
+    'Commands:',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `micro-fn <command> --help` for its options.',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  const json = rest.includes('--json');
+  let code: number;
+  try {
+    if (!name || name === '--help' || name === '-h' || name === 'help') {
+      const target = name === 'help' ? rest[0] : undefined;
+      if (target && commands[target]) process.stdout.write(help((await commands[target].load()).command));
+      else process.stdout.write(usage());
+      code = 0;
+    } else if (name === '--version' || name === '-v') {
+      process.stdout.write(`${VERSION}\n`);
+      code = 0;
+    } else if (!commands[name]) {
+      process.stderr.write(`micro-fn: unknown command "${name}"\n\n${usage()}`);
+      code = 1;
+    } else {
+      const { command } = await commands[name].load();
+      const args = parse(command, rest);
+      if (args.values.help) {
+        process.stdout.write(help(command));
+        code = 0;
+      } else {
+        code = await command.run(args);
+      }
+    }
+  } catch (err) {
+    code = report(err, json);
+  }
+  // A one-shot process: exit now, even if a user's timer or socket is still open.
+  process.exit(code);
+}

@@ -1,0 +1,31 @@
+/** How the CLI reports: one clear line for a user's mistake, error JSON with --json, a stack only for bugs. */
+import { isMicroError } from '../runtime/index.js';
+import { UserError } from '../adapters/local/build.js';
+
+const useColor = (stream: NodeJS.WriteStream) => stream.isTTY === true && !process.env.NO_COLOR;
+
+export function red(text: string, stream: NodeJS.WriteStream = process.stderr): string {
+  return useColor(stream) ? `\x1b[31m${text}\x1b[39m` : text;
+}
+
+export function dim(text: string, stream: NodeJS.WriteStream = process.stderr): string {
+  return useColor(stream) ? `\x1b[2m${text}\x1b[22m` : text;
+}
+
+/** Prints `err` on stderr the way its kind deserves and returns the exit code (1). */
+export function report(err: unknown, json: boolean): number {
+  if (isMicroError(err)) {
+    process.stderr.write(json ? `${JSON.stringify(err)}\n` : `${red('micro-fn:')} ${err.detail} (${err.code} ${err.status})\n`);
+  } else if (err instanceof UserError || (err instanceof Error && err.name === 'UserError')) {
+    const message = (err as Error).message;
+    process.stderr.write(json ? `${JSON.stringify({ id: 'micro-fn', code: 400, detail: message, status: 'Bad Request' })}\n` : `${red('micro-fn:')} ${message}\n`);
+  } else {
+    process.stderr.write(`${red('micro-fn: unexpected error (a bug: please report it)')}\n${(err as Error)?.stack ?? String(err)}\n`);
+  }
+  return 1;
+}
+
+/** Writes `text` to a stream and resolves once it is flushed (so exiting right after loses nothing). */
+export function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
+  return new Promise((resolve) => stream.write(text, () => resolve()));
+}

@@ -1,0 +1,189 @@
+import { deadLetterHeaders, deadLetterTopic } from '../../core/broker.js';
+import type { Broker, BrokerMessage, Delivery, DeliveryHandler, PublishMessage, SubscribeOptions, Subscription } from '../../core/broker.js';
+import { MicroError } from '../../core/errors.js';
+
+export interface MemoryBrokerOptions {
+  /** Deliveries a message gets before it is dead-lettered. Default 5. */
+  maxAttempts?: number;
+  /**
+   * Milliseconds before redelivering after a `nak()` without a delay (or a handler that failed); `attempt` is
+   * the one that failed. Default min(1000, 20·2^(attempt-1)): 20, 40, 80, … capped at one second.
+   */
+  backoff?: (attempt: number) => number;
+}
+
+const defaultBackoff = (attempt: number): number => Math.min(1000, 20 * 2 ** (attempt - 1));
+
+interface Member {
+  handler: DeliveryHandler;
+  manual: boolean;
+  max: number;
+  taken: number;
+}
+
+/** Every subscription without a queue is a group of its own; subscriptions sharing a queue share a group. */
+interface Group {
+  key: string;
+  queue: boolean;
+  members: Member[];
+  /** Messages waiting for a member (redeliveries while the group is empty, or not yet dispatched). */
+  pending: { message: BrokerMessage; attempt: number }[];
+  next: number;
+  scheduled: boolean;
+}
+
+/**
+ * A broker inside one process: publish and subscribe between the functions and services this process hosts.
+ *
+ * Delivery is at-least-once within the process lifetime: a message is handed to every plain subscription and
+ * to one member of each queue group (round-robin, picked when it is dispatched), always asynchronously. A
+ * nakked message is redelivered to a member of the same group after a backoff; after `maxAttempts` failed
+ * deliveries, or on `term()`, it is published to `dlq.<topic>` with the dead-letter headers. Nothing is kept:
+ * a message published to a topic without subscribers is dropped, and so are a dead-lettered message nobody
+ * subscribed to, a redelivery for a plain subscription that has unsubscribed, and everything pending at `close()`.
+ * A redelivery for a queue group whose members all left waits until a new member subscribes.
+ *
+ * @example
+ * import { createMemoryBroker } from 'micro-fn/memory';
+ *
+ * const broker = createMemoryBroker();
+ * await broker.subscribe('orders', async ({ message }) => {
+ *   console.log(new TextDecoder().decode(message.body)); // throwing would nak: redelivered later
+ * }, { queue: 'billing' });
+ * await broker.publish('orders', { body: new TextEncoder().encode('{"id":1}') });
+ */
+export class MemoryBroker implements Broker {
+  /** topic -> group key -> group */
+  readonly #topics = new Map<string, Map<string, Group>>();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #maxAttempts: number;
+  readonly #backoff: (attempt: number) => number;
+  #subscriptions = 0;
+  #closed = false;
+
+  constructor(options: MemoryBrokerOptions = {}) {
+    const { maxAttempts = 5, backoff = defaultBackoff } = options;
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`maxAttempts must be an integer >= 1; got ${String(maxAttempts)}`);
+    if (typeof backoff !== 'function') throw new TypeError('backoff must be a function (attempt) => milliseconds');
+    this.#maxAttempts = maxAttempts;
+    this.#backoff = backoff;
+  }
+
+  /** Resolves once the message is queued; a topic without subscribers drops it. Rejects with a 503 after `close()`. */
+  async publish(topic: string, message: PublishMessage): Promise<void> {
+    if (this.#closed) throw new MicroError('memory-broker', 503, `broker is closed: cannot publish to ${topic}`);
+    if (!(message?.body instanceof Uint8Array)) throw new TypeError('a published message needs a Uint8Array body');
+    const published: BrokerMessage = { id: crypto.randomUUID(), topic, headers: { ...message.headers }, body: message.body.slice() };
+    for (const group of this.#topics.get(topic)?.values() ?? []) {
+      if (group.members.length > 0) this.#enqueue(group, published, 1);
+    }
+  }
+
+  async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
+    if (this.#closed) throw new MicroError('memory-broker', 503, `broker is closed: cannot subscribe to ${topic}`);
+    if (typeof handler !== 'function') throw new TypeError('subscribe needs a handler function');
+    const { queue, max = Infinity, ack = 'auto' } = options;
+    if (max !== Infinity && (!Number.isInteger(max) || max < 1)) throw new TypeError(`max must be an integer >= 1; got ${String(max)}`);
+    if (ack !== 'auto' && ack !== 'manual') throw new TypeError(`ack must be 'auto' or 'manual'; got ${String(ack)}`);
+    const member: Member = { handler, manual: ack === 'manual', max, taken: 0 };
+    const key = queue ? `queue:${queue}` : `sub:${++this.#subscriptions}`;
+    const group = this.#group(topic, key, true)!;
+    group.members.push(member);
+    this.#schedule(group);
+    return { topic, unsubscribe: async () => this.#leave(topic, group, member) };
+  }
+
+  /** Cancels redeliveries and drops every subscription and pending message. Safe to call twice. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.#topics.clear();
+  }
+
+  #group(topic: string, key: string, create: boolean): Group | undefined {
+    let groups = this.#topics.get(topic);
+    if (!groups && create) this.#topics.set(topic, (groups = new Map()));
+    let group = groups?.get(key);
+    if (!group && groups && create) groups.set(key, (group = { key, queue: key.startsWith('queue:'), members: [], pending: [], next: 0, scheduled: false }));
+    return group;
+  }
+
+  /** Removes `member`; forgets the group once nothing waits in it (a plain subscription's pending go with it). */
+  #leave(topic: string, group: Group, member: Member): void {
+    const index = group.members.indexOf(member);
+    if (index < 0) return;
+    group.members.splice(index, 1);
+    if (group.members.length > 0 || (group.queue && group.pending.length > 0)) return;
+    const groups = this.#topics.get(topic);
+    if (groups?.get(group.key) === group) groups.delete(group.key);
+    if (groups?.size === 0) this.#topics.delete(topic);
+  }
+
+  #enqueue(group: Group, message: BrokerMessage, attempt: number): void {
+    group.pending.push({ message, attempt });
+    this.#schedule(group);
+  }
+
+  /** Dispatches in a microtask: never inside the caller's stack, and members are picked at dispatch time. */
+  #schedule(group: Group): void {
+    if (group.scheduled || group.pending.length === 0) return;
+    group.scheduled = true;
+    queueMicrotask(() => {
+      group.scheduled = false;
+      while (!this.#closed && group.pending.length > 0 && group.members.length > 0) {
+        const member = group.members[group.next++ % group.members.length]!;
+        const { message, attempt } = group.pending.shift()!;
+        // Leave the group the moment the last allowed message is handed over, so it is never offered another.
+        if (++member.taken >= member.max) this.#leave(message.topic, group, member);
+        this.#deliver(group, member, message, attempt);
+      }
+    });
+  }
+
+  #deliver(group: Group, member: Member, message: BrokerMessage, attempt: number): void {
+    let settled = false;
+    const settle = (then: () => void) => async () => {
+      if (settled) return;
+      settled = true;
+      if (!this.#closed) then();
+    };
+    const delivery: Delivery = {
+      message: { ...message, headers: { ...message.headers }, body: message.body.slice() },
+      attempt,
+      ack: settle(() => {}),
+      nak: (delayMs?: number) => settle(() => this.#retry(group, message, attempt, delayMs))(),
+      term: (reason?: string) => settle(() => this.#deadLetter(message, reason ?? 'terminated', attempt))(),
+    };
+    // Through a promise so a handler that throws synchronously counts as a rejection.
+    const run = Promise.resolve().then(() => member.handler(delivery));
+    if (member.manual) run.catch(() => {}); // a manual handler that throws leaves the delivery to its own settling
+    else run.then(() => delivery.ack(), () => delivery.nak()).catch(() => {}); // only a throwing backoff gets here
+  }
+
+  #retry(group: Group, message: BrokerMessage, attempt: number, delayMs?: number): void {
+    if (attempt >= this.#maxAttempts) return this.#deadLetter(message, `failed ${attempt} attempts`, attempt);
+    const redeliver = () => {
+      // The group may have been forgotten and made anew since: look it up again by key.
+      const target = this.#group(message.topic, group.key, group.queue);
+      if (target) this.#enqueue(target, message, attempt + 1);
+    };
+    const delay = delayMs ?? this.#backoff(attempt);
+    if (!(delay > 0)) return redeliver();
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      redeliver();
+    }, delay);
+    this.#timers.add(timer);
+  }
+
+  #deadLetter(message: BrokerMessage, reason: string, attempts: number): void {
+    const headers = { ...message.headers, [deadLetterHeaders.topic]: message.topic, [deadLetterHeaders.reason]: reason, [deadLetterHeaders.attempts]: String(attempts) };
+    void this.publish(deadLetterTopic(message.topic), { headers, body: message.body }).catch(() => {});
+  }
+}
+
+/** A broker kept in this process's memory; see {@link MemoryBroker} for its delivery semantics. */
+export function createMemoryBroker(options?: MemoryBrokerOptions): MemoryBroker {
+  return new MemoryBroker(options);
+}
