@@ -30,11 +30,19 @@ export function serviceRecord(name: string, version: string, ids: string[], meta
 const ids = (services: ServiceRecord[]) => services.flatMap((s) => s.nodes.map((n) => n.id)).sort();
 const versions = (services: ServiceRecord[]) => services.map((s) => s.version).sort();
 
-/** Next watch event, bounded. */
+/**
+ * Next watch event, bounded. Holds the process open meanwhile: registries unref their expiry timers and
+ * `withTimeout` unrefs its own, so a wait for an expiry event would otherwise let Node exit mid-suite.
+ */
 async function next(watch: AsyncIterator<RegistryEvent>, what: string): Promise<RegistryEvent> {
-  const result = await withTimeout(watch.next(), 3000, what);
-  assert.not.ok(result.done, `${what}: the watch ended`);
-  return result.value;
+  const keepAlive = setInterval(() => {}, 1000);
+  try {
+    const result = await withTimeout(watch.next(), 3000, what);
+    assert.not.ok(result.done, `${what}: the watch ended`);
+    return result.value;
+  } finally {
+    clearInterval(keepAlive);
+  }
 }
 
 export function registryContract(name: string, create: () => Promise<RegistryFixture>): void {

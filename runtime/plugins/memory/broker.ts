@@ -41,7 +41,8 @@ interface Group {
  * deliveries, or on `term()`, it is published to `dlq.<topic>` with the dead-letter headers. Nothing is kept:
  * a message published to a topic without subscribers is dropped, and so are a dead-lettered message nobody
  * subscribed to, a redelivery for a plain subscription that has unsubscribed, and everything pending at `close()`.
- * A redelivery for a queue group whose members all left waits until a new member subscribes.
+ * A redelivery for a queue group whose members all left waits until a new member subscribes. A handler that
+ * throws or rejects naks its delivery, with `ack: 'manual'` too, unless it settled it first.
  *
  * @example
  * import { createMemoryBroker } from 'micro-fn/memory';
@@ -155,10 +156,12 @@ export class MemoryBroker implements Broker {
       nak: (delayMs?: number) => settle(() => this.#retry(group, message, attempt, delayMs))(),
       term: (reason?: string) => settle(() => this.#deadLetter(message, reason ?? 'terminated', attempt))(),
     };
-    // Through a promise so a handler that throws synchronously counts as a rejection.
-    const run = Promise.resolve().then(() => member.handler(delivery));
-    if (member.manual) run.catch(() => {}); // a manual handler that throws leaves the delivery to its own settling
-    else run.then(() => delivery.ack(), () => delivery.nak()).catch(() => {}); // only a throwing backoff gets here
+    // Through a promise so a handler that throws synchronously counts as a rejection. A failed handler naks
+    // in both modes (a no-op if it settled first); a manual handler that resolves may still settle later.
+    Promise.resolve()
+      .then(() => member.handler(delivery))
+      .then(() => (member.manual ? undefined : delivery.ack()), () => delivery.nak())
+      .catch(() => {}); // only a throwing backoff gets here
   }
 
   #retry(group: Group, message: BrokerMessage, attempt: number, delayMs?: number): void {

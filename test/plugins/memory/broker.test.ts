@@ -1,0 +1,181 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { deadLetterHeaders, deadLetterTopic } from '../../../runtime/core/broker.js';
+import { isMicroError } from '../../../runtime/core/errors.js';
+import { MemoryBroker, createMemoryBroker } from '../../../runtime/plugins/memory/broker.js';
+import { brokerContract, collector, decode, encode } from '../../contracts/broker.js';
+import { eventually, rejects, sleep } from '../../helpers.js';
+
+brokerContract('MemoryBroker contract', async () => {
+  const broker = createMemoryBroker();
+  return { broker, cleanup: () => broker.close() };
+});
+
+// ---
+
+const MemoryBrokerSuite = suite<{ broker: MemoryBroker }>('MemoryBroker', { broker: new MemoryBroker() });
+
+MemoryBrokerSuite.before.each((ctx) => {
+  ctx.broker = new MemoryBroker();
+});
+MemoryBrokerSuite.after.each((ctx) => ctx.broker.close());
+
+MemoryBrokerSuite('drops a message published while nobody subscribed', async ({ broker }) => {
+  await broker.publish('orders', { body: encode('lost') });
+  const { deliveries, handler } = collector();
+  await broker.subscribe('orders', handler);
+  await broker.publish('orders', { body: encode('kept') });
+  await eventually(() => deliveries.length > 0, 2000, 'a delivery');
+  await sleep(30);
+  assert.equal(deliveries.map((d) => decode(d.message.body)), ['kept']);
+});
+
+MemoryBrokerSuite('keeps a redelivery until a member of its queue group subscribes', async ({ broker }) => {
+  const leaving = collector(async (d) => {
+    await subscription.unsubscribe();
+    await d.nak(0);
+  });
+  const subscription = await broker.subscribe('orders', leaving.handler, { queue: 'billing', ack: 'manual' });
+  await broker.publish('orders', { body: encode('wait for me') });
+  await eventually(() => leaving.deliveries.length === 1, 2000, 'the first delivery');
+  await sleep(50); // the redelivery is due now, but the group has no member
+  const late = collector();
+  await broker.subscribe('orders', late.handler, { queue: 'billing' });
+  await eventually(() => late.deliveries.length === 1, 2000, 'the redelivery');
+  assert.is(late.deliveries[0]!.attempt, 2);
+});
+
+MemoryBrokerSuite('drops a redelivery for a plain subscription that has left', async ({ broker }) => {
+  const first = collector(async (d) => {
+    await subscription.unsubscribe();
+    await d.nak(0);
+  });
+  const subscription = await broker.subscribe('orders', first.handler, { ack: 'manual' });
+  await broker.publish('orders', { body: encode('x') });
+  await eventually(() => first.deliveries.length === 1, 2000, 'the first delivery');
+  const later = collector();
+  await broker.subscribe('orders', later.handler);
+  await sleep(50);
+  assert.equal([first.deliveries.length, later.deliveries.length], [1, 0]);
+});
+
+MemoryBrokerSuite('never hands a max 1 subscription a second message, even when messages are published together', async ({ broker }) => {
+  const once = collector();
+  await broker.subscribe('orders', once.handler, { queue: 'fn', max: 1 });
+  void broker.publish('orders', { body: encode('a') });
+  void broker.publish('orders', { body: encode('b') });
+  await broker.publish('orders', { body: encode('c') });
+  await eventually(() => once.deliveries.length === 1, 2000, 'one delivery');
+  await sleep(30);
+  assert.equal(once.deliveries.map((d) => decode(d.message.body)), ['a']);
+});
+
+MemoryBrokerSuite('gives every subscription its own copy of a message', async ({ broker }) => {
+  const vandal = collector((d) => {
+    d.message.body.fill(0);
+    d.message.headers['x-trace'] = 'changed';
+  });
+  const reader = collector();
+  await broker.subscribe('orders', vandal.handler);
+  await broker.subscribe('orders', reader.handler);
+  const body = encode('intact');
+  await broker.publish('orders', { headers: { 'x-trace': 't1' }, body });
+  body.fill(0);
+  await eventually(() => reader.deliveries.length === 1 && vandal.deliveries.length === 1, 2000, 'both deliveries');
+  assert.equal([decode(reader.deliveries[0]!.message.body), reader.deliveries[0]!.message.headers['x-trace']], ['intact', 't1']);
+});
+
+MemoryBrokerSuite('naks a manual delivery whose handler throws before settling it', async ({ broker }) => {
+  const attempts: number[] = [];
+  await broker.subscribe(
+    'orders',
+    (d) => {
+      attempts.push(d.attempt);
+      if (d.attempt === 1) throw new Error('forgot to settle');
+      return d.ack();
+    },
+    { ack: 'manual' },
+  );
+  await broker.publish('orders', { body: encode('x') });
+  await eventually(() => attempts.length === 2, 2000, 'the redelivery');
+  assert.equal(attempts, [1, 2]);
+});
+
+MemoryBrokerSuite('waits the default backoff before redelivering a failed message', async ({ broker }) => {
+  const at: number[] = [];
+  await broker.subscribe('orders', () => {
+    at.push(performance.now());
+    if (at.length === 1) throw new Error('fail once');
+  });
+  await broker.publish('orders', { body: encode('x') });
+  await eventually(() => at.length === 2, 2000, 'the redelivery');
+  assert.ok(at[1]! - at[0]! >= 15, `waited ${at[1]! - at[0]!} ms, the first backoff is 20 ms`);
+});
+
+MemoryBrokerSuite('close cancels redeliveries and refuses publish and subscribe with a 503', async ({ broker }) => {
+  const { deliveries, handler } = collector((d) => d.nak(30));
+  await broker.subscribe('orders', handler, { ack: 'manual' });
+  await broker.publish('orders', { body: encode('x') });
+  await eventually(() => deliveries.length === 1, 2000, 'the first delivery');
+  await broker.close();
+  await broker.close();
+  await sleep(80);
+  assert.is(deliveries.length, 1);
+  for (const attempt of [() => broker.publish('orders', { body: encode('x') }), () => broker.subscribe('orders', handler)]) {
+    const err = await rejects(attempt);
+    assert.ok(isMicroError(err) && err.code === 503, String(err));
+  }
+});
+
+MemoryBrokerSuite('keeps two brokers in one process apart', async ({ broker }) => {
+  const other = createMemoryBroker();
+  try {
+    const { deliveries, handler } = collector();
+    await other.subscribe('orders', handler);
+    await broker.publish('orders', { body: encode('x') });
+    await sleep(30);
+    assert.is(deliveries.length, 0);
+  } finally {
+    await other.close();
+  }
+});
+
+MemoryBrokerSuite.run();
+
+// ---
+
+const createMemoryBrokerSuite = suite('createMemoryBroker');
+
+createMemoryBrokerSuite('uses the given backoff and maxAttempts', async () => {
+  const backoffs: number[] = [];
+  const broker = createMemoryBroker({ maxAttempts: 3, backoff: (attempt) => (backoffs.push(attempt), 1) });
+  try {
+    assert.instance(broker, MemoryBroker);
+    const failing = collector(() => Promise.reject(new Error('always')));
+    const dead = collector();
+    await broker.subscribe('orders', failing.handler);
+    await broker.subscribe(deadLetterTopic('orders'), dead.handler);
+    await broker.publish('orders', { body: encode('x') });
+    await eventually(() => dead.deliveries.length === 1, 2000, 'the dead letter');
+    assert.equal(failing.deliveries.map((d) => d.attempt), [1, 2, 3]);
+    assert.equal(backoffs, [1, 2]);
+    assert.is(dead.deliveries[0]!.message.headers[deadLetterHeaders.attempts], '3');
+  } finally {
+    await broker.close();
+  }
+});
+
+createMemoryBrokerSuite('refuses invalid options and subscribe options with a message that says how to fix them', async () => {
+  assert.throws(() => createMemoryBroker({ maxAttempts: 0 }), /maxAttempts must be an integer >= 1/);
+  assert.throws(() => createMemoryBroker({ backoff: 5 as unknown as () => number }), /backoff must be a function/);
+  const broker = createMemoryBroker();
+  try {
+    await rejects(() => broker.subscribe('orders', () => {}, { max: 0 }));
+    await rejects(() => broker.subscribe('orders', () => {}, { ack: 'sometimes' as 'auto' }));
+    assert.instance(await rejects(() => broker.publish('orders', { body: 'text' as unknown as Uint8Array })), TypeError);
+  } finally {
+    await broker.close();
+  }
+});
+
+createMemoryBrokerSuite.run();
