@@ -1,6 +1,6 @@
 /** What every command file exports, and the shared argument parsing and help text. */
 import { parseArgs } from 'node:util';
-import { UserError } from '../adapters/local/build.js';
+import { UserError } from '../runtime/index.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -46,7 +46,9 @@ export function parse(command: Command, argv: string[]): Parsed {
   try {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: Object.fromEntries(Object.entries(options).map(([k, o]) => [k, { type: o.type, short: o.short, multiple: o.multiple }])),
+      options: Object.fromEntries(
+        Object.entries(options).map(([k, o]) => [k, { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) }]),
+      ),
       allowPositionals: true,
       strict: true,
     });

@@ -1,6 +1,6 @@
 import { Console } from 'node:console';
 import { readFileSync } from 'node:fs';
-import { UserError } from '../adapters/local/build.js';
+import { UserError } from '../runtime/index.js';
 import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
 import { loadFunction } from './load.js';
 import { write } from './output.js';

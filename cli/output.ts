@@ -1,6 +1,5 @@
 /** How the CLI reports: one clear line for a user's mistake, error JSON with --json, a stack only for bugs. */
 import { isMicroError } from '../runtime/index.js';
-import { UserError } from '../adapters/local/build.js';
 
 const useColor = (stream: NodeJS.WriteStream) => stream.isTTY === true && !process.env.NO_COLOR;
 
@@ -16,7 +15,8 @@ export function dim(text: string, stream: NodeJS.WriteStream = process.stderr): 
 export function report(err: unknown, json: boolean): number {
   if (isMicroError(err)) {
     process.stderr.write(json ? `${JSON.stringify(err)}\n` : `${red('micro-fn:')} ${err.detail} (${err.code} ${err.status})\n`);
-  } else if (err instanceof UserError || (err instanceof Error && err.name === 'UserError')) {
+  } else if (err instanceof Error && err.name === 'UserError') {
+    // Matched by name: the error may come from the function's bundle, another copy of the runtime.
     const message = (err as Error).message;
     process.stderr.write(json ? `${JSON.stringify({ id: 'micro-fn', code: 400, detail: message, status: 'Bad Request' })}\n` : `${red('micro-fn:')} ${message}\n`);
   } else {

@@ -1,4 +1,4 @@
-import { UserError } from '../adapters/local/build.js';
+import { UserError } from '../runtime/index.js';
 import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
 import { loadFunction } from './load.js';
 

@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'esbuild';
+import { UserError } from '../../runtime/core/errors.js';
 
 export interface BuildOptions {
   /** Where to write the bundle; default: a cache folder under MICRO_FN_HOME. */
@@ -44,10 +45,6 @@ export function resolveEntry(entry: string, cwd = process.cwd()): string {
   throw new UserError(`${entry} is a folder without ${ENTRY_FILES.join(', ')}`);
 }
 
-/** A mistake of the user's: printed as one line, no stack. */
-export class UserError extends Error {
-  override readonly name = 'UserError' as const;
-}
 
 /** The micro-fn package root this code belongs to (source checkout or installed package). */
 export function packageRoot(): string {
@@ -125,7 +122,7 @@ async function bundle(entry: string, outfile: string, root: string, minify = fal
   let result;
   try {
     result = await esbuild.build({
-      stdin: { contents, resolveDir: dirname(entry), sourcefile: 'micro-fn-entry.js', loader: 'js' },
+      stdin: { contents, resolveDir: dirname(entry), sourcefile: '<micro-fn entry>', loader: 'js' },
       bundle: true,
       platform: 'node',
       format: 'esm',
@@ -149,7 +146,7 @@ async function bundle(entry: string, outfile: string, root: string, minify = fal
   }
   return Promise.all(
     Object.keys(result.metafile.inputs)
-      .filter((p) => !p.startsWith('<'))
+      .filter((p) => !p.endsWith('<micro-fn entry>'))
       .map(async (p) => {
         const abs = resolve(p);
         const s = await stat(abs);

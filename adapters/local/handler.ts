@@ -3,7 +3,7 @@
  * handed its invocation directly (`micro-fn invoke`) or on its own listener (`micro-fn run`).
  * Imports only runtime/: it ships inside the user's artifact.
  */
-import { Client, Metadata, createFunction, jsonCodec, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
+import { Client, Metadata, UserError, createFunction, jsonCodec, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
 import { resolvePlugins } from '../../runtime/plugins/resolve.js';
 
 export interface InvokeRequest {
@@ -101,7 +101,7 @@ export async function runStandalone(definition: ServiceDefinition, options: RunO
 export function asDefinition(value: unknown, from: string): ServiceDefinition {
   const def = value as Partial<ServiceDefinition> | undefined;
   if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
-    throw new TypeError(`${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`);
+    throw new UserError(`${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`);
   }
   return def as ServiceDefinition;
 }

@@ -1,4 +1,4 @@
-import { MicroError } from './errors.js';
+import { UserError } from './errors.js';
 
 /** Settings read from the environment, go-micro's names. */
 export interface RuntimeConfig {
@@ -19,11 +19,7 @@ export interface RuntimeConfig {
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** A configuration mistake; its message says how to fix it. */
-export class ConfigError extends MicroError {
-  constructor(detail: string) {
-    super('micro-fn', 400, detail, { retryable: false });
-  }
-}
+export class ConfigError extends UserError {}
 
 /** Reads and validates the `MICRO_*` variables of `env`. Throws ConfigError on a bad value. */
 export function readConfig(env: Env): RuntimeConfig {

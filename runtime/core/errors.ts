@@ -83,7 +83,12 @@ export function isMicroError(value: unknown): value is MicroError {
  * detail never includes a stack trace (the original is kept as `cause`, for logs only).
  */
 export function toMicroError(value: unknown, id = 'micro-fn'): MicroError {
-  if (isMicroError(value)) return value;
+  if (value instanceof MicroError) return value;
+  if (isMicroError(value)) {
+    // From another copy of this module: rebuild it so only the wire fields go out.
+    const { id: from, code, detail, retryable } = value;
+    return new MicroError(typeof from === 'string' ? from : id, code, typeof detail === 'string' ? detail : '', { retryable, cause: value });
+  }
   return new MicroError(id, 500, 'internal server error', { cause: value });
 }
 
@@ -107,6 +112,14 @@ export function parseError(input: unknown, fallbackCode = 500, fallbackId = 'rem
   }
   const text = typeof input === 'string' ? input : statusText(fallbackCode) || 'remote error';
   return new MicroError(fallbackId, fallbackCode, text.slice(0, 512));
+}
+
+/**
+ * A mistake in how micro-fn is used (a bad setting, a function file without a default export): hosts print
+ * its message as one line, without a stack.
+ */
+export class UserError extends Error {
+  override readonly name = 'UserError' as const;
 }
 
 type ErrorHelper = (id: string, detail?: string, options?: MicroErrorOptions) => MicroError;

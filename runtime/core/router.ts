@@ -15,6 +15,9 @@ export type SubscriberWrapper = (ctx: MessageContext, payload: unknown, next: (p
 
 export type Hook = () => void | Promise<void>;
 
+/** An object of handlers (methods typed from context) or any class instance whose methods are handlers. */
+export type HandlerGroup = Record<string, Handler> | object;
+
 /**
  * What a user writes: a name, handler groups and subscribers. It holds no plugin: the adapter that runs it
  * (local process, Lambda, Worker) supplies registry, broker and transport.
@@ -28,7 +31,7 @@ export interface ServiceDefinition {
    * Handler groups: `{ Greeter: new Greeter() }` or `{ Greeter: { Hello(req, ctx) {…} } }`. Every method
    * becomes the endpoint `Greeter.<method>`; methods whose names start with `_` are not exposed.
    */
-  handlers?: Record<string, object>;
+  handlers?: Record<string, HandlerGroup>;
   /** Topic to subscriber: `{ 'user.created': async (event, ctx) => {…} }`. */
   subscribers?: Record<string, Subscriber>;
   wrappers?: HandlerWrapper[];

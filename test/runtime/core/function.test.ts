@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { createFunction, Metadata, type MicroFunction, type ServiceDefinition, type ServerRequest } from '../../../runtime/index.js';
 import { createMemoryBroker, createMemoryRegistry, createMemoryTransport } from '../../../runtime/plugins/memory/index.js';
 import { createHttpTransport } from '../../../runtime/plugins/http/index.js';
-import { eventually, sleep, withTimeout } from '../helpers.js';
+import { eventually, sleep, withTimeout } from '../../helpers.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

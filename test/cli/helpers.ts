@@ -1,0 +1,124 @@
+/** Runs the real, built CLI as a separate process, the way a user does. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+const bin = join(root, 'cli', 'bin.mjs');
+
+/** The last line of `text` that parses as JSON (the error JSON the CLI prints last). */
+export function lastJson(text: string): unknown {
+  for (const line of text.trim().split('\n').reverse()) {
+    try {
+      return JSON.parse(line);
+    } catch {
+      // a log line
+    }
+  }
+  throw new Error(`no JSON line in: ${text}`);
+}
+
+export interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A scratch MICRO_FN_HOME; remove it with `cleanup`. */
+export function tempHome(): { home: string; cleanup(): void } {
+  const home = mkdtempSync(join(tmpdir(), 'micro-fn-test-'));
+  return { home, cleanup: () => rmSync(home, { recursive: true, force: true }) };
+}
+
+function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  // No NODE_OPTIONS: the test runner's tsx loader must not leak into the CLI.
+  const { NODE_OPTIONS: _options, FORCE_COLOR: _color, ...rest } = process.env;
+  return { ...rest, NO_COLOR: '1', ...env };
+}
+
+/** Runs `micro-fn ...args` to completion; kills it after `timeout` ms. */
+export function cli(args: string[], env: Record<string, string>, options: { input?: string; timeout?: number } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`micro-fn ${args.join(' ')} did not exit within ${options.timeout ?? 15000} ms; stderr: ${stderr}`));
+    }, options.timeout ?? 15000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+export interface Running {
+  child: ChildProcess;
+  /** Resolves with the first stderr match of `pattern`. */
+  waitFor(pattern: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code (kills the process after `ms`). */
+  exited(ms?: number): Promise<number | null>;
+  stderr(): string;
+  kill(): void;
+}
+
+/** Starts `micro-fn ...args` and leaves it running. */
+export function start(args: string[], env: Record<string, string>): Running {
+  const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  const listeners = new Set<() => void>();
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d;
+    for (const l of listeners) l();
+  });
+  child.stdout!.resume();
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    stderr: () => err,
+    waitFor(pattern, ms = 15000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = err.match(pattern);
+          if (m) {
+            done();
+            resolve(m);
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no ${pattern} on stderr within ${ms} ms; got: ${err}`));
+        }, ms);
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        check();
+      });
+    },
+    async exited(ms = 15000) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const killed = new Promise<null>((resolve) => {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          resolve(null);
+        }, ms);
+      });
+      const code = await Promise.race([exit, killed]);
+      clearTimeout(timer);
+      if (code === null && child.exitCode === null) throw new Error(`process did not exit within ${ms} ms; stderr: ${err}`);
+      return code;
+    },
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}

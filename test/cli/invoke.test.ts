@@ -1,0 +1,102 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cli, lastJson, tempHome } from './helpers.js';
+
+// ---
+const invoke = suite('micro-fn invoke');
+let scratch: ReturnType<typeof tempHome>;
+let env: Record<string, string>;
+invoke.before(() => {
+  scratch = tempHome();
+  env = { MICRO_FN_HOME: scratch.home };
+});
+invoke.after(() => scratch.cleanup());
+
+invoke('prints the reply of helloworld on stdout and exits 0', async () => {
+  const r = await cli(['invoke', 'examples/helloworld', 'Greeter.Hello', '{"name":"Ada"}'], env);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '{"message":"Hello Ada"}\n');
+});
+
+invoke('prints the error JSON on stderr and exits 1 when the handler refuses the request', async () => {
+  const r = await cli(['invoke', 'examples/helloworld', 'Greeter.Hello', '{}'], env);
+  assert.is(r.code, 1);
+  assert.is(r.stdout, '');
+  assert.equal(lastJson(r.stderr), { id: 'helloworld', code: 400, detail: 'name is required', status: 'Bad Request' });
+});
+
+invoke('answers malformed JSON with 400 and an unknown endpoint with 404', async () => {
+  const bad = await cli(['invoke', 'examples/helloworld', 'Greeter.Hello', '{"name":'], env);
+  assert.is(bad.code, 1);
+  assert.is((lastJson(bad.stderr) as { code: number }).code, 400);
+  const unknown = await cli(['invoke', 'examples/helloworld', 'Greeter.Bye', '{}'], env);
+  assert.is(unknown.code, 1);
+  assert.is((lastJson(unknown.stderr) as { code: number }).code, 404);
+});
+
+invoke('reads the request from stdin with "-"', async () => {
+  const r = await cli(['invoke', 'examples/helloworld', 'Greeter.Hello', '-'], env, { input: '{"name":"Grace"}' });
+  assert.is(r.stdout, '{"message":"Hello Grace"}\n');
+});
+
+invoke('delivers one broker message with --topic, exit 1 when its handler failed', async () => {
+  const ok = await cli(['invoke', 'examples/events', '--topic', 'user.created', '{"id":1}'], env);
+  assert.is(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /user 1 created/);
+  const failed = await cli(['invoke', 'examples/events', '--topic', 'user.created', '{"id":"x"}'], env);
+  assert.is(failed.code, 1);
+  assert.is((lastJson(failed.stderr) as { code: number }).code, 400);
+});
+
+invoke('keeps stdout for the reply when the function logs, and hides a crash behind a 500', async () => {
+  const talk = await cli(['invoke', 'test/fixtures/noisy', 'Noisy.Talk'], env);
+  assert.is(talk.stdout, '{"ok":true}\n');
+  assert.match(talk.stderr, /chatter on stdout/);
+  const crash = await cli(['invoke', 'test/fixtures/noisy', 'Noisy.Crash'], env);
+  assert.is(crash.code, 1);
+  assert.equal(lastJson(crash.stderr), { id: 'noisy', code: 500, detail: 'internal server error', status: 'Internal Server Error' });
+});
+
+invoke('rebuilds when the function file changes', async () => {
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const dir = `${scratch.home}/fn`;
+  mkdirSync(dir, { recursive: true });
+  const write = (word: string) =>
+    writeFileSync(`${dir}/index.ts`, `import { defineFunction } from 'micro-fn';\nexport default defineFunction({ name: 'w', handlers: { W: { Say: () => '${word}' } } });\n`);
+  write('first');
+  assert.is((await cli(['invoke', dir, 'W.Say'], env)).stdout, '"first"\n');
+  write('second!');
+  assert.is((await cli(['invoke', dir, 'W.Say'], env)).stdout, '"second!"\n');
+});
+
+invoke('prints one clear line for a user mistake, no stack', async () => {
+  const cases: [string[], RegExp][] = [
+    [['invoke', 'nope', 'A.B'], /^micro-fn: nope: no such file or folder\n$/],
+    [['invoke', 'examples/helloworld'], /^micro-fn: invoke needs an endpoint/],
+    [['invoke', 'examples/helloworld', 'Hello'], /is not an endpoint: use Service.Method/],
+    [['invoke', 'examples/helloworld', 'Greeter.Hello', '--bogus'], /Unknown option '--bogus'/],
+    [['invoke', 'test/fixtures/no-default', 'A.B'], /must `export default defineFunction/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await cli(args, env);
+    assert.is(r.code, 1, args.join(' '));
+    assert.match(r.stderr, pattern, args.join(' '));
+    assert.not.match(r.stderr, /\n\s+at /, `no stack for ${args.join(' ')}`);
+  }
+});
+
+invoke('prints the error JSON for a user mistake with --json', async () => {
+  const r = await cli(['invoke', 'nope', 'A.B', '--json'], env);
+  assert.equal(JSON.parse(r.stderr), { id: 'micro-fn', code: 400, detail: 'nope: no such file or folder', status: 'Bad Request' });
+});
+
+invoke('has --help for itself and for the CLI', async () => {
+  for (const args of [['invoke', '--help'], ['run', '-h'], ['--help'], ['help', 'invoke']]) {
+    const r = await cli(args, env);
+    assert.is(r.code, 0, args.join(' '));
+    assert.match(r.stdout, /Usage: micro-fn/);
+  }
+});
+
+invoke.run();

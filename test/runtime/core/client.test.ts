@@ -1,0 +1,172 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createClient, createService, errors, isMicroError, roundRobin, type Service, type ServiceDefinition } from '../../../runtime/index.js';
+import { createMemoryBroker, createMemoryRegistry, createMemoryTransport } from '../../../runtime/plugins/memory/index.js';
+import { rejects, sleep, withTimeout } from '../../helpers.js';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+function setup() {
+  const registry = createMemoryRegistry();
+  const transport = createMemoryTransport();
+  const broker = createMemoryBroker();
+  const services: Service[] = [];
+  return {
+    registry,
+    transport,
+    broker,
+    client: createClient({ registry, transports: [transport], broker, backoff: () => 1 }),
+    async start(definition: ServiceDefinition) {
+      const s = createService(definition, { registry, transport, broker, logger: quiet });
+      services.push(s);
+      await s.start();
+      return s;
+    },
+    async close() {
+      await Promise.all(services.map((s) => s.stop()));
+      await Promise.all([registry.close?.(), broker.close?.(), transport.close?.()]);
+    },
+  };
+}
+
+// ---
+const client = suite('Client');
+let env: ReturnType<typeof setup>;
+client.before.each(() => {
+  env = setup();
+});
+client.after.each(() => env.close());
+
+client('calls an endpoint through the registry and decodes the reply', async () => {
+  await env.start({ name: 'helloworld', handlers: { Greeter: { Hello: (r: { name: string }) => ({ message: `Hello ${r.name}` }) } } });
+  assert.equal(await withTimeout(env.client.call('helloworld', 'Greeter.Hello', { name: 'Ada' })), { message: 'Hello Ada' });
+});
+
+client('carries metadata both ways: request metadata to the handler, response metadata to the caller', async () => {
+  await env.start({
+    name: 'meta',
+    handlers: {
+      M: {
+        Echo: (_r: unknown, ctx) => {
+          ctx.responseMetadata.set('X-Seen', ctx.metadata.get('x-request') ?? 'none');
+          ctx.responseMetadata.set('Set-By', 'handler');
+          return {};
+        },
+      },
+    },
+  });
+  const reply = await withTimeout(env.client.request('meta', 'M.Echo', {}, { metadata: { 'X-Request': 'abc' } }));
+  assert.is(reply.metadata.get('x-seen'), 'abc');
+  assert.is(reply.metadata.get('SET-BY'), 'handler');
+});
+
+client('sets Micro-From-Service and carries authorization, namespace, trace id and the deadline to the next hop', async () => {
+  let seen: { from?: string; auth?: string; ns?: string; trace?: string; deadline?: number } = {};
+  await env.start({
+    name: 'back',
+    handlers: {
+      B: {
+        Look: (_r: unknown, ctx) => {
+          seen = {
+            from: ctx.metadata.get('micro-from-service'),
+            auth: ctx.metadata.get('authorization'),
+            ns: ctx.metadata.get('micro-namespace'),
+            trace: ctx.metadata.get('micro-trace-id'),
+            deadline: ctx.deadline,
+          };
+          return {};
+        },
+      },
+    },
+  });
+  await env.start({ name: 'front', handlers: { F: { Go: (_r: unknown, ctx) => ctx.client.call('back', 'B.Look', {}) } } });
+  const before = Date.now();
+  await withTimeout(
+    env.client.call('front', 'F.Go', {}, { timeout: 3000, metadata: { Authorization: 'Bearer t', 'Micro-Namespace': 'ns1', 'Micro-Trace-Id': 'tr-1', 'X-Private': 'p' } }),
+  );
+  assert.is(seen.from, 'front');
+  assert.is(seen.auth, 'Bearer t');
+  assert.is(seen.ns, 'ns1');
+  assert.is(seen.trace, 'tr-1');
+  assert.ok(seen.deadline! > before && seen.deadline! <= before + 3000 + 50, `deadline ${seen.deadline! - before} ms after the call`);
+});
+
+client('answers 404 for an unknown service without retrying', async () => {
+  const err = await rejects(() => env.client.call('nobody', 'X.Y', {}));
+  assert.ok(isMicroError(err));
+  assert.is(err.code, 404);
+  assert.match(err.detail, /service nobody not found/);
+});
+
+client('retries a retryable error on a node it has not tried, and never a non-retryable one', async () => {
+  let unavailable = 0;
+  let bad = 0;
+  await env.start({
+    name: 'flaky',
+    handlers: {
+      F: {
+        Busy: () => {
+          unavailable++;
+          if (unavailable === 1) throw errors.unavailable('flaky', 'busy');
+          return { ok: true };
+        },
+        Bad: () => {
+          bad++;
+          throw errors.badRequest('flaky', 'no');
+        },
+      },
+    },
+  });
+  assert.equal(await withTimeout(env.client.call('flaky', 'F.Busy', {}, { retries: 2 })), { ok: true });
+  assert.is(unavailable, 2);
+  const err = await rejects(() => env.client.call('flaky', 'F.Bad', {}, { retries: 3 }));
+  assert.is((err as { code: number }).code, 400);
+  assert.is(bad, 1);
+});
+
+client('moves past a dead node to a live one', async () => {
+  await env.start({ name: 'svc', handlers: { S: { Ping: () => 'pong' } } });
+  await env.registry.register({ name: 'svc', version: 'latest', metadata: {}, endpoints: [], nodes: [{ id: 'dead', address: 'memory://gone', metadata: {} }] });
+  const rr = createClient({ registry: env.registry, transports: [env.transport], selector: (_s, nodes) => nodes.find((n) => n.id === 'dead') ?? nodes[0]!, backoff: () => 1 });
+  assert.is(await withTimeout(rr.call('svc', 'S.Ping', {})), 'pong');
+});
+
+client('gives up with 408 when the timeout passes', async () => {
+  await env.start({ name: 'slow', handlers: { S: { Wait: () => sleep(500) } } });
+  const started = Date.now();
+  const err = await rejects(() => env.client.call('slow', 'S.Wait', {}, { timeout: 50 }));
+  assert.ok(isMicroError(err));
+  assert.is(err.code, 408);
+  assert.ok(Date.now() - started < 400, 'it did not wait for the handler');
+});
+
+client('fails clearly without a transport for the node address scheme', async () => {
+  await env.registry.register({ name: 'far', version: '1', metadata: {}, endpoints: [], nodes: [{ id: 'n', address: 'carrier-pigeon://x', metadata: {} }] });
+  const err = await rejects(() => env.client.call('far', 'X.Y', {}));
+  assert.match((err as Error).message, /no transport for "carrier-pigeon"/);
+});
+
+client('publishes through the broker with the codec and From-Service', async () => {
+  const got: { body: string; headers: Record<string, string> }[] = [];
+  await env.broker.subscribe('t', async (d) => void got.push({ body: new TextDecoder().decode(d.message.body), headers: d.message.headers }));
+  await createClient({ broker: env.broker, fromService: 'me' }).publish('t', { id: 1 });
+  await withTimeout((async () => { while (got.length === 0) await sleep(5); })());
+  assert.is(got[0]!.body, '{"id":1}');
+  assert.is(got[0]!.headers['content-type'], 'application/json');
+  assert.is(got[0]!.headers['micro-from-service'], 'me');
+});
+
+client.run();
+
+// ---
+const rr = suite('roundRobin');
+
+rr('visits every node in turn', () => {
+  const select = roundRobin();
+  const nodes = ['a', 'b', 'c'].map((id) => ({ id, address: `memory://${id}`, metadata: {} }));
+  const picks = Array.from({ length: 6 }, () => select('s', nodes).id);
+  assert.equal(new Set(picks.slice(0, 3)).size, 3);
+  assert.equal(picks.slice(0, 3), picks.slice(3));
+});
+
+rr.run();
