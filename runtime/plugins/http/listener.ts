@@ -1,0 +1,239 @@
+/**
+ * The HTTP listener: go-micro's "mucp over HTTP" on node:http. The only file of the plugin that needs Node.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse as NodeResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { ConfigError, HEALTH_ENDPOINT, MicroError, errors, headers as names, toMicroError, type Listener, type RequestHandler, type ServerRequest } from '../../core/index.js';
+import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './address.js';
+import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
+import { Exchange, readBody, type ExchangeOwner } from './exchange.js';
+
+export interface HttpListenerOptions {
+  /** Where to bind: `127.0.0.1:0` (default), `:8080` (every interface), `[::1]:0` or `http://host:port`. */
+  address?: string;
+  /** Largest request body in bytes; a larger one is answered 413 and its connection closed. Default 1 MiB. */
+  maxBodySize?: number;
+  /** Milliseconds `close()` waits for in-flight replies before it cuts the connections left. Default 2000. */
+  closeTimeout?: number;
+  /** The node address to register instead of the bound one, e.g. `http://10.0.0.5:8080` behind a wildcard bind. */
+  advertise?: string;
+}
+
+/** 1 MiB, go-micro's default too. */
+export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
+const DEFAULT_CLOSE_TIMEOUT = 2000;
+const EMPTY = new Uint8Array(0);
+const ignore = (): void => {};
+
+/**
+ * Serves requests as `POST /` with `Micro-Service` / `Micro-Endpoint` / `Micro-Id` headers, or
+ * `POST /<service>/<Service.Method>` (curl), and health probes as `GET /health` (`/healthz`), which reach the
+ * handler as `probe: true` requests for `Debug.Health`. Every error it answers itself (405, 400, 404, 413, 503
+ * while closing, 500 for a handler that throws) is go-micro error JSON, in the body and in `Micro-Error`.
+ * Create it with createHttpListener (or HttpTransport.listen).
+ */
+export class HttpListener implements Listener, ExchangeOwner {
+  readonly #server: Server;
+  readonly #handler: RequestHandler;
+  readonly #maxBodySize: number;
+  readonly #closeTimeout: number;
+  readonly #options: HttpListenerOptions;
+  #address = '';
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(handler: RequestHandler, options: HttpListenerOptions = {}) {
+    this.#handler = handler;
+    this.#options = options;
+    this.#maxBodySize = positive(options.maxBodySize, DEFAULT_MAX_BODY_SIZE, 'maxBodySize');
+    this.#closeTimeout = positive(options.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout');
+    // requireHostHeader off: a mucp client need not send Host, and Node's own 400 would not be error JSON.
+    this.#server = createServer({ requireHostHeader: false }, (req, res) => this.#onRequest(req, res, false));
+    this.#server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, true));
+    this.#server.on('clientError', onClientError);
+  }
+
+  /** `http://127.0.0.1:<port>` once started. */
+  get address(): string {
+    return this.#address;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Binds the address; createHttpListener calls it. */
+  async start(): Promise<this> {
+    const { host, port } = parseListenAddress(this.#options.address ?? DEFAULT_LISTEN_ADDRESS);
+    const server = this.#server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      const code = (err as { code?: string }).code ?? (err as Error).message;
+      const hint = code === 'EADDRINUSE' ? ' (the port is taken: pick another, or port 0 for a free one)' : code === 'EACCES' ? ' (ports below 1024 need privileges)' : '';
+      throw new ConfigError(`the HTTP listener cannot bind ${host}:${port}: ${code}${hint}`, { cause: err });
+    });
+    // Accept errors (EMFILE, …) must not crash a function that is serving.
+    server.on('error', ignore);
+    const bound = server.address() as AddressInfo;
+    this.#address = this.#options.advertise ?? nodeAddress(bound.address, bound.port);
+    return this;
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish (their replies complete, with `Connection: close`), closes
+   * idle keep-alive connections and resolves. Connections still open after `closeTimeout` are cut.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    const server = this.#server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const force = setTimeout(() => server.closeAllConnections(), this.#closeTimeout);
+    await closed;
+    clearTimeout(force);
+  }
+
+  settled(): void {
+    // A keep-alive connection becomes idle when its response finishes: close it now rather than at the timeout.
+    if (this.#closing) this.#server.closeIdleConnections();
+  }
+
+  #onRequest(req: IncomingMessage, res: NodeResponse, expectsContinue: boolean): void {
+    try {
+      this.#accept(req, res, expectsContinue);
+    } catch {
+      // Unreachable by design; a bug here must cost one connection, never the process.
+      res.destroy();
+    }
+  }
+
+  #accept(req: IncomingMessage, res: NodeResponse, expectsContinue: boolean): void {
+    req.on('error', ignore);
+    const metadata = metadataFromRawHeaders(req.rawHeaders);
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const request: ServerRequest = {
+      id: metadata.get(names.id) || crypto.randomUUID(),
+      service: metadata.get(names.service) ?? '',
+      endpoint: metadata.get(names.endpoint) ?? '',
+      contentType: metadata.get(names.contentType) ?? 'application/json',
+      body: EMPTY,
+      metadata,
+    };
+    const probe = req.method === 'GET' && (path === '/health' || path === '/healthz');
+    const failure = this.#closing ? closingError(request.service) : probe ? undefined : route(req, path, request, this.#maxBodySize);
+    const ex = new Exchange(this, res, request.id, request.service);
+    if (failure) {
+      if (failure.code === 405) res.setHeader('allow', 'POST');
+      // A body we will not read: close the connection rather than wait for (or drain) it.
+      ex.fail(failure, failure.code === 413 || expectsContinue || this.#closing);
+      return;
+    }
+    if (probe) {
+      request.endpoint = HEALTH_ENDPOINT;
+      request.probe = true;
+      req.resume();
+      return this.#dispatch(ex, request);
+    }
+    if (expectsContinue) res.writeContinue();
+    readBody(req, this.#maxBodySize, (body) => {
+      if (body) {
+        request.body = body;
+        this.#dispatch(ex, request);
+      } else {
+        ex.fail(tooLarge(request.service, this.#maxBodySize), true);
+      }
+    });
+  }
+
+  #dispatch(ex: Exchange, request: ServerRequest): void {
+    let result: Promise<void>;
+    try {
+      result = Promise.resolve(this.#handler(request, ex.reply));
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      () => {
+        if (!ex.replied) ex.fail(errors.internal(ex.service || 'micro-fn', 'the handler finished without a reply'));
+      },
+      (err: unknown) => {
+        if (!ex.replied) ex.fail(toMicroError(err, ex.service || 'micro-fn'));
+      },
+    );
+  }
+}
+
+/**
+ * Starts an HTTP listener that hands every request to `handler`.
+ * @example
+ * const listener = await createHttpListener(async (request, reply) => {
+ *   await reply({ status: 200, contentType: 'application/json', body: request.body, metadata: new Metadata() });
+ * }, { address: '127.0.0.1:0' });
+ * console.log(listener.address); // http://127.0.0.1:40123
+ * await listener.close();
+ */
+export async function createHttpListener(handler: RequestHandler, options?: HttpListenerOptions): Promise<HttpListener> {
+  return new HttpListener(handler, options).start();
+}
+
+/** The service and endpoint of a POST, from the path or the headers; an error when the request cannot be served. */
+function route(req: IncomingMessage, path: string, request: ServerRequest, max: number): MicroError | undefined {
+  const id = request.service || 'micro-fn';
+  if (req.method !== 'POST') return errors.methodNotAllowed(id, `${req.method} is not allowed: send POST / with Micro-Service and Micro-Endpoint headers, or GET /health`);
+  if (path !== '/') {
+    const parts = path.split('/');
+    if (parts.length !== 3 || !parts[1] || !parts[2]) return errors.notFound(id, `no route for ${path}: POST / with Micro-Service and Micro-Endpoint headers, or POST /<service>/<Service.Method>`);
+    try {
+      request.service = decodeURIComponent(parts[1]);
+      request.endpoint = decodeURIComponent(parts[2]);
+    } catch {
+      return errors.badRequest(id, `the path ${path} is not valid percent-encoding`);
+    }
+    // `curl -d '{…}'` labels its body as a form unless told otherwise; on this path it is meant as JSON.
+    if (request.contentType.startsWith('application/x-www-form-urlencoded')) request.contentType = 'application/json';
+  }
+  if (!request.endpoint) return errors.badRequest(request.service || 'micro-fn', 'the request names no endpoint: set the Micro-Endpoint header or POST /<service>/<Service.Method>');
+  const length = req.headers['content-length'];
+  if (length !== undefined && Number(length) > max) return tooLarge(request.service, max);
+  return undefined;
+}
+
+function closingError(service: string): MicroError {
+  return errors.unavailable(service || 'micro-fn', 'the listener is closing; try another instance');
+}
+
+function tooLarge(service: string, max: number): MicroError {
+  return errors.payloadTooLarge(service || 'micro-fn', `the request body is larger than ${max} bytes`);
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${name} must be a positive number of ${name === 'closeTimeout' ? 'milliseconds' : 'bytes'}; got ${value}`);
+  return value;
+}
+
+/** Malformed HTTP never reaches a handler: answer 400 as error JSON (408 for a request timeout), then drop the socket. */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // Platform seam: Node's own default checks `_httpMessage` the same way (a response already under way).
+  const started = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (err.code === 'ECONNRESET' || !socket.writable || started) return void socket.destroy();
+  const error = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? errors.timeout('micro-fn', 'the request took too long to arrive') : errors.badRequest('micro-fn', `malformed HTTP request (${err.code ?? 'parse error'})`);
+  const body = JSON.stringify(error);
+  socket.end(
+    `HTTP/1.1 ${error.code} ${error.status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Micro-Error: ${errorHeaderValue(error)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  socket.destroySoon();
+}

@@ -1,0 +1,168 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Metadata, errors, type RequestHandler, type ServerRequest } from '../../../runtime/core/index.js';
+import { DEFAULT_MAX_BODY_SIZE, createHttpListener, type HttpListener, type HttpListenerOptions } from '../../../runtime/plugins/http/listener.js';
+import { serverResponse } from '../../contracts/transport.js';
+import { withTimeout } from '../../helpers.js';
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request on its own connection (no agent, no pooling). */
+function send(address: string, options: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Uint8Array; chunks?: Uint8Array[] } = {}): Promise<Reply> {
+  const url = new URL(options.path ?? '/', address);
+  const promise = new Promise<Reply>((resolve, reject) => {
+    const req = httpRequest(url, { method: options.method ?? 'POST', headers: options.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    for (const chunk of options.chunks ?? []) req.write(chunk);
+    req.end(options.body);
+  });
+  return withTimeout(promise, 5000, `${options.method ?? 'POST'} ${url.pathname}`);
+}
+
+/** Raw bytes on a fresh socket; resolves with everything the server wrote before it closed the connection. */
+function raw(address: string, text: string): Promise<string> {
+  const { hostname, port } = new URL(address);
+  const promise = new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.write(text));
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => (data += c));
+    socket.on('close', () => resolve(data));
+    socket.on('error', (err) => (data ? resolve(data) : reject(err)));
+  });
+  return withTimeout(promise, 5000, 'raw request');
+}
+
+const mucp = (endpoint: string, extra: Record<string, string> = {}) => ({ 'Micro-Service': 'greeter', 'Micro-Endpoint': endpoint, 'Content-Type': 'application/json', ...extra });
+const json = (r: Reply) => JSON.parse(r.body) as unknown;
+
+/** A handler that records requests and echoes the body with a little metadata. */
+function recorder() {
+  const seen: ServerRequest[] = [];
+  const handler: RequestHandler = async (request, reply) => {
+    seen.push(request);
+    await reply(serverResponse(request.body.byteLength > 0 ? request.body : '{}', { 'X-Endpoint': request.endpoint }));
+  };
+  return { seen, handler };
+}
+
+let open: HttpListener[] = [];
+async function listen(handler: RequestHandler, options: HttpListenerOptions = {}): Promise<HttpListener> {
+  const listener = await createHttpListener(handler, { address: '127.0.0.1:0', ...options });
+  open.push(listener);
+  return listener;
+}
+async function closeAll(): Promise<void> {
+  const listeners = open;
+  open = [];
+  await withTimeout(Promise.all(listeners.map((l) => l.close())), 5000, 'closing listeners');
+}
+
+// ---
+const failures = suite('HttpListener: errors');
+failures.after.each(closeAll);
+
+function assertError(res: Reply, code: number): void {
+  assert.is(res.status, code);
+  const body = json(res) as { code: number; status: string };
+  assert.is(body.code, code);
+  assert.equal(JSON.parse(String(res.headers['micro-error'])), body, 'Micro-Error carries the same JSON');
+  assert.is(res.headers['content-type'], 'application/json');
+}
+
+failures('answers 413 from Content-Length before any of the body arrives, and closes the connection', async () => {
+  const { seen, handler } = recorder();
+  const listener = await listen(handler);
+  const text = await raw(listener.address, `POST / HTTP/1.1\r\nHost: x\r\nMicro-Endpoint: A.B\r\nContent-Length: ${DEFAULT_MAX_BODY_SIZE + 1}\r\n\r\n{`);
+  assert.match(text, /^HTTP\/1\.1 413 /);
+  assert.match(text, /\r\nmicro-error: \{"id":"micro-fn","code":413,/i);
+  assert.match(text, /"status":"Payload Too Large"\}$/);
+  assert.is(seen.length, 0);
+});
+
+failures('answers 413 to a chunked body once it passes maxBodySize, and closes the connection', async () => {
+  const { seen, handler } = recorder();
+  const listener = await listen(handler, { maxBodySize: 1000 });
+  const res = await send(listener.address, { headers: mucp('A.B', { 'Transfer-Encoding': 'chunked' }), chunks: [new Uint8Array(600), new Uint8Array(600)] });
+  assertError(res, 413);
+  assert.is(res.headers.connection, 'close');
+  assert.is(seen.length, 0);
+});
+
+failures('answers 413 to a 2 MiB chunked upload from fetch with the default limit', async () => {
+  const listener = await listen(recorder().handler);
+  const chunk = new Uint8Array(64 * 1024);
+  let n = 0;
+  const body = new ReadableStream<Uint8Array>({ pull: (c) => (n++ < 32 ? c.enqueue(chunk) : c.close()) });
+  const init = { method: 'POST', headers: mucp('A.B'), body, duplex: 'half' } as RequestInit;
+  const res = await withTimeout(fetch(listener.address, init), 5000, 'fetch');
+  assert.is(res.status, 413);
+  assert.ok(res.headers.get('micro-error'));
+  assert.is(((await res.json()) as { code: number }).code, 413);
+});
+
+failures('answers 405 with Allow: POST to other methods', async () => {
+  const listener = await listen(recorder().handler);
+  for (const [method, path] of [['GET', '/'], ['PUT', '/greeter/Greeter.Hello'], ['DELETE', '/']] as const) {
+    const res = await send(listener.address, { method, path, headers: mucp('A.B') });
+    assertError(res, 405);
+    assert.is(res.headers.allow, 'POST');
+  }
+});
+
+failures('answers 400 to a request that names no endpoint, 404 to an unknown path', async () => {
+  const listener = await listen(recorder().handler);
+  assertError(await send(listener.address, { headers: { 'Micro-Service': 'greeter' }, body: '{}' }), 400);
+  assertError(await send(listener.address, { path: '/a/b/c', body: '{}' }), 404);
+  assertError(await send(listener.address, { path: '/svc/%E0%A4%A', body: '{}' }), 400);
+});
+
+failures('sends Micro-Error with error replies, non-ASCII escaped so the header stays valid', async () => {
+  const error = errors.badRequest('greeter', 'nom «requis» — 名前');
+  const listener = await listen(async (_r, reply) => reply({ status: 400, contentType: 'application/json', body: new TextEncoder().encode(JSON.stringify(error)), metadata: new Metadata(), error }));
+  const res = await send(listener.address, { headers: mucp('A.B'), body: '{}' });
+  assertError(res, 400);
+  assert.is((JSON.parse(String(res.headers['micro-error'])) as { detail: string }).detail, 'nom «requis» — 名前');
+});
+
+failures('answers 500 error JSON when the handler throws, returns without a reply, or replies with a bad header', async () => {
+  const handlers: RequestHandler[] = [
+    async () => {
+      throw new Error('bug');
+    },
+    (() => {
+      throw new Error('sync bug');
+    }) as RequestHandler,
+    async () => {},
+    async (_r, reply) => reply(serverResponse('{}', { 'x-bad': 'line\nbreak' })),
+  ];
+  for (const handler of handlers) assertError(await send((await listen(handler)).address, { headers: mucp('A.B'), body: '{}' }), 500);
+});
+
+failures('survives garbage and malformed HTTP, answering 400 error JSON, and keeps serving', async () => {
+  const listener = await listen(recorder().handler);
+  for (const text of ['GARBAGE\r\n\r\n', 'POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', '\x00\x01\x02\xff\r\n\r\n']) {
+    const answer = await raw(listener.address, text);
+    assert.match(answer, /^HTTP\/1\.1 400 /, JSON.stringify(text));
+    assert.match(answer, /micro-error: \{"id":"micro-fn","code":400/i);
+  }
+  // A connection dropped in the middle of a body.
+  const { hostname, port } = new URL(listener.address);
+  const socket = connect(Number(port), hostname, () => socket.end('POST / HTTP/1.1\r\nMicro-Endpoint: A.B\r\nContent-Length: 100\r\n\r\n{"a":'));
+  socket.resume(); // read, so that the server's FIN is seen
+  await withTimeout(new Promise((r) => socket.on('close', r)), 3000, 'the half-sent request to end');
+  assert.is((await send(listener.address, { headers: mucp('A.B'), body: '{}' })).status, 200);
+});
+
+failures.run();
