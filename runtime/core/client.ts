@@ -105,27 +105,21 @@ export class Client {
       metadata,
     };
 
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()));
-    const onAbort = () => controller.abort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    // No timer or controller of our own: the transport enforces the deadline and watches the caller's signal.
+    const signal = options.signal;
     const tried = new Set<string>();
-    try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const node = options.address ? { id: options.address, address: options.address, metadata: {} } : await this.#select(service, tried);
-          tried.add(node.id);
-          return await this.#send(node, base, deadline, controller.signal);
-        } catch (err) {
-          const error = controller.signal.aborted ? abortError(service, options.signal) : toMicroError(err, service);
-          if (!error.retryable || attempt >= retries || controller.signal.aborted) throw error;
-          await sleep(Math.min((this.#options.backoff ?? defaultBackoff)(attempt + 1), Math.max(0, deadline - Date.now())), controller.signal);
-          if (controller.signal.aborted) throw abortError(service, options.signal);
-        }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (signal?.aborted) throw abortError(service, signal);
+        const node = options.address ? { id: options.address, address: options.address, metadata: {} } : await this.#select(service, tried);
+        tried.add(node.id);
+        return await this.#send(node, base, deadline, signal);
+      } catch (err) {
+        const error = signal?.aborted ? abortError(service, signal) : toMicroError(err, service);
+        const left = deadline - Date.now();
+        if (!error.retryable || attempt >= retries || left <= 0 || signal?.aborted) throw left <= 0 && error.retryable ? abortError(service) : error;
+        await sleep(Math.min((this.#options.backoff ?? defaultBackoff)(attempt + 1), left), signal);
       }
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -139,7 +133,7 @@ export class Client {
     return this.#selector(service, fresh.length > 0 ? fresh : nodes);
   }
 
-  async #send(node: NodeRecord, base: TransportRequest, deadline: number, signal: AbortSignal): Promise<CallResult<never>> {
+  async #send(node: NodeRecord, base: TransportRequest, deadline: number, signal: AbortSignal | undefined): Promise<CallResult<never>> {
     const transport = this.#transports.get(schemeOf(node.address));
     if (!transport) {
       throw errors.internal('micro-fn', `no transport for "${schemeOf(node.address) || node.address}" addresses; configured: ${[...this.#transports.keys()].join(', ') || 'none'}`);
@@ -167,19 +161,19 @@ export function createClient(options: ClientOptions = {}): Client {
   return new Client(options);
 }
 
-function abortError(service: string, userSignal: AbortSignal | undefined): MicroError {
+function abortError(service: string, userSignal?: AbortSignal): MicroError {
   return userSignal?.aborted ? errors.timeout(service, 'request aborted', { retryable: false }) : errors.timeout(service, 'request timed out', { retryable: false });
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve();
+    if (ms <= 0 || signal?.aborted) return resolve();
     const t = setTimeout(done, ms);
     function done() {
       clearTimeout(t);
-      signal.removeEventListener('abort', done);
+      signal?.removeEventListener('abort', done);
       resolve();
     }
-    signal.addEventListener('abort', done, { once: true });
+    signal?.addEventListener('abort', done, { once: true });
   });
 }

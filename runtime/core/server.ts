@@ -1,9 +1,10 @@
 import type { Broker, BrokerMessage } from './broker.js';
 import type { Client } from './client.js';
 import type { Codec } from './codec.js';
-import type { Context, Logger, MessageContext } from './context.js';
+import type { Logger } from './context.js';
 import { errors, isMicroError, toMicroError, type MicroError } from './errors.js';
-import { Metadata, PROPAGATED, headers } from './metadata.js';
+import { Metadata, headers } from './metadata.js';
+import { DeliveryContext, RequestContext } from './request-context.js';
 import type { Router } from './router.js';
 import type { ServerRequest, ServerResponse } from './transport.js';
 
@@ -26,8 +27,6 @@ export interface MessageOutcome {
   error?: MicroError;
 }
 
-const NO_SIGNAL = new AbortController().signal;
-
 /**
  * Decodes a request, runs the endpoint's handler chain with a context, and encodes the reply or the error.
  * Never throws: every failure becomes an error response.
@@ -48,8 +47,7 @@ export class Dispatcher {
 
   async handle(request: ServerRequest): Promise<ServerResponse> {
     const { service, router } = this.#o;
-    const responseMetadata = new Metadata();
-    if (request.probe || request.endpoint === HEALTH_ENDPOINT) return this.#reply(request, 200, { status: 'ok' }, responseMetadata);
+    if (request.probe || request.endpoint === HEALTH_ENDPOINT) return this.#reply(request, 200, { status: 'ok' }, new Metadata());
     try {
       if (request.service && request.service !== service) throw errors.notFound(service, `service ${request.service} not found`);
       const handler = router.handler(request.endpoint);
@@ -58,29 +56,17 @@ export class Dispatcher {
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
       const body = decodeAs(codec, request.body, service);
 
-      const { deadline, signal, cancel } = deadlineOf(request.metadata);
+      const deadline = deadlineOf(request.metadata);
       if (deadline !== undefined && deadline <= Date.now()) throw errors.timeout(service, 'deadline exceeded before the handler ran');
+      const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, deadline);
       try {
-        const ctx: Context = {
-          id: request.id,
-          service,
-          endpoint: request.endpoint,
-          metadata: request.metadata,
-          responseMetadata,
-          deadline,
-          signal,
-          logger: this.#o.logger,
-          client: this.#childClient(request.metadata, deadline),
-          broker: this.#o.broker,
-          env: this.#o.env,
-        };
         const result = await handler(ctx, body);
-        return this.#reply(request, 200, result, responseMetadata, codec);
+        return this.#reply(request, 200, result, ctx.responseMetadata, codec);
       } finally {
-        cancel();
+        ctx.dispose();
       }
     } catch (err) {
-      return this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`), responseMetadata);
+      return this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`));
     }
   }
 
@@ -94,26 +80,12 @@ export class Dispatcher {
       const codec = this.#codec(metadata.get(headers.contentType) ?? '');
       if (!codec) throw errors.badRequest(service, `unsupported content type ${metadata.get(headers.contentType)}`);
       const payload = decodeAs(codec, message.body, service);
-      const { deadline, signal, cancel } = deadlineOf(metadata);
+      const ctx = new DeliveryContext(this.#o, message, attempt, metadata, deadlineOf(metadata));
       try {
-        const ctx: MessageContext = {
-          id: message.id,
-          service,
-          topic: message.topic,
-          message,
-          attempt,
-          metadata,
-          deadline,
-          signal,
-          logger: this.#o.logger,
-          client: this.#childClient(metadata, deadline),
-          broker: this.#o.broker,
-          env: this.#o.env,
-        };
         await subscriber(ctx, payload);
         return { ok: true };
       } finally {
-        cancel();
+        ctx.dispose();
       }
     } catch (err) {
       return { ok: false, error: this.#toError(err, `subscriber ${message.topic}`) };
@@ -138,15 +110,6 @@ export class Dispatcher {
     if (request.id) metadata.set(headers.id, request.id);
     return { status, contentType: codec.contentType, body: codec.encode(value), metadata };
   }
-
-  #childClient(incoming: Metadata, deadline: number | undefined): Client {
-    const carry = new Metadata();
-    for (const key of PROPAGATED) {
-      const value = incoming.get(key);
-      if (value !== undefined) carry.set(key, value);
-    }
-    return this.#o.client.with({ metadata: carry, deadline });
-  }
 }
 
 function decodeAs(codec: Codec, body: Uint8Array, service: string): unknown {
@@ -158,12 +121,9 @@ function decodeAs(codec: Codec, body: Uint8Array, service: string): unknown {
   }
 }
 
-/** The deadline a request carries (`Micro-Timeout`, relative ms) and a signal that aborts at it. */
-function deadlineOf(metadata: Metadata): { deadline: number | undefined; signal: AbortSignal; cancel: () => void } {
+/** The deadline a request carries: `Micro-Timeout` (milliseconds left when it was sent) from now. */
+function deadlineOf(metadata: Metadata): number | undefined {
   const raw = metadata.get(headers.timeout);
   const ms = raw === undefined ? NaN : Number(raw);
-  if (!Number.isFinite(ms) || ms <= 0) return { deadline: undefined, signal: NO_SIGNAL, cancel: () => {} };
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(errors.timeout('micro-fn', 'deadline exceeded')), ms);
-  return { deadline: Date.now() + ms, signal: controller.signal, cancel: () => clearTimeout(timer) };
+  return Number.isFinite(ms) && ms > 0 ? Date.now() + ms : undefined;
 }

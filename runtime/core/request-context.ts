@@ -1,0 +1,101 @@
+import type { Broker, BrokerMessage } from './broker.js';
+import type { Client } from './client.js';
+import type { BaseContext, Context, Logger, MessageContext } from './context.js';
+import { errors } from './errors.js';
+import { Metadata, PROPAGATED } from './metadata.js';
+
+/** What the dispatcher shares with every context it makes. */
+export interface ContextShared {
+  service: string;
+  logger: Logger;
+  client: Client;
+  broker: Broker | undefined;
+  env: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The context behind `ctx`. The signal (a controller and a timer) and the child client are made only when a
+ * handler asks for them: most handlers never do, and the invocation path stays free of that work.
+ */
+class BaseRequestContext implements BaseContext {
+  readonly service: string;
+  readonly logger: Logger;
+  readonly broker: Broker | undefined;
+  readonly env: Readonly<Record<string, unknown>>;
+  readonly #shared: ContextShared;
+  #client: Client | undefined;
+  #controller: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    shared: ContextShared,
+    readonly id: string,
+    readonly metadata: Metadata,
+    readonly deadline: number | undefined,
+  ) {
+    this.#shared = shared;
+    this.service = shared.service;
+    this.logger = shared.logger;
+    this.broker = shared.broker;
+    this.env = shared.env;
+  }
+
+  get client(): Client {
+    if (!this.#client) {
+      const carry = new Metadata();
+      for (const key of PROPAGATED) {
+        const value = this.metadata.get(key);
+        if (value !== undefined) carry.set(key, value);
+      }
+      this.#client = this.#shared.client.with({ metadata: carry, deadline: this.deadline });
+    }
+    return this.#client;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      const controller = (this.#controller = new AbortController());
+      if (this.deadline !== undefined) {
+        const abort = () => controller.abort(errors.timeout(this.service, 'deadline exceeded'));
+        const ms = this.deadline - Date.now();
+        if (ms <= 0) abort();
+        else this.#timer = setTimeout(abort, ms);
+      }
+    }
+    return this.#controller.signal;
+  }
+
+  /** Called once the handler has finished: stops the deadline timer. */
+  dispose(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+export class RequestContext extends BaseRequestContext implements Context {
+  readonly responseMetadata = new Metadata();
+
+  constructor(
+    shared: ContextShared,
+    id: string,
+    readonly endpoint: string,
+    metadata: Metadata,
+    deadline: number | undefined,
+  ) {
+    super(shared, id, metadata, deadline);
+  }
+}
+
+export class DeliveryContext extends BaseRequestContext implements MessageContext {
+  readonly topic: string;
+
+  constructor(
+    shared: ContextShared,
+    readonly message: BrokerMessage,
+    readonly attempt: number,
+    metadata: Metadata,
+    deadline: number | undefined,
+  ) {
+    super(shared, message.id, metadata, deadline);
+    this.topic = message.topic;
+  }
+}
