@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RegistryEvent } from '../../../runtime/core/registry.js';
-import { isMicroError } from '../../../runtime/core/errors.js';
-import { MemoryRegistry, createMemoryRegistry } from '../../../runtime/plugins/memory/registry.js';
-import { registryContract, serviceRecord } from '../../contracts/registry.js';
-import { rejects, withTimeout } from '../../helpers.js';
+import type { RegistryEvent } from '../../../../runtime/core/registry.js';
+import { isMicroError } from '../../../../runtime/core/errors.js';
+import { MemoryRegistry, createMemoryRegistry } from '../../../../runtime/plugins/memory/registry.js';
+import { registryContract, serviceRecord } from '../../../contracts/registry.js';
+import { rejects, withTimeout } from '../../../helpers.js';
 
 registryContract('MemoryRegistry contract', async () => {
   const registry = createMemoryRegistry();
@@ -85,7 +85,7 @@ MemoryRegistrySuite('gives every watcher its own copy of an event', async ({ reg
 });
 
 MemoryRegistrySuite('does not keep the process alive while a node waits to expire', async () => {
-  const module = fileURLToPath(new URL('../../../runtime/plugins/memory/registry.ts', import.meta.url));
+  const module = fileURLToPath(new URL('../../../../runtime/plugins/memory/registry.ts', import.meta.url));
   const script = `const { createMemoryRegistry } = await import(${JSON.stringify(module)});
     await createMemoryRegistry().register({ name: 's', version: '1', metadata: {}, endpoints: [], nodes: [{ id: 'n', address: 'http://x', metadata: {} }] }, { ttl: 3600 });`;
   const started = Date.now();

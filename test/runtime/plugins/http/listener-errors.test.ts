@@ -2,10 +2,10 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Metadata, errors, type RequestHandler, type ServerRequest } from '../../../runtime/core/index.js';
-import { DEFAULT_MAX_BODY_SIZE, createHttpListener, type HttpListener, type HttpListenerOptions } from '../../../runtime/plugins/http/listener.js';
-import { serverResponse } from '../../contracts/transport.js';
-import { withTimeout } from '../../helpers.js';
+import { Metadata, errors, type RequestHandler, type ServerRequest } from '../../../../runtime/core/index.js';
+import { DEFAULT_MAX_BODY_SIZE, createHttpListener, type HttpListener, type HttpListenerOptions } from '../../../../runtime/plugins/http/listener.js';
+import { serverResponse } from '../../../contracts/transport.js';
+import { withTimeout } from '../../../helpers.js';
 
 interface Reply {
   status: number;

@@ -1,10 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deadLetterHeaders, deadLetterTopic } from '../../../runtime/core/broker.js';
-import { isMicroError } from '../../../runtime/core/errors.js';
-import { MemoryBroker, createMemoryBroker } from '../../../runtime/plugins/memory/broker.js';
-import { brokerContract, collector, decode, encode } from '../../contracts/broker.js';
-import { eventually, rejects, sleep } from '../../helpers.js';
+import { deadLetterHeaders, deadLetterTopic } from '../../../../runtime/core/broker.js';
+import { isMicroError } from '../../../../runtime/core/errors.js';
+import { MemoryBroker, createMemoryBroker } from '../../../../runtime/plugins/memory/broker.js';
+import { brokerContract, collector, decode, encode } from '../../../contracts/broker.js';
+import { eventually, rejects, sleep } from '../../../helpers.js';
 
 brokerContract('MemoryBroker contract', async () => {
   const broker = createMemoryBroker();

@@ -2,10 +2,10 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Metadata, MicroError, type RequestHandler, type ServerRequest } from '../../../runtime/core/index.js';
-import { createHttpListener, type HttpListener, type HttpListenerOptions } from '../../../runtime/plugins/http/listener.js';
-import { serverResponse } from '../../contracts/transport.js';
-import { sleep, withTimeout } from '../../helpers.js';
+import { Metadata, MicroError, type RequestHandler, type ServerRequest } from '../../../../runtime/core/index.js';
+import { createHttpListener, type HttpListener, type HttpListenerOptions } from '../../../../runtime/plugins/http/listener.js';
+import { serverResponse } from '../../../contracts/transport.js';
+import { sleep, withTimeout } from '../../../helpers.js';
 
 interface Reply {
   status: number;

@@ -3,10 +3,10 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isMicroError } from '../../../runtime/core/index.js';
-import { HttpClient } from '../../../runtime/plugins/http/client.js';
-import { transportRequest } from '../../contracts/transport.js';
-import { rejects, withTimeout } from '../../helpers.js';
+import { isMicroError } from '../../../../runtime/core/index.js';
+import { HttpClient } from '../../../../runtime/plugins/http/client.js';
+import { transportRequest } from '../../../contracts/transport.js';
+import { rejects, withTimeout } from '../../../helpers.js';
 
 interface Seen {
   url: string;

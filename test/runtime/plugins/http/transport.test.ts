@@ -2,10 +2,10 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, isMicroError } from '../../../runtime/core/index.js';
-import { HttpTransport, createHttpTransport } from '../../../runtime/plugins/http/index.js';
-import { serverResponse, transportContract, transportRequest } from '../../contracts/transport.js';
-import { rejects, withTimeout } from '../../helpers.js';
+import { ConfigError, isMicroError } from '../../../../runtime/core/index.js';
+import { HttpTransport, createHttpTransport } from '../../../../runtime/plugins/http/index.js';
+import { serverResponse, transportContract, transportRequest } from '../../../contracts/transport.js';
+import { rejects, withTimeout } from '../../../helpers.js';
 
 const echo = async (request: { body: Uint8Array }, reply: (r: ReturnType<typeof serverResponse>) => Promise<void>) => reply(serverResponse(request.body));
 const node = (address: string) => ({ id: 'n', address, metadata: {} });
@@ -68,7 +68,7 @@ factory('creates an HttpTransport', () => {
 });
 
 factory('loads no node: module until listen() is called, so the client half bundles for Workers', async () => {
-  const entry = fileURLToPath(new URL('../../../runtime/plugins/http/index.ts', import.meta.url));
+  const entry = fileURLToPath(new URL('../../../../runtime/plugins/http/index.ts', import.meta.url));
   const lazy: string[] = [];
   const result = await esbuild.build({
     entryPoints: [entry],

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError } from '../../../runtime/core/index.js';
-import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from '../../../runtime/plugins/http/address.js';
+import { ConfigError } from '../../../../runtime/core/index.js';
+import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from '../../../../runtime/plugins/http/address.js';
 
 // ---
 const parse = suite('parseListenAddress');

@@ -1,9 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Metadata, isMicroError, type Listener, type ServerRequest } from '../../../runtime/core/index.js';
-import { MemoryTransport, createMemoryTransport } from '../../../runtime/plugins/memory/transport.js';
-import { serverResponse, transportContract, transportRequest } from '../../contracts/transport.js';
-import { rejects, withTimeout } from '../../helpers.js';
+import { Metadata, isMicroError, type Listener, type ServerRequest } from '../../../../runtime/core/index.js';
+import { MemoryTransport, createMemoryTransport } from '../../../../runtime/plugins/memory/transport.js';
+import { serverResponse, transportContract, transportRequest } from '../../../contracts/transport.js';
+import { rejects, withTimeout } from '../../../helpers.js';
 
 const node = (address: string) => ({ id: 'n', address, metadata: {} });
 

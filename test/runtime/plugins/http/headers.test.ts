@@ -1,8 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Metadata, errors, isMicroError } from '../../../runtime/core/index.js';
-import { errorHeaderValue, isTransportHeader, metadataFromHeaders, metadataFromRawHeaders, requestHeaders, responseHeaders } from '../../../runtime/plugins/http/headers.js';
-import { transportRequest } from '../../contracts/transport.js';
+import { Metadata, errors, isMicroError } from '../../../../runtime/core/index.js';
+import { errorHeaderValue, isTransportHeader, metadataFromHeaders, metadataFromRawHeaders, requestHeaders, responseHeaders } from '../../../../runtime/plugins/http/headers.js';
+import { transportRequest } from '../../../contracts/transport.js';
 
 // ---
 const transportLevel = suite('isTransportHeader');

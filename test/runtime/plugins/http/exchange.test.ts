@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { errors } from '../../../runtime/core/index.js';
-import { Exchange, readBody } from '../../../runtime/plugins/http/exchange.js';
-import { serverResponse } from '../../contracts/transport.js';
-import { withTimeout } from '../../helpers.js';
+import { errors } from '../../../../runtime/core/index.js';
+import { Exchange, readBody } from '../../../../runtime/plugins/http/exchange.js';
+import { serverResponse } from '../../../contracts/transport.js';
+import { withTimeout } from '../../../helpers.js';
 
 /** Feeds `chunks` through a stream shaped like a request and reports what readBody called back with. */
 function feed(chunks: Uint8Array[], max: number): Promise<{ body: Uint8Array | undefined; calls: number; paused: boolean }> {
