@@ -1,6 +1,6 @@
 /** What every command file exports, and the shared argument parsing and help text. */
 import { parseArgs } from 'node:util';
-import { UserError } from '../runtime/index.js';
+import { UserError } from '../runtime/core/errors.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -31,6 +31,11 @@ export interface Command {
 export const commonOptions: Record<string, OptionSpec> = {
   json: { type: 'boolean', description: 'machine-readable output (errors as error JSON)' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+/** For commands that load a function. */
+export const sourceMapOption: Record<string, OptionSpec> = {
+  'source-maps': { type: 'boolean', description: 'map stack traces to the TypeScript sources (costs start-up time)' },
 };
 
 /** Registry and broker choice, mirroring MICRO_REGISTRY, MICRO_REGISTRY_ADDRESS, MICRO_BROKER, MICRO_BROKER_ADDRESS. */

@@ -1,7 +1,6 @@
-import { Console } from 'node:console';
 import { readFileSync } from 'node:fs';
-import { UserError } from '../runtime/index.js';
-import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
+import { UserError } from '../runtime/core/errors.js';
+import { duration, envWithFlags, pluginOptions, sourceMapOption, type Command } from './command.js';
 import { loadFunction } from './load.js';
 import { write } from './output.js';
 
@@ -19,6 +18,7 @@ export const command: Command = {
     topic: { type: 'string', short: 't', value: 'TOPIC', description: 'deliver one broker message on TOPIC instead of a request' },
     metadata: { type: 'string', short: 'm', value: 'KEY=VALUE', multiple: true, description: 'request metadata (repeatable)' },
     timeout: { type: 'string', value: 'DURATION', description: 'deadline for the handler, e.g. 5s' },
+    ...sourceMapOption,
     ...pluginOptions,
   },
   examples: [`micro-fn invoke examples/helloworld Greeter.Hello '{"name":"Ada"}'`, `micro-fn invoke examples/events --topic user.created '{"id":1}'`],
@@ -37,8 +37,8 @@ export const command: Command = {
     const metadata = Object.fromEntries(((values.metadata as string[] | undefined) ?? []).map(pair));
 
     // stdout carries the reply only: whatever the function logs goes to stderr.
-    globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
-    const bundle = await loadFunction(entry, env);
+    for (const method of ['log', 'info', 'debug', 'dir', 'dirxml', 'table'] as const) console[method] = console.error;
+    const bundle = await loadFunction(entry, env, values['source-maps'] === true);
     const result = await bundle.invokeOnce(bundle.definition, { endpoint, topic, body: new TextEncoder().encode(data), metadata, timeout }, env);
     const text = new TextDecoder().decode(result.body);
     if (result.ok) {

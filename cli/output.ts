@@ -1,5 +1,5 @@
 /** How the CLI reports: one clear line for a user's mistake, error JSON with --json, a stack only for bugs. */
-import { isMicroError } from '../runtime/index.js';
+import { isMicroError } from '../runtime/core/errors.js';
 
 const useColor = (stream: NodeJS.WriteStream) => stream.isTTY === true && !process.env.NO_COLOR;
 

@@ -1,5 +1,5 @@
-import { UserError } from '../runtime/index.js';
-import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
+import { UserError } from '../runtime/core/errors.js';
+import { duration, envWithFlags, pluginOptions, sourceMapOption, type Command } from './command.js';
 import { loadFunction } from './load.js';
 
 export const command: Command = {
@@ -16,6 +16,7 @@ export const command: Command = {
   options: {
     address: { type: 'string', short: 'a', value: 'HOST:PORT', description: 'where to listen (env MICRO_SERVER_ADDRESS)' },
     'idle-timeout': { type: 'string', value: 'DURATION', description: 'exit 0 if nothing arrives within it (default: wait)' },
+    ...sourceMapOption,
     ...pluginOptions,
   },
   examples: ['micro-fn run examples/helloworld', `curl -d '{"name":"Ada"}' http://127.0.0.1:PORT/helloworld/Greeter.Hello`],
@@ -25,7 +26,7 @@ export const command: Command = {
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}"`);
     const env = envWithFlags(values);
     const idleTimeout = duration(values['idle-timeout'] as string | undefined, 'idle-timeout');
-    const bundle = await loadFunction(entry, env);
+    const bundle = await loadFunction(entry, env, values['source-maps'] === true);
 
     const controller = new AbortController();
     const stop = () => controller.abort();

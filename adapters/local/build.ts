@@ -2,9 +2,7 @@
  * Build-time only: bundles a function entry for Node (ESM, source maps) with the local handler inside.
  * Bundles are cached under MICRO_FN_HOME: a rebuild happens only when an input file changed.
  */
-import { createHash } from 'node:crypto';
-import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,8 +61,8 @@ export function selfPlugin(root = packageRoot()): Plugin {
     name: 'micro-fn-self',
     setup(build) {
       let exportsMap: Record<string, { source?: string } | string> | undefined;
-      build.onResolve({ filter: /^micro-fn(\/.*)?$/ }, async (args) => {
-        exportsMap ??= JSON.parse(await readFile(join(root, 'package.json'), 'utf8')).exports;
+      build.onResolve({ filter: /^micro-fn(\/.*)?$/ }, (args) => {
+        exportsMap ??= JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).exports;
         const sub = '.' + args.path.slice('micro-fn'.length);
         const target = exportsMap?.[sub];
         const source = typeof target === 'object' ? target.source : undefined;
@@ -81,37 +79,52 @@ export function selfPlugin(root = packageRoot()): Plugin {
  * manifest file (atomic), so concurrent builds and running invocations never see a half-written bundle.
  */
 export async function buildLocal(entry: string, options: BuildOptions = {}): Promise<BuildResult> {
-  const started = performance.now();
+  // Date.now, sync fs and no node:crypto: a cache hit is on every `micro-fn invoke`'s start-up path.
+  const started = Date.now();
   const root = packageRoot();
   const env = options.env ?? process.env;
   if (options.outdir) {
-    const file = join(resolve(options.outdir), 'index.mjs');
-    await bundle(entry, file, root, options.minify);
-    return { file, size: (await stat(file)).size, cached: false, ms: performance.now() - started };
+    const { stat } = await import('node:fs/promises');
+    const outdir = resolve(options.outdir);
+    await bundle(entry, outdir, root, options.minify);
+    const file = join(outdir, 'index.mjs');
+    return { file, size: (await stat(file)).size, cached: false, ms: Date.now() - started };
   }
-  const key = createHash('sha256').update(`${entry}\0${root}\0${options.minify ? 1 : 0}`).digest('hex').slice(0, 20);
+  const key = `${fnv1a(`${entry}\0${root}\0${options.minify ? 1 : 0}`)}`;
   const dir = join(env.MICRO_FN_HOME || join(homedir(), '.micro-fn'), 'cache', 'local', key);
   const manifestPath = join(dir, 'manifest.json');
-  const cached = await readManifest(manifestPath);
-  if (cached) return { file: cached.file, size: (await stat(cached.file)).size, cached: true, ms: performance.now() - started };
+  const cached = readManifest(manifestPath);
+  if (cached) return { file: cached.file, size: cached.size, cached: true, ms: Date.now() - started };
 
+  const { rename, stat, writeFile } = await import('node:fs/promises');
   const build = `${Date.now().toString(36)}-${process.pid}`;
-  const file = join(dir, build, 'index.mjs');
-  const inputs = await bundle(entry, file, root, options.minify);
+  const outdir = join(dir, build);
+  const inputs = await bundle(entry, outdir, root, options.minify);
+  const file = join(outdir, 'index.mjs');
+  const size = (await stat(file)).size;
   const tmp = `${manifestPath}.${build}`;
-  await writeFile(tmp, JSON.stringify({ file, inputs } satisfies Manifest));
+  await writeFile(tmp, JSON.stringify({ file, size, inputs } satisfies Manifest));
   await rename(tmp, manifestPath);
   await pruneBuilds(dir, build);
-  return { file, size: (await stat(file)).size, cached: false, ms: performance.now() - started };
+  return { file, size, cached: false, ms: Date.now() - started };
+}
+
+/** 32-bit FNV-1a of a string, as 8 hex digits: a cache key, not a security measure. */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
 }
 
 interface Manifest {
   file: string;
+  size: number;
   inputs: (readonly [string, number, number])[];
 }
 
-async function bundle(entry: string, outfile: string, root: string, minify = false): Promise<Manifest['inputs']> {
-  const esbuild = await import('esbuild');
+/** Bundles into `outdir/index.mjs`; code loaded lazily (the HTTP listener, say) goes to chunks beside it. */
+async function bundle(entry: string, outdir: string, root: string, minify = false): Promise<Manifest['inputs']> {
+  const [esbuild, { stat }] = await Promise.all([import('esbuild'), import('node:fs/promises')]);
   const handler = join(root, 'adapters', 'local', 'handler.ts');
   const contents = [
     `import * as mod from ${JSON.stringify(entry)};`,
@@ -129,7 +142,11 @@ async function bundle(entry: string, outfile: string, root: string, minify = fal
       target: 'node20',
       sourcemap: 'linked',
       minify,
-      outfile,
+      outdir,
+      entryNames: 'index',
+      chunkNames: 'chunks/[name]-[hash]',
+      outExtension: { '.js': '.mjs' },
+      splitting: true,
       metafile: true,
       logLevel: 'silent',
       plugins: [selfPlugin(root)],
@@ -156,10 +173,10 @@ async function bundle(entry: string, outfile: string, root: string, minify = fal
 }
 
 /** The manifest, when every input is unchanged since the build. */
-async function readManifest(path: string): Promise<Manifest | undefined> {
+function readManifest(path: string): Manifest | undefined {
   let manifest: Manifest;
   try {
-    manifest = JSON.parse(await readFile(path, 'utf8'));
+    manifest = JSON.parse(readFileSync(path, 'utf8'));
   } catch {
     return undefined;
   }
@@ -176,6 +193,7 @@ async function readManifest(path: string): Promise<Manifest | undefined> {
 
 /** Removes older builds after a minute (an invocation that is starting may still be reading one). */
 async function pruneBuilds(dir: string, keep: string): Promise<void> {
+  const { readdir, rm, stat } = await import('node:fs/promises');
   const now = Date.now();
   for (const name of await readdir(dir).catch(() => [])) {
     if (name === keep || name.startsWith('manifest.json')) continue;

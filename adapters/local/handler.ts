@@ -3,8 +3,8 @@
  * handed its invocation directly (`micro-fn invoke`) or on its own listener (`micro-fn run`).
  * Imports only runtime/: it ships inside the user's artifact.
  */
-import { Client, Metadata, UserError, createFunction, jsonCodec, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
-import { resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { Client, Metadata, UserError, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
+import { resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
 
 export interface InvokeRequest {
   /** `Service.Method` for an RPC invocation… */
@@ -29,22 +29,22 @@ export interface InvokeResult {
 
 /** Runs `definition` for exactly one invocation handed over directly, and stops it. */
 export async function invokeOnce(definition: ServiceDefinition, request: InvokeRequest, env: Env = {}): Promise<InvokeResult> {
-  const plugins = await resolvePlugins(env);
   // No listener and no subscriptions: the invocation is this one. The client still reaches the configured
-  // registry and broker, so the handler can call other services and publish.
-  const client = new Client({ registry: plugins.registry, broker: plugins.broker, transports: plugins.transports });
-  const fn = createFunction(definition, { client, env });
+  // registry and broker, loaded only if the handler calls out or publishes.
+  let plugins: Promise<Plugins> | undefined;
+  const load = () => (plugins ??= resolvePlugins(env));
+  const fn = createFunction(definition, { client: new Client({ load }), env });
   try {
     await fn.start();
     const metadata: Record<string, string> = { ...request.metadata, 'content-type': jsonCodec.contentType };
     if (request.timeout) metadata['micro-timeout'] = String(request.timeout);
     if (request.topic !== undefined) {
-      const outcome = await fn.deliver({ id: crypto.randomUUID(), topic: request.topic, headers: metadata, body: request.body });
+      const outcome = await fn.deliver({ id: newId(), topic: request.topic, headers: metadata, body: request.body });
       const body = outcome.error ? jsonCodec.encode(outcome.error) : new Uint8Array();
       return { ok: outcome.ok, status: outcome.error?.code ?? 200, body, metadata: {} };
     }
     const response = await fn.invoke({
-      id: crypto.randomUUID(),
+      id: newId(),
       service: definition.name,
       endpoint: request.endpoint ?? '',
       contentType: jsonCodec.contentType,
@@ -54,7 +54,7 @@ export async function invokeOnce(definition: ServiceDefinition, request: InvokeR
     return { ok: !response.error, status: response.status, body: response.body, metadata: response.metadata.toJSON() };
   } finally {
     await fn.stop();
-    await plugins.close();
+    await (await plugins)?.close();
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Broker } from './broker.js';
 import { jsonCodec, type Codec } from './codec.js';
 import { errors, toMicroError, type MicroError } from './errors.js';
+import { newId } from './id.js';
 import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
 import { random, type Selector } from './selector.js';
@@ -25,6 +26,12 @@ export interface ClientOptions {
   fromService?: string;
   /** Sent with every call and publish. */
   metadata?: MetadataInit;
+  /**
+   * Supplies registry, broker and transports on the first call or publish instead of up front, so a one-shot
+   * process whose handler never calls out never loads them. Give a memoised function: clients made with
+   * `with()` share it.
+   */
+  load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports'>>;
 }
 
 export interface RequestOptions {
@@ -58,16 +65,31 @@ const defaultBackoff = (retry: number) => Math.min(1000, 50 * 2 ** (retry - 1)) 
  * const { message } = await client.call('helloworld', 'Greeter.Hello', { name: 'Ada' });
  */
 export class Client {
-  readonly #options: ClientOptions;
+  #options: ClientOptions;
   readonly #transports = new Map<string, Transport>();
   readonly #codec: Codec;
   readonly #selector: Selector;
 
   constructor(options: ClientOptions = {}) {
     this.#options = options;
-    for (const t of options.transports ?? []) for (const s of t.schemes) this.#transports.set(s, t);
+    this.#addTransports(options.transports);
     this.#codec = options.codec ?? jsonCodec;
     this.#selector = options.selector ?? random();
+  }
+
+  #addTransports(transports: Transport[] | undefined): void {
+    for (const t of transports ?? []) for (const s of t.schemes) this.#transports.set(s, t);
+  }
+
+  /** Applies what `load` supplies, once. */
+  async #ready(): Promise<void> {
+    const load = this.#options.load;
+    if (!load) return;
+    const loaded = await load();
+    const o = this.#options;
+    const transports = [...(o.transports ?? []), ...(loaded.transports ?? [])];
+    this.#options = { ...o, load: undefined, registry: o.registry ?? loaded.registry, broker: o.broker ?? loaded.broker, transports };
+    this.#addTransports(loaded.transports);
   }
 
   /** A client like this one that also sends `metadata` and never waits past `deadline`. */
@@ -87,6 +109,7 @@ export class Client {
 
   /** Like `call`, with the reply's metadata too (go-micro issue #574: its gRPC client could not read it). */
   async request<T = unknown>(service: string, endpoint: string, request: unknown, options: RequestOptions = {}): Promise<CallResult<T>> {
+    if (this.#options.load) await this.#ready();
     const timeout = options.timeout ?? this.#options.timeout ?? 5000;
     let deadline = Date.now() + timeout;
     if (options.deadline !== undefined) deadline = Math.min(deadline, options.deadline);
@@ -97,7 +120,7 @@ export class Client {
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
     const base: TransportRequest = {
-      id: metadata.get(headers.id) ?? crypto.randomUUID(),
+      id: metadata.get(headers.id) ?? newId(),
       service,
       endpoint,
       contentType: this.#codec.contentType,
@@ -146,6 +169,7 @@ export class Client {
 
   /** Publishes `payload` (encoded with the codec) on `topic`. */
   async publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<void> {
+    if (this.#options.load) await this.#ready();
     const broker = this.#options.broker;
     if (!broker) throw errors.internal('micro-fn', 'the client has no broker to publish with');
     const metadata = new Metadata(this.#options.metadata);

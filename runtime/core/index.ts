@@ -6,6 +6,7 @@ export * from './config.js';
 export * from './context.js';
 export * from './errors.js';
 export * from './function.js';
+export * from './id.js';
 export * from './metadata.js';
 export * from './registry.js';
 export * from './router.js';

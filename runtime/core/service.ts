@@ -1,5 +1,6 @@
 import type { Broker, Delivery, SubscribeOptions, Subscription } from './broker.js';
 import { Client } from './client.js';
+import { newId } from './id.js';
 import { jsonCodec, type Codec } from './codec.js';
 import { readConfig, type Env } from './config.js';
 import { createConsoleLogger, type LogLevel, type Logger } from './context.js';
@@ -75,7 +76,7 @@ export class Service {
     this.#options = options;
     this.name = definition.name;
     this.version = definition.version ?? 'latest';
-    this.id = `${this.name}-${crypto.randomUUID()}`;
+    this.id = `${this.name}-${newId()}`;
     this.#ttl = options.ttl ?? config.registerTtl;
     this.#interval = options.interval ?? config.registerInterval;
     this.logger = options.logger ?? createConsoleLogger(this.name, (options.env?.MICRO_LOG_LEVEL as LogLevel | undefined) ?? 'info');

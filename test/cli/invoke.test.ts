@@ -57,6 +57,12 @@ invoke('keeps stdout for the reply when the function logs, and hides a crash beh
   assert.equal(lastJson(crash.stderr), { id: 'noisy', code: 500, detail: 'internal server error', status: 'Internal Server Error' });
 });
 
+invoke('gives the handler a client that reaches the configured registry and broker', async () => {
+  const r = await cli(['invoke', 'test/fixtures/caller', 'Caller.Out'], env);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), { reached: false, code: 404 });
+});
+
 invoke('rebuilds when the function file changes', async () => {
   const { writeFileSync, mkdirSync } = await import('node:fs');
   const dir = `${scratch.home}/fn`;

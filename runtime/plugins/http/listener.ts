@@ -3,7 +3,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse as NodeResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { ConfigError, HEALTH_ENDPOINT, MicroError, errors, headers as names, toMicroError, type Listener, type RequestHandler, type ServerRequest } from '../../core/index.js';
+import { ConfigError, HEALTH_ENDPOINT, MicroError, errors, headers as names, newId, toMicroError, type Listener, type RequestHandler, type ServerRequest } from '../../core/index.js';
 import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './address.js';
 import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
 import { Exchange, readBody, type ExchangeOwner } from './exchange.js';
@@ -124,7 +124,7 @@ export class HttpListener implements Listener, ExchangeOwner {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const request: ServerRequest = {
-      id: metadata.get(names.id) || crypto.randomUUID(),
+      id: metadata.get(names.id) || newId(),
       service: metadata.get(names.service) ?? '',
       endpoint: metadata.get(names.endpoint) ?? '',
       contentType: metadata.get(names.contentType) ?? 'application/json',

@@ -1,6 +1,7 @@
 import { deadLetterHeaders, deadLetterTopic } from '../../core/broker.js';
 import type { Broker, BrokerMessage, Delivery, DeliveryHandler, PublishMessage, SubscribeOptions, Subscription } from '../../core/broker.js';
 import { MicroError } from '../../core/errors.js';
+import { newId } from '../../core/id.js';
 
 export interface MemoryBrokerOptions {
   /** Deliveries a message gets before it is dead-lettered. Default 5. */
@@ -74,7 +75,7 @@ export class MemoryBroker implements Broker {
   async publish(topic: string, message: PublishMessage): Promise<void> {
     if (this.#closed) throw new MicroError('memory-broker', 503, `broker is closed: cannot publish to ${topic}`);
     if (!(message?.body instanceof Uint8Array)) throw new TypeError('a published message needs a Uint8Array body');
-    const published: BrokerMessage = { id: crypto.randomUUID(), topic, headers: { ...message.headers }, body: message.body.slice() };
+    const published: BrokerMessage = { id: newId(), topic, headers: { ...message.headers }, body: message.body.slice() };
     for (const group of this.#topics.get(topic)?.values() ?? []) {
       if (group.members.length > 0) this.#enqueue(group, published, 1);
     }

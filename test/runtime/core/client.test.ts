@@ -156,6 +156,20 @@ client('publishes through the broker with the codec and From-Service', async () 
   assert.is(got[0]!.headers['micro-from-service'], 'me');
 });
 
+client('loads its plugins on the first call only, shared with the clients made from it', async () => {
+  await env.start({ name: 'svc', handlers: { S: { Ping: () => 'pong' } } });
+  let loads = 0;
+  let loaded: Promise<{ registry: typeof env.registry; transports: [typeof env.transport] }> | undefined;
+  const load = () => (loaded ??= (loads++, Promise.resolve({ registry: env.registry, transports: [env.transport] as [typeof env.transport] })));
+  const lazy = createClient({ load });
+  assert.is(loads, 0, 'nothing is loaded up front');
+  const child = lazy.with({ fromService: 'me' });
+  assert.is(await withTimeout(lazy.call('svc', 'S.Ping', {})), 'pong');
+  assert.is(await withTimeout(child.call('svc', 'S.Ping', {})), 'pong');
+  assert.is(await withTimeout(lazy.with({}).call('svc', 'S.Ping', {})), 'pong');
+  assert.is(loads, 1);
+});
+
 client.run();
 
 // ---
