@@ -103,3 +103,15 @@ export function duration(value: string | undefined, flag: string): number | unde
   const n = Number(match[1]);
   return Math.round(match[2] === 's' ? n * 1000 : match[2] === 'm' ? n * 60_000 : n);
 }
+
+/** `--metadata KEY=VALUE` flags as a record. */
+export function metadataFlags(values: Parsed['values']): Record<string, string> {
+  const pairs = (values.metadata as string[] | undefined) ?? [];
+  return Object.fromEntries(
+    pairs.map((text) => {
+      const i = text.indexOf('=');
+      if (i <= 0) throw new UserError(`--metadata takes KEY=VALUE; got "${text}"`);
+      return [text.slice(0, i), text.slice(i + 1)];
+    }),
+  );
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../runtime/core/errors.js';
-import { duration, envWithFlags, pluginOptions, sourceMapOption, type Command } from './command.js';
+import { duration, envWithFlags, metadataFlags, pluginOptions, sourceMapOption, type Command } from './command.js';
 import { loadFunction } from './load.js';
 import { write } from './output.js';
 
@@ -34,7 +34,7 @@ export const command: Command = {
 
     const env = envWithFlags(values);
     const timeout = duration(values.timeout as string | undefined, 'timeout');
-    const metadata = Object.fromEntries(((values.metadata as string[] | undefined) ?? []).map(pair));
+    const metadata = metadataFlags(values);
 
     // stdout carries the reply only: whatever the function logs goes to stderr.
     for (const method of ['log', 'info', 'debug', 'dir', 'dirxml', 'table'] as const) console[method] = console.error;
@@ -49,10 +49,3 @@ export const command: Command = {
     return 1;
   },
 };
-
-function pair(text: string): [string, string] {
-  const i = text.indexOf('=');
-  if (i <= 0) throw new UserError(`--metadata takes KEY=VALUE; got "${text}"`);
-  return [text.slice(0, i), text.slice(i + 1)];
-}
-

@@ -3,8 +3,19 @@ import { help, parse, type Command } from './command.js';
 import { report } from './output.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
+  new: { summary: 'scaffold a function that builds, runs and has a test', load: () => import('./new.js') },
+  build: { summary: "bundle a function and print the artifact's path and size", load: () => import('./build.js') },
+  deploy: { summary: 'build a function and hand it to the running micro-fn serve', load: () => import('./deploy.js') },
+  remove: { summary: 'stop and deregister a deployed function', load: () => import('./remove.js') },
+  serve: { summary: 'the local runtime: gateway, broker, a fresh process per invocation', load: () => import('./serve.js') },
   invoke: { summary: 'run a function once, in a fresh process, and print its reply', load: () => import('./invoke.js') },
   run: { summary: 'run a function standalone: listen, register, serve one invocation, exit', load: () => import('./run.js') },
+  call: { summary: 'call a service endpoint through the registry', load: () => import('./call.js') },
+  publish: { summary: 'publish a JSON message on a topic', load: () => import('./publish.js') },
+  services: { summary: 'list the services in the registry', load: () => import('./services.js') },
+  describe: { summary: 'show a service: versions, endpoints, nodes', load: () => import('./describe.js') },
+  logs: { summary: "print a function's output [--follow]", load: () => import('./logs.js') },
+  dlq: { summary: "list a topic's dead-lettered messages [--replay]", load: () => import('./dlq.js') },
 };
 
 // Set by build.mjs from package.json.

@@ -19,7 +19,7 @@ export interface BuildOptions {
 export interface BuildResult {
   /** Absolute path of the bundle (`index.mjs`). */
   file: string;
-  /** Bytes of the bundle, source map excluded. */
+  /** Bytes of JavaScript written (entry and chunks), source maps excluded. */
   size: number;
   /** True when an up-to-date cached bundle was used. */
   cached: boolean;
@@ -84,11 +84,9 @@ export async function buildLocal(entry: string, options: BuildOptions = {}): Pro
   const root = packageRoot();
   const env = options.env ?? process.env;
   if (options.outdir) {
-    const { stat } = await import('node:fs/promises');
     const outdir = resolve(options.outdir);
-    await bundle(entry, outdir, root, options.minify);
-    const file = join(outdir, 'index.mjs');
-    return { file, size: (await stat(file)).size, cached: false, ms: Date.now() - started };
+    const { size } = await bundle(entry, outdir, root, options.minify);
+    return { file: join(outdir, 'index.mjs'), size, cached: false, ms: Date.now() - started };
   }
   const key = `${fnv1a(`${entry}\0${root}\0${options.minify ? 1 : 0}`)}`;
   const dir = join(env.MICRO_FN_HOME || join(homedir(), '.micro-fn'), 'cache', 'local', key);
@@ -96,12 +94,11 @@ export async function buildLocal(entry: string, options: BuildOptions = {}): Pro
   const cached = readManifest(manifestPath);
   if (cached) return { file: cached.file, size: cached.size, cached: true, ms: Date.now() - started };
 
-  const { rename, stat, writeFile } = await import('node:fs/promises');
+  const { rename, writeFile } = await import('node:fs/promises');
   const build = `${Date.now().toString(36)}-${process.pid}`;
   const outdir = join(dir, build);
-  const inputs = await bundle(entry, outdir, root, options.minify);
+  const { inputs, size } = await bundle(entry, outdir, root, options.minify);
   const file = join(outdir, 'index.mjs');
-  const size = (await stat(file)).size;
   const tmp = `${manifestPath}.${build}`;
   await writeFile(tmp, JSON.stringify({ file, size, inputs } satisfies Manifest));
   await rename(tmp, manifestPath);
@@ -122,8 +119,11 @@ interface Manifest {
   inputs: (readonly [string, number, number])[];
 }
 
-/** Bundles into `outdir/index.mjs`; code loaded lazily (the HTTP listener, say) goes to chunks beside it. */
-async function bundle(entry: string, outdir: string, root: string, minify = false): Promise<Manifest['inputs']> {
+/**
+ * Bundles into `outdir/index.mjs`; code loaded lazily (the HTTP listener, say) goes to chunks beside it.
+ * Returns the inputs (for the cache) and the bytes of JavaScript written, source maps excluded.
+ */
+async function bundle(entry: string, outdir: string, root: string, minify = false): Promise<{ inputs: Manifest['inputs']; size: number }> {
   const [esbuild, { stat }] = await Promise.all([import('esbuild'), import('node:fs/promises')]);
   const handler = join(root, 'adapters', 'local', 'handler.ts');
   const contents = [
@@ -131,6 +131,9 @@ async function bundle(entry: string, outdir: string, root: string, minify = fals
     `import { asDefinition } from ${JSON.stringify(handler)};`,
     `export const definition = asDefinition(mod.default, ${JSON.stringify(relative(process.cwd(), entry) || entry)});`,
     `export * from ${JSON.stringify(handler)};`,
+    // Started by `micro-fn serve`: serve one invocation over IPC.
+    `import { serveIpc } from ${JSON.stringify(handler)};`,
+    `if (process.env.MICRO_FN_IPC === '1' && typeof process.send === 'function') serveIpc(definition).catch((err) => { console.error(err); process.exit(1); });`,
   ].join('\n');
   let result;
   try {
@@ -161,7 +164,8 @@ async function bundle(entry: string, outdir: string, root: string, minify = fals
     }
     throw err;
   }
-  return Promise.all(
+  const size = Object.entries(result.metafile.outputs).reduce((sum, [path, out]) => sum + (path.endsWith('.map') ? 0 : out.bytes), 0);
+  const inputs = await Promise.all(
     Object.keys(result.metafile.inputs)
       .filter((p) => !p.endsWith('<micro-fn entry>'))
       .map(async (p) => {
@@ -170,6 +174,7 @@ async function bundle(entry: string, outdir: string, root: string, minify = fals
         return [abs, s.mtimeMs, s.size] as const;
       }),
   );
+  return { inputs, size };
 }
 
 /** The manifest, when every input is unchanged since the build. */

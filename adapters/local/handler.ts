@@ -5,6 +5,8 @@
  */
 import { Client, Metadata, UserError, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
 import { resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
+import { errors } from '../../runtime/core/errors.js';
+import type { FromFunction, ToFunction } from './ipc.js';
 
 export interface InvokeRequest {
   /** `Service.Method` for an RPC invocation… */
@@ -105,3 +107,52 @@ export function asDefinition(value: unknown, from: string): ServiceDefinition {
   }
   return def as ServiceDefinition;
 }
+
+/**
+ * The body of a single-use process started by `micro-fn serve`: loads, says it is ready, takes exactly one
+ * invocation over IPC, sends the reply (waiting until it is written to the channel), and exits: 0, or 1 when
+ * the handler crashed (a 5xx).
+ */
+export async function serveIpc(definition: ServiceDefinition, env: Env = process.env): Promise<void> {
+  const send = (message: FromFunction) => new Promise<void>((resolve, reject) => process.send!(message, undefined, {}, (err) => (err ? reject(err) : resolve())));
+  // The spawner went away: nobody is waiting for us.
+  process.once('disconnect', () => process.exit(0));
+  let plugins: Promise<Plugins> | undefined;
+  const load = () => (plugins ??= resolvePlugins(env));
+  const fn = createFunction(definition, { client: new Client({ load }), env });
+  await fn.start();
+  const router = fn.service.router;
+  process.once('message', async (message: ToFunction) => {
+    let code = 0;
+    try {
+      if (message.type === 'invoke') {
+        const response = await fn.invoke({
+          id: message.id,
+          service: definition.name,
+          endpoint: message.endpoint,
+          contentType: message.contentType,
+          body: encoder.encode(message.body),
+          metadata: new Metadata(message.metadata),
+        });
+        code = response.status >= 500 ? 1 : 0;
+        await send({ type: 'reply', status: response.status, contentType: response.contentType, body: decoder.decode(response.body), metadata: response.metadata.toJSON(), error: response.error?.toJSON() });
+      } else {
+        const { id, topic, headers, body, attempt } = message;
+        const outcome = await fn.deliver({ id, topic, headers, body: encoder.encode(body) }, attempt);
+        code = outcome.error && outcome.error.code >= 500 ? 1 : 0;
+        await send({ type: 'settled', ok: outcome.ok, error: outcome.error?.toJSON() });
+      }
+    } catch (err) {
+      code = 1;
+      await send({ type: 'reply', status: 500, contentType: 'application/json', body: JSON.stringify(errors.internal(definition.name, 'internal server error')), metadata: {} }).catch(() => {});
+      console.error(err);
+    }
+    await fn.stop();
+    await (await plugins)?.close();
+    process.exit(code);
+  });
+  await send({ type: 'ready', name: fn.name, version: fn.service.version, endpoints: router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), topics: router.topics });
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();

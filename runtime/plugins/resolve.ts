@@ -1,16 +1,15 @@
 /**
  * Plugins by name, as `MICRO_REGISTRY` / `MICRO_BROKER` and the CLI flags give them. Each plugin is imported
- * only when it is chosen, so a process that uses the memory plugins never loads the NATS client.
+ * only when it is chosen, so a process that uses the local plugins never loads the NATS client.
  */
-import { ConfigError, type Broker, type Env, type Registry, type Transport } from '../core/index.js';
-import { readConfig } from '../core/config.js';
+import { ConfigError, readConfig, type Broker, type Env, type Registry, type Transport } from '../core/index.js';
 
-export const REGISTRIES = ['memory'] as const;
-export const BROKERS = ['memory'] as const;
+export const REGISTRIES = ['local', 'memory'] as const;
+export const BROKERS = ['local', 'memory'] as const;
 
-/** The registry and broker of the embedded default. */
-export const DEFAULT_REGISTRY = 'memory';
-export const DEFAULT_BROKER = 'memory';
+/** The embedded default: files under MICRO_FN_HOME, and the broker hosted by `micro-fn serve`. */
+export const DEFAULT_REGISTRY = 'local';
+export const DEFAULT_BROKER = 'local';
 
 export interface Plugins {
   registry: Registry;
@@ -21,10 +20,14 @@ export interface Plugins {
   close(): Promise<void>;
 }
 
-/** The registry named by `MICRO_REGISTRY` (default memory). */
+/** The registry named by `MICRO_REGISTRY` (default local). */
 export async function resolveRegistry(env: Env): Promise<Registry> {
   const name = readConfig(env).registry ?? DEFAULT_REGISTRY;
   switch (name) {
+    case 'local': {
+      const { createFileRegistry, microFnHome } = await import('./local/index.js');
+      return createFileRegistry({ home: microFnHome(env) });
+    }
     case 'memory':
       return (await import('./memory/registry.js')).createMemoryRegistry();
     default:
@@ -32,10 +35,12 @@ export async function resolveRegistry(env: Env): Promise<Registry> {
   }
 }
 
-/** The broker named by `MICRO_BROKER` (default memory). */
-export async function resolveBroker(env: Env): Promise<Broker> {
+/** The broker named by `MICRO_BROKER` (default local); `registry` and `http` are what the local broker needs. */
+export async function resolveBroker(env: Env, registry: Registry, http: Transport): Promise<Broker> {
   const name = readConfig(env).broker ?? DEFAULT_BROKER;
   switch (name) {
+    case 'local':
+      return (await import('./local/broker.js')).createLocalBroker({ registry, transport: http });
     case 'memory':
       return (await import('./memory/broker.js')).createMemoryBroker();
     default:
@@ -45,8 +50,9 @@ export async function resolveBroker(env: Env): Promise<Broker> {
 
 /** Registry, broker and the HTTP transport, as the environment configures them. */
 export async function resolvePlugins(env: Env): Promise<Plugins> {
-  const [registry, broker, { createHttpTransport }] = await Promise.all([resolveRegistry(env), resolveBroker(env), import('./http/index.js')]);
+  const [registry, { createHttpTransport }] = await Promise.all([resolveRegistry(env), import('./http/index.js')]);
   const http = createHttpTransport();
+  const broker = await resolveBroker(env, registry, http);
   return {
     registry,
     broker,

@@ -1,0 +1,55 @@
+/**
+ * Messages between `micro-fn serve` and a single-use function process, over Node's IPC channel (JSON).
+ * Bodies travel as UTF-8 text: the JSON codec's bytes.
+ */
+import type { ErrorJSON } from '../../runtime/core/errors.js';
+
+/** Sent by the function process once its bundle is loaded: it is warm and waits for one invocation. */
+export interface IpcReady {
+  type: 'ready';
+  name: string;
+  version: string;
+  endpoints: string[];
+  topics: string[];
+}
+
+/** One RPC request, the process's only one. */
+export interface IpcInvoke {
+  type: 'invoke';
+  id: string;
+  endpoint: string;
+  contentType: string;
+  body: string;
+  metadata: Record<string, string>;
+}
+
+/** One broker message, the process's only one. */
+export interface IpcMessage {
+  type: 'message';
+  id: string;
+  topic: string;
+  headers: Record<string, string>;
+  body: string;
+  attempt: number;
+}
+
+export interface IpcReply {
+  type: 'reply';
+  status: number;
+  contentType: string;
+  body: string;
+  metadata: Record<string, string>;
+  error?: ErrorJSON;
+}
+
+export interface IpcSettled {
+  type: 'settled';
+  ok: boolean;
+  error?: ErrorJSON;
+}
+
+export type ToFunction = IpcInvoke | IpcMessage;
+export type FromFunction = IpcReady | IpcReply | IpcSettled;
+
+/** Set in a function process's environment by the spawner: start serving over IPC. */
+export const IPC_ENV = 'MICRO_FN_IPC';

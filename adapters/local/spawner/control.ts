@@ -1,0 +1,91 @@
+/**
+ * The control service of `micro-fn serve`, named `micro-fn`: what `micro-fn deploy`, `remove`, `publish` and
+ * `dlq` call through the registry, like any other service.
+ */
+import { errors } from '../../../runtime/core/errors.js';
+import type { ServiceDefinition } from '../../../runtime/core/router.js';
+import type { LocalRuntime } from './runtime.js';
+
+export const RUNTIME_SERVICE = 'micro-fn';
+
+export interface DeployRequest {
+  /** Absolute path of the bundle's `index.mjs`. */
+  bundle: string;
+  /** The entry it was built from (for `serve --watch` and `describe`). */
+  entry?: string;
+  /** Environment the function declares; its processes get only this plus `MICRO_*`. */
+  env?: Record<string, string>;
+  pool?: number;
+  /** Milliseconds per invocation. */
+  timeout?: number;
+  /** MiB of heap per process. */
+  memory?: number;
+  /** Invocations at once, and waiting, before 429. */
+  concurrency?: number;
+  queue?: number;
+}
+
+export interface FunctionInfo {
+  name: string;
+  version: string;
+  endpoints: string[];
+  topics: string[];
+  bundle: string;
+  entry?: string;
+  pool: number;
+  address: string;
+}
+
+const record = (value: unknown, what: string): Record<string, unknown> => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw errors.badRequest(RUNTIME_SERVICE, `${what} takes a JSON object`);
+  return value as Record<string, unknown>;
+};
+
+const text = (value: unknown, field: string): string => {
+  if (typeof value !== 'string' || value === '') throw errors.badRequest(RUNTIME_SERVICE, `${field} is required`);
+  return value;
+};
+
+export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
+  return {
+    name: RUNTIME_SERVICE,
+    handlers: {
+      Runtime: {
+        Deploy: (req: unknown) => {
+          const r = record(req, 'Runtime.Deploy');
+          return runtime.deploy({ ...(r as Partial<DeployRequest>), bundle: text(r.bundle, 'bundle') });
+        },
+        Remove: async (req: unknown) => {
+          const name = text(record(req, 'Runtime.Remove').name, 'name');
+          if (!(await runtime.remove(name))) throw errors.notFound(RUNTIME_SERVICE, `no function ${name} is deployed`);
+          return { removed: name };
+        },
+        List: () => ({ functions: runtime.list() }),
+      },
+      Broker: {
+        Publish: async (req: unknown) => {
+          const r = record(req, 'Broker.Publish');
+          const topic = text(r.topic, 'topic');
+          const headers = { 'content-type': 'application/json', ...(r.headers as Record<string, string> | undefined) };
+          // `body`: already encoded (the local broker plugin); `payload`: a JSON value (the CLI).
+          const body = typeof r.body === 'string' ? r.body : JSON.stringify(r.payload ?? null);
+          await runtime.publish(topic, new TextEncoder().encode(body), headers);
+          return {};
+        },
+      },
+      Dlq: {
+        List: async (req: unknown) => ({ messages: await runtime.deadLetters().list(text(record(req, 'Dlq.List').topic, 'topic')) }),
+        Replay: async (req: unknown) => {
+          const topic = text(record(req, 'Dlq.Replay').topic, 'topic');
+          const letters = await runtime.deadLetters().drain(topic);
+          for (const l of letters) await runtime.publish(topic, new TextEncoder().encode(l.body), stripDeadLetterHeaders(l.headers));
+          return { replayed: letters.length };
+        },
+      },
+    },
+  };
+}
+
+function stripDeadLetterHeaders(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('micro-dead-letter-')));
+}

@@ -1,0 +1,161 @@
+/**
+ * The processes of one deployed function: a warm pool of pre-started single-use processes (refilled in the
+ * background), a concurrency limit with a bounded queue (429 when full), and a per-invocation timeout
+ * (the process is killed, the caller gets 408). A crash answers 500; the pool keeps serving.
+ */
+import { MicroError, errors, parseError } from '../../../runtime/core/errors.js';
+import type { IpcReady, ToFunction } from '../ipc.js';
+import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
+
+export interface PoolOptions extends Omit<WorkerOptions, 'log'> {
+  name: string;
+  /** Warm processes kept ready; 0 starts one per invocation. */
+  size: number;
+  /** Invocations running at once. */
+  concurrency: number;
+  /** Invocations waiting for a slot; past it, 429. */
+  queue: number;
+  /** Milliseconds an invocation may take. */
+  timeout: number;
+  log: (line: string, stream: 'stdout' | 'stderr', invocation: string) => void;
+}
+
+export type Outcome = { kind: 'reply'; status: number; contentType: string; body: string; metadata: Record<string, string>; error?: MicroError } | { kind: 'settled'; ok: boolean; error?: MicroError };
+
+export class FunctionPool {
+  readonly options: PoolOptions;
+  #warm: Worker[] = [];
+  #starting = 0;
+  #inflight = 0;
+  #waiting: (() => void)[] = [];
+  #closed = false;
+
+  constructor(options: PoolOptions) {
+    this.options = options;
+  }
+
+  /** Starts one process and waits until it is ready: the function's description. Fills the pool. */
+  async describe(): Promise<IpcReady> {
+    const worker = this.#spawn();
+    const ready = await worker.ready;
+    if (this.options.size > 0) this.#keep(worker);
+    else worker.kill();
+    this.refill();
+    return ready;
+  }
+
+  get stats() {
+    return { warm: this.#warm.length, starting: this.#starting, inflight: this.#inflight, queued: this.#waiting.length };
+  }
+
+  /** Runs one invocation in a process of its own. Never throws: failures are error outcomes. */
+  async run(message: ToFunction): Promise<Outcome> {
+    const { name, timeout } = this.options;
+    try {
+      await this.#acquireSlot();
+    } catch (err) {
+      return failure(err as MicroError, message);
+    }
+    try {
+      const worker = await this.#take();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeout)));
+      const result = await Promise.race([worker.run(message, message.id), timedOut]);
+      clearTimeout(timer);
+      if (result === 'timeout') {
+        worker.kill();
+        return failure(errors.timeout(name, `${name} did not answer within ${timeout} ms; its process was stopped`), message);
+      }
+      return outcomeOf(result, name, message);
+    } catch (err) {
+      return failure(errors.internal(name, `${name} could not be started: ${(err as Error).message}`), message);
+    } finally {
+      this.#releaseSlot();
+    }
+  }
+
+  async #acquireSlot(): Promise<void> {
+    if (this.#inflight < this.options.concurrency) {
+      this.#inflight++;
+      return;
+    }
+    if (this.#waiting.length >= this.options.queue) {
+      throw errors.tooManyRequests(this.options.name, `${this.options.name} is at its limit: ${this.options.concurrency} running, ${this.options.queue} queued`);
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #releaseSlot(): void {
+    const next = this.#waiting.shift();
+    if (next) next(); // the slot passes straight to the next caller
+    else this.#inflight--;
+  }
+
+  /** A warm process if there is one, else a fresh one (a cold start). */
+  async #take(): Promise<Worker> {
+    let worker: Worker | undefined;
+    while ((worker = this.#warm.shift()) && !worker.alive);
+    this.refill();
+    if (worker) return worker;
+    const fresh = this.#spawn();
+    await fresh.ready;
+    return fresh;
+  }
+
+  /** Starts processes until the pool holds `size` warm or starting ones. */
+  refill(): void {
+    while (!this.#closed && this.#warm.length + this.#starting < this.options.size) {
+      const worker = this.#spawn();
+      this.#starting++;
+      worker.ready.then(
+        () => {
+          this.#starting--;
+          if (this.#closed) worker.kill();
+          else this.#keep(worker);
+        },
+        (err: Error) => {
+          this.#starting--;
+          this.options.log(`a warm process failed to start: ${err.message}`, 'stderr', 'init');
+        },
+      );
+    }
+  }
+
+  #keep(worker: Worker): void {
+    this.#warm.push(worker);
+    void worker.exited.then(() => {
+      this.#warm = this.#warm.filter((w) => w !== worker);
+    });
+  }
+
+  #spawn(): Worker {
+    const { bundle, env, memory, log } = this.options;
+    return new Worker({ bundle, env, memory, log });
+  }
+
+  /**
+   * Stops refilling and waits until every invocation already handed to this pool (running or queued) has
+   * finished, then kills the idle processes. A redeploy swaps pools first, so nothing in flight fails.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#inflight > 0 || this.#waiting.length > 0) await new Promise((r) => setTimeout(r, 10));
+    for (const worker of this.#warm.splice(0)) worker.kill();
+  }
+}
+
+function outcomeOf(result: WorkerResult, name: string, message: ToFunction): Outcome {
+  if (result.kind === 'reply') {
+    const { status, contentType, body, metadata, error } = result.reply;
+    return { kind: 'reply', status, contentType, body, metadata, error: error ? parseError(error, status, name) : undefined };
+  }
+  if (result.kind === 'settled') return { kind: 'settled', ok: result.settled.ok, error: result.settled.error ? parseError(result.settled.error, 500, name) : undefined };
+  const how = result.signal ? `was killed (${result.signal})` : `exited with code ${result.code}`;
+  return failure(errors.internal(name, `${name} crashed: its process ${how} before answering`), message);
+}
+
+function failure(error: MicroError, message: ToFunction): Outcome {
+  if (message.type === 'message') return { kind: 'settled', ok: false, error };
+  return { kind: 'reply', status: error.code, contentType: 'application/json', body: JSON.stringify(error), metadata: {}, error };
+}
+

@@ -1,0 +1,206 @@
+/**
+ * `micro-fn serve`: the local runtime. One HTTP gateway (mucp over HTTP) in front of every deployed
+ * function's pool of single-use processes, the broker every local process publishes to, event triggers
+ * (one process per message, ack after success, redelivery, dead letters), and the control service
+ * `micro-fn` (deploy, remove, list, publish, dead letters) that the CLI finds through the registry.
+ */
+import { deadLetterHeaders, deadLetterTopic, type Broker, type Subscription } from '../../../runtime/core/broker.js';
+import { createService } from '../../../runtime/core/service.js';
+import { errors, type MicroError } from '../../../runtime/core/errors.js';
+import { Metadata } from '../../../runtime/core/metadata.js';
+import type { Registry, ServiceRecord } from '../../../runtime/core/registry.js';
+import type { Listener, ServerRequest, ServerResponse } from '../../../runtime/core/transport.js';
+import { createHttpListener } from '../../../runtime/plugins/http/listener.js';
+import { DeadLetters } from './dead-letters.js';
+import { LogSink } from './logs.js';
+import { FunctionPool, type Outcome } from './pool.js';
+import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
+
+export interface RuntimeOptions {
+  home: string;
+  registry: Registry;
+  broker: Broker;
+  /** `host:port` of the gateway. */
+  address: string;
+  /** Environment of serve: `MICRO_*` variables are passed on to function processes. */
+  env: Record<string, string | undefined>;
+  pool: number;
+  concurrency: number;
+  queue: number;
+  /** Milliseconds per invocation. */
+  timeout: number;
+  /** MiB of V8 heap per function process. */
+  memory: number;
+  /** Seconds; registrations are refreshed at half of it. */
+  ttl: number;
+  /** Echo function output on stdout (default true). */
+  echo?: boolean;
+}
+
+interface Deployed {
+  info: FunctionInfo;
+  pool: FunctionPool;
+  subscriptions: Subscription[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class LocalRuntime {
+  readonly options: RuntimeOptions;
+  readonly #functions = new Map<string, Deployed>();
+  readonly #logs: LogSink;
+  readonly #deadLetters: DeadLetters;
+  readonly #dlqTopics = new Map<string, Subscription>();
+  readonly #control = createService(runtimeDefinition(this), { logger: quietLogger });
+  #listener: Listener | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #nodeId = `serve-${process.pid}-${Date.now().toString(36)}`;
+
+  constructor(options: RuntimeOptions) {
+    this.options = options;
+    this.#logs = new LogSink(options.home, options.echo ?? true);
+    this.#deadLetters = new DeadLetters(options.home);
+  }
+
+  get address(): string {
+    return this.#listener?.address ?? '';
+  }
+
+  async start(): Promise<void> {
+    this.#listener = await createHttpListener((request, reply) => this.#handle(request).then(reply), { address: this.options.address });
+    await this.#register();
+    this.#timer = setInterval(() => void this.#register().catch(() => {}), (this.options.ttl * 1000) / 2);
+  }
+
+  async #handle(request: ServerRequest): Promise<ServerResponse> {
+    if (request.probe) return { status: 200, contentType: 'application/json', body: encoder.encode('{"status":"ok"}'), metadata: new Metadata() };
+    if (request.service === RUNTIME_SERVICE) return this.#control.dispatcher.handle(request);
+    const fn = this.#functions.get(request.service);
+    if (!fn) return errorResponse(errors.notFound('micro-fn', `service ${request.service || '(none)'} not found`));
+    const outcome = await fn.pool.run({
+      type: 'invoke',
+      id: request.id,
+      endpoint: request.endpoint,
+      contentType: request.contentType,
+      body: decoder.decode(request.body),
+      metadata: request.metadata.toJSON(),
+    });
+    if (outcome.kind !== 'reply') return errorResponse(errors.internal(fn.info.name, 'unexpected answer from the function process'));
+    return { status: outcome.status, contentType: outcome.contentType, body: encoder.encode(outcome.body), metadata: new Metadata(outcome.metadata), error: outcome.error };
+  }
+
+  /** Starts the function in `bundle` (a warm pool, its triggers), registers it, and retires its previous version. */
+  async deploy(request: DeployRequest): Promise<FunctionInfo> {
+    const o = this.options;
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(o.env)) if (k.startsWith('MICRO_') && v !== undefined) env[k] = v;
+    Object.assign(env, request.env, { MICRO_FN_HOME: o.home });
+    const size = request.pool ?? o.pool;
+    let name = '(deploying)';
+    const pool = new FunctionPool({
+      name,
+      bundle: request.bundle,
+      env,
+      memory: request.memory ?? o.memory,
+      size,
+      concurrency: request.concurrency ?? o.concurrency,
+      queue: request.queue ?? o.queue,
+      timeout: request.timeout ?? o.timeout,
+      log: (line, stream, invocation) => this.#logs.write(name, invocation, stream, line),
+    });
+    const ready = await pool.describe();
+    name = ready.name;
+    pool.options.name = name;
+    const info: FunctionInfo = { name, version: ready.version, endpoints: ready.endpoints, topics: ready.topics, bundle: request.bundle, entry: request.entry, pool: size, address: this.address };
+    const previous = this.#functions.get(name);
+    const deployed: Deployed = { info, pool, subscriptions: [] };
+    this.#functions.set(name, deployed);
+    deployed.subscriptions = await Promise.all(ready.topics.map((topic) => this.#trigger(deployed, topic)));
+    for (const topic of ready.topics) await this.#watchDeadLetters(topic);
+    await this.#register();
+    if (previous) await this.#retire(previous, ready.version !== previous.info.version);
+    return info;
+  }
+
+  /** One process per message: ack after success, nak (redelivered with backoff, then dead-lettered) after failure or crash. */
+  #trigger(deployed: Deployed, topic: string): Promise<Subscription> {
+    return this.options.broker.subscribe(
+      topic,
+      async (delivery) => {
+        const { id, headers, body } = delivery.message;
+        const outcome: Outcome = await deployed.pool.run({ type: 'message', id, topic, headers, body: decoder.decode(body), attempt: delivery.attempt });
+        if (outcome.kind === 'settled' && outcome.ok) await delivery.ack();
+        else await delivery.nak();
+      },
+      { queue: deployed.info.name, ack: 'manual' },
+    );
+  }
+
+  async #watchDeadLetters(topic: string): Promise<void> {
+    if (this.#dlqTopics.has(topic)) return;
+    const sub = await this.options.broker.subscribe(deadLetterTopic(topic), async (delivery) => {
+      await this.#deadLetters.add(delivery.message.headers[deadLetterHeaders.topic] ?? topic, delivery.message);
+    });
+    this.#dlqTopics.set(topic, sub);
+  }
+
+  async #retire(deployed: Deployed, deregister: boolean): Promise<void> {
+    await Promise.all(deployed.subscriptions.map((s) => s.unsubscribe()));
+    if (deregister) await this.options.registry.deregister(this.#record(deployed.info)).catch(() => {});
+    await deployed.pool.close();
+  }
+
+  async remove(name: string): Promise<boolean> {
+    const deployed = this.#functions.get(name);
+    if (!deployed) return false;
+    this.#functions.delete(name);
+    await this.#retire(deployed, true);
+    return true;
+  }
+
+  list(): (FunctionInfo & { stats: FunctionPool['stats'] })[] {
+    return [...this.#functions.values()].map((d) => ({ ...d.info, stats: d.pool.stats }));
+  }
+
+  async publish(topic: string, body: Uint8Array, headers: Record<string, string>): Promise<void> {
+    await this.options.broker.publish(topic, { headers, body });
+  }
+
+  deadLetters(): DeadLetters {
+    return this.#deadLetters;
+  }
+
+  #record(info: Pick<FunctionInfo, 'name' | 'version' | 'endpoints' | 'topics'>): ServiceRecord {
+    return {
+      name: info.name,
+      version: info.version,
+      metadata: { runtime: 'micro-fn serve' },
+      endpoints: [...info.endpoints.map((name) => ({ name, metadata: {} })), ...info.topics.map((name) => ({ name, metadata: { subscriber: 'true' } }))],
+      nodes: [{ id: `${info.name}-${this.#nodeId}`, address: this.address, metadata: { gateway: 'true' } }],
+    };
+  }
+
+  async #register(): Promise<void> {
+    const { registry, ttl } = this.options;
+    const control = { name: RUNTIME_SERVICE, version: 'latest', endpoints: this.#control.router.endpoints().map((e) => e.name), topics: [] };
+    await Promise.all([control, ...[...this.#functions.values()].map((d) => d.info)].map((info) => registry.register(this.#record(info), { ttl })));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    const all = [...this.#functions.values()];
+    this.#functions.clear();
+    await Promise.all(all.map((d) => this.#retire(d, true)));
+    await Promise.all([...this.#dlqTopics.values()].map((s) => s.unsubscribe()));
+    await this.options.registry.deregister(this.#record({ name: RUNTIME_SERVICE, version: 'latest', endpoints: [], topics: [] })).catch(() => {});
+    await this.#listener?.close();
+    await this.#logs.close();
+  }
+}
+
+function errorResponse(error: MicroError): ServerResponse {
+  return { status: error.code, contentType: 'application/json', body: encoder.encode(JSON.stringify(error)), metadata: new Metadata(), error };
+}
+
+const quietLogger = { debug() {}, info() {}, warn() {}, error: (m: string, f?: Record<string, unknown>) => console.error(`[micro-fn serve] ${m}`, f ?? '') };

@@ -1,0 +1,81 @@
+/**
+ * One single-use function process: spawned with only the environment it is given, it loads its bundle,
+ * reports ready, takes one invocation over IPC and exits. Its stdout/stderr are captured line by line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { FromFunction, IpcReady, IpcReply, IpcSettled, ToFunction } from '../ipc.js';
+import { IPC_ENV } from '../ipc.js';
+
+export interface WorkerOptions {
+  bundle: string;
+  env: Record<string, string>;
+  /** V8 heap limit in MiB. */
+  memory: number;
+  /** Receives each output line, with the id of the invocation being served (or `init`). */
+  log: (line: string, stream: 'stdout' | 'stderr', invocation: string) => void;
+}
+
+export type WorkerResult = { kind: 'reply'; reply: IpcReply } | { kind: 'settled'; settled: IpcSettled } | { kind: 'exit'; code: number | null; signal: string | null };
+
+export class Worker {
+  readonly child: ChildProcess;
+  /** Resolves with the function's description once it is warm; rejects if it dies first. */
+  readonly ready: Promise<IpcReady>;
+  #invocation = 'init';
+  #result: ((r: WorkerResult) => void) | undefined;
+  #exited = false;
+  readonly exited: Promise<void>;
+
+  constructor(options: WorkerOptions) {
+    this.child = spawn(process.execPath, [`--max-old-space-size=${options.memory}`, options.bundle], {
+      env: { ...options.env, [IPC_ENV]: '1' },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'json',
+    });
+    for (const stream of ['stdout', 'stderr'] as const) {
+      createInterface({ input: this.child[stream]!, crlfDelay: Infinity }).on('line', (line) => options.log(line, stream, this.#invocation));
+    }
+    let readyResolve!: (r: IpcReady) => void;
+    let readyReject!: (e: Error) => void;
+    this.ready = new Promise((resolve, reject) => ((readyResolve = resolve), (readyReject = reject)));
+    this.ready.catch(() => {});
+    this.child.on('message', (message: FromFunction) => {
+      if (message.type === 'ready') readyResolve(message);
+      else if (message.type === 'reply') this.#settle({ kind: 'reply', reply: message });
+      else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
+    });
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.#exited = true;
+        readyReject(new Error(`the function process exited (${signal ?? `code ${code}`}) before it was ready`));
+        this.#settle({ kind: 'exit', code, signal });
+        resolve();
+      });
+    });
+    this.child.on('error', (err) => readyReject(err));
+  }
+
+  get alive(): boolean {
+    return !this.#exited;
+  }
+
+  /** Hands over the one invocation; resolves with its reply, or with the exit if the process died first. */
+  run(message: ToFunction, invocation: string): Promise<WorkerResult> {
+    this.#invocation = invocation;
+    const result = new Promise<WorkerResult>((resolve) => (this.#result = resolve));
+    if (this.#exited) this.#settle({ kind: 'exit', code: this.child.exitCode, signal: this.child.signalCode });
+    else this.child.send(message, (err) => err && this.kill());
+    return result;
+  }
+
+  #settle(result: WorkerResult): void {
+    const resolve = this.#result;
+    this.#result = undefined;
+    resolve?.(result);
+  }
+
+  kill(): void {
+    if (!this.#exited) this.child.kill('SIGKILL');
+  }
+}

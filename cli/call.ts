@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { UserError, isMicroError } from '../runtime/core/errors.js';
+import { duration, metadataFlags, pluginOptions, type Command } from './command.js';
+import { write } from './output.js';
+import { withSession } from './plugins.js';
+
+export const command: Command = {
+  name: 'call',
+  summary: 'call a service endpoint through the registry and print the reply',
+  usage: '<service> <Service.Method> [json]',
+  description: [
+    'Looks <service> up in the registry and calls <Service.Method> with the json request ("-" reads stdin;',
+    'absent means {}). The reply goes to stdout (exit 0); an error goes to stderr as error JSON (exit 1).',
+  ].join('\n'),
+  options: {
+    metadata: { type: 'string', short: 'm', value: 'KEY=VALUE', multiple: true, description: 'request metadata (repeatable)' },
+    timeout: { type: 'string', value: 'DURATION', description: 'how long to wait, retries included (default 30s)' },
+    retries: { type: 'string', value: 'N', description: 'further attempts on retryable errors (default 1)' },
+    'show-metadata': { type: 'boolean', description: 'print the reply metadata on stderr' },
+    ...pluginOptions,
+  },
+  examples: [`micro-fn call helloworld Greeter.Hello '{"name":"Ada"}'`],
+  async run({ positionals, values }) {
+    const [service, endpoint, data, extra] = positionals;
+    if (!service || !endpoint) throw new UserError('call needs a service and an endpoint: micro-fn call <service> <Service.Method> [json]');
+    if (!/^[\w$]+\.[\w$]+$/.test(endpoint)) throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
+    if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"name":"Ada"}')`);
+    const text = data === '-' ? readFileSync(0, 'utf8') : (data ?? '{}');
+    let request: unknown;
+    try {
+      request = JSON.parse(text || '{}');
+    } catch (err) {
+      throw new UserError(`the request is not JSON: ${(err as Error).message}`);
+    }
+    const metadata = metadataFlags(values);
+    const timeout = duration(values.timeout as string | undefined, 'timeout') ?? 30_000;
+    const retries = values.retries === undefined ? undefined : Number(values.retries);
+    return withSession(values, async ({ client }) => {
+      try {
+        const reply = await client.request(service, endpoint, request, { metadata, timeout, retries });
+        if (values['show-metadata']) process.stderr.write(`${JSON.stringify(reply.metadata)}\n`);
+        await write(process.stdout, `${JSON.stringify(reply.body)}\n`);
+        return 0;
+      } catch (err) {
+        if (!isMicroError(err)) throw err;
+        await write(process.stderr, `${JSON.stringify(err)}\n`);
+        return 1;
+      }
+    });
+  },
+};

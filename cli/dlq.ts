@@ -1,0 +1,37 @@
+import { UserError } from '../runtime/core/errors.js';
+import type { DeadLetter } from '../adapters/local/spawner/dead-letters.js';
+import { pluginOptions, type Command } from './command.js';
+import { write } from './output.js';
+import { callRuntime, withSession } from './plugins.js';
+
+export const command: Command = {
+  name: 'dlq',
+  summary: 'list the dead-lettered messages of a topic, or replay them',
+  usage: '<topic>',
+  description: 'A message whose handler failed on every attempt is dead-lettered. This lists them; --replay publishes them on <topic> again.',
+  options: {
+    replay: { type: 'boolean', description: 'publish every dead letter of the topic again, and clear them' },
+    ...pluginOptions,
+  },
+  examples: ['micro-fn dlq user.created', 'micro-fn dlq user.created --replay'],
+  async run({ positionals, values }) {
+    const [topic] = positionals;
+    if (!topic) throw new UserError('dlq needs a topic: micro-fn dlq <topic>');
+    return withSession(values, async ({ client }) => {
+      if (values.replay) {
+        const { replayed } = await callRuntime<{ replayed: number }>(client, 'Dlq.Replay', { topic });
+        if (values.json) await write(process.stdout, `${JSON.stringify({ replayed })}\n`);
+        else process.stderr.write(`replayed ${replayed} message${replayed === 1 ? '' : 's'} on ${topic}\n`);
+        return 0;
+      }
+      const { messages } = await callRuntime<{ messages: DeadLetter[] }>(client, 'Dlq.List', { topic });
+      if (values.json) await write(process.stdout, `${JSON.stringify(messages)}\n`);
+      else {
+        const lines = messages.map((m) => `${m.at}  ${m.id}  ${m.headers['micro-dead-letter-reason'] ?? ''}  ${m.body}`);
+        await write(process.stdout, lines.length ? `${lines.join('\n')}\n` : '');
+        process.stderr.write(`${messages.length} dead letter${messages.length === 1 ? '' : 's'} on ${topic}\n`);
+      }
+      return 0;
+    });
+  },
+};

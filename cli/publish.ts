@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import { UserError } from '../runtime/core/errors.js';
+import { metadataFlags, pluginOptions, type Command } from './command.js';
+import { withSession } from './plugins.js';
+
+export const command: Command = {
+  name: 'publish',
+  summary: 'publish a JSON message on a topic',
+  usage: '<topic> [json]',
+  description: 'Publishes the json message ("-" reads stdin; absent means {}) on <topic> through the configured broker.',
+  options: {
+    metadata: { type: 'string', short: 'm', value: 'KEY=VALUE', multiple: true, description: 'message headers (repeatable)' },
+    ...pluginOptions,
+  },
+  examples: [`micro-fn publish user.created '{"id":1}'`],
+  async run({ positionals, values }) {
+    const [topic, data, extra] = positionals;
+    if (!topic) throw new UserError('publish needs a topic: micro-fn publish <topic> [json]');
+    if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"id":1}')`);
+    const text = data === '-' ? readFileSync(0, 'utf8') : (data ?? '{}');
+    let payload: unknown;
+    try {
+      payload = JSON.parse(text || '{}');
+    } catch (err) {
+      throw new UserError(`the message is not JSON: ${(err as Error).message}`);
+    }
+    const metadata = metadataFlags(values);
+    return withSession(values, async ({ client }) => {
+      await client.publish(topic, payload, { metadata });
+      process.stderr.write(`published on ${topic}\n`);
+      return 0;
+    });
+  },
+};

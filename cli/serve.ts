@@ -1,0 +1,70 @@
+import { availableParallelism } from 'node:os';
+import { UserError } from '../runtime/core/errors.js';
+import { readConfig } from '../runtime/core/config.js';
+import { createMemoryBroker } from '../runtime/plugins/memory/broker.js';
+import { resolveRegistry } from '../runtime/plugins/resolve.js';
+import { microFnHome } from '../runtime/plugins/local/home.js';
+import { LocalRuntime } from '../adapters/local/spawner/runtime.js';
+import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
+
+export const DEFAULT_GATEWAY = '127.0.0.1:52980';
+
+export const command: Command = {
+  name: 'serve',
+  summary: 'the local runtime: gateway, broker, and a fresh process per invocation',
+  usage: '',
+  description: [
+    'Runs the local runtime until interrupted: an HTTP gateway (mucp over HTTP) on --address, the broker that',
+    'local processes publish to, and a manager that runs every invocation of a deployed function in a fresh',
+    'single-use process, keeping --pool of them warm. Deploy functions to it with `micro-fn deploy`.',
+  ].join('\n'),
+  options: {
+    address: { type: 'string', short: 'a', value: 'HOST:PORT', description: `gateway address (default ${DEFAULT_GATEWAY})` },
+    pool: { type: 'string', value: 'N', description: 'warm processes per function; 0 = a cold start per invocation (default 1)' },
+    concurrency: { type: 'string', value: 'N', description: `invocations running at once per function (default ${availableParallelism() * 2})` },
+    queue: { type: 'string', value: 'N', description: 'invocations waiting per function before 429 (default 64)' },
+    timeout: { type: 'string', value: 'DURATION', description: 'per invocation; the process is killed and the caller gets 408 (default 30s)' },
+    memory: { type: 'string', value: 'MIB', description: 'heap limit per function process (default 256)' },
+    quiet: { type: 'boolean', short: 'q', description: 'do not echo function output (it is still kept for `micro-fn logs`)' },
+    ...pluginOptions,
+  },
+  examples: ['micro-fn serve', 'micro-fn serve --pool 0 --timeout 5s'],
+  async run({ values }) {
+    const env = envWithFlags(values);
+    const config = readConfig(env);
+    const registry = await resolveRegistry(env);
+    const runtime = new LocalRuntime({
+      home: microFnHome(env),
+      registry,
+      broker: createMemoryBroker(),
+      address: (values.address as string | undefined) ?? DEFAULT_GATEWAY,
+      env,
+      pool: count(values.pool, 'pool', 1, 0),
+      concurrency: count(values.concurrency, 'concurrency', availableParallelism() * 2, 1),
+      queue: count(values.queue, 'queue', 64, 0),
+      timeout: duration(values.timeout as string | undefined, 'timeout') ?? 30_000,
+      memory: count(values.memory, 'memory', 256, 16),
+      ttl: config.registerTtl,
+      echo: values.quiet !== true,
+    });
+    try {
+      await runtime.start();
+    } catch (err) {
+      await registry.close?.();
+      throw err;
+    }
+    process.stderr.write(`micro-fn serve listening on ${runtime.address}\n`);
+    await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+    process.stderr.write('micro-fn serve stopping\n');
+    await runtime.stop();
+    await registry.close?.();
+    return 0;
+  },
+};
+
+function count(value: unknown, flag: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`--${flag} takes a whole number of at least ${min}; got "${value}"`);
+  return n;
+}
