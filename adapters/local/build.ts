@@ -120,8 +120,7 @@ interface Manifest {
 }
 
 /**
- * Bundles into `outdir/index.mjs`; code loaded lazily (the HTTP listener, say) goes to chunks beside it.
- * Returns the inputs (for the cache) and the bytes of JavaScript written, source maps excluded.
+ * Bundles into `outdir/index.mjs`. Returns the inputs (for the cache) and the bytes of JavaScript written, source maps excluded.
  */
 async function bundle(entry: string, outdir: string, root: string, minify = false): Promise<{ inputs: Manifest['inputs']; size: number }> {
   const [esbuild, { stat }] = await Promise.all([import('esbuild'), import('node:fs/promises')]);
@@ -135,27 +134,30 @@ async function bundle(entry: string, outdir: string, root: string, minify = fals
     `import { serveIpc } from ${JSON.stringify(handler)};`,
     `if (process.env.MICRO_FN_IPC === '1' && typeof process.send === 'function') serveIpc(definition).catch((err) => { console.error(err); process.exit(1); });`,
   ].join('\n');
+  const options = {
+    stdin: { contents, resolveDir: dirname(entry), sourcefile: '<micro-fn entry>', loader: 'js' as const },
+    bundle: true,
+    platform: 'node' as const,
+    format: 'esm' as const,
+    target: 'node20',
+    sourcemap: 'linked' as const,
+    minify,
+    // One file: Node loads each ES module file separately (~1 ms each), and esbuild keeps modules reached by
+    // dynamic import() lazily initialised inside it; node: built-ins that only some paths need are
+    // imported dynamically by the plugins (node:http by the listener, say).
+    outfile: join(outdir, 'index.mjs'),
+    metafile: true as const,
+    logLevel: 'silent' as const,
+    plugins: [selfPlugin(root)],
+  };
   let result;
   try {
-    result = await esbuild.build({
-      stdin: { contents, resolveDir: dirname(entry), sourcefile: '<micro-fn entry>', loader: 'js' },
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      sourcemap: 'linked',
-      minify,
-      outdir,
-      entryNames: 'index',
-      chunkNames: 'chunks/[name]-[hash]',
-      outExtension: { '.js': '.mjs' },
-      splitting: true,
-      metafile: true,
-      logLevel: 'silent',
-      plugins: [selfPlugin(root)],
-      // Bundled CommonJS dependencies may call require(); ESM has none, so give them one.
-      banner: { js: "import { createRequire as __microFnRequire } from 'node:module'; const require = __microFnRequire(import.meta.url);" },
-    });
+    result = await esbuild.build(options);
+    // Bundled CommonJS may call require(), which ESM lacks: give it one, only then (importing node:module
+    // costs every start of the function a few milliseconds).
+    if (Object.values(result.metafile.inputs).some((input) => input.format === 'cjs')) {
+      result = await esbuild.build({ ...options, banner: { js: "import { createRequire as __microFnRequire } from 'node:module'; const require = __microFnRequire(import.meta.url);" } });
+    }
   } catch (err) {
     const errors = (err as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors;
     if (errors?.length) {

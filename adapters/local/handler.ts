@@ -126,16 +126,19 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     let code = 0;
     try {
       if (message.type === 'invoke') {
-        const response = await fn.invoke({
-          id: message.id,
-          service: definition.name,
-          endpoint: message.endpoint,
-          contentType: message.contentType,
-          body: encoder.encode(message.body),
-          metadata: new Metadata(message.metadata),
-        });
+        // The reply is sent from inside the invocation: the function stops only once it is written.
+        const response = await fn.invoke(
+          {
+            id: message.id,
+            service: definition.name,
+            endpoint: message.endpoint,
+            contentType: message.contentType,
+            body: encoder.encode(message.body),
+            metadata: new Metadata(message.metadata),
+          },
+          (r) => send({ type: 'reply', status: r.status, contentType: r.contentType, body: decoder.decode(r.body), metadata: r.metadata.toJSON(), error: r.error?.toJSON() }),
+        );
         code = response.status >= 500 ? 1 : 0;
-        await send({ type: 'reply', status: response.status, contentType: response.contentType, body: decoder.decode(response.body), metadata: response.metadata.toJSON(), error: response.error?.toJSON() });
       } else {
         const { id, topic, headers, body, attempt } = message;
         const outcome = await fn.deliver({ id, topic, headers, body: encoder.encode(body) }, attempt);

@@ -64,6 +64,12 @@ invoke('gives the handler a client that reaches the configured registry and brok
   assert.equal(JSON.parse(r.stdout), { published: 503, called: 404 });
 });
 
+invoke('bundles a CommonJS dependency that calls require()', async () => {
+  const r = await cli(['invoke', 'test/fixtures/cjs', 'Cjs.Platform'], env);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, `${JSON.stringify(process.platform)}\n`);
+});
+
 invoke('rebuilds when the function file changes', async () => {
   const { writeFileSync, mkdirSync } = await import('node:fs');
   const dir = `${scratch.home}/fn`;

@@ -66,6 +66,17 @@ local('runs every invocation in a fresh, single-use process', async () => {
   for (const pid of pids) await eventually(() => !alive(pid), 5000, `process ${pid} exits after its invocation`);
 });
 
+local('gives a function process only the environment it declares plus MICRO_*, and a memory limit', async () => {
+  await ok(['deploy', 'test/fixtures/big', '--env', 'GREETING=hi', '--memory', '48']);
+  const { keys, greeting } = (await (await post('/big/Big.Env', '{}')).json()) as { keys: string[]; greeting: string };
+  assert.is(greeting, 'hi');
+  assert.equal(keys.filter((k) => !k.startsWith('MICRO_')), ['GREETING'], keys.join(','));
+  const hog = await post('/big/Big.Hog', '{}');
+  assert.is(hog.status, 500);
+  assert.match(((await hog.json()) as { detail: string }).detail, /crashed/);
+  assert.is((await post('/big/Big.Pid', '{}')).status, 200, 'the spawner keeps serving');
+});
+
 local('answers errors as error JSON: bad request, unknown service and endpoint, malformed JSON, oversize body', async () => {
   const bad = await cli(['call', 'helloworld', 'Greeter.Hello', '{}'], env);
   assert.is(bad.code, 1);

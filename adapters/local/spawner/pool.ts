@@ -71,6 +71,9 @@ export class FunctionPool {
       return failure(errors.internal(name, `${name} could not be started: ${(err as Error).message}`), message);
     } finally {
       this.#releaseSlot();
+      // Refill once the invocation is answered: spawning (a fork and a Node start) would otherwise compete
+      // with it for the CPU and add milliseconds to the reply.
+      this.refill();
     }
   }
 
@@ -95,7 +98,6 @@ export class FunctionPool {
   async #take(): Promise<Worker> {
     let worker: Worker | undefined;
     while ((worker = this.#warm.shift()) && !worker.alive);
-    this.refill();
     if (worker) return worker;
     const fresh = this.#spawn();
     await fresh.ready;

@@ -46,7 +46,9 @@ export class Worker {
       else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
     });
     this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
+      // 'close', not 'exit': a reply sent just before the process exited may still be in the IPC channel when
+      // 'exit' fires; 'close' comes after the channel and stdio have been read to the end.
+      this.child.on('close', (code, signal) => {
         this.#exited = true;
         readyReject(new Error(`the function process exited (${signal ?? `code ${code}`}) before it was ready`));
         this.#settle({ kind: 'exit', code, signal });

@@ -1,7 +1,7 @@
 /**
  * The HTTP listener: go-micro's "mucp over HTTP" on node:http. The only file of the plugin that needs Node.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse as NodeResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse as NodeResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { ConfigError, HEALTH_ENDPOINT, MicroError, errors, headers as names, newId, toMicroError, type Listener, type RequestHandler, type ServerRequest } from '../../core/index.js';
 import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './address.js';
@@ -33,7 +33,7 @@ const ignore = (): void => {};
  * Create it with createHttpListener (or HttpTransport.listen).
  */
 export class HttpListener implements Listener, ExchangeOwner {
-  readonly #server: Server;
+  #server!: Server;
   readonly #handler: RequestHandler;
   readonly #maxBodySize: number;
   readonly #closeTimeout: number;
@@ -47,10 +47,6 @@ export class HttpListener implements Listener, ExchangeOwner {
     this.#options = options;
     this.#maxBodySize = positive(options.maxBodySize, DEFAULT_MAX_BODY_SIZE, 'maxBodySize');
     this.#closeTimeout = positive(options.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout');
-    // requireHostHeader off: a mucp client need not send Host, and Node's own 400 would not be error JSON.
-    this.#server = createServer({ requireHostHeader: false }, (req, res) => this.#onRequest(req, res, false));
-    this.#server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, true));
-    this.#server.on('clientError', onClientError);
   }
 
   /** `http://127.0.0.1:<port>` once started. */
@@ -65,7 +61,12 @@ export class HttpListener implements Listener, ExchangeOwner {
   /** Binds the address; createHttpListener calls it. */
   async start(): Promise<this> {
     const { host, port } = parseListenAddress(this.#options.address ?? DEFAULT_LISTEN_ADDRESS);
-    const server = this.#server;
+    // Loaded here, not at the top: a bundle that holds this plugin loads node:http only when it listens.
+    const { createServer } = await import('node:http');
+    // requireHostHeader off: a mucp client need not send Host, and Node's own 400 would not be error JSON.
+    const server = (this.#server = createServer({ requireHostHeader: false }, (req, res) => this.#onRequest(req, res, false)));
+    server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, true));
+    server.on('clientError', onClientError);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -96,6 +97,7 @@ export class HttpListener implements Listener, ExchangeOwner {
   async #close(): Promise<void> {
     this.#closing = true;
     const server = this.#server;
+    if (!server?.listening) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const force = setTimeout(() => server.closeAllConnections(), this.#closeTimeout);
@@ -105,7 +107,7 @@ export class HttpListener implements Listener, ExchangeOwner {
 
   settled(): void {
     // A keep-alive connection becomes idle when its response finishes: close it now rather than at the timeout.
-    if (this.#closing) this.#server.closeIdleConnections();
+    if (this.#closing) this.#server?.closeIdleConnections();
   }
 
   #onRequest(req: IncomingMessage, res: NodeResponse, expectsContinue: boolean): void {
@@ -201,8 +203,9 @@ function route(req: IncomingMessage, path: string, request: ServerRequest, max: 
     } catch {
       return errors.badRequest(id, `the path ${path} is not valid percent-encoding`);
     }
-    // `curl -d '{…}'` labels its body as a form unless told otherwise; on this path it is meant as JSON.
-    if (request.contentType.startsWith('application/x-www-form-urlencoded')) request.contentType = 'application/json';
+    // `curl -d '{…}'` labels its body as a form, and fetch() a string as text/plain, unless told otherwise;
+    // on this path, meant for hand-made requests, either is taken as JSON.
+    if (/^(application\/x-www-form-urlencoded|text\/plain)\b/.test(request.contentType)) request.contentType = 'application/json';
   }
   if (!request.endpoint) return errors.badRequest(request.service || 'micro-fn', 'the request names no endpoint: set the Micro-Endpoint header or POST /<service>/<Service.Method>');
   const length = req.headers['content-length'];

@@ -85,6 +85,12 @@ requests('takes the curl form POST /<service>/<Service.Method>, URL-decoded, and
   // What `curl -d '{"name":"Ada"}' <address>/greeter/Greeter.Hello` sends: a JSON body labelled as a form.
   await send(listener.address, { path: '/greeter/Greeter.Hello', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: '{"name":"Ada"}' });
   assert.is(seen[1]!.contentType, 'application/json');
+  // What fetch(url, { method: 'POST', body: '{…}' }) sends: text/plain.
+  await send(listener.address, { path: '/greeter/Greeter.Hello', headers: { 'Content-Type': 'text/plain;charset=UTF-8' }, body: '{}' });
+  assert.is(seen[2]!.contentType, 'application/json');
+  // On the mucp form the content type is the caller's to choose, and is kept.
+  await send(listener.address, { path: '/', headers: { 'Micro-Service': 'greeter', 'Micro-Endpoint': 'Greeter.Hello', 'Content-Type': 'text/plain' }, body: '{}' });
+  assert.is(seen[3]!.contentType, 'text/plain');
   assert.match(String(res.headers['micro-id']), /^[0-9a-f-]{36}$/);
   assert.is(seen[0]!.id, res.headers['micro-id']);
 });

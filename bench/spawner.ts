@@ -1,0 +1,197 @@
+/**
+ * The local spawner (`micro-fn serve`, run as its own process), each figure against a baseline in the same run:
+ *  (a) cold invocation (--pool 0) through the gateway vs plain `node` starting the same bundle and answering
+ *      on stdout (target ≤ 1.15×);
+ *  (b) warm-pool invocation p50/p99 (targets 2.5 ms / 6 ms) vs a long-running node:http server doing the same work;
+ *  (c) invocations per second at concurrency 8 vs the rate plain `node` starts the same bundle (target ≥ 0.9×),
+ *      with the spawner's peak RSS.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildLocal } from '../adapters/local/build.js';
+import { fmt, ratio, summarize } from './stats.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'cli', 'bin.mjs');
+const BODY = '{"name":"Ada"}';
+
+interface Options {
+  seconds?: number;
+}
+
+export async function benchSpawner({ seconds = Number(process.env.BENCH_SECONDS ?? 30) }: Options = {}): Promise<string[]> {
+  const home = mkdtempSync(join(tmpdir(), 'micro-fn-bench-'));
+  // What a function process gets: MICRO_* only (no NODE_EXTRA_CA_CERTS and the like), for both sides.
+  const fnEnv = { MICRO_FN_HOME: home, MICRO_REGISTRY: 'local', MICRO_BROKER: 'local' };
+  const cliEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', MICRO_FN_HOME: home };
+  const out: string[] = [];
+  const servers: ChildProcess[] = [];
+  try {
+    const { file: bundle } = await buildLocal(join(root, 'examples', 'helloworld', 'index.ts'), { outdir: join(home, 'baseline') });
+    const runner = join(home, 'runner.mjs');
+    writeFileSync(
+      runner,
+      `const m = await import(${JSON.stringify(bundle)});
+const r = await m.invokeOnce(m.definition, { endpoint: 'Greeter.Hello', body: new TextEncoder().encode(${JSON.stringify(BODY)}) }, process.env);
+process.stdout.write(new TextDecoder().decode(r.body) + '\\n');`,
+    );
+    const plainNode = () => timed(process.execPath, [runner], fnEnv);
+
+    // (a) cold
+    const cold = await startServe(['--pool', '0'], cliEnv, servers);
+    await cliRun(['deploy', 'examples/helloworld'], cliEnv);
+    const coldOurs: number[] = [];
+    const coldBase: number[] = [];
+    for (let i = 0; i < 33; i++) {
+      const t = performance.now();
+      await call(cold, 'helloworld');
+      if (i >= 3) coldOurs.push(performance.now() - t);
+      const b = await plainNode();
+      if (i >= 3) coldBase.push(b);
+    }
+    const ca = summarize(coldOurs);
+    const cb = summarize(coldBase);
+    out.push(
+      `(a) cold invocation via gateway (--pool 0)   p50 ${fmt(ca.p50)}  p99 ${fmt(ca.p99)}  (n=${ca.n})`,
+      `    plain node starting the bundle           p50 ${fmt(cb.p50)}  p99 ${fmt(cb.p99)}`,
+      `    ratio at p50: ${ratio(ca.p50, cb.p50)}  (target ≤ 1.15×)`,
+    );
+    await stopServe(servers);
+
+    // (b) warm
+    const warm = await startServe(['--pool', '2'], cliEnv, servers);
+    await cliRun(['deploy', 'examples/helloworld'], cliEnv);
+    const bare = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        const { name } = JSON.parse(body) as { name: string };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ message: `Hello ${name}` }));
+      });
+    });
+    await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+    const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}/helloworld/Greeter.Hello`;
+    const warmOurs: number[] = [];
+    const warmBase: number[] = [];
+    for (let i = 0; i < 210; i++) {
+      await poolFull(warm, 'helloworld', 2);
+      const t = performance.now();
+      await call(warm, 'helloworld');
+      if (i >= 10) warmOurs.push(performance.now() - t);
+      const tb = performance.now();
+      await (await fetch(bareUrl, { method: 'POST', body: BODY })).text();
+      if (i >= 10) warmBase.push(performance.now() - tb);
+    }
+    await new Promise((r) => bare.close(r));
+    const wa = summarize(warmOurs);
+    const wb = summarize(warmBase);
+    out.push(
+      `(b) warm-pool invocation via gateway         p50 ${fmt(wa.p50)}  p99 ${fmt(wa.p99)}  (n=${wa.n}; targets 2.5 ms / 6 ms)`,
+      `    long-running node:http server            p50 ${fmt(wb.p50)}  p99 ${fmt(wb.p99)}`,
+      `    ratio at p50: ${ratio(wa.p50, wb.p50)}`,
+    );
+    await stopServe(servers);
+
+    // (c) throughput
+    const busy = await startServe(['--pool', '8', '--concurrency', '8', '--quiet'], cliEnv, servers);
+    await cliRun(['deploy', 'examples/helloworld'], cliEnv);
+    const serveChild = servers[servers.length - 1]!;
+    const ours = await rate(seconds, 8, () => call(busy, 'helloworld'));
+    const peak = peakRss(serveChild.pid!);
+    await stopServe(servers);
+    const base = await rate(seconds, 8, plainNode);
+    out.push(
+      `(c) invocations/s at concurrency 8 for ${seconds} s   ${ours.toFixed(1)}/s  (spawner peak RSS ${peak})`,
+      `    plain node starts of the bundle          ${base.toFixed(1)}/s`,
+      `    ratio: ${(ours / base).toFixed(2)}×  (target ≥ 0.9×)`,
+    );
+    return out;
+  } finally {
+    await stopServe(servers);
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+function timed(cmd: string, args: string[], env: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.on('error', reject);
+    // Answered: the reply is on stdout (the process may still be exiting, as the spawner's may).
+    child.stdout.on('end', () => (out.includes('Hello Ada') ? resolve(performance.now() - t) : reject(new Error(`no reply: ${out}`))));
+  });
+}
+
+async function startServe(args: string[], env: Record<string, string>, servers: ChildProcess[]): Promise<string> {
+  const child = spawn(process.execPath, [bin, 'serve', '--address', '127.0.0.1:0', '--quiet', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  servers.push(child);
+  let err = '';
+  return new Promise((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d;
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+  });
+}
+
+async function stopServe(servers: ChildProcess[]): Promise<void> {
+  for (const child of servers.splice(0)) {
+    if (child.exitCode !== null) continue;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    child.kill('SIGKILL');
+  }
+}
+
+function cliRun(args: string[], env: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`micro-fn ${args.join(' ')} exited ${code}`))));
+  });
+}
+
+async function call(gateway: string, service: string): Promise<void> {
+  const res = await fetch(`${gateway}/${service}/Greeter.Hello`, { method: 'POST', body: BODY, headers: { 'content-type': 'application/json' } });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${res.status} ${text}`);
+}
+
+async function poolFull(gateway: string, name: string, size: number): Promise<void> {
+  for (;;) {
+    const res = await fetch(`${gateway}/micro-fn/Runtime.List`, { method: 'POST', body: '{}' });
+    const { functions } = (await res.json()) as { functions: { name: string; stats: { warm: number } }[] };
+    if ((functions.find((f) => f.name === name)?.stats.warm ?? 0) >= size) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Completed operations per second with `concurrency` loops for `seconds`. */
+async function rate(seconds: number, concurrency: number, op: () => Promise<unknown>): Promise<number> {
+  const end = performance.now() + seconds * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        await op();
+        done++;
+      }
+    }),
+  );
+  return done / seconds;
+}
+
+/** Peak resident set of a process (VmHWM), as Linux reports it. */
+function peakRss(pid: number): string {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? `${(Number(m[1]) / 1024).toFixed(1)} MiB` : 'unknown';
+}
