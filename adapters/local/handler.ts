@@ -6,7 +6,8 @@
 import { Client, Metadata, UserError, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
 import { resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
-import type { FromFunction, ToFunction } from './ipc.js';
+import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
+import { WARM_ENV, type FromFunction, type ToFunction } from './ipc.js';
 
 export interface InvokeRequest {
   /** `Service.Method` for an RPC invocation… */
@@ -111,50 +112,57 @@ export function asDefinition(value: unknown, from: string): ServiceDefinition {
 /**
  * The body of a single-use process started by `micro-fn serve`: loads, says it is ready, takes exactly one
  * invocation over IPC, sends the reply (waiting until it is written to the channel), and exits: 0, or 1 when
- * the handler crashed (a 5xx).
+ * the handler crashed (a 5xx). A cold start gets its invocation right away, before it said it is ready.
  */
 export async function serveIpc(definition: ServiceDefinition, env: Env = process.env): Promise<void> {
   const send = (message: FromFunction) => new Promise<void>((resolve, reject) => process.send!(message, undefined, {}, (err) => (err ? reject(err) : resolve())));
+  // Listen first, synchronously: the invocation of a cold start may already be on its way.
+  const invocation = new Promise<ToFunction>((resolve) => process.once('message', resolve));
   // The spawner went away: nobody is waiting for us.
   process.once('disconnect', () => process.exit(0));
   let plugins: Promise<Plugins> | undefined;
   const load = () => (plugins ??= resolvePlugins(env));
   const fn = createFunction(definition, { client: new Client({ load }), env });
   await fn.start();
+  if (env[WARM_ENV] === '1') {
+    // A warm process warms up while nobody waits: a health probe (free: it never uses the invocation) runs
+    // the request path once, so V8 has compiled it when the real invocation arrives.
+    const probe = await fn.invoke({ id: 'warm-up', service: definition.name, endpoint: HEALTH_ENDPOINT, contentType: 'application/json', body: new Uint8Array(), metadata: new Metadata({ 'micro-timeout': '1000' }), probe: true });
+    JSON.stringify({ type: 'reply', status: probe.status, body: decoder.decode(probe.body), metadata: probe.metadata.toJSON() });
+  }
   const router = fn.service.router;
-  process.once('message', async (message: ToFunction) => {
-    let code = 0;
-    try {
-      if (message.type === 'invoke') {
-        // The reply is sent from inside the invocation: the function stops only once it is written.
-        const response = await fn.invoke(
-          {
-            id: message.id,
-            service: definition.name,
-            endpoint: message.endpoint,
-            contentType: message.contentType,
-            body: encoder.encode(message.body),
-            metadata: new Metadata(message.metadata),
-          },
-          (r) => send({ type: 'reply', status: r.status, contentType: r.contentType, body: decoder.decode(r.body), metadata: r.metadata.toJSON(), error: r.error?.toJSON() }),
-        );
-        code = response.status >= 500 ? 1 : 0;
-      } else {
-        const { id, topic, headers, body, attempt } = message;
-        const outcome = await fn.deliver({ id, topic, headers, body: encoder.encode(body) }, attempt);
-        code = outcome.error && outcome.error.code >= 500 ? 1 : 0;
-        await send({ type: 'settled', ok: outcome.ok, error: outcome.error?.toJSON() });
-      }
-    } catch (err) {
-      code = 1;
-      await send({ type: 'reply', status: 500, contentType: 'application/json', body: JSON.stringify(errors.internal(definition.name, 'internal server error')), metadata: {} }).catch(() => {});
-      console.error(err);
-    }
-    await fn.stop();
-    await (await plugins)?.close();
-    process.exit(code);
-  });
   await send({ type: 'ready', name: fn.name, version: fn.service.version, endpoints: router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), topics: router.topics });
+  const message = await invocation;
+  let code = 0;
+  try {
+    if (message.type === 'invoke') {
+      // The reply is sent from inside the invocation: the function stops only once it is written.
+      const response = await fn.invoke(
+        {
+          id: message.id,
+          service: definition.name,
+          endpoint: message.endpoint,
+          contentType: message.contentType,
+          body: encoder.encode(message.body),
+          metadata: new Metadata(message.metadata),
+        },
+        (r) => send({ type: 'reply', status: r.status, contentType: r.contentType, body: decoder.decode(r.body), metadata: r.metadata.toJSON(), error: r.error?.toJSON() }),
+      );
+      code = response.status >= 500 ? 1 : 0;
+    } else {
+      const { id, topic, headers, body, attempt } = message;
+      const outcome = await fn.deliver({ id, topic, headers, body: encoder.encode(body) }, attempt);
+      code = outcome.error && outcome.error.code >= 500 ? 1 : 0;
+      await send({ type: 'settled', ok: outcome.ok, error: outcome.error?.toJSON() });
+    }
+  } catch (err) {
+    code = 1;
+    await send({ type: 'reply', status: 500, contentType: 'application/json', body: JSON.stringify(errors.internal(definition.name, 'internal server error')), metadata: {} }).catch(() => {});
+    console.error(err);
+  }
+  await fn.stop();
+  await (await plugins)?.close();
+  process.exit(code);
 }
 
 const encoder = new TextEncoder();

@@ -53,3 +53,6 @@ export type FromFunction = IpcReady | IpcReply | IpcSettled;
 
 /** Set in a function process's environment by the spawner: start serving over IPC. */
 export const IPC_ENV = 'MICRO_FN_IPC';
+
+/** Set for a process started to wait in the warm pool: it warms its code path up before saying it is ready. */
+export const WARM_ENV = 'MICRO_FN_WARM';

@@ -7,7 +7,7 @@ import { MicroError, errors, parseError } from '../../../runtime/core/errors.js'
 import type { IpcReady, ToFunction } from '../ipc.js';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
 
-export interface PoolOptions extends Omit<WorkerOptions, 'log'> {
+export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
   name: string;
   /** Warm processes kept ready; 0 starts one per invocation. */
   size: number;
@@ -36,7 +36,7 @@ export class FunctionPool {
 
   /** Starts one process and waits until it is ready: the function's description. Fills the pool. */
   async describe(): Promise<IpcReady> {
-    const worker = this.#spawn();
+    const worker = this.#spawn(true);
     const ready = await worker.ready;
     if (this.options.size > 0) this.#keep(worker);
     else worker.kill();
@@ -71,9 +71,9 @@ export class FunctionPool {
       return failure(errors.internal(name, `${name} could not be started: ${(err as Error).message}`), message);
     } finally {
       this.#releaseSlot();
-      // Refill once the invocation is answered: spawning (a fork and a Node start) would otherwise compete
-      // with it for the CPU and add milliseconds to the reply.
-      this.refill();
+      // Refill once the reply is on its way: spawn() forks this process synchronously (milliseconds), and the
+      // new process competes for the CPU, so it must not sit between the function's answer and the caller.
+      setImmediate(() => this.refill());
     }
   }
 
@@ -99,15 +99,14 @@ export class FunctionPool {
     let worker: Worker | undefined;
     while ((worker = this.#warm.shift()) && !worker.alive);
     if (worker) return worker;
-    const fresh = this.#spawn();
-    await fresh.ready;
-    return fresh;
+    // A cold start: the invocation is sent at once and waits in the channel while the process loads.
+    return this.#spawn(false);
   }
 
   /** Starts processes until the pool holds `size` warm or starting ones. */
   refill(): void {
     while (!this.#closed && this.#warm.length + this.#starting < this.options.size) {
-      const worker = this.#spawn();
+      const worker = this.#spawn(true);
       this.#starting++;
       worker.ready.then(
         () => {
@@ -130,9 +129,9 @@ export class FunctionPool {
     });
   }
 
-  #spawn(): Worker {
+  #spawn(warm: boolean): Worker {
     const { bundle, env, memory, log } = this.options;
-    return new Worker({ bundle, env, memory, log });
+    return new Worker({ bundle, env, memory, log, warm });
   }
 
   /**
