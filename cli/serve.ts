@@ -25,10 +25,11 @@ export const command: Command = {
     queue: { type: 'string', value: 'N', description: 'invocations waiting per function before 429 (default 64)' },
     timeout: { type: 'string', value: 'DURATION', description: 'per invocation; the process is killed and the caller gets 408 (default 30s)' },
     memory: { type: 'string', value: 'MIB', description: 'heap limit per function process (default 256)' },
+    watch: { type: 'boolean', short: 'w', description: 'rebuild and redeploy a deployed function when its files change' },
     quiet: { type: 'boolean', short: 'q', description: 'do not echo function output (it is still kept for `micro-fn logs`)' },
     ...pluginOptions,
   },
-  examples: ['micro-fn serve', 'micro-fn serve --pool 0 --timeout 5s'],
+  examples: ['micro-fn serve', 'micro-fn serve --watch', 'micro-fn serve --pool 0 --timeout 5s'],
   async run({ values }) {
     const env = envWithFlags(values);
     const config = readConfig(env);
@@ -46,6 +47,7 @@ export const command: Command = {
       memory: count(values.memory, 'memory', 256, 16),
       ttl: config.registerTtl,
       echo: values.quiet !== true,
+      watch: values.watch === true,
     });
     try {
       await runtime.start();

@@ -66,6 +66,7 @@ export interface Running {
   /** Resolves with the exit code (kills the process after `ms`). */
   exited(ms?: number): Promise<number | null>;
   stderr(): string;
+  stdout(): string;
   kill(): void;
 }
 
@@ -78,11 +79,13 @@ export function start(args: string[], env: Record<string, string>): Running {
     err += d;
     for (const l of listeners) l();
   });
-  child.stdout!.resume();
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return {
     child,
     stderr: () => err,
+    stdout: () => out,
     waitFor(pattern, ms = 15000) {
       return new Promise((resolve, reject) => {
         const check = () => {

@@ -11,7 +11,10 @@ import { Metadata } from '../../../runtime/core/metadata.js';
 import type { Registry, ServiceRecord } from '../../../runtime/core/registry.js';
 import type { Listener, ServerRequest, ServerResponse } from '../../../runtime/core/transport.js';
 import { createHttpListener } from '../../../runtime/plugins/http/listener.js';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { DeadLetters } from './dead-letters.js';
+import { EntryWatcher } from './watch.js';
 import { LogSink } from './logs.js';
 import { FunctionPool, type Outcome } from './pool.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
@@ -35,9 +38,12 @@ export interface RuntimeOptions {
   ttl: number;
   /** Echo function output on stdout (default true). */
   echo?: boolean;
+  /** Rebuild and redeploy a function when a file in its entry's folder changes. */
+  watch?: boolean;
 }
 
 interface Deployed {
+  request: DeployRequest;
   info: FunctionInfo;
   pool: FunctionPool;
   subscriptions: Subscription[];
@@ -56,6 +62,7 @@ export class LocalRuntime {
   #listener: Listener | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly #nodeId = `serve-${process.pid}-${Date.now().toString(36)}`;
+  #watcher: EntryWatcher | undefined;
 
   constructor(options: RuntimeOptions) {
     this.options = options;
@@ -114,12 +121,13 @@ export class LocalRuntime {
     pool.options.name = name;
     const info: FunctionInfo = { name, version: ready.version, endpoints: ready.endpoints, topics: ready.topics, bundle: request.bundle, entry: request.entry, pool: size, address: this.address };
     const previous = this.#functions.get(name);
-    const deployed: Deployed = { info, pool, subscriptions: [] };
+    const deployed: Deployed = { request, info, pool, subscriptions: [] };
     this.#functions.set(name, deployed);
     deployed.subscriptions = await Promise.all(ready.topics.map((topic) => this.#trigger(deployed, topic)));
     for (const topic of ready.topics) await this.#watchDeadLetters(topic);
     await this.#register();
     if (previous) await this.#retire(previous, ready.version !== previous.info.version);
+    if (o.watch && request.entry) this.#watchEntry(name, request.entry);
     return info;
   }
 
@@ -145,15 +153,33 @@ export class LocalRuntime {
     this.#dlqTopics.set(topic, sub);
   }
 
+  #watchEntry(name: string, entry: string): void {
+    this.#watcher ??= new EntryWatcher(this.options.home);
+    this.#watcher.watch(
+      entry,
+      async ({ bundle, ms }) => {
+        const current = this.#functions.get(name);
+        if (!current || current.request.entry !== entry) return this.#watcher?.unwatch(entry);
+        await this.deploy({ ...current.request, bundle });
+        process.stderr.write(`rebuilt and redeployed ${name} (${ms} ms build)\n`);
+      },
+      (err) => process.stderr.write(`rebuilding ${name} failed: ${err.message}\n`),
+    );
+  }
+
   async #retire(deployed: Deployed, deregister: boolean): Promise<void> {
     await Promise.all(deployed.subscriptions.map((s) => s.unsubscribe()));
     if (deregister) await this.options.registry.deregister(this.#record(deployed.info)).catch(() => {});
     await deployed.pool.close();
+    // Bundles that deploy put under MICRO_FN_HOME/functions go with their version.
+    const dir = dirname(deployed.info.bundle);
+    if (dirname(dir) === join(this.options.home, 'functions')) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 
   async remove(name: string): Promise<boolean> {
     const deployed = this.#functions.get(name);
     if (!deployed) return false;
+    if (deployed.request.entry) this.#watcher?.unwatch(deployed.request.entry);
     this.#functions.delete(name);
     await this.#retire(deployed, true);
     return true;
@@ -189,6 +215,7 @@ export class LocalRuntime {
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    this.#watcher?.close();
     const all = [...this.#functions.values()];
     this.#functions.clear();
     await Promise.all(all.map((d) => this.#retire(d, true)));
