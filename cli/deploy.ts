@@ -21,7 +21,7 @@ export const command: Command = {
     env: { type: 'string', short: 'e', value: 'KEY=VALUE', multiple: true, description: 'environment of the function (KEY alone passes the current value)' },
     pool: { type: 'string', value: 'N', description: "warm processes (default: serve's --pool)" },
     timeout: { type: 'string', value: 'DURATION', description: "per invocation (default: serve's --timeout)" },
-    memory: { type: 'string', value: 'MIB', description: "heap limit per process (default: serve's --memory)" },
+    memory: { type: 'string', value: 'MIB', description: "resident memory limit per process (default: serve's --memory)" },
     concurrency: { type: 'string', value: 'N', description: "invocations at once (default: serve's --concurrency)" },
     queue: { type: 'string', value: 'N', description: "invocations waiting before 429 (default: serve's --queue)" },
     ...pluginOptions,

@@ -24,7 +24,7 @@ export const command: Command = {
     concurrency: { type: 'string', value: 'N', description: `invocations running at once per function (default ${availableParallelism() * 2})` },
     queue: { type: 'string', value: 'N', description: 'invocations waiting per function before 429 (default 64)' },
     timeout: { type: 'string', value: 'DURATION', description: 'per invocation; the process is killed and the caller gets 408 (default 30s)' },
-    memory: { type: 'string', value: 'MIB', description: 'heap limit per function process (default 256)' },
+    memory: { type: 'string', value: 'MIB', description: 'resident memory limit per function process; past it the process is stopped (default 256)' },
     watch: { type: 'boolean', short: 'w', description: 'rebuild and redeploy a deployed function when its files change' },
     quiet: { type: 'boolean', short: 'q', description: 'do not echo function output (it is still kept for `micro-fn logs`)' },
     ...pluginOptions,

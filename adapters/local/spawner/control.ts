@@ -18,7 +18,7 @@ export interface DeployRequest {
   pool?: number;
   /** Milliseconds per invocation. */
   timeout?: number;
-  /** MiB of heap per process. */
+  /** MiB of resident memory per process. */
   memory?: number;
   /** Invocations at once, and waiting, before 429. */
   concurrency?: number;

@@ -151,7 +151,11 @@ function outcomeOf(result: WorkerResult, name: string, message: ToFunction): Out
     return { kind: 'reply', status, contentType, body, metadata, error: error ? parseError(error, status, name) : undefined };
   }
   if (result.kind === 'settled') return { kind: 'settled', ok: result.settled.ok, error: result.settled.error ? parseError(result.settled.error, 500, name) : undefined };
-  const how = result.signal ? `was killed (${result.signal})` : `exited with code ${result.code}`;
+  const how = result.overMemory
+    ? `used ${result.overMemory} MiB, over its memory limit, and was stopped`
+    : result.signal
+      ? `was killed (${result.signal})`
+      : `exited with code ${result.code}`;
   return failure(errors.internal(name, `${name} crashed: its process ${how} before answering`), message);
 }
 

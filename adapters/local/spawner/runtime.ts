@@ -32,7 +32,7 @@ export interface RuntimeOptions {
   queue: number;
   /** Milliseconds per invocation. */
   timeout: number;
-  /** MiB of V8 heap per function process. */
+  /** MiB of resident memory per function process. */
   memory: number;
   /** Seconds; registrations are refreshed at half of it. */
   ttl: number;
