@@ -7,7 +7,7 @@ import { Client, Metadata, UserError, createFunction, jsonCodec, newId, type Env
 import { resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
-import { WARM_ENV, type FromFunction, type ToFunction } from './ipc.js';
+import { WARM_ENV, type FromFunction, type IpcPing, type ToFunction } from './ipc.js';
 
 export interface InvokeRequest {
   /** `Service.Method` for an RPC invocation… */
@@ -117,7 +117,14 @@ export function asDefinition(value: unknown, from: string): ServiceDefinition {
 export async function serveIpc(definition: ServiceDefinition, env: Env = process.env): Promise<void> {
   const send = (message: FromFunction) => new Promise<void>((resolve, reject) => process.send!(message, undefined, {}, (err) => (err ? reject(err) : resolve())));
   // Listen first, synchronously: the invocation of a cold start may already be on its way.
-  const invocation = new Promise<ToFunction>((resolve) => process.once('message', resolve));
+  const invocation = new Promise<ToFunction>((resolve) => {
+    const onMessage = (message: ToFunction | IpcPing) => {
+      if (message.type === 'ping') return void send({ type: 'pong' });
+      process.off('message', onMessage);
+      resolve(message);
+    };
+    process.on('message', onMessage);
+  });
   // The spawner went away: nobody is waiting for us.
   process.once('disconnect', () => process.exit(0));
   let plugins: Promise<Plugins> | undefined;

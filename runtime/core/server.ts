@@ -47,10 +47,12 @@ export class Dispatcher {
 
   async handle(request: ServerRequest): Promise<ServerResponse> {
     const { service, router } = this.#o;
-    if (request.probe || request.endpoint === HEALTH_ENDPOINT) return this.#reply(request, 200, { status: 'ok' }, new Metadata());
+    // A probe takes the same path as a request (it is how a warm process compiles that path before its
+    // invocation), with a built-in handler that no wrapper sees.
+    const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
     try {
-      if (request.service && request.service !== service) throw errors.notFound(service, `service ${request.service} not found`);
-      const handler = router.handler(request.endpoint);
+      if (!probe && request.service && request.service !== service) throw errors.notFound(service, `service ${request.service} not found`);
+      const handler = probe ? health : router.handler(request.endpoint);
       if (!handler) throw errors.notFound(service, `endpoint ${request.endpoint || '(none)'} not found on service ${service}`);
       const codec = this.#codec(request.contentType);
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
@@ -120,6 +122,8 @@ function decodeAs(codec: Codec, body: Uint8Array, service: string): unknown {
     throw errors.badRequest(service, `could not decode the request as ${codec.contentType}`, { cause: err });
   }
 }
+
+const health = async () => ({ status: 'ok' });
 
 /** The deadline a request carries: `Micro-Timeout` (milliseconds left when it was sent) from now. */
 function deadlineOf(metadata: Metadata): number | undefined {

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import type { FromFunction, IpcReady, IpcReply, IpcSettled, ToFunction } from '../ipc.js';
+import type { FromFunction, IpcPing, IpcReady, IpcReply, IpcSettled, ToFunction } from '../ipc.js';
 import { IPC_ENV, WARM_ENV } from '../ipc.js';
 
 export interface WorkerOptions {
@@ -56,8 +56,13 @@ export class Worker {
     let readyReject!: (e: Error) => void;
     this.ready = new Promise((resolve, reject) => ((readyResolve = resolve), (readyReject = reject)));
     this.ready.catch(() => {});
+    let described: IpcReady | undefined;
     this.child.on('message', (message: FromFunction) => {
-      if (message.type === 'ready') readyResolve(message);
+      if (message.type === 'ready') {
+        // A warm process gets a ping first, so both ends have run the IPC paths once before the invocation.
+        if (options.warm) (described = message), this.child.send({ type: 'ping' } satisfies IpcPing);
+        else readyResolve(message);
+      } else if (message.type === 'pong') readyResolve(described!);
       else if (message.type === 'reply') this.#settle({ kind: 'reply', reply: message });
       else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
     });
