@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { UserError, isMicroError } from '../runtime/core/errors.js';
-import { duration, metadataFlags, pluginOptions, type Command } from './command.js';
+import { duration, jsonArgument, metadataFlags, pluginOptions, type Command } from './command.js';
 import { write } from './output.js';
 import { withSession } from './plugins.js';
 
@@ -25,13 +24,7 @@ export const command: Command = {
     if (!service || !endpoint) throw new UserError('call needs a service and an endpoint: micro-fn call <service> <Service.Method> [json]');
     if (!/^[\w$]+\.[\w$]+$/.test(endpoint)) throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"name":"Ada"}')`);
-    const text = data === '-' ? readFileSync(0, 'utf8') : (data ?? '{}');
-    let request: unknown;
-    try {
-      request = JSON.parse(text || '{}');
-    } catch (err) {
-      throw new UserError(`the request is not JSON: ${(err as Error).message}`);
-    }
+    const request = jsonArgument(data, 'request');
     const metadata = metadataFlags(values);
     const timeout = duration(values.timeout as string | undefined, 'timeout') ?? 30_000;
     const retries = values.retries === undefined ? undefined : Number(values.retries);

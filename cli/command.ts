@@ -1,4 +1,5 @@
 /** What every command file exports, and the shared argument parsing and help text. */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UserError } from '../runtime/core/errors.js';
 
@@ -114,4 +115,19 @@ export function metadataFlags(values: Parsed['values']): Record<string, string> 
       return [text.slice(0, i), text.slice(i + 1)];
     }),
   );
+}
+
+/** The text of a JSON argument: `-` reads stdin; absent gives `fallback`. */
+export function argumentText(data: string | undefined, fallback = ''): string {
+  return data === '-' ? readFileSync(0, 'utf8') : (data ?? fallback);
+}
+
+/** A JSON argument (`-`: stdin; absent or empty: `{}`), parsed; `what` names it in the error. */
+export function jsonArgument(data: string | undefined, what: string): unknown {
+  const text = argumentText(data);
+  try {
+    return JSON.parse(text || '{}');
+  } catch (err) {
+    throw new UserError(`the ${what} is not JSON: ${(err as Error).message}`);
+  }
 }

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { UserError } from '../runtime/core/errors.js';
-import { duration, envWithFlags, metadataFlags, pluginOptions, sourceMapOption, type Command } from './command.js';
+import { argumentText, duration, envWithFlags, metadataFlags, pluginOptions, sourceMapOption, type Command } from './command.js';
 import { loadFunction } from './load.js';
 import { write } from './output.js';
 
@@ -30,7 +29,7 @@ export const command: Command = {
     if (topic === undefined && !endpoint) throw new UserError('invoke needs an endpoint like Greeter.Hello, or --topic TOPIC');
     if (endpoint !== undefined && !/^[\w$]+\.[\w$]+$/.test(endpoint)) throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
     if (rest.length > 1) throw new UserError(`unexpected argument "${rest[1]}" (quote the JSON: '{"name":"Ada"}')`);
-    const data = rest[0] === '-' ? readFileSync(0, 'utf8') : (rest[0] ?? '');
+    const data = argumentText(rest[0]);
 
     const env = envWithFlags(values);
     const timeout = duration(values.timeout as string | undefined, 'timeout');

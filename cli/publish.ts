@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { UserError } from '../runtime/core/errors.js';
-import { metadataFlags, pluginOptions, type Command } from './command.js';
+import { jsonArgument, metadataFlags, pluginOptions, type Command } from './command.js';
 import { withSession } from './plugins.js';
 
 export const command: Command = {
@@ -17,13 +16,7 @@ export const command: Command = {
     const [topic, data, extra] = positionals;
     if (!topic) throw new UserError('publish needs a topic: micro-fn publish <topic> [json]');
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"id":1}')`);
-    const text = data === '-' ? readFileSync(0, 'utf8') : (data ?? '{}');
-    let payload: unknown;
-    try {
-      payload = JSON.parse(text || '{}');
-    } catch (err) {
-      throw new UserError(`the message is not JSON: ${(err as Error).message}`);
-    }
+    const payload = jsonArgument(data, 'message');
     const metadata = metadataFlags(values);
     return withSession(values, async ({ client }) => {
       await client.publish(topic, payload, { metadata });

@@ -1,1 +1,1 @@
-export { asDefinition, invokeOnce, runStandalone, type InvokeRequest, type InvokeResult, type RunOptions } from './handler.js';
+export { asDefinition, invokeOnce, runStandalone, serveIpc, type InvokeRequest, type InvokeResult, type RunOptions } from './handler.js';

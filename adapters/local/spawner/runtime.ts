@@ -118,7 +118,7 @@ export class LocalRuntime {
     });
     const ready = await pool.describe();
     name = ready.name;
-    pool.options.name = name;
+    pool.options.name = name; // known only once the first process has described the function
     const info: FunctionInfo = { name, version: ready.version, endpoints: ready.endpoints, topics: ready.topics, bundle: request.bundle, entry: request.entry, pool: size, address: this.address };
     const previous = this.#functions.get(name);
     const deployed: Deployed = { request, info, pool, subscriptions: [] };

@@ -1,59 +1,12 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { connect } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Metadata, MicroError, type RequestHandler, type ServerRequest } from '../../../../runtime/core/index.js';
-import { createHttpListener, type HttpListener, type HttpListenerOptions } from '../../../../runtime/plugins/http/listener.js';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { Metadata, MicroError } from '../../../../runtime/core/index.js';
+import { createHttpListener } from '../../../../runtime/plugins/http/listener.js';
 import { serverResponse } from '../../../contracts/transport.js';
 import { sleep, withTimeout } from '../../../helpers.js';
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** One request on its own connection (no agent, no pooling). */
-function send(address: string, options: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Uint8Array; chunks?: Uint8Array[] } = {}): Promise<Reply> {
-  const url = new URL(options.path ?? '/', address);
-  const promise = new Promise<Reply>((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'POST', headers: options.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    for (const chunk of options.chunks ?? []) req.write(chunk);
-    req.end(options.body);
-  });
-  return withTimeout(promise, 5000, `${options.method ?? 'POST'} ${url.pathname}`);
-}
-
-const mucp = (endpoint: string, extra: Record<string, string> = {}) => ({ 'Micro-Service': 'greeter', 'Micro-Endpoint': endpoint, 'Content-Type': 'application/json', ...extra });
-const json = (r: Reply) => JSON.parse(r.body) as unknown;
-
-/** A handler that records requests and echoes the body with a little metadata. */
-function recorder() {
-  const seen: ServerRequest[] = [];
-  const handler: RequestHandler = async (request, reply) => {
-    seen.push(request);
-    await reply(serverResponse(request.body.byteLength > 0 ? request.body : '{}', { 'X-Endpoint': request.endpoint }));
-  };
-  return { seen, handler };
-}
-
-let open: HttpListener[] = [];
-async function listen(handler: RequestHandler, options: HttpListenerOptions = {}): Promise<HttpListener> {
-  const listener = await createHttpListener(handler, { address: '127.0.0.1:0', ...options });
-  open.push(listener);
-  return listener;
-}
-async function closeAll(): Promise<void> {
-  const listeners = open;
-  open = [];
-  await withTimeout(Promise.all(listeners.map((l) => l.close())), 5000, 'closing listeners');
-}
+import { closeAll, json, listen, mucp, recorder, send, track } from './wire.js';
 
 // ---
 const requests = suite('HttpListener: requests');
@@ -219,8 +172,7 @@ const factory = suite('createHttpListener');
 factory.after.each(closeAll);
 
 factory('binds 127.0.0.1 on a free port by default and reports http://127.0.0.1:<port>', async () => {
-  const listener = await createHttpListener(recorder().handler);
-  open.push(listener);
+  const listener = track(await createHttpListener(recorder().handler));
   assert.match(listener.address, /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.is((await send(listener.address, { method: 'GET', path: '/health' })).status, 200);
 });
