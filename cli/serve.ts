@@ -25,6 +25,7 @@ export const command: Command = {
     queue: { type: 'string', value: 'N', description: 'invocations waiting per function before 429 (default 64)' },
     timeout: { type: 'string', value: 'DURATION', description: 'per invocation; the process is killed and the caller gets 408 (default 30s)' },
     memory: { type: 'string', value: 'MIB', description: 'resident memory limit per function process; past it the process is stopped (default 256)' },
+    'ack-wait': { type: 'string', value: 'DURATION', description: 'how long a `micro-fn run` subscriber may hold a message without news (default 30s)' },
     watch: { type: 'boolean', short: 'w', description: 'rebuild and redeploy a deployed function when its files change' },
     quiet: { type: 'boolean', short: 'q', description: 'do not echo function output (it is still kept for `micro-fn logs`)' },
     ...pluginOptions,
@@ -48,6 +49,7 @@ export const command: Command = {
       ttl: config.registerTtl,
       echo: values.quiet !== true,
       watch: values.watch === true,
+      ackWait: duration(values['ack-wait'] as string | undefined, 'ack-wait'),
     });
     try {
       await runtime.start();

@@ -124,34 +124,46 @@ export class Service {
     };
   }
 
-  /** beforeStart hooks, listen, register, subscribe, afterStart hooks. */
+  /** beforeStart hooks, listen, register, subscribe, afterStart hooks. A start that fails undoes itself. */
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`service ${this.name} was already started`);
     this.#state = 'starting';
     await runHooks(this.#definition.beforeStart);
-    const { transport, registry, broker } = this.#options;
-    if (transport?.listen) {
-      this.#listener = await transport.listen((req, reply) => this.#gate.onRequest(req, reply), { address: this.#options.address ?? readConfig(this.#options.env ?? {}).serverAddress });
-      if (registry) {
-        await registry.register(this.record(), { ttl: this.#ttl });
-        if (this.#interval > 0) {
-          this.#timer = setInterval(() => {
-            registry.register(this.record(), { ttl: this.#ttl }).catch((err: unknown) => this.logger.warn('re-register failed', { error: err }));
-          }, this.#interval * 1000);
-        }
-      }
-    }
-    if (broker) {
-      const options: SubscribeOptions = { queue: this.name, ...this.#options.subscribe, ack: 'manual' };
-      for (const topic of this.router.topics) {
-        if (this.#unsubscribed) break;
-        const sub = await broker.subscribe(topic, (d) => this.#gate.onDelivery(d), options);
-        if (this.#unsubscribed) await sub.unsubscribe();
-        else this.#subscriptions.push(sub);
-      }
+    try {
+      await this.#listenAndRegister();
+      await this.#subscribe();
+    } catch (err) {
+      // Leave nothing behind: no registry entry pointing at a process that is about to exit.
+      await this.#undo().catch(() => {});
+      throw err;
     }
     this.#state = 'started';
     await runHooks(this.#definition.afterStart);
+  }
+
+  async #listenAndRegister(): Promise<void> {
+    const { transport, registry } = this.#options;
+    if (!transport?.listen) return;
+    this.#listener = await transport.listen((req, reply) => this.#gate.onRequest(req, reply), { address: this.#options.address ?? readConfig(this.#options.env ?? {}).serverAddress });
+    if (!registry) return;
+    await registry.register(this.record(), { ttl: this.#ttl });
+    if (this.#interval > 0) {
+      this.#timer = setInterval(() => {
+        registry.register(this.record(), { ttl: this.#ttl }).catch((err: unknown) => this.logger.warn('re-register failed', { error: err }));
+      }, this.#interval * 1000);
+    }
+  }
+
+  async #subscribe(): Promise<void> {
+    const broker = this.#options.broker;
+    if (!broker) return;
+    const options: SubscribeOptions = { queue: this.name, ...this.#options.subscribe, ack: 'manual' };
+    for (const topic of this.router.topics) {
+      if (this.#unsubscribed) break;
+      const sub = await broker.subscribe(topic, (d) => this.#gate.onDelivery(d), options);
+      if (this.#unsubscribed) await sub.unsubscribe();
+      else this.#subscriptions.push(sub);
+    }
   }
 
   /** Stops taking broker messages at once (a Function calls it the moment its one invocation arrives). */
@@ -171,6 +183,13 @@ export class Service {
   async #stop(): Promise<void> {
     this.#state = 'stopping';
     await runHooks(this.#definition.beforeStop);
+    await this.#undo();
+    this.#state = 'stopped';
+    await runHooks(this.#definition.afterStop);
+  }
+
+  /** Unsubscribe, deregister, close the listener. */
+  async #undo(): Promise<void> {
     clearInterval(this.#timer);
     await this.unsubscribe();
     const { registry } = this.#options;
@@ -178,8 +197,6 @@ export class Service {
       await registry.deregister(this.record()).catch((err: unknown) => this.logger.warn('deregister failed', { error: err }));
     }
     await this.#listener?.close();
-    this.#state = 'stopped';
-    await runHooks(this.#definition.afterStop);
   }
 }
 

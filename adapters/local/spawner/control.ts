@@ -72,6 +72,29 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
           await runtime.publish(topic, new TextEncoder().encode(body), headers);
           return {};
         },
+        // Subscriptions of other processes (the local broker plugin): see remote-broker.ts.
+        Subscribe: async (req: unknown) => {
+          const r = record(req, 'Broker.Subscribe');
+          const max = r.max === undefined ? undefined : Number(r.max);
+          const id = await runtime.remote.subscribe(text(r.topic, 'topic'), typeof r.queue === 'string' ? r.queue : undefined, max);
+          return { id, ackWait: runtime.remote.ackWait };
+        },
+        Poll: async (req: unknown) => {
+          const r = record(req, 'Broker.Poll');
+          const wait = Math.min(Math.max(Number(r.wait ?? 0) || 0, 0), 25_000);
+          return { delivery: (await runtime.remote.poll(text(r.id, 'id'), wait)) ?? null };
+        },
+        Settle: async (req: unknown) => {
+          const r = record(req, 'Broker.Settle');
+          const action = r.action === 'ack' || r.action === 'nak' || r.action === 'term' || r.action === 'progress' ? r.action : undefined;
+          if (!action) throw errors.badRequest(RUNTIME_SERVICE, 'action must be ack, nak, term or progress');
+          await runtime.remote.settle(text(r.id, 'id'), text(r.token, 'token'), action, typeof r.delay === 'number' ? r.delay : undefined, typeof r.reason === 'string' ? r.reason : undefined);
+          return {};
+        },
+        Unsubscribe: async (req: unknown) => {
+          await runtime.remote.unsubscribe(text(record(req, 'Broker.Unsubscribe').id, 'id'));
+          return {};
+        },
       },
       Dlq: {
         List: async (req: unknown) => ({ messages: await runtime.deadLetters().list(text(record(req, 'Dlq.List').topic, 'topic')) }),

@@ -15,6 +15,7 @@ import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DeadLetters } from './dead-letters.js';
 import { EntryWatcher } from './watch.js';
+import { RemoteSubscriptions } from './remote-broker.js';
 import { LogSink } from './logs.js';
 import { FunctionPool, type Outcome } from './pool.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
@@ -40,6 +41,8 @@ export interface RuntimeOptions {
   echo?: boolean;
   /** Rebuild and redeploy a function when a file in its entry's folder changes. */
   watch?: boolean;
+  /** Milliseconds a remote subscriber may hold a message without news before it is delivered again. */
+  ackWait?: number;
 }
 
 interface Deployed {
@@ -63,11 +66,14 @@ export class LocalRuntime {
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly #nodeId = `serve-${process.pid}-${Date.now().toString(36)}`;
   #watcher: EntryWatcher | undefined;
+  /** Subscriptions of other processes to the broker hosted here. */
+  readonly remote: RemoteSubscriptions;
 
   constructor(options: RuntimeOptions) {
     this.options = options;
     this.#logs = new LogSink(options.home, options.echo ?? true);
     this.#deadLetters = new DeadLetters(options.home);
+    this.remote = new RemoteSubscriptions(options.broker, { ackWait: options.ackWait });
   }
 
   get address(): string {
@@ -216,6 +222,7 @@ export class LocalRuntime {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#watcher?.close();
+    await this.remote.close();
     const all = [...this.#functions.values()];
     this.#functions.clear();
     await Promise.all(all.map((d) => this.#retire(d, true)));

@@ -3,12 +3,12 @@
  * hosts, found through the registry (its control service `micro-fn`), as go-micro's http broker registered
  * itself. Delivery is at-least-once while serve runs; messages are kept in serve's memory.
  *
- * Subscribing is serve's job: a function with subscribers is deployed (`micro-fn deploy`) and serve starts
- * one process per message.
+ * A subscription long-polls serve for deliveries and settles each one there. A delivery left unsettled (its
+ * process died) is delivered again once serve's ack wait or the subscription's lease runs out.
  */
-import type { Broker, DeliveryHandler, PublishMessage, Subscription } from '../../core/broker.js';
+import type { Broker, Delivery, DeliveryHandler, PublishMessage, SubscribeOptions, Subscription } from '../../core/broker.js';
 import { Client } from '../../core/client.js';
-import { UserError, errors, isMicroError } from '../../core/errors.js';
+import { errors, isMicroError } from '../../core/errors.js';
 import type { Registry } from '../../core/registry.js';
 import type { Transport } from '../../core/transport.js';
 
@@ -28,20 +28,108 @@ export class LocalBroker implements Broker {
   }
 
   async publish(topic: string, message: PublishMessage): Promise<void> {
+    await this.#runtime('Broker.Publish', { topic, headers: message.headers ?? {}, body: new TextDecoder().decode(message.body) });
+  }
+
+  async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
+    const { id, ackWait } = await this.#runtime<{ id: string; ackWait: number }>('Broker.Subscribe', { topic, queue: options.queue, max: options.max });
+    return new RemoteSubscription(topic, id, ackWait, handler, options, this.#runtime);
+  }
+
+  /** Calls serve's control service; a missing serve is a clear 503. */
+  readonly #runtime = async <T>(endpoint: string, request: unknown, timeout = 10_000): Promise<T> => {
     try {
-      await this.#client.call(RUNTIME_SERVICE, 'Broker.Publish', { topic, headers: message.headers ?? {}, body: new TextDecoder().decode(message.body) });
+      return await this.#client.call<T>(RUNTIME_SERVICE, endpoint, request, { timeout });
     } catch (err) {
       if (isMicroError(err) && err.code === 404 && /service micro-fn not found/.test(err.detail)) {
         throw errors.unavailable('micro-fn', 'the local broker is hosted by `micro-fn serve`, and none is running: start it, or choose another broker (MICRO_BROKER)');
       }
       throw err;
     }
+  };
+}
+
+type Runtime = <T>(endpoint: string, request: unknown, timeout?: number) => Promise<T>;
+
+interface RemoteDelivery {
+  token: string;
+  id: string;
+  topic: string;
+  headers: Record<string, string>;
+  body: string;
+  attempt: number;
+}
+
+const POLL_WAIT = 5_000;
+
+/** Long-polls serve for the deliveries of one subscription until unsubscribed or `max` is reached. */
+class RemoteSubscription implements Subscription {
+  readonly topic: string;
+  readonly #id: string;
+  readonly #runtime: Runtime;
+  readonly #ackWait: number;
+  #active = true;
+  #taken = 0;
+
+  constructor(topic: string, id: string, ackWait: number, handler: DeliveryHandler, options: SubscribeOptions, runtime: Runtime) {
+    this.topic = topic;
+    this.#id = id;
+    this.#ackWait = ackWait;
+    this.#runtime = runtime;
+    void this.#loop(handler, options);
   }
 
-  subscribe(topic: string, _handler: DeliveryHandler): Promise<Subscription> {
-    return Promise.reject(
-      new UserError(`cannot subscribe to "${topic}" through the local broker from this process: deploy the function with \`micro-fn deploy\` and \`micro-fn serve\` runs it for each message (or use MICRO_BROKER=nats)`),
-    );
+  async #loop(handler: DeliveryHandler, options: SubscribeOptions): Promise<void> {
+    let failures = 0;
+    while (this.#active && (options.max === undefined || this.#taken < options.max)) {
+      let delivery: RemoteDelivery | null;
+      try {
+        ({ delivery } = await this.#runtime<{ delivery: RemoteDelivery | null }>('Broker.Poll', { id: this.#id, wait: POLL_WAIT }, POLL_WAIT + 5_000));
+        failures = 0;
+      } catch (err) {
+        if (!this.#active) return;
+        // serve restarted or went away: the subscription is gone with it.
+        if (isMicroError(err) && err.code === 404) return void (this.#active = false);
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** failures++)));
+        continue;
+      }
+      if (!delivery || !this.#active) continue;
+      this.#taken++;
+      void this.#handle(handler, options, delivery);
+    }
+  }
+
+  async #handle(handler: DeliveryHandler, options: SubscribeOptions, d: RemoteDelivery): Promise<void> {
+    let settled = false;
+    // While the handler works, tell serve the message is in progress; a process that dies stops telling.
+    const progress = setInterval(() => void this.#runtime('Broker.Settle', { id: this.#id, token: d.token, action: 'progress' }).catch(() => {}), Math.max(100, this.#ackWait / 3));
+    const settle = (action: 'ack' | 'nak' | 'term', delay?: number, reason?: string) => {
+      if (settled) return Promise.resolve();
+      settled = true;
+      clearInterval(progress);
+      return this.#runtime<object>('Broker.Settle', { id: this.#id, token: d.token, action, delay, reason }).then(() => {});
+    };
+    const delivery: Delivery = {
+      message: { id: d.id, topic: d.topic, headers: d.headers, body: new TextEncoder().encode(d.body) },
+      attempt: d.attempt,
+      ack: () => settle('ack'),
+      nak: (delay) => settle('nak', delay),
+      term: (reason) => settle('term', undefined, reason),
+    };
+    try {
+      await handler(delivery);
+      if (options.ack !== 'manual') await settle('ack');
+    } catch {
+      await settle('nak').catch(() => {});
+    } finally {
+      clearInterval(progress);
+    }
+  }
+
+  async unsubscribe(): Promise<void> {
+    if (!this.#active) return;
+    this.#active = false;
+    await this.#runtime('Broker.Unsubscribe', { id: this.#id }).catch(() => {});
   }
 }
 

@@ -44,6 +44,21 @@ service('registers its node and endpoints, and re-registers within the TTL', asy
   await registry.close?.();
 });
 
+service('undoes a start that fails: nothing stays registered', async () => {
+  const registry = createMemoryRegistry();
+  // A broker that refuses subscriptions, as the local broker does while no micro-fn serve runs.
+  const broker = { publish: async () => {}, subscribe: () => Promise.reject(new Error('no broker here')) };
+  const s = createService({ name: 'half', subscribers: { t: () => {} }, handlers: { H: { Ping: () => 1 } } }, { registry, broker, transport: createMemoryTransport() });
+  try {
+    await s.start();
+    assert.unreachable('start should fail');
+  } catch (err) {
+    assert.is((err as Error).message, 'no broker here');
+  }
+  assert.equal(await registry.getService('half'), []);
+  await registry.close?.();
+});
+
 service('reads TTL and interval from MICRO_REGISTER_TTL and MICRO_REGISTER_INTERVAL', () => {
   assert.equal(readConfig({}).registerTtl, 60);
   assert.equal(readConfig({}).registerInterval, 30);
