@@ -5,7 +5,7 @@ import { buildLocal, resolveEntry } from '../adapters/local/build.js';
 import type { FunctionInfo } from '../adapters/local/spawner/control.js';
 import { duration, pluginOptions, type Command } from './command.js';
 import { dim, write } from './output.js';
-import { callRuntime, withSession } from './plugins.js';
+import { callRuntime, runtimeOption, withSession } from './plugins.js';
 
 export const command: Command = {
   name: 'deploy',
@@ -24,6 +24,7 @@ export const command: Command = {
     memory: { type: 'string', value: 'MIB', description: "resident memory limit per process (default: serve's --memory)" },
     concurrency: { type: 'string', value: 'N', description: "invocations at once (default: serve's --concurrency)" },
     queue: { type: 'string', value: 'N', description: "invocations waiting before 429 (default: serve's --queue)" },
+    ...runtimeOption,
     ...pluginOptions,
   },
   examples: ['micro-fn deploy examples/helloworld --target local', 'micro-fn deploy examples/events --env SLACK_URL'],
@@ -42,12 +43,12 @@ export const command: Command = {
     const timeout = duration(values.timeout as string | undefined, 'timeout');
     const json = values.json === true;
 
-    return withSession(values, async ({ env: processEnv, client }) => {
-      const outdir = join(microFnHome(processEnv), 'functions', `${Date.now().toString(36)}-${process.pid}`);
+    return withSession(values, async (session) => {
+      const outdir = join(microFnHome(session.env), 'functions', `${Date.now().toString(36)}-${process.pid}`);
       const built = await buildLocal(file, { outdir });
       if (!json) process.stderr.write(`built ${entry} ${dim(`(${kib(built.size)} in ${built.ms} ms)`)}\n`);
       const started = Date.now();
-      const info = await callRuntime<FunctionInfo>(client, 'Runtime.Deploy', { bundle: built.file, entry: file, env, pool, timeout, memory, concurrency, queue }, 120_000);
+      const info = await callRuntime<FunctionInfo>(session, 'Runtime.Deploy', { bundle: built.file, entry: file, env, pool, timeout, memory, concurrency, queue }, { runtime: values.runtime as string | undefined, timeout: 120_000 });
       if (json) await write(process.stdout, `${JSON.stringify(info)}\n`);
       else {
         const what = [...info.endpoints, ...info.topics.map((t) => `topic ${t}`)].join(', ');

@@ -2,7 +2,7 @@ import { UserError } from '../runtime/core/errors.js';
 import type { DeadLetter } from '../adapters/local/spawner/dead-letters.js';
 import { pluginOptions, type Command } from './command.js';
 import { write } from './output.js';
-import { callRuntime, withSession } from './plugins.js';
+import { callRuntime, runtimeOption, withSession } from './plugins.js';
 
 export const command: Command = {
   name: 'dlq',
@@ -11,20 +11,21 @@ export const command: Command = {
   description: 'A message whose handler failed on every attempt is dead-lettered. This lists them; --replay publishes them on <topic> again.',
   options: {
     replay: { type: 'boolean', description: 'publish every dead letter of the topic again, and clear them' },
+    ...runtimeOption,
     ...pluginOptions,
   },
   examples: ['micro-fn dlq user.created', 'micro-fn dlq user.created --replay'],
   async run({ positionals, values }) {
     const [topic] = positionals;
     if (!topic) throw new UserError('dlq needs a topic: micro-fn dlq <topic>');
-    return withSession(values, async ({ client }) => {
+    return withSession(values, async (session) => {
       if (values.replay) {
-        const { replayed } = await callRuntime<{ replayed: number }>(client, 'Dlq.Replay', { topic });
+        const { replayed } = await callRuntime<{ replayed: number }>(session, 'Dlq.Replay', { topic }, { runtime: values.runtime as string | undefined });
         if (values.json) await write(process.stdout, `${JSON.stringify({ replayed })}\n`);
         else process.stderr.write(`replayed ${replayed} message${replayed === 1 ? '' : 's'} on ${topic}\n`);
         return 0;
       }
-      const { messages } = await callRuntime<{ messages: DeadLetter[] }>(client, 'Dlq.List', { topic });
+      const { messages } = await callRuntime<{ messages: DeadLetter[] }>(session, 'Dlq.List', { topic }, { runtime: values.runtime as string | undefined });
       if (values.json) await write(process.stdout, `${JSON.stringify(messages)}\n`);
       else {
         const lines = messages.map((m) => `${m.at}  ${m.id}  ${m.headers['micro-dead-letter-reason'] ?? ''}  ${m.body}`);

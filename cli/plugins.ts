@@ -1,9 +1,8 @@
 /** The registry, broker and client a command works with, from the environment and the plugin flags. */
 import { Client } from '../runtime/core/client.js';
-import { isMicroError } from '../runtime/core/errors.js';
 import { UserError } from '../runtime/core/errors.js';
 import { resolvePlugins, type Plugins } from '../runtime/plugins/resolve.js';
-import { envWithFlags, type Parsed } from './command.js';
+import { envWithFlags, type OptionSpec, type Parsed } from './command.js';
 
 export interface Session {
   env: Record<string, string | undefined>;
@@ -23,14 +22,24 @@ export async function withSession<T>(values: Parsed['values'], fn: (session: Ses
   }
 }
 
-/** Calls the control service of `micro-fn serve`, with a clear line when none is running. */
-export async function callRuntime<T>(client: Client, endpoint: string, request: unknown, timeout = 30_000): Promise<T> {
-  try {
-    return await client.call<T>('micro-fn', endpoint, request, { timeout, retries: 0 });
-  } catch (err) {
-    if (isMicroError(err) && err.code === 404 && /service micro-fn not found/.test(err.detail)) {
-      throw new UserError('no `micro-fn serve` is running for this registry (MICRO_FN_HOME): start one with `micro-fn serve`');
+/** Flag of the commands that talk to `micro-fn serve`. */
+export const runtimeOption: Record<string, OptionSpec> = {
+  runtime: { type: 'string', value: 'URL', description: 'the micro-fn serve to talk to, when the registry holds several' },
+};
+
+/**
+ * Calls the control service of the `micro-fn serve` found in the registry (or at `runtime`). With none, or
+ * several and no choice made, says so in one line.
+ */
+export async function callRuntime<T>(session: Session, endpoint: string, request: unknown, options: { runtime?: string; timeout?: number } = {}): Promise<T> {
+  let address = options.runtime;
+  if (!address) {
+    const nodes = (await session.plugins.registry.getService('micro-fn')).flatMap((s) => s.nodes);
+    if (nodes.length === 0) throw new UserError('no `micro-fn serve` is running for this registry (MICRO_FN_HOME, MICRO_REGISTRY): start one with `micro-fn serve`');
+    if (nodes.length > 1) {
+      throw new UserError(`${nodes.length} micro-fn serve runtimes are registered (${nodes.map((n) => n.address).join(', ')}): choose one with --runtime URL`);
     }
-    throw err;
+    address = nodes[0]!.address;
   }
+  return session.client.call<T>('micro-fn', endpoint, request, { timeout: options.timeout ?? 30_000, retries: 0, address });
 }

@@ -1,18 +1,18 @@
 import { UserError } from '../runtime/core/errors.js';
 import { pluginOptions, type Command } from './command.js';
-import { callRuntime, withSession } from './plugins.js';
+import { callRuntime, runtimeOption, withSession } from './plugins.js';
 
 export const command: Command = {
   name: 'remove',
   summary: 'stop and deregister a function deployed to micro-fn serve',
   usage: '<name>',
-  options: { ...pluginOptions },
+  options: { ...runtimeOption, ...pluginOptions },
   examples: ['micro-fn remove helloworld'],
   async run({ positionals, values }) {
     const [name] = positionals;
     if (!name) throw new UserError('remove needs a function name: micro-fn remove <name>');
-    return withSession(values, async ({ client }) => {
-      await callRuntime(client, 'Runtime.Remove', { name });
+    return withSession(values, async (session) => {
+      await callRuntime(session, 'Runtime.Remove', { name }, { runtime: values.runtime as string | undefined });
       process.stderr.write(`removed ${name}\n`);
       return 0;
     });

@@ -194,7 +194,10 @@ local('removes a function: it is deregistered and no longer answers', async () =
 local('shares the registry with a second serve without corrupting it', async () => {
   const [second, address] = await startServe();
   extra.push(second);
-  await ok(['deploy', 'examples/helloworld']);
+  const ambiguous = await cli(['deploy', 'examples/helloworld'], env);
+  assert.is(ambiguous.code, 1);
+  assert.match(ambiguous.stderr, /2 micro-fn serve runtimes are registered .*choose one with --runtime URL/);
+  await ok(['deploy', 'examples/helloworld', '--runtime', address]);
   for (let i = 0; i < 10; i++) await ok(['call', 'helloworld', 'Greeter.Hello', `{"name":"n${i}"}`]);
   const [control] = JSON.parse((await ok(['describe', 'micro-fn', '--json'])).stdout) as { nodes: { address: string }[] }[];
   assert.equal(control!.nodes.map((n) => n.address).sort(), [gateway, address].sort());

@@ -1,0 +1,6 @@
+/**
+ * The NATS plugins: registry on a KV bucket, brokers on NATS core and JetStream, transport over
+ * request/reply, visible to NATS's own tooling through the Services API. They load the `nats` package only
+ * when they connect.
+ */
+export * from './connection.js';
