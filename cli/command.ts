@@ -41,10 +41,15 @@ export const sourceMapOption: Record<string, OptionSpec> = {
 
 /** Registry and broker choice, mirroring MICRO_REGISTRY, MICRO_REGISTRY_ADDRESS, MICRO_BROKER, MICRO_BROKER_ADDRESS. */
 export const pluginOptions: Record<string, OptionSpec> = {
-  registry: { type: 'string', value: 'NAME', description: 'registry plugin (env MICRO_REGISTRY; default memory)' },
+  registry: { type: 'string', value: 'NAME', description: 'registry: local (default), memory or nats (env MICRO_REGISTRY)' },
   'registry-address': { type: 'string', value: 'URL', description: 'registry address (env MICRO_REGISTRY_ADDRESS)' },
-  broker: { type: 'string', value: 'NAME', description: 'broker plugin (env MICRO_BROKER; default memory)' },
+  broker: { type: 'string', value: 'NAME', description: 'broker: local (default), memory, nats or jetstream (env MICRO_BROKER)' },
   'broker-address': { type: 'string', value: 'URL', description: 'broker address (env MICRO_BROKER_ADDRESS)' },
+};
+
+/** What a standalone function listens with, mirroring MICRO_TRANSPORT. */
+export const transportOption: Record<string, OptionSpec> = {
+  transport: { type: 'string', value: 'NAME', description: 'listen with http (default) or nats (env MICRO_TRANSPORT)' },
 };
 
 export function parse(command: Command, argv: string[]): Parsed {
@@ -91,6 +96,7 @@ export function envWithFlags(values: Parsed['values'], env: NodeJS.ProcessEnv = 
     broker: 'MICRO_BROKER',
     'broker-address': 'MICRO_BROKER_ADDRESS',
     address: 'MICRO_SERVER_ADDRESS',
+    transport: 'MICRO_TRANSPORT',
   };
   for (const [flag, name] of Object.entries(map)) if (typeof values[flag] === 'string') out[name] = values[flag] as string;
   return out;

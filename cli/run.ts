@@ -1,5 +1,5 @@
 import { UserError } from '../runtime/core/errors.js';
-import { duration, envWithFlags, pluginOptions, sourceMapOption, type Command } from './command.js';
+import { duration, envWithFlags, pluginOptions, sourceMapOption, transportOption, type Command } from './command.js';
 import { loadFunction } from './load.js';
 
 export const command: Command = {
@@ -16,6 +16,7 @@ export const command: Command = {
   options: {
     address: { type: 'string', short: 'a', value: 'HOST:PORT', description: 'where to listen (env MICRO_SERVER_ADDRESS)' },
     'idle-timeout': { type: 'string', value: 'DURATION', description: 'exit 0 if nothing arrives within it (default: wait)' },
+    ...transportOption,
     ...sourceMapOption,
     ...pluginOptions,
   },

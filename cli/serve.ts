@@ -2,7 +2,8 @@ import { availableParallelism } from 'node:os';
 import { UserError } from '../runtime/core/errors.js';
 import { readConfig } from '../runtime/core/config.js';
 import { createMemoryBroker } from '../runtime/plugins/memory/broker.js';
-import { resolveRegistry } from '../runtime/plugins/resolve.js';
+import { resolveBroker, resolveRegistry } from '../runtime/plugins/resolve.js';
+import { createHttpTransport } from '../runtime/plugins/http/index.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LocalRuntime } from '../adapters/local/spawner/runtime.js';
 import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
@@ -35,10 +36,13 @@ export const command: Command = {
     const env = envWithFlags(values);
     const config = readConfig(env);
     const registry = await resolveRegistry(env);
+    // The local broker is this process's own; any other (NATS, JetStream) is shared with other hosts.
+    const hosted = (config.broker ?? 'local') === 'local' || config.broker === 'memory';
+    const broker = hosted ? createMemoryBroker() : await resolveBroker(env, registry, createHttpTransport());
     const runtime = new LocalRuntime({
       home: microFnHome(env),
       registry,
-      broker: createMemoryBroker(),
+      broker,
       address: (values.address as string | undefined) ?? DEFAULT_GATEWAY,
       env,
       pool: count(values.pool, 'pool', 1, 0),
@@ -54,14 +58,14 @@ export const command: Command = {
     try {
       await runtime.start();
     } catch (err) {
-      await registry.close?.();
+      await Promise.allSettled([registry.close?.(), broker.close?.()]);
       throw err;
     }
     process.stderr.write(`micro-fn serve listening on ${runtime.address}\n`);
     await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
     process.stderr.write('micro-fn serve stopping\n');
     await runtime.stop();
-    await registry.close?.();
+    await Promise.allSettled([registry.close?.(), broker.close?.()]);
     return 0;
   },
 };

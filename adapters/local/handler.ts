@@ -4,7 +4,7 @@
  * Imports only runtime/: it ships inside the user's artifact.
  */
 import { Client, Metadata, UserError, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
-import { resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
+import { listenTransport, resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
 import { WARM_ENV, type FromFunction, type IpcPing, type ToFunction } from './ipc.js';
@@ -77,7 +77,7 @@ export interface RunOptions {
 export async function runStandalone(definition: ServiceDefinition, options: RunOptions = {}): Promise<FunctionOutcome> {
   const env = options.env ?? {};
   const plugins = await resolvePlugins(env);
-  const [transport] = plugins.transports;
+  const transport = listenTransport(env, plugins);
   const fn = createFunction(definition, {
     env,
     registry: plugins.registry,

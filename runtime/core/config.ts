@@ -8,6 +8,8 @@ export interface RuntimeConfig {
   /** `MICRO_BROKER`: memory | local | nats | jetstream. */
   broker: string | undefined;
   brokerAddress: string | undefined;
+  /** `MICRO_TRANSPORT`: what a standalone function listens with, http (default) | nats. */
+  transport: string | undefined;
   /** `MICRO_SERVER_ADDRESS`, e.g. `127.0.0.1:0`. */
   serverAddress: string | undefined;
   /** `MICRO_REGISTER_TTL`, seconds (default 60). */
@@ -33,6 +35,7 @@ export function readConfig(env: Env): RuntimeConfig {
     registryAddress: nonEmpty(env.MICRO_REGISTRY_ADDRESS),
     broker: nonEmpty(env.MICRO_BROKER),
     brokerAddress: nonEmpty(env.MICRO_BROKER_ADDRESS),
+    transport: nonEmpty(env.MICRO_TRANSPORT),
     serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
     registerTtl: ttl,
     registerInterval: interval,

@@ -144,7 +144,9 @@ export class Service {
   async #listenAndRegister(): Promise<void> {
     const { transport, registry } = this.#options;
     if (!transport?.listen) return;
-    this.#listener = await transport.listen((req, reply) => this.#gate.onRequest(req, reply), { address: this.#options.address ?? readConfig(this.#options.env ?? {}).serverAddress });
+    const service = { name: this.name, version: this.version, endpoints: this.router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), metadata: { ...this.#definition.metadata } };
+    const address = this.#options.address ?? readConfig(this.#options.env ?? {}).serverAddress;
+    this.#listener = await transport.listen((req, reply) => this.#gate.onRequest(req, reply), { address, service });
     if (!registry) return;
     await registry.register(this.record(), { ttl: this.#ttl });
     if (this.#interval > 0) {

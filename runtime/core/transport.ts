@@ -57,6 +57,11 @@ export interface Listener {
 export interface ListenOptions {
   /** Where to listen, in the transport's own form (`127.0.0.1:0` for HTTP). */
   address?: string;
+  /**
+   * The service behind the listener, for transports that announce it (NATS lists it through its Services
+   * API); HTTP ignores it.
+   */
+  service?: { name: string; version: string; endpoints: readonly string[]; metadata?: Record<string, string> };
 }
 
 /**

@@ -4,8 +4,13 @@
  */
 import { ConfigError, readConfig, type Broker, type Env, type Registry, type Transport } from '../core/index.js';
 
-export const REGISTRIES = ['local', 'memory'] as const;
-export const BROKERS = ['local', 'memory'] as const;
+export const REGISTRIES = ['local', 'memory', 'nats'] as const;
+export const BROKERS = ['local', 'memory', 'nats', 'jetstream'] as const;
+
+/** The NATS server of a plugin: its own address, else the other plugin's, else the NATS default. */
+function natsAddress(own: string | undefined, other: string | undefined): string {
+  return own ?? (other?.startsWith('nats://') ? other : undefined) ?? 'nats://127.0.0.1:4222';
+}
 
 /** The embedded default: files under MICRO_FN_HOME, and the broker hosted by `micro-fn serve`. */
 export const DEFAULT_REGISTRY = 'local';
@@ -30,6 +35,10 @@ export async function resolveRegistry(env: Env): Promise<Registry> {
     }
     case 'memory':
       return (await import('./memory/registry.js')).createMemoryRegistry();
+    case 'nats': {
+      const config = readConfig(env);
+      return (await import('./nats/registry.js')).createNatsRegistry({ address: natsAddress(config.registryAddress, config.brokerAddress) });
+    }
     default:
       throw new ConfigError(`MICRO_REGISTRY must be one of ${REGISTRIES.join(', ')}; got "${name}"`);
   }
@@ -48,17 +57,38 @@ export async function resolveBroker(env: Env, registry: Registry, http: Transpor
   }
 }
 
-/** Registry, broker and the HTTP transport, as the environment configures them. */
+/** The transport a standalone function listens with (`MICRO_TRANSPORT`, default http). */
+export function listenTransport(env: Env, plugins: Plugins): Transport {
+  const name = readConfig(env).transport ?? 'http';
+  const found = plugins.transports.find((t) => t.schemes.includes(name));
+  if (!found) throw new ConfigError(`MICRO_TRANSPORT must be http or nats; got "${name}"`);
+  return found;
+}
+
+/** Whether the environment uses NATS at all (then calls to `nats://` nodes are possible). */
+function usesNats(env: Env): boolean {
+  const c = readConfig(env);
+  return c.registry === 'nats' || c.broker === 'nats' || c.broker === 'jetstream' || c.transport === 'nats';
+}
+
+/** Registry, broker and the transports (HTTP; NATS when NATS is in use), as the environment configures them. */
 export async function resolvePlugins(env: Env): Promise<Plugins> {
   const [registry, { createHttpTransport }] = await Promise.all([resolveRegistry(env), import('./http/index.js')]);
   const http = createHttpTransport();
+  const transports: Transport[] = [http];
+  if (usesNats(env)) {
+    const c = readConfig(env);
+    // Calls connect to the server named in the node address unless an address is configured.
+    const address = [c.registryAddress, c.brokerAddress].find((a) => a?.startsWith('nats://'));
+    transports.push((await import('./nats/transport.js')).createNatsTransport({ address }));
+  }
   const broker = await resolveBroker(env, registry, http);
   return {
     registry,
     broker,
-    transports: [http],
+    transports,
     async close() {
-      await Promise.allSettled([registry.close?.(), broker.close?.(), http.close?.()]);
+      await Promise.allSettled([registry.close?.(), broker.close?.(), ...transports.map((t) => t.close?.())]);
     },
   };
 }

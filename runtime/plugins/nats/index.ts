@@ -4,3 +4,5 @@
  * when they connect.
  */
 export * from './connection.js';
+export * from './registry.js';
+export * from './transport.js';

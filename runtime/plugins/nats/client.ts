@@ -1,0 +1,143 @@
+/**
+ * The NATS client half: one request/reply per call, on the node's own subject
+ * (`micro.<service>.<node id>.<Service.Method>`, see address.ts), so a call reaches the node the selector picked.
+ */
+import type { NatsConnection } from 'nats';
+import { MicroError, errors, type CallOptions, type NodeRecord, type TransportRequest, type TransportResponse } from '../../core/index.js';
+import { nodeSubjectPrefix, parseNodeAddress, subjectSafe } from './address.js';
+import { connectNats } from './connection.js';
+import { header, replyError, requestHeaders, responseMetadata, type HeadersFactory } from './headers.js';
+
+export interface NatsClientOptions {
+  /**
+   * The NATS server to send through: `nats://[user:pass@]host:port`, several separated by commas. Without it
+   * the client connects to the server named in each node address (no credentials travel in node addresses).
+   */
+  address?: string;
+  /** Connection name shown by NATS monitoring. Default `micro-fn`. */
+  name?: string;
+}
+
+/** How long a call without a deadline waits: NATS requests always have a timeout. */
+const NO_DEADLINE_TIMEOUT = 60_000;
+
+interface Connection {
+  nc: NatsConnection;
+  headers: HeadersFactory;
+}
+
+/**
+ * Sends TransportRequests as NATS requests, metadata in headers.
+ *
+ * - A reply with `micro-error` or `Nats-Service-Error-Code` resolves with `error` set (body's error JSON, else
+ *   the header's, else the NATS Services headers; anything else becomes a generic remote error).
+ * - No responders (the node is gone) and a server that cannot be reached reject with a retryable 503.
+ * - A passed deadline or an aborted signal rejects with a 408 that is not retryable.
+ */
+export class NatsClient {
+  readonly #options: NatsClientOptions;
+  /** One connection per server, opened on first use. */
+  readonly #connections = new Map<string, Promise<Connection>>();
+
+  constructor(options: NatsClientOptions = {}) {
+    this.#options = options;
+  }
+
+  /** Sends `request` to the node behind `node.address` and waits for its reply, within `deadline`. */
+  async call(node: NodeRecord, request: TransportRequest, options: CallOptions = {}): Promise<TransportResponse> {
+    const id = request.service || 'micro-fn';
+    const { signal, deadline } = options;
+    if (signal?.aborted) throw aborted(id, signal, undefined);
+    const target = parseNodeAddress(node.address);
+    if (!target) throw errors.unavailable(id, `${node.address} is not a NATS node address (nats://host:port/<service>/<node id>)`);
+    if (!subjectSafe(request.endpoint)) throw errors.badRequest(id, `the endpoint "${request.endpoint}" cannot be part of a NATS subject`, { retryable: false });
+    const subject = `${nodeSubjectPrefix(target.service, target.id)}.${request.endpoint}`;
+
+    const connecting = this.#connect(this.#options.address ?? target.server);
+    const { nc, headers } = await bounded(connecting, deadline, signal, id);
+    const timeout = deadline === undefined ? NO_DEADLINE_TIMEOUT : Math.floor(deadline - Date.now());
+    if (timeout < 1) throw aborted(id, signal, undefined);
+    const sent = nc.request(subject, request.body, { timeout, headers: requestHeaders(headers, request) });
+    try {
+      // The request's own timeout is the deadline; only the signal needs watching.
+      const msg = await bounded(sent, undefined, signal, id);
+      const response: TransportResponse = {
+        contentType: header(msg.headers, 'content-type') ?? 'application/json',
+        body: msg.data,
+        metadata: responseMetadata(msg.headers),
+      };
+      const error = replyError(msg.headers, msg.data, id);
+      if (error) response.error = error;
+      return response;
+    } catch (err) {
+      throw err instanceof MicroError ? err : failure(err, id, subject, nc, signal);
+    } finally {
+      // An abandoned request ends at its own timeout; its rejection is expected and not reported.
+      sent.catch(() => {});
+    }
+  }
+
+  /** Closes every connection this client opened; calls still waiting fail with a retryable 503. */
+  async close(): Promise<void> {
+    const pending = [...this.#connections.values()];
+    this.#connections.clear();
+    await Promise.allSettled(pending.map(async (c) => (await c).nc.close()));
+  }
+
+  #connect(server: string): Promise<Connection> {
+    let connection = this.#connections.get(server);
+    if (!connection) {
+      connection = (async () => {
+        const nc = await connectNats({ address: server, name: this.#options.name ?? 'micro-fn' });
+        nc.closed().then(() => this.#connections.get(server) === connection && this.#connections.delete(server));
+        return { nc, headers: (await import('nats')).headers };
+      })();
+      // A failed connect is not kept: the next call tries again.
+      connection.catch(() => this.#connections.get(server) === connection && this.#connections.delete(server));
+      this.#connections.set(server, connection);
+    }
+    return connection;
+  }
+}
+
+/** `promise`, or a 408 once `deadline` passes or `signal` aborts, whichever comes first. */
+async function bounded<T>(promise: Promise<T>, deadline: number | undefined, signal: AbortSignal | undefined, id: string): Promise<T> {
+  if (deadline === undefined && !signal) return promise;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stop: (() => void) | undefined;
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      stop = () => reject(aborted(id, signal, undefined));
+      if (deadline !== undefined) timer = setTimeout(stop, Math.max(0, deadline - Date.now()));
+      signal?.addEventListener('abort', stop, { once: true });
+      promise.then(resolve, reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    if (stop) signal?.removeEventListener('abort', stop);
+  }
+}
+
+function aborted(id: string, signal: AbortSignal | undefined, cause: unknown): MicroError {
+  const detail = signal?.aborted ? 'request aborted' : 'deadline exceeded';
+  return errors.timeout(id, detail, { retryable: false, cause });
+}
+
+/** A failure of the `nats` package as a core error; the original is kept as `cause`. */
+function failure(err: unknown, id: string, subject: string, nc: NatsConnection, signal: AbortSignal | undefined): MicroError {
+  const code = (err as { code?: unknown }).code;
+  // A closing connection cancels its requests with a timeout error: that is a failed connection, not a deadline.
+  if (nc.isClosed()) return errors.unavailable(id, 'the NATS connection closed before the reply arrived', { cause: err });
+  switch (code) {
+    case '503':
+      return errors.unavailable(id, `no responders on ${subject}: the node is gone`, { cause: err });
+    case 'TIMEOUT':
+      return aborted(id, signal, err);
+    case 'MAX_PAYLOAD_EXCEEDED':
+      return errors.payloadTooLarge(id, `the request is larger than the NATS server's max_payload (${nc.info?.max_payload ?? '?'} bytes)`, { cause: err });
+    case 'BAD_HEADER':
+      return errors.badRequest(id, `the request metadata cannot travel as NATS headers: ${(err as Error).message}`, { retryable: false, cause: err });
+    default:
+      return errors.unavailable(id, `NATS request on ${subject} failed: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The NATS listener: one connection, one NATS service (Services API: `$SRV.PING|INFO|STATS`) with an endpoint
+ * per `Service.Method` on `micro.<service>.<Service.Method>`, and a `direct` endpoint on
+ * `micro.<service>.<node id>.>` that the node address leads to (see address.ts).
+ */
+import type { Msg, NatsConnection, Service, ServiceMsg } from 'nats';
+import { HEALTH_ENDPOINT, errors, isMicroError, headers as names, newId, toMicroError, type Listener, type Reply, type RequestHandler, type ServerRequest, type ServerResponse } from '../../core/index.js';
+import { checkSubjectNames, endpointSubject, natsName, natsVersion, nodeAddress, nodeSubjectPrefix } from './address.js';
+import { connectNats } from './connection.js';
+import { errorReply, metadataOf, replyHeaders, type HeadersFactory } from './headers.js';
+
+/** The service a listener announces: core's `ListenOptions.service`, with a description of its own. */
+export interface NatsServiceInfo {
+  name: string;
+  /** go-micro style; a version that is not semver (`latest`) is announced as `0.0.0`, kept in metadata. */
+  version?: string;
+  /** `Service.Method` names: one NATS service endpoint each. Others still reach the handler by node subject. */
+  endpoints?: readonly string[];
+  description?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface NatsListenerOptions {
+  /** The NATS server: `nats://[user:pass@]host:port`, several separated by commas. */
+  address: string;
+  service: NatsServiceInfo;
+  /** Connection name shown by NATS monitoring. Default `<service>`. */
+  connectionName?: string;
+  /** Milliseconds `close()` waits for in-flight replies before it closes the connection anyway. Default 2000. */
+  closeTimeout?: number;
+}
+
+const DEFAULT_CLOSE_TIMEOUT = 2000;
+const ignore = (): void => {};
+
+/**
+ * Serves requests that arrive on its subjects; every reply carries metadata and errors in headers (headers.ts).
+ * `reply` resolves once the server has the reply (a flush: PING/PONG after the message). A message without a
+ * reply subject is a publish, not a request: it never reaches the handler. Create it with createNatsListener.
+ */
+export class NatsListener implements Listener {
+  readonly #handler: RequestHandler;
+  readonly #options: NatsListenerOptions;
+  readonly #name: string;
+  #nc: NatsConnection | undefined;
+  #service: Service | undefined;
+  #headers!: HeadersFactory;
+  #address = '';
+  #id = '';
+  #pending = 0;
+  #idle: (() => void) | undefined;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(handler: RequestHandler, options: NatsListenerOptions) {
+    this.#handler = handler;
+    this.#options = options;
+    this.#name = options.service.name;
+  }
+
+  /** `nats://HOST:PORT/<service>/<node id>` once started. */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** The NATS service instance id (`$SRV.*.<name>.<id>`), once started. */
+  get id(): string {
+    return this.#id;
+  }
+
+  /** Connects, adds the NATS service and its endpoints, and waits until the server has every subscription. */
+  async start(): Promise<this> {
+    const { service } = this.#options;
+    const endpoints = [...new Set(service.endpoints ?? [])];
+    checkSubjectNames(service.name, endpoints);
+    const nc = (this.#nc = await connectNats({ address: this.#options.address, name: this.#options.connectionName ?? service.name }));
+    try {
+      this.#headers = (await import('nats')).headers;
+      const metadata = { ...service.metadata, 'micro-service': service.name, 'micro-version': service.version ?? 'latest' };
+      const svc = (this.#service = await nc.services.add({ name: natsName(service.name), version: natsVersion(service.version), description: service.description, metadata }));
+      for (const endpoint of endpoints) {
+        svc.addEndpoint(natsName(endpoint), {
+          subject: endpointSubject(service.name, endpoint),
+          metadata: { 'micro-endpoint': endpoint },
+          handler: (err, msg) => {
+            if (!err) this.#accept(msg, endpoint);
+          },
+        });
+      }
+      const id = (this.#id = svc.info().id);
+      const prefix = `${nodeSubjectPrefix(service.name, id)}.`;
+      svc.addEndpoint('direct', {
+        subject: `${prefix}>`,
+        metadata: { 'micro-endpoint': '*' },
+        handler: (err, msg) => {
+          if (!err) this.#accept(msg, msg.subject.slice(prefix.length));
+        },
+      });
+      // Every SUB is on the server before the address is handed out: a call right after listen() is answered.
+      await nc.flush();
+      this.#address = nodeAddress(nc.getServer(), service.name, id);
+      return this;
+    } catch (err) {
+      await nc.close().catch(ignore);
+      throw err;
+    }
+  }
+
+  /**
+   * Stops the NATS service (it unsubscribes, and tooling stops listing it), answers what already arrived, then
+   * drains the connection. Requests that reach it while it closes get a retryable 503.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    const nc = this.#nc;
+    if (!nc) return;
+    // Each step is bounded: with the server gone, a drain would wait for a reconnection that may never come.
+    const limit = this.#options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    await within(this.#service?.stop() ?? Promise.resolve(), limit);
+    if (this.#pending > 0) await within(new Promise<void>((resolve) => (this.#idle = resolve)), limit);
+    if (!nc.isClosed()) await within(nc.drain(), limit);
+    if (!nc.isClosed()) await nc.close();
+  }
+
+  #accept(msg: ServiceMsg, endpoint: string): void {
+    // Nobody waits for an answer: a publish, not a request. It must not use up a one-shot function.
+    if (!msg.reply) return;
+    const metadata = metadataOf(msg.headers);
+    const request: ServerRequest = {
+      id: metadata.get(names.id) || newId(),
+      service: this.#name,
+      endpoint,
+      contentType: metadata.get(names.contentType) ?? 'application/json',
+      body: msg.data,
+      metadata,
+      probe: endpoint === HEALTH_ENDPOINT,
+    };
+    if (this.#closing) {
+      try {
+        this.#send(msg, request.id, errorReply(errors.unavailable(this.#name, 'the listener is closing; try another instance')));
+      } catch {
+        // the connection is going away: the caller sees no responders or its deadline, both retryable or final
+      }
+      return;
+    }
+    this.#pending++;
+    let flushed: Promise<void> | undefined;
+    const answer = (response: ServerResponse): Promise<void> => (flushed = this.#answer(msg, request.id, response));
+    const reply: Reply = (response) => (flushed ? Promise.reject(new Error('reply was already called for this request')) : answer(response));
+    let result: Promise<void>;
+    try {
+      result = Promise.resolve(this.#handler(request, reply));
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    // A handler that fails or returns without replying still answers its caller, as a 500.
+    result
+      .then(
+        () => flushed ?? answer(errorReply(errors.internal(this.#name, 'the handler finished without a reply'))),
+        (err: unknown) => flushed ?? answer(errorReply(toMicroError(err, this.#name))),
+      )
+      .then(() => flushed)
+      .catch(ignore)
+      .finally(() => {
+        if (--this.#pending === 0) this.#idle?.();
+      });
+  }
+
+  /** Sends the reply and resolves once the server has it. */
+  async #answer(msg: Msg, id: string, response: ServerResponse): Promise<void> {
+    this.#send(msg, id, response);
+    try {
+      await this.#nc!.flush();
+    } catch (err) {
+      throw errors.unavailable(this.#name, 'the connection closed before the reply was flushed', { cause: err });
+    }
+  }
+
+  #send(msg: Msg, id: string, response: ServerResponse): void {
+    try {
+      msg.respond(response.body, { headers: replyHeaders(this.#headers, id, response, this.#name) });
+      return;
+    } catch (err) {
+      const nc = this.#nc!;
+      if (nc.isClosed() || nc.isDraining()) throw errors.unavailable(this.#name, 'the connection closed before the reply was sent', { cause: err });
+      // Metadata that cannot be a header (a MicroError from replyHeaders), or a reply over the server's
+      // max_payload: the caller learns why, as a 500.
+      const error = isMicroError(err)
+        ? err
+        : (err as { code?: unknown }).code === 'MAX_PAYLOAD_EXCEEDED'
+          ? errors.internal(this.#name, `the reply is larger than the NATS server's max_payload (${nc.info?.max_payload ?? '?'} bytes)`)
+          : errors.internal(this.#name, `the reply could not be sent over NATS: ${(err as Error).message}`);
+      const fallback = errorReply(error);
+      msg.respond(fallback.body, { headers: replyHeaders(this.#headers, id, fallback, this.#name) });
+    }
+  }
+}
+
+/** Waits for `promise` (its failure included) at most `ms` milliseconds. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise.catch(ignore), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/** Starts a NATS listener. Rejects with a ConfigError for names that cannot be subjects, a 503 without a server. */
+export function createNatsListener(handler: RequestHandler, options: NatsListenerOptions): Promise<NatsListener> {
+  return new NatsListener(handler, options).start();
+}
