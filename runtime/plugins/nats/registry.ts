@@ -1,0 +1,267 @@
+// Only types come from `nats` here: the package itself is loaded by connection.ts when a connection opens.
+import type { KV, KvEntry, NatsConnection, QueuedIterator } from 'nats';
+import { Channel } from '../../core/channel.js';
+import { ConfigError } from '../../core/config.js';
+import { MicroError, isMicroError } from '../../core/errors.js';
+import type { NodeRecord, RegisterOptions, Registry, RegistryEvent, ServiceRecord, WatchOptions } from '../../core/registry.js';
+import { connectNats, natsConnectionOptions } from './connection.js';
+
+export type NatsRegistryOptions = ({ address: string; connection?: undefined } | { connection: NatsConnection; address?: undefined }) & {
+  /** The KV bucket, created with history 1 and no max age when missing. Default `micro_fn_registry`. */
+  bucket?: string;
+};
+
+type Description = Omit<ServiceRecord, 'nodes'>;
+
+/** A key's value. `expires`: epoch ms, 0 for never; `registered`: epoch ms, informative (the KV revision orders). */
+type NodeValue = { service: Description; node: NodeRecord; expires: number; registered: number };
+
+/** `versions`: key prefix `<service>.<version>` -> key -> value. `ready`: the initial values are taken in. */
+interface Watch {
+  channel: Channel<RegistryEvent>;
+  versions: Map<string, Map<string, NodeValue>>;
+  ready: Promise<void>;
+  settle(): void;
+  iterator?: QueuedIterator<KvEntry>;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const ID = 'nats-registry';
+const ignore = () => {};
+const utf8 = new TextEncoder();
+
+/** One KV key token: [-_/A-Za-z0-9] stay, every other UTF-8 byte ('.' and '=' too) is `=XX`; '' is `=`. */
+const token = (value: string) =>
+  Array.from(utf8.encode(value), (b) => (/[-\w/]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('') || '=';
+const keyOf = (name: string, version: string, node: string) => `${token(name)}.${token(version)}.${token(node)}`;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStrings = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((x) => typeof x === 'string');
+const copyNode = (n: NodeRecord): NodeRecord => ({ id: n.id, address: n.address, metadata: { ...n.metadata } });
+const describe = (s: Description): Description => ({ name: s.name, version: s.version, metadata: { ...s.metadata }, endpoints: s.endpoints.map((e) => ({ name: e.name, metadata: { ...e.metadata } })) });
+const record = (s: Description, nodes: NodeRecord[]): ServiceRecord => ({ ...describe(s), nodes: nodes.map(copyNode) });
+const expired = (v: NodeValue, now = Date.now()) => v.expires !== 0 && v.expires <= now;
+// A refresh writes the same JSON again (same key order): only a real change differs.
+const sameValue = (a: NodeValue, b: NodeValue) => JSON.stringify([a.node, a.service]) === JSON.stringify([b.node, b.service]);
+
+/** A key's value; undefined for a delete marker or anything foreign or garbled. */
+function parse(entry: KvEntry | null): NodeValue | undefined {
+  let v: unknown;
+  try {
+    v = entry?.operation === 'PUT' ? entry.json() : undefined;
+  } catch {
+    return undefined;
+  }
+  if (!isObject(v) || !isObject(v.service) || !isObject(v.node) || typeof v.expires !== 'number') return undefined;
+  const { service: s, node: n } = v;
+  if (typeof s.name !== 'string' || typeof s.version !== 'string' || !isStrings(s.metadata) || !Array.isArray(s.endpoints) || !s.endpoints.every((e) => isObject(e) && typeof e.name === 'string' && isStrings(e.metadata))) return undefined;
+  if (typeof n.id !== 'string' || typeof n.address !== 'string' || !isStrings(n.metadata)) return undefined;
+  const service = describe({ name: s.name, version: s.version, metadata: s.metadata, endpoints: s.endpoints });
+  return { service, node: copyNode({ id: n.id, address: n.address, metadata: n.metadata }), expires: v.expires, registered: typeof v.registered === 'number' ? v.registered : 0 };
+}
+
+type Live = { value: NodeValue; revision: number };
+/** One record per name+version, nodes sorted by id, described by the node with the highest KV revision. */
+function merge(live: Live[]): ServiceRecord[] {
+  const groups = new Map<string, Live[]>();
+  for (const l of live.sort((a, b) => (a.value.node.id < b.value.node.id ? -1 : 1))) {
+    const key = JSON.stringify([l.value.service.name, l.value.service.version]);
+    (groups.get(key) ?? groups.set(key, []).get(key)!).push(l);
+  }
+  const newest = (group: Live[]) => group.reduce((a, b) => (b.revision > a.revision ? b : a)).value.service;
+  return [...groups].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, group]) => record(newest(group), group.map((l) => l.value.node)));
+}
+
+/** A `nats` failure as a MicroError with the original as `cause`: 503/504 (retryable) when NATS is out of reach. */
+function translate(err: unknown, what: string): MicroError {
+  if (isMicroError(err)) return err;
+  const code = String((err as { code?: unknown } | undefined)?.code ?? '');
+  const status = code === 'TIMEOUT' || code === '408' ? 504 : ['503', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'CONNECTION_REFUSED', 'DISCONNECT'].includes(code) ? 503 : 500;
+  return new MicroError(ID, status, `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
+const groupOf = (w: Watch, prefix: string) => w.versions.get(prefix) ?? w.versions.set(prefix, new Map()).get(prefix)!;
+const fail = (what: string) => (err: unknown) => Promise.reject(translate(err, what));
+
+/**
+ * A registry shared by every process that reaches one NATS server with JetStream: one key per node,
+ * `<service>.<version>.<node id>` (tokens encoded), in a KV bucket without a max age, so a ttl-0 node (Lambda,
+ * Workers: no heartbeat) stays until deregistered; readers skip expired nodes, getService deletes them. A watch
+ * follows the bucket (changes after the call; a delete when a known node expires). The connection opens on first
+ * use and reconnects by itself; a watch resumes losing nothing once its ordered consumer misses heartbeats
+ * (10-15 s after a server restart).
+ *
+ * @example
+ * import { createNatsRegistry } from 'micro-fn/nats';
+ *
+ * const registry = createNatsRegistry({ address: 'nats://127.0.0.1:4222' });
+ * await registry.register({ name: 'greeter', version: '1.0.0', metadata: {}, endpoints: [],
+ *   nodes: [{ id: 'greeter-1', address: 'http://127.0.0.1:8080', metadata: {} }] }, { ttl: 30 });
+ * console.log(await registry.getService('greeter'));
+ * await registry.close();
+ */
+export class NatsRegistry implements Registry {
+  readonly bucket: string;
+  readonly #options: NatsRegistryOptions;
+  readonly #watches = new Set<Watch>();
+  #connection: Promise<NatsConnection> | undefined;
+  #kv: Promise<KV> | undefined;
+  #closed = false;
+
+  constructor(options: NatsRegistryOptions) {
+    const { address, connection, bucket = 'micro_fn_registry' } = options ?? ({} as NatsRegistryOptions);
+    if ((address === undefined) === (connection === undefined)) throw new ConfigError('the NATS registry needs either { address: "nats://host:4222" } or { connection }');
+    if (address !== undefined) natsConnectionOptions(address); // a ConfigError that shows the forms
+    if (typeof bucket !== 'string' || !/^[-\w]+$/.test(bucket)) throw new ConfigError(`a KV bucket name is letters, digits, '-' and '_', like micro_fn_registry; got "${String(bucket)}"`);
+    this.#options = options;
+    this.bucket = bucket;
+  }
+
+  /** Puts one key per node; a record without nodes changes nothing. */
+  async register(service: ServiceRecord, options: RegisterOptions = {}): Promise<void> {
+    if (this.#closed) throw new MicroError(ID, 503, 'registry is closed');
+    const ttl = options.ttl ?? 0;
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) throw new MicroError(ID, 400, `ttl must be a number of seconds >= 0 (0: never expires); got ${String(ttl)}`);
+    if (!service || typeof service.name !== 'string' || service.name === '' || typeof service.version !== 'string') throw new MicroError(ID, 400, 'a service needs a non-empty name and a version string');
+    if (!Array.isArray(service.nodes) || service.nodes.length === 0) return;
+    if (!service.nodes.every((n) => typeof n?.id === 'string' && typeof n.address === 'string')) throw new MicroError(ID, 400, 'every node needs an id and an address string');
+    const kv = await this.#bucket();
+    // Open watches first take in the initial values, so that this change reaches them as an event (bounded).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([Promise.all([...this.#watches].map((w) => w.ready)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
+    const [description, registered] = [describe(service), Date.now()];
+    const expires = ttl > 0 ? registered + ttl * 1000 : 0;
+    const put = (node: NodeRecord) => kv.put(keyOf(service.name, service.version, node.id), JSON.stringify({ service: description, node: copyNode(node), expires, registered }));
+    await Promise.all(service.nodes.map(put)).catch(fail(`cannot register ${service.name}`));
+  }
+
+  /** Deletes the keys of the given nodes (leaving delete markers, which watches see); unknown nodes change nothing. */
+  async deregister(service: ServiceRecord): Promise<void> {
+    if (!service || typeof service.name !== 'string' || typeof service.version !== 'string' || !Array.isArray(service.nodes) || service.nodes.length === 0) return;
+    const kv = await this.#bucket();
+    await Promise.all(service.nodes.map((n) => kv.delete(keyOf(service.name, service.version, String(n?.id))))).catch(fail(`cannot deregister ${service.name}`));
+  }
+
+  /** Reads only this service's keys (kv.keys, then a get each): the client calls it on every request. */
+  async getService(name: string): Promise<ServiceRecord[]> {
+    if (typeof name !== 'string') return [];
+    return merge((await this.#read(`${token(name)}.>`)).filter((l) => l.value.service.name === name));
+  }
+
+  async listServices(): Promise<ServiceRecord[]> {
+    return merge(await this.#read('>'));
+  }
+
+  /** Changes from now on, by any process using the bucket; a watch opened after `close()` ends at once. */
+  watch(options: WatchOptions = {}): AsyncIterable<RegistryEvent> {
+    let settle = ignore;
+    const w: Watch = { channel: undefined as never, versions: new Map(), ready: new Promise((r) => (settle = r)), settle: () => settle() };
+    w.channel = new Channel<RegistryEvent>(options.signal, () => {
+      this.#watches.delete(w);
+      clearTimeout(w.timer);
+      w.iterator?.stop();
+      w.settle();
+    });
+    if (this.#closed) w.channel.close();
+    if (w.channel.closed) return w.channel;
+    this.#watches.add(w);
+    void this.#follow(w, options.service === undefined ? '>' : `${token(options.service)}.>`).catch(() => w.channel.close());
+    return w.channel;
+  }
+
+  /** Ends every watch and closes the connection if this registry opened it. The bucket and its keys stay. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of [...this.#watches]) w.channel.close();
+    if (!this.#options.connection) await (await this.#connection?.catch(() => undefined))?.close().catch(ignore);
+  }
+
+  #bucket(): Promise<KV> {
+    if (this.#closed) return Promise.reject(new MicroError(ID, 503, 'registry is closed'));
+    return (this.#kv ??= this.#open().catch((err) => ((this.#kv = undefined), Promise.reject(err)))); // NATS may be back next time
+  }
+
+  async #open(): Promise<KV> {
+    const { address, connection } = this.#options;
+    if (!connection) this.#connection ??= connectNats({ address: address!, name: 'micro-fn registry' }).catch((err) => ((this.#connection = undefined), Promise.reject(err)));
+    const nc = connection ?? (await this.#connection!);
+    if (this.#closed) throw new MicroError(ID, 503, 'registry is closed');
+    // Binds to the bucket or creates it: history 1, file storage, no max_age (ttl-0 nodes must stay).
+    return nc.jetstream().views.kv(this.bucket, { history: 1 }).catch(fail(`cannot open the KV bucket ${this.bucket}`));
+  }
+
+  /** Live values under `filter`. Expired ones are deleted, on condition that nobody refreshed them meanwhile. */
+  async #read(filter: string): Promise<Live[]> {
+    const kv = await this.#bucket();
+    try {
+      const keys: string[] = [];
+      for await (const key of await kv.keys(filter)) keys.push(key);
+      const now = Date.now();
+      return (await Promise.all(keys.map((key) => kv.get(key)))).flatMap((entry) => {
+        const value = parse(entry);
+        if (value && !expired(value, now)) return [{ value, revision: entry!.revision }];
+        if (value) void kv.delete(entry!.key, { previousSeq: entry!.revision }).catch(ignore);
+        return [];
+      });
+    } catch (err) {
+      throw translate(err, 'cannot read the registry');
+    }
+  }
+
+  async #follow(w: Watch, key: string): Promise<void> {
+    const kv = await this.#bucket();
+    let [started, initial, absorb] = [false, true, Number.POSITIVE_INFINITY];
+    const done = () => ((initial = false), w.settle(), this.#arm(w));
+    // kv.watch calls initializedFn itself when every initial value is already queued (they are then the first
+    // getReceived() entries), else from inside the iteration, right after the last initial value.
+    const iterator = await kv.watch({ key, initializedFn: () => (started ? done() : (absorb = -1)) });
+    if (w.channel.closed) return iterator.stop();
+    [w.iterator, started] = [iterator, true];
+    if (absorb === -1 && (absorb = iterator.getReceived()) === 0) done();
+    for await (const entry of iterator) {
+      const prefix = entry.key.slice(0, entry.key.lastIndexOf('.'));
+      const value = parse(entry);
+      if (initial) {
+        if (value && !expired(value)) groupOf(w, prefix).set(entry.key, value);
+        if (--absorb === 0) done();
+        continue;
+      }
+      if (!value || expired(value)) this.#drop(w, prefix, entry.key);
+      else {
+        const group = groupOf(w, prefix);
+        const old = group.get(entry.key);
+        group.set(entry.key, value);
+        if (!old || !sameValue(old, value)) w.channel.push({ type: group.size === 1 && !old ? 'create' : 'update', service: record(value.service, [value.node]) });
+      }
+      this.#arm(w);
+    }
+    w.channel.close(); // the subscription ended: the connection was closed
+  }
+
+  #drop(w: Watch, prefix: string, key: string): void {
+    const group = w.versions.get(prefix);
+    const old = group?.get(key);
+    if (!old || !group?.delete(key)) return;
+    if (group.size === 0) w.versions.delete(prefix);
+    w.channel.push({ type: 'delete', service: record(old.service, [old.node]) });
+  }
+
+  /** One unref'd timer per watch, for the next node to expire: an expiry is an event even if nobody reads. */
+  #arm(w: Watch): void {
+    clearTimeout(w.timer);
+    let next = Number.POSITIVE_INFINITY;
+    for (const group of w.versions.values()) for (const v of group.values()) if (v.expires !== 0) next = Math.min(next, v.expires);
+    if (next === Number.POSITIVE_INFINITY || w.channel.closed) return;
+    w.timer = setTimeout(() => {
+      for (const [prefix, group] of [...w.versions]) for (const [key, v] of [...group]) if (expired(v)) this.#drop(w, prefix, key);
+      this.#arm(w);
+    }, Math.min(Math.max(0, next - Date.now()), 2 ** 31 - 1)); // setTimeout's limit
+    w.timer.unref?.();
+  }
+}
+
+/** A registry on the KV bucket `bucket` (default `micro_fn_registry`) of the NATS server at `address` or `connection`. */
+export function createNatsRegistry(options: NatsRegistryOptions): NatsRegistry {
+  return new NatsRegistry(options);
+}
