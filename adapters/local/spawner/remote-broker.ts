@@ -8,16 +8,8 @@
 import type { Broker, Delivery, Subscription } from '../../../runtime/core/broker.js';
 import { errors } from '../../../runtime/core/errors.js';
 import { newId } from '../../../runtime/core/id.js';
+import type { RemoteDelivery } from '../../../runtime/plugins/local/broker.js';
 
-export interface RemoteDelivery {
-  token: string;
-  id: string;
-  topic: string;
-  headers: Record<string, string>;
-  /** UTF-8 text of the body. */
-  body: string;
-  attempt: number;
-}
 
 interface Remote {
   subscription: Subscription;

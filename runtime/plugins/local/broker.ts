@@ -51,11 +51,14 @@ export class LocalBroker implements Broker {
 
 type Runtime = <T>(endpoint: string, request: unknown, timeout?: number) => Promise<T>;
 
-interface RemoteDelivery {
+/** One delivery as `Broker.Poll` hands it to a subscriber in another process. */
+export interface RemoteDelivery {
+  /** Names this delivery in `Broker.Settle`. */
   token: string;
   id: string;
   topic: string;
   headers: Record<string, string>;
+  /** UTF-8 text of the body. */
   body: string;
   attempt: number;
 }
