@@ -5,7 +5,7 @@
 import { ConfigError, readConfig, type Broker, type Env, type Registry, type Transport } from '../core/index.js';
 
 export const REGISTRIES = ['local', 'memory', 'nats'] as const;
-export const BROKERS = ['local', 'memory', 'nats', 'jetstream'] as const;
+export const BROKERS = ['local', 'memory'] as const;
 
 /** The NATS server of a plugin: its own address, else the other plugin's, else the NATS default. */
 function natsAddress(own: string | undefined, other: string | undefined): string {
