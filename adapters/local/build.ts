@@ -5,7 +5,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { UserError } from '../../runtime/core/errors.js';
 
@@ -53,6 +54,27 @@ export function packageRoot(): string {
     if (up === dir) throw new Error('cannot find the micro-fn package root');
     dir = up;
   }
+}
+
+/**
+ * Leaves heavy plugin dependencies (`nats`) out of a local bundle, imported from where this package has them
+ * (an absolute path: the bundle runs on this machine). They are loaded only when a plugin connects, and
+ * bundling them would make every cold start parse them.
+ */
+export function localDependenciesPlugin(root = packageRoot()): Plugin {
+  const require = createRequire(join(root, 'package.json'));
+  return {
+    name: 'micro-fn-local-dependencies',
+    setup(build) {
+      build.onResolve({ filter: /^nats$/ }, (args) => {
+        try {
+          return { path: pathToFileURL(require.resolve(args.path)).href, external: true };
+        } catch {
+          return undefined; // not installed beside micro-fn: let esbuild find it from the function's folder
+        }
+      });
+    },
+  };
 }
 
 /** Maps `micro-fn` and `micro-fn/<sub>` to this package's TypeScript sources, so a bundle runs this exact runtime. */
@@ -148,7 +170,7 @@ async function bundle(entry: string, outdir: string, root: string, minify = fals
     outfile: join(outdir, 'index.mjs'),
     metafile: true as const,
     logLevel: 'silent' as const,
-    plugins: [selfPlugin(root)],
+    plugins: [selfPlugin(root), localDependenciesPlugin(root)],
   };
   let result;
   try {

@@ -51,6 +51,13 @@ if (natsAvailable()) {
     const [record] = JSON.parse((await ok(['describe', 'helloworld', '--json'], b.env)).stdout) as { nodes: { address: string }[] }[];
     assert.equal(record!.nodes.map((n) => n.address), [a.gateway]);
   });
+
+  hosts('a function bundle reaches the NATS registry when its handler calls out', async () => {
+    // The bundle imports the nats package from micro-fn's own dependencies, only when it connects.
+    const [a] = serves;
+    const r = await ok(['invoke', 'test/fixtures/caller', 'Caller.Out'], a!.env);
+    assert.equal(JSON.parse(r.stdout), { published: true, called: 404 });
+  });
 }
 
 hosts.run();
