@@ -43,7 +43,7 @@ export const sourceMapOption: Record<string, OptionSpec> = {
 export const pluginOptions: Record<string, OptionSpec> = {
   registry: { type: 'string', value: 'NAME', description: 'registry: local (default), memory or nats (env MICRO_REGISTRY)' },
   'registry-address': { type: 'string', value: 'URL', description: 'registry address (env MICRO_REGISTRY_ADDRESS)' },
-  broker: { type: 'string', value: 'NAME', description: 'broker: local (default) or memory (env MICRO_BROKER)' },
+  broker: { type: 'string', value: 'NAME', description: 'broker: local (default), memory, nats or jetstream (env MICRO_BROKER)' },
   'broker-address': { type: 'string', value: 'URL', description: 'broker address (env MICRO_BROKER_ADDRESS)' },
 };
 

@@ -26,7 +26,7 @@ export const command: Command = {
     queue: { type: 'string', value: 'N', description: 'invocations waiting per function before 429 (default 64)' },
     timeout: { type: 'string', value: 'DURATION', description: 'per invocation; the process is killed and the caller gets 408 (default 30s)' },
     memory: { type: 'string', value: 'MIB', description: 'resident memory limit per function process; past it the process is stopped (default 256)' },
-    'ack-wait': { type: 'string', value: 'DURATION', description: 'how long a `micro-fn run` subscriber may hold a message without news (default 30s)' },
+    'ack-wait': { type: 'string', value: 'DURATION', description: 'how long a message may go without news (a `micro-fn run` subscriber, or a JetStream delivery whose host died) before it is delivered again (default 30s)' },
     watch: { type: 'boolean', short: 'w', description: 'rebuild and redeploy a deployed function when its files change' },
     quiet: { type: 'boolean', short: 'q', description: 'do not echo function output (it is still kept for `micro-fn logs`)' },
     ...pluginOptions,
@@ -38,7 +38,9 @@ export const command: Command = {
     const registry = await resolveRegistry(env);
     // The local broker is this process's own; any other (NATS, JetStream) is shared with other hosts.
     const hosted = (config.broker ?? 'local') === 'local' || config.broker === 'memory';
-    const broker = hosted ? createMemoryBroker() : await resolveBroker(env, registry, createHttpTransport());
+    const concurrency = count(values.concurrency, 'concurrency', availableParallelism() * 2, 1);
+    const ackWait = duration(values['ack-wait'] as string | undefined, 'ack-wait');
+    const broker = hosted ? createMemoryBroker() : await resolveBroker(env, registry, createHttpTransport(), { ackWait, concurrency });
     const runtime = new LocalRuntime({
       home: microFnHome(env),
       registry,
@@ -46,14 +48,14 @@ export const command: Command = {
       address: (values.address as string | undefined) ?? DEFAULT_GATEWAY,
       env,
       pool: count(values.pool, 'pool', 1, 0),
-      concurrency: count(values.concurrency, 'concurrency', availableParallelism() * 2, 1),
+      concurrency,
       queue: count(values.queue, 'queue', 64, 0),
       timeout: duration(values.timeout as string | undefined, 'timeout') ?? 30_000,
       memory: count(values.memory, 'memory', 256, 16),
       ttl: config.registerTtl,
       echo: values.quiet !== true,
       watch: values.watch === true,
-      ackWait: duration(values['ack-wait'] as string | undefined, 'ack-wait'),
+      ackWait,
     });
     try {
       await runtime.start();

@@ -5,7 +5,7 @@
 import { ConfigError, readConfig, type Broker, type Env, type Registry, type Transport } from '../core/index.js';
 
 export const REGISTRIES = ['local', 'memory', 'nats'] as const;
-export const BROKERS = ['local', 'memory'] as const;
+export const BROKERS = ['local', 'memory', 'nats', 'jetstream'] as const;
 
 /** The NATS server of a plugin: its own address, else the other plugin's, else the NATS default. */
 function natsAddress(own: string | undefined, other: string | undefined): string {
@@ -44,14 +44,27 @@ export async function resolveRegistry(env: Env): Promise<Registry> {
   }
 }
 
+/** Settings of the shared brokers that the host running them picks (`micro-fn serve` passes its own). */
+export interface BrokerSettings {
+  /** JetStream: milliseconds a delivery may go unsettled before it is redelivered (default 30 000). */
+  ackWait?: number;
+  /** JetStream: messages pulled and handled at once per subscription (default 1). */
+  concurrency?: number;
+}
+
 /** The broker named by `MICRO_BROKER` (default local); `registry` and `http` are what the local broker needs. */
-export async function resolveBroker(env: Env, registry: Registry, http: Transport): Promise<Broker> {
-  const name = readConfig(env).broker ?? DEFAULT_BROKER;
+export async function resolveBroker(env: Env, registry: Registry, http: Transport, settings: BrokerSettings = {}): Promise<Broker> {
+  const config = readConfig(env);
+  const name = config.broker ?? DEFAULT_BROKER;
   switch (name) {
     case 'local':
       return (await import('./local/broker.js')).createLocalBroker({ registry, transport: http });
     case 'memory':
       return (await import('./memory/broker.js')).createMemoryBroker();
+    case 'nats':
+      return (await import('./nats/broker.js')).createNatsBroker({ address: natsAddress(config.brokerAddress, config.registryAddress) });
+    case 'jetstream':
+      return (await import('./nats/jetstream.js')).createJetStreamBroker({ address: natsAddress(config.brokerAddress, config.registryAddress), ...settings });
     default:
       throw new ConfigError(`MICRO_BROKER must be one of ${BROKERS.join(', ')}; got "${name}"`);
   }

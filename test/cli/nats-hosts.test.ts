@@ -1,7 +1,11 @@
 /** Two `micro-fn serve` processes sharing a registry on one real NATS: two hosts, one system. */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cli, start, tempHome, type Running } from './helpers.js';
+import { eventually } from '../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../nats-server.js';
 
 const hosts = suite('two micro-fn serve hosts on NATS');
@@ -9,14 +13,15 @@ let nats: NatsServer;
 const homes: ReturnType<typeof tempHome>[] = [];
 const serves: { proc: Running; gateway: string; env: Record<string, string> }[] = [];
 
-// The registry on NATS; each serve hosts its own broker (the NATS brokers are not in yet).
-const natsEnv = () => ({ MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: nats.url });
+// Registry and broker on NATS (JetStream): what `--registry nats --broker jetstream` sets.
+const natsEnv = () => ({ MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: nats.url, MICRO_BROKER: 'jetstream' });
 
 async function host(): Promise<(typeof serves)[number]> {
   const home = tempHome();
   homes.push(home);
   const env = { ...natsEnv(), MICRO_FN_HOME: home.home };
-  const proc = start(['serve', '--address', '127.0.0.1:0'], env);
+  // A delivery whose host died comes back after the ack wait: short here.
+  const proc = start(['serve', '--address', '127.0.0.1:0', '--ack-wait', '2s', '--quiet'], env);
   const [, gateway] = await proc.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
   const h = { proc, gateway: gateway!, env };
   serves.push(h);
@@ -57,6 +62,39 @@ if (natsAvailable()) {
     const [a] = serves;
     const r = await ok(['invoke', 'test/fixtures/caller', 'Caller.Out'], a!.env);
     assert.equal(JSON.parse(r.stdout), { published: true, called: 404 });
+  });
+
+  hosts('events are spread across both hosts, each message handled once', async () => {
+    const [a, b] = serves;
+    await ok(['deploy', 'test/fixtures/worker', '--runtime', a!.gateway], a!.env);
+    await ok(['deploy', 'test/fixtures/worker', '--runtime', b!.gateway], b!.env);
+    const dir = mkdtempSync(join(tmpdir(), 'micro-fn-spread-'));
+    try {
+      for (let i = 0; i < 24; i++) await ok(['publish', 'work.spread', JSON.stringify({ dir, i })], a!.env);
+      const lines = () => (existsSync(join(dir, 'handled')) ? readFileSync(join(dir, 'handled'), 'utf8').trim().split('\n') : []);
+      await eventually(() => lines().length >= 24, 30_000, '24 messages handled');
+      const perHost = homes.slice(0, 2).map((h) => lines().filter((l) => l === h.home).length);
+      assert.is(lines().length, 24, 'each message once');
+      assert.ok(perHost[0]! > 0 && perHost[1]! > 0, `both hosts handled messages: ${perHost.join(' + ')}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  hosts('a host killed in the middle of a message: the other host handles it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'micro-fn-failover-'));
+    try {
+      await ok(['publish', 'work.hang', JSON.stringify({ dir })], serves[0]!.env);
+      await eventually(() => existsSync(join(dir, 'attempt-1')), 15_000, 'the first attempt');
+      const first = readFileSync(join(dir, 'attempt-1.home'), 'utf8');
+      const victim = serves.find((s) => s.env.MICRO_FN_HOME === first)!;
+      victim.proc.kill(); // SIGKILL: no goodbye to NATS, the delivery is left unsettled
+      await eventually(() => existsSync(join(dir, 'attempt-2.home')), 15_000, 'the redelivery');
+      const second = readFileSync(join(dir, 'attempt-2.home'), 'utf8');
+      assert.ok(second !== first && homes.some((h) => h.home === second), `handled again by the other host (${first} then ${second})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 }
 
