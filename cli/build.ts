@@ -5,12 +5,25 @@ import { type Command } from './command.js';
 import { kib } from './deploy.js';
 import { write } from './output.js';
 
+/** What a target's build reports: the main artifact, and any more (a zip) with their sizes. */
+export interface TargetBuild {
+  file: string;
+  size: number;
+  ms: number;
+  artifacts?: { file: string; size: number }[];
+}
+
+/** Each target's bundler, loaded only when chosen (the cloud SDKs stay out of other commands). */
+const targets: Record<string, (file: string, options: { outdir: string; minify: boolean }) => Promise<TargetBuild>> = {
+  local: (file, options) => buildLocal(file, options),
+};
+
 export const command: Command = {
   name: 'build',
   summary: "bundle a function for a target and print the artifact's path and size",
   usage: '<entry>',
   options: {
-    target: { type: 'string', value: 'TARGET', description: 'local (default)' },
+    target: { type: 'string', value: 'TARGET', description: `${Object.keys(targets).join(', ')} (default local)` },
     outdir: { type: 'string', short: 'o', value: 'DIR', description: 'where to write it (default dist/<function folder>)' },
     minify: { type: 'boolean', description: 'minify the bundle' },
   },
@@ -19,13 +32,18 @@ export const command: Command = {
     const [entry] = positionals;
     if (!entry) throw new UserError('build needs an entry: micro-fn build <entry>');
     const target = (values.target as string | undefined) ?? 'local';
-    if (target !== 'local') throw new UserError(`--target ${target} is not available; targets: local`);
+    const build = targets[target];
+    if (!build) throw new UserError(`--target ${target} is not available; targets: ${Object.keys(targets).join(', ')}`);
     const file = resolveEntry(entry);
     const name = basename(file).startsWith('index.') ? basename(dirname(file)) : basename(file).replace(/\.[cm]?[jt]s$/, '');
     const outdir = (values.outdir as string | undefined) ?? join('dist', name);
-    const built = await buildLocal(file, { outdir, minify: values.minify === true });
-    if (values.json) await write(process.stdout, `${JSON.stringify({ target, file: built.file, size: built.size, ms: built.ms })}\n`);
-    else await write(process.stdout, `${relative(process.cwd(), built.file) || built.file}  ${kib(built.size)}  (${target}, ${built.ms} ms)\n`);
+    const built = await build(file, { outdir, minify: values.minify === true });
+    const artifacts = [{ file: built.file, size: built.size }, ...(built.artifacts ?? [])];
+    if (values.json) await write(process.stdout, `${JSON.stringify({ target, file: built.file, size: built.size, ms: built.ms, artifacts })}\n`);
+    else {
+      const lines = artifacts.map((a, i) => `${relative(process.cwd(), a.file) || a.file}  ${kib(a.size)}${i === 0 ? `  (${target}, ${built.ms} ms)` : ''}\n`);
+      await write(process.stdout, lines.join(''));
+    }
     return 0;
   },
 };
