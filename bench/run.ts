@@ -1,12 +1,14 @@
 /** `npm run bench`: every benchmark, each comparing micro-fn with a baseline measured in the same run. */
 import { benchHttp } from './http-roundtrip.js';
 import { benchInvoke } from './invoke.js';
+import { benchNats } from './nats.js';
 import { benchSpawner } from './spawner.js';
 
 const benches: [string, () => Promise<string[]>][] = [
   ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
+  ['NATS: transport vs bare request/reply, JetStream-triggered invocations', () => benchNats()],
 ];
 
 const only = process.argv[2];

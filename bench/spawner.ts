@@ -12,12 +12,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildLocal } from '../adapters/local/build.js';
+import { cliRun, root, startServe, stopServe } from './serve.js';
 import { fmt, ratio, summarize } from './stats.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(root, 'cli', 'bin.mjs');
 const BODY = '{"name":"Ada"}';
 
 interface Options {
@@ -130,37 +128,6 @@ function timed(cmd: string, args: string[], env: Record<string, string>): Promis
     child.on('error', reject);
     // Answered: the reply is on stdout (the process may still be exiting, as the spawner's may).
     child.stdout.on('end', () => (out.includes('Hello Ada') ? resolve(performance.now() - t) : reject(new Error(`no reply: ${out}`))));
-  });
-}
-
-async function startServe(args: string[], env: Record<string, string>, servers: ChildProcess[]): Promise<string> {
-  const child = spawn(process.execPath, [bin, 'serve', '--address', '127.0.0.1:0', '--quiet', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  servers.push(child);
-  let err = '';
-  return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d;
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
-}
-
-async function stopServe(servers: ChildProcess[]): Promise<void> {
-  for (const child of servers.splice(0)) {
-    if (child.exitCode !== null) continue;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    child.kill('SIGKILL');
-  }
-}
-
-function cliRun(args: string[], env: Record<string, string>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`micro-fn ${args.join(' ')} exited ${code}`))));
   });
 }
 

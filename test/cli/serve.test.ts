@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, lastJson, start, tempHome, type Running } from './helpers.js';
-import { eventually, withTimeout } from '../helpers.js';
+import { eventually, sleep, withTimeout } from '../helpers.js';
 
 let scratch: ReturnType<typeof tempHome>;
 let env: Record<string, string>;
@@ -175,6 +175,21 @@ local('dead-letters a message that always fails, and replays it', async () => {
     const replay = await ok(['dlq', 'work.poison', '--replay', '--json']);
     assert.equal(JSON.parse(replay.stdout), { replayed: 1 });
     await eventually(() => readFileSync(join(dir, 'poison'), 'utf8').trim().split('\n').length === 10, 15000, 'the replayed attempts');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+local('a burst of messages past the concurrency limit and queue waits for slots: none fails with 429', async () => {
+  await ok(['deploy', 'test/fixtures/worker', '--concurrency', '1', '--queue', '0']);
+  const dir = mkdtempSync(join(tmpdir(), 'micro-fn-work-'));
+  try {
+    await Promise.all(Array.from({ length: 12 }, (_, i) => ok(['publish', 'work.spread', JSON.stringify({ dir, i })])));
+    const lines = () => (existsSync(join(dir, 'handled')) ? readFileSync(join(dir, 'handled'), 'utf8').trim().split('\n') : []);
+    await eventually(() => lines().length >= 12, 20000, '12 messages handled');
+    await sleep(300);
+    assert.is(lines().length, 12, 'each message once');
+    assert.equal(JSON.parse((await ok(['dlq', 'work.spread', '--json'])).stdout), [], 'nothing dead-lettered');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -28,6 +28,8 @@ export class FunctionPool {
   #starting = 0;
   #inflight = 0;
   #waiting: (() => void)[] = [];
+  /** Broker messages waiting for a slot: unbounded (the broker holds them anyway), served after callers. */
+  #backlog: (() => void)[] = [];
   #closed = false;
 
   constructor(options: PoolOptions) {
@@ -45,14 +47,14 @@ export class FunctionPool {
   }
 
   get stats() {
-    return { warm: this.#warm.length, starting: this.#starting, inflight: this.#inflight, queued: this.#waiting.length };
+    return { warm: this.#warm.length, starting: this.#starting, inflight: this.#inflight, queued: this.#waiting.length, backlog: this.#backlog.length };
   }
 
   /** Runs one invocation in a process of its own. Never throws: failures are error outcomes. */
   async run(message: ToFunction): Promise<Outcome> {
     const { name, timeout } = this.options;
     try {
-      await this.#acquireSlot();
+      await this.#acquireSlot(message.type === 'message');
     } catch (err) {
       return failure(err as MicroError, message);
     }
@@ -77,11 +79,13 @@ export class FunctionPool {
     }
   }
 
-  async #acquireSlot(): Promise<void> {
+  /** A running slot; a caller past the bounded queue gets 429, a broker message waits (a 429 would only fail it). */
+  async #acquireSlot(message: boolean): Promise<void> {
     if (this.#inflight < this.options.concurrency) {
       this.#inflight++;
       return;
     }
+    if (message) return new Promise<void>((resolve) => this.#backlog.push(resolve));
     if (this.#waiting.length >= this.options.queue) {
       throw errors.tooManyRequests(this.options.name, `${this.options.name} is at its limit: ${this.options.concurrency} running, ${this.options.queue} queued`);
     }
@@ -89,7 +93,7 @@ export class FunctionPool {
   }
 
   #releaseSlot(): void {
-    const next = this.#waiting.shift();
+    const next = this.#waiting.shift() ?? this.#backlog.shift();
     if (next) next(); // the slot passes straight to the next caller
     else this.#inflight--;
   }
@@ -140,7 +144,7 @@ export class FunctionPool {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#inflight > 0 || this.#waiting.length > 0) await new Promise((r) => setTimeout(r, 10));
+    while (this.#inflight > 0 || this.#waiting.length > 0 || this.#backlog.length > 0) await new Promise((r) => setTimeout(r, 10));
     for (const worker of this.#warm.splice(0)) worker.kill();
   }
 }

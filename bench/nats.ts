@@ -1,0 +1,109 @@
+/**
+ * NATS, each figure against a baseline in the same run, on a real nats-server (Debian's package):
+ *  (a) NATS transport call (client -> request/reply -> dispatcher -> handler -> reply) vs a bare `nats`
+ *      request/reply JSON echo on the same server (target ≤ 1.3× at p50);
+ *  (b) JetStream-triggered one-shot invocations per second through the spawner (`micro-fn serve --broker
+ *      jetstream`) vs the same spawner triggered by its embedded broker.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient, createService } from '../runtime/index.js';
+import { connectNats } from '../runtime/plugins/nats/connection.js';
+import { createNatsTransport } from '../runtime/plugins/nats/transport.js';
+import { createMemoryRegistry } from '../runtime/plugins/memory/index.js';
+import { startNatsServer, type NatsServer } from '../test/nats-server.js';
+import { cliRun, startServe, stopServe } from './serve.js';
+import { fmt, ratio, sideBySide, summarize } from './stats.js';
+import type { ChildProcess } from 'node:child_process';
+
+export async function benchNats(n = 5000, messages = Number(process.env.BENCH_MESSAGES ?? 400)): Promise<string[]> {
+  const server = await startNatsServer();
+  try {
+    return [...(await transport(server, n)), ...(await triggers(server, messages))];
+  } finally {
+    await server.cleanup();
+  }
+}
+
+async function transport(server: NatsServer, n: number): Promise<string[]> {
+  const nc = await connectNats({ address: server.url, name: 'bare-echo' });
+  const sub = nc.subscribe('bare.echo', {
+    callback: (_err, msg) => {
+      const { name } = JSON.parse(new TextDecoder().decode(msg.data)) as { name: string };
+      msg.respond(new TextEncoder().encode(JSON.stringify({ message: `Hello ${name}` })));
+    },
+  });
+  const caller = await connectNats({ address: server.url, name: 'bare-caller' });
+  const registry = createMemoryRegistry();
+  const natsTransport = createNatsTransport({ address: server.url });
+  const service = createService(
+    { name: 'helloworld', handlers: { Greeter: { Hello: (r: { name: string }) => ({ message: `Hello ${r.name}` }) } } },
+    { registry, transport: natsTransport },
+  );
+  await service.start();
+  const client = createClient({ registry, transports: [natsTransport] });
+  try {
+    const payload = new TextEncoder().encode(JSON.stringify({ name: 'Ada' }));
+    const [ours, base] = await sideBySide(
+      n,
+      500,
+      () => client.call('helloworld', 'Greeter.Hello', { name: 'Ada' }),
+      async () => JSON.parse(new TextDecoder().decode((await caller.request('bare.echo', payload, { timeout: 5000 })).data)),
+    );
+    const a = summarize(ours);
+    const b = summarize(base);
+    return [
+      `(a) micro-fn client.call over NATS          p50 ${fmt(a.p50)}  p99 ${fmt(a.p99)}  (n=${a.n})`,
+      `    bare nats request/reply JSON echo        p50 ${fmt(b.p50)}  p99 ${fmt(b.p99)}`,
+      `    ratio at p50: ${ratio(a.p50, b.p50)}  (target ≤ 1.3×)   at p99: ${ratio(a.p99, b.p99)}`,
+    ];
+  } finally {
+    await service.stop();
+    await natsTransport.close?.();
+    sub.unsubscribe();
+    await Promise.all([nc.close(), caller.close()]);
+  }
+}
+
+/** Messages handled per second by the events example: `count` published through the gateway, all at once. */
+async function triggers(server: NatsServer, count: number): Promise<string[]> {
+  const rates: Record<string, number> = {};
+  for (const broker of ['jetstream', 'local']) {
+    const home = mkdtempSync(join(tmpdir(), 'micro-fn-bench-'));
+    const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', MICRO_FN_HOME: home, MICRO_BROKER: broker, MICRO_BROKER_ADDRESS: server.url };
+    const servers: ChildProcess[] = [];
+    try {
+      const gateway = await startServe(['--pool', '8', '--concurrency', '8'], env, servers);
+      await cliRun(['deploy', 'examples/events'], env);
+      const log = join(home, 'logs', 'events.log');
+      const handled = () => (existsSync(log) ? readFileSync(log, 'utf8').match(/ created/g)?.length ?? 0 : 0);
+      const t = performance.now();
+      for (let i = 0; i < count; i += 50) {
+        const batch = Array.from({ length: Math.min(50, count - i) }, (_, j) => publish(gateway, { id: i + j }));
+        await Promise.all(batch);
+      }
+      const deadline = Date.now() + 120_000;
+      while (handled() < count) {
+        if (Date.now() > deadline) throw new Error(`${broker}: only ${handled()} of ${count} messages handled in 120 s`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      rates[broker] = count / ((performance.now() - t) / 1000);
+    } finally {
+      await stopServe(servers);
+      rmSync(home, { recursive: true, force: true });
+    }
+  }
+  const js = rates.jetstream!;
+  const local = rates.local!;
+  return [
+    `(b) JetStream-triggered one-shot invocations   ${js.toFixed(1)}/s  (${count} messages, pool 8, concurrency 8)`,
+    `    same spawner, embedded broker              ${local.toFixed(1)}/s`,
+    `    ratio: ${(js / local).toFixed(2)}×`,
+  ];
+}
+
+async function publish(gateway: string, payload: unknown): Promise<void> {
+  const res = await fetch(`${gateway}/micro-fn/Broker.Publish`, { method: 'POST', body: JSON.stringify({ topic: 'user.created', payload }), headers: { 'content-type': 'application/json' } });
+  if (res.status !== 200) throw new Error(`publish: ${res.status} ${await res.text()}`);
+}

@@ -1,0 +1,41 @@
+/** A `micro-fn serve` process for benchmarks, and the CLI run as a process, as a user would. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'cli', 'bin.mjs');
+
+/** Starts `micro-fn serve` on a free port; resolves with its gateway URL. */
+export async function startServe(args: string[], env: Record<string, string>, servers: ChildProcess[]): Promise<string> {
+  const child = spawn(process.execPath, [bin, 'serve', '--address', '127.0.0.1:0', '--quiet', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  servers.push(child);
+  let err = '';
+  return new Promise((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d;
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+  });
+}
+
+/** Stops every serve in `servers` (SIGTERM, then SIGKILL after 5 s). */
+export async function stopServe(servers: ChildProcess[]): Promise<void> {
+  for (const child of servers.splice(0)) {
+    if (child.exitCode !== null) continue;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    child.kill('SIGKILL');
+  }
+}
+
+/** Runs `micro-fn ...args` from the repository root; rejects on a non-zero exit. */
+export function cliRun(args: string[], env: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`micro-fn ${args.join(' ')} exited ${code}`))));
+  });
+}
