@@ -5,9 +5,10 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createClient, createService } from '../runtime/index.js';
-import { createHttpTransport } from '../runtime/plugins/http/index.js';
-import { createMemoryRegistry } from '../runtime/plugins/memory/index.js';
+// The package as users load it (dist/, built by `npm run bench`), not the sources through tsx.
+import { createClient, createService } from 'micro-fn';
+import { createHttpTransport } from 'micro-fn/http';
+import { createMemoryRegistry } from 'micro-fn/memory';
 import { fmt, ratio, sideBySide, summarize } from './stats.js';
 
 export async function benchHttp(n = 5000): Promise<string[]> {

@@ -8,10 +8,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClient, createService } from '../runtime/index.js';
-import { connectNats } from '../runtime/plugins/nats/connection.js';
-import { createNatsTransport } from '../runtime/plugins/nats/transport.js';
-import { createMemoryRegistry } from '../runtime/plugins/memory/index.js';
+// The package as users load it (dist/, built by `npm run bench`), not the sources through tsx.
+import { createClient, createService } from 'micro-fn';
+import { connectNats, createNatsTransport } from 'micro-fn/nats';
+import { createMemoryRegistry } from 'micro-fn/memory';
 import { startNatsServer, type NatsServer } from '../test/nats-server.js';
 import { cliRun, startServe, stopServe } from './serve.js';
 import { fmt, ratio, sideBySide, summarize } from './stats.js';
@@ -26,7 +26,7 @@ export async function benchNats(n = 5000, messages = Number(process.env.BENCH_ME
   }
 }
 
-async function transport(server: NatsServer, n: number): Promise<string[]> {
+export async function transport(server: NatsServer, n: number): Promise<string[]> {
   const nc = await connectNats({ address: server.url, name: 'bare-echo' });
   const sub = nc.subscribe('bare.echo', {
     callback: (_err, msg) => {

@@ -4,7 +4,7 @@
  */
 import type { NatsConnection } from 'nats';
 import { MicroError, errors, type CallOptions, type NodeRecord, type TransportRequest, type TransportResponse } from '../../core/index.js';
-import { nodeSubjectPrefix, parseNodeAddress, subjectSafe } from './address.js';
+import { nodeSubjectPrefix, parseNodeAddress, subjectSafe, type NatsNode } from './address.js';
 import { connectNats } from './connection.js';
 import { header, replyError, requestHeaders, responseMetadata, type HeadersFactory } from './headers.js';
 
@@ -38,6 +38,10 @@ export class NatsClient {
   readonly #options: NatsClientOptions;
   /** One connection per server, opened on first use. */
   readonly #connections = new Map<string, Promise<Connection>>();
+  /** The connections of #connections that are open. */
+  readonly #open = new Map<string, Connection>();
+  /** Parsed node addresses (a node is called many times). */
+  readonly #targets = new Map<string, (NatsNode & { prefix: string }) | undefined>();
 
   constructor(options: NatsClientOptions = {}) {
     this.#options = options;
@@ -48,13 +52,14 @@ export class NatsClient {
     const id = request.service || 'micro-fn';
     const { signal, deadline } = options;
     if (signal?.aborted) throw aborted(id, signal, undefined);
-    const target = parseNodeAddress(node.address);
+    const target = this.#target(node.address);
     if (!target) throw errors.unavailable(id, `${node.address} is not a NATS node address (nats://host:port/<service>/<node id>)`);
     if (!subjectSafe(request.endpoint)) throw errors.badRequest(id, `the endpoint "${request.endpoint}" cannot be part of a NATS subject`, { retryable: false });
-    const subject = `${nodeSubjectPrefix(target.service, target.id)}.${request.endpoint}`;
+    const subject = `${target.prefix}.${request.endpoint}`;
 
-    const connecting = this.#connect(this.#options.address ?? target.server);
-    const { nc, headers } = await bounded(connecting, deadline, signal, id);
+    const server = this.#options.address ?? target.server;
+    // An open connection is used as it is: no timer and promise per call to bound a wait that cannot happen.
+    const { nc, headers } = this.#open.get(server) ?? (await bounded(this.#connect(server), deadline, signal, id));
     const timeout = deadline === undefined ? NO_DEADLINE_TIMEOUT : Math.floor(deadline - Date.now());
     if (timeout < 1) throw aborted(id, signal, undefined);
     const sent = nc.request(subject, request.body, { timeout, headers: requestHeaders(headers, request) });
@@ -81,7 +86,17 @@ export class NatsClient {
   async close(): Promise<void> {
     const pending = [...this.#connections.values()];
     this.#connections.clear();
+    this.#open.clear();
     await Promise.allSettled(pending.map(async (c) => (await c).nc.close()));
+  }
+
+  #target(address: string): (NatsNode & { prefix: string }) | undefined {
+    if (this.#targets.has(address)) return this.#targets.get(address);
+    const node = parseNodeAddress(address);
+    const target = node && { ...node, prefix: nodeSubjectPrefix(node.service, node.id) };
+    if (this.#targets.size >= 1024) this.#targets.clear(); // nodes come and go: keep it bounded
+    this.#targets.set(address, target);
+    return target;
   }
 
   #connect(server: string): Promise<Connection> {
@@ -89,8 +104,13 @@ export class NatsClient {
     if (!connection) {
       connection = (async () => {
         const nc = await connectNats({ address: server, name: this.#options.name ?? 'micro-fn' });
-        nc.closed().then(() => this.#connections.get(server) === connection && this.#connections.delete(server));
-        return { nc, headers: (await import('nats')).headers };
+        const open = { nc, headers: (await import('nats')).headers };
+        nc.closed().then(() => {
+          if (this.#connections.get(server) === connection) this.#connections.delete(server);
+          if (this.#open.get(server) === open) this.#open.delete(server);
+        });
+        if (!nc.isClosed()) this.#open.set(server, open);
+        return open;
       })();
       // A failed connect is not kept: the next call tries again.
       connection.catch(() => this.#connections.get(server) === connection && this.#connections.delete(server));

@@ -38,7 +38,9 @@ export function natsConnectionOptions(address: string, name?: string): Connectio
     servers.push(`${url.protocol}//${url.host}`);
   }
   if (servers.length === 0) throw new ConfigError('a NATS address is needed, like nats://127.0.0.1:4222 (MICRO_REGISTRY_ADDRESS / MICRO_BROKER_ADDRESS)');
-  return { servers, user, pass, token, name, maxReconnectAttempts: -1, reconnectTimeWait: 250 };
+  // noAsyncTraces: nats.js would capture a stack (new Error()) for every request and publish; the errors we
+  // raise name the subject and the cause instead, and a call is ~10% cheaper without it.
+  return { servers, user, pass, token, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true };
 }
 
 /** Opens a connection; a failure to reach the server is a retryable 503 with the cause kept. */

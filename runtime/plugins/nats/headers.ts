@@ -56,28 +56,33 @@ export function header(h: MsgHdrs | undefined, name: string): string | undefined
 }
 
 /**
- * The headers of an outgoing request: metadata, then `micro-service`, `micro-endpoint`, `micro-id` and
- * `content-type`. Throws a 400 when metadata cannot be a NATS header, so that mistake is never taken for a
+ * The headers of an outgoing request: metadata, `micro-id`, and `content-type` unless it is JSON (the default).
+ * Service and endpoint are not repeated: the subject names them. Throws a 400 when metadata cannot be a NATS header, so that mistake is never taken for a
  * failed connection.
  */
 export function requestHeaders(make: HeadersFactory, request: TransportRequest): MsgHdrs {
   const h = make();
   const id = request.service || 'micro-fn';
   for (const [key, value] of request.metadata) put(h, key, value, id);
-  put(h, names.service, request.service, id);
-  put(h, names.endpoint, request.endpoint, id);
   put(h, names.id, request.id, id);
-  put(h, names.contentType, request.contentType, id);
+  if (request.contentType !== 'application/json') put(h, names.contentType, request.contentType, id);
   return h;
 }
 
-/** The headers of a reply. Throws a 500 when the handler's metadata cannot be a NATS header. */
-export function replyHeaders(make: HeadersFactory, requestId: string, response: ServerResponse, service: string): MsgHdrs {
-  const h = make();
-  for (const [key, value] of response.metadata) if (!RESERVED_REPLY.has(key)) put(h, key, value, service, 500);
-  put(h, names.contentType, response.contentType || 'application/octet-stream', service, 500);
-  put(h, names.id, requestId, service, 500);
+/**
+ * The headers of a reply, or undefined for a plain JSON reply without metadata: as NATS services answer, data
+ * only (the caller knows its request id, and JSON is the default content type). Throws a 500 when the handler's
+ * metadata cannot be a NATS header.
+ */
+export function replyHeaders(make: HeadersFactory, requestId: string, response: ServerResponse, service: string): MsgHdrs | undefined {
   const error = response.error;
+  const contentType = response.contentType || 'application/octet-stream';
+  let h: MsgHdrs | undefined;
+  for (const [key, value] of response.metadata) if (!RESERVED_REPLY.has(key)) put((h ??= make()), key, value, service, 500);
+  if (!h && !error && contentType === 'application/json') return undefined;
+  h ??= make();
+  put(h, names.contentType, contentType, service, 500);
+  put(h, names.id, requestId, service, 500);
   if (error) {
     h.set(names.error, errorHeaderValue(error));
     h.set(SERVICE_ERROR, oneLine(error.detail || error.status));

@@ -171,14 +171,12 @@ export class NatsListener implements Listener {
       });
   }
 
-  /** Sends the reply and resolves once the server has it. */
+  /**
+   * Sends the reply. No flush per reply (a round trip to the server on the hot path): nats.js writes it at once,
+   * and close() drains, so a one-shot function's reply is on the server before its process exits.
+   */
   async #answer(msg: Msg, id: string, response: ServerResponse): Promise<void> {
     this.#send(msg, id, response);
-    try {
-      await this.#nc!.flush();
-    } catch (err) {
-      throw errors.unavailable(this.#name, 'the connection closed before the reply was flushed', { cause: err });
-    }
   }
 
   #send(msg: Msg, id: string, response: ServerResponse): void {

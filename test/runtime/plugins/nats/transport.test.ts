@@ -49,14 +49,17 @@ if (natsAvailable()) {
 
   transport('sends metadata as lower-case NATS headers and reads reply headers in any case', async (ctx) => {
     let seen: Metadata | undefined;
+    let endpoint = '';
     const listener = await ctx.transport.listen(async (request, reply) => {
       seen = request.metadata;
+      endpoint = request.endpoint;
       await reply(serverResponse('{}', { 'X-Reply': 'r1' }));
     });
     const node = nodeOf(listener);
     await withTimeout(ctx.transport.call(node, transportRequest('Greeter.Hello', '{}', { 'X-Custom': 'abc', 'Micro-Trace-Id': 't-1' })));
     assert.is(seen?.get('x-custom'), 'abc');
-    assert.is(seen?.get('micro-endpoint'), 'Greeter.Hello');
+    assert.is(endpoint, 'Greeter.Hello'); // from the subject: service and endpoint are not repeated as headers
+    assert.is(seen?.get('micro-endpoint'), undefined);
 
     // A caller that is not micro-fn: mixed-case headers in, and the reply's headers as they are on the wire.
     const subject = `micro.greeter.${node.address.split('/').pop()}.Greeter.Hello`;
@@ -66,6 +69,12 @@ if (natsAvailable()) {
     assert.is(seen?.get('x-mixed-case'), 'yes');
     assert.ok(msg.headers?.keys().includes('x-reply'), `lower-case reply metadata, got ${msg.headers?.keys().join(',')}`);
     assert.is(msg.headers?.get('content-type'), 'application/json');
+    // A plain JSON reply without metadata is data only, as NATS services answer.
+    const plain = await ctx.transport.listen(async (_r, reply) => reply(serverResponse('{"ok":true}')));
+    const bare = await withTimeout(ctx.raw.request(`micro.greeter.${plain.address.split('/').pop()}.Greeter.Hello`, new TextEncoder().encode('{}'), { timeout: 2000 }));
+    assert.equal([bare.headers, new TextDecoder().decode(bare.data)], [undefined, '{"ok":true}']);
+    const called = await withTimeout(ctx.transport.call(nodeOf(plain), transportRequest('Greeter.Hello', '{}')));
+    assert.equal([called.contentType, called.error, [...called.metadata]], ['application/json', undefined, []]);
   });
 
   transport('answers an error with error JSON, micro-error and the NATS Services error headers', async (ctx) => {
