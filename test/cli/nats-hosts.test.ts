@@ -64,6 +64,21 @@ if (natsAvailable()) {
     assert.equal(JSON.parse(r.stdout), { published: true, called: 404 });
   });
 
+  hosts('micro-fn run on NATS core: each one-shot instance takes exactly one message (max 1 on the server)', async () => {
+    const env = { MICRO_FN_HOME: homes[0]!.home, MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: nats.url, MICRO_BROKER: 'nats' };
+    const runs = [start(['run', 'examples/events'], env), start(['run', 'examples/events'], env)];
+    try {
+      await Promise.all(runs.map((r) => r.waitFor(/listening on/)));
+      await ok(['publish', 'user.created', '{"id":1}'], env);
+      await ok(['publish', 'user.created', '{"id":2}'], env);
+      assert.equal(await Promise.all(runs.map((r) => r.exited(15_000))), [0, 0]);
+      const handled = runs.map((r) => /user (\d) created/.exec(r.stderr())?.[1]).sort();
+      assert.equal(handled, ['1', '2'], 'one message each');
+    } finally {
+      for (const r of runs) r.kill();
+    }
+  });
+
   hosts('events are spread across both hosts, each message handled once', async () => {
     const [a, b] = serves;
     await ok(['deploy', 'test/fixtures/worker', '--runtime', a!.gateway], a!.env);
