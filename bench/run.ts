@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark, each comparing micro-fn with a baseline measured in the same run. */
 import { benchHttp } from './http-roundtrip.js';
 import { benchInvoke } from './invoke.js';
+import { benchLambda } from './lambda.js';
 import { benchNats } from './nats.js';
 import { benchSpawner } from './spawner.js';
 
@@ -9,6 +10,7 @@ const benches: [string, () => Promise<string[]>][] = [
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
   ['NATS: transport vs bare request/reply, JetStream-triggered invocations', () => benchNats()],
+  ['Lambda: helloworld bundle/zip size, cold start under aws-lambda-ric vs plain node', () => benchLambda()],
 ];
 
 const only = process.argv[2];

@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Plugin } from 'esbuild';
+import type { BuildOptions as EsbuildOptions, Metafile, Plugin } from 'esbuild';
 import { UserError } from '../../runtime/core/errors.js';
 
 export interface BuildOptions {
@@ -95,6 +95,14 @@ export function selfPlugin(root = packageRoot()): Plugin {
   };
 }
 
+/** An esbuild failure as a one-line UserError naming the first error's file and line; anything else as it is. */
+export function buildFailure(err: unknown): unknown {
+  const errors = (err as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors;
+  if (!errors?.length) return err;
+  const first = errors[0]!;
+  return new UserError(`build failed: ${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}`);
+}
+
 /**
  * Bundles `entry` (a resolved file) with the local handler into `options.outdir`, or into the cache, where an
  * up-to-date bundle is reused. Cache entries are written under a fresh folder and published by renaming a
@@ -141,11 +149,32 @@ interface Manifest {
   inputs: (readonly [string, number, number])[];
 }
 
+/** Gives bundled CommonJS (a `require()` call) the `require` an ES module bundle lacks. */
+export const REQUIRE_BANNER = "import { createRequire as __microFnRequire } from 'node:module'; const require = __microFnRequire(import.meta.url);";
+
+/**
+ * Runs esbuild's `build` and returns the metafile. When the bundle holds CommonJS it is built again with
+ * REQUIRE_BANNER: only then, since importing node:module costs every start of the function a few milliseconds.
+ * A build error becomes a one-line UserError naming the file and line.
+ */
+export async function esbuildWithRequire(options: EsbuildOptions): Promise<Metafile> {
+  const { build } = await import('esbuild');
+  try {
+    let result = await build({ ...options, metafile: true });
+    if (Object.values(result.metafile.inputs).some((input) => input.format === 'cjs')) {
+      result = await build({ ...options, metafile: true, banner: { js: REQUIRE_BANNER } });
+    }
+    return result.metafile;
+  } catch (err) {
+    throw buildFailure(err);
+  }
+}
+
 /**
  * Bundles into `outdir/index.mjs`. Returns the inputs (for the cache) and the bytes of JavaScript written, source maps excluded.
  */
 async function bundle(entry: string, outdir: string, root: string, minify = false): Promise<{ inputs: Manifest['inputs']; size: number }> {
-  const [esbuild, { stat }] = await Promise.all([import('esbuild'), import('node:fs/promises')]);
+  const { stat } = await import('node:fs/promises');
   const handler = join(root, 'adapters', 'local', 'handler.ts');
   const contents = [
     `import * as mod from ${JSON.stringify(entry)};`,
@@ -168,29 +197,13 @@ async function bundle(entry: string, outdir: string, root: string, minify = fals
     // dynamic import() lazily initialised inside it; node: built-ins that only some paths need are
     // imported dynamically by the plugins (node:http by the listener, say).
     outfile: join(outdir, 'index.mjs'),
-    metafile: true as const,
     logLevel: 'silent' as const,
     plugins: [selfPlugin(root), localDependenciesPlugin(root)],
   };
-  let result;
-  try {
-    result = await esbuild.build(options);
-    // Bundled CommonJS may call require(), which ESM lacks: give it one, only then (importing node:module
-    // costs every start of the function a few milliseconds).
-    if (Object.values(result.metafile.inputs).some((input) => input.format === 'cjs')) {
-      result = await esbuild.build({ ...options, banner: { js: "import { createRequire as __microFnRequire } from 'node:module'; const require = __microFnRequire(import.meta.url);" } });
-    }
-  } catch (err) {
-    const errors = (err as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors;
-    if (errors?.length) {
-      const first = errors[0]!;
-      throw new UserError(`build failed: ${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}`);
-    }
-    throw err;
-  }
-  const size = Object.entries(result.metafile.outputs).reduce((sum, [path, out]) => sum + (path.endsWith('.map') ? 0 : out.bytes), 0);
+  const metafile = await esbuildWithRequire(options);
+  const size = Object.entries(metafile.outputs).reduce((sum, [path, out]) => sum + (path.endsWith('.map') ? 0 : out.bytes), 0);
   const inputs = await Promise.all(
-    Object.keys(result.metafile.inputs)
+    Object.keys(metafile.inputs)
       .filter((p) => !p.endsWith('<micro-fn entry>'))
       .map(async (p) => {
         const abs = resolve(p);

@@ -79,7 +79,7 @@ export function listenTransport(env: Env, plugins: Plugins): Transport {
 }
 
 /** Whether the environment uses NATS at all (then calls to `nats://` nodes are possible). */
-function usesNats(env: Env): boolean {
+export function usesNats(env: Env): boolean {
   const c = readConfig(env);
   return c.registry === 'nats' || c.broker === 'nats' || c.broker === 'jetstream' || c.transport === 'nats';
 }

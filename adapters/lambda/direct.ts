@@ -1,0 +1,46 @@
+/**
+ * Direct invocations: `{"endpoint":"Greeter.Hello","body":{...},"metadata":{...}}` for one RPC request, or
+ * `{"topic":"user.created","body":{...}}` for one broker message (what an `Event` invoke carries).
+ */
+import { errors, headers, jsonCodec, type ErrorJSON } from '../../runtime/index.js';
+import type { Context, DirectEvent } from './events.js';
+import { withDeadline, type Runner } from './runner.js';
+
+/** The reply to a direct RPC invocation: the decoded reply or the error JSON, with the response metadata. */
+export type DirectReply = { body: unknown; metadata: Record<string, string> } | { error: ErrorJSON; metadata: Record<string, string> };
+
+/**
+ * Runs the request and returns its reply. An RPC error is a reply too (`{error}`): the invocation itself
+ * succeeded. A message that fails throws instead, so Lambda treats the invocation as failed and an
+ * asynchronous invoke is retried, then sent to the function's on-failure destination: never lost.
+ */
+export async function handleDirect(event: DirectEvent, context: Context, runner: Runner): Promise<DirectReply | { ok: true }> {
+  const metadata = withDeadline({ ...event.metadata, [headers.contentType]: jsonCodec.contentType }, context.getRemainingTimeInMillis());
+  const body = jsonCodec.encode(event.body ?? {});
+  if (event.topic !== undefined) {
+    const outcome = await runner.deliver({ id: metadata.get(headers.id) ?? context.awsRequestId, topic: event.topic, headers: metadata.toJSON(), body }, 1);
+    if (!outcome.ok) throw messageFailed(outcome.error ?? errors.internal(runner.name, 'the subscriber failed'));
+    return { ok: true };
+  }
+  const response = await runner.invoke({
+    id: metadata.get(headers.id) ?? context.awsRequestId,
+    service: runner.name,
+    endpoint: event.endpoint ?? '',
+    contentType: jsonCodec.contentType,
+    body,
+    metadata,
+  });
+  const md = response.metadata.toJSON();
+  if (response.error) return { error: response.error.toJSON(), metadata: md };
+  return { body: jsonCodec.decode(response.body), metadata: md };
+}
+
+/**
+ * What a failed message throws: Lambda reports it as `{"errorType":"MicroError","errorMessage":<the error
+ * JSON>}`, so whoever reads the failure (the caller, a destination, the logs) gets go-micro's error JSON back.
+ */
+function messageFailed(error: { toJSON(): ErrorJSON }): Error {
+  const err = new Error(JSON.stringify(error.toJSON()));
+  err.name = 'MicroError';
+  return err;
+}

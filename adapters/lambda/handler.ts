@@ -1,0 +1,36 @@
+/**
+ * The Lambda target's entry inside a function's bundle: `handler(event, context)`, one translator per event
+ * shape, picked by a type guard. Each invocation runs a fresh one-shot Function of the definition.
+ * Imports only runtime/: it ships inside the user's artifact (plugins load when a handler first calls out).
+ */
+import { errors, type Env, type ErrorJSON, type ServiceDefinition } from '../../runtime/index.js';
+import { handleDirect } from './direct.js';
+import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.js';
+import { handleHttp } from './function-url.js';
+import { createRunner } from './runner.js';
+import { handleSqs } from './sqs.js';
+
+/** An async Lambda handler (Node 24 drops callback handlers). */
+export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+const EXPECTED =
+  'expected a direct invocation {"endpoint":"Service.Method","body":{...},"metadata":{...}} (or "topic" instead of "endpoint"), a Function URL / API Gateway HTTP API (payload 2.0) request, or an SQS event';
+
+/**
+ * The handler for `definition`: direct invocations, Function URL / HTTP API requests and SQS batches, with
+ * `context.getRemainingTimeInMillis()` as each invocation's deadline. Any other event is answered with a
+ * 400 error JSON, `{"error": {...}}`, naming what was expected.
+ * @example
+ * // the entry `micro-fn build --target lambda` bundles as index.mjs (Lambda handler `index.handler`)
+ * import helloworld from './index.ts';
+ * export const handler = createHandler(helloworld);
+ */
+export function createHandler(definition: ServiceDefinition, env: Env = process.env): LambdaHandler {
+  const runner = createRunner(definition, env);
+  return async (event, context) => {
+    if (isDirectEvent(event)) return handleDirect(event, context, runner);
+    if (isHttpEvent(event)) return handleHttp(event, context, runner);
+    if (isSqsEvent(event)) return handleSqs(event, context, runner);
+    return { error: errors.badRequest(definition.name, `unsupported event: ${EXPECTED}`).toJSON() } satisfies { error: ErrorJSON };
+  };
+}

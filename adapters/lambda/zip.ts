@@ -1,0 +1,83 @@
+/**
+ * Build-time only: a minimal zip writer (deflate, no zip64) for Lambda deployment packages. Entries carry
+ * Unix modes, which Lambda keeps: a file without read permission for others fails at load time.
+ */
+import { deflateRawSync } from 'node:zlib';
+
+export interface ZipEntry {
+  /** Path inside the archive, `/`-separated. */
+  name: string;
+  data: Uint8Array;
+  /** Unix permission bits; default 0o644. */
+  mode?: number;
+}
+
+/**
+ * The archive's bytes. Every entry has the same timestamp (1980-01-01, the earliest a zip can hold), so equal
+ * inputs give an equal zip and an equal CodeSha256: redeploying unchanged code changes nothing.
+ * @example
+ * writeFileSync('function.zip', zip([{ name: 'index.mjs', data: readFileSync('dist/index.mjs') }]));
+ */
+export function zip(entries: readonly ZipEntry[]): Uint8Array {
+  const locals: Buffer[] = [];
+  const centrals: Buffer[] = [];
+  let offset = 0;
+  for (const entry of entries) {
+    const name = Buffer.from(entry.name, 'utf8');
+    const deflated = deflateRawSync(entry.data, { level: 9 });
+    // Stored when deflate would not make it smaller (tiny or already compressed files).
+    const stored = deflated.byteLength >= entry.data.byteLength;
+    const body = stored ? entry.data : deflated;
+    const crc = crc32(entry.data);
+    // Shared by the local header (offset 4) and the central one (offset 6): version needed, flags (bit 11:
+    // UTF-8 names), method, time, date, CRC-32, sizes, name length, extra length.
+    const common = Buffer.alloc(26);
+    common.writeUInt16LE(20, 0);
+    common.writeUInt16LE(0x0800, 2);
+    common.writeUInt16LE(stored ? 0 : 8, 4);
+    common.writeUInt16LE(0, 6); // 00:00:00
+    common.writeUInt16LE((0 << 9) | (1 << 5) | 1, 8); // 1980-01-01
+    common.writeUInt32LE(crc, 10);
+    common.writeUInt32LE(body.byteLength, 14);
+    common.writeUInt32LE(entry.data.byteLength, 18);
+    common.writeUInt16LE(name.byteLength, 22);
+    common.writeUInt16LE(0, 24);
+
+    const local = Buffer.alloc(4);
+    local.writeUInt32LE(0x04034b50, 0);
+    locals.push(local, common, name, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE((3 << 8) | 20, 4); // made by: Unix (3), so the external attributes are Unix modes
+    common.copy(central, 6);
+    // comment length, disk number, internal attributes: 0
+    central.writeUInt32LE(((0o100000 | (entry.mode ?? 0o644)) << 16) >>> 0, 38); // regular file + mode
+    central.writeUInt32LE(offset, 42);
+    centrals.push(central, name);
+
+    offset += 30 + name.byteLength + body.byteLength;
+  }
+  const directory = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(directory.byteLength, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, directory, end]);
+}
+
+let table: Uint32Array | undefined;
+
+/** CRC-32 (IEEE), as zip requires. */
+export function crc32(data: Uint8Array): number {
+  table ??= Uint32Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  let crc = 0xffffffff;
+  for (let i = 0; i < data.length; i++) crc = table[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}

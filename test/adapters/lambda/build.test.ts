@@ -1,0 +1,85 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cli } from '../../cli/helpers.js';
+import { buildPackage, listZip, type Package } from './helpers.js';
+
+const NATS_STUB = 'built without the NATS client';
+const REQUIRE_BANNER = "import { createRequire as __microFnRequire } from 'node:module'";
+
+// ---
+const build = suite('buildLambda');
+const built: Package[] = [];
+const make = async (entry: string, env?: Record<string, string>) => {
+  const pkg = await buildPackage(entry, env);
+  built.push(pkg);
+  return { pkg, code: readFileSync(pkg.build.file, 'utf8') };
+};
+build.after(() => built.forEach((p) => p.cleanup()));
+
+build('zips helloworld as index.mjs, mode 0644, under 60 KB, without the NATS client', async () => {
+  const { pkg, code } = await make('examples/helloworld/index.ts');
+  assert.equal(listZip(pkg.zip), [{ name: 'index.mjs', mode: 0o644, size: pkg.build.size }]);
+  assert.ok(pkg.build.artifacts[0]!.size < 60 * 1024, `function.zip is ${pkg.build.artifacts[0]!.size} bytes`);
+  assert.match(pkg.build.artifacts[0]!.file, /function\.zip$/);
+  assert.ok(code.includes(NATS_STUB), 'the plugins import a stub instead of nats');
+  assert.not.ok(code.includes(REQUIRE_BANNER), 'no CommonJS, so no createRequire banner');
+});
+
+build('bundles an ES module for Node 22 whose `handler` export is the Lambda handler', async () => {
+  const { pkg } = await make('examples/helloworld/index.ts');
+  const mod = (await import(pkg.build.file)) as { handler: (event: unknown, context: unknown) => Promise<unknown> };
+  const reply = await mod.handler({ endpoint: 'Greeter.Hello', body: { name: 'Ada' } }, { awsRequestId: 'r1', getRemainingTimeInMillis: () => 1000 });
+  assert.equal(reply, { body: { message: 'Hello Ada' }, metadata: { 'micro-id': 'r1' } });
+});
+
+build('carries the NATS client, with the createRequire banner it needs, when the environment chooses NATS', async () => {
+  const { pkg, code } = await make('examples/helloworld/index.ts', { MICRO_REGISTRY: 'nats' });
+  assert.ok(code.startsWith(REQUIRE_BANNER), 'the banner comes first');
+  assert.not.ok(code.includes(NATS_STUB));
+  assert.ok(pkg.build.size > 300_000, `bundle of ${pkg.build.size} bytes`);
+});
+
+build("bundles the nats package when the function's own code imports it", async () => {
+  const { code } = await make('test/fixtures/lambda-nats-user/index.ts');
+  assert.ok(code.startsWith(REQUIRE_BANNER));
+});
+
+build('leaves @aws-sdk/* to the Lambda runtime', async () => {
+  const { pkg, code } = await make('test/fixtures/lambda/index.ts');
+  assert.match(code, /import\("@aws-sdk\/client-lambda"\)/);
+  assert.ok(pkg.build.size < 300_000, `bundle of ${pkg.build.size} bytes`);
+});
+
+build.run();
+
+// ---
+const command = suite('micro-fn build --target lambda');
+let out: string;
+command.before(() => {
+  out = mkdtempSync(join(tmpdir(), 'micro-fn-lambda-cli-'));
+});
+command.after(() => rmSync(out, { recursive: true, force: true }));
+
+command('prints the bundle and the zip with their sizes', async () => {
+  const r = await cli(['build', 'examples/helloworld', '--target', 'lambda', '--outdir', out], {});
+  assert.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.is(lines.length, 2, r.stdout);
+  assert.match(lines[0]!, /index\.mjs\s+[\d.]+ KiB\s+\(lambda, \d+ ms\)$/);
+  assert.match(lines[1]!, /function\.zip\s+[\d.]+ KiB$/);
+  assert.equal(listZip(join(out, 'function.zip')).map((e) => e.name), ['index.mjs']);
+});
+
+command('reports both artifacts with --json', async () => {
+  const r = await cli(['build', 'examples/helloworld', '--target', 'lambda', '--outdir', out, '--json'], {});
+  assert.is(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { target: string; artifacts: { file: string; size: number }[] };
+  assert.is(report.target, 'lambda');
+  assert.equal(report.artifacts.map((a) => a.file.split('/').pop()), ['index.mjs', 'function.zip']);
+  assert.ok(report.artifacts[1]!.size < 60 * 1024);
+});
+
+command.run();

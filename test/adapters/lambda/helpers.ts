@@ -1,0 +1,68 @@
+/** Lambda adapter test helpers: build a fixture's deployment package and unpack it as Lambda would. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildLambda, type LambdaBuildResult } from '../../../adapters/lambda/build.js';
+
+export const root = fileURLToPath(new URL('../../..', import.meta.url));
+
+/** A zip entry as an independent reader (Info-ZIP's unzip, else Python's zipfile) sees it. */
+export interface ZipListing {
+  name: string;
+  /** Unix permission bits, e.g. 0o644. */
+  mode: number;
+  size: number;
+}
+
+const hasUnzip = spawnSync('unzip', ['-v'], { stdio: 'ignore' }).status === 0;
+
+function run(command: string, args: string[]): string {
+  const r = spawnSync(command, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${r.error?.message ?? r.stderr}`);
+  return r.stdout;
+}
+
+/** Lists a zip's entries after checking every CRC. */
+export function listZip(file: string): ZipListing[] {
+  if (hasUnzip) {
+    run('unzip', ['-tq', file]);
+    // zipinfo lines: "-rw-r--r--  2.0 unx   163031 b- defN 80-Jan-01 00:00 index.mjs"
+    return run('unzip', ['-Z', file])
+      .split('\n')
+      .filter((line) => /^[-d][rwx-]{9}\s/.test(line))
+      .map((line) => {
+        const parts = line.trim().split(/\s+/);
+        const perms = parts[0]!.slice(1);
+        const mode = [0, 3, 6].reduce((m, i) => (m << 3) | ((perms[i] === 'r' ? 4 : 0) | (perms[i + 1] === 'w' ? 2 : 0) | (perms[i + 2] === 'x' ? 1 : 0)), 0);
+        return { name: parts.slice(8).join(' '), mode, size: Number(parts[3]) };
+      });
+  }
+  const script = 'import json,sys,zipfile\nz=zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\nprint(json.dumps([[i.filename,(i.external_attr>>16)&0o777,i.file_size] for i in z.infolist()]))';
+  return (JSON.parse(run('python3', ['-c', script, file])) as [string, number, number][]).map(([name, mode, size]) => ({ name, mode, size }));
+}
+
+/** Extracts `file` into `dir`. */
+export function unpack(file: string, dir: string): void {
+  if (hasUnzip) run('unzip', ['-q', '-o', file, '-d', dir]);
+  else run('python3', ['-m', 'zipfile', '-e', file, dir]);
+}
+
+/** A built deployment package, unpacked into `taskRoot`; `cleanup` removes both. */
+export interface Package {
+  build: LambdaBuildResult;
+  zip: string;
+  taskRoot: string;
+  cleanup(): void;
+}
+
+/** Builds `entry` (relative to the repository) for Lambda and unpacks its zip, as Lambda does into /var/task. */
+export async function buildPackage(entry: string, env: Record<string, string> = {}): Promise<Package> {
+  const scratch = mkdtempSync(join(tmpdir(), 'micro-fn-lambda-'));
+  const build = await buildLambda(join(root, entry), { outdir: join(scratch, 'out'), env });
+  const zip = build.artifacts[0]!.file;
+  const taskRoot = join(scratch, 'task');
+  unpack(zip, taskRoot);
+  return { build, zip, taskRoot, cleanup: () => rmSync(scratch, { recursive: true, force: true }) };
+}
