@@ -1,4 +1,5 @@
 /** `npm run bench`: every benchmark, each comparing micro-fn with a baseline measured in the same run. */
+import { benchCloudflare } from './cloudflare.js';
 import { benchHttp } from './http-roundtrip.js';
 import { benchInvoke } from './invoke.js';
 import { benchLambda } from './lambda.js';
@@ -11,6 +12,7 @@ const benches: [string, () => Promise<string[]>][] = [
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
   ['NATS: transport vs bare request/reply, JetStream-triggered invocations', () => benchNats()],
   ['Lambda: helloworld bundle/zip size, cold start under aws-lambda-ric vs plain node', () => benchLambda()],
+  ['Cloudflare Workers (miniflare): bundle size, cold start, latency vs a bare module worker', () => benchCloudflare()],
 ];
 
 const only = process.argv[2];

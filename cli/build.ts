@@ -16,6 +16,7 @@ export interface TargetBuild {
 /** Each target's bundler, loaded only when chosen (the cloud SDKs stay out of other commands). */
 const targets: Record<string, (file: string, options: { outdir: string; minify: boolean }) => Promise<TargetBuild>> = {
   local: (file, options) => buildLocal(file, options),
+  cloudflare: async (file, options) => (await import('../adapters/cloudflare/build.js')).buildCloudflare(file, options),
   lambda: async (file, options) => (await import('../adapters/lambda/build.js')).buildLambda(file, options),
 };
 

@@ -3,10 +3,13 @@
  */
 import type { IncomingMessage, Server, ServerResponse as NodeResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { ConfigError, HEALTH_ENDPOINT, MicroError, errors, headers as names, newId, toMicroError, type Listener, type RequestHandler, type ServerRequest } from '../../core/index.js';
+import { ConfigError, HEALTH_ENDPOINT, MicroError, errors, toMicroError, type Listener, type RequestHandler, type ServerRequest } from '../../core/index.js';
 import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './address.js';
 import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
 import { Exchange, readBody, type ExchangeOwner } from './exchange.js';
+import { DEFAULT_MAX_BODY_SIZE, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+
+export { DEFAULT_MAX_BODY_SIZE } from './route.js';
 
 export interface HttpListenerOptions {
   /** Where to bind: `127.0.0.1:0` (default), `:8080` (every interface), `[::1]:0` or `http://host:port`. */
@@ -19,10 +22,7 @@ export interface HttpListenerOptions {
   advertise?: string;
 }
 
-/** 1 MiB, go-micro's default too. */
-export const DEFAULT_MAX_BODY_SIZE = 1_048_576;
 const DEFAULT_CLOSE_TIMEOUT = 2000;
-const EMPTY = new Uint8Array(0);
 const ignore = (): void => {};
 
 /**
@@ -125,16 +125,9 @@ export class HttpListener implements Listener, ExchangeOwner {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const request: ServerRequest = {
-      id: metadata.get(names.id) || newId(),
-      service: metadata.get(names.service) ?? '',
-      endpoint: metadata.get(names.endpoint) ?? '',
-      contentType: metadata.get(names.contentType) ?? 'application/json',
-      body: EMPTY,
-      metadata,
-    };
-    const probe = req.method === 'GET' && (path === '/health' || path === '/healthz');
-    const failure = this.#closing ? closingError(request.service) : probe ? undefined : route(req, path, request, this.#maxBodySize);
+    const request = requestFromMetadata(metadata);
+    const probe = isProbe(req.method, path);
+    const failure = this.#closing ? closingError(request.service) : probe ? undefined : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
     const ex = new Exchange(this, res, request.id, request.service);
     if (failure) {
       if (failure.code === 405) res.setHeader('allow', 'POST');
@@ -190,35 +183,8 @@ export async function createHttpListener(handler: RequestHandler, options?: Http
   return new HttpListener(handler, options).start();
 }
 
-/** The service and endpoint of a POST, from the path or the headers; an error when the request cannot be served. */
-function route(req: IncomingMessage, path: string, request: ServerRequest, max: number): MicroError | undefined {
-  const id = request.service || 'micro-fn';
-  if (req.method !== 'POST') return errors.methodNotAllowed(id, `${req.method} is not allowed: send POST / with Micro-Service and Micro-Endpoint headers, or GET /health`);
-  if (path !== '/') {
-    const parts = path.split('/');
-    if (parts.length !== 3 || !parts[1] || !parts[2]) return errors.notFound(id, `no route for ${path}: POST / with Micro-Service and Micro-Endpoint headers, or POST /<service>/<Service.Method>`);
-    try {
-      request.service = decodeURIComponent(parts[1]);
-      request.endpoint = decodeURIComponent(parts[2]);
-    } catch {
-      return errors.badRequest(id, `the path ${path} is not valid percent-encoding`);
-    }
-    // `curl -d '{…}'` labels its body as a form, and fetch() a string as text/plain, unless told otherwise;
-    // on this path, meant for hand-made requests, either is taken as JSON.
-    if (/^(application\/x-www-form-urlencoded|text\/plain)\b/.test(request.contentType)) request.contentType = 'application/json';
-  }
-  if (!request.endpoint) return errors.badRequest(request.service || 'micro-fn', 'the request names no endpoint: set the Micro-Endpoint header or POST /<service>/<Service.Method>');
-  const length = req.headers['content-length'];
-  if (length !== undefined && Number(length) > max) return tooLarge(request.service, max);
-  return undefined;
-}
-
 function closingError(service: string): MicroError {
   return errors.unavailable(service || 'micro-fn', 'the listener is closing; try another instance');
-}
-
-function tooLarge(service: string, max: number): MicroError {
-  return errors.payloadTooLarge(service || 'micro-fn', `the request body is larger than ${max} bytes`);
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

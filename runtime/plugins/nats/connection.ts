@@ -1,14 +1,15 @@
 /**
  * The one place that opens NATS connections (and the only importer of the `nats` package besides the other
- * files of this plugin): the same code later connects over WebSocket inside a Worker. The package is loaded
- * when the first connection is opened, never at start-up.
+ * files of this plugin). The package is loaded when the first connection is opened, never at start-up. Inside a
+ * Worker the same code connects over WebSocket: the Workers build bundles `nats.ws` (nats.js's API over the
+ * platform's WebSocket) for `nats`, and the addresses are `ws://` or `wss://` (nats-server's websocket listener).
  */
 import type { ConnectionOptions, NatsConnection } from 'nats';
 import { ConfigError } from '../../core/config.js';
 import { errors } from '../../core/errors.js';
 
 export interface NatsConnectOptions {
-  /** `nats://[user:pass@|token@]host:port`, several separated by commas. */
+  /** `nats://[user:pass@|token@]host:port` (`ws://`/`wss://` in a Worker), several separated by commas. */
   address: string;
   /** Shown by `nats server report connections`. */
   name?: string;

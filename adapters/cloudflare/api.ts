@@ -1,0 +1,86 @@
+/**
+ * Build-time only: the few Cloudflare API calls a deploy makes (https://developers.cloudflare.com/api/),
+ * with fetch. Failures become one-line UserErrors carrying Cloudflare's own messages.
+ */
+import { UserError } from '../../runtime/core/errors.js';
+
+export const CLOUDFLARE_API = 'https://api.cloudflare.com/client/v4';
+
+export interface CloudflareApiOptions {
+  accountId: string;
+  token: string;
+  /** Default CLOUDFLARE_API; tests point it at a local server. */
+  apiBase?: string;
+}
+
+/** One ES module of the upload: its part name (a path relative to the main module) and its code. */
+export interface UploadModule {
+  name: string;
+  code: Uint8Array;
+}
+
+/** The multipart upload's `metadata` part (https://developers.cloudflare.com/workers/configuration/multipart-upload-metadata/). */
+export interface UploadMetadata {
+  main_module: string;
+  compatibility_date: string;
+  bindings: { type: 'plain_text'; name: string; text: string }[];
+}
+
+/** The content type of a module part: an ES module, not a service-worker script. */
+export const MODULE_TYPE = 'application/javascript+module';
+
+/** Calls of one account with one token. */
+export class CloudflareApi {
+  readonly #options: CloudflareApiOptions;
+
+  constructor(options: CloudflareApiOptions) {
+    this.#options = options;
+  }
+
+  /** `PUT /accounts/{account_id}/workers/scripts/{script_name}`: the modules and their metadata, as one multipart form. */
+  async uploadScript(name: string, metadata: UploadMetadata, modules: UploadModule[]): Promise<void> {
+    const form = new FormData();
+    form.set('metadata', new Blob([JSON.stringify(metadata)], { type: 'application/json' }), 'metadata.json');
+    for (const m of modules) form.set(m.name, new Blob([m.code as Uint8Array<ArrayBuffer>], { type: MODULE_TYPE }), m.name);
+    await this.#call('PUT', `/workers/scripts/${encodeURIComponent(name)}`, form, `upload the Worker ${name}`);
+  }
+
+  /** `POST …/workers/scripts/{script_name}/subdomain`: serve the Worker on the account's workers.dev subdomain. */
+  async enableWorkersDev(name: string): Promise<void> {
+    await this.#call('POST', `/workers/scripts/${encodeURIComponent(name)}/subdomain`, JSON.stringify({ enabled: true }), `enable ${name} on workers.dev`);
+  }
+
+  /** `GET /accounts/{account_id}/workers/subdomain`: the account's `<subdomain>.workers.dev`. */
+  async workersSubdomain(): Promise<string> {
+    const result = (await this.#call('GET', '/workers/subdomain', undefined, 'read the workers.dev subdomain')) as { subdomain?: unknown } | undefined;
+    if (typeof result?.subdomain !== 'string' || result.subdomain === '') {
+      throw new UserError('the account has no workers.dev subdomain yet: pick one in the Cloudflare dashboard (Workers & Pages), or pass --url');
+    }
+    return result.subdomain;
+  }
+
+  async #call(method: string, path: string, body: FormData | string | undefined, doing: string): Promise<unknown> {
+    const { accountId, token, apiBase = CLOUDFLARE_API } = this.#options;
+    const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+    if (typeof body === 'string') headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(`${apiBase}/accounts/${encodeURIComponent(accountId)}${path}`, { method, headers, body });
+    } catch (err) {
+      throw new UserError(`cannot reach the Cloudflare API to ${doing}: ${(err as Error).message}`, { cause: err });
+    }
+    const text = await res.text();
+    let reply: { success?: boolean; errors?: { code?: number; message?: string }[]; result?: unknown } = {};
+    try {
+      reply = JSON.parse(text);
+    } catch {
+      // not JSON (a proxy's error page): reported with the status below
+    }
+    if (!res.ok || reply.success !== true) {
+      const reasons = reply.errors?.map((e) => `${e.message ?? 'error'}${e.code ? ` (${e.code})` : ''}`).join('; ') || `${res.status} ${text.slice(0, 200)}`;
+      const hint = res.status === 401 || res.status === 403 ? ': check CLOUDFLARE_API_TOKEN (it needs Workers Scripts: Edit) and CLOUDFLARE_ACCOUNT_ID' : '';
+      throw new UserError(`Cloudflare refused to ${doing}: ${reasons}${hint}`);
+    }
+    return reply.result;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Build-time only: deploys a function as a Cloudflare Worker through the Workers script upload API, or
+ * writes what `wrangler deploy` needs (`dryRun`).
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { Router, UserError, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
+import { CloudflareApi, type UploadMetadata } from './api.js';
+import { MAIN_MODULE, buildCloudflare, type CloudflareBuild } from './build.js';
+import { wranglerToml } from './wrangler.js';
+
+/**
+ * The compatibility date a deploy asks for unless told otherwise: the workerd release micro-fn's Worker
+ * tests run on. No compatibility flag is set: the bundle holds no Node built-in, so `nodejs_compat`
+ * (on by default from 2026-08-04) changes nothing for it.
+ */
+export const COMPATIBILITY_DATE = '2026-04-26';
+
+export interface CloudflareDeployOptions {
+  /** The function's entry file (resolved). */
+  entry: string;
+  /** The Worker's name: a service name with its dots and underscores made dashes (see `workerName`). */
+  name: string;
+  /** Where the bundle goes (and, with `dryRun`, `metadata.json` and `wrangler.toml`). */
+  outdir: string;
+  /**
+   * Plain-text bindings: the function's configuration (`MICRO_*` and what its handlers read from `ctx.env`).
+   * The NATS plugins are bundled only when MICRO_REGISTRY or MICRO_BROKER names NATS.
+   */
+  vars?: Record<string, string>;
+  /** Queues whose messages trigger the function (its subscribers' topics, dots as dashes). */
+  queues?: string[];
+  /** Default COMPATIBILITY_DATE. */
+  compatibilityDate?: string;
+  /** Write the bundle, the upload metadata and a wrangler.toml, upload nothing. */
+  dryRun?: boolean;
+  /** The node address to return instead of `https://NAME.SUBDOMAIN.workers.dev` (a custom domain). */
+  url?: string;
+  /** Where CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are read. Default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The Cloudflare API's base URL; tests point it at a local server. */
+  apiBase?: string;
+  /** Called with each step, one line each. */
+  onProgress?: (line: string) => void;
+}
+
+export interface CloudflareDeployResult {
+  /** The node address to register: `https://NAME.SUBDOMAIN.workers.dev`, or `url`. Empty after a dry run without `url`. */
+  address: string;
+  build: CloudflareBuild;
+  /** What a dry run wrote besides the bundle. */
+  files: string[];
+}
+
+/**
+ * Builds and uploads `entry` as the Worker `name`, serves it on workers.dev and returns its node address.
+ * @example
+ * const { address } = await deployCloudflare({ entry: '/app/examples/helloworld/index.ts', name: 'helloworld', outdir: 'dist/helloworld',
+ *   vars: { MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com:443' }, onProgress: console.error });
+ * // https://helloworld.my-team.workers.dev
+ */
+export async function deployCloudflare(options: CloudflareDeployOptions): Promise<CloudflareDeployResult> {
+  const progress = options.onProgress ?? (() => {});
+  const name = checkName(options.name);
+  const env = options.env ?? process.env;
+  const accountId = env.CLOUDFLARE_ACCOUNT_ID;
+  const token = env.CLOUDFLARE_API_TOKEN;
+  if (!options.dryRun && (!accountId || !token)) {
+    throw new UserError('set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (a token with Workers Scripts: Edit), or deploy with --dry-run and then wrangler');
+  }
+  const vars = options.vars ?? {};
+  // The NATS plugins only when the configuration names NATS: workerd compiles every uploaded module at start.
+  const nats = vars.MICRO_REGISTRY === 'nats' || vars.MICRO_BROKER === 'nats' || vars.MICRO_BROKER === 'jetstream';
+  const build = await buildCloudflare(options.entry, { outdir: options.outdir, minify: true, nats });
+  progress(`built ${relative(process.cwd(), build.file)} (${build.startSize} bytes loaded at start, ${build.artifacts.length} more modules${nats ? '' : ', without NATS'}) in ${build.ms} ms`);
+  const compatibilityDate = options.compatibilityDate ?? COMPATIBILITY_DATE;
+  const metadata: UploadMetadata = {
+    main_module: MAIN_MODULE,
+    compatibility_date: compatibilityDate,
+    bindings: Object.entries(vars).map(([key, text]) => ({ type: 'plain_text', name: key, text })),
+  };
+  const queues = options.queues ?? [];
+
+  if (options.dryRun) {
+    const files = [join(options.outdir, 'metadata.json'), join(options.outdir, 'wrangler.toml')];
+    await writeFile(files[0]!, `${JSON.stringify(metadata, null, 2)}\n`);
+    await writeFile(files[1]!, wranglerToml({ name, main: MAIN_MODULE, compatibilityDate, vars, queues }));
+    progress(`dry run: wrote ${files.map((f) => relative(process.cwd(), f)).join(', ')}; deploy with \`npx wrangler deploy\` in ${relative(process.cwd(), options.outdir) || '.'}`);
+    return { address: options.url ?? '', build, files };
+  }
+
+  const api = new CloudflareApi({ accountId: accountId!, token: token!, apiBase: options.apiBase });
+  const modules = await Promise.all(
+    [build.file, ...build.artifacts.map((a) => a.file)].map(async (file) => ({ name: relative(options.outdir, file).split('\\').join('/'), code: await readFile(file) })),
+  );
+  await api.uploadScript(name, metadata, modules);
+  progress(`uploaded Worker ${name} (${modules.length} modules, compatibility date ${compatibilityDate})`);
+  for (const queue of queues) progress(`to trigger it from queue ${queue}: npx wrangler queues consumer add ${queue} ${name}`);
+  if (options.url) return { address: options.url, build, files: [] };
+  await api.enableWorkersDev(name);
+  const address = `https://${name}.${await api.workersSubdomain()}.workers.dev`;
+  progress(`serving at ${address}`);
+  return { address, build, files: [] };
+}
+
+/** A Worker name for a service name: lower case, dots and underscores as dashes (`go.micro.greeter` -> `go-micro-greeter`). */
+export function workerName(service: string): string {
+  return service.toLowerCase().replace(/[._]/g, '-');
+}
+
+/** Workers names are DNS labels on workers.dev: lower-case letters, digits and dashes, up to 63, starting with a letter. */
+function checkName(name: string): string {
+  if (!/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
+    throw new UserError(`"${name}" cannot be a Worker name: lower-case letters, digits and dashes, starting with a letter, at most 63 (try "${workerName(name)}")`);
+  }
+  return name;
+}
+
+/**
+ * The registry entry of a deployed Worker: the function's endpoints at `address`, on a node id that stays the
+ * same across deploys (a redeploy replaces the entry rather than adding one). Register it without a TTL:
+ * nothing runs between invocations to refresh it.
+ */
+export function workerRecord(definition: ServiceDefinition, address: string): ServiceRecord {
+  return {
+    name: definition.name,
+    version: definition.version ?? 'latest',
+    metadata: { ...definition.metadata },
+    endpoints: new Router(definition).endpoints(),
+    nodes: [{ id: `${definition.name}-cloudflare`, address, metadata: { target: 'cloudflare' } }],
+  };
+}
