@@ -3,11 +3,11 @@
  * handed its invocation directly (`micro-fn invoke`) or on its own listener (`micro-fn run`).
  * Imports only runtime/: it ships inside the user's artifact.
  */
-import { Client, Metadata, UserError, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type ServiceDefinition } from '../../runtime/index.js';
+import { Client, Metadata, UserError, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type MicroFunction, type ServerResponse, type ServiceDefinition } from '../../runtime/index.js';
 import { listenTransport, resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
-import { WARM_ENV, type FromFunction, type IpcPing, type ToFunction } from './ipc.js';
+import type { FromFunction, IpcInvoke, IpcPing, IpcReply, ToFunction } from './ipc.js';
 
 export interface InvokeRequest {
   /** `Service.Method` for an RPC invocation… */
@@ -116,10 +116,13 @@ export function asDefinition(value: unknown, from: string): ServiceDefinition {
  */
 export async function serveIpc(definition: ServiceDefinition, env: Env = process.env): Promise<void> {
   const send = (message: FromFunction) => new Promise<void>((resolve, reject) => process.send!(message, undefined, {}, (err) => (err ? reject(err) : resolve())));
+  let fn: MicroFunction | undefined;
   // Listen first, synchronously: the invocation of a cold start may already be on its way.
   const invocation = new Promise<ToFunction>((resolve) => {
     const onMessage = (message: ToFunction | IpcPing) => {
-      if (message.type === 'ping') return void send({ type: 'pong' });
+      // A warm process's ping: while nobody waits, a health probe takes the very path of an invocation (this
+      // listener, the dispatcher, the codec, the reply's IPC form) so V8 has compiled it when the real one comes.
+      if (message.type === 'ping') return void invoke(fn!, WARM_UP, async () => {}).then(() => send({ type: 'pong' }));
       process.off('message', onMessage);
       resolve(message);
     };
@@ -129,14 +132,8 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   process.once('disconnect', () => process.exit(0));
   let plugins: Promise<Plugins> | undefined;
   const load = () => (plugins ??= resolvePlugins(env));
-  const fn = createFunction(definition, { client: new Client({ load }), env });
+  fn = createFunction(definition, { client: new Client({ load }), env });
   await fn.start();
-  if (env[WARM_ENV] === '1') {
-    // A warm process warms up while nobody waits: a health probe (free: it never uses the invocation) runs
-    // the request path once, so V8 has compiled it when the real invocation arrives.
-    const probe = await fn.invoke({ id: 'warm-up', service: definition.name, endpoint: HEALTH_ENDPOINT, contentType: 'application/json', body: new Uint8Array(), metadata: new Metadata({ 'micro-timeout': '1000' }), probe: true });
-    JSON.stringify({ type: 'reply', status: probe.status, body: decoder.decode(probe.body), metadata: probe.metadata.toJSON() });
-  }
   const router = fn.service.router;
   await send({ type: 'ready', name: fn.name, version: fn.service.version, endpoints: router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), topics: router.topics });
   const message = await invocation;
@@ -144,18 +141,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   try {
     if (message.type === 'invoke') {
       // The reply is sent from inside the invocation: the function stops only once it is written.
-      const response = await fn.invoke(
-        {
-          id: message.id,
-          service: definition.name,
-          endpoint: message.endpoint,
-          contentType: message.contentType,
-          body: encoder.encode(message.body),
-          metadata: new Metadata(message.metadata),
-        },
-        (r) => send({ type: 'reply', status: r.status, contentType: r.contentType, body: decoder.decode(r.body), metadata: r.metadata.toJSON(), error: r.error?.toJSON() }),
-      );
-      code = response.status >= 500 ? 1 : 0;
+      code = (await invoke(fn, message, send)).status >= 500 ? 1 : 0;
     } else {
       const { id, topic, headers, body, attempt } = message;
       const outcome = await fn.deliver({ id, topic, headers, body: encoder.encode(body) }, attempt);
@@ -170,6 +156,15 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   await fn.stop();
   await (await plugins)?.close();
   process.exit(code);
+}
+
+/** The probe a warm process runs on its ping; a health probe never uses up the one invocation. */
+const WARM_UP: IpcInvoke = { type: 'invoke', id: 'warm-up', endpoint: HEALTH_ENDPOINT, contentType: 'application/json', body: '{}', metadata: { 'micro-timeout': '1000' } };
+
+/** Runs an IPC invocation; `send` gets the reply in its IPC form. */
+function invoke(fn: MicroFunction, message: IpcInvoke, send: (reply: IpcReply) => Promise<void>): Promise<ServerResponse> {
+  const request = { id: message.id, service: fn.name, endpoint: message.endpoint, contentType: message.contentType, body: encoder.encode(message.body), metadata: new Metadata(message.metadata) };
+  return fn.invoke(request, (r) => send({ type: 'reply', status: r.status, contentType: r.contentType, body: decoder.decode(r.body), metadata: r.metadata.toJSON(), error: r.error?.toJSON() }));
 }
 
 const encoder = new TextEncoder();

@@ -49,8 +49,9 @@ export interface IpcSettled {
 }
 
 /**
- * Sent to a warm process after it is ready, answered with a pong: the first message a process receives
- * runs code paths for the first time (~1 ms); better here than in front of the invocation.
+ * Sent to a warm process after it is ready, answered with a pong once it has run a health probe through the
+ * invocation path: the first message and the first invocation a process handles run code for the first time
+ * (~1 ms); better here, while nobody waits, than in front of the invocation.
  */
 export interface IpcPing {
   type: 'ping';
@@ -66,5 +67,3 @@ export type FromFunction = IpcReady | IpcPong | IpcReply | IpcSettled;
 /** Set in a function process's environment by the spawner: start serving over IPC. */
 export const IPC_ENV = 'MICRO_FN_IPC';
 
-/** Set for a process started to wait in the warm pool: it warms its code path up before saying it is ready. */
-export const WARM_ENV = 'MICRO_FN_WARM';

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { FromFunction, IpcPing, IpcReady, IpcReply, IpcSettled, ToFunction } from '../ipc.js';
-import { IPC_ENV, WARM_ENV } from '../ipc.js';
+import { IPC_ENV } from '../ipc.js';
 
 export interface WorkerOptions {
   bundle: string;
@@ -44,7 +44,7 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#memory = options.memory;
     this.child = spawn(process.execPath, [options.bundle], {
-      env: { ...options.env, [IPC_ENV]: '1', ...(options.warm ? { [WARM_ENV]: '1' } : {}) },
+      env: { ...options.env, [IPC_ENV]: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // Structured clone: a little faster than JSON for the one round trip that matters.
       serialization: 'advanced',
