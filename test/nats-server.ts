@@ -40,6 +40,9 @@ export interface StartOptions {
 export async function startNatsServer(options: StartOptions = {}): Promise<NatsServer> {
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-nats-'));
   let child: ChildProcess | undefined;
+  /** Every process started, so cleanup stops even one a restart left behind (say, a test failed mid-restart). */
+  const started = new Set<ChildProcess>();
+  let cleaned = false;
   let port = -1;
   let wsPort = -1;
 
@@ -50,8 +53,11 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
     const configFile = join(dir, 'nats.conf');
     (await import('node:fs')).writeFileSync(configFile, config.join('\n'));
     for (const f of readdirSync(dir)) if (f.endsWith('.ports')) rmSync(join(dir, f));
+    if (cleaned) throw new Error('nats-server was cleaned up');
     const proc = spawn(BIN, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
+    started.add(proc);
+    proc.once('exit', () => started.delete(proc));
     let log = '';
     proc.stderr!.on('data', (d: Buffer) => (log += d));
     const deadline = Date.now() + 10_000;
@@ -100,7 +106,9 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
       await launch();
     },
     async cleanup() {
+      cleaned = true;
       await stop();
+      for (const proc of started) proc.kill('SIGKILL');
       if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     },
   };
