@@ -3,7 +3,7 @@
  * mucp-over-HTTP invocation and whose `queue` runs the function once per message. Imports only runtime/ (and
  * this folder's runtime files): it ships inside the user's artifact.
  */
-import { Client, UserError, createFunction, errors, jsonCodec, type Env, type MicroFunction, type ServiceDefinition } from '../../runtime/core/index.js';
+import { Client, asDefinition, createFunction, errors, jsonCodec, type Env, type MicroFunction, type ServiceDefinition } from '../../runtime/core/index.js';
 import { DEFAULT_MAX_BODY_SIZE } from '../../runtime/plugins/http/route.js';
 import { errorResponse, readRequest, toResponse } from './fetch.js';
 import type { ExecutionContext, Message, MessageBatch, WorkerEnv } from './platform.js';
@@ -44,14 +44,6 @@ export function createWorker(value: unknown, from = 'the function module', optio
     fetch: (request, env, ctx) => serveFetch(definition, max, request, env, ctx),
     queue: (batch, env) => serveQueue(definition, batch, env),
   };
-}
-
-function asDefinition(value: unknown, from: string): ServiceDefinition {
-  const def = value as Partial<ServiceDefinition> | undefined;
-  if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
-    throw new UserError(`${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`);
-  }
-  return def as ServiceDefinition;
 }
 
 /** One Function with plugins of its own, loaded only if its handler calls out or publishes. */

@@ -3,7 +3,8 @@
  * handed its invocation directly (`micro-fn invoke`) or on its own listener (`micro-fn run`).
  * Imports only runtime/: it ships inside the user's artifact.
  */
-import { Client, Metadata, UserError, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type MicroFunction, type ServerResponse, type ServiceDefinition } from '../../runtime/index.js';
+export { asDefinition } from '../../runtime/core/function.js';
+import { Client, Metadata, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type MicroFunction, type ServerResponse, type ServiceDefinition } from '../../runtime/index.js';
 import { listenTransport, resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
@@ -98,15 +99,6 @@ export async function runStandalone(definition: ServiceDefinition, options: RunO
     options.signal?.removeEventListener('abort', onAbort);
     await plugins.close();
   }
-}
-
-/** The module's default export, checked: the one thing a function file must provide. */
-export function asDefinition(value: unknown, from: string): ServiceDefinition {
-  const def = value as Partial<ServiceDefinition> | undefined;
-  if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
-    throw new UserError(`${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`);
-  }
-  return def as ServiceDefinition;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { BrokerMessage, Delivery } from './broker.js';
-import { errors, type MicroError } from './errors.js';
+import { UserError, errors, type MicroError } from './errors.js';
 import type { ServiceDefinition } from './router.js';
 import { HEALTH_ENDPOINT, type MessageOutcome } from './server.js';
 import { Service, type ServiceOptions } from './service.js';
@@ -175,4 +175,13 @@ export function defineFunction<const D extends ServiceDefinition>(definition: D)
   if (typeof definition.name !== 'string' || definition.name === '') throw new TypeError('defineFunction needs a name, like { name: "helloworld" }');
   if (!definition.handlers && !definition.subscribers) throw new TypeError(`function ${definition.name} has neither handlers nor subscribers`);
   return definition;
+}
+
+/** A module's default export, checked: the one thing a function file must provide (`from` names the file in the error). */
+export function asDefinition(value: unknown, from: string): ServiceDefinition {
+  const def = value as Partial<ServiceDefinition> | undefined;
+  if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
+    throw new UserError(`${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`);
+  }
+  return def as ServiceDefinition;
 }
