@@ -5,7 +5,7 @@ import { report } from './output.js';
 const commands: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   new: { summary: 'scaffold a function that builds, runs and has a test', load: () => import('./new.js') },
   build: { summary: "bundle a function and print the artifact's path and size", load: () => import('./build.js') },
-  deploy: { summary: 'build a function and hand it to the running micro-fn serve', load: () => import('./deploy.js') },
+  deploy: { summary: 'build a function and deploy it: to the running micro-fn serve, AWS Lambda or Cloudflare Workers', load: () => import('./deploy.js') },
   remove: { summary: 'stop and deregister a deployed function', load: () => import('./remove.js') },
   serve: { summary: 'the local runtime: gateway, broker, a fresh process per invocation', load: () => import('./serve.js') },
   invoke: { summary: 'run a function once, in a fresh process, and print its reply', load: () => import('./invoke.js') },

@@ -18,6 +18,10 @@ export const command: Command = {
     'Runs the local runtime until interrupted: an HTTP gateway (mucp over HTTP) on --address, the broker that',
     'local processes publish to, and a manager that runs every invocation of a deployed function in a fresh',
     'single-use process, keeping --pool of them warm. Deploy functions to it with `micro-fn deploy`.',
+    '',
+    'The gateway also serves the part of the AWS Lambda API that `micro-fn deploy --target lambda --endpoint`',
+    'and Lambda invokes use (under /2015-03-31/), running deployed zips in Lambda execution environments (up to',
+    '--concurrency per function version); and serve triggers Lambda functions with subscribers from its broker.',
   ].join('\n'),
   options: {
     address: { type: 'string', short: 'a', value: 'HOST:PORT', description: `gateway address (default ${DEFAULT_GATEWAY})` },

@@ -75,6 +75,11 @@ export class LambdaEnvironment {
     return this.#api.pending;
   }
 
+  /** Resolves once the current process has finished its init (see RuntimeApi.initialized): the environment is warm. */
+  get initialized(): Promise<void> {
+    return this.#api.initialized;
+  }
+
   /** Runs one event (JSON, or the payload's bytes) and resolves with the payload or the error. */
   async invoke(event: unknown, options: { timeoutMs?: number; requestId?: string; clientContext?: string } = {}): Promise<InvokeResult> {
     if (this.#closing) throw new Error(`the Lambda environment of ${this.#options.functionName} is closed`);

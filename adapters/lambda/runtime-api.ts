@@ -71,6 +71,8 @@ export class RuntimeApi {
   #initError: LambdaError | undefined;
   /** Where the runtime process is: starting, asking for events, or ended (or failed its init). */
   #phase: 'init' | 'ready' | 'gone' = 'gone';
+  #initialized = Promise.resolve();
+  #endInit: () => void = () => {};
 
   private constructor(server: Server, options: RuntimeApiOptions) {
     this.#server = server;
@@ -119,7 +121,17 @@ export class RuntimeApi {
 
   /** A runtime process is starting: its init phase lasts until it asks for an event or reports an init error. */
   runtimeStarting(): void {
+    this.#endInit();
     this.#phase = 'init';
+    this.#initialized = new Promise((resolve) => (this.#endInit = resolve));
+  }
+
+  /**
+   * Resolves once the init phase of the runtime process started last is over: it asked for an event, reported
+   * an init error, or ended. Whether it succeeded shows in the invocations.
+   */
+  get initialized(): Promise<void> {
+    return this.#initialized;
   }
 
   /**
@@ -131,6 +143,7 @@ export class RuntimeApi {
   runtimeExited(reason: string): void {
     const phase = this.#phase;
     this.#phase = 'gone';
+    this.#endInit();
     const inv = this.#current ?? (phase === 'init' ? this.#queue.shift() : undefined);
     if (!inv) return;
     this.#finish(inv, { requestId: inv.id, error: { errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${inv.id} Error: Runtime exited with error: ${reason}` } });
@@ -138,6 +151,7 @@ export class RuntimeApi {
 
   /** Stops serving; invocations still queued or running are rejected. */
   async close(): Promise<void> {
+    this.#endInit();
     const closed = new Error('the Lambda Runtime API was closed before the invocation finished');
     for (const inv of [...this.#queue.splice(0), ...(this.#current ? [this.#current] : [])]) {
       clearTimeout(inv.timer);
@@ -185,6 +199,7 @@ export class RuntimeApi {
 
   #next(res: ServerResponse): void {
     this.#phase = 'ready';
+    this.#endInit();
     this.#waiting.add(res);
     res.on('close', () => this.#waiting.delete(res));
     this.#dispatch();
@@ -226,6 +241,7 @@ export class RuntimeApi {
   #onInitError(res: ServerResponse, error: LambdaError): void {
     // The runtime exits after reporting. The error answers the first invocation waiting, else the next to come.
     this.#phase = 'gone';
+    this.#endInit();
     const first = this.#queue.shift();
     if (first) first.resolve({ requestId: first.id, error });
     else this.#initError = error;

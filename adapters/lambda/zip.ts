@@ -1,8 +1,9 @@
 /**
- * Build-time only: a minimal zip writer (deflate, no zip64) for Lambda deployment packages. Entries carry
- * Unix modes, which Lambda keeps: a file without read permission for others fails at load time.
+ * Build-time and `micro-fn serve` only: a minimal zip writer and reader (stored or deflated entries, no zip64)
+ * for Lambda deployment packages. Entries carry Unix modes, which Lambda keeps: a file without read
+ * permission for others fails at load time.
  */
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export interface ZipEntry {
   /** Path inside the archive, `/`-separated. */
@@ -66,6 +67,54 @@ export function zip(entries: readonly ZipEntry[]): Uint8Array {
   end.writeUInt32LE(directory.byteLength, 12);
   end.writeUInt32LE(offset, 16);
   return Buffer.concat([...locals, directory, end]);
+}
+
+/**
+ * The files of an archive (folders are implied by the names), with their Unix modes when the archive was made
+ * on Unix. Throws on what is not a zip, an encrypted or zip64 entry, a bad CRC, or a name that would leave the
+ * folder it is extracted to (`../x`, `/etc/x`).
+ */
+export function unzip(archive: Uint8Array): ZipEntry[] {
+  const buf = Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
+  // The end-of-central-directory record: 22 bytes, then a comment of up to 65535.
+  let end = -1;
+  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 0xffff); i--) {
+    if (buf.readUInt32LE(i) === 0x06054b50) {
+      end = i;
+      break;
+    }
+  }
+  if (end < 0) throw new Error('not a zip archive (no end of central directory)');
+  const count = buf.readUInt16LE(end + 10);
+  let at = buf.readUInt32LE(end + 16);
+  const entries: ZipEntry[] = [];
+  for (let n = 0; n < count; n++) {
+    if (at + 46 > buf.length || buf.readUInt32LE(at) !== 0x02014b50) throw new Error('corrupt zip archive (bad central directory)');
+    const flags = buf.readUInt16LE(at + 8);
+    const method = buf.readUInt16LE(at + 10);
+    const crc = buf.readUInt32LE(at + 16);
+    const packed = buf.readUInt32LE(at + 20);
+    const size = buf.readUInt32LE(at + 24);
+    const nameLength = buf.readUInt16LE(at + 28);
+    const skip = nameLength + buf.readUInt16LE(at + 30) + buf.readUInt16LE(at + 32);
+    const unix = buf.readUInt8(at + 5) === 3;
+    const attributes = buf.readUInt32LE(at + 38);
+    const local = buf.readUInt32LE(at + 42);
+    const name = buf.toString('utf8', at + 46, at + 46 + nameLength);
+    at += 46 + skip;
+    if (name.endsWith('/')) continue;
+    if (name.startsWith('/') || name.split(/[\\/]/).includes('..')) throw new Error(`unsafe name in the zip archive: ${name}`);
+    if (flags & 1) throw new Error(`${name} is encrypted`);
+    if (packed === 0xffffffff || size === 0xffffffff) throw new Error(`${name} needs zip64, which is not supported`);
+    if (buf.readUInt32LE(local) !== 0x04034b50) throw new Error(`corrupt zip archive (bad local header of ${name})`);
+    const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+    const body = buf.subarray(start, start + packed);
+    if (method !== 0 && method !== 8) throw new Error(`${name} uses compression method ${method}; only stored and deflated entries are supported`);
+    const data = method === 8 ? inflateRawSync(body) : body;
+    if (data.byteLength !== size || crc32(data) !== crc) throw new Error(`${name} is corrupt (size or CRC mismatch)`);
+    entries.push({ name, data, mode: (unix && (attributes >>> 16) & 0o7777) || 0o644 });
+  }
+  return entries;
 }
 
 let table: Uint32Array | undefined;

@@ -77,6 +77,15 @@ export function localDependenciesPlugin(root = packageRoot()): Plugin {
   };
 }
 
+/** micro-fn's own copy of the AWS Lambda SDK, as a URL a local bundle can import (loaded only to call a Lambda function). */
+function lambdaSdk(root: string): string | undefined {
+  try {
+    return pathToFileURL(createRequire(join(root, 'package.json')).resolve('@aws-sdk/client-lambda')).href;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Maps `micro-fn` and `micro-fn/<sub>` to this package's TypeScript sources, so a bundle runs this exact runtime. */
 export function selfPlugin(root = packageRoot()): Plugin {
   return {
@@ -199,6 +208,7 @@ async function bundle(entry: string, outdir: string, root: string, minify = fals
     outfile: join(outdir, 'index.mjs'),
     logLevel: 'silent' as const,
     plugins: [selfPlugin(root), localDependenciesPlugin(root)],
+    define: { __MICRO_FN_LAMBDA_SDK__: JSON.stringify(lambdaSdk(root) ?? null) },
   };
   const metafile = await esbuildWithRequire(options);
   const size = Object.entries(metafile.outputs).reduce((sum, [path, out]) => sum + (path.endsWith('.map') ? 0 : out.bytes), 0);

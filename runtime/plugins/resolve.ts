@@ -84,7 +84,21 @@ export function usesNats(env: Env): boolean {
   return c.registry === 'nats' || c.broker === 'nats' || c.broker === 'jetstream' || c.transport === 'nats';
 }
 
-/** Registry, broker and the transports (HTTP; NATS when NATS is in use), as the environment configures them. */
+/**
+ * Calls to `lambda://` nodes. The transport, and the AWS SDK with it, load on the first such call: a host that
+ * never calls a Lambda function pays nothing for being able to.
+ */
+function lazyLambdaTransport(env: Env): Transport {
+  let loaded: Promise<Transport> | undefined;
+  const load = () => (loaded ??= import('./lambda/transport.js').then((m) => m.createLambdaTransport({ env })));
+  return {
+    schemes: ['lambda'],
+    call: async (node, request, options) => (await load()).call(node, request, options),
+    close: async () => (loaded ? (await loaded).close?.() : undefined),
+  };
+}
+
+/** Registry, broker and the transports (HTTP; NATS when NATS is in use; Lambda), as the environment configures them. */
 export async function resolvePlugins(env: Env): Promise<Plugins> {
   const [registry, { createHttpTransport }] = await Promise.all([resolveRegistry(env), import('./http/index.js')]);
   const http = createHttpTransport();
@@ -95,6 +109,7 @@ export async function resolvePlugins(env: Env): Promise<Plugins> {
     const address = [c.registryAddress, c.brokerAddress].find((a) => a?.startsWith('nats://'));
     transports.push((await import('./nats/transport.js')).createNatsTransport({ address }));
   }
+  transports.push(lazyLambdaTransport(env));
   const broker = await resolveBroker(env, registry, http);
   return {
     registry,

@@ -3,8 +3,11 @@
  * function's pool of single-use processes, the broker every local process publishes to, event triggers
  * (one process per message, ack after success, redelivery, dead letters), and the control service
  * `micro-fn` (deploy, remove, list, publish, dead letters) that the CLI finds through the registry.
+ * Beside them, for the Lambda target: a local Lambda API on the gateway (under `/2015-03-31/`), and the
+ * bridge that triggers Lambda functions from the broker.
  */
-import { deadLetterHeaders, deadLetterTopic, type Broker, type Subscription } from '../../../runtime/core/broker.js';
+import type { IncomingMessage, ServerResponse as NodeResponse } from 'node:http';
+import { deadLetterHeaders, deadLetterTopic, type Broker, type BrokerMessage, type Subscription } from '../../../runtime/core/broker.js';
 import { createService } from '../../../runtime/core/service.js';
 import { errors, type MicroError } from '../../../runtime/core/errors.js';
 import { Metadata } from '../../../runtime/core/metadata.js';
@@ -18,6 +21,8 @@ import { EntryWatcher } from './watch.js';
 import { RemoteSubscriptions } from './remote-broker.js';
 import { LogSink } from './logs.js';
 import { FunctionPool, type Outcome } from './pool.js';
+import { LambdaBridge } from '../../lambda/bridge.js';
+import type { LambdaEndpoint } from '../../lambda/endpoint.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
 
 export interface RuntimeOptions {
@@ -60,7 +65,7 @@ export class LocalRuntime {
   readonly #functions = new Map<string, Deployed>();
   readonly #logs: LogSink;
   readonly #deadLetters: DeadLetters;
-  readonly #dlqTopics = new Map<string, Subscription>();
+  readonly #dlqTopics = new Map<string, Promise<Subscription>>();
   readonly #control = createService(runtimeDefinition(this), { logger: quietLogger });
   #listener: Listener | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -68,6 +73,9 @@ export class LocalRuntime {
   #watcher: EntryWatcher | undefined;
   /** Subscriptions of other processes to the broker hosted here. */
   readonly remote: RemoteSubscriptions;
+  /** The local Lambda API, made on its first request. */
+  #lambda: Promise<LambdaEndpoint> | undefined;
+  #bridge: LambdaBridge | undefined;
 
   constructor(options: RuntimeOptions) {
     this.options = options;
@@ -81,9 +89,39 @@ export class LocalRuntime {
   }
 
   async start(): Promise<void> {
-    this.#listener = await createHttpListener((request, reply) => this.#handle(request).then(reply), { address: this.options.address });
+    this.#listener = await createHttpListener((request, reply) => this.#handle(request).then(reply), {
+      address: this.options.address,
+      mounts: { '/2015-03-31/': (req, res) => this.#lambdaApi(req, res) },
+    });
     await this.#register();
     this.#timer = setInterval(() => void this.#register().catch(() => {}), (this.options.ttl * 1000) / 2);
+    this.#bridge = new LambdaBridge({
+      registry: this.options.registry,
+      env: this.options.env,
+      trigger: (name, topic, run) => this.#trigger(name, topic, run),
+      log: (line) => process.stderr.write(`[micro-fn serve] ${line}\n`),
+    });
+    await this.#bridge.start();
+  }
+
+  /** The local Lambda API: its code loads with the first request. */
+  #lambdaApi(req: IncomingMessage, res: NodeResponse): void {
+    this.#lambda ??= import('../../lambda/endpoint.js').then(({ LambdaEndpoint }) => {
+      const o = this.options;
+      const defaults: Record<string, string> = { MICRO_FN_HOME: o.home };
+      for (const [k, v] of Object.entries(o.env)) if (k.startsWith('MICRO_') && v !== undefined) defaults[k] = v;
+      return new LambdaEndpoint({
+        dir: join(o.home, 'lambda', this.#nodeId),
+        // Like local functions, they reach serve's registry and broker unless their configuration says otherwise.
+        defaults,
+        maxEnvironments: o.concurrency,
+        log: (name, requestId, line) => this.#logs.write(name, requestId, 'stdout', line),
+      });
+    });
+    this.#lambda.then(
+      (endpoint) => endpoint.handle(req, res),
+      () => res.writeHead(500).end(),
+    );
   }
 
   async #handle(request: ServerRequest): Promise<ServerResponse> {
@@ -129,34 +167,47 @@ export class LocalRuntime {
     const previous = this.#functions.get(name);
     const deployed: Deployed = { request, info, pool, subscriptions: [] };
     this.#functions.set(name, deployed);
-    deployed.subscriptions = await Promise.all(ready.topics.map((topic) => this.#trigger(deployed, topic)));
-    for (const topic of ready.topics) await this.#watchDeadLetters(topic);
+    deployed.subscriptions = await Promise.all(ready.topics.map((topic) => this.#trigger(name, topic, (message, attempt) => this.#runMessage(deployed, message, attempt))));
     await this.#register();
     if (previous) await this.#retire(previous, ready.version !== previous.info.version);
     if (o.watch && request.entry) this.#watchEntry(name, request.entry);
     return info;
   }
 
-  /** One process per message: ack after success, nak (redelivered with backoff, then dead-lettered) after failure or crash. */
-  #trigger(deployed: Deployed, topic: string): Promise<Subscription> {
-    return this.options.broker.subscribe(
+  /**
+   * Triggers function `name` from `topic` (queue group: the name): `run` handles one message; ack after
+   * success, nak (redelivered with backoff, then dead-lettered) after a failure.
+   */
+  async #trigger(name: string, topic: string, run: (message: BrokerMessage, attempt: number) => Promise<boolean>): Promise<Subscription> {
+    const subscription = await this.options.broker.subscribe(
       topic,
       async (delivery) => {
-        const { id, headers, body } = delivery.message;
-        const outcome: Outcome = await deployed.pool.run({ type: 'message', id, topic, headers, body: decoder.decode(body), attempt: delivery.attempt });
-        if (outcome.kind === 'settled' && outcome.ok) await delivery.ack();
+        if (await run(delivery.message, delivery.attempt)) await delivery.ack();
         else await delivery.nak();
       },
-      { queue: deployed.info.name, ack: 'manual' },
+      { queue: name, ack: 'manual' },
     );
+    await this.#watchDeadLetters(topic);
+    return subscription;
   }
 
+  /** One process per message; a crash or a timeout fails it too. */
+  async #runMessage(deployed: Deployed, message: BrokerMessage, attempt: number): Promise<boolean> {
+    const { id, topic, headers, body } = message;
+    const outcome: Outcome = await deployed.pool.run({ type: 'message', id, topic, headers, body: decoder.decode(body), attempt });
+    return outcome.kind === 'settled' && outcome.ok;
+  }
+
+  /** Keeps the dead letters of `topic` for `micro-fn dlq`; once per topic, however many functions subscribe to it. */
   async #watchDeadLetters(topic: string): Promise<void> {
-    if (this.#dlqTopics.has(topic)) return;
-    const sub = await this.options.broker.subscribe(deadLetterTopic(topic), async (delivery) => {
-      await this.#deadLetters.add(delivery.message.headers[deadLetterHeaders.topic] ?? topic, delivery.message);
-    });
-    this.#dlqTopics.set(topic, sub);
+    if (!this.#dlqTopics.has(topic)) {
+      const subscribing = this.options.broker.subscribe(deadLetterTopic(topic), async (delivery) => {
+        await this.#deadLetters.add(delivery.message.headers[deadLetterHeaders.topic] ?? topic, delivery.message);
+      });
+      this.#dlqTopics.set(topic, subscribing);
+      subscribing.catch(() => this.#dlqTopics.delete(topic));
+    }
+    await this.#dlqTopics.get(topic);
   }
 
   #watchEntry(name: string, entry: string): void {
@@ -222,13 +273,15 @@ export class LocalRuntime {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#watcher?.close();
+    await this.#bridge?.stop();
     await this.remote.close();
     const all = [...this.#functions.values()];
     this.#functions.clear();
     await Promise.all(all.map((d) => this.#retire(d, true)));
-    await Promise.all([...this.#dlqTopics.values()].map((s) => s.unsubscribe()));
+    await Promise.allSettled([...this.#dlqTopics.values()].map(async (s) => (await s).unsubscribe()));
     await this.options.registry.deregister(this.#record({ name: RUNTIME_SERVICE, version: 'latest', endpoints: [], topics: [] })).catch(() => {});
     await this.#listener?.close();
+    await (await this.#lambda?.catch(() => undefined))?.close();
     await this.#logs.close();
   }
 }

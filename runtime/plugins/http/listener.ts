@@ -20,6 +20,11 @@ export interface HttpListenerOptions {
   closeTimeout?: number;
   /** The node address to register instead of the bound one, e.g. `http://10.0.0.5:8080` behind a wildcard bind. */
   advertise?: string;
+  /**
+   * Other HTTP APIs served beside mucp, by path prefix: a request whose path starts with one goes to its
+   * handler untouched (`micro-fn serve` mounts the local Lambda API on `/2015-03-31/`). A handler must answer.
+   */
+  mounts?: Record<string, (req: IncomingMessage, res: NodeResponse) => void>;
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 2000;
@@ -121,6 +126,7 @@ export class HttpListener implements Listener, ExchangeOwner {
 
   #accept(req: IncomingMessage, res: NodeResponse, expectsContinue: boolean): void {
     req.on('error', ignore);
+    for (const [prefix, handle] of Object.entries(this.#options.mounts ?? {})) if (req.url?.startsWith(prefix)) return handle(req, res);
     const metadata = metadataFromRawHeaders(req.rawHeaders);
     const url = req.url ?? '/';
     const q = url.indexOf('?');

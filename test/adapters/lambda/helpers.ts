@@ -1,10 +1,17 @@
-/** Lambda adapter test helpers: build a fixture's deployment package and unpack it as Lambda would. */
+/**
+ * Lambda adapter test helpers: build a fixture's deployment package and unpack it as Lambda would; run the
+ * local Lambda API with an AWS SDK client for it.
+ */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { buildLambda, type LambdaBuildResult } from '../../../adapters/lambda/build.js';
+import { LambdaEndpoint } from '../../../adapters/lambda/endpoint.js';
 
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -65,4 +72,42 @@ export async function buildPackage(entry: string, env: Record<string, string> = 
   const taskRoot = join(scratch, 'task');
   unpack(zip, taskRoot);
   return { build, zip, taskRoot, cleanup: () => rmSync(scratch, { recursive: true, force: true }) };
+}
+
+/** Dummy credentials: nothing checks them, but the SDK signs every request. */
+export const credentials = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
+
+/** A LambdaEndpoint (the local Lambda API) on 127.0.0.1, with an SDK client for it. */
+export interface TestEndpoint {
+  url: string;
+  endpoint: LambdaEndpoint;
+  client: LambdaClient;
+  /** Function output lines, `name requestId line`. */
+  logs: string[];
+  close(): Promise<void>;
+}
+
+export async function startEndpoint(): Promise<TestEndpoint> {
+  const dir = mkdtempSync(join(tmpdir(), 'micro-fn-lambda-api-'));
+  const logs: string[] = [];
+  const endpoint = new LambdaEndpoint({ dir: join(dir, 'functions'), log: (name, id, line) => logs.push(`${name} ${id} ${line}`) });
+  const server = createServer((req, res) => endpoint.handle(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = new LambdaClient({ endpoint: url, region: 'us-east-1', credentials, maxAttempts: 1 });
+  return {
+    url,
+    endpoint,
+    client,
+    logs,
+    async close() {
+      client.destroy();
+      await endpoint.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,0 +1,117 @@
+/**
+ * A function's configuration as the local Lambda API keeps and returns it (`FunctionConfiguration`, AWS's
+ * field names, so the AWS SDK reads it as it reads Lambda's), and the checks of the requests that set it.
+ */
+import { randomUUID } from 'node:crypto';
+import { apiErrors } from './api-error.js';
+
+/** The account id in the ARNs of the local endpoint. */
+export const LOCAL_ACCOUNT = '000000000000';
+
+/** The part of Lambda's `FunctionConfiguration` the local endpoint keeps. */
+export interface FunctionConfiguration {
+  FunctionName: string;
+  FunctionArn: string;
+  Runtime: string;
+  Role: string;
+  Handler: string;
+  CodeSize: number;
+  CodeSha256: string;
+  Description: string;
+  Timeout: number;
+  MemorySize: number;
+  LastModified: string;
+  Version: string;
+  Environment?: { Variables: Record<string, string> };
+  RevisionId: string;
+  State: 'Pending' | 'Active' | 'Failed';
+  StateReason?: string;
+  StateReasonCode?: string;
+  LastUpdateStatus?: 'InProgress' | 'Successful' | 'Failed';
+  LastUpdateStatusReason?: string;
+  LastUpdateStatusReasonCode?: string;
+  PackageType: 'Zip';
+  Architectures: string[];
+  EphemeralStorage: { Size: number };
+  TracingConfig: { Mode: string };
+  LoggingConfig: { LogFormat: string; LogGroup: string };
+}
+
+/** The settings a create or a configuration update may change. */
+export type Settings = Pick<FunctionConfiguration, 'Runtime' | 'Role' | 'Handler' | 'Description' | 'Timeout' | 'MemorySize' | 'Environment'>;
+
+/** `arn:aws:lambda:REGION:000000000000:function:NAME` */
+export function functionArn(region: string, name: string): string {
+  return `arn:aws:lambda:${region}:${LOCAL_ACCOUNT}:function:${name}`;
+}
+
+/** Lambda's timestamp format: `2024-05-01T12:00:00.000+0000`. */
+export function lastModified(): string {
+  return new Date().toISOString().replace('Z', '+0000');
+}
+
+/** A new configuration, `Pending` until its first environment is ready. */
+export function newConfiguration(region: string, name: string, settings: Settings, code: { sha256: string; size: number }): FunctionConfiguration {
+  return {
+    FunctionName: name,
+    FunctionArn: functionArn(region, name),
+    ...settings,
+    CodeSize: code.size,
+    CodeSha256: code.sha256,
+    LastModified: lastModified(),
+    Version: '$LATEST',
+    RevisionId: randomUUID(),
+    State: 'Pending',
+    StateReason: 'The function is being created.',
+    StateReasonCode: 'Creating',
+    PackageType: 'Zip',
+    Architectures: ['x86_64'],
+    EphemeralStorage: { Size: 512 },
+    TracingConfig: { Mode: 'PassThrough' },
+    LoggingConfig: { LogFormat: 'Text', LogGroup: `/aws/lambda/${name}` },
+  };
+}
+
+/** Checks a CreateFunction request; `existing` is absent there and holds the current settings for an update. */
+export function readSettings(body: Record<string, unknown>, existing?: Settings): Settings {
+  const text = (field: string, fallback?: string): string => {
+    const value = body[field] ?? fallback;
+    if (typeof value !== 'string' || value === '') throw apiErrors.invalidParameter(`${field} is required and must be a string`);
+    return value;
+  };
+  const whole = (field: string, min: number, max: number, fallback: number): number => {
+    const value = body[field] ?? fallback;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw apiErrors.invalidParameter(`1 validation error detected: Value '${String(value)}' at '${field[0]!.toLowerCase()}${field.slice(1)}' failed to satisfy constraint: Member must have value between ${min} and ${max}`);
+    }
+    return value;
+  };
+  const runtime = text('Runtime', existing?.Runtime);
+  if (!runtime.startsWith('nodejs')) throw apiErrors.invalidParameter(`the local Lambda endpoint of micro-fn serve runs Node.js functions only (nodejs20.x, nodejs22.x, ...); got ${runtime}`);
+  const description = body.Description ?? existing?.Description ?? '';
+  if (typeof description !== 'string') throw apiErrors.invalidParameter('Description must be a string');
+  return {
+    Runtime: runtime,
+    Role: text('Role', existing?.Role),
+    Handler: text('Handler', existing?.Handler),
+    Description: description,
+    Timeout: whole('Timeout', 1, 900, existing?.Timeout ?? 3),
+    MemorySize: whole('MemorySize', 128, 10240, existing?.MemorySize ?? 128),
+    ...readEnvironment(body.Environment, existing?.Environment),
+  };
+}
+
+function readEnvironment(value: unknown, existing: Settings['Environment']): Pick<Settings, 'Environment'> {
+  if (value === undefined) return existing ? { Environment: existing } : {};
+  const variables = (value as { Variables?: unknown } | null)?.Variables ?? {};
+  if (typeof variables !== 'object' || variables === null || Object.values(variables).some((v) => typeof v !== 'string')) {
+    throw apiErrors.invalidParameter('Environment.Variables must map names to strings');
+  }
+  return { Environment: { Variables: { ...(variables as Record<string, string>) } } };
+}
+
+/** What decides whether PublishVersion makes a new version: the code and the settings. */
+export function fingerprint(config: FunctionConfiguration): string {
+  const { CodeSha256, Runtime, Role, Handler, Description, Timeout, MemorySize, Environment } = config;
+  return JSON.stringify([CodeSha256, Runtime, Role, Handler, Description, Timeout, MemorySize, Environment?.Variables ?? {}]);
+}

@@ -1,0 +1,224 @@
+/**
+ * The local Lambda API that `micro-fn serve` mounts under `/2015-03-31/`: the part of Lambda's REST API that
+ * `micro-fn deploy --target lambda` and the Lambda transport use, answered in AWS's shapes so the AWS SDK
+ * (and its waiters) work against it unchanged. Functions run from their deployment packages the way Lambda
+ * runs them (functions.ts). Request signatures are not checked: serve listens on 127.0.0.1 by default.
+ * https://docs.aws.amazon.com/lambda/latest/api/API_Operations.html
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LambdaApiError, apiErrors } from './api-error.js';
+import { readSettings } from './configuration.js';
+import { Functions, type FunctionsOptions } from './functions.js';
+import { MAX_RESPONSE_BYTES } from './runtime-api.js';
+
+export interface LambdaEndpointOptions extends Omit<FunctionsOptions, 'defaults' | 'maxEnvironments' | 'log'> {
+  /** Environment variables every function gets beneath its own (serve passes its `MICRO_*`). */
+  defaults?: Record<string, string>;
+  /** Execution environments per function version at once. Default 4. */
+  maxEnvironments?: number;
+  /** Receives every line a function writes (and Lambda's START/END/REPORT lines). */
+  log?: FunctionsOptions['log'];
+}
+
+/** The path prefix of the API. */
+export const LAMBDA_API_PREFIX = '/2015-03-31/';
+
+/** Largest request body: a 50 MB zip, base64 in JSON. */
+const MAX_BODY = 70 * 1024 * 1024;
+
+const ROUTE = /^\/2015-03-31\/functions(?:\/([^/]+)(?:\/(configuration|code|versions|aliases|invocations)(?:\/([^/]+))?)?)?\/?$/;
+const INVOCATION_TYPES = new Set(['RequestResponse', 'Event', 'DryRun']);
+
+interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/**
+ * @example
+ * const lambda = new LambdaEndpoint({ dir: '/tmp/micro-fn-lambda' });
+ * const server = createServer((req, res) => lambda.handle(req, res)).listen(0, '127.0.0.1');
+ * // new LambdaClient({ endpoint: 'http://127.0.0.1:PORT', region: 'us-east-1', credentials }).send(new CreateFunctionCommand({...}))
+ */
+export class LambdaEndpoint {
+  readonly #functions: Functions;
+
+  constructor(options: LambdaEndpointOptions) {
+    this.#functions = new Functions({ dir: options.dir, defaults: options.defaults ?? {}, maxEnvironments: options.maxEnvironments ?? 4, log: options.log ?? (() => {}) });
+  }
+
+  /** Answers one request to the API. Never throws: failures are AWS error responses. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    req.on('error', () => {});
+    if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
+    this.#serve(req).then(
+      (reply) => send(res, reply),
+      (err: unknown) => send(res, failure(err)),
+    );
+  }
+
+  /** Stops every execution environment and removes the unpacked packages. */
+  close(): Promise<void> {
+    return this.#functions.close();
+  }
+
+  async #serve(req: IncomingMessage): Promise<Reply> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const match = ROUTE.exec(url.pathname);
+    const method = req.method ?? 'GET';
+    const [, ref, part, sub] = match ?? [];
+    const target = ref === undefined ? undefined : functionRef(decodeURIComponent(ref));
+    const qualifier = url.searchParams.get('Qualifier') ?? target?.qualifier;
+    const fns = this.#functions;
+    if (!match) throw notImplemented(method, url.pathname);
+    if (!target) {
+      if (method !== 'POST') throw notImplemented(method, url.pathname);
+      const body = await readJson(req, MAX_BODY);
+      const name = typeof body.FunctionName === 'string' ? functionRef(body.FunctionName).name : '';
+      if (body.Publish === true) throw apiErrors.invalidParameter('Publish is not supported by the local endpoint: call PublishVersion once the function is Active');
+      return { status: 201, body: await fns.create(regionOf(req), name, readSettings(body), zipFile(body.Code)) };
+    }
+    const { name } = target;
+    const route = `${method} ${part ?? ''}${sub === undefined ? '' : '/'}`;
+    switch (route) {
+      case 'GET ':
+        return { status: 200, body: { Configuration: fns.get(name, qualifier), Code: { RepositoryType: 'S3' }, Tags: {} } };
+      case 'GET configuration':
+        return { status: 200, body: fns.get(name, qualifier) };
+      case 'PUT code': {
+        const body = await readJson(req, MAX_BODY);
+        if (body.Publish === true || body.DryRun === true) throw apiErrors.invalidParameter('Publish and DryRun are not supported by the local endpoint: call PublishVersion once the update is done');
+        return { status: 200, body: await fns.updateCode(name, zipFile(body)) };
+      }
+      case 'PUT configuration':
+        return { status: 200, body: fns.updateConfiguration(name, readSettings(await readJson(req, MAX_BODY), fns.get(name))) };
+      case 'POST versions': {
+        const body = await readJson(req, MAX_BODY);
+        return { status: 201, body: fns.publish(name, optional(body.CodeSha256, 'CodeSha256'), optional(body.Description, 'Description')) };
+      }
+      case 'POST aliases': {
+        const body = await readJson(req, MAX_BODY);
+        const alias = fns.createAlias(name, required(body.Name, 'Name'), required(body.FunctionVersion, 'FunctionVersion'), optional(body.Description, 'Description'));
+        return { status: 201, body: alias };
+      }
+      case 'PUT aliases/': {
+        const body = await readJson(req, MAX_BODY);
+        return { status: 200, body: fns.updateAlias(name, decodeURIComponent(sub!), optional(body.FunctionVersion, 'FunctionVersion'), optional(body.Description, 'Description')) };
+      }
+      case 'POST invocations':
+        return this.#invoke(req, name, qualifier ?? undefined);
+    }
+    throw notImplemented(method, url.pathname);
+  }
+
+  /** Invoke: RequestResponse (200, the payload), Event (202, runs after the answer) or DryRun (204). */
+  async #invoke(req: IncomingMessage, name: string, qualifier: string | undefined): Promise<Reply> {
+    const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
+    if (!INVOCATION_TYPES.has(type)) throw apiErrors.invalidParameter(`X-Amz-Invocation-Type must be RequestResponse, Event or DryRun; got ${type}`);
+    const payload = await readBody(req, MAX_RESPONSE_BYTES);
+    if (payload === undefined) throw apiErrors.tooLarge(`Request must be smaller than ${MAX_RESPONSE_BYTES} bytes for the InvokeFunction operation`);
+    const text = payload.byteLength === 0 ? '{}' : payload.toString('utf8');
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      throw apiErrors.invalidContent(`Could not parse request body into json: ${(err as Error).message}`);
+    }
+    const { config, pool } = this.#functions.invocable(name, qualifier);
+    const version = { 'x-amz-executed-version': config.Version };
+    if (type === 'DryRun') return { status: 204, headers: version };
+    const context = header(req, 'x-amz-client-context');
+    const run = pool.invoke(Buffer.from(text), randomUUID(), context && Buffer.from(context, 'base64').toString('utf8'));
+    if (type === 'Event') {
+      // Lambda queues it and answers at once; a failure shows in the function's log only.
+      void run.catch(() => {});
+      return { status: 202, headers: version };
+    }
+    const { result, tail } = await run;
+    const headers: Record<string, string> = { ...version };
+    if (header(req, 'x-amz-log-type') === 'Tail') headers['x-amz-log-result'] = Buffer.from(tail).toString('base64');
+    if ('error' in result) return { status: 200, headers: { ...headers, 'x-amz-function-error': 'Unhandled' }, body: result.error };
+    return { status: 200, headers, body: Buffer.from(result.payload) };
+  }
+}
+
+/** A function named by name, partial ARN or ARN, with an optional `:qualifier`. */
+function functionRef(text: string): { name: string; qualifier?: string } {
+  const match = /^(?:arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(text);
+  if (!match) throw apiErrors.invalidParameter(`"${text}" is not a function name or ARN`);
+  return { name: match[1]!, ...(match[2] ? { qualifier: match[2] } : {}) };
+}
+
+/** The region the request was signed for (`Credential=KEY/DATE/REGION/lambda/aws4_request`); else us-east-1. */
+function regionOf(req: IncomingMessage): string {
+  return /Credential=[^/]+\/\d{8}\/([a-z0-9-]+)\/lambda\//.exec(req.headers.authorization ?? '')?.[1] ?? 'us-east-1';
+}
+
+function zipFile(code: unknown): Uint8Array {
+  const zip = (code as { ZipFile?: unknown } | undefined)?.ZipFile;
+  if (typeof zip !== 'string' || zip === '') throw apiErrors.invalidParameter('the local endpoint takes the code as ZipFile (no S3 object or container image)');
+  return Buffer.from(zip, 'base64');
+}
+
+function required(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value === '') throw apiErrors.invalidParameter(`${field} is required and must be a string`);
+  return value;
+}
+
+function optional(value: unknown, field: string): string | undefined {
+  return value === undefined || value === null ? undefined : required(value, field);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function notImplemented(method: string, path: string): LambdaApiError {
+  return apiErrors.unknownOperation(
+    `${method} ${path} is not part of micro-fn serve's Lambda API: CreateFunction, GetFunction, GetFunctionConfiguration, UpdateFunctionCode, UpdateFunctionConfiguration, PublishVersion, CreateAlias, UpdateAlias and Invoke are`,
+  );
+}
+
+/** The body, or undefined past `max` bytes (the rest is drained, not kept). */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= max) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size <= max ? Buffer.concat(chunks) : undefined));
+    req.on('error', reject);
+  });
+}
+
+async function readJson(req: IncomingMessage, max: number): Promise<Record<string, unknown>> {
+  const body = await readBody(req, max);
+  if (body === undefined) throw apiErrors.tooLarge(`the request is larger than ${max} bytes`);
+  try {
+    const value: unknown = body.byteLength === 0 ? {} : JSON.parse(body.toString('utf8'));
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // answered below
+  }
+  throw apiErrors.invalidContent('the request body must be a JSON object');
+}
+
+function failure(err: unknown): Reply {
+  const error = err instanceof LambdaApiError ? err : apiErrors.service(`the local Lambda endpoint failed: ${(err as Error)?.message ?? String(err)}`);
+  return { status: error.status, body: error.toJSON(), headers: { 'x-amzn-errortype': error.type } };
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  if (res.headersSent) return void res.destroy();
+  const body = reply.body === undefined ? undefined : Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(JSON.stringify(reply.body));
+  res.writeHead(reply.status, {
+    'x-amzn-requestid': randomUUID(),
+    ...reply.headers,
+    ...(body ? { 'content-type': 'application/json', 'content-length': body.byteLength } : {}),
+  });
+  res.end(body);
+}
