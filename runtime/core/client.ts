@@ -27,6 +27,12 @@ export interface ClientOptions {
   /** Sent with every call and publish. */
   metadata?: MetadataInit;
   /**
+   * Milliseconds a service lookup is reused, so a long-running caller does not ask the registry (a NATS KV read,
+   * a folder of files) on every call. Default 10 000; 0 asks every time. A lookup is dropped at once when a call
+   * to one of its nodes fails with a retryable error, so the retry sees the registry as it is.
+   */
+  cacheTtl?: number;
+  /**
    * Supplies registry, broker and transports on the first call or publish instead of up front, so a one-shot
    * process whose handler never calls out never loads them. Give a memoised function: clients made with
    * `with()` share it.
@@ -97,10 +103,13 @@ export class Client {
     const metadata = new Metadata(this.#options.metadata).merge(extra.metadata ?? {});
     const child = new Client({ ...this.#options, metadata, fromService: extra.fromService ?? this.#options.fromService });
     child.#deadline = extra.deadline;
+    child.#lookups = this.#lookups;
     return child;
   }
 
   #deadline: number | undefined;
+  /** Service lookups, shared with the clients made by `with()`. */
+  #lookups = new Map<string, { nodes: NodeRecord[]; expires: number }>();
 
   /** Calls `endpoint` of `service` and resolves with the decoded reply. */
   async call<T = unknown>(service: string, endpoint: string, request: unknown, options?: RequestOptions): Promise<T> {
@@ -139,6 +148,7 @@ export class Client {
         return await this.#send(node, base, deadline, signal);
       } catch (err) {
         const error = signal?.aborted ? abortError(service, signal) : toMicroError(err, service);
+        if (error.retryable) this.#lookups.delete(service); // a node may be gone: look again
         const left = deadline - Date.now();
         if (!error.retryable || attempt >= retries || left <= 0 || signal?.aborted) throw left <= 0 && error.retryable ? abortError(service) : error;
         await sleep(Math.min((this.#options.backoff ?? defaultBackoff)(attempt + 1), left), signal);
@@ -149,8 +159,14 @@ export class Client {
   async #select(service: string, tried: Set<string>): Promise<NodeRecord> {
     const registry = this.#options.registry;
     if (!registry) throw errors.internal('micro-fn', 'the client has no registry: pass one, or call with an address');
-    const versions = await registry.getService(service);
-    const nodes = versions.flatMap((v) => v.nodes);
+    let nodes: NodeRecord[];
+    const cached = this.#lookups.get(service);
+    if (cached && cached.expires > Date.now()) nodes = cached.nodes;
+    else {
+      nodes = (await registry.getService(service)).flatMap((v) => v.nodes);
+      const ttl = this.#options.cacheTtl ?? 10_000;
+      if (ttl > 0 && nodes.length > 0) this.#lookups.set(service, { nodes, expires: Date.now() + ttl });
+    }
     if (nodes.length === 0) throw errors.notFound('micro-fn', `service ${service} not found`);
     const fresh = nodes.filter((n) => !tried.has(n.id));
     return this.#selector(service, fresh.length > 0 ? fresh : nodes);

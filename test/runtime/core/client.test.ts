@@ -131,6 +131,25 @@ client('moves past a dead node to a live one', async () => {
   assert.is(await withTimeout(rr.call('svc', 'S.Ping', {})), 'pong');
 });
 
+client('reuses a service lookup, and looks again once a node of it fails', async () => {
+  const first = await env.start({ name: 'cached', handlers: { S: { Who: () => 'first' } } });
+  let lookups = 0;
+  const counted = Object.assign(Object.create(env.registry) as typeof env.registry, {
+    getService: (name: string) => (lookups++, env.registry.getService(name)),
+  });
+  const c = createClient({ registry: counted, transports: [env.transport], backoff: () => 1 });
+  for (let i = 0; i < 3; i++) assert.is(await withTimeout(c.call('cached', 'S.Who', {})), 'first');
+  assert.is(lookups, 1, 'one registry read for three calls');
+  // The node goes away and another takes its place: the cached node fails (retryable), the retry looks again.
+  await first.stop();
+  await env.start({ name: 'cached', handlers: { S: { Who: () => 'second' } } });
+  assert.is(await withTimeout(c.call('cached', 'S.Who', {})), 'second');
+  assert.is(lookups, 2);
+  const uncached = createClient({ registry: counted, transports: [env.transport], cacheTtl: 0 });
+  for (let i = 0; i < 2; i++) await withTimeout(uncached.call('cached', 'S.Who', {}));
+  assert.is(lookups, 4, 'cacheTtl 0 reads every time');
+});
+
 client('gives up with 408 when the timeout passes', async () => {
   await env.start({ name: 'slow', handlers: { S: { Wait: () => sleep(500) } } });
   const started = Date.now();
