@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { deployLambda, type LambdaDeployOptions } from '../../../adapters/lambda/deploy.js';
 import { createFileRegistry } from '../../../runtime/plugins/local/index.js';
 import { eventually, rejects, withTimeout } from '../../helpers.js';
-import { root, startEndpoint, type TestEndpoint } from './helpers.js';
+import { root, runWithRic, startEndpoint, type TestEndpoint } from './helpers.js';
 
 let api: TestEndpoint;
 let scratch: string;
@@ -104,4 +104,4 @@ deploySuite('refuses settings Lambda does not take, saying which', async () => {
   assert.match(alias.message, /^--alias 42: /);
 });
 
-deploySuite.run();
+runWithRic(deploySuite);

@@ -20,7 +20,7 @@ import {
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejects, withTimeout } from '../../helpers.js';
-import { buildPackage, startEndpoint, type Package, type TestEndpoint } from './helpers.js';
+import { buildPackage, runWithRic, startEndpoint, type Package, type TestEndpoint } from './helpers.js';
 
 const decoder = new TextDecoder();
 const ROLE = 'arn:aws:iam::000000000000:role/test';
@@ -171,4 +171,4 @@ endpoint('refuses Invoke while the function is created and updates while one is 
   assert.is((await invoke('gated', { endpoint: 'Gate.Greeting' })).json?.body.greeting, 'new');
 });
 
-endpoint.run();
+runWithRic(endpoint);

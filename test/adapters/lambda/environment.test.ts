@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { LambdaEnvironment } from '../../../adapters/lambda/environment.js';
 import type { InvokeResult } from '../../../adapters/lambda/runtime-api.js';
 import { withTimeout } from '../../helpers.js';
-import { buildPackage, type Package } from './helpers.js';
+import { buildPackage, runWithRic, type Package } from './helpers.js';
 
 type Failure = Extract<InvokeResult, { error: unknown }>;
 type Hello = { body: { invocation: number; pid: number } };
@@ -115,4 +115,4 @@ environment('rejects invocations once closed', async () => {
   assert.match(String(err?.message), /closed/);
 });
 
-environment.run();
+runWithRic(environment);

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { LambdaEnvironment } from '../../../adapters/lambda/environment.js';
 import type { InvokeResult } from '../../../adapters/lambda/runtime-api.js';
 import { withTimeout } from '../../helpers.js';
-import { buildPackage, type Package } from './helpers.js';
+import { buildPackage, runWithRic, type Package } from './helpers.js';
 
 const ERROR_400 = { id: 'lambda-fixture', code: 400, status: 'Bad Request' };
 
@@ -87,7 +87,6 @@ direct('tells a handler that calls out over NATS how to rebuild when the bundle 
   assert.match(reply.body.error, /built without the NATS client.*MICRO_REGISTRY=nats/);
 });
 
-direct.run();
 
 // ---
 const url = suite('createHandler: Function URL and HTTP API (payload 2.0) requests');
@@ -148,7 +147,6 @@ url('answers GET /health without running a handler', async () => {
   assert.equal(JSON.parse(r.body), { status: 'ok' });
 });
 
-url.run();
 
 // ---
 const sqs = suite('createHandler: SQS batches');
@@ -189,4 +187,4 @@ sqs('succeeds with an empty batchItemFailures when every record is handled', asy
   assert.equal(await invoke({ Records: [record('ok', { ok: true })] }), { batchItemFailures: [] });
 });
 
-sqs.run();
+runWithRic(direct, url, sqs);

@@ -3,7 +3,8 @@
  * local Lambda API with an AWS SDK client for it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,29 @@ import { buildLambda, type LambdaBuildResult } from '../../../adapters/lambda/bu
 import { LambdaEndpoint } from '../../../adapters/lambda/endpoint.js';
 
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
+
+/**
+ * Whether the official runtime interface client is installed (an optional dependency: its native part builds
+ * only where cmake and autotools are). Missing, its tests are skipped with a printed reason; with CI=true
+ * (where .ci/run installs the tools) its absence is a failure.
+ */
+export function ricAvailable(): boolean {
+  let ok = false;
+  try {
+    const dir = join(createRequire(import.meta.url).resolve('aws-lambda-ric/package.json'), '..');
+    ok = existsSync(join(dir, 'dist', 'rapid-client.node'));
+  } catch {
+    ok = false;
+  }
+  if (!ok && process.env.CI === 'true') throw new Error('aws-lambda-ric is not installed, and CI=true: .ci/run installs cmake and autotools so that npm ci builds it');
+  if (!ok) console.log('  (skipping tests that run Lambda environments: aws-lambda-ric is not installed; it needs cmake, autoconf, automake, libtool)');
+  return ok;
+}
+
+/** Runs `suites` only where the runtime interface client is installed (see ricAvailable). */
+export function runWithRic(...suites: { run(): void }[]): void {
+  if (ricAvailable()) for (const s of suites) s.run();
+}
 
 /** A zip entry as an independent reader (Info-ZIP's unzip, else Python's zipfile) sees it. */
 export interface ZipListing {

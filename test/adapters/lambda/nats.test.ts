@@ -12,9 +12,9 @@ import { createLambdaTransport } from '../../../runtime/plugins/lambda/transport
 import { createNatsBroker } from '../../../runtime/plugins/nats/broker.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../nats-server.js';
 import { eventually, withTimeout } from '../../helpers.js';
-import { root, startEndpoint, type TestEndpoint } from './helpers.js';
+import { ricAvailable, root, startEndpoint, type TestEndpoint } from './helpers.js';
 
-if (natsAvailable()) {
+if (natsAvailable() && ricAvailable()) {
   // ---
   const nats = suite('a Lambda function on NATS');
   let server: NatsServer;

@@ -9,7 +9,7 @@ import { createLambdaTransport, type LambdaTransport } from '../../../runtime/pl
 import { createMemoryRegistry } from '../../../runtime/plugins/memory/registry.js';
 import { resolvePlugins } from '../../../runtime/plugins/resolve.js';
 import { rejects, withTimeout } from '../../helpers.js';
-import { buildPackage, startEndpoint, type Package, type TestEndpoint } from './helpers.js';
+import { buildPackage, runWithRic, startEndpoint, type Package, type TestEndpoint } from './helpers.js';
 
 let api: TestEndpoint;
 let pkg: Package;
@@ -123,4 +123,4 @@ lambda('is among the transports resolvePlugins gives every host', async () => {
   }
 });
 
-lambda.run();
+runWithRic(lambda);
