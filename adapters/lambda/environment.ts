@@ -153,6 +153,6 @@ function runtimeInterfaceClient(): string {
   try {
     return join(dirname(createRequire(import.meta.url).resolve('aws-lambda-ric/package.json')), 'bin', 'index.mjs');
   } catch {
-    throw new UserError('running Lambda functions locally needs the AWS Lambda runtime interface client: npm install --save-dev aws-lambda-ric');
+    throw new UserError('running Lambda functions locally needs the AWS Lambda runtime interface client, which was not built here: install cmake, autoconf, automake, libtool and g++, then npm install aws-lambda-ric');
   }
 }
