@@ -29,7 +29,11 @@ export const command: Command = {
     outdir: { type: 'string', short: 'o', value: 'DIR', description: 'where to write it (default dist/<function folder>)' },
     minify: { type: 'boolean', description: 'minify the bundle' },
   },
-  examples: ['micro-fn build examples/helloworld', 'micro-fn build examples/helloworld --outdir out/hello'],
+  examples: [
+    'micro-fn build examples/helloworld',
+    'micro-fn build examples/helloworld --target lambda      # index.mjs and function.zip',
+    'micro-fn build examples/helloworld --target cloudflare --minify --outdir worker/',
+  ],
   async run({ positionals, values }) {
     const [entry] = positionals;
     if (!entry) throw new UserError('build needs an entry: micro-fn build <entry>');
