@@ -43,6 +43,8 @@ export class HttpListener implements Listener, ExchangeOwner {
   readonly #maxBodySize: number;
   readonly #closeTimeout: number;
   readonly #options: HttpListenerOptions;
+  /** `options.mounts` as pairs, made once: the request path checks it on every request. */
+  readonly #mounts: [string, NonNullable<HttpListenerOptions['mounts']>[string]][];
   #address = '';
   #closing = false;
   #closed: Promise<void> | undefined;
@@ -50,6 +52,7 @@ export class HttpListener implements Listener, ExchangeOwner {
   constructor(handler: RequestHandler, options: HttpListenerOptions = {}) {
     this.#handler = handler;
     this.#options = options;
+    this.#mounts = Object.entries(options.mounts ?? {});
     this.#maxBodySize = positive(options.maxBodySize, DEFAULT_MAX_BODY_SIZE, 'maxBodySize');
     this.#closeTimeout = positive(options.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout');
   }
@@ -126,7 +129,7 @@ export class HttpListener implements Listener, ExchangeOwner {
 
   #accept(req: IncomingMessage, res: NodeResponse, expectsContinue: boolean): void {
     req.on('error', ignore);
-    for (const [prefix, handle] of Object.entries(this.#options.mounts ?? {})) if (req.url?.startsWith(prefix)) return handle(req, res);
+    for (const [prefix, handle] of this.#mounts) if (req.url?.startsWith(prefix)) return handle(req, res);
     const metadata = metadataFromRawHeaders(req.rawHeaders);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
