@@ -192,7 +192,7 @@ async function bundle(entry: string, outdir: string, root: string, minify = fals
     `export * from ${JSON.stringify(handler)};`,
     // Started by `micro-fn serve`: serve one invocation over IPC.
     `import { serveIpc } from ${JSON.stringify(handler)};`,
-    `if (process.env.MICRO_FN_IPC === '1' && typeof process.send === 'function') serveIpc(definition).catch((err) => { console.error(err); process.exit(1); });`,
+    `if (process.env.MICRO_FN_IPC === '1') serveIpc(definition).catch((err) => { console.error(err); process.exit(1); });`,
   ].join('\n');
   const options = {
     stdin: { contents, resolveDir: dirname(entry), sourcefile: '<micro-fn entry>', loader: 'js' as const },

@@ -8,7 +8,7 @@ import { Client, Metadata, createFunction, jsonCodec, newId, type Env, type Func
 import { listenTransport, resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
-import type { FromFunction, IpcInvoke, IpcPing, IpcReply, ToFunction } from './ipc.js';
+import { IPC_FD, encodeMessage, readMessages, type FromFunction, type IpcInvoke, type IpcPing, type IpcReply, type ToFunction } from './ipc.js';
 
 export interface InvokeRequest {
   /** `Service.Method` for an RPC invocation… */
@@ -103,25 +103,27 @@ export async function runStandalone(definition: ServiceDefinition, options: RunO
 
 /**
  * The body of a single-use process started by `micro-fn serve`: loads, says it is ready, takes exactly one
- * invocation over IPC, sends the reply (waiting until it is written to the channel), and exits: 0, or 1 when
+ * invocation over the pipe at fd 3 (see ipc.ts), sends the reply (waiting until it is written), and exits: 0, or 1 when
  * the handler crashed (a 5xx). A cold start gets its invocation right away, before it said it is ready.
  */
 export async function serveIpc(definition: ServiceDefinition, env: Env = process.env): Promise<void> {
-  const send = (message: FromFunction) => new Promise<void>((resolve, reject) => process.send!(message, undefined, {}, (err) => (err ? reject(err) : resolve())));
+  const { Socket } = await import('node:net');
+  const channel = new Socket({ fd: IPC_FD, readable: true, writable: true });
+  const send = (message: FromFunction) => new Promise<void>((resolve, reject) => channel.write(encodeMessage(message), (err) => (err ? reject(err) : resolve())));
   let fn: MicroFunction | undefined;
-  // Listen first, synchronously: the invocation of a cold start may already be on its way.
+  // Read at once: the invocation of a cold start may already be waiting in the pipe.
   const invocation = new Promise<ToFunction>((resolve) => {
-    const onMessage = (message: ToFunction | IpcPing) => {
+    let taken = false;
+    readMessages<ToFunction | IpcPing>(channel, (message) => {
       // A warm process's ping: while nobody waits, a health probe takes the very path of an invocation (this
-      // listener, the dispatcher, the codec, the reply's IPC form) so V8 has compiled it when the real one comes.
+      // reader, the dispatcher, the codec, the reply's wire form) so V8 has compiled it when the real one comes.
       if (message.type === 'ping') return void invoke(fn!, WARM_UP, async () => {}).then(() => send({ type: 'pong' }));
-      process.off('message', onMessage);
-      resolve(message);
-    };
-    process.on('message', onMessage);
+      if (!taken) (taken = true), resolve(message);
+    });
   });
   // The spawner went away: nobody is waiting for us.
-  process.once('disconnect', () => process.exit(0));
+  channel.once('end', () => process.exit(0));
+  channel.once('error', () => process.exit(0));
   let plugins: Promise<Plugins> | undefined;
   const load = () => (plugins ??= resolvePlugins(env));
   fn = createFunction(definition, { client: new Client({ load }), env });

@@ -1,6 +1,7 @@
 /**
- * Messages between `micro-fn serve` and a single-use function process, over Node's IPC channel (JSON).
- * Bodies travel as UTF-8 text: the JSON codec's bytes.
+ * Messages between `micro-fn serve` and a single-use function process: one JSON object per line on a pipe at
+ * the process's fd 3. A plain pipe rather than Node's IPC channel, whose message machinery costs ~0.2 ms per
+ * round trip. Bodies travel as UTF-8 text: the JSON codec's bytes.
  */
 import type { ErrorJSON } from '../../runtime/core/errors.js';
 
@@ -64,6 +65,31 @@ export interface IpcPong {
 export type ToFunction = IpcInvoke | IpcMessage;
 export type FromFunction = IpcReady | IpcPong | IpcReply | IpcSettled;
 
-/** Set in a function process's environment by the spawner: start serving over IPC. */
+/** Set in a function process's environment by the spawner: start serving over the pipe at fd 3. */
 export const IPC_ENV = 'MICRO_FN_IPC';
+
+/** The file descriptor of the pipe in the function process. */
+export const IPC_FD = 3;
+
+/** A message as a line: JSON escapes every line break inside strings, so a newline ends a message. */
+export function encodeMessage(message: ToFunction | FromFunction | IpcPing): string {
+  return `${JSON.stringify(message)}\n`;
+}
+
+/** Calls `onMessage` with each message of `stream`, however its chunks split them (an 8 MiB reply included). */
+export function readMessages<T>(stream: NodeJS.ReadableStream, onMessage: (message: T) => void): void {
+  let parts: string[] = [];
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    let start = 0;
+    for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
+      parts.push(chunk.slice(start, end));
+      const line = parts.length === 1 ? parts[0]! : parts.join('');
+      parts = [];
+      start = end + 1;
+      if (line) onMessage(JSON.parse(line) as T);
+    }
+    if (start < chunk.length) parts.push(chunk.slice(start));
+  });
+}
 

@@ -66,6 +66,15 @@ local('runs every invocation in a fresh, single-use process', async () => {
   for (const pid of pids) await eventually(() => !alive(pid), 5000, `process ${pid} exits after its invocation`);
 });
 
+local('hands an 8 MiB reply back whole, and a request with line breaks and non-ASCII text intact', async () => {
+  const size = 8 << 20;
+  const big = (await (await post('/big/Big.Get', JSON.stringify({ size }))).json()) as { data: string };
+  assert.is(big.data.length, size);
+  const text = 'two\nlines, ünïcødé, and a \u2028 separator';
+  const reply = await post('/helloworld/Greeter.Hello', JSON.stringify({ name: text }));
+  assert.equal(await reply.json(), { message: `Hello ${text}` });
+});
+
 local('gives a function process only the environment it declares plus MICRO_*, and a memory limit', async () => {
   await ok(['deploy', 'test/fixtures/big', '--env', 'GREETING=hi', '--memory', '128']);
   const { keys, greeting } = (await (await post('/big/Big.Env', '{}')).json()) as { keys: string[]; greeting: string };

@@ -5,8 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import type { FromFunction, IpcPing, IpcReady, IpcReply, IpcSettled, ToFunction } from '../ipc.js';
-import { IPC_ENV } from '../ipc.js';
+import type { Duplex } from 'node:stream';
+import type { FromFunction, IpcReady, IpcReply, IpcSettled, ToFunction } from '../ipc.js';
+import { IPC_ENV, encodeMessage, readMessages } from '../ipc.js';
 
 export interface WorkerOptions {
   bundle: string;
@@ -32,6 +33,7 @@ const WATCH_INTERVAL = 25;
 
 export class Worker {
   readonly child: ChildProcess;
+  readonly #channel: Duplex;
   /** Resolves with the function's description once it is warm; rejects if it dies first. */
   readonly ready: Promise<IpcReady>;
   #invocation = 'init';
@@ -45,10 +47,11 @@ export class Worker {
     this.#memory = options.memory;
     this.child = spawn(process.execPath, [options.bundle], {
       env: { ...options.env, [IPC_ENV]: '1' },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      // Structured clone: a little faster than JSON for the one round trip that matters.
-      serialization: 'advanced',
+      // fd 3: the message pipe (ipc.ts).
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });
+    this.#channel = this.child.stdio[3] as Duplex;
+    this.#channel.on('error', () => {}); // the process died: its 'close' reports it
     for (const stream of ['stdout', 'stderr'] as const) {
       createInterface({ input: this.child[stream]!, crlfDelay: Infinity }).on('line', (line) => options.log(line, stream, this.#invocation));
     }
@@ -57,17 +60,17 @@ export class Worker {
     this.ready = new Promise((resolve, reject) => ((readyResolve = resolve), (readyReject = reject)));
     this.ready.catch(() => {});
     let described: IpcReady | undefined;
-    this.child.on('message', (message: FromFunction) => {
+    readMessages<FromFunction>(this.#channel, (message) => {
       if (message.type === 'ready') {
         // A warm process gets a ping first, so both ends have run the IPC paths once before the invocation.
-        if (options.warm) (described = message), this.child.send({ type: 'ping' } satisfies IpcPing);
+        if (options.warm) (described = message), this.#channel.write(encodeMessage({ type: 'ping' }));
         else readyResolve(message);
       } else if (message.type === 'pong') readyResolve(described!);
       else if (message.type === 'reply') this.#settle({ kind: 'reply', reply: message });
       else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
     });
     this.exited = new Promise((resolve) => {
-      // 'close', not 'exit': a reply sent just before the process exited may still be in the IPC channel when
+      // 'close', not 'exit': a reply sent just before the process exited may still be in the pipe when
       // 'exit' fires; 'close' comes after the channel and stdio have been read to the end.
       this.child.on('close', (code, signal) => {
         this.#exited = true;
@@ -88,7 +91,7 @@ export class Worker {
     this.#invocation = invocation;
     const result = new Promise<WorkerResult>((resolve) => (this.#result = resolve));
     if (this.#exited) this.#settle({ kind: 'exit', code: this.child.exitCode, signal: this.child.signalCode });
-    else this.child.send(message, (err) => err && this.kill());
+    else this.#channel.write(encodeMessage(message), (err) => err && this.kill());
     const watchdog = setInterval(() => void this.#checkMemory(), WATCH_INTERVAL);
     return result.finally(() => clearInterval(watchdog));
   }

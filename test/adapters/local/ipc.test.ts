@@ -1,0 +1,24 @@
+import { PassThrough } from 'node:stream';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { encodeMessage, readMessages, type FromFunction } from '../../../adapters/local/ipc.js';
+
+const ipc = suite('spawner message pipe');
+
+ipc('reads each message once, however the chunks split lines and characters', () => {
+  const messages: FromFunction[] = [
+    { type: 'reply', status: 200, contentType: 'application/json', body: JSON.stringify({ text: 'a\nb ü \u2028' }), metadata: {} },
+    { type: 'settled', ok: true },
+    { type: 'pong' },
+  ];
+  const bytes = Buffer.from(messages.map(encodeMessage).join(''), 'utf8');
+  for (const size of [1, 2, 3, 7, bytes.length]) {
+    const stream = new PassThrough();
+    const got: FromFunction[] = [];
+    readMessages<FromFunction>(stream, (m) => got.push(m));
+    for (let i = 0; i < bytes.length; i += size) stream.write(bytes.subarray(i, i + size));
+    assert.equal(got, messages, `chunks of ${size} bytes`);
+  }
+});
+
+ipc.run();
