@@ -7,12 +7,11 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildLambda } from '../adapters/lambda/build.js';
-import { LambdaEnvironment } from '../adapters/lambda/environment.js';
+import { LambdaEnvironment, runtimeInterfaceClient } from '../adapters/lambda/environment.js';
 import { fmt, ratio, summarize } from './stats.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -80,8 +79,7 @@ process.stdout.write(JSON.stringify(reply));`,
 
 function ricInstalled(): boolean {
   try {
-    createRequire(import.meta.url).resolve('aws-lambda-ric/package.json');
-    return true;
+    return Boolean(runtimeInterfaceClient());
   } catch {
     return false;
   }

@@ -1,6 +1,6 @@
-import { basename, dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
-import { buildLocal, resolveEntry } from '../adapters/local/build.js';
+import { buildLocal, entryName, resolveEntry } from '../adapters/local/build.js';
 import { type Command } from './command.js';
 import { kib } from './deploy.js';
 import { write } from './output.js';
@@ -41,8 +41,7 @@ export const command: Command = {
     const build = targets[target];
     if (!build) throw new UserError(`--target ${target} is not available; targets: ${Object.keys(targets).join(', ')}`);
     const file = resolveEntry(entry);
-    const name = basename(file).startsWith('index.') ? basename(dirname(file)) : basename(file).replace(/\.[cm]?[jt]s$/, '');
-    const outdir = (values.outdir as string | undefined) ?? join('dist', name);
+    const outdir = (values.outdir as string | undefined) ?? join('dist', entryName(file));
     const built = await build(file, { outdir, minify: values.minify === true });
     const artifacts = [{ file: built.file, size: built.size }, ...(built.artifacts ?? [])];
     if (values.json) await write(process.stdout, `${JSON.stringify({ target, file: built.file, size: built.size, ms: built.ms, artifacts })}\n`);

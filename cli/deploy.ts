@@ -1,7 +1,7 @@
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
-import { buildLocal, resolveEntry } from '../adapters/local/build.js';
+import { buildLocal, entryName, resolveEntry } from '../adapters/local/build.js';
 import type { FunctionInfo } from '../adapters/local/spawner/control.js';
 import { duration, envWithFlags, pluginOptions, type Command, type Parsed } from './command.js';
 import { dim, write } from './output.js';
@@ -101,12 +101,11 @@ async function deployToLambda(file: string, env: Record<string, string>, values:
   const json = values.json === true;
   const timeout = duration(values.timeout as string | undefined, 'timeout');
   const hostEnv = envWithFlags(values);
-  const folder = basename(file).startsWith('index.') ? basename(dirname(file)) : basename(file).replace(/\.[cm]?[jt]s$/, '');
   const started = Date.now();
   const result = await deployLambda({
     entry: file,
     // Kept (and replaced by the next deploy), so the zip of a dry run can be looked at or deployed by other means.
-    outdir: join(microFnHome(hostEnv), 'builds', 'lambda', folder),
+    outdir: join(microFnHome(hostEnv), 'builds', 'lambda', entryName(file)),
     env,
     role: values.role as string | undefined,
     region: values.region as string | undefined,

@@ -5,6 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Router, UserError, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
+import { usesNats } from '../../runtime/plugins/resolve.js';
 import { CloudflareApi, type UploadMetadata } from './api.js';
 import { MAIN_MODULE, buildCloudflare, type CloudflareBuild } from './build.js';
 import { wranglerToml } from './wrangler.js';
@@ -70,7 +71,7 @@ export async function deployCloudflare(options: CloudflareDeployOptions): Promis
   }
   const vars = options.vars ?? {};
   // The NATS plugins only when the configuration names NATS: workerd compiles every uploaded module at start.
-  const nats = vars.MICRO_REGISTRY === 'nats' || vars.MICRO_BROKER === 'nats' || vars.MICRO_BROKER === 'jetstream';
+  const nats = usesNats(vars);
   const build = await buildCloudflare(options.entry, { outdir: options.outdir, minify: true, nats });
   progress(`built ${relative(process.cwd(), build.file)} (${build.startSize} bytes loaded at start, ${build.artifacts.length} more modules${nats ? '' : ', without NATS'}) in ${build.ms} ms`);
   const compatibilityDate = options.compatibilityDate ?? COMPATIBILITY_DATE;

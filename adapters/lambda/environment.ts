@@ -148,8 +148,8 @@ export class LambdaEnvironment {
   }
 }
 
-/** The RIC's executable: aws-lambda-ric's `bin/index.mjs`. */
-function runtimeInterfaceClient(): string {
+/** The RIC's executable: aws-lambda-ric's `bin/index.mjs`; a UserError saying how to get it when it is not installed. */
+export function runtimeInterfaceClient(): string {
   try {
     return join(dirname(createRequire(import.meta.url).resolve('aws-lambda-ric/package.json')), 'bin', 'index.mjs');
   } catch {

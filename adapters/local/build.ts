@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BuildOptions as EsbuildOptions, Metafile, Plugin } from 'esbuild';
@@ -44,6 +44,11 @@ export function resolveEntry(entry: string, cwd = process.cwd()): string {
   throw new UserError(`${entry} is a folder without ${ENTRY_FILES.join(', ')}`);
 }
 
+
+/** A short name for an entry file: its folder's for an index file (`examples/helloworld`), else the file's own. */
+export function entryName(file: string): string {
+  return basename(file).startsWith('index.') ? basename(dirname(file)) : basename(file).replace(/\.[cm]?[jt]s$/, '');
+}
 
 /** The micro-fn package root this code belongs to (source checkout or installed package). */
 export function packageRoot(): string {

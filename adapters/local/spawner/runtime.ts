@@ -108,12 +108,10 @@ export class LocalRuntime {
   #lambdaApi(req: IncomingMessage, res: NodeResponse): void {
     this.#lambda ??= import('../../lambda/endpoint.js').then(({ LambdaEndpoint }) => {
       const o = this.options;
-      const defaults: Record<string, string> = { MICRO_FN_HOME: o.home };
-      for (const [k, v] of Object.entries(o.env)) if (k.startsWith('MICRO_') && v !== undefined) defaults[k] = v;
       return new LambdaEndpoint({
         dir: join(o.home, 'lambda', this.#nodeId),
         // Like local functions, they reach serve's registry and broker unless their configuration says otherwise.
-        defaults,
+        defaults: this.#functionEnv(),
         maxEnvironments: o.concurrency,
         log: (name, requestId, line) => this.#logs.write(name, requestId, 'stdout', line),
       });
@@ -122,6 +120,14 @@ export class LocalRuntime {
       (endpoint) => endpoint.handle(req, res),
       () => res.writeHead(500).end(),
     );
+  }
+
+  /** What every function serve runs starts from: serve's own MICRO_* settings, and its MICRO_FN_HOME. */
+  #functionEnv(): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.options.env)) if (k.startsWith('MICRO_') && v !== undefined) env[k] = v;
+    env.MICRO_FN_HOME = this.options.home;
+    return env;
   }
 
   async #handle(request: ServerRequest): Promise<ServerResponse> {
@@ -144,9 +150,7 @@ export class LocalRuntime {
   /** Starts the function in `bundle` (a warm pool, its triggers), registers it, and retires its previous version. */
   async deploy(request: DeployRequest): Promise<FunctionInfo> {
     const o = this.options;
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(o.env)) if (k.startsWith('MICRO_') && v !== undefined) env[k] = v;
-    Object.assign(env, request.env, { MICRO_FN_HOME: o.home });
+    const env: Record<string, string> = { ...this.#functionEnv(), ...request.env, MICRO_FN_HOME: o.home };
     const size = request.pool ?? o.pool;
     let name = '(deploying)';
     const pool = new FunctionPool({

@@ -3,8 +3,7 @@
  * local Lambda API with an AWS SDK client for it.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { buildLambda, type LambdaBuildResult } from '../../../adapters/lambda/build.js';
 import { LambdaEndpoint } from '../../../adapters/lambda/endpoint.js';
+import { runtimeInterfaceClient } from '../../../adapters/lambda/environment.js';
 
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -22,10 +22,9 @@ export const root = fileURLToPath(new URL('../../..', import.meta.url));
  * (where .ci/run installs the tools) its absence is a failure.
  */
 export function ricAvailable(): boolean {
-  let ok = false;
+  let ok = true;
   try {
-    const dir = join(createRequire(import.meta.url).resolve('aws-lambda-ric/package.json'), '..');
-    ok = existsSync(join(dir, 'dist', 'rapid-client.node'));
+    runtimeInterfaceClient();
   } catch {
     ok = false;
   }
