@@ -13,7 +13,8 @@ function request(endpoint: string, body: unknown = {}): ServerRequest {
   return { id: crypto.randomUUID(), service: 'fn', endpoint, contentType: 'application/json', body: enc.encode(JSON.stringify(body)), metadata: new Metadata() };
 }
 
-function counting(delayMs = 0) {
+/** `hold`: milliseconds each call of Echo.Say sleeps, or a promise it waits for. */
+function counting(hold: number | Promise<void> = 0) {
   const calls: unknown[] = [];
   const definition: ServiceDefinition = {
     name: 'fn',
@@ -21,7 +22,8 @@ function counting(delayMs = 0) {
       Echo: {
         async Say(req: unknown) {
           calls.push(req);
-          if (delayMs) await sleep(delayMs);
+          if (typeof hold !== 'number') await hold;
+          else if (hold) await sleep(hold);
           return { echo: req };
         },
         Fail() {
@@ -60,16 +62,25 @@ once('serves the first request and refuses the next with a retryable 503 whose h
 });
 
 once('answers 20 concurrent HTTP requests with one handler run and 19 retryable 503s', async () => {
-  const { calls, definition } = counting(50);
+  // The handler that runs holds its reply until the other 19 have been answered, so all 20 are in flight at
+  // once however slowly they are sent (the first fetch of a process loads its HTTP client: ~0.1 s).
+  let release!: () => void;
+  const { calls, definition } = counting(new Promise<void>((resolve) => (release = resolve)));
   const registry = createMemoryRegistry();
   const transport = createHttpTransport();
   const fn = createFunction(definition, { registry, transport, address: '127.0.0.1:0' });
   open.push(fn);
   await fn.start();
   const node = { id: fn.service.id, address: fn.service.address!, metadata: {} };
+  let answered = 0;
+  const send = async (i: number) => {
+    const response = await transport.call(node, request('Echo.Say', { i }));
+    if (response.error && ++answered === 19) release();
+    return response;
+  };
   try {
     const responses = await withTimeout(
-      Promise.all(Array.from({ length: 20 }, (_, i) => transport.call(node, request('Echo.Say', { i })))),
+      Promise.all(Array.from({ length: 20 }, (_, i) => send(i))),
       5000,
       '20 concurrent calls',
     );
