@@ -113,7 +113,11 @@ export class MicroFunction {
   async #onRequest(request: ServerRequest, reply: Reply): Promise<void> {
     if (request.probe || request.endpoint === HEALTH_ENDPOINT) return reply(await this.service.dispatcher.handle(request));
     if (this.#state !== 'waiting') return reply(this.service.dispatcher.errorResponse(request, this.#refusal()));
-    this.#take();
+    // #take(), written out: a probe has run this function, so in a warm instance nothing on the way to the
+    // handler runs for the first time (V8 compiles a function at its first call: ~0.1 ms on a cold CPU).
+    this.#state = 'serving';
+    clearTimeout(this.#idleTimer);
+    setTimeout(this.#unsubscribe, 0);
     const response = await this.service.dispatcher.handle(request);
     try {
       await reply(response);
@@ -136,11 +140,18 @@ export class MicroFunction {
     await this.#finish({ kind: 'message', topic: delivery.message.topic, ...outcome });
   }
 
+  /** Refuses every other request and message from now on. */
   #take(): void {
     this.#state = 'serving';
     clearTimeout(this.#idleTimer);
-    void this.service.unsubscribe();
+    setTimeout(this.#unsubscribe, 0);
   }
+
+  /**
+   * Stops taking broker messages; one that still comes is refused at once (nak without delay). It runs after
+   * the invocation has started, off the path to the handler.
+   */
+  readonly #unsubscribe = (): void => void this.service.unsubscribe();
 
   #refusal(): MicroError {
     return errors.unavailable(this.name, `function ${this.name} has already taken its one invocation; try another instance`);

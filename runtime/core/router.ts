@@ -42,6 +42,9 @@ export interface ServiceDefinition {
   afterStop?: Hook | Hook[];
 }
 
+/** The endpoint a health probe asks for. It never uses up a one-shot function's invocation. */
+export const HEALTH_ENDPOINT = 'Debug.Health';
+
 type Bound = (request: unknown, ctx: Context) => unknown;
 type BoundSubscriber = (payload: unknown, ctx: MessageContext) => void | Promise<void>;
 
@@ -49,13 +52,18 @@ type BoundSubscriber = (payload: unknown, ctx: MessageContext) => void | Promise
 export class Router {
   readonly #handlers = new Map<string, (ctx: Context, request: unknown) => Promise<unknown>>();
   readonly #subscribers = new Map<string, (ctx: MessageContext, payload: unknown) => Promise<void>>();
+  /**
+   * The built-in health handler, which no wrapper sees. It is made like every endpoint's, so a probe runs the
+   * code an invocation runs: that is how a warm process has it compiled before its one invocation comes.
+   */
+  readonly #health = wrap([], bind(health));
 
   constructor(definition: ServiceDefinition) {
     const wrappers = definition.wrappers ?? [];
     for (const [group, target] of Object.entries(definition.handlers ?? {})) {
       if (!/^[A-Za-z_$][\w$]*$/.test(group)) throw new TypeError(`handler group name "${group}" must be an identifier, like "Greeter"`);
       for (const [method, fn] of methodsOf(target)) {
-        this.#handlers.set(`${group}.${method}`, wrap(wrappers, (ctx, req) => fn(req, ctx)));
+        this.#handlers.set(`${group}.${method}`, wrap(wrappers, bind(fn)));
       }
     }
     const subWrappers = definition.subscriberWrappers ?? [];
@@ -65,8 +73,9 @@ export class Router {
     }
   }
 
+  /** The handler chain of `endpoint`; for HEALTH_ENDPOINT, always the built-in health handler. */
   handler(endpoint: string): ((ctx: Context, request: unknown) => Promise<unknown>) | undefined {
-    return this.#handlers.get(endpoint);
+    return endpoint === HEALTH_ENDPOINT ? this.#health : this.#handlers.get(endpoint);
   }
 
   subscriber(topic: string): ((ctx: MessageContext, payload: unknown) => Promise<void>) | undefined {
@@ -98,6 +107,13 @@ function methodsOf(target: object): [string, Bound][] {
     }
   }
   return [...found];
+}
+
+const health = () => ({ status: 'ok' });
+
+/** A handler as the chain calls it: context first. */
+function bind(fn: Bound): (ctx: Context, request: unknown) => unknown {
+  return (ctx, request) => fn(request, ctx);
 }
 
 function wrap(wrappers: HandlerWrapper[], inner: (ctx: Context, request: unknown) => unknown) {

@@ -5,11 +5,10 @@ import type { Logger } from './context.js';
 import { errors, isMicroError, toMicroError, type MicroError } from './errors.js';
 import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
-import type { Router } from './router.js';
+import { HEALTH_ENDPOINT, type Router } from './router.js';
 import type { ServerRequest, ServerResponse } from './transport.js';
 
-/** The endpoint a health probe asks for. It never uses up a one-shot function's invocation. */
-export const HEALTH_ENDPOINT = 'Debug.Health';
+export { HEALTH_ENDPOINT } from './router.js';
 
 export interface DispatcherOptions {
   service: string;
@@ -52,7 +51,7 @@ export class Dispatcher {
     const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
     try {
       if (!probe && request.service && request.service !== service) throw errors.notFound(service, `service ${request.service} not found`);
-      const handler = probe ? health : router.handler(request.endpoint);
+      const handler = router.handler(probe ? HEALTH_ENDPOINT : request.endpoint);
       if (!handler) throw errors.notFound(service, `endpoint ${request.endpoint || '(none)'} not found on service ${service}`);
       const codec = this.#codec(request.contentType);
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
@@ -122,8 +121,6 @@ function decodeAs(codec: Codec, body: Uint8Array, service: string): unknown {
     throw errors.badRequest(service, `could not decode the request as ${codec.contentType}`, { cause: err });
   }
 }
-
-const health = async () => ({ status: 'ok' });
 
 /** The deadline a request carries: `Micro-Timeout` (milliseconds left when it was sent) from now. */
 function deadlineOf(metadata: Metadata): number | undefined {
