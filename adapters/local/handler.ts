@@ -110,46 +110,71 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   const { Socket } = await import('node:net');
   const channel = new Socket({ fd: IPC_FD, readable: true, writable: true });
   const send = (message: FromFunction) => new Promise<void>((resolve, reject) => channel.write(encodeMessage(message), (err) => (err ? reject(err) : resolve())));
+  let plugins: Promise<Plugins> | undefined;
   let fn: MicroFunction | undefined;
+  let os: typeof import('node:os') | undefined;
+  let taken = false;
+  let pending: ToFunction | undefined;
+  // Answered: what is left (stopping, exiting) must not compete with the caller's side for the CPU, so the
+  // main thread drops to the lowest priority (raising niceness needs no privilege). Cold starts skip it.
+  const answered = async () => os?.setPriority(19);
+  const exit = async (code: number) => {
+    try {
+      await fn!.stop();
+      await (await plugins)?.close();
+    } catch (err) {
+      console.error(err);
+    }
+    process.exit(code);
+  };
   // Read at once: the invocation of a cold start may already be waiting in the pipe.
-  const invocation = new Promise<ToFunction>((resolve) => {
-    let taken = false;
-    readMessages<ToFunction | IpcPing>(channel, (message) => {
+  readMessages<ToFunction | IpcPing>(channel, (message) => {
+    if (message.type === 'ping') {
       // A warm process's ping: while nobody waits, a health probe takes the very path of an invocation (this
-      // reader, the dispatcher, the codec, the reply's wire form) so V8 has compiled it when the real one comes.
-      if (message.type === 'ping') return void invoke(fn!, WARM_UP, async () => {}).then(() => send({ type: 'pong' }));
-      if (!taken) (taken = true), resolve(message);
-    });
+      // reader, serveOne, the router, the dispatcher, the codec, the reply's wire form), so V8 has compiled
+      // that code when the real one comes.
+      void Promise.all([serveOne(fn!, WARM_UP, async () => {}, async () => {}), import('node:os').then((m) => (os = m))]).then(() => send({ type: 'pong' }));
+      return;
+    }
+    if (taken) return;
+    taken = true;
+    if (!fn) return void (pending = message);
+    // Started right here, not through a promise or a new function: a warm process was idle, and on a cold CPU
+    // every hop and every function run for the first time (compiled then) costs tens of microseconds.
+    void serveOne(fn, message, send, answered).then(exit);
   });
   // The spawner went away: nobody is waiting for us.
   channel.once('end', () => process.exit(0));
   channel.once('error', () => process.exit(0));
-  let plugins: Promise<Plugins> | undefined;
   const load = () => (plugins ??= resolvePlugins(env));
-  fn = createFunction(definition, { client: new Client({ load }), env });
-  await fn.start();
-  const router = fn.service.router;
-  await send({ type: 'ready', name: fn.name, version: fn.service.version, endpoints: router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), topics: router.topics });
-  const message = await invocation;
-  let code = 0;
+  const created = createFunction(definition, { client: new Client({ load }), env });
+  await created.start();
+  fn = created;
+  if (pending) void serveOne(fn, pending, send, answered).then(exit);
+  const router = created.service.router;
+  await send({ type: 'ready', name: created.name, version: created.service.version, endpoints: router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), topics: router.topics });
+}
+
+/** Runs the one invocation, sends its answer, then calls `answered`; resolves with the exit code (1 after a 5xx). */
+async function serveOne(fn: MicroFunction, message: ToFunction, send: (message: FromFunction) => Promise<void>, answered: () => Promise<void>): Promise<number> {
+  const answer = async (m: FromFunction) => {
+    await send(m);
+    await answered().catch(() => {});
+  };
   try {
     if (message.type === 'invoke') {
       // The reply is sent from inside the invocation: the function stops only once it is written.
-      code = (await invoke(fn, message, send)).status >= 500 ? 1 : 0;
-    } else {
-      const { id, topic, headers, body, attempt } = message;
-      const outcome = await fn.deliver({ id, topic, headers, body: encoder.encode(body) }, attempt);
-      code = outcome.error && outcome.error.code >= 500 ? 1 : 0;
-      await send({ type: 'settled', ok: outcome.ok, error: outcome.error?.toJSON() });
+      return (await invoke(fn, message, answer)).status >= 500 ? 1 : 0;
     }
+    const { id, topic, headers, body, attempt } = message;
+    const outcome = await fn.deliver({ id, topic, headers, body: encoder.encode(body) }, attempt);
+    await answer({ type: 'settled', ok: outcome.ok, error: outcome.error?.toJSON() });
+    return outcome.error && outcome.error.code >= 500 ? 1 : 0;
   } catch (err) {
-    code = 1;
-    await send({ type: 'reply', status: 500, contentType: 'application/json', body: JSON.stringify(errors.internal(definition.name, 'internal server error')), metadata: {} }).catch(() => {});
+    await send({ type: 'reply', status: 500, contentType: 'application/json', body: JSON.stringify(errors.internal(fn.name, 'internal server error')), metadata: {} }).catch(() => {});
     console.error(err);
+    return 1;
   }
-  await fn.stop();
-  await (await plugins)?.close();
-  process.exit(code);
 }
 
 /** The probe a warm process runs on its ping; a health probe never uses up the one invocation. */

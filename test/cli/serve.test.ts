@@ -129,6 +129,17 @@ local('kills an invocation past its timeout and answers 408', async () => {
   assert.is(fine.status, 200);
 });
 
+local('kills a process that lingers after its answer, and refills the pool', async () => {
+  await ok(['deploy', 'test/fixtures/linger', '--pool', '1', '--timeout', '500ms']);
+  const { pid } = (await (await post('/linger/Linger.Pid', '{}')).json()) as { pid: number };
+  await eventually(() => !alive(pid), 5000, `lingering process ${pid} is stopped`);
+  await eventually(async () => {
+    const { functions } = (await (await post('/micro-fn/Runtime.List', '{}')).json()) as { functions: { name: string; stats: { warm: number } }[] };
+    return functions.find((f) => f.name === 'linger')?.stats.warm === 1;
+  }, 5000, 'a warm process again');
+  await ok(['remove', 'linger']);
+});
+
 local('answers 429 at once when the concurrency limit and the queue are full', async () => {
   await ok(['deploy', 'test/fixtures/big', '--concurrency', '1', '--queue', '1', '--timeout', '10s']);
   const calls = [0, 1, 2, 3].map(() => post('/big/Big.Slow', '{"ms":700}'));

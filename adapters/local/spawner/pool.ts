@@ -58,8 +58,9 @@ export class FunctionPool {
     } catch (err) {
       return failure(err as MicroError, message);
     }
+    let worker: Worker | undefined;
     try {
-      const worker = await this.#take();
+      worker = await this.#take();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeout)));
       const result = await Promise.race([worker.run(message, message.id), timedOut]);
@@ -73,10 +74,22 @@ export class FunctionPool {
       return failure(errors.internal(name, `${name} could not be started: ${(err as Error).message}`), message);
     } finally {
       this.#releaseSlot();
-      // Refill once the reply is on its way: spawn() forks this process synchronously (milliseconds), and the
-      // new process competes for the CPU, so it must not sit between the function's answer and the caller.
-      setImmediate(() => this.refill());
+      if (worker) this.#retire(worker);
+      else this.refill();
     }
+  }
+
+  /**
+   * Replaces a used process once it has exited. Starting the next one takes a core for tens of milliseconds
+   * (and spawn() forks this process synchronously), so it waits until the reply has reached the caller: the
+   * used process's exit takes about that long. A process still there `timeout` ms after its answer is killed.
+   */
+  #retire(worker: Worker): void {
+    const linger = setTimeout(() => worker.kill(), this.options.timeout).unref();
+    void worker.exited.then(() => {
+      clearTimeout(linger);
+      this.refill();
+    });
   }
 
   /** A running slot; a caller past the bounded queue gets 429, a broker message waits (a 429 would only fail it). */
