@@ -66,6 +66,20 @@ local('runs every invocation in a fresh, single-use process', async () => {
   for (const pid of pids) await eventually(() => !alive(pid), 5000, `process ${pid} exits after its invocation`);
 });
 
+local('with --pool 0, starts a process for each invocation as it comes, and keeps none waiting', async () => {
+  await ok(['deploy', 'test/fixtures/big', '--pool', '0']);
+  const pids: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const res = await post('/big/Big.Pid', '{}');
+    assert.is(res.status, 200);
+    pids.push(((await res.json()) as { pid: number }).pid);
+  }
+  assert.is(new Set(pids).size, 2, `pids ${pids.join(', ')}`);
+  const { functions } = (await (await post('/micro-fn/Runtime.List', '{}')).json()) as { functions: { name: string; stats: { warm: number; starting: number } }[] };
+  const { warm, starting } = functions.find((f) => f.name === 'big')!.stats;
+  assert.equal({ warm, starting }, { warm: 0, starting: 0 });
+});
+
 local('hands an 8 MiB reply back whole, and a request with line breaks and non-ASCII text intact', async () => {
   const size = 8 << 20;
   const big = (await (await post('/big/Big.Get', JSON.stringify({ size }))).json()) as { data: string };
