@@ -28,6 +28,12 @@ const ok = async (args: string[]) => {
 const post = (path: string, body: string, headers: Record<string, string> = {}) =>
   withTimeout(fetch(`${gateway}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } }), 15000, `POST ${path}`);
 
+/** A deployed function's pool figures, as `Runtime.List` reports them. */
+async function poolStats(name: string): Promise<{ warm: number; starting: number } | undefined> {
+  const { functions } = (await (await post('/micro-fn/Runtime.List', '{}')).json()) as { functions: { name: string; stats: { warm: number; starting: number } }[] };
+  return functions.find((f) => f.name === name)?.stats;
+}
+
 // ---
 const local = suite('micro-fn serve');
 
@@ -75,8 +81,7 @@ local('with --pool 0, starts a process for each invocation as it comes, and keep
     pids.push(((await res.json()) as { pid: number }).pid);
   }
   assert.is(new Set(pids).size, 2, `pids ${pids.join(', ')}`);
-  const { functions } = (await (await post('/micro-fn/Runtime.List', '{}')).json()) as { functions: { name: string; stats: { warm: number; starting: number } }[] };
-  const { warm, starting } = functions.find((f) => f.name === 'big')!.stats;
+  const { warm, starting } = (await poolStats('big'))!;
   assert.equal({ warm, starting }, { warm: 0, starting: 0 });
 });
 
@@ -147,10 +152,7 @@ local('kills a process that lingers after its answer, and refills the pool', asy
   await ok(['deploy', 'test/fixtures/linger', '--pool', '1', '--timeout', '500ms']);
   const { pid } = (await (await post('/linger/Linger.Pid', '{}')).json()) as { pid: number };
   await eventually(() => !alive(pid), 5000, `lingering process ${pid} is stopped`);
-  await eventually(async () => {
-    const { functions } = (await (await post('/micro-fn/Runtime.List', '{}')).json()) as { functions: { name: string; stats: { warm: number } }[] };
-    return functions.find((f) => f.name === 'linger')?.stats.warm === 1;
-  }, 5000, 'a warm process again');
+  await eventually(async () => (await poolStats('linger'))?.warm === 1, 5000, 'a warm process again');
   await ok(['remove', 'linger']);
 });
 
