@@ -6,6 +6,7 @@
  *      the same work;
  *  (c) invocations per second at concurrency 8 vs the rate plain `node` starts the same bundle (target ≥ 0.9×),
  *      with the spawner's peak RSS.
+ * BENCH_PARTS=b (letters) runs only some of them; BENCH_SECONDS sets the length of (c), 30 s by default.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,9 +21,18 @@ const BODY = '{"name":"Ada"}';
 
 interface Options {
   seconds?: number;
+  /** Which of (a), (b), (c) to run, as letters. */
+  parts?: string;
 }
 
-export async function benchSpawner({ seconds = Number(process.env.BENCH_SECONDS ?? 30) }: Options = {}): Promise<string[]> {
+/** What the three parts share: the CLI's environment, the servers to stop, and the plain-node baseline. */
+interface Setup {
+  cliEnv: Record<string, string>;
+  servers: ChildProcess[];
+  plainNode: () => Promise<number>;
+}
+
+export async function benchSpawner({ seconds = Number(process.env.BENCH_SECONDS ?? 30), parts = process.env.BENCH_PARTS ?? 'abc' }: Options = {}): Promise<string[]> {
   const home = mkdtempSync(join(tmpdir(), 'micro-fn-bench-'));
   // What a function process gets: MICRO_* only (no NODE_EXTRA_CA_CERTS and the like), for both sides.
   const fnEnv = { MICRO_FN_HOME: home, MICRO_REGISTRY: 'local', MICRO_BROKER: 'local' };
@@ -38,83 +48,92 @@ export async function benchSpawner({ seconds = Number(process.env.BENCH_SECONDS 
 const r = await m.invokeOnce(m.definition, { endpoint: 'Greeter.Hello', body: new TextEncoder().encode(${JSON.stringify(BODY)}) }, process.env);
 process.stdout.write(new TextDecoder().decode(r.body) + '\\n');`,
     );
-    const plainNode = () => timed(process.execPath, [runner], fnEnv);
-
-    // (a) cold
-    const cold = await startServe(['--pool', '0'], cliEnv, servers);
-    await cliRun(['deploy', 'examples/helloworld'], cliEnv);
-    const coldOurs: number[] = [];
-    const coldBase: number[] = [];
-    for (let i = 0; i < 33; i++) {
-      const t = performance.now();
-      await call(cold, 'helloworld');
-      if (i >= 3) coldOurs.push(performance.now() - t);
-      const b = await plainNode();
-      if (i >= 3) coldBase.push(b);
-    }
-    const ca = summarize(coldOurs);
-    const cb = summarize(coldBase);
-    out.push(
-      `(a) cold invocation via gateway (--pool 0)   p50 ${fmt(ca.p50)}  p99 ${fmt(ca.p99)}  (n=${ca.n})`,
-      `    plain node starting the bundle           p50 ${fmt(cb.p50)}  p99 ${fmt(cb.p99)}`,
-      `    ratio at p50: ${ratio(ca.p50, cb.p50)}  (target ≤ 1.15×)`,
-    );
-    await stopServe(servers);
-
-    // (b) warm
-    const warm = await startServe(['--pool', '2'], cliEnv, servers);
-    await cliRun(['deploy', 'examples/helloworld'], cliEnv);
-    const bareUrl = `${await startBare(servers)}/helloworld/Greeter.Hello`;
-    const warmOurs: number[] = [];
-    const warmBase: number[] = [];
-    for (let i = 0; i < 410; i++) {
-      // A warm invocation: the pool is full again (its refill has finished starting). Waiting for it keeps
-      // the machine lightly busy, as a spawner with traffic is; both sides are measured in that state.
-      await poolFull(warm, 'helloworld', 2);
-      // The baseline first: after our call the used process exits and the spawner refills (a process starting),
-      // and the baseline must not pay for that.
-      const tb = performance.now();
-      await post(bareUrl);
-      if (i >= 10) warmBase.push(performance.now() - tb);
-      const t = performance.now();
-      await call(warm, 'helloworld');
-      if (i >= 10) warmOurs.push(performance.now() - t);
-    }
-    const wa = summarize(warmOurs);
-    const wb = summarize(warmBase);
-    out.push(
-      `(b) warm-pool invocation via gateway         p50 ${fmt(wa.p50)}  p99 ${fmt(wa.p99)}  (n=${wa.n}; targets 2.5 ms / 6 ms)`,
-      `    long-running node:http server process    p50 ${fmt(wb.p50)}  p99 ${fmt(wb.p99)}`,
-      `    ratio at p50: ${ratio(wa.p50, wb.p50)}`,
-    );
-    await stopServe(servers);
-
-    // (c) throughput
-    const busy = await startServe(['--pool', '8', '--concurrency', '8', '--quiet'], cliEnv, servers);
-    await cliRun(['deploy', 'examples/helloworld'], cliEnv);
-    const serveChild = servers[servers.length - 1]!;
-    // Six alternating slices each, so both sides see the same machine: its speed drifts over a minute. Each
-    // slice starts with an uncounted second, so the pool a slice inherits full does not count for it.
-    const rounds = 6;
-    const slice = async (op: () => Promise<unknown>) => (await rate(1, 8, op), (await rate(seconds / rounds, 8, op)) / rounds);
-    let ours = 0;
-    let base = 0;
-    for (let r = 0; r < rounds; r++) {
-      const sides = [async () => (ours += await slice(() => call(busy, 'helloworld'))), async () => (base += await slice(plainNode))];
-      for (const side of r % 2 ? sides.reverse() : sides) await side();
-    }
-    const peak = peakRss(serveChild.pid!);
-    await stopServe(servers);
-    out.push(
-      `(c) invocations/s at concurrency 8, ${seconds} s each in ${rounds} alternating slices   ${ours.toFixed(1)}/s  (spawner peak RSS ${peak})`,
-      `    plain node starts of the bundle          ${base.toFixed(1)}/s`,
-      `    ratio: ${(ours / base).toFixed(2)}×  (target ≥ 0.9×)`,
-    );
+    const setup: Setup = { cliEnv, servers, plainNode: () => timed(process.execPath, [runner], fnEnv) };
+    if (parts.includes('a')) out.push(...(await cold(setup)));
+    if (parts.includes('b')) out.push(...(await warm(setup)));
+    if (parts.includes('c')) out.push(...(await throughput(setup, seconds)));
     return out;
   } finally {
     await stopServe(servers);
     rmSync(home, { recursive: true, force: true });
   }
+}
+
+/** (a) */
+async function cold({ cliEnv, servers, plainNode }: Setup): Promise<string[]> {
+  const gateway = await startServe(['--pool', '0'], cliEnv, servers);
+  await cliRun(['deploy', 'examples/helloworld'], cliEnv);
+  const ours: number[] = [];
+  const base: number[] = [];
+  for (let i = 0; i < 33; i++) {
+    const t = performance.now();
+    await call(gateway, 'helloworld');
+    if (i >= 3) ours.push(performance.now() - t);
+    const b = await plainNode();
+    if (i >= 3) base.push(b);
+  }
+  await stopServe(servers);
+  const a = summarize(ours);
+  const b = summarize(base);
+  return [
+    `(a) cold invocation via gateway (--pool 0)   p50 ${fmt(a.p50)}  p99 ${fmt(a.p99)}  (n=${a.n})`,
+    `    plain node starting the bundle           p50 ${fmt(b.p50)}  p99 ${fmt(b.p99)}`,
+    `    ratio at p50: ${ratio(a.p50, b.p50)}  (target ≤ 1.15×)`,
+  ];
+}
+
+/** (b) */
+async function warm({ cliEnv, servers }: Setup): Promise<string[]> {
+  const gateway = await startServe(['--pool', '2'], cliEnv, servers);
+  await cliRun(['deploy', 'examples/helloworld'], cliEnv);
+  const bareUrl = `${await startBare(servers)}/helloworld/Greeter.Hello`;
+  const ours: number[] = [];
+  const base: number[] = [];
+  for (let i = 0; i < 410; i++) {
+    // A warm invocation: the pool is full again (its refill has finished starting). Waiting for it keeps
+    // the machine lightly busy, as a spawner with traffic is; both sides are measured in that state.
+    await poolFull(gateway, 'helloworld', 2);
+    // The baseline first: after our call the used process exits and the spawner refills (a process starting),
+    // and the baseline must not pay for that.
+    const tb = performance.now();
+    await post(bareUrl);
+    if (i >= 10) base.push(performance.now() - tb);
+    const t = performance.now();
+    await call(gateway, 'helloworld');
+    if (i >= 10) ours.push(performance.now() - t);
+  }
+  await stopServe(servers);
+  const a = summarize(ours);
+  const b = summarize(base);
+  return [
+    `(b) warm-pool invocation via gateway         p50 ${fmt(a.p50)}  p99 ${fmt(a.p99)}  (n=${a.n}; targets 2.5 ms / 6 ms)`,
+    `    long-running node:http server process    p50 ${fmt(b.p50)}  p99 ${fmt(b.p99)}`,
+    `    ratio at p50: ${ratio(a.p50, b.p50)}`,
+  ];
+}
+
+/** (c) */
+async function throughput({ cliEnv, servers, plainNode }: Setup, seconds: number): Promise<string[]> {
+  const gateway = await startServe(['--pool', '8', '--concurrency', '8', '--quiet'], cliEnv, servers);
+  await cliRun(['deploy', 'examples/helloworld'], cliEnv);
+  const serveChild = servers[servers.length - 1]!;
+  // Six alternating slices each, so both sides see the same machine: its speed drifts over a minute. Each
+  // slice starts with an uncounted second, so the pool a slice inherits full does not count for it.
+  const rounds = 6;
+  const slice = async (op: () => Promise<unknown>) => (await rate(1, 8, op), (await rate(seconds / rounds, 8, op)) / rounds);
+  let ours = 0;
+  let base = 0;
+  for (let r = 0; r < rounds; r++) {
+    const sides = [async () => (ours += await slice(() => call(gateway, 'helloworld'))), async () => (base += await slice(plainNode))];
+    for (const side of r % 2 ? sides.reverse() : sides) await side();
+  }
+  const peak = peakRss(serveChild.pid!);
+  await stopServe(servers);
+  return [
+    `(c) invocations/s at concurrency 8, ${seconds} s each in ${rounds} alternating slices   ${ours.toFixed(1)}/s  (spawner peak RSS ${peak})`,
+    `    plain node starts of the bundle          ${base.toFixed(1)}/s`,
+    `    ratio: ${(ours / base).toFixed(2)}×  (target ≥ 0.9×)`,
+  ];
 }
 
 function timed(cmd: string, args: string[], env: Record<string, string>): Promise<number> {
