@@ -5,6 +5,7 @@
  */
 import { HEALTH_ENDPOINT, MicroError, errors, headers as names, jsonCodec, type ServerResponse } from '../../runtime/index.js';
 import { errorHeaderValue, isTransportHeader, responseHeaders } from '../../runtime/plugins/http/headers.js';
+import { handMadeContentType } from '../../runtime/plugins/http/route.js';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from './events.js';
 import { withDeadline, type Runner } from './runner.js';
 
@@ -15,18 +16,19 @@ export async function handleHttp(event: APIGatewayProxyEventV2, context: Context
   const path = event.rawPath.replace(/\/+$/, '');
   const probe = method === 'GET' && (path.endsWith('/health') || path.endsWith('/healthz'));
   if (method !== 'POST' && !probe) return errorResult(id, errors.methodNotAllowed(runner.name, `${method} is not served: POST /<service>/<Service.Method>, or GET /health`));
-  const route = probe ? { service: runner.name, endpoint: HEALTH_ENDPOINT } : routeOf(event, path);
+  const route: Route | undefined = probe ? { service: runner.name, endpoint: HEALTH_ENDPOINT } : routeOf(event, path);
   if (!route) return errorResult(id, errors.badRequest(runner.name, 'name the endpoint: POST /<service>/<Service.Method>, or POST / with Micro-Service and Micro-Endpoint headers'));
   const metadata: Record<string, string> = {};
   for (const [key, value] of Object.entries(event.headers ?? {})) {
     // API Gateway's own x-forwarded-* describe the connection, as Host does.
     if (value !== undefined && !isTransportHeader(key) && !key.startsWith('x-forwarded-')) metadata[key] = value;
   }
+  const contentType = event.headers?.[names.contentType] ?? jsonCodec.contentType;
   const response = await runner.invoke({
     id,
     service: route.service,
     endpoint: route.endpoint,
-    contentType: event.headers?.[names.contentType] ?? jsonCodec.contentType,
+    contentType: route.byPath ? handMadeContentType(contentType) : contentType,
     body: event.body === undefined ? new Uint8Array() : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8'),
     metadata: withDeadline(metadata, context.getRemainingTimeInMillis()),
     probe,
@@ -34,11 +36,18 @@ export async function handleHttp(event: APIGatewayProxyEventV2, context: Context
   return result(id, response);
 }
 
+interface Route {
+  service: string;
+  endpoint: string;
+  /** Named by the path, not the headers: a hand-made request (see handMadeContentType). */
+  byPath?: boolean;
+}
+
 /**
  * The service and endpoint from the headers, else from the last two path segments: an API Gateway stage
  * (`/prod/helloworld/Greeter.Hello`) comes before them.
  */
-function routeOf(event: APIGatewayProxyEventV2, path: string): { service: string; endpoint: string } | undefined {
+function routeOf(event: APIGatewayProxyEventV2, path: string): Route | undefined {
   const endpoint = event.headers?.[names.endpoint];
   if (endpoint) return { service: event.headers?.[names.service] ?? '', endpoint };
   let segments: string[];
@@ -48,7 +57,7 @@ function routeOf(event: APIGatewayProxyEventV2, path: string): { service: string
     return undefined; // a malformed %-escape
   }
   if (segments.length < 2) return undefined;
-  return { service: segments.at(-2)!, endpoint: segments.at(-1)! };
+  return { service: segments.at(-2)!, endpoint: segments.at(-1)!, byPath: true };
 }
 
 function result(id: string, response: ServerResponse): APIGatewayProxyStructuredResultV2 {

@@ -42,13 +42,19 @@ export function route(method: string | undefined, path: string, contentLength: s
     } catch {
       return errors.badRequest(id, `the path ${path} is not valid percent-encoding`);
     }
-    // `curl -d '{…}'` labels its body as a form, and fetch() a string as text/plain, unless told otherwise;
-    // on this path, meant for hand-made requests, either is taken as JSON.
-    if (/^(application\/x-www-form-urlencoded|text\/plain)\b/.test(request.contentType)) request.contentType = 'application/json';
+    request.contentType = handMadeContentType(request.contentType);
   }
   if (!request.endpoint) return errors.badRequest(request.service || 'micro-fn', 'the request names no endpoint: set the Micro-Endpoint header or POST /<service>/<Service.Method>');
   if (contentLength !== undefined && Number(contentLength) > max) return tooLarge(request.service, max);
   return undefined;
+}
+
+/**
+ * The content type of a request routed by its path, which is meant for hand-made requests: `curl -d '{…}'`
+ * labels its body as a form, and fetch() a string as text/plain, unless told otherwise; either is taken as JSON.
+ */
+export function handMadeContentType(contentType: string): string {
+  return /^(application\/x-www-form-urlencoded|text\/plain)\b/.test(contentType) ? 'application/json' : contentType;
 }
 
 /** The 413 for a body over `max` bytes. */

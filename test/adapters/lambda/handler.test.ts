@@ -125,6 +125,19 @@ url('routes mucp headers on POST / and decodes a base64 body', async () => {
   assert.is((JSON.parse(r.body) as { message: string }).message, 'Hello Grace');
 });
 
+url('takes a form or text body on the path route as JSON (curl -d, fetch with a string), as the gateway does', async () => {
+  for (const type of ['application/x-www-form-urlencoded', 'text/plain;charset=UTF-8']) {
+    const r = (await invoke(httpEvent('POST', '/lambda-fixture/Fixture.Hello', '{"name":"Ada"}', { 'content-type': type }))) as HttpResult;
+    assert.is(r.statusCode, 200, type);
+    assert.is((JSON.parse(r.body) as { message: string }).message, 'Hello Ada');
+  }
+  // Named by its headers, a request means what it says.
+  const headers = { 'micro-service': 'lambda-fixture', 'micro-endpoint': 'Fixture.Hello', 'content-type': 'text/plain' };
+  const r = (await invoke(httpEvent('POST', '/', '{"name":"Ada"}', headers))) as HttpResult;
+  assert.is(r.statusCode, 400);
+  assert.match(r.body, 'unsupported content type text/plain');
+});
+
 url('answers errors as error JSON with the matching status and Micro-Error', async () => {
   const refused = (await invoke(httpEvent('POST', '/lambda-fixture/Fixture.Hello', '{}'))) as HttpResult;
   assert.is(refused.statusCode, 400);
