@@ -9,6 +9,11 @@ import { connectNats, natsConnectionOptions } from './connection.js';
 export type NatsRegistryOptions = ({ address: string; connection?: undefined } | { connection: NatsConnection; address?: undefined }) & {
   /** The KV bucket, created with history 1 and no max age when missing. Default `micro_fn_registry`. */
   bucket?: string;
+  /**
+   * Milliseconds a delete marker stays in the bucket before a later deregistration of its service sweeps it
+   * away (watches learn of a delete from its marker as it is written). Default 5000.
+   */
+  markerAge?: number;
 };
 
 type Description = Omit<ServiceRecord, 'nodes'>;
@@ -27,6 +32,10 @@ interface Watch {
 }
 
 const ID = 'nats-registry';
+const DEFAULT_MARKER_AGE = 5000;
+/** A sweep reads for at most this long, and purges at most this many markers (the rest go next time). */
+const SWEEP_TIMEOUT = 2000;
+const SWEEP_MAX = 256;
 const ignore = () => {};
 const utf8 = new TextEncoder();
 
@@ -85,7 +94,9 @@ const fail = (what: string) => (err: unknown) => Promise.reject(translate(err, w
 /**
  * A registry shared by every process that reaches one NATS server with JetStream: one key per node,
  * `<service>.<version>.<node id>` (tokens encoded), in a KV bucket without a max age, so a ttl-0 node (Lambda,
- * Workers: no heartbeat) stays until deregistered; readers skip expired nodes, getService deletes them. A watch
+ * Workers: no heartbeat) stays until deregistered; readers skip expired nodes, getService deletes them. A delete
+ * leaves a marker, which every read walks: a deregistration also sweeps its service's markers older than
+ * `markerAge`, so one-shot instances (each registers once and deregisters) do not slow reads down. A watch
  * follows the bucket (changes after the call; a delete when a known node expires). The connection opens on first
  * use and reconnects by itself; a watch resumes losing nothing once its ordered consumer misses heartbeats
  * (10-15 s after a server restart).
@@ -102,18 +113,21 @@ const fail = (what: string) => (err: unknown) => Promise.reject(translate(err, w
 export class NatsRegistry implements Registry {
   readonly bucket: string;
   readonly #options: NatsRegistryOptions;
+  readonly #markerAge: number;
   readonly #watches = new Set<Watch>();
   #connection: Promise<NatsConnection> | undefined;
   #kv: Promise<KV> | undefined;
   #closed = false;
 
   constructor(options: NatsRegistryOptions) {
-    const { address, connection, bucket = 'micro_fn_registry' } = options ?? ({} as NatsRegistryOptions);
+    const { address, connection, bucket = 'micro_fn_registry', markerAge = DEFAULT_MARKER_AGE } = options ?? ({} as NatsRegistryOptions);
     if ((address === undefined) === (connection === undefined)) throw new ConfigError('the NATS registry needs either { address: "nats://host:4222" } or { connection }');
     if (address !== undefined) natsConnectionOptions(address); // a ConfigError that shows the forms
     if (typeof bucket !== 'string' || !/^[-\w]+$/.test(bucket)) throw new ConfigError(`a KV bucket name is letters, digits, '-' and '_', like micro_fn_registry; got "${String(bucket)}"`);
+    if (typeof markerAge !== 'number' || !Number.isFinite(markerAge) || markerAge < 0) throw new ConfigError(`markerAge is milliseconds >= 0, like 5000; got ${String(markerAge)}`);
     this.#options = options;
     this.bucket = bucket;
+    this.#markerAge = markerAge;
   }
 
   /** Puts one key per node; a record without nodes changes nothing. */
@@ -135,11 +149,15 @@ export class NatsRegistry implements Registry {
     await Promise.all(service.nodes.map(put)).catch(fail(`cannot register ${service.name}`));
   }
 
-  /** Deletes the keys of the given nodes (leaving delete markers, which watches see); unknown nodes change nothing. */
+  /**
+   * Deletes the keys of the given nodes (leaving delete markers, which watches see), then sweeps the service's
+   * older markers; unknown nodes change nothing.
+   */
   async deregister(service: ServiceRecord): Promise<void> {
     if (!service || typeof service.name !== 'string' || typeof service.version !== 'string' || !Array.isArray(service.nodes) || service.nodes.length === 0) return;
     const kv = await this.#bucket();
     await Promise.all(service.nodes.map((n) => kv.delete(keyOf(service.name, service.version, String(n?.id))))).catch(fail(`cannot deregister ${service.name}`));
+    await this.#sweep(kv, `${token(service.name)}.>`).catch(ignore); // best effort: the next one tries again
   }
 
   /** Reads only this service's keys (kv.keys, then a get each): the client calls it on every request. */
@@ -189,6 +207,32 @@ export class NatsRegistry implements Registry {
     if (this.#closed) throw new MicroError(ID, 503, 'registry is closed');
     // Binds to the bucket or creates it: history 1, file storage, no max_age (ttl-0 nodes must stay).
     return nc.jetstream().views.kv(this.bucket, { history: 1 }).catch(fail(`cannot open the KV bucket ${this.bucket}`));
+  }
+
+  /**
+   * Purges the delete markers under `filter` older than `markerAge` from the bucket's stream, each up to its own
+   * revision: a value put on that key since stays. Reads only headers, for at most SWEEP_TIMEOUT.
+   */
+  async #sweep(kv: KV, filter: string): Promise<void> {
+    const cutoff = Date.now() - this.#markerAge;
+    const stale: KvEntry[] = [];
+    let initialized = false;
+    const iterator = await kv.watch({ key: filter, headers_only: true, initializedFn: () => (initialized = true) });
+    // Called before watch() returned with nothing received: there is nothing under the filter.
+    if (initialized && iterator.getReceived() === 0) return iterator.stop();
+    const timer = setTimeout(() => iterator.stop(), SWEEP_TIMEOUT);
+    try {
+      for await (const entry of iterator) {
+        if (entry.operation !== 'PUT' && entry.created.getTime() <= cutoff && stale.length < SWEEP_MAX) stale.push(entry);
+        if (!entry.delta) break; // the last entry there was when the watch began
+      }
+    } finally {
+      clearTimeout(timer);
+      iterator.stop();
+    }
+    if (stale.length === 0) return;
+    const jsm = await (this.#options.connection ?? (await this.#connection!)).jetstreamManager();
+    await Promise.all(stale.map((e) => jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${e.key}`, seq: e.revision + 1 })));
   }
 
   /** Live values under `filter`. Expired ones are deleted, on condition that nobody refreshed them meanwhile. */

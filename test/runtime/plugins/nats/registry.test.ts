@@ -112,6 +112,31 @@ if (natsAvailable()) {
     await eventually(async () => (await kv.get('lambda-fn.1=2E0=2E0.brief'))?.operation === 'DEL', 3000, 'getService deleting the expired key');
   });
 
+  NatsRegistrySuite('a deregistration sweeps its service’s delete markers older than markerAge out of the bucket', async (ctx) => {
+    const jsm = await (await adminConnection()).jetstreamManager();
+    const stored = async () => (await jsm.streams.info(`KV_${ctx.bucket}`)).state.messages;
+    // One-shot instances: each registers once and deregisters. A watch opened before still sees each delete.
+    const keeping = ctx.open({ markerAge: 60_000 });
+    const events = keeping.watch({ service: 'oneshot', signal: ctx.controller.signal })[Symbol.asyncIterator]();
+    await keeping.register(serviceRecord('other', '1.0.0', ['stays'])); // returns once the watch follows the bucket
+    for (let i = 0; i < 5; i++) {
+      await keeping.register(serviceRecord('oneshot', '1.0.0', [`k${i}`]));
+      await keeping.deregister(serviceRecord('oneshot', '1.0.0', [`k${i}`]));
+    }
+    const types: string[] = [];
+    for (let i = 0; i < 10; i++) types.push(((await withTimeout(events.next(), 3000, 'a watch event')).value as RegistryEvent).type);
+    assert.equal(types, Array.from({ length: 5 }, () => ['create', 'delete']).flat());
+    assert.is(await stored(), 6, 'five markers younger than markerAge, and the live node');
+    // A registry whose markerAge has passed for all of them sweeps them on its next deregistration.
+    const sweeping = ctx.open({ markerAge: 0 });
+    await sweeping.register(serviceRecord('oneshot', '1.0.0', ['s']));
+    await sweeping.deregister(serviceRecord('oneshot', '1.0.0', ['s']));
+    assert.is(await stored(), 1, 'only the live node of the other service is left');
+    assert.equal(ids(await sweeping.listServices()), ['stays']);
+    await sweeping.register(serviceRecord('oneshot', '1.0.0', ['again']));
+    assert.equal(ids(await keeping.getService('oneshot')), ['again']);
+  });
+
   NatsRegistrySuite('encodes any name into keys without collisions, and reads only the asked service', async (ctx) => {
     const registry = ctx.open();
     const names = ['a.b', 'a=2Eb', 'a', 'a.*', '>', 'ünï cødé', 'x'.repeat(300)];
@@ -160,8 +185,8 @@ if (natsAvailable()) {
 
   createNatsRegistrySuite.after(() => withTimeout(stopEverything(), 20_000, 'stopping nats-server'));
 
-  createNatsRegistrySuite('refuses a malformed address, a bad bucket name or no server at all with a ConfigError', () => {
-    for (const options of [{ address: 'http://127.0.0.1:4222' }, { address: '' }, {}, { address: 'nats://127.0.0.1:4222', bucket: 'a.b' }]) {
+  createNatsRegistrySuite('refuses a malformed address, a bad bucket name or markerAge, or no server at all with a ConfigError', () => {
+    for (const options of [{ address: 'http://127.0.0.1:4222' }, { address: '' }, {}, { address: 'nats://127.0.0.1:4222', bucket: 'a.b' }, { address: 'nats://127.0.0.1:4222', markerAge: -1 }]) {
       assert.throws(() => createNatsRegistry(options as NatsRegistryOptions), (err: unknown) => err instanceof ConfigError, JSON.stringify(options));
     }
   });
