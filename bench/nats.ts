@@ -3,14 +3,16 @@
  *  (a) NATS transport call (client -> request/reply -> dispatcher -> handler -> reply) vs a bare `nats`
  *      request/reply JSON echo on the same server (target ≤ 1.3× at p50);
  *  (b) JetStream-triggered one-shot invocations per second through the spawner (`micro-fn serve --broker
- *      jetstream`) vs the same spawner triggered by its embedded broker.
+ *      jetstream`) vs the same spawner triggered by its embedded broker;
+ *  (c) the NATS registry after 1000 one-shot instances of a service (each registers once and deregisters):
+ *      messages left in its bucket and getService p50, with delete markers swept vs left, side by side.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // The package as users load it (dist/, built by `npm run bench`), not the sources through tsx.
 import { createClient, createService } from 'micro-fn';
-import { connectNats, createNatsTransport } from 'micro-fn/nats';
+import { connectNats, createNatsRegistry, createNatsTransport, type NatsRegistry } from 'micro-fn/nats';
 import { createMemoryRegistry } from 'micro-fn/memory';
 import { startNatsServer, type NatsServer } from '../test/nats-server.js';
 import { cliRun, startServe, stopServe } from './serve.js';
@@ -20,7 +22,7 @@ import type { ChildProcess } from 'node:child_process';
 export async function benchNats(n = 5000, messages = Number(process.env.BENCH_MESSAGES ?? 400)): Promise<string[]> {
   const server = await startNatsServer();
   try {
-    return [...(await transport(server, n)), ...(await triggers(server, messages))];
+    return [...(await transport(server, n)), ...(await triggers(server, messages)), ...(await markers(server))];
   } finally {
     await server.cleanup();
   }
@@ -101,6 +103,44 @@ async function triggers(server: NatsServer, count: number): Promise<string[]> {
     `    same spawner, embedded broker              ${local.toFixed(1)}/s`,
     `    ratio: ${(js / local).toFixed(2)}×`,
   ];
+}
+
+async function markers(server: NatsServer, instances = 1000): Promise<string[]> {
+  const node = (id: string) => ({ name: 'oneshot', version: 'latest', metadata: {}, endpoints: [], nodes: [{ id, address: 'http://127.0.0.1:1', metadata: {} }] });
+  const open = (bucket: string, markerAge: number) => createNatsRegistry({ address: server.url, bucket, markerAge });
+  // Default markerAge (swept), and one no run outlives (markers left, as before sweeping).
+  const sides: Record<string, NatsRegistry> = { swept: open('bench_swept', 5000), left: open('bench_left', 1e12) };
+  for (const registry of Object.values(sides)) {
+    await registry.register(node('live'));
+    for (let i = 0; i < instances; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, async (_, j) => (await registry.register(node(`i${i + j}`)), await registry.deregister(node(`i${i + j}`)))));
+    }
+  }
+  // Instances keep coming: the next one after markerAge sweeps what the first ones left.
+  await new Promise((r) => setTimeout(r, 5500));
+  for (const registry of Object.values(sides)) await registry.register(node('next')).then(() => registry.deregister(node('next')));
+  for (const registry of Object.values(sides)) await registry.close();
+  // nats-server 2.9 keeps its per-subject state of removed keys in memory until it restarts: read after one.
+  await server.restart();
+  const nc = await connectNats({ address: server.url, name: 'bench-markers' });
+  const jsm = await nc.jetstreamManager();
+  const out: string[] = [];
+  const p50: Record<string, number> = {};
+  for (const [name, bucket] of [['swept', 'bench_swept'], ['left', 'bench_left']] as const) {
+    const registry = createNatsRegistry({ connection: nc, bucket });
+    const samples: number[] = [];
+    for (let i = 0; i < 60; i++) {
+      const t = performance.now();
+      await registry.getService('oneshot');
+      if (i >= 10) samples.push(performance.now() - t);
+    }
+    p50[name] = summarize(samples).p50;
+    const stored = (await jsm.streams.info(`KV_${bucket}`)).state.messages;
+    out.push(`    markers ${name.padEnd(5)}  ${String(stored).padStart(5)} messages in the bucket, getService p50 ${fmt(p50[name]!)}`);
+    await registry.close();
+  }
+  await nc.close();
+  return [`(c) registry after ${instances} one-shot instances, read after a server restart`, ...out, `    ratio swept / left at p50: ${ratio(p50.swept!, p50.left!)}`];
 }
 
 async function publish(gateway: string, payload: unknown): Promise<void> {
