@@ -90,11 +90,17 @@ export interface Package {
 /** Builds `entry` (relative to the repository) for Lambda and unpacks its zip, as Lambda does into /var/task. */
 export async function buildPackage(entry: string, env: Record<string, string> = {}): Promise<Package> {
   const scratch = mkdtempSync(join(tmpdir(), 'micro-fn-lambda-'));
-  const build = await buildLambda(join(root, entry), { outdir: join(scratch, 'out'), env });
-  const zip = build.artifacts[0]!.file;
-  const taskRoot = join(scratch, 'task');
-  unpack(zip, taskRoot);
-  return { build, zip, taskRoot, cleanup: () => rmSync(scratch, { recursive: true, force: true }) };
+  const cleanup = () => rmSync(scratch, { recursive: true, force: true });
+  try {
+    const build = await buildLambda(join(root, entry), { outdir: join(scratch, 'out'), env });
+    const zip = build.artifacts[0]!.file;
+    const taskRoot = join(scratch, 'task');
+    unpack(zip, taskRoot);
+    return { build, zip, taskRoot, cleanup };
+  } catch (err) {
+    cleanup(); // a failed build leaves no folder behind
+    throw err;
+  }
 }
 
 /** Dummy credentials: nothing checks them, but the SDK signs every request. */
