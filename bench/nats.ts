@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 // The package as users load it (dist/, built by `npm run bench`), not the sources through tsx.
 import { createClient, createService } from 'micro-fn';
-import { connectNats, createNatsRegistry, createNatsTransport, type NatsRegistry } from 'micro-fn/nats';
+import { connectNats, createNatsRegistry, createNatsTransport } from 'micro-fn/nats';
 import { createMemoryRegistry } from 'micro-fn/memory';
 import { startNatsServer, type NatsServer } from '../test/nats-server.js';
 import { cliRun, startServe, stopServe } from './serve.js';
@@ -107,26 +107,26 @@ async function triggers(server: NatsServer, count: number): Promise<string[]> {
 
 async function markers(server: NatsServer, instances = 1000): Promise<string[]> {
   const node = (id: string) => ({ name: 'oneshot', version: 'latest', metadata: {}, endpoints: [], nodes: [{ id, address: 'http://127.0.0.1:1', metadata: {} }] });
-  const open = (bucket: string, markerAge: number) => createNatsRegistry({ address: server.url, bucket, markerAge });
-  // Default markerAge (swept), and one no run outlives (markers left, as before sweeping).
-  const sides: Record<string, NatsRegistry> = { swept: open('bench_swept', 5000), left: open('bench_left', 1e12) };
-  for (const registry of Object.values(sides)) {
+  // The default markerAge (swept), and one no run outlives (markers left, as before sweeping).
+  const sides = { swept: { bucket: 'bench_swept', markerAge: 5000 }, left: { bucket: 'bench_left', markerAge: 1e12 } };
+  const registries = Object.values(sides).map(({ bucket, markerAge }) => createNatsRegistry({ address: server.url, bucket, markerAge }));
+  for (const registry of registries) {
     await registry.register(node('live'));
     for (let i = 0; i < instances; i += 50) {
       await Promise.all(Array.from({ length: 50 }, async (_, j) => (await registry.register(node(`i${i + j}`)), await registry.deregister(node(`i${i + j}`)))));
     }
   }
   // Instances keep coming: the next one after markerAge sweeps what the first ones left.
-  await new Promise((r) => setTimeout(r, 5500));
-  for (const registry of Object.values(sides)) await registry.register(node('next')).then(() => registry.deregister(node('next')));
-  for (const registry of Object.values(sides)) await registry.close();
+  await new Promise((r) => setTimeout(r, sides.swept.markerAge + 500));
+  for (const registry of registries) await registry.register(node('next')).then(() => registry.deregister(node('next')));
+  for (const registry of registries) await registry.close();
   // nats-server 2.9 keeps its per-subject state of removed keys in memory until it restarts: read after one.
   await server.restart();
   const nc = await connectNats({ address: server.url, name: 'bench-markers' });
   const jsm = await nc.jetstreamManager();
   const out: string[] = [];
   const p50: Record<string, number> = {};
-  for (const [name, bucket] of [['swept', 'bench_swept'], ['left', 'bench_left']] as const) {
+  for (const [name, { bucket }] of Object.entries(sides)) {
     const registry = createNatsRegistry({ connection: nc, bucket });
     const samples: number[] = [];
     for (let i = 0; i < 60; i++) {

@@ -200,10 +200,15 @@ export class NatsRegistry implements Registry {
     return (this.#kv ??= this.#open().catch((err) => ((this.#kv = undefined), Promise.reject(err)))); // NATS may be back next time
   }
 
-  async #open(): Promise<KV> {
+  /** The connection it was given, or the one it opened (opening it on first use). */
+  #connected(): Promise<NatsConnection> {
     const { address, connection } = this.#options;
-    if (!connection) this.#connection ??= connectNats({ address: address!, name: 'micro-fn registry' }).catch((err) => ((this.#connection = undefined), Promise.reject(err)));
-    const nc = connection ?? (await this.#connection!);
+    if (connection) return Promise.resolve(connection);
+    return (this.#connection ??= connectNats({ address: address!, name: 'micro-fn registry' }).catch((err) => ((this.#connection = undefined), Promise.reject(err))));
+  }
+
+  async #open(): Promise<KV> {
+    const nc = await this.#connected();
     if (this.#closed) throw new MicroError(ID, 503, 'registry is closed');
     // Binds to the bucket or creates it: history 1, file storage, no max_age (ttl-0 nodes must stay).
     return nc.jetstream().views.kv(this.bucket, { history: 1 }).catch(fail(`cannot open the KV bucket ${this.bucket}`));
@@ -231,7 +236,7 @@ export class NatsRegistry implements Registry {
       iterator.stop();
     }
     if (stale.length === 0) return;
-    const jsm = await (this.#options.connection ?? (await this.#connection!)).jetstreamManager();
+    const jsm = await (await this.#connected()).jetstreamManager();
     await Promise.all(stale.map((e) => jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${e.key}`, seq: e.revision + 1 })));
   }
 
