@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildLambda } from '../adapters/lambda/build.js';
-import { LambdaEnvironment, runtimeInterfaceClient } from '../adapters/lambda/environment.js';
+import { LambdaEnvironment, runtimeInterfaceClient } from '../serve/lambda/environment.js';
 import { fmt, ratio, summarize } from './stats.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { buildLocal, entryName, resolveEntry } from '../adapters/local/build.js';
-import type { FunctionInfo } from '../adapters/local/spawner/control.js';
 import { duration, envWithFlags, pluginOptions, type Command, type Parsed } from './command.js';
 import { dim, write } from './output.js';
 import { callRuntime, runtimeOption, withSession } from './plugins.js';
@@ -83,7 +82,7 @@ export const command: Command = {
       const built = await buildLocal(file, { outdir });
       if (!json) process.stderr.write(`built ${entry} ${dim(`(${kib(built.size)} in ${built.ms} ms)`)}\n`);
       const started = Date.now();
-      const info = await callRuntime<FunctionInfo>(session, 'Runtime.Deploy', { bundle: built.file, entry: file, env, pool, timeout, memory, concurrency, queue }, { runtime: values.runtime as string | undefined, timeout: 120_000 });
+      const info = await callRuntime(session, 'Runtime.Deploy', { bundle: built.file, entry: file, env, pool, timeout, memory, concurrency, queue }, { runtime: values.runtime as string | undefined, timeout: 120_000 });
       if (json) await write(process.stdout, `${JSON.stringify(info)}\n`);
       else {
         const what = [...info.endpoints, ...info.topics.map((t) => `topic ${t}`)].join(', ');

@@ -1,5 +1,4 @@
 import { UserError } from '../runtime/core/errors.js';
-import type { DeadLetter } from '../adapters/local/spawner/dead-letters.js';
 import { pluginOptions, type Command } from './command.js';
 import { write } from './output.js';
 import { callRuntime, runtimeOption, withSession } from './plugins.js';
@@ -20,12 +19,12 @@ export const command: Command = {
     if (!topic) throw new UserError('dlq needs a topic: micro-fn dlq <topic>');
     return withSession(values, async (session) => {
       if (values.replay) {
-        const { replayed } = await callRuntime<{ replayed: number }>(session, 'Dlq.Replay', { topic }, { runtime: values.runtime as string | undefined });
+        const { replayed } = await callRuntime(session, 'Dlq.Replay', { topic }, { runtime: values.runtime as string | undefined });
         if (values.json) await write(process.stdout, `${JSON.stringify({ replayed })}\n`);
         else process.stderr.write(`replayed ${replayed} message${replayed === 1 ? '' : 's'} on ${topic}\n`);
         return 0;
       }
-      const { messages } = await callRuntime<{ messages: DeadLetter[] }>(session, 'Dlq.List', { topic }, { runtime: values.runtime as string | undefined });
+      const { messages } = await callRuntime(session, 'Dlq.List', { topic }, { runtime: values.runtime as string | undefined });
       if (values.json) await write(process.stdout, `${JSON.stringify(messages)}\n`);
       else {
         const lines = messages.map((m) => `${m.at}  ${m.id}  ${m.headers['micro-dead-letter-reason'] ?? ''}  ${m.body}`);

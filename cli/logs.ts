@@ -1,7 +1,7 @@
 import { open, stat } from 'node:fs/promises';
 import { UserError } from '../runtime/core/errors.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
-import { LogSink } from '../adapters/local/spawner/logs.js';
+import { LogSink } from '../serve/logs.js';
 import { envWithFlags, type Command } from './command.js';
 import { write } from './output.js';
 

@@ -1,6 +1,7 @@
 /** The registry, broker and client a command works with, from the environment and the plugin flags. */
 import { Client } from '../runtime/core/client.js';
 import { UserError } from '../runtime/core/errors.js';
+import { RUNTIME_SERVICE, callControl, type ControlApi, type ControlEndpoint } from '../runtime/plugins/local/protocol.js';
 import { resolvePlugins, type Plugins } from '../runtime/plugins/resolve.js';
 import { envWithFlags, type OptionSpec, type Parsed } from './command.js';
 
@@ -31,15 +32,20 @@ export const runtimeOption: Record<string, OptionSpec> = {
  * Calls the control service of the `micro-fn serve` found in the registry (or at `runtime`). With none, or
  * several and no choice made, says so in one line.
  */
-export async function callRuntime<T>(session: Session, endpoint: string, request: unknown, options: { runtime?: string; timeout?: number } = {}): Promise<T> {
+export async function callRuntime<E extends ControlEndpoint>(
+  session: Session,
+  endpoint: E,
+  request: ControlApi[E]['request'],
+  options: { runtime?: string; timeout?: number } = {},
+): Promise<ControlApi[E]['response']> {
   let address = options.runtime;
   if (!address) {
-    const nodes = (await session.plugins.registry.getService('micro-fn')).flatMap((s) => s.nodes);
+    const nodes = (await session.plugins.registry.getService(RUNTIME_SERVICE)).flatMap((s) => s.nodes);
     if (nodes.length === 0) throw new UserError('no `micro-fn serve` is running for this registry (MICRO_FN_HOME, MICRO_REGISTRY): start one with `micro-fn serve`');
     if (nodes.length > 1) {
       throw new UserError(`${nodes.length} micro-fn serve runtimes are registered (${nodes.map((n) => n.address).join(', ')}): choose one with --runtime URL`);
     }
     address = nodes[0]!.address;
   }
-  return session.client.call<T>('micro-fn', endpoint, request, { timeout: options.timeout ?? 30_000, retries: 0, address });
+  return callControl(session.client, endpoint, request, { timeout: options.timeout, address });
 }

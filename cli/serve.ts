@@ -5,7 +5,7 @@ import { createMemoryBroker } from '../runtime/plugins/memory/broker.js';
 import { resolveBroker, resolveRegistry } from '../runtime/plugins/resolve.js';
 import { createHttpTransport } from '../runtime/plugins/http/index.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
-import { LocalRuntime } from '../adapters/local/spawner/runtime.js';
+import { LocalRuntime } from '../serve/runtime.js';
 import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
 
 export const DEFAULT_GATEWAY = '127.0.0.1:52980';

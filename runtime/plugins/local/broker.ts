@@ -11,14 +11,13 @@ import { Client } from '../../core/client.js';
 import { errors, isMicroError } from '../../core/errors.js';
 import type { Registry } from '../../core/registry.js';
 import type { Transport } from '../../core/transport.js';
+import { callControl, type ControlApi, type ControlEndpoint, type RemoteDelivery } from './protocol.js';
 
 export interface LocalBrokerOptions {
   registry: Registry;
   /** A transport for `http://` addresses. */
   transport: Transport;
 }
-
-const RUNTIME_SERVICE = 'micro-fn';
 
 export class LocalBroker implements Broker {
   readonly #client: Client;
@@ -32,14 +31,14 @@ export class LocalBroker implements Broker {
   }
 
   async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
-    const { id, ackWait } = await this.#runtime<{ id: string; ackWait: number }>('Broker.Subscribe', { topic, queue: options.queue, max: options.max });
+    const { id, ackWait } = await this.#runtime('Broker.Subscribe', { topic, queue: options.queue, max: options.max });
     return new RemoteSubscription(topic, id, ackWait, handler, options, this.#runtime);
   }
 
   /** Calls serve's control service; a missing serve is a clear 503. */
-  readonly #runtime = async <T>(endpoint: string, request: unknown, timeout = 10_000): Promise<T> => {
+  readonly #runtime: Runtime = async (endpoint, request, timeout = 10_000) => {
     try {
-      return await this.#client.call<T>(RUNTIME_SERVICE, endpoint, request, { timeout });
+      return await callControl(this.#client, endpoint, request, { timeout, retries: 2 });
     } catch (err) {
       if (isMicroError(err) && err.code === 404 && /service micro-fn not found/.test(err.detail)) {
         throw errors.unavailable('micro-fn', 'the local broker is hosted by `micro-fn serve`, and none is running: start it, or choose another broker (MICRO_BROKER)');
@@ -49,19 +48,7 @@ export class LocalBroker implements Broker {
   };
 }
 
-type Runtime = <T>(endpoint: string, request: unknown, timeout?: number) => Promise<T>;
-
-/** One delivery as `Broker.Poll` hands it to a subscriber in another process. */
-export interface RemoteDelivery {
-  /** Names this delivery in `Broker.Settle`. */
-  token: string;
-  id: string;
-  topic: string;
-  headers: Record<string, string>;
-  /** UTF-8 text of the body. */
-  body: string;
-  attempt: number;
-}
+type Runtime = <E extends ControlEndpoint>(endpoint: E, request: ControlApi[E]['request'], timeout?: number) => Promise<ControlApi[E]['response']>;
 
 const POLL_WAIT = 5_000;
 
@@ -87,7 +74,7 @@ class RemoteSubscription implements Subscription {
     while (this.#active && (options.max === undefined || this.#taken < options.max)) {
       let delivery: RemoteDelivery | null;
       try {
-        ({ delivery } = await this.#runtime<{ delivery: RemoteDelivery | null }>('Broker.Poll', { id: this.#id, wait: POLL_WAIT }, POLL_WAIT + 5_000));
+        ({ delivery } = await this.#runtime('Broker.Poll', { id: this.#id, wait: POLL_WAIT }, POLL_WAIT + 5_000));
         failures = 0;
       } catch (err) {
         if (!this.#active) return;
@@ -110,7 +97,7 @@ class RemoteSubscription implements Subscription {
       if (settled) return Promise.resolve();
       settled = true;
       clearInterval(progress);
-      return this.#runtime<object>('Broker.Settle', { id: this.#id, token: d.token, action, delay, reason }).then(() => {});
+      return this.#runtime('Broker.Settle', { id: this.#id, token: d.token, action, delay, reason }).then(() => {});
     };
     const delivery: Delivery = {
       message: { id: d.id, topic: d.topic, headers: d.headers, body: new TextEncoder().encode(d.body) },

@@ -3,7 +3,19 @@ import { dirname, join } from 'node:path';
 import { Channel } from '../../core/channel.js';
 import { ConfigError } from '../../core/config.js';
 import { MicroError } from '../../core/errors.js';
-import type { EndpointRecord, NodeRecord, RegisterOptions, Registry, RegistryEvent, ServiceRecord, WatchOptions } from '../../core/registry.js';
+import type { RegisterOptions, Registry, RegistryEvent, ServiceRecord, WatchOptions } from '../../core/registry.js';
+import {
+  copyNode,
+  describeService,
+  isExpired,
+  mergeNodeEntries,
+  parseNodeEntry,
+  sameDescription,
+  sameNode,
+  toServiceRecord,
+  type NodeEntry,
+  type ServiceDescription,
+} from '../../core/registry-records.js';
 import { microFnHome } from './home.js';
 
 export interface FileRegistryOptions {
@@ -13,17 +25,8 @@ export interface FileRegistryOptions {
   pollInterval?: number;
 }
 
-type Description = Omit<ServiceRecord, 'nodes'>;
-
-/** The content of one node file. */
-interface NodeFile {
-  service: Description;
-  node: NodeRecord;
-  /** Epoch ms after which the node is gone; 0: never. */
-  expires: number;
-  /** Epoch ms (fractional) of the registration: the newest node's description is the version's. */
-  registered: number;
-}
+/** The content of one node file; `registered` (epoch ms, fractional) picks the newest node's description. */
+type NodeFile = NodeEntry;
 
 interface Watch {
   channel: Channel<RegistryEvent>;
@@ -64,58 +67,20 @@ function fnv1a(text: string, seed: number): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStrings = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((x) => typeof x === 'string');
-const isEndpoint = (v: unknown): v is EndpointRecord => isObject(v) && typeof v.name === 'string' && isStrings(v.metadata);
-const copyNode = (n: NodeRecord): NodeRecord => ({ id: n.id, address: n.address, metadata: { ...n.metadata } });
-const describe = (s: Description): Description => ({
-  name: s.name,
-  version: s.version,
-  metadata: { ...s.metadata },
-  endpoints: s.endpoints.map((e) => ({ name: e.name, metadata: { ...e.metadata } })),
-});
-const copy = (s: ServiceRecord): ServiceRecord => ({ ...describe(s), nodes: s.nodes.map(copyNode) });
-const keyOf = (s: Description) => JSON.stringify([s.name, s.version]);
+const copy = (s: ServiceRecord): ServiceRecord => toServiceRecord(s, s.nodes);
+const keyOf = (s: ServiceDescription) => JSON.stringify([s.name, s.version]);
 
 /** A node file's content, or undefined for anything half-written, foreign or garbled. */
 function parseNodeFile(text: string): NodeFile | undefined {
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return parseNodeEntry(JSON.parse(text));
   } catch {
     return undefined;
   }
-  if (!isObject(value) || !isObject(value.service) || !isObject(value.node) || typeof value.expires !== 'number') return undefined;
-  const { service: s, node: n } = value;
-  if (typeof s.name !== 'string' || typeof s.version !== 'string' || !isStrings(s.metadata) || !Array.isArray(s.endpoints) || !s.endpoints.every(isEndpoint)) return undefined;
-  if (typeof n.id !== 'string' || typeof n.address !== 'string' || !isStrings(n.metadata)) return undefined;
-  const service = describe({ name: s.name, version: s.version, metadata: s.metadata, endpoints: s.endpoints });
-  return { service, node: copyNode({ id: n.id, address: n.address, metadata: n.metadata }), expires: value.expires, registered: typeof value.registered === 'number' ? value.registered : 0 };
 }
 
 /** One record per name+version: nodes sorted by id, description from the most recently registered node. */
-function merge(files: NodeFile[]): ServiceRecord[] {
-  const groups = new Map<string, Map<string, NodeFile>>();
-  for (const file of files) {
-    let nodes = groups.get(keyOf(file.service));
-    if (!nodes) groups.set(keyOf(file.service), (nodes = new Map()));
-    const other = nodes.get(file.node.id);
-    if (!other || other.registered < file.registered) nodes.set(file.node.id, file);
-  }
-  return [...groups.keys()].sort().map((key) => {
-    const group = [...groups.get(key)!.values()].sort((a, b) => (a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0));
-    const newest = group.reduce((a, b) => (b.registered > a.registered ? b : a));
-    return { ...describe(newest.service), nodes: group.map((f) => copyNode(f.node)) };
-  });
-}
-
-const sameMetadata = (a: Record<string, string>, b: Record<string, string>) =>
-  Object.keys(a).length === Object.keys(b).length && Object.keys(a).every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
-const sameNode = (a: NodeRecord, b: NodeRecord) => a.address === b.address && sameMetadata(a.metadata, b.metadata);
-const sameDescription = (a: Description, b: Description) =>
-  sameMetadata(a.metadata, b.metadata) &&
-  a.endpoints.length === b.endpoints.length &&
-  a.endpoints.every((e, i) => e.name === b.endpoints[i]?.name && sameMetadata(e.metadata, b.endpoints[i]?.metadata ?? {}));
+const merge = (files: NodeFile[]): ServiceRecord[] => mergeNodeEntries(files, (f) => f.registered);
 
 /** The events that turn snapshot `before` into `after`; a refresh that changes nothing is no event. */
 function* diff(before: Map<string, ServiceRecord>, after: Map<string, ServiceRecord>): Generator<RegistryEvent> {
@@ -193,7 +158,7 @@ export class FileRegistry implements Registry {
     }
     await Promise.all([...this.#watches].map((w) => w.ready));
     const dir = this.#versionDir(service.name, service.version);
-    const description = describe(service);
+    const description = describeService(service);
     const expires = ttl > 0 ? Date.now() + ttl * 1000 : 0;
     const registered = performance.timeOrigin + performance.now();
     await Promise.all(
@@ -292,7 +257,7 @@ export class FileRegistry implements Registry {
         }
         if (!name.endsWith('.json')) return undefined;
         const file = parseNodeFile(await readFile(path, 'utf8').catch(() => ''));
-        return file && file.expires !== 0 && file.expires <= now ? this.#reap(path) : file;
+        return file && isExpired(file, now) ? this.#reap(path) : file;
       }),
     );
     return files.filter((f): f is NodeFile => f !== undefined);
@@ -306,7 +271,7 @@ export class FileRegistry implements Registry {
     const grave = join(dirname(path), `.${this.#tag}-${++this.#counter}.tmp`);
     if (!(await rename(path, grave).then(() => true, () => false))) return undefined;
     const file = parseNodeFile(await readFile(grave, 'utf8').catch(() => ''));
-    const fresh = file && (file.expires === 0 || file.expires > Date.now());
+    const fresh = file && !isExpired(file, Date.now());
     if (fresh) await link(grave, path).catch((err) => (codeOf(err) === 'EEXIST' ? undefined : rename(grave, path).catch(ignore)));
     await unlink(grave).catch(ignore);
     if (!fresh) await prune(dirname(path));

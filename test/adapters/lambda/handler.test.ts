@@ -1,8 +1,8 @@
 // The handler inside the built zip, run by the official runtime interface client against the Runtime API.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LambdaEnvironment } from '../../../adapters/lambda/environment.js';
-import type { InvokeResult } from '../../../adapters/lambda/runtime-api.js';
+import { LambdaEnvironment } from '../../../serve/lambda/environment.js';
+import type { InvokeResult } from '../../../serve/lambda/runtime-api.js';
 import { withTimeout } from '../../helpers.js';
 import { buildPackage, runWithRic, type Package } from './helpers.js';
 

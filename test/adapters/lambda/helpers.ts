@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { buildLambda, type LambdaBuildResult } from '../../../adapters/lambda/build.js';
-import { LambdaEndpoint } from '../../../adapters/lambda/endpoint.js';
-import { runtimeInterfaceClient } from '../../../adapters/lambda/environment.js';
+import { LambdaEndpoint } from '../../../serve/lambda/endpoint.js';
+import { runtimeInterfaceClient } from '../../../serve/lambda/environment.js';
 
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
 

@@ -1,10 +1,10 @@
 // Execution environments running built zips under the official runtime interface client.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LambdaEnvironment } from '../../../adapters/lambda/environment.js';
-import type { InvokeResult } from '../../../adapters/lambda/runtime-api.js';
+import { LambdaEnvironment } from '../../../serve/lambda/environment.js';
+import type { InvokeResult } from '../../../serve/lambda/runtime-api.js';
 import { withTimeout } from '../../helpers.js';
-import { buildPackage, runWithRic, type Package } from './helpers.js';
+import { buildPackage, runWithRic, type Package } from '../../adapters/lambda/helpers.js';
 
 type Failure = Extract<InvokeResult, { error: unknown }>;
 type Hello = { body: { invocation: number; pid: number } };

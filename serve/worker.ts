@@ -6,8 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
-import type { FromFunction, IpcReady, IpcReply, IpcSettled, ToFunction } from '../ipc.js';
-import { IPC_ENV, encodeMessage, readMessages } from '../ipc.js';
+import type { FromFunction, IpcReady, IpcReply, IpcSettled, ToFunction } from '../adapters/local/ipc.js';
+import { IPC_ENV, encodeMessage, readMessages } from '../adapters/local/ipc.js';
 
 export interface WorkerOptions {
   bundle: string;

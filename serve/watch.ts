@@ -4,7 +4,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { buildLocal } from '../build.js';
+import { buildLocal } from '../adapters/local/build.js';
 
 export interface Rebuilt {
   bundle: string;

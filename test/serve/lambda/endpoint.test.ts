@@ -20,7 +20,7 @@ import {
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejects, withTimeout } from '../../helpers.js';
-import { buildPackage, runWithRic, startEndpoint, type Package, type TestEndpoint } from './helpers.js';
+import { buildPackage, runWithRic, startEndpoint, type Package, type TestEndpoint } from '../../adapters/lambda/helpers.js';
 
 const decoder = new TextDecoder();
 const ROLE = 'arn:aws:iam::000000000000:role/test';

@@ -2,39 +2,12 @@
  * The control service of `micro-fn serve`, named `micro-fn`: what `micro-fn deploy`, `remove`, `publish` and
  * `dlq` call through the registry, like any other service.
  */
-import { errors } from '../../../runtime/core/errors.js';
-import type { ServiceDefinition } from '../../../runtime/core/router.js';
+import { errors } from '../runtime/core/errors.js';
+import type { ServiceDefinition } from '../runtime/core/router.js';
+import { RUNTIME_SERVICE, SETTLE_ACTIONS, type DeployRequest, type SettleAction } from '../runtime/plugins/local/protocol.js';
 import type { LocalRuntime } from './runtime.js';
 
-export const RUNTIME_SERVICE = 'micro-fn';
-
-export interface DeployRequest {
-  /** Absolute path of the bundle's `index.mjs`. */
-  bundle: string;
-  /** The entry it was built from (for `serve --watch` and `describe`). */
-  entry?: string;
-  /** Environment the function declares; its processes get only this plus `MICRO_*`. */
-  env?: Record<string, string>;
-  pool?: number;
-  /** Milliseconds per invocation. */
-  timeout?: number;
-  /** MiB of resident memory per process. */
-  memory?: number;
-  /** Invocations at once, and waiting, before 429. */
-  concurrency?: number;
-  queue?: number;
-}
-
-export interface FunctionInfo {
-  name: string;
-  version: string;
-  endpoints: string[];
-  topics: string[];
-  bundle: string;
-  entry?: string;
-  pool: number;
-  address: string;
-}
+export { RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from '../runtime/plugins/local/protocol.js';
 
 const record = (value: unknown, what: string): Record<string, unknown> => {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw errors.badRequest(RUNTIME_SERVICE, `${what} takes a JSON object`);
@@ -86,7 +59,7 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
         },
         Settle: async (req: unknown) => {
           const r = record(req, 'Broker.Settle');
-          const action = r.action === 'ack' || r.action === 'nak' || r.action === 'term' || r.action === 'progress' ? r.action : undefined;
+          const action = SETTLE_ACTIONS.includes(r.action as SettleAction) ? (r.action as SettleAction) : undefined;
           if (!action) throw errors.badRequest(RUNTIME_SERVICE, 'action must be ack, nak, term or progress');
           await runtime.remote.settle(text(r.id, 'id'), text(r.token, 'token'), action, typeof r.delay === 'number' ? r.delay : undefined, typeof r.reason === 'string' ? r.reason : undefined);
           return {};

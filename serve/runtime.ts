@@ -7,13 +7,13 @@
  * bridge that triggers Lambda functions from the broker.
  */
 import type { IncomingMessage, ServerResponse as NodeResponse } from 'node:http';
-import { deadLetterHeaders, deadLetterTopic, type Broker, type BrokerMessage, type Subscription } from '../../../runtime/core/broker.js';
-import { createService } from '../../../runtime/core/service.js';
-import { errors, type MicroError } from '../../../runtime/core/errors.js';
-import { Metadata } from '../../../runtime/core/metadata.js';
-import type { Registry, ServiceRecord } from '../../../runtime/core/registry.js';
-import type { Listener, ServerRequest, ServerResponse } from '../../../runtime/core/transport.js';
-import { createHttpListener } from '../../../runtime/plugins/http/listener.js';
+import { deadLetterHeaders, deadLetterTopic, type Broker, type BrokerMessage, type Subscription } from '../runtime/core/broker.js';
+import { createService } from '../runtime/core/service.js';
+import { errors, type MicroError } from '../runtime/core/errors.js';
+import { Metadata } from '../runtime/core/metadata.js';
+import type { Registry, ServiceRecord } from '../runtime/core/registry.js';
+import type { Listener, ServerRequest, ServerResponse } from '../runtime/core/transport.js';
+import { createHttpListener } from '../runtime/plugins/http/listener.js';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DeadLetters } from './dead-letters.js';
@@ -21,8 +21,8 @@ import { EntryWatcher } from './watch.js';
 import { RemoteSubscriptions } from './remote-broker.js';
 import { LogSink } from './logs.js';
 import { FunctionPool, type Outcome } from './pool.js';
-import { LambdaBridge } from '../../lambda/bridge.js';
-import type { LambdaEndpoint } from '../../lambda/endpoint.js';
+import { LambdaBridge } from './lambda/bridge.js';
+import type { LambdaEndpoint } from './lambda/endpoint.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
 
 export interface RuntimeOptions {
@@ -106,7 +106,7 @@ export class LocalRuntime {
 
   /** The local Lambda API: its code loads with the first request. */
   #lambdaApi(req: IncomingMessage, res: NodeResponse): void {
-    this.#lambda ??= import('../../lambda/endpoint.js').then(({ LambdaEndpoint }) => {
+    this.#lambda ??= import('./lambda/endpoint.js').then(({ LambdaEndpoint }) => {
       const o = this.options;
       return new LambdaEndpoint({
         dir: join(o.home, 'lambda', this.#nodeId),

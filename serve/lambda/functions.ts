@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { apiErrors, updateInProgress } from './api-error.js';
 import { fingerprint, lastModified, newConfiguration, type FunctionConfiguration, type Settings } from './configuration.js';
 import { EnvironmentPool } from './environment-pool.js';
-import { unzip } from './zip.js';
+import { unzip } from '../../adapters/lambda/zip.js';
 
 export interface FunctionsOptions {
   /** Where packages are unpacked, a folder per function and code hash. */

@@ -1,16 +1,9 @@
 /** Dead-lettered messages, kept in a file per topic so `micro-fn dlq` can list and replay them after a restart. */
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BrokerMessage } from '../../../runtime/core/broker.js';
+import type { BrokerMessage } from '../runtime/core/broker.js';
 
-export interface DeadLetter {
-  id: string;
-  topic: string;
-  headers: Record<string, string>;
-  /** UTF-8 text of the body. */
-  body: string;
-  at: string;
-}
+import type { DeadLetter } from '../runtime/plugins/local/protocol.js';
 
 export class DeadLetters {
   readonly #dir: string;

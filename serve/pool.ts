@@ -3,8 +3,8 @@
  * background), a concurrency limit with a bounded queue (429 when full), and a per-invocation timeout
  * (the process is killed, the caller gets 408). A crash answers 500; the pool keeps serving.
  */
-import { MicroError, errors, parseError } from '../../../runtime/core/errors.js';
-import type { IpcReady, ToFunction } from '../ipc.js';
+import { MicroError, errors, parseError } from '../runtime/core/errors.js';
+import type { IpcReady, ToFunction } from '../adapters/local/ipc.js';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
 
 export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {

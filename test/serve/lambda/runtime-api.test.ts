@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MAX_RESPONSE_BYTES, RuntimeApi, type InvokeResult } from '../../../adapters/lambda/runtime-api.js';
+import { MAX_RESPONSE_BYTES, RuntimeApi, type InvokeResult } from '../../../serve/lambda/runtime-api.js';
 import { sleep, withTimeout } from '../../helpers.js';
 
 // ---

@@ -5,10 +5,10 @@
  * within the ack wait, or whose subscriber stopped polling (its lease ran out), is nakked and delivered again:
  * killing a subscriber in the middle of a message loses nothing.
  */
-import type { Broker, Delivery, Subscription } from '../../../runtime/core/broker.js';
-import { errors } from '../../../runtime/core/errors.js';
-import { newId } from '../../../runtime/core/id.js';
-import type { RemoteDelivery } from '../../../runtime/plugins/local/broker.js';
+import type { Broker, Delivery, Subscription } from '../runtime/core/broker.js';
+import { errors } from '../runtime/core/errors.js';
+import { newId } from '../runtime/core/id.js';
+import type { RemoteDelivery } from '../runtime/plugins/local/protocol.js';
 
 
 interface Remote {

@@ -1,0 +1,122 @@
+/**
+ * The control protocol of `micro-fn serve`: the name of its control service and the request and response of
+ * every endpoint. serve implements it (serve/control.ts); the local broker plugin, the local target's deploy and
+ * the CLI call it. Both sides import this one module, so the shapes cannot drift apart.
+ */
+import type { Client } from '../../core/client.js';
+
+/** The control service's name in the registry: `micro-fn`. */
+export const RUNTIME_SERVICE = 'micro-fn';
+
+/** What `Runtime.Deploy` takes: a bundle built for the local target, and its limits. */
+export interface DeployRequest {
+  /** Absolute path of the bundle's `index.mjs`. */
+  bundle: string;
+  /** The entry it was built from (for `serve --watch` and `describe`). */
+  entry?: string;
+  /** Environment the function declares; its processes get only this plus `MICRO_*`. */
+  env?: Record<string, string>;
+  pool?: number;
+  /** Milliseconds per invocation. */
+  timeout?: number;
+  /** MiB of resident memory per process. */
+  memory?: number;
+  /** Invocations at once, and waiting, before 429. */
+  concurrency?: number;
+  queue?: number;
+}
+
+/** A deployed function, as `Runtime.Deploy` and `Runtime.List` describe it. */
+export interface FunctionInfo {
+  name: string;
+  version: string;
+  endpoints: string[];
+  topics: string[];
+  bundle: string;
+  entry?: string;
+  pool: number;
+  /** The gateway address it is registered at. */
+  address: string;
+}
+
+/** A function's pool figures, as `Runtime.List` reports them. */
+export interface PoolStats {
+  /** Processes started and waiting for an invocation. */
+  warm: number;
+  /** Processes starting. */
+  starting: number;
+  /** Invocations running. */
+  inflight: number;
+  /** Calls waiting for a slot (bounded: 429 past the limit). */
+  queued: number;
+  /** Messages waiting for a slot (unbounded: they are already taken from the broker). */
+  backlog: number;
+}
+
+/** One delivery as `Broker.Poll` hands it to a subscriber in another process. */
+export interface RemoteDelivery {
+  /** Names this delivery in `Broker.Settle`. */
+  token: string;
+  id: string;
+  topic: string;
+  headers: Record<string, string>;
+  /** UTF-8 text of the body. */
+  body: string;
+  attempt: number;
+}
+
+/** A dead-lettered message, as `Dlq.List` returns it. */
+export interface DeadLetter {
+  id: string;
+  topic: string;
+  headers: Record<string, string>;
+  /** UTF-8 text of the body. */
+  body: string;
+  /** When it was dead-lettered (ISO 8601). */
+  at: string;
+}
+
+/** Every control endpoint: its request and its response. */
+export interface ControlApi {
+  'Runtime.Deploy': { request: DeployRequest; response: FunctionInfo };
+  'Runtime.Remove': { request: { name: string }; response: { removed: string } };
+  'Runtime.List': { request: Record<string, never>; response: { functions: (FunctionInfo & { stats: PoolStats })[] } };
+  /** `body`: already encoded text (the local broker plugin); `payload`: a JSON value (the CLI). */
+  'Broker.Publish': { request: { topic: string; headers?: Record<string, string>; body?: string; payload?: unknown }; response: Record<string, never> };
+  'Broker.Subscribe': { request: { topic: string; queue?: string; max?: number }; response: { id: string; ackWait: number } };
+  /** A long poll: `wait` milliseconds at most (serve caps it at 25 s). */
+  'Broker.Poll': { request: { id: string; wait: number }; response: { delivery: RemoteDelivery | null } };
+  'Broker.Settle': {
+    request: { id: string; token: string; action: SettleAction; delay?: number; reason?: string };
+    response: Record<string, never>;
+  };
+  'Broker.Unsubscribe': { request: { id: string }; response: Record<string, never> };
+  'Dlq.List': { request: { topic: string }; response: { messages: DeadLetter[] } };
+  'Dlq.Replay': { request: { topic: string }; response: { replayed: number } };
+}
+
+export type ControlEndpoint = keyof ControlApi;
+
+/** What a subscriber in another process does with a delivery; `progress` extends its ack wait. */
+export type SettleAction = 'ack' | 'nak' | 'term' | 'progress';
+
+export const SETTLE_ACTIONS: readonly SettleAction[] = ['ack', 'nak', 'term', 'progress'];
+
+export interface ControlCallOptions {
+  /** Milliseconds for the call (default 30 000). */
+  timeout?: number;
+  /** The serve's address, skipping the registry lookup. */
+  address?: string;
+  /** Further attempts, only where the handler provably did not run (default 0). */
+  retries?: number;
+}
+
+/** Calls `endpoint` of serve's control service through `client`, typed by ControlApi. */
+export function callControl<E extends ControlEndpoint>(
+  client: Client,
+  endpoint: E,
+  request: ControlApi[E]['request'],
+  options: ControlCallOptions = {},
+): Promise<ControlApi[E]['response']> {
+  return client.call<ControlApi[E]['response']>(RUNTIME_SERVICE, endpoint, request, { timeout: options.timeout ?? 30_000, retries: options.retries ?? 0, address: options.address });
+}
