@@ -7,7 +7,7 @@ import type { RegisterOptions, Registry, RegistryEvent, ServiceRecord, WatchOpti
 import {
   copyNode,
   describeService,
-  isExpired,
+  isExpiredEntry,
   mergeNodeEntries,
   parseNodeEntry,
   sameDescription,
@@ -257,7 +257,7 @@ export class FileRegistry implements Registry {
         }
         if (!name.endsWith('.json')) return undefined;
         const file = parseNodeFile(await readFile(path, 'utf8').catch(() => ''));
-        return file && isExpired(file, now) ? this.#reap(path) : file;
+        return file && isExpiredEntry(file, now) ? this.#reap(path) : file;
       }),
     );
     return files.filter((f): f is NodeFile => f !== undefined);
@@ -271,7 +271,7 @@ export class FileRegistry implements Registry {
     const grave = join(dirname(path), `.${this.#tag}-${++this.#counter}.tmp`);
     if (!(await rename(path, grave).then(() => true, () => false))) return undefined;
     const file = parseNodeFile(await readFile(grave, 'utf8').catch(() => ''));
-    const fresh = file && !isExpired(file, Date.now());
+    const fresh = file && !isExpiredEntry(file, Date.now());
     if (fresh) await link(grave, path).catch((err) => (codeOf(err) === 'EEXIST' ? undefined : rename(grave, path).catch(ignore)));
     await unlink(grave).catch(ignore);
     if (!fresh) await prune(dirname(path));
