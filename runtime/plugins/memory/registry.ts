@@ -1,5 +1,6 @@
 import { Channel } from '../../core/channel.js';
 import { MicroError } from '../../core/errors.js';
+import { copyNode, describeService, sameDescription, sameNode, toServiceRecord, type ServiceDescription } from '../../core/registry-records.js';
 import type {
   NodeRecord,
   RegisterOptions,
@@ -17,7 +18,7 @@ export interface MemoryRegistryOptions {
 
 /** One registered version: its description plus its live nodes, each with its own expiry. */
 interface Entry {
-  service: Omit<ServiceRecord, 'nodes'>;
+  service: ServiceDescription;
   nodes: Map<string, { node: NodeRecord; expires: number }>;
 }
 
@@ -25,30 +26,6 @@ interface Entry {
 const MAX_DELAY = 2 ** 31 - 1;
 
 const now = () => performance.now();
-const copyNode = (n: NodeRecord): NodeRecord => ({ id: n.id, address: n.address, metadata: { ...n.metadata } });
-
-function sameMetadata(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
-}
-
-const sameNode = (a: NodeRecord, b: NodeRecord) => a.address === b.address && sameMetadata(a.metadata, b.metadata);
-
-function sameDescription(a: Entry['service'], b: Entry['service']): boolean {
-  return (
-    sameMetadata(a.metadata, b.metadata) &&
-    a.endpoints.length === b.endpoints.length &&
-    a.endpoints.every((e, i) => e.name === b.endpoints[i]?.name && sameMetadata(e.metadata, b.endpoints[i]?.metadata ?? {}))
-  );
-}
-
-function describe(s: ServiceRecord | Entry['service']): Entry['service'] {
-  return { name: s.name, version: s.version, metadata: { ...s.metadata }, endpoints: s.endpoints.map((e) => ({ name: e.name, metadata: { ...e.metadata } })) };
-}
-
-function record(service: Entry['service'], nodes: Iterable<NodeRecord>): ServiceRecord {
-  return { ...describe(service), nodes: Array.from(nodes, copyNode) };
-}
 
 /**
  * A registry that lives in this process only: services registered here are visible to this process alone.
@@ -101,12 +78,12 @@ export class MemoryRegistry implements Registry {
 
   async getService(name: string): Promise<ServiceRecord[]> {
     this.#sweep();
-    return Array.from(this.#services.get(name)?.values() ?? [], (e) => record(e.service, this.#live(e)));
+    return Array.from(this.#services.get(name)?.values() ?? [], (e) => toServiceRecord(e.service, this.#live(e)));
   }
 
   async listServices(): Promise<ServiceRecord[]> {
     this.#sweep();
-    return [...this.#services.values()].flatMap((versions) => Array.from(versions.values(), (e) => record(e.service, this.#live(e))));
+    return [...this.#services.values()].flatMap((versions) => Array.from(versions.values(), (e) => toServiceRecord(e.service, this.#live(e))));
   }
 
   /** Events from now on; a watch opened after `close()` ends at once. */
@@ -137,9 +114,9 @@ export class MemoryRegistry implements Registry {
     let versions = this.#services.get(service.name);
     if (!versions) this.#services.set(service.name, (versions = new Map()));
     const existing = versions.get(service.version);
-    const entry: Entry = existing ?? { service: describe(service), nodes: new Map() };
-    const described = existing !== undefined && !sameDescription(existing.service, describe(service));
-    entry.service = describe(service);
+    const entry: Entry = existing ?? { service: describeService(service), nodes: new Map() };
+    const described = existing !== undefined && !sameDescription(existing.service, describeService(service));
+    entry.service = describeService(service);
     const changed: NodeRecord[] = [];
     for (const node of service.nodes) {
       const previous = entry.nodes.get(node.id)?.node;
@@ -147,8 +124,8 @@ export class MemoryRegistry implements Registry {
       entry.nodes.set(node.id, { node: copyNode(node), expires });
     }
     versions.set(service.version, entry);
-    if (!existing) this.#emit('create', record(entry.service, this.#live(entry)));
-    else if (described || changed.length > 0) this.#emit('update', record(entry.service, changed));
+    if (!existing) this.#emit('create', toServiceRecord(entry.service, this.#live(entry)));
+    else if (described || changed.length > 0) this.#emit('update', toServiceRecord(entry.service, changed));
     this.#schedule();
   }
 
@@ -161,7 +138,7 @@ export class MemoryRegistry implements Registry {
       versions?.delete(entry.service.version);
       if (versions?.size === 0) this.#services.delete(entry.service.name);
     }
-    this.#emit('delete', record(entry.service, gone));
+    this.#emit('delete', toServiceRecord(entry.service, gone));
   }
 
   #live(entry: Entry): NodeRecord[] {
@@ -197,7 +174,7 @@ export class MemoryRegistry implements Registry {
   #emit(type: RegistryEventType, service: ServiceRecord): void {
     for (const [channel, name] of this.#watchers) {
       // A copy per watcher: one watcher mutating its event must not change what another sees.
-      if (name === undefined || name === service.name) channel.push({ type, service: record(service, service.nodes) });
+      if (name === undefined || name === service.name) channel.push({ type, service: toServiceRecord(service, service.nodes) });
     }
   }
 }
