@@ -4,6 +4,7 @@ import { Channel } from '../../core/channel.js';
 import { ConfigError } from '../../core/config.js';
 import { MicroError, isMicroError } from '../../core/errors.js';
 import type { NodeRecord, RegisterOptions, Registry, RegistryEvent, ServiceRecord, WatchOptions } from '../../core/registry.js';
+import { copyNode, describeService, isExpiredEntry, mergeNodeEntries, parseNodeEntry, sameDescription, sameNode, toServiceRecord, type NodeEntry } from '../../core/registry-records.js';
 import { connectNats, natsConnectionOptions } from './connection.js';
 
 export type NatsRegistryOptions = ({ address: string; connection?: undefined } | { connection: NatsConnection; address?: undefined }) & {
@@ -16,10 +17,8 @@ export type NatsRegistryOptions = ({ address: string; connection?: undefined } |
   markerAge?: number;
 };
 
-type Description = Omit<ServiceRecord, 'nodes'>;
-
-/** A key's value. `expires`: epoch ms, 0 for never; `registered`: epoch ms, informative (the KV revision orders). */
-type NodeValue = { service: Description; node: NodeRecord; expires: number; registered: number };
+/** A key's value. `registered` is informative: the KV revision orders registrations. */
+type NodeValue = NodeEntry;
 
 /** `versions`: key prefix `<service>.<version>` -> key -> value. `ready`: the initial values are taken in. */
 interface Watch {
@@ -44,42 +43,21 @@ const token = (value: string) =>
   Array.from(utf8.encode(value), (b) => (/[-\w/]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('') || '=';
 const keyOf = (name: string, version: string, node: string) => `${token(name)}.${token(version)}.${token(node)}`;
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStrings = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((x) => typeof x === 'string');
-const copyNode = (n: NodeRecord): NodeRecord => ({ id: n.id, address: n.address, metadata: { ...n.metadata } });
-const describe = (s: Description): Description => ({ name: s.name, version: s.version, metadata: { ...s.metadata }, endpoints: s.endpoints.map((e) => ({ name: e.name, metadata: { ...e.metadata } })) });
-const record = (s: Description, nodes: NodeRecord[]): ServiceRecord => ({ ...describe(s), nodes: nodes.map(copyNode) });
-const expired = (v: NodeValue, now = Date.now()) => v.expires !== 0 && v.expires <= now;
-// A refresh writes the same JSON again (same key order): only a real change differs.
-const sameValue = (a: NodeValue, b: NodeValue) => JSON.stringify([a.node, a.service]) === JSON.stringify([b.node, b.service]);
+// Same key, so same name, version and node id: a change is in the address, the metadata or the description.
+const sameValue = (a: NodeValue, b: NodeValue) => sameNode(a.node, b.node) && sameDescription(a.service, b.service);
 
 /** A key's value; undefined for a delete marker or anything foreign or garbled. */
 function parse(entry: KvEntry | null): NodeValue | undefined {
-  let v: unknown;
   try {
-    v = entry?.operation === 'PUT' ? entry.json() : undefined;
+    return entry?.operation === 'PUT' ? parseNodeEntry(entry.json()) : undefined;
   } catch {
     return undefined;
   }
-  if (!isObject(v) || !isObject(v.service) || !isObject(v.node) || typeof v.expires !== 'number') return undefined;
-  const { service: s, node: n } = v;
-  if (typeof s.name !== 'string' || typeof s.version !== 'string' || !isStrings(s.metadata) || !Array.isArray(s.endpoints) || !s.endpoints.every((e) => isObject(e) && typeof e.name === 'string' && isStrings(e.metadata))) return undefined;
-  if (typeof n.id !== 'string' || typeof n.address !== 'string' || !isStrings(n.metadata)) return undefined;
-  const service = describe({ name: s.name, version: s.version, metadata: s.metadata, endpoints: s.endpoints });
-  return { service, node: copyNode({ id: n.id, address: n.address, metadata: n.metadata }), expires: v.expires, registered: typeof v.registered === 'number' ? v.registered : 0 };
 }
 
-type Live = { value: NodeValue; revision: number };
+type Live = NodeValue & { revision: number };
 /** One record per name+version, nodes sorted by id, described by the node with the highest KV revision. */
-function merge(live: Live[]): ServiceRecord[] {
-  const groups = new Map<string, Live[]>();
-  for (const l of live.sort((a, b) => (a.value.node.id < b.value.node.id ? -1 : 1))) {
-    const key = JSON.stringify([l.value.service.name, l.value.service.version]);
-    (groups.get(key) ?? groups.set(key, []).get(key)!).push(l);
-  }
-  const newest = (group: Live[]) => group.reduce((a, b) => (b.revision > a.revision ? b : a)).value.service;
-  return [...groups].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, group]) => record(newest(group), group.map((l) => l.value.node)));
-}
+const merge = (live: Live[]): ServiceRecord[] => mergeNodeEntries(live, (l) => l.revision);
 
 /** A `nats` failure as a MicroError with the original as `cause`: 503/504 (retryable) when NATS is out of reach. */
 function translate(err: unknown, what: string): MicroError {
@@ -143,7 +121,7 @@ export class NatsRegistry implements Registry {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([Promise.all([...this.#watches].map((w) => w.ready)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
     clearTimeout(timer);
-    const [description, registered] = [describe(service), Date.now()];
+    const [description, registered] = [describeService(service), Date.now()];
     const expires = ttl > 0 ? registered + ttl * 1000 : 0;
     const put = (node: NodeRecord) => kv.put(keyOf(service.name, service.version, node.id), JSON.stringify({ service: description, node: copyNode(node), expires, registered }));
     await Promise.all(service.nodes.map(put)).catch(fail(`cannot register ${service.name}`));
@@ -163,7 +141,7 @@ export class NatsRegistry implements Registry {
   /** Reads only this service's keys (kv.keys, then a get each): the client calls it on every request. */
   async getService(name: string): Promise<ServiceRecord[]> {
     if (typeof name !== 'string') return [];
-    return merge((await this.#read(`${token(name)}.>`)).filter((l) => l.value.service.name === name));
+    return merge((await this.#read(`${token(name)}.>`)).filter((l) => l.service.name === name));
   }
 
   async listServices(): Promise<ServiceRecord[]> {
@@ -249,7 +227,7 @@ export class NatsRegistry implements Registry {
       const now = Date.now();
       return (await Promise.all(keys.map((key) => kv.get(key)))).flatMap((entry) => {
         const value = parse(entry);
-        if (value && !expired(value, now)) return [{ value, revision: entry!.revision }];
+        if (value && !isExpiredEntry(value, now)) return [{ ...value, revision: entry!.revision }];
         if (value) void kv.delete(entry!.key, { previousSeq: entry!.revision }).catch(ignore);
         return [];
       });
@@ -272,16 +250,16 @@ export class NatsRegistry implements Registry {
       const prefix = entry.key.slice(0, entry.key.lastIndexOf('.'));
       const value = parse(entry);
       if (initial) {
-        if (value && !expired(value)) groupOf(w, prefix).set(entry.key, value);
+        if (value && !isExpiredEntry(value, Date.now())) groupOf(w, prefix).set(entry.key, value);
         if (--absorb === 0) done();
         continue;
       }
-      if (!value || expired(value)) this.#drop(w, prefix, entry.key);
+      if (!value || isExpiredEntry(value, Date.now())) this.#drop(w, prefix, entry.key);
       else {
         const group = groupOf(w, prefix);
         const old = group.get(entry.key);
         group.set(entry.key, value);
-        if (!old || !sameValue(old, value)) w.channel.push({ type: group.size === 1 && !old ? 'create' : 'update', service: record(value.service, [value.node]) });
+        if (!old || !sameValue(old, value)) w.channel.push({ type: group.size === 1 && !old ? 'create' : 'update', service: toServiceRecord(value.service, [value.node]) });
       }
       this.#arm(w);
     }
@@ -293,7 +271,7 @@ export class NatsRegistry implements Registry {
     const old = group?.get(key);
     if (!old || !group?.delete(key)) return;
     if (group.size === 0) w.versions.delete(prefix);
-    w.channel.push({ type: 'delete', service: record(old.service, [old.node]) });
+    w.channel.push({ type: 'delete', service: toServiceRecord(old.service, [old.node]) });
   }
 
   /** One unref'd timer per watch, for the next node to expire: an expiry is an event even if nobody reads. */
@@ -303,7 +281,7 @@ export class NatsRegistry implements Registry {
     for (const group of w.versions.values()) for (const v of group.values()) if (v.expires !== 0) next = Math.min(next, v.expires);
     if (next === Number.POSITIVE_INFINITY || w.channel.closed) return;
     w.timer = setTimeout(() => {
-      for (const [prefix, group] of [...w.versions]) for (const [key, v] of [...group]) if (expired(v)) this.#drop(w, prefix, key);
+      for (const [prefix, group] of [...w.versions]) for (const [key, v] of [...group]) if (isExpiredEntry(v, Date.now())) this.#drop(w, prefix, key);
       this.#arm(w);
     }, Math.min(Math.max(0, next - Date.now()), 2 ** 31 - 1)); // setTimeout's limit
     w.timer.unref?.();
