@@ -8,6 +8,7 @@ export * from './errors.js';
 export * from './function.js';
 export * from './id.js';
 export * from './metadata.js';
+export * from './registry-records.js';
 export * from './registry.js';
 export * from './router.js';
 export * from './selector.js';
