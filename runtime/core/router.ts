@@ -1,4 +1,5 @@
 import type { Context, MessageContext } from './context.js';
+import { errors } from './errors.js';
 import type { EndpointRecord } from './registry.js';
 
 /** An RPC handler: gets the decoded request, returns the reply. Throw a MicroError to answer with an error. */
@@ -56,20 +57,21 @@ export class Router {
    * The built-in health handler, which no wrapper sees. It is made like every endpoint's, so a probe runs the
    * code an invocation runs: that is how a warm process has it compiled before its one invocation comes.
    */
-  readonly #health = wrap([], bind(health));
+  readonly #health: (ctx: Context, request: unknown) => Promise<unknown>;
 
   constructor(definition: ServiceDefinition) {
+    this.#health = wrap(definition.name, [], bind(health));
     const wrappers = definition.wrappers ?? [];
     for (const [group, target] of Object.entries(definition.handlers ?? {})) {
       if (!/^[A-Za-z_$][\w$]*$/.test(group)) throw new TypeError(`handler group name "${group}" must be an identifier, like "Greeter"`);
       for (const [method, fn] of methodsOf(target)) {
-        this.#handlers.set(`${group}.${method}`, wrap(wrappers, bind(fn)));
+        this.#handlers.set(`${group}.${method}`, wrap(definition.name, wrappers, bind(fn)));
       }
     }
     const subWrappers = definition.subscriberWrappers ?? [];
     for (const [topic, fn] of Object.entries(definition.subscribers ?? {})) {
       if (typeof fn !== 'function') throw new TypeError(`subscriber for topic "${topic}" must be a function`);
-      this.#subscribers.set(topic, wrapSubscriber(subWrappers, fn as BoundSubscriber));
+      this.#subscribers.set(topic, wrapSubscriber(definition.name, subWrappers, fn as BoundSubscriber));
     }
   }
 
@@ -116,20 +118,41 @@ function bind(fn: Bound): (ctx: Context, request: unknown) => unknown {
   return (ctx, request) => fn(request, ctx);
 }
 
-function wrap(wrappers: HandlerWrapper[], inner: (ctx: Context, request: unknown) => unknown) {
+/**
+ * The chain of `wrappers` (outermost first) around `inner`. Each call of a wrapper gets a `next` that works once:
+ * a second call (a retry wrapper, say) would run the rest of the chain and the handler again inside a one-shot
+ * function's one invocation, so it rejects with a 500 instead. The flag sits in the closure every call makes
+ * anyway, so the guard allocates nothing more; without wrappers the chain is `base` alone, as the health probe's is.
+ */
+function wrap(service: string, wrappers: HandlerWrapper[], inner: (ctx: Context, request: unknown) => unknown) {
   const base = async (ctx: Context, request: unknown) => inner(ctx, request);
   return wrappers.reduceRight<(ctx: Context, request: unknown) => Promise<unknown>>(
-    (next, wrapper) => (ctx, request) => wrapper(ctx, request, (req) => next(ctx, req)),
+    (next, wrapper) => (ctx, request) => {
+      let called = false;
+      return wrapper(ctx, request, (req) => {
+        if (called) return Promise.reject(errors.internal(service, 'a handler wrapper called next() twice; the handler runs once per invocation'));
+        called = true;
+        return next(ctx, req);
+      });
+    },
     base,
   );
 }
 
-function wrapSubscriber(wrappers: SubscriberWrapper[], fn: BoundSubscriber) {
+/** The chain of subscriber `wrappers` around `fn`, each `next` working once per message, as in wrap(). */
+function wrapSubscriber(service: string, wrappers: SubscriberWrapper[], fn: BoundSubscriber) {
   const base = async (ctx: MessageContext, payload: unknown) => {
     await fn(payload, ctx);
   };
   return wrappers.reduceRight<(ctx: MessageContext, payload: unknown) => Promise<void>>(
-    (next, wrapper) => (ctx, payload) => wrapper(ctx, payload, (p) => next(ctx, p)),
+    (next, wrapper) => (ctx, payload) => {
+      let called = false;
+      return wrapper(ctx, payload, (p) => {
+        if (called) return Promise.reject(errors.internal(service, 'a subscriber wrapper called next() twice; the subscriber runs once per message'));
+        called = true;
+        return next(ctx, p);
+      });
+    },
     base,
   );
 }

@@ -2,6 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Router, type HandlerWrapper, type SubscriberWrapper } from '../../../runtime/core/router.js';
 import type { Context, MessageContext } from '../../../runtime/core/context.js';
+import { isMicroError, type MicroError } from '../../../runtime/core/errors.js';
 
 const ctx = {} as Context;
 const mctx = {} as MessageContext;
@@ -96,6 +97,69 @@ router('runs subscriber wrappers around subscribers', async () => {
   const r = new Router({ name: 's', subscriberWrappers: [w], subscribers: { t: (p: number) => void trace.push(`got ${p}`) } });
   await r.subscriber('t')!(mctx, 7);
   assert.equal(trace, ['before', 'got 7', 'after']);
+});
+
+router('refuses a second next() from a handler wrapper with a 500 and runs the handler exactly once', async () => {
+  let runs = 0;
+  let second: unknown;
+  const twice: HandlerWrapper = async (_c, req, next) => {
+    const first = await next(req);
+    second = await next(req).catch((err: unknown) => err);
+    return first;
+  };
+  const r = new Router({ name: 's', wrappers: [twice], handlers: { G: { Hi: () => `run ${++runs}` } } });
+  assert.is(await r.handler('G.Hi')!(ctx, {}), 'run 1');
+  assert.is(runs, 1);
+  assert.ok(isMicroError(second), 'the second next() rejects with a MicroError');
+  assert.is((second as MicroError).code, 500);
+  assert.is((second as MicroError).id, 's');
+  assert.match((second as MicroError).detail, /wrapper called next\(\) twice/);
+  assert.is(await r.handler('G.Hi')!(ctx, {}), 'run 2', 'the next invocation gets a next() of its own');
+});
+
+router('refuses a retry by an inner handler wrapper after the handler failed: the caller gets the 500, the handler ran once', async () => {
+  let runs = 0;
+  const outer: HandlerWrapper = (_c, req, next) => next(req);
+  const retry: HandlerWrapper = async (_c, req, next) => {
+    try {
+      return await next(req);
+    } catch {
+      return next(req);
+    }
+  };
+  const r = new Router({
+    name: 's',
+    wrappers: [outer, retry],
+    handlers: {
+      G: {
+        Hi: () => {
+          runs++;
+          throw new Error('failed');
+        },
+      },
+    },
+  });
+  const err = await r.handler('G.Hi')!(ctx, {}).catch((e: unknown) => e);
+  assert.is(runs, 1);
+  assert.is((err as MicroError).code, 500);
+  assert.match((err as MicroError).detail, /twice/);
+});
+
+router('refuses a second next() from a subscriber wrapper with a 500 and runs the subscriber exactly once', async () => {
+  let runs = 0;
+  let second: unknown;
+  const twice: SubscriberWrapper = async (_c, payload, next) => {
+    await next(payload);
+    await next(payload).catch((err: unknown) => void (second = err));
+  };
+  const r = new Router({ name: 's', subscriberWrappers: [twice], subscribers: { t: () => void runs++ } });
+  await r.subscriber('t')!(mctx, 1);
+  assert.is(runs, 1);
+  assert.ok(isMicroError(second), 'the second next() rejects with a MicroError');
+  assert.is((second as MicroError).code, 500);
+  assert.match((second as MicroError).detail, /wrapper called next\(\) twice/);
+  await r.subscriber('t')!(mctx, 2);
+  assert.is(runs, 2, 'the next message gets a next() of its own');
 });
 
 router.run();
