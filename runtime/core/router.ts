@@ -118,41 +118,36 @@ function bind(fn: Bound): (ctx: Context, request: unknown) => unknown {
   return (ctx, request) => fn(request, ctx);
 }
 
+type Link<C, T, R> = (ctx: C, value: T) => Promise<R>;
+
 /**
- * The chain of `wrappers` (outermost first) around `inner`. Each call of a wrapper gets a `next` that works once:
- * a second call (a retry wrapper, say) would run the rest of the chain and the handler again inside a one-shot
- * function's one invocation, so it rejects with a 500 instead. The flag sits in the closure every call makes
+ * `wrappers` (outermost first) around `base`. Each call of a wrapper gets a `next` that works once: a second call
+ * (a retry wrapper, say) would run the rest of the chain and the handler again inside a one-shot function's one
+ * invocation, so it rejects with a 500 saying `twice` instead. The flag sits in the closure every call makes
  * anyway, so the guard allocates nothing more; without wrappers the chain is `base` alone, as the health probe's is.
  */
-function wrap(service: string, wrappers: HandlerWrapper[], inner: (ctx: Context, request: unknown) => unknown) {
-  const base = async (ctx: Context, request: unknown) => inner(ctx, request);
-  return wrappers.reduceRight<(ctx: Context, request: unknown) => Promise<unknown>>(
-    (next, wrapper) => (ctx, request) => {
+function chain<C, T, R>(service: string, twice: string, wrappers: ((ctx: C, value: T, next: (value: T) => Promise<R>) => Promise<R>)[], base: Link<C, T, R>) {
+  return wrappers.reduceRight<Link<C, T, R>>(
+    (next, wrapper) => (ctx, value) => {
       let called = false;
-      return wrapper(ctx, request, (req) => {
-        if (called) return Promise.reject(errors.internal(service, 'a handler wrapper called next() twice; the handler runs once per invocation'));
+      return wrapper(ctx, value, (v) => {
+        if (called) return Promise.reject(errors.internal(service, twice));
         called = true;
-        return next(ctx, req);
+        return next(ctx, v);
       });
     },
     base,
   );
 }
 
-/** The chain of subscriber `wrappers` around `fn`, each `next` working once per message, as in wrap(). */
+function wrap(service: string, wrappers: HandlerWrapper[], inner: (ctx: Context, request: unknown) => unknown) {
+  const base = async (ctx: Context, request: unknown) => inner(ctx, request);
+  return chain(service, 'a handler wrapper called next() twice; the handler runs once per invocation', wrappers, base);
+}
+
 function wrapSubscriber(service: string, wrappers: SubscriberWrapper[], fn: BoundSubscriber) {
   const base = async (ctx: MessageContext, payload: unknown) => {
     await fn(payload, ctx);
   };
-  return wrappers.reduceRight<(ctx: MessageContext, payload: unknown) => Promise<void>>(
-    (next, wrapper) => (ctx, payload) => {
-      let called = false;
-      return wrapper(ctx, payload, (p) => {
-        if (called) return Promise.reject(errors.internal(service, 'a subscriber wrapper called next() twice; the subscriber runs once per message'));
-        called = true;
-        return next(ctx, p);
-      });
-    },
-    base,
-  );
+  return chain(service, 'a subscriber wrapper called next() twice; the subscriber runs once per message', wrappers, base);
 }
