@@ -47,8 +47,8 @@ export async function benchCloudflare({ coldRuns = Number(process.env.BENCH_COLD
   try {
     // (a)
     const entry = fileURLToPath(new URL('../examples/helloworld/index.ts', import.meta.url));
-    const plain = await buildCloudflare(entry, { outdir: join(dir, 'plain'), minify: true, nats: false });
-    const withNats = await buildCloudflare(entry, { outdir: join(dir, 'nats'), minify: true });
+    const plain = await buildCloudflare(entry, { outdir: join(dir, 'plain'), minify: true });
+    const withNats = await buildCloudflare(entry, { outdir: join(dir, 'nats'), minify: true, env: { MICRO_REGISTRY: 'nats', MICRO_BROKER: 'nats', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' } });
     const bytes = (b: CloudflareBuild) => b.artifacts.reduce((sum, a) => sum + a.size, b.size);
     const out = [
       `(a) helloworld, minified: ${kb(plain.startSize)} loaded at start (main module ${kb(plain.size)} + shared chunk; target < 30 KB)`,

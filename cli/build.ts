@@ -1,33 +1,26 @@
+/** `micro-fn build`: bundles a function with the build of the target `--target` names (adapters/targets.ts). */
 import { join, relative } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
-import { buildLocal, entryName, resolveEntry } from '../adapters/local/build.js';
+import { entryName, resolveEntry } from '../adapters/kit/entry.js';
+import { envPairs, kib } from '../adapters/kit/options.js';
+import { loadTarget, targets } from '../adapters/targets.js';
 import { type Command } from './command.js';
-import { kib } from './deploy.js';
 import { write } from './output.js';
-
-/** What a target's build reports: the main artifact, and any more (a zip) with their sizes. */
-export interface TargetBuild {
-  file: string;
-  size: number;
-  ms: number;
-  artifacts?: { file: string; size: number }[];
-}
-
-/** Each target's bundler, loaded only when chosen (the cloud SDKs stay out of other commands). */
-const targets: Record<string, (file: string, options: { outdir: string; minify: boolean }) => Promise<TargetBuild>> = {
-  local: (file, options) => buildLocal(file, options),
-  cloudflare: async (file, options) => (await import('../adapters/cloudflare/build.js')).buildCloudflare(file, options),
-  lambda: async (file, options) => (await import('../adapters/lambda/build.js')).buildLambda(file, options),
-};
 
 export const command: Command = {
   name: 'build',
   summary: "bundle a function for a target and print the artifact's path and size",
   usage: '<entry>',
+  description: [
+    "Bundles <entry> for --target and prints the artifact's path and size. A bundle for a platform other than this",
+    "machine carries the plugins the function's configuration selects: the MICRO_* variables here, and --env",
+    '(which wins).',
+  ].join('\n'),
   options: {
     target: { type: 'string', value: 'TARGET', description: `${Object.keys(targets).join(', ')} (default local)` },
     outdir: { type: 'string', short: 'o', value: 'DIR', description: 'where to write it (default dist/<function folder>)' },
     minify: { type: 'boolean', description: 'minify the bundle' },
+    env: { type: 'string', short: 'e', value: 'KEY=VALUE', multiple: true, description: "the function's configuration (MICRO_REGISTRY=nats, ...)" },
   },
   examples: [
     'micro-fn build examples/helloworld',
@@ -37,18 +30,23 @@ export const command: Command = {
   async run({ positionals, values }) {
     const [entry] = positionals;
     if (!entry) throw new UserError('build needs an entry: micro-fn build <entry>');
-    const target = (values.target as string | undefined) ?? 'local';
-    const build = targets[target];
-    if (!build) throw new UserError(`--target ${target} is not available; targets: ${Object.keys(targets).join(', ')}`);
+    const name = typeof values.target === 'string' ? values.target : 'local';
+    const target = await loadTarget(name);
     const file = resolveEntry(entry);
-    const outdir = (values.outdir as string | undefined) ?? join('dist', entryName(file));
-    const built = await build(file, { outdir, minify: values.minify === true });
+    const outdir = typeof values.outdir === 'string' ? values.outdir : join('dist', entryName(file));
+    const env = { ...microVariables(process.env), ...envPairs(values.env as string[] | undefined) };
+    const built = await target.build({ entry: file, outdir, minify: values.minify === true, env });
     const artifacts = [{ file: built.file, size: built.size }, ...(built.artifacts ?? [])];
-    if (values.json) await write(process.stdout, `${JSON.stringify({ target, file: built.file, size: built.size, ms: built.ms, artifacts })}\n`);
+    if (values.json) await write(process.stdout, `${JSON.stringify({ target: name, file: built.file, size: built.size, ms: built.ms, artifacts })}\n`);
     else {
-      const lines = artifacts.map((a, i) => `${relative(process.cwd(), a.file) || a.file}  ${kib(a.size)}${i === 0 ? `  (${target}, ${built.ms} ms)` : ''}\n`);
+      const lines = artifacts.map((a, i) => `${relative(process.cwd(), a.file) || a.file}  ${kib(a.size)}${i === 0 ? `  (${name}, ${built.ms} ms)` : ''}\n`);
       await write(process.stdout, lines.join(''));
     }
     return 0;
   },
 };
+
+/** The MICRO_* variables of `env`: the configuration a function built here would get. */
+function microVariables(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('MICRO_') && e[1] !== undefined && e[0] !== 'MICRO_FN_HOME'));
+}

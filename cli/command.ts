@@ -1,15 +1,20 @@
 /** What every command file exports, and the shared argument parsing and help text. */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { TargetOption } from '../adapters/kit/target.js';
 import { UserError } from '../runtime/core/errors.js';
+import { pluginNames } from '../runtime/plugins/resolve.js';
 
-export interface OptionSpec {
-  type: 'string' | 'boolean';
-  short?: string;
-  multiple?: boolean;
-  /** Placeholder shown in help, e.g. `MS`. */
-  value?: string;
-  description: string;
+/** An option's spec; the same shape as a target's options. */
+export type OptionSpec = TargetOption;
+
+/** More options, with a title and a paragraph of their own in the help (a target's deploy options). */
+export interface OptionSection {
+  title: string;
+  description?: string[];
+  options: Record<string, OptionSpec>;
+  /** Shown with the command's own examples. */
+  examples?: string[];
 }
 
 export interface Parsed {
@@ -24,6 +29,8 @@ export interface Command {
   usage: string;
   description?: string;
   options: Record<string, OptionSpec>;
+  /** Options read from elsewhere (the target table), parsed and shown after `options`. */
+  sections?(): Promise<OptionSection[]>;
   examples?: string[];
   run(args: Parsed): Promise<number>;
 }
@@ -41,9 +48,9 @@ export const sourceMapOption: Record<string, OptionSpec> = {
 
 /** Registry and broker choice, mirroring MICRO_REGISTRY, MICRO_REGISTRY_ADDRESS, MICRO_BROKER, MICRO_BROKER_ADDRESS. */
 export const pluginOptions: Record<string, OptionSpec> = {
-  registry: { type: 'string', value: 'NAME', description: 'registry: local (default), memory or nats (env MICRO_REGISTRY)' },
+  registry: { type: 'string', value: 'NAME', description: `registry: ${pluginNames('registry')} (env MICRO_REGISTRY)` },
   'registry-address': { type: 'string', value: 'URL', description: 'registry address (env MICRO_REGISTRY_ADDRESS)' },
-  broker: { type: 'string', value: 'NAME', description: 'broker: local (default), memory, nats or jetstream (env MICRO_BROKER)' },
+  broker: { type: 'string', value: 'NAME', description: `broker: ${pluginNames('broker')} (env MICRO_BROKER)` },
   'broker-address': { type: 'string', value: 'URL', description: 'broker address (env MICRO_BROKER_ADDRESS)' },
 };
 
@@ -52,8 +59,13 @@ export const transportOption: Record<string, OptionSpec> = {
   transport: { type: 'string', value: 'NAME', description: 'listen with http (default) or nats (env MICRO_TRANSPORT)' },
 };
 
-export function parse(command: Command, argv: string[]): Parsed {
-  const options = { ...command.options, ...commonOptions };
+/** Every option a command takes: its own, its sections' (an option several sections share is parsed once), the common ones. */
+export function allOptions(command: Command, sections: OptionSection[] = []): Record<string, OptionSpec> {
+  return Object.assign({}, ...sections.map((s) => s.options), command.options, commonOptions) as Record<string, OptionSpec>;
+}
+
+export function parse(command: Command, argv: string[], sections: OptionSection[] = []): Parsed {
+  const options = allOptions(command, sections);
   try {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -69,20 +81,22 @@ export function parse(command: Command, argv: string[]): Parsed {
   }
 }
 
-export function help(command: Command): string {
-  const options = { ...command.options, ...commonOptions };
-  const rows = Object.entries(options).map(([name, o]) => {
-    const flag = `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
-    return `  ${flag.padEnd(30)} ${o.description}`;
-  });
+export function help(command: Command, sections: OptionSection[] = []): string {
+  const examples = [...(command.examples ?? []), ...sections.flatMap((s) => s.examples ?? [])];
+  const rows = (options: Record<string, OptionSpec>) =>
+    Object.entries(options).map(([name, o]) => {
+      const flag = `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
+      return `  ${flag.padEnd(30)} ${o.description}`;
+    });
   return [
     `Usage: micro-fn ${command.name} ${command.usage} [options]`,
     '',
     command.description ?? command.summary,
     '',
     'Options:',
-    ...rows,
-    ...(command.examples?.length ? ['', 'Examples:', ...command.examples.map((e) => `  $ ${e}`)] : []),
+    ...rows({ ...command.options, ...commonOptions }),
+    ...sections.flatMap((s) => ['', `${s.title}:`, ...(s.description ?? []).map((line) => `  ${line}`), ...rows(s.options)]),
+    ...(examples.length ? ['', 'Examples:', ...examples.map((e) => `  $ ${e}`)] : []),
     '',
   ].join('\n');
 }
@@ -102,14 +116,7 @@ export function envWithFlags(values: Parsed['values'], env: NodeJS.ProcessEnv = 
   return out;
 }
 
-/** Parses `500`, `500ms`, `2s`, `1m` into milliseconds. */
-export function duration(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
-  if (!match) throw new UserError(`--${flag} takes a duration like 500ms, 30s or 5m; got "${value}"`);
-  const n = Number(match[1]);
-  return Math.round(match[2] === 's' ? n * 1000 : match[2] === 'm' ? n * 60_000 : n);
-}
+export { duration } from '../adapters/kit/options.js';
 
 /** `--metadata KEY=VALUE` flags as a record. */
 export function metadataFlags(values: Parsed['values']): Record<string, string> {

@@ -1,6 +1,7 @@
 /** Builds a function entry for the local target (cached) and loads the bundle into this process. */
 import { pathToFileURL } from 'node:url';
-import { buildLocal, resolveEntry } from '../adapters/local/build.js';
+import { resolveEntry } from '../adapters/kit/entry.js';
+import { buildLocal } from '../adapters/local/build.js';
 import type * as LocalHandler from '../adapters/local/handler.js';
 import type { ServiceDefinition } from '../runtime/index.js';
 

@@ -44,7 +44,10 @@ export async function main(argv: string[]): Promise<void> {
   try {
     if (!name || name === '--help' || name === '-h' || name === 'help') {
       const target = name === 'help' ? rest[0] : undefined;
-      if (target && commands[target]) process.stdout.write(help((await commands[target].load()).command));
+      if (target && commands[target]) {
+        const { command } = await commands[target].load();
+        process.stdout.write(help(command, await command.sections?.()));
+      }
       else process.stdout.write(usage());
       code = 0;
     } else if (name === '--version' || name === '-v') {
@@ -55,9 +58,10 @@ export async function main(argv: string[]): Promise<void> {
       code = 1;
     } else {
       const { command } = await commands[name].load();
-      const args = parse(command, rest);
+      const sections = await command.sections?.();
+      const args = parse(command, rest, sections);
       if (args.values.help) {
-        process.stdout.write(help(command));
+        process.stdout.write(help(command, sections));
         code = 0;
       } else {
         code = await command.run(args);

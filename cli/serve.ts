@@ -2,8 +2,7 @@ import { availableParallelism } from 'node:os';
 import { UserError } from '../runtime/core/errors.js';
 import { readConfig } from '../runtime/core/config.js';
 import { createMemoryBroker } from '../runtime/plugins/memory/broker.js';
-import { resolveBroker, resolveRegistry } from '../runtime/plugins/resolve.js';
-import { createHttpTransport } from '../runtime/plugins/http/index.js';
+import { choose, resolvePlugins } from '../runtime/plugins/resolve.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LocalRuntime } from '../serve/runtime.js';
 import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
@@ -39,12 +38,13 @@ export const command: Command = {
   async run({ values }) {
     const env = envWithFlags(values);
     const config = readConfig(env);
-    const registry = await resolveRegistry(env);
-    // The local broker is this process's own; any other (NATS, JetStream) is shared with other hosts.
-    const hosted = (config.broker ?? 'local') === 'local' || config.broker === 'memory';
     const concurrency = count(values.concurrency, 'concurrency', availableParallelism() * 2, 1);
     const ackWait = duration(values['ack-wait'] as string | undefined, 'ack-wait');
-    const broker = hosted ? createMemoryBroker() : await resolveBroker(env, registry, createHttpTransport(), { ackWait, concurrency });
+    // serve hosts the broker itself unless the configured one is shared with other hosts (NATS, JetStream).
+    const shared = choose('broker', config.broker, 'node')?.shared === true;
+    const plugins = await resolvePlugins(shared ? env : { ...env, MICRO_BROKER: undefined }, { broker: { ackWait, concurrency } });
+    const registry = plugins.registry;
+    const broker = shared ? plugins.broker : createMemoryBroker();
     const runtime = new LocalRuntime({
       home: microFnHome(env),
       registry,
@@ -64,14 +64,14 @@ export const command: Command = {
     try {
       await runtime.start();
     } catch (err) {
-      await Promise.allSettled([registry.close?.(), broker.close?.()]);
+      await Promise.allSettled([plugins.close(), broker.close?.()]);
       throw err;
     }
     process.stderr.write(`micro-fn serve listening on ${runtime.address}\n`);
     await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
     process.stderr.write('micro-fn serve stopping\n');
     await runtime.stop();
-    await Promise.allSettled([registry.close?.(), broker.close?.()]);
+    await Promise.allSettled([plugins.close(), broker.close?.()]);
     return 0;
   },
 };

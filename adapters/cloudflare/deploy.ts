@@ -5,7 +5,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Router, UserError, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
-import { usesNats } from '../../runtime/plugins/resolve.js';
 import { CloudflareApi, type UploadMetadata } from './api.js';
 import { MAIN_MODULE, buildCloudflare, type CloudflareBuild } from './build.js';
 import { wranglerToml } from './wrangler.js';
@@ -70,10 +69,9 @@ export async function deployCloudflare(options: CloudflareDeployOptions): Promis
     throw new UserError('set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (a token with Workers Scripts: Edit), or deploy with --dry-run and then wrangler');
   }
   const vars = options.vars ?? {};
-  // The NATS plugins only when the configuration names NATS: workerd compiles every uploaded module at start.
-  const nats = usesNats(vars);
-  const build = await buildCloudflare(options.entry, { outdir: options.outdir, minify: true, nats });
-  progress(`built ${relative(process.cwd(), build.file)} (${build.startSize} bytes loaded at start, ${build.artifacts.length} more modules${nats ? '' : ', without NATS'}) in ${build.ms} ms`);
+  // Only the plugins the configuration selects: workerd compiles every uploaded module at start.
+  const build = await buildCloudflare(options.entry, { outdir: options.outdir, minify: true, env: vars });
+  progress(`built ${relative(process.cwd(), build.file)} (${build.startSize} bytes loaded at start, ${build.artifacts.length} more modules) in ${build.ms} ms`);
   const compatibilityDate = options.compatibilityDate ?? COMPATIBILITY_DATE;
   const metadata: UploadMetadata = {
     main_module: MAIN_MODULE,

@@ -1,13 +1,12 @@
 /**
  * The Cloudflare Workers target's entry inside a function's bundle: a module worker whose `fetch` is one
- * mucp-over-HTTP invocation and whose `queue` runs the function once per message. Imports only runtime/ (and
- * this folder's runtime files): it ships inside the user's artifact.
+ * mucp-over-HTTP invocation (the one fetch handler, runtime/plugins/http/fetch.ts) and whose `queue` runs the
+ * function once per message. Imports only runtime/: it ships inside the user's artifact.
  */
-import { Client, asDefinition, createFunction, errors, jsonCodec, type Env, type MicroFunction, type ServiceDefinition } from '../../runtime/core/index.js';
-import { DEFAULT_MAX_BODY_SIZE } from '../../runtime/plugins/http/route.js';
-import { errorResponse, readRequest, toResponse } from './fetch.js';
+import { Runner, asDefinition, jsonCodec, type Env, type ServiceDefinition } from '../../runtime/core/index.js';
+import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
+import { resolvePlugins } from '../../runtime/plugins/resolve.js';
 import type { ExecutionContext, Message, MessageBatch, WorkerEnv } from './platform.js';
-import { workerPlugins, type WorkerPlugins } from './plugins.js';
 
 export interface WorkerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the HTTP listener's. */
@@ -24,13 +23,14 @@ export interface WorkerHandlers {
  * Makes the module worker for a function module's default export (`from` names the module in errors).
  *
  * - `fetch`: `POST /` with `Micro-Service`/`Micro-Endpoint` headers or `POST /<service>/<Service.Method>`, one
- *   fresh Function per request; errors as error JSON with their status and `Micro-Error` (405, 404, 400, 413 as
- *   the HTTP listener answers them). `GET /health` is a probe. The Response is returned as soon as the reply
- *   exists; stopping the Function and closing its connections finish within the event (`waitUntil`).
+ *   fresh Function per request; errors as error JSON with their status and `Micro-Error`. `GET /health` is a
+ *   probe. The Response is returned as soon as the reply exists; stopping the Function and closing its
+ *   connections finish within the event (`waitUntil`).
  * - `queue`: one Function run per message, `ack()` after success and `retry()` after failure, so one bad
  *   message never retries the batch. The topic is the subscriber named like the queue (dots as dashes:
  *   queue `user-created` -> topic `user.created`), or the function's only subscriber.
- * - `env`: the Worker's bindings are the function's configuration (`ctx.env`, `MICRO_*`).
+ * - `env`: the Worker's bindings are the function's configuration (`ctx.env`, `MICRO_*`). Plugins are opened per
+ *   invocation and closed before it ends: Workers forbid using one request's I/O objects in another.
  * @example
  * // what `micro-fn build <entry> --target cloudflare` bundles as the Worker's main module
  * import fn from './index.js';
@@ -39,91 +39,51 @@ export interface WorkerHandlers {
  */
 export function createWorker(value: unknown, from = 'the function module', options: WorkerOptions = {}): WorkerHandlers {
   const definition = asDefinition(value, from);
-  const max = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  // The bindings object is the same for every event of an isolate: one Runner and one fetch handler for it.
+  const hosts = new WeakMap<WorkerEnv, { runner: Runner; fetch: FetchHandler }>();
+  const host = (env: WorkerEnv) => {
+    let found = hosts.get(env);
+    if (!found) {
+      const runner = runnerFor(definition, env);
+      found = { runner, fetch: createFetchHandler(runner, options) };
+      hosts.set(env, found);
+    }
+    return found;
+  };
   return {
-    fetch: (request, env, ctx) => serveFetch(definition, max, request, env, ctx),
-    queue: (batch, env) => serveQueue(definition, batch, env),
+    fetch: (request, env, ctx) => host(env).fetch(request, { waitUntil: (p) => ctx.waitUntil(p) }),
+    queue: (batch, env) => serveQueue(host(env).runner, batch),
   };
 }
 
-/** One Function with plugins of its own, loaded only if its handler calls out or publishes. */
-interface Invocation {
-  fn: MicroFunction;
-  /** Stops the function and closes its plugins. Never rejects. */
-  end(): Promise<void>;
-}
-
-function open(definition: ServiceDefinition, env: WorkerEnv): Invocation {
+function runnerFor(definition: ServiceDefinition, bindings: WorkerEnv): Runner {
   // Platform seam: bindings that are not strings (KV, queues, services) reach ctx.env as they are; micro-fn
   // reads only the MICRO_* strings.
-  const config = env as Env;
-  let plugins: Promise<WorkerPlugins> | undefined;
-  const load = () => (plugins ??= workerPlugins(config));
-  const fn = createFunction(definition, { client: new Client({ load }), env: config });
-  return {
-    fn,
-    async end() {
-      await fn.stop();
-      await (await plugins?.catch(() => undefined))?.close();
-    },
-  };
+  const env = bindings as Env;
+  return new Runner(definition, { env, plugins: () => resolvePlugins(env, { platform: 'web' }) });
 }
 
-async function serveFetch(definition: ServiceDefinition, max: number, request: Request, env: WorkerEnv, ctx: ExecutionContext): Promise<Response> {
-  const read = await readRequest(request, max);
-  if (read.error) return errorResponse(read.error, read.request.id);
-  let answer!: (response: Response) => void;
-  const answered = new Promise<Response>((resolve) => (answer = resolve));
-  const run = (async () => {
-    let invocation: Invocation | undefined;
-    try {
-      invocation = open(definition, env);
-      await invocation.fn.start();
-      await invocation.fn.invoke(read.request, async (reply) => answer(toResponse(reply, read.request)));
-    } catch (err) {
-      // The configuration or a beforeStart hook failed: the caller gets a 500, the log gets the reason.
-      console.error(`[${definition.name}] the invocation failed`, err);
-      answer(errorResponse(errors.internal(definition.name, 'internal server error'), read.request.id));
-    } finally {
-      await invocation?.end();
-    }
-  })();
-  ctx.waitUntil(run);
-  return answered;
-}
-
-async function serveQueue(definition: ServiceDefinition, batch: MessageBatch, env: WorkerEnv): Promise<void> {
-  const topic = topicOf(definition, batch.queue);
+async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
+  const topic = topicOf(runner.topics, batch.queue);
   if (topic === undefined) {
     // Retried, not lost: past the queue's max_retries the messages go to its dead-letter queue.
-    const topics = Object.keys(definition.subscribers ?? {});
-    console.error(`[${definition.name}] queue ${batch.queue} matches no subscriber (topics: ${topics.join(', ') || 'none'}): name the queue after a topic, dots as dashes`);
+    console.error(`[${runner.name}] queue ${batch.queue} matches no subscriber (topics: ${runner.topics.join(', ') || 'none'}): name the queue after a topic, dots as dashes`);
     for (const message of batch.messages) message.retry();
     return;
   }
   // One after another: each run is a fresh Function with its own connections, and a batch is small.
-  for (const message of batch.messages) (await deliver(definition, env, topic, message)) ? message.ack() : message.retry();
+  for (const message of batch.messages) (await deliver(runner, topic, message)) ? message.ack() : message.retry();
 }
 
 /** Runs the function once for `message`; true when its subscriber succeeded. */
-async function deliver(definition: ServiceDefinition, env: WorkerEnv, topic: string, message: Message): Promise<boolean> {
-  let invocation: Invocation | undefined;
-  try {
-    invocation = open(definition, env);
-    await invocation.fn.start();
-    const outcome = await invocation.fn.deliver({ id: message.id, topic, headers: { 'content-type': jsonCodec.contentType }, body: bodyBytes(message.body) }, message.attempts);
-    return outcome.ok;
-  } catch (err) {
-    console.error(`[${definition.name}] message ${message.id} failed`, err);
-    return false;
-  } finally {
-    await invocation?.end();
-  }
+async function deliver(runner: Runner, topic: string, message: Message): Promise<boolean> {
+  const outcome = await runner.deliver({ id: message.id, topic, headers: { 'content-type': jsonCodec.contentType }, body: bodyBytes(message.body) }, message.attempts);
+  if (!outcome.ok) console.error(`[${runner.name}] message ${message.id} on ${topic} failed (attempt ${message.attempts}): ${JSON.stringify(outcome.error)}`);
+  return outcome.ok;
 }
 
 /** The subscriber topic a queue feeds: the same name, or the same with dots as dashes, or the only topic. */
-function topicOf(definition: ServiceDefinition, queue: string): string | undefined {
-  const topics = Object.keys(definition.subscribers ?? {});
+function topicOf(topics: readonly string[], queue: string): string | undefined {
   return topics.find((t) => t === queue) ?? topics.find((t) => t.replaceAll('.', '-') === queue) ?? (topics.length === 1 ? topics[0] : undefined);
 }
 

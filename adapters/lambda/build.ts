@@ -1,21 +1,19 @@
 /**
- * Build-time only: bundles a function entry for AWS Lambda (Node.js 22 runtime) with the Lambda handler as
- * the bundle's entry, and zips it as a deployment package.
+ * Build-time only: bundles a function entry for AWS Lambda (Node.js 22 runtime) with the Lambda handler as the
+ * bundle's entry, and zips it as a deployment package. The bundle carries the runtime plugins the function's
+ * environment selects, with their packages (Lambda has no node_modules to fall back on), except the AWS SDK,
+ * which the runtime provides.
  */
-import { dirname, join, relative, resolve } from 'node:path';
-import type { Plugin } from 'esbuild';
+import { join, relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
-import { usesNats } from '../../runtime/plugins/resolve.js';
-import { esbuildWithRequire, packageRoot, selfPlugin } from '../local/build.js';
+import { bundleNode } from '../kit/node.js';
+import { source } from '../kit/package-root.js';
 
 export interface LambdaBuildOptions {
   /** Where `index.mjs` and `function.zip` are written. */
   outdir: string;
   minify?: boolean;
-  /**
-   * The environment the function will run with (default: the builder's): it decides whether the bundle
-   * carries the NATS client. See natsPlugin.
-   */
+  /** The environment the function will run with (default: none, the embedded default): it decides which plugins the bundle carries. */
   env?: Env;
 }
 
@@ -39,60 +37,27 @@ export interface LambdaBuildResult {
  */
 export async function buildLambda(file: string, options: LambdaBuildOptions): Promise<LambdaBuildResult> {
   const started = Date.now();
-  const root = packageRoot();
-  const outdir = resolve(options.outdir);
-  const outfile = join(outdir, 'index.mjs');
   const contents = [
     `import * as mod from ${JSON.stringify(file)};`,
-    `import { asDefinition } from ${JSON.stringify(join(root, 'adapters', 'local', 'handler.ts'))};`,
-    `import { createHandler } from ${JSON.stringify(join(root, 'adapters', 'lambda', 'handler.ts'))};`,
+    `import { asDefinition } from ${JSON.stringify(source('runtime/core/function.ts'))};`,
+    `import { createHandler } from ${JSON.stringify(source('adapters/lambda/handler.ts'))};`,
     `export const handler = createHandler(asDefinition(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)}));`,
   ].join('\n');
-  await esbuildWithRequire({
-    stdin: { contents, resolveDir: dirname(file), sourcefile: '<micro-fn lambda entry>', loader: 'js' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
+  // One file (see kit/node.ts). No source map: it would double the package, and Lambda only uses one with
+  // NODE_OPTIONS=--enable-source-maps; an unminified bundle reads well in a stack.
+  const built = await bundleNode({
+    entry: file,
+    outdir: options.outdir,
+    contents,
     target: 'node22',
-    // One file (see adapters/local/build.ts). No source map: it would double the package, and Lambda
-    // only uses one with NODE_OPTIONS=--enable-source-maps; an unminified bundle reads well in a stack.
-    outfile,
     minify: options.minify ?? false,
     external: ['@aws-sdk/*'],
-    logLevel: 'silent',
-    plugins: [selfPlugin(root), natsPlugin(root, options.env ?? process.env)],
+    plugins: { platform: 'node', env: options.env ?? {}, packages: 'bundle' },
   });
   const [{ readFile, writeFile }, { zip }] = await Promise.all([import('node:fs/promises'), import('./zip.js')]);
-  const code = await readFile(outfile);
+  const code = await readFile(built.file);
   const archive = zip([{ name: 'index.mjs', data: code }]);
-  const zipFile = join(outdir, 'function.zip');
+  const zipFile = join(options.outdir, 'function.zip');
   await writeFile(zipFile, archive);
-  return { file: outfile, size: code.byteLength, ms: Date.now() - started, artifacts: [{ file: zipFile, size: archive.byteLength }] };
-}
-
-/**
- * Keeps the NATS client (about 600 KB of CommonJS) out of a bundle whose function cannot use it. The runtime
- * picks plugins from MICRO_* variables when it runs, so every plugin is reachable in the bundle, through
- * `import()`: esbuild inlines those (one file, no splitting), and a helloworld would carry NATS for nothing.
- * So: when `env` chooses a NATS plugin, `nats` is bundled; otherwise the plugins' `import('nats')` gets a
- * module that fails with a message saying how to rebuild. A function's own `import ... from 'nats'` is always
- * bundled. Lambda has no node_modules to fall back on, so leaving it external would only fail less clearly.
- */
-export function natsPlugin(root: string, env: Env): Plugin {
-  const plugins = join(root, 'runtime', 'plugins') + '/';
-  const message =
-    'this Lambda bundle was built without the NATS client, since no NATS plugin was chosen when it was built: build or deploy it with MICRO_REGISTRY=nats (or MICRO_BROKER=nats|jetstream, MICRO_TRANSPORT=nats) set';
-  return {
-    name: 'micro-fn-lambda-nats',
-    setup(build) {
-      if (usesNats(env)) return;
-      build.onResolve({ filter: /^nats$/ }, (args) => (args.importer.startsWith(plugins) ? { path: 'nats', namespace: 'micro-fn-without-nats' } : undefined));
-      build.onLoad({ filter: /.*/, namespace: 'micro-fn-without-nats' }, () => ({
-        // A MicroError: the client passes it on to the handler as it is, message and all.
-        contents: `import { errors } from ${JSON.stringify(join(root, 'runtime', 'core', 'errors.ts'))};\nthrow errors.internal('micro-fn', ${JSON.stringify(message)});`,
-        resolveDir: root,
-        loader: 'js',
-      }));
-    },
-  };
+  return { file: built.file, size: code.byteLength, ms: Date.now() - started, artifacts: [{ file: zipFile, size: archive.byteLength }] };
 }

@@ -5,13 +5,13 @@
  * configured registry at `lambda://REGION/NAME:ALIAS`, where the Lambda transport invokes it.
  */
 import { relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { Router, UserError, type Env, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
 import { LAMBDA_ENDPOINT_METADATA, formatLambdaAddress } from '../../runtime/plugins/lambda/address.js';
 import { createLambdaClient, isLoopback, loadLambdaSdk, type LambdaSdk } from '../../runtime/plugins/lambda/client.js';
-import { resolveRegistry } from '../../runtime/plugins/resolve.js';
-import { buildLocal } from '../local/build.js';
+import { resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { loadDefinition } from '../kit/definition.js';
+import { registerDeployment } from '../kit/register.js';
 import { buildLambda } from './build.js';
 
 export interface LambdaDeployOptions {
@@ -80,7 +80,7 @@ export async function deployLambda(options: LambdaDeployOptions): Promise<Lambda
   if (!/^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$/.test(alias)) throw new UserError(`--alias ${alias}: letters, digits, dashes and underscores, not only digits`);
   checkLimits(options);
   const variables = options.env ?? {};
-  const [definition, built, sdk] = await Promise.all([describe(options.entry, hostEnv), buildLambda(options.entry, { outdir: options.outdir, env: variables }), loadLambdaSdk()]);
+  const [definition, built, sdk] = await Promise.all([loadDefinition(options.entry, hostEnv), buildLambda(options.entry, { outdir: options.outdir, env: variables }), loadLambdaSdk()]);
   const zip = built.artifacts[0]!;
   const shown = relative(process.cwd(), zip.file);
   progress(`built ${definition.name} for Lambda: ${shown.startsWith('..') ? zip.file : shown} (${(zip.size / 1024).toFixed(1)} KiB)`);
@@ -212,12 +212,6 @@ function explain(err: unknown, name: string): Error {
   return e;
 }
 
-/** The function's definition: its local bundle (cached) loaded here, as `micro-fn invoke` loads it. */
-async function describe(entry: string, env: Env): Promise<ServiceDefinition> {
-  const built = await buildLocal(entry, { env });
-  return ((await import(pathToFileURL(built.file).href)) as { definition: ServiceDefinition }).definition;
-}
-
 /** A Lambda function name for a service name: dots become dashes (`go.micro.greeter` -> `go-micro-greeter`). */
 export function lambdaName(service: string): string {
   const name = service.replace(/\./g, '-');
@@ -243,15 +237,12 @@ function checkLimits({ memory, timeout }: LambdaDeployOptions): void {
  * stays the same across deploys; a registration of another version of the service at this address goes.
  */
 async function register(definition: ServiceDefinition, result: LambdaDeployResult, endpoint: string | undefined, hostEnv: Env): Promise<void> {
-  const registry = await resolveRegistry(hostEnv);
+  const node = { id: `${definition.name}-lambda-${result.region}-${result.functionName}`, address: result.address, metadata: { target: 'lambda', ...(endpoint ? { [LAMBDA_ENDPOINT_METADATA]: endpoint } : {}) } };
+  const record: ServiceRecord = { name: definition.name, version: definition.version ?? 'latest', metadata: { ...definition.metadata }, endpoints: new Router(definition).endpoints(), nodes: [node] };
+  const plugins = await resolvePlugins(hostEnv);
   try {
-    const node = { id: `${definition.name}-lambda-${result.region}-${result.functionName}`, address: result.address, metadata: { target: 'lambda', ...(endpoint ? { [LAMBDA_ENDPOINT_METADATA]: endpoint } : {}) } };
-    const record: ServiceRecord = { name: definition.name, version: definition.version ?? 'latest', metadata: { ...definition.metadata }, endpoints: new Router(definition).endpoints(), nodes: [node] };
-    for (const old of await registry.getService(definition.name)) {
-      if (old.version !== record.version && old.nodes.some((n) => n.id === node.id)) await registry.deregister({ ...old, nodes: [node] });
-    }
-    await registry.register(record);
+    await registerDeployment(plugins.registry, record);
   } finally {
-    await registry.close?.();
+    await plugins.close();
   }
 }

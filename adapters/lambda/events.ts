@@ -31,7 +31,7 @@ export interface APIGatewayProxyEventV2 {
   headers?: Record<string, string | undefined>;
   body?: string;
   isBase64Encoded?: boolean;
-  requestContext: { requestId?: string; http: { method: string; path?: string } };
+  requestContext: { requestId?: string; stage?: string; http: { method: string; path?: string } };
 }
 
 /** What a Function URL / HTTP API integration takes back. */

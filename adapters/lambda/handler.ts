@@ -1,13 +1,14 @@
 /**
  * The Lambda target's entry inside a function's bundle: `handler(event, context)`, one translator per event
- * shape, picked by a type guard. Each invocation runs a fresh one-shot Function of the definition.
- * Imports only runtime/: it ships inside the user's artifact (plugins load when a handler first calls out).
+ * shape, picked by a type guard. Each invocation runs a fresh one-shot Function of the definition; the plugins its
+ * handlers call out with are opened once per execution environment and kept for the warm invocations that follow.
+ * Imports only runtime/: it ships inside the user's artifact.
  */
-import { errors, type Env, type ErrorJSON, type ServiceDefinition } from '../../runtime/index.js';
+import { Runner, errors, type Env, type ErrorJSON, type ServiceDefinition } from '../../runtime/index.js';
+import { resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { handleDirect } from './direct.js';
 import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.js';
-import { handleHttp } from './function-url.js';
-import { createRunner } from './runner.js';
+import { httpHandler } from './http.js';
 import { handleSqs } from './sqs.js';
 
 /** An async Lambda handler (Node 24 drops callback handlers). */
@@ -26,10 +27,11 @@ const EXPECTED =
  * export const handler = createHandler(helloworld);
  */
 export function createHandler(definition: ServiceDefinition, env: Env = process.env): LambdaHandler {
-  const runner = createRunner(definition, env);
+  const runner = new Runner(definition, { env, plugins: () => resolvePlugins(env), scope: 'host' });
+  const http = httpHandler(runner);
   return async (event, context) => {
     if (isDirectEvent(event)) return handleDirect(event, context, runner);
-    if (isHttpEvent(event)) return handleHttp(event, context, runner);
+    if (isHttpEvent(event)) return http(event, context);
     if (isSqsEvent(event)) return handleSqs(event, context, runner);
     return { error: errors.badRequest(definition.name, `unsupported event: ${EXPECTED}`).toJSON() } satisfies { error: ErrorJSON };
   };

@@ -3,9 +3,8 @@
  * (the event source mapping needs `FunctionResponseTypes: ["ReportBatchItemFailures"]`), so only they return
  * to the queue; the batch as a whole never fails for one bad record.
  */
-import { errors, headers, jsonCodec } from '../../runtime/index.js';
+import { Metadata, errors, headers, jsonCodec, limitTimeout, type Runner } from '../../runtime/index.js';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from './events.js';
-import { withDeadline, type Runner } from './runner.js';
 
 /** The message attribute that names a record's topic; without it, a function with one subscriber gets it. */
 export const TOPIC_ATTRIBUTE = 'Micro-Topic';
@@ -31,7 +30,7 @@ async function deliver(record: SQSRecord, context: Context, runner: Runner): Pro
   for (const [key, attribute] of Object.entries(record.messageAttributes ?? {})) {
     if (attribute?.stringValue !== undefined) attributes[key] = attribute.stringValue;
   }
-  const metadata = withDeadline({ [headers.contentType]: jsonCodec.contentType, ...attributes }, context.getRemainingTimeInMillis());
+  const metadata = limitTimeout(new Metadata({ [headers.contentType]: jsonCodec.contentType, ...attributes }), context.getRemainingTimeInMillis());
   const topic = metadata.get(TOPIC_ATTRIBUTE) ?? (runner.topics.length === 1 ? runner.topics[0] : undefined);
   if (topic === undefined) {
     const error = errors.badRequest(runner.name, `SQS message ${record.messageId} names no topic and ${runner.name} subscribes to ${runner.topics.length === 0 ? 'none' : runner.topics.join(', ')}: send it with the message attribute ${TOPIC_ATTRIBUTE}`);

@@ -4,11 +4,16 @@
  * Imports only runtime/: it ships inside the user's artifact.
  */
 export { asDefinition } from '../../runtime/core/function.js';
-import { Client, Metadata, createFunction, jsonCodec, newId, type Env, type FunctionOutcome, type MicroFunction, type ServerResponse, type ServiceDefinition } from '../../runtime/index.js';
-import { listenTransport, resolvePlugins, type Plugins } from '../../runtime/plugins/resolve.js';
+import { Metadata, Runner, jsonCodec, listenOnce, newId, type Env, type FunctionOutcome, type Invocation, type MicroFunction, type ServerResponse, type ServiceDefinition } from '../../runtime/index.js';
+import { listenTransport, resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
 import { IPC_FD, encodeMessage, readMessages, type FromFunction, type IpcInvoke, type IpcPing, type IpcReply, type ToFunction } from './ipc.js';
+
+/** A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. */
+function runnerOf(definition: ServiceDefinition, env: Env): Runner {
+  return new Runner(definition, { env, plugins: () => resolvePlugins(env) });
+}
 
 export interface InvokeRequest {
   /** `Service.Method` for an RPC invocation… */
@@ -35,31 +40,23 @@ export interface InvokeResult {
 export async function invokeOnce(definition: ServiceDefinition, request: InvokeRequest, env: Env = {}): Promise<InvokeResult> {
   // No listener and no subscriptions: the invocation is this one. The client still reaches the configured
   // registry and broker, loaded only if the handler calls out or publishes.
-  let plugins: Promise<Plugins> | undefined;
-  const load = () => (plugins ??= resolvePlugins(env));
-  const fn = createFunction(definition, { client: new Client({ load }), env });
-  try {
-    await fn.start();
-    const metadata: Record<string, string> = { ...request.metadata, 'content-type': jsonCodec.contentType };
-    if (request.timeout) metadata['micro-timeout'] = String(request.timeout);
-    if (request.topic !== undefined) {
-      const outcome = await fn.deliver({ id: newId(), topic: request.topic, headers: metadata, body: request.body });
-      const body = outcome.error ? jsonCodec.encode(outcome.error) : new Uint8Array();
-      return { ok: outcome.ok, status: outcome.error?.code ?? 200, body, metadata: {} };
-    }
-    const response = await fn.invoke({
-      id: newId(),
-      service: definition.name,
-      endpoint: request.endpoint ?? '',
-      contentType: jsonCodec.contentType,
-      body: request.body,
-      metadata: new Metadata(metadata),
-    });
-    return { ok: !response.error, status: response.status, body: response.body, metadata: response.metadata.toJSON() };
-  } finally {
-    await fn.stop();
-    await (await plugins)?.close();
+  const runner = runnerOf(definition, env);
+  const metadata: Record<string, string> = { ...request.metadata, 'content-type': jsonCodec.contentType };
+  if (request.timeout) metadata['micro-timeout'] = String(request.timeout);
+  if (request.topic !== undefined) {
+    const outcome = await runner.deliver({ id: newId(), topic: request.topic, headers: metadata, body: request.body });
+    const body = outcome.error ? jsonCodec.encode(outcome.error) : new Uint8Array();
+    return { ok: outcome.ok, status: outcome.error?.code ?? 200, body, metadata: {} };
   }
+  const response = await runner.invoke({
+    id: newId(),
+    service: definition.name,
+    endpoint: request.endpoint ?? '',
+    contentType: jsonCodec.contentType,
+    body: request.body,
+    metadata: new Metadata(metadata),
+  });
+  return { ok: !response.error, status: response.status, body: response.body, metadata: response.metadata.toJSON() };
 }
 
 export interface RunOptions {
@@ -78,27 +75,15 @@ export interface RunOptions {
 export async function runStandalone(definition: ServiceDefinition, options: RunOptions = {}): Promise<FunctionOutcome> {
   const env = options.env ?? {};
   const plugins = await resolvePlugins(env);
-  const transport = listenTransport(env, plugins);
-  const fn = createFunction(definition, {
+  return listenOnce(definition, {
     env,
-    registry: plugins.registry,
-    broker: plugins.broker,
-    transport,
-    transports: plugins.transports,
+    plugins,
+    transport: listenTransport(env, plugins),
     address: options.address ?? env.MICRO_SERVER_ADDRESS ?? '127.0.0.1:0',
     idleTimeout: options.idleTimeout,
+    onListening: options.onListening,
+    signal: options.signal,
   });
-  const onAbort = () => void fn.stop();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    await fn.start();
-    options.onListening?.(fn.service.address ?? '');
-    if (options.signal?.aborted) onAbort();
-    return await fn.done;
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
-    await plugins.close();
-  }
 }
 
 /**
@@ -110,7 +95,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   const { Socket } = await import('node:net');
   const channel = new Socket({ fd: IPC_FD, readable: true, writable: true });
   const send = (message: FromFunction) => new Promise<void>((resolve, reject) => channel.write(encodeMessage(message), (err) => (err ? reject(err) : resolve())));
-  let plugins: Promise<Plugins> | undefined;
+  let invocation: Invocation | undefined;
   let fn: MicroFunction | undefined;
   let os: typeof import('node:os') | undefined;
   let taken = false;
@@ -119,12 +104,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   // main thread drops to the lowest priority (raising niceness needs no privilege). Cold starts skip it.
   const answered = async () => os?.setPriority(19);
   const exit = async (code: number) => {
-    try {
-      await fn!.stop();
-      await (await plugins)?.close();
-    } catch (err) {
-      console.error(err);
-    }
+    await invocation?.end();
     process.exit(code);
   };
   // Read at once: the invocation of a cold start may already be waiting in the pipe.
@@ -148,10 +128,8 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   // The spawner went away: nobody is waiting for us.
   channel.once('end', () => process.exit(0));
   channel.once('error', () => process.exit(0));
-  const load = () => (plugins ??= resolvePlugins(env));
-  const created = createFunction(definition, { client: new Client({ load }), env });
-  await created.start();
-  fn = created;
+  invocation = await runnerOf(definition, env).open();
+  const created = (fn = invocation.fn);
   if (pending) void serveOne(fn, pending, send, answered).then(exit);
   const router = created.service.router;
   await send({ type: 'ready', name: created.name, version: created.service.version, endpoints: router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), topics: router.topics });

@@ -66,3 +66,13 @@ export const headers = {
 
 /** Request metadata a handler's outgoing calls carry on to the next hop. */
 export const PROPAGATED = [headers.namespace, headers.authorization, headers.traceId] as const;
+
+/**
+ * Caps the deadline `metadata` carries (`Micro-Timeout`, milliseconds) at `ms`: what a host gives an invocation
+ * (Lambda's remaining time) when the caller asked for more, or for nothing. Returns `metadata`.
+ */
+export function limitTimeout(metadata: Metadata, ms: number): Metadata {
+  const asked = Number(metadata.get(headers.timeout));
+  const limit = Number.isFinite(asked) && asked > 0 ? Math.min(asked, ms) : ms;
+  return metadata.set(headers.timeout, String(Math.max(1, Math.floor(limit))));
+}

@@ -1,122 +1,151 @@
 /**
- * Plugins by name, as `MICRO_REGISTRY` / `MICRO_BROKER` and the CLI flags give them. Each plugin is imported
- * only when it is chosen, so a process that uses the local plugins never loads the NATS client.
+ * Plugins by name, as `MICRO_REGISTRY` / `MICRO_BROKER` / `MICRO_TRANSPORT` and the CLI flags give them, read
+ * from the descriptors in the catalog. Each plugin's code is imported only when it is chosen, so a process that
+ * uses the local plugins never loads the NATS client.
  */
-import { ConfigError, readConfig, type Broker, type Env, type Registry, type Transport } from '../core/index.js';
-
-export const REGISTRIES = ['local', 'memory', 'nats'] as const;
-export const BROKERS = ['local', 'memory', 'nats', 'jetstream'] as const;
-
-/** The NATS server of a plugin: its own address, else the other plugin's, else the NATS default. */
-function natsAddress(own: string | undefined, other: string | undefined): string {
-  return own ?? (other?.startsWith('nats://') ? other : undefined) ?? 'nats://127.0.0.1:4222';
-}
-
-/** The embedded default: files under MICRO_FN_HOME, and the broker hosted by `micro-fn serve`. */
-export const DEFAULT_REGISTRY = 'local';
-export const DEFAULT_BROKER = 'local';
+import {
+  ConfigError,
+  readConfig,
+  type Broker,
+  type BrokerPlugin,
+  type BrokerSettings,
+  type Env,
+  type Platform,
+  type PluginContext,
+  type PluginDescriptor,
+  type PluginKind,
+  type Registry,
+  type RegistryPlugin,
+  type RuntimeConfig,
+  type Transport,
+  type TransportPlugin,
+} from '../core/index.js';
+import { bundled, pluginModules } from './catalog.js';
 
 export interface Plugins {
-  registry: Registry;
-  broker: Broker;
-  /** Every client transport this host can use, by scheme. */
+  /** Absent only on a Web platform with no MICRO_REGISTRY: calls then need an address. */
+  registry?: Registry;
+  /** Absent only on a Web platform with no MICRO_BROKER. */
+  broker?: Broker;
+  /** Every client transport this host carries, by scheme. */
   transports: Transport[];
   /** Closes what was opened here. */
   close(): Promise<void>;
 }
 
-/** The registry named by `MICRO_REGISTRY` (default local). */
-export async function resolveRegistry(env: Env): Promise<Registry> {
-  const name = readConfig(env).registry ?? DEFAULT_REGISTRY;
-  switch (name) {
-    case 'local': {
-      const { createFileRegistry, microFnHome } = await import('./local/index.js');
-      return createFileRegistry({ home: microFnHome(env) });
-    }
-    case 'memory':
-      return (await import('./memory/registry.js')).createMemoryRegistry();
-    case 'nats': {
-      const config = readConfig(env);
-      return (await import('./nats/registry.js')).createNatsRegistry({ address: natsAddress(config.registryAddress, config.brokerAddress) });
-    }
-    default:
-      throw new ConfigError(`MICRO_REGISTRY must be one of ${REGISTRIES.join(', ')}; got "${name}"`);
+/** Plugins on Node: there the embedded default always supplies a registry and a broker. */
+export interface NodePlugins extends Plugins {
+  registry: Registry;
+  broker: Broker;
+}
+
+export interface ResolveOptions {
+  /** Where this runs (default node). */
+  platform?: Platform;
+  /** The broker settings a host decides (`micro-fn serve` passes its own). */
+  broker?: BrokerSettings;
+}
+
+type ByKind = { registry: RegistryPlugin; broker: BrokerPlugin; transport: TransportPlugin };
+
+const VARIABLE: Record<PluginKind, string> = { registry: 'MICRO_REGISTRY', broker: 'MICRO_BROKER', transport: 'MICRO_TRANSPORT' };
+
+/** Every descriptor in the catalog (or in a bundle's copy of it). */
+export function descriptors(): PluginDescriptor[] {
+  return Object.values(pluginModules).flatMap((m) => Object.values(m));
+}
+
+/** The descriptors of `kind` that run on `platform`. */
+export function available<K extends PluginKind>(kind: K, platform: Platform): ByKind[K][] {
+  return descriptors().filter((d): d is ByKind[K] => d.kind === kind && d.platforms.includes(platform));
+}
+
+/** Names for help text: `local (default), memory, nats`. */
+export function pluginNames(kind: PluginKind, platform: Platform = 'node'): string {
+  const seen = new Map<string, boolean>();
+  for (const d of available(kind, platform)) seen.set(d.name, seen.get(d.name) || (d.defaultOn?.includes(platform) ?? false));
+  return [...seen].map(([name, isDefault]) => (isDefault ? `${name} (default)` : name)).join(', ');
+}
+
+/**
+ * The descriptor `name` picks for `kind` on `platform`; with no name, the platform's default (undefined when
+ * it has none). An unknown name, or one that does not run here, is a ConfigError listing what does.
+ */
+export function choose<K extends PluginKind>(kind: K, name: string | undefined, platform: Platform): ByKind[K] | undefined {
+  const here = available(kind, platform);
+  if (name === undefined) return here.find((d) => d.defaultOn?.includes(platform));
+  const found = here.find((d) => d.name === name);
+  if (found) return found;
+  const elsewhere = descriptors().find((d) => d.kind === kind && d.name === name);
+  const names = [...new Set(here.map((d) => d.name))].join(', ') || 'none';
+  if (elsewhere) throw new ConfigError(`${VARIABLE[kind]}=${name} does not run on ${platform} (it runs on ${elsewhere.platforms.join(', ')}); here: ${names}`);
+  if (bundled !== undefined) {
+    throw new ConfigError(`${VARIABLE[kind]}=${name}: this bundle carries only the plugins its configuration chose when it was built (${bundled || 'none'}); build or deploy it with ${VARIABLE[kind]}=${name} in its environment`);
   }
+  throw new ConfigError(`${VARIABLE[kind]} must be one of ${names}; got "${name}"`);
 }
 
-/** Settings of the shared brokers that the host running them picks (`micro-fn serve` passes its own). */
-export interface BrokerSettings {
-  /** JetStream: milliseconds a delivery may go unsettled before it is redelivered (default 30 000). */
-  ackWait?: number;
-  /** JetStream: messages pulled and handled at once per subscription (default 1). */
-  concurrency?: number;
-}
-
-/** The broker named by `MICRO_BROKER` (default local); `registry` and `http` are what the local broker needs. */
-export async function resolveBroker(env: Env, registry: Registry, http: Transport, settings: BrokerSettings = {}): Promise<Broker> {
+/**
+ * What a host with `env` carries on `platform`: its registry, its broker, the client transports its
+ * configuration enables, and the transport it listens with. Bundlers carry exactly these.
+ */
+export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] {
   const config = readConfig(env);
-  const name = config.broker ?? DEFAULT_BROKER;
-  switch (name) {
-    case 'local':
-      return (await import('./local/broker.js')).createLocalBroker({ registry, transport: http });
-    case 'memory':
-      return (await import('./memory/broker.js')).createMemoryBroker();
-    case 'nats':
-      return (await import('./nats/broker.js')).createNatsBroker({ address: natsAddress(config.brokerAddress, config.registryAddress) });
-    case 'jetstream':
-      return (await import('./nats/jetstream.js')).createJetStreamBroker({ address: natsAddress(config.brokerAddress, config.registryAddress), ...settings });
-    default:
-      throw new ConfigError(`MICRO_BROKER must be one of ${BROKERS.join(', ')}; got "${name}"`);
+  const chosen: PluginDescriptor[] = [];
+  const registry = choose('registry', config.registry, platform);
+  const broker = choose('broker', config.broker, platform);
+  if (registry) chosen.push(registry);
+  if (broker) chosen.push(broker);
+  const listen = config.transport === undefined ? undefined : choose('transport', config.transport, platform);
+  for (const t of available('transport', platform)) if (t === listen || (t.enabled?.(config) ?? true)) chosen.push(t);
+  const context = contextOf(env, config, platform, {});
+  for (const d of chosen) d.check?.(context);
+  return chosen;
+}
+
+function contextOf(env: Env, config: RuntimeConfig, platform: Platform, broker: BrokerSettings): PluginContext {
+  return { env, config, platform, broker };
+}
+
+/** Registry, broker and transports, as the environment configures them on Node (the embedded default otherwise). */
+export async function resolvePlugins(env: Env, options?: ResolveOptions & { platform?: 'node' }): Promise<NodePlugins>;
+/** Registry, broker and transports, as the environment configures them on `options.platform`. */
+export async function resolvePlugins(env: Env, options: ResolveOptions): Promise<Plugins>;
+export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Promise<Plugins> {
+  const platform = options.platform ?? 'node';
+  const config = readConfig(env);
+  const chosen = selectPlugins(env, platform);
+  const context = contextOf(env, config, platform, options.broker ?? {});
+  const opened: { close?(): Promise<void> }[] = [];
+  try {
+    const transports = await Promise.all(chosen.filter((d): d is TransportPlugin => d.kind === 'transport').map((d) => d.create(context)));
+    opened.push(...transports);
+    context.http = transports.find((t) => t.schemes.includes('http'));
+    const registryPlugin = chosen.find((d): d is RegistryPlugin => d.kind === 'registry');
+    const registry = await registryPlugin?.create(context);
+    if (registry) opened.push(registry);
+    context.registry = registry;
+    const broker = await chosen.find((d): d is BrokerPlugin => d.kind === 'broker')?.create(context);
+    if (broker) opened.push(broker);
+    return {
+      registry,
+      broker,
+      transports,
+      async close() {
+        await Promise.allSettled(opened.map((p) => p.close?.()));
+      },
+    };
+  } catch (err) {
+    await Promise.allSettled(opened.map((p) => p.close?.()));
+    throw err;
   }
 }
 
 /** The transport a standalone function listens with (`MICRO_TRANSPORT`, default http). */
 export function listenTransport(env: Env, plugins: Plugins): Transport {
   const name = readConfig(env).transport ?? 'http';
-  const found = plugins.transports.find((t) => t.schemes.includes(name));
-  if (!found) throw new ConfigError(`MICRO_TRANSPORT must be http or nats; got "${name}"`);
+  const descriptor = choose('transport', name, 'node');
+  const found = plugins.transports.find((t) => descriptor?.schemes.some((s) => t.schemes.includes(s)));
+  if (!found) throw new ConfigError(`MICRO_TRANSPORT=${name} is not among this host's transports`);
   return found;
-}
-
-/** Whether the environment uses NATS at all (then calls to `nats://` nodes are possible). */
-export function usesNats(env: Env): boolean {
-  const c = readConfig(env);
-  return c.registry === 'nats' || c.broker === 'nats' || c.broker === 'jetstream' || c.transport === 'nats';
-}
-
-/**
- * Calls to `lambda://` nodes. The transport, and the AWS SDK with it, load on the first such call: a host that
- * never calls a Lambda function pays nothing for being able to.
- */
-function lazyLambdaTransport(env: Env): Transport {
-  let loaded: Promise<Transport> | undefined;
-  const load = () => (loaded ??= import('./lambda/transport.js').then((m) => m.createLambdaTransport({ env })));
-  return {
-    schemes: ['lambda'],
-    call: async (node, request, options) => (await load()).call(node, request, options),
-    close: async () => (loaded ? (await loaded).close?.() : undefined),
-  };
-}
-
-/** Registry, broker and the transports (HTTP; NATS when NATS is in use; Lambda), as the environment configures them. */
-export async function resolvePlugins(env: Env): Promise<Plugins> {
-  const [registry, { createHttpTransport }] = await Promise.all([resolveRegistry(env), import('./http/index.js')]);
-  const http = createHttpTransport();
-  const transports: Transport[] = [http];
-  if (usesNats(env)) {
-    const c = readConfig(env);
-    // Calls connect to the server named in the node address unless an address is configured.
-    const address = [c.registryAddress, c.brokerAddress].find((a) => a?.startsWith('nats://'));
-    transports.push((await import('./nats/transport.js')).createNatsTransport({ address }));
-  }
-  transports.push(lazyLambdaTransport(env));
-  const broker = await resolveBroker(env, registry, http);
-  return {
-    registry,
-    broker,
-    transports,
-    async close() {
-      await Promise.allSettled([registry.close?.(), broker.close?.(), ...transports.map((t) => t.close?.())]);
-    },
-  };
 }

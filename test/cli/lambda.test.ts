@@ -107,7 +107,7 @@ lambda('documents the Lambda flags in --help, and refuses the local-only ones in
   for (const flag of ['--role ARN', '--region REGION', '--alias NAME', '--endpoint URL', '--dry-run', 'AWS_ENDPOINT_URL_LAMBDA']) assert.ok(help.includes(flag), flag);
   const r = await cli(['deploy', 'examples/helloworld', '--target', 'lambda', '--pool', '2'], env);
   assert.is(r.code, 1);
-  assert.is(r.stderr.trim(), 'micro-fn: --pool is for --target local; Lambda scales by itself');
+  assert.is(r.stderr.trim(), 'micro-fn: --pool is not an option of --target lambda; it is for --target local');
 });
 
 if (ricAvailable()) lambda.run();

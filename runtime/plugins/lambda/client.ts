@@ -9,19 +9,12 @@ import { UserError, type Env } from '../../core/index.js';
 
 export type LambdaSdk = typeof import('@aws-sdk/client-lambda');
 
-/** Set by the local build: where micro-fn's own copy of the SDK is (a local bundle runs on this machine). */
-declare const __MICRO_FN_LAMBDA_SDK__: string | undefined;
-
-/**
- * Not a literal: bundlers must not follow it. A local bundle would otherwise carry megabytes of SDK for
- * every function (it imports micro-fn's copy instead), and on Lambda the runtime provides the SDK.
- */
-const SDK: string = typeof __MICRO_FN_LAMBDA_SDK__ === 'string' ? __MICRO_FN_LAMBDA_SDK__ : ['@aws-sdk', 'client-lambda'].join('/');
-
 /** The SDK, or a UserError saying how to get it. */
 export async function loadLambdaSdk(): Promise<LambdaSdk> {
   try {
-    return (await import(SDK)) as LambdaSdk;
+    // Never bundled: the plugin's descriptor names the package, so a local bundle imports micro-fn's own copy and
+    // a Lambda bundle leaves it to the runtime, which provides the SDK.
+    return await import('@aws-sdk/client-lambda');
   } catch (err) {
     if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
     throw new UserError(`reaching AWS Lambda needs @aws-sdk/client-lambda, which cannot be found from here: npm install @aws-sdk/client-lambda (Lambda's Node.js runtime provides it)`, { cause: err });

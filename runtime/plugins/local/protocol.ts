@@ -4,6 +4,8 @@
  * the CLI call it. Both sides import this one module, so the shapes cannot drift apart.
  */
 import type { Client } from '../../core/client.js';
+import { UserError } from '../../core/errors.js';
+import type { Registry } from '../../core/registry.js';
 
 /** The control service's name in the registry: `micro-fn`. */
 export const RUNTIME_SERVICE = 'micro-fn';
@@ -119,4 +121,16 @@ export function callControl<E extends ControlEndpoint>(
   options: ControlCallOptions = {},
 ): Promise<ControlApi[E]['response']> {
   return client.call<ControlApi[E]['response']>(RUNTIME_SERVICE, endpoint, request, { timeout: options.timeout ?? 30_000, retries: options.retries ?? 0, address: options.address });
+}
+
+/**
+ * The address of the `micro-fn serve` to talk to: `chosen` when given, else the one the registry holds. None, or
+ * several with no choice made, is a UserError that says what to do.
+ */
+export async function runtimeAddress(registry: Registry, chosen?: string): Promise<string> {
+  if (chosen) return chosen;
+  const nodes = (await registry.getService(RUNTIME_SERVICE)).flatMap((s) => s.nodes);
+  if (nodes.length === 0) throw new UserError('no `micro-fn serve` is running for this registry (MICRO_FN_HOME, MICRO_REGISTRY): start one with `micro-fn serve`');
+  if (nodes.length > 1) throw new UserError(`${nodes.length} micro-fn serve runtimes are registered (${nodes.map((n) => n.address).join(', ')}): choose one with --runtime URL`);
+  return nodes[0]!.address;
 }

@@ -1,13 +1,13 @@
-/** The Workers build: a module worker with no Node built-in, NATS only in lazily loaded chunks. */
+/** The Workers build: a module worker with no Node built-in, carrying only the plugins its configuration selects. */
 import { readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildCloudflare } from '../../../adapters/cloudflare/build.js';
 import { UserError } from '../../../runtime/core/errors.js';
 import { rejects, withTimeout } from '../../helpers.js';
-import { buildWorker, fixture, tempDir } from './worker.js';
+import { NATS_VARS, buildWorker, fixture, tempDir } from './worker.js';
 
 const helloworld = fileURLToPath(new URL('../../../examples/helloworld/index.ts', import.meta.url));
 
@@ -18,38 +18,46 @@ build.before.each((ctx) => {
 });
 build.after.each((ctx) => ctx.remove());
 
-build('bundles helloworld as a module worker under 30 KB minified, NATS left to chunks loaded on use', async (ctx) => {
+build('bundles helloworld as one module worker under 30 KB minified, with no Node built-in', async (ctx) => {
   const built = await buildWorker(helloworld, ctx.dir);
   assert.is(built.file, join(ctx.dir, 'index.mjs'));
-  assert.ok(built.startSize < 30 * 1024, `helloworld loads ${built.startSize} bytes at start`);
-  assert.ok(built.size <= built.startSize);
+  assert.equal(built.artifacts, []);
+  assert.ok(built.size < 30 * 1024, `helloworld is ${built.size} bytes`);
   const main = readFileSync(built.file, 'utf8');
   assert.match(main, /export\s*\{[^}]*as default/, 'a default export: a module worker');
-  for (const file of [built.file, ...built.artifacts.map((a) => a.file)]) {
-    assert.not.match(readFileSync(file, 'utf8'), /from\s*["']node:|import\(\s*["']node:/, `${file} imports no Node built-in`);
-  }
-  // The WebSocket NATS client is in a chunk that only import() reaches.
-  const nats = built.artifacts.filter((a) => readFileSync(a.file, 'utf8').includes('nats.ws'));
-  assert.ok(nats.length > 0, 'nats.ws is bundled for the NATS plugins');
-  assert.not.ok(main.includes('nats.ws'));
-  for (const a of built.artifacts) assert.ok(relative(ctx.dir, a.file).startsWith('chunks/'), a.file);
+  assert.not.match(main, /from\s*["']node:|import\(\s*["']node:/, 'imports no Node built-in');
 });
 
-build('leaves the NATS plugins out when asked: a Worker built so says how to get them', async (ctx) => {
-  const built = await buildWorker(helloworld, ctx.dir, false);
-  const code = [built.file, ...built.artifacts.map((a) => a.file)].map((f) => readFileSync(f, 'utf8')).join('\n');
+build('carries the plugins its vars select, NATS over WebSocket (nats.ws) included, and nothing else', async (ctx) => {
+  const built = await buildWorker(helloworld, ctx.dir, NATS_VARS);
+  const main = readFileSync(built.file, 'utf8');
+  assert.ok(main.includes('nats.ws'), 'nats.ws is bundled for the NATS plugins');
+  assert.ok(main.includes('micro_fn_registry'), 'the NATS registry');
+  assert.not.ok(main.includes('pullExpires'), 'not the JetStream broker, which the vars do not select');
+  assert.not.match(main, /from\s*["']node:|import\(\s*["']node:/);
+});
+
+build('leaves out every plugin its configuration does not select: a Worker built so says how to get one', async (ctx) => {
+  const built = await buildWorker(helloworld, ctx.dir);
+  const code = readFileSync(built.file, 'utf8');
   assert.not.ok(code.includes('nats.ws'), 'no NATS client');
-  assert.ok(code.includes('this Worker was built without the NATS plugins: deploy it with MICRO_REGISTRY or MICRO_BROKER set to nats or jetstream'));
-  assert.ok(built.startSize < 30 * 1024);
+  assert.not.ok(code.includes('micro_fn_registry'), 'no NATS registry');
+  assert.ok(code.includes('this bundle carries only the plugins its configuration chose when it was built'));
 });
 
-build('clears chunks of an earlier build from the folder', async (ctx) => {
-  const first = await buildWorker(helloworld, ctx.dir);
-  const second = await buildCloudflare(fixture('cloudflare'), { outdir: ctx.dir, minify: false });
-  const { readdirSync } = await import('node:fs');
-  const onDisk = readdirSync(join(ctx.dir, 'chunks')).map((f) => join(ctx.dir, 'chunks', f)).sort();
-  assert.equal(onDisk, second.artifacts.map((a) => a.file));
-  assert.ok(first.artifacts.some((a) => !onDisk.includes(a.file)), 'the first build had chunks of its own');
+build('refuses a configuration that does not run in a Worker, saying what does', async (ctx) => {
+  const local = (await rejects(() => buildWorker(helloworld, ctx.dir, { MICRO_REGISTRY: 'local' }))) as Error;
+  assert.match(local.message, 'MICRO_REGISTRY=local does not run on web (it runs on node); here: memory, nats');
+  const tcp = (await rejects(() => buildWorker(helloworld, ctx.dir, { MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: 'nats://127.0.0.1:4222' }))) as Error;
+  assert.match(tcp.message, 'set MICRO_BROKER_ADDRESS to ws://host:port or wss://host:port');
+});
+
+build('removes the chunks an older build left in the folder', async (ctx) => {
+  const { mkdirSync, writeFileSync, existsSync } = await import('node:fs');
+  mkdirSync(join(ctx.dir, 'chunks'));
+  writeFileSync(join(ctx.dir, 'chunks', 'old-ABC.mjs'), 'export {}');
+  await buildCloudflare(fixture('cloudflare'), { outdir: ctx.dir, minify: false });
+  assert.not.ok(existsSync(join(ctx.dir, 'chunks')));
 });
 
 build('fails with one line naming the import chain to a Node built-in', async (ctx) => {
@@ -57,7 +65,7 @@ build('fails with one line naming the import chain to a Node built-in', async (c
   assert.instance(err, UserError);
   assert.not.match(err.message, /\n/);
   assert.match(err.message, 'test/fixtures/cloudflare-node/index.ts → test/fixtures/cloudflare-node/read.ts → node:fs');
-  assert.match(err.message, /Workers do not have/);
+  assert.match(err.message, /which Workers does not have/);
 });
 
 build.run();

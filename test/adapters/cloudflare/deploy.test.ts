@@ -132,7 +132,7 @@ deploy('refuses a name that cannot be a Worker, suggesting one that can', async 
 
 deploy('dry run: writes the bundle, the upload metadata and a wrangler.toml, and calls no API', async (ctx) => {
   const lines: string[] = [];
-  const result = await ctx.deploy({ env: {}, dryRun: true, vars: { MICRO_BROKER: 'nats', QUOTE: 'say "hi"' }, queues: ['user-created'], onProgress: (l) => lines.push(l) });
+  const result = await ctx.deploy({ env: {}, dryRun: true, vars: { MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: 'wss://nats.example.com', QUOTE: 'say "hi"' }, queues: ['user-created'], onProgress: (l) => lines.push(l) });
   assert.equal(ctx.received, []);
   assert.is(result.address, '');
   assert.ok(existsSync(join(ctx.dir, 'index.mjs')));

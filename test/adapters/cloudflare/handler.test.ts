@@ -18,7 +18,7 @@ const BASE = 'http://worker.test';
 
 async function start(ctx: Context): Promise<void> {
   Object.assign(ctx, tempDir());
-  ctx.built = await buildWorker(fixture('cloudflare'), ctx.dir, false); // as a deploy without NATS builds it
+  ctx.built = await buildWorker(fixture('cloudflare'), ctx.dir); // as a deploy without NATS builds it
   ctx.mf = startWorker(ctx.built, ctx.dir, { GREETING: 'hi', SERVICE_BINDING: { kind: 'object' } });
   await withTimeout(ctx.mf.ready, 30_000, 'workerd start');
 }

@@ -11,7 +11,7 @@ import { createHttpTransport } from '../../../runtime/plugins/http/index.js';
 import { createNatsRegistry } from '../../../runtime/plugins/nats/registry.js';
 import { eventually, withTimeout } from '../../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../nats-server.js';
-import { buildWorker, fixture, startWorker, tempDir } from './worker.js';
+import { NATS_VARS, buildWorker, fixture, startWorker, tempDir } from './worker.js';
 
 interface Context {
   server: NatsServer;
@@ -28,7 +28,7 @@ if (natsAvailable()) {
     ctx.remove = remove;
     ctx.server = await withTimeout(startNatsServer({ websocket: true }), 15_000, 'starting nats-server');
     ctx.subscriber = await withTimeout(connect({ servers: ctx.server.url }), 5000, 'the subscriber connecting');
-    const built = await buildWorker(fixture('cloudflare'), dir);
+    const built = await buildWorker(fixture('cloudflare'), dir, NATS_VARS);
     ctx.mf = startWorker(built, dir, { MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: ctx.server.websocket! });
     await withTimeout(ctx.mf.ready, 30_000, 'workerd start');
   });

@@ -16,10 +16,13 @@ export function tempDir(): { dir: string; remove(): void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Builds `entry` into `outdir` as a Worker, minified as a deploy does; with the NATS plugins unless `nats` is false. */
-export function buildWorker(entry: string, outdir: string, nats = true): Promise<CloudflareBuild> {
-  return withTimeout(buildCloudflare(entry, { outdir, minify: true, nats }), 30_000, 'the Workers build');
+/** Builds `entry` into `outdir` as a Worker, minified as a deploy does, for the configuration `env` (its vars). */
+export function buildWorker(entry: string, outdir: string, env: Record<string, string> = {}): Promise<CloudflareBuild> {
+  return withTimeout(buildCloudflare(entry, { outdir, minify: true, env }), 30_000, 'the Workers build');
 }
+
+/** A Worker configuration that selects the NATS registry and broker (the address is only checked, never reached). */
+export const NATS_VARS = { MICRO_REGISTRY: 'nats', MICRO_BROKER: 'nats', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' };
 
 /** Runs a built Worker, every module of it, in workerd with `bindings`; dispose() it. */
 export function startWorker(built: CloudflareBuild, outdir: string, bindings: Record<string, unknown> = {}): Miniflare {

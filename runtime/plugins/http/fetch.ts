@@ -1,15 +1,72 @@
 /**
- * A Worker's fetch as one mucp-over-HTTP exchange: the Request read the way the HTTP listener reads one
- * (runtime/plugins/http/route.ts), the reply written as a Response with the same headers and error JSON.
+ * mucp over HTTP as one Web-standard handler, `Request → Response`, for every host that speaks fetch: Cloudflare
+ * Workers, Deno, and Lambda's Function URL / HTTP API (whose event the Lambda adapter turns into a Request and
+ * back). The rules for `/health`, routes, body limits and content types are route.ts's, which the node:http
+ * listener follows too. No `node:` import.
  */
-import { HEALTH_ENDPOINT, errors, headers as names, type MicroError, type ServerRequest, type ServerResponse } from '../../runtime/core/index.js';
-import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from '../../runtime/plugins/http/headers.js';
-import { isProbe, requestFromMetadata, route, tooLarge } from '../../runtime/plugins/http/route.js';
+import { HEALTH_ENDPOINT, errors, headers as names, limitTimeout, type MicroError, type Runner, type ServerRequest, type ServerResponse } from '../../core/index.js';
+import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
+import { DEFAULT_MAX_BODY_SIZE, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+
+export interface FetchHandlerOptions {
+  /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the listener's. */
+  maxBodySize?: number;
+}
+
+/** What the host tells the handler about this one request. */
+export interface FetchContext {
+  /**
+   * Keeps the event alive for work after the Response (a Worker's `ctx.waitUntil`): the Response goes back as
+   * soon as the reply exists, and stopping the function finishes in it. Without it, the Response is returned once
+   * the function has stopped (Lambda freezes whatever runs after the handler returns).
+   */
+  waitUntil?(promise: Promise<unknown>): void;
+  /** Milliseconds the host gives the invocation; a caller's shorter `Micro-Timeout` still wins. */
+  remainingMs?: number;
+}
+
+export type FetchHandler = (request: Request, context?: FetchContext) => Promise<Response>;
 
 /** A request ready for the function, or the error to answer instead (405, 404, 400, 413). */
 export type ReadRequest = { request: ServerRequest; error?: undefined } | { request: ServerRequest; error: MicroError };
 
 const encoder = new TextEncoder();
+
+/**
+ * The fetch handler of `runner`: `POST /` with `Micro-Service`/`Micro-Endpoint` headers or
+ * `POST /<service>/<Service.Method>`, one fresh Function per request; `GET /health` is a probe that never uses an
+ * invocation up. Errors are go-micro error JSON with their status and `Micro-Error`. Never throws.
+ * @example
+ * // a Deno module: `deno serve main.ts`
+ * const runner = new Runner(helloworld, { env: Deno.env.toObject(), plugins: () => resolvePlugins(env, { platform: 'web' }) });
+ * export default { fetch: createFetchHandler(runner) };
+ */
+export function createFetchHandler(runner: Runner, options: FetchHandlerOptions = {}): FetchHandler {
+  const max = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  return async (request, context = {}) => {
+    const read = await readRequest(request, max);
+    if (read.error) return errorResponse(read.error, read.request.id);
+    const req = read.request;
+    if (context.remainingMs !== undefined) limitTimeout(req.metadata, context.remainingMs);
+    let answer!: (response: Response) => void;
+    const answered = new Promise<Response>((resolve) => (answer = resolve));
+    let responded = false;
+    const respond = (reply: ServerResponse): void => {
+      if (responded) return;
+      responded = true;
+      answer(toResponse(reply, req));
+    };
+    // Answered from inside the invocation, so the Response exists before the function stops; the runner answers
+    // a failure outside the handler with a 500 the same way, and the `then` covers a reply never made.
+    const run = runner.invoke(req, async (reply) => respond(reply)).then(respond);
+    if (context.waitUntil) {
+      context.waitUntil(run);
+      return answered;
+    }
+    await run;
+    return answered;
+  };
+}
 
 /** Reads `request` (its body up to `max` bytes) as a ServerRequest; `GET /health` becomes a probe. */
 export async function readRequest(request: Request, max: number): Promise<ReadRequest> {

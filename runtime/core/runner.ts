@@ -1,0 +1,212 @@
+/**
+ * The one invocation seam: "bind plugins → start → take one invocation → stop → close", written once. Every
+ * adapter (a local process, a Lambda event, a Worker's or Deno's fetch, a standalone listener) hands its
+ * invocation to a Runner and translates the result back to its platform; none of them repeats this lifecycle.
+ */
+import type { Broker, BrokerMessage } from './broker.js';
+import { Client } from './client.js';
+import type { Env } from './config.js';
+import { errors, toMicroError } from './errors.js';
+import { createFunction, type FunctionOutcome, type MicroFunction } from './function.js';
+import { jsonCodec } from './codec.js';
+import { Metadata } from './metadata.js';
+import type { Registry } from './registry.js';
+import { Router, type ServiceDefinition } from './router.js';
+import type { MessageOutcome } from './server.js';
+import type { Reply, ServerRequest, ServerResponse, Transport } from './transport.js';
+
+/** What the plugins of one host come to: a registry, a broker, client transports, and how to close them. */
+export interface PluginSet {
+  registry?: Registry;
+  broker?: Broker;
+  transports: Transport[];
+  close(): Promise<void>;
+}
+
+export interface RunnerOptions {
+  /** The function's configuration (`MICRO_*` and its own variables); handlers see it as `ctx.env`. */
+  env: Env;
+  /** Makes the plugins (adapters pass runtime/plugins' resolvePlugins). Called on the first call out, not before. */
+  plugins: () => Promise<PluginSet>;
+  /**
+   * `invocation` (default): plugins opened for one invocation are closed when it ends (a Worker may not reuse one
+   * request's I/O in another). `host`: opened once and kept for the invocations that follow (a Lambda execution
+   * environment), until `close()`; a failed open is tried again by the next invocation.
+   */
+  scope?: 'invocation' | 'host';
+  /** Where a failure outside the handler (a beforeStart hook, the configuration) is reported. Default console.error. */
+  report?: (message: string, error: unknown) => void;
+}
+
+/** A started one-shot Function waiting for its invocation, with the plugins it may open. */
+export interface Invocation {
+  readonly fn: MicroFunction;
+  /** Runs `request`; `reply` is awaited before the function stops (the reply is delivered before anything else). */
+  invoke(request: ServerRequest, reply?: Reply): Promise<ServerResponse>;
+  /** Runs the subscriber of one message. */
+  deliver(message: BrokerMessage, attempt?: number): Promise<MessageOutcome>;
+  /** Stops the function (a probe leaves it waiting) and closes what this invocation opened. Never rejects. */
+  end(): Promise<FunctionOutcome>;
+}
+
+/** How a standalone function listens: its own listener, registry entry and subscriptions. */
+export interface StandaloneOptions {
+  /** The function's configuration; handlers see it as `ctx.env`. */
+  env: Env;
+  /** The host's plugins: the function registers, subscribes and calls out with them; closed when it ends. */
+  plugins: PluginSet;
+  /** Listens with this transport. */
+  transport: Transport;
+  /** `host:port` to listen on. */
+  address?: string;
+  /** Milliseconds to wait for the invocation before ending cleanly; 0: forever. */
+  idleTimeout?: number;
+  /** Called with the node address once listening and registered. */
+  onListening?: (address: string) => void;
+  /** Aborting ends the function (deregistered, closed) if it is still waiting. */
+  signal?: AbortSignal;
+}
+
+const defaultReport = (message: string, error: unknown) => console.error(message, error);
+
+/**
+ * Runs invocations of one definition, each in a fresh one-shot Function.
+ * @example
+ * import { Runner } from 'micro-fn';
+ * import { resolvePlugins } from 'micro-fn/plugins';
+ * import helloworld from './helloworld.js';
+ *
+ * const env = process.env;
+ * const runner = new Runner(helloworld, { env, plugins: () => resolvePlugins(env) });
+ * const reply = await runner.invoke({ id: '1', service: 'helloworld', endpoint: 'Greeter.Hello', contentType: 'application/json',
+ *   body: new TextEncoder().encode('{"name":"Ada"}'), metadata: new Metadata() });
+ */
+export class Runner {
+  readonly definition: ServiceDefinition;
+  readonly #options: RunnerOptions;
+  readonly #report: (message: string, error: unknown) => void;
+  #topics: readonly string[] | undefined;
+  /** Host scope: the plugins shared by every invocation. */
+  #shared: Promise<PluginSet> | undefined;
+
+  constructor(definition: ServiceDefinition, options: RunnerOptions) {
+    this.definition = definition;
+    this.#options = options;
+    this.#report = options.report ?? defaultReport;
+  }
+
+  get name(): string {
+    return this.definition.name;
+  }
+
+  /** The topics the definition subscribes to. */
+  get topics(): readonly string[] {
+    return (this.#topics ??= new Router(this.definition).topics);
+  }
+
+  /** A fresh Function, started and waiting. Its client opens the plugins on its first call out or publish. */
+  async open(): Promise<Invocation> {
+    const { env, scope } = this.#options;
+    let own: Promise<PluginSet> | undefined;
+    const load = scope === 'host' ? this.#loadShared : () => (own ??= this.#options.plugins());
+    const fn = createFunction(this.definition, { client: new Client({ load }), env });
+    const end = async (): Promise<FunctionOutcome> => {
+      const outcome = await fn.stop();
+      await (await own?.catch(() => undefined))?.close().catch(() => {});
+      return outcome;
+    };
+    try {
+      await fn.start();
+    } catch (err) {
+      await end();
+      throw err;
+    }
+    return { fn, invoke: (request, reply) => fn.invoke(request, reply), deliver: (message, attempt) => fn.deliver(message, attempt), end };
+  }
+
+  /**
+   * Runs one request in a fresh Function and ends it. Never throws: a failure outside the handler is reported and
+   * answered as a 500 (through `reply` too, when given).
+   */
+  async invoke(request: ServerRequest, reply?: Reply): Promise<ServerResponse> {
+    let invocation: Invocation | undefined;
+    let replied = false;
+    const sent: Reply | undefined = reply && ((response) => ((replied = true), reply(response)));
+    try {
+      invocation = await this.open();
+      return await invocation.invoke(request, sent);
+    } catch (err) {
+      this.#report(`[${this.name}] the invocation failed`, err);
+      const response = internalError(this.name);
+      if (sent && !replied) await sent(response).catch(() => {});
+      return response;
+    } finally {
+      await invocation?.end();
+    }
+  }
+
+  /** Runs the subscriber of one message in a fresh Function and ends it. Never throws: a failure is `ok: false`. */
+  async deliver(message: BrokerMessage, attempt = 1): Promise<MessageOutcome> {
+    let invocation: Invocation | undefined;
+    try {
+      invocation = await this.open();
+      return await invocation.deliver(message, attempt);
+    } catch (err) {
+      this.#report(`[${this.name}] message ${message.id} on ${message.topic} failed (attempt ${attempt})`, err);
+      return { ok: false, error: toMicroError(err, this.name) };
+    } finally {
+      await invocation?.end();
+    }
+  }
+
+  /** Closes the plugins kept for the host (scope `host`). */
+  async close(): Promise<void> {
+    const shared = this.#shared;
+    this.#shared = undefined;
+    await (await shared?.catch(() => undefined))?.close();
+  }
+
+  /** Host scope: opened once; a failure (a server unreachable, say) is not kept, so the next invocation tries again. */
+  readonly #loadShared = (): Promise<PluginSet> =>
+    (this.#shared ??= this.#options.plugins().catch((err: unknown) => {
+      this.#shared = undefined;
+      throw err;
+    }));
+}
+
+/** The answer to a failure outside the handler: its details go to the report, never to the caller. */
+function internalError(service: string): ServerResponse {
+  const error = errors.internal(service, 'internal server error');
+  return { status: error.code, contentType: jsonCodec.contentType, body: jsonCodec.encode(error), metadata: new Metadata(), error };
+}
+
+/**
+ * Runs `definition` standalone (go-micro's Function as it was): listens, registers, subscribes, takes one request
+ * or message, deregisters, closes the plugins, and resolves with how it ended.
+ */
+export async function listenOnce(definition: ServiceDefinition, options: StandaloneOptions): Promise<FunctionOutcome> {
+  const { plugins } = options;
+  try {
+    const fn = createFunction(definition, {
+      env: options.env,
+      registry: plugins.registry,
+      broker: plugins.broker,
+      transport: options.transport,
+      transports: plugins.transports,
+      address: options.address,
+      idleTimeout: options.idleTimeout,
+    });
+    const onAbort = () => void fn.stop();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await fn.start();
+      options.onListening?.(fn.service.address ?? '');
+      if (options.signal?.aborted) onAbort();
+      return await fn.done;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  } finally {
+    await plugins.close();
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The memory plugin's descriptors: a registry and a broker that live inside one process (tests, a single
+ * long-running host). Nothing is shared between processes, so a one-shot function's host rarely wants them.
+ */
+import type { BrokerPlugin, RegistryPlugin } from '../../core/plugin.js';
+
+export const memoryRegistry: RegistryPlugin = {
+  kind: 'registry',
+  name: 'memory',
+  summary: 'in this process only, with TTL expiry and watch',
+  platforms: ['node', 'web'],
+  create: async () => (await import('./registry.js')).createMemoryRegistry(),
+};
+
+export const memoryBroker: BrokerPlugin = {
+  kind: 'broker',
+  name: 'memory',
+  summary: 'in this process only: at-least-once while it lives, queue groups, redelivery, dead letters',
+  platforms: ['node', 'web'],
+  create: async () => (await import('./broker.js')).createMemoryBroker(),
+};
