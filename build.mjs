@@ -1,5 +1,5 @@
 // Compiles the CLI and the library into dist/ with esbuild. `npm install` runs it (prepare).
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as esbuild from 'esbuild';
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
@@ -17,12 +17,22 @@ const common = {
   packages: 'external',
 };
 
-// The library: one file per package.json export (its `source` condition).
+// The library: one file per package.json export (its `source` condition); a pattern export (`./adapters/*`)
+// stands for every folder it matches.
 const library = Object.fromEntries(
   Object.entries(pkg.exports)
     .filter(([, target]) => typeof target === 'object' && target.source)
-    .map(([, target]) => [target.default.replace(/^\.\/dist\//, '').replace(/\.js$/, ''), target.source]),
+    .flatMap(([, target]) => expand(target))
+    .map((target) => [target.default.replace(/^\.\/dist\//, '').replace(/\.js$/, ''), target.source]),
 );
+
+function expand(target) {
+  if (!target.source.includes('*')) return [target];
+  const [before, after] = target.source.split('*');
+  return readdirSync(new URL(before, import.meta.url), { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(new URL(`${before}${d.name}${after}`, import.meta.url)))
+    .map((d) => ({ source: `${before}${d.name}${after}`, default: target.default.replace('*', d.name) }));
+}
 
 await Promise.all([
   esbuild.build({ ...common, entryPoints: library, outdir: 'dist', chunkNames: 'chunks/[name]-[hash]' }),

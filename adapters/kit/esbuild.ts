@@ -3,7 +3,7 @@
  * `require` only when the bundle holds some, build errors as one line. esbuild itself is imported only when a
  * build runs, so commands that build nothing start without it. Build-time only.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BuildOptions, Metafile, Plugin } from 'esbuild';
 import { UserError } from '../../runtime/core/errors.js';
@@ -18,13 +18,27 @@ export function selfPlugin(root = packageRoot()): Plugin {
       build.onResolve({ filter: /^micro-fn(\/.*)?$/ }, (args) => {
         exportsMap ??= JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).exports;
         const sub = '.' + args.path.slice('micro-fn'.length);
-        const target = exportsMap?.[sub];
-        const source = typeof target === 'object' ? target.source : undefined;
-        if (!source) return { errors: [{ text: `micro-fn has no export "${sub}"` }] };
+        const source = exportSource(exportsMap ?? {}, sub);
+        if (!source || !existsSync(join(root, source))) return { errors: [{ text: `micro-fn has no export "${sub}"` }] };
         return { path: join(root, source) };
       });
     },
   };
+}
+
+/** The `source` file of export `sub` (`./nats`, `./adapters/deno`), through a pattern export (`./adapters/*`) too. */
+function exportSource(exportsMap: Record<string, { source?: string } | string>, sub: string): string | undefined {
+  const exact = exportsMap[sub];
+  if (typeof exact === 'object') return exact.source;
+  for (const [key, target] of Object.entries(exportsMap)) {
+    if (!key.includes('*') || typeof target !== 'object' || !target.source) continue;
+    const [before = '', after = ''] = key.split('*');
+    if (sub.startsWith(before) && sub.endsWith(after) && sub.length > before.length + after.length) {
+      const match = sub.slice(before.length, sub.length - after.length);
+      if (!match.includes('/')) return target.source.replace('*', match);
+    }
+  }
+  return undefined;
 }
 
 /** An esbuild failure as a one-line UserError naming the first error's file and line; anything else as it is. */
