@@ -2,11 +2,14 @@ import type { Context, MessageContext } from './context.js';
 import { errors } from './errors.js';
 import type { EndpointRecord } from './registry.js';
 
-/** An RPC handler: gets the decoded request, returns the reply. Throw a MicroError to answer with an error. */
-export type Handler<Req = any, Res = unknown> = (request: Req, ctx: Context) => Res | Promise<Res>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the request type is the handler's to validate
+/**
+ * An RPC handler: gets the decoded request, returns the reply. Throw a MicroError to answer with an error.
+ * `Req` defaults to `any` at this seam: a handler declares the request type it validates.
+ */
+export type Handler<Req = any, Res = unknown> = (request: Req, ctx: Context) => Res | Promise<Res>;
 
-/** A broker subscriber: gets the decoded payload. Throwing fails the message (it is redelivered). */
-export type Subscriber<T = any> = (payload: T, ctx: MessageContext) => void | Promise<void>; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** A broker subscriber: gets the decoded payload (`any` by default, as for Handler). Throwing fails the message (it is redelivered). */
+export type Subscriber<T = any> = (payload: T, ctx: MessageContext) => void | Promise<void>;
 
 /** Runs around every handler: code before `next`, code after, or an answer without calling it. */
 export type HandlerWrapper = (ctx: Context, request: unknown, next: (request: unknown) => Promise<unknown>) => Promise<unknown>;

@@ -27,7 +27,8 @@ const entry = (name: string, version: string, id: string, registered = 1, metada
   expires: 0,
   registered,
 });
-type Decoded = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the tests spoil decoded input freely
+/** Decoded input, which the tests spoil freely (`any`: any shape at all is the point). */
+type Decoded = Record<string, any>;
 /** A stored entry as a registry writes it, decoded but not yet validated. */
 const stored = () => JSON.parse(JSON.stringify(entry('greeter', '1.0.0', 'a', 5, { zone: 'x' }))) as Decoded;
 
