@@ -21,18 +21,36 @@ export interface LocalBrokerOptions {
 
 export class LocalBroker implements Broker {
   readonly #client: Client;
+  readonly #subscriptions = new Set<RemoteSubscription>();
+  #closed = false;
 
   constructor(options: LocalBrokerOptions) {
     this.#client = new Client({ registry: options.registry, transports: [options.transport], retries: 2 });
   }
 
   async publish(topic: string, message: PublishMessage): Promise<void> {
+    this.#open(`publish to ${topic}`);
     await this.#runtime('Broker.Publish', { topic, headers: message.headers ?? {}, body: new TextDecoder().decode(message.body) });
   }
 
   async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
+    this.#open(`subscribe to ${topic}`);
     const { id, ackWait } = await this.#runtime('Broker.Subscribe', { topic, queue: options.queue, max: options.max });
-    return new RemoteSubscription(topic, id, ackWait, handler, options, this.#runtime);
+    const subscription = new RemoteSubscription(topic, id, ackWait, handler, options, this.#runtime, () => this.#subscriptions.delete(subscription));
+    this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** Ends every subscription (serve hands back what they held but did not settle) and refuses what comes after. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const subscriptions = [...this.#subscriptions];
+    this.#subscriptions.clear();
+    await Promise.all(subscriptions.map((s) => s.unsubscribe()));
+  }
+
+  #open(what: string): void {
+    if (this.#closed) throw errors.unavailable('micro-fn', `the local broker is closed: cannot ${what}`);
   }
 
   /** Calls serve's control service; a missing serve is a clear 503. */
@@ -61,12 +79,15 @@ class RemoteSubscription implements Subscription {
   #active = true;
   #taken = 0;
 
-  constructor(topic: string, id: string, ackWait: number, handler: DeliveryHandler, options: SubscribeOptions, runtime: Runtime) {
+  readonly #ended: () => void;
+
+  constructor(topic: string, id: string, ackWait: number, handler: DeliveryHandler, options: SubscribeOptions, runtime: Runtime, ended: () => void) {
     this.topic = topic;
     this.#id = id;
     this.#ackWait = ackWait;
     this.#runtime = runtime;
-    void this.#loop(handler, options);
+    this.#ended = ended;
+    void this.#loop(handler, options).finally(ended);
   }
 
   async #loop(handler: DeliveryHandler, options: SubscribeOptions): Promise<void> {
@@ -119,6 +140,7 @@ class RemoteSubscription implements Subscription {
   async unsubscribe(): Promise<void> {
     if (!this.#active) return;
     this.#active = false;
+    this.#ended();
     await this.#runtime('Broker.Unsubscribe', { id: this.#id }).catch(() => {});
   }
 }
