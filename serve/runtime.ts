@@ -3,10 +3,9 @@
  * function's pool of single-use processes, the broker every local process publishes to, event triggers
  * (one process per message, ack after success, redelivery, dead letters), and the control service
  * `micro-fn` (deploy, remove, list, publish, dead letters) that the CLI finds through the registry.
- * Beside them, for the Lambda target: a local Lambda API on the gateway (under `/2015-03-31/`), and the
- * bridge that triggers Lambda functions from the broker.
+ * Beside them, the parts serve/extensions.ts lists (the local Lambda API and its event bridge), through one hook
+ * (serve/extension.ts).
  */
-import type { IncomingMessage, ServerResponse as NodeResponse } from 'node:http';
 import { deadLetterHeaders, deadLetterTopic, type Broker, type BrokerMessage, type Subscription } from '../runtime/core/broker.js';
 import { createService } from '../runtime/core/service.js';
 import { errors, type MicroError } from '../runtime/core/errors.js';
@@ -21,8 +20,8 @@ import { EntryWatcher } from './watch.js';
 import { RemoteSubscriptions } from './remote-broker.js';
 import { LogSink } from './logs.js';
 import { FunctionPool, type Outcome } from './pool.js';
-import { LambdaBridge } from './lambda/bridge.js';
-import type { LambdaEndpoint } from './lambda/endpoint.js';
+import type { Extension } from './extension.js';
+import { extensions } from './extensions.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
 
 export interface RuntimeOptions {
@@ -73,9 +72,8 @@ export class LocalRuntime {
   #watcher: EntryWatcher | undefined;
   /** Subscriptions of other processes to the broker hosted here. */
   readonly remote: RemoteSubscriptions;
-  /** The local Lambda API, made on its first request. */
-  #lambda: Promise<LambdaEndpoint> | undefined;
-  #bridge: LambdaBridge | undefined;
+  /** The parts hosted beside local functions (serve/extensions.ts). */
+  #extensions: Extension[] = [];
 
   constructor(options: RuntimeOptions) {
     this.options = options;
@@ -89,37 +87,27 @@ export class LocalRuntime {
   }
 
   async start(): Promise<void> {
+    const o = this.options;
+    this.#extensions = extensions.map((make) =>
+      make({
+        home: o.home,
+        nodeId: this.#nodeId,
+        registry: o.registry,
+        env: o.env,
+        functionEnv: () => this.#functionEnv(),
+        concurrency: o.concurrency,
+        log: (name, invocation, line) => this.#logs.write(name, invocation, 'stdout', line),
+        say: (line) => process.stderr.write(`[micro-fn serve] ${line}\n`),
+        trigger: (name, topic, run) => this.#trigger(name, topic, run),
+      }),
+    );
     this.#listener = await createHttpListener((request, reply) => this.#handle(request).then(reply), {
-      address: this.options.address,
-      mounts: { '/2015-03-31/': (req, res) => this.#lambdaApi(req, res) },
+      address: o.address,
+      mounts: Object.assign({}, ...this.#extensions.map((e) => e.mounts ?? {})),
     });
     await this.#register();
-    this.#timer = setInterval(() => void this.#register().catch(() => {}), (this.options.ttl * 1000) / 2);
-    this.#bridge = new LambdaBridge({
-      registry: this.options.registry,
-      env: this.options.env,
-      trigger: (name, topic, run) => this.#trigger(name, topic, run),
-      log: (line) => process.stderr.write(`[micro-fn serve] ${line}\n`),
-    });
-    await this.#bridge.start();
-  }
-
-  /** The local Lambda API: its code loads with the first request. */
-  #lambdaApi(req: IncomingMessage, res: NodeResponse): void {
-    this.#lambda ??= import('./lambda/endpoint.js').then(({ LambdaEndpoint }) => {
-      const o = this.options;
-      return new LambdaEndpoint({
-        dir: join(o.home, 'lambda', this.#nodeId),
-        // Like local functions, they reach serve's registry and broker unless their configuration says otherwise.
-        defaults: this.#functionEnv(),
-        maxEnvironments: o.concurrency,
-        log: (name, requestId, line) => this.#logs.write(name, requestId, 'stdout', line),
-      });
-    });
-    this.#lambda.then(
-      (endpoint) => endpoint.handle(req, res),
-      () => res.writeHead(500).end(),
-    );
+    this.#timer = setInterval(() => void this.#register().catch(() => {}), (o.ttl * 1000) / 2);
+    for (const extension of this.#extensions) await extension.start?.();
   }
 
   /** What every function serve runs starts from: serve's own MICRO_* settings, and its MICRO_FN_HOME. */
@@ -277,7 +265,6 @@ export class LocalRuntime {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     this.#watcher?.close();
-    await this.#bridge?.stop();
     await this.remote.close();
     const all = [...this.#functions.values()];
     this.#functions.clear();
@@ -285,7 +272,8 @@ export class LocalRuntime {
     await Promise.allSettled([...this.#dlqTopics.values()].map(async (s) => (await s).unsubscribe()));
     await this.options.registry.deregister(this.#record({ name: RUNTIME_SERVICE, version: 'latest', endpoints: [], topics: [] })).catch(() => {});
     await this.#listener?.close();
-    await (await this.#lambda?.catch(() => undefined))?.close();
+    // After the gateway: a request to a mounted API in flight was still answered.
+    await Promise.allSettled(this.#extensions.map((e) => e.stop()));
     await this.#logs.close();
   }
 }

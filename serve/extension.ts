@@ -1,0 +1,43 @@
+/**
+ * What `micro-fn serve` offers the parts it hosts beside local functions (the local Lambda API, its event bridge):
+ * one hook, so serve's runtime names none of them. An extension mounts HTTP APIs on the gateway, starts with serve
+ * and stops with it. The table of extensions is serve/extensions.ts.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BrokerMessage, Subscription } from '../runtime/core/broker.js';
+import type { Env } from '../runtime/core/config.js';
+import type { Registry } from '../runtime/core/registry.js';
+
+/** serve, as an extension sees it. */
+export interface Host {
+  /** MICRO_FN_HOME. */
+  home: string;
+  /** This serve's node id: unique per process, for folders of its own. */
+  nodeId: string;
+  registry: Registry;
+  /** serve's environment (AWS settings, MICRO_*). */
+  env: Env;
+  /** What every function serve runs starts from: serve's MICRO_* settings and its MICRO_FN_HOME. */
+  functionEnv(): Record<string, string>;
+  /** Invocations at once per function (`serve --concurrency`). */
+  concurrency: number;
+  /** Appends a line to function `name`'s log (`micro-fn logs`), tagged with an invocation id. */
+  log(name: string, invocation: string, line: string): void;
+  /** One line on serve's own output. */
+  say(line: string): void;
+  /**
+   * Triggers function `name` from `topic` on serve's broker (queue group: the name), as for local functions: `run`
+   * handles one message; true acks it, false naks it (redelivered with backoff, then dead-lettered).
+   */
+  trigger(name: string, topic: string, run: (message: BrokerMessage) => Promise<boolean>): Promise<Subscription>;
+}
+
+/** A part serve hosts. */
+export interface Extension {
+  /** HTTP APIs served on the gateway beside mucp, by path prefix; a handler must answer. */
+  mounts?: Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
+  start?(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export type ExtensionFactory = (host: Host) => Extension;
