@@ -4,10 +4,10 @@ import { UserError } from '../runtime/core/errors.js';
 import { entryName, resolveEntry } from '../adapters/kit/entry.js';
 import { envPairs, kib } from '../adapters/kit/options.js';
 import { loadTarget, targets } from '../adapters/targets.js';
-import { type Command } from './command.js';
+import { defineCommand } from './command.js';
 import { write } from './output.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'build',
   summary: "bundle a function for a target and print the artifact's path and size",
   usage: '<entry>',
@@ -30,11 +30,11 @@ export const command: Command = {
   async run({ positionals, values }) {
     const [entry] = positionals;
     if (!entry) throw new UserError('build needs an entry: micro-fn build <entry>');
-    const name = typeof values.target === 'string' ? values.target : 'local';
+    const name = values.target ?? 'local';
     const target = await loadTarget(name);
     const file = resolveEntry(entry);
-    const outdir = typeof values.outdir === 'string' ? values.outdir : join('dist', entryName(file));
-    const env = { ...microVariables(process.env), ...envPairs(values.env as string[] | undefined) };
+    const outdir = values.outdir ?? join('dist', entryName(file));
+    const env = { ...microVariables(process.env), ...envPairs(values.env) };
     const built = await target.build({ entry: file, outdir, minify: values.minify === true, env });
     const artifacts = [{ file: built.file, size: built.size }, ...(built.artifacts ?? [])];
     if (values.json) await write(process.stdout, `${JSON.stringify({ target: name, file: built.file, size: built.size, ms: built.ms, artifacts })}\n`);
@@ -44,7 +44,7 @@ export const command: Command = {
     }
     return 0;
   },
-};
+});
 
 /** The MICRO_* variables of `env`: the configuration a function built here would get. */
 function microVariables(env: NodeJS.ProcessEnv): Record<string, string> {

@@ -1,9 +1,9 @@
 import { UserError, isMicroError } from '../runtime/core/errors.js';
-import { duration, jsonArgument, metadataFlags, pluginOptions, type Command } from './command.js';
+import { duration, jsonArgument, metadataFlags, pluginOptions, defineCommand } from './command.js';
 import { write } from './output.js';
 import { withSession } from './plugins.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'call',
   summary: 'call a service endpoint through the registry and print the reply',
   usage: '<service> <Service.Method> [json]',
@@ -25,8 +25,8 @@ export const command: Command = {
     if (!/^[\w$]+\.[\w$]+$/.test(endpoint)) throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"name":"Ada"}')`);
     const request = jsonArgument(data, 'request');
-    const metadata = metadataFlags(values);
-    const timeout = duration(values.timeout as string | undefined, 'timeout') ?? 30_000;
+    const metadata = metadataFlags(values.metadata);
+    const timeout = duration(values.timeout, 'timeout') ?? 30_000;
     const retries = values.retries === undefined ? undefined : Number(values.retries);
     return withSession(values, async ({ client }) => {
       try {
@@ -41,4 +41,4 @@ export const command: Command = {
       }
     });
   },
-};
+});

@@ -1,7 +1,7 @@
 /** What every command file exports, and the shared argument parsing and help text. */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { TargetOption } from '../adapters/kit/target.js';
+import type { OptionValues, TargetOption } from '../adapters/kit/target.js';
 import { UserError } from '../runtime/core/errors.js';
 import { pluginNames } from '../runtime/plugins/resolve.js';
 
@@ -17,47 +17,53 @@ export interface OptionSection {
   examples?: string[];
 }
 
-export interface Parsed {
+/** What the parser makes of a command line: every value typed as its spec says. */
+export interface Parsed<O extends Record<string, OptionSpec> = Record<string, OptionSpec>> {
   positionals: string[];
-  values: Record<string, string | boolean | string[] | undefined>;
+  values: OptionValues<O & typeof commonOptions>;
 }
 
-export interface Command {
+export interface Command<O extends Record<string, OptionSpec> = Record<string, OptionSpec>> {
   name: string;
   summary: string;
   /** Positionals part of the usage line, e.g. `<entry> <Service.Method> [json]`. */
   usage: string;
   description?: string;
-  options: Record<string, OptionSpec>;
+  options: O;
   /** Options read from elsewhere (the target table), parsed and shown after `options`. */
   sections?(): Promise<OptionSection[]>;
   examples?: string[];
-  run(args: Parsed): Promise<number>;
+  run(args: Parsed<O>): Promise<number>;
+}
+
+/** Declares a command: its `run` gets every option's value typed from the option's spec. */
+export function defineCommand<const O extends Record<string, OptionSpec>>(command: Command<O>): Command<O> {
+  return command;
 }
 
 /** Options every command takes. */
-export const commonOptions: Record<string, OptionSpec> = {
+export const commonOptions = {
   json: { type: 'boolean', description: 'machine-readable output (errors as error JSON)' },
   help: { type: 'boolean', short: 'h', description: 'show this help' },
-};
+} as const satisfies Record<string, OptionSpec>;
 
 /** For commands that load a function. */
-export const sourceMapOption: Record<string, OptionSpec> = {
+export const sourceMapOption = {
   'source-maps': { type: 'boolean', description: 'map stack traces to the TypeScript sources (costs start-up time)' },
-};
+} as const satisfies Record<string, OptionSpec>;
 
 /** Registry and broker choice, mirroring MICRO_REGISTRY, MICRO_REGISTRY_ADDRESS, MICRO_BROKER, MICRO_BROKER_ADDRESS. */
-export const pluginOptions: Record<string, OptionSpec> = {
+export const pluginOptions = {
   registry: { type: 'string', value: 'NAME', description: `registry: ${pluginNames('registry')} (env MICRO_REGISTRY)` },
   'registry-address': { type: 'string', value: 'URL', description: 'registry address (env MICRO_REGISTRY_ADDRESS)' },
   broker: { type: 'string', value: 'NAME', description: `broker: ${pluginNames('broker')} (env MICRO_BROKER)` },
   'broker-address': { type: 'string', value: 'URL', description: 'broker address (env MICRO_BROKER_ADDRESS)' },
-};
+} as const satisfies Record<string, OptionSpec>;
 
 /** What a standalone function listens with, mirroring MICRO_TRANSPORT. */
-export const transportOption: Record<string, OptionSpec> = {
+export const transportOption = {
   transport: { type: 'string', value: 'NAME', description: 'listen with http (default) or nats (env MICRO_TRANSPORT)' },
-};
+} as const satisfies Record<string, OptionSpec>;
 
 /** Every option a command takes: its own, its sections' (an option several sections share is parsed once), the common ones. */
 export function allOptions(command: Command, sections: OptionSection[] = []): Record<string, OptionSpec> {
@@ -75,6 +81,7 @@ export function parse(command: Command, argv: string[], sections: OptionSection[
       allowPositionals: true,
       strict: true,
     });
+    // The parser was given these very specs: each value has the type its spec says.
     return { values: values as Parsed['values'], positionals };
   } catch (err) {
     throw new UserError(`${(err as Error).message.split('\n')[0]} (see micro-fn ${command.name} --help)`);
@@ -102,7 +109,7 @@ export function help(command: Command, sections: OptionSection[] = []): string {
 }
 
 /** The environment with the plugin flags applied over it (flags win). */
-export function envWithFlags(values: Parsed['values'], env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+export function envWithFlags(values: Readonly<Record<string, unknown>>, env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = { ...env };
   const map: Record<string, string> = {
     registry: 'MICRO_REGISTRY',
@@ -112,17 +119,19 @@ export function envWithFlags(values: Parsed['values'], env: NodeJS.ProcessEnv = 
     address: 'MICRO_SERVER_ADDRESS',
     transport: 'MICRO_TRANSPORT',
   };
-  for (const [flag, name] of Object.entries(map)) if (typeof values[flag] === 'string') out[name] = values[flag] as string;
+  for (const [flag, name] of Object.entries(map)) {
+    const value = values[flag];
+    if (typeof value === 'string') out[name] = value;
+  }
   return out;
 }
 
 export { duration } from '../adapters/kit/options.js';
 
 /** `--metadata KEY=VALUE` flags as a record. */
-export function metadataFlags(values: Parsed['values']): Record<string, string> {
-  const pairs = (values.metadata as string[] | undefined) ?? [];
+export function metadataFlags(pairs: readonly string[] | undefined): Record<string, string> {
   return Object.fromEntries(
-    pairs.map((text) => {
+    (pairs ?? []).map((text) => {
       const i = text.indexOf('=');
       if (i <= 0) throw new UserError(`--metadata takes KEY=VALUE; got "${text}"`);
       return [text.slice(0, i), text.slice(i + 1)];

@@ -6,12 +6,12 @@ import { optionValues, type DeploySession, type Target } from '../adapters/kit/t
 import { allTargets, loadTarget, targets } from '../adapters/targets.js';
 import { resolvePlugins } from '../runtime/plugins/resolve.js';
 import { Client } from '../runtime/core/client.js';
-import { commonOptions, envWithFlags, pluginOptions, type Command, type OptionSection, type Parsed } from './command.js';
+import { commonOptions, envWithFlags, pluginOptions, type OptionSection, defineCommand } from './command.js';
 import { dim, write } from './output.js';
 
 const TARGET = 'local';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'deploy',
   summary: `build a function and deploy it: ${Object.keys(targets).join(', ')}`,
   usage: '<entry>',
@@ -31,10 +31,10 @@ export const command: Command = {
     const [entry, extra] = positionals;
     if (!entry) throw new UserError('deploy needs an entry: micro-fn deploy <entry> --target local');
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}"`);
-    const target = await loadTarget(typeof values.target === 'string' ? values.target : TARGET);
+    const target = await loadTarget(values.target ?? TARGET);
     await refuseOthers(target, values);
     const file = resolveEntry(entry);
-    const env = envPairs(values.env as string[] | undefined);
+    const env = envPairs(values.env);
     const hostEnv = envWithFlags(values);
     const json = values.json === true;
     let opened: Promise<DeploySession & { close(): Promise<void> }> | undefined;
@@ -55,10 +55,10 @@ export const command: Command = {
       await (await opened?.catch(() => undefined))?.close();
     }
   },
-};
+});
 
 /** A flag that belongs only to other targets is a mistake: say whose it is. */
-async function refuseOthers(target: Target, values: Parsed['values']): Promise<void> {
+async function refuseOthers(target: Target, values: Readonly<Record<string, unknown>>): Promise<void> {
   const own = new Set([...Object.keys(target.options), ...Object.keys(command.options), ...Object.keys(commonOptions)]);
   const given = Object.keys(values).filter((name) => values[name] !== undefined && !own.has(name));
   if (given.length === 0) return;

@@ -1,9 +1,9 @@
 import { UserError } from '../runtime/core/errors.js';
-import { pluginOptions, type Command } from './command.js';
+import { pluginOptions, defineCommand } from './command.js';
 import { write } from './output.js';
 import { withSession } from './plugins.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'describe',
   summary: 'show a service as the registry has it: versions, endpoints, nodes',
   usage: '<service>',
@@ -19,4 +19,4 @@ export const command: Command = {
       return 0;
     });
   },
-};
+});

@@ -1,9 +1,9 @@
 import { UserError } from '../runtime/core/errors.js';
-import { pluginOptions, type Command } from './command.js';
+import { pluginOptions, defineCommand } from './command.js';
 import { write } from './output.js';
 import { callRuntime, runtimeOption, withSession } from './plugins.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'dlq',
   summary: 'list the dead-lettered messages of a topic, or replay them',
   usage: '<topic>',
@@ -19,12 +19,12 @@ export const command: Command = {
     if (!topic) throw new UserError('dlq needs a topic: micro-fn dlq <topic>');
     return withSession(values, async (session) => {
       if (values.replay) {
-        const { replayed } = await callRuntime(session, 'Dlq.Replay', { topic }, { runtime: values.runtime as string | undefined });
+        const { replayed } = await callRuntime(session, 'Dlq.Replay', { topic }, { runtime: values.runtime });
         if (values.json) await write(process.stdout, `${JSON.stringify({ replayed })}\n`);
         else process.stderr.write(`replayed ${replayed} message${replayed === 1 ? '' : 's'} on ${topic}\n`);
         return 0;
       }
-      const { messages } = await callRuntime(session, 'Dlq.List', { topic }, { runtime: values.runtime as string | undefined });
+      const { messages } = await callRuntime(session, 'Dlq.List', { topic }, { runtime: values.runtime });
       if (values.json) await write(process.stdout, `${JSON.stringify(messages)}\n`);
       else {
         const lines = messages.map((m) => `${m.at}  ${m.id}  ${m.headers['micro-dead-letter-reason'] ?? ''}  ${m.body}`);
@@ -34,4 +34,4 @@ export const command: Command = {
       return 0;
     });
   },
-};
+});

@@ -1,9 +1,9 @@
 import { UserError } from '../runtime/core/errors.js';
-import { argumentText, duration, envWithFlags, metadataFlags, pluginOptions, sourceMapOption, type Command } from './command.js';
+import { argumentText, duration, envWithFlags, metadataFlags, pluginOptions, sourceMapOption, defineCommand } from './command.js';
 import { loadFunction } from './load.js';
 import { write } from './output.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'invoke',
   summary: 'run a function once, in this fresh process, and print its reply',
   usage: '<entry> (<Service.Method> | --topic TOPIC) [json]',
@@ -23,7 +23,7 @@ export const command: Command = {
   examples: [`micro-fn invoke examples/helloworld Greeter.Hello '{"name":"Ada"}'`, `micro-fn invoke examples/events --topic user.created '{"id":1}'`],
   async run({ positionals, values }) {
     const [entry, ...rest] = positionals;
-    const topic = values.topic as string | undefined;
+    const topic = values.topic;
     const endpoint = topic === undefined ? rest.shift() : undefined;
     if (!entry) throw new UserError('invoke needs an entry: micro-fn invoke <entry> <Service.Method> [json]');
     if (topic === undefined && !endpoint) throw new UserError('invoke needs an endpoint like Greeter.Hello, or --topic TOPIC');
@@ -32,8 +32,8 @@ export const command: Command = {
     const data = argumentText(rest[0]);
 
     const env = envWithFlags(values);
-    const timeout = duration(values.timeout as string | undefined, 'timeout');
-    const metadata = metadataFlags(values);
+    const timeout = duration(values.timeout, 'timeout');
+    const metadata = metadataFlags(values.metadata);
 
     // stdout carries the reply only: whatever the function logs goes to stderr.
     for (const method of ['log', 'info', 'debug', 'dir', 'dirxml', 'table'] as const) console[method] = console.error;
@@ -47,4 +47,4 @@ export const command: Command = {
     await write(process.stderr, `${text}\n`);
     return 1;
   },
-};
+});

@@ -2,10 +2,10 @@ import { open, stat } from 'node:fs/promises';
 import { UserError } from '../runtime/core/errors.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LogSink } from '../serve/logs.js';
-import { envWithFlags, type Command } from './command.js';
+import { envWithFlags, defineCommand } from './command.js';
 import { write } from './output.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'logs',
   summary: "print a function's output, tagged with invocation ids",
   usage: '<function>',
@@ -44,4 +44,4 @@ export const command: Command = {
     }
     return 0;
   },
-};
+});

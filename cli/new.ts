@@ -2,11 +2,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
-import { type Command } from './command.js';
+import { defineCommand } from './command.js';
 
 const TEMPLATES = ['rpc', 'event'] as const;
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'new',
   summary: 'scaffold a function that builds, runs and has a test',
   usage: '<name>',
@@ -19,7 +19,7 @@ export const command: Command = {
     const [name] = positionals;
     if (!name) throw new UserError('new needs a name: micro-fn new <name>');
     if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new UserError(`"${name}" is not a usable name: lower-case letters, digits and "-", starting with a letter`);
-    const template = (values.template as string | undefined) ?? 'rpc';
+    const template = values.template ?? 'rpc';
     if (!(TEMPLATES as readonly string[]).includes(template)) throw new UserError(`--template takes ${TEMPLATES.join(' or ')}; got "${template}"`);
     const dir = resolve(name);
     if (existsSync(dir)) throw new UserError(`${name} already exists; choose another name or remove it`);
@@ -39,7 +39,7 @@ export const command: Command = {
     );
     return 0;
   },
-};
+});
 
 const testPrelude = `import { test } from 'node:test';
 import assert from 'node:assert/strict';

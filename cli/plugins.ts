@@ -2,7 +2,7 @@
 import { Client } from '../runtime/core/client.js';
 import { callControl, runtimeAddress, type ControlApi, type ControlEndpoint } from '../runtime/plugins/local/protocol.js';
 import { resolvePlugins, type NodePlugins } from '../runtime/plugins/resolve.js';
-import { envWithFlags, type OptionSpec, type Parsed } from './command.js';
+import { envWithFlags, type OptionSpec } from './command.js';
 
 export interface Session {
   env: Record<string, string | undefined>;
@@ -11,7 +11,7 @@ export interface Session {
 }
 
 /** Opens the plugins, runs `fn`, and closes them whatever happens. */
-export async function withSession<T>(values: Parsed['values'], fn: (session: Session) => Promise<T>): Promise<T> {
+export async function withSession<T>(values: Readonly<Record<string, unknown>>, fn: (session: Session) => Promise<T>): Promise<T> {
   const env = envWithFlags(values);
   const plugins = await resolvePlugins(env);
   const client = new Client({ registry: plugins.registry, broker: plugins.broker, transports: plugins.transports });
@@ -23,9 +23,9 @@ export async function withSession<T>(values: Parsed['values'], fn: (session: Ses
 }
 
 /** Flag of the commands that talk to `micro-fn serve`. */
-export const runtimeOption: Record<string, OptionSpec> = {
+export const runtimeOption = {
   runtime: { type: 'string', value: 'URL', description: 'the micro-fn serve to talk to, when the registry holds several' },
-};
+} as const satisfies Record<string, OptionSpec>;
 
 /** Calls the control service of the `micro-fn serve` found in the registry (or at `runtime`). */
 export async function callRuntime<E extends ControlEndpoint>(

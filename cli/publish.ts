@@ -1,8 +1,8 @@
 import { UserError } from '../runtime/core/errors.js';
-import { jsonArgument, metadataFlags, pluginOptions, type Command } from './command.js';
+import { jsonArgument, metadataFlags, pluginOptions, defineCommand } from './command.js';
 import { withSession } from './plugins.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'publish',
   summary: 'publish a JSON message on a topic',
   usage: '<topic> [json]',
@@ -17,11 +17,11 @@ export const command: Command = {
     if (!topic) throw new UserError('publish needs a topic: micro-fn publish <topic> [json]');
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"id":1}')`);
     const payload = jsonArgument(data, 'message');
-    const metadata = metadataFlags(values);
+    const metadata = metadataFlags(values.metadata);
     return withSession(values, async ({ client }) => {
       await client.publish(topic, payload, { metadata });
       process.stderr.write(`published on ${topic}\n`);
       return 0;
     });
   },
-};
+});

@@ -1,8 +1,8 @@
 import { UserError } from '../runtime/core/errors.js';
-import { pluginOptions, type Command } from './command.js';
+import { pluginOptions, defineCommand } from './command.js';
 import { callRuntime, runtimeOption, withSession } from './plugins.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'remove',
   summary: 'stop and deregister a function deployed to micro-fn serve',
   usage: '<name>',
@@ -12,9 +12,9 @@ export const command: Command = {
     const [name] = positionals;
     if (!name) throw new UserError('remove needs a function name: micro-fn remove <name>');
     return withSession(values, async (session) => {
-      await callRuntime(session, 'Runtime.Remove', { name }, { runtime: values.runtime as string | undefined });
+      await callRuntime(session, 'Runtime.Remove', { name }, { runtime: values.runtime });
       process.stderr.write(`removed ${name}\n`);
       return 0;
     });
   },
-};
+});

@@ -1,8 +1,8 @@
 import { UserError } from '../runtime/core/errors.js';
-import { duration, envWithFlags, pluginOptions, sourceMapOption, transportOption, type Command } from './command.js';
+import { duration, envWithFlags, pluginOptions, sourceMapOption, transportOption, defineCommand } from './command.js';
 import { loadFunction } from './load.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'run',
   summary: 'run a function standalone: listen, register, serve one invocation, exit',
   usage: '<entry>',
@@ -26,7 +26,7 @@ export const command: Command = {
     if (!entry) throw new UserError('run needs an entry: micro-fn run <entry>');
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}"`);
     const env = envWithFlags(values);
-    const idleTimeout = duration(values['idle-timeout'] as string | undefined, 'idle-timeout');
+    const idleTimeout = duration(values['idle-timeout'], 'idle-timeout');
     const bundle = await loadFunction(entry, env, values['source-maps'] === true);
 
     const controller = new AbortController();
@@ -42,4 +42,4 @@ export const command: Command = {
     if (outcome.kind === 'idle') process.stderr.write(`no invocation within ${values['idle-timeout']}; exiting\n`);
     return outcome.ok ? 0 : 1;
   },
-};
+});

@@ -5,11 +5,11 @@ import { createMemoryBroker } from '../runtime/plugins/memory/broker.js';
 import { choose, resolvePlugins } from '../runtime/plugins/resolve.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LocalRuntime } from '../serve/runtime.js';
-import { duration, envWithFlags, pluginOptions, type Command } from './command.js';
+import { duration, envWithFlags, pluginOptions, defineCommand } from './command.js';
 
 export const DEFAULT_GATEWAY = '127.0.0.1:52980';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'serve',
   summary: 'the local runtime: gateway, broker, and a fresh process per invocation',
   usage: '',
@@ -39,7 +39,7 @@ export const command: Command = {
     const env = envWithFlags(values);
     const config = readConfig(env);
     const concurrency = count(values.concurrency, 'concurrency', availableParallelism() * 2, 1);
-    const ackWait = duration(values['ack-wait'] as string | undefined, 'ack-wait');
+    const ackWait = duration(values['ack-wait'], 'ack-wait');
     // serve hosts the broker itself unless the configured one is shared with other hosts (NATS, JetStream).
     const shared = choose('broker', config.broker, 'node')?.shared === true;
     const plugins = await resolvePlugins(shared ? env : { ...env, MICRO_BROKER: undefined }, { broker: { ackWait, concurrency } });
@@ -49,12 +49,12 @@ export const command: Command = {
       home: microFnHome(env),
       registry,
       broker,
-      address: (values.address as string | undefined) ?? DEFAULT_GATEWAY,
+      address: values.address ?? DEFAULT_GATEWAY,
       env,
       pool: count(values.pool, 'pool', 1, 0),
       concurrency,
       queue: count(values.queue, 'queue', 64, 0),
-      timeout: duration(values.timeout as string | undefined, 'timeout') ?? 30_000,
+      timeout: duration(values.timeout, 'timeout') ?? 30_000,
       memory: count(values.memory, 'memory', 256, 16),
       ttl: config.registerTtl,
       echo: values.quiet !== true,
@@ -74,7 +74,7 @@ export const command: Command = {
     await Promise.allSettled([plugins.close(), broker.close?.()]);
     return 0;
   },
-};
+});
 
 function count(value: unknown, flag: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;

@@ -1,8 +1,8 @@
-import { pluginOptions, type Command } from './command.js';
+import { pluginOptions, defineCommand } from './command.js';
 import { write } from './output.js';
 import { withSession } from './plugins.js';
 
-export const command: Command = {
+export const command = defineCommand({
   name: 'services',
   summary: 'list the services in the registry',
   usage: '',
@@ -21,4 +21,4 @@ export const command: Command = {
       return 0;
     });
   },
-};
+});
