@@ -9,6 +9,7 @@ export const targets: Readonly<Record<string, () => Promise<{ target: Target }>>
   local: () => import('./local/target.js'),
   lambda: () => import('./lambda/target.js'),
   cloudflare: () => import('./cloudflare/target.js'),
+  deno: () => import('./deno/target.js'),
 };
 
 /** The target `--target` names, or a UserError listing the targets. */
