@@ -4,7 +4,8 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { Router, UserError, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
+import { UserError, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
+import { deploymentRecord } from '../kit/register.js';
 import { CloudflareApi, type UploadMetadata } from './api.js';
 import { MAIN_MODULE, buildCloudflare, type CloudflareBuild } from './build.js';
 import { wranglerToml } from './wrangler.js';
@@ -115,17 +116,7 @@ function checkName(name: string): string {
   return name;
 }
 
-/**
- * The registry entry of a deployed Worker: the function's endpoints at `address`, on a node id that stays the
- * same across deploys (a redeploy replaces the entry rather than adding one). Register it without a TTL:
- * nothing runs between invocations to refresh it.
- */
+/** The registry entry of a deployed Worker at `address` (node id `<service>-cloudflare`). Register it without a TTL. */
 export function workerRecord(definition: ServiceDefinition, address: string): ServiceRecord {
-  return {
-    name: definition.name,
-    version: definition.version ?? 'latest',
-    metadata: { ...definition.metadata },
-    endpoints: new Router(definition).endpoints(),
-    nodes: [{ id: `${definition.name}-cloudflare`, address, metadata: { target: 'cloudflare' } }],
-  };
+  return deploymentRecord(definition, { id: `${definition.name}-cloudflare`, address, metadata: { target: 'cloudflare' } });
 }

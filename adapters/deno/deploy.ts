@@ -5,7 +5,8 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { Router, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
+import type { ServiceDefinition, ServiceRecord } from '../../runtime/core/index.js';
+import { deploymentRecord } from '../kit/register.js';
 import { MAIN_MODULE, buildDeno, type DenoBuild } from './build.js';
 import { denoJson, dotenv } from './config.js';
 
@@ -62,16 +63,7 @@ export async function deployDeno(options: DenoDeployOptions): Promise<DenoDeploy
   return { build, files };
 }
 
-/**
- * The registry entry of a function Deno serves at `address`: its endpoints, on a node id that stays the same across
- * deploys (a redeploy replaces the entry). Register it without a TTL: nothing refreshes it between requests.
- */
+/** The registry entry of a function Deno serves at `address` (node id `<service>-deno`). Register it without a TTL. */
 export function denoRecord(definition: ServiceDefinition, address: string): ServiceRecord {
-  return {
-    name: definition.name,
-    version: definition.version ?? 'latest',
-    metadata: { ...definition.metadata },
-    endpoints: new Router(definition).endpoints(),
-    nodes: [{ id: `${definition.name}-deno`, address, metadata: { target: 'deno' } }],
-  };
+  return deploymentRecord(definition, { id: `${definition.name}-deno`, address, metadata: { target: 'deno' } });
 }

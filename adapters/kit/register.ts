@@ -1,5 +1,20 @@
 /** Registering what a deploy put somewhere nothing refreshes it (a Lambda function, a Worker). Build-time only. */
-import type { Registry, ServiceRecord } from '../../runtime/core/registry.js';
+import type { NodeRecord, Registry, ServiceRecord } from '../../runtime/core/registry.js';
+import { Router, type ServiceDefinition } from '../../runtime/core/router.js';
+
+/**
+ * The registry entry of a deployed function: its endpoints and topics at `node`. Give the node an id that stays the
+ * same across deploys (`<service>-<target>`), so a redeploy replaces the entry rather than adding one.
+ */
+export function deploymentRecord(definition: ServiceDefinition, node: NodeRecord): ServiceRecord {
+  return {
+    name: definition.name,
+    version: definition.version ?? 'latest',
+    metadata: { ...definition.metadata },
+    endpoints: new Router(definition).endpoints(),
+    nodes: [node],
+  };
+}
 
 /**
  * Registers `record` without a TTL (nothing runs between invocations to refresh it). Its node ids stay the same

@@ -130,5 +130,5 @@ function builtinMessage(builtin: BuiltinImport, metafile: Metafile, platformName
   }
   const chain = [builtin.path];
   for (let at = target; at && at !== start; at = previous.get(at) ?? '') chain.unshift(at);
-  return `build failed: ${chain.join(' → ')}: ${builtin.path} is a Node built-in, which ${platformName} does not have; use a Web API (fetch, crypto.subtle, Request, streams) or a package that runs there`;
+  return `build failed: ${chain.join(' → ')}: ${builtin.path} is a Node built-in, and a ${platformName} bundle takes Web APIs only (fetch, crypto.subtle, Request, streams) or packages that run on them`;
 }

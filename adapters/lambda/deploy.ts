@@ -6,12 +6,12 @@
  */
 import { relative } from 'node:path';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
-import { Router, UserError, type Env, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
+import { Router, UserError, type Env, type ServiceDefinition } from '../../runtime/core/index.js';
 import { LAMBDA_ENDPOINT_METADATA, formatLambdaAddress } from '../../runtime/plugins/lambda/address.js';
 import { createLambdaClient, isLoopback, loadLambdaSdk, type LambdaSdk } from '../../runtime/plugins/lambda/client.js';
 import { resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { loadDefinition } from '../kit/definition.js';
-import { registerDeployment } from '../kit/register.js';
+import { deploymentRecord, registerDeployment } from '../kit/register.js';
 import { buildLambda } from './build.js';
 
 export interface LambdaDeployOptions {
@@ -238,7 +238,7 @@ function checkLimits({ memory, timeout }: LambdaDeployOptions): void {
  */
 async function register(definition: ServiceDefinition, result: LambdaDeployResult, endpoint: string | undefined, hostEnv: Env): Promise<void> {
   const node = { id: `${definition.name}-lambda-${result.region}-${result.functionName}`, address: result.address, metadata: { target: 'lambda', ...(endpoint ? { [LAMBDA_ENDPOINT_METADATA]: endpoint } : {}) } };
-  const record: ServiceRecord = { name: definition.name, version: definition.version ?? 'latest', metadata: { ...definition.metadata }, endpoints: new Router(definition).endpoints(), nodes: [node] };
+  const record = deploymentRecord(definition, node);
   const plugins = await resolvePlugins(hostEnv);
   try {
     await registerDeployment(plugins.registry, record);

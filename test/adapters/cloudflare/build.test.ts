@@ -65,7 +65,7 @@ build('fails with one line naming the import chain to a Node built-in', async (c
   assert.instance(err, UserError);
   assert.not.match(err.message, /\n/);
   assert.match(err.message, 'test/fixtures/cloudflare-node/index.ts → test/fixtures/cloudflare-node/read.ts → node:fs');
-  assert.match(err.message, /which Workers does not have/);
+  assert.match(err.message, /is a Node built-in, and a Workers bundle takes Web APIs only/);
 });
 
 build.run();
