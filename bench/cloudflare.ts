@@ -31,11 +31,19 @@ interface Options {
   requests?: number;
 }
 
-export async function benchCloudflare({ coldRuns = Number(process.env.BENCH_COLD_RUNS ?? 10), requests = Number(process.env.BENCH_REQUESTS ?? 500) }: Options = {}): Promise<string[]> {
+export async function benchCloudflare({
+  coldRuns = Number(process.env.BENCH_COLD_RUNS ?? 10),
+  requests = Number(process.env.BENCH_REQUESTS ?? 500),
+}: Options = {}): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-bench-cf-'));
   const running: Miniflare[] = [];
   const start = (options: MiniflareOptions) => {
-    const mf = new Miniflare({ ...options, compatibilityDate: COMPATIBILITY_DATE, host: '127.0.0.1', port: 0 } as MiniflareOptions);
+    const mf = new Miniflare({
+      ...options,
+      compatibilityDate: COMPATIBILITY_DATE,
+      host: '127.0.0.1',
+      port: 0,
+    } as MiniflareOptions);
     running.push(mf);
     return mf;
   };
@@ -48,7 +56,11 @@ export async function benchCloudflare({ coldRuns = Number(process.env.BENCH_COLD
     // (a)
     const entry = fileURLToPath(new URL('../examples/helloworld/index.ts', import.meta.url));
     const plain = await buildCloudflare(entry, { outdir: join(dir, 'plain'), minify: true });
-    const withNats = await buildCloudflare(entry, { outdir: join(dir, 'nats'), minify: true, env: { MICRO_REGISTRY: 'nats', MICRO_BROKER: 'nats', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' } });
+    const withNats = await buildCloudflare(entry, {
+      outdir: join(dir, 'nats'),
+      minify: true,
+      env: { MICRO_REGISTRY: 'nats', MICRO_BROKER: 'nats', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' },
+    });
     const bytes = (b: CloudflareBuild) => b.artifacts.reduce((sum, a) => sum + a.size, b.size);
     const out = [
       `(a) helloworld, minified: ${kb(plain.startSize)} loaded at start (main module ${kb(plain.size)} + shared chunk; target < 30 KB)`,
@@ -57,19 +69,36 @@ export async function benchCloudflare({ coldRuns = Number(process.env.BENCH_COLD
 
     // (b)
     const bare: MiniflareOptions = { modules: true, script: BARE };
-    for (const [label, built] of [['as deployed, without NATS', plain], ['with the NATS chunks', withNats]] as const) {
-      const [ours, base] = await sideBySide(coldRuns, 1, () => cold(worker(built)), () => cold(bare));
+    for (const [label, built] of [
+      ['as deployed, without NATS', plain],
+      ['with the NATS chunks', withNats],
+    ] as const) {
+      const [ours, base] = await sideBySide(
+        coldRuns,
+        1,
+        () => cold(worker(built)),
+        () => cold(bare),
+      );
       const a = summarize(ours);
       const b = summarize(base);
-      out.push(`(b) cold start to first response, ${label}: p50 ${fmt(a.p50)}  bare ${fmt(b.p50)}  ratio ${ratio(a.p50, b.p50)}  (n=${a.n})`);
+      out.push(
+        `(b) cold start to first response, ${label}: p50 ${fmt(a.p50)}  bare ${fmt(b.p50)}  ratio ${ratio(a.p50, b.p50)}  (n=${a.n})`,
+      );
     }
 
     // (c)
     const [urlOurs, urlBare] = await Promise.all([start(worker(plain)).ready, start(bare).ready]);
-    const [warmOurs, warmBare] = await sideBySide(requests, 50, () => answer(`${urlOurs.origin}${PATH}`), () => answer(`${urlBare.origin}${PATH}`));
+    const [warmOurs, warmBare] = await sideBySide(
+      requests,
+      50,
+      () => answer(`${urlOurs.origin}${PATH}`),
+      () => answer(`${urlBare.origin}${PATH}`),
+    );
     const wa = summarize(warmOurs);
     const wb = summarize(warmBare);
-    out.push(`(c) per request, warm: p50 ${fmt(wa.p50)} p99 ${fmt(wa.p99)}  bare p50 ${fmt(wb.p50)} p99 ${fmt(wb.p99)}  ratio at p50 ${ratio(wa.p50, wb.p50)}  (n=${wa.n})`);
+    out.push(
+      `(c) per request, warm: p50 ${fmt(wa.p50)} p99 ${fmt(wa.p99)}  bare p50 ${fmt(wb.p50)} p99 ${fmt(wb.p99)}  ratio at p50 ${ratio(wa.p50, wb.p50)}  (n=${wa.n})`,
+    );
     return out;
   } finally {
     await Promise.allSettled(running.map((mf) => mf.dispose()));
@@ -79,7 +108,10 @@ export async function benchCloudflare({ coldRuns = Number(process.env.BENCH_COLD
 
 /** Every module of a build, as miniflare takes them. */
 function worker(built: CloudflareBuild): MiniflareOptions {
-  return { modules: [built.file, ...built.artifacts.map((a) => a.file)].map((path) => ({ type: 'ESModule' as const, path })), modulesRoot: dirname(built.file) };
+  return {
+    modules: [built.file, ...built.artifacts.map((a) => a.file)].map((path) => ({ type: 'ESModule' as const, path })),
+    modulesRoot: dirname(built.file),
+  };
 }
 
 async function answer(url: string): Promise<void> {

@@ -40,7 +40,10 @@ export async function benchHttp(n = 5000): Promise<string[]> {
       n,
       500,
       () => client.call('helloworld', 'Greeter.Hello', { name: 'Ada' }),
-      async () => (await fetch(bareUrl, { method: 'POST', body: payload, headers: { 'content-type': 'application/json' } })).json(),
+      async () =>
+        (
+          await fetch(bareUrl, { method: 'POST', body: payload, headers: { 'content-type': 'application/json' } })
+        ).json(),
     );
     const a = summarize(ours);
     const b = summarize(base);

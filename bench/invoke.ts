@@ -32,7 +32,12 @@ export async function benchInvoke(n = 30): Promise<string[]> {
     const out = await run(invokeArgs, env);
     const coldMs = performance.now() - cold;
     if (out.trim() !== '{"message":"Hello Ada"}') throw new Error(`unexpected reply ${out}`);
-    const [inv, bare] = await sideBySide(n, 3, () => run(invokeArgs, env), () => run(['-e', '0'], env));
+    const [inv, bare] = await sideBySide(
+      n,
+      3,
+      () => run(invokeArgs, env),
+      () => run(['-e', '0'], env),
+    );
     const a = summarize(inv);
     const b = summarize(bare);
     return [

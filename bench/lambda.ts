@@ -28,7 +28,11 @@ export async function benchLambda(n = 30): Promise<string[]> {
     const minified = await buildLambda(entry, { outdir: join(dir, 'min'), minify: true, env: {} });
     const zipSize = plain.artifacts[0]!.size;
     const sizes = `(a) helloworld index.mjs ${kib(plain.size)}, function.zip ${kib(zipSize)} (target < 60 KB: ${zipSize < 60 * 1024 ? 'met' : 'MISSED'}); minified ${kib(minified.size)} / ${kib(minified.artifacts[0]!.size)}`;
-    if (!ricInstalled()) return [sizes, '(b) skipped: aws-lambda-ric (an optional dependency) is not installed; it builds with cmake and autotools'];
+    if (!ricInstalled())
+      return [
+        sizes,
+        '(b) skipped: aws-lambda-ric (an optional dependency) is not installed; it builds with cmake and autotools',
+      ];
 
     // Both sides start the same file: the bundle is what the zip holds, byte for byte.
     const taskRoot = join(dir, 'plain');
@@ -45,7 +49,8 @@ process.stdout.write(JSON.stringify(reply));`,
       try {
         const result = await env.invoke(EVENT);
         const ms = performance.now() - t;
-        if (!('payload' in result) || !result.payload.includes('Hello Ada')) throw new Error(`unexpected result ${JSON.stringify(result)}`);
+        if (!('payload' in result) || !result.payload.includes('Hello Ada'))
+          throw new Error(`unexpected result ${JSON.stringify(result)}`);
         return ms;
       } finally {
         await env.close();
@@ -89,7 +94,10 @@ function ricInstalled(): boolean {
 function plainNode(runner: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const t = performance.now();
-    const child = spawn(process.execPath, [runner], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [runner], {
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     let ms: number | undefined;
     child.stdout.on('data', (d: Buffer) => {

@@ -51,7 +51,8 @@ export async function transport(server: NatsServer, n: number): Promise<string[]
       n,
       500,
       () => client.call('helloworld', 'Greeter.Hello', { name: 'Ada' }),
-      async () => JSON.parse(new TextDecoder().decode((await caller.request('bare.echo', payload, { timeout: 5000 })).data)),
+      async () =>
+        JSON.parse(new TextDecoder().decode((await caller.request('bare.echo', payload, { timeout: 5000 })).data)),
     );
     const a = summarize(ours);
     const b = summarize(base);
@@ -73,13 +74,19 @@ async function triggers(server: NatsServer, count: number): Promise<string[]> {
   const rates: Record<string, number> = {};
   for (const broker of ['jetstream', 'local']) {
     const home = mkdtempSync(join(tmpdir(), 'micro-fn-bench-'));
-    const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', MICRO_FN_HOME: home, MICRO_BROKER: broker, MICRO_BROKER_ADDRESS: server.url };
+    const env = {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      MICRO_FN_HOME: home,
+      MICRO_BROKER: broker,
+      MICRO_BROKER_ADDRESS: server.url,
+    };
     const servers: ChildProcess[] = [];
     try {
       const gateway = await startServe(['--pool', '8', '--concurrency', '8'], env, servers);
       await cliRun(['deploy', 'examples/events'], env);
       const log = join(home, 'logs', 'events.log');
-      const handled = () => (existsSync(log) ? readFileSync(log, 'utf8').match(/ created/g)?.length ?? 0 : 0);
+      const handled = () => (existsSync(log) ? (readFileSync(log, 'utf8').match(/ created/g)?.length ?? 0) : 0);
       const t = performance.now();
       for (let i = 0; i < count; i += 50) {
         const batch = Array.from({ length: Math.min(50, count - i) }, (_, j) => publish(gateway, { id: i + j }));
@@ -87,7 +94,8 @@ async function triggers(server: NatsServer, count: number): Promise<string[]> {
       }
       const deadline = Date.now() + 120_000;
       while (handled() < count) {
-        if (Date.now() > deadline) throw new Error(`${broker}: only ${handled()} of ${count} messages handled in 120 s`);
+        if (Date.now() > deadline)
+          throw new Error(`${broker}: only ${handled()} of ${count} messages handled in 120 s`);
         await new Promise((r) => setTimeout(r, 20));
       }
       rates[broker] = count / ((performance.now() - t) / 1000);
@@ -106,19 +114,33 @@ async function triggers(server: NatsServer, count: number): Promise<string[]> {
 }
 
 async function markers(server: NatsServer, instances = 1000): Promise<string[]> {
-  const node = (id: string) => ({ name: 'oneshot', version: 'latest', metadata: {}, endpoints: [], nodes: [{ id, address: 'http://127.0.0.1:1', metadata: {} }] });
+  const node = (id: string) => ({
+    name: 'oneshot',
+    version: 'latest',
+    metadata: {},
+    endpoints: [],
+    nodes: [{ id, address: 'http://127.0.0.1:1', metadata: {} }],
+  });
   // The default markerAge (swept), and one no run outlives (markers left, as before sweeping).
   const sides = { swept: { bucket: 'bench_swept', markerAge: 5000 }, left: { bucket: 'bench_left', markerAge: 1e12 } };
-  const registries = Object.values(sides).map(({ bucket, markerAge }) => createNatsRegistry({ address: server.url, bucket, markerAge }));
+  const registries = Object.values(sides).map(({ bucket, markerAge }) =>
+    createNatsRegistry({ address: server.url, bucket, markerAge }),
+  );
   for (const registry of registries) {
     await registry.register(node('live'));
     for (let i = 0; i < instances; i += 50) {
-      await Promise.all(Array.from({ length: 50 }, async (_, j) => (await registry.register(node(`i${i + j}`)), await registry.deregister(node(`i${i + j}`)))));
+      await Promise.all(
+        Array.from(
+          { length: 50 },
+          async (_, j) => (await registry.register(node(`i${i + j}`)), await registry.deregister(node(`i${i + j}`))),
+        ),
+      );
     }
   }
   // Instances keep coming: the next one after markerAge sweeps what the first ones left.
   await new Promise((r) => setTimeout(r, sides.swept.markerAge + 500));
-  for (const registry of registries) await registry.register(node('next')).then(() => registry.deregister(node('next')));
+  for (const registry of registries)
+    await registry.register(node('next')).then(() => registry.deregister(node('next')));
   for (const registry of registries) await registry.close();
   // nats-server 2.9 keeps its per-subject state of removed keys in memory until it restarts: read after one.
   await server.restart();
@@ -136,14 +158,24 @@ async function markers(server: NatsServer, instances = 1000): Promise<string[]> 
     }
     p50[name] = summarize(samples).p50;
     const stored = (await jsm.streams.info(`KV_${bucket}`)).state.messages;
-    out.push(`    markers ${name.padEnd(5)}  ${String(stored).padStart(5)} messages in the bucket, getService p50 ${fmt(p50[name]!)}`);
+    out.push(
+      `    markers ${name.padEnd(5)}  ${String(stored).padStart(5)} messages in the bucket, getService p50 ${fmt(p50[name]!)}`,
+    );
     await registry.close();
   }
   await nc.close();
-  return [`(c) registry after ${instances} one-shot instances, read after a server restart`, ...out, `    ratio swept / left at p50: ${ratio(p50.swept!, p50.left!)}`];
+  return [
+    `(c) registry after ${instances} one-shot instances, read after a server restart`,
+    ...out,
+    `    ratio swept / left at p50: ${ratio(p50.swept!, p50.left!)}`,
+  ];
 }
 
 async function publish(gateway: string, payload: unknown): Promise<void> {
-  const res = await fetch(`${gateway}/micro-fn/Broker.Publish`, { method: 'POST', body: JSON.stringify({ topic: 'user.created', payload }), headers: { 'content-type': 'application/json' } });
+  const res = await fetch(`${gateway}/micro-fn/Broker.Publish`, {
+    method: 'POST',
+    body: JSON.stringify({ topic: 'user.created', payload }),
+    headers: { 'content-type': 'application/json' },
+  });
   if (res.status !== 200) throw new Error(`publish: ${res.status} ${await res.text()}`);
 }

@@ -10,7 +10,10 @@ const benches: [string, () => Promise<string[]>][] = [
   ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
-  ['NATS: transport vs bare request/reply, JetStream-triggered invocations, registry delete markers', () => benchNats()],
+  [
+    'NATS: transport vs bare request/reply, JetStream-triggered invocations, registry delete markers',
+    () => benchNats(),
+  ],
   ['Lambda: helloworld bundle/zip size, cold start under aws-lambda-ric vs plain node', () => benchLambda()],
   ['Cloudflare Workers (miniflare): bundle size, cold start, latency vs a bare module worker', () => benchCloudflare()],
 ];

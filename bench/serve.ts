@@ -7,8 +7,15 @@ export const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'cli', 'bin.mjs');
 
 /** Starts `micro-fn serve` on a free port; resolves with its gateway URL. */
-export async function startServe(args: string[], env: Record<string, string>, servers: ChildProcess[]): Promise<string> {
-  const child = spawn(process.execPath, [bin, 'serve', '--address', '127.0.0.1:0', '--quiet', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startServe(
+  args: string[],
+  env: Record<string, string>,
+  servers: ChildProcess[],
+): Promise<string> {
+  const child = spawn(process.execPath, [bin, 'serve', '--address', '127.0.0.1:0', '--quiet', ...args], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   servers.push(child);
   let err = '';
   return new Promise((resolve, reject) => {
@@ -36,6 +43,8 @@ export async function stopServe(servers: ChildProcess[]): Promise<void> {
 export function cliRun(args: string[], env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`micro-fn ${args.join(' ')} exited ${code}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`micro-fn ${args.join(' ')} exited ${code}`)),
+    );
   });
 }

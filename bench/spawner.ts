@@ -32,7 +32,10 @@ interface Setup {
   plainNode: () => Promise<number>;
 }
 
-export async function benchSpawner({ seconds = Number(process.env.BENCH_SECONDS ?? 30), parts = process.env.BENCH_PARTS ?? 'abc' }: Options = {}): Promise<string[]> {
+export async function benchSpawner({
+  seconds = Number(process.env.BENCH_SECONDS ?? 30),
+  parts = process.env.BENCH_PARTS ?? 'abc',
+}: Options = {}): Promise<string[]> {
   const home = mkdtempSync(join(tmpdir(), 'micro-fn-bench-'));
   // What a function process gets: MICRO_* only (no NODE_EXTRA_CA_CERTS and the like), for both sides.
   const fnEnv = { MICRO_FN_HOME: home, MICRO_REGISTRY: 'local', MICRO_BROKER: 'local' };
@@ -40,7 +43,9 @@ export async function benchSpawner({ seconds = Number(process.env.BENCH_SECONDS 
   const out: string[] = [];
   const servers: ChildProcess[] = [];
   try {
-    const { file: bundle } = await buildLocal(join(root, 'examples', 'helloworld', 'index.ts'), { outdir: join(home, 'baseline') });
+    const { file: bundle } = await buildLocal(join(root, 'examples', 'helloworld', 'index.ts'), {
+      outdir: join(home, 'baseline'),
+    });
     const runner = join(home, 'runner.mjs');
     writeFileSync(
       runner,
@@ -120,11 +125,17 @@ async function throughput({ cliEnv, servers, plainNode }: Setup, seconds: number
   // Six alternating slices each, so both sides see the same machine: its speed drifts over a minute. Each
   // slice starts with an uncounted second, so the pool a slice inherits full does not count for it.
   const rounds = 6;
-  const slice = async (op: () => Promise<unknown>) => (await rate(1, 8, op), (await rate(seconds / rounds, 8, op)) / rounds);
+  const slice = async (op: () => Promise<unknown>) => (
+    await rate(1, 8, op),
+    (await rate(seconds / rounds, 8, op)) / rounds
+  );
   let ours = 0;
   let base = 0;
   for (let r = 0; r < rounds; r++) {
-    const sides = [async () => (ours += await slice(() => call(gateway, 'helloworld'))), async () => (base += await slice(plainNode))];
+    const sides = [
+      async () => (ours += await slice(() => call(gateway, 'helloworld'))),
+      async () => (base += await slice(plainNode)),
+    ];
     for (const side of r % 2 ? sides.reverse() : sides) await side();
   }
   const peak = peakRss(serveChild.pid!);
@@ -144,7 +155,9 @@ function timed(cmd: string, args: string[], env: Record<string, string>): Promis
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.on('error', reject);
     // Answered: the reply is on stdout (the process may still be exiting, as the spawner's may).
-    child.stdout.on('end', () => (out.includes('Hello Ada') ? resolve(performance.now() - t) : reject(new Error(`no reply: ${out}`))));
+    child.stdout.on('end', () =>
+      out.includes('Hello Ada') ? resolve(performance.now() - t) : reject(new Error(`no reply: ${out}`)),
+    );
   });
 }
 
@@ -156,12 +169,20 @@ const agent = new Agent({ keepAlive: true });
 
 function post(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${res.statusCode} ${text}`))));
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${res.statusCode} ${text}`))));
+      },
+    );
     req.on('error', reject);
     req.end(BODY);
   });

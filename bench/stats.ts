@@ -17,11 +17,24 @@ export const fmt = (ms: number) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `
 export const ratio = (ours: number, base: number) => `${(ours / base).toFixed(2)}×`;
 
 /** Runs `a` and `b` alternately `n` times each (after `warmup` rounds), so both see the same machine state. */
-export async function sideBySide(n: number, warmup: number, a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<[number[], number[]]> {
+export async function sideBySide(
+  n: number,
+  warmup: number,
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+): Promise<[number[], number[]]> {
   const sa: number[] = [];
   const sb: number[] = [];
   for (let i = 0; i < warmup + n; i++) {
-    for (const [fn, out] of i % 2 ? ([[a, sa], [b, sb]] as const) : ([[b, sb], [a, sa]] as const)) {
+    for (const [fn, out] of i % 2
+      ? ([
+          [a, sa],
+          [b, sb],
+        ] as const)
+      : ([
+          [b, sb],
+          [a, sa],
+        ] as const)) {
       const t = performance.now();
       await fn();
       if (i >= warmup) out.push(performance.now() - t);

@@ -18,9 +18,20 @@ export const command = defineCommand({
   ].join('\n'),
   options: {
     target: { type: 'string', value: 'TARGET', description: `${Object.keys(targets).join(', ')} (default local)` },
-    outdir: { type: 'string', short: 'o', value: 'DIR', description: 'where to write it (default dist/<function folder>)' },
+    outdir: {
+      type: 'string',
+      short: 'o',
+      value: 'DIR',
+      description: 'where to write it (default dist/<function folder>)',
+    },
     minify: { type: 'boolean', description: 'minify the bundle' },
-    env: { type: 'string', short: 'e', value: 'KEY=VALUE', multiple: true, description: "the function's configuration (MICRO_REGISTRY=nats, ...)" },
+    env: {
+      type: 'string',
+      short: 'e',
+      value: 'KEY=VALUE',
+      multiple: true,
+      description: "the function's configuration (MICRO_REGISTRY=nats, ...)",
+    },
   },
   examples: [
     'micro-fn build examples/helloworld',
@@ -37,9 +48,16 @@ export const command = defineCommand({
     const env = { ...microVariables(process.env), ...envPairs(values.env) };
     const built = await target.build({ entry: file, outdir, minify: values.minify === true, env });
     const artifacts = [{ file: built.file, size: built.size }, ...(built.artifacts ?? [])];
-    if (values.json) await write(process.stdout, `${JSON.stringify({ target: name, file: built.file, size: built.size, ms: built.ms, artifacts })}\n`);
+    if (values.json)
+      await write(
+        process.stdout,
+        `${JSON.stringify({ target: name, file: built.file, size: built.size, ms: built.ms, artifacts })}\n`,
+      );
     else {
-      const lines = artifacts.map((a, i) => `${relative(process.cwd(), a.file) || a.file}  ${kib(a.size)}${i === 0 ? `  (${name}, ${built.ms} ms)` : ''}\n`);
+      const lines = artifacts.map(
+        (a, i) =>
+          `${relative(process.cwd(), a.file) || a.file}  ${kib(a.size)}${i === 0 ? `  (${name}, ${built.ms} ms)` : ''}\n`,
+      );
       await write(process.stdout, lines.join(''));
     }
     return 0;
@@ -48,5 +66,9 @@ export const command = defineCommand({
 
 /** The MICRO_* variables of `env`: the configuration a function built here would get. */
 function microVariables(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith('MICRO_') && e[1] !== undefined && e[0] !== 'MICRO_FN_HOME'));
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      (e): e is [string, string] => e[0].startsWith('MICRO_') && e[1] !== undefined && e[0] !== 'MICRO_FN_HOME',
+    ),
+  );
 }

@@ -12,7 +12,13 @@ export const command = defineCommand({
     'absent means {}). The reply goes to stdout (exit 0); an error goes to stderr as error JSON (exit 1).',
   ].join('\n'),
   options: {
-    metadata: { type: 'string', short: 'm', value: 'KEY=VALUE', multiple: true, description: 'request metadata (repeatable)' },
+    metadata: {
+      type: 'string',
+      short: 'm',
+      value: 'KEY=VALUE',
+      multiple: true,
+      description: 'request metadata (repeatable)',
+    },
     timeout: { type: 'string', value: 'DURATION', description: 'how long to wait, retries included (default 30s)' },
     retries: { type: 'string', value: 'N', description: 'further attempts on retryable errors (default 1)' },
     'show-metadata': { type: 'boolean', description: 'print the reply metadata on stderr' },
@@ -21,8 +27,10 @@ export const command = defineCommand({
   examples: [`micro-fn call helloworld Greeter.Hello '{"name":"Ada"}'`],
   async run({ positionals, values }) {
     const [service, endpoint, data, extra] = positionals;
-    if (!service || !endpoint) throw new UserError('call needs a service and an endpoint: micro-fn call <service> <Service.Method> [json]');
-    if (!/^[\w$]+\.[\w$]+$/.test(endpoint)) throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
+    if (!service || !endpoint)
+      throw new UserError('call needs a service and an endpoint: micro-fn call <service> <Service.Method> [json]');
+    if (!/^[\w$]+\.[\w$]+$/.test(endpoint))
+      throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"name":"Ada"}')`);
     const request = jsonArgument(data, 'request');
     const metadata = metadataFlags(values.metadata);

@@ -67,7 +67,10 @@ export const transportOption = {
 
 /** Every option a command takes: its own, its sections' (an option several sections share is parsed once), the common ones. */
 export function allOptions(command: Command, sections: OptionSection[] = []): Record<string, OptionSpec> {
-  return Object.assign({}, ...sections.map((s) => s.options), command.options, commonOptions) as Record<string, OptionSpec>;
+  return Object.assign({}, ...sections.map((s) => s.options), command.options, commonOptions) as Record<
+    string,
+    OptionSpec
+  >;
 }
 
 export function parse(command: Command, argv: string[], sections: OptionSection[] = []): Parsed {
@@ -76,7 +79,10 @@ export function parse(command: Command, argv: string[], sections: OptionSection[
     const { values, positionals } = parseArgs({
       args: argv,
       options: Object.fromEntries(
-        Object.entries(options).map(([k, o]) => [k, { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) }]),
+        Object.entries(options).map(([k, o]) => [
+          k,
+          { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) },
+        ]),
       ),
       allowPositionals: true,
       strict: true,
@@ -102,14 +108,22 @@ export function help(command: Command, sections: OptionSection[] = []): string {
     '',
     'Options:',
     ...rows({ ...command.options, ...commonOptions }),
-    ...sections.flatMap((s) => ['', `${s.title}:`, ...(s.description ?? []).map((line) => `  ${line}`), ...rows(s.options)]),
+    ...sections.flatMap((s) => [
+      '',
+      `${s.title}:`,
+      ...(s.description ?? []).map((line) => `  ${line}`),
+      ...rows(s.options),
+    ]),
     ...(examples.length ? ['', 'Examples:', ...examples.map((e) => `  $ ${e}`)] : []),
     '',
   ].join('\n');
 }
 
 /** The environment with the plugin flags applied over it (flags win). */
-export function envWithFlags(values: Readonly<Record<string, unknown>>, env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+export function envWithFlags(
+  values: Readonly<Record<string, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = { ...env };
   const map: Record<string, string> = {
     registry: 'MICRO_REGISTRY',

@@ -20,12 +20,27 @@ export const command = defineCommand({
     'registers it where `micro-fn call` and other functions find it. Each target takes the options listed under it.',
   ].join('\n'),
   options: {
-    target: { type: 'string', value: 'TARGET', description: `where to deploy: ${Object.keys(targets).join(', ')} (default ${TARGET})` },
-    env: { type: 'string', short: 'e', value: 'KEY=VALUE', multiple: true, description: 'environment of the function (KEY alone passes the current value)' },
+    target: {
+      type: 'string',
+      value: 'TARGET',
+      description: `where to deploy: ${Object.keys(targets).join(', ')} (default ${TARGET})`,
+    },
+    env: {
+      type: 'string',
+      short: 'e',
+      value: 'KEY=VALUE',
+      multiple: true,
+      description: 'environment of the function (KEY alone passes the current value)',
+    },
     ...pluginOptions,
   },
   async sections(): Promise<OptionSection[]> {
-    return (await allTargets()).map((t) => ({ title: `--target ${t.name}`, description: t.description, options: t.options, examples: t.examples }));
+    return (await allTargets()).map((t) => ({
+      title: `--target ${t.name}`,
+      description: t.description,
+      options: t.options,
+      examples: t.examples,
+    }));
   },
   async run({ positionals, values }) {
     const [entry, extra] = positionals;
@@ -46,7 +61,14 @@ export const command = defineCommand({
       })));
     try {
       const options = optionValues(target, values);
-      const result = await target.deploy({ entry: file, env, hostEnv, options, session, progress: json ? () => {} : (line) => process.stderr.write(`${dim(line)}\n`) });
+      const result = await target.deploy({
+        entry: file,
+        env,
+        hostEnv,
+        options,
+        session,
+        progress: json ? () => {} : (line) => process.stderr.write(`${dim(line)}\n`),
+      });
       if (json) await write(process.stdout, `${JSON.stringify(result.details)}\n`);
       else if (result.plan) await write(process.stdout, `${result.plan.join('\n')}\n`);
       else process.stderr.write(`${result.summary}\n`);
@@ -63,5 +85,7 @@ async function refuseOthers(target: Target, values: Readonly<Record<string, unkn
   const given = Object.keys(values).filter((name) => values[name] !== undefined && !own.has(name));
   if (given.length === 0) return;
   const owners = (await allTargets()).filter((t) => given[0]! in t.options).map((t) => t.name);
-  throw new UserError(`--${given[0]} is not an option of --target ${target.name}; it is for --target ${owners.join(' or ')}`);
+  throw new UserError(
+    `--${given[0]} is not an option of --target ${target.name}; it is for --target ${owners.join(' or ')}`,
+  );
 }

@@ -7,7 +7,8 @@ export const command = defineCommand({
   name: 'dlq',
   summary: 'list the dead-lettered messages of a topic, or replay them',
   usage: '<topic>',
-  description: 'A message whose handler failed on every attempt is dead-lettered. This lists them; --replay publishes them on <topic> again.',
+  description:
+    'A message whose handler failed on every attempt is dead-lettered. This lists them; --replay publishes them on <topic> again.',
   options: {
     replay: { type: 'boolean', description: 'publish every dead letter of the topic again, and clear them' },
     ...runtimeOption,
@@ -27,7 +28,9 @@ export const command = defineCommand({
       const { messages } = await callRuntime(session, 'Dlq.List', { topic }, { runtime: values.runtime });
       if (values.json) await write(process.stdout, `${JSON.stringify(messages)}\n`);
       else {
-        const lines = messages.map((m) => `${m.at}  ${m.id}  ${m.headers['micro-dead-letter-reason'] ?? ''}  ${m.body}`);
+        const lines = messages.map(
+          (m) => `${m.at}  ${m.id}  ${m.headers['micro-dead-letter-reason'] ?? ''}  ${m.body}`,
+        );
         await write(process.stdout, lines.length ? `${lines.join('\n')}\n` : '');
         process.stderr.write(`${messages.length} dead letter${messages.length === 1 ? '' : 's'} on ${topic}\n`);
       }

@@ -8,7 +8,11 @@ import type { ServiceDefinition } from '../runtime/index.js';
 /** What a local bundle exports: the user's definition and the local handler. */
 export type LocalBundle = typeof LocalHandler & { definition: ServiceDefinition };
 
-export async function loadFunction(entry: string, env: Record<string, string | undefined>, sourceMaps = false): Promise<LocalBundle> {
+export async function loadFunction(
+  entry: string,
+  env: Record<string, string | undefined>,
+  sourceMaps = false,
+): Promise<LocalBundle> {
   const built = await buildLocal(resolveEntry(entry), { env });
   // Node parses a module's source map when it loads it: ~5 ms of a one-shot start. Only when asked.
   if (sourceMaps) process.setSourceMapsEnabled(true);

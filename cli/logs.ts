@@ -9,7 +9,8 @@ export const command = defineCommand({
   name: 'logs',
   summary: "print a function's output, tagged with invocation ids",
   usage: '<function>',
-  description: 'Prints what the processes of <function> wrote (kept by `micro-fn serve` under MICRO_FN_HOME/logs). --follow keeps printing.',
+  description:
+    'Prints what the processes of <function> wrote (kept by `micro-fn serve` under MICRO_FN_HOME/logs). --follow keeps printing.',
   options: {
     follow: { type: 'boolean', short: 'f', description: 'keep printing new lines until interrupted' },
   },
@@ -32,7 +33,10 @@ export const command = defineCommand({
         await handle.close();
       }
     };
-    const exists = await stat(file).then(() => true, () => false);
+    const exists = await stat(file).then(
+      () => true,
+      () => false,
+    );
     if (!exists && !values.follow) throw new UserError(`no logs for ${name} yet (is it deployed to micro-fn serve?)`);
     await drain();
     if (!values.follow) return 0;

@@ -5,11 +5,23 @@ import { report } from './output.js';
 const commands: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   new: { summary: 'scaffold a function that builds, runs and has a test', load: () => import('./new.js') },
   build: { summary: "bundle a function and print the artifact's path and size", load: () => import('./build.js') },
-  deploy: { summary: 'build a function and deploy it: to the running micro-fn serve, AWS Lambda or Cloudflare Workers', load: () => import('./deploy.js') },
+  deploy: {
+    summary: 'build a function and deploy it: to the running micro-fn serve, AWS Lambda or Cloudflare Workers',
+    load: () => import('./deploy.js'),
+  },
   remove: { summary: 'stop and deregister a deployed function', load: () => import('./remove.js') },
-  serve: { summary: 'the local runtime: gateway, broker, a fresh process per invocation', load: () => import('./serve.js') },
-  invoke: { summary: 'run a function once, in a fresh process, and print its reply', load: () => import('./invoke.js') },
-  run: { summary: 'run a function standalone: listen, register, serve one invocation, exit', load: () => import('./run.js') },
+  serve: {
+    summary: 'the local runtime: gateway, broker, a fresh process per invocation',
+    load: () => import('./serve.js'),
+  },
+  invoke: {
+    summary: 'run a function once, in a fresh process, and print its reply',
+    load: () => import('./invoke.js'),
+  },
+  run: {
+    summary: 'run a function standalone: listen, register, serve one invocation, exit',
+    load: () => import('./run.js'),
+  },
   call: { summary: 'call a service endpoint through the registry', load: () => import('./call.js') },
   publish: { summary: 'publish a JSON message on a topic', load: () => import('./publish.js') },
   services: { summary: 'list the services in the registry', load: () => import('./services.js') },
@@ -47,8 +59,7 @@ export async function main(argv: string[]): Promise<void> {
       if (target && commands[target]) {
         const { command } = await commands[target].load();
         process.stdout.write(help(command, await command.sections?.()));
-      }
-      else process.stdout.write(usage());
+      } else process.stdout.write(usage());
       code = 0;
     } else if (name === '--version' || name === '-v') {
       process.stdout.write(`${VERSION}\n`);

@@ -10,17 +10,25 @@ export const command = defineCommand({
   name: 'new',
   summary: 'scaffold a function that builds, runs and has a test',
   usage: '<name>',
-  description: 'Creates the folder <name> with index.ts (the function) and index.test.mjs (a node:test suite that invokes it).',
+  description:
+    'Creates the folder <name> with index.ts (the function) and index.test.mjs (a node:test suite that invokes it).',
   options: {
-    template: { type: 'string', short: 't', value: 'rpc|event', description: 'an RPC handler (default) or a topic subscriber' },
+    template: {
+      type: 'string',
+      short: 't',
+      value: 'rpc|event',
+      description: 'an RPC handler (default) or a topic subscriber',
+    },
   },
   examples: ['micro-fn new greeter', 'micro-fn new audit --template event'],
   async run({ positionals, values }) {
     const [name] = positionals;
     if (!name) throw new UserError('new needs a name: micro-fn new <name>');
-    if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new UserError(`"${name}" is not a usable name: lower-case letters, digits and "-", starting with a letter`);
+    if (!/^[a-z][a-z0-9-]*$/.test(name))
+      throw new UserError(`"${name}" is not a usable name: lower-case letters, digits and "-", starting with a letter`);
     const template = values.template ?? 'rpc';
-    if (!(TEMPLATES as readonly string[]).includes(template)) throw new UserError(`--template takes ${TEMPLATES.join(' or ')}; got "${template}"`);
+    if (!(TEMPLATES as readonly string[]).includes(template))
+      throw new UserError(`--template takes ${TEMPLATES.join(' or ')}; got "${template}"`);
     const dir = resolve(name);
     if (existsSync(dir)) throw new UserError(`${name} already exists; choose another name or remove it`);
     await mkdir(dir, { recursive: true });
@@ -31,7 +39,9 @@ export const command = defineCommand({
       [
         `created ${rel}/ (${Object.keys(files).join(', ')})`,
         '',
-        template === 'rpc' ? `  npx micro-fn invoke ${rel} Handler.Call '{"name":"Ada"}'` : `  npx micro-fn invoke ${rel} --topic ${name}.event '{"id":1}'`,
+        template === 'rpc'
+          ? `  npx micro-fn invoke ${rel} Handler.Call '{"name":"Ada"}'`
+          : `  npx micro-fn invoke ${rel} --topic ${name}.event '{"id":1}'`,
         `  node --test ${rel}/index.test.mjs`,
         `  npx micro-fn deploy ${rel} --target local`,
         '',

@@ -14,13 +14,21 @@ export function dim(text: string, stream: NodeJS.WriteStream = process.stderr): 
 /** Prints `err` on stderr the way its kind deserves and returns the exit code (1). */
 export function report(err: unknown, json: boolean): number {
   if (isMicroError(err)) {
-    process.stderr.write(json ? `${JSON.stringify(err)}\n` : `${red('micro-fn:')} ${err.detail} (${err.code} ${err.status})\n`);
+    process.stderr.write(
+      json ? `${JSON.stringify(err)}\n` : `${red('micro-fn:')} ${err.detail} (${err.code} ${err.status})\n`,
+    );
   } else if (err instanceof Error && err.name === 'UserError') {
     // Matched by name: the error may come from the function's bundle, another copy of the runtime.
     const message = (err as Error).message;
-    process.stderr.write(json ? `${JSON.stringify({ id: 'micro-fn', code: 400, detail: message, status: 'Bad Request' })}\n` : `${red('micro-fn:')} ${message}\n`);
+    process.stderr.write(
+      json
+        ? `${JSON.stringify({ id: 'micro-fn', code: 400, detail: message, status: 'Bad Request' })}\n`
+        : `${red('micro-fn:')} ${message}\n`,
+    );
   } else {
-    process.stderr.write(`${red('micro-fn: unexpected error (a bug: please report it)')}\n${(err as Error)?.stack ?? String(err)}\n`);
+    process.stderr.write(
+      `${red('micro-fn: unexpected error (a bug: please report it)')}\n${(err as Error)?.stack ?? String(err)}\n`,
+    );
   }
   return 1;
 }

@@ -6,9 +6,16 @@ export const command = defineCommand({
   name: 'publish',
   summary: 'publish a JSON message on a topic',
   usage: '<topic> [json]',
-  description: 'Publishes the json message ("-" reads stdin; absent means {}) on <topic> through the configured broker.',
+  description:
+    'Publishes the json message ("-" reads stdin; absent means {}) on <topic> through the configured broker.',
   options: {
-    metadata: { type: 'string', short: 'm', value: 'KEY=VALUE', multiple: true, description: 'message headers (repeatable)' },
+    metadata: {
+      type: 'string',
+      short: 'm',
+      value: 'KEY=VALUE',
+      multiple: true,
+      description: 'message headers (repeatable)',
+    },
     ...pluginOptions,
   },
   examples: [`micro-fn publish user.created '{"id":1}'`],

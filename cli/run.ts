@@ -14,13 +14,25 @@ export const command = defineCommand({
     'Health probes (GET /health) do not use up the invocation.',
   ].join('\n'),
   options: {
-    address: { type: 'string', short: 'a', value: 'HOST:PORT', description: 'where to listen (env MICRO_SERVER_ADDRESS)' },
-    'idle-timeout': { type: 'string', value: 'DURATION', description: 'exit 0 if nothing arrives within it (default: wait)' },
+    address: {
+      type: 'string',
+      short: 'a',
+      value: 'HOST:PORT',
+      description: 'where to listen (env MICRO_SERVER_ADDRESS)',
+    },
+    'idle-timeout': {
+      type: 'string',
+      value: 'DURATION',
+      description: 'exit 0 if nothing arrives within it (default: wait)',
+    },
     ...transportOption,
     ...sourceMapOption,
     ...pluginOptions,
   },
-  examples: ['micro-fn run examples/helloworld', `curl -d '{"name":"Ada"}' http://127.0.0.1:PORT/helloworld/Greeter.Hello`],
+  examples: [
+    'micro-fn run examples/helloworld',
+    `curl -d '{"name":"Ada"}' http://127.0.0.1:PORT/helloworld/Greeter.Hello`,
+  ],
   async run({ positionals, values }) {
     const [entry, extra] = positionals;
     if (!entry) throw new UserError('run needs an entry: micro-fn run <entry>');

@@ -23,15 +23,49 @@ export const command = defineCommand({
     '--concurrency per function version); and serve triggers Lambda functions with subscribers from its broker.',
   ].join('\n'),
   options: {
-    address: { type: 'string', short: 'a', value: 'HOST:PORT', description: `gateway address (default ${DEFAULT_GATEWAY})` },
-    pool: { type: 'string', value: 'N', description: 'warm processes per function; 0 = a cold start per invocation (default 1)' },
-    concurrency: { type: 'string', value: 'N', description: `invocations running at once per function (default ${availableParallelism() * 2})` },
+    address: {
+      type: 'string',
+      short: 'a',
+      value: 'HOST:PORT',
+      description: `gateway address (default ${DEFAULT_GATEWAY})`,
+    },
+    pool: {
+      type: 'string',
+      value: 'N',
+      description: 'warm processes per function; 0 = a cold start per invocation (default 1)',
+    },
+    concurrency: {
+      type: 'string',
+      value: 'N',
+      description: `invocations running at once per function (default ${availableParallelism() * 2})`,
+    },
     queue: { type: 'string', value: 'N', description: 'invocations waiting per function before 429 (default 64)' },
-    timeout: { type: 'string', value: 'DURATION', description: 'per invocation; the process is killed and the caller gets 408 (default 30s)' },
-    memory: { type: 'string', value: 'MIB', description: 'resident memory limit per function process; past it the process is stopped (default 256)' },
-    'ack-wait': { type: 'string', value: 'DURATION', description: 'how long a message may go without news (a `micro-fn run` subscriber, or a JetStream delivery whose host died) before it is delivered again (default 30s)' },
-    watch: { type: 'boolean', short: 'w', description: 'rebuild and redeploy a deployed function when its files change' },
-    quiet: { type: 'boolean', short: 'q', description: 'do not echo function output (it is still kept for `micro-fn logs`)' },
+    timeout: {
+      type: 'string',
+      value: 'DURATION',
+      description: 'per invocation; the process is killed and the caller gets 408 (default 30s)',
+    },
+    memory: {
+      type: 'string',
+      value: 'MIB',
+      description: 'resident memory limit per function process; past it the process is stopped (default 256)',
+    },
+    'ack-wait': {
+      type: 'string',
+      value: 'DURATION',
+      description:
+        'how long a message may go without news (a `micro-fn run` subscriber, or a JetStream delivery whose host died) before it is delivered again (default 30s)',
+    },
+    watch: {
+      type: 'boolean',
+      short: 'w',
+      description: 'rebuild and redeploy a deployed function when its files change',
+    },
+    quiet: {
+      type: 'boolean',
+      short: 'q',
+      description: 'do not echo function output (it is still kept for `micro-fn logs`)',
+    },
     ...pluginOptions,
   },
   examples: ['micro-fn serve', 'micro-fn serve --watch', 'micro-fn serve --pool 0 --timeout 5s'],
@@ -42,7 +76,9 @@ export const command = defineCommand({
     const ackWait = duration(values['ack-wait'], 'ack-wait');
     // serve hosts the broker itself unless the configured one is shared with other hosts (NATS, JetStream).
     const shared = choose('broker', config.broker, 'node')?.shared === true;
-    const plugins = await resolvePlugins(shared ? env : { ...env, MICRO_BROKER: undefined }, { broker: { ackWait, concurrency } });
+    const plugins = await resolvePlugins(shared ? env : { ...env, MICRO_BROKER: undefined }, {
+      broker: { ackWait, concurrency },
+    });
     const registry = plugins.registry;
     const broker = shared ? plugins.broker : createMemoryBroker();
     const runtime = new LocalRuntime({
@@ -79,6 +115,7 @@ export const command = defineCommand({
 function count(value: unknown, flag: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`--${flag} takes a whole number of at least ${min}; got "${value}"`);
+  if (!Number.isInteger(n) || n < min)
+    throw new UserError(`--${flag} takes a whole number of at least ${min}; got "${value}"`);
   return n;
 }

@@ -10,11 +10,15 @@ export const command = defineCommand({
   examples: ['micro-fn services', 'micro-fn services --json'],
   async run({ values }) {
     return withSession(values, async ({ plugins }) => {
-      const services = (await plugins.registry.listServices()).sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
+      const services = (await plugins.registry.listServices()).sort(
+        (a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version),
+      );
       if (values.json) {
         await write(process.stdout, `${JSON.stringify(services)}\n`);
       } else {
-        const lines = services.map((s) => `${s.name}\t${s.version}\t${s.nodes.length} node${s.nodes.length === 1 ? '' : 's'}`);
+        const lines = services.map(
+          (s) => `${s.name}\t${s.version}\t${s.nodes.length} node${s.nodes.length === 1 ? '' : 's'}`,
+        );
         await write(process.stdout, lines.length ? `${lines.join('\n')}\n` : '');
         if (!lines.length) process.stderr.write('no services registered\n');
       }

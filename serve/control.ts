@@ -4,13 +4,19 @@
  */
 import { errors } from '../runtime/core/errors.js';
 import type { ServiceDefinition } from '../runtime/core/router.js';
-import { RUNTIME_SERVICE, SETTLE_ACTIONS, type DeployRequest, type SettleAction } from '../runtime/plugins/local/protocol.js';
+import {
+  RUNTIME_SERVICE,
+  SETTLE_ACTIONS,
+  type DeployRequest,
+  type SettleAction,
+} from '../runtime/plugins/local/protocol.js';
 import type { LocalRuntime } from './runtime.js';
 
 export { RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from '../runtime/plugins/local/protocol.js';
 
 const record = (value: unknown, what: string): Record<string, unknown> => {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw errors.badRequest(RUNTIME_SERVICE, `${what} takes a JSON object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw errors.badRequest(RUNTIME_SERVICE, `${what} takes a JSON object`);
   return value as Record<string, unknown>;
 };
 
@@ -49,7 +55,11 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
         Subscribe: async (req: unknown) => {
           const r = record(req, 'Broker.Subscribe');
           const max = r.max === undefined ? undefined : Number(r.max);
-          const id = await runtime.remote.subscribe(text(r.topic, 'topic'), typeof r.queue === 'string' ? r.queue : undefined, max);
+          const id = await runtime.remote.subscribe(
+            text(r.topic, 'topic'),
+            typeof r.queue === 'string' ? r.queue : undefined,
+            max,
+          );
           return { id, ackWait: runtime.remote.ackWait };
         },
         Poll: async (req: unknown) => {
@@ -61,7 +71,13 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
           const r = record(req, 'Broker.Settle');
           const action = SETTLE_ACTIONS.includes(r.action as SettleAction) ? (r.action as SettleAction) : undefined;
           if (!action) throw errors.badRequest(RUNTIME_SERVICE, 'action must be ack, nak, term or progress');
-          await runtime.remote.settle(text(r.id, 'id'), text(r.token, 'token'), action, typeof r.delay === 'number' ? r.delay : undefined, typeof r.reason === 'string' ? r.reason : undefined);
+          await runtime.remote.settle(
+            text(r.id, 'id'),
+            text(r.token, 'token'),
+            action,
+            typeof r.delay === 'number' ? r.delay : undefined,
+            typeof r.reason === 'string' ? r.reason : undefined,
+          );
           return {};
         },
         Unsubscribe: async (req: unknown) => {
@@ -70,11 +86,14 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
         },
       },
       Dlq: {
-        List: async (req: unknown) => ({ messages: await runtime.deadLetters().list(text(record(req, 'Dlq.List').topic, 'topic')) }),
+        List: async (req: unknown) => ({
+          messages: await runtime.deadLetters().list(text(record(req, 'Dlq.List').topic, 'topic')),
+        }),
         Replay: async (req: unknown) => {
           const topic = text(record(req, 'Dlq.Replay').topic, 'topic');
           const letters = await runtime.deadLetters().drain(topic);
-          for (const l of letters) await runtime.publish(topic, new TextEncoder().encode(l.body), stripDeadLetterHeaders(l.headers));
+          for (const l of letters)
+            await runtime.publish(topic, new TextEncoder().encode(l.body), stripDeadLetterHeaders(l.headers));
           return { replayed: letters.length };
         },
       },

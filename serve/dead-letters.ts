@@ -18,7 +18,13 @@ export class DeadLetters {
 
   async add(topic: string, message: BrokerMessage): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
-    const letter: DeadLetter = { id: message.id, topic, headers: message.headers, body: new TextDecoder().decode(message.body), at: new Date().toISOString() };
+    const letter: DeadLetter = {
+      id: message.id,
+      topic,
+      headers: message.headers,
+      body: new TextDecoder().decode(message.body),
+      at: new Date().toISOString(),
+    };
     await appendFile(this.#file(topic), `${JSON.stringify(letter)}\n`);
   }
 

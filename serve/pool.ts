@@ -20,7 +20,16 @@ export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
   log: (line: string, stream: 'stdout' | 'stderr', invocation: string) => void;
 }
 
-export type Outcome = { kind: 'reply'; status: number; contentType: string; body: string; metadata: Record<string, string>; error?: MicroError } | { kind: 'settled'; ok: boolean; error?: MicroError };
+export type Outcome =
+  | {
+      kind: 'reply';
+      status: number;
+      contentType: string;
+      body: string;
+      metadata: Record<string, string>;
+      error?: MicroError;
+    }
+  | { kind: 'settled'; ok: boolean; error?: MicroError };
 
 export class FunctionPool {
   readonly options: PoolOptions;
@@ -47,7 +56,13 @@ export class FunctionPool {
   }
 
   get stats() {
-    return { warm: this.#warm.length, starting: this.#starting, inflight: this.#inflight, queued: this.#waiting.length, backlog: this.#backlog.length };
+    return {
+      warm: this.#warm.length,
+      starting: this.#starting,
+      inflight: this.#inflight,
+      queued: this.#waiting.length,
+      backlog: this.#backlog.length,
+    };
   }
 
   /** Runs one invocation in a process of its own. Never throws: failures are error outcomes. */
@@ -67,7 +82,10 @@ export class FunctionPool {
       clearTimeout(timer);
       if (result === 'timeout') {
         worker.kill();
-        return failure(errors.timeout(name, `${name} did not answer within ${timeout} ms; its process was stopped`), message);
+        return failure(
+          errors.timeout(name, `${name} did not answer within ${timeout} ms; its process was stopped`),
+          message,
+        );
       }
       return outcomeOf(result, name, message);
     } catch (err) {
@@ -100,14 +118,18 @@ export class FunctionPool {
     }
     if (message) return new Promise<void>((resolve) => this.#backlog.push(resolve));
     if (this.#waiting.length >= this.options.queue) {
-      throw errors.tooManyRequests(this.options.name, `${this.options.name} is at its limit: ${this.options.concurrency} running, ${this.options.queue} queued`);
+      throw errors.tooManyRequests(
+        this.options.name,
+        `${this.options.name} is at its limit: ${this.options.concurrency} running, ${this.options.queue} queued`,
+      );
     }
     await new Promise<void>((resolve) => this.#waiting.push(resolve));
   }
 
   #releaseSlot(): void {
     const next = this.#waiting.shift() ?? this.#backlog.shift();
-    if (next) next(); // the slot passes straight to the next caller
+    if (next)
+      next(); // the slot passes straight to the next caller
     else this.#inflight--;
   }
 
@@ -157,7 +179,8 @@ export class FunctionPool {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#inflight > 0 || this.#waiting.length > 0 || this.#backlog.length > 0) await new Promise((r) => setTimeout(r, 10));
+    while (this.#inflight > 0 || this.#waiting.length > 0 || this.#backlog.length > 0)
+      await new Promise((r) => setTimeout(r, 10));
     for (const worker of this.#warm.splice(0)) worker.kill();
   }
 }
@@ -165,9 +188,21 @@ export class FunctionPool {
 function outcomeOf(result: WorkerResult, name: string, message: ToFunction): Outcome {
   if (result.kind === 'reply') {
     const { status, contentType, body, metadata, error } = result.reply;
-    return { kind: 'reply', status, contentType, body, metadata, error: error ? parseError(error, status, name) : undefined };
+    return {
+      kind: 'reply',
+      status,
+      contentType,
+      body,
+      metadata,
+      error: error ? parseError(error, status, name) : undefined,
+    };
   }
-  if (result.kind === 'settled') return { kind: 'settled', ok: result.settled.ok, error: result.settled.error ? parseError(result.settled.error, 500, name) : undefined };
+  if (result.kind === 'settled')
+    return {
+      kind: 'settled',
+      ok: result.settled.ok,
+      error: result.settled.error ? parseError(result.settled.error, 500, name) : undefined,
+    };
   const how = result.overMemory
     ? `used ${result.overMemory} MiB, over its memory limit, and was stopped`
     : result.signal
@@ -178,6 +213,12 @@ function outcomeOf(result: WorkerResult, name: string, message: ToFunction): Out
 
 function failure(error: MicroError, message: ToFunction): Outcome {
   if (message.type === 'message') return { kind: 'settled', ok: false, error };
-  return { kind: 'reply', status: error.code, contentType: 'application/json', body: JSON.stringify(error), metadata: {}, error };
+  return {
+    kind: 'reply',
+    status: error.code,
+    contentType: 'application/json',
+    body: JSON.stringify(error),
+    metadata: {},
+    error,
+  };
 }
-

@@ -10,7 +10,6 @@ import { errors } from '../runtime/core/errors.js';
 import { newId } from '../runtime/core/id.js';
 import type { RemoteDelivery } from '../runtime/plugins/local/protocol.js';
 
-
 interface Remote {
   subscription: Subscription;
   pending: Delivery[];
@@ -45,7 +44,14 @@ export class RemoteSubscriptions {
 
   async subscribe(topic: string, queue: string | undefined, max: number | undefined): Promise<string> {
     const id = newId();
-    const remote: Remote = { subscription: undefined as unknown as Subscription, pending: [], handedOut: new Map(), waiter: undefined, leaseUntil: Date.now() + this.#lease, closed: false };
+    const remote: Remote = {
+      subscription: undefined as unknown as Subscription,
+      pending: [],
+      handedOut: new Map(),
+      waiter: undefined,
+      leaseUntil: Date.now() + this.#lease,
+      closed: false,
+    };
     remote.subscription = await this.#broker.subscribe(
       topic,
       (delivery) => {
@@ -83,7 +89,14 @@ export class RemoteSubscriptions {
     const token = newId();
     remote.handedOut.set(token, { delivery, until: Date.now() + this.#ackWait });
     const { message, attempt } = delivery;
-    return { token, id: message.id, topic: message.topic, headers: message.headers, body: new TextDecoder().decode(message.body), attempt };
+    return {
+      token,
+      id: message.id,
+      topic: message.topic,
+      headers: message.headers,
+      body: new TextDecoder().decode(message.body),
+      attempt,
+    };
   }
 
   /** Milliseconds a delivery may stay unsettled without news: a subscriber sends `progress` more often. */
@@ -91,10 +104,20 @@ export class RemoteSubscriptions {
     return this.#ackWait;
   }
 
-  async settle(id: string, token: string, action: 'ack' | 'nak' | 'term' | 'progress', delay?: number, reason?: string): Promise<void> {
+  async settle(
+    id: string,
+    token: string,
+    action: 'ack' | 'nak' | 'term' | 'progress',
+    delay?: number,
+    reason?: string,
+  ): Promise<void> {
     const remote = this.#get(id);
     const handed = remote.handedOut.get(token);
-    if (!handed) throw errors.notFound('micro-fn', `no unsettled delivery ${token}: it was settled already or its ack wait ran out`);
+    if (!handed)
+      throw errors.notFound(
+        'micro-fn',
+        `no unsettled delivery ${token}: it was settled already or its ack wait ran out`,
+      );
     if (action === 'progress') {
       handed.until = Date.now() + this.#ackWait;
       return;
@@ -129,7 +152,8 @@ export class RemoteSubscriptions {
 
   #get(id: string): Remote {
     const remote = this.#remotes.get(id);
-    if (!remote || (remote.closed && remote.handedOut.size === 0)) throw errors.notFound('micro-fn', `no subscription ${id} (it ended, or its lease ran out)`);
+    if (!remote || (remote.closed && remote.handedOut.size === 0))
+      throw errors.notFound('micro-fn', `no subscription ${id} (it ended, or its lease ran out)`);
     return remote;
   }
 

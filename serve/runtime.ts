@@ -6,7 +6,13 @@
  * Beside them, the parts serve/extensions.ts lists (the local Lambda API and its event bridge), through one hook
  * (serve/extension.ts).
  */
-import { deadLetterHeaders, deadLetterTopic, type Broker, type BrokerMessage, type Subscription } from '../runtime/core/broker.js';
+import {
+  deadLetterHeaders,
+  deadLetterTopic,
+  type Broker,
+  type BrokerMessage,
+  type Subscription,
+} from '../runtime/core/broker.js';
 import { createService } from '../runtime/core/service.js';
 import { errors, type MicroError } from '../runtime/core/errors.js';
 import { Metadata } from '../runtime/core/metadata.js';
@@ -119,7 +125,13 @@ export class LocalRuntime {
   }
 
   async #handle(request: ServerRequest): Promise<ServerResponse> {
-    if (request.probe) return { status: 200, contentType: 'application/json', body: encoder.encode('{"status":"ok"}'), metadata: new Metadata() };
+    if (request.probe)
+      return {
+        status: 200,
+        contentType: 'application/json',
+        body: encoder.encode('{"status":"ok"}'),
+        metadata: new Metadata(),
+      };
     if (request.service === RUNTIME_SERVICE) return this.#control.dispatcher.handle(request);
     const fn = this.#functions.get(request.service);
     if (!fn) return errorResponse(errors.notFound('micro-fn', `service ${request.service || '(none)'} not found`));
@@ -131,8 +143,15 @@ export class LocalRuntime {
       body: decoder.decode(request.body),
       metadata: request.metadata.toJSON(),
     });
-    if (outcome.kind !== 'reply') return errorResponse(errors.internal(fn.info.name, 'unexpected answer from the function process'));
-    return { status: outcome.status, contentType: outcome.contentType, body: encoder.encode(outcome.body), metadata: new Metadata(outcome.metadata), error: outcome.error };
+    if (outcome.kind !== 'reply')
+      return errorResponse(errors.internal(fn.info.name, 'unexpected answer from the function process'));
+    return {
+      status: outcome.status,
+      contentType: outcome.contentType,
+      body: encoder.encode(outcome.body),
+      metadata: new Metadata(outcome.metadata),
+      error: outcome.error,
+    };
   }
 
   /** Starts the function in `bundle` (a warm pool, its triggers), registers it, and retires its previous version. */
@@ -155,11 +174,24 @@ export class LocalRuntime {
     const ready = await pool.describe();
     name = ready.name;
     pool.options.name = name; // known only once the first process has described the function
-    const info: FunctionInfo = { name, version: ready.version, endpoints: ready.endpoints, topics: ready.topics, bundle: request.bundle, entry: request.entry, pool: size, address: this.address };
+    const info: FunctionInfo = {
+      name,
+      version: ready.version,
+      endpoints: ready.endpoints,
+      topics: ready.topics,
+      bundle: request.bundle,
+      entry: request.entry,
+      pool: size,
+      address: this.address,
+    };
     const previous = this.#functions.get(name);
     const deployed: Deployed = { request, info, pool, subscriptions: [] };
     this.#functions.set(name, deployed);
-    deployed.subscriptions = await Promise.all(ready.topics.map((topic) => this.#trigger(name, topic, (message, attempt) => this.#runMessage(deployed, message, attempt))));
+    deployed.subscriptions = await Promise.all(
+      ready.topics.map((topic) =>
+        this.#trigger(name, topic, (message, attempt) => this.#runMessage(deployed, message, attempt)),
+      ),
+    );
     await this.#register();
     if (previous) await this.#retire(previous, ready.version !== previous.info.version);
     if (o.watch && request.entry) this.#watchEntry(name, request.entry);
@@ -170,7 +202,11 @@ export class LocalRuntime {
    * Triggers function `name` from `topic` (queue group: the name): `run` handles one message; ack after
    * success, nak (redelivered with backoff, then dead-lettered) after a failure.
    */
-  async #trigger(name: string, topic: string, run: (message: BrokerMessage, attempt: number) => Promise<boolean>): Promise<Subscription> {
+  async #trigger(
+    name: string,
+    topic: string,
+    run: (message: BrokerMessage, attempt: number) => Promise<boolean>,
+  ): Promise<Subscription> {
     const subscription = await this.options.broker.subscribe(
       topic,
       async (delivery) => {
@@ -186,7 +222,14 @@ export class LocalRuntime {
   /** One process per message; a crash or a timeout fails it too. */
   async #runMessage(deployed: Deployed, message: BrokerMessage, attempt: number): Promise<boolean> {
     const { id, topic, headers, body } = message;
-    const outcome: Outcome = await deployed.pool.run({ type: 'message', id, topic, headers, body: decoder.decode(body), attempt });
+    const outcome: Outcome = await deployed.pool.run({
+      type: 'message',
+      id,
+      topic,
+      headers,
+      body: decoder.decode(body),
+      attempt,
+    });
     return outcome.kind === 'settled' && outcome.ok;
   }
 
@@ -222,7 +265,8 @@ export class LocalRuntime {
     await deployed.pool.close();
     // Bundles that deploy put under MICRO_FN_HOME/functions go with their version.
     const dir = dirname(deployed.info.bundle);
-    if (dirname(dir) === join(this.options.home, 'functions')) await rm(dir, { recursive: true, force: true }).catch(() => {});
+    if (dirname(dir) === join(this.options.home, 'functions'))
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 
   async remove(name: string): Promise<boolean> {
@@ -251,15 +295,27 @@ export class LocalRuntime {
       name: info.name,
       version: info.version,
       metadata: { runtime: 'micro-fn serve' },
-      endpoints: [...info.endpoints.map((name) => ({ name, metadata: {} })), ...info.topics.map((name) => ({ name, metadata: { subscriber: 'true' } }))],
+      endpoints: [
+        ...info.endpoints.map((name) => ({ name, metadata: {} })),
+        ...info.topics.map((name) => ({ name, metadata: { subscriber: 'true' } })),
+      ],
       nodes: [{ id: `${info.name}-${this.#nodeId}`, address: this.address, metadata: { gateway: 'true' } }],
     };
   }
 
   async #register(): Promise<void> {
     const { registry, ttl } = this.options;
-    const control = { name: RUNTIME_SERVICE, version: 'latest', endpoints: this.#control.router.endpoints().map((e) => e.name), topics: [] };
-    await Promise.all([control, ...[...this.#functions.values()].map((d) => d.info)].map((info) => registry.register(this.#record(info), { ttl })));
+    const control = {
+      name: RUNTIME_SERVICE,
+      version: 'latest',
+      endpoints: this.#control.router.endpoints().map((e) => e.name),
+      topics: [],
+    };
+    await Promise.all(
+      [control, ...[...this.#functions.values()].map((d) => d.info)].map((info) =>
+        registry.register(this.#record(info), { ttl }),
+      ),
+    );
   }
 
   async stop(): Promise<void> {
@@ -270,7 +326,9 @@ export class LocalRuntime {
     this.#functions.clear();
     await Promise.all(all.map((d) => this.#retire(d, true)));
     await Promise.allSettled([...this.#dlqTopics.values()].map(async (s) => (await s).unsubscribe()));
-    await this.options.registry.deregister(this.#record({ name: RUNTIME_SERVICE, version: 'latest', endpoints: [], topics: [] })).catch(() => {});
+    await this.options.registry
+      .deregister(this.#record({ name: RUNTIME_SERVICE, version: 'latest', endpoints: [], topics: [] }))
+      .catch(() => {});
     await this.#listener?.close();
     // After the gateway: a request to a mounted API in flight was still answered.
     await Promise.allSettled(this.#extensions.map((e) => e.stop()));
@@ -279,7 +337,18 @@ export class LocalRuntime {
 }
 
 function errorResponse(error: MicroError): ServerResponse {
-  return { status: error.code, contentType: 'application/json', body: encoder.encode(JSON.stringify(error)), metadata: new Metadata(), error };
+  return {
+    status: error.code,
+    contentType: 'application/json',
+    body: encoder.encode(JSON.stringify(error)),
+    metadata: new Metadata(),
+    error,
+  };
 }
 
-const quietLogger = { debug() {}, info() {}, warn() {}, error: (m: string, f?: Record<string, unknown>) => console.error(`[micro-fn serve] ${m}`, f ?? '') };
+const quietLogger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error: (m: string, f?: Record<string, unknown>) => console.error(`[micro-fn serve] ${m}`, f ?? ''),
+};

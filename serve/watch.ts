@@ -27,7 +27,9 @@ export class EntryWatcher {
     const rebuild = () => {
       running = running.then(async () => {
         try {
-          const built = await buildLocal(entry, { outdir: join(this.#home, 'functions', `${Date.now().toString(36)}-${process.pid}`) });
+          const built = await buildLocal(entry, {
+            outdir: join(this.#home, 'functions', `${Date.now().toString(36)}-${process.pid}`),
+          });
           await onBuilt({ bundle: built.file, ms: built.ms });
         } catch (err) {
           onError(err as Error);

@@ -53,7 +53,9 @@ export class Worker {
     this.#channel = this.child.stdio[3] as Duplex;
     this.#channel.on('error', () => {}); // the process died: its 'close' reports it
     for (const stream of ['stdout', 'stderr'] as const) {
-      createInterface({ input: this.child[stream]!, crlfDelay: Infinity }).on('line', (line) => options.log(line, stream, this.#invocation));
+      createInterface({ input: this.child[stream]!, crlfDelay: Infinity }).on('line', (line) =>
+        options.log(line, stream, this.#invocation),
+      );
     }
     let readyResolve!: (r: IpcReady) => void;
     let readyReject!: (e: Error) => void;
@@ -63,7 +65,7 @@ export class Worker {
     readMessages<FromFunction>(this.#channel, (message) => {
       if (message.type === 'ready') {
         // A warm process gets a ping first, so both ends have run the IPC paths once before the invocation.
-        if (options.warm) (described = message), this.#channel.write(encodeMessage({ type: 'ping' }));
+        if (options.warm) ((described = message), this.#channel.write(encodeMessage({ type: 'ping' })));
         else readyResolve(message);
       } else if (message.type === 'pong') readyResolve(described!);
       else if (message.type === 'reply') this.#settle({ kind: 'reply', reply: message });

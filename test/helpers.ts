@@ -23,7 +23,12 @@ export async function rejects(fn: () => Promise<unknown>, message = 'expected a 
 }
 
 /** Resolves once `check` returns true, polling every `interval` ms; rejects after `ms`. */
-export async function eventually(check: () => boolean | Promise<boolean>, ms = 5000, what = 'condition', interval = 10): Promise<void> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  ms = 5000,
+  what = 'condition',
+  interval = 10,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);

@@ -33,21 +33,31 @@ function sources(dir: string): string[] {
 
 /** Static imports, re-exports and `import()` with a literal, from the text (comments and strings elsewhere aside). */
 function importsOf(file: string): Import[] {
-  const text = readFileSync(join(root, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const text = readFileSync(join(root, file), 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
   const found: Import[] = [];
-  const pattern = /(?:^|[\s;])(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
+  const pattern =
+    /(?:^|[\s;])(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
   for (const match of text.matchAll(pattern)) {
     const specifier = match[1] ?? match[2] ?? match[3]!;
-    const target = specifier.startsWith('.') ? relative(root, resolve(root, dirname(file), specifier)).replace(/\.js$/, '.ts') : undefined;
+    const target = specifier.startsWith('.')
+      ? relative(root, resolve(root, dirname(file), specifier)).replace(/\.js$/, '.ts')
+      : undefined;
     found.push({ file, specifier, target });
   }
   return found;
 }
 
 const all = ['runtime', 'adapters', 'serve', 'cli', 'examples'].flatMap(sources).flatMap(importsOf);
-const under = (path: string | undefined, dir: string) => path !== undefined && (path === dir || path.startsWith(`${dir}/`));
+const under = (path: string | undefined, dir: string) =>
+  path !== undefined && (path === dir || path.startsWith(`${dir}/`));
 const pkg = (specifier: string) => !specifier.startsWith('.') && !specifier.startsWith('node:');
-const packageName = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+const packageName = (specifier: string) =>
+  specifier
+    .split('/')
+    .slice(0, specifier.startsWith('@') ? 2 : 1)
+    .join('/');
 const show = (list: Import[]) => list.map((i) => `${i.file} → ${i.specifier}`).join('\n');
 
 /** The layer a path belongs to; lower numbers are lower layers. */
@@ -74,25 +84,35 @@ layers('every relative import points at its own layer or a lower one', () => {
 });
 
 layers('runtime/core imports nothing from node: and no package', () => {
-  const bad = all.filter((i) => under(i.file, 'runtime/core') && (i.target === undefined || !under(i.target, 'runtime/core')));
+  const bad = all.filter(
+    (i) => under(i.file, 'runtime/core') && (i.target === undefined || !under(i.target, 'runtime/core')),
+  );
   assert.equal(bad, [], show(bad));
 });
 
-layers('a plugin folder imports only core and itself; the resolver reaches folders only through their plugin.ts', () => {
-  const bad = all.filter((i) => {
-    if (!under(i.file, 'runtime/plugins') || i.target === undefined || under(i.target, 'runtime/core')) return false;
-    const [, , folder, rest] = i.file.split('/');
-    const [, , targetFolder, targetRest] = i.target.split('/');
-    if (rest === undefined) return targetRest !== undefined && targetRest !== 'plugin.ts'; // resolve.ts, catalog.ts
-    return folder !== targetFolder;
-  });
-  assert.equal(bad, [], show(bad));
-});
+layers(
+  'a plugin folder imports only core and itself; the resolver reaches folders only through their plugin.ts',
+  () => {
+    const bad = all.filter((i) => {
+      if (!under(i.file, 'runtime/plugins') || i.target === undefined || under(i.target, 'runtime/core')) return false;
+      const [, , folder, rest] = i.file.split('/');
+      const [, , targetFolder, targetRest] = i.target.split('/');
+      if (rest === undefined) return targetRest !== undefined && targetRest !== 'plugin.ts'; // resolve.ts, catalog.ts
+      return folder !== targetFolder;
+    });
+    assert.equal(bad, [], show(bad));
+  },
+);
 
 layers('a plugin imports only the packages its descriptors declare', () => {
   const declared = new Map<string, Set<string>>();
   for (const [folder, module] of Object.entries(pluginFolders())) declared.set(folder, new Set(module));
-  const bad = all.filter((i) => under(i.file, 'runtime/plugins') && pkg(i.specifier) && !declared.get(i.file.split('/')[2]!)?.has(packageName(i.specifier)));
+  const bad = all.filter(
+    (i) =>
+      under(i.file, 'runtime/plugins') &&
+      pkg(i.specifier) &&
+      !declared.get(i.file.split('/')[2]!)?.has(packageName(i.specifier)),
+  );
   assert.equal(bad, [], show(bad));
 });
 
@@ -107,25 +127,33 @@ layers('no adapter imports another; shared build code lives in adapters/kit, whi
   assert.equal(bad, [], show(bad));
 });
 
-layers("what ships in a function's bundle (an adapter's handler.ts and what it imports) imports no build-time code", () => {
-  const bad: string[] = [];
-  for (const handler of all.map((i) => i.file).filter((f) => /^adapters\/[^/]+\/handler\.ts$/.test(f))) {
-    const seen = new Set<string>();
-    const queue = [handler];
-    while (queue.length > 0) {
-      const file = queue.shift()!;
-      if (seen.has(file)) continue;
-      seen.add(file);
-      for (const i of all.filter((x) => x.file === file)) {
-        if (i.specifier === 'esbuild' || under(i.target, 'adapters/kit') || under(i.target, 'serve') || /\/(build|deploy|target)\.ts$/.test(i.target ?? '')) {
-          bad.push(`${handler}: ${file} → ${i.specifier}`);
+layers(
+  "what ships in a function's bundle (an adapter's handler.ts and what it imports) imports no build-time code",
+  () => {
+    const bad: string[] = [];
+    for (const handler of all.map((i) => i.file).filter((f) => /^adapters\/[^/]+\/handler\.ts$/.test(f))) {
+      const seen = new Set<string>();
+      const queue = [handler];
+      while (queue.length > 0) {
+        const file = queue.shift()!;
+        if (seen.has(file)) continue;
+        seen.add(file);
+        for (const i of all.filter((x) => x.file === file)) {
+          if (
+            i.specifier === 'esbuild' ||
+            under(i.target, 'adapters/kit') ||
+            under(i.target, 'serve') ||
+            /\/(build|deploy|target)\.ts$/.test(i.target ?? '')
+          ) {
+            bad.push(`${handler}: ${file} → ${i.specifier}`);
+          }
+          if (i.target !== undefined && !seen.has(i.target)) queue.push(i.target);
         }
-        if (i.target !== undefined && !seen.has(i.target)) queue.push(i.target);
       }
     }
-  }
-  assert.equal(bad, []);
-});
+    assert.equal(bad, []);
+  },
+);
 
 layers('third-party packages are imported only where their owner lives', () => {
   const owners: Record<string, (file: string) => boolean> = {
@@ -133,7 +161,10 @@ layers('third-party packages are imported only where their owner lives', () => {
     nats: (f) => under(f, 'runtime/plugins/nats'),
     '@aws-sdk/client-lambda': (f) => under(f, 'runtime/plugins/lambda') || f === 'adapters/lambda/deploy.ts',
   };
-  const bad = all.filter((i) => pkg(i.specifier) && !i.specifier.startsWith('micro-fn') && !(owners[packageName(i.specifier)]?.(i.file) ?? false));
+  const bad = all.filter(
+    (i) =>
+      pkg(i.specifier) && !i.specifier.startsWith('micro-fn') && !(owners[packageName(i.specifier)]?.(i.file) ?? false),
+  );
   assert.equal(bad, [], show(bad));
 });
 
@@ -146,5 +177,10 @@ layers.run();
 
 /** Plugin folder → the packages its descriptors declare. */
 function pluginFolders(): Record<string, string[]> {
-  return Object.fromEntries(Object.entries(pluginModules).map(([folder, module]) => [folder, Object.values(module).flatMap((d) => Object.keys(d.packages ?? {}))]));
+  return Object.fromEntries(
+    Object.entries(pluginModules).map(([folder, module]) => [
+      folder,
+      Object.values(module).flatMap((d) => Object.keys(d.packages ?? {})),
+    ]),
+  );
 }

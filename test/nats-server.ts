@@ -27,7 +27,8 @@ const BIN = process.env.NATS_SERVER ?? 'nats-server';
 /** Whether nats-server can run here; with CI=true its absence throws instead of returning false. */
 export function natsAvailable(): boolean {
   const ok = spawnSync(BIN, ['--version'], { encoding: 'utf8' }).status === 0;
-  if (!ok && process.env.CI === 'true') throw new Error(`${BIN} is not installed, and CI=true: .ci/run installs it (apt-get install nats-server)`);
+  if (!ok && process.env.CI === 'true')
+    throw new Error(`${BIN} is not installed, and CI=true: .ci/run installs it (apt-get install nats-server)`);
   if (!ok) console.log(`  (skipping NATS tests: ${BIN} is not installed; apt-get install nats-server)`);
   return ok;
 }

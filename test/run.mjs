@@ -23,7 +23,12 @@ for (const group of globalThis.UVU_QUEUE) {
       const [errors, ran, skipped, total] = await run();
       if (errors !== true || ran >= total) return [errors, ran, skipped, total];
       unrun += total - ran;
-      return [`  ${total - ran} of ${total} tests never ran: a before hook failed (uvu does not report its error)`, ran, skipped, total];
+      return [
+        `  ${total - ran} of ${total} tests never ran: a before hook failed (uvu does not report its error)`,
+        ran,
+        skipped,
+        total,
+      ];
     };
   }
 }

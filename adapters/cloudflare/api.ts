@@ -41,20 +41,29 @@ export class CloudflareApi {
   async uploadScript(name: string, metadata: UploadMetadata, modules: UploadModule[]): Promise<void> {
     const form = new FormData();
     form.set('metadata', new Blob([JSON.stringify(metadata)], { type: 'application/json' }), 'metadata.json');
-    for (const m of modules) form.set(m.name, new Blob([m.code as Uint8Array<ArrayBuffer>], { type: MODULE_TYPE }), m.name);
+    for (const m of modules)
+      form.set(m.name, new Blob([m.code as Uint8Array<ArrayBuffer>], { type: MODULE_TYPE }), m.name);
     await this.#call('PUT', `/workers/scripts/${encodeURIComponent(name)}`, form, `upload the Worker ${name}`);
   }
 
   /** `POST …/workers/scripts/{script_name}/subdomain`: serve the Worker on the account's workers.dev subdomain. */
   async enableWorkersDev(name: string): Promise<void> {
-    await this.#call('POST', `/workers/scripts/${encodeURIComponent(name)}/subdomain`, JSON.stringify({ enabled: true }), `enable ${name} on workers.dev`);
+    await this.#call(
+      'POST',
+      `/workers/scripts/${encodeURIComponent(name)}/subdomain`,
+      JSON.stringify({ enabled: true }),
+      `enable ${name} on workers.dev`,
+    );
   }
 
   /** `GET /accounts/{account_id}/workers/subdomain`: the account's `<subdomain>.workers.dev`. */
   async workersSubdomain(): Promise<string> {
-    const result = (await this.#call('GET', '/workers/subdomain', undefined, 'read the workers.dev subdomain')) as { subdomain?: unknown } | undefined;
+    const result = (await this.#call('GET', '/workers/subdomain', undefined, 'read the workers.dev subdomain')) as
+      { subdomain?: unknown } | undefined;
     if (typeof result?.subdomain !== 'string' || result.subdomain === '') {
-      throw new UserError('the account has no workers.dev subdomain yet: pick one in the Cloudflare dashboard (Workers & Pages), or pass --url');
+      throw new UserError(
+        'the account has no workers.dev subdomain yet: pick one in the Cloudflare dashboard (Workers & Pages), or pass --url',
+      );
     }
     return result.subdomain;
   }
@@ -77,8 +86,13 @@ export class CloudflareApi {
       // not JSON (a proxy's error page): reported with the status below
     }
     if (!res.ok || reply.success !== true) {
-      const reasons = reply.errors?.map((e) => `${e.message ?? 'error'}${e.code ? ` (${e.code})` : ''}`).join('; ') || `${res.status} ${text.slice(0, 200)}`;
-      const hint = res.status === 401 || res.status === 403 ? ': check CLOUDFLARE_API_TOKEN (it needs Workers Scripts: Edit) and CLOUDFLARE_ACCOUNT_ID' : '';
+      const reasons =
+        reply.errors?.map((e) => `${e.message ?? 'error'}${e.code ? ` (${e.code})` : ''}`).join('; ') ||
+        `${res.status} ${text.slice(0, 200)}`;
+      const hint =
+        res.status === 401 || res.status === 403
+          ? ': check CLOUDFLARE_API_TOKEN (it needs Workers Scripts: Edit) and CLOUDFLARE_ACCOUNT_ID'
+          : '';
       throw new UserError(`Cloudflare refused to ${doing}: ${reasons}${hint}`);
     }
     return reply.result;

@@ -36,5 +36,13 @@ export function buildCloudflare(file: string, options: CloudflareBuildOptions): 
     `import { createWorker } from ${JSON.stringify(source('adapters/cloudflare/handler.ts'))};`,
     `export default createWorker(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)});`,
   ].join('\n');
-  return bundleWeb({ entry: file, contents, outdir: options.outdir, minify: options.minify, env: options.env ?? {}, conditions: ['workerd'], platformName: 'Workers' });
+  return bundleWeb({
+    entry: file,
+    contents,
+    outdir: options.outdir,
+    minify: options.minify,
+    env: options.env ?? {},
+    conditions: ['workerd'],
+    platformName: 'Workers',
+  });
 }

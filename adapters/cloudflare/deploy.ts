@@ -67,12 +67,16 @@ export async function deployCloudflare(options: CloudflareDeployOptions): Promis
   const accountId = env.CLOUDFLARE_ACCOUNT_ID;
   const token = env.CLOUDFLARE_API_TOKEN;
   if (!options.dryRun && (!accountId || !token)) {
-    throw new UserError('set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (a token with Workers Scripts: Edit), or deploy with --dry-run and then wrangler');
+    throw new UserError(
+      'set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (a token with Workers Scripts: Edit), or deploy with --dry-run and then wrangler',
+    );
   }
   const vars = options.vars ?? {};
   // Only the plugins the configuration selects: workerd compiles every uploaded module at start.
   const build = await buildCloudflare(options.entry, { outdir: options.outdir, minify: true, env: vars });
-  progress(`built ${relative(process.cwd(), build.file)} (${build.startSize} bytes loaded at start, ${build.artifacts.length} more modules) in ${build.ms} ms`);
+  progress(
+    `built ${relative(process.cwd(), build.file)} (${build.startSize} bytes loaded at start, ${build.artifacts.length} more modules) in ${build.ms} ms`,
+  );
   const compatibilityDate = options.compatibilityDate ?? COMPATIBILITY_DATE;
   const metadata: UploadMetadata = {
     main_module: MAIN_MODULE,
@@ -85,17 +89,23 @@ export async function deployCloudflare(options: CloudflareDeployOptions): Promis
     const files = [join(options.outdir, 'metadata.json'), join(options.outdir, 'wrangler.toml')];
     await writeFile(files[0]!, `${JSON.stringify(metadata, null, 2)}\n`);
     await writeFile(files[1]!, wranglerToml({ name, main: MAIN_MODULE, compatibilityDate, vars, queues }));
-    progress(`dry run: wrote ${files.map((f) => relative(process.cwd(), f)).join(', ')}; deploy with \`npx wrangler deploy\` in ${relative(process.cwd(), options.outdir) || '.'}`);
+    progress(
+      `dry run: wrote ${files.map((f) => relative(process.cwd(), f)).join(', ')}; deploy with \`npx wrangler deploy\` in ${relative(process.cwd(), options.outdir) || '.'}`,
+    );
     return { address: options.url ?? '', build, files };
   }
 
   const api = new CloudflareApi({ accountId: accountId!, token: token!, apiBase: options.apiBase });
   const modules = await Promise.all(
-    [build.file, ...build.artifacts.map((a) => a.file)].map(async (file) => ({ name: relative(options.outdir, file).split('\\').join('/'), code: await readFile(file) })),
+    [build.file, ...build.artifacts.map((a) => a.file)].map(async (file) => ({
+      name: relative(options.outdir, file).split('\\').join('/'),
+      code: await readFile(file),
+    })),
   );
   await api.uploadScript(name, metadata, modules);
   progress(`uploaded Worker ${name} (${modules.length} modules, compatibility date ${compatibilityDate})`);
-  for (const queue of queues) progress(`to trigger it from queue ${queue}: npx wrangler queues consumer add ${queue} ${name}`);
+  for (const queue of queues)
+    progress(`to trigger it from queue ${queue}: npx wrangler queues consumer add ${queue} ${name}`);
   if (options.url) return { address: options.url, build, files: [] };
   await api.enableWorkersDev(name);
   const address = `https://${name}.${await api.workersSubdomain()}.workers.dev`;
@@ -111,12 +121,18 @@ export function workerName(service: string): string {
 /** Workers names are DNS labels on workers.dev: lower-case letters, digits and dashes, up to 63, starting with a letter. */
 function checkName(name: string): string {
   if (!/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
-    throw new UserError(`"${name}" cannot be a Worker name: lower-case letters, digits and dashes, starting with a letter, at most 63 (try "${workerName(name)}")`);
+    throw new UserError(
+      `"${name}" cannot be a Worker name: lower-case letters, digits and dashes, starting with a letter, at most 63 (try "${workerName(name)}")`,
+    );
   }
   return name;
 }
 
 /** The registry entry of a deployed Worker at `address` (node id `<service>-cloudflare`). Register it without a TTL. */
 export function workerRecord(definition: ServiceDefinition, address: string): ServiceRecord {
-  return deploymentRecord(definition, { id: `${definition.name}-cloudflare`, address, metadata: { target: 'cloudflare' } });
+  return deploymentRecord(definition, {
+    id: `${definition.name}-cloudflare`,
+    address,
+    metadata: { target: 'cloudflare' },
+  });
 }

@@ -37,7 +37,11 @@ export interface WorkerHandlers {
  * import { createWorker } from 'micro-fn/adapters/cloudflare';
  * export default createWorker(fn, 'index.ts');
  */
-export function createWorker(value: unknown, from = 'the function module', options: WorkerOptions = {}): WorkerHandlers {
+export function createWorker(
+  value: unknown,
+  from = 'the function module',
+  options: WorkerOptions = {},
+): WorkerHandlers {
   const definition = asDefinition(value, from);
   // The bindings object is the same for every event of an isolate: one Runner and one fetch handler for it.
   const hosts = new WeakMap<WorkerEnv, { runner: Runner; fetch: FetchHandler }>();
@@ -67,7 +71,9 @@ async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
   const topic = topicOf(runner.topics, batch.queue);
   if (topic === undefined) {
     // Retried, not lost: past the queue's max_retries the messages go to its dead-letter queue.
-    console.error(`[${runner.name}] queue ${batch.queue} matches no subscriber (topics: ${runner.topics.join(', ') || 'none'}): name the queue after a topic, dots as dashes`);
+    console.error(
+      `[${runner.name}] queue ${batch.queue} matches no subscriber (topics: ${runner.topics.join(', ') || 'none'}): name the queue after a topic, dots as dashes`,
+    );
     for (const message of batch.messages) message.retry();
     return;
   }
@@ -77,14 +83,24 @@ async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
 
 /** Runs the function once for `message`; true when its subscriber succeeded. */
 async function deliver(runner: Runner, topic: string, message: Message): Promise<boolean> {
-  const outcome = await runner.deliver({ id: message.id, topic, headers: { 'content-type': jsonCodec.contentType }, body: bodyBytes(message.body) }, message.attempts);
-  if (!outcome.ok) console.error(`[${runner.name}] message ${message.id} on ${topic} failed (attempt ${message.attempts}): ${JSON.stringify(outcome.error)}`);
+  const outcome = await runner.deliver(
+    { id: message.id, topic, headers: { 'content-type': jsonCodec.contentType }, body: bodyBytes(message.body) },
+    message.attempts,
+  );
+  if (!outcome.ok)
+    console.error(
+      `[${runner.name}] message ${message.id} on ${topic} failed (attempt ${message.attempts}): ${JSON.stringify(outcome.error)}`,
+    );
   return outcome.ok;
 }
 
 /** The subscriber topic a queue feeds: the same name, or the same with dots as dashes, or the only topic. */
 function topicOf(topics: readonly string[], queue: string): string | undefined {
-  return topics.find((t) => t === queue) ?? topics.find((t) => t.replaceAll('.', '-') === queue) ?? (topics.length === 1 ? topics[0] : undefined);
+  return (
+    topics.find((t) => t === queue) ??
+    topics.find((t) => t.replaceAll('.', '-') === queue) ??
+    (topics.length === 1 ? topics[0] : undefined)
+  );
 }
 
 /** Bytes as they were sent; anything else (what `env.QUEUE.send(value)` carries) as its JSON. */

@@ -16,9 +16,18 @@ export const target = defineTarget({
     'bundle, the upload metadata and a wrangler.toml instead, for `npx wrangler deploy`.',
   ],
   options: {
-    name: { type: 'string', value: 'NAME', description: "the Worker's name (default: the service name, dots as dashes)" },
+    name: {
+      type: 'string',
+      value: 'NAME',
+      description: "the Worker's name (default: the service name, dots as dashes)",
+    },
     url: { type: 'string', value: 'URL', description: 'the address to register instead of NAME.SUBDOMAIN.workers.dev' },
-    outdir: { type: 'string', short: 'o', value: 'DIR', description: 'where the bundle (and dry-run files) go (default under MICRO_FN_HOME/builds)' },
+    outdir: {
+      type: 'string',
+      short: 'o',
+      value: 'DIR',
+      description: 'where the bundle (and dry-run files) go (default under MICRO_FN_HOME/builds)',
+    },
     'compatibility-date': { type: 'string', value: 'YYYY-MM-DD', description: "the Worker's compatibility date" },
     'dry-run': { type: 'boolean', description: 'write the files for wrangler instead of uploading' },
   },
@@ -51,11 +60,14 @@ export const target = defineTarget({
       apiBase: hostEnv.CLOUDFLARE_API_BASE_URL,
       onProgress: progress,
     });
-    if (result.address && !dryRun) await registerDeployment((await session()).registry, workerRecord(definition, result.address));
+    if (result.address && !dryRun)
+      await registerDeployment((await session()).registry, workerRecord(definition, result.address));
     return {
       name: definition.name,
       address: result.address || undefined,
-      summary: dryRun ? `wrote Worker ${name} to ${result.build.file}` : `deployed ${definition.name} as Worker ${name} at ${result.address} in ${Date.now() - started} ms`,
+      summary: dryRun
+        ? `wrote Worker ${name} to ${result.build.file}`
+        : `deployed ${definition.name} as Worker ${name} at ${result.address} in ${Date.now() - started} ms`,
       details: { name, address: result.address, dryRun, files: result.files, bundle: result.build.file },
     };
   },

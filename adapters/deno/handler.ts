@@ -56,13 +56,16 @@ export function createServe(
 export function denoEnv(env: DenoEnv | undefined = denoNamespace()?.env): Env {
   if (!env) throw new Error('createServe runs on Deno (deno serve); elsewhere, pass its configuration as options.env');
   const read = (key: string | symbol) => (typeof key === 'string' && /^[^=\0]+$/.test(key) ? env.get(key) : undefined);
-  return new Proxy<Record<string, string | undefined>>({}, {
-    get: (_, key) => read(key),
-    has: (_, key) => read(key) !== undefined,
-    ownKeys: () => Object.keys(env.toObject()),
-    getOwnPropertyDescriptor: (_, key) => {
-      const value = read(key);
-      return value === undefined ? undefined : { value, enumerable: true, configurable: true, writable: false };
+  return new Proxy<Record<string, string | undefined>>(
+    {},
+    {
+      get: (_, key) => read(key),
+      has: (_, key) => read(key) !== undefined,
+      ownKeys: () => Object.keys(env.toObject()),
+      getOwnPropertyDescriptor: (_, key) => {
+        const value = read(key);
+        return value === undefined ? undefined : { value, enumerable: true, configurable: true, writable: false };
+      },
     },
-  });
+  );
 }

@@ -14,7 +14,7 @@ export const target = defineTarget({
   description: [
     'Bundles it as one ES module for `deno serve` and writes a deno.json whose `start` task serves it with the',
     "permissions it needs (--allow-env='MICRO_*' and its --env names; --allow-net when it has a registry or broker,",
-    "else --allow-net HOSTS), and its --env as .env. micro-fn uploads nothing to Deno: --dry-run writes the folder,",
+    'else --allow-net HOSTS), and its --env as .env. micro-fn uploads nothing to Deno: --dry-run writes the folder,',
     'to run with `deno task start` there or to upload with Deno Deploy (set its --env there); --url URL writes it',
     'and registers URL, where it runs, for `micro-fn call`. NATS must be a ws:// or wss:// address. Deno has no',
     "queue that triggers it: a function's subscribers do not run on Deno.",

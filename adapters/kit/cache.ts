@@ -37,7 +37,12 @@ interface Manifest {
  * The bundle `build` makes into a folder of its own, reused while none of its inputs changed. `key` names what is
  * built (the entry, the package root, the kind of bundle); `env` says where MICRO_FN_HOME is.
  */
-export async function cached(kind: string, key: string, env: Env, build: (outdir: string) => Promise<Built>): Promise<CachedBuild> {
+export async function cached(
+  kind: string,
+  key: string,
+  env: Env,
+  build: (outdir: string) => Promise<Built>,
+): Promise<CachedBuild> {
   const started = Date.now();
   const dir = join(env.MICRO_FN_HOME || join(homedir(), '.micro-fn'), 'cache', kind, fnv1a(key));
   const manifestPath = join(dir, 'manifest.json');

@@ -19,7 +19,8 @@ export function selfPlugin(root = packageRoot()): Plugin {
         exportsMap ??= JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).exports;
         const sub = '.' + args.path.slice('micro-fn'.length);
         const source = exportSource(exportsMap ?? {}, sub);
-        if (!source || !existsSync(join(root, source))) return { errors: [{ text: `micro-fn has no export "${sub}"` }] };
+        if (!source || !existsSync(join(root, source)))
+          return { errors: [{ text: `micro-fn has no export "${sub}"` }] };
         return { path: join(root, source) };
       });
     },
@@ -46,11 +47,14 @@ export function buildFailure(err: unknown): unknown {
   const errors = (err as { errors?: { text: string; location?: { file: string; line: number } | null }[] }).errors;
   if (!errors?.length) return err;
   const first = errors[0]!;
-  return new UserError(`build failed: ${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}`);
+  return new UserError(
+    `build failed: ${first.location ? `${first.location.file}:${first.location.line}: ` : ''}${first.text}`,
+  );
 }
 
 /** Gives bundled CommonJS (a `require()` call) the `require` an ES module bundle lacks. */
-export const REQUIRE_BANNER = "import { createRequire as __microFnRequire } from 'node:module'; const require = __microFnRequire(import.meta.url);";
+export const REQUIRE_BANNER =
+  "import { createRequire as __microFnRequire } from 'node:module'; const require = __microFnRequire(import.meta.url);";
 
 /**
  * Runs esbuild's `build` and returns the metafile. For Node, a bundle that holds CommonJS is built again with
@@ -61,7 +65,10 @@ export async function runEsbuild(options: BuildOptions): Promise<Metafile> {
   const { build } = await import('esbuild');
   try {
     let result = await build({ ...options, metafile: true });
-    if (options.platform === 'node' && inOutput(result.metafile).some((input) => result.metafile.inputs[input]?.format === 'cjs')) {
+    if (
+      options.platform === 'node' &&
+      inOutput(result.metafile).some((input) => result.metafile.inputs[input]?.format === 'cjs')
+    ) {
       result = await build({ ...options, metafile: true, banner: { js: REQUIRE_BANNER } });
     }
     return result.metafile;
@@ -76,13 +83,17 @@ export async function runEsbuild(options: BuildOptions): Promise<Metafile> {
  */
 export function inOutput(metafile: Metafile): string[] {
   const found = new Set<string>();
-  for (const out of Object.values(metafile.outputs)) for (const [input, { bytesInOutput }] of Object.entries(out.inputs)) if (bytesInOutput > 0) found.add(input);
+  for (const out of Object.values(metafile.outputs))
+    for (const [input, { bytesInOutput }] of Object.entries(out.inputs)) if (bytesInOutput > 0) found.add(input);
   return [...found];
 }
 
 /** Bytes of JavaScript a build wrote (source maps excluded). */
 export function outputBytes(metafile: Metafile): number {
-  return Object.entries(metafile.outputs).reduce((sum, [path, out]) => sum + (path.endsWith('.map') ? 0 : out.bytes), 0);
+  return Object.entries(metafile.outputs).reduce(
+    (sum, [path, out]) => sum + (path.endsWith('.map') ? 0 : out.bytes),
+    0,
+  );
 }
 
 /** A module made of `contents`, as the entry point of a build (resolved from the function's folder). */

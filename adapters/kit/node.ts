@@ -42,7 +42,11 @@ export async function bundleNode(options: NodeBundleOptions): Promise<Built> {
     outfile,
     external: options.external,
     logLevel: 'silent',
-    plugins: [virtualEntry('micro-fn-entry', options.contents, dirname(options.entry)), selfPlugin(root), pluginsPlugin(options.plugins, root)],
+    plugins: [
+      virtualEntry('micro-fn-entry', options.contents, dirname(options.entry)),
+      selfPlugin(root),
+      pluginsPlugin(options.plugins, root),
+    ],
   });
   const inputs = Object.keys(metafile.inputs)
     .filter((p) => !/^micro-fn-[a-z-]+:/.test(p)) // generated modules (namespace:path) are not files

@@ -5,7 +5,8 @@ import { UserError } from '../../runtime/core/errors.js';
 export function whole(value: string | undefined, flag: string, min: number): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`--${flag} takes a whole number of at least ${min}; got "${value}"`);
+  if (!Number.isInteger(n) || n < min)
+    throw new UserError(`--${flag} takes a whole number of at least ${min}; got "${value}"`);
   return n;
 }
 
@@ -19,14 +20,18 @@ export function duration(value: string | undefined, flag: string): number | unde
 }
 
 /** `--env KEY=VALUE` (or `KEY`, which passes this process's value) as a record. */
-export function envPairs(pairs: readonly string[] | undefined, from: Readonly<Record<string, string | undefined>> = process.env): Record<string, string> {
+export function envPairs(
+  pairs: readonly string[] | undefined,
+  from: Readonly<Record<string, string | undefined>> = process.env,
+): Record<string, string> {
   return Object.fromEntries(
     (pairs ?? []).map((text): [string, string] => {
       const i = text.indexOf('=');
       if (i === 0) throw new UserError(`--env takes KEY=VALUE or KEY; got "${text}"`);
       if (i > 0) return [text.slice(0, i), text.slice(i + 1)];
       const value = from[text];
-      if (value === undefined) throw new UserError(`--env ${text}: ${text} is not set here; give it a value with --env ${text}=VALUE`);
+      if (value === undefined)
+        throw new UserError(`--env ${text}: ${text} is not set here; give it a value with --env ${text}=VALUE`);
       return [text, value];
     }),
   );

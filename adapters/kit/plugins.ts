@@ -41,9 +41,13 @@ export function pluginsPlugin(selection: PluginSelection, root = packageRoot()):
   const lines: string[] = [];
   const folders: string[] = [];
   for (const [folder, module] of Object.entries(pluginModules)) {
-    const names = Object.entries(module).filter(([, d]) => chosen.has(d)).map(([name]) => name);
+    const names = Object.entries(module)
+      .filter(([, d]) => chosen.has(d))
+      .map(([name]) => name);
     if (names.length === 0) continue;
-    lines.push(`import { ${names.join(', ')} } from ${JSON.stringify(join(root, 'runtime', 'plugins', folder, 'plugin.ts'))};`);
+    lines.push(
+      `import { ${names.join(', ')} } from ${JSON.stringify(join(root, 'runtime', 'plugins', folder, 'plugin.ts'))};`,
+    );
     folders.push(`${folder}: { ${names.join(', ')} }`);
   }
   const describe = [...chosen].map((d) => `${d.kind} ${d.name}`).join(', ');
@@ -55,8 +59,16 @@ export function pluginsPlugin(selection: PluginSelection, root = packageRoot()):
   return {
     name: 'micro-fn-plugins',
     setup(build) {
-      build.onResolve({ filter: /[\\/]catalog\.(js|ts)$/ }, (args) => (join(args.resolveDir, args.path).replace(/\.js$/, '.ts') === catalog ? { path: catalog, namespace: 'micro-fn-plugins' } : undefined));
-      build.onLoad({ filter: /.*/, namespace: 'micro-fn-plugins' }, () => ({ contents, resolveDir: root, loader: 'ts' }));
+      build.onResolve({ filter: /[\\/]catalog\.(js|ts)$/ }, (args) =>
+        join(args.resolveDir, args.path).replace(/\.js$/, '.ts') === catalog
+          ? { path: catalog, namespace: 'micro-fn-plugins' }
+          : undefined,
+      );
+      build.onLoad({ filter: /.*/, namespace: 'micro-fn-plugins' }, () => ({
+        contents,
+        resolveDir: root,
+        loader: 'ts',
+      }));
       if (packages.size === 0) return;
       const filter = new RegExp(`^(${[...packages.keys()].map(escape).join('|')})$`);
       build.onResolve({ filter }, async (args) => {
@@ -70,7 +82,14 @@ export function pluginsPlugin(selection: PluginSelection, root = packageRoot()):
         }
         if (target === args.path) return undefined;
         const found = await build.resolve(target, { kind: args.kind, resolveDir: root });
-        if (found.errors.length > 0) return { errors: [{ text: `the ${selection.platform} build needs the ${target} package beside micro-fn (for ${args.path}): npm install ${target}` }] };
+        if (found.errors.length > 0)
+          return {
+            errors: [
+              {
+                text: `the ${selection.platform} build needs the ${target} package beside micro-fn (for ${args.path}): npm install ${target}`,
+              },
+            ],
+          };
         return { path: found.path };
       });
     },
@@ -80,7 +99,8 @@ export function pluginsPlugin(selection: PluginSelection, root = packageRoot()):
 /** Package name → what this platform imports instead (itself when nothing is substituted). */
 function packagesOf(chosen: Iterable<PluginDescriptor>, platform: Platform): Map<string, string> {
   const out = new Map<string, string>();
-  for (const d of chosen) for (const [name, instead] of Object.entries(d.packages ?? {})) out.set(name, instead[platform] ?? name);
+  for (const d of chosen)
+    for (const [name, instead] of Object.entries(d.packages ?? {})) out.set(name, instead[platform] ?? name);
   return out;
 }
 

@@ -20,7 +20,11 @@ export interface TargetOption {
 
 /** The parsed values of a set of options, typed from their specs. */
 export type OptionValues<O extends Record<string, TargetOption>> = {
-  readonly [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : O[K]['multiple'] extends true ? string[] : string;
+  readonly [K in keyof O]?: O[K]['type'] extends 'boolean'
+    ? boolean
+    : O[K]['multiple'] extends true
+      ? string[]
+      : string;
 };
 
 export interface BuildRequest {
@@ -106,6 +110,9 @@ export function defineTarget<const O extends Record<string, TargetOption>>(targe
  * The values of `target`'s own options out of everything a command line parsed. The parser was given these very
  * specs, so each value has the type its spec says.
  */
-export function optionValues<O extends Record<string, TargetOption>>(target: Target<O>, parsed: Readonly<Record<string, unknown>>): OptionValues<O> {
+export function optionValues<O extends Record<string, TargetOption>>(
+  target: Target<O>,
+  parsed: Readonly<Record<string, unknown>>,
+): OptionValues<O> {
   return Object.fromEntries(Object.keys(target.options).map((name) => [name, parsed[name]])) as OptionValues<O>;
 }

@@ -100,10 +100,23 @@ function nodeBuiltins(found: BuiltinImport[]): Plugin {
     name: 'micro-fn-no-node-builtins',
     setup(build) {
       build.onResolve({ filter: /^[a-z_:/]+$/ }, async (args) => {
-        if (args.pluginData === 'builtin-check' || !(args.path.startsWith('node:') || BUILTINS.has(args.path))) return undefined;
-        const resolved = await build.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: 'builtin-check' });
-        if (resolved.errors.length === 0) return { path: resolved.path, external: resolved.external, namespace: resolved.namespace, sideEffects: resolved.sideEffects };
-        if (!(args.kind === 'require-call' && /[\\/]node_modules[\\/]/.test(args.importer))) found.push({ path: args.path, importer: args.importer });
+        if (args.pluginData === 'builtin-check' || !(args.path.startsWith('node:') || BUILTINS.has(args.path)))
+          return undefined;
+        const resolved = await build.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: 'builtin-check',
+        });
+        if (resolved.errors.length === 0)
+          return {
+            path: resolved.path,
+            external: resolved.external,
+            namespace: resolved.namespace,
+            sideEffects: resolved.sideEffects,
+          };
+        if (!(args.kind === 'require-call' && /[\\/]node_modules[\\/]/.test(args.importer)))
+          found.push({ path: args.path, importer: args.importer });
         return { path: args.path, external: true };
       });
     },

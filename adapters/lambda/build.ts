@@ -59,5 +59,10 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
   const archive = zip([{ name: 'index.mjs', data: code }]);
   const zipFile = join(options.outdir, 'function.zip');
   await writeFile(zipFile, archive);
-  return { file: built.file, size: code.byteLength, ms: Date.now() - started, artifacts: [{ file: zipFile, size: archive.byteLength }] };
+  return {
+    file: built.file,
+    size: code.byteLength,
+    ms: Date.now() - started,
+    artifacts: [{ file: zipFile, size: archive.byteLength }],
+  };
 }

@@ -77,23 +77,54 @@ export async function deployLambda(options: LambdaDeployOptions): Promise<Lambda
   const endpoint = options.endpoint ?? (hostEnv.AWS_ENDPOINT_URL_LAMBDA || undefined);
   const local = endpoint !== undefined && isLoopback(endpoint);
   const alias = options.alias ?? 'live';
-  if (!/^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$/.test(alias)) throw new UserError(`--alias ${alias}: letters, digits, dashes and underscores, not only digits`);
+  if (!/^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$/.test(alias))
+    throw new UserError(`--alias ${alias}: letters, digits, dashes and underscores, not only digits`);
   checkLimits(options);
   const variables = options.env ?? {};
-  const [definition, built, sdk] = await Promise.all([loadDefinition(options.entry, hostEnv), buildLambda(options.entry, { outdir: options.outdir, env: variables }), loadLambdaSdk()]);
+  const [definition, built, sdk] = await Promise.all([
+    loadDefinition(options.entry, hostEnv),
+    buildLambda(options.entry, { outdir: options.outdir, env: variables }),
+    loadLambdaSdk(),
+  ]);
   const zip = built.artifacts[0]!;
   const shown = relative(process.cwd(), zip.file);
-  progress(`built ${definition.name} for Lambda: ${shown.startsWith('..') ? zip.file : shown} (${(zip.size / 1024).toFixed(1)} KiB)`);
+  progress(
+    `built ${definition.name} for Lambda: ${shown.startsWith('..') ? zip.file : shown} (${(zip.size / 1024).toFixed(1)} KiB)`,
+  );
   const functionName = lambdaName(definition.name);
-  const client = createLambdaClient(sdk, { region: options.region ?? (local ? (hostEnv.AWS_REGION ?? 'us-east-1') : undefined), endpoint, env: hostEnv });
+  const client = createLambdaClient(sdk, {
+    region: options.region ?? (local ? (hostEnv.AWS_REGION ?? 'us-east-1') : undefined),
+    endpoint,
+    env: hostEnv,
+  });
   try {
     const region = await regionOf(client);
     const router = new Router(definition);
     const address = formatLambdaAddress({ region, name: functionName, qualifier: alias });
-    const result: LambdaDeployResult = { name: definition.name, functionName, region, alias, address, endpoints: router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), topics: router.topics, plan: [], zip };
+    const result: LambdaDeployResult = {
+      name: definition.name,
+      functionName,
+      region,
+      alias,
+      address,
+      endpoints: router
+        .endpoints()
+        .filter((e) => !e.metadata.subscriber)
+        .map((e) => e.name),
+      topics: router.topics,
+      plan: [],
+      zip,
+    };
     const role = options.role ?? (local ? LOCAL_ROLE : undefined);
     const where = `${functionName} in ${region}${endpoint ? ` at ${endpoint}` : ''}`;
-    const settings = { Runtime: RUNTIME, Handler: HANDLER, MemorySize: options.memory, Timeout: options.timeout, Environment: { Variables: variables }, Description: `micro-fn function ${definition.name}` };
+    const settings = {
+      Runtime: RUNTIME,
+      Handler: HANDLER,
+      MemorySize: options.memory,
+      Timeout: options.timeout,
+      Environment: { Variables: variables },
+      Description: `micro-fn function ${definition.name}`,
+    };
     if (options.dryRun) {
       result.plan = [
         `create ${where} (${RUNTIME}, ${HANDLER}, ${options.memory ?? 128} MB, ${options.timeout ?? 3} s, role ${role ?? '(none: pass --role to create it)'}), or if it exists update its code, then its configuration`,
@@ -106,19 +137,32 @@ export async function deployLambda(options: LambdaDeployOptions): Promise<Lambda
     const steps = new Steps(sdk, client, functionName, progress, local);
     const code = new Uint8Array(await (await import('node:fs/promises')).readFile(zip.file));
     if (await steps.exists()) {
-      await steps.retryWhileUpdating(() => client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: functionName, ZipFile: code })));
+      await steps.retryWhileUpdating(() =>
+        client.send(new sdk.UpdateFunctionCodeCommand({ FunctionName: functionName, ZipFile: code })),
+      );
       progress(`updating the code of ${where}`);
       await steps.updated();
-      await steps.retryWhileUpdating(() => client.send(new sdk.UpdateFunctionConfigurationCommand({ FunctionName: functionName, Role: options.role, ...settings })));
+      await steps.retryWhileUpdating(() =>
+        client.send(
+          new sdk.UpdateFunctionConfigurationCommand({ FunctionName: functionName, Role: options.role, ...settings }),
+        ),
+      );
       progress(`updating the configuration of ${functionName}`);
       await steps.updated();
     } else {
-      if (!role) throw new UserError(`creating ${where} needs its execution role: --role arn:aws:iam::ACCOUNT:role/NAME (a role Lambda can assume, with AWSLambdaBasicExecutionRole)`);
-      await client.send(new sdk.CreateFunctionCommand({ FunctionName: functionName, Role: role, Code: { ZipFile: code }, ...settings }));
+      if (!role)
+        throw new UserError(
+          `creating ${where} needs its execution role: --role arn:aws:iam::ACCOUNT:role/NAME (a role Lambda can assume, with AWSLambdaBasicExecutionRole)`,
+        );
+      await client.send(
+        new sdk.CreateFunctionCommand({ FunctionName: functionName, Role: role, Code: { ZipFile: code }, ...settings }),
+      );
       progress(`creating ${where}`);
       await steps.active();
     }
-    const published = await steps.retryWhileUpdating(() => client.send(new sdk.PublishVersionCommand({ FunctionName: functionName })));
+    const published = await steps.retryWhileUpdating(() =>
+      client.send(new sdk.PublishVersionCommand({ FunctionName: functionName })),
+    );
     result.version = published.Version!;
     progress(`published version ${result.version}`);
     await steps.pointAlias(alias, result.version);
@@ -156,11 +200,17 @@ class Steps {
   }
 
   async active(): Promise<void> {
-    await this.#wait(() => this.sdk.waitUntilFunctionActiveV2(this.#waiter, { FunctionName: this.name }), 'become Active');
+    await this.#wait(
+      () => this.sdk.waitUntilFunctionActiveV2(this.#waiter, { FunctionName: this.name }),
+      'become Active',
+    );
   }
 
   async updated(): Promise<void> {
-    await this.#wait(() => this.sdk.waitUntilFunctionUpdatedV2(this.#waiter, { FunctionName: this.name }), 'finish its update');
+    await this.#wait(
+      () => this.sdk.waitUntilFunctionUpdatedV2(this.#waiter, { FunctionName: this.name }),
+      'finish its update',
+    );
   }
 
   /** Runs `step`; while Lambda answers 409 (another deploy's update in progress), waits for that update and tries again. */
@@ -180,13 +230,17 @@ class Steps {
   /** Moves the alias to `version`, creating it the first time. */
   async pointAlias(alias: string, version: string): Promise<void> {
     try {
-      await this.client.send(new this.sdk.UpdateAliasCommand({ FunctionName: this.name, Name: alias, FunctionVersion: version }));
+      await this.client.send(
+        new this.sdk.UpdateAliasCommand({ FunctionName: this.name, Name: alias, FunctionVersion: version }),
+      );
       this.progress(`moved alias ${alias} to version ${version}`);
     } catch (err) {
       if ((err as Error).name !== 'ResourceNotFoundException') throw explain(err, this.name);
-      await this.client.send(new this.sdk.CreateAliasCommand({ FunctionName: this.name, Name: alias, FunctionVersion: version })).catch((e: unknown) => {
-        throw explain(e, this.name);
-      });
+      await this.client
+        .send(new this.sdk.CreateAliasCommand({ FunctionName: this.name, Name: alias, FunctionVersion: version }))
+        .catch((e: unknown) => {
+          throw explain(e, this.name);
+        });
       this.progress(`created alias ${alias} for version ${version}`);
     }
   }
@@ -204,18 +258,33 @@ class Steps {
 /** An AWS failure as one line that names the function; credentials and permissions get a hint. */
 function explain(err: unknown, name: string): Error {
   const e = err as Error & { $metadata?: { httpStatusCode?: number } };
-  if (e.name === 'CredentialsProviderError') return new UserError(`no AWS credentials to deploy ${name}: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`, { cause: err });
-  if (e.name === 'AccessDeniedException' || e.name === 'UnrecognizedClientException' || e.name === 'InvalidSignatureException') {
-    return new UserError(`AWS refused to deploy ${name} (${e.name}): ${e.message}; see "AWS Lambda" in the README for the permissions needed`, { cause: err });
+  if (e.name === 'CredentialsProviderError')
+    return new UserError(
+      `no AWS credentials to deploy ${name}: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+      { cause: err },
+    );
+  if (
+    e.name === 'AccessDeniedException' ||
+    e.name === 'UnrecognizedClientException' ||
+    e.name === 'InvalidSignatureException'
+  ) {
+    return new UserError(
+      `AWS refused to deploy ${name} (${e.name}): ${e.message}; see "AWS Lambda" in the README for the permissions needed`,
+      { cause: err },
+    );
   }
-  if (e.$metadata || e.name === 'ResourceConflictException') return new UserError(`deploying ${name} failed: ${e.name}: ${e.message}`, { cause: err });
+  if (e.$metadata || e.name === 'ResourceConflictException')
+    return new UserError(`deploying ${name} failed: ${e.name}: ${e.message}`, { cause: err });
   return e;
 }
 
 /** A Lambda function name for a service name: dots become dashes (`go.micro.greeter` -> `go-micro-greeter`). */
 export function lambdaName(service: string): string {
   const name = service.replace(/\./g, '-');
-  if (!/^[a-zA-Z0-9-_]{1,64}$/.test(name)) throw new UserError(`"${service}" cannot name a Lambda function: up to 64 letters, digits, dashes, underscores (and dots, which become dashes)`);
+  if (!/^[a-zA-Z0-9-_]{1,64}$/.test(name))
+    throw new UserError(
+      `"${service}" cannot name a Lambda function: up to 64 letters, digits, dashes, underscores (and dots, which become dashes)`,
+    );
   return name;
 }
 
@@ -223,21 +292,34 @@ async function regionOf(client: LambdaClient): Promise<string> {
   try {
     return await client.config.region();
   } catch (err) {
-    throw new UserError('no AWS region: pass --region, or set AWS_REGION (or a region in your AWS profile)', { cause: err });
+    throw new UserError('no AWS region: pass --region, or set AWS_REGION (or a region in your AWS profile)', {
+      cause: err,
+    });
   }
 }
 
 function checkLimits({ memory, timeout }: LambdaDeployOptions): void {
-  if (memory !== undefined && (!Number.isInteger(memory) || memory < 128 || memory > 10240)) throw new UserError(`--memory takes 128 to 10240 (MB) on Lambda; got ${memory}`);
-  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 900)) throw new UserError(`--timeout takes 1s to 900s on Lambda; got ${timeout}s`);
+  if (memory !== undefined && (!Number.isInteger(memory) || memory < 128 || memory > 10240))
+    throw new UserError(`--memory takes 128 to 10240 (MB) on Lambda; got ${memory}`);
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 900))
+    throw new UserError(`--timeout takes 1s to 900s on Lambda; got ${timeout}s`);
 }
 
 /**
  * Registers the function without a TTL (nothing runs between invocations to refresh it), on a node id that
  * stays the same across deploys; a registration of another version of the service at this address goes.
  */
-async function register(definition: ServiceDefinition, result: LambdaDeployResult, endpoint: string | undefined, hostEnv: Env): Promise<void> {
-  const node = { id: `${definition.name}-lambda-${result.region}-${result.functionName}`, address: result.address, metadata: { target: 'lambda', ...(endpoint ? { [LAMBDA_ENDPOINT_METADATA]: endpoint } : {}) } };
+async function register(
+  definition: ServiceDefinition,
+  result: LambdaDeployResult,
+  endpoint: string | undefined,
+  hostEnv: Env,
+): Promise<void> {
+  const node = {
+    id: `${definition.name}-lambda-${result.region}-${result.functionName}`,
+    address: result.address,
+    metadata: { target: 'lambda', ...(endpoint ? { [LAMBDA_ENDPOINT_METADATA]: endpoint } : {}) },
+  };
   const record = deploymentRecord(definition, node);
   const plugins = await resolvePlugins(hostEnv);
   try {

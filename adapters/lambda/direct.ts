@@ -2,22 +2,41 @@
  * Direct invocations: `{"endpoint":"Greeter.Hello","body":{...},"metadata":{...}}` for one RPC request, or
  * `{"topic":"user.created","body":{...}}` for one broker message (what an `Event` invoke carries).
  */
-import { Metadata, errors, headers, jsonCodec, limitTimeout, type ErrorJSON, type Runner } from '../../runtime/index.js';
+import {
+  Metadata,
+  errors,
+  headers,
+  jsonCodec,
+  limitTimeout,
+  type ErrorJSON,
+  type Runner,
+} from '../../runtime/index.js';
 import type { Context, DirectEvent } from './events.js';
 
 /** The reply to a direct RPC invocation: the decoded reply or the error JSON, with the response metadata. */
-export type DirectReply = { body: unknown; metadata: Record<string, string> } | { error: ErrorJSON; metadata: Record<string, string> };
+export type DirectReply =
+  { body: unknown; metadata: Record<string, string> } | { error: ErrorJSON; metadata: Record<string, string> };
 
 /**
  * Runs the request and returns its reply. An RPC error is a reply too (`{error}`): the invocation itself
  * succeeded. A message that fails throws instead, so Lambda treats the invocation as failed and an
  * asynchronous invoke is retried, then sent to the function's on-failure destination: never lost.
  */
-export async function handleDirect(event: DirectEvent, context: Context, runner: Runner): Promise<DirectReply | { ok: true }> {
-  const metadata = limitTimeout(new Metadata({ ...event.metadata, [headers.contentType]: jsonCodec.contentType }), context.getRemainingTimeInMillis());
+export async function handleDirect(
+  event: DirectEvent,
+  context: Context,
+  runner: Runner,
+): Promise<DirectReply | { ok: true }> {
+  const metadata = limitTimeout(
+    new Metadata({ ...event.metadata, [headers.contentType]: jsonCodec.contentType }),
+    context.getRemainingTimeInMillis(),
+  );
   const body = jsonCodec.encode(event.body ?? {});
   if (event.topic !== undefined) {
-    const outcome = await runner.deliver({ id: metadata.get(headers.id) ?? context.awsRequestId, topic: event.topic, headers: metadata.toJSON(), body }, 1);
+    const outcome = await runner.deliver(
+      { id: metadata.get(headers.id) ?? context.awsRequestId, topic: event.topic, headers: metadata.toJSON(), body },
+      1,
+    );
     if (!outcome.ok) throw messageFailed(outcome.error ?? errors.internal(runner.name, 'the subscriber failed'));
     return { ok: true };
   }

@@ -65,21 +65,40 @@ export interface SQSBatchResponse {
   batchItemFailures: { itemIdentifier: string }[];
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
-const isStringRecord = (value: unknown): value is Record<string, string> => isObject(value) && Object.values(value).every((v) => typeof v === 'string');
+const isStringRecord = (value: unknown): value is Record<string, string> =>
+  isObject(value) && Object.values(value).every((v) => typeof v === 'string');
 
 export function isDirectEvent(event: unknown): event is DirectEvent {
   if (!isObject(event)) return false;
   const { endpoint, topic, metadata } = event;
   // Exactly one of endpoint and topic: both at once is a mistake, not a guess to make.
-  return (typeof endpoint === 'string') !== (typeof topic === 'string') && (metadata === undefined || isStringRecord(metadata));
+  return (
+    (typeof endpoint === 'string') !== (typeof topic === 'string') &&
+    (metadata === undefined || isStringRecord(metadata))
+  );
 }
 
 export function isHttpEvent(event: unknown): event is APIGatewayProxyEventV2 {
-  return isObject(event) && event.version === '2.0' && typeof event.rawPath === 'string' && isObject(event.requestContext) && isObject(event.requestContext.http);
+  return (
+    isObject(event) &&
+    event.version === '2.0' &&
+    typeof event.rawPath === 'string' &&
+    isObject(event.requestContext) &&
+    isObject(event.requestContext.http)
+  );
 }
 
 export function isSqsEvent(event: unknown): event is SQSEvent {
-  return isObject(event) && Array.isArray(event.Records) && event.Records.length > 0 && event.Records.every((r) => isObject(r) && r.eventSource === 'aws:sqs' && typeof r.messageId === 'string' && typeof r.body === 'string');
+  return (
+    isObject(event) &&
+    Array.isArray(event.Records) &&
+    event.Records.length > 0 &&
+    event.Records.every(
+      (r) =>
+        isObject(r) && r.eventSource === 'aws:sqs' && typeof r.messageId === 'string' && typeof r.body === 'string',
+    )
+  );
 }

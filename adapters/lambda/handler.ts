@@ -33,6 +33,8 @@ export function createHandler(definition: ServiceDefinition, env: Env = process.
     if (isDirectEvent(event)) return handleDirect(event, context, runner);
     if (isHttpEvent(event)) return http(event, context);
     if (isSqsEvent(event)) return handleSqs(event, context, runner);
-    return { error: errors.badRequest(definition.name, `unsupported event: ${EXPECTED}`).toJSON() } satisfies { error: ErrorJSON };
+    return { error: errors.badRequest(definition.name, `unsupported event: ${EXPECTED}`).toJSON() } satisfies {
+      error: ErrorJSON;
+    };
   };
 }

@@ -8,9 +8,12 @@ import type { Runner } from '../../runtime/core/runner.js';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from './events.js';
 
 /** The handler for one runner's HTTP events. Never throws. */
-export function httpHandler(runner: Runner): (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2> {
+export function httpHandler(
+  runner: Runner,
+): (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2> {
   const fetch: FetchHandler = createFetchHandler(runner);
-  return async (event, context) => fromResponse(await fetch(toRequest(event, context), { remainingMs: context.getRemainingTimeInMillis() }));
+  return async (event, context) =>
+    fromResponse(await fetch(toRequest(event, context), { remainingMs: context.getRemainingTimeInMillis() }));
 }
 
 /** The event as the Request a client sent: its method, path (without an API Gateway stage), headers and body. */
@@ -19,7 +22,8 @@ export function toRequest(event: APIGatewayProxyEventV2, context: Context): Requ
   const stage = event.requestContext.stage;
   let path = event.rawPath || '/';
   // A named stage prefixes the path (`/prod/helloworld/Greeter.Hello`); `$default` does not.
-  if (stage && stage !== '$default' && (path === `/${stage}` || path.startsWith(`/${stage}/`))) path = path.slice(stage.length + 1) || '/';
+  if (stage && stage !== '$default' && (path === `/${stage}` || path.startsWith(`/${stage}/`)))
+    path = path.slice(stage.length + 1) || '/';
   const headers = new Headers();
   for (const [key, value] of Object.entries(event.headers ?? {})) {
     // API Gateway's own x-forwarded-* describe the connection, as Host does: they are no metadata.
@@ -27,7 +31,10 @@ export function toRequest(event: APIGatewayProxyEventV2, context: Context): Requ
   }
   if (!headers.has('micro-id')) headers.set('micro-id', context.awsRequestId);
   const query = event.rawQueryString ? `?${event.rawQueryString}` : '';
-  const body = event.body === undefined || method === 'GET' || method === 'HEAD' ? undefined : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+  const body =
+    event.body === undefined || method === 'GET' || method === 'HEAD'
+      ? undefined
+      : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
   return new Request(`https://${headers.get('host') ?? 'lambda'}${path}${query}`, { method, headers, body });
 }
 
@@ -38,5 +45,10 @@ export async function fromResponse(response: Response): Promise<APIGatewayProxyS
   const contentType = response.headers.get('content-type') ?? '';
   const text = /^(application\/json|text\/)/.test(contentType);
   const bytes = Buffer.from(await response.arrayBuffer());
-  return { statusCode: response.status, headers, body: bytes.toString(text ? 'utf8' : 'base64'), isBase64Encoded: !text };
+  return {
+    statusCode: response.status,
+    headers,
+    body: bytes.toString(text ? 'utf8' : 'base64'),
+    isBase64Encoded: !text,
+  };
 }

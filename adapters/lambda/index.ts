@@ -1,4 +1,12 @@
 export { createHandler, type LambdaHandler } from './handler.js';
-export type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context, DirectEvent, SQSBatchResponse, SQSEvent, SQSRecord } from './events.js';
+export type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+  DirectEvent,
+  SQSBatchResponse,
+  SQSEvent,
+  SQSRecord,
+} from './events.js';
 export type { DirectReply } from './direct.js';
 export { TOPIC_ATTRIBUTE } from './sqs.js';

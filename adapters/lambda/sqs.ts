@@ -30,14 +30,23 @@ async function deliver(record: SQSRecord, context: Context, runner: Runner): Pro
   for (const [key, attribute] of Object.entries(record.messageAttributes ?? {})) {
     if (attribute?.stringValue !== undefined) attributes[key] = attribute.stringValue;
   }
-  const metadata = limitTimeout(new Metadata({ [headers.contentType]: jsonCodec.contentType, ...attributes }), context.getRemainingTimeInMillis());
+  const metadata = limitTimeout(
+    new Metadata({ [headers.contentType]: jsonCodec.contentType, ...attributes }),
+    context.getRemainingTimeInMillis(),
+  );
   const topic = metadata.get(TOPIC_ATTRIBUTE) ?? (runner.topics.length === 1 ? runner.topics[0] : undefined);
   if (topic === undefined) {
-    const error = errors.badRequest(runner.name, `SQS message ${record.messageId} names no topic and ${runner.name} subscribes to ${runner.topics.length === 0 ? 'none' : runner.topics.join(', ')}: send it with the message attribute ${TOPIC_ATTRIBUTE}`);
+    const error = errors.badRequest(
+      runner.name,
+      `SQS message ${record.messageId} names no topic and ${runner.name} subscribes to ${runner.topics.length === 0 ? 'none' : runner.topics.join(', ')}: send it with the message attribute ${TOPIC_ATTRIBUTE}`,
+    );
     console.error(JSON.stringify(error));
     return false;
   }
   const attempt = Number(record.attributes?.ApproximateReceiveCount) || 1;
-  const outcome = await runner.deliver({ id: record.messageId, topic, headers: metadata.toJSON(), body: encoder.encode(record.body) }, attempt);
+  const outcome = await runner.deliver(
+    { id: record.messageId, topic, headers: metadata.toJSON(), body: encoder.encode(record.body) },
+    attempt,
+  );
   return outcome.ok;
 }

@@ -7,7 +7,8 @@ import { defineTarget } from '../kit/target.js';
 
 export const target = defineTarget({
   name: 'lambda',
-  summary: 'AWS Lambda (Node.js 22): a zip whose handler takes direct invokes, Function URL / HTTP API requests and SQS batches',
+  summary:
+    'AWS Lambda (Node.js 22): a zip whose handler takes direct invokes, Function URL / HTTP API requests and SQS batches',
   platform: 'node',
   description: [
     'Bundles it for AWS Lambda (nodejs22.x), creates the function or updates its code and configuration, publishes',
@@ -23,7 +24,11 @@ export const target = defineTarget({
     alias: { type: 'string', value: 'NAME', description: 'the alias to point at the new version (default live)' },
     endpoint: { type: 'string', value: 'URL', description: 'another Lambda API (env AWS_ENDPOINT_URL_LAMBDA)' },
     memory: { type: 'string', value: 'MB', description: 'memory, 128 to 10240 (default: 128, or unchanged)' },
-    timeout: { type: 'string', value: 'DURATION', description: 'per invocation, up to 900s (default: 3s, or unchanged)' },
+    timeout: {
+      type: 'string',
+      value: 'DURATION',
+      description: 'per invocation, up to 900s (default: 3s, or unchanged)',
+    },
     'dry-run': { type: 'boolean', description: 'build and print the plan without calling AWS or the registry' },
   },
   examples: [

@@ -89,7 +89,8 @@ export function unzip(archive: Uint8Array): ZipEntry[] {
   let at = buf.readUInt32LE(end + 16);
   const entries: ZipEntry[] = [];
   for (let n = 0; n < count; n++) {
-    if (at + 46 > buf.length || buf.readUInt32LE(at) !== 0x02014b50) throw new Error('corrupt zip archive (bad central directory)');
+    if (at + 46 > buf.length || buf.readUInt32LE(at) !== 0x02014b50)
+      throw new Error('corrupt zip archive (bad central directory)');
     const flags = buf.readUInt16LE(at + 8);
     const method = buf.readUInt16LE(at + 10);
     const crc = buf.readUInt32LE(at + 16);
@@ -103,13 +104,15 @@ export function unzip(archive: Uint8Array): ZipEntry[] {
     const name = buf.toString('utf8', at + 46, at + 46 + nameLength);
     at += 46 + skip;
     if (name.endsWith('/')) continue;
-    if (name.startsWith('/') || name.split(/[\\/]/).includes('..')) throw new Error(`unsafe name in the zip archive: ${name}`);
+    if (name.startsWith('/') || name.split(/[\\/]/).includes('..'))
+      throw new Error(`unsafe name in the zip archive: ${name}`);
     if (flags & 1) throw new Error(`${name} is encrypted`);
     if (packed === 0xffffffff || size === 0xffffffff) throw new Error(`${name} needs zip64, which is not supported`);
     if (buf.readUInt32LE(local) !== 0x04034b50) throw new Error(`corrupt zip archive (bad local header of ${name})`);
     const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
     const body = buf.subarray(start, start + packed);
-    if (method !== 0 && method !== 8) throw new Error(`${name} uses compression method ${method}; only stored and deflated entries are supported`);
+    if (method !== 0 && method !== 8)
+      throw new Error(`${name} uses compression method ${method}; only stored and deflated entries are supported`);
     const data = method === 8 ? inflateRawSync(body) : body;
     if (data.byteLength !== size || crc32(data) !== crc) throw new Error(`${name} is corrupt (size or CRC mismatch)`);
     entries.push({ name, data, mode: (unix && (attributes >>> 16) & 0o7777) || 0o644 });

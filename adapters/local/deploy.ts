@@ -9,7 +9,12 @@ import type { Client } from '../../runtime/core/client.js';
 import type { Env } from '../../runtime/core/config.js';
 import type { Registry } from '../../runtime/core/registry.js';
 import { microFnHome } from '../../runtime/plugins/local/home.js';
-import { callControl, runtimeAddress, type DeployRequest, type FunctionInfo } from '../../runtime/plugins/local/protocol.js';
+import {
+  callControl,
+  runtimeAddress,
+  type DeployRequest,
+  type FunctionInfo,
+} from '../../runtime/plugins/local/protocol.js';
 import { buildLocal } from './build.js';
 
 export interface LocalDeployOptions extends Omit<DeployRequest, 'bundle' | 'entry'> {

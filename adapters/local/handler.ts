@@ -4,11 +4,32 @@
  * Imports only runtime/: it ships inside the user's artifact.
  */
 export { asDefinition } from '../../runtime/core/function.js';
-import { Metadata, Runner, jsonCodec, listenOnce, newId, type Env, type FunctionOutcome, type Invocation, type MicroFunction, type ServerResponse, type ServiceDefinition } from '../../runtime/index.js';
+import {
+  Metadata,
+  Runner,
+  jsonCodec,
+  listenOnce,
+  newId,
+  type Env,
+  type FunctionOutcome,
+  type Invocation,
+  type MicroFunction,
+  type ServerResponse,
+  type ServiceDefinition,
+} from '../../runtime/index.js';
 import { listenTransport, resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
-import { IPC_FD, encodeMessage, readMessages, type FromFunction, type IpcInvoke, type IpcPing, type IpcReply, type ToFunction } from './ipc.js';
+import {
+  IPC_FD,
+  encodeMessage,
+  readMessages,
+  type FromFunction,
+  type IpcInvoke,
+  type IpcPing,
+  type IpcReply,
+  type ToFunction,
+} from './ipc.js';
 
 /** A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. */
 function runnerOf(definition: ServiceDefinition, env: Env): Runner {
@@ -37,7 +58,11 @@ export interface InvokeResult {
 }
 
 /** Runs `definition` for exactly one invocation handed over directly, and stops it. */
-export async function invokeOnce(definition: ServiceDefinition, request: InvokeRequest, env: Env = {}): Promise<InvokeResult> {
+export async function invokeOnce(
+  definition: ServiceDefinition,
+  request: InvokeRequest,
+  env: Env = {},
+): Promise<InvokeResult> {
   // No listener and no subscriptions: the invocation is this one. The client still reaches the configured
   // registry and broker, loaded only if the handler calls out or publishes.
   const runner = runnerOf(definition, env);
@@ -94,7 +119,10 @@ export async function runStandalone(definition: ServiceDefinition, options: RunO
 export async function serveIpc(definition: ServiceDefinition, env: Env = process.env): Promise<void> {
   const { Socket } = await import('node:net');
   const channel = new Socket({ fd: IPC_FD, readable: true, writable: true });
-  const send = (message: FromFunction) => new Promise<void>((resolve, reject) => channel.write(encodeMessage(message), (err) => (err ? reject(err) : resolve())));
+  const send = (message: FromFunction) =>
+    new Promise<void>((resolve, reject) =>
+      channel.write(encodeMessage(message), (err) => (err ? reject(err) : resolve())),
+    );
   let invocation: Invocation | undefined;
   let fn: MicroFunction | undefined;
   let os: typeof import('node:os') | undefined;
@@ -114,7 +142,16 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
       // reader, serveOne, the router, the dispatcher, the codec, the reply's wire form), so V8 has compiled
       // that code when the real one comes. So does a timer turn: an invocation schedules a timer (the
       // function's unsubscribe), and a process's first setTimeout costs ~0.3 ms (Node compiles its timers then).
-      const warmUp = [serveOne(fn!, WARM_UP, async () => {}, async () => {}), import('node:os').then((m) => (os = m)), new Promise((r) => setTimeout(r, 0))];
+      const warmUp = [
+        serveOne(
+          fn!,
+          WARM_UP,
+          async () => {},
+          async () => {},
+        ),
+        import('node:os').then((m) => (os = m)),
+        new Promise((r) => setTimeout(r, 0)),
+      ];
       void Promise.all(warmUp).then(() => send({ type: 'pong' }));
       return;
     }
@@ -132,11 +169,25 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   const created = (fn = invocation.fn);
   if (pending) void serveOne(fn, pending, send, answered).then(exit);
   const router = created.service.router;
-  await send({ type: 'ready', name: created.name, version: created.service.version, endpoints: router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), topics: router.topics });
+  await send({
+    type: 'ready',
+    name: created.name,
+    version: created.service.version,
+    endpoints: router
+      .endpoints()
+      .filter((e) => !e.metadata.subscriber)
+      .map((e) => e.name),
+    topics: router.topics,
+  });
 }
 
 /** Runs the one invocation, sends its answer, then calls `answered`; resolves with the exit code (1 after a 5xx). */
-async function serveOne(fn: MicroFunction, message: ToFunction, send: (message: FromFunction) => Promise<void>, answered: () => Promise<void>): Promise<number> {
+async function serveOne(
+  fn: MicroFunction,
+  message: ToFunction,
+  send: (message: FromFunction) => Promise<void>,
+  answered: () => Promise<void>,
+): Promise<number> {
   const answer = async (m: FromFunction) => {
     await send(m);
     await answered().catch(() => {});
@@ -151,19 +202,52 @@ async function serveOne(fn: MicroFunction, message: ToFunction, send: (message: 
     await answer({ type: 'settled', ok: outcome.ok, error: outcome.error?.toJSON() });
     return outcome.error && outcome.error.code >= 500 ? 1 : 0;
   } catch (err) {
-    await send({ type: 'reply', status: 500, contentType: 'application/json', body: JSON.stringify(errors.internal(fn.name, 'internal server error')), metadata: {} }).catch(() => {});
+    await send({
+      type: 'reply',
+      status: 500,
+      contentType: 'application/json',
+      body: JSON.stringify(errors.internal(fn.name, 'internal server error')),
+      metadata: {},
+    }).catch(() => {});
     console.error(err);
     return 1;
   }
 }
 
 /** The probe a warm process runs on its ping; a health probe never uses up the one invocation. */
-const WARM_UP: IpcInvoke = { type: 'invoke', id: 'warm-up', endpoint: HEALTH_ENDPOINT, contentType: 'application/json', body: '{}', metadata: { 'micro-timeout': '1000' } };
+const WARM_UP: IpcInvoke = {
+  type: 'invoke',
+  id: 'warm-up',
+  endpoint: HEALTH_ENDPOINT,
+  contentType: 'application/json',
+  body: '{}',
+  metadata: { 'micro-timeout': '1000' },
+};
 
 /** Runs an IPC invocation; `send` gets the reply in its IPC form. */
-function invoke(fn: MicroFunction, message: IpcInvoke, send: (reply: IpcReply) => Promise<void>): Promise<ServerResponse> {
-  const request = { id: message.id, service: fn.name, endpoint: message.endpoint, contentType: message.contentType, body: encoder.encode(message.body), metadata: new Metadata(message.metadata) };
-  return fn.invoke(request, (r) => send({ type: 'reply', status: r.status, contentType: r.contentType, body: decoder.decode(r.body), metadata: r.metadata.toJSON(), error: r.error?.toJSON() }));
+function invoke(
+  fn: MicroFunction,
+  message: IpcInvoke,
+  send: (reply: IpcReply) => Promise<void>,
+): Promise<ServerResponse> {
+  const request = {
+    id: message.id,
+    service: fn.name,
+    endpoint: message.endpoint,
+    contentType: message.contentType,
+    body: encoder.encode(message.body),
+    metadata: new Metadata(message.metadata),
+  };
+  return fn.invoke(request, (r) =>
+    send({
+      type: 'reply',
+      status: r.status,
+      contentType: r.contentType,
+      body: decoder.decode(r.body),
+      metadata: r.metadata.toJSON(),
+      error: r.error?.toJSON(),
+    }),
+  );
 }
 
 const encoder = new TextEncoder();

@@ -1,1 +1,9 @@
-export { asDefinition, invokeOnce, runStandalone, serveIpc, type InvokeRequest, type InvokeResult, type RunOptions } from './handler.js';
+export {
+  asDefinition,
+  invokeOnce,
+  runStandalone,
+  serveIpc,
+  type InvokeRequest,
+  type InvokeResult,
+  type RunOptions,
+} from './handler.js';

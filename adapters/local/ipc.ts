@@ -92,4 +92,3 @@ export function readMessages<T>(stream: NodeJS.ReadableStream, onMessage: (messa
     if (start < chunk.length) parts.push(chunk.slice(start));
   });
 }
-

@@ -15,10 +15,18 @@ export const target = defineTarget({
   options: {
     pool: { type: 'string', value: 'N', description: "warm processes (default: serve's --pool)" },
     timeout: { type: 'string', value: 'DURATION', description: "per invocation (default: serve's --timeout)" },
-    memory: { type: 'string', value: 'MIB', description: "resident memory limit per process (default: serve's --memory)" },
+    memory: {
+      type: 'string',
+      value: 'MIB',
+      description: "resident memory limit per process (default: serve's --memory)",
+    },
     concurrency: { type: 'string', value: 'N', description: "invocations at once (default: serve's --concurrency)" },
     queue: { type: 'string', value: 'N', description: "invocations waiting before 429 (default: serve's --queue)" },
-    runtime: { type: 'string', value: 'URL', description: 'the micro-fn serve to deploy to, when the registry holds several' },
+    runtime: {
+      type: 'string',
+      value: 'URL',
+      description: 'the micro-fn serve to deploy to, when the registry holds several',
+    },
   },
   examples: ['micro-fn deploy examples/helloworld --target local', 'micro-fn deploy examples/events --env SLACK_URL'],
   async build({ entry, outdir, minify }) {
@@ -36,8 +44,22 @@ export const target = defineTarget({
     const { registry, client } = await session();
     const { deployLocal } = await import('./deploy.js');
     const started = Date.now();
-    const info = await deployLocal({ entry, env, ...limits, hostEnv, registry, client, runtime: options.runtime, onProgress: (line) => progress(line.replace(entry, relative(process.cwd(), entry) || entry)) });
+    const info = await deployLocal({
+      entry,
+      env,
+      ...limits,
+      hostEnv,
+      registry,
+      client,
+      runtime: options.runtime,
+      onProgress: (line) => progress(line.replace(entry, relative(process.cwd(), entry) || entry)),
+    });
     const what = [...info.endpoints, ...info.topics.map((t) => `topic ${t}`)].join(', ');
-    return { name: info.name, address: info.address, summary: `deployed ${info.name} (${what}) at ${info.address} in ${Date.now() - started} ms`, details: { ...info } };
+    return {
+      name: info.name,
+      address: info.address,
+      summary: `deployed ${info.name} (${what}) at ${info.address} in ${Date.now() - started} ms`,
+      details: { ...info },
+    };
   },
 });

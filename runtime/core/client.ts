@@ -94,14 +94,24 @@ export class Client {
     const loaded = await load();
     const o = this.#options;
     const transports = [...(o.transports ?? []), ...(loaded.transports ?? [])];
-    this.#options = { ...o, load: undefined, registry: o.registry ?? loaded.registry, broker: o.broker ?? loaded.broker, transports };
+    this.#options = {
+      ...o,
+      load: undefined,
+      registry: o.registry ?? loaded.registry,
+      broker: o.broker ?? loaded.broker,
+      transports,
+    };
     this.#addTransports(loaded.transports);
   }
 
   /** A client like this one that also sends `metadata` and never waits past `deadline`. */
   with(extra: { metadata?: MetadataInit; fromService?: string; deadline?: number }): Client {
     const metadata = new Metadata(this.#options.metadata).merge(extra.metadata ?? {});
-    const child = new Client({ ...this.#options, metadata, fromService: extra.fromService ?? this.#options.fromService });
+    const child = new Client({
+      ...this.#options,
+      metadata,
+      fromService: extra.fromService ?? this.#options.fromService,
+    });
     child.#deadline = extra.deadline;
     child.#lookups = this.#lookups;
     return child;
@@ -117,7 +127,12 @@ export class Client {
   }
 
   /** Like `call`, with the reply's metadata too (go-micro issue #574: its gRPC client could not read it). */
-  async request<T = unknown>(service: string, endpoint: string, request: unknown, options: RequestOptions = {}): Promise<CallResult<T>> {
+  async request<T = unknown>(
+    service: string,
+    endpoint: string,
+    request: unknown,
+    options: RequestOptions = {},
+  ): Promise<CallResult<T>> {
     if (this.#options.load) await this.#ready();
     const timeout = options.timeout ?? this.#options.timeout ?? 5000;
     let deadline = Date.now() + timeout;
@@ -143,14 +158,17 @@ export class Client {
     for (let attempt = 0; ; attempt++) {
       try {
         if (signal?.aborted) throw abortError(service, signal);
-        const node = options.address ? { id: options.address, address: options.address, metadata: {} } : await this.#select(service, tried);
+        const node = options.address
+          ? { id: options.address, address: options.address, metadata: {} }
+          : await this.#select(service, tried);
         tried.add(node.id);
         return await this.#send(node, base, deadline, signal);
       } catch (err) {
         const error = signal?.aborted ? abortError(service, signal) : toMicroError(err, service);
         if (error.retryable) this.#lookups.delete(service); // a node may be gone: look again
         const left = deadline - Date.now();
-        if (!error.retryable || attempt >= retries || left <= 0 || signal?.aborted) throw left <= 0 && error.retryable ? abortError(service) : error;
+        if (!error.retryable || attempt >= retries || left <= 0 || signal?.aborted)
+          throw left <= 0 && error.retryable ? abortError(service) : error;
         await sleep(Math.min((this.#options.backoff ?? defaultBackoff)(attempt + 1), left), signal);
       }
     }
@@ -172,10 +190,18 @@ export class Client {
     return this.#selector(service, fresh.length > 0 ? fresh : nodes);
   }
 
-  async #send(node: NodeRecord, base: TransportRequest, deadline: number, signal: AbortSignal | undefined): Promise<CallResult<never>> {
+  async #send(
+    node: NodeRecord,
+    base: TransportRequest,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<CallResult<never>> {
     const transport = this.#transports.get(schemeOf(node.address));
     if (!transport) {
-      throw errors.internal('micro-fn', `no transport for "${schemeOf(node.address) || node.address}" addresses; configured: ${[...this.#transports.keys()].join(', ') || 'none'}`);
+      throw errors.internal(
+        'micro-fn',
+        `no transport for "${schemeOf(node.address) || node.address}" addresses; configured: ${[...this.#transports.keys()].join(', ') || 'none'}`,
+      );
     }
     const metadata = new Metadata(base.metadata).set(headers.timeout, String(Math.max(1, deadline - Date.now())));
     const response = await transport.call(node, { ...base, metadata }, { deadline, signal });
@@ -202,7 +228,9 @@ export function createClient(options: ClientOptions = {}): Client {
 }
 
 function abortError(service: string, userSignal?: AbortSignal): MicroError {
-  return userSignal?.aborted ? errors.timeout(service, 'request aborted', { retryable: false }) : errors.timeout(service, 'request timed out', { retryable: false });
+  return userSignal?.aborted
+    ? errors.timeout(service, 'request aborted', { retryable: false })
+    : errors.timeout(service, 'request timed out', { retryable: false });
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -28,7 +28,9 @@ export function readConfig(env: Env): RuntimeConfig {
   const ttl = seconds(env, 'MICRO_REGISTER_TTL', 60);
   const interval = seconds(env, 'MICRO_REGISTER_INTERVAL', 30);
   if (ttl > 0 && interval >= ttl) {
-    throw new ConfigError(`MICRO_REGISTER_INTERVAL (${interval}s) must be shorter than MICRO_REGISTER_TTL (${ttl}s), or entries expire between refreshes`);
+    throw new ConfigError(
+      `MICRO_REGISTER_INTERVAL (${interval}s) must be shorter than MICRO_REGISTER_TTL (${ttl}s), or entries expire between refreshes`,
+    );
   }
   return {
     registry: nonEmpty(env.MICRO_REGISTRY),

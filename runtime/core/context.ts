@@ -29,7 +29,9 @@ export function createConsoleLogger(prefix: string, level: LogLevel = 'info'): L
 
 function safeJSON(value: unknown): string {
   try {
-    return JSON.stringify(value, (_k, v: unknown) => (v instanceof Error ? { name: v.name, message: v.message, stack: v.stack } : v));
+    return JSON.stringify(value, (_k, v: unknown) =>
+      v instanceof Error ? { name: v.name, message: v.message, stack: v.stack } : v,
+    );
   } catch {
     return '[unserializable]';
   }

@@ -75,7 +75,10 @@ export class MicroError extends Error {
 
 /** True for a MicroError, also one made by another copy of this module (a bundle and the CLI, say). */
 export function isMicroError(value: unknown): value is MicroError {
-  return value instanceof MicroError || (value instanceof Error && value.name === 'MicroError' && typeof (value as MicroError).code === 'number');
+  return (
+    value instanceof MicroError ||
+    (value instanceof Error && value.name === 'MicroError' && typeof (value as MicroError).code === 'number')
+  );
 }
 
 /**
@@ -87,7 +90,10 @@ export function toMicroError(value: unknown, id = 'micro-fn'): MicroError {
   if (isMicroError(value)) {
     // From another copy of this module: rebuild it so only the wire fields go out.
     const { id: from, code, detail, retryable } = value;
-    return new MicroError(typeof from === 'string' ? from : id, code, typeof detail === 'string' ? detail : '', { retryable, cause: value });
+    return new MicroError(typeof from === 'string' ? from : id, code, typeof detail === 'string' ? detail : '', {
+      retryable,
+      cause: value,
+    });
   }
   return new MicroError(id, 500, 'internal server error', { cause: value });
 }

@@ -111,7 +111,8 @@ export class MicroFunction {
   }
 
   async #onRequest(request: ServerRequest, reply: Reply): Promise<void> {
-    if (request.probe || request.endpoint === HEALTH_ENDPOINT) return reply(await this.service.dispatcher.handle(request));
+    if (request.probe || request.endpoint === HEALTH_ENDPOINT)
+      return reply(await this.service.dispatcher.handle(request));
     if (this.#state !== 'waiting') return reply(this.service.dispatcher.errorResponse(request, this.#refusal()));
     // #take(), written out: a probe has run this function, so in a warm instance nothing on the way to the
     // handler runs for the first time (V8 compiles a function at its first call: ~0.1 ms on a cold CPU).
@@ -154,7 +155,10 @@ export class MicroFunction {
   readonly #unsubscribe = (): void => void this.service.unsubscribe();
 
   #refusal(): MicroError {
-    return errors.unavailable(this.name, `function ${this.name} has already taken its one invocation; try another instance`);
+    return errors.unavailable(
+      this.name,
+      `function ${this.name} has already taken its one invocation; try another instance`,
+    );
   }
 
   async #finish(outcome: FunctionOutcome): Promise<void> {
@@ -182,9 +186,12 @@ export function createFunction(definition: ServiceDefinition, options?: Function
  * It only checks the shape; the adapter that runs it creates the Function.
  */
 export function defineFunction<const D extends ServiceDefinition>(definition: D): D {
-  if (!definition || typeof definition !== 'object') throw new TypeError('defineFunction takes an object: { name, handlers, subscribers }');
-  if (typeof definition.name !== 'string' || definition.name === '') throw new TypeError('defineFunction needs a name, like { name: "helloworld" }');
-  if (!definition.handlers && !definition.subscribers) throw new TypeError(`function ${definition.name} has neither handlers nor subscribers`);
+  if (!definition || typeof definition !== 'object')
+    throw new TypeError('defineFunction takes an object: { name, handlers, subscribers }');
+  if (typeof definition.name !== 'string' || definition.name === '')
+    throw new TypeError('defineFunction needs a name, like { name: "helloworld" }');
+  if (!definition.handlers && !definition.subscribers)
+    throw new TypeError(`function ${definition.name} has neither handlers nor subscribers`);
   return definition;
 }
 
@@ -192,7 +199,9 @@ export function defineFunction<const D extends ServiceDefinition>(definition: D)
 export function asDefinition(value: unknown, from: string): ServiceDefinition {
   const def = value as Partial<ServiceDefinition> | undefined;
   if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
-    throw new UserError(`${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`);
+    throw new UserError(
+      `${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`,
+    );
   }
   return def as ServiceDefinition;
 }

@@ -32,7 +32,10 @@ export class Metadata implements Iterable<[string, string]> {
 
   /** Copies every pair of `init` in, replacing keys that exist. */
   merge(init: MetadataInit): this {
-    const entries = init instanceof Metadata || Symbol.iterator in Object(init) ? (init as Iterable<[string, string]>) : Object.entries(init);
+    const entries =
+      init instanceof Metadata || Symbol.iterator in Object(init)
+        ? (init as Iterable<[string, string]>)
+        : Object.entries(init);
     for (const [k, v] of entries) if (v !== undefined) this.set(k, v);
     return this;
   }

@@ -26,7 +26,8 @@ export interface NodeEntry {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStringRecord = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every((x) => typeof x === 'string');
+const isStringRecord = (v: unknown): v is Record<string, string> =>
+  isObject(v) && Object.values(v).every((x) => typeof x === 'string');
 
 function sameMetadata(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(a);
@@ -65,10 +66,15 @@ export function toServiceRecord(description: ServiceDescription, nodes: Iterable
  * to strings. A missing `registered` is 0.
  */
 export function parseNodeEntry(value: unknown): NodeEntry | undefined {
-  if (!isObject(value) || !isObject(value.service) || !isObject(value.node) || typeof value.expires !== 'number') return undefined;
+  if (!isObject(value) || !isObject(value.service) || !isObject(value.node) || typeof value.expires !== 'number')
+    return undefined;
   const { service: s, node: n } = value;
   if (typeof s.name !== 'string' || typeof s.version !== 'string' || !isStringRecord(s.metadata)) return undefined;
-  if (!Array.isArray(s.endpoints) || !s.endpoints.every((e) => isObject(e) && typeof e.name === 'string' && isStringRecord(e.metadata))) return undefined;
+  if (
+    !Array.isArray(s.endpoints) ||
+    !s.endpoints.every((e) => isObject(e) && typeof e.name === 'string' && isStringRecord(e.metadata))
+  )
+    return undefined;
   if (typeof n.id !== 'string' || typeof n.address !== 'string' || !isStringRecord(n.metadata)) return undefined;
   return {
     service: describeService({ name: s.name, version: s.version, metadata: s.metadata, endpoints: s.endpoints }),
@@ -83,14 +89,18 @@ export function isExpiredEntry(entry: Pick<NodeEntry, 'expires'>, now: number): 
   return entry.expires !== 0 && entry.expires <= now;
 }
 
-const byNodeId = (a: { node: NodeRecord }, b: { node: NodeRecord }) => (a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0);
+const byNodeId = (a: { node: NodeRecord }, b: { node: NodeRecord }) =>
+  a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0;
 
 /**
  * Per-node entries as the Registry contract answers: one ServiceRecord per name+version (sorted by name, then
  * version), its nodes sorted by id, described by its highest-ranked entry. Two entries for one node keep the
  * higher-ranked (the first on a tie). `rank` orders registrations: a timestamp, a KV revision.
  */
-export function mergeNodeEntries<E extends Pick<NodeEntry, 'service' | 'node'>>(entries: Iterable<E>, rank: (entry: E) => number): ServiceRecord[] {
+export function mergeNodeEntries<E extends Pick<NodeEntry, 'service' | 'node'>>(
+  entries: Iterable<E>,
+  rank: (entry: E) => number,
+): ServiceRecord[] {
   const groups = new Map<string, Map<string, E>>();
   for (const entry of entries) {
     const key = JSON.stringify([entry.service.name, entry.service.version]);
@@ -102,7 +112,10 @@ export function mergeNodeEntries<E extends Pick<NodeEntry, 'service' | 'node'>>(
   return [...groups.keys()].sort().map((key) => {
     const group = [...groups.get(key)!.values()].sort(byNodeId);
     const newest = group.reduce((a, b) => (rank(b) > rank(a) ? b : a));
-    return toServiceRecord(newest.service, group.map((e) => e.node));
+    return toServiceRecord(
+      newest.service,
+      group.map((e) => e.node),
+    );
   });
 }
 
@@ -122,6 +135,8 @@ export function sameDescription(a: ServiceDescription, b: ServiceDescription): b
   return (
     sameMetadata(a.metadata, b.metadata) &&
     a.endpoints.length === b.endpoints.length &&
-    a.endpoints.every((e, i) => e.name === b.endpoints[i]?.name && sameMetadata(e.metadata, b.endpoints[i]?.metadata ?? {}))
+    a.endpoints.every(
+      (e, i) => e.name === b.endpoints[i]?.name && sameMetadata(e.metadata, b.endpoints[i]?.metadata ?? {}),
+    )
   );
 }

@@ -12,10 +12,18 @@ export type Handler<Req = any, Res = unknown> = (request: Req, ctx: Context) => 
 export type Subscriber<T = any> = (payload: T, ctx: MessageContext) => void | Promise<void>;
 
 /** Runs around every handler: code before `next`, code after, or an answer without calling it. */
-export type HandlerWrapper = (ctx: Context, request: unknown, next: (request: unknown) => Promise<unknown>) => Promise<unknown>;
+export type HandlerWrapper = (
+  ctx: Context,
+  request: unknown,
+  next: (request: unknown) => Promise<unknown>,
+) => Promise<unknown>;
 
 /** Runs around every subscriber. */
-export type SubscriberWrapper = (ctx: MessageContext, payload: unknown, next: (payload: unknown) => Promise<void>) => Promise<void>;
+export type SubscriberWrapper = (
+  ctx: MessageContext,
+  payload: unknown,
+  next: (payload: unknown) => Promise<void>,
+) => Promise<void>;
 
 export type Hook = () => void | Promise<void>;
 
@@ -66,7 +74,8 @@ export class Router {
     this.#health = wrap(definition.name, [], bind(health));
     const wrappers = definition.wrappers ?? [];
     for (const [group, target] of Object.entries(definition.handlers ?? {})) {
-      if (!/^[A-Za-z_$][\w$]*$/.test(group)) throw new TypeError(`handler group name "${group}" must be an identifier, like "Greeter"`);
+      if (!/^[A-Za-z_$][\w$]*$/.test(group))
+        throw new TypeError(`handler group name "${group}" must be an identifier, like "Greeter"`);
       for (const [method, fn] of methodsOf(target)) {
         this.#handlers.set(`${group}.${method}`, wrap(definition.name, wrappers, bind(fn)));
       }
@@ -102,7 +111,8 @@ export class Router {
 
 /** Own and inherited methods of a plain object or class instance, bound to it. */
 function methodsOf(target: object): [string, Bound][] {
-  if (typeof target !== 'object' || target === null) throw new TypeError('a handler group must be an object or a class instance');
+  if (typeof target !== 'object' || target === null)
+    throw new TypeError('a handler group must be an object or a class instance');
   const found = new Map<string, Bound>();
   for (let proto: object | null = target; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
     for (const key of Object.getOwnPropertyNames(proto)) {
@@ -129,7 +139,12 @@ type Link<C, T, R> = (ctx: C, value: T) => Promise<R>;
  * invocation, so it rejects with a 500 saying `twice` instead. The flag sits in the closure every call makes
  * anyway, so the guard allocates nothing more; without wrappers the chain is `base` alone, as the health probe's is.
  */
-function chain<C, T, R>(service: string, twice: string, wrappers: ((ctx: C, value: T, next: (value: T) => Promise<R>) => Promise<R>)[], base: Link<C, T, R>) {
+function chain<C, T, R>(
+  service: string,
+  twice: string,
+  wrappers: ((ctx: C, value: T, next: (value: T) => Promise<R>) => Promise<R>)[],
+  base: Link<C, T, R>,
+) {
   return wrappers.reduceRight<Link<C, T, R>>(
     (next, wrapper) => (ctx, value) => {
       let called = false;
@@ -152,5 +167,10 @@ function wrapSubscriber(service: string, wrappers: SubscriberWrapper[], fn: Boun
   const base = async (ctx: MessageContext, payload: unknown) => {
     await fn(payload, ctx);
   };
-  return chain(service, 'a subscriber wrapper called next() twice; the subscriber runs once per message', wrappers, base);
+  return chain(
+    service,
+    'a subscriber wrapper called next() twice; the subscriber runs once per message',
+    wrappers,
+    base,
+  );
 }

@@ -121,7 +121,12 @@ export class Runner {
       await end();
       throw err;
     }
-    return { fn, invoke: (request, reply) => fn.invoke(request, reply), deliver: (message, attempt) => fn.deliver(message, attempt), end };
+    return {
+      fn,
+      invoke: (request, reply) => fn.invoke(request, reply),
+      deliver: (message, attempt) => fn.deliver(message, attempt),
+      end,
+    };
   }
 
   /**
@@ -177,7 +182,13 @@ export class Runner {
 /** The answer to a failure outside the handler: its details go to the report, never to the caller. */
 function internalError(service: string): ServerResponse {
   const error = errors.internal(service, 'internal server error');
-  return { status: error.code, contentType: jsonCodec.contentType, body: jsonCodec.encode(error), metadata: new Metadata(), error };
+  return {
+    status: error.code,
+    contentType: jsonCodec.contentType,
+    body: jsonCodec.encode(error),
+    metadata: new Metadata(),
+    error,
+  };
 }
 
 /**

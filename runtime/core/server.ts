@@ -50,15 +50,18 @@ export class Dispatcher {
     // invocation), with a built-in handler that no wrapper sees.
     const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
     try {
-      if (!probe && request.service && request.service !== service) throw errors.notFound(service, `service ${request.service} not found`);
+      if (!probe && request.service && request.service !== service)
+        throw errors.notFound(service, `service ${request.service} not found`);
       const handler = router.handler(probe ? HEALTH_ENDPOINT : request.endpoint);
-      if (!handler) throw errors.notFound(service, `endpoint ${request.endpoint || '(none)'} not found on service ${service}`);
+      if (!handler)
+        throw errors.notFound(service, `endpoint ${request.endpoint || '(none)'} not found on service ${service}`);
       const codec = this.#codec(request.contentType);
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
       const body = decodeAs(codec, request.body, service);
 
       const deadline = deadlineOf(request.metadata);
-      if (deadline !== undefined && deadline <= Date.now()) throw errors.timeout(service, 'deadline exceeded before the handler ran');
+      if (deadline !== undefined && deadline <= Date.now())
+        throw errors.timeout(service, 'deadline exceeded before the handler ran');
       const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, deadline);
       try {
         const result = await handler(ctx, body);
@@ -107,7 +110,13 @@ export class Dispatcher {
     return error;
   }
 
-  #reply(request: ServerRequest, status: number, value: unknown, metadata: Metadata, codec: Codec = this.#codec('')!): ServerResponse {
+  #reply(
+    request: ServerRequest,
+    status: number,
+    value: unknown,
+    metadata: Metadata,
+    codec: Codec = this.#codec('')!,
+  ): ServerResponse {
     if (request.id) metadata.set(headers.id, request.id);
     return { status, contentType: codec.contentType, body: codec.encode(value), metadata };
   }

@@ -69,7 +69,9 @@ export class Service {
 
   constructor(definition: ServiceDefinition, options: ServiceOptions = {}) {
     if (!definition || typeof definition.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(definition.name)) {
-      throw new TypeError(`a service needs a name of letters, digits, ".", "_" or "-"; got ${JSON.stringify(definition?.name)}`);
+      throw new TypeError(
+        `a service needs a name of letters, digits, ".", "_" or "-"; got ${JSON.stringify(definition?.name)}`,
+      );
     }
     const config = readConfig(options.env ?? {});
     this.#definition = definition;
@@ -79,7 +81,9 @@ export class Service {
     this.id = `${this.name}-${newId()}`;
     this.#ttl = options.ttl ?? config.registerTtl;
     this.#interval = options.interval ?? config.registerInterval;
-    this.logger = options.logger ?? createConsoleLogger(this.name, (options.env?.MICRO_LOG_LEVEL as LogLevel | undefined) ?? 'info');
+    this.logger =
+      options.logger ??
+      createConsoleLogger(this.name, (options.env?.MICRO_LOG_LEVEL as LogLevel | undefined) ?? 'info');
     this.router = new Router(definition);
     const transports = options.transports ?? (options.transport ? [options.transport] : []);
     this.client =
@@ -144,14 +148,24 @@ export class Service {
   async #listenAndRegister(): Promise<void> {
     const { transport, registry } = this.#options;
     if (!transport?.listen) return;
-    const service = { name: this.name, version: this.version, endpoints: this.router.endpoints().filter((e) => !e.metadata.subscriber).map((e) => e.name), metadata: { ...this.#definition.metadata } };
+    const service = {
+      name: this.name,
+      version: this.version,
+      endpoints: this.router
+        .endpoints()
+        .filter((e) => !e.metadata.subscriber)
+        .map((e) => e.name),
+      metadata: { ...this.#definition.metadata },
+    };
     const address = this.#options.address ?? readConfig(this.#options.env ?? {}).serverAddress;
     this.#listener = await transport.listen((req, reply) => this.#gate.onRequest(req, reply), { address, service });
     if (!registry) return;
     await registry.register(this.record(), { ttl: this.#ttl });
     if (this.#interval > 0) {
       this.#timer = setInterval(() => {
-        registry.register(this.record(), { ttl: this.#ttl }).catch((err: unknown) => this.logger.warn('re-register failed', { error: err }));
+        registry
+          .register(this.record(), { ttl: this.#ttl })
+          .catch((err: unknown) => this.logger.warn('re-register failed', { error: err }));
       }, this.#interval * 1000);
     }
   }
@@ -173,7 +187,11 @@ export class Service {
     this.#unsubscribed = true;
     const subs = this.#subscriptions;
     this.#subscriptions = [];
-    return Promise.all(subs.map((s) => s.unsubscribe().catch((err: unknown) => this.logger.warn(`unsubscribe ${s.topic} failed`, { error: err })))).then(() => {});
+    return Promise.all(
+      subs.map((s) =>
+        s.unsubscribe().catch((err: unknown) => this.logger.warn(`unsubscribe ${s.topic} failed`, { error: err })),
+      ),
+    ).then(() => {});
   }
 
   /** beforeStop hooks, unsubscribe, deregister, close the listener, afterStop hooks. Safe to call twice. */
@@ -196,7 +214,9 @@ export class Service {
     await this.unsubscribe();
     const { registry } = this.#options;
     if (registry && this.#listener) {
-      await registry.deregister(this.record()).catch((err: unknown) => this.logger.warn('deregister failed', { error: err }));
+      await registry
+        .deregister(this.record())
+        .catch((err: unknown) => this.logger.warn('deregister failed', { error: err }));
     }
     await this.#listener?.close();
   }

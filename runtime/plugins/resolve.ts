@@ -48,7 +48,11 @@ export interface ResolveOptions {
 
 type ByKind = { registry: RegistryPlugin; broker: BrokerPlugin; transport: TransportPlugin };
 
-const VARIABLE: Record<PluginKind, string> = { registry: 'MICRO_REGISTRY', broker: 'MICRO_BROKER', transport: 'MICRO_TRANSPORT' };
+const VARIABLE: Record<PluginKind, string> = {
+  registry: 'MICRO_REGISTRY',
+  broker: 'MICRO_BROKER',
+  transport: 'MICRO_TRANSPORT',
+};
 
 /** Every descriptor in the catalog (or in a bundle's copy of it). */
 export function descriptors(): PluginDescriptor[] {
@@ -63,7 +67,8 @@ export function available<K extends PluginKind>(kind: K, platform: Platform): By
 /** Names for help text: `local (default), memory, nats`. */
 export function pluginNames(kind: PluginKind, platform: Platform = 'node'): string {
   const seen = new Map<string, boolean>();
-  for (const d of available(kind, platform)) seen.set(d.name, seen.get(d.name) || (d.defaultOn?.includes(platform) ?? false));
+  for (const d of available(kind, platform))
+    seen.set(d.name, seen.get(d.name) || (d.defaultOn?.includes(platform) ?? false));
   return [...seen].map(([name, isDefault]) => (isDefault ? `${name} (default)` : name)).join(', ');
 }
 
@@ -71,16 +76,25 @@ export function pluginNames(kind: PluginKind, platform: Platform = 'node'): stri
  * The descriptor `name` picks for `kind` on `platform`; with no name, the platform's default (undefined when
  * it has none). An unknown name, or one that does not run here, is a ConfigError listing what does.
  */
-export function choose<K extends PluginKind>(kind: K, name: string | undefined, platform: Platform): ByKind[K] | undefined {
+export function choose<K extends PluginKind>(
+  kind: K,
+  name: string | undefined,
+  platform: Platform,
+): ByKind[K] | undefined {
   const here = available(kind, platform);
   if (name === undefined) return here.find((d) => d.defaultOn?.includes(platform));
   const found = here.find((d) => d.name === name);
   if (found) return found;
   const elsewhere = descriptors().find((d) => d.kind === kind && d.name === name);
   const names = [...new Set(here.map((d) => d.name))].join(', ') || 'none';
-  if (elsewhere) throw new ConfigError(`${VARIABLE[kind]}=${name} does not run on ${platform} (it runs on ${elsewhere.platforms.join(', ')}); here: ${names}`);
+  if (elsewhere)
+    throw new ConfigError(
+      `${VARIABLE[kind]}=${name} does not run on ${platform} (it runs on ${elsewhere.platforms.join(', ')}); here: ${names}`,
+    );
   if (bundled !== undefined) {
-    throw new ConfigError(`${VARIABLE[kind]}=${name}: this bundle carries only the plugins its configuration chose when it was built (${bundled || 'none'}); build or deploy it with ${VARIABLE[kind]}=${name} in its environment`);
+    throw new ConfigError(
+      `${VARIABLE[kind]}=${name}: this bundle carries only the plugins its configuration chose when it was built (${bundled || 'none'}); build or deploy it with ${VARIABLE[kind]}=${name} in its environment`,
+    );
   }
   throw new ConfigError(`${VARIABLE[kind]} must be one of ${names}; got "${name}"`);
 }
@@ -118,7 +132,9 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
   const context = contextOf(env, config, platform, options.broker ?? {});
   const opened: { close?(): Promise<void> }[] = [];
   try {
-    const transports = await Promise.all(chosen.filter((d): d is TransportPlugin => d.kind === 'transport').map((d) => d.create(context)));
+    const transports = await Promise.all(
+      chosen.filter((d): d is TransportPlugin => d.kind === 'transport').map((d) => d.create(context)),
+    );
     opened.push(...transports);
     context.http = transports.find((t) => t.schemes.includes('http'));
     const registryPlugin = chosen.find((d): d is RegistryPlugin => d.kind === 'registry');

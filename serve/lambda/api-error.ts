@@ -39,5 +39,7 @@ export const apiErrors = {
 
 /** The message Lambda gives while a function is being created or updated. */
 export function updateInProgress(arn: string): LambdaApiError {
-  return apiErrors.conflict(`The operation cannot be performed at this time. An update is in progress for resource: ${arn}`);
+  return apiErrors.conflict(
+    `The operation cannot be performed at this time. An update is in progress for resource: ${arn}`,
+  );
 }

@@ -5,7 +5,14 @@
  * `{"topic","body","metadata"}` event. The message is acked once the function succeeded and nakked otherwise,
  * so the broker redelivers it and dead-letters it as it does for the local target.
  */
-import { schemeOf, type BrokerMessage, type Env, type NodeRecord, type Registry, type Subscription } from '../../runtime/core/index.js';
+import {
+  schemeOf,
+  type BrokerMessage,
+  type Env,
+  type NodeRecord,
+  type Registry,
+  type Subscription,
+} from '../../runtime/core/index.js';
 import { createLambdaTransport } from '../../runtime/plugins/lambda/transport.js';
 
 export interface LambdaBridgeOptions {
@@ -61,9 +68,11 @@ export class LambdaBridge {
 
   async #watch(): Promise<void> {
     try {
-      for await (const event of this.#options.registry.watch({ signal: this.#stop.signal })) void this.#queue(event.service.name);
+      for await (const event of this.#options.registry.watch({ signal: this.#stop.signal }))
+        void this.#queue(event.service.name);
     } catch (err) {
-      if (!this.#stop.signal.aborted) this.#options.log(`the Lambda bridge stopped following the registry: ${(err as Error).message}`);
+      if (!this.#stop.signal.aborted)
+        this.#options.log(`the Lambda bridge stopped following the registry: ${(err as Error).message}`);
     }
   }
 
@@ -79,7 +88,14 @@ export class LambdaBridge {
   async #reconcile(name: string): Promise<void> {
     const versions = await this.#options.registry.getService(name);
     const nodes = versions.flatMap((v) => v.nodes).filter((n) => schemeOf(n.address) === 'lambda');
-    const topics = new Set(nodes.length === 0 ? [] : versions.flatMap((v) => v.endpoints).filter((e) => e.metadata.subscriber === 'true').map((e) => e.name));
+    const topics = new Set(
+      nodes.length === 0
+        ? []
+        : versions
+            .flatMap((v) => v.endpoints)
+            .filter((e) => e.metadata.subscriber === 'true')
+            .map((e) => e.name),
+    );
     const bridged = this.#bridged.get(name) ?? { nodes, topics: new Map<string, Subscription>() };
     bridged.nodes = nodes;
     this.#bridged.set(name, bridged);
@@ -92,7 +108,9 @@ export class LambdaBridge {
     for (const topic of topics) {
       if (bridged.topics.has(topic)) continue;
       bridged.topics.set(topic, await this.#options.trigger(name, topic, (message) => this.#deliver(name, message)));
-      this.#options.log(`bridging topic ${topic} to Lambda function ${name} (${nodes.map((n) => n.address).join(', ')})`);
+      this.#options.log(
+        `bridging topic ${topic} to Lambda function ${name} (${nodes.map((n) => n.address).join(', ')})`,
+      );
     }
     if (bridged.topics.size === 0) this.#bridged.delete(name);
   }
@@ -102,7 +120,10 @@ export class LambdaBridge {
     const node = nodes[Math.floor(Math.random() * nodes.length)];
     if (!node) return false;
     const outcome = await this.#transport.deliver(node, message);
-    if (!outcome.ok) this.#options.log(`Lambda function ${name} failed message ${message.id} on ${message.topic}: ${JSON.stringify(outcome.error)}`);
+    if (!outcome.ok)
+      this.#options.log(
+        `Lambda function ${name} failed message ${message.id} on ${message.topic}: ${JSON.stringify(outcome.error)}`,
+      );
     return outcome.ok;
   }
 }

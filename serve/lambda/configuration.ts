@@ -38,7 +38,10 @@ export interface FunctionConfiguration {
 }
 
 /** The settings a create or a configuration update may change. */
-export type Settings = Pick<FunctionConfiguration, 'Runtime' | 'Role' | 'Handler' | 'Description' | 'Timeout' | 'MemorySize' | 'Environment'>;
+export type Settings = Pick<
+  FunctionConfiguration,
+  'Runtime' | 'Role' | 'Handler' | 'Description' | 'Timeout' | 'MemorySize' | 'Environment'
+>;
 
 /** `arn:aws:lambda:REGION:000000000000:function:NAME` */
 export function functionArn(region: string, name: string): string {
@@ -51,7 +54,12 @@ export function lastModified(): string {
 }
 
 /** A new configuration, `Pending` until its first environment is ready. */
-export function newConfiguration(region: string, name: string, settings: Settings, code: { sha256: string; size: number }): FunctionConfiguration {
+export function newConfiguration(
+  region: string,
+  name: string,
+  settings: Settings,
+  code: { sha256: string; size: number },
+): FunctionConfiguration {
   return {
     FunctionName: name,
     FunctionArn: functionArn(region, name),
@@ -76,18 +84,24 @@ export function newConfiguration(region: string, name: string, settings: Setting
 export function readSettings(body: Record<string, unknown>, existing?: Settings): Settings {
   const text = (field: string, fallback?: string): string => {
     const value = body[field] ?? fallback;
-    if (typeof value !== 'string' || value === '') throw apiErrors.invalidParameter(`${field} is required and must be a string`);
+    if (typeof value !== 'string' || value === '')
+      throw apiErrors.invalidParameter(`${field} is required and must be a string`);
     return value;
   };
   const whole = (field: string, min: number, max: number, fallback: number): number => {
     const value = body[field] ?? fallback;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      throw apiErrors.invalidParameter(`1 validation error detected: Value '${String(value)}' at '${field[0]!.toLowerCase()}${field.slice(1)}' failed to satisfy constraint: Member must have value between ${min} and ${max}`);
+      throw apiErrors.invalidParameter(
+        `1 validation error detected: Value '${String(value)}' at '${field[0]!.toLowerCase()}${field.slice(1)}' failed to satisfy constraint: Member must have value between ${min} and ${max}`,
+      );
     }
     return value;
   };
   const runtime = text('Runtime', existing?.Runtime);
-  if (!runtime.startsWith('nodejs')) throw apiErrors.invalidParameter(`the local Lambda endpoint of micro-fn serve runs Node.js functions only (nodejs20.x, nodejs22.x, ...); got ${runtime}`);
+  if (!runtime.startsWith('nodejs'))
+    throw apiErrors.invalidParameter(
+      `the local Lambda endpoint of micro-fn serve runs Node.js functions only (nodejs20.x, nodejs22.x, ...); got ${runtime}`,
+    );
   const description = body.Description ?? existing?.Description ?? '';
   if (typeof description !== 'string') throw apiErrors.invalidParameter('Description must be a string');
   return {
@@ -104,7 +118,11 @@ export function readSettings(body: Record<string, unknown>, existing?: Settings)
 function readEnvironment(value: unknown, existing: Settings['Environment']): Pick<Settings, 'Environment'> {
   if (value === undefined) return existing ? { Environment: existing } : {};
   const variables = (value as { Variables?: unknown } | null)?.Variables ?? {};
-  if (typeof variables !== 'object' || variables === null || Object.values(variables).some((v) => typeof v !== 'string')) {
+  if (
+    typeof variables !== 'object' ||
+    variables === null ||
+    Object.values(variables).some((v) => typeof v !== 'string')
+  ) {
     throw apiErrors.invalidParameter('Environment.Variables must map names to strings');
   }
   return { Environment: { Variables: { ...(variables as Record<string, string>) } } };
@@ -113,5 +131,14 @@ function readEnvironment(value: unknown, existing: Settings['Environment']): Pic
 /** What decides whether PublishVersion makes a new version: the code and the settings. */
 export function fingerprint(config: FunctionConfiguration): string {
   const { CodeSha256, Runtime, Role, Handler, Description, Timeout, MemorySize, Environment } = config;
-  return JSON.stringify([CodeSha256, Runtime, Role, Handler, Description, Timeout, MemorySize, Environment?.Variables ?? {}]);
+  return JSON.stringify([
+    CodeSha256,
+    Runtime,
+    Role,
+    Handler,
+    Description,
+    Timeout,
+    MemorySize,
+    Environment?.Variables ?? {},
+  ]);
 }

@@ -27,7 +27,8 @@ export const LAMBDA_API_PREFIX = '/2015-03-31/';
 /** Largest request body: a 50 MB zip, base64 in JSON. */
 const MAX_BODY = 70 * 1024 * 1024;
 
-const ROUTE = /^\/2015-03-31\/functions(?:\/([^/]+)(?:\/(configuration|code|versions|aliases|invocations)(?:\/([^/]+))?)?)?\/?$/;
+const ROUTE =
+  /^\/2015-03-31\/functions(?:\/([^/]+)(?:\/(configuration|code|versions|aliases|invocations)(?:\/([^/]+))?)?)?\/?$/;
 const INVOCATION_TYPES = new Set(['RequestResponse', 'Event', 'DryRun']);
 
 interface Reply {
@@ -46,7 +47,12 @@ export class LambdaEndpoint {
   readonly #functions: Functions;
 
   constructor(options: LambdaEndpointOptions) {
-    this.#functions = new Functions({ dir: options.dir, defaults: options.defaults ?? {}, maxEnvironments: options.maxEnvironments ?? 4, log: options.log ?? (() => {}) });
+    this.#functions = new Functions({
+      dir: options.dir,
+      defaults: options.defaults ?? {},
+      maxEnvironments: options.maxEnvironments ?? 4,
+      log: options.log ?? (() => {}),
+    });
   }
 
   /** Answers one request to the API. Never throws: failures are AWS error responses. */
@@ -77,35 +83,63 @@ export class LambdaEndpoint {
       if (method !== 'POST') throw notImplemented(method, url.pathname);
       const body = await readJson(req, MAX_BODY);
       const name = typeof body.FunctionName === 'string' ? functionRef(body.FunctionName).name : '';
-      if (body.Publish === true) throw apiErrors.invalidParameter('Publish is not supported by the local endpoint: call PublishVersion once the function is Active');
+      if (body.Publish === true)
+        throw apiErrors.invalidParameter(
+          'Publish is not supported by the local endpoint: call PublishVersion once the function is Active',
+        );
       return { status: 201, body: await fns.create(regionOf(req), name, readSettings(body), zipFile(body.Code)) };
     }
     const { name } = target;
     const route = `${method} ${part ?? ''}${sub === undefined ? '' : '/'}`;
     switch (route) {
       case 'GET ':
-        return { status: 200, body: { Configuration: fns.get(name, qualifier), Code: { RepositoryType: 'S3' }, Tags: {} } };
+        return {
+          status: 200,
+          body: { Configuration: fns.get(name, qualifier), Code: { RepositoryType: 'S3' }, Tags: {} },
+        };
       case 'GET configuration':
         return { status: 200, body: fns.get(name, qualifier) };
       case 'PUT code': {
         const body = await readJson(req, MAX_BODY);
-        if (body.Publish === true || body.DryRun === true) throw apiErrors.invalidParameter('Publish and DryRun are not supported by the local endpoint: call PublishVersion once the update is done');
+        if (body.Publish === true || body.DryRun === true)
+          throw apiErrors.invalidParameter(
+            'Publish and DryRun are not supported by the local endpoint: call PublishVersion once the update is done',
+          );
         return { status: 200, body: await fns.updateCode(name, zipFile(body)) };
       }
       case 'PUT configuration':
-        return { status: 200, body: fns.updateConfiguration(name, readSettings(await readJson(req, MAX_BODY), fns.get(name))) };
+        return {
+          status: 200,
+          body: fns.updateConfiguration(name, readSettings(await readJson(req, MAX_BODY), fns.get(name))),
+        };
       case 'POST versions': {
         const body = await readJson(req, MAX_BODY);
-        return { status: 201, body: fns.publish(name, optional(body.CodeSha256, 'CodeSha256'), optional(body.Description, 'Description')) };
+        return {
+          status: 201,
+          body: fns.publish(name, optional(body.CodeSha256, 'CodeSha256'), optional(body.Description, 'Description')),
+        };
       }
       case 'POST aliases': {
         const body = await readJson(req, MAX_BODY);
-        const alias = fns.createAlias(name, required(body.Name, 'Name'), required(body.FunctionVersion, 'FunctionVersion'), optional(body.Description, 'Description'));
+        const alias = fns.createAlias(
+          name,
+          required(body.Name, 'Name'),
+          required(body.FunctionVersion, 'FunctionVersion'),
+          optional(body.Description, 'Description'),
+        );
         return { status: 201, body: alias };
       }
       case 'PUT aliases/': {
         const body = await readJson(req, MAX_BODY);
-        return { status: 200, body: fns.updateAlias(name, decodeURIComponent(sub!), optional(body.FunctionVersion, 'FunctionVersion'), optional(body.Description, 'Description')) };
+        return {
+          status: 200,
+          body: fns.updateAlias(
+            name,
+            decodeURIComponent(sub!),
+            optional(body.FunctionVersion, 'FunctionVersion'),
+            optional(body.Description, 'Description'),
+          ),
+        };
       }
       case 'POST invocations':
         return this.#invoke(req, name, qualifier ?? undefined);
@@ -116,9 +150,13 @@ export class LambdaEndpoint {
   /** Invoke: RequestResponse (200, the payload), Event (202, runs after the answer) or DryRun (204). */
   async #invoke(req: IncomingMessage, name: string, qualifier: string | undefined): Promise<Reply> {
     const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
-    if (!INVOCATION_TYPES.has(type)) throw apiErrors.invalidParameter(`X-Amz-Invocation-Type must be RequestResponse, Event or DryRun; got ${type}`);
+    if (!INVOCATION_TYPES.has(type))
+      throw apiErrors.invalidParameter(`X-Amz-Invocation-Type must be RequestResponse, Event or DryRun; got ${type}`);
     const payload = await readBody(req, MAX_RESPONSE_BYTES);
-    if (payload === undefined) throw apiErrors.tooLarge(`Request must be smaller than ${MAX_RESPONSE_BYTES} bytes for the InvokeFunction operation`);
+    if (payload === undefined)
+      throw apiErrors.tooLarge(
+        `Request must be smaller than ${MAX_RESPONSE_BYTES} bytes for the InvokeFunction operation`,
+      );
     const text = payload.byteLength === 0 ? '{}' : payload.toString('utf8');
     try {
       JSON.parse(text);
@@ -129,7 +167,11 @@ export class LambdaEndpoint {
     const version = { 'x-amz-executed-version': config.Version };
     if (type === 'DryRun') return { status: 204, headers: version };
     const context = header(req, 'x-amz-client-context');
-    const run = pool.invoke(Buffer.from(text), randomUUID(), context && Buffer.from(context, 'base64').toString('utf8'));
+    const run = pool.invoke(
+      Buffer.from(text),
+      randomUUID(),
+      context && Buffer.from(context, 'base64').toString('utf8'),
+    );
     if (type === 'Event') {
       // Lambda queues it and answers at once; a failure shows in the function's log only.
       void run.catch(() => {});
@@ -138,14 +180,17 @@ export class LambdaEndpoint {
     const { result, tail } = await run;
     const headers: Record<string, string> = { ...version };
     if (header(req, 'x-amz-log-type') === 'Tail') headers['x-amz-log-result'] = Buffer.from(tail).toString('base64');
-    if ('error' in result) return { status: 200, headers: { ...headers, 'x-amz-function-error': 'Unhandled' }, body: result.error };
+    if ('error' in result)
+      return { status: 200, headers: { ...headers, 'x-amz-function-error': 'Unhandled' }, body: result.error };
     return { status: 200, headers, body: Buffer.from(result.payload) };
   }
 }
 
 /** A function named by name, partial ARN or ARN, with an optional `:qualifier`. */
 function functionRef(text: string): { name: string; qualifier?: string } {
-  const match = /^(?:arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(text);
+  const match = /^(?:arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(
+    text,
+  );
   if (!match) throw apiErrors.invalidParameter(`"${text}" is not a function name or ARN`);
   return { name: match[1]!, ...(match[2] ? { qualifier: match[2] } : {}) };
 }
@@ -157,12 +202,14 @@ function regionOf(req: IncomingMessage): string {
 
 function zipFile(code: unknown): Uint8Array {
   const zip = (code as { ZipFile?: unknown } | undefined)?.ZipFile;
-  if (typeof zip !== 'string' || zip === '') throw apiErrors.invalidParameter('the local endpoint takes the code as ZipFile (no S3 object or container image)');
+  if (typeof zip !== 'string' || zip === '')
+    throw apiErrors.invalidParameter('the local endpoint takes the code as ZipFile (no S3 object or container image)');
   return Buffer.from(zip, 'base64');
 }
 
 function required(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value === '') throw apiErrors.invalidParameter(`${field} is required and must be a string`);
+  if (typeof value !== 'string' || value === '')
+    throw apiErrors.invalidParameter(`${field} is required and must be a string`);
   return value;
 }
 
@@ -208,13 +255,21 @@ async function readJson(req: IncomingMessage, max: number): Promise<Record<strin
 }
 
 function failure(err: unknown): Reply {
-  const error = err instanceof LambdaApiError ? err : apiErrors.service(`the local Lambda endpoint failed: ${(err as Error)?.message ?? String(err)}`);
+  const error =
+    err instanceof LambdaApiError
+      ? err
+      : apiErrors.service(`the local Lambda endpoint failed: ${(err as Error)?.message ?? String(err)}`);
   return { status: error.status, body: error.toJSON(), headers: { 'x-amzn-errortype': error.type } };
 }
 
 function send(res: ServerResponse, reply: Reply): void {
   if (res.headersSent) return void res.destroy();
-  const body = reply.body === undefined ? undefined : Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(JSON.stringify(reply.body));
+  const body =
+    reply.body === undefined
+      ? undefined
+      : Buffer.isBuffer(reply.body)
+        ? reply.body
+        : Buffer.from(JSON.stringify(reply.body));
   res.writeHead(reply.status, {
     'x-amzn-requestid': randomUUID(),
     ...reply.headers,

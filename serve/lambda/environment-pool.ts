@@ -74,7 +74,10 @@ export class EnvironmentPool {
       const ms = performance.now() - started;
       this.#flush(slot);
       this.#line(slot, `END RequestId: ${requestId}`);
-      this.#line(slot, `REPORT RequestId: ${requestId}\tDuration: ${ms.toFixed(2)} ms\tBilled Duration: ${Math.ceil(ms)} ms\tMemory Size: ${memoryMb} MB`);
+      this.#line(
+        slot,
+        `REPORT RequestId: ${requestId}\tDuration: ${ms.toFixed(2)} ms\tBilled Duration: ${Math.ceil(ms)} ms\tMemory Size: ${memoryMb} MB`,
+      );
       const bytes = Buffer.from(slot.text);
       return { result, tail: bytes.subarray(Math.max(0, bytes.byteLength - TAIL_BYTES)).toString() };
     } finally {
@@ -85,12 +88,14 @@ export class EnvironmentPool {
   /** Takes no more invocations, lets those already handed over finish, then stops every environment. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#slots.some((s) => s.busy) || this.#waiting.length > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    if (this.#slots.some((s) => s.busy) || this.#waiting.length > 0)
+      await new Promise<void>((resolve) => (this.#drained = resolve));
     await Promise.all(this.#slots.splice(0).map((s) => s.env.close()));
   }
 
   async #acquire(): Promise<Slot> {
-    if (this.#closed) throw new Error(`the environments of ${this.options.functionName} were replaced; invoke it again`);
+    if (this.#closed)
+      throw new Error(`the environments of ${this.options.functionName} were replaced; invoke it again`);
     const idle = this.#slots.find((s) => !s.busy);
     if (idle) {
       idle.busy = true;

@@ -81,9 +81,15 @@ export class LambdaEnvironment {
   }
 
   /** Runs one event (JSON, or the payload's bytes) and resolves with the payload or the error. */
-  async invoke(event: unknown, options: { timeoutMs?: number; requestId?: string; clientContext?: string } = {}): Promise<InvokeResult> {
+  async invoke(
+    event: unknown,
+    options: { timeoutMs?: number; requestId?: string; clientContext?: string } = {},
+  ): Promise<InvokeResult> {
     if (this.#closing) throw new Error(`the Lambda environment of ${this.#options.functionName} is closed`);
-    const result = this.#api.invoke(event, { ...options, timeoutMs: options.timeoutMs ?? this.#options.timeoutMs ?? 3000 });
+    const result = this.#api.invoke(event, {
+      ...options,
+      timeoutMs: options.timeoutMs ?? this.#options.timeoutMs ?? 3000,
+    });
     // An init error kept from the last start answers the event at once; otherwise someone must take it.
     if (!this.#child && this.#api.pending > 0) this.#spawn();
     return result;
@@ -122,14 +128,19 @@ export class LambdaEnvironment {
     };
     // The heap capped below the memory size, as Lambda's Node.js runtime does, so a function that would run out
     // of memory there runs out here too. The RIC loads the handler from its working directory.
-    const child = spawn(process.execPath, [`--max-old-space-size=${Math.floor(memory * 0.9)}`, this.#ric, env._HANDLER!], {
-      cwd: o.taskRoot,
-      env,
-      stdio: ['ignore', o.onOutput ? 'pipe' : 'ignore', o.onOutput ? 'pipe' : 'ignore'],
-    });
+    const child = spawn(
+      process.execPath,
+      [`--max-old-space-size=${Math.floor(memory * 0.9)}`, this.#ric, env._HANDLER!],
+      {
+        cwd: o.taskRoot,
+        env,
+        stdio: ['ignore', o.onOutput ? 'pipe' : 'ignore', o.onOutput ? 'pipe' : 'ignore'],
+      },
+    );
     this.#child = child;
     this.#api.runtimeStarting();
-    if (o.onOutput) for (const stream of [child.stdout!, child.stderr!]) stream.setEncoding('utf8').on('data', o.onOutput);
+    if (o.onOutput)
+      for (const stream of [child.stdout!, child.stderr!]) stream.setEncoding('utf8').on('data', o.onOutput);
     const ended = (reason: string): void => {
       if (this.#child !== child) return;
       this.#child = undefined;
@@ -144,7 +155,9 @@ export class LambdaEnvironment {
     });
     // 'exit' may not follow a failed spawn.
     child.once('error', (err) => ended(`error: ${err.message}`));
-    child.once('exit', (code, signal) => ended(signal ? `signal: ${signal === 'SIGKILL' ? 'killed' : signal}` : `exit status ${code}`));
+    child.once('exit', (code, signal) =>
+      ended(signal ? `signal: ${signal === 'SIGKILL' ? 'killed' : signal}` : `exit status ${code}`),
+    );
   }
 }
 
@@ -153,6 +166,8 @@ export function runtimeInterfaceClient(): string {
   try {
     return join(dirname(createRequire(import.meta.url).resolve('aws-lambda-ric/package.json')), 'bin', 'index.mjs');
   } catch {
-    throw new UserError('running Lambda functions locally needs the AWS Lambda runtime interface client, which was not built here: install cmake, autoconf, automake, libtool and g++, then npm install aws-lambda-ric');
+    throw new UserError(
+      'running Lambda functions locally needs the AWS Lambda runtime interface client, which was not built here: install cmake, autoconf, automake, libtool and g++, then npm install aws-lambda-ric',
+    );
   }
 }

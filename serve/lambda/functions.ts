@@ -10,7 +10,13 @@ import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { apiErrors, updateInProgress } from './api-error.js';
-import { fingerprint, lastModified, newConfiguration, type FunctionConfiguration, type Settings } from './configuration.js';
+import {
+  fingerprint,
+  lastModified,
+  newConfiguration,
+  type FunctionConfiguration,
+  type Settings,
+} from './configuration.js';
 import { EnvironmentPool } from './environment-pool.js';
 import { unzip } from '../../adapters/lambda/zip.js';
 
@@ -63,11 +69,19 @@ export class Functions {
 
   /** CreateFunction: unpacks the code now (a bad zip is refused here), starts its first environment after. */
   async create(region: string, name: string, settings: Settings, zipFile: Uint8Array): Promise<FunctionConfiguration> {
-    if (!/^[a-zA-Z0-9-_]{1,64}$/.test(name)) throw apiErrors.invalidParameter(`FunctionName must be 1 to 64 letters, digits, dashes or underscores; got "${name}"`);
+    if (!/^[a-zA-Z0-9-_]{1,64}$/.test(name))
+      throw apiErrors.invalidParameter(
+        `FunctionName must be 1 to 64 letters, digits, dashes or underscores; got "${name}"`,
+      );
     if (this.#functions.has(name)) throw apiErrors.conflict(`Function already exist: ${name}`);
     const code = await this.#unpack(name, zipFile);
     const config = newConfiguration(region, name, settings, code);
-    const fn: LambdaFunction = { arn: config.FunctionArn, latest: { config, taskRoot: code.taskRoot }, versions: new Map(), aliases: new Map() };
+    const fn: LambdaFunction = {
+      arn: config.FunctionArn,
+      latest: { config, taskRoot: code.taskRoot },
+      versions: new Map(),
+      aliases: new Map(),
+    };
     this.#functions.set(name, fn);
     this.#settle(fn);
     return config;
@@ -97,7 +111,9 @@ export class Functions {
     const fn = this.#idle(name);
     const latest = fn.latest.config;
     if (codeSha256 !== undefined && codeSha256 !== latest.CodeSha256) {
-      throw apiErrors.preconditionFailed(`CodeSHA256 (${codeSha256}) is different from current CodeSHA256 in $LATEST (${latest.CodeSha256}). Please try again with the CodeSHA256 in $LATEST.`);
+      throw apiErrors.preconditionFailed(
+        `CodeSHA256 (${codeSha256}) is different from current CodeSHA256 in $LATEST (${latest.CodeSha256}). Please try again with the CodeSHA256 in $LATEST.`,
+      );
     }
     const last = [...fn.versions.values()].at(-1);
     if (last && fingerprint(last.config) === fingerprint(latest)) return last.config;
@@ -117,10 +133,19 @@ export class Functions {
   /** CreateAlias. */
   createAlias(name: string, alias: string, version: string, description = ''): AliasConfiguration {
     const fn = this.#function(name);
-    if (!ALIAS.test(alias)) throw apiErrors.invalidParameter(`Name must be letters, digits, dashes or underscores, not only digits; got "${alias}"`);
+    if (!ALIAS.test(alias))
+      throw apiErrors.invalidParameter(
+        `Name must be letters, digits, dashes or underscores, not only digits; got "${alias}"`,
+      );
     if (fn.aliases.has(alias)) throw apiErrors.conflict(`Alias already exists: ${fn.arn}:${alias}`);
     this.#warm(this.#version(fn, version));
-    const config: AliasConfiguration = { AliasArn: `${fn.arn}:${alias}`, Name: alias, FunctionVersion: version, Description: description, RevisionId: randomUUID() };
+    const config: AliasConfiguration = {
+      AliasArn: `${fn.arn}:${alias}`,
+      Name: alias,
+      FunctionVersion: version,
+      Description: description,
+      RevisionId: randomUUID(),
+    };
     fn.aliases.set(alias, config);
     return config;
   }
@@ -131,7 +156,12 @@ export class Functions {
     const current = fn.aliases.get(alias);
     if (!current) throw apiErrors.notFound(`Alias not found: ${fn.arn}:${alias}`);
     if (version !== undefined) this.#warm(this.#version(fn, version));
-    const config: AliasConfiguration = { ...current, FunctionVersion: version ?? current.FunctionVersion, Description: description ?? current.Description, RevisionId: randomUUID() };
+    const config: AliasConfiguration = {
+      ...current,
+      FunctionVersion: version ?? current.FunctionVersion,
+      Description: description ?? current.Description,
+      RevisionId: randomUUID(),
+    };
     fn.aliases.set(alias, config);
     const used = new Set([...fn.aliases.values()].map((a) => a.FunctionVersion));
     for (const [number, state] of fn.versions) {
@@ -156,7 +186,9 @@ export class Functions {
     const state = this.#resolve(name, qualifier);
     const { config } = state;
     if (config.State !== 'Active') {
-      throw apiErrors.conflict(`The operation cannot be performed at this time. The function is currently in the following state: ${config.State}`);
+      throw apiErrors.conflict(
+        `The operation cannot be performed at this time. The function is currently in the following state: ${config.State}`,
+      );
     }
     state.pool ??= this.#pool(config, state.taskRoot);
     return { config, pool: state.pool };
@@ -164,7 +196,9 @@ export class Functions {
 
   /** Stops every environment and removes the unpacked code. */
   async close(): Promise<void> {
-    const pools = [...this.#functions.values()].flatMap((fn) => [fn.latest, ...fn.versions.values()]).map((s) => s.pool);
+    const pools = [...this.#functions.values()]
+      .flatMap((fn) => [fn.latest, ...fn.versions.values()])
+      .map((s) => s.pool);
     this.#functions.clear();
     await Promise.allSettled([...pools, ...this.#settling].map((pool) => pool?.close()));
     await rm(this.#options.dir, { recursive: true, force: true });
@@ -192,7 +226,8 @@ export class Functions {
 
   #resolve(name: string, qualifier?: string): VersionState {
     const fn = this.#function(name);
-    if (qualifier === undefined || qualifier === '$LATEST' || /^[0-9]+$/.test(qualifier)) return this.#version(fn, qualifier ?? '$LATEST');
+    if (qualifier === undefined || qualifier === '$LATEST' || /^[0-9]+$/.test(qualifier))
+      return this.#version(fn, qualifier ?? '$LATEST');
     const alias = fn.aliases.get(qualifier);
     if (!alias) throw apiErrors.notFound(`Function not found: ${fn.arn}:${qualifier}`);
     return this.#version(fn, alias.FunctionVersion);
@@ -200,7 +235,12 @@ export class Functions {
 
   #update(fn: LambdaFunction, changes: Partial<FunctionConfiguration>): FunctionConfiguration {
     const config = fn.latest.config;
-    Object.assign(config, changes, { LastModified: lastModified(), RevisionId: randomUUID(), LastUpdateStatus: 'InProgress', LastUpdateStatusReason: 'The function is being updated.' });
+    Object.assign(config, changes, {
+      LastModified: lastModified(),
+      RevisionId: randomUUID(),
+      LastUpdateStatus: 'InProgress',
+      LastUpdateStatusReason: 'The function is being updated.',
+    });
     delete config.LastUpdateStatusReasonCode;
     this.#settle(fn);
     return structuredClone(config);
@@ -227,8 +267,13 @@ export class Functions {
         this.#settling.delete(pool);
         void pool.close();
         const reason = `the execution environment could not start: ${err.message}`;
-        if (config.State === 'Pending') Object.assign(config, { State: 'Failed', StateReason: reason, StateReasonCode: 'InternalError' });
-        Object.assign(config, { LastUpdateStatus: 'Failed', LastUpdateStatusReason: reason, LastUpdateStatusReasonCode: 'InternalError' });
+        if (config.State === 'Pending')
+          Object.assign(config, { State: 'Failed', StateReason: reason, StateReasonCode: 'InternalError' });
+        Object.assign(config, {
+          LastUpdateStatus: 'Failed',
+          LastUpdateStatusReason: reason,
+          LastUpdateStatusReasonCode: 'InternalError',
+        });
       },
     );
   }
@@ -255,7 +300,9 @@ export class Functions {
     try {
       entries = unzip(zipFile);
     } catch (err) {
-      throw apiErrors.invalidParameter(`Could not unzip uploaded file. Please check your file, then try to upload again. (${(err as Error).message})`);
+      throw apiErrors.invalidParameter(
+        `Could not unzip uploaded file. Please check your file, then try to upload again. (${(err as Error).message})`,
+      );
     }
     await (this.#sdkLinked ??= linkSdk(this.#options.dir));
     const hash = createHash('sha256').update(zipFile).digest();

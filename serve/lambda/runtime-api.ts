@@ -146,7 +146,13 @@ export class RuntimeApi {
     this.#endInit();
     const inv = this.#current ?? (phase === 'init' ? this.#queue.shift() : undefined);
     if (!inv) return;
-    this.#finish(inv, { requestId: inv.id, error: { errorType: 'Runtime.ExitError', errorMessage: `RequestId: ${inv.id} Error: Runtime exited with error: ${reason}` } });
+    this.#finish(inv, {
+      requestId: inv.id,
+      error: {
+        errorType: 'Runtime.ExitError',
+        errorMessage: `RequestId: ${inv.id} Error: Runtime exited with error: ${reason}`,
+      },
+    });
   }
 
   /** Stops serving; invocations still queued or running are rejected. */
@@ -169,8 +175,10 @@ export class RuntimeApi {
   #route(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '';
     if (req.method === 'GET' && url === `${PREFIX}/invocation/next`) return this.#next(res);
-    if (req.method === 'POST' && url === `${PREFIX}/init/error`) return void readJson(req, res, (body, type) => this.#onInitError(res, asError(body, type)));
-    const match = req.method === 'POST' ? /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(url) : null;
+    if (req.method === 'POST' && url === `${PREFIX}/init/error`)
+      return void readJson(req, res, (body, type) => this.#onInitError(res, asError(body, type)));
+    const match =
+      req.method === 'POST' ? /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(url) : null;
     if (!match) return reply(res, 404, { errorType: 'NotFound', errorMessage: `no route for ${req.method} ${url}` });
     let id: string;
     try {
@@ -180,7 +188,12 @@ export class RuntimeApi {
     }
     const inv = this.#current?.id === id ? this.#current : undefined;
     // Not running: unknown, finished, or timed out while the runtime still worked on it.
-    if (!inv) return void req.resume().on('end', () => reply(res, 400, { errorType: 'InvalidRequestID', errorMessage: `invocation ${id} is not running` }));
+    if (!inv)
+      return void req
+        .resume()
+        .on('end', () =>
+          reply(res, 400, { errorType: 'InvalidRequestID', errorMessage: `invocation ${id} is not running` }),
+        );
     if (match[2] === 'error') {
       return readJson(req, res, (body, type) => {
         this.#finish(inv, { requestId: id, error: asError(body, type) });
@@ -189,8 +202,17 @@ export class RuntimeApi {
     }
     readBody(req, (body) => {
       if (body === undefined) {
-        this.#finish(inv, { requestId: id, error: { errorType: 'Function.ResponseSizeTooLarge', errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).` } });
-        return reply(res, 413, { errorType: 'RequestEntityTooLarge', errorMessage: `the response is larger than ${MAX_RESPONSE_BYTES} bytes` });
+        this.#finish(inv, {
+          requestId: id,
+          error: {
+            errorType: 'Function.ResponseSizeTooLarge',
+            errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
+          },
+        });
+        return reply(res, 413, {
+          errorType: 'RequestEntityTooLarge',
+          errorMessage: `the response is larger than ${MAX_RESPONSE_BYTES} bytes`,
+        });
       }
       this.#finish(inv, { requestId: id, payload: body });
       accepted(res);
@@ -217,7 +239,13 @@ export class RuntimeApi {
     const deadline = Date.now() + inv.options.timeoutMs;
     inv.timer = setTimeout(() => {
       const seconds = (inv.options.timeoutMs / 1000).toFixed(2);
-      this.#finish(inv, { requestId: inv.id, error: { errorType: 'Sandbox.Timedout', errorMessage: `RequestId: ${inv.id} Error: Task timed out after ${seconds} seconds` } });
+      this.#finish(inv, {
+        requestId: inv.id,
+        error: {
+          errorType: 'Sandbox.Timedout',
+          errorMessage: `RequestId: ${inv.id} Error: Task timed out after ${seconds} seconds`,
+        },
+      });
       this.#options.onTimeout?.(inv.id);
     }, inv.options.timeoutMs);
     const headers: Record<string, string> = {
@@ -251,7 +279,9 @@ export class RuntimeApi {
 
 /** An X-Ray trace header, as Lambda passes one to every invocation. */
 function traceId(): string {
-  const epoch = Math.floor(Date.now() / 1000).toString(16).padStart(8, '0');
+  const epoch = Math.floor(Date.now() / 1000)
+    .toString(16)
+    .padStart(8, '0');
   return `Root=1-${epoch}-${randomBytes(12).toString('hex')};Parent=${randomBytes(8).toString('hex')};Sampled=0`;
 }
 
@@ -267,9 +297,17 @@ function readBody(req: IncomingMessage, done: (body: string | undefined) => void
 }
 
 /** Reads an error report: its JSON body (any JSON, possibly none) and `Lambda-Runtime-Function-Error-Type`. */
-function readJson(req: IncomingMessage, res: ServerResponse, done: (body: unknown, type: string | undefined) => void): void {
+function readJson(
+  req: IncomingMessage,
+  res: ServerResponse,
+  done: (body: unknown, type: string | undefined) => void,
+): void {
   readBody(req, (text) => {
-    if (text === undefined) return reply(res, 413, { errorType: 'RequestEntityTooLarge', errorMessage: `the error report is larger than ${MAX_RESPONSE_BYTES} bytes` });
+    if (text === undefined)
+      return reply(res, 413, {
+        errorType: 'RequestEntityTooLarge',
+        errorMessage: `the error report is larger than ${MAX_RESPONSE_BYTES} bytes`,
+      });
     let body: unknown;
     try {
       body = text ? JSON.parse(text) : undefined;
@@ -284,7 +322,10 @@ function readJson(req: IncomingMessage, res: ServerResponse, done: (body: unknow
 /** The error a runtime reported, in the shape Invoke returns; the header's type stands in for a missing body. */
 function asError(body: unknown, type: string | undefined): LambdaError {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Partial<LambdaError> & { stackTrace?: string[] };
-  const error: LambdaError = { errorType: typeof b.errorType === 'string' ? b.errorType : (type ?? 'Runtime.Unknown'), errorMessage: typeof b.errorMessage === 'string' ? b.errorMessage : '' };
+  const error: LambdaError = {
+    errorType: typeof b.errorType === 'string' ? b.errorType : (type ?? 'Runtime.Unknown'),
+    errorMessage: typeof b.errorMessage === 'string' ? b.errorMessage : '',
+  };
   const trace = b.trace ?? b.stackTrace;
   if (Array.isArray(trace)) error.trace = trace.map(String);
   return error;

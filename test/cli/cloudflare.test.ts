@@ -36,7 +36,9 @@ cloudflare.before(async () => {
     req.on('end', () => {
       requests.push({ method: req.method!, path: req.url!, body });
       const result = req.url!.endsWith('/workers/subdomain') ? { subdomain: 'my-team' } : {};
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ success: true, errors: [], messages: [], result }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ success: true, errors: [], messages: [], result }));
     });
   });
   await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
@@ -55,26 +57,53 @@ cloudflare.after(async () => {
   scratch.cleanup();
 });
 
-cloudflare('uploads the Worker, registers its workers.dev address, and a call reaches it through the registry', async () => {
-  const outdir = join(scratch.home, 'worker');
-  const deployed = JSON.parse((await ok(['deploy', 'examples/helloworld', '--target', 'cloudflare', '--outdir', outdir, '--json'])).stdout) as { address: string };
-  assert.is(deployed.address, 'https://helloworld.my-team.workers.dev');
-  const upload = requests.find((r) => r.method === 'PUT');
-  assert.is(upload?.path, '/client/v4/accounts/acc123/workers/scripts/helloworld');
-  assert.match(upload!.body, /"main_module":"index\.mjs"/);
-  const [record] = JSON.parse((await ok(['describe', 'helloworld', '--json'])).stdout) as { nodes: { address: string }[] }[];
-  assert.equal(record!.nodes.map((n) => n.address), ['https://helloworld.my-team.workers.dev']);
+cloudflare(
+  'uploads the Worker, registers its workers.dev address, and a call reaches it through the registry',
+  async () => {
+    const outdir = join(scratch.home, 'worker');
+    const deployed = JSON.parse(
+      (await ok(['deploy', 'examples/helloworld', '--target', 'cloudflare', '--outdir', outdir, '--json'])).stdout,
+    ) as { address: string };
+    assert.is(deployed.address, 'https://helloworld.my-team.workers.dev');
+    const upload = requests.find((r) => r.method === 'PUT');
+    assert.is(upload?.path, '/client/v4/accounts/acc123/workers/scripts/helloworld');
+    assert.match(upload!.body, /"main_module":"index\.mjs"/);
+    const [record] = JSON.parse((await ok(['describe', 'helloworld', '--json'])).stdout) as {
+      nodes: { address: string }[];
+    }[];
+    assert.equal(
+      record!.nodes.map((n) => n.address),
+      ['https://helloworld.my-team.workers.dev'],
+    );
 
-  // The uploaded modules, run by workerd; registered under --url (a custom domain) in place of workers.dev.
-  const modules = readdirSync(outdir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.mjs')).map((f) => ({ type: 'ESModule' as const, path: join(outdir, f) }));
-  const mf = new Miniflare({ modules, modulesRoot: outdir, compatibilityDate: COMPATIBILITY_DATE, host: '127.0.0.1', port: 0 });
-  workers.push(mf);
-  const url = (await withTimeout(mf.ready, 30_000, 'workerd')).origin;
-  await ok(['deploy', 'examples/helloworld', '--target', 'cloudflare', '--outdir', outdir, '--url', url]);
-  const [moved] = JSON.parse((await ok(['describe', 'helloworld', '--json'])).stdout) as { nodes: { address: string }[] }[];
-  assert.equal(moved!.nodes.map((n) => n.address), [url], 'a redeploy replaces the node');
-  assert.is((await ok(['call', 'helloworld', 'Greeter.Hello', '{"name":"Ada"}'])).stdout, '{"message":"Hello Ada"}\n');
-});
+    // The uploaded modules, run by workerd; registered under --url (a custom domain) in place of workers.dev.
+    const modules = readdirSync(outdir, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.mjs'))
+      .map((f) => ({ type: 'ESModule' as const, path: join(outdir, f) }));
+    const mf = new Miniflare({
+      modules,
+      modulesRoot: outdir,
+      compatibilityDate: COMPATIBILITY_DATE,
+      host: '127.0.0.1',
+      port: 0,
+    });
+    workers.push(mf);
+    const url = (await withTimeout(mf.ready, 30_000, 'workerd')).origin;
+    await ok(['deploy', 'examples/helloworld', '--target', 'cloudflare', '--outdir', outdir, '--url', url]);
+    const [moved] = JSON.parse((await ok(['describe', 'helloworld', '--json'])).stdout) as {
+      nodes: { address: string }[];
+    }[];
+    assert.equal(
+      moved!.nodes.map((n) => n.address),
+      [url],
+      'a redeploy replaces the node',
+    );
+    assert.is(
+      (await ok(['call', 'helloworld', 'Greeter.Hello', '{"name":"Ada"}'])).stdout,
+      '{"message":"Hello Ada"}\n',
+    );
+  },
+);
 
 cloudflare('--dry-run writes the bundle, the upload metadata and a wrangler.toml, and registers nothing', async () => {
   const outdir = join(scratch.home, 'dry');
@@ -91,10 +120,16 @@ cloudflare('--dry-run writes the bundle, the upload metadata and a wrangler.toml
 });
 
 cloudflare('refuses flags of other targets, and missing credentials, in one line', async () => {
-  const pool = await cli(['deploy', 'examples/helloworld', '--target', 'cloudflare', '--pool', '2'], env, { timeout: 30_000 });
+  const pool = await cli(['deploy', 'examples/helloworld', '--target', 'cloudflare', '--pool', '2'], env, {
+    timeout: 30_000,
+  });
   assert.equal([pool.code, pool.stderr.trim().split('\n').length], [1, 1]);
   assert.match(pool.stderr, '--pool is not an option of --target cloudflare; it is for --target local');
-  const bare = await cli(['deploy', 'examples/helloworld', '--target', 'cloudflare'], { MICRO_FN_HOME: scratch.home }, { timeout: 60_000 });
+  const bare = await cli(
+    ['deploy', 'examples/helloworld', '--target', 'cloudflare'],
+    { MICRO_FN_HOME: scratch.home },
+    { timeout: 60_000 },
+  );
   assert.is(bare.code, 1);
   assert.match(bare.stderr, /CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN/);
 });

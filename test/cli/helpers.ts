@@ -39,16 +39,26 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 /** Runs `micro-fn ...args` to completion; kills it after `timeout` ms. */
-export function cli(args: string[], env: Record<string, string>, options: { input?: string; timeout?: number } = {}): Promise<Result> {
+export function cli(
+  args: string[],
+  env: Record<string, string>,
+  options: { input?: string; timeout?: number } = {},
+): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: root,
+      env: childEnv(env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`micro-fn ${args.join(' ')} did not exit within ${options.timeout ?? 15000} ms; stderr: ${stderr}`));
+      reject(
+        new Error(`micro-fn ${args.join(' ')} did not exit within ${options.timeout ?? 15000} ms; stderr: ${stderr}`),
+      );
     }, options.timeout ?? 15000);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -72,7 +82,11 @@ export interface Running {
 
 /** Starts `micro-fn ...args` and leaves it running. */
 export function start(args: string[], env: Record<string, string>): Running {
-  const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd: root,
+    env: childEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   const listeners = new Set<() => void>();
   child.stderr!.on('data', (d: Buffer) => {
@@ -117,7 +131,8 @@ export function start(args: string[], env: Record<string, string>): Running {
       });
       const code = await Promise.race([exit, killed]);
       clearTimeout(timer);
-      if (code === null && child.exitCode === null) throw new Error(`process did not exit within ${ms} ms; stderr: ${err}`);
+      if (code === null && child.exitCode === null)
+        throw new Error(`process did not exit within ${ms} ms; stderr: ${err}`);
       return code;
     },
     kill() {

@@ -54,7 +54,12 @@ invoke('keeps stdout for the reply when the function logs, and hides a crash beh
   assert.match(talk.stderr, /chatter on stdout/);
   const crash = await cli(['invoke', 'test/fixtures/noisy', 'Noisy.Crash'], env);
   assert.is(crash.code, 1);
-  assert.equal(lastJson(crash.stderr), { id: 'noisy', code: 500, detail: 'internal server error', status: 'Internal Server Error' });
+  assert.equal(lastJson(crash.stderr), {
+    id: 'noisy',
+    code: 500,
+    detail: 'internal server error',
+    status: 'Internal Server Error',
+  });
 });
 
 invoke('gives the handler a client that reaches the configured registry and broker', async () => {
@@ -75,7 +80,10 @@ invoke('rebuilds when the function file changes', async () => {
   const dir = `${scratch.home}/fn`;
   mkdirSync(dir, { recursive: true });
   const write = (word: string) =>
-    writeFileSync(`${dir}/index.ts`, `import { defineFunction } from 'micro-fn';\nexport default defineFunction({ name: 'w', handlers: { W: { Say: () => '${word}' } } });\n`);
+    writeFileSync(
+      `${dir}/index.ts`,
+      `import { defineFunction } from 'micro-fn';\nexport default defineFunction({ name: 'w', handlers: { W: { Say: () => '${word}' } } });\n`,
+    );
   write('first');
   assert.is((await cli(['invoke', dir, 'W.Say'], env)).stdout, '"first"\n');
   write('second!');
@@ -101,7 +109,12 @@ invoke('prints one clear line for a user mistake, no stack', async () => {
 
 invoke('prints the error JSON for a user mistake with --json', async () => {
   const r = await cli(['invoke', 'nope', 'A.B', '--json'], env);
-  assert.equal(JSON.parse(r.stderr), { id: 'micro-fn', code: 400, detail: 'nope: no such file or folder', status: 'Bad Request' });
+  assert.equal(JSON.parse(r.stderr), {
+    id: 'micro-fn',
+    code: 400,
+    detail: 'nope: no such file or folder',
+    status: 'Bad Request',
+  });
 });
 
 invoke('has --help for itself and for the CLI', async () => {

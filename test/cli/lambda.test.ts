@@ -32,7 +32,12 @@ const lambda = suite('micro-fn deploy --target lambda');
 lambda.before(async () => {
   scratch = tempHome();
   // Dummy credentials and a region, as a user would have them; nothing leaves 127.0.0.1.
-  env = { MICRO_FN_HOME: scratch.home, AWS_ACCESS_KEY_ID: 'AKIDTEST', AWS_SECRET_ACCESS_KEY: 'secret', AWS_REGION: 'us-east-1' };
+  env = {
+    MICRO_FN_HOME: scratch.home,
+    AWS_ACCESS_KEY_ID: 'AKIDTEST',
+    AWS_SECRET_ACCESS_KEY: 'secret',
+    AWS_REGION: 'us-east-1',
+  };
   serve = start(['serve', '--address', '127.0.0.1:0'], env);
   gateway = (await serve.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
 });
@@ -46,18 +51,48 @@ lambda.after(async () => {
 lambda("deploys helloworld to serve's Lambda API, and micro-fn call reaches it through the registry", async () => {
   const deployed = await ok(['deploy', 'examples/helloworld', '--target', 'lambda', '--endpoint', gateway]);
   assert.match(deployed.stderr, /creating helloworld in us-east-1 at http:\/\/127\.0\.0\.1:\d+\n/);
-  assert.match(deployed.stderr, /deployed helloworld \(Greeter\.Hello\) at lambda:\/\/us-east-1\/helloworld:live, version 1, in \d+ ms/);
+  assert.match(
+    deployed.stderr,
+    /deployed helloworld \(Greeter\.Hello\) at lambda:\/\/us-east-1\/helloworld:live, version 1, in \d+ ms/,
+  );
   assert.is((await ok(['call', 'helloworld', 'Greeter.Hello', '{"name":"Ada"}'])).stdout, '{"message":"Hello Ada"}\n');
   const bad = await cli(['call', 'helloworld', 'Greeter.Hello', '{}'], env, { timeout: 30_000 });
   assert.is(bad.code, 1);
-  assert.equal(lastJson(bad.stderr), { id: 'helloworld', code: 400, detail: 'name is required', status: 'Bad Request' });
-  const [described] = JSON.parse((await ok(['describe', 'helloworld', '--json'])).stdout) as { nodes: { address: string }[] }[];
-  assert.equal(described!.nodes.map((n) => n.address), ['lambda://us-east-1/helloworld:live']);
+  assert.equal(lastJson(bad.stderr), {
+    id: 'helloworld',
+    code: 400,
+    detail: 'name is required',
+    status: 'Bad Request',
+  });
+  const [described] = JSON.parse((await ok(['describe', 'helloworld', '--json'])).stdout) as {
+    nodes: { address: string }[];
+  }[];
+  assert.equal(
+    described!.nodes.map((n) => n.address),
+    ['lambda://us-east-1/helloworld:live'],
+  );
   assert.match(logOf('helloworld'), /REPORT RequestId: [0-9a-f-]{36}\tDuration/);
 
-  const redeployed = await ok(['deploy', 'examples/helloworld', '--target', 'lambda', '--endpoint', gateway, '--memory', '256', '--timeout', '10s']);
-  assert.match(redeployed.stderr, /updating the code of helloworld.*\nupdating the configuration of helloworld\npublished version 2\nmoved alias live to version 2\n/);
-  assert.is((await ok(['call', 'helloworld', 'Greeter.Hello', '{"name":"again"}'])).stdout, '{"message":"Hello again"}\n');
+  const redeployed = await ok([
+    'deploy',
+    'examples/helloworld',
+    '--target',
+    'lambda',
+    '--endpoint',
+    gateway,
+    '--memory',
+    '256',
+    '--timeout',
+    '10s',
+  ]);
+  assert.match(
+    redeployed.stderr,
+    /updating the code of helloworld.*\nupdating the configuration of helloworld\npublished version 2\nmoved alias live to version 2\n/,
+  );
+  assert.is(
+    (await ok(['call', 'helloworld', 'Greeter.Hello', '{"name":"again"}'])).stdout,
+    '{"message":"Hello again"}\n',
+  );
 });
 
 lambda('a function on the local target calls the Lambda-hosted one through the registry', async () => {
@@ -68,24 +103,44 @@ lambda('a function on the local target calls the Lambda-hosted one through the r
 
 lambda('runs a Lambda function once per published message, and dead-letters one that keeps failing', async () => {
   await ok(['deploy', 'test/fixtures/lambda-events', '--target', 'lambda', '--endpoint', gateway]);
-  await serve.waitFor(/bridging topic orders\.placed to Lambda function lambda-events \(lambda:\/\/us-east-1\/lambda-events:live\)/);
+  await serve.waitFor(
+    /bridging topic orders\.placed to Lambda function lambda-events \(lambda:\/\/us-east-1\/lambda-events:live\)/,
+  );
   await ok(['publish', 'orders.placed', '{"id":1,"ok":true}']);
   await eventually(() => /order 1 handled/.test(logOf('lambda-events')), 20_000, 'the order handled');
   await ok(['publish', 'orders.placed', '{"id":2,"ok":false}']);
   let letters: { body: string }[] = [];
-  await eventually(async () => {
-    letters = JSON.parse((await ok(['dlq', 'orders.placed', '--json'])).stdout);
-    return letters.length === 1;
-  }, 30_000, 'the dead letter');
+  await eventually(
+    async () => {
+      letters = JSON.parse((await ok(['dlq', 'orders.placed', '--json'])).stdout);
+      return letters.length === 1;
+    },
+    30_000,
+    'the dead letter',
+  );
   assert.equal(JSON.parse(letters[0]!.body), { id: 2, ok: false });
-  const attempts = () => serve.stderr().match(/Lambda function lambda-events failed message \S+ on orders\.placed: .*"order 2 is not ok"/g)?.length ?? 0;
+  const attempts = () =>
+    serve.stderr().match(/Lambda function lambda-events failed message \S+ on orders\.placed: .*"order 2 is not ok"/g)
+      ?.length ?? 0;
   await eventually(() => attempts() >= 5, 5000, 'five failed attempts reported');
   assert.is(attempts(), 5);
   assert.is(logOf('lambda-events').match(/order 1 handled/g)?.length, 1, 'the good order once');
 });
 
 lambda('--dry-run builds and prints the plan without reaching AWS or the registry', async () => {
-  const r = await ok(['deploy', 'examples/events', '--target', 'lambda', '--dry-run', '--role', 'arn:aws:iam::123456789012:role/fn', '--alias', 'prod', '--env', 'SLACK_URL=https://hooks.example']);
+  const r = await ok([
+    'deploy',
+    'examples/events',
+    '--target',
+    'lambda',
+    '--dry-run',
+    '--role',
+    'arn:aws:iam::123456789012:role/fn',
+    '--alias',
+    'prod',
+    '--env',
+    'SLACK_URL=https://hooks.example',
+  ]);
   assert.is(
     r.stdout,
     [
@@ -97,14 +152,25 @@ lambda('--dry-run builds and prints the plan without reaching AWS or the registr
       '',
     ].join('\n'),
   );
-  assert.ok(r.stderr.includes(`built events for Lambda: ${join(scratch.home, 'builds', 'lambda', 'events', 'function.zip')}`), r.stderr);
+  assert.ok(
+    r.stderr.includes(`built events for Lambda: ${join(scratch.home, 'builds', 'lambda', 'events', 'function.zip')}`),
+    r.stderr,
+  );
   const names = (JSON.parse((await ok(['services', '--json'])).stdout) as { name: string }[]).map((s) => s.name);
   assert.not.ok(names.includes('events'), names.join(','));
 });
 
 lambda('documents the Lambda flags in --help, and refuses the local-only ones in one line', async () => {
   const help = (await ok(['deploy', '--help'])).stdout;
-  for (const flag of ['--role ARN', '--region REGION', '--alias NAME', '--endpoint URL', '--dry-run', 'AWS_ENDPOINT_URL_LAMBDA']) assert.ok(help.includes(flag), flag);
+  for (const flag of [
+    '--role ARN',
+    '--region REGION',
+    '--alias NAME',
+    '--endpoint URL',
+    '--dry-run',
+    'AWS_ENDPOINT_URL_LAMBDA',
+  ])
+    assert.ok(help.includes(flag), flag);
   const r = await cli(['deploy', 'examples/helloworld', '--target', 'lambda', '--pool', '2'], env);
   assert.is(r.code, 1);
   assert.is(r.stderr.trim(), 'micro-fn: --pool is not an option of --target lambda; it is for --target local');

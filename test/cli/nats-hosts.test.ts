@@ -53,8 +53,13 @@ if (natsAvailable()) {
     await ok(['deploy', 'examples/helloworld', '--runtime', a.gateway], a.env);
     const r = await ok(['call', 'helloworld', 'Greeter.Hello', '{"name":"Ada"}'], b.env);
     assert.is(r.stdout, '{"message":"Hello Ada"}\n');
-    const [record] = JSON.parse((await ok(['describe', 'helloworld', '--json'], b.env)).stdout) as { nodes: { address: string }[] }[];
-    assert.equal(record!.nodes.map((n) => n.address), [a.gateway]);
+    const [record] = JSON.parse((await ok(['describe', 'helloworld', '--json'], b.env)).stdout) as {
+      nodes: { address: string }[];
+    }[];
+    assert.equal(
+      record!.nodes.map((n) => n.address),
+      [a.gateway],
+    );
   });
 
   hosts('a function bundle reaches the NATS registry when its handler calls out', async () => {
@@ -64,20 +69,28 @@ if (natsAvailable()) {
     assert.equal(JSON.parse(r.stdout), { published: true, called: 404 });
   });
 
-  hosts('micro-fn run on NATS core: each one-shot instance takes exactly one message (max 1 on the server)', async () => {
-    const env = { MICRO_FN_HOME: homes[0]!.home, MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: nats.url, MICRO_BROKER: 'nats' };
-    const runs = [start(['run', 'examples/events'], env), start(['run', 'examples/events'], env)];
-    try {
-      await Promise.all(runs.map((r) => r.waitFor(/listening on/)));
-      await ok(['publish', 'user.created', '{"id":1}'], env);
-      await ok(['publish', 'user.created', '{"id":2}'], env);
-      assert.equal(await Promise.all(runs.map((r) => r.exited(15_000))), [0, 0]);
-      const handled = runs.map((r) => /user (\d) created/.exec(r.stderr())?.[1]).sort();
-      assert.equal(handled, ['1', '2'], 'one message each');
-    } finally {
-      for (const r of runs) r.kill();
-    }
-  });
+  hosts(
+    'micro-fn run on NATS core: each one-shot instance takes exactly one message (max 1 on the server)',
+    async () => {
+      const env = {
+        MICRO_FN_HOME: homes[0]!.home,
+        MICRO_REGISTRY: 'nats',
+        MICRO_REGISTRY_ADDRESS: nats.url,
+        MICRO_BROKER: 'nats',
+      };
+      const runs = [start(['run', 'examples/events'], env), start(['run', 'examples/events'], env)];
+      try {
+        await Promise.all(runs.map((r) => r.waitFor(/listening on/)));
+        await ok(['publish', 'user.created', '{"id":1}'], env);
+        await ok(['publish', 'user.created', '{"id":2}'], env);
+        assert.equal(await Promise.all(runs.map((r) => r.exited(15_000))), [0, 0]);
+        const handled = runs.map((r) => /user (\d) created/.exec(r.stderr())?.[1]).sort();
+        assert.equal(handled, ['1', '2'], 'one message each');
+      } finally {
+        for (const r of runs) r.kill();
+      }
+    },
+  );
 
   hosts('events are spread across both hosts, each message handled once', async () => {
     const [a, b] = serves;
@@ -86,7 +99,8 @@ if (natsAvailable()) {
     const dir = mkdtempSync(join(tmpdir(), 'micro-fn-spread-'));
     try {
       for (let i = 0; i < 24; i++) await ok(['publish', 'work.spread', JSON.stringify({ dir, i })], a!.env);
-      const lines = () => (existsSync(join(dir, 'handled')) ? readFileSync(join(dir, 'handled'), 'utf8').trim().split('\n') : []);
+      const lines = () =>
+        existsSync(join(dir, 'handled')) ? readFileSync(join(dir, 'handled'), 'utf8').trim().split('\n') : [];
       await eventually(() => lines().length >= 24, 30_000, '24 messages handled');
       const perHost = homes.slice(0, 2).map((h) => lines().filter((l) => l === h.home).length);
       assert.is(lines().length, 24, 'each message once');
@@ -106,7 +120,10 @@ if (natsAvailable()) {
       victim.proc.kill(); // SIGKILL: no goodbye to NATS, the delivery is left unsettled
       await eventually(() => existsSync(join(dir, 'attempt-2.home')), 15_000, 'the redelivery');
       const second = readFileSync(join(dir, 'attempt-2.home'), 'utf8');
-      assert.ok(second !== first && homes.some((h) => h.home === second), `handled again by the other host (${first} then ${second})`);
+      assert.ok(
+        second !== first && homes.some((h) => h.home === second),
+        `handled again by the other host (${first} then ${second})`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -56,7 +56,9 @@ events('gives a message to the next instance when the one handling it is killed'
     await second.waitFor(/listening on/);
     await eventually(() => existsSync(join(dir, 'attempt-2')), 15000, 'the redelivery');
     assert.is(await second.exited(), 0);
-    assert.ok(Number(readFileSync(join(dir, 'attempt-2'), 'utf8')) !== Number(readFileSync(join(dir, 'attempt-1'), 'utf8')));
+    assert.ok(
+      Number(readFileSync(join(dir, 'attempt-2'), 'utf8')) !== Number(readFileSync(join(dir, 'attempt-1'), 'utf8')),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,15 @@ import { start, tempHome, type Running } from './helpers.js';
 import { withTimeout } from '../helpers.js';
 
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-  withTimeout(fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } }), 10000, `POST ${url}`);
+  withTimeout(
+    fetch(url, {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', ...headers },
+    }),
+    10000,
+    `POST ${url}`,
+  );
 
 // ---
 const run = suite('micro-fn run');
@@ -43,22 +51,25 @@ run('delivers the whole reply before the process exits', async () => {
   assert.is(await fn.exited(), 0);
 });
 
-run('answers health probes without using up the invocation, and refuses a concurrent second request with 503', async () => {
-  const fn = launch(['test/fixtures/big']);
-  const [, address] = await fn.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-  for (let i = 0; i < 3; i++) {
-    const health = await withTimeout(fetch(`${address}/health`), 5000);
-    assert.is(health.status, 200);
-    await health.arrayBuffer();
-  }
-  const slow = post(`${address}/big/Big.Slow`, { ms: 300 });
-  await new Promise((r) => setTimeout(r, 100));
-  const second = await post(`${address}/big/Big.Slow`, { ms: 1 });
-  assert.is(second.status, 503);
-  assert.is(JSON.parse(second.headers.get('micro-error')!).code, 503);
-  assert.equal(await (await slow).json(), { slept: 300 });
-  assert.is(await fn.exited(), 0);
-});
+run(
+  'answers health probes without using up the invocation, and refuses a concurrent second request with 503',
+  async () => {
+    const fn = launch(['test/fixtures/big']);
+    const [, address] = await fn.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+    for (let i = 0; i < 3; i++) {
+      const health = await withTimeout(fetch(`${address}/health`), 5000);
+      assert.is(health.status, 200);
+      await health.arrayBuffer();
+    }
+    const slow = post(`${address}/big/Big.Slow`, { ms: 300 });
+    await new Promise((r) => setTimeout(r, 100));
+    const second = await post(`${address}/big/Big.Slow`, { ms: 1 });
+    assert.is(second.status, 503);
+    assert.is(JSON.parse(second.headers.get('micro-error')!).code, 503);
+    assert.equal(await (await slow).json(), { slept: 300 });
+    assert.is(await fn.exited(), 0);
+  },
+);
 
 run('exits 1 after answering with the error JSON when the handler fails', async () => {
   const fn = launch(['examples/helloworld']);

@@ -26,11 +26,17 @@ const ok = async (args: string[]) => {
 };
 
 const post = (path: string, body: string, headers: Record<string, string> = {}) =>
-  withTimeout(fetch(`${gateway}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } }), 15000, `POST ${path}`);
+  withTimeout(
+    fetch(`${gateway}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } }),
+    15000,
+    `POST ${path}`,
+  );
 
 /** A deployed function's pool figures, as `Runtime.List` reports them. */
 async function poolStats(name: string): Promise<{ warm: number; starting: number } | undefined> {
-  const { functions } = (await (await post('/micro-fn/Runtime.List', '{}')).json()) as { functions: { name: string; stats: { warm: number; starting: number } }[] };
+  const { functions } = (await (await post('/micro-fn/Runtime.List', '{}')).json()) as {
+    functions: { name: string; stats: { warm: number; starting: number } }[];
+  };
   return functions.find((f) => f.name === name)?.stats;
 }
 
@@ -58,11 +64,16 @@ local('deploys helloworld and answers a call through the registry', async () => 
   const services = await ok(['services', '--json']);
   const names = (JSON.parse(services.stdout) as { name: string }[]).map((s) => s.name);
   assert.ok(names.includes('helloworld') && names.includes('micro-fn'), names.join(','));
-  const [described] = JSON.parse((await ok(['describe', 'helloworld', '--json'])).stdout) as { endpoints: { name: string }[]; nodes: { address: string }[] }[];
-  assert.equal(described!.endpoints.map((e) => e.name), ['Greeter.Hello']);
+  const [described] = JSON.parse((await ok(['describe', 'helloworld', '--json'])).stdout) as {
+    endpoints: { name: string }[];
+    nodes: { address: string }[];
+  }[];
+  assert.equal(
+    described!.endpoints.map((e) => e.name),
+    ['Greeter.Hello'],
+  );
   assert.is(described!.nodes[0]!.address, gateway);
 });
-
 
 local('runs every invocation in a fresh, single-use process', async () => {
   await ok(['deploy', 'test/fixtures/big', '--pool', '2']);
@@ -98,42 +109,66 @@ local('gives a function process only the environment it declares plus MICRO_*, a
   await ok(['deploy', 'test/fixtures/big', '--env', 'GREETING=hi', '--memory', '128']);
   const { keys, greeting } = (await (await post('/big/Big.Env', '{}')).json()) as { keys: string[]; greeting: string };
   assert.is(greeting, 'hi');
-  assert.equal(keys.filter((k) => !k.startsWith('MICRO_')), ['GREETING'], keys.join(','));
+  assert.equal(
+    keys.filter((k) => !k.startsWith('MICRO_')),
+    ['GREETING'],
+    keys.join(','),
+  );
   const hog = await post('/big/Big.Hog', '{}');
   assert.is(hog.status, 500);
-  assert.match(((await hog.json()) as { detail: string }).detail, /crashed: its process used \d+ MiB, over its memory limit/);
+  assert.match(
+    ((await hog.json()) as { detail: string }).detail,
+    /crashed: its process used \d+ MiB, over its memory limit/,
+  );
   assert.is((await post('/big/Big.Pid', '{}')).status, 200, 'the spawner keeps serving');
 });
 
-local('answers errors as error JSON: bad request, unknown service and endpoint, malformed JSON, oversize body', async () => {
-  const bad = await cli(['call', 'helloworld', 'Greeter.Hello', '{}'], env);
-  assert.is(bad.code, 1);
-  assert.equal(lastJson(bad.stderr), { id: 'helloworld', code: 400, detail: 'name is required', status: 'Bad Request' });
-  const nobody = await cli(['call', 'nobody', 'X.Y', '{}'], env);
-  assert.is((lastJson(nobody.stderr) as { code: number }).code, 404);
-  const noEndpoint = await post('/helloworld/Greeter.Bye', '{}');
-  assert.is(noEndpoint.status, 404);
-  assert.match(((await noEndpoint.json()) as { detail: string }).detail, /Greeter.Bye/);
-  const unknown = await post('/', '{}', { 'Micro-Service': 'nobody', 'Micro-Endpoint': 'X.Y' });
-  assert.is(unknown.status, 404);
-  assert.is(JSON.parse(unknown.headers.get('micro-error')!).code, 404);
-  const malformed = await post('/helloworld/Greeter.Hello', '{"name":');
-  assert.is(malformed.status, 400);
-  assert.is(((await malformed.json()) as { code: number }).code, 400);
-  const big = await post('/helloworld/Greeter.Hello', JSON.stringify({ name: 'x'.repeat(2 << 20) }));
-  assert.is(big.status, 413);
-  assert.is(((await big.json()) as { code: number }).code, 413);
-});
+local(
+  'answers errors as error JSON: bad request, unknown service and endpoint, malformed JSON, oversize body',
+  async () => {
+    const bad = await cli(['call', 'helloworld', 'Greeter.Hello', '{}'], env);
+    assert.is(bad.code, 1);
+    assert.equal(lastJson(bad.stderr), {
+      id: 'helloworld',
+      code: 400,
+      detail: 'name is required',
+      status: 'Bad Request',
+    });
+    const nobody = await cli(['call', 'nobody', 'X.Y', '{}'], env);
+    assert.is((lastJson(nobody.stderr) as { code: number }).code, 404);
+    const noEndpoint = await post('/helloworld/Greeter.Bye', '{}');
+    assert.is(noEndpoint.status, 404);
+    assert.match(((await noEndpoint.json()) as { detail: string }).detail, /Greeter.Bye/);
+    const unknown = await post('/', '{}', { 'Micro-Service': 'nobody', 'Micro-Endpoint': 'X.Y' });
+    assert.is(unknown.status, 404);
+    assert.is(JSON.parse(unknown.headers.get('micro-error')!).code, 404);
+    const malformed = await post('/helloworld/Greeter.Hello', '{"name":');
+    assert.is(malformed.status, 400);
+    assert.is(((await malformed.json()) as { code: number }).code, 400);
+    const big = await post('/helloworld/Greeter.Hello', JSON.stringify({ name: 'x'.repeat(2 << 20) }));
+    assert.is(big.status, 413);
+    assert.is(((await big.json()) as { code: number }).code, 413);
+  },
+);
 
 local('answers a crash with 500 and keeps serving', async () => {
   await ok(['deploy', 'test/fixtures/noisy']);
   const crash = await post('/noisy/Noisy.Crash', '{}');
   assert.is(crash.status, 500);
-  assert.equal(await crash.json(), { id: 'noisy', code: 500, detail: 'internal server error', status: 'Internal Server Error' });
+  assert.equal(await crash.json(), {
+    id: 'noisy',
+    code: 500,
+    detail: 'internal server error',
+    status: 'Internal Server Error',
+  });
   const talk = await post('/noisy/Noisy.Talk', '{}');
   assert.equal(await talk.json(), { ok: true });
   // Its output was captured, tagged with the function and the invocation id.
-  await eventually(() => /noisy \S+ stdout: chatter on stdout/.test(readFileSync(join(scratch.home, 'logs', 'noisy.log'), 'utf8')), 5000, 'the log line');
+  await eventually(
+    () => /noisy \S+ stdout: chatter on stdout/.test(readFileSync(join(scratch.home, 'logs', 'noisy.log'), 'utf8')),
+    5000,
+    'the log line',
+  );
   const logs = await ok(['logs', 'noisy']);
   assert.match(logs.stdout, /chatter on stdout/);
 });
@@ -176,7 +211,13 @@ local('swaps a redeployed version without failing invocations in flight', async 
 local('runs the events function once per published message', async () => {
   await ok(['deploy', 'examples/events']);
   await ok(['publish', 'user.created', '{"id":1}']);
-  await eventually(() => existsSync(join(scratch.home, 'logs', 'events.log')) && /user 1 created/.test(readFileSync(join(scratch.home, 'logs', 'events.log'), 'utf8')), 10000, 'the events log');
+  await eventually(
+    () =>
+      existsSync(join(scratch.home, 'logs', 'events.log')) &&
+      /user 1 created/.test(readFileSync(join(scratch.home, 'logs', 'events.log'), 'utf8')),
+    10000,
+    'the events log',
+  );
   const log = readFileSync(join(scratch.home, 'logs', 'events.log'), 'utf8');
   assert.is(log.match(/user 1 created/g)!.length, 1);
 });
@@ -201,16 +242,24 @@ local('dead-letters a message that always fails, and replays it', async () => {
   try {
     await ok(['publish', 'work.poison', JSON.stringify({ dir })]);
     let letters: { body: string }[] = [];
-    await eventually(async () => {
-      letters = JSON.parse((await ok(['dlq', 'work.poison', '--json'])).stdout);
-      return letters.length === 1;
-    }, 15000, 'the dead letter');
+    await eventually(
+      async () => {
+        letters = JSON.parse((await ok(['dlq', 'work.poison', '--json'])).stdout);
+        return letters.length === 1;
+      },
+      15000,
+      'the dead letter',
+    );
     assert.equal(JSON.parse(letters[0]!.body), { dir });
     const attempts = readFileSync(join(dir, 'poison'), 'utf8').trim().split('\n');
     assert.equal(attempts, ['1', '2', '3', '4', '5']);
     const replay = await ok(['dlq', 'work.poison', '--replay', '--json']);
     assert.equal(JSON.parse(replay.stdout), { replayed: 1 });
-    await eventually(() => readFileSync(join(dir, 'poison'), 'utf8').trim().split('\n').length === 10, 15000, 'the replayed attempts');
+    await eventually(
+      () => readFileSync(join(dir, 'poison'), 'utf8').trim().split('\n').length === 10,
+      15000,
+      'the replayed attempts',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -221,7 +270,8 @@ local('a burst of messages past the concurrency limit and queue waits for slots:
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-work-'));
   try {
     await Promise.all(Array.from({ length: 12 }, (_, i) => ok(['publish', 'work.spread', JSON.stringify({ dir, i })])));
-    const lines = () => (existsSync(join(dir, 'handled')) ? readFileSync(join(dir, 'handled'), 'utf8').trim().split('\n') : []);
+    const lines = () =>
+      existsSync(join(dir, 'handled')) ? readFileSync(join(dir, 'handled'), 'utf8').trim().split('\n') : [];
     await eventually(() => lines().length >= 12, 20000, '12 messages handled');
     await sleep(300);
     assert.is(lines().length, 12, 'each message once');
@@ -250,13 +300,20 @@ local('shares the registry with a second serve without corrupting it', async () 
   assert.match(ambiguous.stderr, /2 micro-fn serve runtimes are registered .*choose one with --runtime URL/);
   await ok(['deploy', 'examples/helloworld', '--runtime', address]);
   for (let i = 0; i < 10; i++) await ok(['call', 'helloworld', 'Greeter.Hello', `{"name":"n${i}"}`]);
-  const [control] = JSON.parse((await ok(['describe', 'micro-fn', '--json'])).stdout) as { nodes: { address: string }[] }[];
+  const [control] = JSON.parse((await ok(['describe', 'micro-fn', '--json'])).stdout) as {
+    nodes: { address: string }[];
+  }[];
   assert.equal(control!.nodes.map((n) => n.address).sort(), [gateway, address].sort());
   for (const file of walk(join(scratch.home, 'registry'))) JSON.parse(readFileSync(file, 'utf8'));
   second.child.kill('SIGTERM');
   assert.is(await second.exited(10000), 0);
-  const [after] = JSON.parse((await ok(['describe', 'micro-fn', '--json'])).stdout) as { nodes: { address: string }[] }[];
-  assert.equal(after!.nodes.map((n) => n.address), [gateway]);
+  const [after] = JSON.parse((await ok(['describe', 'micro-fn', '--json'])).stdout) as {
+    nodes: { address: string }[];
+  }[];
+  assert.equal(
+    after!.nodes.map((n) => n.address),
+    [gateway],
+  );
 });
 
 local.run();
@@ -271,7 +328,9 @@ function alive(pid: number): boolean {
 }
 
 function walk(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
+  );
 }
 
 // ---

@@ -48,13 +48,25 @@ for (const template of ['rpc', 'event']) {
     const name = `my-${template}`;
     const r = await cli(['new', join(relative(root, work), name), '--template', template], { MICRO_FN_HOME: work });
     assert.is(r.code, 1, 'a path is not a name');
-    const made = spawnSync(process.execPath, [join(root, 'cli', 'bin.mjs'), 'new', name, '--template', template], { cwd: work, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+    const made = spawnSync(process.execPath, [join(root, 'cli', 'bin.mjs'), 'new', name, '--template', template], {
+      cwd: work,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    });
     assert.is(made.status, 0, made.stderr);
     assert.ok(existsSync(join(work, name, 'index.ts')));
-    const test = spawnSync(process.execPath, ['--test', join(work, name, 'index.test.mjs')], { cwd: work, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '', MICRO_FN_HOME: work }, timeout: 60000 });
+    const test = spawnSync(process.execPath, ['--test', join(work, name, 'index.test.mjs')], {
+      cwd: work,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '', MICRO_FN_HOME: work },
+      timeout: 60000,
+    });
     assert.is(test.status, 0, test.stdout + test.stderr);
     assert.match(test.stdout, /# pass 2/);
-    const again = spawnSync(process.execPath, [join(root, 'cli', 'bin.mjs'), 'new', name], { cwd: work, encoding: 'utf8' });
+    const again = spawnSync(process.execPath, [join(root, 'cli', 'bin.mjs'), 'new', name], {
+      cwd: work,
+      encoding: 'utf8',
+    });
     assert.is(again.status, 1);
     assert.match(again.stderr, /already exists/);
   });

@@ -1,7 +1,13 @@
 /** The Broker contract: every broker plugin (memory, local, NATS, JetStream) runs this suite with its own factory. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { deadLetterHeaders, deadLetterTopic, type Broker, type Delivery, type DeliveryHandler } from '../../runtime/core/broker.js';
+import {
+  deadLetterHeaders,
+  deadLetterTopic,
+  type Broker,
+  type Delivery,
+  type DeliveryHandler,
+} from '../../runtime/core/broker.js';
 import { eventually, rejects, sleep, withTimeout } from '../helpers.js';
 
 export interface BrokerFixture {
@@ -23,7 +29,10 @@ export const encode = (text: string) => new TextEncoder().encode(text);
 export const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 /** A handler that records every delivery (and runs `then` on it, if given). */
-export function collector(then?: (delivery: Delivery) => void | Promise<void>): { deliveries: Delivery[]; handler: DeliveryHandler } {
+export function collector(then?: (delivery: Delivery) => void | Promise<void>): {
+  deliveries: Delivery[];
+  handler: DeliveryHandler;
+} {
   const deliveries: Delivery[] = [];
   return { deliveries, handler: (d) => (deliveries.push(d), then?.(d)) };
 }
@@ -35,7 +44,11 @@ async function exactly(deliveries: Delivery[], count: number, what: string): Pro
   assert.is(deliveries.length, count, `exactly ${count} ${what}`);
 }
 
-export function brokerContract(name: string, create: () => Promise<BrokerFixture>, options: BrokerContractOptions = {}): void {
+export function brokerContract(
+  name: string,
+  create: () => Promise<BrokerFixture>,
+  options: BrokerContractOptions = {},
+): void {
   const test = suite<Context>(name, {});
   const redeliveryTest = options.redelivery === false ? test.skip : test;
   const brokerOf = (ctx: Context) => ctx.fixture!.broker;
@@ -60,7 +73,10 @@ export function brokerContract(name: string, create: () => Promise<BrokerFixture
     await withTimeout(published, 3000, 'publish');
     await exactly(deliveries, 1, 'delivery');
     const { message, attempt } = deliveries[0]!;
-    assert.equal([message.topic, message.headers['x-trace'], decode(message.body), attempt, seen], ['orders', 't1', 'hello', 1, [false]]);
+    assert.equal(
+      [message.topic, message.headers['x-trace'], decode(message.body), attempt, seen],
+      ['orders', 't1', 'hello', 1, [false]],
+    );
     assert.type(message.id, 'string');
     assert.ok(message.id.length > 0);
   });
@@ -92,7 +108,10 @@ export function brokerContract(name: string, create: () => Promise<BrokerFixture
     await exactly(plain.deliveries, 20, 'messages for the plain subscription');
     assert.is(group().length, 20, 'no message handled twice');
     assert.is(new Set(group().map((d) => d.message.id)).size, 20);
-    assert.ok(a.deliveries.length > 0 && b.deliveries.length > 0, `both members got some (${a.deliveries.length}/${b.deliveries.length})`);
+    assert.ok(
+      a.deliveries.length > 0 && b.deliveries.length > 0,
+      `both members got some (${a.deliveries.length}/${b.deliveries.length})`,
+    );
   });
 
   test('a subscription with max 1 takes exactly one of several messages', async (ctx) => {
@@ -124,7 +143,10 @@ export function brokerContract(name: string, create: () => Promise<BrokerFixture
     await subscription.unsubscribe();
     await brokerOf(ctx).publish('orders', { body: encode('after') });
     await sleep(50);
-    assert.equal(deliveries.map((d) => decode(d.message.body)), ['before']);
+    assert.equal(
+      deliveries.map((d) => decode(d.message.body)),
+      ['before'],
+    );
   });
 
   test('publishing to a topic without subscribers resolves', async (ctx) => {
@@ -146,7 +168,10 @@ export function brokerContract(name: string, create: () => Promise<BrokerFixture
     await brokerOf(ctx).publish('orders', { headers: { 'x-trace': 't1' }, body: encode('retry me') });
     await exactly(deliveries, 2, 'deliveries');
     const [first, second] = deliveries;
-    assert.equal([second!.attempt, second!.message.id, second!.message.headers['x-trace'], decode(second!.message.body)], [2, first!.message.id, 't1', 'retry me']);
+    assert.equal(
+      [second!.attempt, second!.message.id, second!.message.headers['x-trace'], decode(second!.message.body)],
+      [2, first!.message.id, 't1', 'retry me'],
+    );
   });
 
   redeliveryTest('a handler that throws synchronously is redelivered like a rejection', async (ctx) => {
@@ -166,28 +191,37 @@ export function brokerContract(name: string, create: () => Promise<BrokerFixture
     await brokerOf(ctx).subscribe('orders', handler, { ack: 'manual' });
     await brokerOf(ctx).publish('orders', { body: encode('again') });
     await exactly(deliveries, 2, 'deliveries');
-    assert.equal(deliveries.map((d) => d.attempt), [1, 2]);
+    assert.equal(
+      deliveries.map((d) => d.attempt),
+      [1, 2],
+    );
     assert.is(deliveries[1]!.message.id, deliveries[0]!.message.id);
   });
 
-  redeliveryTest('a message nakked past the attempt limit goes to the dead-letter topic with its headers', async (ctx) => {
-    const failing = collector((d) => d.nak(0));
-    const dead = collector();
-    await brokerOf(ctx).subscribe('orders', failing.handler, { ack: 'manual', queue: 'billing' });
-    await brokerOf(ctx).subscribe(deadLetterTopic('orders'), dead.handler);
-    await brokerOf(ctx).publish('orders', { headers: { 'x-trace': 't1' }, body: encode('poison') });
-    await exactly(dead.deliveries, 1, 'dead letter');
-    const tries = failing.deliveries.length;
-    assert.ok(tries >= 2, `redelivered before giving up (${tries} attempts)`);
-    assert.equal(failing.deliveries.map((d) => d.attempt), Array.from({ length: tries }, (_, i) => i + 1));
-    const { message } = dead.deliveries[0]!;
-    assert.is(message.topic, 'dlq.orders');
-    assert.is(decode(message.body), 'poison');
-    assert.is(message.headers['x-trace'], 't1');
-    assert.is(message.headers[deadLetterHeaders.topic], 'orders');
-    assert.is(message.headers[deadLetterHeaders.attempts], String(tries));
-    assert.type(message.headers[deadLetterHeaders.reason], 'string');
-  });
+  redeliveryTest(
+    'a message nakked past the attempt limit goes to the dead-letter topic with its headers',
+    async (ctx) => {
+      const failing = collector((d) => d.nak(0));
+      const dead = collector();
+      await brokerOf(ctx).subscribe('orders', failing.handler, { ack: 'manual', queue: 'billing' });
+      await brokerOf(ctx).subscribe(deadLetterTopic('orders'), dead.handler);
+      await brokerOf(ctx).publish('orders', { headers: { 'x-trace': 't1' }, body: encode('poison') });
+      await exactly(dead.deliveries, 1, 'dead letter');
+      const tries = failing.deliveries.length;
+      assert.ok(tries >= 2, `redelivered before giving up (${tries} attempts)`);
+      assert.equal(
+        failing.deliveries.map((d) => d.attempt),
+        Array.from({ length: tries }, (_, i) => i + 1),
+      );
+      const { message } = dead.deliveries[0]!;
+      assert.is(message.topic, 'dlq.orders');
+      assert.is(decode(message.body), 'poison');
+      assert.is(message.headers['x-trace'], 't1');
+      assert.is(message.headers[deadLetterHeaders.topic], 'orders');
+      assert.is(message.headers[deadLetterHeaders.attempts], String(tries));
+      assert.type(message.headers[deadLetterHeaders.reason], 'string');
+    },
+  );
 
   redeliveryTest('term dead-letters a message at once with its reason', async (ctx) => {
     const terminated = collector((d) => d.term('not parseable'));
@@ -198,7 +232,10 @@ export function brokerContract(name: string, create: () => Promise<BrokerFixture
     await exactly(dead.deliveries, 1, 'dead letter');
     assert.is(terminated.deliveries.length, 1, 'never redelivered');
     const { headers } = dead.deliveries[0]!.message;
-    assert.equal([headers['x-trace'], headers[deadLetterHeaders.reason], headers[deadLetterHeaders.attempts]], ['t1', 'not parseable', '1']);
+    assert.equal(
+      [headers['x-trace'], headers[deadLetterHeaders.reason], headers[deadLetterHeaders.attempts]],
+      ['t1', 'not parseable', '1'],
+    );
   });
 
   redeliveryTest('settling a delivery twice changes nothing', async (ctx) => {

@@ -17,7 +17,12 @@ interface Context {
 }
 
 /** A service version with the given node ids; each node's address is derived from its id. */
-export function serviceRecord(name: string, version: string, ids: string[], metadata: Record<string, string> = {}): ServiceRecord {
+export function serviceRecord(
+  name: string,
+  version: string,
+  ids: string[],
+  metadata: Record<string, string> = {},
+): ServiceRecord {
   return {
     name,
     version,
@@ -48,7 +53,8 @@ async function next(watch: AsyncIterator<RegistryEvent>, what: string): Promise<
 export function registryContract(name: string, create: () => Promise<RegistryFixture>): void {
   const test = suite<Context>(name, { controller: new AbortController() });
   const registryOf = (ctx: Context) => ctx.fixture!.registry;
-  const watch = (ctx: Context, service?: string) => registryOf(ctx).watch({ service, signal: ctx.controller.signal })[Symbol.asyncIterator]();
+  const watch = (ctx: Context, service?: string) =>
+    registryOf(ctx).watch({ service, signal: ctx.controller.signal })[Symbol.asyncIterator]();
 
   test.before.each(async (ctx) => {
     ctx.controller = new AbortController();
@@ -67,7 +73,10 @@ export function registryContract(name: string, create: () => Promise<RegistryFix
     assert.equal(rest.length, 0);
     assert.equal(found, serviceRecord('greeter', '1.0.0', ['a']));
     const all = await registryOf(ctx).listServices();
-    assert.equal(all.map((s) => `${s.name}@${s.version}`), ['greeter@1.0.0']);
+    assert.equal(
+      all.map((s) => `${s.name}@${s.version}`),
+      ['greeter@1.0.0'],
+    );
   });
 
   test('returns an empty array for an unknown service', async (ctx) => {
@@ -89,7 +98,10 @@ export function registryContract(name: string, create: () => Promise<RegistryFix
     await registryOf(ctx).register(serviceRecord('other', '1.0.0', ['c']));
     const services = await registryOf(ctx).getService('greeter');
     assert.equal(versions(services), ['1.0.0', '2.0.0']);
-    assert.equal(services.find((s) => s.version === '2.0.0')?.nodes.map((n) => n.id), ['b']);
+    assert.equal(
+      services.find((s) => s.version === '2.0.0')?.nodes.map((n) => n.id),
+      ['b'],
+    );
     assert.equal((await registryOf(ctx).listServices()).length, 3);
   });
 
@@ -136,7 +148,11 @@ export function registryContract(name: string, create: () => Promise<RegistryFix
   test('nodes expire when they are not registered again within the ttl', async (ctx) => {
     await registryOf(ctx).register(serviceRecord('greeter', '1.0.0', ['short']), { ttl: 0.05 });
     await registryOf(ctx).register(serviceRecord('greeter', '1.0.0', ['forever']), { ttl: 0 });
-    await eventually(async () => ids(await registryOf(ctx).getService('greeter')).length === 1, 3000, 'the short node expiring');
+    await eventually(
+      async () => ids(await registryOf(ctx).getService('greeter')).length === 1,
+      3000,
+      'the short node expiring',
+    );
     assert.equal(ids(await registryOf(ctx).getService('greeter')), ['forever']);
     assert.equal(ids(await registryOf(ctx).listServices()), ['forever']);
   });
@@ -146,16 +162,27 @@ export function registryContract(name: string, create: () => Promise<RegistryFix
     for (let i = 0; i < 8; i++) {
       await registryOf(ctx).register(refreshed, { ttl: 0.3 });
       await sleep(50);
-      assert.equal(ids(await registryOf(ctx).getService('greeter')), ['a'], `still registered after ${(i + 1) * 50} ms`);
+      assert.equal(
+        ids(await registryOf(ctx).getService('greeter')),
+        ['a'],
+        `still registered after ${(i + 1) * 50} ms`,
+      );
     }
-    await eventually(async () => (await registryOf(ctx).getService('greeter')).length === 0, 3000, 'the node expiring once no longer refreshed');
+    await eventually(
+      async () => (await registryOf(ctx).getService('greeter')).length === 0,
+      3000,
+      'the node expiring once no longer refreshed',
+    );
   });
 
   test('watch reports create, update and delete in order', async (ctx) => {
     const events = watch(ctx);
     await registryOf(ctx).register(serviceRecord('greeter', '1.0.0', ['a']));
     const created = await next(events, 'create');
-    assert.equal([created.type, created.service.name, created.service.version, ids([created.service])], ['create', 'greeter', '1.0.0', ['a']]);
+    assert.equal(
+      [created.type, created.service.name, created.service.version, ids([created.service])],
+      ['create', 'greeter', '1.0.0', ['a']],
+    );
     await registryOf(ctx).register(serviceRecord('greeter', '1.0.0', ['b']));
     const updated = await next(events, 'update');
     assert.equal([updated.type, ids([updated.service])], ['update', ['b']]);

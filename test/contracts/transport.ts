@@ -1,8 +1,24 @@
 /** The Transport contract: every transport plugin (memory, HTTP, NATS) runs this suite with its own factory. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Client, Dispatcher, Metadata, MicroError, Router, errors, isMicroError, jsonCodec } from '../../runtime/core/index.js';
-import type { Listener, NodeRecord, RequestHandler, ServerResponse, Transport, TransportRequest } from '../../runtime/core/index.js';
+import {
+  Client,
+  Dispatcher,
+  Metadata,
+  MicroError,
+  Router,
+  errors,
+  isMicroError,
+  jsonCodec,
+} from '../../runtime/core/index.js';
+import type {
+  Listener,
+  NodeRecord,
+  RequestHandler,
+  ServerResponse,
+  Transport,
+  TransportRequest,
+} from '../../runtime/core/index.js';
 import { rejects, withTimeout } from '../helpers.js';
 
 export interface TransportFixture {
@@ -23,7 +39,11 @@ const dec = new TextDecoder();
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** A request as a client would send it. */
-export function transportRequest(endpoint: string, body: Uint8Array | string = '{}', metadata: Record<string, string> = {}): TransportRequest {
+export function transportRequest(
+  endpoint: string,
+  body: Uint8Array | string = '{}',
+  metadata: Record<string, string> = {},
+): TransportRequest {
   return {
     id: crypto.randomUUID(),
     service: 'greeter',
@@ -35,12 +55,27 @@ export function transportRequest(endpoint: string, body: Uint8Array | string = '
 }
 
 /** A reply as a dispatcher would build it. */
-export function serverResponse(body: Uint8Array | string, metadata: Record<string, string> = {}, contentType = 'application/json'): ServerResponse {
-  return { status: 200, contentType, body: typeof body === 'string' ? enc.encode(body) : body, metadata: new Metadata(metadata) };
+export function serverResponse(
+  body: Uint8Array | string,
+  metadata: Record<string, string> = {},
+  contentType = 'application/json',
+): ServerResponse {
+  return {
+    status: 200,
+    contentType,
+    body: typeof body === 'string' ? enc.encode(body) : body,
+    metadata: new Metadata(metadata),
+  };
 }
 
 function errorResponse(error: MicroError): ServerResponse {
-  return { status: error.code, contentType: 'application/json', body: enc.encode(JSON.stringify(error)), metadata: new Metadata(), error };
+  return {
+    status: error.code,
+    contentType: 'application/json',
+    body: enc.encode(JSON.stringify(error)),
+    metadata: new Metadata(),
+    error,
+  };
 }
 
 /** A promise and its resolver, for a handler the test holds up. */
@@ -59,7 +94,8 @@ export function transportContract(name: string, create: () => Promise<TransportF
     ctx.listeners.push(listener);
     return { id: `node-${ctx.listeners.length}`, address: listener.address, metadata: {} };
   }
-  const call = (ctx: Context, node: NodeRecord, request: TransportRequest, ms = 5000) => withTimeout(transportOf(ctx).call(node, request), ms, 'call');
+  const call = (ctx: Context, node: NodeRecord, request: TransportRequest, ms = 5000) =>
+    withTimeout(transportOf(ctx).call(node, request), ms, 'call');
 
   test.before.each(async (ctx) => {
     ctx.listeners = [];
@@ -77,16 +113,28 @@ export function transportContract(name: string, create: () => Promise<TransportF
   test('can listen: the transport has listen() and a scheme that matches its listener address', async (ctx) => {
     assert.type(transportOf(ctx).listen, 'function');
     const node = await listen(ctx, async (_r, reply) => reply(serverResponse('{}')));
-    assert.ok(transportOf(ctx).schemes.some((s) => node.address.startsWith(`${s}://`)), node.address);
+    assert.ok(
+      transportOf(ctx).schemes.some((s) => node.address.startsWith(`${s}://`)),
+      node.address,
+    );
   });
 
   test('carries body and metadata to the handler, and the reply with its metadata back', async (ctx) => {
     let seen: TransportRequest | undefined;
     const node = await listen(ctx, async (request, reply) => {
       seen = request;
-      await reply(serverResponse(`{"echo":${dec.decode(request.body)}}`, { 'X-Reply': 'from-handler', 'micro-trace-id': request.metadata.get('Micro-Trace-Id') ?? '' }));
+      await reply(
+        serverResponse(`{"echo":${dec.decode(request.body)}}`, {
+          'X-Reply': 'from-handler',
+          'micro-trace-id': request.metadata.get('Micro-Trace-Id') ?? '',
+        }),
+      );
     });
-    const request = transportRequest('Greeter.Hello', '{"name":"Ada"}', { 'X-Custom': 'abc', 'Micro-Trace-Id': 't-1', authorization: 'Bearer x' });
+    const request = transportRequest('Greeter.Hello', '{"name":"Ada"}', {
+      'X-Custom': 'abc',
+      'Micro-Trace-Id': 't-1',
+      authorization: 'Bearer x',
+    });
     const response = await call(ctx, node, request);
     assert.ok(seen, 'the handler ran');
     assert.is(seen.id, request.id);
@@ -105,11 +153,23 @@ export function transportContract(name: string, create: () => Promise<TransportF
   });
 
   test('delivers an error reply as a MicroError with id, code and detail intact', async (ctx) => {
-    const node = await listen(ctx, async (_r, reply) => reply(errorResponse(errors.badRequest('greeter', 'name is required'))));
+    const node = await listen(ctx, async (_r, reply) =>
+      reply(errorResponse(errors.badRequest('greeter', 'name is required'))),
+    );
     const response = await call(ctx, node, transportRequest('Greeter.Hello'));
     assert.ok(isMicroError(response.error), 'error is a MicroError');
-    assert.equal(response.error.toJSON(), { id: 'greeter', code: 400, detail: 'name is required', status: 'Bad Request' });
-    assert.equal(JSON.parse(dec.decode(response.body)), { id: 'greeter', code: 400, detail: 'name is required', status: 'Bad Request' });
+    assert.equal(response.error.toJSON(), {
+      id: 'greeter',
+      code: 400,
+      detail: 'name is required',
+      status: 'Bad Request',
+    });
+    assert.equal(JSON.parse(dec.decode(response.body)), {
+      id: 'greeter',
+      code: 400,
+      detail: 'name is required',
+      status: 'Bad Request',
+    });
   });
 
   test('answers a handler that throws with a 500 error, never leaving the caller hanging', async (ctx) => {
@@ -133,7 +193,15 @@ export function transportContract(name: string, create: () => Promise<TransportF
         },
       },
     });
-    const dispatcher = new Dispatcher({ service: 'greeter', router, codecs: [jsonCodec], logger: quiet, client: new Client(), broker: undefined, env: {} });
+    const dispatcher = new Dispatcher({
+      service: 'greeter',
+      router,
+      codecs: [jsonCodec],
+      logger: quiet,
+      client: new Client(),
+      broker: undefined,
+      env: {},
+    });
     const node = await listen(ctx, async (request, reply) => reply(await dispatcher.handle(request)));
     const ok = await call(ctx, node, transportRequest('Greeter.Hello', '{"name":"Ada"}'));
     assert.equal(JSON.parse(dec.decode(ok.body)), { message: 'Hello Ada' });
@@ -170,7 +238,13 @@ export function transportContract(name: string, create: () => Promise<TransportF
       await reply(serverResponse('{}')).catch(() => {});
     });
     const started = Date.now();
-    const err = await rejects(() => withTimeout(transportOf(ctx).call(node, transportRequest('Greeter.Hello'), { deadline: Date.now() + 150 }), 3000, 'call'));
+    const err = await rejects(() =>
+      withTimeout(
+        transportOf(ctx).call(node, transportRequest('Greeter.Hello'), { deadline: Date.now() + 150 }),
+        3000,
+        'call',
+      ),
+    );
     assert.ok(isMicroError(err), `a MicroError, got ${String(err)}`);
     assert.is(err.code, 408);
     assert.not.ok(err.retryable);
@@ -202,7 +276,12 @@ export function transportContract(name: string, create: () => Promise<TransportF
       received = request.body.byteLength;
       await reply(serverResponse(request.body, {}, 'application/octet-stream'));
     });
-    const response = await call(ctx, node, { ...transportRequest('Blob.Echo', big), contentType: 'application/octet-stream' }, 10_000);
+    const response = await call(
+      ctx,
+      node,
+      { ...transportRequest('Blob.Echo', big), contentType: 'application/octet-stream' },
+      10_000,
+    );
     assert.is(received, big.length);
     assert.is(response.error, undefined);
     assert.is(response.body.byteLength, big.length);
@@ -216,9 +295,17 @@ export function transportContract(name: string, create: () => Promise<TransportF
       await reply(serverResponse(JSON.stringify({ n }), { 'x-n': String(n) }));
     });
     const ns = Array.from({ length: 25 }, (_, i) => i);
-    const responses = await Promise.all(ns.map((n) => call(ctx, node, transportRequest('Echo.N', JSON.stringify({ n })))));
-    assert.equal(responses.map((r) => JSON.parse(dec.decode(r.body)).n), ns);
-    assert.equal(responses.map((r) => r.metadata.get('x-n')), ns.map(String));
+    const responses = await Promise.all(
+      ns.map((n) => call(ctx, node, transportRequest('Echo.N', JSON.stringify({ n })))),
+    );
+    assert.equal(
+      responses.map((r) => JSON.parse(dec.decode(r.body)).n),
+      ns,
+    );
+    assert.equal(
+      responses.map((r) => r.metadata.get('x-n')),
+      ns.map(String),
+    );
   });
 
   test('close() answers a request already received before it resolves', async (ctx) => {

@@ -20,14 +20,18 @@ export function parseListenAddress(address: string = DEFAULT_LISTEN_ADDRESS): Li
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(rest);
   if (scheme) {
     if (scheme[1]!.toLowerCase() !== 'http') {
-      throw new ConfigError(`the HTTP listener serves plain http:// only (put a TLS proxy in front for https); got "${address}"`);
+      throw new ConfigError(
+        `the HTTP listener serves plain http:// only (put a TLS proxy in front for https); got "${address}"`,
+      );
     }
     rest = rest.slice(scheme[0].length).replace(/\/.*$/, '');
   }
   const match = FORM.exec(rest);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port > 65535) {
-    throw new ConfigError(`an HTTP listen address looks like 127.0.0.1:0, :8080, [::1]:8080 or http://host:port; got "${address}"`);
+    throw new ConfigError(
+      `an HTTP listen address looks like 127.0.0.1:0, :8080, [::1]:8080 or http://host:port; got "${address}"`,
+    );
   }
   return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
 }

@@ -2,7 +2,16 @@
  * The HTTP client half: one mucp request per `fetch`. Web-standard APIs only (no `node:` import), so the same
  * code calls out of Node, Lambda and Cloudflare Workers.
  */
-import { MicroError, errors, headers as names, parseError, type CallOptions, type NodeRecord, type TransportRequest, type TransportResponse } from '../../core/index.js';
+import {
+  MicroError,
+  errors,
+  headers as names,
+  parseError,
+  type CallOptions,
+  type NodeRecord,
+  type TransportRequest,
+  type TransportResponse,
+} from '../../core/index.js';
 import { metadataFromHeaders, requestHeaders } from './headers.js';
 
 export interface HttpClientOptions {
@@ -62,7 +71,12 @@ export class HttpClient {
 
     try {
       // The DOM typings want an ArrayBuffer-backed view; every Uint8Array a codec produces is one.
-      const res = await send(url, { method: 'POST', headers, body: request.body as Uint8Array<ArrayBuffer>, signal: fetchSignal });
+      const res = await send(url, {
+        method: 'POST',
+        headers,
+        body: request.body as Uint8Array<ArrayBuffer>,
+        signal: fetchSignal,
+      });
       const body = new Uint8Array(await res.arrayBuffer());
       const resHeaders = res.headers;
       const response: TransportResponse = {
@@ -71,7 +85,8 @@ export class HttpClient {
         metadata: metadataFromHeaders(resHeaders),
       };
       const errorHeader = resHeaders.get(names.error);
-      if (errorHeader !== null || res.status < 200 || res.status > 299) response.error = remoteError(body, errorHeader, res.status, id);
+      if (errorHeader !== null || res.status < 200 || res.status > 299)
+        response.error = remoteError(body, errorHeader, res.status, id);
       return response;
     } catch (err) {
       if (fetchSignal?.aborted) throw aborted(id, signal, err);

@@ -47,7 +47,9 @@ export class Exchange {
     if (this.#replied) return Promise.reject(new Error('reply was already called for this request'));
     this.#replied = true;
     if (this.#done || this.res.destroyed) {
-      return Promise.reject(errors.unavailable(this.service || 'micro-fn', 'the caller closed the connection before the reply was sent'));
+      return Promise.reject(
+        errors.unavailable(this.service || 'micro-fn', 'the caller closed the connection before the reply was sent'),
+      );
     }
     const settled = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
@@ -64,7 +66,13 @@ export class Exchange {
     this.#write(error.code, 'application/json', encoder.encode(JSON.stringify(error)), { error }, close);
   }
 
-  #write(status: number, contentType: string, body: Uint8Array, extra: { metadata?: Metadata; error?: MicroError }, close: boolean): void {
+  #write(
+    status: number,
+    contentType: string,
+    body: Uint8Array,
+    extra: { metadata?: Metadata; error?: MicroError },
+    close: boolean,
+  ): void {
     const res = this.res;
     const head = responseHeaders(extra.metadata);
     head[names.contentType] = contentType || 'application/octet-stream';
@@ -76,9 +84,17 @@ export class Exchange {
       res.writeHead(status, head);
     } catch (err) {
       // An invalid status or a metadata value Node refuses as a header: the caller learns why, as a 500.
-      const error = errors.internal(this.service || 'micro-fn', `the reply could not be written as HTTP: ${(err as Error).message}`);
+      const error = errors.internal(
+        this.service || 'micro-fn',
+        `the reply could not be written as HTTP: ${(err as Error).message}`,
+      );
       body = encoder.encode(JSON.stringify(error));
-      const fallback: Record<string, string | number> = { [names.contentType]: 'application/json', 'content-length': body.byteLength, [names.id]: this.id, [names.error]: errorHeaderValue(error) };
+      const fallback: Record<string, string | number> = {
+        [names.contentType]: 'application/json',
+        'content-length': body.byteLength,
+        [names.id]: this.id,
+        [names.error]: errorHeaderValue(error),
+      };
       if (close || this.#owner.closing) fallback.connection = 'close';
       res.writeHead(500, fallback);
     }
@@ -92,7 +108,9 @@ export class Exchange {
 
   readonly #onClose = (): void => {
     if (!this.res.writableFinished) {
-      this.#reject?.(errors.unavailable(this.service || 'micro-fn', 'the connection closed before the reply was flushed'));
+      this.#reject?.(
+        errors.unavailable(this.service || 'micro-fn', 'the connection closed before the reply was flushed'),
+      );
     }
     this.#settle();
   };

@@ -4,7 +4,16 @@
  * back). The rules for `/health`, routes, body limits and content types are route.ts's, which the node:http
  * listener follows too. No `node:` import.
  */
-import { HEALTH_ENDPOINT, errors, headers as names, limitTimeout, type MicroError, type Runner, type ServerRequest, type ServerResponse } from '../../core/index.js';
+import {
+  HEALTH_ENDPOINT,
+  errors,
+  headers as names,
+  limitTimeout,
+  type MicroError,
+  type Runner,
+  type ServerRequest,
+  type ServerResponse,
+} from '../../core/index.js';
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_MAX_BODY_SIZE, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 
@@ -121,9 +130,15 @@ export function toResponse(reply: ServerResponse, request: Pick<ServerRequest, '
   try {
     const headers = new Headers();
     for (const [key, value] of Object.entries(responseHeaders(reply.metadata))) headers.set(key, String(value));
-    return new Response(reply.body as Uint8Array<ArrayBuffer>, { status: reply.status, headers: framing(headers, reply.contentType, request.id, reply.error) });
+    return new Response(reply.body as Uint8Array<ArrayBuffer>, {
+      status: reply.status,
+      headers: framing(headers, reply.contentType, request.id, reply.error),
+    });
   } catch (err) {
-    const error = errors.internal(request.service || 'micro-fn', `the reply could not be written as HTTP: ${(err as Error).message}`);
+    const error = errors.internal(
+      request.service || 'micro-fn',
+      `the reply could not be written as HTTP: ${(err as Error).message}`,
+    );
     return errorResponse(error, request.id);
   }
 }

@@ -88,7 +88,8 @@ export function requestHeaders(request: TransportRequest): Record<string, string
 /** Response metadata as headers, without the names the listener writes itself. */
 export function responseHeaders(metadata: Metadata | undefined): Record<string, string | number> {
   const out: Record<string, string | number> = {};
-  if (metadata) for (const [key, value] of metadata) if (!RESERVED_RESPONSE.has(key) && !key.startsWith('proxy-')) out[key] = value;
+  if (metadata)
+    for (const [key, value] of metadata) if (!RESERVED_RESPONSE.has(key) && !key.startsWith('proxy-')) out[key] = value;
   return out;
 }
 
@@ -100,7 +101,10 @@ const MAX_HEADER_DETAIL = 2048;
  * header cannot carry UTF-8 safely; it is still the same JSON. A long detail is cut: headers are size-limited.
  */
 export function errorHeaderValue(error: MicroError): string {
-  const json = error.detail.length > MAX_HEADER_DETAIL ? JSON.stringify({ ...error.toJSON(), detail: `${error.detail.slice(0, MAX_HEADER_DETAIL)}…` }) : JSON.stringify(error);
+  const json =
+    error.detail.length > MAX_HEADER_DETAIL
+      ? JSON.stringify({ ...error.toJSON(), detail: `${error.detail.slice(0, MAX_HEADER_DETAIL)}…` })
+      : JSON.stringify(error);
   return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 

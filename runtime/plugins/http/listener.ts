@@ -3,7 +3,16 @@
  */
 import type { IncomingMessage, Server, ServerResponse as NodeResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { ConfigError, HEALTH_ENDPOINT, MicroError, errors, toMicroError, type Listener, type RequestHandler, type ServerRequest } from '../../core/index.js';
+import {
+  ConfigError,
+  HEALTH_ENDPOINT,
+  MicroError,
+  errors,
+  toMicroError,
+  type Listener,
+  type RequestHandler,
+  type ServerRequest,
+} from '../../core/index.js';
 import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './address.js';
 import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
 import { Exchange, readBody, type ExchangeOwner } from './exchange.js';
@@ -72,7 +81,9 @@ export class HttpListener implements Listener, ExchangeOwner {
     // Loaded here, not at the top: a bundle that holds this plugin loads node:http only when it listens.
     const { createServer } = await import('node:http');
     // requireHostHeader off: a mucp client need not send Host, and Node's own 400 would not be error JSON.
-    const server = (this.#server = createServer({ requireHostHeader: false }, (req, res) => this.#onRequest(req, res, false)));
+    const server = (this.#server = createServer({ requireHostHeader: false }, (req, res) =>
+      this.#onRequest(req, res, false),
+    ));
     server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, true));
     server.on('clientError', onClientError);
     await new Promise<void>((resolve, reject) => {
@@ -83,7 +94,12 @@ export class HttpListener implements Listener, ExchangeOwner {
       });
     }).catch((err: unknown) => {
       const code = (err as { code?: string }).code ?? (err as Error).message;
-      const hint = code === 'EADDRINUSE' ? ' (the port is taken: pick another, or port 0 for a free one)' : code === 'EACCES' ? ' (ports below 1024 need privileges)' : '';
+      const hint =
+        code === 'EADDRINUSE'
+          ? ' (the port is taken: pick another, or port 0 for a free one)'
+          : code === 'EACCES'
+            ? ' (ports below 1024 need privileges)'
+            : '';
       throw new ConfigError(`the HTTP listener cannot bind ${host}:${port}: ${code}${hint}`, { cause: err });
     });
     // Accept errors (EMFILE, …) must not crash a function that is serving.
@@ -136,7 +152,11 @@ export class HttpListener implements Listener, ExchangeOwner {
     const path = q === -1 ? url : url.slice(0, q);
     const request = requestFromMetadata(metadata);
     const probe = isProbe(req.method, path);
-    const failure = this.#closing ? closingError(request.service) : probe ? undefined : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
+    const failure = this.#closing
+      ? closingError(request.service)
+      : probe
+        ? undefined
+        : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
     const ex = new Exchange(this, res, request.id, request.service);
     if (failure) {
       if (failure.code === 405) res.setHeader('allow', 'POST');
@@ -188,7 +208,10 @@ export class HttpListener implements Listener, ExchangeOwner {
  * console.log(listener.address); // http://127.0.0.1:40123
  * await listener.close();
  */
-export async function createHttpListener(handler: RequestHandler, options?: HttpListenerOptions): Promise<HttpListener> {
+export async function createHttpListener(
+  handler: RequestHandler,
+  options?: HttpListenerOptions,
+): Promise<HttpListener> {
   return new HttpListener(handler, options).start();
 }
 
@@ -198,7 +221,10 @@ function closingError(service: string): MicroError {
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${name} must be a positive number of ${name === 'closeTimeout' ? 'milliseconds' : 'bytes'}; got ${value}`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new ConfigError(
+      `${name} must be a positive number of ${name === 'closeTimeout' ? 'milliseconds' : 'bytes'}; got ${value}`,
+    );
   return value;
 }
 
@@ -207,7 +233,10 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   // Platform seam: Node's own default checks `_httpMessage` the same way (a response already under way).
   const started = (socket as unknown as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
   if (err.code === 'ECONNRESET' || !socket.writable || started) return void socket.destroy();
-  const error = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? errors.timeout('micro-fn', 'the request took too long to arrive') : errors.badRequest('micro-fn', `malformed HTTP request (${err.code ?? 'parse error'})`);
+  const error =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? errors.timeout('micro-fn', 'the request took too long to arrive')
+      : errors.badRequest('micro-fn', `malformed HTTP request (${err.code ?? 'parse error'})`);
   const body = JSON.stringify(error);
   socket.end(
     `HTTP/1.1 ${error.code} ${error.status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

@@ -5,7 +5,8 @@
  */
 import type { TransportPlugin } from '../../core/plugin.js';
 
-const summary = 'mucp over HTTP (go-micro compatible): POST / with Micro-* headers, or POST /<service>/<Service.Method>';
+const summary =
+  'mucp over HTTP (go-micro compatible): POST / with Micro-* headers, or POST /<service>/<Service.Method>';
 
 /** Calls and listens, on Node. */
 export const httpTransport: TransportPlugin = {

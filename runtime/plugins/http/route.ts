@@ -30,12 +30,26 @@ export function isProbe(method: string | undefined, path: string): boolean {
  * The service and endpoint of a POST, from the path or the headers, set on `request`; an error when the request
  * cannot be served. `contentLength` is the Content-Length header, when there is one.
  */
-export function route(method: string | undefined, path: string, contentLength: string | undefined, request: ServerRequest, max: number): MicroError | undefined {
+export function route(
+  method: string | undefined,
+  path: string,
+  contentLength: string | undefined,
+  request: ServerRequest,
+  max: number,
+): MicroError | undefined {
   const id = request.service || 'micro-fn';
-  if (method !== 'POST') return errors.methodNotAllowed(id, `${method} is not allowed: send POST / with Micro-Service and Micro-Endpoint headers, or GET /health`);
+  if (method !== 'POST')
+    return errors.methodNotAllowed(
+      id,
+      `${method} is not allowed: send POST / with Micro-Service and Micro-Endpoint headers, or GET /health`,
+    );
   if (path !== '/') {
     const parts = path.split('/');
-    if (parts.length !== 3 || !parts[1] || !parts[2]) return errors.notFound(id, `no route for ${path}: POST / with Micro-Service and Micro-Endpoint headers, or POST /<service>/<Service.Method>`);
+    if (parts.length !== 3 || !parts[1] || !parts[2])
+      return errors.notFound(
+        id,
+        `no route for ${path}: POST / with Micro-Service and Micro-Endpoint headers, or POST /<service>/<Service.Method>`,
+      );
     try {
       request.service = decodeURIComponent(parts[1]);
       request.endpoint = decodeURIComponent(parts[2]);
@@ -44,7 +58,11 @@ export function route(method: string | undefined, path: string, contentLength: s
     }
     request.contentType = handMadeContentType(request.contentType);
   }
-  if (!request.endpoint) return errors.badRequest(request.service || 'micro-fn', 'the request names no endpoint: set the Micro-Endpoint header or POST /<service>/<Service.Method>');
+  if (!request.endpoint)
+    return errors.badRequest(
+      request.service || 'micro-fn',
+      'the request names no endpoint: set the Micro-Endpoint header or POST /<service>/<Service.Method>',
+    );
   if (contentLength !== undefined && Number(contentLength) > max) return tooLarge(request.service, max);
   return undefined;
 }

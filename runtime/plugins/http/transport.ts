@@ -3,7 +3,16 @@
  * loads node:http (listener.ts) only when `listen` is first used, so a Worker or a Lambda that only calls out
  * never loads it.
  */
-import type { CallOptions, Listener, ListenOptions, NodeRecord, RequestHandler, Transport, TransportRequest, TransportResponse } from '../../core/index.js';
+import type {
+  CallOptions,
+  Listener,
+  ListenOptions,
+  NodeRecord,
+  RequestHandler,
+  Transport,
+  TransportRequest,
+  TransportResponse,
+} from '../../core/index.js';
 import { HttpClient, type HttpClientOptions } from './client.js';
 import type { HttpListenerOptions } from './listener.js';
 
@@ -31,7 +40,10 @@ export class HttpTransport implements Transport {
   /** Starts a listener on `options.address` (else the transport's `address`, else `127.0.0.1:0`). */
   async listen(handler: RequestHandler, options: ListenOptions = {}): Promise<Listener> {
     const { createHttpListener } = await import('./listener.js');
-    const listener = await createHttpListener(handler, { ...this.#options, address: options.address ?? this.#options.address });
+    const listener = await createHttpListener(handler, {
+      ...this.#options,
+      address: options.address ?? this.#options.address,
+    });
     this.#listeners.add(listener);
     return listener;
   }

@@ -17,7 +17,10 @@ export async function loadLambdaSdk(): Promise<LambdaSdk> {
     return await import('@aws-sdk/client-lambda');
   } catch (err) {
     if ((err as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    throw new UserError(`reaching AWS Lambda needs @aws-sdk/client-lambda, which cannot be found from here: npm install @aws-sdk/client-lambda (Lambda's Node.js runtime provides it)`, { cause: err });
+    throw new UserError(
+      `reaching AWS Lambda needs @aws-sdk/client-lambda, which cannot be found from here: npm install @aws-sdk/client-lambda (Lambda's Node.js runtime provides it)`,
+      { cause: err },
+    );
   }
 }
 
@@ -34,7 +37,11 @@ export interface LambdaClientOptions {
 
 /** A LambdaClient configured by `options`. */
 export function createLambdaClient(sdk: LambdaSdk, options: LambdaClientOptions): LambdaClient {
-  const local = options.endpoint !== undefined && isLoopback(options.endpoint) && !options.env.AWS_ACCESS_KEY_ID && !options.env.AWS_PROFILE;
+  const local =
+    options.endpoint !== undefined &&
+    isLoopback(options.endpoint) &&
+    !options.env.AWS_ACCESS_KEY_ID &&
+    !options.env.AWS_PROFILE;
   return new sdk.LambdaClient({
     ...(options.region ? { region: options.region } : {}),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),

@@ -20,12 +20,18 @@ export function functionError(out: InvocationResponse, id: string): MicroError {
   const message = typeof payload.errorMessage === 'string' ? payload.errorMessage : '';
   // A failed message: the handler threw go-micro's error JSON (adapters/lambda/direct.ts).
   if (type === 'MicroError') return parseError(message, 500, id);
-  if (type === 'Sandbox.Timedout') return errors.timeout(id, message || 'the Lambda function timed out', { retryable: false });
+  if (type === 'Sandbox.Timedout')
+    return errors.timeout(id, message || 'the Lambda function timed out', { retryable: false });
   return errors.internal(id, `${type}: ${message}`.slice(0, 1024));
 }
 
 /** An Invoke that the Lambda API refused, or that never reached it. */
-export function invokeFailure(err: unknown, id: string, address: LambdaAddress, endpoint: string | undefined): MicroError {
+export function invokeFailure(
+  err: unknown,
+  id: string,
+  address: LambdaAddress,
+  endpoint: string | undefined,
+): MicroError {
   const e = err as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
   const fn = `Lambda function ${address.name}${address.qualifier ? `:${address.qualifier}` : ''} (${address.region}${endpoint ? ` at ${endpoint}` : ''})`;
   const detail = `${fn}: ${e.message ?? String(err)}`;
@@ -40,7 +46,11 @@ export function invokeFailure(err: unknown, id: string, address: LambdaAddress, 
     case 'RequestTooLargeException':
       return errors.payloadTooLarge(id, detail, { cause: err });
     case 'CredentialsProviderError':
-      return errors.unauthorized(id, `cannot invoke the ${fn}: no AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)`, { cause: err });
+      return errors.unauthorized(
+        id,
+        `cannot invoke the ${fn}: no AWS credentials (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)`,
+        { cause: err },
+      );
     case 'AccessDeniedException':
     case 'UnrecognizedClientException':
     case 'InvalidSignatureException':

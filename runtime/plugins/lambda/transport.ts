@@ -5,7 +5,23 @@
  * TransportResponse. The AWS SDK loads on the first invoke.
  */
 import type { InvocationResponse, LambdaClient } from '@aws-sdk/client-lambda';
-import { Metadata, MicroError, errors, headers, isMicroError, jsonCodec, parseError, type BrokerMessage, type CallOptions, type Env, type MessageOutcome, type NodeRecord, type Transport, type TransportRequest, type TransportResponse } from '../../core/index.js';
+import {
+  Metadata,
+  MicroError,
+  errors,
+  headers,
+  isMicroError,
+  jsonCodec,
+  parseError,
+  type BrokerMessage,
+  type CallOptions,
+  type Env,
+  type MessageOutcome,
+  type NodeRecord,
+  type Transport,
+  type TransportRequest,
+  type TransportResponse,
+} from '../../core/index.js';
 import { LAMBDA_ENDPOINT_METADATA, parseLambdaAddress, type LambdaAddress } from './address.js';
 import { createLambdaClient, loadLambdaSdk, type LambdaSdk } from './client.js';
 import { invokeFailure, functionError } from './failures.js';
@@ -46,7 +62,11 @@ export class LambdaTransport implements Transport {
     if (request.contentType.split(';')[0]!.trim() !== jsonCodec.contentType) {
       throw errors.badRequest(id, `the Lambda transport carries JSON only; this request is ${request.contentType}`);
     }
-    const event = { endpoint: request.endpoint, body: jsonCodec.decode(request.body), metadata: { ...request.metadata.toJSON(), [headers.id]: request.id } };
+    const event = {
+      endpoint: request.endpoint,
+      body: jsonCodec.decode(request.body),
+      metadata: { ...request.metadata.toJSON(), [headers.id]: request.id },
+    };
     const out = await this.#invoke(node, event, id, options);
     return replyOf(out, id);
   }
@@ -59,7 +79,11 @@ export class LambdaTransport implements Transport {
   async deliver(node: NodeRecord, message: BrokerMessage): Promise<MessageOutcome> {
     const id = parseLambdaAddress(node.address)?.name ?? 'micro-fn';
     try {
-      const event = { topic: message.topic, body: jsonCodec.decode(message.body), metadata: { ...message.headers, [headers.id]: message.id } };
+      const event = {
+        topic: message.topic,
+        body: jsonCodec.decode(message.body),
+        metadata: { ...message.headers, [headers.id]: message.id },
+      };
       const out = await this.#invoke(node, event, id, {});
       return out.FunctionError ? { ok: false, error: functionError(out, id) } : { ok: true };
     } catch (err) {
@@ -75,7 +99,8 @@ export class LambdaTransport implements Transport {
   /** One RequestResponse Invoke of `event`. */
   async #invoke(node: NodeRecord, event: unknown, id: string, options: CallOptions): Promise<InvocationResponse> {
     const address = parseLambdaAddress(node.address);
-    if (!address) throw errors.internal(id, `"${node.address}" is not a Lambda node address: lambda://REGION/FUNCTION[:ALIAS]`);
+    if (!address)
+      throw errors.internal(id, `"${node.address}" is not a Lambda node address: lambda://REGION/FUNCTION[:ALIAS]`);
     const { signal, deadline } = options;
     if (signal?.aborted || (deadline !== undefined && deadline <= Date.now())) throw aborted(id, signal);
     const sdk = await (this.#sdk ??= loadLambdaSdk()).catch((err: Error) => {
@@ -89,7 +114,12 @@ export class LambdaTransport implements Transport {
     const onAbort = () => controller.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const command = new sdk.InvokeCommand({ FunctionName: address.name, Qualifier: address.qualifier, InvocationType: 'RequestResponse', Payload: encoder.encode(JSON.stringify(event)) });
+      const command = new sdk.InvokeCommand({
+        FunctionName: address.name,
+        Qualifier: address.qualifier,
+        InvocationType: 'RequestResponse',
+        Payload: encoder.encode(JSON.stringify(event)),
+      });
       return await this.#client(sdk, address, endpoint).send(command, { abortSignal: controller.signal });
     } catch (err) {
       if (controller.signal.aborted) throw aborted(id, signal, err);
@@ -103,7 +133,11 @@ export class LambdaTransport implements Transport {
   #client(sdk: LambdaSdk, address: LambdaAddress, endpoint: string | undefined): LambdaClient {
     const key = `${address.region} ${endpoint ?? ''}`;
     let client = this.#clients.get(key);
-    if (!client) this.#clients.set(key, (client = createLambdaClient(sdk, { region: address.region, endpoint, env: this.#env, maxAttempts: 1 })));
+    if (!client)
+      this.#clients.set(
+        key,
+        (client = createLambdaClient(sdk, { region: address.region, endpoint, env: this.#env, maxAttempts: 1 })),
+      );
     return client;
   }
 }
@@ -123,13 +157,26 @@ function replyOf(out: InvocationResponse, id: string): TransportResponse {
     reply = undefined;
   }
   const metadata = isStringRecord(reply?.metadata) ? reply.metadata : {};
-  if (reply && typeof reply === 'object' && 'error' in reply) return errorResponse(parseError(reply.error, 500, id), metadata);
-  if (reply && typeof reply === 'object' && 'body' in reply) return { contentType: jsonCodec.contentType, body: jsonCodec.encode(reply.body), metadata: new Metadata(metadata) };
-  return errorResponse(errors.internal(id, `${id} answered with something other than a micro-fn reply: is it deployed with micro-fn deploy --target lambda?`), {});
+  if (reply && typeof reply === 'object' && 'error' in reply)
+    return errorResponse(parseError(reply.error, 500, id), metadata);
+  if (reply && typeof reply === 'object' && 'body' in reply)
+    return { contentType: jsonCodec.contentType, body: jsonCodec.encode(reply.body), metadata: new Metadata(metadata) };
+  return errorResponse(
+    errors.internal(
+      id,
+      `${id} answered with something other than a micro-fn reply: is it deployed with micro-fn deploy --target lambda?`,
+    ),
+    {},
+  );
 }
 
 function errorResponse(error: MicroError, metadata: Record<string, string>): TransportResponse {
-  return { contentType: jsonCodec.contentType, body: jsonCodec.encode(error.toJSON()), metadata: new Metadata(metadata), error };
+  return {
+    contentType: jsonCodec.contentType,
+    body: jsonCodec.encode(error.toJSON()),
+    metadata: new Metadata(metadata),
+    error,
+  };
 }
 
 function aborted(id: string, signal: AbortSignal | undefined, cause?: unknown): MicroError {
@@ -137,4 +184,7 @@ function aborted(id: string, signal: AbortSignal | undefined, cause?: unknown): 
 }
 
 const isStringRecord = (value: unknown): value is Record<string, string> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+  typeof value === 'object' &&
+  value !== null &&
+  !Array.isArray(value) &&
+  Object.values(value).every((v) => typeof v === 'string');

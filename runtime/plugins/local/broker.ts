@@ -6,7 +6,14 @@
  * A subscription long-polls serve for deliveries and settles each one there. A delivery left unsettled (its
  * process died) is delivered again once serve's ack wait or the subscription's lease runs out.
  */
-import type { Broker, Delivery, DeliveryHandler, PublishMessage, SubscribeOptions, Subscription } from '../../core/broker.js';
+import type {
+  Broker,
+  Delivery,
+  DeliveryHandler,
+  PublishMessage,
+  SubscribeOptions,
+  Subscription,
+} from '../../core/broker.js';
 import { Client } from '../../core/client.js';
 import { errors, isMicroError } from '../../core/errors.js';
 import type { Registry } from '../../core/registry.js';
@@ -30,13 +37,19 @@ export class LocalBroker implements Broker {
 
   async publish(topic: string, message: PublishMessage): Promise<void> {
     this.#open(`publish to ${topic}`);
-    await this.#runtime('Broker.Publish', { topic, headers: message.headers ?? {}, body: new TextDecoder().decode(message.body) });
+    await this.#runtime('Broker.Publish', {
+      topic,
+      headers: message.headers ?? {},
+      body: new TextDecoder().decode(message.body),
+    });
   }
 
   async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
     this.#open(`subscribe to ${topic}`);
     const { id, ackWait } = await this.#runtime('Broker.Subscribe', { topic, queue: options.queue, max: options.max });
-    const subscription = new RemoteSubscription(topic, id, ackWait, handler, options, this.#runtime, () => this.#subscriptions.delete(subscription));
+    const subscription = new RemoteSubscription(topic, id, ackWait, handler, options, this.#runtime, () =>
+      this.#subscriptions.delete(subscription),
+    );
     this.#subscriptions.add(subscription);
     return subscription;
   }
@@ -59,14 +72,21 @@ export class LocalBroker implements Broker {
       return await callControl(this.#client, endpoint, request, { timeout, retries: 2 });
     } catch (err) {
       if (isMicroError(err) && err.code === 404 && /service micro-fn not found/.test(err.detail)) {
-        throw errors.unavailable('micro-fn', 'the local broker is hosted by `micro-fn serve`, and none is running: start it, or choose another broker (MICRO_BROKER)');
+        throw errors.unavailable(
+          'micro-fn',
+          'the local broker is hosted by `micro-fn serve`, and none is running: start it, or choose another broker (MICRO_BROKER)',
+        );
       }
       throw err;
     }
   };
 }
 
-type Runtime = <E extends ControlEndpoint>(endpoint: E, request: ControlApi[E]['request'], timeout?: number) => Promise<ControlApi[E]['response']>;
+type Runtime = <E extends ControlEndpoint>(
+  endpoint: E,
+  request: ControlApi[E]['request'],
+  timeout?: number,
+) => Promise<ControlApi[E]['response']>;
 
 const POLL_WAIT = 5_000;
 
@@ -81,7 +101,15 @@ class RemoteSubscription implements Subscription {
 
   readonly #ended: () => void;
 
-  constructor(topic: string, id: string, ackWait: number, handler: DeliveryHandler, options: SubscribeOptions, runtime: Runtime, ended: () => void) {
+  constructor(
+    topic: string,
+    id: string,
+    ackWait: number,
+    handler: DeliveryHandler,
+    options: SubscribeOptions,
+    runtime: Runtime,
+    ended: () => void,
+  ) {
     this.topic = topic;
     this.#id = id;
     this.#ackWait = ackWait;
@@ -113,7 +141,10 @@ class RemoteSubscription implements Subscription {
   async #handle(handler: DeliveryHandler, options: SubscribeOptions, d: RemoteDelivery): Promise<void> {
     let settled = false;
     // While the handler works, tell serve the message is in progress; a process that dies stops telling.
-    const progress = setInterval(() => void this.#runtime('Broker.Settle', { id: this.#id, token: d.token, action: 'progress' }).catch(() => {}), Math.max(100, this.#ackWait / 3));
+    const progress = setInterval(
+      () => void this.#runtime('Broker.Settle', { id: this.#id, token: d.token, action: 'progress' }).catch(() => {}),
+      Math.max(100, this.#ackWait / 3),
+    );
     const settle = (action: 'ack' | 'nak' | 'term', delay?: number, reason?: string) => {
       if (settled) return Promise.resolve();
       settled = true;

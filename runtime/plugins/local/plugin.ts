@@ -25,7 +25,8 @@ export const localBroker: BrokerPlugin = {
   platforms: ['node'],
   defaultOn: ['node'],
   async create({ registry, http }) {
-    if (!registry || !http) throw new ConfigError('the local broker needs a registry and an HTTP transport to find micro-fn serve');
+    if (!registry || !http)
+      throw new ConfigError('the local broker needs a registry and an HTTP transport to find micro-fn serve');
     return (await import('./broker.js')).createLocalBroker({ registry, transport: http });
   },
 };

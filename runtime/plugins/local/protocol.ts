@@ -84,8 +84,14 @@ export interface ControlApi {
   'Runtime.Remove': { request: { name: string }; response: { removed: string } };
   'Runtime.List': { request: Record<string, never>; response: { functions: (FunctionInfo & { stats: PoolStats })[] } };
   /** `body`: already encoded text (the local broker plugin); `payload`: a JSON value (the CLI). */
-  'Broker.Publish': { request: { topic: string; headers?: Record<string, string>; body?: string; payload?: unknown }; response: Record<string, never> };
-  'Broker.Subscribe': { request: { topic: string; queue?: string; max?: number }; response: { id: string; ackWait: number } };
+  'Broker.Publish': {
+    request: { topic: string; headers?: Record<string, string>; body?: string; payload?: unknown };
+    response: Record<string, never>;
+  };
+  'Broker.Subscribe': {
+    request: { topic: string; queue?: string; max?: number };
+    response: { id: string; ackWait: number };
+  };
   /** A long poll: `wait` milliseconds at most (serve caps it at 25 s). */
   'Broker.Poll': { request: { id: string; wait: number }; response: { delivery: RemoteDelivery | null } };
   'Broker.Settle': {
@@ -120,7 +126,11 @@ export function callControl<E extends ControlEndpoint>(
   request: ControlApi[E]['request'],
   options: ControlCallOptions = {},
 ): Promise<ControlApi[E]['response']> {
-  return client.call<ControlApi[E]['response']>(RUNTIME_SERVICE, endpoint, request, { timeout: options.timeout ?? 30_000, retries: options.retries ?? 0, address: options.address });
+  return client.call<ControlApi[E]['response']>(RUNTIME_SERVICE, endpoint, request, {
+    timeout: options.timeout ?? 30_000,
+    retries: options.retries ?? 0,
+    address: options.address,
+  });
 }
 
 /**
@@ -130,7 +140,13 @@ export function callControl<E extends ControlEndpoint>(
 export async function runtimeAddress(registry: Registry, chosen?: string): Promise<string> {
   if (chosen) return chosen;
   const nodes = (await registry.getService(RUNTIME_SERVICE)).flatMap((s) => s.nodes);
-  if (nodes.length === 0) throw new UserError('no `micro-fn serve` is running for this registry (MICRO_FN_HOME, MICRO_REGISTRY): start one with `micro-fn serve`');
-  if (nodes.length > 1) throw new UserError(`${nodes.length} micro-fn serve runtimes are registered (${nodes.map((n) => n.address).join(', ')}): choose one with --runtime URL`);
+  if (nodes.length === 0)
+    throw new UserError(
+      'no `micro-fn serve` is running for this registry (MICRO_FN_HOME, MICRO_REGISTRY): start one with `micro-fn serve`',
+    );
+  if (nodes.length > 1)
+    throw new UserError(
+      `${nodes.length} micro-fn serve runtimes are registered (${nodes.map((n) => n.address).join(', ')}): choose one with --runtime URL`,
+    );
   return nodes[0]!.address;
 }

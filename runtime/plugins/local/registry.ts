@@ -52,7 +52,9 @@ const codeOf = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.cod
 function encodeSegment(value: string): string {
   if (value === '') return '+';
   const hex = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
-  let s = encodeURIComponent(value).replace(/\*/g, '%2A').replace(/^\.|\.$/g, hex);
+  let s = encodeURIComponent(value)
+    .replace(/\*/g, '%2A')
+    .replace(/^\.|\.$/g, hex);
   if (/^(con|prn|aux|nul|com\d|lpt\d)(\.|$)/i.test(s)) s = hex(s[0]!) + s.slice(1);
   return s.length <= 200 ? s : `${s.slice(0, 120)}+${fnv1a(value, 0x811c9dc5)}${fnv1a(value, 0x050c5d1f)}`;
 }
@@ -92,7 +94,8 @@ function* diff(before: Map<string, ServiceRecord>, after: Map<string, ServiceRec
     }
     const oldNodes = new Map(old.nodes.map((n) => [n.id, n]));
     const changed = now.nodes.filter((n) => !oldNodes.has(n.id) || !sameNode(oldNodes.get(n.id)!, n));
-    if (changed.length > 0 || !sameDescription(old, now)) yield { type: 'update', service: copy({ ...now, nodes: changed }) };
+    if (changed.length > 0 || !sameDescription(old, now))
+      yield { type: 'update', service: copy({ ...now, nodes: changed }) };
     const live = new Set(now.nodes.map((n) => n.id));
     const gone = old.nodes.filter((n) => !live.has(n.id));
     if (gone.length > 0) yield { type: 'delete', service: copy({ ...old, nodes: gone }) };
@@ -104,7 +107,9 @@ function* diff(before: Map<string, ServiceRecord>, after: Map<string, ServiceRec
 const list = (dir: string) => readdir(dir).catch((): string[] => []);
 /** Removes a version folder and its service folder once they are empty; another writer may refill them first. */
 const prune = async (versionDir: string) => {
-  await rmdir(versionDir).then(() => rmdir(dirname(versionDir)), ignore).catch(ignore);
+  await rmdir(versionDir)
+    .then(() => rmdir(dirname(versionDir)), ignore)
+    .catch(ignore);
 };
 
 /**
@@ -134,7 +139,8 @@ export class FileRegistry implements Registry {
 
   constructor(options: FileRegistryOptions = {}) {
     const { home = microFnHome(process.env), pollInterval = 250 } = options;
-    if (typeof home !== 'string' || home === '') throw new ConfigError('the file registry needs a home folder: pass { home } or set MICRO_FN_HOME');
+    if (typeof home !== 'string' || home === '')
+      throw new ConfigError('the file registry needs a home folder: pass { home } or set MICRO_FN_HOME');
     if (typeof pollInterval !== 'number' || !Number.isFinite(pollInterval) || pollInterval <= 0) {
       throw new ConfigError(`pollInterval must be a number of milliseconds > 0, like 250; got ${String(pollInterval)}`);
     }
@@ -147,7 +153,11 @@ export class FileRegistry implements Registry {
     if (this.#closed) throw new MicroError('file-registry', 503, 'registry is closed');
     const ttl = options.ttl ?? 0;
     if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-      throw new MicroError('file-registry', 400, `ttl must be a number of seconds >= 0 (0: never expires); got ${String(ttl)}`);
+      throw new MicroError(
+        'file-registry',
+        400,
+        `ttl must be a number of seconds >= 0 (0: never expires); got ${String(ttl)}`,
+      );
     }
     if (!service || typeof service.name !== 'string' || service.name === '' || typeof service.version !== 'string') {
       throw new MicroError('file-registry', 400, 'a service needs a non-empty name and a version string');
@@ -162,16 +172,30 @@ export class FileRegistry implements Registry {
     const expires = ttl > 0 ? Date.now() + ttl * 1000 : 0;
     const registered = performance.timeOrigin + performance.now();
     await Promise.all(
-      service.nodes.map((node) => this.#write(dir, `${encodeSegment(node.id)}.json`, JSON.stringify({ service: description, node: copyNode(node), expires, registered }))),
+      service.nodes.map((node) =>
+        this.#write(
+          dir,
+          `${encodeSegment(node.id)}.json`,
+          JSON.stringify({ service: description, node: copyNode(node), expires, registered }),
+        ),
+      ),
     );
     this.#wake();
   }
 
   /** Removes the files of the given nodes, then the folders left empty; unknown nodes are ignored. */
   async deregister(service: ServiceRecord): Promise<void> {
-    if (!service || typeof service.name !== 'string' || typeof service.version !== 'string' || !Array.isArray(service.nodes)) return;
+    if (
+      !service ||
+      typeof service.name !== 'string' ||
+      typeof service.version !== 'string' ||
+      !Array.isArray(service.nodes)
+    )
+      return;
     const dir = this.#versionDir(service.name, service.version);
-    await Promise.all(service.nodes.map((n) => unlink(join(dir, `${encodeSegment(String(n?.id))}.json`)).catch(ignore)));
+    await Promise.all(
+      service.nodes.map((n) => unlink(join(dir, `${encodeSegment(String(n?.id))}.json`)).catch(ignore)),
+    );
     await prune(dir);
     this.#wake();
   }
@@ -179,7 +203,9 @@ export class FileRegistry implements Registry {
   /** Reads only this service's folder: the client calls it on every request. */
   async getService(name: string): Promise<ServiceRecord[]> {
     if (typeof name !== 'string') return [];
-    return merge((await this.#readService(join(this.directory, encodeSegment(name)))).filter((f) => f.service.name === name));
+    return merge(
+      (await this.#readService(join(this.directory, encodeSegment(name)))).filter((f) => f.service.name === name),
+    );
   }
 
   async listServices(): Promise<ServiceRecord[]> {
@@ -197,7 +223,14 @@ export class FileRegistry implements Registry {
     });
     if (this.#closed) channel.close();
     if (channel.closed) return channel;
-    const w: Watch = (watch = { channel, service: options.service, last: new Map(), ready: Promise.resolve(), polling: true, again: false });
+    const w: Watch = (watch = {
+      channel,
+      service: options.service,
+      last: new Map(),
+      ready: Promise.resolve(),
+      polling: true,
+      again: false,
+    });
     w.ready = this.#snapshot(w.service).then((snapshot) => void (w.last = snapshot), ignore);
     void w.ready.then(() => {
       w.polling = false;
@@ -233,7 +266,9 @@ export class FileRegistry implements Registry {
           await new Promise((r) => setTimeout(r, attempt * 5));
           continue;
         }
-        throw new MicroError('file-registry', 500, `cannot write ${join(dir, file)}: ${(err as Error).message}`, { cause: err });
+        throw new MicroError('file-registry', 500, `cannot write ${join(dir, file)}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
     }
   }
@@ -269,10 +304,19 @@ export class FileRegistry implements Registry {
    */
   async #reap(path: string): Promise<NodeFile | undefined> {
     const grave = join(dirname(path), `.${this.#tag}-${++this.#counter}.tmp`);
-    if (!(await rename(path, grave).then(() => true, () => false))) return undefined;
+    if (
+      !(await rename(path, grave).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return undefined;
     const file = parseNodeFile(await readFile(grave, 'utf8').catch(() => ''));
     const fresh = file && !isExpiredEntry(file, Date.now());
-    if (fresh) await link(grave, path).catch((err) => (codeOf(err) === 'EEXIST' ? undefined : rename(grave, path).catch(ignore)));
+    if (fresh)
+      await link(grave, path).catch((err) =>
+        codeOf(err) === 'EEXIST' ? undefined : rename(grave, path).catch(ignore),
+      );
     await unlink(grave).catch(ignore);
     if (!fresh) await prune(dirname(path));
     return fresh ? file : undefined;

@@ -1,5 +1,13 @@
 import { deadLetterHeaders, deadLetterTopic } from '../../core/broker.js';
-import type { Broker, BrokerMessage, Delivery, DeliveryHandler, PublishMessage, SubscribeOptions, Subscription } from '../../core/broker.js';
+import type {
+  Broker,
+  BrokerMessage,
+  Delivery,
+  DeliveryHandler,
+  PublishMessage,
+  SubscribeOptions,
+  Subscription,
+} from '../../core/broker.js';
 import { MicroError } from '../../core/errors.js';
 import { newId } from '../../core/id.js';
 
@@ -65,7 +73,8 @@ export class MemoryBroker implements Broker {
 
   constructor(options: MemoryBrokerOptions = {}) {
     const { maxAttempts = 5, backoff = defaultBackoff } = options;
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`maxAttempts must be an integer >= 1; got ${String(maxAttempts)}`);
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
+      throw new TypeError(`maxAttempts must be an integer >= 1; got ${String(maxAttempts)}`);
     if (typeof backoff !== 'function') throw new TypeError('backoff must be a function (attempt) => milliseconds');
     this.#maxAttempts = maxAttempts;
     this.#backoff = backoff;
@@ -75,7 +84,12 @@ export class MemoryBroker implements Broker {
   async publish(topic: string, message: PublishMessage): Promise<void> {
     if (this.#closed) throw new MicroError('memory-broker', 503, `broker is closed: cannot publish to ${topic}`);
     if (!(message?.body instanceof Uint8Array)) throw new TypeError('a published message needs a Uint8Array body');
-    const published: BrokerMessage = { id: newId(), topic, headers: { ...message.headers }, body: message.body.slice() };
+    const published: BrokerMessage = {
+      id: newId(),
+      topic,
+      headers: { ...message.headers },
+      body: message.body.slice(),
+    };
     for (const group of this.#topics.get(topic)?.values() ?? []) {
       if (group.members.length > 0) this.#enqueue(group, published, 1);
     }
@@ -85,7 +99,8 @@ export class MemoryBroker implements Broker {
     if (this.#closed) throw new MicroError('memory-broker', 503, `broker is closed: cannot subscribe to ${topic}`);
     if (typeof handler !== 'function') throw new TypeError('subscribe needs a handler function');
     const { queue, max = Infinity, ack = 'auto' } = options;
-    if (max !== Infinity && (!Number.isInteger(max) || max < 1)) throw new TypeError(`max must be an integer >= 1; got ${String(max)}`);
+    if (max !== Infinity && (!Number.isInteger(max) || max < 1))
+      throw new TypeError(`max must be an integer >= 1; got ${String(max)}`);
     if (ack !== 'auto' && ack !== 'manual') throw new TypeError(`ack must be 'auto' or 'manual'; got ${String(ack)}`);
     const member: Member = { handler, manual: ack === 'manual', max, taken: 0 };
     const key = queue ? `queue:${queue}` : `sub:${++this.#subscriptions}`;
@@ -107,7 +122,11 @@ export class MemoryBroker implements Broker {
     let groups = this.#topics.get(topic);
     if (!groups && create) this.#topics.set(topic, (groups = new Map()));
     let group = groups?.get(key);
-    if (!group && groups && create) groups.set(key, (group = { key, queue: key.startsWith('queue:'), members: [], pending: [], next: 0, scheduled: false }));
+    if (!group && groups && create)
+      groups.set(
+        key,
+        (group = { key, queue: key.startsWith('queue:'), members: [], pending: [], next: 0, scheduled: false }),
+      );
     return group;
   }
 
@@ -161,7 +180,10 @@ export class MemoryBroker implements Broker {
     // in both modes (a no-op if it settled first); a manual handler that resolves may still settle later.
     Promise.resolve()
       .then(() => member.handler(delivery))
-      .then(() => (member.manual ? undefined : delivery.ack()), () => delivery.nak())
+      .then(
+        () => (member.manual ? undefined : delivery.ack()),
+        () => delivery.nak(),
+      )
       .catch(() => {}); // only a throwing backoff gets here
   }
 
@@ -182,7 +204,12 @@ export class MemoryBroker implements Broker {
   }
 
   #deadLetter(message: BrokerMessage, reason: string, attempts: number): void {
-    const headers = { ...message.headers, [deadLetterHeaders.topic]: message.topic, [deadLetterHeaders.reason]: reason, [deadLetterHeaders.attempts]: String(attempts) };
+    const headers = {
+      ...message.headers,
+      [deadLetterHeaders.topic]: message.topic,
+      [deadLetterHeaders.reason]: reason,
+      [deadLetterHeaders.attempts]: String(attempts),
+    };
     void this.publish(deadLetterTopic(message.topic), { headers, body: message.body }).catch(() => {});
   }
 }

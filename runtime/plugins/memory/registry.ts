@@ -1,6 +1,13 @@
 import { Channel } from '../../core/channel.js';
 import { MicroError } from '../../core/errors.js';
-import { copyNode, describeService, sameDescription, sameNode, toServiceRecord, type ServiceDescription } from '../../core/registry-records.js';
+import {
+  copyNode,
+  describeService,
+  sameDescription,
+  sameNode,
+  toServiceRecord,
+  type ServiceDescription,
+} from '../../core/registry-records.js';
 import type {
   NodeRecord,
   RegisterOptions,
@@ -58,7 +65,11 @@ export class MemoryRegistry implements Registry {
     if (this.#closed) throw new MicroError('memory-registry', 503, 'registry is closed');
     const ttl = options.ttl ?? 0;
     if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-      throw new MicroError('memory-registry', 400, `ttl must be a number of seconds >= 0 (0: never expires); got ${String(ttl)}`);
+      throw new MicroError(
+        'memory-registry',
+        400,
+        `ttl must be a number of seconds >= 0 (0: never expires); got ${String(ttl)}`,
+      );
     }
     this.#register(service, ttl);
   }
@@ -83,7 +94,9 @@ export class MemoryRegistry implements Registry {
 
   async listServices(): Promise<ServiceRecord[]> {
     this.#sweep();
-    return [...this.#services.values()].flatMap((versions) => Array.from(versions.values(), (e) => toServiceRecord(e.service, this.#live(e))));
+    return [...this.#services.values()].flatMap((versions) =>
+      Array.from(versions.values(), (e) => toServiceRecord(e.service, this.#live(e))),
+    );
   }
 
   /** Events from now on; a watch opened after `close()` ends at once. */
@@ -150,7 +163,10 @@ export class MemoryRegistry implements Registry {
     const t = now();
     for (const versions of [...this.#services.values()]) {
       for (const entry of [...versions.values()]) {
-        this.#remove(entry, [...entry.nodes.values()].filter((n) => n.expires <= t).map((n) => n.node));
+        this.#remove(
+          entry,
+          [...entry.nodes.values()].filter((n) => n.expires <= t).map((n) => n.node),
+        );
       }
     }
   }
@@ -161,12 +177,16 @@ export class MemoryRegistry implements Registry {
     this.#timer = undefined;
     if (this.#closed) return;
     let next = Infinity;
-    for (const versions of this.#services.values()) for (const entry of versions.values()) for (const n of entry.nodes.values()) next = Math.min(next, n.expires);
+    for (const versions of this.#services.values())
+      for (const entry of versions.values()) for (const n of entry.nodes.values()) next = Math.min(next, n.expires);
     if (next === Infinity) return;
-    const timer = setTimeout(() => {
-      this.#sweep();
-      this.#schedule();
-    }, Math.min(MAX_DELAY, Math.max(0, Math.ceil(next - now()))));
+    const timer = setTimeout(
+      () => {
+        this.#sweep();
+        this.#schedule();
+      },
+      Math.min(MAX_DELAY, Math.max(0, Math.ceil(next - now()))),
+    );
     (timer as { unref?: () => void }).unref?.();
     this.#timer = timer;
   }
@@ -174,7 +194,8 @@ export class MemoryRegistry implements Registry {
   #emit(type: RegistryEventType, service: ServiceRecord): void {
     for (const [channel, name] of this.#watchers) {
       // A copy per watcher: one watcher mutating its event must not change what another sees.
-      if (name === undefined || name === service.name) channel.push({ type, service: toServiceRecord(service, service.nodes) });
+      if (name === undefined || name === service.name)
+        channel.push({ type, service: toServiceRecord(service, service.nodes) });
     }
   }
 }

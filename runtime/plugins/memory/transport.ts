@@ -36,7 +36,8 @@ export class MemoryTransport implements Transport {
 
   call(node: NodeRecord, request: TransportRequest, options: CallOptions = {}): Promise<TransportResponse> {
     const listener = this.#listeners.get(node.address);
-    if (!listener) return Promise.reject(errors.unavailable(request.service || 'micro-fn', `nothing listens at ${node.address}`));
+    if (!listener)
+      return Promise.reject(errors.unavailable(request.service || 'micro-fn', `nothing listens at ${node.address}`));
     return listener.exchange(request, options);
   }
 
@@ -79,7 +80,8 @@ class MemoryListener implements Listener {
     const id = request.service || 'micro-fn';
     const { signal, deadline } = options;
     if (signal?.aborted) return Promise.reject(errors.timeout(id, 'request aborted', { retryable: false }));
-    if (deadline !== undefined && deadline <= Date.now()) return Promise.reject(errors.timeout(id, 'deadline exceeded', { retryable: false }));
+    if (deadline !== undefined && deadline <= Date.now())
+      return Promise.reject(errors.timeout(id, 'deadline exceeded', { retryable: false }));
 
     return new Promise<TransportResponse>((resolve, reject) => {
       let open = true;
@@ -155,12 +157,22 @@ class MemoryListener implements Listener {
 
 /** What the caller receives: its own bytes and metadata, and the error rebuilt as if it came off a wire. */
 function copyResponse(response: ServerResponse): TransportResponse {
-  const copy: TransportResponse = { contentType: response.contentType, body: new Uint8Array(response.body), metadata: new Metadata(response.metadata) };
+  const copy: TransportResponse = {
+    contentType: response.contentType,
+    body: new Uint8Array(response.body),
+    metadata: new Metadata(response.metadata),
+  };
   const e = response.error;
   if (e) copy.error = new MicroError(e.id, e.code, e.detail);
   return copy;
 }
 
 function errorResponse(id: string, error: MicroError): ServerResponse {
-  return { status: error.code, contentType: 'application/json', body: new TextEncoder().encode(JSON.stringify(error)), metadata: new Metadata({ 'micro-id': id }), error };
+  return {
+    status: error.code,
+    contentType: 'application/json',
+    body: new TextEncoder().encode(JSON.stringify(error)),
+    metadata: new Metadata({ 'micro-id': id }),
+    error,
+  };
 }

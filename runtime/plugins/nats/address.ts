@@ -85,11 +85,15 @@ export function natsVersion(version: string | undefined): string {
 /** Throws a ConfigError unless `service` and each endpoint can be part of a subject. */
 export function checkSubjectNames(service: string, endpoints: readonly string[]): void {
   if (!subjectSafe(service)) {
-    throw new ConfigError(`the service name "${service}" cannot be part of a NATS subject: no spaces, "*" or ">", no empty parts between dots`);
+    throw new ConfigError(
+      `the service name "${service}" cannot be part of a NATS subject: no spaces, "*" or ">", no empty parts between dots`,
+    );
   }
   for (const endpoint of endpoints) {
     if (!subjectSafe(endpoint)) {
-      throw new ConfigError(`the endpoint "${endpoint}" of ${service} cannot be part of a NATS subject: no spaces, "*" or ">", no empty parts between dots`);
+      throw new ConfigError(
+        `the endpoint "${endpoint}" of ${service} cannot be part of a NATS subject: no spaces, "*" or ">", no empty parts between dots`,
+      );
     }
   }
 }

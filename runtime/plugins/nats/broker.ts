@@ -1,6 +1,14 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from 'nats';
 import { deadLetterHeaders, deadLetterTopic } from '../../core/broker.js';
-import type { Broker, BrokerMessage, Delivery, DeliveryHandler, PublishMessage, SubscribeOptions, Subscription } from '../../core/broker.js';
+import type {
+  Broker,
+  BrokerMessage,
+  Delivery,
+  DeliveryHandler,
+  PublishMessage,
+  SubscribeOptions,
+  Subscription,
+} from '../../core/broker.js';
 import { ConfigError } from '../../core/config.js';
 import { MicroError, isMicroError } from '../../core/errors.js';
 import { newId } from '../../core/id.js';
@@ -20,22 +28,50 @@ export type NatsBrokerOptions = NatsConnectionSource & {
 export const natsBrokerHeaders = { id: 'Micro-Message-Id', attempt: 'Micro-Attempt', topic: 'Micro-Topic' } as const;
 const INTERNAL = new Set(Object.values(natsBrokerHeaders).map((h) => h.toLowerCase()));
 const defaultBackoff = (attempt: number): number => Math.min(1000, 20 * 2 ** (attempt - 1));
-const TRANSIENT = new Set(['CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'CONNECTION_REFUSED', 'DISCONNECT', 'TIMEOUT', '503', 'REQUEST_ERROR', 'SUB_CLOSED']);
+const TRANSIENT = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_DRAINING',
+  'CONNECTION_REFUSED',
+  'DISCONNECT',
+  'TIMEOUT',
+  '503',
+  'REQUEST_ERROR',
+  'SUB_CLOSED',
+]);
 
 /** A nats.js failure as a MicroError (the original kept as `cause`): connection trouble is a retryable 503. */
 export function natsBrokerError(err: unknown, id: string, doing: string): MicroError {
   if (isMicroError(err)) return err;
   const e = err as { code?: string; message?: string; api_error?: { code: number; description: string } } | undefined;
   const detail = `${doing}: ${e?.api_error?.description ?? e?.message ?? String(err)}`;
-  const code = e?.code === 'MAX_PAYLOAD_EXCEEDED' ? 413 : e?.code?.startsWith('BAD_') ? 400 : TRANSIENT.has(e?.code ?? '') ? 503 : (e?.api_error?.code ?? 500);
+  const code =
+    e?.code === 'MAX_PAYLOAD_EXCEEDED'
+      ? 413
+      : e?.code?.startsWith('BAD_')
+        ? 400
+        : TRANSIENT.has(e?.code ?? '')
+          ? 503
+          : (e?.api_error?.code ?? 500);
   return new MicroError(id, code, detail, { cause: err });
 }
 
 /** Refuses a topic that is not a NATS subject (nats.js would send `a b` as subject `a` with reply `b`). */
 function checkTopic(topic: string, id: string, wildcards: boolean): void {
   const tokens = typeof topic === 'string' ? topic.split('.') : [];
-  const bad = tokens.length === 0 || tokens.some((t, i) => t === '' || /\s/.test(t) || (/[*>]/.test(t) && (!wildcards || t.length > 1 || (t === '>' && i < tokens.length - 1))));
-  if (bad) throw new MicroError(id, 400, `a topic is a NATS subject: dot-separated tokens without spaces${wildcards ? ', "*" or a last ">" as wildcards' : ', no wildcards'}; got ${JSON.stringify(topic)}`);
+  const bad =
+    tokens.length === 0 ||
+    tokens.some(
+      (t, i) =>
+        t === '' ||
+        /\s/.test(t) ||
+        (/[*>]/.test(t) && (!wildcards || t.length > 1 || (t === '>' && i < tokens.length - 1))),
+    );
+  if (bad)
+    throw new MicroError(
+      id,
+      400,
+      `a topic is a NATS subject: dot-separated tokens without spaces${wildcards ? ', "*" or a last ">" as wildcards' : ', no wildcards'}; got ${JSON.stringify(topic)}`,
+    );
 }
 
 /** Checks `publish` arguments the way the memory broker does (TypeError), plus the topic (400). */
@@ -45,10 +81,16 @@ export function checkPublish(topic: string, message: PublishMessage, id: string)
 }
 
 /** Checks `subscribe` arguments; returns the options with their defaults. */
-export function checkSubscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions, id: string): { queue?: string; max: number; manual: boolean } {
+export function checkSubscribe(
+  topic: string,
+  handler: DeliveryHandler,
+  options: SubscribeOptions,
+  id: string,
+): { queue?: string; max: number; manual: boolean } {
   if (typeof handler !== 'function') throw new TypeError('subscribe needs a handler function');
   const { queue, max = Infinity, ack = 'auto' } = options;
-  if (max !== Infinity && (!Number.isInteger(max) || max < 1)) throw new TypeError(`max must be an integer >= 1; got ${String(max)}`);
+  if (max !== Infinity && (!Number.isInteger(max) || max < 1))
+    throw new TypeError(`max must be an integer >= 1; got ${String(max)}`);
   if (ack !== 'auto' && ack !== 'manual') throw new TypeError(`ack must be 'auto' or 'manual'; got ${String(ack)}`);
   checkTopic(topic, id, true);
   return { queue: queue || undefined, max, manual: ack === 'manual' };
@@ -69,7 +111,8 @@ export interface LazyConnection {
 
 /** Checks the options (a ConfigError says how to fix them); connects on the first `get()`. */
 export function lazyConnection(options: NatsConnectionSource, id: string): LazyConnection {
-  if (!options || !('connection' in options || 'address' in options)) throw new ConfigError(`${id} needs { address: 'nats://127.0.0.1:4222' } or { connection }`);
+  if (!options || !('connection' in options || 'address' in options))
+    throw new ConfigError(`${id} needs { address: 'nats://127.0.0.1:4222' } or { connection }`);
   if ('connection' in options) return { get: async () => options.connection, close: async () => {} };
   natsConnectionOptions(options.address); // throws a ConfigError that shows the forms
   let opened: Promise<NatsConnection> | undefined;
@@ -135,7 +178,8 @@ export class NatsBroker implements Broker {
 
   constructor(options: NatsBrokerOptions) {
     const { maxAttempts = 5, backoff = defaultBackoff } = options ?? {};
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new ConfigError(`maxAttempts must be an integer >= 1; got ${String(maxAttempts)}`);
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
+      throw new ConfigError(`maxAttempts must be an integer >= 1; got ${String(maxAttempts)}`);
     if (typeof backoff !== 'function') throw new ConfigError('backoff must be a function (attempt) => milliseconds');
     this.#connection = lazyConnection(options, 'nats-broker');
     this.#maxAttempts = maxAttempts;
@@ -147,14 +191,18 @@ export class NatsBroker implements Broker {
     checkPublish(topic, message, 'nats-broker');
     const nc = await this.#open(`cannot publish to ${topic}`);
     this.#send(nc, topic, topic, { ...message.headers }, message.body, newId(), 1);
-    await nc.flush().catch((err: unknown) => Promise.reject(natsBrokerError(err, 'nats-broker', `publish to ${topic}`)));
+    await nc
+      .flush()
+      .catch((err: unknown) => Promise.reject(natsBrokerError(err, 'nats-broker', `publish to ${topic}`)));
   }
 
   async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
     const { queue, max, manual } = checkSubscribe(topic, handler, options, 'nats-broker');
     const nc = await this.#open(`cannot subscribe to ${topic}`);
     // A queue name (a service name may hold dots) becomes one literal subject token.
-    const prefix = queue ? `_MICRO.retry.q.${encodeURIComponent(queue).replace(/[.*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)}` : `_MICRO.retry.s.${newId()}`;
+    const prefix = queue
+      ? `_MICRO.retry.q.${encodeURIComponent(queue).replace(/[.*]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)}`
+      : `_MICRO.retry.s.${newId()}`;
     const retry = (subject: string) => (queue ? `${prefix}.${subject}` : prefix);
     const member: Member = { nats: [], handler, manual, max, taken: 0, left: false, retry, queue };
     const callback = (err: Error | null, msg: Msg) => void (err ? undefined : this.#arrive(nc, member, msg));
@@ -194,10 +242,23 @@ export class NatsBroker implements Broker {
   }
 
   /** Publishes with the broker's headers; `quiet` drops a failure (at-most-once), never throwing into nats.js's callback. */
-  #send(nc: NatsConnection, subject: string, topic: string, headers: Record<string, string>, body: Uint8Array, id: string, attempt: number, quiet = false): void {
+  #send(
+    nc: NatsConnection,
+    subject: string,
+    topic: string,
+    headers: Record<string, string>,
+    body: Uint8Array,
+    id: string,
+    attempt: number,
+    quiet = false,
+  ): void {
     try {
       const h = this.#headers!();
-      const own = { [natsBrokerHeaders.id]: id, [natsBrokerHeaders.attempt]: String(attempt), [natsBrokerHeaders.topic]: topic };
+      const own = {
+        [natsBrokerHeaders.id]: id,
+        [natsBrokerHeaders.attempt]: String(attempt),
+        [natsBrokerHeaders.topic]: topic,
+      };
       for (const [key, value] of Object.entries({ ...headers, ...own })) h.set(key, value);
       nc.publish(subject, body, { headers: h });
     } catch (err) {
@@ -208,11 +269,17 @@ export class NatsBroker implements Broker {
   #arrive(nc: NatsConnection, member: Member, msg: Msg): void {
     const h = msg.headers;
     const headers = headerRecord(h, (key) => INTERNAL.has(key.toLowerCase()));
-    const message: BrokerMessage = { id: h?.get(natsBrokerHeaders.id) || newId(), topic: h?.get(natsBrokerHeaders.topic) || msg.subject, headers, body: msg.data };
+    const message: BrokerMessage = {
+      id: h?.get(natsBrokerHeaders.id) || newId(),
+      topic: h?.get(natsBrokerHeaders.topic) || msg.subject,
+      headers,
+      body: msg.data,
+    };
     const attempt = Number(h?.get(natsBrokerHeaders.attempt)) || 1;
     // A retry racing the server-side max, or arriving after unsubscribe: give it back to the group unchanged.
     if (member.left || member.taken >= member.max) {
-      if (member.queue && !this.#closed) this.#send(nc, member.retry(message.topic), message.topic, headers, message.body, message.id, attempt, true);
+      if (member.queue && !this.#closed)
+        this.#send(nc, member.retry(message.topic), message.topic, headers, message.body, message.id, attempt, true);
       return;
     }
     if (++member.taken >= member.max) this.#leave(member);
@@ -223,8 +290,22 @@ export class NatsBroker implements Broker {
       then();
     };
     const deadLetter = (reason: string) => {
-      const dead = { ...headers, [deadLetterHeaders.topic]: message.topic, [deadLetterHeaders.reason]: reason, [deadLetterHeaders.attempts]: String(attempt) };
-      this.#send(nc, deadLetterTopic(message.topic), deadLetterTopic(message.topic), dead, message.body, message.id, 1, true);
+      const dead = {
+        ...headers,
+        [deadLetterHeaders.topic]: message.topic,
+        [deadLetterHeaders.reason]: reason,
+        [deadLetterHeaders.attempts]: String(attempt),
+      };
+      this.#send(
+        nc,
+        deadLetterTopic(message.topic),
+        deadLetterTopic(message.topic),
+        dead,
+        message.body,
+        message.id,
+        1,
+        true,
+      );
     };
     const delivery: Delivery = {
       message,
@@ -233,17 +314,32 @@ export class NatsBroker implements Broker {
       nak: (delayMs?: number) =>
         settle(() => {
           if (attempt >= this.#maxAttempts) return deadLetter(`failed ${attempt} attempts`);
-          const timer = setTimeout(() => {
-            this.#timers.delete(timer);
-            this.#send(nc, member.retry(message.topic), message.topic, headers, message.body, message.id, attempt + 1, true);
-          }, Math.max(0, delayMs ?? this.#backoff(attempt)));
+          const timer = setTimeout(
+            () => {
+              this.#timers.delete(timer);
+              this.#send(
+                nc,
+                member.retry(message.topic),
+                message.topic,
+                headers,
+                message.body,
+                message.id,
+                attempt + 1,
+                true,
+              );
+            },
+            Math.max(0, delayMs ?? this.#backoff(attempt)),
+          );
           this.#timers.add(timer);
         })(),
       term: (reason?: string) => settle(() => deadLetter(reason ?? 'terminated'))(),
     };
     Promise.resolve()
       .then(() => member.handler(delivery))
-      .then(() => (member.manual ? undefined : delivery.ack()), () => delivery.nak())
+      .then(
+        () => (member.manual ? undefined : delivery.ack()),
+        () => delivery.nak(),
+      )
       .catch(() => {}); // only a throwing backoff gets here
   }
 }

@@ -3,7 +3,14 @@
  * (`micro.<service>.<node id>.<Service.Method>`, see address.ts), so a call reaches the node the selector picked.
  */
 import type { NatsConnection } from 'nats';
-import { MicroError, errors, type CallOptions, type NodeRecord, type TransportRequest, type TransportResponse } from '../../core/index.js';
+import {
+  MicroError,
+  errors,
+  type CallOptions,
+  type NodeRecord,
+  type TransportRequest,
+  type TransportResponse,
+} from '../../core/index.js';
 import { nodeSubjectPrefix, parseNodeAddress, subjectSafe, type NatsNode } from './address.js';
 import { connectNats } from './connection.js';
 import { header, replyError, requestHeaders, responseMetadata, type HeadersFactory } from './headers.js';
@@ -53,8 +60,12 @@ export class NatsClient {
     const { signal, deadline } = options;
     if (signal?.aborted) throw aborted(id, signal, undefined);
     const target = this.#target(node.address);
-    if (!target) throw errors.unavailable(id, `${node.address} is not a NATS node address (nats://host:port/<service>/<node id>)`);
-    if (!subjectSafe(request.endpoint)) throw errors.badRequest(id, `the endpoint "${request.endpoint}" cannot be part of a NATS subject`, { retryable: false });
+    if (!target)
+      throw errors.unavailable(id, `${node.address} is not a NATS node address (nats://host:port/<service>/<node id>)`);
+    if (!subjectSafe(request.endpoint))
+      throw errors.badRequest(id, `the endpoint "${request.endpoint}" cannot be part of a NATS subject`, {
+        retryable: false,
+      });
     const subject = `${target.prefix}.${request.endpoint}`;
 
     const server = this.#options.address ?? target.server;
@@ -121,7 +132,12 @@ export class NatsClient {
 }
 
 /** `promise`, or a 408 once `deadline` passes or `signal` aborts, whichever comes first. */
-async function bounded<T>(promise: Promise<T>, deadline: number | undefined, signal: AbortSignal | undefined, id: string): Promise<T> {
+async function bounded<T>(
+  promise: Promise<T>,
+  deadline: number | undefined,
+  signal: AbortSignal | undefined,
+  id: string,
+): Promise<T> {
   if (deadline === undefined && !signal) return promise;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stop: (() => void) | undefined;
@@ -144,19 +160,33 @@ function aborted(id: string, signal: AbortSignal | undefined, cause: unknown): M
 }
 
 /** A failure of the `nats` package as a core error; the original is kept as `cause`. */
-function failure(err: unknown, id: string, subject: string, nc: NatsConnection, signal: AbortSignal | undefined): MicroError {
+function failure(
+  err: unknown,
+  id: string,
+  subject: string,
+  nc: NatsConnection,
+  signal: AbortSignal | undefined,
+): MicroError {
   const code = (err as { code?: unknown }).code;
   // A closing connection cancels its requests with a timeout error: that is a failed connection, not a deadline.
-  if (nc.isClosed()) return errors.unavailable(id, 'the NATS connection closed before the reply arrived', { cause: err });
+  if (nc.isClosed())
+    return errors.unavailable(id, 'the NATS connection closed before the reply arrived', { cause: err });
   switch (code) {
     case '503':
       return errors.unavailable(id, `no responders on ${subject}: the node is gone`, { cause: err });
     case 'TIMEOUT':
       return aborted(id, signal, err);
     case 'MAX_PAYLOAD_EXCEEDED':
-      return errors.payloadTooLarge(id, `the request is larger than the NATS server's max_payload (${nc.info?.max_payload ?? '?'} bytes)`, { cause: err });
+      return errors.payloadTooLarge(
+        id,
+        `the request is larger than the NATS server's max_payload (${nc.info?.max_payload ?? '?'} bytes)`,
+        { cause: err },
+      );
     case 'BAD_HEADER':
-      return errors.badRequest(id, `the request metadata cannot travel as NATS headers: ${(err as Error).message}`, { retryable: false, cause: err });
+      return errors.badRequest(id, `the request metadata cannot travel as NATS headers: ${(err as Error).message}`, {
+        retryable: false,
+        cause: err,
+      });
     default:
       return errors.unavailable(id, `NATS request on ${subject} failed: ${(err as Error).message}`, { cause: err });
   }

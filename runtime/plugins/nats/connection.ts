@@ -24,21 +24,32 @@ export function natsConnectionOptions(address: string, name?: string): Connectio
   let user: string | undefined;
   let pass: string | undefined;
   let token: string | undefined;
-  for (const part of address.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of address
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     let url: URL;
     try {
       url = new URL(/^[a-z]+:\/\//i.test(part) ? part : `nats://${part}`);
     } catch {
-      throw new ConfigError(`a NATS address looks like nats://127.0.0.1:4222 or nats://user:pass@host:4222; got "${part}"`);
+      throw new ConfigError(
+        `a NATS address looks like nats://127.0.0.1:4222 or nats://user:pass@host:4222; got "${part}"`,
+      );
     }
     if (!['nats:', 'tls:', 'ws:', 'wss:'].includes(url.protocol) || !url.hostname) {
-      throw new ConfigError(`a NATS address looks like nats://127.0.0.1:4222 or nats://user:pass@host:4222; got "${part}"`);
+      throw new ConfigError(
+        `a NATS address looks like nats://127.0.0.1:4222 or nats://user:pass@host:4222; got "${part}"`,
+      );
     }
-    if (url.username && url.password) (user = decodeURIComponent(url.username)), (pass = decodeURIComponent(url.password));
+    if (url.username && url.password)
+      ((user = decodeURIComponent(url.username)), (pass = decodeURIComponent(url.password)));
     else if (url.username) token = decodeURIComponent(url.username);
     servers.push(`${url.protocol}//${url.host}`);
   }
-  if (servers.length === 0) throw new ConfigError('a NATS address is needed, like nats://127.0.0.1:4222 (MICRO_REGISTRY_ADDRESS / MICRO_BROKER_ADDRESS)');
+  if (servers.length === 0)
+    throw new ConfigError(
+      'a NATS address is needed, like nats://127.0.0.1:4222 (MICRO_REGISTRY_ADDRESS / MICRO_BROKER_ADDRESS)',
+    );
   // noAsyncTraces: nats.js would capture a stack (new Error()) for every request and publish; the errors we
   // raise name the subject and the cause instead, and a call is ~10% cheaper without it.
   return { servers, user, pass, token, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true };
@@ -51,6 +62,8 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   try {
     return await connect(config);
   } catch (err) {
-    throw errors.unavailable('micro-fn', `cannot connect to NATS at ${options.address}: ${(err as Error).message}`, { cause: err });
+    throw errors.unavailable('micro-fn', `cannot connect to NATS at ${options.address}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }

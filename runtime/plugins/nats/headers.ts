@@ -5,7 +5,14 @@
  * `Nats-Service-Error-Code`, so NATS tooling shows it too.
  */
 import type { MsgHdrs } from 'nats';
-import { Metadata, MicroError, headers as names, parseError, type ServerResponse, type TransportRequest } from '../../core/index.js';
+import {
+  Metadata,
+  MicroError,
+  headers as names,
+  parseError,
+  type ServerResponse,
+  type TransportRequest,
+} from '../../core/index.js';
 
 /** The `headers()` factory of the `nats` package, passed in: this file never loads the package itself. */
 export type HeadersFactory = () => MsgHdrs;
@@ -15,7 +22,12 @@ export const SERVICE_ERROR = 'Nats-Service-Error';
 export const SERVICE_ERROR_CODE = 'Nats-Service-Error-Code';
 
 /** Not response metadata: the reply's own framing and the copies of the error. */
-const NOT_METADATA = new Set([names.contentType, names.error, SERVICE_ERROR.toLowerCase(), SERVICE_ERROR_CODE.toLowerCase()]);
+const NOT_METADATA = new Set([
+  names.contentType,
+  names.error,
+  SERVICE_ERROR.toLowerCase(),
+  SERVICE_ERROR_CODE.toLowerCase(),
+]);
 /** Written by the listener itself, so a handler's metadata cannot duplicate them. */
 const RESERVED_REPLY = new Set([...NOT_METADATA, names.id]);
 
@@ -74,11 +86,17 @@ export function requestHeaders(make: HeadersFactory, request: TransportRequest):
  * only (the caller knows its request id, and JSON is the default content type). Throws a 500 when the handler's
  * metadata cannot be a NATS header.
  */
-export function replyHeaders(make: HeadersFactory, requestId: string, response: ServerResponse, service: string): MsgHdrs | undefined {
+export function replyHeaders(
+  make: HeadersFactory,
+  requestId: string,
+  response: ServerResponse,
+  service: string,
+): MsgHdrs | undefined {
   const error = response.error;
   const contentType = response.contentType || 'application/octet-stream';
   let h: MsgHdrs | undefined;
-  for (const [key, value] of response.metadata) if (!RESERVED_REPLY.has(key)) put((h ??= make()), key, value, service, 500);
+  for (const [key, value] of response.metadata)
+    if (!RESERVED_REPLY.has(key)) put((h ??= make()), key, value, service, 500);
   if (!h && !error && contentType === 'application/json') return undefined;
   h ??= make();
   put(h, names.contentType, contentType, service, 500);
@@ -93,7 +111,13 @@ export function replyHeaders(make: HeadersFactory, requestId: string, response: 
 
 /** An error reply: the error JSON as body and its copies in the headers. */
 export function errorReply(error: MicroError): ServerResponse {
-  return { status: error.code, contentType: 'application/json', body: encoder.encode(JSON.stringify(error)), metadata: new Metadata(), error };
+  return {
+    status: error.code,
+    contentType: 'application/json',
+    body: encoder.encode(JSON.stringify(error)),
+    metadata: new Metadata(),
+    error,
+  };
 }
 
 /**
@@ -125,7 +149,10 @@ function errorJson(text: string, id: string): MicroError | undefined {
 
 /** The error JSON with every non-ASCII character escaped and a long detail cut: headers are size-limited. */
 function errorHeaderValue(error: MicroError): string {
-  const json = error.detail.length > MAX_HEADER_DETAIL ? JSON.stringify({ ...error.toJSON(), detail: `${error.detail.slice(0, MAX_HEADER_DETAIL)}…` }) : JSON.stringify(error);
+  const json =
+    error.detail.length > MAX_HEADER_DETAIL
+      ? JSON.stringify({ ...error.toJSON(), detail: `${error.detail.slice(0, MAX_HEADER_DETAIL)}…` })
+      : JSON.stringify(error);
   return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 

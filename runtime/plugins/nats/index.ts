@@ -6,5 +6,11 @@
 export * from './connection.js';
 export * from './registry.js';
 export * from './transport.js';
-export { NatsBroker, createNatsBroker, natsBrokerHeaders, type NatsBrokerOptions, type NatsConnectionSource } from './broker.js';
+export {
+  NatsBroker,
+  createNatsBroker,
+  natsBrokerHeaders,
+  type NatsBrokerOptions,
+  type NatsConnectionSource,
+} from './broker.js';
 export * from './jetstream.js';

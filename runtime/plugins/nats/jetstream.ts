@@ -1,10 +1,34 @@
-import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, NatsConnection, StreamConfig } from 'nats';
+import type {
+  Consumer,
+  ConsumerMessages,
+  JetStreamClient,
+  JetStreamManager,
+  JsMsg,
+  NatsConnection,
+  StreamConfig,
+} from 'nats';
 import { deadLetterHeaders, deadLetterTopic } from '../../core/broker.js';
-import type { Broker, BrokerMessage, Delivery, DeliveryHandler, PublishMessage, SubscribeOptions, Subscription } from '../../core/broker.js';
+import type {
+  Broker,
+  BrokerMessage,
+  Delivery,
+  DeliveryHandler,
+  PublishMessage,
+  SubscribeOptions,
+  Subscription,
+} from '../../core/broker.js';
 import { ConfigError } from '../../core/config.js';
 import { MicroError } from '../../core/errors.js';
 import { newId } from '../../core/id.js';
-import { checkPublish, checkSubscribe, headerRecord, lazyConnection, natsBrokerError, type LazyConnection, type NatsConnectionSource } from './broker.js';
+import {
+  checkPublish,
+  checkSubscribe,
+  headerRecord,
+  lazyConnection,
+  natsBrokerError,
+  type LazyConnection,
+  type NatsConnectionSource,
+} from './broker.js';
 
 export type JetStreamBrokerOptions = NatsConnectionSource & {
   /** Milliseconds a delivery may go unsettled before the server redelivers it (`working()` extends it). Default 30 000. */
@@ -75,7 +99,9 @@ export function jetStreamName(text: string): string {
  */
 export class JetStreamBroker implements Broker {
   readonly #connection: LazyConnection;
-  readonly #options: Required<Omit<JetStreamBrokerOptions, 'address' | 'name' | 'connection' | 'stream'>> & { stream: Partial<StreamConfig> };
+  readonly #options: Required<Omit<JetStreamBrokerOptions, 'address' | 'name' | 'connection' | 'stream'>> & {
+    stream: Partial<StreamConfig>;
+  };
   readonly #streams = new Map<string, Promise<string>>();
   readonly #pulls = new Set<Pull>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
@@ -87,12 +113,27 @@ export class JetStreamBroker implements Broker {
   #online: Promise<void> = Promise.resolve();
 
   constructor(options: JetStreamBrokerOptions) {
-    const { ackWait = 30_000, maxDeliver = 5, backoff = defaultBackoff, concurrency = 1, pullExpires = 5000, streamPrefix = 'MICRO_', stream = {} } = options ?? {};
-    for (const [key, value, min] of [['ackWait', ackWait, 1], ['maxDeliver', maxDeliver, 1], ['concurrency', concurrency, 1], ['pullExpires', pullExpires, 1000]] as const) {
-      if (!Number.isInteger(value) || value < min) throw new ConfigError(`${key} must be an integer >= ${min}; got ${String(value)}`);
+    const {
+      ackWait = 30_000,
+      maxDeliver = 5,
+      backoff = defaultBackoff,
+      concurrency = 1,
+      pullExpires = 5000,
+      streamPrefix = 'MICRO_',
+      stream = {},
+    } = options ?? {};
+    for (const [key, value, min] of [
+      ['ackWait', ackWait, 1],
+      ['maxDeliver', maxDeliver, 1],
+      ['concurrency', concurrency, 1],
+      ['pullExpires', pullExpires, 1000],
+    ] as const) {
+      if (!Number.isInteger(value) || value < min)
+        throw new ConfigError(`${key} must be an integer >= ${min}; got ${String(value)}`);
     }
     if (typeof backoff !== 'function') throw new ConfigError('backoff must be a function (attempt) => milliseconds');
-    if (!/^[\w-]*$/.test(streamPrefix)) throw new ConfigError(`streamPrefix may hold letters, digits, "_" and "-" only; got "${streamPrefix}"`);
+    if (!/^[\w-]*$/.test(streamPrefix))
+      throw new ConfigError(`streamPrefix may hold letters, digits, "_" and "-" only; got "${streamPrefix}"`);
     this.#connection = lazyConnection(options, ID);
     this.#options = { ackWait, maxDeliver, backoff, concurrency, pullExpires, streamPrefix, stream };
   }
@@ -100,7 +141,13 @@ export class JetStreamBroker implements Broker {
   /** Resolves once the server stored the message. A topic without a stream gets one. */
   async publish(topic: string, message: PublishMessage): Promise<void> {
     checkPublish(topic, message, ID);
-    await this.#store(await this.#open(`cannot publish to ${topic}`), topic, { ...message.headers }, message.body, newId());
+    await this.#store(
+      await this.#open(`cannot publish to ${topic}`),
+      topic,
+      { ...message.headers },
+      message.body,
+      newId(),
+    );
   }
 
   async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
@@ -108,18 +155,33 @@ export class JetStreamBroker implements Broker {
     const { js, jsm, nats } = await this.#open(`cannot subscribe to ${topic}`);
     const stream = await this.#stream(topic);
     const pull: Pull = { handler, manual, max, taken: 0, inflight: 0, left: false };
-    const config = { ack_policy: nats.AckPolicy.Explicit, ack_wait: nats.nanos(this.#options.ackWait), max_deliver: -1, filter_subject: topic };
+    const config = {
+      ack_policy: nats.AckPolicy.Explicit,
+      ack_wait: nats.nanos(this.#options.ackWait),
+      max_deliver: -1,
+      filter_subject: topic,
+    };
     try {
       let name = queue && jetStreamName(queue);
       if (name) {
         const durable = name;
         // A durable made with other settings (an older ackWait) is updated where it may be, or the reason is thrown.
-        await jsm.consumers.add(stream, { ...config, durable_name: name, deliver_policy: nats.DeliverPolicy.All }).catch((err: unknown) =>
-          jsm.consumers.update(stream, durable, { ack_wait: config.ack_wait, max_deliver: -1 }).catch(() => Promise.reject(err)),
-        );
+        await jsm.consumers
+          .add(stream, { ...config, durable_name: name, deliver_policy: nats.DeliverPolicy.All })
+          .catch((err: unknown) =>
+            jsm.consumers
+              .update(stream, durable, { ack_wait: config.ack_wait, max_deliver: -1 })
+              .catch(() => Promise.reject(err)),
+          );
       } else {
         const inactive = nats.nanos(Math.max(60_000, 2 * this.#options.ackWait));
-        name = (await jsm.consumers.add(stream, { ...config, deliver_policy: nats.DeliverPolicy.New, inactive_threshold: inactive })).name;
+        name = (
+          await jsm.consumers.add(stream, {
+            ...config,
+            deliver_policy: nats.DeliverPolicy.New,
+            inactive_threshold: inactive,
+          })
+        ).name;
         pull.ephemeral = { stream, name };
       }
       const consumer = await js.consumers.get(stream, name);
@@ -145,7 +207,11 @@ export class JetStreamBroker implements Broker {
     this.#api ??= (async () => {
       const nc = await this.#connection.get();
       const nats = await import('nats');
-      const jsm = await nc.jetstreamManager().catch((err: unknown) => Promise.reject(natsBrokerError(err, ID, 'JetStream is not available (nats-server needs -js)')));
+      const jsm = await nc
+        .jetstreamManager()
+        .catch((err: unknown) =>
+          Promise.reject(natsBrokerError(err, ID, 'JetStream is not available (nats-server needs -js)')),
+        );
       void this.#watch(nc);
       return { nc, nats, jsm, js: nc.jetstream() };
     })();
@@ -162,7 +228,11 @@ export class JetStreamBroker implements Broker {
       const existing = () => jsm.streams.find(topic).catch(() => undefined);
       const name = `${this.#options.streamPrefix}${jetStreamName(topic)}`;
       try {
-        return (await existing()) ?? (await jsm.streams.add({ storage: nats.StorageType.File, ...this.#options.stream, name, subjects: [topic] })).config.name;
+        return (
+          (await existing()) ??
+          (await jsm.streams.add({ storage: nats.StorageType.File, ...this.#options.stream, name, subjects: [topic] }))
+            .config.name
+        );
       } catch (err) {
         const made = await existing(); // another process created it a moment ago
         if (made) return made;
@@ -174,7 +244,13 @@ export class JetStreamBroker implements Broker {
     return found;
   }
 
-  async #store({ js, nats }: Api, subject: string, headers: Record<string, string>, body: Uint8Array, id: string): Promise<void> {
+  async #store(
+    { js, nats }: Api,
+    subject: string,
+    headers: Record<string, string>,
+    body: Uint8Array,
+    id: string,
+  ): Promise<void> {
     try {
       const h = nats.headers();
       for (const [key, value] of Object.entries(headers)) h.set(key, value);
@@ -208,7 +284,7 @@ export class JetStreamBroker implements Broker {
 
   /** Pulls no more than the free slots and what `max` leaves; after a failure (reconnecting) waits and pulls again. */
   async #pull(pull: Pull, consumer: Consumer): Promise<void> {
-    for (let failures = 0; !pull.left; ) {
+    for (let failures = 0; !pull.left;) {
       const room = Math.min(this.#options.concurrency - pull.inflight, pull.max - pull.taken);
       try {
         if (room <= 0) await new Promise<void>((resolve) => (pull.wake = resolve));
@@ -216,10 +292,13 @@ export class JetStreamBroker implements Broker {
           await this.#online;
           if (pull.left) break;
           pull.messages = await consumer.fetch({ max_messages: room, expires: this.#options.pullExpires });
-          for await (const msg of pull.messages) (failures = 0), this.#deliver(pull, msg);
+          for await (const msg of pull.messages) ((failures = 0), this.#deliver(pull, msg));
         }
       } catch {
-        if (!pull.left) await new Promise<void>((resolve) => ((pull.wake = resolve), setTimeout(resolve, Math.min(2000, 100 * 2 ** failures++))));
+        if (!pull.left)
+          await new Promise<void>(
+            (resolve) => ((pull.wake = resolve), setTimeout(resolve, Math.min(2000, 100 * 2 ** failures++))),
+          );
       } finally {
         pull.messages = undefined;
       }
@@ -260,39 +339,78 @@ export class JetStreamBroker implements Broker {
   #deliver(pull: Pull, msg: JsMsg): void {
     const attempt = msg.info.deliveryCount;
     const headers = headerRecord(msg.headers, (key) => /^nats-/i.test(key));
-    const message: BrokerMessage = { id: msg.headers?.get('Nats-Msg-Id') || `${msg.info.stream}.${msg.seq}`, topic: msg.subject, headers, body: msg.data };
+    const message: BrokerMessage = {
+      id: msg.headers?.get('Nats-Msg-Id') || `${msg.info.stream}.${msg.seq}`,
+      topic: msg.subject,
+      headers,
+      body: msg.data,
+    };
     if (pull.left) return msg.nak(); // pulled as it left: give it back at once
     const { maxDeliver, backoff, ackWait } = this.#options;
     const deadLetter = async (reason: string, attempts: number, termReason?: string) => {
-      const dead = { ...headers, [deadLetterHeaders.topic]: message.topic, [deadLetterHeaders.reason]: reason, [deadLetterHeaders.attempts]: String(attempts) };
+      const dead = {
+        ...headers,
+        [deadLetterHeaders.topic]: message.topic,
+        [deadLetterHeaders.reason]: reason,
+        [deadLetterHeaders.attempts]: String(attempts),
+      };
       // Not stored: nak, so it comes back and is dead-lettered on that delivery.
-      await this.#store(await this.#open('cannot dead-letter'), deadLetterTopic(message.topic), dead, message.body, message.id).catch((err: unknown) => {
+      await this.#store(
+        await this.#open('cannot dead-letter'),
+        deadLetterTopic(message.topic),
+        dead,
+        message.body,
+        message.id,
+      ).catch((err: unknown) => {
         throw (msg.nak(backoff(attempt)), err);
       });
       msg.term(termReason);
     };
     // Its last allowed delivery was never settled (the process died): dead-letter it without running the handler.
-    if (attempt > maxDeliver) return void deadLetter(`not settled within the ack wait on attempt ${maxDeliver}`, maxDeliver).catch(() => {});
+    if (attempt > maxDeliver)
+      return void deadLetter(`not settled within the ack wait on attempt ${maxDeliver}`, maxDeliver).catch(() => {});
     pull.inflight++;
     if (++pull.taken >= pull.max) void this.#leave(pull);
-    const timer = (t: ReturnType<typeof setTimeout>) => (this.#timers.add(t), () => void (clearTimeout(t), this.#timers.delete(t)));
+    const timer = (t: ReturnType<typeof setTimeout>) => (
+      this.#timers.add(t),
+      () => void (clearTimeout(t), this.#timers.delete(t))
+    );
     const stopWorking = timer(setInterval(() => msg.working(), Math.max(100, ackWait / 2)));
     let settled = false;
     let released = false;
     // The slot frees on settling, or an ack wait after a manual handler returned unsettled (redelivered by then).
-    const release = () => void (released || ((released = true), pull.inflight--, pull.wake?.(), pull.left && pull.inflight === 0 && this.#leave(pull)));
-    const settle = (then: () => Promise<void>) => async () => void (settled || ((settled = true), stopWorking(), await then().finally(release)));
+    const release = () =>
+      void (
+        released ||
+        ((released = true), pull.inflight--, pull.wake?.(), pull.left && pull.inflight === 0 && this.#leave(pull))
+      );
+    const settle = (then: () => Promise<void>) => async () =>
+      void (settled || ((settled = true), stopWorking(), await then().finally(release)));
     const delivery: Delivery = {
       message,
       attempt,
-      ack: settle(() => msg.ackAck().then(() => {}, (err: unknown) => Promise.reject(natsBrokerError(err, ID, `ack of ${message.id} not confirmed; it may come again`)))),
-      nak: (delayMs?: number) => settle(async () => (attempt >= maxDeliver ? deadLetter(`failed ${attempt} attempts`, attempt) : msg.nak(Math.max(0, delayMs ?? backoff(attempt)))))(),
+      ack: settle(() =>
+        msg.ackAck().then(
+          () => {},
+          (err: unknown) =>
+            Promise.reject(natsBrokerError(err, ID, `ack of ${message.id} not confirmed; it may come again`)),
+        ),
+      ),
+      nak: (delayMs?: number) =>
+        settle(async () =>
+          attempt >= maxDeliver
+            ? deadLetter(`failed ${attempt} attempts`, attempt)
+            : msg.nak(Math.max(0, delayMs ?? backoff(attempt))),
+        )(),
       term: (reason?: string) => settle(() => deadLetter(reason ?? 'terminated', attempt, reason))(),
     };
     Promise.resolve()
       .then(() => pull.handler(delivery))
       .finally(stopWorking)
-      .then(() => (pull.manual ? void (settled || timer(setTimeout(release, ackWait))) : delivery.ack()), () => delivery.nak())
+      .then(
+        () => (pull.manual ? void (settled || timer(setTimeout(release, ackWait))) : delivery.ack()),
+        () => delivery.nak(),
+      )
       .catch(() => {}); // a failed ack or dead-letter: the server redelivers
   }
 }

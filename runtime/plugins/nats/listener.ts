@@ -4,8 +4,27 @@
  * `micro.<service>.<node id>.>` that the node address leads to (see address.ts).
  */
 import type { Msg, NatsConnection, Service, ServiceMsg } from 'nats';
-import { HEALTH_ENDPOINT, errors, isMicroError, headers as names, newId, toMicroError, type Listener, type Reply, type RequestHandler, type ServerRequest, type ServerResponse } from '../../core/index.js';
-import { checkSubjectNames, endpointSubject, natsName, natsVersion, nodeAddress, nodeSubjectPrefix } from './address.js';
+import {
+  HEALTH_ENDPOINT,
+  errors,
+  isMicroError,
+  headers as names,
+  newId,
+  toMicroError,
+  type Listener,
+  type Reply,
+  type RequestHandler,
+  type ServerRequest,
+  type ServerResponse,
+} from '../../core/index.js';
+import {
+  checkSubjectNames,
+  endpointSubject,
+  natsName,
+  natsVersion,
+  nodeAddress,
+  nodeSubjectPrefix,
+} from './address.js';
 import { connectNats } from './connection.js';
 import { errorReply, metadataOf, replyHeaders, type HeadersFactory } from './headers.js';
 
@@ -73,11 +92,23 @@ export class NatsListener implements Listener {
     const { service } = this.#options;
     const endpoints = [...new Set(service.endpoints ?? [])];
     checkSubjectNames(service.name, endpoints);
-    const nc = (this.#nc = await connectNats({ address: this.#options.address, name: this.#options.connectionName ?? service.name }));
+    const nc = (this.#nc = await connectNats({
+      address: this.#options.address,
+      name: this.#options.connectionName ?? service.name,
+    }));
     try {
       this.#headers = (await import('nats')).headers;
-      const metadata = { ...service.metadata, 'micro-service': service.name, 'micro-version': service.version ?? 'latest' };
-      const svc = (this.#service = await nc.services.add({ name: natsName(service.name), version: natsVersion(service.version), description: service.description, metadata }));
+      const metadata = {
+        ...service.metadata,
+        'micro-service': service.name,
+        'micro-version': service.version ?? 'latest',
+      };
+      const svc = (this.#service = await nc.services.add({
+        name: natsName(service.name),
+        version: natsVersion(service.version),
+        description: service.description,
+        metadata,
+      }));
       for (const endpoint of endpoints) {
         svc.addEndpoint(natsName(endpoint), {
           subject: endpointSubject(service.name, endpoint),
@@ -142,7 +173,11 @@ export class NatsListener implements Listener {
     };
     if (this.#closing) {
       try {
-        this.#send(msg, request.id, errorReply(errors.unavailable(this.#name, 'the listener is closing; try another instance')));
+        this.#send(
+          msg,
+          request.id,
+          errorReply(errors.unavailable(this.#name, 'the listener is closing; try another instance')),
+        );
       } catch {
         // the connection is going away: the caller sees no responders or its deadline, both retryable or final
       }
@@ -151,7 +186,8 @@ export class NatsListener implements Listener {
     this.#pending++;
     let flushed: Promise<void> | undefined;
     const answer = (response: ServerResponse): Promise<void> => (flushed = this.#answer(msg, request.id, response));
-    const reply: Reply = (response) => (flushed ? Promise.reject(new Error('reply was already called for this request')) : answer(response));
+    const reply: Reply = (response) =>
+      flushed ? Promise.reject(new Error('reply was already called for this request')) : answer(response);
     let result: Promise<void>;
     try {
       result = Promise.resolve(this.#handler(request, reply));
@@ -185,13 +221,17 @@ export class NatsListener implements Listener {
       return;
     } catch (err) {
       const nc = this.#nc!;
-      if (nc.isClosed() || nc.isDraining()) throw errors.unavailable(this.#name, 'the connection closed before the reply was sent', { cause: err });
+      if (nc.isClosed() || nc.isDraining())
+        throw errors.unavailable(this.#name, 'the connection closed before the reply was sent', { cause: err });
       // Metadata that cannot be a header (a MicroError from replyHeaders), or a reply over the server's
       // max_payload: the caller learns why, as a 500.
       const error = isMicroError(err)
         ? err
         : (err as { code?: unknown }).code === 'MAX_PAYLOAD_EXCEEDED'
-          ? errors.internal(this.#name, `the reply is larger than the NATS server's max_payload (${nc.info?.max_payload ?? '?'} bytes)`)
+          ? errors.internal(
+              this.#name,
+              `the reply is larger than the NATS server's max_payload (${nc.info?.max_payload ?? '?'} bytes)`,
+            )
           : errors.internal(this.#name, `the reply could not be sent over NATS: ${(err as Error).message}`);
       const fallback = errorReply(error);
       msg.respond(fallback.body, { headers: replyHeaders(this.#headers, id, fallback, this.#name) });

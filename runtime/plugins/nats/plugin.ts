@@ -20,10 +20,19 @@ function usesNats(c: RuntimeConfig): boolean {
  * The server of a plugin: its own address, else the other plugin's when that is a NATS one, else (Node only) the
  * NATS default. A Web platform reaches NATS over WebSocket only, so there an address is required and must be one.
  */
-function address({ platform }: PluginContext, variable: string, own: string | undefined, other: string | undefined): string {
+function address(
+  { platform }: PluginContext,
+  variable: string,
+  own: string | undefined,
+  other: string | undefined,
+): string {
   if (platform === 'web') {
     const chosen = own ?? other;
-    const parts = chosen?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+    const parts =
+      chosen
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean) ?? [];
     if (parts.length === 0 || !parts.every((p) => /^wss?:\/\//i.test(p))) {
       throw new ConfigError(
         `on ${platform} platforms (Workers, Deno) NATS is reached over WebSocket only: set ${variable} to ws://host:port or wss://host:port (nats-server's websocket listener)${chosen ? `; got "${chosen}"` : ''}`,
@@ -34,8 +43,10 @@ function address({ platform }: PluginContext, variable: string, own: string | un
   return own ?? (other?.startsWith('nats://') ? other : undefined) ?? DEFAULT_ADDRESS;
 }
 
-const registryAddress = (c: PluginContext) => address(c, 'MICRO_REGISTRY_ADDRESS', c.config.registryAddress, c.config.brokerAddress);
-const brokerAddress = (c: PluginContext) => address(c, 'MICRO_BROKER_ADDRESS', c.config.brokerAddress, c.config.registryAddress);
+const registryAddress = (c: PluginContext) =>
+  address(c, 'MICRO_REGISTRY_ADDRESS', c.config.registryAddress, c.config.brokerAddress);
+const brokerAddress = (c: PluginContext) =>
+  address(c, 'MICRO_BROKER_ADDRESS', c.config.brokerAddress, c.config.registryAddress);
 
 export const natsRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -66,7 +77,8 @@ export const jetStreamBroker: BrokerPlugin = {
   platforms,
   packages,
   check: (c) => void brokerAddress(c),
-  create: async (c) => (await import('./jetstream.js')).createJetStreamBroker({ address: brokerAddress(c), ...c.broker }),
+  create: async (c) =>
+    (await import('./jetstream.js')).createJetStreamBroker({ address: brokerAddress(c), ...c.broker }),
 };
 
 export const natsTransport: TransportPlugin = {
@@ -80,7 +92,9 @@ export const natsTransport: TransportPlugin = {
   async create(c) {
     // Calls go to the configured server when there is one: on Node the server in a node address may be used
     // instead, but a Web platform cannot reach a nats:// address at all.
-    const configured = [c.config.registryAddress, c.config.brokerAddress].find((a) => a !== undefined && (c.platform === 'web' ? /^wss?:\/\//i.test(a) : a.startsWith('nats://')));
+    const configured = [c.config.registryAddress, c.config.brokerAddress].find(
+      (a) => a !== undefined && (c.platform === 'web' ? /^wss?:\/\//i.test(a) : a.startsWith('nats://')),
+    );
     if (c.platform === 'web' && configured === undefined) registryAddress(c); // throws the ConfigError that says what to set
     return (await import('./transport.js')).createNatsTransport({ address: configured });
   },

@@ -3,11 +3,30 @@ import type { KV, KvEntry, NatsConnection, QueuedIterator } from 'nats';
 import { Channel } from '../../core/channel.js';
 import { ConfigError } from '../../core/config.js';
 import { MicroError, isMicroError } from '../../core/errors.js';
-import type { NodeRecord, RegisterOptions, Registry, RegistryEvent, ServiceRecord, WatchOptions } from '../../core/registry.js';
-import { copyNode, describeService, isExpiredEntry, mergeNodeEntries, parseNodeEntry, sameDescription, sameNode, toServiceRecord, type NodeEntry } from '../../core/registry-records.js';
+import type {
+  NodeRecord,
+  RegisterOptions,
+  Registry,
+  RegistryEvent,
+  ServiceRecord,
+  WatchOptions,
+} from '../../core/registry.js';
+import {
+  copyNode,
+  describeService,
+  isExpiredEntry,
+  mergeNodeEntries,
+  parseNodeEntry,
+  sameDescription,
+  sameNode,
+  toServiceRecord,
+  type NodeEntry,
+} from '../../core/registry-records.js';
 import { connectNats, natsConnectionOptions } from './connection.js';
 
-export type NatsRegistryOptions = ({ address: string; connection?: undefined } | { connection: NatsConnection; address?: undefined }) & {
+export type NatsRegistryOptions = (
+  { address: string; connection?: undefined } | { connection: NatsConnection; address?: undefined }
+) & {
   /** The KV bucket, created with history 1 and no max age when missing. Default `micro_fn_registry`. */
   bucket?: string;
   /**
@@ -40,7 +59,11 @@ const utf8 = new TextEncoder();
 
 /** One KV key token: [-_/A-Za-z0-9] stay, every other UTF-8 byte ('.' and '=' too) is `=XX`; '' is `=`. */
 const token = (value: string) =>
-  Array.from(utf8.encode(value), (b) => (/[-\w/]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('') || '=';
+  Array.from(utf8.encode(value), (b) =>
+    /[-\w/]/.test(String.fromCharCode(b))
+      ? String.fromCharCode(b)
+      : `=${b.toString(16).toUpperCase().padStart(2, '0')}`,
+  ).join('') || '=';
 const keyOf = (name: string, version: string, node: string) => `${token(name)}.${token(version)}.${token(node)}`;
 
 // Same key, so same name, version and node id: a change is in the address, the metadata or the description.
@@ -63,7 +86,12 @@ const merge = (live: Live[]): ServiceRecord[] => mergeNodeEntries(live, (l) => l
 function translate(err: unknown, what: string): MicroError {
   if (isMicroError(err)) return err;
   const code = String((err as { code?: unknown } | undefined)?.code ?? '');
-  const status = code === 'TIMEOUT' || code === '408' ? 504 : ['503', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'CONNECTION_REFUSED', 'DISCONNECT'].includes(code) ? 503 : 500;
+  const status =
+    code === 'TIMEOUT' || code === '408'
+      ? 504
+      : ['503', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'CONNECTION_REFUSED', 'DISCONNECT'].includes(code)
+        ? 503
+        : 500;
   return new MicroError(ID, status, `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 const groupOf = (w: Watch, prefix: string) => w.versions.get(prefix) ?? w.versions.set(prefix, new Map()).get(prefix)!;
@@ -98,11 +126,21 @@ export class NatsRegistry implements Registry {
   #closed = false;
 
   constructor(options: NatsRegistryOptions) {
-    const { address, connection, bucket = 'micro_fn_registry', markerAge = DEFAULT_MARKER_AGE } = options ?? ({} as NatsRegistryOptions);
-    if ((address === undefined) === (connection === undefined)) throw new ConfigError('the NATS registry needs either { address: "nats://host:4222" } or { connection }');
+    const {
+      address,
+      connection,
+      bucket = 'micro_fn_registry',
+      markerAge = DEFAULT_MARKER_AGE,
+    } = options ?? ({} as NatsRegistryOptions);
+    if ((address === undefined) === (connection === undefined))
+      throw new ConfigError('the NATS registry needs either { address: "nats://host:4222" } or { connection }');
     if (address !== undefined) natsConnectionOptions(address); // a ConfigError that shows the forms
-    if (typeof bucket !== 'string' || !/^[-\w]+$/.test(bucket)) throw new ConfigError(`a KV bucket name is letters, digits, '-' and '_', like micro_fn_registry; got "${String(bucket)}"`);
-    if (typeof markerAge !== 'number' || !Number.isFinite(markerAge) || markerAge < 0) throw new ConfigError(`markerAge is milliseconds >= 0, like 5000; got ${String(markerAge)}`);
+    if (typeof bucket !== 'string' || !/^[-\w]+$/.test(bucket))
+      throw new ConfigError(
+        `a KV bucket name is letters, digits, '-' and '_', like micro_fn_registry; got "${String(bucket)}"`,
+      );
+    if (typeof markerAge !== 'number' || !Number.isFinite(markerAge) || markerAge < 0)
+      throw new ConfigError(`markerAge is milliseconds >= 0, like 5000; got ${String(markerAge)}`);
     this.#options = options;
     this.bucket = bucket;
     this.#markerAge = markerAge;
@@ -112,18 +150,28 @@ export class NatsRegistry implements Registry {
   async register(service: ServiceRecord, options: RegisterOptions = {}): Promise<void> {
     if (this.#closed) throw new MicroError(ID, 503, 'registry is closed');
     const ttl = options.ttl ?? 0;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) throw new MicroError(ID, 400, `ttl must be a number of seconds >= 0 (0: never expires); got ${String(ttl)}`);
-    if (!service || typeof service.name !== 'string' || service.name === '' || typeof service.version !== 'string') throw new MicroError(ID, 400, 'a service needs a non-empty name and a version string');
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0)
+      throw new MicroError(ID, 400, `ttl must be a number of seconds >= 0 (0: never expires); got ${String(ttl)}`);
+    if (!service || typeof service.name !== 'string' || service.name === '' || typeof service.version !== 'string')
+      throw new MicroError(ID, 400, 'a service needs a non-empty name and a version string');
     if (!Array.isArray(service.nodes) || service.nodes.length === 0) return;
-    if (!service.nodes.every((n) => typeof n?.id === 'string' && typeof n.address === 'string')) throw new MicroError(ID, 400, 'every node needs an id and an address string');
+    if (!service.nodes.every((n) => typeof n?.id === 'string' && typeof n.address === 'string'))
+      throw new MicroError(ID, 400, 'every node needs an id and an address string');
     const kv = await this.#bucket();
     // Open watches first take in the initial values, so that this change reaches them as an event (bounded).
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([Promise.all([...this.#watches].map((w) => w.ready)), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    await Promise.race([
+      Promise.all([...this.#watches].map((w) => w.ready)),
+      new Promise((r) => (timer = setTimeout(r, 5000))),
+    ]);
     clearTimeout(timer);
     const [description, registered] = [describeService(service), Date.now()];
     const expires = ttl > 0 ? registered + ttl * 1000 : 0;
-    const put = (node: NodeRecord) => kv.put(keyOf(service.name, service.version, node.id), JSON.stringify({ service: description, node: copyNode(node), expires, registered }));
+    const put = (node: NodeRecord) =>
+      kv.put(
+        keyOf(service.name, service.version, node.id),
+        JSON.stringify({ service: description, node: copyNode(node), expires, registered }),
+      );
     await Promise.all(service.nodes.map(put)).catch(fail(`cannot register ${service.name}`));
   }
 
@@ -132,9 +180,18 @@ export class NatsRegistry implements Registry {
    * older markers; unknown nodes change nothing.
    */
   async deregister(service: ServiceRecord): Promise<void> {
-    if (!service || typeof service.name !== 'string' || typeof service.version !== 'string' || !Array.isArray(service.nodes) || service.nodes.length === 0) return;
+    if (
+      !service ||
+      typeof service.name !== 'string' ||
+      typeof service.version !== 'string' ||
+      !Array.isArray(service.nodes) ||
+      service.nodes.length === 0
+    )
+      return;
     const kv = await this.#bucket();
-    await Promise.all(service.nodes.map((n) => kv.delete(keyOf(service.name, service.version, String(n?.id))))).catch(fail(`cannot deregister ${service.name}`));
+    await Promise.all(service.nodes.map((n) => kv.delete(keyOf(service.name, service.version, String(n?.id))))).catch(
+      fail(`cannot deregister ${service.name}`),
+    );
     await this.#sweep(kv, `${token(service.name)}.>`).catch(ignore); // best effort: the next one tries again
   }
 
@@ -151,7 +208,12 @@ export class NatsRegistry implements Registry {
   /** Changes from now on, by any process using the bucket; a watch opened after `close()` ends at once. */
   watch(options: WatchOptions = {}): AsyncIterable<RegistryEvent> {
     let settle = ignore;
-    const w: Watch = { channel: undefined as never, versions: new Map(), ready: new Promise((r) => (settle = r)), settle: () => settle() };
+    const w: Watch = {
+      channel: undefined as never,
+      versions: new Map(),
+      ready: new Promise((r) => (settle = r)),
+      settle: () => settle(),
+    };
     w.channel = new Channel<RegistryEvent>(options.signal, () => {
       this.#watches.delete(w);
       clearTimeout(w.timer);
@@ -161,7 +223,9 @@ export class NatsRegistry implements Registry {
     if (this.#closed) w.channel.close();
     if (w.channel.closed) return w.channel;
     this.#watches.add(w);
-    void this.#follow(w, options.service === undefined ? '>' : `${token(options.service)}.>`).catch(() => w.channel.close());
+    void this.#follow(w, options.service === undefined ? '>' : `${token(options.service)}.>`).catch(() =>
+      w.channel.close(),
+    );
     return w.channel;
   }
 
@@ -182,14 +246,19 @@ export class NatsRegistry implements Registry {
   #connected(): Promise<NatsConnection> {
     const { address, connection } = this.#options;
     if (connection) return Promise.resolve(connection);
-    return (this.#connection ??= connectNats({ address: address!, name: 'micro-fn registry' }).catch((err) => ((this.#connection = undefined), Promise.reject(err))));
+    return (this.#connection ??= connectNats({ address: address!, name: 'micro-fn registry' }).catch(
+      (err) => ((this.#connection = undefined), Promise.reject(err)),
+    ));
   }
 
   async #open(): Promise<KV> {
     const nc = await this.#connected();
     if (this.#closed) throw new MicroError(ID, 503, 'registry is closed');
     // Binds to the bucket or creates it: history 1, file storage, no max_age (ttl-0 nodes must stay).
-    return nc.jetstream().views.kv(this.bucket, { history: 1 }).catch(fail(`cannot open the KV bucket ${this.bucket}`));
+    return nc
+      .jetstream()
+      .views.kv(this.bucket, { history: 1 })
+      .catch(fail(`cannot open the KV bucket ${this.bucket}`));
   }
 
   /**
@@ -206,7 +275,8 @@ export class NatsRegistry implements Registry {
     const timer = setTimeout(() => iterator.stop(), SWEEP_TIMEOUT);
     try {
       for await (const entry of iterator) {
-        if (entry.operation !== 'PUT' && entry.created.getTime() <= cutoff && stale.length < SWEEP_MAX) stale.push(entry);
+        if (entry.operation !== 'PUT' && entry.created.getTime() <= cutoff && stale.length < SWEEP_MAX)
+          stale.push(entry);
         if (!entry.delta) break; // the last entry there was when the watch began
       }
     } finally {
@@ -215,7 +285,11 @@ export class NatsRegistry implements Registry {
     }
     if (stale.length === 0) return;
     const jsm = await (await this.#connected()).jetstreamManager();
-    await Promise.all(stale.map((e) => jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${e.key}`, seq: e.revision + 1 })));
+    await Promise.all(
+      stale.map((e) =>
+        jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${e.key}`, seq: e.revision + 1 }),
+      ),
+    );
   }
 
   /** Live values under `filter`. Expired ones are deleted, on condition that nobody refreshed them meanwhile. */
@@ -259,7 +333,11 @@ export class NatsRegistry implements Registry {
         const group = groupOf(w, prefix);
         const old = group.get(entry.key);
         group.set(entry.key, value);
-        if (!old || !sameValue(old, value)) w.channel.push({ type: group.size === 1 && !old ? 'create' : 'update', service: toServiceRecord(value.service, [value.node]) });
+        if (!old || !sameValue(old, value))
+          w.channel.push({
+            type: group.size === 1 && !old ? 'create' : 'update',
+            service: toServiceRecord(value.service, [value.node]),
+          });
       }
       this.#arm(w);
     }
@@ -278,12 +356,17 @@ export class NatsRegistry implements Registry {
   #arm(w: Watch): void {
     clearTimeout(w.timer);
     let next = Number.POSITIVE_INFINITY;
-    for (const group of w.versions.values()) for (const v of group.values()) if (v.expires !== 0) next = Math.min(next, v.expires);
+    for (const group of w.versions.values())
+      for (const v of group.values()) if (v.expires !== 0) next = Math.min(next, v.expires);
     if (next === Number.POSITIVE_INFINITY || w.channel.closed) return;
-    w.timer = setTimeout(() => {
-      for (const [prefix, group] of [...w.versions]) for (const [key, v] of [...group]) if (isExpiredEntry(v, Date.now())) this.#drop(w, prefix, key);
-      this.#arm(w);
-    }, Math.min(Math.max(0, next - Date.now()), 2 ** 31 - 1)); // setTimeout's limit
+    w.timer = setTimeout(
+      () => {
+        for (const [prefix, group] of [...w.versions])
+          for (const [key, v] of [...group]) if (isExpiredEntry(v, Date.now())) this.#drop(w, prefix, key);
+        this.#arm(w);
+      },
+      Math.min(Math.max(0, next - Date.now()), 2 ** 31 - 1),
+    ); // setTimeout's limit
     w.timer.unref?.();
   }
 }

@@ -3,7 +3,17 @@
  * also NATS services (`$SRV.PING|INFO|STATS`), so `nats micro ls` and friends list them. Subjects and node
  * addresses: address.ts; metadata and errors in headers: headers.ts.
  */
-import { ConfigError, type CallOptions, type Listener, type ListenOptions, type NodeRecord, type RequestHandler, type Transport, type TransportRequest, type TransportResponse } from '../../core/index.js';
+import {
+  ConfigError,
+  type CallOptions,
+  type Listener,
+  type ListenOptions,
+  type NodeRecord,
+  type RequestHandler,
+  type Transport,
+  type TransportRequest,
+  type TransportResponse,
+} from '../../core/index.js';
 import { NatsClient } from './client.js';
 import { createNatsListener, type NatsServiceInfo } from './listener.js';
 
@@ -53,13 +63,22 @@ export class NatsTransport implements Transport {
   async listen(handler: RequestHandler, options: ListenOptions = {}): Promise<Listener> {
     const address = options.address && NATS_URL.test(options.address) ? options.address : this.#options.address;
     if (!address) {
-      throw new ConfigError(`the NATS transport needs a NATS server to listen through: createNatsTransport({ address: 'nats://127.0.0.1:4222' }); got listen address "${options.address ?? ''}"`);
+      throw new ConfigError(
+        `the NATS transport needs a NATS server to listen through: createNatsTransport({ address: 'nats://127.0.0.1:4222' }); got listen address "${options.address ?? ''}"`,
+      );
     }
     const service = options.service ?? this.#options.service;
     if (!service) {
-      throw new ConfigError("a NATS listener announces a service: listen(handler, { service: { name, version, endpoints } }) (a Service passes it), or createNatsTransport({ service })");
+      throw new ConfigError(
+        'a NATS listener announces a service: listen(handler, { service: { name, version, endpoints } }) (a Service passes it), or createNatsTransport({ service })',
+      );
     }
-    const listener = await createNatsListener(handler, { address, service, connectionName: this.#options.name, closeTimeout: this.#options.closeTimeout });
+    const listener = await createNatsListener(handler, {
+      address,
+      service,
+      connectionName: this.#options.name,
+      closeTimeout: this.#options.closeTimeout,
+    });
     this.#listeners.add(listener);
     return listener;
   }

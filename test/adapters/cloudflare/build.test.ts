@@ -37,18 +37,23 @@ build('carries the plugins its vars select, NATS over WebSocket (nats.ws) includ
   assert.not.match(main, /from\s*["']node:|import\(\s*["']node:/);
 });
 
-build('leaves out every plugin its configuration does not select: a Worker built so says how to get one', async (ctx) => {
-  const built = await buildWorker(helloworld, ctx.dir);
-  const code = readFileSync(built.file, 'utf8');
-  assert.not.ok(code.includes('nats.ws'), 'no NATS client');
-  assert.not.ok(code.includes('micro_fn_registry'), 'no NATS registry');
-  assert.ok(code.includes('this bundle carries only the plugins its configuration chose when it was built'));
-});
+build(
+  'leaves out every plugin its configuration does not select: a Worker built so says how to get one',
+  async (ctx) => {
+    const built = await buildWorker(helloworld, ctx.dir);
+    const code = readFileSync(built.file, 'utf8');
+    assert.not.ok(code.includes('nats.ws'), 'no NATS client');
+    assert.not.ok(code.includes('micro_fn_registry'), 'no NATS registry');
+    assert.ok(code.includes('this bundle carries only the plugins its configuration chose when it was built'));
+  },
+);
 
 build('refuses a configuration that does not run in a Worker, saying what does', async (ctx) => {
   const local = (await rejects(() => buildWorker(helloworld, ctx.dir, { MICRO_REGISTRY: 'local' }))) as Error;
   assert.match(local.message, 'MICRO_REGISTRY=local does not run on web (it runs on node); here: memory, nats');
-  const tcp = (await rejects(() => buildWorker(helloworld, ctx.dir, { MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: 'nats://127.0.0.1:4222' }))) as Error;
+  const tcp = (await rejects(() =>
+    buildWorker(helloworld, ctx.dir, { MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: 'nats://127.0.0.1:4222' }),
+  )) as Error;
   assert.match(tcp.message, 'set MICRO_BROKER_ADDRESS to ws://host:port or wss://host:port');
 });
 
@@ -61,7 +66,9 @@ build('removes the chunks an older build left in the folder', async (ctx) => {
 });
 
 build('fails with one line naming the import chain to a Node built-in', async (ctx) => {
-  const err = (await rejects(() => withTimeout(buildCloudflare(fixture('cloudflare-node'), { outdir: ctx.dir, minify: false }), 30_000, 'the build'))) as Error;
+  const err = (await rejects(() =>
+    withTimeout(buildCloudflare(fixture('cloudflare-node'), { outdir: ctx.dir, minify: false }), 30_000, 'the build'),
+  )) as Error;
   assert.instance(err, UserError);
   assert.not.match(err.message, /\n/);
   assert.match(err.message, 'test/fixtures/cloudflare-node/index.ts → test/fixtures/cloudflare-node/read.ts → node:fs');

@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { COMPATIBILITY_DATE, deployCloudflare, workerName, type CloudflareDeployOptions } from '../../../adapters/cloudflare/deploy.js';
+import {
+  COMPATIBILITY_DATE,
+  deployCloudflare,
+  workerName,
+  type CloudflareDeployOptions,
+} from '../../../adapters/cloudflare/deploy.js';
 import { UserError } from '../../../runtime/core/errors.js';
 import { rejects, withTimeout } from '../../helpers.js';
 import { tempDir } from './worker.js';
@@ -64,58 +69,90 @@ deploy.before.each((ctx) => {
   ctx.received = [];
   ctx.reply = defaultReply;
   ctx.deploy = (options = {}) =>
-    withTimeout(deployCloudflare({ entry: helloworld, name: 'helloworld', outdir: ctx.dir, env: CREDENTIALS, apiBase: ctx.apiBase, ...options }), 30_000, 'the deploy');
+    withTimeout(
+      deployCloudflare({
+        entry: helloworld,
+        name: 'helloworld',
+        outdir: ctx.dir,
+        env: CREDENTIALS,
+        apiBase: ctx.apiBase,
+        ...options,
+      }),
+      30_000,
+      'the deploy',
+    );
 });
 
 deploy.after.each((ctx) => ctx.remove());
 
-deploy('uploads the modules as the Workers script upload API documents it, enables workers.dev, returns the address', async (ctx) => {
-  const lines: string[] = [];
-  const result = await ctx.deploy({ vars: { MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' }, onProgress: (line) => lines.push(line) });
-  assert.is(result.address, 'https://helloworld.my-team.workers.dev');
-  assert.equal(
-    ctx.received.map((r) => `${r.method} ${r.path}`),
-    ['PUT /client/v4/accounts/acc123/workers/scripts/helloworld', 'POST /client/v4/accounts/acc123/workers/scripts/helloworld/subdomain', 'GET /client/v4/accounts/acc123/workers/subdomain'],
-  );
-  for (const r of ctx.received) assert.is(r.headers.authorization, 'Bearer token-abc');
+deploy(
+  'uploads the modules as the Workers script upload API documents it, enables workers.dev, returns the address',
+  async (ctx) => {
+    const lines: string[] = [];
+    const result = await ctx.deploy({
+      vars: { MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' },
+      onProgress: (line) => lines.push(line),
+    });
+    assert.is(result.address, 'https://helloworld.my-team.workers.dev');
+    assert.equal(
+      ctx.received.map((r) => `${r.method} ${r.path}`),
+      [
+        'PUT /client/v4/accounts/acc123/workers/scripts/helloworld',
+        'POST /client/v4/accounts/acc123/workers/scripts/helloworld/subdomain',
+        'GET /client/v4/accounts/acc123/workers/subdomain',
+      ],
+    );
+    for (const r of ctx.received) assert.is(r.headers.authorization, 'Bearer token-abc');
 
-  const [upload, subdomain] = ctx.received;
-  assert.match(upload!.headers['content-type']!, /^multipart\/form-data; boundary=/);
-  const form = await new Response(new Uint8Array(upload!.body), { headers: { 'content-type': upload!.headers['content-type']! } }).formData();
-  const metadata = JSON.parse(await (form.get('metadata') as File).text());
-  assert.equal(metadata, {
-    main_module: 'index.mjs',
-    compatibility_date: COMPATIBILITY_DATE,
-    bindings: [
-      { type: 'plain_text', name: 'MICRO_REGISTRY', text: 'nats' },
-      { type: 'plain_text', name: 'MICRO_REGISTRY_ADDRESS', text: 'wss://nats.example.com' },
-    ],
-  });
-  const modules = [...form.keys()].filter((k) => k !== 'metadata');
-  assert.equal(modules, ['index.mjs', ...result.build.artifacts.map((a) => `chunks/${a.file.split('/').pop()}`)]);
-  for (const name of modules) {
-    const part = form.get(name) as File;
-    assert.is(part.type, 'application/javascript+module', name);
-    assert.is(part.name, name);
-    assert.is(await part.text(), readFileSync(join(ctx.dir, name), 'utf8'), `${name} is the built module`);
-  }
-  assert.equal(JSON.parse(subdomain!.body.toString()), { enabled: true });
-  assert.is(subdomain!.headers['content-type'], 'application/json');
-  assert.ok(lines.some((l) => l.startsWith('uploaded Worker helloworld')));
-  assert.ok(lines.includes('serving at https://helloworld.my-team.workers.dev'));
-});
+    const [upload, subdomain] = ctx.received;
+    assert.match(upload!.headers['content-type']!, /^multipart\/form-data; boundary=/);
+    const form = await new Response(new Uint8Array(upload!.body), {
+      headers: { 'content-type': upload!.headers['content-type']! },
+    }).formData();
+    const metadata = JSON.parse(await (form.get('metadata') as File).text());
+    assert.equal(metadata, {
+      main_module: 'index.mjs',
+      compatibility_date: COMPATIBILITY_DATE,
+      bindings: [
+        { type: 'plain_text', name: 'MICRO_REGISTRY', text: 'nats' },
+        { type: 'plain_text', name: 'MICRO_REGISTRY_ADDRESS', text: 'wss://nats.example.com' },
+      ],
+    });
+    const modules = [...form.keys()].filter((k) => k !== 'metadata');
+    assert.equal(modules, ['index.mjs', ...result.build.artifacts.map((a) => `chunks/${a.file.split('/').pop()}`)]);
+    for (const name of modules) {
+      const part = form.get(name) as File;
+      assert.is(part.type, 'application/javascript+module', name);
+      assert.is(part.name, name);
+      assert.is(await part.text(), readFileSync(join(ctx.dir, name), 'utf8'), `${name} is the built module`);
+    }
+    assert.equal(JSON.parse(subdomain!.body.toString()), { enabled: true });
+    assert.is(subdomain!.headers['content-type'], 'application/json');
+    assert.ok(lines.some((l) => l.startsWith('uploaded Worker helloworld')));
+    assert.ok(lines.includes('serving at https://helloworld.my-team.workers.dev'));
+  },
+);
 
 deploy('returns --url as the address and leaves workers.dev alone', async (ctx) => {
   const result = await ctx.deploy({ url: 'https://hello.example.com' });
   assert.is(result.address, 'https://hello.example.com');
-  assert.equal(ctx.received.map((r) => r.method), ['PUT']);
+  assert.equal(
+    ctx.received.map((r) => r.method),
+    ['PUT'],
+  );
 });
 
-deploy("says what Cloudflare refused, with a hint on credentials", async (ctx) => {
-  ctx.reply = () => ({ status: 403, body: { success: false, errors: [{ code: 10000, message: 'Authentication error' }], messages: [], result: null } });
+deploy('says what Cloudflare refused, with a hint on credentials', async (ctx) => {
+  ctx.reply = () => ({
+    status: 403,
+    body: { success: false, errors: [{ code: 10000, message: 'Authentication error' }], messages: [], result: null },
+  });
   const err = (await rejects(() => ctx.deploy())) as Error;
   assert.instance(err, UserError);
-  assert.match(err.message, 'Cloudflare refused to upload the Worker helloworld: Authentication error (10000): check CLOUDFLARE_API_TOKEN');
+  assert.match(
+    err.message,
+    'Cloudflare refused to upload the Worker helloworld: Authentication error (10000): check CLOUDFLARE_API_TOKEN',
+  );
 });
 
 deploy('refuses to start without credentials, pointing at --dry-run', async (ctx) => {
@@ -132,7 +169,13 @@ deploy('refuses a name that cannot be a Worker, suggesting one that can', async 
 
 deploy('dry run: writes the bundle, the upload metadata and a wrangler.toml, and calls no API', async (ctx) => {
   const lines: string[] = [];
-  const result = await ctx.deploy({ env: {}, dryRun: true, vars: { MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: 'wss://nats.example.com', QUOTE: 'say "hi"' }, queues: ['user-created'], onProgress: (l) => lines.push(l) });
+  const result = await ctx.deploy({
+    env: {},
+    dryRun: true,
+    vars: { MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: 'wss://nats.example.com', QUOTE: 'say "hi"' },
+    queues: ['user-created'],
+    onProgress: (l) => lines.push(l),
+  });
   assert.equal(ctx.received, []);
   assert.is(result.address, '');
   assert.ok(existsSync(join(ctx.dir, 'index.mjs')));
@@ -140,7 +183,17 @@ deploy('dry run: writes the bundle, the upload metadata and a wrangler.toml, and
   assert.equal(result.files, [join(ctx.dir, 'metadata.json'), join(ctx.dir, 'wrangler.toml')]);
   assert.equal(JSON.parse(readFileSync(join(ctx.dir, 'metadata.json'), 'utf8')).main_module, 'index.mjs');
   const toml = readFileSync(join(ctx.dir, 'wrangler.toml'), 'utf8');
-  for (const line of ['name = "helloworld"', 'main = "index.mjs"', `compatibility_date = "${COMPATIBILITY_DATE}"`, 'no_bundle = true', 'find_additional_modules = true', '[vars]', '"QUOTE" = "say \\"hi\\""', '[[queues.consumers]]', 'queue = "user-created"']) {
+  for (const line of [
+    'name = "helloworld"',
+    'main = "index.mjs"',
+    `compatibility_date = "${COMPATIBILITY_DATE}"`,
+    'no_bundle = true',
+    'find_additional_modules = true',
+    '[vars]',
+    '"QUOTE" = "say \\"hi\\""',
+    '[[queues.consumers]]',
+    'queue = "user-created"',
+  ]) {
     assert.ok(toml.split('\n').includes(line), `wrangler.toml has ${line}`);
   }
   assert.not.match(toml, /compatibility_flags|nodejs_compat/);

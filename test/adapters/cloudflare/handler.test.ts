@@ -28,8 +28,22 @@ async function stop(ctx: Context): Promise<void> {
   ctx.remove();
 }
 
-const post = (ctx: Context, path: string, body: string | Uint8Array | ReadableStream<Uint8Array>, headers: Record<string, string> = {}) =>
-  withTimeout(ctx.mf.dispatchFetch(`${BASE}${path}`, { method: 'POST', body: asBody(body), headers: { 'content-type': 'application/json', ...headers }, duplex: 'half' }), 10_000, `POST ${path}`);
+const post = (
+  ctx: Context,
+  path: string,
+  body: string | Uint8Array | ReadableStream<Uint8Array>,
+  headers: Record<string, string> = {},
+) =>
+  withTimeout(
+    ctx.mf.dispatchFetch(`${BASE}${path}`, {
+      method: 'POST',
+      body: asBody(body),
+      headers: { 'content-type': 'application/json', ...headers },
+      duplex: 'half',
+    }),
+    10_000,
+    `POST ${path}`,
+  );
 
 // ---
 const fetchSuite = suite<Context>('createWorker: fetch', { ...ctx0 });
@@ -45,7 +59,12 @@ fetchSuite('answers POST /<service>/<Service.Method> with the handler reply', as
 });
 
 fetchSuite('answers POST / named by Micro-Service and Micro-Endpoint, metadata travelling both ways', async (ctx) => {
-  const res = await post(ctx, '/', '{"name":"Bo"}', { 'micro-service': 'cfdemo', 'micro-endpoint': 'Greeter.Hello', 'micro-id': 'req-1', 'x-question': 'ready' });
+  const res = await post(ctx, '/', '{"name":"Bo"}', {
+    'micro-service': 'cfdemo',
+    'micro-endpoint': 'Greeter.Hello',
+    'micro-id': 'req-1',
+    'x-question': 'ready',
+  });
   assert.is(res.status, 200);
   assert.is(res.headers.get('micro-id'), 'req-1');
   assert.is(res.headers.get('x-answer'), 'ready: yes');
@@ -81,7 +100,11 @@ fetchSuite('answers an unknown endpoint, service or path with 404', async (ctx) 
 });
 
 fetchSuite('answers a method other than POST with 405 and Allow: POST', async (ctx) => {
-  const res = await withTimeout(ctx.mf.dispatchFetch(`${BASE}/cfdemo/Greeter.Hello`, { method: 'PUT', body: '{}' }), 10_000, 'PUT');
+  const res = await withTimeout(
+    ctx.mf.dispatchFetch(`${BASE}/cfdemo/Greeter.Hello`, { method: 'PUT', body: '{}' }),
+    10_000,
+    'PUT',
+  );
   assert.is(res.status, 405);
   assert.is(res.headers.get('allow'), 'POST');
   assert.is(((await res.json()) as { code: number }).code, 405);
@@ -115,9 +138,22 @@ fetchSuite('answers GET /health as a probe', async (ctx) => {
 fetchSuite('answers 500 as error JSON when the configuration is wrong (the reason goes to the log)', async (ctx) => {
   const mf = startWorker(ctx.built, ctx.dir, { MICRO_REGISTER_TTL: 'soon' });
   try {
-    const res = await withTimeout(mf.dispatchFetch(`${BASE}/cfdemo/Greeter.Hello`, { method: 'POST', body: '{"name":"Ada"}', headers: { 'content-type': 'application/json' } }), 15_000, 'the invocation');
+    const res = await withTimeout(
+      mf.dispatchFetch(`${BASE}/cfdemo/Greeter.Hello`, {
+        method: 'POST',
+        body: '{"name":"Ada"}',
+        headers: { 'content-type': 'application/json' },
+      }),
+      15_000,
+      'the invocation',
+    );
     assert.is(res.status, 500);
-    assert.equal(await res.json(), { id: 'cfdemo', code: 500, detail: 'internal server error', status: 'Internal Server Error' });
+    assert.equal(await res.json(), {
+      id: 'cfdemo',
+      code: 500,
+      detail: 'internal server error',
+      status: 'Internal Server Error',
+    });
   } finally {
     await mf.dispose();
   }
@@ -134,7 +170,12 @@ const message = (id: string, body: unknown, attempts = 1) => ({ id, timestamp: n
 
 queueSuite('acks each message whose run succeeded and retries each one that failed, in one batch', async (ctx) => {
   // Queue `jobs-run` feeds topic `jobs.run`; `failBefore: 3` fails attempts 1 and 2 only.
-  const result = await sendBatch(ctx.mf, 'jobs-run', [message('ok-1', {}), message('bad-1', { failBefore: 3 }), message('ok-2', { failBefore: 3 }, 3), message('bad-2', { failBefore: 3 }, 2)]);
+  const result = await sendBatch(ctx.mf, 'jobs-run', [
+    message('ok-1', {}),
+    message('bad-1', { failBefore: 3 }),
+    message('ok-2', { failBefore: 3 }, 3),
+    message('bad-2', { failBefore: 3 }, 2),
+  ]);
   assert.is(result.outcome, 'ok');
   assert.is(result.ackAll, false);
   assert.equal(result.retryBatch.retry, false, 'the batch as a whole is not retried');
@@ -143,15 +184,24 @@ queueSuite('acks each message whose run succeeded and retries each one that fail
 });
 
 queueSuite('takes bytes as they are and retries a message that is not JSON', async (ctx) => {
-  const result = await sendBatch(ctx.mf, 'jobs-run', [message('bytes', new TextEncoder().encode('{"failBefore":1}')), message('garbled', new TextEncoder().encode('{nope'))]);
+  const result = await sendBatch(ctx.mf, 'jobs-run', [
+    message('bytes', new TextEncoder().encode('{"failBefore":1}')),
+    message('garbled', new TextEncoder().encode('{nope')),
+  ]);
   assert.equal([...result.explicitAcks], ['bytes']);
-  assert.equal(result.retryMessages.map((m) => m.msgId), ['garbled']);
+  assert.equal(
+    result.retryMessages.map((m) => m.msgId),
+    ['garbled'],
+  );
 });
 
 queueSuite("feeds a queue named otherwise to the function's only subscriber", async (ctx) => {
   const result = await sendBatch(ctx.mf, 'nightly', [message('m1', {}), message('m2', { failBefore: 2 })]);
   assert.equal([...result.explicitAcks], ['m1']);
-  assert.equal(result.retryMessages.map((m) => m.msgId), ['m2']);
+  assert.equal(
+    result.retryMessages.map((m) => m.msgId),
+    ['m2'],
+  );
 });
 
 queueSuite.run();

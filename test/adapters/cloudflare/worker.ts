@@ -22,12 +22,26 @@ export function buildWorker(entry: string, outdir: string, env: Record<string, s
 }
 
 /** A Worker configuration that selects the NATS registry and broker (the address is only checked, never reached). */
-export const NATS_VARS = { MICRO_REGISTRY: 'nats', MICRO_BROKER: 'nats', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' };
+export const NATS_VARS = {
+  MICRO_REGISTRY: 'nats',
+  MICRO_BROKER: 'nats',
+  MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com',
+};
 
 /** Runs a built Worker, every module of it, in workerd with `bindings`; dispose() it. */
 export function startWorker(built: CloudflareBuild, outdir: string, bindings: Record<string, unknown> = {}): Miniflare {
-  const modules = [built.file, ...built.artifacts.map((a) => a.file)].map((path) => ({ type: 'ESModule' as const, path }));
-  return new Miniflare({ modules, modulesRoot: outdir, compatibilityDate: COMPATIBILITY_DATE, host: '127.0.0.1', port: 0, bindings });
+  const modules = [built.file, ...built.artifacts.map((a) => a.file)].map((path) => ({
+    type: 'ESModule' as const,
+    path,
+  }));
+  return new Miniflare({
+    modules,
+    modulesRoot: outdir,
+    compatibilityDate: COMPATIBILITY_DATE,
+    host: '127.0.0.1',
+    port: 0,
+    bindings,
+  });
 }
 
 /** A request body as miniflare takes it (undici's types; the Web ones are the same at run time). */
@@ -53,6 +67,8 @@ export interface QueueMessage {
 /** Delivers `messages` as one batch of `queue` to the Worker's `queue` handler, as the platform does. */
 export async function sendBatch(mf: Miniflare, queue: string, messages: QueueMessage[]): Promise<QueueResult> {
   // Platform seam: miniflare types its Fetcher from @cloudflare/workers-types, which micro-fn does not install.
-  const worker = (await mf.getWorker()) as unknown as { queue(queue: string, messages: QueueMessage[]): Promise<QueueResult> };
+  const worker = (await mf.getWorker()) as unknown as {
+    queue(queue: string, messages: QueueMessage[]): Promise<QueueResult>;
+  };
   return withTimeout(worker.queue(queue, messages), 15_000, `a batch of ${queue}`);
 }

@@ -29,7 +29,10 @@ command('allows every host with a registry or broker (nodes known at run time on
   assert.match(broker, / --allow-net /);
   const hosts = serveCommand({ ...base, allowNet: ['api.example.com', 'db:5432'] });
   assert.match(hosts, / --allow-net=api.example.com,db:5432 /);
-  assert.throws(() => serveCommand({ ...base, allowNet: ['a b'] }), (err: unknown) => err instanceof UserError);
+  assert.throws(
+    () => serveCommand({ ...base, allowNet: ['a b'] }),
+    (err: unknown) => err instanceof UserError,
+  );
 });
 
 command.run();
@@ -78,7 +81,12 @@ env("writes values Deno's --env-file reads back exactly as given", async (ctx) =
 });
 
 env('refuses what .env cannot hold, saying to set it where Deno runs', () => {
-  const refusals = [['BAD-NAME', 'x'], ['1ST', 'x'], ['MIXED', `it's "both"`], ['MIXED2', 'a\nb\\c']] as const;
+  const refusals = [
+    ['BAD-NAME', 'x'],
+    ['1ST', 'x'],
+    ['MIXED', `it's "both"`],
+    ['MIXED2', 'a\nb\\c'],
+  ] as const;
   for (const [key, value] of refusals) {
     const refused = (err: unknown) => err instanceof UserError && err.message.startsWith(`--env ${key}:`);
     assert.throws(() => dotenv({ [key]: value }), refused, key);

@@ -53,7 +53,10 @@ hello('serves one request after another, each in a fresh function', async (ctx) 
   const names = ['A', 'B', 'C', 'D'];
   const call = (name: string) => post(url(ctx), '/helloworld/Greeter.Hello', JSON.stringify({ name }));
   const replies = await Promise.all(names.map(call));
-  assert.equal(await Promise.all(replies.map((r) => r.json())), names.map((name) => ({ message: `Hello ${name}` })));
+  assert.equal(
+    await Promise.all(replies.map((r) => r.json())),
+    names.map((name) => ({ message: `Hello ${name}` })),
+  );
 });
 
 hello("answers a handler's error with 400 as error JSON, in the body and in Micro-Error", async (ctx) => {

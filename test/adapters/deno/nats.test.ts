@@ -62,7 +62,11 @@ if (natsAvailable()) {
     const local = await run(['deploy', 'examples/helloworld', '--target', 'local']);
     assert.is(local.code, 0, local.stderr);
     const [record] = JSON.parse((await run(['describe', 'helloworld', '--json'])).stdout) as { nodes: Node[] }[];
-    assert.equal(record!.nodes.map((n) => n.address), [ctx.gateway], 'helloworld runs on serve only');
+    assert.equal(
+      record!.nodes.map((n) => n.address),
+      [ctx.gateway],
+      'helloworld runs on serve only',
+    );
     const written = await deployCaller(ctx, '--dry-run');
     assert.is(written.code, 0, written.stderr);
     ctx.deno = await startDeno(['task', 'start'], { cwd: dir });

@@ -35,16 +35,22 @@ build('zips helloworld as index.mjs, mode 0644, under 60 KB, without the NATS cl
 build('bundles an ES module for Node 22 whose `handler` export is the Lambda handler', async () => {
   const { pkg } = await make('examples/helloworld/index.ts');
   const mod = (await import(pkg.build.file)) as { handler: (event: unknown, context: unknown) => Promise<unknown> };
-  const reply = await mod.handler({ endpoint: 'Greeter.Hello', body: { name: 'Ada' } }, { awsRequestId: 'r1', getRemainingTimeInMillis: () => 1000 });
+  const reply = await mod.handler(
+    { endpoint: 'Greeter.Hello', body: { name: 'Ada' } },
+    { awsRequestId: 'r1', getRemainingTimeInMillis: () => 1000 },
+  );
   assert.equal(reply, { body: { message: 'Hello Ada' }, metadata: { 'micro-id': 'r1' } });
 });
 
-build('carries the NATS client, with the createRequire banner it needs, when the environment chooses NATS', async () => {
-  const { pkg, code } = await make('examples/helloworld/index.ts', { MICRO_REGISTRY: 'nats' });
-  assert.ok(code.startsWith(REQUIRE_BANNER), 'the banner comes first');
-  assert.ok(code.includes(NATS_REGISTRY));
-  assert.ok(pkg.build.size > 300_000, `bundle of ${pkg.build.size} bytes`);
-});
+build(
+  'carries the NATS client, with the createRequire banner it needs, when the environment chooses NATS',
+  async () => {
+    const { pkg, code } = await make('examples/helloworld/index.ts', { MICRO_REGISTRY: 'nats' });
+    assert.ok(code.startsWith(REQUIRE_BANNER), 'the banner comes first');
+    assert.ok(code.includes(NATS_REGISTRY));
+    assert.ok(pkg.build.size > 300_000, `bundle of ${pkg.build.size} bytes`);
+  },
+);
 
 build("bundles the nats package when the function's own code imports it", async () => {
   const { code } = await make('test/fixtures/lambda-nats-user/index.ts');
@@ -74,7 +80,10 @@ command('prints the bundle and the zip with their sizes', async () => {
   assert.is(lines.length, 2, r.stdout);
   assert.match(lines[0]!, /index\.mjs\s+[\d.]+ KiB\s+\(lambda, \d+ ms\)$/);
   assert.match(lines[1]!, /function\.zip\s+[\d.]+ KiB$/);
-  assert.equal(listZip(join(out, 'function.zip')).map((e) => e.name), ['index.mjs']);
+  assert.equal(
+    listZip(join(out, 'function.zip')).map((e) => e.name),
+    ['index.mjs'],
+  );
 });
 
 command('reports both artifacts with --json', async () => {
@@ -82,7 +91,10 @@ command('reports both artifacts with --json', async () => {
   assert.is(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout) as { target: string; artifacts: { file: string; size: number }[] };
   assert.is(report.target, 'lambda');
-  assert.equal(report.artifacts.map((a) => a.file.split('/').pop()), ['index.mjs', 'function.zip']);
+  assert.equal(
+    report.artifacts.map((a) => a.file.split('/').pop()),
+    ['index.mjs', 'function.zip'],
+  );
   assert.ok(report.artifacts[1]!.size < 60 * 1024);
 });
 

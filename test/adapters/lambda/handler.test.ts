@@ -26,7 +26,11 @@ async function failure(event: unknown): Promise<Extract<InvokeResult, { error: u
 
 async function start(): Promise<void> {
   pkg = await buildPackage('test/fixtures/lambda/index.ts');
-  env = await LambdaEnvironment.start({ taskRoot: pkg.taskRoot, functionName: 'lambda-fixture', onOutput: (text) => (output += text) });
+  env = await LambdaEnvironment.start({
+    taskRoot: pkg.taskRoot,
+    functionName: 'lambda-fixture',
+    onOutput: (text) => (output += text),
+  });
 }
 
 async function stop(): Promise<void> {
@@ -40,19 +44,31 @@ direct.before(start);
 direct.after(stop);
 
 direct('answers {endpoint, body, metadata} with the reply and the response metadata', async () => {
-  const reply = (await invoke({ endpoint: 'Fixture.Hello', body: { name: 'Ada' }, metadata: { 'X-Tenant': 'acme' } })) as { body: Record<string, unknown>; metadata: Record<string, string> };
+  const reply = (await invoke({
+    endpoint: 'Fixture.Hello',
+    body: { name: 'Ada' },
+    metadata: { 'X-Tenant': 'acme' },
+  })) as { body: Record<string, unknown>; metadata: Record<string, string> };
   assert.is(reply.body.message, 'Hello Ada');
   assert.is(reply.body.tenant, 'acme');
   assert.is(reply.metadata['x-greeting'], 'hi');
   assert.type(reply.metadata['micro-id'], 'string');
 });
 
-direct("takes the deadline from context.getRemainingTimeInMillis(), or the caller's shorter Micro-Timeout", async () => {
-  const long = (await invoke({ endpoint: 'Fixture.Hello', body: { name: 'a' } }, 4000)) as { body: { remaining: number } };
-  assert.ok(long.body.remaining > 2000 && long.body.remaining <= 4000, `remaining ${long.body.remaining}`);
-  const short = (await invoke({ endpoint: 'Fixture.Hello', body: { name: 'a' }, metadata: { 'Micro-Timeout': '500' } }, 4000)) as { body: { remaining: number } };
-  assert.ok(short.body.remaining > 0 && short.body.remaining <= 500, `remaining ${short.body.remaining}`);
-});
+direct(
+  "takes the deadline from context.getRemainingTimeInMillis(), or the caller's shorter Micro-Timeout",
+  async () => {
+    const long = (await invoke({ endpoint: 'Fixture.Hello', body: { name: 'a' } }, 4000)) as {
+      body: { remaining: number };
+    };
+    assert.ok(long.body.remaining > 2000 && long.body.remaining <= 4000, `remaining ${long.body.remaining}`);
+    const short = (await invoke(
+      { endpoint: 'Fixture.Hello', body: { name: 'a' }, metadata: { 'Micro-Timeout': '500' } },
+      4000,
+    )) as { body: { remaining: number } };
+    assert.ok(short.body.remaining > 0 && short.body.remaining <= 500, `remaining ${short.body.remaining}`);
+  },
+);
 
 direct("answers a handler's error as {error} with its code, and a thrown bug as a 500 without its detail", async () => {
   const refused = (await invoke({ endpoint: 'Fixture.Hello', body: {} })) as { error: unknown };
@@ -63,14 +79,17 @@ direct("answers a handler's error as {error} with its code, and a thrown bug as 
   assert.not.match(JSON.stringify(bug), 'secret internal detail');
 });
 
-direct('delivers {topic, body} to the subscriber, and fails the invocation with the error JSON when it fails', async () => {
-  assert.equal(await invoke({ topic: 'orders.created', body: { ok: true } }), { ok: true });
-  const error = await failure({ topic: 'orders.created', body: { ok: false } });
-  assert.is(error.errorType, 'MicroError');
-  const json = JSON.parse(error.errorMessage) as { code: number; detail: string };
-  assert.is(json.code, 400);
-  assert.match(json.detail, /is not ok/);
-});
+direct(
+  'delivers {topic, body} to the subscriber, and fails the invocation with the error JSON when it fails',
+  async () => {
+    assert.equal(await invoke({ topic: 'orders.created', body: { ok: true } }), { ok: true });
+    const error = await failure({ topic: 'orders.created', body: { ok: false } });
+    assert.is(error.errorType, 'MicroError');
+    const json = JSON.parse(error.errorMessage) as { code: number; detail: string };
+    assert.is(json.code, 400);
+    assert.match(json.detail, /is not ok/);
+  },
+);
 
 direct('answers an event of no known shape with a 400 naming what it expected', async () => {
   const reply = (await invoke({ hello: 'world' })) as { error: { code: number; detail: string } };
@@ -82,11 +101,17 @@ direct('answers an event of no known shape with a 400 naming what it expected', 
 
 direct('tells a handler that calls out over NATS how to rebuild when the bundle was built without NATS', async () => {
   await env.close();
-  env = await LambdaEnvironment.start({ taskRoot: pkg.taskRoot, functionName: 'lambda-fixture', env: { MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: 'nats://127.0.0.1:1' } });
+  env = await LambdaEnvironment.start({
+    taskRoot: pkg.taskRoot,
+    functionName: 'lambda-fixture',
+    env: { MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: 'nats://127.0.0.1:1' },
+  });
   const reply = (await invoke({ endpoint: 'Fixture.CallOut' })) as { body: { error: string } };
-  assert.match(reply.body.error, /this bundle carries only the plugins its configuration chose when it was built.*MICRO_REGISTRY=nats in its environment/);
+  assert.match(
+    reply.body.error,
+    /this bundle carries only the plugins its configuration chose when it was built.*MICRO_REGISTRY=nats in its environment/,
+  );
 });
-
 
 // ---
 const url = suite('createHandler: Function URL and HTTP API (payload 2.0) requests');
@@ -95,19 +120,32 @@ url.after(stop);
 
 type HttpResult = { statusCode: number; headers: Record<string, string>; body: string; isBase64Encoded: boolean };
 
-const httpEvent = (method: string, rawPath: string, body?: string, headers: Record<string, string> = {}, isBase64Encoded = false) => ({
+const httpEvent = (
+  method: string,
+  rawPath: string,
+  body?: string,
+  headers: Record<string, string> = {},
+  isBase64Encoded = false,
+) => ({
   version: '2.0',
   routeKey: '$default',
   rawPath,
   rawQueryString: '',
-  headers: { 'content-type': 'application/json', host: 'abc.lambda-url.us-east-1.on.aws', 'x-forwarded-proto': 'https', ...headers },
+  headers: {
+    'content-type': 'application/json',
+    host: 'abc.lambda-url.us-east-1.on.aws',
+    'x-forwarded-proto': 'https',
+    ...headers,
+  },
   requestContext: { requestId: 'r', http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1' } },
   body,
   isBase64Encoded,
 });
 
 url('routes POST /<service>/<Service.Method> and replies with status, metadata headers and body', async () => {
-  const r = (await invoke(httpEvent('POST', '/lambda-fixture/Fixture.Hello', '{"name":"Ada"}', { 'x-tenant': 'acme' }))) as HttpResult;
+  const r = (await invoke(
+    httpEvent('POST', '/lambda-fixture/Fixture.Hello', '{"name":"Ada"}', { 'x-tenant': 'acme' }),
+  )) as HttpResult;
   assert.is(r.statusCode, 200);
   assert.is(r.isBase64Encoded, false);
   assert.is(r.headers['content-type'], 'application/json');
@@ -119,24 +157,41 @@ url('routes POST /<service>/<Service.Method> and replies with status, metadata h
 
 url('routes mucp headers on POST / and decodes a base64 body', async () => {
   const body = Buffer.from('{"name":"Grace"}').toString('base64');
-  const r = (await invoke(httpEvent('POST', '/', body, { 'micro-service': 'lambda-fixture', 'micro-endpoint': 'Fixture.Hello', 'micro-id': 'call-7' }, true))) as HttpResult;
+  const r = (await invoke(
+    httpEvent(
+      'POST',
+      '/',
+      body,
+      { 'micro-service': 'lambda-fixture', 'micro-endpoint': 'Fixture.Hello', 'micro-id': 'call-7' },
+      true,
+    ),
+  )) as HttpResult;
   assert.is(r.statusCode, 200);
   assert.is(r.headers['micro-id'], 'call-7');
   assert.is((JSON.parse(r.body) as { message: string }).message, 'Hello Grace');
 });
 
-url('takes a form or text body on the path route as JSON (curl -d, fetch with a string), as the gateway does', async () => {
-  for (const type of ['application/x-www-form-urlencoded', 'text/plain;charset=UTF-8']) {
-    const r = (await invoke(httpEvent('POST', '/lambda-fixture/Fixture.Hello', '{"name":"Ada"}', { 'content-type': type }))) as HttpResult;
-    assert.is(r.statusCode, 200, type);
-    assert.is((JSON.parse(r.body) as { message: string }).message, 'Hello Ada');
-  }
-  // Named by its headers, a request means what it says.
-  const headers = { 'micro-service': 'lambda-fixture', 'micro-endpoint': 'Fixture.Hello', 'content-type': 'text/plain' };
-  const r = (await invoke(httpEvent('POST', '/', '{"name":"Ada"}', headers))) as HttpResult;
-  assert.is(r.statusCode, 400);
-  assert.match(r.body, 'unsupported content type text/plain');
-});
+url(
+  'takes a form or text body on the path route as JSON (curl -d, fetch with a string), as the gateway does',
+  async () => {
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain;charset=UTF-8']) {
+      const r = (await invoke(
+        httpEvent('POST', '/lambda-fixture/Fixture.Hello', '{"name":"Ada"}', { 'content-type': type }),
+      )) as HttpResult;
+      assert.is(r.statusCode, 200, type);
+      assert.is((JSON.parse(r.body) as { message: string }).message, 'Hello Ada');
+    }
+    // Named by its headers, a request means what it says.
+    const headers = {
+      'micro-service': 'lambda-fixture',
+      'micro-endpoint': 'Fixture.Hello',
+      'content-type': 'text/plain',
+    };
+    const r = (await invoke(httpEvent('POST', '/', '{"name":"Ada"}', headers))) as HttpResult;
+    assert.is(r.statusCode, 400);
+    assert.match(r.body, 'unsupported content type text/plain');
+  },
+);
 
 url('answers errors as error JSON with the matching status and Micro-Error', async () => {
   const refused = (await invoke(httpEvent('POST', '/lambda-fixture/Fixture.Hello', '{}'))) as HttpResult;
@@ -160,7 +215,6 @@ url('answers GET /health without running a handler', async () => {
   assert.equal(JSON.parse(r.body), { status: 'ok' });
 });
 
-
 // ---
 const sqs = suite('createHandler: SQS batches');
 sqs.before(start);
@@ -180,19 +234,32 @@ const record = (messageId: string, body: unknown, extra: Record<string, unknown>
 });
 
 sqs('runs every record and reports only the failed ones in batchItemFailures', async () => {
-  const reply = await invoke({ Records: [record('m1', { ok: true }), record('m2', { ok: false }), record('m3', { ok: true }), record('m4', 'not an object')] });
+  const reply = await invoke({
+    Records: [
+      record('m1', { ok: true }),
+      record('m2', { ok: false }),
+      record('m3', { ok: true }),
+      record('m4', 'not an object'),
+    ],
+  });
   assert.equal(reply, { batchItemFailures: [{ itemIdentifier: 'm2' }, { itemIdentifier: 'm4' }] });
 });
 
 sqs('takes the topic from the Micro-Topic attribute, and fails a record whose topic has no subscriber', async () => {
-  const attr = (topic: string) => ({ messageAttributes: { 'Micro-Topic': { dataType: 'String', stringValue: topic } } });
-  const reply = await invoke({ Records: [record('a', { ok: true }, attr('orders.created')), record('b', { ok: true }, attr('orders.deleted'))] });
+  const attr = (topic: string) => ({
+    messageAttributes: { 'Micro-Topic': { dataType: 'String', stringValue: topic } },
+  });
+  const reply = await invoke({
+    Records: [record('a', { ok: true }, attr('orders.created')), record('b', { ok: true }, attr('orders.deleted'))],
+  });
   assert.equal(reply, { batchItemFailures: [{ itemIdentifier: 'b' }] });
 });
 
 sqs('reports every record after a failure on a FIFO queue, to keep the order', async () => {
   const fifo = { eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:orders.fifo' };
-  const reply = await invoke({ Records: [record('f1', { ok: true }, fifo), record('f2', { ok: false }, fifo), record('f3', { ok: true }, fifo)] });
+  const reply = await invoke({
+    Records: [record('f1', { ok: true }, fifo), record('f2', { ok: false }, fifo), record('f3', { ok: true }, fifo)],
+  });
   assert.equal(reply, { batchItemFailures: [{ itemIdentifier: 'f2' }, { itemIdentifier: 'f3' }] });
 });
 

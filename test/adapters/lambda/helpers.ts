@@ -28,8 +28,14 @@ export function ricAvailable(): boolean {
   } catch {
     ok = false;
   }
-  if (!ok && process.env.CI === 'true') throw new Error('aws-lambda-ric is not installed, and CI=true: .ci/run installs cmake and autotools so that npm ci builds it');
-  if (!ok) console.log('  (skipping tests that run Lambda environments: aws-lambda-ric is not installed; it needs cmake, autoconf, automake, libtool)');
+  if (!ok && process.env.CI === 'true')
+    throw new Error(
+      'aws-lambda-ric is not installed, and CI=true: .ci/run installs cmake and autotools so that npm ci builds it',
+    );
+  if (!ok)
+    console.log(
+      '  (skipping tests that run Lambda environments: aws-lambda-ric is not installed; it needs cmake, autoconf, automake, libtool)',
+    );
   return ok;
 }
 
@@ -65,12 +71,21 @@ export function listZip(file: string): ZipListing[] {
       .map((line) => {
         const parts = line.trim().split(/\s+/);
         const perms = parts[0]!.slice(1);
-        const mode = [0, 3, 6].reduce((m, i) => (m << 3) | ((perms[i] === 'r' ? 4 : 0) | (perms[i + 1] === 'w' ? 2 : 0) | (perms[i + 2] === 'x' ? 1 : 0)), 0);
+        const mode = [0, 3, 6].reduce(
+          (m, i) =>
+            (m << 3) | ((perms[i] === 'r' ? 4 : 0) | (perms[i + 1] === 'w' ? 2 : 0) | (perms[i + 2] === 'x' ? 1 : 0)),
+          0,
+        );
         return { name: parts.slice(8).join(' '), mode, size: Number(parts[3]) };
       });
   }
-  const script = 'import json,sys,zipfile\nz=zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\nprint(json.dumps([[i.filename,(i.external_attr>>16)&0o777,i.file_size] for i in z.infolist()]))';
-  return (JSON.parse(run('python3', ['-c', script, file])) as [string, number, number][]).map(([name, mode, size]) => ({ name, mode, size }));
+  const script =
+    'import json,sys,zipfile\nz=zipfile.ZipFile(sys.argv[1])\nassert z.testzip() is None\nprint(json.dumps([[i.filename,(i.external_attr>>16)&0o777,i.file_size] for i in z.infolist()]))';
+  return (JSON.parse(run('python3', ['-c', script, file])) as [string, number, number][]).map(([name, mode, size]) => ({
+    name,
+    mode,
+    size,
+  }));
 }
 
 /** Extracts `file` into `dir`. */
@@ -119,7 +134,10 @@ export interface TestEndpoint {
 export async function startEndpoint(): Promise<TestEndpoint> {
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-lambda-api-'));
   const logs: string[] = [];
-  const endpoint = new LambdaEndpoint({ dir: join(dir, 'functions'), log: (name, id, line) => logs.push(`${name} ${id} ${line}`) });
+  const endpoint = new LambdaEndpoint({
+    dir: join(dir, 'functions'),
+    log: (name, id, line) => logs.push(`${name} ${id} ${line}`),
+  });
   const server = createServer((req, res) => endpoint.handle(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -35,7 +35,13 @@ if (natsAvailable() && ricAvailable()) {
   nats('publishes to the NATS broker its environment names, with the NATS client in its bundle', async () => {
     const env = { MICRO_REGISTRY: 'memory', MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: server.url };
     const deployed = await withTimeout(
-      deployLambda({ entry: join(root, 'test/fixtures/lambda-events'), outdir: join(scratch, 'out'), env, endpoint: api.url, hostEnv: { MICRO_FN_HOME: scratch } }),
+      deployLambda({
+        entry: join(root, 'test/fixtures/lambda-events'),
+        outdir: join(scratch, 'out'),
+        env,
+        endpoint: api.url,
+        hostEnv: { MICRO_FN_HOME: scratch },
+      }),
       60_000,
       'deploy',
     );
@@ -45,7 +51,14 @@ if (natsAvailable() && ricAvailable()) {
       const received: BrokerMessage[] = [];
       await broker.subscribe('orders.placed', ({ message }) => void received.push(message));
       const node = { id: 'n', address: deployed.address, metadata: { [LAMBDA_ENDPOINT_METADATA]: api.url } };
-      const request = { id: 'r1', service: 'lambda-events', endpoint: 'Orders.Place', contentType: 'application/json', body: new TextEncoder().encode('{"id":7,"ok":true}'), metadata: new Metadata() };
+      const request = {
+        id: 'r1',
+        service: 'lambda-events',
+        endpoint: 'Orders.Place',
+        contentType: 'application/json',
+        body: new TextEncoder().encode('{"id":7,"ok":true}'),
+        metadata: new Metadata(),
+      };
       const response = await withTimeout(transport.call(node, request), 20_000, 'call');
       assert.is(response.error, undefined, JSON.stringify(response.error));
       assert.equal(JSON.parse(new TextDecoder().decode(response.body)), { published: 7 });

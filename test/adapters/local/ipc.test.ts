@@ -7,7 +7,13 @@ const ipc = suite('spawner message pipe');
 
 ipc('reads each message once, however the chunks split lines and characters', () => {
   const messages: FromFunction[] = [
-    { type: 'reply', status: 200, contentType: 'application/json', body: JSON.stringify({ text: 'a\nb ü \u2028' }), metadata: {} },
+    {
+      type: 'reply',
+      status: 200,
+      contentType: 'application/json',
+      body: JSON.stringify({ text: 'a\nb ü \u2028' }),
+      metadata: {},
+    },
     { type: 'settled', ok: true },
     { type: 'pong' },
   ];

@@ -11,7 +11,13 @@ import type { Readable, Writable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildLocal } from '../../../adapters/local/build.js';
-import { IPC_ENV, encodeMessage, readMessages, type FromFunction, type IpcInvoke } from '../../../adapters/local/ipc.js';
+import {
+  IPC_ENV,
+  encodeMessage,
+  readMessages,
+  type FromFunction,
+  type IpcInvoke,
+} from '../../../adapters/local/ipc.js';
 import { sleep, withTimeout } from '../../helpers.js';
 
 const warm = suite('warm function process');
@@ -21,21 +27,33 @@ warm('after its warm-up, the first function an invocation runs for the first tim
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-warm-'));
   const log = join(dir, 'v8.log');
   const { file } = await buildLocal(join(process.cwd(), 'examples', 'helloworld', 'index.ts'), { outdir: dir });
-  const child = spawn(process.execPath, ['--log-function-events', `--logfile=${log}`, '--no-logfile-per-isolate', file], {
-    env: { [IPC_ENV]: '1', MICRO_FN_HOME: dir },
-    stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--log-function-events', `--logfile=${log}`, '--no-logfile-per-isolate', file],
+    {
+      env: { [IPC_ENV]: '1', MICRO_FN_HOME: dir },
+      stdio: ['ignore', 'ignore', 'inherit', 'pipe'],
+    },
+  );
   try {
     const channel = child.stdio[3] as Readable & Writable;
     const waiters: ((m: FromFunction) => void)[] = [];
     readMessages<FromFunction>(channel, (m) => waiters.shift()?.(m));
-    const next = () => withTimeout(new Promise<FromFunction>((r) => waiters.push(r)), 10_000, 'a message from the function process');
+    const next = () =>
+      withTimeout(new Promise<FromFunction>((r) => waiters.push(r)), 10_000, 'a message from the function process');
     assert.is((await next()).type, 'ready');
     channel.write(encodeMessage({ type: 'ping' }));
     assert.is((await next()).type, 'pong');
     // Idle, as a warm process waits: its log then shows a gap that sets the invocation's events apart.
     await sleep(IDLE);
-    const invoke: IpcInvoke = { type: 'invoke', id: 'w1', endpoint: 'Greeter.Hello', contentType: 'application/json', body: '{"name":"Ada"}', metadata: {} };
+    const invoke: IpcInvoke = {
+      type: 'invoke',
+      id: 'w1',
+      endpoint: 'Greeter.Hello',
+      contentType: 'application/json',
+      body: '{"name":"Ada"}',
+      metadata: {},
+    };
     channel.write(encodeMessage(invoke));
     const reply = await next();
     assert.equal(reply.type === 'reply' && [reply.status, reply.body], [200, '{"message":"Hello Ada"}']);
@@ -53,7 +71,10 @@ warm('after its warm-up, the first function an invocation runs for the first tim
     let at = handler;
     while (at > 0 && events[at]!.time - events[at - 1]!.time < IDLE * 1000 * 0.8) at--;
     assert.ok(at > 0, 'the idle wait shows in the log');
-    const firsts = events.slice(at, handler + 1).filter((e) => e.event === 'first-execution').map((e) => e.name);
+    const firsts = events
+      .slice(at, handler + 1)
+      .filter((e) => e.event === 'first-execution')
+      .map((e) => e.name);
     assert.equal(firsts, ['Hello'], `ran for the first time before the handler: ${firsts.slice(0, -1).join(', ')}`);
   } finally {
     child.kill('SIGKILL');

@@ -1,7 +1,19 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createClient, createService, errors, isMicroError, roundRobin, type Service, type ServiceDefinition } from '../../../runtime/index.js';
-import { createMemoryBroker, createMemoryRegistry, createMemoryTransport } from '../../../runtime/plugins/memory/index.js';
+import {
+  createClient,
+  createService,
+  errors,
+  isMicroError,
+  roundRobin,
+  type Service,
+  type ServiceDefinition,
+} from '../../../runtime/index.js';
+import {
+  createMemoryBroker,
+  createMemoryRegistry,
+  createMemoryTransport,
+} from '../../../runtime/plugins/memory/index.js';
 import { rejects, sleep, withTimeout } from '../../helpers.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -38,8 +50,13 @@ client.before.each(() => {
 client.after.each(() => env.close());
 
 client('calls an endpoint through the registry and decodes the reply', async () => {
-  await env.start({ name: 'helloworld', handlers: { Greeter: { Hello: (r: { name: string }) => ({ message: `Hello ${r.name}` }) } } });
-  assert.equal(await withTimeout(env.client.call('helloworld', 'Greeter.Hello', { name: 'Ada' })), { message: 'Hello Ada' });
+  await env.start({
+    name: 'helloworld',
+    handlers: { Greeter: { Hello: (r: { name: string }) => ({ message: `Hello ${r.name}` }) } },
+  });
+  assert.equal(await withTimeout(env.client.call('helloworld', 'Greeter.Hello', { name: 'Ada' })), {
+    message: 'Hello Ada',
+  });
 });
 
 client('carries metadata both ways: request metadata to the handler, response metadata to the caller', async () => {
@@ -60,36 +77,53 @@ client('carries metadata both ways: request metadata to the handler, response me
   assert.is(reply.metadata.get('SET-BY'), 'handler');
 });
 
-client('sets Micro-From-Service and carries authorization, namespace, trace id and the deadline to the next hop', async () => {
-  let seen: { from?: string; auth?: string; ns?: string; trace?: string; deadline?: number } = {};
-  await env.start({
-    name: 'back',
-    handlers: {
-      B: {
-        Look: (_r: unknown, ctx) => {
-          seen = {
-            from: ctx.metadata.get('micro-from-service'),
-            auth: ctx.metadata.get('authorization'),
-            ns: ctx.metadata.get('micro-namespace'),
-            trace: ctx.metadata.get('micro-trace-id'),
-            deadline: ctx.deadline,
-          };
-          return {};
+client(
+  'sets Micro-From-Service and carries authorization, namespace, trace id and the deadline to the next hop',
+  async () => {
+    let seen: { from?: string; auth?: string; ns?: string; trace?: string; deadline?: number } = {};
+    await env.start({
+      name: 'back',
+      handlers: {
+        B: {
+          Look: (_r: unknown, ctx) => {
+            seen = {
+              from: ctx.metadata.get('micro-from-service'),
+              auth: ctx.metadata.get('authorization'),
+              ns: ctx.metadata.get('micro-namespace'),
+              trace: ctx.metadata.get('micro-trace-id'),
+              deadline: ctx.deadline,
+            };
+            return {};
+          },
         },
       },
-    },
-  });
-  await env.start({ name: 'front', handlers: { F: { Go: (_r: unknown, ctx) => ctx.client.call('back', 'B.Look', {}) } } });
-  const before = Date.now();
-  await withTimeout(
-    env.client.call('front', 'F.Go', {}, { timeout: 3000, metadata: { Authorization: 'Bearer t', 'Micro-Namespace': 'ns1', 'Micro-Trace-Id': 'tr-1', 'X-Private': 'p' } }),
-  );
-  assert.is(seen.from, 'front');
-  assert.is(seen.auth, 'Bearer t');
-  assert.is(seen.ns, 'ns1');
-  assert.is(seen.trace, 'tr-1');
-  assert.ok(seen.deadline! > before && seen.deadline! <= before + 3000 + 50, `deadline ${seen.deadline! - before} ms after the call`);
-});
+    });
+    await env.start({
+      name: 'front',
+      handlers: { F: { Go: (_r: unknown, ctx) => ctx.client.call('back', 'B.Look', {}) } },
+    });
+    const before = Date.now();
+    await withTimeout(
+      env.client.call(
+        'front',
+        'F.Go',
+        {},
+        {
+          timeout: 3000,
+          metadata: { Authorization: 'Bearer t', 'Micro-Namespace': 'ns1', 'Micro-Trace-Id': 'tr-1', 'X-Private': 'p' },
+        },
+      ),
+    );
+    assert.is(seen.from, 'front');
+    assert.is(seen.auth, 'Bearer t');
+    assert.is(seen.ns, 'ns1');
+    assert.is(seen.trace, 'tr-1');
+    assert.ok(
+      seen.deadline! > before && seen.deadline! <= before + 3000 + 50,
+      `deadline ${seen.deadline! - before} ms after the call`,
+    );
+  },
+);
 
 client('answers 404 for an unknown service without retrying', async () => {
   const err = await rejects(() => env.client.call('nobody', 'X.Y', {}));
@@ -126,8 +160,19 @@ client('retries a retryable error on a node it has not tried, and never a non-re
 
 client('moves past a dead node to a live one', async () => {
   await env.start({ name: 'svc', handlers: { S: { Ping: () => 'pong' } } });
-  await env.registry.register({ name: 'svc', version: 'latest', metadata: {}, endpoints: [], nodes: [{ id: 'dead', address: 'memory://gone', metadata: {} }] });
-  const rr = createClient({ registry: env.registry, transports: [env.transport], selector: (_s, nodes) => nodes.find((n) => n.id === 'dead') ?? nodes[0]!, backoff: () => 1 });
+  await env.registry.register({
+    name: 'svc',
+    version: 'latest',
+    metadata: {},
+    endpoints: [],
+    nodes: [{ id: 'dead', address: 'memory://gone', metadata: {} }],
+  });
+  const rr = createClient({
+    registry: env.registry,
+    transports: [env.transport],
+    selector: (_s, nodes) => nodes.find((n) => n.id === 'dead') ?? nodes[0]!,
+    backoff: () => 1,
+  });
   assert.is(await withTimeout(rr.call('svc', 'S.Ping', {})), 'pong');
 });
 
@@ -160,16 +205,29 @@ client('gives up with 408 when the timeout passes', async () => {
 });
 
 client('fails clearly without a transport for the node address scheme', async () => {
-  await env.registry.register({ name: 'far', version: '1', metadata: {}, endpoints: [], nodes: [{ id: 'n', address: 'carrier-pigeon://x', metadata: {} }] });
+  await env.registry.register({
+    name: 'far',
+    version: '1',
+    metadata: {},
+    endpoints: [],
+    nodes: [{ id: 'n', address: 'carrier-pigeon://x', metadata: {} }],
+  });
   const err = await rejects(() => env.client.call('far', 'X.Y', {}));
   assert.match((err as Error).message, /no transport for "carrier-pigeon"/);
 });
 
 client('publishes through the broker with the codec and From-Service', async () => {
   const got: { body: string; headers: Record<string, string> }[] = [];
-  await env.broker.subscribe('t', async (d) => void got.push({ body: new TextDecoder().decode(d.message.body), headers: d.message.headers }));
+  await env.broker.subscribe(
+    't',
+    async (d) => void got.push({ body: new TextDecoder().decode(d.message.body), headers: d.message.headers }),
+  );
   await createClient({ broker: env.broker, fromService: 'me' }).publish('t', { id: 1 });
-  await withTimeout((async () => { while (got.length === 0) await sleep(5); })());
+  await withTimeout(
+    (async () => {
+      while (got.length === 0) await sleep(5);
+    })(),
+  );
   assert.is(got[0]!.body, '{"id":1}');
   assert.is(got[0]!.headers['content-type'], 'application/json');
   assert.is(got[0]!.headers['micro-from-service'], 'me');
@@ -179,7 +237,9 @@ client('loads its plugins on the first call only, shared with the clients made f
   await env.start({ name: 'svc', handlers: { S: { Ping: () => 'pong' } } });
   let loads = 0;
   let loaded: Promise<{ registry: typeof env.registry; transports: [typeof env.transport] }> | undefined;
-  const load = () => (loaded ??= (loads++, Promise.resolve({ registry: env.registry, transports: [env.transport] as [typeof env.transport] })));
+  const load = () =>
+    (loaded ??=
+      (loads++, Promise.resolve({ registry: env.registry, transports: [env.transport] as [typeof env.transport] })));
   const lazy = createClient({ load });
   assert.is(loads, 0, 'nothing is loaded up front');
   const child = lazy.with({ fromService: 'me' });

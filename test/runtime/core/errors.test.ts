@@ -1,13 +1,25 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MicroError, errors, isMicroError, parseError, statusText, toMicroError } from '../../../runtime/core/errors.js';
+import {
+  MicroError,
+  errors,
+  isMicroError,
+  parseError,
+  statusText,
+  toMicroError,
+} from '../../../runtime/core/errors.js';
 
 // ---
 const microError = suite('MicroError');
 
 microError('serialises to go-micro error JSON', () => {
   const err = new MicroError('helloworld', 400, 'name is required');
-  assert.equal(JSON.parse(JSON.stringify(err)), { id: 'helloworld', code: 400, detail: 'name is required', status: 'Bad Request' });
+  assert.equal(JSON.parse(JSON.stringify(err)), {
+    id: 'helloworld',
+    code: 400,
+    detail: 'name is required',
+    status: 'Bad Request',
+  });
   assert.is(String(err), '{"id":"helloworld","code":400,"detail":"name is required","status":"Bad Request"}');
   assert.is(err.name, 'MicroError');
   assert.ok(err instanceof Error);
@@ -15,7 +27,8 @@ microError('serialises to go-micro error JSON', () => {
 
 microError('is retryable for 408, 429 and 502-504 only, unless told otherwise', () => {
   for (const code of [408, 429, 502, 503, 504]) assert.ok(new MicroError('x', code, '').retryable, `code ${code}`);
-  for (const code of [400, 401, 403, 404, 405, 409, 413, 500]) assert.not.ok(new MicroError('x', code, '').retryable, `code ${code}`);
+  for (const code of [400, 401, 403, 404, 405, 409, 413, 500])
+    assert.not.ok(new MicroError('x', code, '').retryable, `code ${code}`);
   assert.ok(new MicroError('x', 500, 'connection refused', { retryable: true }).retryable);
 });
 
@@ -82,7 +95,15 @@ parse('reads error JSON from a string, bytes or an object', () => {
 });
 
 parse('turns anything that is not error JSON into a generic remote error with the fallback code', () => {
-  for (const input of ['<html>Bad Gateway</html>', '', '{"code":"x"}', '{"code":99999}', null, 42, new Uint8Array([0xff, 0xfe])]) {
+  for (const input of [
+    '<html>Bad Gateway</html>',
+    '',
+    '{"code":"x"}',
+    '{"code":99999}',
+    null,
+    42,
+    new Uint8Array([0xff, 0xfe]),
+  ]) {
     const err = parseError(input, 502);
     assert.is(err.code, 502, String(input));
     assert.ok(err.detail.length <= 512);

@@ -1,8 +1,18 @@
 /** DESIGN.md §4, rule by rule, against the real memory and HTTP plugins. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createFunction, Metadata, type MicroFunction, type ServiceDefinition, type ServerRequest } from '../../../runtime/index.js';
-import { createMemoryBroker, createMemoryRegistry, createMemoryTransport } from '../../../runtime/plugins/memory/index.js';
+import {
+  createFunction,
+  Metadata,
+  type MicroFunction,
+  type ServiceDefinition,
+  type ServerRequest,
+} from '../../../runtime/index.js';
+import {
+  createMemoryBroker,
+  createMemoryRegistry,
+  createMemoryTransport,
+} from '../../../runtime/plugins/memory/index.js';
 import { createHttpTransport } from '../../../runtime/plugins/http/index.js';
 import { eventually, sleep, withTimeout } from '../../helpers.js';
 
@@ -10,7 +20,14 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 function request(endpoint: string, body: unknown = {}): ServerRequest {
-  return { id: crypto.randomUUID(), service: 'fn', endpoint, contentType: 'application/json', body: enc.encode(JSON.stringify(body)), metadata: new Metadata() };
+  return {
+    id: crypto.randomUUID(),
+    service: 'fn',
+    endpoint,
+    contentType: 'application/json',
+    body: enc.encode(JSON.stringify(body)),
+    metadata: new Metadata(),
+  };
 }
 
 /** `hold`: milliseconds each call of Echo.Say sleeps, or a promise it waits for. */
@@ -30,7 +47,13 @@ function counting(hold: number | Promise<void> = 0) {
           throw new Error('boom: secret detail');
         },
         Reject() {
-          throw Object.assign(new Error('no'), { name: 'MicroError', code: 409, id: 'fn', detail: 'taken', status: 'Conflict' });
+          throw Object.assign(new Error('no'), {
+            name: 'MicroError',
+            code: 409,
+            id: 'fn',
+            detail: 'taken',
+            status: 'Conflict',
+          });
         },
       },
     },
@@ -133,7 +156,10 @@ flush('deregisters only after the reply has been handed over completely', async 
     return deregister(s);
   };
   const transport = createMemoryTransport();
-  const fn = createFunction({ name: 'fn', handlers: { Big: { Get: () => 'x'.repeat(1 << 20) } } }, { registry, transport });
+  const fn = createFunction(
+    { name: 'fn', handlers: { Big: { Get: () => 'x'.repeat(1 << 20) } } },
+    { registry, transport },
+  );
   await fn.start();
   const reply = async () => {
     await sleep(30); // a slow socket
@@ -252,7 +278,10 @@ messages('nakks a failed message so the next instance handles it: nothing is los
     );
   const a = make('a', true);
   await a.start();
-  await broker.publish('user.created', { body: enc.encode('{"id":1}'), headers: { 'content-type': 'application/json' } });
+  await broker.publish('user.created', {
+    body: enc.encode('{"id":1}'),
+    headers: { 'content-type': 'application/json' },
+  });
   const outcome = await withTimeout(a.done);
   assert.is(outcome.kind, 'message');
   assert.is(outcome.ok, false);
@@ -270,9 +299,18 @@ messages('nakks a failed message so the next instance handles it: nothing is los
 messages('gives each of two functions in a queue group exactly one of two messages', async () => {
   const broker = createMemoryBroker();
   const got: string[] = [];
-  const fns = ['a', 'b'].map((id) => createFunction({ name: 'worker', subscribers: { t: (p: { n: number }) => void got.push(`${id}:${p.n}`) } }, { broker }));
+  const fns = ['a', 'b'].map((id) =>
+    createFunction(
+      { name: 'worker', subscribers: { t: (p: { n: number }) => void got.push(`${id}:${p.n}`) } },
+      { broker },
+    ),
+  );
   for (const f of fns) await f.start();
-  for (const n of [1, 2]) await broker.publish('t', { body: enc.encode(JSON.stringify({ n })), headers: { 'content-type': 'application/json' } });
+  for (const n of [1, 2])
+    await broker.publish('t', {
+      body: enc.encode(JSON.stringify({ n })),
+      headers: { 'content-type': 'application/json' },
+    });
   await withTimeout(Promise.all(fns.map((f) => f.done)));
   assert.is(got.length, 2);
   assert.equal(got.map((g) => g.split(':')[1]).sort(), ['1', '2']);
@@ -296,7 +334,10 @@ messages('deliver() hands one message directly and refuses a second', async () =
 messages('unsubscribes from every topic once its one message arrived', async () => {
   const broker = createMemoryBroker();
   const got: string[] = [];
-  const fn = createFunction({ name: 'w', subscribers: { a: () => void got.push('a'), b: () => void got.push('b') } }, { broker });
+  const fn = createFunction(
+    { name: 'w', subscribers: { a: () => void got.push('a'), b: () => void got.push('b') } },
+    { broker },
+  );
   await fn.start();
   await broker.publish('a', { body: enc.encode('{}') });
   await withTimeout(fn.done);

@@ -21,7 +21,14 @@ metadata('treats keys case-insensitively and keeps them in lower case', () => {
 metadata('merges from another Metadata, entries or a record, skipping undefined values', () => {
   const md = new Metadata(new Metadata({ a: '1' }));
   md.merge([['B', '2']]).merge({ c: '3', d: undefined });
-  assert.equal([...md], [['a', '1'], ['b', '2'], ['c', '3']]);
+  assert.equal(
+    [...md],
+    [
+      ['a', '1'],
+      ['b', '2'],
+      ['c', '3'],
+    ],
+  );
 });
 
 metadata.run();

@@ -23,7 +23,8 @@ neutral('bundles for platform neutral with every import resolving to a file of i
         name: 'only-relative',
         setup(build) {
           build.onResolve({ filter: /.*/ }, (args) => {
-            if (args.kind !== 'entry-point' && !args.path.startsWith('./') && !args.path.startsWith('../')) outside.push(`${args.path} (from ${args.importer})`);
+            if (args.kind !== 'entry-point' && !args.path.startsWith('./') && !args.path.startsWith('../'))
+              outside.push(`${args.path} (from ${args.importer})`);
             return undefined;
           });
         },

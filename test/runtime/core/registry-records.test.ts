@@ -14,14 +14,24 @@ import {
   type ServiceDescription,
 } from '../../../runtime/core/registry-records.js';
 
-const node = (id: string, metadata: Record<string, string> = {}): NodeRecord => ({ id, address: `http://${id}`, metadata });
+const node = (id: string, metadata: Record<string, string> = {}): NodeRecord => ({
+  id,
+  address: `http://${id}`,
+  metadata,
+});
 const description = (name: string, version: string, metadata: Record<string, string> = {}): ServiceDescription => ({
   name,
   version,
   metadata,
   endpoints: [{ name: 'Greeter.Hello', metadata: {} }],
 });
-const entry = (name: string, version: string, id: string, registered = 1, metadata: Record<string, string> = {}): NodeEntry => ({
+const entry = (
+  name: string,
+  version: string,
+  id: string,
+  registered = 1,
+  metadata: Record<string, string> = {},
+): NodeEntry => ({
   service: description(name, version, metadata),
   node: node(id),
   expires: 0,
@@ -154,7 +164,8 @@ expired.run();
 const merge = suite('mergeNodeEntries');
 
 const byRegistered = (e: NodeEntry) => e.registered;
-const shape = (records: { name: string; version: string; nodes: NodeRecord[] }[]) => records.map((r) => [r.name, r.version, r.nodes.map((n) => n.id)]);
+const shape = (records: { name: string; version: string; nodes: NodeRecord[] }[]) =>
+  records.map((r) => [r.name, r.version, r.nodes.map((n) => n.id)]);
 
 merge('makes one record per name and version, sorted, with its nodes sorted by id', () => {
   const records = mergeNodeEntries(
@@ -177,7 +188,11 @@ merge('keeps name and version apart even when their joined text would be the sam
 });
 
 merge('describes a version by its highest-ranked entry, wherever that entry comes', () => {
-  const entries = [entry('s', '1', 'a', 1, { v: 'old' }), entry('s', '1', 'b', 3, { v: 'new' }), entry('s', '1', 'c', 2, { v: 'mid' })];
+  const entries = [
+    entry('s', '1', 'a', 1, { v: 'old' }),
+    entry('s', '1', 'b', 3, { v: 'new' }),
+    entry('s', '1', 'c', 2, { v: 'mid' }),
+  ];
   for (const order of [entries, [...entries].reverse()]) {
     const [record] = mergeNodeEntries(order, byRegistered);
     assert.equal(record!.metadata, { v: 'new' });
@@ -197,7 +212,9 @@ merge('lists a node registered twice once, as its higher-ranked entry (the first
   const first = { ...entry('s', '1', 'a', 1), node: { ...node('a'), address: 'http://first' } };
   const second = { ...entry('s', '1', 'a', 2), node: { ...node('a'), address: 'http://second' } };
   const tie = { ...entry('s', '1', 'a', 2), node: { ...node('a'), address: 'http://tie' } };
-  assert.equal(mergeNodeEntries([first, second, tie], byRegistered)[0]!.nodes, [{ ...node('a'), address: 'http://second' }]);
+  assert.equal(mergeNodeEntries([first, second, tie], byRegistered)[0]!.nodes, [
+    { ...node('a'), address: 'http://second' },
+  ]);
   assert.equal(mergeNodeEntries([second, first], byRegistered)[0]!.nodes, [{ ...node('a'), address: 'http://second' }]);
 });
 
@@ -220,7 +237,12 @@ merge.run();
 const nodes = suite('sameNode');
 
 nodes('takes the same address and metadata in another key order as the same node', () => {
-  assert.ok(sameNode({ id: 'a', address: 'http://a', metadata: { x: '1', y: '2' } }, { id: 'a', address: 'http://a', metadata: { y: '2', x: '1' } }));
+  assert.ok(
+    sameNode(
+      { id: 'a', address: 'http://a', metadata: { x: '1', y: '2' } },
+      { id: 'a', address: 'http://a', metadata: { y: '2', x: '1' } },
+    ),
+  );
 });
 
 nodes('tells a changed address, a changed value, an added key or a renamed key', () => {
@@ -238,8 +260,14 @@ nodes.run();
 const descriptions = suite('sameDescription');
 
 descriptions('takes the same metadata and endpoints as the same description', () => {
-  const a = { ...description('s', '1', { x: '1', y: '2' }), endpoints: [{ name: 'A.B', metadata: { p: '1', q: '2' } }] };
-  const b = { ...description('s', '1', { y: '2', x: '1' }), endpoints: [{ name: 'A.B', metadata: { q: '2', p: '1' } }] };
+  const a = {
+    ...description('s', '1', { x: '1', y: '2' }),
+    endpoints: [{ name: 'A.B', metadata: { p: '1', q: '2' } }],
+  };
+  const b = {
+    ...description('s', '1', { y: '2', x: '1' }),
+    endpoints: [{ name: 'A.B', metadata: { q: '2', p: '1' } }],
+  };
   assert.ok(sameDescription(a, b));
 });
 

@@ -25,18 +25,32 @@ service('runs the lifecycle hooks in order around start and stop', async () => {
   trace.push(`registered ${(await registry.getService('hooks')).length}`);
   await s.stop();
   trace.push(`registered ${(await registry.getService('hooks')).length}`);
-  assert.equal(trace, ['beforeStart', 'afterStart 1', 'afterStart 2', 'registered 1', 'beforeStop', 'afterStop', 'registered 0']);
+  assert.equal(trace, [
+    'beforeStart',
+    'afterStart 1',
+    'afterStart 2',
+    'registered 1',
+    'beforeStop',
+    'afterStop',
+    'registered 0',
+  ]);
   await registry.close?.();
 });
 
 service('registers its node and endpoints, and re-registers within the TTL', async () => {
   const registry = createMemoryRegistry();
-  const s = createService({ name: 'ttl', version: '1.2.0', handlers: { A: { B: () => 1 } } }, { registry, transport: createMemoryTransport(), ttl: 0.15, interval: 0.05 });
+  const s = createService(
+    { name: 'ttl', version: '1.2.0', handlers: { A: { B: () => 1 } } },
+    { registry, transport: createMemoryTransport(), ttl: 0.15, interval: 0.05 },
+  );
   await s.start();
   const [record] = await registry.getService('ttl');
   assert.is(record!.version, '1.2.0');
   assert.equal(record!.endpoints, [{ name: 'A.B', metadata: {} }]);
-  assert.equal(record!.nodes.map((n) => n.address), [s.address]);
+  assert.equal(
+    record!.nodes.map((n) => n.address),
+    [s.address],
+  );
   await sleep(400); // well past the TTL: only re-registration keeps it
   assert.is((await registry.getService('ttl')).length, 1);
   await s.stop();
@@ -48,7 +62,10 @@ service('undoes a start that fails: nothing stays registered', async () => {
   const registry = createMemoryRegistry();
   // A broker that refuses subscriptions, as the local broker does while no micro-fn serve runs.
   const broker = { publish: async () => {}, subscribe: () => Promise.reject(new Error('no broker here')) };
-  const s = createService({ name: 'half', subscribers: { t: () => {} }, handlers: { H: { Ping: () => 1 } } }, { registry, broker, transport: createMemoryTransport() });
+  const s = createService(
+    { name: 'half', subscribers: { t: () => {} }, handlers: { H: { Ping: () => 1 } } },
+    { registry, broker, transport: createMemoryTransport() },
+  );
   try {
     await s.start();
     assert.unreachable('start should fail');
@@ -63,7 +80,10 @@ service('reads TTL and interval from MICRO_REGISTER_TTL and MICRO_REGISTER_INTER
   assert.equal(readConfig({}).registerTtl, 60);
   assert.equal(readConfig({}).registerInterval, 30);
   assert.equal(readConfig({ MICRO_REGISTER_TTL: '10', MICRO_REGISTER_INTERVAL: '5s' }).registerInterval, 5);
-  assert.throws(() => readConfig({ MICRO_REGISTER_TTL: 'ten' }), (e: Error) => e instanceof ConfigError && /MICRO_REGISTER_TTL must be a whole number of seconds/.test(e.message));
+  assert.throws(
+    () => readConfig({ MICRO_REGISTER_TTL: 'ten' }),
+    (e: Error) => e instanceof ConfigError && /MICRO_REGISTER_TTL must be a whole number of seconds/.test(e.message),
+  );
   assert.throws(() => readConfig({ MICRO_REGISTER_TTL: '10', MICRO_REGISTER_INTERVAL: '20' }), /must be shorter/);
 });
 

@@ -2,10 +2,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../runtime/core/config.js';
-import { choose, descriptors, listenTransport, pluginNames, resolvePlugins, selectPlugins } from '../../../runtime/plugins/resolve.js';
+import {
+  choose,
+  descriptors,
+  listenTransport,
+  pluginNames,
+  resolvePlugins,
+  selectPlugins,
+} from '../../../runtime/plugins/resolve.js';
 import { rejects } from '../../helpers.js';
 
-const names = (env: Record<string, string>, platform: 'node' | 'web') => selectPlugins(env, platform).map((d) => `${d.kind} ${d.name}`);
+const names = (env: Record<string, string>, platform: 'node' | 'web') =>
+  selectPlugins(env, platform).map((d) => `${d.kind} ${d.name}`);
 
 // ---
 const catalog = suite('descriptors');
@@ -20,7 +28,14 @@ catalog('lists every plugin folder once per kind and name and platform, each wit
     }
     assert.ok(d.summary.length > 10, `${d.kind} ${d.name} has a summary`);
   }
-  for (const key of ['registry local node', 'registry nats web', 'broker jetstream node', 'transport http web', 'transport lambda node']) assert.ok(seen.has(key), key);
+  for (const key of [
+    'registry local node',
+    'registry nats web',
+    'broker jetstream node',
+    'transport http web',
+    'transport lambda node',
+  ])
+    assert.ok(seen.has(key), key);
 });
 
 catalog.run();
@@ -33,19 +48,50 @@ select('on Node, the embedded default: local registry and broker, HTTP and Lambd
 });
 
 select('carries the NATS transport only when the configuration uses NATS', () => {
-  assert.equal(names({ MICRO_REGISTRY: 'nats', MICRO_BROKER: 'jetstream' }, 'node'), ['registry nats', 'broker jetstream', 'transport http', 'transport lambda', 'transport nats']);
-  assert.equal(names({ MICRO_TRANSPORT: 'nats' }, 'node'), ['registry local', 'broker local', 'transport http', 'transport lambda', 'transport nats']);
+  assert.equal(names({ MICRO_REGISTRY: 'nats', MICRO_BROKER: 'jetstream' }, 'node'), [
+    'registry nats',
+    'broker jetstream',
+    'transport http',
+    'transport lambda',
+    'transport nats',
+  ]);
+  assert.equal(names({ MICRO_TRANSPORT: 'nats' }, 'node'), [
+    'registry local',
+    'broker local',
+    'transport http',
+    'transport lambda',
+    'transport nats',
+  ]);
 });
 
 select('on the Web: nothing by default but the fetch client; NATS over WebSocket when configured', () => {
   assert.equal(names({}, 'web'), ['transport http']);
-  assert.equal(names({ MICRO_REGISTRY: 'nats', MICRO_BROKER: 'jetstream', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' }, 'web'), ['registry nats', 'broker jetstream', 'transport http', 'transport nats']);
+  assert.equal(
+    names(
+      { MICRO_REGISTRY: 'nats', MICRO_BROKER: 'jetstream', MICRO_REGISTRY_ADDRESS: 'wss://nats.example.com' },
+      'web',
+    ),
+    ['registry nats', 'broker jetstream', 'transport http', 'transport nats'],
+  );
 });
 
 select('refuses on the Web a NATS address that is not WebSocket, naming the variable to set', () => {
-  assert.throws(() => selectPlugins({ MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: 'nats://127.0.0.1:4222' }, 'web'), (err: Error) => err instanceof ConfigError && /set MICRO_BROKER_ADDRESS to ws:\/\/host:port or wss:\/\/host:port.*got "nats:\/\/127\.0\.0\.1:4222"/.test(err.message));
-  assert.throws(() => selectPlugins({ MICRO_REGISTRY: 'nats' }, 'web'), (err: Error) => err instanceof ConfigError && /MICRO_REGISTRY_ADDRESS/.test(err.message));
-  assert.equal(names({ MICRO_BROKER: 'nats', MICRO_REGISTRY_ADDRESS: 'ws://127.0.0.1:8080,ws://127.0.0.1:8081' }, 'web'), ['broker nats', 'transport http', 'transport nats']);
+  assert.throws(
+    () => selectPlugins({ MICRO_BROKER: 'nats', MICRO_BROKER_ADDRESS: 'nats://127.0.0.1:4222' }, 'web'),
+    (err: Error) =>
+      err instanceof ConfigError &&
+      /set MICRO_BROKER_ADDRESS to ws:\/\/host:port or wss:\/\/host:port.*got "nats:\/\/127\.0\.0\.1:4222"/.test(
+        err.message,
+      ),
+  );
+  assert.throws(
+    () => selectPlugins({ MICRO_REGISTRY: 'nats' }, 'web'),
+    (err: Error) => err instanceof ConfigError && /MICRO_REGISTRY_ADDRESS/.test(err.message),
+  );
+  assert.equal(
+    names({ MICRO_BROKER: 'nats', MICRO_REGISTRY_ADDRESS: 'ws://127.0.0.1:8080,ws://127.0.0.1:8081' }, 'web'),
+    ['broker nats', 'transport http', 'transport nats'],
+  );
 });
 
 select.run();
@@ -54,8 +100,18 @@ select.run();
 const chooseSuite = suite('choose');
 
 chooseSuite('says where a plugin runs when it does not run here, and what does', () => {
-  assert.throws(() => choose('registry', 'local', 'web'), (err: Error) => err instanceof ConfigError && err.message === 'MICRO_REGISTRY=local does not run on web (it runs on node); here: memory, nats');
-  assert.throws(() => choose('broker', 'redis', 'node'), (err: Error) => err instanceof ConfigError && err.message === 'MICRO_BROKER must be one of local, memory, jetstream, nats; got "redis"');
+  assert.throws(
+    () => choose('registry', 'local', 'web'),
+    (err: Error) =>
+      err instanceof ConfigError &&
+      err.message === 'MICRO_REGISTRY=local does not run on web (it runs on node); here: memory, nats',
+  );
+  assert.throws(
+    () => choose('broker', 'redis', 'node'),
+    (err: Error) =>
+      err instanceof ConfigError &&
+      err.message === 'MICRO_BROKER must be one of local, memory, jetstream, nats; got "redis"',
+  );
 });
 
 chooseSuite('pluginNames marks the default of the platform', () => {
@@ -68,29 +124,41 @@ chooseSuite.run();
 // ---
 const resolve = suite('resolvePlugins');
 
-resolve('opens nothing it does not need: the memory plugins and a transport per scheme, closed in one call', async () => {
-  const plugins = await resolvePlugins({ MICRO_REGISTRY: 'memory', MICRO_BROKER: 'memory' });
-  try {
-    assert.equal(await plugins.registry.listServices(), []);
-    assert.equal(plugins.transports.map((t) => t.schemes), [['http', 'https'], ['lambda']]);
-    assert.is(listenTransport({}, plugins), plugins.transports[0]);
-  } finally {
-    await plugins.close();
-  }
-});
+resolve(
+  'opens nothing it does not need: the memory plugins and a transport per scheme, closed in one call',
+  async () => {
+    const plugins = await resolvePlugins({ MICRO_REGISTRY: 'memory', MICRO_BROKER: 'memory' });
+    try {
+      assert.equal(await plugins.registry.listServices(), []);
+      assert.equal(
+        plugins.transports.map((t) => t.schemes),
+        [['http', 'https'], ['lambda']],
+      );
+      assert.is(listenTransport({}, plugins), plugins.transports[0]);
+    } finally {
+      await plugins.close();
+    }
+  },
+);
 
 resolve('on the Web without configuration: no registry, no broker, calls by address over fetch', async () => {
   const plugins = await resolvePlugins({}, { platform: 'web' });
   assert.is(plugins.registry, undefined);
   assert.is(plugins.broker, undefined);
-  assert.equal(plugins.transports.map((t) => t.schemes), [['http', 'https']]);
+  assert.equal(
+    plugins.transports.map((t) => t.schemes),
+    [['http', 'https']],
+  );
   await plugins.close();
 });
 
 resolve('refuses MICRO_TRANSPORT naming a transport this host cannot listen with', async () => {
   const plugins = await resolvePlugins({ MICRO_REGISTRY: 'memory', MICRO_BROKER: 'memory' });
   try {
-    assert.throws(() => listenTransport({ MICRO_TRANSPORT: 'carrier-pigeon' }, plugins), /MICRO_TRANSPORT must be one of http, lambda, nats; got "carrier-pigeon"/);
+    assert.throws(
+      () => listenTransport({ MICRO_TRANSPORT: 'carrier-pigeon' }, plugins),
+      /MICRO_TRANSPORT must be one of http, lambda, nats; got "carrier-pigeon"/,
+    );
   } finally {
     await plugins.close();
   }

@@ -34,7 +34,8 @@ environment.after.each(async () => {
 });
 environment.after(() => pkg.cleanup());
 
-const start = async (timeoutMs = 5000) => (env = await LambdaEnvironment.start({ taskRoot: pkg.taskRoot, functionName: 'lambda-fixture', timeoutMs }));
+const start = async (timeoutMs = 5000) =>
+  (env = await LambdaEnvironment.start({ taskRoot: pkg.taskRoot, functionName: 'lambda-fixture', timeoutMs }));
 const run = (event: unknown, timeoutMs?: number) => withTimeout(env!.invoke(event, { timeoutMs }), 15_000, 'invoke');
 
 environment('serves sequential invocations from one warm process', async () => {
@@ -53,16 +54,19 @@ environment('runs queued invocations one after the other', async () => {
   assert.is(env!.pending, 0);
 });
 
-environment('stops an invocation past its timeout with "Task timed out", and starts a fresh process for the next', async () => {
-  await start(400);
-  const before = payload<Hello>(await run(hello));
-  const error = failed(await run({ endpoint: 'Fixture.Sleep', body: { ms: 5000 } }));
-  assert.is(error.errorType, 'Sandbox.Timedout');
-  assert.match(error.errorMessage, /Task timed out after 0\.40 seconds$/);
-  const after = payload<Hello>(await run(hello));
-  assert.is(after.body.invocation, 1);
-  assert.is.not(after.body.pid, before.body.pid);
-});
+environment(
+  'stops an invocation past its timeout with "Task timed out", and starts a fresh process for the next',
+  async () => {
+    await start(400);
+    const before = payload<Hello>(await run(hello));
+    const error = failed(await run({ endpoint: 'Fixture.Sleep', body: { ms: 5000 } }));
+    assert.is(error.errorType, 'Sandbox.Timedout');
+    assert.match(error.errorMessage, /Task timed out after 0\.40 seconds$/);
+    const after = payload<Hello>(await run(hello));
+    assert.is(after.body.invocation, 1);
+    assert.is.not(after.body.pid, before.body.pid);
+  },
+);
 
 environment('reports a runtime that exits mid-invocation as Runtime.ExitError, and recovers', async () => {
   await start();
@@ -89,8 +93,22 @@ environment('gives every invocation the init error of a module that throws while
 });
 
 environment("passes the function its environment, under Lambda's reserved variables", async () => {
-  env = await LambdaEnvironment.start({ taskRoot: pkg.taskRoot, functionName: 'lambda-fixture', env: { GREETING: 'hi', AWS_LAMBDA_FUNCTION_NAME: 'spoofed' }, memoryMb: 256 });
-  const names = ['GREETING', 'AWS_LAMBDA_FUNCTION_NAME', 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 'AWS_LAMBDA_FUNCTION_VERSION', 'LAMBDA_TASK_ROOT', '_HANDLER', 'AWS_REGION', 'HOME_OF_THE_TEST_RUNNER'];
+  env = await LambdaEnvironment.start({
+    taskRoot: pkg.taskRoot,
+    functionName: 'lambda-fixture',
+    env: { GREETING: 'hi', AWS_LAMBDA_FUNCTION_NAME: 'spoofed' },
+    memoryMb: 256,
+  });
+  const names = [
+    'GREETING',
+    'AWS_LAMBDA_FUNCTION_NAME',
+    'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
+    'AWS_LAMBDA_FUNCTION_VERSION',
+    'LAMBDA_TASK_ROOT',
+    '_HANDLER',
+    'AWS_REGION',
+    'HOME_OF_THE_TEST_RUNNER',
+  ];
   process.env.HOME_OF_THE_TEST_RUNNER = 'leaked';
   try {
     assert.equal(payload<{ body: unknown }>(await run({ endpoint: 'Fixture.Env', body: { names } })).body, {
@@ -111,7 +129,10 @@ environment("passes the function its environment, under Lambda's reserved variab
 environment('rejects invocations once closed', async () => {
   await start();
   await env!.close();
-  const err = await env!.invoke(hello).then(() => undefined, (e: Error) => e);
+  const err = await env!.invoke(hello).then(
+    () => undefined,
+    (e: Error) => e,
+  );
   assert.match(String(err?.message), /closed/);
 });
 

@@ -16,7 +16,8 @@ api.after.each(() => server.close());
 
 const url = (path: string) => `http://${server.address}/2018-06-01/runtime${path}`;
 const next = () => withTimeout(fetch(url('/invocation/next')), 3000, 'GET /invocation/next');
-const post = (path: string, body: string, headers: Record<string, string> = {}) => withTimeout(fetch(url(path), { method: 'POST', body, headers }), 3000, `POST ${path}`);
+const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+  withTimeout(fetch(url(path), { method: 'POST', body, headers }), 3000, `POST ${path}`);
 
 api('listens on 127.0.0.1', () => {
   assert.match(server.address, /^127\.0\.0\.1:\d+$/);
@@ -24,14 +25,20 @@ api('listens on 127.0.0.1', () => {
 
 api('hands an event out with the Lambda-Runtime headers and resolves with the posted response', async () => {
   const before = Date.now();
-  const result = server.invoke({ hello: 'world' }, { timeoutMs: 2000, requestId: 'req-1', clientContext: '{"custom":{"a":"b"}}' });
+  const result = server.invoke(
+    { hello: 'world' },
+    { timeoutMs: 2000, requestId: 'req-1', clientContext: '{"custom":{"a":"b"}}' },
+  );
   const res = await next();
   assert.is(res.status, 200);
   assert.equal(await res.json(), { hello: 'world' });
   assert.is(res.headers.get('lambda-runtime-aws-request-id'), 'req-1');
   assert.is(res.headers.get('lambda-runtime-invoked-function-arn'), ARN);
   assert.is(res.headers.get('lambda-runtime-client-context'), '{"custom":{"a":"b"}}');
-  assert.match(res.headers.get('lambda-runtime-trace-id') ?? '', /^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$/);
+  assert.match(
+    res.headers.get('lambda-runtime-trace-id') ?? '',
+    /^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$/,
+  );
   const deadline = Number(res.headers.get('lambda-runtime-deadline-ms'));
   assert.ok(deadline >= before + 2000 && deadline <= Date.now() + 2000, `deadline ${deadline}`);
   const ack = await post('/invocation/req-1/response', '{"ok":true}');
@@ -73,9 +80,16 @@ api('passes bytes through as the event, unchanged', async () => {
 api('resolves with the error a runtime reports, type from the header when the body has none', async () => {
   const reported = server.invoke({}, { timeoutMs: 2000, requestId: 'e1' });
   await next();
-  const ack = await post('/invocation/e1/error', JSON.stringify({ errorType: 'TypeError', errorMessage: 'bad', trace: ['TypeError: bad'] }), { 'lambda-runtime-function-error-type': 'TypeError' });
+  const ack = await post(
+    '/invocation/e1/error',
+    JSON.stringify({ errorType: 'TypeError', errorMessage: 'bad', trace: ['TypeError: bad'] }),
+    { 'lambda-runtime-function-error-type': 'TypeError' },
+  );
   assert.is(ack.status, 202);
-  assert.equal(await reported, { requestId: 'e1', error: { errorType: 'TypeError', errorMessage: 'bad', trace: ['TypeError: bad'] } });
+  assert.equal(await reported, {
+    requestId: 'e1',
+    error: { errorType: 'TypeError', errorMessage: 'bad', trace: ['TypeError: bad'] },
+  });
 
   const headerOnly = server.invoke({}, { timeoutMs: 2000, requestId: 'e2' });
   await next();
@@ -96,19 +110,25 @@ api('times an invocation out like Lambda and tells the owner to stop the environ
   const result = server.invoke({}, { timeoutMs: 100, requestId: 'slow' });
   await next();
   const r = (await withTimeout(result, 2000, 'timeout')) as Extract<InvokeResult, { error: unknown }>;
-  assert.equal(r.error, { errorType: 'Sandbox.Timedout', errorMessage: 'RequestId: slow Error: Task timed out after 0.10 seconds' });
+  assert.equal(r.error, {
+    errorType: 'Sandbox.Timedout',
+    errorMessage: 'RequestId: slow Error: Task timed out after 0.10 seconds',
+  });
   assert.equal(timedOut, ['slow']);
   // A late response is refused: the invocation is over.
   assert.is((await post('/invocation/slow/response', '{}')).status, 400);
 });
 
-api('refuses a response over 6 MB and fails the invocation with Lambda\'s error', async () => {
+api("refuses a response over 6 MB and fails the invocation with Lambda's error", async () => {
   const result = server.invoke({}, { timeoutMs: 5000, requestId: 'big' });
   await next();
   const res = await post('/invocation/big/response', 'x'.repeat(MAX_RESPONSE_BYTES + 1));
   assert.is(res.status, 413);
   await res.body?.cancel();
-  assert.is(((await result) as Extract<InvokeResult, { error: unknown }>).error.errorType, 'Function.ResponseSizeTooLarge');
+  assert.is(
+    ((await result) as Extract<InvokeResult, { error: unknown }>).error.errorType,
+    'Function.ResponseSizeTooLarge',
+  );
 });
 
 api('serves an init error to the invocation waiting, or else to the next one', async () => {
@@ -116,28 +136,49 @@ api('serves an init error to the invocation waiting, or else to the next one', a
   server.runtimeStarting();
   const init = JSON.stringify({ errorType: 'Runtime.ImportModuleError', errorMessage: 'no index' });
   assert.is((await post('/init/error', init)).status, 202);
-  assert.equal(await withTimeout(waiting, 1000, 'init error'), { requestId: 'w', error: { errorType: 'Runtime.ImportModuleError', errorMessage: 'no index' } });
+  assert.equal(await withTimeout(waiting, 1000, 'init error'), {
+    requestId: 'w',
+    error: { errorType: 'Runtime.ImportModuleError', errorMessage: 'no index' },
+  });
   assert.is((await post('/init/error', init)).status, 202);
-  assert.equal(await withTimeout(server.invoke({}, { timeoutMs: 2000, requestId: 'later' }), 1000, 'kept init error'), { requestId: 'later', error: { errorType: 'Runtime.ImportModuleError', errorMessage: 'no index' } });
+  assert.equal(await withTimeout(server.invoke({}, { timeoutMs: 2000, requestId: 'later' }), 1000, 'kept init error'), {
+    requestId: 'later',
+    error: { errorType: 'Runtime.ImportModuleError', errorMessage: 'no index' },
+  });
   assert.is(server.pending, 0);
 });
 
-api('fails the running invocation, or one waiting on a runtime that died in its init, when the runtime exits', async () => {
-  server.runtimeStarting();
-  const first = server.invoke({}, { timeoutMs: 2000, requestId: 'crashed-in-init' });
-  server.runtimeExited('exit status 1');
-  assert.equal(await first, { requestId: 'crashed-in-init', error: { errorType: 'Runtime.ExitError', errorMessage: 'RequestId: crashed-in-init Error: Runtime exited with error: exit status 1' } });
-  server.runtimeStarting();
-  const running = server.invoke({}, { timeoutMs: 2000, requestId: 'running' });
-  await next();
-  server.runtimeExited('signal: killed');
-  assert.is(((await running) as Extract<InvokeResult, { error: unknown }>).error.errorMessage, 'RequestId: running Error: Runtime exited with error: signal: killed');
-});
+api(
+  'fails the running invocation, or one waiting on a runtime that died in its init, when the runtime exits',
+  async () => {
+    server.runtimeStarting();
+    const first = server.invoke({}, { timeoutMs: 2000, requestId: 'crashed-in-init' });
+    server.runtimeExited('exit status 1');
+    assert.equal(await first, {
+      requestId: 'crashed-in-init',
+      error: {
+        errorType: 'Runtime.ExitError',
+        errorMessage: 'RequestId: crashed-in-init Error: Runtime exited with error: exit status 1',
+      },
+    });
+    server.runtimeStarting();
+    const running = server.invoke({}, { timeoutMs: 2000, requestId: 'running' });
+    await next();
+    server.runtimeExited('signal: killed');
+    assert.is(
+      ((await running) as Extract<InvokeResult, { error: unknown }>).error.errorMessage,
+      'RequestId: running Error: Runtime exited with error: signal: killed',
+    );
+  },
+);
 
 api('rejects what is still queued when closed', async () => {
   const queued = server.invoke({}, { timeoutMs: 2000 });
   await server.close();
-  const err = await queued.then(() => undefined, (e: Error) => e);
+  const err = await queued.then(
+    () => undefined,
+    (e: Error) => e,
+  );
   assert.match(String(err?.message), /closed before the invocation finished/);
   server = await RuntimeApi.start({ functionArn: ARN }); // for after.each
 });

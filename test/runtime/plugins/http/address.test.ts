@@ -19,7 +19,15 @@ parse(`defaults to ${DEFAULT_LISTEN_ADDRESS}: loopback, a free port`, () => {
 });
 
 parse('rejects anything else with a ConfigError that shows the accepted forms', () => {
-  for (const bad of ['', 'localhost', '127.0.0.1', '127.0.0.1:99999', 'host:port', 'https://127.0.0.1:443', 'nats://x:4222']) {
+  for (const bad of [
+    '',
+    'localhost',
+    '127.0.0.1',
+    '127.0.0.1:99999',
+    'host:port',
+    'https://127.0.0.1:443',
+    'nats://x:4222',
+  ]) {
     let error: unknown;
     try {
       parseListenAddress(bad);

@@ -49,15 +49,26 @@ http('POSTs to <address>/ with the mucp headers, metadata as headers and the bod
   const request = transportRequest('Greeter.Hello', '{"name":"Ada"}', { 'X-Trace': 'abc', authorization: 'Bearer t' });
   await withTimeout(client.call(node(p.address), request));
   await withTimeout(client.call(node(`${p.address}/`), request));
-  assert.equal(p.seen.map((s) => s.url), ['/', '/']);
+  assert.equal(
+    p.seen.map((s) => s.url),
+    ['/', '/'],
+  );
   const { headers, body } = p.seen[0]!;
-  assert.equal([headers['micro-service'], headers['micro-endpoint'], headers['micro-id'], headers['content-type']], ['greeter', 'Greeter.Hello', request.id, 'application/json']);
+  assert.equal(
+    [headers['micro-service'], headers['micro-endpoint'], headers['micro-id'], headers['content-type']],
+    ['greeter', 'Greeter.Hello', request.id, 'application/json'],
+  );
   assert.equal([headers['x-trace'], headers.authorization, body], ['abc', 'Bearer t', '{"name":"Ada"}']);
 });
 
 http('reads response metadata from headers, leaving out transport-level ones', async () => {
   const p = await peer((res) => {
-    res.writeHead(200, { 'Content-Type': 'application/json', 'X-Result': 'yes', 'Micro-Id': 'r1', 'Keep-Alive': 'timeout=5' });
+    res.writeHead(200, {
+      'Content-Type': 'application/json',
+      'X-Result': 'yes',
+      'Micro-Id': 'r1',
+      'Keep-Alive': 'timeout=5',
+    });
     res.end('{"ok":true}');
   });
   const response = await withTimeout(client.call(node(p.address), transportRequest('A.B')));
@@ -107,9 +118,18 @@ http('rejects with a 408 that is not retryable when the signal aborts or the dea
   const p = await peer((res) => setTimeout(() => res.end('{}'), 1000).unref());
   const controller = new AbortController();
   setTimeout(() => controller.abort(), 50);
-  const aborted = await rejects(() => withTimeout(client.call(node(p.address), transportRequest('A.B'), { signal: controller.signal })));
+  const aborted = await rejects(() =>
+    withTimeout(client.call(node(p.address), transportRequest('A.B'), { signal: controller.signal })),
+  );
   assert.equal([(aborted as { code: number }).code, (aborted as { detail: string }).detail], [408, 'request aborted']);
-  const expired = await rejects(() => withTimeout(client.call(node(p.address), transportRequest('A.B'), { deadline: Date.now() + 50, signal: new AbortController().signal })));
+  const expired = await rejects(() =>
+    withTimeout(
+      client.call(node(p.address), transportRequest('A.B'), {
+        deadline: Date.now() + 50,
+        signal: new AbortController().signal,
+      }),
+    ),
+  );
   assert.ok(isMicroError(expired));
   assert.equal([expired.code, expired.detail, expired.retryable], [408, 'deadline exceeded', false]);
 });
@@ -118,9 +138,26 @@ http('sends nothing for an aborted signal, a past deadline or metadata that cann
   const p = await peer((res) => res.end('{}'));
   const controller = new AbortController();
   controller.abort();
-  assert.is(((await rejects(() => client.call(node(p.address), transportRequest('A.B'), { signal: controller.signal }))) as { code: number }).code, 408);
-  assert.is(((await rejects(() => client.call(node(p.address), transportRequest('A.B'), { deadline: Date.now() - 1 }))) as { code: number }).code, 408);
-  for (const metadata of [{ 'x-bad': 'line\nbreak' }, { 'x-wide': '名前' }, { 'bad key': 'v' }] as Record<string, string>[]) {
+  assert.is(
+    (
+      (await rejects(() => client.call(node(p.address), transportRequest('A.B'), { signal: controller.signal }))) as {
+        code: number;
+      }
+    ).code,
+    408,
+  );
+  assert.is(
+    (
+      (await rejects(() => client.call(node(p.address), transportRequest('A.B'), { deadline: Date.now() - 1 }))) as {
+        code: number;
+      }
+    ).code,
+    408,
+  );
+  for (const metadata of [{ 'x-bad': 'line\nbreak' }, { 'x-wide': '名前' }, { 'bad key': 'v' }] as Record<
+    string,
+    string
+  >[]) {
     const err = await rejects(() => client.call(node(p.address), transportRequest('A.B', '{}', metadata)));
     assert.ok(isMicroError(err));
     assert.is(err.code, 400);
@@ -132,8 +169,14 @@ http('sends nothing for an aborted signal, a past deadline or metadata that cann
 http('leaves no listener on a long-lived caller signal shared by many calls', async () => {
   const p = await peer((res) => res.end('{}'));
   const shared = new AbortController().signal;
-  await withTimeout(Promise.all(Array.from({ length: 20 }, () => client.call(node(p.address), transportRequest('A.B'), { signal: shared }))));
-  await withTimeout(client.call(node(p.address), transportRequest('A.B'), { signal: shared, deadline: Date.now() + 5000 }));
+  await withTimeout(
+    Promise.all(
+      Array.from({ length: 20 }, () => client.call(node(p.address), transportRequest('A.B'), { signal: shared })),
+    ),
+  );
+  await withTimeout(
+    client.call(node(p.address), transportRequest('A.B'), { signal: shared, deadline: Date.now() + 5000 }),
+  );
   assert.is(getEventListeners(shared, 'abort').length, 0);
 });
 

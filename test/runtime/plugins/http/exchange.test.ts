@@ -9,7 +9,10 @@ import { serverResponse } from '../../../contracts/transport.js';
 import { withTimeout } from '../../../helpers.js';
 
 /** Feeds `chunks` through a stream shaped like a request and reports what readBody called back with. */
-function feed(chunks: Uint8Array[], max: number): Promise<{ body: Uint8Array | undefined; calls: number; paused: boolean }> {
+function feed(
+  chunks: Uint8Array[],
+  max: number,
+): Promise<{ body: Uint8Array | undefined; calls: number; paused: boolean }> {
   const stream = new PassThrough();
   let calls = 0;
   const result = new Promise<Uint8Array | undefined>((resolve) =>
@@ -80,12 +83,17 @@ exchange('reply() writes the response, resolves on finish and settles its owner 
     ex.fail(errors.internal('svc')); // too late: a reply was written
   });
   await withTimeout(replied!);
-  assert.equal([res.status, res.headers.get('micro-id'), res.headers.get('x-a'), await res.text()], [200, 'id-1', '1', '{"ok":true}']);
+  assert.equal(
+    [res.status, res.headers.get('micro-id'), res.headers.get('x-a'), await res.text()],
+    [200, 'id-1', '1', '{"ok":true}'],
+  );
   assert.is(settled, 1);
 });
 
 exchange('fail() answers with error JSON in the body and Micro-Error, closing when asked', async (ctx) => {
-  const res = await serve(ctx, (nodeRes) => new Exchange({ closing: false, settled() {} }, nodeRes, 'id-2', 'svc').fail(errors.conflict('svc', 'taken'), true));
+  const res = await serve(ctx, (nodeRes) =>
+    new Exchange({ closing: false, settled() {} }, nodeRes, 'id-2', 'svc').fail(errors.conflict('svc', 'taken'), true),
+  );
   assert.is(res.status, 409);
   assert.is(res.headers.get('connection'), 'close');
   assert.equal(JSON.parse(res.headers.get('micro-error')!), await res.json());

@@ -1,17 +1,38 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Metadata, errors, isMicroError } from '../../../../runtime/core/index.js';
-import { errorHeaderValue, isTransportHeader, metadataFromHeaders, metadataFromRawHeaders, requestHeaders, responseHeaders } from '../../../../runtime/plugins/http/headers.js';
+import {
+  errorHeaderValue,
+  isTransportHeader,
+  metadataFromHeaders,
+  metadataFromRawHeaders,
+  requestHeaders,
+  responseHeaders,
+} from '../../../../runtime/plugins/http/headers.js';
 import { transportRequest } from '../../../contracts/transport.js';
 
 // ---
 const transportLevel = suite('isTransportHeader');
 
 transportLevel('is true for connection-level headers and proxy-*, false for metadata', () => {
-  for (const name of ['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'accept-encoding', 'user-agent', 'accept', 'expect', 'te', 'upgrade', 'proxy-authorization']) {
+  for (const name of [
+    'host',
+    'connection',
+    'content-length',
+    'transfer-encoding',
+    'keep-alive',
+    'accept-encoding',
+    'user-agent',
+    'accept',
+    'expect',
+    'te',
+    'upgrade',
+    'proxy-authorization',
+  ]) {
     assert.ok(isTransportHeader(name), name);
   }
-  for (const name of ['authorization', 'micro-service', 'micro-timeout', 'content-type', 'x-trace']) assert.not.ok(isTransportHeader(name), name);
+  for (const name of ['authorization', 'micro-service', 'micro-timeout', 'content-type', 'x-trace'])
+    assert.not.ok(isTransportHeader(name), name);
 });
 
 transportLevel.run();
@@ -20,7 +41,20 @@ transportLevel.run();
 const fromRaw = suite('metadataFromRawHeaders');
 
 fromRaw('keeps request headers but transport ones, lower-cased, joining repeats', () => {
-  const metadata = metadataFromRawHeaders(['Host', 'x', 'X-Tag', 'a', 'x-tag', 'b', 'Micro-Endpoint', 'A.B', 'User-Agent', 'curl', 'Proxy-Connection', 'k']);
+  const metadata = metadataFromRawHeaders([
+    'Host',
+    'x',
+    'X-Tag',
+    'a',
+    'x-tag',
+    'b',
+    'Micro-Endpoint',
+    'A.B',
+    'User-Agent',
+    'curl',
+    'Proxy-Connection',
+    'k',
+  ]);
   assert.equal(metadata.toJSON(), { 'x-tag': 'a, b', 'micro-endpoint': 'A.B' });
 });
 
@@ -30,7 +64,14 @@ fromRaw.run();
 const fromHeaders = suite('metadataFromHeaders');
 
 fromHeaders('leaves out transport headers, content type and length, date and Micro-Error', () => {
-  const headers = new Headers({ 'X-Result': 'ok', 'Content-Type': 'application/json', Date: 'now', 'Micro-Error': '{}', Connection: 'keep-alive', 'Micro-Id': '1' });
+  const headers = new Headers({
+    'X-Result': 'ok',
+    'Content-Type': 'application/json',
+    Date: 'now',
+    'Micro-Error': '{}',
+    Connection: 'keep-alive',
+    'Micro-Id': '1',
+  });
   assert.equal(metadataFromHeaders(headers).toJSON(), { 'micro-id': '1', 'x-result': 'ok' });
 });
 
@@ -40,7 +81,12 @@ fromHeaders.run();
 const outgoing = suite('requestHeaders');
 
 outgoing('sends metadata, then the mucp headers from the request itself, which win', () => {
-  const request = transportRequest('Greeter.Hello', '{}', { 'X-A': '1', 'micro-endpoint': 'Wrong.One', host: 'evil', 'content-length': '5' });
+  const request = transportRequest('Greeter.Hello', '{}', {
+    'X-A': '1',
+    'micro-endpoint': 'Wrong.One',
+    host: 'evil',
+    'content-length': '5',
+  });
   assert.equal(requestHeaders(request), {
     'x-a': '1',
     'micro-endpoint': 'Greeter.Hello',
@@ -68,7 +114,14 @@ outgoing.run();
 const outgoingReply = suite('responseHeaders');
 
 outgoingReply('copies reply metadata but the names the listener writes itself', () => {
-  const metadata = new Metadata({ 'X-Out': 'yes', 'Content-Type': 'text/plain', 'Content-Length': '1', 'Micro-Id': 'x', 'Micro-Error': 'x', Connection: 'x' });
+  const metadata = new Metadata({
+    'X-Out': 'yes',
+    'Content-Type': 'text/plain',
+    'Content-Length': '1',
+    'Micro-Id': 'x',
+    'Micro-Error': 'x',
+    Connection: 'x',
+  });
   assert.equal(responseHeaders(metadata), { 'x-out': 'yes' });
   assert.equal(responseHeaders(undefined), {});
 });

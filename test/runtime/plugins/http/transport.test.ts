@@ -7,7 +7,8 @@ import { HttpTransport, createHttpTransport } from '../../../../runtime/plugins/
 import { serverResponse, transportContract, transportRequest } from '../../../contracts/transport.js';
 import { rejects, withTimeout } from '../../../helpers.js';
 
-const echo = async (request: { body: Uint8Array }, reply: (r: ReturnType<typeof serverResponse>) => Promise<void>) => reply(serverResponse(request.body));
+const echo = async (request: { body: Uint8Array }, reply: (r: ReturnType<typeof serverResponse>) => Promise<void>) =>
+  reply(serverResponse(request.body));
 const node = (address: string) => ({ id: 'n', address, metadata: {} });
 
 // ---
@@ -32,7 +33,9 @@ transport('hands maxBodySize to its listeners: a larger body comes back as a 413
   const small = new HttpTransport({ maxBodySize: 16 });
   try {
     const listener = await small.listen(echo, { address: '127.0.0.1:0' });
-    const response = await withTimeout(small.call(node(listener.address), transportRequest('A.B', JSON.stringify({ text: 'more than sixteen bytes' }))));
+    const response = await withTimeout(
+      small.call(node(listener.address), transportRequest('A.B', JSON.stringify({ text: 'more than sixteen bytes' }))),
+    );
     assert.is(response.error?.code, 413);
     assert.not.ok(response.error?.retryable);
   } finally {

@@ -2,7 +2,11 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import type { RequestHandler, ServerRequest } from '../../../../runtime/core/index.js';
-import { createHttpListener, type HttpListener, type HttpListenerOptions } from '../../../../runtime/plugins/http/listener.js';
+import {
+  createHttpListener,
+  type HttpListener,
+  type HttpListenerOptions,
+} from '../../../../runtime/plugins/http/listener.js';
 import { serverResponse } from '../../../contracts/transport.js';
 import { withTimeout } from '../../../helpers.js';
 
@@ -13,15 +17,30 @@ export interface Reply {
 }
 
 /** One request on its own connection (no agent, no pooling). */
-export function send(address: string, options: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Uint8Array; chunks?: Uint8Array[] } = {}): Promise<Reply> {
+export function send(
+  address: string,
+  options: {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string | Uint8Array;
+    chunks?: Uint8Array[];
+  } = {},
+): Promise<Reply> {
   const url = new URL(options.path ?? '/', address);
   const promise = new Promise<Reply>((resolve, reject) => {
-    const req = httpRequest(url, { method: options.method ?? 'POST', headers: options.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      url,
+      { method: options.method ?? 'POST', headers: options.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     for (const chunk of options.chunks ?? []) req.write(chunk);
     req.end(options.body);
@@ -43,7 +62,12 @@ export function raw(address: string, text: string): Promise<string> {
   return withTimeout(promise, 5000, 'raw request');
 }
 
-export const mucp = (endpoint: string, extra: Record<string, string> = {}) => ({ 'Micro-Service': 'greeter', 'Micro-Endpoint': endpoint, 'Content-Type': 'application/json', ...extra });
+export const mucp = (endpoint: string, extra: Record<string, string> = {}) => ({
+  'Micro-Service': 'greeter',
+  'Micro-Endpoint': endpoint,
+  'Content-Type': 'application/json',
+  ...extra,
+});
 export const json = (r: Reply) => JSON.parse(r.body) as unknown;
 
 /** A handler that records requests and echoes the body with a little metadata. */
@@ -73,4 +97,3 @@ export async function closeAll(): Promise<void> {
   open = [];
   await withTimeout(Promise.all(listeners.map((l) => l.close())), 5000, 'closing listeners');
 }
-

@@ -19,7 +19,9 @@ const ids = (services: { nodes: { id: string }[] }[]) => services.flatMap((s) =>
 
 /** Every file under `dir`, as paths relative to it. */
 function walk(dir: string, prefix = ''): string[] {
-  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(dir, join(prefix, e.name)) : [join(prefix, e.name)]));
+  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(dir, join(prefix, e.name)) : [join(prefix, e.name)],
+  );
 }
 
 registryContract('FileRegistry contract', async () => {
@@ -38,7 +40,13 @@ interface Context {
   open(): FileRegistry;
 }
 
-const FileRegistrySuite = suite<Context>('FileRegistry', { home: '', registries: [], children: [], controller: new AbortController(), open: () => undefined as never });
+const FileRegistrySuite = suite<Context>('FileRegistry', {
+  home: '',
+  registries: [],
+  children: [],
+  controller: new AbortController(),
+  open: () => undefined as never,
+});
 
 FileRegistrySuite.before.each((ctx) => {
   ctx.home = tempHome();
@@ -60,23 +68,32 @@ FileRegistrySuite.after.each(async (ctx) => {
 
 /** Starts writer.ts in its own process; resolves with its exit code. */
 function startWriter(ctx: Context, worker: number, mode: 'churn' | 'rewrite'): Promise<number | null> {
-  const child = spawn(process.execPath, ['--import', 'tsx', writer, ctx.home, String(worker), mode], { stdio: ['pipe', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', writer, ctx.home, String(worker), mode], {
+    stdio: ['pipe', 'inherit', 'inherit'],
+  });
   ctx.children.push(child);
   return new Promise((resolve, reject) => child.once('error', reject).once('exit', (code) => resolve(code)));
 }
 
-FileRegistrySuite('keeps exactly the right nodes when several processes write the same service at once', async (ctx) => {
-  const codes = await withTimeout(Promise.all([0, 1, 2, 3].map((w) => startWriter(ctx, w, 'churn'))), 60_000, 'the writer processes');
-  assert.equal(codes, [0, 0, 0, 0]);
-  const expected = [0, 1, 2, 3].flatMap((w) => Array.from({ length: 25 }, (_, i) => `${w}-${i * 2}`)).sort();
-  assert.equal(ids(await ctx.open().getService('greeter')), expected);
-  const files = walk(join(ctx.home, 'registry'));
-  assert.is(files.length, 100);
-  for (const file of files) {
-    assert.ok(file.endsWith('.json') && !file.split(/[\\/]/).pop()!.startsWith('.'), `left over: ${file}`);
-    JSON.parse(readFileSync(join(ctx.home, 'registry', file), 'utf8'));
-  }
-});
+FileRegistrySuite(
+  'keeps exactly the right nodes when several processes write the same service at once',
+  async (ctx) => {
+    const codes = await withTimeout(
+      Promise.all([0, 1, 2, 3].map((w) => startWriter(ctx, w, 'churn'))),
+      60_000,
+      'the writer processes',
+    );
+    assert.equal(codes, [0, 0, 0, 0]);
+    const expected = [0, 1, 2, 3].flatMap((w) => Array.from({ length: 25 }, (_, i) => `${w}-${i * 2}`)).sort();
+    assert.equal(ids(await ctx.open().getService('greeter')), expected);
+    const files = walk(join(ctx.home, 'registry'));
+    assert.is(files.length, 100);
+    for (const file of files) {
+      assert.ok(file.endsWith('.json') && !file.split(/[\\/]/).pop()!.startsWith('.'), `left over: ${file}`);
+      JSON.parse(readFileSync(join(ctx.home, 'registry', file), 'utf8'));
+    }
+  },
+);
 
 FileRegistrySuite('never shows a reader a half-written node while another process rewrites it', async (ctx) => {
   const registry = ctx.open();
@@ -89,7 +106,11 @@ FileRegistrySuite('never shows a reader a half-written node while another proces
     assert.is(raw.node.metadata.pad?.length, 256 * 1024);
     const [service, ...rest] = await registry.getService('hot');
     assert.is(rest.length, 0);
-    assert.equal(service?.nodes.map((n) => [n.id, n.metadata.pad?.length]), [['hot', 256 * 1024]], `read ${i}`);
+    assert.equal(
+      service?.nodes.map((n) => [n.id, n.metadata.pad?.length]),
+      [['hot', 256 * 1024]],
+      `read ${i}`,
+    );
     seen.add(raw.node.metadata.i!).add(service!.nodes[0]!.metadata.i!);
   }
   assert.ok(seen.size > 1, 'the writer rewrote the node while we read');
@@ -102,7 +123,10 @@ FileRegistrySuite('skips corrupt, empty, foreign and temp files instead of faili
   writeFileSync(join(dir, 'bad.json'), '{"service": {"name": "greeter", "vers');
   writeFileSync(join(dir, 'empty.json'), '');
   writeFileSync(join(dir, 'array.json'), '[1, 2]');
-  writeFileSync(join(dir, 'shape.json'), JSON.stringify({ service: { name: 'greeter', version: '1.0.0' }, node: { id: 7 }, expires: 0 }));
+  writeFileSync(
+    join(dir, 'shape.json'),
+    JSON.stringify({ service: { name: 'greeter', version: '1.0.0' }, node: { id: 7 }, expires: 0 }),
+  );
   writeFileSync(join(dir, '.123-1.tmp'), '{"half');
   mkdirSync(join(dir, 'folder.json'));
   mkdirSync(join(registry.directory, 'junk', 'x'), { recursive: true });
@@ -118,32 +142,43 @@ FileRegistrySuite('keeps path-escaping and awkward names inside its folder', asy
   const record = (name: string) => serviceRecord(name, name === '..' ? '' : '..', ['../../evil']);
   for (const name of names) await registry.register(record(name));
   assert.equal(readdirSync(ctx.home), ['registry']);
-  for (const name of names) assert.equal((await registry.getService(name)).map((s) => [s.name, ids([s])]), [[name, ['../../evil']]], name);
+  for (const name of names)
+    assert.equal(
+      (await registry.getService(name)).map((s) => [s.name, ids([s])]),
+      [[name, ['../../evil']]],
+      name,
+    );
   assert.is((await registry.listServices()).length, names.length);
   for (const file of walk(registry.directory)) {
-    for (const part of file.split(/[\\/]/)) assert.ok(part.length <= 210 && !part.startsWith('.') && !/^con$/i.test(part), `bad segment in ${file}`);
+    for (const part of file.split(/[\\/]/))
+      assert.ok(part.length <= 210 && !part.startsWith('.') && !/^con$/i.test(part), `bad segment in ${file}`);
   }
   for (const name of names) await registry.deregister(record(name));
   assert.equal(readdirSync(registry.directory), []);
 });
 
-FileRegistrySuite('shows a node expiring, and changes made elsewhere, to another instance on the same home', async (ctx) => {
-  const [writerRegistry, reader] = [ctx.open(), ctx.open()];
-  const events = reader.watch({ service: 'greeter', signal: ctx.controller.signal })[Symbol.asyncIterator]();
-  const keepAlive = setInterval(() => {}, 1000); // the registry's timers are unref'd: keep Node up while waiting
-  try {
-    await writerRegistry.register(serviceRecord('greeter', '1.0.0', ['a']), { ttl: 0.1 });
-    assert.equal(ids(await reader.getService('greeter')), ['a']);
-    const created = (await withTimeout(events.next(), 3000, 'the create seen by the other instance')).value as RegistryEvent;
-    assert.equal([created.type, ids([created.service])], ['create', ['a']]);
-    const expired = (await withTimeout(events.next(), 3000, 'the expiry seen by the other instance')).value as RegistryEvent;
-    assert.equal([expired.type, ids([expired.service])], ['delete', ['a']]);
-    assert.equal(await reader.getService('greeter'), []);
-    assert.equal(walk(reader.directory), [], 'the expired file is removed');
-  } finally {
-    clearInterval(keepAlive);
-  }
-});
+FileRegistrySuite(
+  'shows a node expiring, and changes made elsewhere, to another instance on the same home',
+  async (ctx) => {
+    const [writerRegistry, reader] = [ctx.open(), ctx.open()];
+    const events = reader.watch({ service: 'greeter', signal: ctx.controller.signal })[Symbol.asyncIterator]();
+    const keepAlive = setInterval(() => {}, 1000); // the registry's timers are unref'd: keep Node up while waiting
+    try {
+      await writerRegistry.register(serviceRecord('greeter', '1.0.0', ['a']), { ttl: 0.1 });
+      assert.equal(ids(await reader.getService('greeter')), ['a']);
+      const created = (await withTimeout(events.next(), 3000, 'the create seen by the other instance'))
+        .value as RegistryEvent;
+      assert.equal([created.type, ids([created.service])], ['create', ['a']]);
+      const expired = (await withTimeout(events.next(), 3000, 'the expiry seen by the other instance'))
+        .value as RegistryEvent;
+      assert.equal([expired.type, ids([expired.service])], ['delete', ['a']]);
+      assert.equal(await reader.getService('greeter'), []);
+      assert.equal(walk(reader.directory), [], 'the expired file is removed');
+    } finally {
+      clearInterval(keepAlive);
+    }
+  },
+);
 
 FileRegistrySuite('takes the endpoints and metadata of the most recently registered node', async (ctx) => {
   const registry = ctx.open();
@@ -174,7 +209,12 @@ FileRegistrySuite('does not keep the process alive with a node waiting to expire
   const started = Date.now();
   await withTimeout(
     new Promise<void>((resolve, reject) =>
-      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 20_000 }, (err) => (err ? reject(err) : resolve())),
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script],
+        { timeout: 20_000 },
+        (err) => (err ? reject(err) : resolve()),
+      ),
     ),
     25_000,
     'the child process exiting',
@@ -204,7 +244,8 @@ createFileRegistrySuite('keeps node files under <home>/registry, home defaulting
 });
 
 createFileRegistrySuite('refuses a poll interval that is not a positive number of milliseconds', () => {
-  for (const pollInterval of [0, -1, Number.NaN]) assert.throws(() => createFileRegistry({ home: tmpdir(), pollInterval }), /pollInterval must be/);
+  for (const pollInterval of [0, -1, Number.NaN])
+    assert.throws(() => createFileRegistry({ home: tmpdir(), pollInterval }), /pollInterval must be/);
 });
 
 createFileRegistrySuite.run();

@@ -27,7 +27,10 @@ MemoryBrokerSuite('drops a message published while nobody subscribed', async ({ 
   await broker.publish('orders', { body: encode('kept') });
   await eventually(() => deliveries.length > 0, 2000, 'a delivery');
   await sleep(30);
-  assert.equal(deliveries.map((d) => decode(d.message.body)), ['kept']);
+  assert.equal(
+    deliveries.map((d) => decode(d.message.body)),
+    ['kept'],
+  );
 });
 
 MemoryBrokerSuite('keeps a redelivery until a member of its queue group subscribes', async ({ broker }) => {
@@ -59,16 +62,22 @@ MemoryBrokerSuite('drops a redelivery for a plain subscription that has left', a
   assert.equal([first.deliveries.length, later.deliveries.length], [1, 0]);
 });
 
-MemoryBrokerSuite('never hands a max 1 subscription a second message, even when messages are published together', async ({ broker }) => {
-  const once = collector();
-  await broker.subscribe('orders', once.handler, { queue: 'fn', max: 1 });
-  void broker.publish('orders', { body: encode('a') });
-  void broker.publish('orders', { body: encode('b') });
-  await broker.publish('orders', { body: encode('c') });
-  await eventually(() => once.deliveries.length === 1, 2000, 'one delivery');
-  await sleep(30);
-  assert.equal(once.deliveries.map((d) => decode(d.message.body)), ['a']);
-});
+MemoryBrokerSuite(
+  'never hands a max 1 subscription a second message, even when messages are published together',
+  async ({ broker }) => {
+    const once = collector();
+    await broker.subscribe('orders', once.handler, { queue: 'fn', max: 1 });
+    void broker.publish('orders', { body: encode('a') });
+    void broker.publish('orders', { body: encode('b') });
+    await broker.publish('orders', { body: encode('c') });
+    await eventually(() => once.deliveries.length === 1, 2000, 'one delivery');
+    await sleep(30);
+    assert.equal(
+      once.deliveries.map((d) => decode(d.message.body)),
+      ['a'],
+    );
+  },
+);
 
 MemoryBrokerSuite('gives every subscription its own copy of a message', async ({ broker }) => {
   const vandal = collector((d) => {
@@ -82,7 +91,10 @@ MemoryBrokerSuite('gives every subscription its own copy of a message', async ({
   await broker.publish('orders', { headers: { 'x-trace': 't1' }, body });
   body.fill(0);
   await eventually(() => reader.deliveries.length === 1 && vandal.deliveries.length === 1, 2000, 'both deliveries');
-  assert.equal([decode(reader.deliveries[0]!.message.body), reader.deliveries[0]!.message.headers['x-trace']], ['intact', 't1']);
+  assert.equal(
+    [decode(reader.deliveries[0]!.message.body), reader.deliveries[0]!.message.headers['x-trace']],
+    ['intact', 't1'],
+  );
 });
 
 MemoryBrokerSuite('naks a manual delivery whose handler throws before settling it', async ({ broker }) => {
@@ -121,7 +133,10 @@ MemoryBrokerSuite('close cancels redeliveries and refuses publish and subscribe 
   await broker.close();
   await sleep(80);
   assert.is(deliveries.length, 1);
-  for (const attempt of [() => broker.publish('orders', { body: encode('x') }), () => broker.subscribe('orders', handler)]) {
+  for (const attempt of [
+    () => broker.publish('orders', { body: encode('x') }),
+    () => broker.subscribe('orders', handler),
+  ]) {
     const err = await rejects(attempt);
     assert.ok(isMicroError(err) && err.code === 503, String(err));
   }
@@ -157,7 +172,10 @@ createMemoryBrokerSuite('uses the given backoff and maxAttempts', async () => {
     await broker.subscribe(deadLetterTopic('orders'), dead.handler);
     await broker.publish('orders', { body: encode('x') });
     await eventually(() => dead.deliveries.length === 1, 2000, 'the dead letter');
-    assert.equal(failing.deliveries.map((d) => d.attempt), [1, 2, 3]);
+    assert.equal(
+      failing.deliveries.map((d) => d.attempt),
+      [1, 2, 3],
+    );
     assert.equal(backoffs, [1, 2]);
     assert.is(dead.deliveries[0]!.message.headers[deadLetterHeaders.attempts], '3');
   } finally {
@@ -165,17 +183,23 @@ createMemoryBrokerSuite('uses the given backoff and maxAttempts', async () => {
   }
 });
 
-createMemoryBrokerSuite('refuses invalid options and subscribe options with a message that says how to fix them', async () => {
-  assert.throws(() => createMemoryBroker({ maxAttempts: 0 }), /maxAttempts must be an integer >= 1/);
-  assert.throws(() => createMemoryBroker({ backoff: 5 as unknown as () => number }), /backoff must be a function/);
-  const broker = createMemoryBroker();
-  try {
-    await rejects(() => broker.subscribe('orders', () => {}, { max: 0 }));
-    await rejects(() => broker.subscribe('orders', () => {}, { ack: 'sometimes' as 'auto' }));
-    assert.instance(await rejects(() => broker.publish('orders', { body: 'text' as unknown as Uint8Array })), TypeError);
-  } finally {
-    await broker.close();
-  }
-});
+createMemoryBrokerSuite(
+  'refuses invalid options and subscribe options with a message that says how to fix them',
+  async () => {
+    assert.throws(() => createMemoryBroker({ maxAttempts: 0 }), /maxAttempts must be an integer >= 1/);
+    assert.throws(() => createMemoryBroker({ backoff: 5 as unknown as () => number }), /backoff must be a function/);
+    const broker = createMemoryBroker();
+    try {
+      await rejects(() => broker.subscribe('orders', () => {}, { max: 0 }));
+      await rejects(() => broker.subscribe('orders', () => {}, { ack: 'sometimes' as 'auto' }));
+      assert.instance(
+        await rejects(() => broker.publish('orders', { body: 'text' as unknown as Uint8Array })),
+        TypeError,
+      );
+    } finally {
+      await broker.close();
+    }
+  },
+);
 
 createMemoryBrokerSuite.run();

@@ -45,19 +45,25 @@ MemoryRegistrySuite('sends an update only when a refresh changes something', asy
     const created = (await withTimeout(events.next(), 1000, 'create')).value as RegistryEvent;
     const updated = (await withTimeout(events.next(), 1000, 'update')).value as RegistryEvent;
     // Had the unchanged refresh sent an update, this one would carry the node without the zone.
-    assert.equal([created.type, updated.type, updated.service.nodes[0]?.metadata], ['create', 'update', { zone: 'eu' }]);
+    assert.equal(
+      [created.type, updated.type, updated.service.nodes[0]?.metadata],
+      ['create', 'update', { zone: 'eu' }],
+    );
   } finally {
     controller.abort();
   }
 });
 
-MemoryRegistrySuite('rejects register after close with a 503 and ends a watch opened after close', async ({ registry }) => {
-  await registry.close();
-  const err = await rejects(() => registry.register(serviceRecord('greeter', '1.0.0', ['a'])));
-  assert.ok(isMicroError(err) && err.code === 503);
-  const watch = registry.watch()[Symbol.asyncIterator]();
-  assert.ok((await withTimeout(watch.next(), 1000, 'the watch ending')).done);
-});
+MemoryRegistrySuite(
+  'rejects register after close with a 503 and ends a watch opened after close',
+  async ({ registry }) => {
+    await registry.close();
+    const err = await rejects(() => registry.register(serviceRecord('greeter', '1.0.0', ['a'])));
+    assert.ok(isMicroError(err) && err.code === 503);
+    const watch = registry.watch()[Symbol.asyncIterator]();
+    assert.ok((await withTimeout(watch.next(), 1000, 'the watch ending')).done);
+  },
+);
 
 MemoryRegistrySuite('keeps two registries in one process apart', async ({ registry }) => {
   const other = createMemoryRegistry();
@@ -78,7 +84,10 @@ MemoryRegistrySuite('gives every watcher its own copy of an event', async ({ reg
     const one = (await withTimeout(first.next(), 1000, 'first watcher')).value as RegistryEvent;
     one.service.nodes.length = 0;
     const two = (await withTimeout(second.next(), 1000, 'second watcher')).value as RegistryEvent;
-    assert.equal(two.service.nodes.map((n) => n.id), ['a']);
+    assert.equal(
+      two.service.nodes.map((n) => n.id),
+      ['a'],
+    );
   } finally {
     controller.abort();
   }
@@ -91,7 +100,12 @@ MemoryRegistrySuite('does not keep the process alive while a node waits to expir
   const started = Date.now();
   await withTimeout(
     new Promise<void>((resolve, reject) =>
-      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 20_000 }, (err) => (err ? reject(err) : resolve())),
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', script],
+        { timeout: 20_000 },
+        (err) => (err ? reject(err) : resolve()),
+      ),
     ),
     25_000,
     'the child process exiting',

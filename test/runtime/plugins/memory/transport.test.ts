@@ -8,7 +8,10 @@ import { rejects, withTimeout } from '../../../helpers.js';
 const node = (address: string) => ({ id: 'n', address, metadata: {} });
 
 // ---
-const memory = suite<{ transport: MemoryTransport; listeners: Listener[] }>('MemoryTransport', { transport: new MemoryTransport(), listeners: [] });
+const memory = suite<{ transport: MemoryTransport; listeners: Listener[] }>('MemoryTransport', {
+  transport: new MemoryTransport(),
+  listeners: [],
+});
 memory.before.each((ctx) => {
   ctx.transport = new MemoryTransport();
   ctx.listeners = [];
@@ -97,7 +100,9 @@ memory('rejects a deadline that has already passed without running the handler',
     await reply(serverResponse('{}'));
   });
   ctx.listeners.push(listener);
-  const err = await rejects(() => ctx.transport.call(node(listener.address), transportRequest('A.B'), { deadline: Date.now() - 1 }));
+  const err = await rejects(() =>
+    ctx.transport.call(node(listener.address), transportRequest('A.B'), { deadline: Date.now() - 1 }),
+  );
   assert.is((err as { code: number }).code, 408);
   assert.not.ok(ran);
 });
@@ -119,7 +124,9 @@ factory('creates a transport for memory:// addresses with nothing shared between
   const b = createMemoryTransport();
   assert.instance(a, MemoryTransport);
   assert.equal([...a.schemes], ['memory']);
-  const listener = await a.listen(async (_r, reply) => reply({ status: 200, contentType: 'text/plain', body: new Uint8Array([1]), metadata: new Metadata() }));
+  const listener = await a.listen(async (_r, reply) =>
+    reply({ status: 200, contentType: 'text/plain', body: new Uint8Array([1]), metadata: new Metadata() }),
+  );
   assert.is((await a.call(node(listener.address), transportRequest('A.B'))).body[0], 1);
   await rejects(() => b.call(node(listener.address), transportRequest('A.B')));
   await Promise.all([a.close(), b.close()]);

@@ -4,7 +4,12 @@ import { deadLetterHeaders, deadLetterTopic } from '../../../../runtime/core/bro
 import { ConfigError } from '../../../../runtime/core/config.js';
 import { isMicroError } from '../../../../runtime/core/errors.js';
 import { connectNats } from '../../../../runtime/plugins/nats/connection.js';
-import { NatsBroker, createNatsBroker, natsBrokerHeaders, type NatsBrokerOptions } from '../../../../runtime/plugins/nats/broker.js';
+import {
+  NatsBroker,
+  createNatsBroker,
+  natsBrokerHeaders,
+  type NatsBrokerOptions,
+} from '../../../../runtime/plugins/nats/broker.js';
 import { brokerContract, collector, decode, encode } from '../../../contracts/broker.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../../nats-server.js';
 import { eventually, rejects, sleep, withTimeout } from '../../../helpers.js';
@@ -28,7 +33,9 @@ if (natsAvailable()) {
 
   // ---
 
-  const test = suite<{ server: NatsServer; brokers: NatsBroker[]; make(o?: Partial<NatsBrokerOptions>): NatsBroker }>('NatsBroker');
+  const test = suite<{ server: NatsServer; brokers: NatsBroker[]; make(o?: Partial<NatsBrokerOptions>): NatsBroker }>(
+    'NatsBroker',
+  );
   test.before(async (ctx) => {
     ctx.server = await withTimeout(startNatsServer({ jetstream: false }), 10_000, 'nats-server');
     ctx.brokers = [];
@@ -38,7 +45,12 @@ if (natsAvailable()) {
       return broker;
     };
   });
-  test.after.each(async (ctx) => void (await Promise.allSettled(ctx.brokers.splice(0).map((b) => withTimeout(b.close(), 5000, 'closing a broker')))));
+  test.after.each(
+    async (ctx) =>
+      void (await Promise.allSettled(
+        ctx.brokers.splice(0).map((b) => withTimeout(b.close(), 5000, 'closing a broker')),
+      )),
+  );
   test.after(async (ctx) => ctx.server?.cleanup());
 
   test('a nakked message comes back with the next attempt to its own subscription only', async ({ make }) => {
@@ -54,7 +66,10 @@ if (natsAvailable()) {
     await eventually(() => retried.deliveries.length === 2, 3000, 'the redelivery');
     await sleep(100);
     const [first, second] = retried.deliveries;
-    assert.equal([second!.attempt, second!.message.id, second!.message.topic, second!.message.headers], [2, first!.message.id, topic, { 'x-trace': 't1' }]);
+    assert.equal(
+      [second!.attempt, second!.message.id, second!.message.topic, second!.message.headers],
+      [2, first!.message.id, topic, { 'x-trace': 't1' }],
+    );
     assert.equal([other.deliveries.length, group.deliveries.length], [1, 1], 'nobody else sees it twice');
   });
 
@@ -72,7 +87,10 @@ if (natsAvailable()) {
     await broker.publish(topic, { body: encode('second') }); // the one-shot member is gone: max 1 is the server's
     await eventually(() => rest.deliveries.length === 2, 3000, 'the second message');
     const [first, second] = rest.deliveries;
-    assert.equal([decode(first!.message.body), first!.attempt, first!.message.id], ['take me', 2, refusing.deliveries[0]!.message.id]);
+    assert.equal(
+      [decode(first!.message.body), first!.attempt, first!.message.id],
+      ['take me', 2, refusing.deliveries[0]!.message.id],
+    );
     assert.equal([decode(second!.message.body), refusing.deliveries.length], ['second', 1]);
   });
 
@@ -87,9 +105,22 @@ if (natsAvailable()) {
     await broker.publish(topic, { body: encode('poison') });
     await eventually(() => dead.deliveries.length === 2, 3000, 'two dead letters');
     const byBody = Object.fromEntries(dead.deliveries.map((d) => [decode(d.message.body), d.message.headers]));
-    assert.equal(failing.deliveries.filter((d) => decode(d.message.body) === 'failing').map((d) => d.attempt), [1, 2, 3]);
-    assert.equal([byBody.failing!['x-trace'], byBody.failing![deadLetterHeaders.attempts], byBody.failing![deadLetterHeaders.topic]], ['t1', '3', topic]);
-    assert.equal([byBody.poison![deadLetterHeaders.reason], byBody.poison![deadLetterHeaders.attempts]], ['unparseable', '1']);
+    assert.equal(
+      failing.deliveries.filter((d) => decode(d.message.body) === 'failing').map((d) => d.attempt),
+      [1, 2, 3],
+    );
+    assert.equal(
+      [
+        byBody.failing!['x-trace'],
+        byBody.failing![deadLetterHeaders.attempts],
+        byBody.failing![deadLetterHeaders.topic],
+      ],
+      ['t1', '3', topic],
+    );
+    assert.equal(
+      [byBody.poison![deadLetterHeaders.reason], byBody.poison![deadLetterHeaders.attempts]],
+      ['unparseable', '1'],
+    );
   });
 
   test('is at-most-once: nothing is kept for a subscriber that comes later', async ({ make }) => {
@@ -101,7 +132,10 @@ if (natsAvailable()) {
     await broker.publish(topic, { body: encode('kept') });
     await eventually(() => late.deliveries.length === 1, 3000, 'a delivery');
     await sleep(50);
-    assert.equal(late.deliveries.map((d) => decode(d.message.body)), ['kept']);
+    assert.equal(
+      late.deliveries.map((d) => decode(d.message.body)),
+      ['kept'],
+    );
   });
 
   test('carries the message id in a header that other NATS clients can read', async ({ make, server }) => {
@@ -147,9 +181,15 @@ if (natsAvailable()) {
 
   create('refuses bad options with a message that says how to fix them', async () => {
     assert.instance(createNatsBroker({ address: '127.0.0.1:1' }), NatsBroker);
-    assert.throws(() => createNatsBroker({} as NatsBrokerOptions), (e: Error) => e instanceof ConfigError && /address/.test(e.message));
+    assert.throws(
+      () => createNatsBroker({} as NatsBrokerOptions),
+      (e: Error) => e instanceof ConfigError && /address/.test(e.message),
+    );
     assert.throws(() => createNatsBroker({ address: 'http://x' }), /nats:\/\/127.0.0.1:4222/);
-    assert.throws(() => createNatsBroker({ address: 'nats://x', maxAttempts: 0 }), /maxAttempts must be an integer >= 1/);
+    assert.throws(
+      () => createNatsBroker({ address: 'nats://x', maxAttempts: 0 }),
+      /maxAttempts must be an integer >= 1/,
+    );
     const unreachable = createNatsBroker({ address: 'nats://127.0.0.1:1' });
     const err = await rejects(() => withTimeout(unreachable.publish('x', { body: encode('x') }), 10_000, 'publish'));
     assert.ok(isMicroError(err) && err.code === 503 && err.retryable, String(err));

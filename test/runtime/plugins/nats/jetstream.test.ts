@@ -6,7 +6,11 @@ import { deadLetterHeaders, deadLetterTopic, type Broker, type Delivery } from '
 import { ConfigError } from '../../../../runtime/core/config.js';
 import { isMicroError } from '../../../../runtime/core/errors.js';
 import { connectNats } from '../../../../runtime/plugins/nats/connection.js';
-import { JetStreamBroker, createJetStreamBroker, type JetStreamBrokerOptions } from '../../../../runtime/plugins/nats/jetstream.js';
+import {
+  JetStreamBroker,
+  createJetStreamBroker,
+  type JetStreamBrokerOptions,
+} from '../../../../runtime/plugins/nats/jetstream.js';
 import { brokerContract, collector, decode, encode } from '../../../contracts/broker.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../../nats-server.js';
 import { eventually, rejects, sleep, withTimeout } from '../../../helpers.js';
@@ -25,7 +29,12 @@ if (natsAvailable()) {
 
   // ---
 
-  const test = suite<{ server: NatsServer; brokers: Broker[]; children: ChildProcess[]; make(o?: Partial<JetStreamBrokerOptions>): JetStreamBroker }>('JetStreamBroker');
+  const test = suite<{
+    server: NatsServer;
+    brokers: Broker[];
+    children: ChildProcess[];
+    make(o?: Partial<JetStreamBrokerOptions>): JetStreamBroker;
+  }>('JetStreamBroker');
   test.before(async (ctx) => {
     ctx.server = await withTimeout(startNatsServer(), 10_000, 'nats-server');
     ctx.brokers = [];
@@ -42,7 +51,9 @@ if (natsAvailable()) {
   });
   test.after(async (ctx) => ctx.server?.cleanup());
 
-  test('a one-shot subscription fetches exactly one stored message and leaves the rest to the next member', async ({ make }) => {
+  test('a one-shot subscription fetches exactly one stored message and leaves the rest to the next member', async ({
+    make,
+  }) => {
     const broker = make();
     const topic = freshTopic();
     for (let i = 0; i < 5; i++) await broker.publish(topic, { body: encode(`m${i}`) }); // stored before anyone subscribed
@@ -58,14 +69,20 @@ if (natsAvailable()) {
     assert.equal(bodies, ['m0', 'm1', 'm2', 'm3', 'm4']);
   });
 
-  test('a subscriber killed in the middle of a handler loses nothing: the message comes back after the ack wait', async ({ server, make, children }) => {
+  test('a subscriber killed in the middle of a handler loses nothing: the message comes back after the ack wait', async ({
+    server,
+    make,
+    children,
+  }) => {
     const topic = freshTopic();
     const module = fileURLToPath(new URL('../../../../runtime/plugins/nats/jetstream.ts', import.meta.url));
     const script = `const { createJetStreamBroker } = await import(${JSON.stringify(module)});
       const broker = createJetStreamBroker({ address: ${JSON.stringify(server.url)}, ackWait: 1000 });
       await broker.subscribe(${JSON.stringify(topic)}, (d) => { console.log('got ' + d.message.id); return new Promise(() => {}); }, { queue: 'workers' });
       console.log('ready');`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(child);
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d));
@@ -81,17 +98,24 @@ if (natsAvailable()) {
     assert.equal([decode(message.body), attempt, `got ${message.id}`], ['survives', 2, out.match(/got \S+/)![0]]);
   });
 
-  test('a handler that runs longer than the ack wait reports progress and is not redelivered under it', async ({ make }) => {
+  test('a handler that runs longer than the ack wait reports progress and is not redelivered under it', async ({
+    make,
+  }) => {
     const broker = make({ ackWait: 1000 });
     const topic = freshTopic();
     const slow = collector(() => sleep(2600));
     await broker.subscribe(topic, slow.handler, { queue: 'slow' });
     await broker.publish(topic, { body: encode('slow') });
     await sleep(3200);
-    assert.equal(slow.deliveries.map((d) => d.attempt), [1]);
+    assert.equal(
+      slow.deliveries.map((d) => d.attempt),
+      [1],
+    );
   });
 
-  test('a failing message is dead-lettered after maxDeliver to a stored dlq subject with its headers', async ({ make }) => {
+  test('a failing message is dead-lettered after maxDeliver to a stored dlq subject with its headers', async ({
+    make,
+  }) => {
     const broker = make({ maxDeliver: 3 });
     const topic = freshTopic();
     const failing = collector(() => Promise.reject(new Error('always')));
@@ -103,8 +127,19 @@ if (natsAvailable()) {
     await broker.subscribe(deadLetterTopic(topic), dead.handler, { queue: 'ops' });
     await eventually(() => dead.deliveries.length === 1, 5000, 'the dead letter');
     const { headers } = dead.deliveries[0]!.message;
-    assert.equal(failing.deliveries.map((d) => d.attempt), [1, 2, 3]);
-    assert.equal([headers['x-trace'], headers[deadLetterHeaders.topic], headers[deadLetterHeaders.attempts], headers[deadLetterHeaders.reason]], ['t1', topic, '3', 'failed 3 attempts']);
+    assert.equal(
+      failing.deliveries.map((d) => d.attempt),
+      [1, 2, 3],
+    );
+    assert.equal(
+      [
+        headers['x-trace'],
+        headers[deadLetterHeaders.topic],
+        headers[deadLetterHeaders.attempts],
+        headers[deadLetterHeaders.reason],
+      ],
+      ['t1', topic, '3', 'failed 3 attempts'],
+    );
   });
 
   test('a last attempt that is never settled is dead-lettered, not silently dropped', async ({ make }) => {
@@ -120,34 +155,52 @@ if (natsAvailable()) {
     assert.match(dead.deliveries[0]!.message.headers[deadLetterHeaders.reason]!, /ack wait/);
   });
 
-  test('a server restart during 200 publishes loses no acknowledged message and handles none twice after its ack', async ({ server, make }) => {
+  test('a server restart during 200 publishes loses no acknowledged message and handles none twice after its ack', async ({
+    server,
+    make,
+  }) => {
     const consumerBroker = make({ ackWait: 2000 });
     const producer = make();
     const topic = freshTopic();
     const bodies = new Set<string>();
     const acked = new Set<string>();
     const twiceAfterAck: string[] = [];
-    await consumerBroker.subscribe(topic, async (d: Delivery) => {
-      if (acked.has(d.message.id)) twiceAfterAck.push(`${decode(d.message.body)} (attempt ${d.attempt})`);
-      bodies.add(decode(d.message.body));
-      await d.ack().then(() => acked.add(d.message.id), () => {});
-    }, { queue: 'restart', ack: 'manual' });
+    await consumerBroker.subscribe(
+      topic,
+      async (d: Delivery) => {
+        if (acked.has(d.message.id)) twiceAfterAck.push(`${decode(d.message.body)} (attempt ${d.attempt})`);
+        bodies.add(decode(d.message.body));
+        await d.ack().then(
+          () => acked.add(d.message.id),
+          () => {},
+        );
+      },
+      { queue: 'restart', ack: 'manual' },
+    );
     const published: string[] = [];
     let failed = 0;
     let restarted: Promise<void> = Promise.resolve();
     for (let i = 0; i < 200; i++) {
       if (i === 80) restarted = withTimeout(server.restart(), 15_000, 'the restart'); // file storage: streams and consumers survive
       const body = encode(`m${i}`);
-      await withTimeout(producer.publish(topic, { headers: { 'x-n': String(i) }, body }), 15_000, `publish ${i}`).then(() => published.push(`m${i}`), () => failed++);
+      await withTimeout(producer.publish(topic, { headers: { 'x-n': String(i) }, body }), 15_000, `publish ${i}`).then(
+        () => published.push(`m${i}`),
+        () => failed++,
+      );
     }
     await restarted; // finished while publishing went on: the clients reconnected by themselves
     await producer.publish(topic, { body: encode('after') });
     published.push('after');
     const missing = () => published.filter((b) => !bodies.has(b));
-    await eventually(() => missing().length === 0, 30_000, 'every acknowledged publish handled', 50).catch((err: Error) => {
-      throw new Error(`${err.message}: missing ${missing().join(' ')}`);
-    });
-    assert.ok(published.length >= 150, `most publishes succeeded across the restart (${published.length}, ${failed} failed)`);
+    await eventually(() => missing().length === 0, 30_000, 'every acknowledged publish handled', 50).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}: missing ${missing().join(' ')}`);
+      },
+    );
+    assert.ok(
+      published.length >= 150,
+      `most publishes succeeded across the restart (${published.length}, ${failed} failed)`,
+    );
     assert.equal(twiceAfterAck, [], 'nothing delivered again after a confirmed ack');
   });
 
@@ -160,7 +213,10 @@ if (natsAvailable()) {
     try {
       const broker = make({ address: plain.url });
       const noJs = await rejects(() => withTimeout(broker.publish('x', { body: encode('x') }), 10_000, 'publish'));
-      assert.ok(isMicroError(noJs) && noJs.code === 503 && noJs.cause !== undefined && /JetStream/.test(noJs.detail), String(noJs));
+      assert.ok(
+        isMicroError(noJs) && noJs.code === 503 && noJs.cause !== undefined && /JetStream/.test(noJs.detail),
+        String(noJs),
+      );
       await broker.close();
     } finally {
       await plain.cleanup();
@@ -194,10 +250,16 @@ if (natsAvailable()) {
 
   create('refuses bad options with a message that says how to fix them', () => {
     assert.instance(createJetStreamBroker({ address: 'nats://127.0.0.1:1' }), JetStreamBroker);
-    assert.throws(() => createJetStreamBroker({} as JetStreamBrokerOptions), (e: Error) => e instanceof ConfigError && /address/.test(e.message));
+    assert.throws(
+      () => createJetStreamBroker({} as JetStreamBrokerOptions),
+      (e: Error) => e instanceof ConfigError && /address/.test(e.message),
+    );
     assert.throws(() => createJetStreamBroker({ address: 'http://x' }), /nats:\/\/127.0.0.1:4222/);
     assert.throws(() => createJetStreamBroker({ address: 'nats://x', ackWait: 0 }), /ackWait must be an integer >= 1/);
-    assert.throws(() => createJetStreamBroker({ address: 'nats://x', pullExpires: 10 }), /pullExpires must be an integer >= 1000/);
+    assert.throws(
+      () => createJetStreamBroker({ address: 'nats://x', pullExpires: 10 }),
+      /pullExpires must be an integer >= 1000/,
+    );
     assert.throws(() => createJetStreamBroker({ address: 'nats://x', streamPrefix: 'a.b' }), /streamPrefix/);
   });
 

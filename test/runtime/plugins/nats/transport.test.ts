@@ -1,8 +1,20 @@
 import { connect, headers, type NatsConnection } from 'nats';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, Metadata, errors, isMicroError, type Listener, type NodeRecord, type RequestHandler } from '../../../../runtime/core/index.js';
-import { NatsTransport, createNatsTransport, type NatsServiceInfo } from '../../../../runtime/plugins/nats/transport.js';
+import {
+  ConfigError,
+  Metadata,
+  errors,
+  isMicroError,
+  type Listener,
+  type NodeRecord,
+  type RequestHandler,
+} from '../../../../runtime/core/index.js';
+import {
+  NatsTransport,
+  createNatsTransport,
+  type NatsServiceInfo,
+} from '../../../../runtime/plugins/nats/transport.js';
 import { serverResponse, transportContract, transportRequest } from '../../../contracts/transport.js';
 import { rejects, sleep, withTimeout } from '../../../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../../nats-server.js';
@@ -41,11 +53,16 @@ if (natsAvailable()) {
     assert.match(listener.address, new RegExp(`^nats://127\\.0\\.0\\.1:${ctx.server.port}/greeter/[A-Za-z0-9]+$`));
   });
 
-  transport('listens through its own server when the listen address is an HTTP bind address (127.0.0.1:0)', async (ctx) => {
-    const listener = await withTimeout(ctx.transport.listen(echo, { address: '127.0.0.1:0' }), 5000, 'listen');
-    const response = await withTimeout(ctx.transport.call(nodeOf(listener), transportRequest('Greeter.Hello', '{"x":1}')));
-    assert.is(dec.decode(response.body), '{"x":1}');
-  });
+  transport(
+    'listens through its own server when the listen address is an HTTP bind address (127.0.0.1:0)',
+    async (ctx) => {
+      const listener = await withTimeout(ctx.transport.listen(echo, { address: '127.0.0.1:0' }), 5000, 'listen');
+      const response = await withTimeout(
+        ctx.transport.call(nodeOf(listener), transportRequest('Greeter.Hello', '{"x":1}')),
+      );
+      assert.is(dec.decode(response.body), '{"x":1}');
+    },
+  );
 
   transport('sends metadata as lower-case NATS headers and reads reply headers in any case', async (ctx) => {
     let seen: Metadata | undefined;
@@ -56,7 +73,9 @@ if (natsAvailable()) {
       await reply(serverResponse('{}', { 'X-Reply': 'r1' }));
     });
     const node = nodeOf(listener);
-    await withTimeout(ctx.transport.call(node, transportRequest('Greeter.Hello', '{}', { 'X-Custom': 'abc', 'Micro-Trace-Id': 't-1' })));
+    await withTimeout(
+      ctx.transport.call(node, transportRequest('Greeter.Hello', '{}', { 'X-Custom': 'abc', 'Micro-Trace-Id': 't-1' })),
+    );
     assert.is(seen?.get('x-custom'), 'abc');
     assert.is(endpoint, 'Greeter.Hello'); // from the subject: service and endpoint are not repeated as headers
     assert.is(seen?.get('micro-endpoint'), undefined);
@@ -65,13 +84,22 @@ if (natsAvailable()) {
     const subject = `micro.greeter.${node.address.split('/').pop()}.Greeter.Hello`;
     const h = headers();
     h.set('X-Mixed-Case', 'yes');
-    const msg = await withTimeout(ctx.raw.request(subject, new TextEncoder().encode('{}'), { timeout: 2000, headers: h }));
+    const msg = await withTimeout(
+      ctx.raw.request(subject, new TextEncoder().encode('{}'), { timeout: 2000, headers: h }),
+    );
     assert.is(seen?.get('x-mixed-case'), 'yes');
-    assert.ok(msg.headers?.keys().includes('x-reply'), `lower-case reply metadata, got ${msg.headers?.keys().join(',')}`);
+    assert.ok(
+      msg.headers?.keys().includes('x-reply'),
+      `lower-case reply metadata, got ${msg.headers?.keys().join(',')}`,
+    );
     assert.is(msg.headers?.get('content-type'), 'application/json');
     // A plain JSON reply without metadata is data only, as NATS services answer.
     const plain = await ctx.transport.listen(async (_r, reply) => reply(serverResponse('{"ok":true}')));
-    const bare = await withTimeout(ctx.raw.request(`micro.greeter.${plain.address.split('/').pop()}.Greeter.Hello`, new TextEncoder().encode('{}'), { timeout: 2000 }));
+    const bare = await withTimeout(
+      ctx.raw.request(`micro.greeter.${plain.address.split('/').pop()}.Greeter.Hello`, new TextEncoder().encode('{}'), {
+        timeout: 2000,
+      }),
+    );
     assert.equal([bare.headers, new TextDecoder().decode(bare.data)], [undefined, '{"ok":true}']);
     const called = await withTimeout(ctx.transport.call(nodeOf(plain), transportRequest('Greeter.Hello', '{}')));
     assert.equal([called.contentType, called.error, [...called.metadata]], ['application/json', undefined, []]);
@@ -79,7 +107,15 @@ if (natsAvailable()) {
 
   transport('answers an error with error JSON, micro-error and the NATS Services error headers', async (ctx) => {
     const error = errors.badRequest('greeter', 'name is required');
-    const listener = await ctx.transport.listen(async (_r, reply) => reply({ status: 400, contentType: 'application/json', body: new TextEncoder().encode(JSON.stringify(error)), metadata: new Metadata(), error }));
+    const listener = await ctx.transport.listen(async (_r, reply) =>
+      reply({
+        status: 400,
+        contentType: 'application/json',
+        body: new TextEncoder().encode(JSON.stringify(error)),
+        metadata: new Metadata(),
+        error,
+      }),
+    );
     const subject = `micro.greeter.${listener.address.split('/').pop()}.Greeter.Hello`;
     const msg = await withTimeout(ctx.raw.request(subject, new Uint8Array(), { timeout: 2000 }));
     assert.is(msg.headers?.get('Nats-Service-Error-Code'), '400');
@@ -88,36 +124,51 @@ if (natsAvailable()) {
     assert.equal(JSON.parse(dec.decode(msg.data)), error.toJSON());
   });
 
-  transport('turns a reply with only NATS Services error headers, or an unknown body, into a remote MicroError', async (ctx) => {
-    const sub = ctx.raw.subscribe('micro.foreign.N1.>', {
-      callback: (_err, msg) => {
-        const h = headers();
-        h.set('Nats-Service-Error-Code', msg.subject.endsWith('Bad.Code') ? 'nonsense' : '429');
-        h.set('Nats-Service-Error', 'slow down');
-        msg.respond(new TextEncoder().encode('<html>not json</html>'), { headers: h });
-      },
-    });
-    await ctx.raw.flush();
-    try {
-      const node = { id: 'N1', address: `nats://127.0.0.1:${ctx.server.port}/foreign/N1`, metadata: {} };
-      const limited = await withTimeout(ctx.transport.call(node, transportRequest('Any.Thing')));
-      assert.equal(limited.error?.toJSON(), { id: 'greeter', code: 429, detail: 'slow down', status: 'Too Many Requests' });
-      const odd = await withTimeout(ctx.transport.call(node, transportRequest('Bad.Code')));
-      assert.is(odd.error?.code, 500);
-    } finally {
-      sub.unsubscribe();
-    }
-  });
+  transport(
+    'turns a reply with only NATS Services error headers, or an unknown body, into a remote MicroError',
+    async (ctx) => {
+      const sub = ctx.raw.subscribe('micro.foreign.N1.>', {
+        callback: (_err, msg) => {
+          const h = headers();
+          h.set('Nats-Service-Error-Code', msg.subject.endsWith('Bad.Code') ? 'nonsense' : '429');
+          h.set('Nats-Service-Error', 'slow down');
+          msg.respond(new TextEncoder().encode('<html>not json</html>'), { headers: h });
+        },
+      });
+      await ctx.raw.flush();
+      try {
+        const node = { id: 'N1', address: `nats://127.0.0.1:${ctx.server.port}/foreign/N1`, metadata: {} };
+        const limited = await withTimeout(ctx.transport.call(node, transportRequest('Any.Thing')));
+        assert.equal(limited.error?.toJSON(), {
+          id: 'greeter',
+          code: 429,
+          detail: 'slow down',
+          status: 'Too Many Requests',
+        });
+        const odd = await withTimeout(ctx.transport.call(node, transportRequest('Bad.Code')));
+        assert.is(odd.error?.code, 500);
+      } finally {
+        sub.unsubscribe();
+      }
+    },
+  );
 
   transport('reaches the node it was given, never another instance of the same service', async (ctx) => {
     const other = createNatsTransport({ address: ctx.server.url, service: greeter });
     try {
-      const [a, b] = await Promise.all([ctx.transport.listen(async (_r, reply) => reply(serverResponse('"a"'))), other.listen(async (_r, reply) => reply(serverResponse('"b"')))]);
+      const [a, b] = await Promise.all([
+        ctx.transport.listen(async (_r, reply) => reply(serverResponse('"a"'))),
+        other.listen(async (_r, reply) => reply(serverResponse('"b"'))),
+      ]);
       assert.is.not(a.address, b.address);
-      const answers = await Promise.all(Array.from({ length: 20 }, () => withTimeout(ctx.transport.call(nodeOf(a), transportRequest('Greeter.Hello')))));
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => withTimeout(ctx.transport.call(nodeOf(a), transportRequest('Greeter.Hello')))),
+      );
       assert.equal(new Set(answers.map((r) => dec.decode(r.body))), new Set(['"a"']));
       // The shared endpoint subject is served by any instance (queue group): it is there for NATS tooling.
-      const shared = await withTimeout(ctx.raw.request('micro.greeter.Greeter.Hello', new Uint8Array(), { timeout: 2000 }));
+      const shared = await withTimeout(
+        ctx.raw.request('micro.greeter.Greeter.Hello', new Uint8Array(), { timeout: 2000 }),
+      );
       assert.ok(['"a"', '"b"'].includes(dec.decode(shared.data)));
     } finally {
       await withTimeout(other.close(), 5000, 'closing the other transport');
@@ -133,22 +184,33 @@ if (natsAvailable()) {
     assert.match(err.detail, /no responders/);
   });
 
-  transport('rejects with a 408 that is not retryable when the deadline passes, and drops the late reply', async (ctx) => {
-    let late: Promise<void> | undefined;
-    const listener = await ctx.transport.listen(async (_r, reply) => {
-      await sleep(300);
-      late = reply(serverResponse('{}'));
-      await late;
-    });
-    const err = await rejects(() => withTimeout(ctx.transport.call(nodeOf(listener), transportRequest('Greeter.Hello'), { deadline: Date.now() + 100 }), 3000, 'call'));
-    assert.ok(isMicroError(err));
-    assert.is(err.code, 408);
-    assert.not.ok(err.retryable);
-    const passed = await rejects(() => ctx.transport.call(nodeOf(listener), transportRequest('Greeter.Hello'), { deadline: Date.now() - 1 }));
-    assert.is((passed as { code?: number }).code, 408, 'a deadline already passed fails at once');
-    await sleep(350);
-    await withTimeout(late ?? Promise.resolve(), 2000, 'the late reply');
-  });
+  transport(
+    'rejects with a 408 that is not retryable when the deadline passes, and drops the late reply',
+    async (ctx) => {
+      let late: Promise<void> | undefined;
+      const listener = await ctx.transport.listen(async (_r, reply) => {
+        await sleep(300);
+        late = reply(serverResponse('{}'));
+        await late;
+      });
+      const err = await rejects(() =>
+        withTimeout(
+          ctx.transport.call(nodeOf(listener), transportRequest('Greeter.Hello'), { deadline: Date.now() + 100 }),
+          3000,
+          'call',
+        ),
+      );
+      assert.ok(isMicroError(err));
+      assert.is(err.code, 408);
+      assert.not.ok(err.retryable);
+      const passed = await rejects(() =>
+        ctx.transport.call(nodeOf(listener), transportRequest('Greeter.Hello'), { deadline: Date.now() - 1 }),
+      );
+      assert.is((passed as { code?: number }).code, 408, 'a deadline already passed fails at once');
+      await sleep(350);
+      await withTimeout(late ?? Promise.resolve(), 2000, 'the late reply');
+    },
+  );
 
   transport('rejects a server that cannot be reached with a retryable 503', async (ctx) => {
     const lone = createNatsTransport();
@@ -164,13 +226,18 @@ if (natsAvailable()) {
     assert.ok(ctx.transport);
   });
 
-  transport('rejects metadata that cannot be a NATS header, and an endpoint that cannot be a subject, with a 400', async (ctx) => {
-    const listener = await ctx.transport.listen(echo);
-    const bad = await rejects(() => ctx.transport.call(nodeOf(listener), transportRequest('Greeter.Hello', '{}', { 'x-bad': 'two\r\nlines' })));
-    assert.is((bad as { code?: number }).code, 400);
-    const wild = await rejects(() => ctx.transport.call(nodeOf(listener), transportRequest('Greeter.*')));
-    assert.is((wild as { code?: number }).code, 400);
-  });
+  transport(
+    'rejects metadata that cannot be a NATS header, and an endpoint that cannot be a subject, with a 400',
+    async (ctx) => {
+      const listener = await ctx.transport.listen(echo);
+      const bad = await rejects(() =>
+        ctx.transport.call(nodeOf(listener), transportRequest('Greeter.Hello', '{}', { 'x-bad': 'two\r\nlines' })),
+      );
+      assert.is((bad as { code?: number }).code, 400);
+      const wild = await rejects(() => ctx.transport.call(nodeOf(listener), transportRequest('Greeter.*')));
+      assert.is((wild as { code?: number }).code, 400);
+    },
+  );
 
   transport('never hands a publish (no reply subject) to the handler', async (ctx) => {
     let calls = 0;
@@ -206,7 +273,12 @@ if (natsAvailable()) {
     assert.match((noServer as Error).message, /createNatsTransport\(\{ address/);
     const noService = await rejects(() => bare.listen(echo, { address: 'nats://127.0.0.1:4222' }));
     assert.instance(noService, ConfigError);
-    const star = await rejects(() => bare.listen(echo, { address: 'nats://127.0.0.1:4222', service: { name: 'greeter', version: '1.0.0', endpoints: ['Greeter.*'] } }));
+    const star = await rejects(() =>
+      bare.listen(echo, {
+        address: 'nats://127.0.0.1:4222',
+        service: { name: 'greeter', version: '1.0.0', endpoints: ['Greeter.*'] },
+      }),
+    );
     assert.instance(star, ConfigError);
   });
 
@@ -224,7 +296,10 @@ if (natsAvailable()) {
   // ---
   transportContract('nats', async () => {
     const server = await startNatsServer({ jetstream: false });
-    const nats = createNatsTransport({ address: server.url, service: { name: 'greeter', version: '1.0.0', endpoints: ['Greeter.Hello'] } });
+    const nats = createNatsTransport({
+      address: server.url,
+      service: { name: 'greeter', version: '1.0.0', endpoints: ['Greeter.Hello'] },
+    });
     return {
       transport: nats,
       async cleanup() {
