@@ -14,10 +14,10 @@ import {
   type Subscription,
 } from '../runtime/core/broker.js';
 import { createService } from '../runtime/core/service.js';
-import { errors, type MicroError } from '../runtime/core/errors.js';
+import { errors } from '../runtime/core/errors.js';
 import { Metadata } from '../runtime/core/metadata.js';
 import type { Registry, ServiceRecord } from '../runtime/core/registry.js';
-import type { Listener, ServerRequest, ServerResponse } from '../runtime/core/transport.js';
+import { errorReply, type Listener, type ServerRequest, type ServerResponse } from '../runtime/core/transport.js';
 import { createHttpListener } from '../runtime/plugins/http/listener.js';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -134,7 +134,7 @@ export class LocalRuntime {
       };
     if (request.service === RUNTIME_SERVICE) return this.#control.dispatcher.handle(request);
     const fn = this.#functions.get(request.service);
-    if (!fn) return errorResponse(errors.notFound('micro-fn', `service ${request.service || '(none)'} not found`));
+    if (!fn) return errorReply(errors.notFound('micro-fn', `service ${request.service || '(none)'} not found`));
     const outcome = await fn.pool.run({
       type: 'invoke',
       id: request.id,
@@ -144,7 +144,7 @@ export class LocalRuntime {
       metadata: request.metadata.toJSON(),
     });
     if (outcome.kind !== 'reply')
-      return errorResponse(errors.internal(fn.info.name, 'unexpected answer from the function process'));
+      return errorReply(errors.internal(fn.info.name, 'unexpected answer from the function process'));
     return {
       status: outcome.status,
       contentType: outcome.contentType,
@@ -334,16 +334,6 @@ export class LocalRuntime {
     await Promise.allSettled(this.#extensions.map((e) => e.stop()));
     await this.#logs.close();
   }
-}
-
-function errorResponse(error: MicroError): ServerResponse {
-  return {
-    status: error.code,
-    contentType: 'application/json',
-    body: encoder.encode(JSON.stringify(error)),
-    metadata: new Metadata(),
-    error,
-  };
 }
 
 const quietLogger = {

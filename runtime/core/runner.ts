@@ -8,12 +8,10 @@ import { Client } from './client.js';
 import type { Env } from './config.js';
 import { errors, toMicroError } from './errors.js';
 import { createFunction, type FunctionOutcome, type MicroFunction } from './function.js';
-import { jsonCodec } from './codec.js';
-import { Metadata } from './metadata.js';
 import type { Registry } from './registry.js';
 import { Router, type ServiceDefinition } from './router.js';
 import type { MessageOutcome } from './server.js';
-import type { Reply, ServerRequest, ServerResponse, Transport } from './transport.js';
+import { errorReply, type Reply, type ServerRequest, type ServerResponse, type Transport } from './transport.js';
 
 /** What the plugins of one host come to: a registry, a broker, client transports, and how to close them. */
 export interface PluginSet {
@@ -142,7 +140,8 @@ export class Runner {
       return await invocation.invoke(request, sent);
     } catch (err) {
       this.#report(`[${this.name}] the invocation failed`, err);
-      const response = internalError(this.name);
+      // Its details go to the report, never to the caller.
+      const response = errorReply(errors.internal(this.name, 'internal server error'));
       if (sent && !replied) await sent(response).catch(() => {});
       return response;
     } finally {
@@ -177,18 +176,6 @@ export class Runner {
       this.#shared = undefined;
       throw err;
     }));
-}
-
-/** The answer to a failure outside the handler: its details go to the report, never to the caller. */
-function internalError(service: string): ServerResponse {
-  const error = errors.internal(service, 'internal server error');
-  return {
-    status: error.code,
-    contentType: jsonCodec.contentType,
-    body: jsonCodec.encode(error),
-    metadata: new Metadata(),
-    error,
-  };
 }
 
 /**

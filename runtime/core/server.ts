@@ -6,7 +6,7 @@ import { errors, isMicroError, toMicroError, type MicroError } from './errors.js
 import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
 import { HEALTH_ENDPOINT, type Router } from './router.js';
-import type { ServerRequest, ServerResponse } from './transport.js';
+import { errorReply, type ServerRequest, type ServerResponse } from './transport.js';
 
 export { HEALTH_ENDPOINT } from './router.js';
 
@@ -98,9 +98,8 @@ export class Dispatcher {
 
   /** An error reply in wire form. */
   errorResponse(request: Pick<ServerRequest, 'id'>, error: MicroError, metadata = new Metadata()): ServerResponse {
-    const body = new TextEncoder().encode(JSON.stringify(error));
     if (request.id) metadata.set(headers.id, request.id);
-    return { status: error.code, contentType: 'application/json', body, metadata, error };
+    return errorReply(error, metadata);
   }
 
   #toError(err: unknown, where: string): MicroError {

@@ -1,4 +1,4 @@
-import type { Metadata } from './metadata.js';
+import { Metadata } from './metadata.js';
 import type { MicroError } from './errors.js';
 import type { NodeRecord } from './registry.js';
 
@@ -35,6 +35,19 @@ export interface ServerRequest extends TransportRequest {
 /** A reply on the server side. `status` is 200 or the error's code. */
 export interface ServerResponse extends TransportResponse {
   status: number;
+}
+
+const encoder = new TextEncoder();
+
+/** `error` as a reply: its status, the error JSON as the body. */
+export function errorReply(error: MicroError, metadata = new Metadata()): ServerResponse {
+  return {
+    status: error.code,
+    contentType: 'application/json',
+    body: encoder.encode(JSON.stringify(error)),
+    metadata,
+    error,
+  };
 }
 
 /**

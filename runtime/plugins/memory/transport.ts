@@ -3,6 +3,7 @@ import {
   HEALTH_ENDPOINT,
   Metadata,
   MicroError,
+  errorReply,
   errors,
   toMicroError,
   type CallOptions,
@@ -168,11 +169,5 @@ function copyResponse(response: ServerResponse): TransportResponse {
 }
 
 function errorResponse(id: string, error: MicroError): ServerResponse {
-  return {
-    status: error.code,
-    contentType: 'application/json',
-    body: new TextEncoder().encode(JSON.stringify(error)),
-    metadata: new Metadata({ 'micro-id': id }),
-    error,
-  };
+  return errorReply(error, new Metadata({ 'micro-id': id }));
 }

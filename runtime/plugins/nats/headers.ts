@@ -37,7 +37,6 @@ const VALUE = /^[^\r\n]*$/;
 /** Longest detail copied into a header; the body always carries the whole error. */
 const MAX_HEADER_DETAIL = 2048;
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Every header as metadata (keys in lower case); repeated names are joined with `, `. */
@@ -109,16 +108,7 @@ export function replyHeaders(
   return h;
 }
 
-/** An error reply: the error JSON as body and its copies in the headers. */
-export function errorReply(error: MicroError): ServerResponse {
-  return {
-    status: error.code,
-    contentType: 'application/json',
-    body: encoder.encode(JSON.stringify(error)),
-    metadata: new Metadata(),
-    error,
-  };
-}
+export { errorReply } from '../../core/transport.js';
 
 /**
  * The error a reply carries, or undefined. Read from the body's error JSON when it is one, else `micro-error`,
