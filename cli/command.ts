@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { OptionValues, TargetOption } from '../adapters/kit/target.js';
 import { UserError } from '../runtime/core/errors.js';
-import { pluginNames } from '../runtime/plugins/resolve.js';
 
 /** An option's spec; the same shape as a target's options. */
 export type OptionSpec = TargetOption;
@@ -54,9 +53,9 @@ export const sourceMapOption = {
 
 /** Registry and broker choice, mirroring MICRO_REGISTRY, MICRO_REGISTRY_ADDRESS, MICRO_BROKER, MICRO_BROKER_ADDRESS. */
 export const pluginOptions = {
-  registry: { type: 'string', value: 'NAME', description: `registry: ${pluginNames('registry')} (env MICRO_REGISTRY)` },
+  registry: { type: 'string', value: 'NAME', description: 'registry: {registry} (env MICRO_REGISTRY)' },
   'registry-address': { type: 'string', value: 'URL', description: 'registry address (env MICRO_REGISTRY_ADDRESS)' },
-  broker: { type: 'string', value: 'NAME', description: `broker: ${pluginNames('broker')} (env MICRO_BROKER)` },
+  broker: { type: 'string', value: 'NAME', description: 'broker: {broker} (env MICRO_BROKER)' },
   'broker-address': { type: 'string', value: 'URL', description: 'broker address (env MICRO_BROKER_ADDRESS)' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -94,12 +93,19 @@ export function parse(command: Command, argv: string[], sections: OptionSection[
   }
 }
 
-export function help(command: Command, sections: OptionSection[] = []): string {
+/**
+ * The help text. `{registry}` and `{broker}` in a description become the plugins the descriptors list, read only
+ * here: a command that does not show help does not load them.
+ */
+export async function help(command: Command, sections: OptionSection[] = []): Promise<string> {
+  const { pluginNames } = await import('../runtime/plugins/resolve.js');
+  const names = (text: string) =>
+    text.replace(/\{(registry|broker)\}/g, (_, kind: 'registry' | 'broker') => pluginNames(kind));
   const examples = [...(command.examples ?? []), ...sections.flatMap((s) => s.examples ?? [])];
   const rows = (options: Record<string, OptionSpec>) =>
     Object.entries(options).map(([name, o]) => {
       const flag = `${o.short ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
-      return `  ${flag.padEnd(30)} ${o.description}`;
+      return `  ${flag.padEnd(30)} ${names(o.description)}`;
     });
   return [
     `Usage: micro-fn ${command.name} ${command.usage} [options]`,

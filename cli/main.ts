@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<void> {
       const target = name === 'help' ? rest[0] : undefined;
       if (target && commands[target]) {
         const { command } = await commands[target].load();
-        process.stdout.write(help(command, await command.sections?.()));
+        process.stdout.write(await help(command, await command.sections?.()));
       } else process.stdout.write(usage());
       code = 0;
     } else if (name === '--version' || name === '-v') {
@@ -72,7 +72,7 @@ export async function main(argv: string[]): Promise<void> {
       const sections = await command.sections?.();
       const args = parse(command, rest, sections);
       if (args.values.help) {
-        process.stdout.write(help(command, sections));
+        process.stdout.write(await help(command, sections));
         code = 0;
       } else {
         code = await command.run(args);

@@ -7,7 +7,6 @@
 import { relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
 import { cached, type CachedBuild } from '../kit/cache.js';
-import { bundleNode } from '../kit/node.js';
 import { packageRoot, source } from '../kit/package-root.js';
 
 export interface LocalBuildOptions {
@@ -26,8 +25,9 @@ export interface LocalBuildOptions {
  * const { definition, invokeOnce } = await import(pathToFileURL(file).href);
  */
 export async function buildLocal(entry: string, options: LocalBuildOptions = {}): Promise<CachedBuild> {
-  const build = (outdir: string) =>
-    bundleNode({
+  // Loaded on a cache miss only: a hit is on every `micro-fn invoke`'s start-up path.
+  const build = async (outdir: string) =>
+    (await import('../kit/node.js')).bundleNode({
       entry,
       outdir,
       contents: entryModule(entry),

@@ -3,23 +3,20 @@
  * from the descriptors in the catalog. Each plugin's code is imported only when it is chosen, so a process that
  * uses the local plugins never loads the NATS client.
  */
-import {
-  ConfigError,
-  readConfig,
-  type Broker,
-  type BrokerPlugin,
-  type BrokerSettings,
-  type Env,
-  type Platform,
-  type PluginContext,
-  type PluginDescriptor,
-  type PluginKind,
-  type Registry,
-  type RegistryPlugin,
-  type RuntimeConfig,
-  type Transport,
-  type TransportPlugin,
-} from '../core/index.js';
+import type { Broker } from '../core/broker.js';
+import { ConfigError, readConfig, type Env, type RuntimeConfig } from '../core/config.js';
+import type {
+  BrokerPlugin,
+  BrokerSettings,
+  Platform,
+  PluginContext,
+  PluginDescriptor,
+  PluginKind,
+  RegistryPlugin,
+  TransportPlugin,
+} from '../core/plugin.js';
+import type { Registry } from '../core/registry.js';
+import type { Transport } from '../core/transport.js';
 import { bundled, pluginModules } from './catalog.js';
 
 export interface Plugins {
