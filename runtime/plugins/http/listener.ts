@@ -23,7 +23,7 @@ export { DEFAULT_MAX_BODY_SIZE } from './route.js';
 export interface HttpListenerOptions {
   /** Where to bind: `127.0.0.1:0` (default), `:8080` (every interface), `[::1]:0` or `http://host:port`. */
   address?: string;
-  /** Largest request body in bytes; a larger one is answered 413 and its connection closed. Default 1 MiB. */
+  /** Largest request body in bytes; a larger one is answered 413 (and drained, within bounds). Default 1 MiB. */
   maxBodySize?: number;
   /** Milliseconds `close()` waits for in-flight replies before it cuts the connections left. Default 2000. */
   closeTimeout?: number;
@@ -37,6 +37,9 @@ export interface HttpListenerOptions {
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 2000;
+/** How much of a refused body is read and thrown away so its client can read the 413, and for how long. */
+const LINGER_BYTES = 8 * 1024 * 1024;
+const LINGER_MS = 2000;
 const ignore = (): void => {};
 
 /**
@@ -160,8 +163,16 @@ export class HttpListener implements Listener, ExchangeOwner {
     const ex = new Exchange(this, res, request.id, request.service);
     if (failure) {
       if (failure.code === 405) res.setHeader('allow', 'POST');
-      // A body we will not read: close the connection rather than wait for (or drain) it.
-      ex.fail(failure, failure.code === 413 || expectsContinue || this.#closing);
+      // A body too large to read but small enough to drain is discarded as it arrives, so the client finishes
+      // sending and reads its 413; closing while it still sends makes its socket reset, and most clients then
+      // report a failed connection instead of the answer. Anything else we will not read: close.
+      const drain =
+        failure.code === 413 &&
+        !expectsContinue &&
+        !this.#closing &&
+        Number(req.headers['content-length']) <= this.#maxBodySize + LINGER_BYTES;
+      ex.fail(failure, !drain && (failure.code === 413 || expectsContinue || this.#closing));
+      if (drain) discard(req, 0);
       return;
     }
     if (probe) {
@@ -176,7 +187,9 @@ export class HttpListener implements Listener, ExchangeOwner {
         request.body = body;
         this.#dispatch(ex, request);
       } else {
-        ex.fail(tooLarge(request.service, this.#maxBodySize), true);
+        // Over the limit mid-stream (no Content-Length): the 413 goes out now, the rest is drained (as above).
+        ex.fail(tooLarge(request.service, this.#maxBodySize));
+        discard(req, this.#maxBodySize);
       }
     });
   }
@@ -213,6 +226,27 @@ export async function createHttpListener(
   options?: HttpListenerOptions,
 ): Promise<HttpListener> {
   return new HttpListener(handler, options).start();
+}
+
+/**
+ * Reads and throws away the rest of a refused request body, so that its client finishes sending and reads the
+ * answer. Bounded: past LINGER_BYTES more, or LINGER_MS, the connection is cut.
+ */
+function discard(req: IncomingMessage, already: number): void {
+  let bytes = 0;
+  const cut = () => req.socket.destroy();
+  const timer = setTimeout(cut, LINGER_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes + already > already + LINGER_BYTES) {
+      clearTimeout(timer);
+      cut();
+    }
+  });
+  const done = () => clearTimeout(timer);
+  req.once('end', done).once('close', done);
+  req.resume();
 }
 
 function closingError(service: string): MicroError {

@@ -19,18 +19,21 @@ function assertError(res: Reply, code: number): void {
   assert.is(res.headers['content-type'], 'application/json');
 }
 
-failures('answers 413 from Content-Length before any of the body arrives, and closes the connection', async () => {
-  const { seen, handler } = recorder();
-  const listener = await listen(handler);
-  const text = await raw(
-    listener.address,
-    `POST / HTTP/1.1\r\nHost: x\r\nMicro-Endpoint: A.B\r\nContent-Length: ${DEFAULT_MAX_BODY_SIZE + 1}\r\n\r\n{`,
-  );
-  assert.match(text, /^HTTP\/1\.1 413 /);
-  assert.match(text, /\r\nmicro-error: \{"id":"micro-fn","code":413,/i);
-  assert.match(text, /"status":"Payload Too Large"\}$/);
-  assert.is(seen.length, 0);
-});
+failures(
+  'answers 413 from Content-Length before any of the body arrives, and cuts a connection whose body never comes',
+  async () => {
+    const { seen, handler } = recorder();
+    const listener = await listen(handler);
+    const text = await raw(
+      listener.address,
+      `POST / HTTP/1.1\r\nHost: x\r\nMicro-Endpoint: A.B\r\nContent-Length: ${DEFAULT_MAX_BODY_SIZE + 1}\r\n\r\n{`,
+    );
+    assert.match(text, /^HTTP\/1\.1 413 /);
+    assert.match(text, /\r\nmicro-error: \{"id":"micro-fn","code":413,/i);
+    assert.match(text, /"status":"Payload Too Large"\}$/);
+    assert.is(seen.length, 0);
+  },
+);
 
 failures('answers 413 to a chunked body once it passes maxBodySize, and closes the connection', async () => {
   const { seen, handler } = recorder();
@@ -55,6 +58,21 @@ failures('answers 413 to a 2 MiB chunked upload from fetch with the default limi
   assert.ok(res.headers.get('micro-error'));
   assert.is(((await res.json()) as { code: number }).code, 413);
 });
+
+failures(
+  'drains a body declared too large, so a client that sends it whole reads its 413 (20 of 20, none reset)',
+  async () => {
+    const listener = await listen(recorder().handler);
+    const body = 'x'.repeat(2 * DEFAULT_MAX_BODY_SIZE);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await withTimeout(fetch(`${listener.address}/a/B.C`, { method: 'POST', body }), 5000, 'fetch');
+      statuses.push(res.status);
+      await res.text();
+    }
+    assert.equal(statuses, Array(20).fill(413));
+  },
+);
 
 failures('answers 405 with Allow: POST to other methods', async () => {
   const listener = await listen(recorder().handler);
