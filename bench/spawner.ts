@@ -14,6 +14,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildLocal } from '../adapters/local/build.js';
+import { readCredential } from '../runtime/plugins/local/credential.js';
 import { cliRun, root, startServe, stopServe } from './serve.js';
 import { fmt, ratio, summarize } from './stats.js';
 
@@ -97,7 +98,7 @@ async function warm({ cliEnv, servers }: Setup): Promise<string[]> {
   for (let i = 0; i < 410; i++) {
     // A warm invocation: the pool is full again (its refill has finished starting). Waiting for it keeps
     // the machine lightly busy, as a spawner with traffic is; both sides are measured in that state.
-    await poolFull(gateway, 'helloworld', 2);
+    await poolFull(gateway, 'helloworld', 2, cliEnv.MICRO_FN_HOME!);
     // The baseline first: after our call the used process exits and the spawner refills (a process starting),
     // and the baseline must not pay for that.
     const tb = performance.now();
@@ -207,9 +208,12 @@ function startBare(servers: ChildProcess[]): Promise<string> {
   });
 }
 
-async function poolFull(gateway: string, name: string, size: number): Promise<void> {
+/** Resolves once function `name` of the serve at `gateway` (its MICRO_FN_HOME: `home`) has `size` warm processes. */
+export async function poolFull(gateway: string, name: string, size: number, home: string): Promise<void> {
+  // The control service needs serve's credential, as the CLI sends it.
+  const headers = { authorization: `Bearer ${readCredential(home)!.control}` };
   for (;;) {
-    const res = await fetch(`${gateway}/micro-fn/Runtime.List`, { method: 'POST', body: '{}' });
+    const res = await fetch(`${gateway}/micro-fn/Runtime.List`, { method: 'POST', body: '{}', headers });
     const { functions } = (await res.json()) as { functions: { name: string; stats: { warm: number } }[] };
     if ((functions.find((f) => f.name === name)?.stats.warm ?? 0) >= size) return;
     await new Promise((r) => setTimeout(r, 5));

@@ -1,7 +1,7 @@
 import { UserError, isMicroError } from '../runtime/core/errors.js';
 import { duration, jsonArgument, metadataFlags, pluginOptions, defineCommand } from './command.js';
 import { write } from './output.js';
-import { withSession } from './plugins.js';
+import { gatewayAuthorization, withSession } from './plugins.js';
 
 export const command = defineCommand({
   name: 'call',
@@ -36,7 +36,11 @@ export const command = defineCommand({
     const metadata = metadataFlags(values.metadata);
     const timeout = duration(values.timeout, 'timeout') ?? 30_000;
     const retries = values.retries === undefined ? undefined : Number(values.retries);
-    return withSession(values, async ({ client }) => {
+    return withSession(values, async (session) => {
+      const { client } = session;
+      // Under serve --auth, a token the CLI signs, unless the user brought one.
+      if (!session.env.MICRO_AUTH_TOKEN && !Object.keys(metadata).some((k) => k.toLowerCase() === 'authorization'))
+        Object.assign(metadata, await gatewayAuthorization(session, service, endpoint, timeout));
       try {
         const reply = await client.request(service, endpoint, request, { metadata, timeout, retries });
         if (values['show-metadata']) process.stderr.write(`${JSON.stringify(reply.metadata)}\n`);

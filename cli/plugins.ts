@@ -1,7 +1,13 @@
 /** The registry, broker and client a command works with, from the environment and the plugin flags. */
 import { Client } from '../runtime/core/client.js';
+import { userInfo } from 'node:os';
+import { AUTH_TOKEN_ENV } from '../runtime/core/credential.js';
+import { isLoopback } from '../runtime/core/loopback.js';
+import { readCredential } from '../runtime/plugins/local/credential.js';
+import { microFnHome } from '../runtime/plugins/local/home.js';
 import {
   callControl,
+  controlToken,
   runtimeAddress,
   type ControlApi,
   type ControlEndpoint,
@@ -22,7 +28,14 @@ export async function withSession<T>(
 ): Promise<T> {
   const env = envWithFlags(values);
   const plugins = await resolvePlugins(env);
-  const client = new Client({ registry: plugins.registry, broker: plugins.broker, transports: plugins.transports });
+  // A token of the user's own (MICRO_AUTH_TOKEN) goes with every call and publish, as a function's does.
+  const token = env[AUTH_TOKEN_ENV];
+  const client = new Client({
+    registry: plugins.registry,
+    broker: plugins.broker,
+    transports: plugins.transports,
+    ...(token ? { metadata: { authorization: `Bearer ${token}` } } : {}),
+  });
   try {
     return await fn({ env, plugins, client });
   } finally {
@@ -47,5 +60,36 @@ export async function callRuntime<E extends ControlEndpoint>(
   options: { runtime?: string; timeout?: number } = {},
 ): Promise<ControlApi[E]['response']> {
   const address = await runtimeAddress(session.plugins.registry, options.runtime);
-  return callControl(session.client, endpoint, request, { timeout: options.timeout, address });
+  const token = controlToken(address, () => readCredential(microFnHome(session.env)));
+  return callControl(session.client, endpoint, request, { timeout: options.timeout, address, token });
+}
+
+/**
+ * What a call from the CLI sends as `Authorization` when the user gave no token (MICRO_AUTH_TOKEN, `--metadata
+ * authorization=…`) and the service is served by a `serve --auth` on this machine (its nodes say `auth: jwt`): a token
+ * the CLI signs with the credential's key, for the scopes the rules ask of this endpoint, valid for `ms`. The user who
+ * holds the key could sign any token; this one only spares them doing it by hand.
+ */
+export async function gatewayAuthorization(
+  session: Session,
+  service: string,
+  endpoint: string,
+  ms: number,
+): Promise<Record<string, string> | undefined> {
+  const nodes = (await session.plugins.registry.getService(service)).flatMap((s) => s.nodes);
+  if (!nodes.some((n) => n.metadata.auth === 'jwt' && isLoopback(n.address))) return undefined;
+  const home = microFnHome(session.env);
+  const credential = readCredential(home);
+  if (!credential) return undefined;
+  const [{ signToken, signingKey }, { readRules, ruleFor }] = await Promise.all([
+    import('../serve/auth/jwt.js'),
+    import('../serve/auth/rules.js'),
+  ]);
+  const rule = ruleFor(readRules(home), service, endpoint);
+  const token = await signToken(signingKey(credential.jwtKey), {
+    subject: `cli:${userInfo().username}`,
+    scopes: rule.scopes ?? [],
+    ttl: Math.ceil(ms / 1000) + 5,
+  });
+  return { authorization: `Bearer ${token}` };
 }

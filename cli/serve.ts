@@ -5,6 +5,8 @@ import { createMemoryBroker } from '../runtime/plugins/memory/broker.js';
 import { choose, resolvePlugins } from '../runtime/plugins/resolve.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LocalRuntime } from '../serve/runtime.js';
+import { isLoopbackHost } from '../runtime/core/loopback.js';
+import { parseListenAddress } from '../runtime/plugins/http/address.js';
 import { duration, envWithFlags, pluginOptions, defineCommand } from './command.js';
 
 export const DEFAULT_GATEWAY = '127.0.0.1:52980';
@@ -21,6 +23,10 @@ export const command = defineCommand({
     'The gateway also serves the part of the AWS Lambda API that `micro-fn deploy --target lambda --endpoint`',
     'and Lambda invokes use (under /2015-03-31/), running deployed zips in Lambda execution environments (up to',
     '--concurrency per function version); and serve triggers Lambda functions with subscribers from its broker.',
+    '',
+    'Control (deploy, remove, dlq, subscriptions, the Lambda API) needs the credential serve makes on its first start in',
+    'MICRO_FN_HOME/auth/credential.json (0600); the CLI of the same user uses it by itself (`micro-fn auth aws` for the',
+    'AWS CLI). Calls are open on loopback; --auth makes them need a token, and is required off loopback.',
   ].join('\n'),
   options: {
     address: {
@@ -56,6 +62,11 @@ export const command = defineCommand({
       description:
         'how long a message may go without news (a `micro-fn run` subscriber, or a JetStream delivery whose host died) before it is delivered again (default 30s)',
     },
+    auth: {
+      type: 'boolean',
+      description:
+        'calls through the gateway, and Broker.Publish, need a token (micro-fn auth token) the rules accept (micro-fn auth rule); needed to bind an address other machines can reach',
+    },
     watch: {
       type: 'boolean',
       short: 'w',
@@ -68,10 +79,18 @@ export const command = defineCommand({
     },
     ...pluginOptions,
   },
-  examples: ['micro-fn serve', 'micro-fn serve --watch', 'micro-fn serve --pool 0 --timeout 5s'],
+  examples: [
+    'micro-fn serve',
+    'micro-fn serve --watch',
+    'micro-fn serve --pool 0 --timeout 5s',
+    'micro-fn serve --auth --address 0.0.0.0:52980',
+  ],
   async run({ values }) {
     const env = envWithFlags(values);
     const config = readConfig(env);
+    const address = values.address ?? DEFAULT_GATEWAY;
+    const auth = values.auth === true;
+    refuseExposed(address, auth);
     const concurrency = count(values.concurrency, 'concurrency', availableParallelism() * 2, 1);
     const ackWait = duration(values['ack-wait'], 'ack-wait');
     // serve hosts the broker itself unless the configured one is shared with other hosts (NATS, JetStream).
@@ -85,7 +104,8 @@ export const command = defineCommand({
       home: microFnHome(env),
       registry,
       broker,
-      address: values.address ?? DEFAULT_GATEWAY,
+      address,
+      auth,
       env,
       pool: count(values.pool, 'pool', 1, 0),
       concurrency,
@@ -103,7 +123,9 @@ export const command = defineCommand({
       await Promise.allSettled([plugins.close(), broker.close?.()]);
       throw err;
     }
-    process.stderr.write(`micro-fn serve listening on ${runtime.address}\n`);
+    process.stderr.write(
+      `micro-fn serve listening on ${bound(address, runtime.address)}${auth ? ' (--auth: calls need a token)' : ''}\n`,
+    );
     await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
     process.stderr.write('micro-fn serve stopping\n');
     await runtime.stop();
@@ -111,6 +133,26 @@ export const command = defineCommand({
     return 0;
   },
 });
+
+/**
+ * Without --auth, anything that reaches the gateway may call every function: serve binds loopback only then.
+ * Wildcards (`:8080`, 0.0.0.0, ::), names other than localhost and other addresses need --auth.
+ */
+function refuseExposed(address: string, auth: boolean): void {
+  const { host } = parseListenAddress(address);
+  if (auth || isLoopbackHost(host)) return;
+  throw new UserError(
+    `--address ${address} can be reached from other machines, which could then call every function: add --auth (calls then need a token: micro-fn auth token), or bind 127.0.0.1`,
+  );
+}
+
+/** The address bound, as asked (a wildcard stays one) with the port taken; and where it is registered if that differs. */
+function bound(asked: string, registered: string): string {
+  const { host } = parseListenAddress(asked);
+  const port = new URL(registered).port;
+  const shown = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return shown === registered ? shown : `${shown} (registered as ${registered})`;
+}
 
 function count(value: unknown, flag: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BrokerMessage, Subscription } from '../runtime/core/broker.js';
 import type { Env } from '../runtime/core/config.js';
+import type { Credential } from '../runtime/core/credential.js';
 import type { Registry } from '../runtime/core/registry.js';
 
 /** serve, as an extension sees it. */
@@ -17,6 +18,8 @@ export interface Host {
   registry: Registry;
   /** serve's environment (AWS settings, MICRO_*). */
   env: Env;
+  /** serve's credential (MICRO_FN_HOME/auth/credential.json): the keys an API serve hosts checks callers against. */
+  credential: Credential;
   /** What every function serve runs starts from: serve's MICRO_* settings and its MICRO_FN_HOME. */
   functionEnv(): Record<string, string>;
   /** Invocations at once per function (`serve --concurrency`). */

@@ -29,6 +29,14 @@ import { FunctionPool, type Outcome } from './pool.js';
 import type { Extension } from './extension.js';
 import { extensions } from './extensions.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
+import { Guard } from './auth/guard.js';
+import {
+  AUTH_TOKEN_ENV,
+  FUNCTION_AWS_KEY_ID,
+  FUNCTION_AWS_SECRET,
+  type Credential,
+} from '../runtime/core/credential.js';
+import { ensureCredential } from '../runtime/plugins/local/credential.js';
 
 export interface RuntimeOptions {
   home: string;
@@ -53,6 +61,8 @@ export interface RuntimeOptions {
   watch?: boolean;
   /** Milliseconds a remote subscriber may hold a message without news before it is delivered again. */
   ackWait?: number;
+  /** `serve --auth`: calls through the gateway (and Broker.Publish) need a token the rules accept. */
+  auth?: boolean;
 }
 
 interface Deployed {
@@ -80,6 +90,13 @@ export class LocalRuntime {
   readonly remote: RemoteSubscriptions;
   /** The parts hosted beside local functions (serve/extensions.ts). */
   #extensions: Extension[] = [];
+  /** The credential of MICRO_FN_HOME, and what checks it: every request passes here first (#handle). */
+  #credential: Credential | undefined;
+  #guard: Guard | undefined;
+  /** Under --auth, the token of the Lambda functions serve runs (they share one environment). */
+  #lambdaToken: string | undefined;
+  /** Under --auth, the id of each pool's function token, revoked when the pool retires. */
+  readonly #tokenIds = new WeakMap<FunctionPool, string>();
 
   constructor(options: RuntimeOptions) {
     this.options = options;
@@ -94,12 +111,17 @@ export class LocalRuntime {
 
   async start(): Promise<void> {
     const o = this.options;
+    const credential = (this.#credential = ensureCredential(o.home));
+    const say = (line: string) => process.stderr.write(`[micro-fn serve] ${line}\n`);
+    const guard = (this.#guard = new Guard({ credential, home: o.home, tokens: o.auth === true, say }));
+    if (guard.tokens) this.#lambdaToken = await guard.functionToken('lambda', 'lambda');
     this.#extensions = extensions.map((make) =>
       make({
         home: o.home,
         nodeId: this.#nodeId,
         registry: o.registry,
         env: o.env,
+        credential,
         functionEnv: () => this.#functionEnv(),
         concurrency: o.concurrency,
         log: (name, invocation, line) => this.#logs.write(name, invocation, 'stdout', line),
@@ -121,7 +143,33 @@ export class LocalRuntime {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.options.env)) if (k.startsWith('MICRO_') && v !== undefined) env[k] = v;
     env.MICRO_FN_HOME = this.options.home;
+    // The local Lambda API's invoke-only pair (never the administrator's, never the control token).
+    if (this.#credential) {
+      env[FUNCTION_AWS_KEY_ID] = this.#credential.awsInvoke.accessKeyId;
+      env[FUNCTION_AWS_SECRET] = this.#credential.awsInvoke.secretAccessKey;
+    }
+    if (this.#lambdaToken) env[AUTH_TOKEN_ENV] = this.#lambdaToken;
     return env;
+  }
+
+  /**
+   * Under --auth, puts a function's own token in `env` (unless the function declares one), so it can call and
+   * publish when its caller gave no token. Its name is known only once its first process is ready: until then the
+   * token says `function`; then processes started later get one with the name, under the same id. Returns the id.
+   */
+  async #giveToken(
+    env: Record<string, string>,
+    declared: Record<string, string> | undefined,
+    id?: string,
+    name?: string,
+    pool?: FunctionPool,
+  ): Promise<string | undefined> {
+    const guard = this.#guard!;
+    if (!guard.tokens || declared?.[AUTH_TOKEN_ENV] !== undefined) return undefined;
+    id ??= guard.newFunctionId();
+    env[AUTH_TOKEN_ENV] = await guard.functionToken(id, name);
+    if (pool) this.#tokenIds.set(pool, id);
+    return id;
   }
 
   async #handle(request: ServerRequest): Promise<ServerResponse> {
@@ -132,6 +180,15 @@ export class LocalRuntime {
         body: encoder.encode('{"status":"ok"}'),
         metadata: new Metadata(),
       };
+    // The one check before dispatch: the control token for the control service (Broker.Publish excepted: it only
+    // triggers functions, so it is open as a call is), and under --auth a token the rules accept for every call.
+    const guard = this.#guard!;
+    let denied =
+      request.service === RUNTIME_SERVICE && request.endpoint !== 'Broker.Publish'
+        ? guard.control(request.metadata)
+        : guard.call(request.service, request.endpoint, request.metadata);
+    if (denied instanceof Promise) denied = await denied;
+    if (denied) return errorReply(denied);
     if (request.service === RUNTIME_SERVICE) return this.#control.dispatcher.handle(request);
     const fn = this.#functions.get(request.service);
     if (!fn) return errorReply(errors.notFound('micro-fn', `service ${request.service || '(none)'} not found`));
@@ -158,6 +215,7 @@ export class LocalRuntime {
   async deploy(request: DeployRequest): Promise<FunctionInfo> {
     const o = this.options;
     const env: Record<string, string> = { ...this.#functionEnv(), ...request.env, MICRO_FN_HOME: o.home };
+    const tokenId = await this.#giveToken(env, request.env);
     const size = request.pool ?? o.pool;
     let name = '(deploying)';
     const pool = new FunctionPool({
@@ -174,6 +232,7 @@ export class LocalRuntime {
     const ready = await pool.describe();
     name = ready.name;
     pool.options.name = name; // known only once the first process has described the function
+    if (tokenId) await this.#giveToken(pool.options.env, request.env, tokenId, name, pool);
     const info: FunctionInfo = {
       name,
       version: ready.version,
@@ -263,6 +322,8 @@ export class LocalRuntime {
     await Promise.all(deployed.subscriptions.map((s) => s.unsubscribe()));
     if (deregister) await this.options.registry.deregister(this.#record(deployed.info)).catch(() => {});
     await deployed.pool.close();
+    const tokenId = this.#tokenIds.get(deployed.pool);
+    if (tokenId) this.#guard?.revoke(tokenId);
     // Bundles that deploy put under MICRO_FN_HOME/functions go with their version.
     const dir = dirname(deployed.info.bundle);
     if (dirname(dir) === join(this.options.home, 'functions'))
@@ -299,7 +360,14 @@ export class LocalRuntime {
         ...info.endpoints.map((name) => ({ name, metadata: {} })),
         ...info.topics.map((name) => ({ name, metadata: { subscriber: 'true' } })),
       ],
-      nodes: [{ id: `${info.name}-${this.#nodeId}`, address: this.address, metadata: { gateway: 'true' } }],
+      nodes: [
+        {
+          id: `${info.name}-${this.#nodeId}`,
+          address: this.address,
+          // `auth: jwt`: calls need a token (serve --auth); the CLI then signs one with the credential.
+          metadata: { gateway: 'true', ...(this.#guard?.tokens ? { auth: 'jwt' } : {}) },
+        },
+      ],
     };
   }
 
@@ -333,6 +401,7 @@ export class LocalRuntime {
     // After the gateway: a request to a mounted API in flight was still answered.
     await Promise.allSettled(this.#extensions.map((e) => e.stop()));
     await this.#logs.close();
+    this.#guard?.close();
   }
 }
 

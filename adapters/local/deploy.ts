@@ -9,8 +9,10 @@ import type { Client } from '../../runtime/core/client.js';
 import type { Env } from '../../runtime/core/config.js';
 import type { Registry } from '../../runtime/core/registry.js';
 import { microFnHome } from '../../runtime/plugins/local/home.js';
+import { readCredential } from '../../runtime/plugins/local/credential.js';
 import {
   callControl,
+  controlToken,
   runtimeAddress,
   type DeployRequest,
   type FunctionInfo,
@@ -37,5 +39,11 @@ export async function deployLocal(options: LocalDeployOptions): Promise<Function
   const outdir = join(microFnHome(hostEnv), 'functions', `${Date.now().toString(36)}-${process.pid}`);
   const built = await buildLocal(entry, { outdir });
   onProgress?.(`built ${entry} (${(built.size / 1024).toFixed(1)} KiB in ${built.ms} ms)`);
-  return callControl(client, 'Runtime.Deploy', { bundle: built.file, entry, ...limits }, { address, timeout: 120_000 });
+  const token = controlToken(address, () => readCredential(microFnHome(hostEnv)));
+  return callControl(
+    client,
+    'Runtime.Deploy',
+    { bundle: built.file, entry, ...limits },
+    { address, timeout: 120_000, token },
+  );
 }

@@ -6,6 +6,8 @@
 import type { Broker, BrokerMessage } from './broker.js';
 import { Client } from './client.js';
 import type { Env } from './config.js';
+import { AUTH_TOKEN_ENV } from './credential.js';
+import { headers } from './metadata.js';
 import { errors, toMicroError } from './errors.js';
 import { createFunction, type FunctionOutcome, type MicroFunction } from './function.js';
 import type { Registry } from './registry.js';
@@ -68,6 +70,15 @@ export interface StandaloneOptions {
 const defaultReport = (message: string, error: unknown) => console.error(message, error);
 
 /**
+ * The function's own token (MICRO_AUTH_TOKEN: `serve --auth` gives one to each function it runs), sent on its calls
+ * and publishes when the caller's, which the handler's client carries on, is absent: go-micro's service account.
+ */
+function ownToken(env: Env): Record<string, string> | undefined {
+  const token = env[AUTH_TOKEN_ENV];
+  return token ? { [headers.authorization]: `Bearer ${token}` } : undefined;
+}
+
+/**
  * Runs invocations of one definition, each in a fresh one-shot Function.
  * @example
  * import { Runner } from 'micro-fn';
@@ -107,7 +118,7 @@ export class Runner {
     const { env, scope } = this.#options;
     let own: Promise<PluginSet> | undefined;
     const load = scope === 'host' ? this.#loadShared : () => (own ??= this.#options.plugins());
-    const fn = createFunction(this.definition, { client: new Client({ load }), env });
+    const fn = createFunction(this.definition, { client: new Client({ load, metadata: ownToken(env) }), env });
     const end = async (): Promise<FunctionOutcome> => {
       const outcome = await fn.stop();
       await (await own?.catch(() => undefined))?.close().catch(() => {});
@@ -184,9 +195,21 @@ export class Runner {
  */
 export async function listenOnce(definition: ServiceDefinition, options: StandaloneOptions): Promise<FunctionOutcome> {
   const { plugins } = options;
+  const metadata = ownToken(options.env);
   try {
     const fn = createFunction(definition, {
       env: options.env,
+      // With a token of its own, the function's client sends it (otherwise the Service makes its client).
+      ...(metadata
+        ? {
+            client: new Client({
+              registry: plugins.registry,
+              broker: plugins.broker,
+              transports: plugins.transports,
+              metadata,
+            }),
+          }
+        : {}),
       registry: plugins.registry,
       broker: plugins.broker,
       transport: options.transport,

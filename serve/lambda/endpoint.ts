@@ -2,7 +2,8 @@
  * The local Lambda API that `micro-fn serve` mounts under `/2015-03-31/`: the part of Lambda's REST API that
  * `micro-fn deploy --target lambda` and the Lambda transport use, answered in AWS's shapes so the AWS SDK
  * (and its waiters) work against it unchanged. Functions run from their deployment packages the way Lambda
- * runs them (functions.ts). Request signatures are not checked: serve listens on 127.0.0.1 by default.
+ * runs them (functions.ts). Every request must be signed with AWS Signature Version 4 by a key serve accepts
+ * (sigv4.ts), checked before anything runs.
  * https://docs.aws.amazon.com/lambda/latest/api/API_Operations.html
  */
 import { randomUUID } from 'node:crypto';
@@ -11,6 +12,7 @@ import { LambdaApiError, apiErrors } from './api-error.js';
 import { readSettings } from './configuration.js';
 import { Functions, type FunctionsOptions } from './functions.js';
 import { MAX_RESPONSE_BYTES } from './runtime-api.js';
+import { authErrors, checkSignature, type AcceptedKey } from './sigv4.js';
 
 export interface LambdaEndpointOptions extends Omit<FunctionsOptions, 'defaults' | 'maxEnvironments' | 'log'> {
   /** Environment variables every function gets beneath its own (serve passes its `MICRO_*`). */
@@ -19,6 +21,8 @@ export interface LambdaEndpointOptions extends Omit<FunctionsOptions, 'defaults'
   maxEnvironments?: number;
   /** Receives every line a function writes (and Lambda's START/END/REPORT lines). */
   log?: FunctionsOptions['log'];
+  /** The keys requests must be signed with (SigV4); an `invokeOnly` key may call Invoke and nothing else. */
+  keys: readonly AcceptedKey[];
 }
 
 /** The path prefix of the API. */
@@ -39,14 +43,17 @@ interface Reply {
 
 /**
  * @example
- * const lambda = new LambdaEndpoint({ dir: '/tmp/micro-fn-lambda' });
+ * const keys = [{ accessKeyId: 'MFNA…', secretAccessKey: '…', invokeOnly: false }];
+ * const lambda = new LambdaEndpoint({ dir: '/tmp/micro-fn-lambda', keys });
  * const server = createServer((req, res) => lambda.handle(req, res)).listen(0, '127.0.0.1');
- * // new LambdaClient({ endpoint: 'http://127.0.0.1:PORT', region: 'us-east-1', credentials }).send(new CreateFunctionCommand({...}))
+ * // new LambdaClient({ endpoint: 'http://127.0.0.1:PORT', region: 'us-east-1', credentials: keys[0] }).send(new CreateFunctionCommand({...}))
  */
 export class LambdaEndpoint {
   readonly #functions: Functions;
+  readonly #keys: ReadonlyMap<string, AcceptedKey>;
 
   constructor(options: LambdaEndpointOptions) {
+    this.#keys = new Map(options.keys.map((k) => [k.accessKeyId, k]));
     this.#functions = new Functions({
       dir: options.dir,
       defaults: options.defaults ?? {},
@@ -59,10 +66,30 @@ export class LambdaEndpoint {
   handle(req: IncomingMessage, res: ServerResponse): void {
     req.on('error', () => {});
     if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
-    this.#serve(req).then(
+    this.#authenticated(req).then(
       (reply) => send(res, reply),
       (err: unknown) => send(res, failure(err)),
     );
+  }
+
+  /**
+   * The one check before anything runs or is read: the request's SigV4 signature (sigv4.ts). Its form, key and date
+   * are checked first; then the body is read, once and within its operation's bound, and the signature checked over
+   * it; only then is the operation served, with that body. An invoke-only key may call Invoke only.
+   */
+  async #authenticated(req: IncomingMessage): Promise<Reply> {
+    const signed = checkSignature(req, this.#keys);
+    const operation = operationOf(req);
+    if (signed.key.invokeOnly && operation !== 'InvokeFunction')
+      throw authErrors.denied(
+        `User: arn:aws:iam::000000000000:user/${signed.key.accessKeyId} is not authorized to perform: lambda:${operation}: its key may call Invoke only`,
+      );
+    const max = operation === 'InvokeFunction' ? MAX_RESPONSE_BYTES : MAX_BODY;
+    const body = await readBody(req, max);
+    if (body === undefined)
+      throw apiErrors.tooLarge(`Request must be smaller than ${max} bytes for the ${operation} operation`);
+    signed.verify(body);
+    return this.#serve(req, body);
   }
 
   /** Stops every execution environment and removes the unpacked packages. */
@@ -70,7 +97,7 @@ export class LambdaEndpoint {
     return this.#functions.close();
   }
 
-  async #serve(req: IncomingMessage): Promise<Reply> {
+  async #serve(req: IncomingMessage, raw: Buffer): Promise<Reply> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = ROUTE.exec(url.pathname);
     const method = req.method ?? 'GET';
@@ -81,7 +108,7 @@ export class LambdaEndpoint {
     if (!match) throw notImplemented(method, url.pathname);
     if (!target) {
       if (method !== 'POST') throw notImplemented(method, url.pathname);
-      const body = await readJson(req, MAX_BODY);
+      const body = jsonObject(raw);
       const name = typeof body.FunctionName === 'string' ? functionRef(body.FunctionName).name : '';
       if (body.Publish === true)
         throw apiErrors.invalidParameter(
@@ -100,7 +127,7 @@ export class LambdaEndpoint {
       case 'GET configuration':
         return { status: 200, body: fns.get(name, qualifier) };
       case 'PUT code': {
-        const body = await readJson(req, MAX_BODY);
+        const body = jsonObject(raw);
         if (body.Publish === true || body.DryRun === true)
           throw apiErrors.invalidParameter(
             'Publish and DryRun are not supported by the local endpoint: call PublishVersion once the update is done',
@@ -110,17 +137,17 @@ export class LambdaEndpoint {
       case 'PUT configuration':
         return {
           status: 200,
-          body: fns.updateConfiguration(name, readSettings(await readJson(req, MAX_BODY), fns.get(name))),
+          body: fns.updateConfiguration(name, readSettings(jsonObject(raw), fns.get(name))),
         };
       case 'POST versions': {
-        const body = await readJson(req, MAX_BODY);
+        const body = jsonObject(raw);
         return {
           status: 201,
           body: fns.publish(name, optional(body.CodeSha256, 'CodeSha256'), optional(body.Description, 'Description')),
         };
       }
       case 'POST aliases': {
-        const body = await readJson(req, MAX_BODY);
+        const body = jsonObject(raw);
         const alias = fns.createAlias(
           name,
           required(body.Name, 'Name'),
@@ -130,7 +157,7 @@ export class LambdaEndpoint {
         return { status: 201, body: alias };
       }
       case 'PUT aliases/': {
-        const body = await readJson(req, MAX_BODY);
+        const body = jsonObject(raw);
         return {
           status: 200,
           body: fns.updateAlias(
@@ -142,21 +169,16 @@ export class LambdaEndpoint {
         };
       }
       case 'POST invocations':
-        return this.#invoke(req, name, qualifier ?? undefined);
+        return this.#invoke(req, raw, name, qualifier ?? undefined);
     }
     throw notImplemented(method, url.pathname);
   }
 
   /** Invoke: RequestResponse (200, the payload), Event (202, runs after the answer) or DryRun (204). */
-  async #invoke(req: IncomingMessage, name: string, qualifier: string | undefined): Promise<Reply> {
+  async #invoke(req: IncomingMessage, payload: Buffer, name: string, qualifier: string | undefined): Promise<Reply> {
     const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
     if (!INVOCATION_TYPES.has(type))
       throw apiErrors.invalidParameter(`X-Amz-Invocation-Type must be RequestResponse, Event or DryRun; got ${type}`);
-    const payload = await readBody(req, MAX_RESPONSE_BYTES);
-    if (payload === undefined)
-      throw apiErrors.tooLarge(
-        `Request must be smaller than ${MAX_RESPONSE_BYTES} bytes for the InvokeFunction operation`,
-      );
     const text = payload.byteLength === 0 ? '{}' : payload.toString('utf8');
     try {
       JSON.parse(text);
@@ -242,9 +264,28 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined
   });
 }
 
-async function readJson(req: IncomingMessage, max: number): Promise<Record<string, unknown>> {
-  const body = await readBody(req, max);
-  if (body === undefined) throw apiErrors.tooLarge(`the request is larger than ${max} bytes`);
+/** The operation a request asks for, by the name of its IAM action (`lambda:<name>`) and of its size limit. */
+function operationOf(req: IncomingMessage): string {
+  const path = (req.url ?? '/').split('?')[0]!;
+  const [, ref, part, sub] = ROUTE.exec(path) ?? [];
+  const route = `${req.method ?? 'GET'} ${ref === undefined ? '-' : `${part ?? ''}${sub === undefined ? '' : '/'}`}`;
+  return OPERATIONS[route] ?? 'UnknownOperation';
+}
+
+const OPERATIONS: Record<string, string> = {
+  'POST -': 'CreateFunction',
+  'GET ': 'GetFunction',
+  'GET configuration': 'GetFunctionConfiguration',
+  'PUT code': 'UpdateFunctionCode',
+  'PUT configuration': 'UpdateFunctionConfiguration',
+  'POST versions': 'PublishVersion',
+  'POST aliases': 'CreateAlias',
+  'PUT aliases/': 'UpdateAlias',
+  'POST invocations': 'InvokeFunction',
+};
+
+/** A request body (read at the entry) as a JSON object. */
+function jsonObject(body: Buffer): Record<string, unknown> {
   try {
     const value: unknown = body.byteLength === 0 ? {} : JSON.parse(body.toString('utf8'));
     if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;

@@ -19,6 +19,11 @@ export function lambdaExtension(host: Host): Extension {
           defaults: host.functionEnv(),
           maxEnvironments: host.concurrency,
           log: (name, requestId, line) => host.log(name, requestId, line),
+          // The administrator's pair (the CLI, the AWS CLI and SDK) and the functions' invoke-only pair.
+          keys: [
+            { ...host.credential.aws, invokeOnly: false },
+            { ...host.credential.awsInvoke, invokeOnly: true },
+          ],
         }),
     ));
   return {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readCredential } from '../../runtime/plugins/local/credential.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'cli', 'bin.mjs');
@@ -139,4 +140,11 @@ export function start(args: string[], env: Record<string, string>): Running {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
   };
+}
+
+/** The header serve's control service needs: its credential's control token, read from `home` as the CLI reads it. */
+export function controlHeaders(home: string): Record<string, string> {
+  const credential = readCredential(home);
+  if (!credential) throw new Error(`no credential in ${home}: has serve started there?`);
+  return { authorization: `Bearer ${credential.control}` };
 }

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, lastJson, start, tempHome, type Running } from './helpers.js';
+import { cli, controlHeaders, lastJson, start, tempHome, type Running } from './helpers.js';
 import { eventually, sleep, withTimeout } from '../helpers.js';
 
 let scratch: ReturnType<typeof tempHome>;
@@ -34,7 +34,7 @@ const post = (path: string, body: string, headers: Record<string, string> = {}) 
 
 /** A deployed function's pool figures, as `Runtime.List` reports them. */
 async function poolStats(name: string): Promise<{ warm: number; starting: number } | undefined> {
-  const { functions } = (await (await post('/micro-fn/Runtime.List', '{}')).json()) as {
+  const { functions } = (await (await post('/micro-fn/Runtime.List', '{}', controlHeaders(scratch.home))).json()) as {
     functions: { name: string; stats: { warm: number; starting: number } }[];
   };
   return functions.find((f) => f.name === name)?.stats;

@@ -18,34 +18,58 @@ import { Client } from '../../core/client.js';
 import { errors, isMicroError } from '../../core/errors.js';
 import type { Registry } from '../../core/registry.js';
 import type { Transport } from '../../core/transport.js';
-import { callControl, type ControlApi, type ControlEndpoint, type RemoteDelivery } from './protocol.js';
+import { isLoopback } from '../../core/loopback.js';
+import { Metadata } from '../../core/metadata.js';
+import { readCredential } from './credential.js';
+import { RUNTIME_SERVICE, type ControlApi, type ControlEndpoint, type RemoteDelivery } from './protocol.js';
 
 export interface LocalBrokerOptions {
   registry: Registry;
   /** A transport for `http://` addresses. */
   transport: Transport;
+  /**
+   * MICRO_FN_HOME: subscribing needs serve's credential, read from there when first needed. Without it, only
+   * publishing works (and, under `serve --auth`, only with a token).
+   */
+  home?: string;
 }
 
 export class LocalBroker implements Broker {
+  /** Calls that send serve's control token: subscriptions, and a publish serve refused without one. */
   readonly #client: Client;
+  /** Publishes: with the publisher's own token (the message's `Authorization`), if any; serve's is not read. */
+  readonly #open: Client;
   readonly #subscriptions = new Set<RemoteSubscription>();
   #closed = false;
 
   constructor(options: LocalBrokerOptions) {
-    this.#client = new Client({ registry: options.registry, transports: [options.transport], retries: 2 });
+    const { registry, transport, home } = options;
+    let token: string | null | undefined;
+    // Read once, when first needed: a process that only publishes never opens the credential.
+    const read = () => (token ??= (home === undefined ? undefined : readCredential(home)?.control) ?? null);
+    this.#client = new Client({ registry, transports: [withControlToken(transport, read)], retries: 2 });
+    this.#open = new Client({ registry, transports: [transport], retries: 2 });
   }
 
   async publish(topic: string, message: PublishMessage): Promise<void> {
-    this.#open(`publish to ${topic}`);
-    await this.#runtime('Broker.Publish', {
-      topic,
-      headers: message.headers ?? {},
-      body: new TextDecoder().decode(message.body),
-    });
+    this.#refuseClosed(`publish to ${topic}`);
+    const headers = message.headers ?? {};
+    const request = { topic, headers, body: new TextDecoder().decode(message.body) };
+    const authorization = headers.authorization ?? headers.Authorization;
+    try {
+      await this.#runtime('Broker.Publish', request, undefined, {
+        client: this.#open,
+        metadata: authorization ? { authorization } : undefined,
+      });
+    } catch (err) {
+      // serve --auth wants a token and the message carries none: a process of serve's own user has serve's.
+      if (!(isMicroError(err) && err.code === 401) || authorization) throw err;
+      await this.#runtime('Broker.Publish', request);
+    }
   }
 
   async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
-    this.#open(`subscribe to ${topic}`);
+    this.#refuseClosed(`subscribe to ${topic}`);
     const { id, ackWait } = await this.#runtime('Broker.Subscribe', { topic, queue: options.queue, max: options.max });
     const subscription = new RemoteSubscription(topic, id, ackWait, handler, options, this.#runtime, () =>
       this.#subscriptions.delete(subscription),
@@ -62,14 +86,19 @@ export class LocalBroker implements Broker {
     await Promise.all(subscriptions.map((s) => s.unsubscribe()));
   }
 
-  #open(what: string): void {
+  #refuseClosed(what: string): void {
     if (this.#closed) throw errors.unavailable('micro-fn', `the local broker is closed: cannot ${what}`);
   }
 
   /** Calls serve's control service; a missing serve is a clear 503. */
-  readonly #runtime: Runtime = async (endpoint, request, timeout = 10_000) => {
+  readonly #runtime: Runtime = async (endpoint, request, timeout = 10_000, via = {}) => {
     try {
-      return await callControl(this.#client, endpoint, request, { timeout, retries: 2 });
+      // Typed by ControlApi through Runtime's signature.
+      return await (via.client ?? this.#client).call<never>(RUNTIME_SERVICE, endpoint, request, {
+        timeout,
+        retries: 2,
+        metadata: via.metadata,
+      });
     } catch (err) {
       if (isMicroError(err) && err.code === 404 && /service micro-fn not found/.test(err.detail)) {
         throw errors.unavailable(
@@ -86,7 +115,24 @@ type Runtime = <E extends ControlEndpoint>(
   endpoint: E,
   request: ControlApi[E]['request'],
   timeout?: number,
+  via?: { client?: Client; metadata?: Record<string, string> },
 ) => Promise<ControlApi[E]['response']>;
+
+/**
+ * `transport`, sending serve's control token (from `token`) with each call that carries no `Authorization` of its
+ * own, to a node on this machine only: a service registered under serve's name elsewhere never sees it.
+ */
+function withControlToken(transport: Transport, token: () => string | null): Transport {
+  return {
+    schemes: transport.schemes,
+    call(node, request, options) {
+      const value = isLoopback(node.address) && !request.metadata.has('authorization') ? token() : null;
+      if (value)
+        request = { ...request, metadata: new Metadata(request.metadata).set('authorization', `Bearer ${value}`) };
+      return transport.call(node, request, options);
+    },
+  };
+}
 
 const POLL_WAIT = 5_000;
 

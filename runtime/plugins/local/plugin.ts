@@ -24,9 +24,10 @@ export const localBroker: BrokerPlugin = {
   summary: 'hosted by micro-fn serve, found through the registry',
   platforms: ['node'],
   defaultOn: ['node'],
-  async create({ registry, http }) {
+  async create({ env, registry, http }) {
     if (!registry || !http)
       throw new ConfigError('the local broker needs a registry and an HTTP transport to find micro-fn serve');
-    return (await import('./broker.js')).createLocalBroker({ registry, transport: http });
+    const [{ createLocalBroker }, { microFnHome }] = await Promise.all([import('./broker.js'), import('./home.js')]);
+    return createLocalBroker({ registry, transport: http, home: microFnHome(env) });
   },
 };

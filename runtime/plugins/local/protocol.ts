@@ -5,6 +5,7 @@
  */
 import type { Client } from '../../core/client.js';
 import { UserError } from '../../core/errors.js';
+import { isLoopback } from '../../core/loopback.js';
 import type { Registry } from '../../core/registry.js';
 
 /** The control service's name in the registry: `micro-fn`. */
@@ -117,6 +118,11 @@ export interface ControlCallOptions {
   address?: string;
   /** Further attempts, only where the handler provably did not run (default 0). */
   retries?: number;
+  /**
+   * serve's control token (its credential's `control`), sent as `Authorization: Bearer …`. Give it only for an
+   * address on this machine (controlToken does that): it is the key to everything serve does.
+   */
+  token?: string;
 }
 
 /** Calls `endpoint` of serve's control service through `client`, typed by ControlApi. */
@@ -130,7 +136,16 @@ export function callControl<E extends ControlEndpoint>(
     timeout: options.timeout ?? 30_000,
     retries: options.retries ?? 0,
     address: options.address,
+    ...(options.token ? { metadata: { authorization: `Bearer ${options.token}` } } : {}),
   });
+}
+
+/**
+ * The control token to send to the serve at `address`: the one in MICRO_FN_HOME's credential (`read` reads it) when
+ * the address is on this machine, else none, so a service registered under serve's name elsewhere never gets it.
+ */
+export function controlToken(address: string, read: () => { control: string } | undefined): string | undefined {
+  return isLoopback(address) ? read()?.control : undefined;
 }
 
 /**

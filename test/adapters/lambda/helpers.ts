@@ -3,6 +3,7 @@
  * local Lambda API with an AWS SDK client for it.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { buildLambda, type LambdaBuildResult } from '../../../adapters/lambda/build.js';
 import { LambdaEndpoint } from '../../../serve/lambda/endpoint.js';
 import { runtimeInterfaceClient } from '../../../serve/lambda/environment.js';
@@ -118,7 +120,7 @@ export async function buildPackage(entry: string, env: Record<string, string> = 
   }
 }
 
-/** Dummy credentials: nothing checks them, but the SDK signs every request. */
+/** The key pair the test endpoint accepts (it checks every request's SigV4 signature). */
 export const credentials = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' };
 
 /** A LambdaEndpoint (the local Lambda API) on 127.0.0.1, with an SDK client for it. */
@@ -137,6 +139,12 @@ export async function startEndpoint(): Promise<TestEndpoint> {
   const endpoint = new LambdaEndpoint({
     dir: join(dir, 'functions'),
     log: (name, id, line) => logs.push(`${name} ${id} ${line}`),
+    // And the placeholder pair the Lambda client signs with for a loopback endpoint when MICRO_FN_HOME holds no
+    // credential (runtime/plugins/lambda/client.ts), which these tests' deploys and transports use.
+    keys: [
+      { ...credentials, invokeOnly: false },
+      { accessKeyId: 'micro-fn', secretAccessKey: 'local', invokeOnly: false },
+    ],
   });
   const server = createServer((req, res) => endpoint.handle(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -157,4 +165,60 @@ export async function startEndpoint(): Promise<TestEndpoint> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** SHA-256 as the SDK's signer wants it, from node:crypto. */
+class Sha256 {
+  readonly #hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.#hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.#hash.update(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.#hash.digest());
+  }
+}
+
+function bytes(data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array {
+  if (typeof data === 'string') return data;
+  return ArrayBuffer.isView(data)
+    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    : new Uint8Array(data);
+}
+
+/**
+ * fetch(), signed with SigV4 by the AWS SDK's own signer (not micro-fn's code): for requests the Lambda client does
+ * not make, signed right or on purpose wrong (a wrong secret, a stale date).
+ */
+export async function signedFetch(
+  url: string,
+  init: { method?: string; body?: string; headers?: Record<string, string> } = {},
+  keys: { accessKeyId: string; secretAccessKey: string } = credentials,
+  signingDate?: Date,
+): Promise<Response> {
+  const target = new URL(url);
+  const signer = new SignatureV4({ credentials: keys, region: 'us-east-1', service: 'lambda', sha256: Sha256 });
+  const query: Record<string, string> = {};
+  target.searchParams.forEach((v, k) => (query[k] = v));
+  const signed = await signer.sign(
+    {
+      method: init.method ?? 'GET',
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: Number(target.port),
+      path: target.pathname,
+      query,
+      headers: {
+        host: target.host,
+        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...init.headers,
+      },
+      body: init.body,
+    },
+    signingDate ? { signingDate } : {},
+  );
+  const { host: _host, ...headers } = signed.headers;
+  return fetch(url, { method: signed.method, headers, body: init.body });
 }

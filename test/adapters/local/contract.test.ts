@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { deadLetterHeaders } from '../../../runtime/core/broker.js';
 import type { DeadLetter } from '../../../runtime/plugins/local/protocol.js';
 import { LogSink } from '../../../serve/logs.js';
-import { cli, start, tempHome } from '../../cli/helpers.js';
+import { cli, controlHeaders, start, tempHome } from '../../cli/helpers.js';
 import { outputSettled, targetContract } from '../../contracts/target.js';
 import type { Settlement, TargetFunction, TargetHost } from '../../contracts/target.js';
 import { eventually, sleep, withTimeout } from '../../helpers.js';
@@ -39,7 +39,8 @@ async function startServe(functions: readonly TargetFunction[]): Promise<TargetH
   try {
     const [, gateway] = await serve.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
     const control = async (endpoint: string, req: unknown): Promise<unknown> => {
-      const init = { method: 'POST', body: JSON.stringify(req), headers: { 'content-type': 'application/json' } };
+      const headers = { 'content-type': 'application/json', ...controlHeaders(scratch.home) };
+      const init = { method: 'POST', body: JSON.stringify(req), headers };
       const res = await withTimeout(fetch(`${gateway}/micro-fn/${endpoint}`, init), 10_000, endpoint);
       if (!res.ok) throw new Error(`${endpoint} answered ${res.status}: ${await res.text()}`);
       return res.json();

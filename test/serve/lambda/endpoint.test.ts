@@ -23,6 +23,7 @@ import { rejects, withTimeout } from '../../helpers.js';
 import {
   buildPackage,
   runWithRic,
+  signedFetch,
   startEndpoint,
   type Package,
   type TestEndpoint,
@@ -205,7 +206,7 @@ endpoint(
       api.client.send(new InvokeCommand({ FunctionName: 'taken', Payload: new TextEncoder().encode('{not json') })),
     );
     assert.equal([payload.name, payload.status], ['InvalidRequestContentException', 400]);
-    const raw = await withTimeout(fetch(`${api.url}/2015-03-31/functions`), 5000, 'GET /2015-03-31/functions');
+    const raw = await withTimeout(signedFetch(`${api.url}/2015-03-31/functions`), 5000, 'GET /2015-03-31/functions');
     assert.is(raw.status, 404);
     assert.is(raw.headers.get('x-amzn-errortype'), 'UnknownOperationException');
     assert.equal(Object.keys((await raw.json()) as object), ['Type', 'message']);

@@ -34,7 +34,8 @@ brokerContract('LocalBroker contract (through a micro-fn serve runtime)', async 
   });
   await runtime.start();
   const transport = createHttpTransport();
-  const broker = createLocalBroker({ registry, transport });
+  // home: subscribing needs the credential serve made there.
+  const broker = createLocalBroker({ registry, transport, home });
   return {
     broker,
     async cleanup() {
