@@ -194,7 +194,7 @@ function bytes(data: string | ArrayBuffer | ArrayBufferView): string | Uint8Arra
  */
 export async function signedFetch(
   url: string,
-  init: { method?: string; body?: string; headers?: Record<string, string> } = {},
+  init: { method?: string; body?: string; headers?: Record<string, string>; sentBody?: string } = {},
   keys: { accessKeyId: string; secretAccessKey: string } = credentials,
   signingDate?: Date,
 ): Promise<Response> {
@@ -220,5 +220,6 @@ export async function signedFetch(
     signingDate ? { signingDate } : {},
   );
   const { host: _host, ...headers } = signed.headers;
-  return fetch(url, { method: signed.method, headers, body: init.body });
+  // `sentBody`: a body other than the one signed, as an attacker altering a signed request would send.
+  return fetch(url, { method: signed.method, headers, body: init.sentBody ?? init.body });
 }
