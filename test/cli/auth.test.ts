@@ -467,6 +467,24 @@ auth(
   },
 );
 
+auth(
+  "the caller's token is carried to the next hop: relay reaches an admin-only helloworld with an admin token (200), not with a user token (403)",
+  async () => {
+    await run(a, ['auth', 'rule', 'set', 'relay/Relay.Hello', '--account']);
+    await run(a, ['auth', 'rule', 'set', 'helloworld', '--scope', 'admin']);
+    const user = bearer(await token('--scope', 'user'));
+    await eventually(async () => (await statusOf(hello(user))) === 403, 5000, 'the rules apply');
+    const viaRelay = (headers: Record<string, string>) => post(a, '/relay/Relay.Hello', { name: 'hop' }, headers);
+    const admin = await viaRelay(bearer(await token('--scope', 'admin')));
+    assert.is(admin.status, 200);
+    assert.equal(await admin.json(), { message: 'Hello hop' });
+    const denied = await viaRelay(user);
+    assert.is(denied.status, 403, 'the user token went on, not the function’s own');
+    await run(a, ['auth', 'rule', 'remove', 'helloworld']);
+    await run(a, ['auth', 'rule', 'remove', 'relay/Relay.Hello']);
+  },
+);
+
 auth('Broker.Publish needs a token (401 without, 200 with); micro-fn publish needs no flag', async () => {
   const publish = (headers: Record<string, string> = {}) =>
     post(a, '/micro-fn/Broker.Publish', { topic: 'audit', payload: {} }, headers);
