@@ -3,6 +3,7 @@
  * real CLI, a real `micro-fn serve`, plain HTTP from outside. Each attack is shown to work with the credential (so
  * the test can see it), and to fail without.
  */
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -360,6 +361,80 @@ lambda('micro-fn auth aws prints an AWS CLI profile with the stored pair and the
   await run(l, ['auth', 'aws', '--write', '--profile', 'local'], { AWS_CONFIG_FILE: config });
   assert.match(readFileSync(config, 'utf8'), /^\[profile local\]\naws_access_key_id = MFNA/);
 });
+
+lambda(
+  'the AWS CLI, unchanged, with the profile micro-fn auth aws writes: create-function, invoke, get-function by ARN and $LATEST (3 commands)',
+  async () => {
+    const probe = spawnSync('aws', ['--version'], { encoding: 'utf8' });
+    if (probe.status !== 0 || !ricAvailable()) {
+      console.log('  (skipped: the AWS CLI or the runtime interface client is not installed)');
+      return;
+    }
+    const config = join(l.scratch.home, 'aws-cli-config');
+    await run(l, ['auth', 'aws', '--write'], { AWS_CONFIG_FILE: config });
+    const zipFile = join(l.scratch.home, 'cli.zip');
+    writeFileSync(
+      zipFile,
+      zip([{ name: 'index.mjs', data: new TextEncoder().encode('export const handler = async (e) => ({ got: e });') }]),
+    );
+    const env = {
+      PATH: process.env.PATH ?? '',
+      HOME: l.scratch.home,
+      AWS_CONFIG_FILE: config,
+      AWS_SHARED_CREDENTIALS_FILE: join(l.scratch.home, 'none'),
+    };
+    const aws = (...args: string[]) => {
+      const r = spawnSync('aws', ['--profile', 'micro-fn', 'lambda', ...args], {
+        env,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.is(r.status, 0, `aws lambda ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    const created = aws(
+      'create-function',
+      '--function-name',
+      'by-cli',
+      '--runtime',
+      'nodejs22.x',
+      '--handler',
+      'index.handler',
+      '--role',
+      ROLE,
+      '--zip-file',
+      `fileb://${zipFile}`,
+      '--query',
+      'FunctionArn',
+      '--output',
+      'text',
+    );
+    assert.is(created, 'arn:aws:lambda:us-east-1:000000000000:function:by-cli');
+    await eventually(
+      () =>
+        aws('get-function-configuration', '--function-name', 'by-cli', '--query', 'State', '--output', 'text') ===
+        'Active',
+      30_000,
+      'by-cli Active',
+      200,
+    );
+    const out = join(l.scratch.home, 'out.json');
+    // Version 2 of the AWS CLI reads --payload as base64 unless told otherwise.
+    const raw = probe.stdout.startsWith('aws-cli/1') ? [] : ['--cli-binary-format', 'raw-in-base64-out'];
+    aws('invoke', '--function-name', 'by-cli', ...raw, '--payload', '{"a":1}', out);
+    assert.equal(JSON.parse(readFileSync(out, 'utf8')), { got: { a: 1 } });
+    const state = aws(
+      'get-function',
+      '--function-name',
+      created,
+      '--qualifier',
+      '$LATEST',
+      '--query',
+      'Configuration.State',
+    );
+    assert.is(state, '"Active"');
+  },
+);
 
 // ---
 const bind = suite('micro-fn serve --address');
