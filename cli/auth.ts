@@ -15,11 +15,7 @@ import { write } from './output.js';
 import { withSession } from './plugins.js';
 import { DEFAULT_GATEWAY } from './serve.js';
 
-const USAGE = [
-  'micro-fn auth token --scope a,b [--ttl 1h] [--subject NAME]',
-  'micro-fn auth rule list | set RESOURCE (--public | --account | --scope a,b) | remove RESOURCE',
-  'micro-fn auth aws [--profile micro-fn] [--endpoint URL] [--write]',
-].join('\n  ');
+const USAGE = 'micro-fn auth token | rule list|set|remove | aws (see micro-fn auth --help)';
 
 export const command = defineCommand({
   name: 'auth',
@@ -33,7 +29,7 @@ export const command = defineCommand({
     '        --account: any valid token; --scope a,b: a token holding a or b. Broker.Publish is micro-fn/Broker.Publish.',
     '        serve picks changes up within a second.',
     'aws     prints an AWS CLI profile with serve’s access key pair and endpoint (--write adds it to ~/.aws/config),',
-    '        so `aws --profile micro-fn lambda list-functions`-style commands and SDKs reach serve’s Lambda API.',
+    '        so `aws --profile micro-fn lambda get-function|invoke|…` and the SDKs reach serve’s Lambda API.',
   ].join('\n'),
   options: {
     scope: { type: 'string', value: 'A,B', description: 'token: the scopes it holds; rule set: the scopes it needs' },
