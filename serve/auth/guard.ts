@@ -53,7 +53,8 @@ export class Guard {
 
   /** A 401 unless `metadata` carries the control token. */
   control(metadata: Metadata): MicroError | undefined {
-    const token = bearer(metadata);
+    const header = metadata.get('authorization');
+    const token = header === undefined ? undefined : bearerOf(header);
     if (token !== undefined && this.#isControl(token)) return undefined;
     return errors.unauthorized(
       'micro-fn',
@@ -75,26 +76,28 @@ export class Guard {
     if (!rules) return undefined;
     const rule = rules.ruleFor(service, endpoint);
     if (rule.access === 'public') return undefined;
-    const token = bearer(metadata);
+    // Kept by the whole header: a token seen before costs one lookup, not even its parsing.
+    const header = metadata.get('authorization');
+    const known = header === undefined ? undefined : this.#verified.get(header);
+    if (known) return this.#judge(rule, known, header!, service, endpoint);
+    const token = header === undefined ? undefined : bearerOf(header);
     if (token === undefined)
       return errors.unauthorized(
         service,
         `${service}/${endpoint} needs a token: send Authorization: Bearer <token> (make one with micro-fn auth token)`,
       );
-    const known = this.#verified.get(token);
-    if (known) return this.#judge(rule, known, token, service, endpoint);
     if (service === RUNTIME_SERVICE && endpoint === 'Broker.Publish' && this.#isControl(token)) return undefined;
     return verifyToken(this.#key!, token).then((result) => {
       if (result instanceof MicroError) return result;
       if (this.#verified.size >= CACHE_LIMIT) this.#verified.delete(this.#verified.keys().next().value!);
-      this.#verified.set(token, result);
-      return this.#judge(rule, result, token, service, endpoint);
+      this.#verified.set(header!, result);
+      return this.#judge(rule, result, header!, service, endpoint);
     });
   }
 
-  #judge(rule: Rule, account: Account, token: string, service: string, endpoint: string): MicroError | undefined {
+  #judge(rule: Rule, account: Account, header: string, service: string, endpoint: string): MicroError | undefined {
     if (account.expires !== undefined && account.expires * 1000 <= Date.now()) {
-      this.#verified.delete(token);
+      this.#verified.delete(header);
       return errors.unauthorized(service, 'the token has expired: make a new one with micro-fn auth token');
     }
     if (account.id?.startsWith(FUNCTION_ID) && !this.#issued.has(account.id))
@@ -140,10 +143,7 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
-/** The token of `Authorization: Bearer <token>`, if any. */
-function bearer(metadata: Metadata): string | undefined {
-  const value = metadata.get('authorization');
-  if (value === undefined) return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
-  return match?.[1];
+/** The token of an `Authorization: Bearer <token>` header, if it is one. */
+function bearerOf(header: string): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
 }
