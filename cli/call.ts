@@ -2,6 +2,7 @@ import { UserError, isMicroError } from '../runtime/core/errors.js';
 import { duration, jsonArgument, metadataFlags, pluginOptions, defineCommand } from './command.js';
 import { write } from './output.js';
 import { gatewayAuthorization, withSession } from './plugins.js';
+import { nameArgument } from '../runtime/plugins/local/limits.js';
 
 export const command = defineCommand({
   name: 'call',
@@ -31,6 +32,8 @@ export const command = defineCommand({
       throw new UserError('call needs a service and an endpoint: micro-fn call <service> <Service.Method> [json]');
     if (!/^[\w$]+\.[\w$]+$/.test(endpoint))
       throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
+    nameArgument('function', service);
+    nameArgument('endpoint', endpoint);
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"name":"Ada"}')`);
     const request = jsonArgument(data, 'request');
     const metadata = metadataFlags(values.metadata);

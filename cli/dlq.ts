@@ -2,6 +2,7 @@ import { UserError } from '../runtime/core/errors.js';
 import { pluginOptions, defineCommand } from './command.js';
 import { write } from './output.js';
 import { callRuntime, runtimeOption, withSession } from './plugins.js';
+import { nameArgument } from '../runtime/plugins/local/limits.js';
 
 export const command = defineCommand({
   name: 'dlq',
@@ -18,6 +19,7 @@ export const command = defineCommand({
   async run({ positionals, values }) {
     const [topic] = positionals;
     if (!topic) throw new UserError('dlq needs a topic: micro-fn dlq <topic>');
+    nameArgument('topic', topic);
     return withSession(values, async (session) => {
       if (values.replay) {
         const { replayed } = await callRuntime(session, 'Dlq.Replay', { topic }, { runtime: values.runtime });

@@ -4,6 +4,7 @@ import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LogSink } from '../serve/logs.js';
 import { envWithFlags, defineCommand } from './command.js';
 import { write } from './output.js';
+import { nameArgument } from '../runtime/plugins/local/limits.js';
 
 export const command = defineCommand({
   name: 'logs',
@@ -18,6 +19,7 @@ export const command = defineCommand({
   async run({ positionals, values }) {
     const [name] = positionals;
     if (!name) throw new UserError('logs needs a function name: micro-fn logs <function>');
+    nameArgument('function', name);
     const file = LogSink.file(microFnHome(envWithFlags(values)), name);
     let offset = 0;
     const drain = async () => {

@@ -1,6 +1,7 @@
 import { UserError } from '../runtime/core/errors.js';
 import { jsonArgument, metadataFlags, pluginOptions, defineCommand } from './command.js';
 import { withSession } from './plugins.js';
+import { nameArgument } from '../runtime/plugins/local/limits.js';
 
 export const command = defineCommand({
   name: 'publish',
@@ -22,6 +23,7 @@ export const command = defineCommand({
   async run({ positionals, values }) {
     const [topic, data, extra] = positionals;
     if (!topic) throw new UserError('publish needs a topic: micro-fn publish <topic> [json]');
+    nameArgument('topic', topic);
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}" (quote the JSON: '{"id":1}')`);
     const payload = jsonArgument(data, 'message');
     const metadata = metadataFlags(values.metadata);

@@ -7,6 +7,8 @@ import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LocalRuntime } from '../serve/runtime.js';
 import { isLoopbackHost } from '../runtime/core/loopback.js';
 import { parseListenAddress } from '../runtime/plugins/http/address.js';
+import { LISTENER_LIMITS } from '../runtime/plugins/http/listener.js';
+import { limitArgument, type DeployLimit } from '../runtime/plugins/local/limits.js';
 import { duration, envWithFlags, pluginOptions, defineCommand } from './command.js';
 
 export const DEFAULT_GATEWAY = '127.0.0.1:52980';
@@ -62,6 +64,17 @@ export const command = defineCommand({
       description:
         'how long a message may go without news (a `micro-fn run` subscriber, or a JetStream delivery whose host died) before it is delivered again (default 30s)',
     },
+    'ready-timeout': {
+      type: 'string',
+      value: 'DURATION',
+      description:
+        'how long a deployed bundle may take to load and say it is ready; past it the deploy fails and its process is killed (default 30s)',
+    },
+    'max-connections': {
+      type: 'string',
+      value: 'N',
+      description: `connections the gateway keeps open at once; past it the oldest idle one makes room (default ${LISTENER_LIMITS.maxConnections})`,
+    },
     auth: {
       type: 'boolean',
       description:
@@ -91,7 +104,7 @@ export const command = defineCommand({
     const address = values.address ?? DEFAULT_GATEWAY;
     const auth = values.auth === true;
     refuseExposed(address, auth);
-    const concurrency = count(values.concurrency, 'concurrency', availableParallelism() * 2, 1);
+    const concurrency = limit('concurrency', count(values.concurrency, 'concurrency', availableParallelism() * 2, 1));
     const ackWait = duration(values['ack-wait'], 'ack-wait');
     // serve hosts the broker itself unless the configured one is shared with other hosts (NATS, JetStream).
     const shared = choose('broker', config.broker, 'node')?.shared === true;
@@ -99,7 +112,7 @@ export const command = defineCommand({
       broker: { ackWait, concurrency },
     });
     const registry = plugins.registry;
-    const broker = shared ? plugins.broker : createMemoryBroker();
+    const broker = shared ? plugins.broker : createMemoryBroker({ maxBytes: HOSTED_BROKER_BYTES });
     const runtime = new LocalRuntime({
       home: microFnHome(env),
       registry,
@@ -107,11 +120,13 @@ export const command = defineCommand({
       address,
       auth,
       env,
-      pool: count(values.pool, 'pool', 1, 0),
+      pool: limit('pool', count(values.pool, 'pool', 1, 0)),
       concurrency,
-      queue: count(values.queue, 'queue', 64, 0),
-      timeout: duration(values.timeout, 'timeout') ?? 30_000,
-      memory: count(values.memory, 'memory', 256, 16),
+      queue: limit('queue', count(values.queue, 'queue', 64, 0)),
+      timeout: limit('timeout', duration(values.timeout, 'timeout') ?? 30_000),
+      memory: limit('memory', count(values.memory, 'memory', 256, 16)),
+      readyTimeout: positiveDuration(values['ready-timeout'], 'ready-timeout'),
+      maxConnections: count(values['max-connections'], 'max-connections', LISTENER_LIMITS.maxConnections, 1),
       ttl: config.registerTtl,
       echo: values.quiet !== true,
       watch: values.watch === true,
@@ -152,6 +167,17 @@ function bound(asked: string, registered: string): string {
   const port = new URL(registered).port;
   const shown = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return shown === registered ? shown : `${shown} (registered as ${registered})`;
+}
+
+/** Bytes of messages the broker serve hosts may hold waiting for subscribers; past it, publish gets a retryable 503. */
+const HOSTED_BROKER_BYTES = 64 * 1024 * 1024;
+
+const limit = (field: DeployLimit, value: number): number => limitArgument(field, value)!;
+
+function positiveDuration(value: string | undefined, flag: string): number | undefined {
+  const ms = duration(value, flag);
+  if (ms !== undefined && ms <= 0) throw new UserError(`--${flag} takes a duration longer than 0, like 30s`);
+  return ms;
 }
 
 function count(value: unknown, flag: string, fallback: number, min: number): number {

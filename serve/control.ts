@@ -2,15 +2,12 @@
  * The control service of `micro-fn serve`, named `micro-fn`: what `micro-fn deploy`, `remove`, `publish` and
  * `dlq` call through the registry, like any other service.
  */
+import { deadLetterTopic } from '../runtime/core/broker.js';
 import { errors } from '../runtime/core/errors.js';
 import type { ServiceDefinition } from '../runtime/core/router.js';
-import {
-  RUNTIME_SERVICE,
-  SETTLE_ACTIONS,
-  type DeployRequest,
-  type SettleAction,
-} from '../runtime/plugins/local/protocol.js';
+import { RUNTIME_SERVICE, SETTLE_ACTIONS, type SettleAction } from '../runtime/plugins/local/protocol.js';
 import type { LocalRuntime } from './runtime.js';
+import { checkDeploy, checkName } from './validate.js';
 
 export { RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from '../runtime/plugins/local/protocol.js';
 
@@ -30,12 +27,9 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
     name: RUNTIME_SERVICE,
     handlers: {
       Runtime: {
-        Deploy: (req: unknown) => {
-          const r = record(req, 'Runtime.Deploy');
-          return runtime.deploy({ ...(r as Partial<DeployRequest>), bundle: text(r.bundle, 'bundle') });
-        },
+        Deploy: async (req: unknown) => runtime.deploy(await checkDeploy(req, runtime.options.home)),
         Remove: async (req: unknown) => {
-          const name = text(record(req, 'Runtime.Remove').name, 'name');
+          const name = checkName('function', record(req, 'Runtime.Remove').name);
           if (!(await runtime.remove(name))) throw errors.notFound(RUNTIME_SERVICE, `no function ${name} is deployed`);
           return { removed: name };
         },
@@ -44,8 +38,8 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
       Broker: {
         Publish: async (req: unknown) => {
           const r = record(req, 'Broker.Publish');
-          const topic = text(r.topic, 'topic');
-          const headers = { 'content-type': 'application/json', ...(r.headers as Record<string, string> | undefined) };
+          const topic = checkName('topic', r.topic);
+          const headers = { 'content-type': 'application/json', ...stringRecord(r.headers, 'headers') };
           // `body`: already encoded (the local broker plugin); `payload`: a JSON value (the CLI).
           const body = typeof r.body === 'string' ? r.body : JSON.stringify(r.payload ?? null);
           await runtime.publish(topic, new TextEncoder().encode(body), headers);
@@ -56,7 +50,7 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
           const r = record(req, 'Broker.Subscribe');
           const max = r.max === undefined ? undefined : Number(r.max);
           const id = await runtime.remote.subscribe(
-            text(r.topic, 'topic'),
+            subscribable(r.topic),
             typeof r.queue === 'string' ? r.queue : undefined,
             max,
           );
@@ -87,10 +81,10 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
       },
       Dlq: {
         List: async (req: unknown) => ({
-          messages: await runtime.deadLetters().list(text(record(req, 'Dlq.List').topic, 'topic')),
+          messages: await runtime.deadLetters().list(checkName('topic', record(req, 'Dlq.List').topic)),
         }),
         Replay: async (req: unknown) => {
-          const topic = text(record(req, 'Dlq.Replay').topic, 'topic');
+          const topic = checkName('topic', record(req, 'Dlq.Replay').topic);
           const letters = await runtime.deadLetters().drain(topic);
           for (const l of letters)
             await runtime.publish(topic, new TextEncoder().encode(l.body), stripDeadLetterHeaders(l.headers));
@@ -100,6 +94,24 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
     },
   };
 }
+
+/** Headers as sent: an object of strings (absent: none). */
+function stringRecord(value: unknown, field: string): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  const r = record(value, field);
+  for (const [k, v] of Object.entries(r))
+    if (typeof v !== 'string') throw errors.badRequest(RUNTIME_SERVICE, `${field}.${k} must be a string`);
+  return r as Record<string, string>;
+}
+
+/** A topic to subscribe to: a topic, or the dead-letter topic of one (`dlq.<topic>`). */
+function subscribable(value: unknown): string {
+  const topic = typeof value === 'string' && value.startsWith(DLQ_PREFIX) ? value.slice(DLQ_PREFIX.length) : value;
+  checkName('topic', topic);
+  return value as string;
+}
+
+const DLQ_PREFIX = deadLetterTopic('');
 
 function stripDeadLetterHeaders(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('micro-dead-letter-')));

@@ -45,10 +45,15 @@ export class FunctionPool {
     this.options = options;
   }
 
-  /** Starts one process and waits until it is ready: the function's description. Fills the pool. */
-  async describe(): Promise<IpcReady> {
+  /**
+   * Starts one process and waits until it is ready: the function's description. Fills the pool. An abort of
+   * `signal` kills that process (the promise rejects once it has exited).
+   */
+  async describe(signal?: AbortSignal): Promise<IpcReady> {
     const worker = this.#spawn(true);
-    const ready = await worker.ready;
+    const abort = () => worker.kill();
+    signal?.addEventListener('abort', abort, { once: true });
+    const ready = await worker.ready.finally(() => signal?.removeEventListener('abort', abort));
     if (this.options.size > 0) this.#keep(worker);
     else worker.kill();
     this.refill();

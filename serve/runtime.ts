@@ -14,13 +14,13 @@ import {
   type Subscription,
 } from '../runtime/core/broker.js';
 import { createService } from '../runtime/core/service.js';
-import { errors } from '../runtime/core/errors.js';
+import { MicroError, errors, isMicroError } from '../runtime/core/errors.js';
 import { Metadata } from '../runtime/core/metadata.js';
 import type { Registry, ServiceRecord } from '../runtime/core/registry.js';
 import { errorReply, type Listener, type ServerRequest, type ServerResponse } from '../runtime/core/transport.js';
 import { createHttpListener } from '../runtime/plugins/http/listener.js';
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { DeadLetters } from './dead-letters.js';
 import { EntryWatcher } from './watch.js';
 import { RemoteSubscriptions } from './remote-broker.js';
@@ -29,6 +29,10 @@ import { FunctionPool, type Outcome } from './pool.js';
 import type { Extension } from './extension.js';
 import { extensions } from './extensions.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
+import { isBuildFolder } from './validate.js';
+import { LoadOutput } from './load-output.js';
+import { nameProblem, type NameKind } from '../runtime/plugins/local/limits.js';
+import type { IpcReady } from '../adapters/local/ipc.js';
 import { Guard } from './auth/guard.js';
 import {
   AUTH_TOKEN_ENV,
@@ -61,9 +65,16 @@ export interface RuntimeOptions {
   watch?: boolean;
   /** Milliseconds a remote subscriber may hold a message without news before it is delivered again. */
   ackWait?: number;
+  /** Milliseconds a deployed bundle has to say it is ready before its deploy fails (504) and its process is killed. Default 30 000. */
+  readyTimeout?: number;
+  /** Connections the gateway keeps open at once (the HTTP listener's `maxConnections`). Default 1000. */
+  maxConnections?: number;
   /** `serve --auth`: calls through the gateway (and Broker.Publish) need a token the rules accept. */
   auth?: boolean;
 }
+
+/** How long a new bundle may take to load and say it is ready, unless serve is told otherwise. */
+export const DEFAULT_READY_TIMEOUT = 30_000;
 
 interface Deployed {
   request: DeployRequest;
@@ -131,6 +142,7 @@ export class LocalRuntime {
     );
     this.#listener = await createHttpListener((request, reply) => this.#handle(request).then(reply), {
       address: o.address,
+      maxConnections: o.maxConnections,
       mounts: Object.assign({}, ...this.#extensions.map((e) => e.mounts ?? {})),
     });
     await this.#register();
@@ -211,13 +223,32 @@ export class LocalRuntime {
     };
   }
 
-  /** Starts the function in `bundle` (a warm pool, its triggers), registers it, and retires its previous version. */
+  /**
+   * Starts the function in `bundle` (a warm pool, its triggers), registers it, and retires its previous version.
+   * Rejects with a MicroError whose detail says why: 400 for a bundle that fails to load or a function whose
+   * names serve does not take, 504 for one not ready within `readyTimeout` (its process killed).
+   */
   async deploy(request: DeployRequest): Promise<FunctionInfo> {
+    try {
+      return await this.#deploy(request);
+    } catch (err) {
+      await this.#discard(request.bundle);
+      if (isMicroError(err)) throw err;
+      throw errors.internal(
+        RUNTIME_SERVICE,
+        `the deploy of ${request.bundle} failed: ${(err as Error)?.message ?? err}`,
+      );
+    }
+  }
+
+  async #deploy(request: DeployRequest): Promise<FunctionInfo> {
     const o = this.options;
     const env: Record<string, string> = { ...this.#functionEnv(), ...request.env, MICRO_FN_HOME: o.home };
     const tokenId = await this.#giveToken(env, request.env);
     const size = request.pool ?? o.pool;
     let name = '(deploying)';
+    // What the first process writes on stderr while it loads: a bundle that throws says why there.
+    let loading: LoadOutput | undefined = new LoadOutput();
     const pool = new FunctionPool({
       name,
       bundle: request.bundle,
@@ -227,9 +258,17 @@ export class LocalRuntime {
       concurrency: request.concurrency ?? o.concurrency,
       queue: request.queue ?? o.queue,
       timeout: request.timeout ?? o.timeout,
-      log: (line, stream, invocation) => this.#logs.write(name, invocation, stream, line),
+      log: (line, stream, invocation) => {
+        if (loading && stream === 'stderr' && invocation === 'init') loading.push(line);
+        this.#logs.write(name, invocation, stream, line);
+      },
     });
-    const ready = await pool.describe();
+    const ready = await this.#ready(pool, request.bundle, loading).finally(() => (loading = undefined));
+    const invalid = nameProblem('function', ready.name) ?? firstProblem('topic', ready.topics);
+    if (invalid) {
+      await pool.close();
+      throw errors.badRequest(RUNTIME_SERVICE, `the function in ${request.bundle} cannot be deployed: ${invalid}`);
+    }
     name = ready.name;
     pool.options.name = name; // known only once the first process has described the function
     if (tokenId) await this.#giveToken(pool.options.env, request.env, tokenId, name, pool);
@@ -255,6 +294,34 @@ export class LocalRuntime {
     if (previous) await this.#retire(previous, ready.version !== previous.info.version);
     if (o.watch && request.entry) this.#watchEntry(name, request.entry);
     return info;
+  }
+
+  /** The build folder of a bundle whose deploy failed goes (serve's bundle folder only), unless a deployed function runs it. */
+  async #discard(bundle: string): Promise<void> {
+    if ([...this.#functions.values()].some((d) => d.info.bundle === bundle)) return;
+    const dir = dirname(bundle);
+    if (await isBuildFolder(this.options.home, dir)) await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /** The first process's description; a load failure (400) or no ready within the bound (504, process killed). */
+  async #ready(pool: FunctionPool, bundle: string, output: LoadOutput): Promise<IpcReady> {
+    const limit = this.options.readyTimeout ?? DEFAULT_READY_TIMEOUT;
+    const timer = new AbortController();
+    const timeout = setTimeout(() => timer.abort(), limit);
+    try {
+      return await pool.describe(timer.signal);
+    } catch (err) {
+      if (timer.signal.aborted)
+        throw new MicroError(
+          RUNTIME_SERVICE,
+          504,
+          `${bundle} did not say it was ready within ${limit} ms (serve --ready-timeout); its process was stopped. Does its module wait for something as it loads?`,
+          { retryable: false },
+        );
+      throw errors.badRequest(RUNTIME_SERVICE, `${bundle} failed to load: ${output.reason((err as Error).message)}`);
+    } finally {
+      clearTimeout(timeout);
+    }
   }
 
   /**
@@ -324,10 +391,9 @@ export class LocalRuntime {
     await deployed.pool.close();
     const tokenId = this.#tokenIds.get(deployed.pool);
     if (tokenId) this.#guard?.revoke(tokenId);
-    // Bundles that deploy put under MICRO_FN_HOME/functions go with their version.
+    // Bundles that deploy put under MICRO_FN_HOME/functions go with their version; nothing else is ever removed.
     const dir = dirname(deployed.info.bundle);
-    if (dirname(dir) === join(this.options.home, 'functions'))
-      await rm(dir, { recursive: true, force: true }).catch(() => {});
+    if (await isBuildFolder(this.options.home, dir)) await rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 
   async remove(name: string): Promise<boolean> {
@@ -403,6 +469,15 @@ export class LocalRuntime {
     await this.#logs.close();
     this.#guard?.close();
   }
+}
+
+/** The problem with the first of `names` that is not a valid name of `kind`. */
+function firstProblem(kind: NameKind, names: readonly string[]): string | undefined {
+  for (const name of names) {
+    const problem = nameProblem(kind, name);
+    if (problem) return problem;
+  }
+  return undefined;
 }
 
 const quietLogger = {

@@ -69,12 +69,29 @@ export function zip(entries: readonly ZipEntry[]): Uint8Array {
   return Buffer.concat([...locals, directory, end]);
 }
 
+/** One file of an archive as its central directory describes it, not yet inflated. */
+export interface ZipItem {
+  /** Path inside the archive, `/`-separated; never absolute, never with `..`. */
+  name: string;
+  /** 0 stored, 8 deflated. */
+  method: 0 | 8;
+  /** CRC-32 of the unpacked bytes, as the archive states it. */
+  crc: number;
+  /** Unpacked size, as the archive states it (a reader must not trust it beyond this). */
+  size: number;
+  /** The packed bytes (a view into the archive). */
+  packed: Uint8Array;
+  /** Unix permission bits (0o644 when the archive was not made on Unix). */
+  mode: number;
+}
+
 /**
- * The files of an archive (folders are implied by the names), with their Unix modes when the archive was made
- * on Unix. Throws on what is not a zip, an encrypted or zip64 entry, a bad CRC, or a name that would leave the
- * folder it is extracted to (`../x`, `/etc/x`).
+ * The files of an archive (folders are implied by the names), read from its central directory without inflating
+ * anything: what a reader that inflates as a stream needs. Throws on what is not a zip, an encrypted or zip64
+ * entry, an unsupported method, or a name that would leave the folder it is extracted to (`../x`, `/etc/x`).
+ * `maxEntries` refuses an archive with more entries before any is read.
  */
-export function unzip(archive: Uint8Array): ZipEntry[] {
+export function zipItems(archive: Uint8Array, maxEntries = Infinity): ZipItem[] {
   const buf = Buffer.from(archive.buffer, archive.byteOffset, archive.byteLength);
   // The end-of-central-directory record: 22 bytes, then a comment of up to 65535.
   let end = -1;
@@ -86,8 +103,9 @@ export function unzip(archive: Uint8Array): ZipEntry[] {
   }
   if (end < 0) throw new Error('not a zip archive (no end of central directory)');
   const count = buf.readUInt16LE(end + 10);
+  if (count > maxEntries) throw new TooManyEntries(count, maxEntries);
   let at = buf.readUInt32LE(end + 16);
-  const entries: ZipEntry[] = [];
+  const items: ZipItem[] = [];
   for (let n = 0; n < count; n++) {
     if (at + 46 > buf.length || buf.readUInt32LE(at) !== 0x02014b50)
       throw new Error('corrupt zip archive (bad central directory)');
@@ -108,16 +126,46 @@ export function unzip(archive: Uint8Array): ZipEntry[] {
       throw new Error(`unsafe name in the zip archive: ${name}`);
     if (flags & 1) throw new Error(`${name} is encrypted`);
     if (packed === 0xffffffff || size === 0xffffffff) throw new Error(`${name} needs zip64, which is not supported`);
-    if (buf.readUInt32LE(local) !== 0x04034b50) throw new Error(`corrupt zip archive (bad local header of ${name})`);
+    if (local + 30 > buf.length || buf.readUInt32LE(local) !== 0x04034b50)
+      throw new Error(`corrupt zip archive (bad local header of ${name})`);
     const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
-    const body = buf.subarray(start, start + packed);
     if (method !== 0 && method !== 8)
       throw new Error(`${name} uses compression method ${method}; only stored and deflated entries are supported`);
-    const data = method === 8 ? inflateRawSync(body) : body;
-    if (data.byteLength !== size || crc32(data) !== crc) throw new Error(`${name} is corrupt (size or CRC mismatch)`);
-    entries.push({ name, data, mode: (unix && (attributes >>> 16) & 0o7777) || 0o644 });
+    if (start + packed > buf.length) throw new Error(`corrupt zip archive (${name} runs past its end)`);
+    items.push({
+      name,
+      method,
+      crc,
+      size,
+      packed: buf.subarray(start, start + packed),
+      mode: (unix && (attributes >>> 16) & 0o7777) || 0o644,
+    });
   }
-  return entries;
+  return items;
+}
+
+/** An archive with more entries than a reader takes. */
+export class TooManyEntries extends Error {
+  override readonly name = 'TooManyEntries' as const;
+  readonly count: number;
+
+  constructor(count: number, max: number) {
+    super(`the archive holds ${count} entries; the most is ${max}`);
+    this.count = count;
+  }
+}
+
+/**
+ * The files of an archive, inflated in memory, with their Unix modes when the archive was made on Unix. Throws
+ * as zipItems does, and on a bad CRC. For archives that are trusted or small: serve inflates uploads as a stream,
+ * with limits (serve/lambda/unpack.ts).
+ */
+export function unzip(archive: Uint8Array): ZipEntry[] {
+  return zipItems(archive).map(({ name, method, crc, size, packed, mode }) => {
+    const data = method === 8 ? inflateRawSync(packed) : packed;
+    if (data.byteLength !== size || crc32(data) !== crc) throw new Error(`${name} is corrupt (size or CRC mismatch)`);
+    return { name, data, mode };
+  });
 }
 
 let table: Uint32Array | undefined;

@@ -2,6 +2,7 @@
 import { relative } from 'node:path';
 import { duration, whole } from '../kit/options.js';
 import { defineTarget } from '../kit/target.js';
+import { limitArgument } from '../../runtime/plugins/local/limits.js';
 
 export const target = defineTarget({
   name: 'local',
@@ -34,12 +35,13 @@ export const target = defineTarget({
     return buildLocal(entry, { outdir, minify });
   },
   async deploy({ entry, env, hostEnv, options, session, progress }) {
+    // Checked here by the ranges serve checks them with (limits.ts), so a mistake is one line before any build.
     const limits = {
-      pool: whole(options.pool, 'pool', 0),
-      memory: whole(options.memory, 'memory', 16),
-      concurrency: whole(options.concurrency, 'concurrency', 1),
-      queue: whole(options.queue, 'queue', 0),
-      timeout: duration(options.timeout, 'timeout'),
+      pool: limitArgument('pool', whole(options.pool, 'pool', 0)),
+      memory: limitArgument('memory', whole(options.memory, 'memory', 16)),
+      concurrency: limitArgument('concurrency', whole(options.concurrency, 'concurrency', 1)),
+      queue: limitArgument('queue', whole(options.queue, 'queue', 0)),
+      timeout: limitArgument('timeout', duration(options.timeout, 'timeout')),
     };
     const { registry, client } = await session();
     const { deployLocal } = await import('./deploy.js');

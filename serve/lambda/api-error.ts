@@ -33,6 +33,9 @@ export const apiErrors = {
   invalidContent: (message: string) => new LambdaApiError(400, 'InvalidRequestContentException', message),
   preconditionFailed: (message: string) => new LambdaApiError(412, 'PreconditionFailedException', message),
   tooLarge: (message: string) => new LambdaApiError(413, 'RequestTooLargeException', message),
+  /** A request body over an operation's limit (Invoke's payload has its own, `tooLarge`). */
+  entityTooLarge: (message: string) => new LambdaApiError(413, 'RequestEntityTooLargeException', message),
+  tooManyRequests: (message: string) => new LambdaApiError(429, 'TooManyRequestsException', message),
   unknownOperation: (message: string) => new LambdaApiError(404, 'UnknownOperationException', message),
   service: (message: string) => new LambdaApiError(500, 'ServiceException', message),
 } as const;

@@ -12,6 +12,7 @@ import { LambdaApiError, apiErrors } from './api-error.js';
 import { readSettings } from './configuration.js';
 import { Functions, type FunctionsOptions } from './functions.js';
 import { MAX_RESPONSE_BYTES } from './runtime-api.js';
+import { ReceiveBudget, receive } from './body.js';
 import { authErrors, checkSignature, type AcceptedKey } from './sigv4.js';
 
 export interface LambdaEndpointOptions extends Omit<FunctionsOptions, 'defaults' | 'maxEnvironments' | 'log'> {
@@ -30,6 +31,8 @@ export const LAMBDA_API_PREFIX = '/2015-03-31/';
 
 /** Largest request body: a 50 MB zip, base64 in JSON. */
 const MAX_BODY = 70 * 1024 * 1024;
+/** Bytes of request bodies received and being handled at once, across requests: two of the largest. */
+const MAX_RECEIVING = 2 * MAX_BODY;
 
 const ROUTE =
   /^\/2015-03-31\/functions(?:\/([^/]+)(?:\/(configuration|code|versions|aliases|invocations)(?:\/([^/]+))?)?)?\/?$/;
@@ -50,6 +53,7 @@ interface Reply {
  */
 export class LambdaEndpoint {
   readonly #functions: Functions;
+  readonly #budget = new ReceiveBudget(MAX_RECEIVING);
   readonly #keys: ReadonlyMap<string, AcceptedKey>;
 
   constructor(options: LambdaEndpointOptions) {
@@ -65,8 +69,8 @@ export class LambdaEndpoint {
   /** Answers one request to the API. Never throws: failures are AWS error responses. */
   handle(req: IncomingMessage, res: ServerResponse): void {
     req.on('error', () => {});
-    if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();
-    this.#authenticated(req).then(
+    // 100 Continue is sent by receive(), once the body is wanted and within bounds.
+    this.#authenticated(req, res).then(
       (reply) => send(res, reply),
       (err: unknown) => send(res, failure(err)),
     );
@@ -74,20 +78,23 @@ export class LambdaEndpoint {
 
   /**
    * The one check before anything runs or is read: the request's SigV4 signature (sigv4.ts). Its form, key and date
-   * are checked first; then the body is read, once and within its operation's bound, and the signature checked over
-   * it; only then is the operation served, with that body. An invoke-only key may call Invoke only.
+   * are checked first; then the body is read, once and within its operation's bounds (body.ts), and the signature
+   * checked over it; only then is the operation served, with that body. An invoke-only key may call Invoke only.
    */
-  async #authenticated(req: IncomingMessage): Promise<Reply> {
+  async #authenticated(req: IncomingMessage, res: ServerResponse): Promise<Reply> {
     const signed = checkSignature(req, this.#keys);
     const operation = operationOf(req);
     if (signed.key.invokeOnly && operation !== 'InvokeFunction')
       throw authErrors.denied(
         `User: arn:aws:iam::000000000000:user/${signed.key.accessKeyId} is not authorized to perform: lambda:${operation}: its key may call Invoke only`,
       );
-    const max = operation === 'InvokeFunction' ? MAX_RESPONSE_BYTES : MAX_BODY;
-    const body = await readBody(req, max);
-    if (body === undefined)
-      throw apiErrors.tooLarge(`Request must be smaller than ${max} bytes for the ${operation} operation`);
+    const body = await receive(req, res, {
+      operation,
+      budget: this.#budget,
+      ...(operation === 'InvokeFunction'
+        ? { max: MAX_RESPONSE_BYTES, tooLarge: apiErrors.tooLarge }
+        : { max: MAX_BODY }),
+    });
     signed.verify(body);
     return this.#serve(req, body);
   }
@@ -102,7 +109,7 @@ export class LambdaEndpoint {
     const match = ROUTE.exec(url.pathname);
     const method = req.method ?? 'GET';
     const [, ref, part, sub] = match ?? [];
-    const target = ref === undefined ? undefined : functionRef(decodeURIComponent(ref));
+    const target = ref === undefined ? undefined : functionRef(decoded(ref));
     const qualifier = url.searchParams.get('Qualifier') ?? target?.qualifier;
     const fns = this.#functions;
     if (!match) throw notImplemented(method, url.pathname);
@@ -162,7 +169,7 @@ export class LambdaEndpoint {
           status: 200,
           body: fns.updateAlias(
             name,
-            decodeURIComponent(sub!),
+            decoded(sub!),
             optional(body.FunctionVersion, 'FunctionVersion'),
             optional(body.Description, 'Description'),
           ),
@@ -208,6 +215,15 @@ export class LambdaEndpoint {
   }
 }
 
+/** A path segment, percent-decoded; malformed percent-encoding is the caller's mistake (400), not a 500. */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw apiErrors.invalidParameter(`the path segment "${segment.slice(0, 64)}" is not valid percent-encoding`);
+  }
+}
+
 /** A function named by name, partial ARN or ARN, with an optional `:qualifier`. */
 function functionRef(text: string): { name: string; qualifier?: string } {
   const match = /^(?:arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?([^:]+)(?::([^:]+))?$/.exec(
@@ -250,20 +266,6 @@ function notImplemented(method: string, path: string): LambdaApiError {
   );
 }
 
-/** The body, or undefined past `max` bytes (the rest is drained, not kept). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= max) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size <= max ? Buffer.concat(chunks) : undefined));
-    req.on('error', reject);
-  });
-}
-
 /** The operation a request asks for, by the name of its IAM action (`lambda:<name>`) and of its size limit. */
 function operationOf(req: IncomingMessage): string {
   const path = (req.url ?? '/').split('?')[0]!;
@@ -300,7 +302,9 @@ function failure(err: unknown): Reply {
     err instanceof LambdaApiError
       ? err
       : apiErrors.service(`the local Lambda endpoint failed: ${(err as Error)?.message ?? String(err)}`);
-  return { status: error.status, body: error.toJSON(), headers: { 'x-amzn-errortype': error.type } };
+  const headers: Record<string, string> = { 'x-amzn-errortype': error.type };
+  if (error.status === 429) headers['retry-after'] = '1';
+  return { status: error.status, body: error.toJSON(), headers };
 }
 
 function send(res: ServerResponse, reply: Reply): void {

@@ -6,7 +6,7 @@
  * previous code. State lives as long as `micro-fn serve`.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { apiErrors, updateInProgress } from './api-error.js';
@@ -18,7 +18,7 @@ import {
   type Settings,
 } from './configuration.js';
 import { EnvironmentPool } from './environment-pool.js';
-import { unzip } from '../../adapters/lambda/zip.js';
+import { PackageTooLarge, unpackZip } from './unpack.js';
 
 export interface FunctionsOptions {
   /** Where packages are unpacked, a folder per function and code hash. */
@@ -294,26 +294,26 @@ export class Functions {
     });
   }
 
-  /** Unpacks a package into a folder named after its hash (kept while any version uses it). */
+  /**
+   * Unpacks a package into a folder named after its hash (kept while any version uses it), as a stream within
+   * Lambda's limits (unpack.ts); a refused or broken package leaves nothing behind.
+   */
   async #unpack(name: string, zipFile: Uint8Array): Promise<{ sha256: string; size: number; taskRoot: string }> {
-    let entries;
+    await (this.#sdkLinked ??= linkSdk(this.#options.dir));
+    const hash = createHash('sha256').update(zipFile).digest();
+    const folder = join(this.#options.dir, name);
+    const taskRoot = join(folder, hash.toString('hex').slice(0, 32));
+    const scratch = `${taskRoot}.${randomUUID()}`;
     try {
-      entries = unzip(zipFile);
+      await unpackZip(zipFile, scratch);
     } catch (err) {
+      await rm(scratch, { recursive: true, force: true });
+      await rmdir(folder).catch(() => {}); // only when empty: another version's code stays
+      if (err instanceof PackageTooLarge) throw apiErrors.invalidParameter(err.message);
       throw apiErrors.invalidParameter(
         `Could not unzip uploaded file. Please check your file, then try to upload again. (${(err as Error).message})`,
       );
     }
-    await (this.#sdkLinked ??= linkSdk(this.#options.dir));
-    const hash = createHash('sha256').update(zipFile).digest();
-    const taskRoot = join(this.#options.dir, name, hash.toString('hex').slice(0, 32));
-    const scratch = `${taskRoot}.${randomUUID()}`;
-    for (const entry of entries) {
-      const file = join(scratch, entry.name);
-      await mkdir(dirname(file), { recursive: true });
-      await writeFile(file, entry.data, { mode: entry.mode });
-    }
-    await mkdir(scratch, { recursive: true });
     // Equal code unpacks to the same folder: the first one there wins, the copy goes.
     await rename(scratch, taskRoot).catch(() => rm(scratch, { recursive: true, force: true }));
     return { sha256: hash.toString('base64'), size: zipFile.byteLength, taskRoot };

@@ -149,3 +149,28 @@ export function readBody(req: IncomingMessage, max: number, done: (body: Uint8Ar
   req.on('data', onData);
   req.on('end', onEnd);
 }
+
+/** How much of a refused body is read and thrown away so its client can read the answer, and for how long. */
+export const LINGER_BYTES = 8 * 1024 * 1024;
+const LINGER_MS = 2000;
+
+/**
+ * Reads and throws away the rest of a refused request body, so that its client finishes sending and reads the
+ * answer. Bounded: past LINGER_BYTES more, or LINGER_MS, the connection is cut.
+ */
+export function discard(req: IncomingMessage, already: number): void {
+  let bytes = 0;
+  const cut = () => req.socket.destroy();
+  const timer = setTimeout(cut, LINGER_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes + already > already + LINGER_BYTES) {
+      clearTimeout(timer);
+      cut();
+    }
+  });
+  const done = () => clearTimeout(timer);
+  req.once('end', done).once('close', done);
+  req.resume();
+}

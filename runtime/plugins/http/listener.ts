@@ -15,7 +15,8 @@ import {
 } from '../../core/index.js';
 import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './address.js';
 import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
-import { Exchange, readBody, type ExchangeOwner } from './exchange.js';
+import { ConnectionCap } from './connections.js';
+import { Exchange, LINGER_BYTES, discard, readBody, type ExchangeOwner } from './exchange.js';
 import { DEFAULT_MAX_BODY_SIZE, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 
 export { DEFAULT_MAX_BODY_SIZE } from './route.js';
@@ -34,12 +35,28 @@ export interface HttpListenerOptions {
    * handler untouched (`micro-fn serve` mounts the local Lambda API on `/2015-03-31/`). A handler must answer.
    */
   mounts?: Record<string, (req: IncomingMessage, res: NodeResponse) => void>;
+  /**
+   * Connections open at once. Past it, a new connection replaces the oldest one without a request in progress;
+   * when all are busy it is refused with a 503. Default 1000.
+   */
+  maxConnections?: number;
+  /** Milliseconds a client has to send a request's headers (Node's `headersTimeout`); then 408. Default 10 000. */
+  headersTimeout?: number;
+  /** Milliseconds a client has to send a whole request, body included (Node's `requestTimeout`); then 408. Default 30 000. */
+  requestTimeout?: number;
+  /** Milliseconds a keep-alive connection may wait for its next request before it is closed. Default 5000. */
+  keepAliveTimeout?: number;
 }
 
+/** The listener's defaults for what a client may hold: connections, and seconds to send a request. */
+export const LISTENER_LIMITS = {
+  maxConnections: 1000,
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+} as const;
+
 const DEFAULT_CLOSE_TIMEOUT = 2000;
-/** How much of a refused body is read and thrown away so its client can read the 413, and for how long. */
-const LINGER_BYTES = 8 * 1024 * 1024;
-const LINGER_MS = 2000;
 const ignore = (): void => {};
 
 /**
@@ -54,6 +71,7 @@ export class HttpListener implements Listener, ExchangeOwner {
   readonly #handler: RequestHandler;
   readonly #maxBodySize: number;
   readonly #closeTimeout: number;
+  readonly #connections: ConnectionCap;
   readonly #options: HttpListenerOptions;
   /** `options.mounts` as pairs, made once: the request path checks it on every request. */
   readonly #mounts: [string, NonNullable<HttpListenerOptions['mounts']>[string]][];
@@ -67,7 +85,31 @@ export class HttpListener implements Listener, ExchangeOwner {
     this.#mounts = Object.entries(options.mounts ?? {});
     this.#maxBodySize = positive(options.maxBodySize, DEFAULT_MAX_BODY_SIZE, 'maxBodySize');
     this.#closeTimeout = positive(options.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout');
+    const max = positive(options.maxConnections, LISTENER_LIMITS.maxConnections, 'maxConnections');
+    this.#connections = new ConnectionCap(max, refuseConnection);
+    const headers = positive(options.headersTimeout, LISTENER_LIMITS.headersTimeout, 'headersTimeout');
+    const request = positive(
+      options.requestTimeout,
+      Math.max(headers, LISTENER_LIMITS.requestTimeout),
+      'requestTimeout',
+    );
+    if (headers > request)
+      throw new ConfigError(`headersTimeout (${headers} ms) must not be longer than requestTimeout (${request} ms)`);
+    this.#timeouts = {
+      headersTimeout: headers,
+      requestTimeout: request,
+      keepAliveTimeout: positive(options.keepAliveTimeout, LISTENER_LIMITS.keepAliveTimeout, 'keepAliveTimeout'),
+      // How often Node looks for requests past their timeouts (its default, 30 s, would let one live 40 s).
+      connectionsCheckingInterval: Math.min(1000, headers / 4),
+    };
   }
+
+  readonly #timeouts: {
+    headersTimeout: number;
+    requestTimeout: number;
+    keepAliveTimeout: number;
+    connectionsCheckingInterval: number;
+  };
 
   /** `http://127.0.0.1:<port>` once started. */
   get address(): string {
@@ -84,11 +126,19 @@ export class HttpListener implements Listener, ExchangeOwner {
     // Loaded here, not at the top: a bundle that holds this plugin loads node:http only when it listens.
     const { createServer } = await import('node:http');
     // requireHostHeader off: a mucp client need not send Host, and Node's own 400 would not be error JSON.
-    const server = (this.#server = createServer({ requireHostHeader: false }, (req, res) =>
-      this.#onRequest(req, res, false),
+    const server = (this.#server = createServer({ requireHostHeader: false, ...this.#timeouts }, (req, res) =>
+      this.#onRequest(req, res, 'none'),
     ));
-    server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, true));
+    server.keepAliveTimeout = this.#timeouts.keepAliveTimeout;
+    server.on('connection', this.#connections.accept);
+    server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, 'continue'));
+    // An Expect other than 100-continue: Node would answer 417 itself, with an empty body.
+    server.on('checkExpectation', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, 'unknown'));
     server.on('clientError', onClientError);
+    // CONNECT (a proxy tunnel): Node would drop the socket without a word.
+    server.on('connect', (req: IncomingMessage, socket: Socket) =>
+      writeRaw(socket, errors.methodNotAllowed('micro-fn', `${req.method} is not allowed: send POST, or GET /health`)),
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -137,18 +187,21 @@ export class HttpListener implements Listener, ExchangeOwner {
     if (this.#closing) this.#server?.closeIdleConnections();
   }
 
-  #onRequest(req: IncomingMessage, res: NodeResponse, expectsContinue: boolean): void {
+  #onRequest(req: IncomingMessage, res: NodeResponse, expect: Expect): void {
     try {
-      this.#accept(req, res, expectsContinue);
+      this.#connections.busy(req.socket, res);
+      this.#accept(req, res, expect);
     } catch {
       // Unreachable by design; a bug here must cost one connection, never the process.
       res.destroy();
     }
   }
 
-  #accept(req: IncomingMessage, res: NodeResponse, expectsContinue: boolean): void {
+  #accept(req: IncomingMessage, res: NodeResponse, expect: Expect): void {
     req.on('error', ignore);
+    // A mounted API answers for itself, an unknown expectation included.
     for (const [prefix, handle] of this.#mounts) if (req.url?.startsWith(prefix)) return handle(req, res);
+    const expectsContinue = expect === 'continue';
     const metadata = metadataFromRawHeaders(req.rawHeaders);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -157,9 +210,11 @@ export class HttpListener implements Listener, ExchangeOwner {
     const probe = isProbe(req.method, path);
     const failure = this.#closing
       ? closingError(request.service)
-      : probe
-        ? undefined
-        : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
+      : expect === 'unknown'
+        ? expectationFailed(request.service, req.headers.expect)
+        : probe
+          ? undefined
+          : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
     const ex = new Exchange(this, res, request.id, request.service);
     if (failure) {
       if (failure.code === 405) res.setHeader('allow', 'POST');
@@ -171,7 +226,7 @@ export class HttpListener implements Listener, ExchangeOwner {
         !expectsContinue &&
         !this.#closing &&
         Number(req.headers['content-length']) <= this.#maxBodySize + LINGER_BYTES;
-      ex.fail(failure, !drain && (failure.code === 413 || expectsContinue || this.#closing));
+      ex.fail(failure, !drain && (failure.code === 413 || expect !== 'none' || this.#closing));
       if (drain) discard(req, 0);
       return;
     }
@@ -228,25 +283,22 @@ export async function createHttpListener(
   return new HttpListener(handler, options).start();
 }
 
-/**
- * Reads and throws away the rest of a refused request body, so that its client finishes sending and reads the
- * answer. Bounded: past LINGER_BYTES more, or LINGER_MS, the connection is cut.
- */
-function discard(req: IncomingMessage, already: number): void {
-  let bytes = 0;
-  const cut = () => req.socket.destroy();
-  const timer = setTimeout(cut, LINGER_MS);
-  timer.unref();
-  req.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (bytes + already > already + LINGER_BYTES) {
-      clearTimeout(timer);
-      cut();
-    }
-  });
-  const done = () => clearTimeout(timer);
-  req.once('end', done).once('close', done);
-  req.resume();
+/** How a request asked to be answered before its body is sent: `Expect: 100-continue`, another expectation, none. */
+type Expect = 'none' | 'continue' | 'unknown';
+
+/** The 417 for an `Expect` other than `100-continue`, the only expectation HTTP/1.1 defines. */
+function expectationFailed(service: string, expect: string | undefined): MicroError {
+  return new MicroError(
+    service || 'micro-fn',
+    417,
+    `Expect: ${String(expect).slice(0, 64)} is not supported: send Expect: 100-continue, or no Expect header`,
+  );
+}
+
+/** A connection past the cap while every open one is busy: a 503 as error JSON, then the socket goes. */
+function refuseConnection(socket: Socket): void {
+  const error = errors.unavailable('micro-fn', 'too many connections are open; try again shortly');
+  writeRaw(socket, error);
 }
 
 function closingError(service: string): MicroError {
@@ -255,10 +307,9 @@ function closingError(service: string): MicroError {
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
+  const unit = name === 'maxBodySize' ? 'bytes' : name === 'maxConnections' ? 'connections' : 'milliseconds';
   if (!Number.isFinite(value) || value <= 0)
-    throw new ConfigError(
-      `${name} must be a positive number of ${name === 'closeTimeout' ? 'milliseconds' : 'bytes'}; got ${value}`,
-    );
+    throw new ConfigError(`${name} must be a positive number of ${unit}; got ${value}`);
   return value;
 }
 
@@ -270,7 +321,14 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   const error =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? errors.timeout('micro-fn', 'the request took too long to arrive')
-      : errors.badRequest('micro-fn', `malformed HTTP request (${err.code ?? 'parse error'})`);
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new MicroError('micro-fn', 431, 'the request headers are too large (16 KiB at most)')
+        : errors.badRequest('micro-fn', `malformed HTTP request (${err.code ?? 'parse error'})`);
+  writeRaw(socket, error);
+}
+
+/** An error answered straight on the socket (no request object to answer with), then the connection closes. */
+function writeRaw(socket: Socket, error: MicroError): void {
   const body = JSON.stringify(error);
   socket.end(
     `HTTP/1.1 ${error.code} ${error.status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

@@ -19,6 +19,12 @@ export interface MemoryBrokerOptions {
    * the one that failed. Default min(1000, 20·2^(attempt-1)): 20, 40, 80, … capped at one second.
    */
   backoff?: (attempt: number) => number;
+  /**
+   * Bytes of message bodies waiting in the broker at most: published and not yet settled (acked, dead-lettered
+   * or dropped), counted once per group that holds one. A publish past it is refused with a retryable 503.
+   * Default: no bound.
+   */
+  maxBytes?: number;
 }
 
 const defaultBackoff = (attempt: number): number => Math.min(1000, 20 * 2 ** (attempt - 1));
@@ -36,7 +42,7 @@ interface Group {
   queue: boolean;
   members: Member[];
   /** Messages waiting for a member (redeliveries while the group is empty, or not yet dispatched). */
-  pending: { message: BrokerMessage; attempt: number }[];
+  pending: { message: BrokerMessage; attempt: number; held: number }[];
   next: number;
   scheduled: boolean;
 }
@@ -68,6 +74,9 @@ export class MemoryBroker implements Broker {
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   readonly #maxAttempts: number;
   readonly #backoff: (attempt: number) => number;
+  readonly #maxBytes: number;
+  /** Bytes of messages waiting: pending in a group, handed over and not settled, or between retries. */
+  #bytes = 0;
   #subscriptions = 0;
   #closed = false;
 
@@ -76,22 +85,47 @@ export class MemoryBroker implements Broker {
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
       throw new TypeError(`maxAttempts must be an integer >= 1; got ${String(maxAttempts)}`);
     if (typeof backoff !== 'function') throw new TypeError('backoff must be a function (attempt) => milliseconds');
+    const { maxBytes = Infinity } = options;
+    if (!(maxBytes > 0)) throw new TypeError(`maxBytes must be a positive number of bytes; got ${String(maxBytes)}`);
+    this.#maxBytes = maxBytes;
     this.#maxAttempts = maxAttempts;
     this.#backoff = backoff;
   }
 
-  /** Resolves once the message is queued; a topic without subscribers drops it. Rejects with a 503 after `close()`. */
+  /** Bytes of message bodies waiting in the broker now (see `maxBytes`). */
+  get waitingBytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Resolves once the message is queued; a topic without subscribers drops it. Rejects with a 503 after `close()`,
+   * and with a retryable 503 when the messages waiting would pass `maxBytes`.
+   */
   async publish(topic: string, message: PublishMessage): Promise<void> {
+    return this.#publish(topic, message, false);
+  }
+
+  /** `internal`: a dead letter, taken past the bound (refusing it would lose a message already accepted). */
+  async #publish(topic: string, message: PublishMessage, internal: boolean): Promise<void> {
     if (this.#closed) throw new MicroError('memory-broker', 503, `broker is closed: cannot publish to ${topic}`);
     if (!(message?.body instanceof Uint8Array)) throw new TypeError('a published message needs a Uint8Array body');
+    const groups = [...(this.#topics.get(topic)?.values() ?? [])].filter((g) => g.members.length > 0);
+    const size = message.body.byteLength * groups.length;
+    if (!internal && size > 0 && this.#bytes + size > this.#maxBytes)
+      throw new MicroError(
+        'memory-broker',
+        503,
+        `the broker holds ${this.#bytes} bytes of messages not yet handled, and ${size} more would pass its limit of ${this.#maxBytes}: publish again once subscribers catch up`,
+      );
     const published: BrokerMessage = {
       id: newId(),
       topic,
       headers: { ...message.headers },
       body: message.body.slice(),
     };
-    for (const group of this.#topics.get(topic)?.values() ?? []) {
-      if (group.members.length > 0) this.#enqueue(group, published, 1);
+    for (const group of groups) {
+      this.#bytes += published.body.byteLength;
+      this.#enqueue(group, published, 1, published.body.byteLength);
     }
   }
 
@@ -116,6 +150,12 @@ export class MemoryBroker implements Broker {
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     this.#topics.clear();
+    this.#bytes = 0;
+  }
+
+  /** A message a group held is settled or dropped: its bytes no longer wait. */
+  #release(held: number): void {
+    this.#bytes = Math.max(0, this.#bytes - held);
   }
 
   #group(topic: string, key: string, create: boolean): Group | undefined {
@@ -136,13 +176,15 @@ export class MemoryBroker implements Broker {
     if (index < 0) return;
     group.members.splice(index, 1);
     if (group.members.length > 0 || (group.queue && group.pending.length > 0)) return;
+    // A plain subscription's pending messages go with it.
+    for (const { held } of group.pending.splice(0)) this.#release(held);
     const groups = this.#topics.get(topic);
     if (groups?.get(group.key) === group) groups.delete(group.key);
     if (groups?.size === 0) this.#topics.delete(topic);
   }
 
-  #enqueue(group: Group, message: BrokerMessage, attempt: number): void {
-    group.pending.push({ message, attempt });
+  #enqueue(group: Group, message: BrokerMessage, attempt: number, held: number): void {
+    group.pending.push({ message, attempt, held });
     this.#schedule(group);
   }
 
@@ -154,15 +196,15 @@ export class MemoryBroker implements Broker {
       group.scheduled = false;
       while (!this.#closed && group.pending.length > 0 && group.members.length > 0) {
         const member = group.members[group.next++ % group.members.length]!;
-        const { message, attempt } = group.pending.shift()!;
+        const { message, attempt, held } = group.pending.shift()!;
         // Leave the group the moment the last allowed message is handed over, so it is never offered another.
         if (++member.taken >= member.max) this.#leave(message.topic, group, member);
-        this.#deliver(group, member, message, attempt);
+        this.#deliver(group, member, message, attempt, held);
       }
     });
   }
 
-  #deliver(group: Group, member: Member, message: BrokerMessage, attempt: number): void {
+  #deliver(group: Group, member: Member, message: BrokerMessage, attempt: number, held: number): void {
     let settled = false;
     const settle = (then: () => void) => async () => {
       if (settled) return;
@@ -172,9 +214,13 @@ export class MemoryBroker implements Broker {
     const delivery: Delivery = {
       message: { ...message, headers: { ...message.headers }, body: message.body.slice() },
       attempt,
-      ack: settle(() => {}),
-      nak: (delayMs?: number) => settle(() => this.#retry(group, message, attempt, delayMs))(),
-      term: (reason?: string) => settle(() => this.#deadLetter(message, reason ?? 'terminated', attempt))(),
+      ack: settle(() => this.#release(held)),
+      nak: (delayMs?: number) => settle(() => this.#retry(group, message, attempt, held, delayMs))(),
+      term: (reason?: string) =>
+        settle(() => {
+          this.#release(held);
+          this.#deadLetter(message, reason ?? 'terminated', attempt);
+        })(),
     };
     // Through a promise so a handler that throws synchronously counts as a rejection. A failed handler naks
     // in both modes (a no-op if it settled first); a manual handler that resolves may still settle later.
@@ -187,12 +233,16 @@ export class MemoryBroker implements Broker {
       .catch(() => {}); // only a throwing backoff gets here
   }
 
-  #retry(group: Group, message: BrokerMessage, attempt: number, delayMs?: number): void {
-    if (attempt >= this.#maxAttempts) return this.#deadLetter(message, `failed ${attempt} attempts`, attempt);
+  #retry(group: Group, message: BrokerMessage, attempt: number, held: number, delayMs?: number): void {
+    if (attempt >= this.#maxAttempts) {
+      this.#release(held);
+      return this.#deadLetter(message, `failed ${attempt} attempts`, attempt);
+    }
     const redeliver = () => {
       // The group may have been forgotten and made anew since: look it up again by key.
       const target = this.#group(message.topic, group.key, group.queue);
-      if (target) this.#enqueue(target, message, attempt + 1);
+      if (target) this.#enqueue(target, message, attempt + 1, held);
+      else this.#release(held);
     };
     const delay = delayMs ?? this.#backoff(attempt);
     if (!(delay > 0)) return redeliver();
@@ -210,7 +260,7 @@ export class MemoryBroker implements Broker {
       [deadLetterHeaders.reason]: reason,
       [deadLetterHeaders.attempts]: String(attempts),
     };
-    void this.publish(deadLetterTopic(message.topic), { headers, body: message.body }).catch(() => {});
+    void this.#publish(deadLetterTopic(message.topic), { headers, body: message.body }, true).catch(() => {});
   }
 }
 
