@@ -38,7 +38,8 @@ await Promise.all([
   esbuild.build({ ...common, entryPoints: library, outdir: 'dist', chunkNames: 'chunks/[name]-[hash]' }),
   esbuild.build({
     ...common,
-    entryPoints: { main: 'cli/main.ts' },
+    // launcher: the process `micro-fn serve` starts function processes from (serve/launcher.ts forks it).
+    entryPoints: { main: 'cli/main.ts', launcher: 'serve/launcher-process.ts' },
     outdir: 'dist/cli',
     chunkNames: '[name]-[hash]',
     define: { __MICRO_FN_VERSION__: JSON.stringify(pkg.version) },

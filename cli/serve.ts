@@ -80,6 +80,12 @@ export const command = defineCommand({
       description:
         'calls through the gateway, and Broker.Publish, need a token (micro-fn auth token) the rules accept (micro-fn auth rule); needed to bind an address other machines can reach',
     },
+    user: {
+      type: 'string',
+      value: 'NAME',
+      description:
+        'when serve runs as root, the user function processes run as (default nobody; a name or UID[:GID]); refused otherwise',
+    },
     watch: {
       type: 'boolean',
       short: 'w',
@@ -131,6 +137,7 @@ export const command = defineCommand({
       echo: values.quiet !== true,
       watch: values.watch === true,
       ackWait,
+      user: values.user,
     });
     try {
       await runtime.start();

@@ -8,6 +8,7 @@ import type { BrokerMessage, Subscription } from '../runtime/core/broker.js';
 import type { Env } from '../runtime/core/config.js';
 import type { Credential } from '../runtime/core/credential.js';
 import type { Registry } from '../runtime/core/registry.js';
+import type { Launcher } from './launcher.js';
 
 /** serve, as an extension sees it. */
 export interface Host {
@@ -20,6 +21,8 @@ export interface Host {
   env: Env;
   /** serve's credential (MICRO_FN_HOME/auth/credential.json): the keys an API serve hosts checks callers against. */
   credential: Credential;
+  /** What every function process is started through, confined (serve/launcher.ts). */
+  launcher: Launcher;
   /** What every function serve runs starts from: serve's MICRO_* settings and its MICRO_FN_HOME. */
   functionEnv(): Record<string, string>;
   /** Invocations at once per function (`serve --concurrency`). */

@@ -40,6 +40,8 @@ export class FunctionPool {
   /** Broker messages waiting for a slot: unbounded (the broker holds them anyway), served after callers. */
   #backlog: (() => void)[] = [];
   #closed = false;
+  /** The bundle as the processes load it: staged by describe(). */
+  #bundle: string | undefined;
 
   constructor(options: PoolOptions) {
     this.options = options;
@@ -50,10 +52,17 @@ export class FunctionPool {
    * `signal` kills that process (the promise rejects once it has exited).
    */
   async describe(signal?: AbortSignal): Promise<IpcReady> {
+    // Where the function's user can read it (serve/launcher.ts), for this pool's life.
+    this.#bundle ??= await this.options.launcher.stage(this.options.bundle);
     const worker = this.#spawn(true);
     const abort = () => worker.kill();
     signal?.addEventListener('abort', abort, { once: true });
-    const ready = await worker.ready.finally(() => signal?.removeEventListener('abort', abort));
+    const ready = await worker.ready
+      .finally(() => signal?.removeEventListener('abort', abort))
+      .catch(async (err: unknown) => {
+        await this.close(); // nothing was started but that process; its staged bundle goes
+        throw err;
+      });
     if (this.options.size > 0) this.#keep(worker);
     else worker.kill();
     this.refill();
@@ -141,9 +150,10 @@ export class FunctionPool {
   /** A warm process if there is one, else a fresh one (a cold start). */
   async #take(): Promise<Worker> {
     let worker: Worker | undefined;
-    while ((worker = this.#warm.shift()) && !worker.alive);
+    // A process over its memory limit (it grew while it waited) is stopped here, never handed the invocation.
+    while ((worker = this.#warm.shift()) && !(worker.alive && worker.withinMemory()));
     if (worker) return worker;
-    // A cold start: the invocation is sent at once and waits in the channel while the process loads.
+    // A cold start: the invocation is sent once the process says it is ready and is within its memory limit.
     return this.#spawn(false);
   }
 
@@ -174,8 +184,9 @@ export class FunctionPool {
   }
 
   #spawn(warm: boolean): Worker {
-    const { bundle, env, memory, log } = this.options;
-    return new Worker({ bundle, env, memory, log, warm });
+    const { launcher, env, memory, log } = this.options;
+    if (this.#bundle === undefined) throw new Error('FunctionPool: describe() starts the first process');
+    return new Worker({ launcher, bundle: this.#bundle, env, memory, log, warm });
   }
 
   /**
@@ -187,6 +198,8 @@ export class FunctionPool {
     while (this.#inflight > 0 || this.#waiting.length > 0 || this.#backlog.length > 0)
       await new Promise((r) => setTimeout(r, 10));
     for (const worker of this.#warm.splice(0)) worker.kill();
+    if (this.#bundle !== undefined) await this.options.launcher.release(this.options.bundle);
+    this.#bundle = undefined;
   }
 }
 

@@ -29,10 +29,6 @@ import { FunctionPool, type Outcome } from './pool.js';
 import type { Extension } from './extension.js';
 import { extensions } from './extensions.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
-import { isBuildFolder } from './validate.js';
-import { LoadOutput } from './load-output.js';
-import { nameProblem, type NameKind } from '../runtime/plugins/local/limits.js';
-import type { IpcReady } from '../adapters/local/ipc.js';
 import { Guard } from './auth/guard.js';
 import {
   AUTH_TOKEN_ENV,
@@ -41,6 +37,15 @@ import {
   type Credential,
 } from '../runtime/core/credential.js';
 import { ensureCredential } from '../runtime/plugins/local/credential.js';
+import { isBuildFolder } from './validate.js';
+import { LoadOutput } from './load-output.js';
+import { nameProblem, type NameKind } from '../runtime/plugins/local/limits.js';
+import type { IpcReady } from '../adapters/local/ipc.js';
+// Confinement of function processes (serve/launcher.ts).
+import { Launcher } from './launcher.js';
+import { functionUser } from './function-user.js';
+import { ensureHome } from '../runtime/plugins/local/home.js';
+import { refusedEnvProblem } from '../runtime/plugins/local/refused-env.js';
 
 export interface RuntimeOptions {
   home: string;
@@ -65,12 +70,17 @@ export interface RuntimeOptions {
   watch?: boolean;
   /** Milliseconds a remote subscriber may hold a message without news before it is delivered again. */
   ackWait?: number;
+  /** `serve --auth`: calls through the gateway (and Broker.Publish) need a token the rules accept. */
+  auth?: boolean;
   /** Milliseconds a deployed bundle has to say it is ready before its deploy fails (504) and its process is killed. Default 30 000. */
   readyTimeout?: number;
   /** Connections the gateway keeps open at once (the HTTP listener's `maxConnections`). Default 1000. */
   maxConnections?: number;
-  /** `serve --auth`: calls through the gateway (and Broker.Publish) need a token the rules accept. */
-  auth?: boolean;
+  /**
+   * `serve --user`: the user function processes run as when serve runs as root (default `nobody`; `root` keeps
+   * them root). Refused when serve is not root. See serve/function-user.ts.
+   */
+  user?: string;
 }
 
 /** How long a new bundle may take to load and say it is ready, unless serve is told otherwise. */
@@ -108,6 +118,8 @@ export class LocalRuntime {
   #lambdaToken: string | undefined;
   /** Under --auth, the id of each pool's function token, revoked when the pool retires. */
   readonly #tokenIds = new WeakMap<FunctionPool, string>();
+  /** Starts every function process (local and Lambda), confined; made by start(). */
+  #launcher: Launcher | undefined;
 
   constructor(options: RuntimeOptions) {
     this.options = options;
@@ -122,6 +134,9 @@ export class LocalRuntime {
 
   async start(): Promise<void> {
     const o = this.options;
+    await ensureHome(o.home);
+    const launcher = (this.#launcher = new Launcher({ user: functionUser(o.user), home: o.home }));
+    await launcher.start();
     const credential = (this.#credential = ensureCredential(o.home));
     const say = (line: string) => process.stderr.write(`[micro-fn serve] ${line}\n`);
     const guard = (this.#guard = new Guard({ credential, home: o.home, tokens: o.auth === true, say }));
@@ -133,6 +148,7 @@ export class LocalRuntime {
         registry: o.registry,
         env: o.env,
         credential,
+        launcher,
         functionEnv: () => this.#functionEnv(),
         concurrency: o.concurrency,
         log: (name, invocation, line) => this.#logs.write(name, invocation, 'stdout', line),
@@ -154,7 +170,8 @@ export class LocalRuntime {
   #functionEnv(): Record<string, string> {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.options.env)) if (k.startsWith('MICRO_') && v !== undefined) env[k] = v;
-    env.MICRO_FN_HOME = this.options.home;
+    // A function of another user sees only the registry of it (serve/launcher.ts).
+    env.MICRO_FN_HOME = this.#launcher?.functionHome(this.options.home) ?? this.options.home;
     // The local Lambda API's invoke-only pair (never the administrator's, never the control token).
     if (this.#credential) {
       env[FUNCTION_AWS_KEY_ID] = this.#credential.awsInvoke.accessKeyId;
@@ -243,7 +260,10 @@ export class LocalRuntime {
 
   async #deploy(request: DeployRequest): Promise<FunctionInfo> {
     const o = this.options;
-    const env: Record<string, string> = { ...this.#functionEnv(), ...request.env, MICRO_FN_HOME: o.home };
+    const refused = refusedEnvProblem(request.env);
+    if (refused) throw errors.badRequest(RUNTIME_SERVICE, refused);
+    const base = this.#functionEnv();
+    const env: Record<string, string> = { ...base, ...request.env, MICRO_FN_HOME: base.MICRO_FN_HOME! };
     const tokenId = await this.#giveToken(env, request.env);
     const size = request.pool ?? o.pool;
     let name = '(deploying)';
@@ -251,6 +271,7 @@ export class LocalRuntime {
     let loading: LoadOutput | undefined = new LoadOutput();
     const pool = new FunctionPool({
       name,
+      launcher: this.#launcher!,
       bundle: request.bundle,
       env,
       memory: request.memory ?? o.memory,
@@ -318,6 +339,7 @@ export class LocalRuntime {
           `${bundle} did not say it was ready within ${limit} ms (serve --ready-timeout); its process was stopped. Does its module wait for something as it loads?`,
           { retryable: false },
         );
+      if (isMicroError(err)) throw err; // a reason already given: over its memory limit as it loaded (worker.ts)
       throw errors.badRequest(RUNTIME_SERVICE, `${bundle} failed to load: ${output.reason((err as Error).message)}`);
     } finally {
       clearTimeout(timeout);
@@ -466,6 +488,7 @@ export class LocalRuntime {
     await this.#listener?.close();
     // After the gateway: a request to a mounted API in flight was still answered.
     await Promise.allSettled(this.#extensions.map((e) => e.stop()));
+    await this.#launcher?.close();
     await this.#logs.close();
     this.#guard?.close();
   }

@@ -1,20 +1,25 @@
 /**
- * One single-use function process: spawned with only the environment it is given, it loads its bundle,
- * reports ready, takes one invocation over IPC and exits. Its stdout/stderr are captured line by line.
+ * One single-use function process, started through serve's launcher (launcher.ts) with only the environment it is
+ * given: it loads its bundle, reports ready, takes one invocation over its message pipe and exits. Its stdout/stderr
+ * are captured line by line. Its resident memory is watched from its start: a process over the limit is stopped,
+ * and one found over it when it reports ready, or when it is about to be handed its invocation, never gets one.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import type { Duplex } from 'node:stream';
+import { errors } from '../runtime/core/errors.js';
 import type { FromFunction, IpcReady, IpcReply, IpcSettled, ToFunction } from '../adapters/local/ipc.js';
 import { IPC_ENV, encodeMessage, readMessages } from '../adapters/local/ipc.js';
+import type { LaunchedProcess, Launcher, Pipes } from './launcher.js';
 
 export interface WorkerOptions {
+  launcher: Launcher;
+  /** The bundle, where the function's user can read it (Launcher.stage). */
   bundle: string;
   env: Record<string, string>;
   /**
-   * Resident memory limit in MiB, enforced by watching the process while it serves (a V8 heap flag would do
-   * it too, but any V8 flag makes Node drop its built-in code cache: ~20 ms more per start).
+   * Resident memory limit in MiB, enforced by watching the process (a V8 heap flag would do it too, but any V8 flag
+   * makes Node drop its built-in code cache: ~20 ms more per start).
    */
   memory: number;
   /** Started to wait in the warm pool (it warms up first), rather than for an invocation at hand. */
@@ -29,83 +34,151 @@ export type WorkerResult =
   | { kind: 'exit'; code: number | null; signal: string | null; overMemory?: number };
 
 const PAGE = 4096;
+/** How often memory is read while a process loads or serves, and while it waits in the pool. */
 const WATCH_INTERVAL = 25;
+const IDLE_INTERVAL = 250;
+/** How long output may still arrive after a process exited (a descendant holding its pipes is ended by then). */
+const DRAIN = 2000;
 
 export class Worker {
-  readonly child: ChildProcess;
-  readonly #channel: Duplex;
-  /** Resolves with the function's description once it is warm; rejects if it dies first. */
+  readonly #process: LaunchedProcess;
+  #channel: Socket | undefined;
+  /** Resolves with the function's description once it is warm; rejects if it dies (or is over its memory) first. */
   readonly ready: Promise<IpcReady>;
+  #isReady = false;
+  #running = false;
   #invocation = 'init';
   readonly #memory: number;
   #overMemory: number | undefined;
   #result: ((r: WorkerResult) => void) | undefined;
   #exited = false;
+  #exit: { code: number | null; signal: string | null } = { code: null, signal: null };
+  #watch: ReturnType<typeof setTimeout> | undefined;
   readonly exited: Promise<void>;
 
   constructor(options: WorkerOptions) {
     this.#memory = options.memory;
-    this.child = spawn(process.execPath, [options.bundle], {
+    this.#process = options.launcher.spawn({
+      entry: options.bundle,
       env: { ...options.env, [IPC_ENV]: '1' },
-      // fd 3: the message pipe (ipc.ts).
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      channel: true,
     });
-    this.#channel = this.child.stdio[3] as Duplex;
-    this.#channel.on('error', () => {}); // the process died: its 'close' reports it
-    for (const stream of ['stdout', 'stderr'] as const) {
-      createInterface({ input: this.child[stream]!, crlfDelay: Infinity }).on('line', (line) =>
-        options.log(line, stream, this.#invocation),
-      );
-    }
     let readyResolve!: (r: IpcReady) => void;
     let readyReject!: (e: Error) => void;
     this.ready = new Promise((resolve, reject) => ((readyResolve = resolve), (readyReject = reject)));
     this.ready.catch(() => {});
+    const resolveReady = (description: IpcReady) => {
+      // Checked here too: a process that loaded over its limit never enters the pool nor gets its invocation.
+      if (!this.withinMemory()) return;
+      this.#isReady = true;
+      readyResolve(description);
+    };
+    const closed = this.#process.started.then(
+      (pipes) => this.#attach(pipes, options, resolveReady),
+      (err: Error) => readyReject(err),
+    );
+    this.exited = this.#process.exit.then(async (exit) => {
+      // A reply sent just before the process exited may still be in the pipe: its streams are read to the end.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, DRAIN)))]);
+      clearTimeout(timer);
+      this.#exited = true;
+      this.#exit = exit;
+      clearTimeout(this.#watch);
+      readyReject(this.#notReady(exit));
+      this.#settle({ kind: 'exit', ...exit, overMemory: this.#overMemory });
+    });
+  }
+
+  /** Sets up the pipes; resolves once they have all closed. */
+  #attach(pipes: Pipes, options: WorkerOptions, resolveReady: (r: IpcReady) => void): Promise<unknown> {
+    const channel = (this.#channel = pipes.channel!);
+    channel.on('error', () => {}); // the process died: its exit reports it
+    this.#watchMemory();
+    for (const stream of ['stdout', 'stderr'] as const) {
+      pipes[stream].on('error', () => {});
+      createInterface({ input: pipes[stream], crlfDelay: Infinity }).on('line', (line) =>
+        options.log(line, stream, this.#invocation),
+      );
+    }
     let described: IpcReady | undefined;
-    readMessages<FromFunction>(this.#channel, (message) => {
+    readMessages<FromFunction>(channel, (message) => {
       if (message.type === 'ready') {
         // A warm process gets a ping first, so both ends have run the IPC paths once before the invocation.
-        if (options.warm) ((described = message), this.#channel.write(encodeMessage({ type: 'ping' })));
-        else readyResolve(message);
-      } else if (message.type === 'pong') readyResolve(described!);
+        if (options.warm) ((described = message), channel.write(encodeMessage({ type: 'ping' })));
+        else resolveReady(message);
+      } else if (message.type === 'pong') resolveReady(described!);
       else if (message.type === 'reply') this.#settle({ kind: 'reply', reply: message });
       else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
     });
-    this.exited = new Promise((resolve) => {
-      // 'close', not 'exit': a reply sent just before the process exited may still be in the pipe when
-      // 'exit' fires; 'close' comes after the channel and stdio have been read to the end.
-      this.child.on('close', (code, signal) => {
-        this.#exited = true;
-        readyReject(new Error(`the function process exited (${signal ?? `code ${code}`}) before it was ready`));
-        this.#settle({ kind: 'exit', code, signal, overMemory: this.#overMemory });
-        resolve();
-      });
-    });
-    this.child.on('error', (err) => readyReject(err));
+    return Promise.all(
+      [channel, pipes.stdout, pipes.stderr].map((s) => new Promise((resolve) => s.once('close', resolve))),
+    );
   }
 
   get alive(): boolean {
     return !this.#exited;
   }
 
-  /** Hands over the one invocation; resolves with its reply, or with the exit if the process died first. */
+  /**
+   * Hands over the one invocation; resolves with its reply, or with the exit if the process died first. A cold
+   * start's invocation waits until the process is ready and within its memory limit.
+   */
   run(message: ToFunction, invocation: string): Promise<WorkerResult> {
     this.#invocation = invocation;
     const result = new Promise<WorkerResult>((resolve) => (this.#result = resolve));
-    if (this.#exited) this.#settle({ kind: 'exit', code: this.child.exitCode, signal: this.child.signalCode });
-    else this.#channel.write(encodeMessage(message), (err) => err && this.kill());
-    const watchdog = setInterval(() => void this.#checkMemory(), WATCH_INTERVAL);
-    return result.finally(() => clearInterval(watchdog));
+    if (this.#isReady || this.#exited) this.#send(message);
+    else
+      this.ready.then(
+        () => this.#send(message),
+        () => {},
+      ); // its exit settles the result
+    return result;
   }
 
-  /** Kills the process once its resident memory passes the limit (Linux: /proc; elsewhere no limit). */
-  async #checkMemory(): Promise<void> {
-    const statm = await readFile(`/proc/${this.child.pid}/statm`, 'utf8').catch(() => '');
-    const resident = Number(statm.split(' ')[1]) * PAGE;
-    if (resident > this.#memory * 1024 * 1024 && !this.#exited) {
-      this.#overMemory = Math.round(resident / 1024 / 1024);
-      this.kill();
+  #send(message: ToFunction): void {
+    if (this.#exited) return this.#settle({ kind: 'exit', ...this.#exit, overMemory: this.#overMemory });
+    this.#running = true;
+    this.#channel!.write(encodeMessage(message), (err) => err && this.kill());
+  }
+
+  /**
+   * Reads the process's resident memory now; over the limit, it is killed and this returns false (its exit says
+   * why). Linux: /proc; elsewhere there is no limit.
+   */
+  withinMemory(): boolean {
+    const pid = this.#process.pid;
+    if (this.#exited || pid === undefined) return !this.#exited;
+    let resident = 0;
+    try {
+      resident = Number(readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ')[1]) * PAGE;
+    } catch {
+      return true; // gone (its exit follows), or not Linux
     }
+    if (resident <= this.#memory * 1024 * 1024) return true;
+    this.#overMemory ??= Math.round(resident / 1024 / 1024);
+    this.kill();
+    return false;
+  }
+
+  /** Watches memory from the start: often while it loads or serves, less while it waits in the pool. */
+  #watchMemory(): void {
+    const tick = () => {
+      if (!this.withinMemory()) return;
+      const idle = this.#isReady && !this.#running;
+      this.#watch = setTimeout(tick, idle ? IDLE_INTERVAL : WATCH_INTERVAL).unref();
+    };
+    tick();
+  }
+
+  /** Why `ready` rejects: the exit, or the memory limit it went over while loading. */
+  #notReady(exit: { code: number | null; signal: string | null }): Error {
+    if (this.#overMemory !== undefined)
+      return errors.badRequest(
+        'micro-fn',
+        `the function's process used ${this.#overMemory} MiB as it loaded, over its memory limit of ${this.#memory} MiB, and was stopped before it was handed any invocation: raise the limit (micro-fn deploy --memory, micro-fn serve --memory) or make its module load less`,
+      );
+    return new Error(`the function process exited (${exit.signal ?? `code ${exit.code}`}) before it was ready`);
   }
 
   #settle(result: WorkerResult): void {
@@ -115,6 +188,6 @@ export class Worker {
   }
 
   kill(): void {
-    if (!this.#exited) this.child.kill('SIGKILL');
+    if (!this.#exited) this.#process.kill();
   }
 }

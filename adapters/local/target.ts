@@ -2,6 +2,8 @@
 import { relative } from 'node:path';
 import { duration, whole } from '../kit/options.js';
 import { defineTarget } from '../kit/target.js';
+import { UserError } from '../../runtime/core/errors.js';
+import { refusedEnvProblem } from '../../runtime/plugins/local/refused-env.js';
 import { limitArgument } from '../../runtime/plugins/local/limits.js';
 
 export const target = defineTarget({
@@ -35,6 +37,9 @@ export const target = defineTarget({
     return buildLocal(entry, { outdir, minify });
   },
   async deploy({ entry, env, hostEnv, options, session, progress }) {
+    // Before building: serve would refuse them anyway (runtime/plugins/local/refused-env.ts).
+    const refused = refusedEnvProblem(env);
+    if (refused) throw new UserError(`--env: ${refused}`);
     // Checked here by the ranges serve checks them with (limits.ts), so a mistake is one line before any build.
     const limits = {
       pool: limitArgument('pool', whole(options.pool, 'pool', 0)),

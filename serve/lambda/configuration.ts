@@ -3,6 +3,7 @@
  * field names, so the AWS SDK reads it as it reads Lambda's), and the checks of the requests that set it.
  */
 import { randomUUID } from 'node:crypto';
+import { refusedEnvProblem } from '../../runtime/plugins/local/refused-env.js';
 import { apiErrors } from './api-error.js';
 
 /** The account id in the ARNs of the local endpoint. */
@@ -125,6 +126,9 @@ function readEnvironment(value: unknown, existing: Settings['Environment']): Pic
   ) {
     throw apiErrors.invalidParameter('Environment.Variables must map names to strings');
   }
+  // What would run code before the function's process is confined (runtime/plugins/local/refused-env.ts).
+  const refused = refusedEnvProblem(variables as Record<string, string>);
+  if (refused) throw apiErrors.invalidParameter(refused);
   return { Environment: { Variables: { ...(variables as Record<string, string>) } } };
 }
 

@@ -63,6 +63,7 @@ export class LambdaEndpoint {
       defaults: options.defaults ?? {},
       maxEnvironments: options.maxEnvironments ?? 4,
       log: options.log ?? (() => {}),
+      launcher: options.launcher,
     });
   }
 

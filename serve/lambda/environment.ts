@@ -2,12 +2,14 @@
  * A local Lambda execution environment: a process running the official runtime interface client (npm
  * `aws-lambda-ric`) on an unpacked deployment package, pulling events from its own RuntimeApi. It serves
  * any number of invocations one after the other, and like Lambda replaces its process after a timeout, a
- * crash or a failed init. A pool holds several. Never ships inside a function.
+ * crash or a failed init. A pool holds several. Its process is a function process like a local one: started
+ * through serve's launcher (serve/launcher.ts), with the function's variables handed over rather than in its
+ * process environment, as the function user, and everything it starts ended with it. Never ships inside a function.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { UserError } from '../../runtime/core/errors.js';
+import { Launcher, type LaunchedProcess } from '../launcher.js';
 import { RuntimeApi, type InvokeResult } from './runtime-api.js';
 
 export interface EnvironmentOptions {
@@ -28,6 +30,8 @@ export interface EnvironmentOptions {
   env?: Readonly<Record<string, string>>;
   /** Receives what the function writes to stdout and stderr (CloudWatch Logs on Lambda); discarded without it. */
   onOutput?: (text: string) => void;
+  /** serve's launcher; without it the environment starts one of its own (as serve's user) and stops it on close. */
+  launcher?: Launcher;
 }
 
 /**
@@ -43,29 +47,50 @@ export class LambdaEnvironment {
   readonly #options: EnvironmentOptions;
   readonly #api: RuntimeApi;
   readonly #ric: string;
-  #child: ChildProcess | undefined;
+  readonly #launcher: Launcher;
+  /** The launcher is this environment's own: closed with it. */
+  readonly #ownLauncher: boolean;
+  /** The task root where the function user can read it. */
+  readonly #taskRoot: string;
+  #child: LaunchedProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #closing = false;
 
-  private constructor(options: EnvironmentOptions, api: RuntimeApi, ric: string) {
+  private constructor(
+    options: EnvironmentOptions,
+    api: RuntimeApi,
+    ric: string,
+    launcher: { launcher: Launcher; own: boolean; taskRoot: string },
+  ) {
     this.#options = options;
     this.#api = api;
     this.#ric = ric;
+    this.#launcher = launcher.launcher;
+    this.#ownLauncher = launcher.own;
+    this.#taskRoot = launcher.taskRoot;
   }
 
   /** Starts the Runtime API and the runtime's process. */
   static async start(options: EnvironmentOptions): Promise<LambdaEnvironment> {
     const ric = runtimeInterfaceClient();
+    const own = options.launcher === undefined;
+    const launcher = options.launcher ?? new Launcher();
+    if (own) await launcher.start();
+    // As on Lambda, the runtime provides the AWS SDK: a copy of the task root for the function user links micro-fn's.
+    const taskRoot = await launcher.stage(options.taskRoot, sdkLink()).catch(async (err: unknown) => {
+      if (own) await launcher.close();
+      throw err;
+    });
     const region = options.region ?? 'us-east-1';
     let env: LambdaEnvironment | undefined;
     const api = await RuntimeApi.start({
       functionArn: `arn:aws:lambda:${region}:000000000000:function:${options.functionName}`,
       // Lambda stops an environment whose invocation timed out; the next invocation gets a fresh one.
       onTimeout: () => {
-        if (env) env.#child?.kill('SIGKILL');
+        if (env) env.#child?.kill();
       },
     });
-    env = new LambdaEnvironment(options, api, ric);
+    env = new LambdaEnvironment(options, api, ric, { launcher, own, taskRoot });
     env.#spawn();
     return env;
   }
@@ -98,9 +123,11 @@ export class LambdaEnvironment {
   /** Stops the process and the Runtime API; invocations still queued or running are rejected. */
   async close(): Promise<void> {
     this.#closing = true;
-    this.#child?.kill('SIGKILL');
+    this.#child?.kill();
     await this.#exited;
     await this.#api.close();
+    await this.#launcher.release(this.#options.taskRoot);
+    if (this.#ownLauncher) await this.#launcher.close();
   }
 
   #spawn(): void {
@@ -113,7 +140,7 @@ export class LambdaEnvironment {
       ...o.env,
       // Lambda's reserved variables: the function's own cannot override them.
       AWS_LAMBDA_RUNTIME_API: this.#api.address,
-      LAMBDA_TASK_ROOT: o.taskRoot,
+      LAMBDA_TASK_ROOT: this.#taskRoot,
       LAMBDA_RUNTIME_DIR: dirname(dirname(this.#ric)),
       _HANDLER: o.handler ?? 'index.handler',
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
@@ -128,19 +155,17 @@ export class LambdaEnvironment {
     };
     // The heap capped below the memory size, as Lambda's Node.js runtime does, so a function that would run out
     // of memory there runs out here too. The RIC loads the handler from its working directory.
-    const child = spawn(
-      process.execPath,
-      [`--max-old-space-size=${Math.floor(memory * 0.9)}`, this.#ric, env._HANDLER!],
-      {
-        cwd: o.taskRoot,
-        env,
-        stdio: ['ignore', o.onOutput ? 'pipe' : 'ignore', o.onOutput ? 'pipe' : 'ignore'],
-      },
-    );
+    const child = this.#launcher.spawn({
+      execArgv: [`--max-old-space-size=${Math.floor(memory * 0.9)}`],
+      entry: this.#ric,
+      args: [env._HANDLER!],
+      env,
+      // What Node and the C library read as the process starts; nothing secret.
+      execEnv: { PATH: env.PATH!, LANG: env.LANG!, TZ: env.TZ! },
+      cwd: this.#taskRoot,
+    });
     this.#child = child;
     this.#api.runtimeStarting();
-    if (o.onOutput)
-      for (const stream of [child.stdout!, child.stderr!]) stream.setEncoding('utf8').on('data', o.onOutput);
     const ended = (reason: string): void => {
       if (this.#child !== child) return;
       this.#child = undefined;
@@ -149,13 +174,23 @@ export class LambdaEnvironment {
       // Events still waiting get a fresh process, as Lambda starts a new environment.
       if (this.#api.pending > 0) this.#spawn();
     };
-    this.#exited = new Promise((resolve) => {
-      child.once('close', () => resolve());
-      child.once('error', () => resolve());
-    });
-    // 'exit' may not follow a failed spawn.
-    child.once('error', (err) => ended(`error: ${err.message}`));
-    child.once('exit', (code, signal) =>
+    // Output is read to its end before the process counts as gone.
+    const output = child.started.then(
+      ({ stdout, stderr }) =>
+        Promise.all(
+          [stdout, stderr].map((stream) => {
+            stream.on('error', () => {});
+            if (o.onOutput) stream.setEncoding('utf8').on('data', o.onOutput);
+            else stream.resume();
+            return new Promise((resolve) => stream.once('close', resolve));
+          }),
+        ),
+      (err: Error) => ended(`error: ${err.message}`),
+    );
+    this.#exited = child.exit
+      .then(() => Promise.race([output, new Promise((r) => setTimeout(r, 2000))]))
+      .then(() => {});
+    void child.exit.then(({ code, signal }) =>
       ended(signal ? `signal: ${signal === 'SIGKILL' ? 'killed' : signal}` : `exit status ${code}`),
     );
   }
@@ -169,5 +204,15 @@ export function runtimeInterfaceClient(): string {
     throw new UserError(
       'running Lambda functions locally needs the AWS Lambda runtime interface client, which was not built here: install cmake, autoconf, automake, libtool and g++, then npm install aws-lambda-ric',
     );
+  }
+}
+
+/** Where the function finds the AWS SDK in a copy of its task root: micro-fn's own (none when it is not installed). */
+function sdkLink(): Record<string, string> {
+  try {
+    const scope = dirname(dirname(createRequire(import.meta.url).resolve('@aws-sdk/client-lambda/package.json')));
+    return { 'node_modules/@aws-sdk': scope };
+  } catch {
+    return {};
   }
 }

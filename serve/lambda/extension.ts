@@ -17,6 +17,7 @@ export function lambdaExtension(host: Host): Extension {
           dir: join(host.home, 'lambda', host.nodeId),
           // Like local functions, they reach serve's registry and broker unless their configuration says otherwise.
           defaults: host.functionEnv(),
+          launcher: host.launcher,
           maxEnvironments: host.concurrency,
           log: (name, requestId, line) => host.log(name, requestId, line),
           // The administrator's pair (the CLI, the AWS CLI and SDK) and the functions' invoke-only pair.

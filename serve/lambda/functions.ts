@@ -18,6 +18,7 @@ import {
   type Settings,
 } from './configuration.js';
 import { EnvironmentPool } from './environment-pool.js';
+import type { Launcher } from '../launcher.js';
 import { PackageTooLarge, unpackZip } from './unpack.js';
 
 export interface FunctionsOptions {
@@ -28,6 +29,8 @@ export interface FunctionsOptions {
   /** Execution environments per function version at once. */
   maxEnvironments: number;
   log(name: string, requestId: string, line: string): void;
+  /** Starts the environments' processes, confined (serve's); without it each environment starts its own. */
+  launcher?: Launcher;
 }
 
 /** A version of a function (`$LATEST` or a number): its configuration, where its code is, its environments. */
@@ -290,6 +293,7 @@ export class Functions {
       region: FunctionArn.split(':')[3],
       env: { ...this.#options.defaults, ...config.Environment?.Variables },
       max: this.#options.maxEnvironments,
+      launcher: this.#options.launcher,
       log: (line, requestId) => this.#options.log(name, requestId, line),
     });
   }

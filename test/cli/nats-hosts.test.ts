@@ -1,5 +1,5 @@
 /** Two `micro-fn serve` processes sharing a registry on one real NATS: two hosts, one system. */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -19,7 +19,9 @@ const natsEnv = () => ({ MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: nats.ur
 async function host(): Promise<(typeof serves)[number]> {
   const home = tempHome();
   homes.push(home);
-  const env = { ...natsEnv(), MICRO_FN_HOME: home.home };
+  // MICRO_TEST_HOST names the host to its functions (serve passes MICRO_* on): as root they run as another user,
+  // and see a MICRO_FN_HOME of their own.
+  const env = { ...natsEnv(), MICRO_FN_HOME: home.home, MICRO_TEST_HOST: home.home };
   // A delivery whose host died comes back after the ack wait: short here.
   const proc = start(['serve', '--address', '127.0.0.1:0', '--ack-wait', '2s', '--quiet'], env);
   const [, gateway] = await proc.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
@@ -97,6 +99,7 @@ if (natsAvailable()) {
     await ok(['deploy', 'test/fixtures/worker', '--runtime', a!.gateway], a!.env);
     await ok(['deploy', 'test/fixtures/worker', '--runtime', b!.gateway], b!.env);
     const dir = mkdtempSync(join(tmpdir(), 'micro-fn-spread-'));
+    chmodSync(dir, 0o777); // functions write here, as nobody when serve runs as root
     try {
       for (let i = 0; i < 24; i++) await ok(['publish', 'work.spread', JSON.stringify({ dir, i })], a!.env);
       const lines = () =>
@@ -112,6 +115,7 @@ if (natsAvailable()) {
 
   hosts('a host killed in the middle of a message: the other host handles it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'micro-fn-failover-'));
+    chmodSync(dir, 0o777);
     try {
       await ok(['publish', 'work.hang', JSON.stringify({ dir })], serves[0]!.env);
       await eventually(() => existsSync(join(dir, 'attempt-1')), 15_000, 'the first attempt');

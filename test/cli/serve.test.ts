@@ -1,7 +1,7 @@
 /** The local target end to end: the real CLI, a real `micro-fn serve`, real function processes. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, controlHeaders, lastJson, start, tempHome, type Running } from './helpers.js';
@@ -225,6 +225,7 @@ local('runs the events function once per published message', async () => {
 local('handles a message again when its process is killed in the middle', async () => {
   await ok(['deploy', 'test/fixtures/worker']);
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-work-'));
+  chmodSync(dir, 0o777); // functions write here, as nobody when serve runs as root
   try {
     await ok(['publish', 'work.hang', JSON.stringify({ dir })]);
     await eventually(() => existsSync(join(dir, 'attempt-1')), 10000, 'the first attempt');
@@ -239,6 +240,7 @@ local('handles a message again when its process is killed in the middle', async 
 
 local('dead-letters a message that always fails, and replays it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-work-'));
+  chmodSync(dir, 0o777); // functions write here, as nobody when serve runs as root
   try {
     await ok(['publish', 'work.poison', JSON.stringify({ dir })]);
     let letters: { body: string }[] = [];
@@ -268,6 +270,7 @@ local('dead-letters a message that always fails, and replays it', async () => {
 local('a burst of messages past the concurrency limit and queue waits for slots: none fails with 429', async () => {
   await ok(['deploy', 'test/fixtures/worker', '--concurrency', '1', '--queue', '0']);
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-work-'));
+  chmodSync(dir, 0o777); // functions write here, as nobody when serve runs as root
   try {
     await Promise.all(Array.from({ length: 12 }, (_, i) => ok(['publish', 'work.spread', JSON.stringify({ dir, i })])));
     const lines = () =>
