@@ -25,7 +25,10 @@ const share = config.share === undefined ? undefined : openSync(config.share, 'r
 const running = new Map<number, Running>();
 let stopping = false;
 
-const send = (message: FromLauncher, handle?: Socket) => process.send?.(message, handle);
+/** To serve, while it listens: after it has gone there is no one to tell (and process.send would throw). */
+const send = (message: FromLauncher, handle?: Socket) => {
+  if (process.connected) process.send?.(message, handle, undefined, () => {});
+};
 
 function start(id: number, spec: SpawnSpec): void {
   const token = randomBytes(16).toString('hex');

@@ -4,7 +4,7 @@
  * in a function's /proc/<ppid>/environ; asks it to start each function process; and gets that process's stdout,
  * stderr and message pipe handed over as sockets, so it talks to the function directly (the launcher is not on
  * the way of an invocation). The launcher reports exits and, when a function process ends, ends everything it
- * started (serve/reaper.ts). What a function process runs first is serve/bootstrap.mjs: the function's declared
+ * started (serve/reaper.ts). What a function process runs first is serve/bootstrap.cjs: the function's declared
  * environment reaches it in a hand-over file, not in its process environment, and, when serve runs as root, it
  * drops to the function user before the function loads. The launcher's own code is serve/launcher-process.ts.
  */
@@ -48,7 +48,7 @@ export interface SpawnSpec {
 export interface LauncherConfig {
   /** The private folder: hand-over files (env/), code staged for the function user (code/). */
   run: string;
-  /** serve/bootstrap.mjs */
+  /** serve/bootstrap.cjs */
   bootstrap: string;
   user?: { uid: number; gid: number };
   /** A folder handed to every function process as fd 4 (the registry, when functions run as another user). */
@@ -174,7 +174,7 @@ export class Launcher {
     }
     this.#config = {
       run,
-      bootstrap: source('serve/bootstrap.mjs'),
+      bootstrap: source('serve/bootstrap.cjs'),
       user: user && { uid: user.uid, gid: user.gid },
       share,
       cgroups: this.options.cgroups !== false,

@@ -2,7 +2,7 @@
  * Ends every process a function process started, attached or detached, when the function ends: the launcher's
  * (serve/launcher-process.ts) part of confinement. Two ways, the first this system allows:
  *
- * - **cgroup v2.** Each function process moves itself (serve/bootstrap.mjs, before the function loads) into a cgroup
+ * - **cgroup v2.** Each function process moves itself (serve/bootstrap.cjs, before the function loads) into a cgroup
  *   of its own under the launcher's; whatever it starts is born there, and the function's user cannot move anything
  *   out (the cgroups are the launcher's). Ending it is `cgroup.kill` (or a SIGKILL to each member on kernels before
  *   5.14) until it is empty. Used when the launcher may make cgroups: as root, or in a delegated subtree.

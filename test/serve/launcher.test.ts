@@ -1,5 +1,5 @@
 /**
- * The launcher (serve/launcher.ts, serve/launcher-process.ts, serve/bootstrap.mjs, serve/reaper.ts), driven
+ * The launcher (serve/launcher.ts, serve/launcher-process.ts, serve/bootstrap.cjs, serve/reaper.ts), driven
  * directly with small entry scripts: the pipes it hands over, the environment a process sees and what /proc shows of
  * it, the processes a function starts (ended with cgroups, and with the /proc sweep), the function user.
  */
