@@ -12,7 +12,8 @@ let sink: LogSink;
 let reports: string[];
 
 const lines = (name: string) =>
-  existsSync(LogSink.file(home, name)) ? readFileSync(LogSink.file(home, name), 'utf8').trim().split('\n') : [];
+  // Whole lines only: the file exists, empty, from its open until the first write lands.
+  existsSync(LogSink.file(home, name)) ? readFileSync(LogSink.file(home, name), 'utf8').split('\n').slice(0, -1) : [];
 
 // ---
 const logs = suite('LogSink');
