@@ -1,5 +1,6 @@
 import { UserError, errors } from '../runtime/core/errors.js';
 import type { InvokeResult } from '../adapters/local/handler.js';
+import { readConfig } from '../runtime/core/config.js';
 import {
   argumentText,
   duration,
@@ -64,6 +65,8 @@ export const command = defineCommand({
     const data = argumentText(rest[0]);
 
     const env = envWithFlags(values);
+    // A configuration mistake (MICRO_FN_TIMEOUT=abc) is the user's: one line, not a 500 from inside the function.
+    readConfig(env);
     const timeout = duration(values.timeout, 'timeout');
     const metadata = metadataFlags(values.metadata);
 

@@ -18,6 +18,11 @@ interface Run {
 
 /** setTimeout's largest delay; a deadline further away than this (24.8 days) is as good as none. */
 const MAX_DELAY = 2 ** 31 - 1;
+/**
+ * How many overdue handlers `settle` keeps track of. A one-shot function has one at most; a long-running service
+ * whose handlers hang past their deadlines must not keep every one of them alive through this set.
+ */
+const MAX_OVERDUE = 100;
 const ignore = (): void => {};
 
 export class Inflight {
@@ -50,8 +55,10 @@ export class Inflight {
         cut: (error) => {
           if (!finish()) return;
           ctx.abort(error);
-          const left: Promise<void> = work.then(ignore, ignore).finally(() => this.#overdue.delete(left));
-          this.#overdue.add(left);
+          if (this.#overdue.size < MAX_OVERDUE) {
+            const left: Promise<void> = work.then(ignore, ignore).finally(() => this.#overdue.delete(left));
+            this.#overdue.add(left);
+          }
           reject(error);
         },
       };

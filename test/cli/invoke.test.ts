@@ -149,6 +149,13 @@ invoke('prints one clear line for a user mistake, no stack', async () => {
     assert.match(r.stderr, pattern, args.join(' '));
     assert.not.match(r.stderr, /\n\s+at /, `no stack for ${args.join(' ')}`);
   }
+  const timeout = await cli(['invoke', 'examples/helloworld', 'Greeter.Hello', '{}'], {
+    ...env,
+    MICRO_FN_TIMEOUT: 'soon',
+  });
+  assert.is(timeout.code, 1);
+  assert.match(timeout.stderr, /^micro-fn: MICRO_FN_TIMEOUT must be a duration like 30s, 500ms or 30000/);
+  assert.not.match(timeout.stderr, /\n\s+at /, 'no stack for MICRO_FN_TIMEOUT=soon');
 });
 
 invoke('prints the error JSON for a user mistake with --json', async () => {
