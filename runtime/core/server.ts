@@ -1,8 +1,7 @@
 import type { Broker, BrokerMessage } from './broker.js';
 import type { Client } from './client.js';
 import type { Codec } from './codec.js';
-import type { Logger } from './context.js';
-import type { Context } from './context.js';
+import type { Context, Logger } from './context.js';
 import { errors, isMicroError, toMicroError, type MicroError } from './errors.js';
 import { Inflight } from './inflight.js';
 import { Metadata, headers } from './metadata.js';
@@ -25,7 +24,7 @@ export interface DispatcherOptions {
 }
 
 /** A request checked and decoded: what its handler runs with. */
-export interface Call {
+export interface PreparedCall {
   readonly error?: undefined;
   readonly handler: (ctx: Context, request: unknown) => Promise<unknown>;
   readonly codec: Codec;
@@ -64,7 +63,7 @@ export class Dispatcher {
    * body and deadline. Either what its handler runs with, or the error that answers it (such a request never
    * reached a handler: a one-shot function keeps waiting for its invocation).
    */
-  prepare(request: ServerRequest): Call | { error: MicroError } {
+  prepare(request: ServerRequest): PreparedCall | { error: MicroError } {
     const { service, router } = this.#o;
     // A probe takes the same path as a request (it is how a warm process compiles that path before its
     // invocation), with a built-in handler that no wrapper sees.
@@ -92,7 +91,7 @@ export class Dispatcher {
    * answered 408 at once and the handler's `ctx.signal` fires; the handler is no longer waited for (`settle`).
    * Never throws.
    */
-  async run(request: ServerRequest, call: Call): Promise<ServerResponse> {
+  async run(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
     try {
       const result = await this.#inflight.bound(ctx, call.handler(ctx, call.body), call.deadline, () =>
