@@ -5,6 +5,7 @@ import { benchHttp } from './http-roundtrip.js';
 import { benchInvoke } from './invoke.js';
 import { benchLambda } from './lambda.js';
 import { benchNats } from './nats.js';
+import { benchRunExit } from './run-exit.js';
 import { benchSpawner } from './spawner.js';
 
 const benches: [string, () => Promise<string[]>][] = [
@@ -16,6 +17,7 @@ const benches: [string, () => Promise<string[]>][] = [
     'NATS: transport vs bare request/reply, JetStream-triggered invocations, registry delete markers',
     () => benchNats(),
   ],
+  ['one-shot exit: micro-fn run over NATS vs over HTTP, from the reply to the exit', () => benchRunExit()],
   ['Lambda: helloworld bundle/zip size, cold start under aws-lambda-ric vs plain node', () => benchLambda()],
   ['Cloudflare Workers (miniflare): bundle size, cold start, latency vs a bare module worker', () => benchCloudflare()],
 ];

@@ -1,4 +1,6 @@
-import { UserError } from '../runtime/core/errors.js';
+import { UserError, errors } from '../runtime/core/errors.js';
+import type { InvokeResult } from '../adapters/local/handler.js';
+import { readConfig } from '../runtime/core/config.js';
 import {
   argumentText,
   duration,
@@ -9,7 +11,7 @@ import {
   defineCommand,
 } from './command.js';
 import { loadFunction } from './load.js';
-import { write } from './output.js';
+import { exitCode, write } from './output.js';
 
 export const command = defineCommand({
   name: 'invoke',
@@ -18,8 +20,15 @@ export const command = defineCommand({
   description: [
     'Runs the function in <entry> (a .ts/.js file or a folder with an index.ts) for exactly one invocation:',
     'an RPC request to <Service.Method>, or with --topic one broker message. The reply JSON goes to stdout',
-    "(exit 0); an error goes to stderr as error JSON (exit 1). The function's own logs go to stderr.",
-    'The json argument is the request body; "-" reads it from stdin; absent means {}.',
+    'and nothing else does: what the function writes to stdout (console.log, process.stdout) goes to stderr.',
+    'An error goes to stderr as error JSON. The json argument is the request body; "-" reads it from stdin;',
+    'absent means {}.',
+    '',
+    "At --timeout the handler's ctx.signal fires and the error is a 408; the handler gets 1 s to wind down,",
+    'then invoke exits, whatever it still waits for. A handler whose promise can never settle (nothing is',
+    'left for it to wait on) is a 500.',
+    '',
+    'Exit codes: 0 the handler succeeded; 1 it failed; 124 it timed out (408).',
   ].join('\n'),
   options: {
     topic: {
@@ -56,23 +65,60 @@ export const command = defineCommand({
     const data = argumentText(rest[0]);
 
     const env = envWithFlags(values);
+    // A configuration mistake (MICRO_FN_TIMEOUT=abc) is the user's: one line, not a 500 from inside the function.
+    readConfig(env);
     const timeout = duration(values.timeout, 'timeout');
     const metadata = metadataFlags(values.metadata);
 
-    // stdout carries the reply only: whatever the function logs goes to stderr.
-    for (const method of ['log', 'info', 'debug', 'dir', 'dirxml', 'table'] as const) console[method] = console.error;
+    const reply = divertStdout();
     const bundle = await loadFunction(entry, env, values['source-maps'] === true);
-    const result = await bundle.invokeOnce(
-      bundle.definition,
-      { endpoint, topic, body: new TextEncoder().encode(data), metadata, timeout },
-      env,
+    const name = bundle.definition.name;
+    const result = await unlessStranded(
+      bundle.invokeOnce(
+        bundle.definition,
+        { endpoint, topic, body: new TextEncoder().encode(data), metadata, timeout },
+        env,
+      ),
+      name,
     );
     const text = new TextDecoder().decode(result.body);
     if (result.ok) {
-      if (topic === undefined) await write(process.stdout, `${text}\n`);
+      if (topic === undefined) await reply(`${text}\n`);
       return 0;
     }
     await write(process.stderr, `${text}\n`);
-    return 1;
+    return exitCode(false, result.status);
   },
 });
+
+/**
+ * Sends what the function writes to stdout (console.log, process.stdout.write) to stderr, so stdout carries the
+ * reply only; returns the writer of the reply. Output written to file descriptor 1 directly is not caught.
+ */
+function divertStdout(): (text: string) => Promise<void> {
+  const stdout = process.stdout;
+  const original = stdout.write.bind(stdout);
+  for (const method of ['log', 'info', 'debug', 'dir', 'dirxml', 'table'] as const) console[method] = console.error;
+  stdout.write = process.stderr.write.bind(process.stderr) as typeof stdout.write;
+  return (text) => new Promise((resolve) => original(text, () => resolve()));
+}
+
+/**
+ * `invocation`, or a 500 when it can never settle: Node is about to exit because nothing is left to wait on (no
+ * timer, no socket), so the handler's promise is one nothing will ever resolve. Without this, invoke would exit 0
+ * with nothing printed.
+ */
+function unlessStranded(invocation: Promise<InvokeResult>, name: string): Promise<InvokeResult> {
+  let onExit: (() => void) | undefined;
+  const stranded = new Promise<InvokeResult>((resolve) => {
+    onExit = () => {
+      const error = errors.internal(
+        name,
+        "the handler's promise never settled, and nothing was left for it to wait on (a promise nobody resolves?)",
+      );
+      resolve({ ok: false, status: 500, body: new TextEncoder().encode(JSON.stringify(error)), metadata: {} });
+    };
+    process.once('beforeExit', onExit);
+  });
+  return Promise.race([invocation, stranded]).finally(() => process.off('beforeExit', onExit!));
+}

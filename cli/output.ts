@@ -11,6 +11,17 @@ export function dim(text: string, stream: NodeJS.WriteStream = process.stderr): 
   return useColor(stream) ? `\x1b[2m${text}\x1b[22m` : text;
 }
 
+/**
+ * The exit code of a one-shot run (`invoke`, `run`) that timed out: its reply was a 408. 124, as GNU `timeout`
+ * exits when the command it runs timed out.
+ */
+export const EXIT_TIMED_OUT = 124;
+
+/** A one-shot run's exit code from how it ended: 0 ok, 124 timed out (408), 1 any other failure. */
+export function exitCode(ok: boolean, code: number | undefined): number {
+  return ok ? 0 : code === 408 ? EXIT_TIMED_OUT : 1;
+}
+
 /** Prints `err` on stderr the way its kind deserves and returns the exit code (1). */
 export function report(err: unknown, json: boolean): number {
   if (isMicroError(err)) {

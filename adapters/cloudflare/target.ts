@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { microFnHome } from '../../runtime/plugins/local/home.js';
 import { loadDefinition } from '../kit/definition.js';
 import { registerDeployment } from '../kit/register.js';
+import { duration } from '../kit/options.js';
 import { defineTarget } from '../kit/target.js';
 
 export const target = defineTarget({
@@ -30,6 +31,11 @@ export const target = defineTarget({
     },
     'compatibility-date': { type: 'string', value: 'YYYY-MM-DD', description: "the Worker's compatibility date" },
     'dry-run': { type: 'boolean', description: 'write the files for wrangler instead of uploading' },
+    timeout: {
+      type: 'string',
+      value: 'DURATION',
+      description: "the longest a handler may run, e.g. 10s (the Worker's MICRO_FN_TIMEOUT); 408 past it",
+    },
   },
   examples: [
     'micro-fn deploy examples/helloworld --target cloudflare --env MICRO_REGISTRY=nats --env MICRO_REGISTRY_ADDRESS=wss://nats.example.com',
@@ -44,12 +50,14 @@ export const target = defineTarget({
     const definition = await loadDefinition(entry, hostEnv);
     const name = options.name ?? workerName(definition.name);
     const dryRun = options['dry-run'] === true;
+    const timeout = duration(options.timeout, 'timeout') || undefined;
     const started = Date.now();
     const result = await deployCloudflare({
       entry,
       name,
       outdir: options.outdir ?? join(microFnHome(hostEnv), 'builds', 'cloudflare', name),
-      vars: env,
+      // The Worker reads its timeout from its bindings, as every host reads MICRO_FN_TIMEOUT.
+      vars: timeout === undefined ? env : { ...env, MICRO_FN_TIMEOUT: String(timeout) },
       // Workers queue names take no dots: a subscriber of user.created is fed by queue user-created.
       queues: Object.keys(definition.subscribers ?? {}).map((topic) => topic.replaceAll('.', '-')),
       compatibilityDate: options['compatibility-date'],

@@ -11,6 +11,7 @@ import {
   type ErrorJSON,
   type Runner,
 } from '../../runtime/index.js';
+import { handlerBudget } from './deadline.js';
 import type { Context, DirectEvent } from './events.js';
 
 /** The reply to a direct RPC invocation: the decoded reply or the error JSON, with the response metadata. */
@@ -29,7 +30,7 @@ export async function handleDirect(
 ): Promise<DirectReply | { ok: true }> {
   const metadata = limitTimeout(
     new Metadata({ ...event.metadata, [headers.contentType]: jsonCodec.contentType }),
-    context.getRemainingTimeInMillis(),
+    handlerBudget(context),
   );
   const body = jsonCodec.encode(event.body ?? {});
   if (event.topic !== undefined) {

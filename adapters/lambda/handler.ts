@@ -6,6 +6,7 @@
  */
 import { Runner, errors, type Env, type ErrorJSON, type ServiceDefinition } from '../../runtime/index.js';
 import { resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { LAMBDA_GRACE } from './deadline.js';
 import { handleDirect } from './direct.js';
 import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.js';
 import { httpHandler } from './http.js';
@@ -18,8 +19,10 @@ const EXPECTED =
   'expected a direct invocation {"endpoint":"Service.Method","body":{...},"metadata":{...}} (or "topic" instead of "endpoint"), a Function URL / API Gateway HTTP API (payload 2.0) request, or an SQS event';
 
 /**
- * The handler for `definition`: direct invocations, Function URL / HTTP API requests and SQS batches, with
- * `context.getRemainingTimeInMillis()` as each invocation's deadline. Any other event is answered with a
+ * The handler for `definition`: direct invocations, Function URL / HTTP API requests and SQS batches. Each
+ * invocation's deadline is `context.getRemainingTimeInMillis()` less a reserve (see deadline.ts), or the caller's
+ * shorter `Micro-Timeout`: past it the reply is a 408 and the handler's `ctx.signal` fires, before Lambda's own
+ * timeout would end the invocation. Any other event is answered with a
  * 400 error JSON, `{"error": {...}}`, naming what was expected.
  * @example
  * // the entry `micro-fn build --target lambda` bundles as index.mjs (Lambda handler `index.handler`)
@@ -27,7 +30,12 @@ const EXPECTED =
  * export const handler = createHandler(helloworld);
  */
 export function createHandler(definition: ServiceDefinition, env: Env = process.env): LambdaHandler {
-  const runner = new Runner(definition, { env, plugins: () => resolvePlugins(env), scope: 'host' });
+  const runner = new Runner(definition, {
+    env,
+    plugins: () => resolvePlugins(env),
+    scope: 'host',
+    grace: LAMBDA_GRACE,
+  });
   const http = httpHandler(runner);
   return async (event, context) => {
     if (isDirectEvent(event)) return handleDirect(event, context, runner);

@@ -5,6 +5,7 @@
  */
 import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
 import type { Runner } from '../../runtime/core/runner.js';
+import { handlerBudget } from './deadline.js';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from './events.js';
 
 /** The handler for one runner's HTTP events. Never throws. */
@@ -13,7 +14,7 @@ export function httpHandler(
 ): (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2> {
   const fetch: FetchHandler = createFetchHandler(runner);
   return async (event, context) =>
-    fromResponse(await fetch(toRequest(event, context), { remainingMs: context.getRemainingTimeInMillis() }));
+    fromResponse(await fetch(toRequest(event, context), { remainingMs: handlerBudget(context) }));
 }
 
 /** The event as the Request a client sent: its method, path (without an API Gateway stage), headers and body. */

@@ -4,6 +4,7 @@
  * to the queue; the batch as a whole never fails for one bad record.
  */
 import { Metadata, errors, headers, jsonCodec, limitTimeout, type Runner } from '../../runtime/index.js';
+import { handlerBudget } from './deadline.js';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from './events.js';
 
 /** The message attribute that names a record's topic; without it, a function with one subscriber gets it. */
@@ -32,7 +33,7 @@ async function deliver(record: SQSRecord, context: Context, runner: Runner): Pro
   }
   const metadata = limitTimeout(
     new Metadata({ [headers.contentType]: jsonCodec.contentType, ...attributes }),
-    context.getRemainingTimeInMillis(),
+    handlerBudget(context),
   );
   const topic = metadata.get(TOPIC_ATTRIBUTE) ?? (runner.topics.length === 1 ? runner.topics[0] : undefined);
   if (topic === undefined) {

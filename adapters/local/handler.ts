@@ -92,8 +92,10 @@ export interface RunOptions {
   idleTimeout?: number;
   /** Called with the node address once listening and registered. */
   onListening?: (address: string) => void;
-  /** Aborting ends the function (deregistered, closed) if it is still waiting. */
+  /** Aborting ends the function: at once while it waits, after its handler's grace while it serves. */
   signal?: AbortSignal;
+  /** Milliseconds the invocation may run (a caller's `Micro-Timeout` can only shorten it). */
+  timeout?: number;
 }
 
 /** Runs `definition` standalone: listens, registers, takes one request or message, deregisters. */
@@ -108,6 +110,7 @@ export async function runStandalone(definition: ServiceDefinition, options: RunO
     idleTimeout: options.idleTimeout,
     onListening: options.onListening,
     signal: options.signal,
+    timeout: options.timeout,
   });
 }
 

@@ -16,6 +16,11 @@ export interface RuntimeConfig {
   registerTtl: number;
   /** `MICRO_REGISTER_INTERVAL`, seconds (default 30). */
   registerInterval: number;
+  /**
+   * `MICRO_FN_TIMEOUT`, milliseconds a handler or subscriber may run (`5000`, or with a unit: `500ms`, `30s`, `2m`);
+   * a caller's `Micro-Timeout` can only make it shorter. Undefined: the caller's deadline alone.
+   */
+  timeout: number | undefined;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -41,11 +46,25 @@ export function readConfig(env: Env): RuntimeConfig {
     serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
     registerTtl: ttl,
     registerInterval: interval,
+    timeout: milliseconds(env, 'MICRO_FN_TIMEOUT'),
   };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+const UNITS: Record<string, number> = { '': 1, ms: 1, s: 1000, m: 60_000 };
+
+/** A positive duration in milliseconds: `5000`, `500ms`, `30s`, `2m`; undefined when unset. */
+function milliseconds(env: Env, name: string): number | undefined {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw);
+  const ms = match ? Math.round(Number(match[1]) * UNITS[match[2] ?? '']!) : NaN;
+  if (!(ms > 0))
+    throw new ConfigError(`${name} must be a duration like 30s, 500ms or 30000 (milliseconds); got "${raw}"`);
+  return ms;
 }
 
 function seconds(env: Env, name: string, fallback: number): number {

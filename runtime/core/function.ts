@@ -17,7 +17,22 @@ export type FunctionOutcome =
 export interface FunctionOptions extends ServiceOptions {
   /** Milliseconds to wait for the invocation; then the function ends cleanly with `kind: 'idle'`. 0/absent: wait forever. */
   idleTimeout?: number;
+  /**
+   * Milliseconds a handler is given to wind down after its `ctx.signal` fired (its deadline passed, or `stop()`
+   * was called while it ran) before the function stops without it. Default DEFAULT_GRACE.
+   */
+  grace?: number;
 }
+
+/** A handler's time to wind down once its signal has fired: 1 s. */
+export const DEFAULT_GRACE = 1000;
+
+/**
+ * A one-shot function's registry entry lives seconds, not a minute: a killed instance's node is gone soon. It is
+ * refreshed while the function waits and no longer once its invocation has arrived. `MICRO_REGISTER_TTL` and
+ * `MICRO_REGISTER_INTERVAL` (or the ttl/interval options) override it.
+ */
+export const ONE_SHOT_REGISTRATION = { ttl: 6, interval: 2 } as const;
 
 type State = 'new' | 'waiting' | 'serving' | 'finishing' | 'done';
 
@@ -43,18 +58,24 @@ export class MicroFunction {
   /** Resolves once the function has served (or given up), deregistered and closed. */
   readonly done: Promise<FunctionOutcome>;
   readonly #idleTimeout: number;
+  readonly #grace: number;
   #resolve!: (outcome: FunctionOutcome) => void;
   #state: State = 'new';
   #started: Promise<void> | undefined;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(definition: ServiceDefinition, options: FunctionOptions = {}) {
-    this.service = new Service(definition, { ...options, subscribe: { ...options.subscribe, max: 1 } });
+    this.service = new Service(definition, {
+      ...options,
+      ...registration(options),
+      subscribe: { ...options.subscribe, max: 1 },
+    });
     this.service.setGate({
       onRequest: (request, reply) => this.#onRequest(request, reply),
       onDelivery: (delivery) => this.#onDelivery(delivery),
     });
     this.#idleTimeout = options.idleTimeout ?? 0;
+    this.#grace = options.grace ?? DEFAULT_GRACE;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
   }
 
@@ -104,22 +125,30 @@ export class MicroFunction {
     return outcome;
   }
 
-  /** Ends the function without an invocation (or after it, waiting for it to finish). */
+  /**
+   * Ends the function. Waiting: at once, deregistered. Serving: the handler's `ctx.signal` fires; what it answers
+   * within the grace still reaches its caller, else the caller gets a 503 (a message fails, and is redelivered).
+   */
   async stop(): Promise<FunctionOutcome> {
     if (this.#state === 'new' || this.#state === 'waiting') await this.#finish({ kind: 'stopped', ok: true });
+    else if (this.#state === 'serving') this.service.dispatcher.interrupt(this.#stopped(), this.#grace);
     return this.done;
   }
 
   async #onRequest(request: ServerRequest, reply: Reply): Promise<void> {
-    if (request.probe || request.endpoint === HEALTH_ENDPOINT)
-      return reply(await this.service.dispatcher.handle(request));
-    if (this.#state !== 'waiting') return reply(this.service.dispatcher.errorResponse(request, this.#refusal()));
+    const dispatcher = this.service.dispatcher;
+    if (request.probe || request.endpoint === HEALTH_ENDPOINT) return reply(await dispatcher.handle(request));
+    if (this.#state !== 'waiting') return reply(dispatcher.errorResponse(request, this.#refusal()));
+    const call = dispatcher.prepare(request);
+    // Only the handler spends the one shot: a request that cannot reach it (another service, an unknown endpoint,
+    // a content type or body it cannot decode, a deadline already gone) gets its error, and the function waits on.
+    if (call.error) return reply(dispatcher.errorResponse(request, call.error));
     // #take(), written out: a probe has run this function, so in a warm instance nothing on the way to the
     // handler runs for the first time (V8 compiles a function at its first call: ~0.1 ms on a cold CPU).
     this.#state = 'serving';
     clearTimeout(this.#idleTimer);
     setTimeout(this.#unsubscribe, 0);
-    const response = await this.service.dispatcher.handle(request);
+    const response = await dispatcher.run(request, call);
     try {
       await reply(response);
     } catch (err) {
@@ -149,10 +178,10 @@ export class MicroFunction {
   }
 
   /**
-   * Stops taking broker messages; one that still comes is refused at once (nak without delay). It runs after
-   * the invocation has started, off the path to the handler.
+   * Stops taking broker messages (one that still comes is refused at once: nak without delay) and refreshing the
+   * registry entry. It runs after the invocation has started, off the path to the handler.
    */
-  readonly #unsubscribe = (): void => void this.service.unsubscribe();
+  readonly #unsubscribe = (): void => void this.service.retire();
 
   #refusal(): MicroError {
     return errors.unavailable(
@@ -161,19 +190,32 @@ export class MicroFunction {
     );
   }
 
+  /** What the caller of a handler cut short by stop() gets. Not the refusal: the handler did run. */
+  #stopped(): MicroError {
+    return errors.unavailable(this.name, `function ${this.name} was stopped while its handler ran`);
+  }
+
   async #finish(outcome: FunctionOutcome): Promise<void> {
     if (this.#state === 'finishing' || this.#state === 'done') return;
     this.#state = 'finishing';
     clearTimeout(this.#idleTimer);
     try {
       await this.#started?.catch(() => {});
-      await this.service.stop();
+      // A handler past its deadline (its caller already answered) gets the grace to wind down meanwhile.
+      await Promise.all([this.service.stop(), this.service.dispatcher.settle(this.#grace)]);
     } catch (err) {
       this.service.logger.error('stopping failed', { error: err });
     }
     this.#state = 'done';
     this.#resolve(outcome);
   }
+}
+
+/** ONE_SHOT_REGISTRATION, unless the configuration or the options say otherwise. */
+function registration(options: FunctionOptions): { ttl?: number; interval?: number } {
+  const env = options.env ?? {};
+  const chosen = env.MICRO_REGISTER_TTL || env.MICRO_REGISTER_INTERVAL || options.ttl !== undefined || options.interval;
+  return chosen ? {} : { ...ONE_SHOT_REGISTRATION };
 }
 
 /** Binds a definition to the plugins an adapter supplies. See MicroFunction. */

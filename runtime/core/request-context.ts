@@ -1,7 +1,6 @@
 import type { Broker, BrokerMessage } from './broker.js';
 import type { Client } from './client.js';
 import type { BaseContext, Context, Logger, MessageContext } from './context.js';
-import { errors } from './errors.js';
 import { Metadata, PROPAGATED } from './metadata.js';
 
 /** What the dispatcher shares with every context it makes. */
@@ -14,10 +13,10 @@ export interface ContextShared {
 }
 
 /**
- * The context behind `ctx`. The signal (a controller and a timer) and the child client are made only when a
- * handler asks for them: most handlers never do, and the invocation path stays free of that work.
+ * The context behind `ctx`. The signal and the child client are made only when a handler asks for them: most
+ * handlers never do, and the invocation path stays free of that work.
  */
-class BaseRequestContext implements BaseContext {
+export class BaseRequestContext implements BaseContext {
   readonly service: string;
   readonly logger: Logger;
   readonly broker: Broker | undefined;
@@ -25,7 +24,6 @@ class BaseRequestContext implements BaseContext {
   readonly #shared: ContextShared;
   #client: Client | undefined;
   #controller: AbortController | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     shared: ContextShared,
@@ -52,22 +50,14 @@ class BaseRequestContext implements BaseContext {
     return this.#client;
   }
 
+  /** Fired by the dispatcher when the deadline passes or the function stops (see Inflight), never by a timer here. */
   get signal(): AbortSignal {
-    if (!this.#controller) {
-      const controller = (this.#controller = new AbortController());
-      if (this.deadline !== undefined) {
-        const abort = () => controller.abort(errors.timeout(this.service, 'deadline exceeded'));
-        const ms = this.deadline - Date.now();
-        if (ms <= 0) abort();
-        else this.#timer = setTimeout(abort, ms);
-      }
-    }
-    return this.#controller.signal;
+    return (this.#controller ??= new AbortController()).signal;
   }
 
-  /** Called once the handler has finished: stops the deadline timer. */
-  dispose(): void {
-    clearTimeout(this.#timer);
+  /** Fires the signal now with `reason` (the deadline passed, the function is stopping), made or not yet. */
+  abort(reason: unknown): void {
+    (this.#controller ??= new AbortController()).abort(reason);
   }
 }
 

@@ -36,6 +36,10 @@ export interface RunnerOptions {
   scope?: 'invocation' | 'host';
   /** Where a failure outside the handler (a beforeStart hook, the configuration) is reported. Default console.error. */
   report?: (message: string, error: unknown) => void;
+  /** Milliseconds an invocation may run (a caller's `Micro-Timeout` can only shorten it). Default `MICRO_FN_TIMEOUT`. */
+  timeout?: number;
+  /** Milliseconds a handler past its deadline is given to wind down before the function stops. Default 1000. */
+  grace?: number;
 }
 
 /** A started one-shot Function waiting for its invocation, with the plugins it may open. */
@@ -63,8 +67,15 @@ export interface StandaloneOptions {
   idleTimeout?: number;
   /** Called with the node address once listening and registered. */
   onListening?: (address: string) => void;
-  /** Aborting ends the function (deregistered, closed) if it is still waiting. */
+  /**
+   * Aborting ends the function: waiting, at once (deregistered, closed); serving, once its handler has answered
+   * or the grace after its signal has passed (its caller then gets a 503).
+   */
   signal?: AbortSignal;
+  /** Milliseconds the invocation may run (a caller's `Micro-Timeout` can only shorten it). Default `MICRO_FN_TIMEOUT`. */
+  timeout?: number;
+  /** Milliseconds a handler is given to wind down after its signal fired. Default 1000. */
+  grace?: number;
 }
 
 const defaultReport = (message: string, error: unknown) => console.error(message, error);
@@ -118,7 +129,9 @@ export class Runner {
     const { env, scope } = this.#options;
     let own: Promise<PluginSet> | undefined;
     const load = scope === 'host' ? this.#loadShared : () => (own ??= this.#options.plugins());
-    const fn = createFunction(this.definition, { client: new Client({ load, metadata: ownToken(env) }), env });
+    const { timeout, grace } = this.#options;
+    const client = new Client({ load, metadata: ownToken(env) });
+    const fn = createFunction(this.definition, { client, env, timeout, grace });
     const end = async (): Promise<FunctionOutcome> => {
       const outcome = await fn.stop();
       await (await own?.catch(() => undefined))?.close().catch(() => {});
@@ -216,6 +229,8 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
       transports: plugins.transports,
       address: options.address,
       idleTimeout: options.idleTimeout,
+      timeout: options.timeout,
+      grace: options.grace,
     });
     const onAbort = () => void fn.stop();
     options.signal?.addEventListener('abort', onAbort, { once: true });

@@ -1,8 +1,9 @@
 import type { Broker, BrokerMessage } from './broker.js';
 import type { Client } from './client.js';
 import type { Codec } from './codec.js';
-import type { Logger } from './context.js';
+import type { Context, Logger } from './context.js';
 import { errors, isMicroError, toMicroError, type MicroError } from './errors.js';
+import { Inflight } from './inflight.js';
 import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
 import { HEALTH_ENDPOINT, type Router } from './router.js';
@@ -18,6 +19,18 @@ export interface DispatcherOptions {
   client: Client;
   broker: Broker | undefined;
   env: Readonly<Record<string, unknown>>;
+  /** Milliseconds a handler or subscriber may run; a caller's `Micro-Timeout` can only make it shorter. */
+  timeout?: number;
+}
+
+/** A request checked and decoded: what its handler runs with. */
+export interface PreparedCall {
+  readonly error?: undefined;
+  readonly handler: (ctx: Context, request: unknown) => Promise<unknown>;
+  readonly codec: Codec;
+  readonly body: unknown;
+  /** Epoch milliseconds: the caller's deadline or the timeout, whichever comes first. */
+  readonly deadline: number | undefined;
 }
 
 /** Outcome of one message handed to a subscriber. */
@@ -33,6 +46,7 @@ export interface MessageOutcome {
 export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #codecs = new Map<string, Codec>();
+  readonly #inflight = new Inflight();
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -44,7 +58,12 @@ export class Dispatcher {
     return this.#codecs.get(bare);
   }
 
-  async handle(request: ServerRequest): Promise<ServerResponse> {
+  /**
+   * Checks and decodes a request without running anything: the service it names, its endpoint, content type,
+   * body and deadline. Either what its handler runs with, or the error that answers it (such a request never
+   * reached a handler: a one-shot function keeps waiting for its invocation).
+   */
+  prepare(request: ServerRequest): PreparedCall | { error: MicroError } {
     const { service, router } = this.#o;
     // A probe takes the same path as a request (it is how a warm process compiles that path before its
     // invocation), with a built-in handler that no wrapper sees.
@@ -58,20 +77,50 @@ export class Dispatcher {
       const codec = this.#codec(request.contentType);
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
       const body = decodeAs(codec, request.body, service);
-
-      const deadline = deadlineOf(request.metadata);
+      const deadline = this.#deadline(request.metadata);
       if (deadline !== undefined && deadline <= Date.now())
         throw errors.timeout(service, 'deadline exceeded before the handler ran');
-      const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, deadline);
-      try {
-        const result = await handler(ctx, body);
-        return this.#reply(request, 200, result, ctx.responseMetadata, codec);
-      } finally {
-        ctx.dispose();
-      }
+      return { handler, codec, body, deadline };
+    } catch (err) {
+      return { error: this.#toError(err, `handler ${request.endpoint}`) };
+    }
+  }
+
+  /**
+   * Runs a prepared request's handler chain and encodes its reply or error. Past the deadline the caller is
+   * answered 408 at once and the handler's `ctx.signal` fires; the handler is no longer waited for (`settle`).
+   * Never throws.
+   */
+  async run(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
+    const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
+    try {
+      const result = await this.#inflight.bound(ctx, call.handler(ctx, call.body), call.deadline, () =>
+        errors.timeout(this.#o.service, `${request.endpoint} did not finish before its deadline`),
+      );
+      return this.#reply(request, 200, result, ctx.responseMetadata, call.codec);
     } catch (err) {
       return this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`));
     }
+  }
+
+  /** prepare, then run. Never throws: every failure is an error response. */
+  async handle(request: ServerRequest): Promise<ServerResponse> {
+    const call = this.prepare(request);
+    if (call.error) return this.errorResponse(request, call.error);
+    return this.run(request, call);
+  }
+
+  /**
+   * Stops what runs: every handler's and subscriber's signal fires with `error` now; one still running `grace` ms
+   * later is no longer waited for, and its caller gets `error` (a message fails with it, and is redelivered).
+   */
+  interrupt(error: MicroError, grace: number): void {
+    this.#inflight.interrupt(error, grace);
+  }
+
+  /** Waits at most `ms` for handlers that are no longer waited for (past their deadline, interrupted) to finish. */
+  settle(ms: number): Promise<void> {
+    return this.#inflight.settle(ms);
   }
 
   /** Runs the subscriber of `message.topic`. Never throws. */
@@ -84,13 +133,12 @@ export class Dispatcher {
       const codec = this.#codec(metadata.get(headers.contentType) ?? '');
       if (!codec) throw errors.badRequest(service, `unsupported content type ${metadata.get(headers.contentType)}`);
       const payload = decodeAs(codec, message.body, service);
-      const ctx = new DeliveryContext(this.#o, message, attempt, metadata, deadlineOf(metadata));
-      try {
-        await subscriber(ctx, payload);
-        return { ok: true };
-      } finally {
-        ctx.dispose();
-      }
+      const deadline = this.#deadline(metadata);
+      const ctx = new DeliveryContext(this.#o, message, attempt, metadata, deadline);
+      await this.#inflight.bound(ctx, subscriber(ctx, payload), deadline, () =>
+        errors.timeout(service, `the subscriber of ${message.topic} did not finish before its deadline`),
+      );
+      return { ok: true };
     } catch (err) {
       return { ok: false, error: this.#toError(err, `subscriber ${message.topic}`) };
     }
@@ -100,6 +148,14 @@ export class Dispatcher {
   errorResponse(request: Pick<ServerRequest, 'id'>, error: MicroError, metadata = new Metadata()): ServerResponse {
     if (request.id) metadata.set(headers.id, request.id);
     return errorReply(error, metadata);
+  }
+
+  /** The earlier of the caller's deadline and the timeout, from now; undefined when neither is set. */
+  #deadline(metadata: Metadata): number | undefined {
+    const asked = timeoutOf(metadata);
+    const own = this.#o.timeout;
+    const ms = asked === undefined ? own : own === undefined ? asked : Math.min(asked, own);
+    return ms === undefined ? undefined : Date.now() + ms;
   }
 
   #toError(err: unknown, where: string): MicroError {
@@ -130,9 +186,9 @@ function decodeAs(codec: Codec, body: Uint8Array, service: string): unknown {
   }
 }
 
-/** The deadline a request carries: `Micro-Timeout` (milliseconds left when it was sent) from now. */
-function deadlineOf(metadata: Metadata): number | undefined {
+/** The milliseconds a request's caller waits: `Micro-Timeout` (what was left when it was sent). */
+function timeoutOf(metadata: Metadata): number | undefined {
   const raw = metadata.get(headers.timeout);
   const ms = raw === undefined ? NaN : Number(raw);
-  return Number.isFinite(ms) && ms > 0 ? Date.now() + ms : undefined;
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
 }

@@ -26,6 +26,11 @@ export interface ServiceOptions {
   ttl?: number;
   /** Seconds between re-registrations; default `MICRO_REGISTER_INTERVAL` or 30. */
   interval?: number;
+  /**
+   * Milliseconds a handler or subscriber may run (the caller's `Micro-Timeout` can only shorten it): past it the
+   * caller gets 408 and the handler's `ctx.signal` fires. Default `MICRO_FN_TIMEOUT`, else the caller's deadline alone.
+   */
+  timeout?: number;
   /** Options of every topic subscription (a function takes `{ max: 1 }`). Queue group defaults to the service name. */
   subscribe?: SubscribeOptions;
   /** Client options for outgoing calls (timeout, retries, selector). */
@@ -66,6 +71,7 @@ export class Service {
   #state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
   #stopped: Promise<void> | undefined;
   #unsubscribed = false;
+  #retired = false;
 
   constructor(definition: ServiceDefinition, options: ServiceOptions = {}) {
     if (!definition || typeof definition.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(definition.name)) {
@@ -97,6 +103,7 @@ export class Service {
       client: this.client,
       broker: options.broker,
       env: options.env ?? {},
+      timeout: (options.timeout ?? config.timeout) || undefined,
     });
     this.#gate = {
       onRequest: async (request, reply) => reply(await this.dispatcher.handle(request)),
@@ -161,7 +168,7 @@ export class Service {
     this.#listener = await transport.listen((req, reply) => this.#gate.onRequest(req, reply), { address, service });
     if (!registry) return;
     await registry.register(this.record(), { ttl: this.#ttl });
-    if (this.#interval > 0) {
+    if (this.#interval > 0 && !this.#retired) {
       this.#timer = setInterval(() => {
         registry
           .register(this.record(), { ttl: this.#ttl })
@@ -182,7 +189,17 @@ export class Service {
     }
   }
 
-  /** Stops taking broker messages at once (a Function calls it the moment its one invocation arrives). */
+  /**
+   * Stops taking broker messages and stops refreshing the registry entry, which expires within its TTL unless
+   * `stop()` deregisters it first: a one-shot function calls it the moment its invocation arrives.
+   */
+  retire(): Promise<void> {
+    this.#retired = true;
+    clearInterval(this.#timer);
+    return this.unsubscribe();
+  }
+
+  /** Stops taking broker messages at once. */
   unsubscribe(): Promise<void> {
     this.#unsubscribed = true;
     const subs = this.#subscriptions;

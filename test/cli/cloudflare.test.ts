@@ -108,8 +108,26 @@ cloudflare(
 cloudflare('--dry-run writes the bundle, the upload metadata and a wrangler.toml, and registers nothing', async () => {
   const outdir = join(scratch.home, 'dry');
   const before = requests.length;
-  const r = await ok(['deploy', 'examples/events', '--target', 'cloudflare', '--dry-run', '--outdir', outdir]);
+  const r = await ok([
+    'deploy',
+    'examples/events',
+    '--target',
+    'cloudflare',
+    '--dry-run',
+    '--outdir',
+    outdir,
+    '--timeout',
+    '10s',
+  ]);
   assert.match(r.stderr, /wrangler deploy/);
+  const metadata = JSON.parse(readFileSync(join(outdir, 'metadata.json'), 'utf8')) as {
+    bindings: { name: string; text?: string }[];
+  };
+  assert.equal(
+    metadata.bindings.find((b) => b.name === 'MICRO_FN_TIMEOUT'),
+    { type: 'plain_text', name: 'MICRO_FN_TIMEOUT', text: '10000' },
+    '--timeout becomes the MICRO_FN_TIMEOUT binding',
+  );
   assert.is(requests.length, before, 'nothing uploaded');
   for (const file of ['index.mjs', 'metadata.json', 'wrangler.toml']) assert.ok(existsSync(join(outdir, file)), file);
   const toml = readFileSync(join(outdir, 'wrangler.toml'), 'utf8');

@@ -62,6 +62,50 @@ invoke('keeps stdout for the reply when the function logs, and hides a crash beh
   });
 });
 
+invoke('keeps stdout for the reply when the handler writes to process.stdout itself', async () => {
+  const r = await cli(['invoke', 'test/fixtures/stuck', 'Stuck.Print'], env);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '{"ok":true}\n');
+  assert.match(r.stderr, /raw write on stdout/);
+  assert.match(r.stderr, /console\.log on stdout/);
+});
+
+invoke("exits 1 with a 500 error JSON on stderr when the handler's promise can never settle", async () => {
+  const r = await cli(['invoke', 'test/fixtures/stuck', 'Stuck.Never'], env, { timeout: 10_000 });
+  assert.is(r.code, 1);
+  assert.is(r.stdout, '');
+  const error = lastJson(r.stderr) as { code: number; detail: string };
+  assert.is(error.code, 500);
+  assert.match(error.detail, /never settled/);
+});
+
+invoke(
+  'exits 124 with a 408 error JSON at --timeout, a pending timer or not, within the timeout and the grace',
+  async () => {
+    for (const endpoint of ['Stuck.Timer', 'Stuck.Never']) {
+      const started = Date.now();
+      // Killed at 10 s: the timeout (0.5 s), the grace (1 s) and a start are far less.
+      const r = await cli(['invoke', 'test/fixtures/stuck', endpoint, '--timeout', '500ms'], env, { timeout: 10_000 });
+      assert.is(r.code, 124, `${endpoint}: ${r.stderr}`);
+      assert.is(r.stdout, '');
+      assert.equal(lastJson(r.stderr), {
+        id: 'stuck',
+        code: 408,
+        detail: `${endpoint} did not finish before its deadline`,
+        status: 'Request Timeout',
+      });
+      assert.ok(Date.now() - started >= 500, 'not before the deadline');
+    }
+  },
+);
+
+invoke("fires the handler's signal at --timeout", async () => {
+  const r = await cli(['invoke', 'test/fixtures/stuck', 'Stuck.Aware', '--timeout', '300ms'], env, { timeout: 10_000 });
+  assert.is(r.code, 124);
+  assert.match(r.stderr, /signal fired: 408/);
+  assert.is((lastJson(r.stderr) as { code: number }).code, 408);
+});
+
 invoke('gives the handler a client that reaches the configured registry and broker', async () => {
   const r = await cli(['invoke', 'test/fixtures/caller', 'Caller.Out'], env);
   assert.is(r.code, 0, r.stderr);
@@ -105,6 +149,13 @@ invoke('prints one clear line for a user mistake, no stack', async () => {
     assert.match(r.stderr, pattern, args.join(' '));
     assert.not.match(r.stderr, /\n\s+at /, `no stack for ${args.join(' ')}`);
   }
+  const timeout = await cli(['invoke', 'examples/helloworld', 'Greeter.Hello', '{}'], {
+    ...env,
+    MICRO_FN_TIMEOUT: 'soon',
+  });
+  assert.is(timeout.code, 1);
+  assert.match(timeout.stderr, /^micro-fn: MICRO_FN_TIMEOUT must be a duration like 30s, 500ms or 30000/);
+  assert.not.match(timeout.stderr, /\n\s+at /, 'no stack for MICRO_FN_TIMEOUT=soon');
 });
 
 invoke('prints the error JSON for a user mistake with --json', async () => {

@@ -77,6 +77,10 @@ export class HttpListener implements Listener, ExchangeOwner {
   readonly #mounts: [string, NonNullable<HttpListenerOptions['mounts']>[string]][];
   #address = '';
   #closing = false;
+  /** Set once everything that had arrived when closing began has been read: idle connections may go from then. */
+  #drained = false;
+  /** Connections accepted and requests begun, counted to tell when the sockets have nothing more to give. */
+  #arrivals = 0;
   #closed: Promise<void> | undefined;
 
   constructor(handler: RequestHandler, options: HttpListenerOptions = {}) {
@@ -131,6 +135,7 @@ export class HttpListener implements Listener, ExchangeOwner {
     ));
     server.keepAliveTimeout = this.#timeouts.keepAliveTimeout;
     server.on('connection', this.#connections.accept);
+    server.on('connection', () => this.#arrivals++);
     server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, 'continue'));
     // An Expect other than 100-continue: Node would answer 417 itself, with an empty body.
     server.on('checkExpectation', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, 'unknown'));
@@ -163,8 +168,10 @@ export class HttpListener implements Listener, ExchangeOwner {
   }
 
   /**
-   * Stops accepting, lets in-flight requests finish (their replies complete, with `Connection: close`), closes
-   * idle keep-alive connections and resolves. Connections still open after `closeTimeout` are cut.
+   * Stops serving: every request that has arrived, or whose bytes sit in a socket's buffer or a connection in the
+   * accept queue, is answered (a retryable 503, `Connection: close`) before any connection is closed; then it stops
+   * accepting, lets in-flight requests finish, closes idle keep-alive connections and resolves. Connections still
+   * open after `closeTimeout` are cut.
    */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -175,19 +182,37 @@ export class HttpListener implements Listener, ExchangeOwner {
     this.#closing = true;
     const server = this.#server;
     if (!server?.listening) return;
+    const force = setTimeout(() => server.closeAllConnections(), this.#closeTimeout);
+    await this.#drain(Date.now() + this.#closeTimeout);
+    this.#drained = true;
+    // Node's close() also closes the connections that are idle now: none of them has unread bytes left.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    const force = setTimeout(() => server.closeAllConnections(), this.#closeTimeout);
     await closed;
     clearTimeout(force);
   }
 
+  /**
+   * Reads everything the sockets hold before a connection is closed: closing a socket whose request bytes are
+   * still unread resets it (the caller gets ECONNRESET instead of the 503), and closing the listening socket resets
+   * the connections in its accept queue. Waits for event-loop turns whose I/O poll began after the last arrival
+   * (a connection accepted, a request begun) until one brings nothing new; bounded by `until`.
+   */
+  async #drain(until: number): Promise<void> {
+    for (;;) {
+      const seen = this.#arrivals;
+      await pollTurn();
+      if (this.#arrivals === seen || Date.now() >= until) return;
+    }
+  }
+
   settled(): void {
     // A keep-alive connection becomes idle when its response finishes: close it now rather than at the timeout.
-    if (this.#closing) this.#server?.closeIdleConnections();
+    if (this.#drained) this.#server?.closeIdleConnections();
   }
 
   #onRequest(req: IncomingMessage, res: NodeResponse, expect: Expect): void {
+    this.#arrivals++;
     try {
       this.#connections.busy(req.socket, res);
       this.#accept(req, res, expect);
@@ -299,6 +324,15 @@ function expectationFailed(service: string, expect: string | undefined): MicroEr
 function refuseConnection(socket: Socket): void {
   const error = errors.unavailable('micro-fn', 'too many connections are open; try again shortly');
   writeRaw(socket, error);
+}
+
+/**
+ * Resolves after an event-loop turn whose I/O poll began after the call: the first setImmediate runs in this
+ * turn's check phase (after the poll that was under way), the second in the next turn's, after a fresh poll. Bytes
+ * that were in a socket's buffer when it was called have been read by then, and their requests begun.
+ */
+function pollTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 function closingError(service: string): MicroError {

@@ -183,9 +183,15 @@ export class NatsListener implements Listener {
       }
       return;
     }
+    // Pending until answered, not until the handler returns: a one-shot function's handler returns only after the
+    // function has stopped, and its stop closes this listener, which waits for what is pending.
     this.#pending++;
     let flushed: Promise<void> | undefined;
-    const answer = (response: ServerResponse): Promise<void> => (flushed = this.#answer(msg, request.id, response));
+    const answer = (response: ServerResponse): Promise<void> => {
+      flushed = this.#answer(msg, request.id, response);
+      flushed.then(this.#answered, this.#answered);
+      return flushed;
+    };
     const reply: Reply = (response) =>
       flushed ? Promise.reject(new Error('reply was already called for this request')) : answer(response);
     let result: Promise<void>;
@@ -200,12 +206,13 @@ export class NatsListener implements Listener {
         () => flushed ?? answer(errorReply(errors.internal(this.#name, 'the handler finished without a reply'))),
         (err: unknown) => flushed ?? answer(errorReply(toMicroError(err, this.#name))),
       )
-      .then(() => flushed)
-      .catch(ignore)
-      .finally(() => {
-        if (--this.#pending === 0) this.#idle?.();
-      });
+      .catch(ignore);
   }
+
+  /** One request answered (or its answer failed): close() waits until none is left. */
+  readonly #answered = (): void => {
+    if (--this.#pending === 0) this.#idle?.();
+  };
 
   /**
    * Sends the reply. No flush per reply (a round trip to the server on the hot path): nats.js writes it at once,

@@ -129,6 +129,36 @@ fetchSuite('answers a body over 1 MiB with 413, by Content-Length or while strea
   await streamed.arrayBuffer();
 });
 
+fetchSuite("answers 408 at the caller's Micro-Timeout when the handler never answers", async (ctx) => {
+  const res = await post(ctx, '/cfdemo/Greeter.Stuck', '{}', { 'micro-timeout': '300' });
+  assert.is(res.status, 408);
+  assert.is(((await res.json()) as { code: number }).code, 408);
+  assert.is(JSON.parse(res.headers.get('micro-error')!).code, 408);
+});
+
+fetchSuite(
+  "answers 408 at the Worker's MICRO_FN_TIMEOUT (deploy --timeout) without a caller's deadline",
+  async (ctx) => {
+    const mf = startWorker(ctx.built, ctx.dir, { MICRO_FN_TIMEOUT: '300' });
+    try {
+      await withTimeout(mf.ready, 30_000, 'workerd start');
+      const res = await withTimeout(
+        mf.dispatchFetch(`${BASE}/cfdemo/Greeter.Stuck`, {
+          method: 'POST',
+          body: '{}',
+          headers: { 'content-type': 'application/json' },
+        }),
+        10_000,
+        'the 408',
+      );
+      assert.is(res.status, 408);
+      assert.is(((await res.json()) as { code: number }).code, 408);
+    } finally {
+      await mf.dispose();
+    }
+  },
+);
+
 fetchSuite('answers GET /health as a probe', async (ctx) => {
   const res = await withTimeout(ctx.mf.dispatchFetch(`${BASE}/health`), 10_000, 'GET /health');
   assert.is(res.status, 200);

@@ -91,6 +91,17 @@ direct(
   },
 );
 
+direct("answers 408 before Lambda's own timeout when the handler never returns, and fires its signal", async () => {
+  // Without micro-fn's deadline, Lambda ends the invocation (Sandbox.Timedout): invoke() would throw.
+  const reply = (await invoke({ endpoint: 'Fixture.Stuck' }, 1500)) as { error: { code: number; detail: string } };
+  assert.is(reply.error.code, 408);
+  assert.match(reply.error.detail, /Fixture.Stuck did not finish before its deadline/);
+  assert.match(output, /signal fired: 408/);
+  // The environment is still there for the next invocation.
+  const next = (await invoke({ endpoint: 'Fixture.Hello', body: { name: 'Ada' } })) as { body: { message: string } };
+  assert.is(next.body.message, 'Hello Ada');
+});
+
 direct('answers an event of no known shape with a 400 naming what it expected', async () => {
   const reply = (await invoke({ hello: 'world' })) as { error: { code: number; detail: string } };
   assert.is(reply.error.code, 400);
@@ -207,6 +218,12 @@ url('answers errors as error JSON with the matching status and Micro-Error', asy
   const noRoute = (await invoke(httpEvent('POST', '/', '{}'))) as HttpResult;
   assert.is(noRoute.statusCode, 400);
   assert.match(JSON.parse(noRoute.body).detail, /POST \/<service>\/<Service.Method>/);
+});
+
+url("answers 408 before Lambda's own timeout when the handler never returns", async () => {
+  const r = (await invoke(httpEvent('POST', '/lambda-fixture/Fixture.Stuck', '{}'), 1500)) as HttpResult;
+  assert.is(r.statusCode, 408);
+  assert.is(JSON.parse(r.body).code, 408);
 });
 
 url('answers GET /health without running a handler', async () => {

@@ -4,6 +4,8 @@ import * as assert from 'uvu/assert';
 import {
   createFunction,
   Metadata,
+  ONE_SHOT_REGISTRATION,
+  type Context,
   type MicroFunction,
   type ServiceDefinition,
   type ServerRequest,
@@ -243,19 +245,218 @@ failing('sends a MicroError as it is', async () => {
   assert.is((await withTimeout(fn.done)).ok, false);
 });
 
-failing('answers an unknown endpoint with 404 and malformed JSON with 400, and ends', async () => {
-  for (const [req, code] of [
-    [request('Echo.Nope'), 404],
-    [{ ...request('Echo.Say'), body: enc.encode('{"a":') }, 400],
-  ] as const) {
-    const fn = createFunction(counting().definition);
+failing.run();
+
+// ---
+const spent = suite('MicroFunction: only the handler spends the one shot');
+
+spent(
+  'answers each request that cannot reach the handler with its error and keeps waiting for its invocation',
+  async () => {
+    const { calls, definition } = counting();
+    const fn = createFunction(definition);
     await fn.start();
-    assert.is((await fn.invoke(req)).status, code);
-    assert.is((await withTimeout(fn.done)).ok, false);
-  }
+    const cases: [string, ServerRequest, number][] = [
+      ['another service', { ...request('Echo.Say'), service: 'other' }, 404],
+      ['an unknown endpoint', request('Echo.Nope'), 404],
+      ['an unsupported content type', { ...request('Echo.Say'), contentType: 'application/xml' }, 400],
+      ['malformed JSON', { ...request('Echo.Say'), body: enc.encode('{"a":') }, 400],
+    ];
+    for (const [what, req, code] of cases) {
+      assert.is((await fn.invoke(req)).status, code, what);
+      assert.ok(fn.waiting, `still waiting after ${what}`);
+    }
+    assert.equal(calls, [], 'no handler ran');
+    const real = await fn.invoke(request('Echo.Say', { n: 1 }));
+    assert.is(real.status, 200);
+    assert.equal(calls, [{ n: 1 }], 'the one real invocation ran, once');
+    assert.equal(await withTimeout(fn.done), { kind: 'request', endpoint: 'Echo.Say', ok: true, error: undefined });
+  },
+);
+
+spent.run();
+
+// ---
+const deadlines = suite('MicroFunction: deadlines');
+
+/** A handler that never settles and records its signal's reason; `settle` lets it end once the signal fires. */
+function stuck(settle = false) {
+  const seen: { aborted: unknown[]; ended: number } = { aborted: [], ended: 0 };
+  const definition: ServiceDefinition = {
+    name: 'fn',
+    handlers: {
+      Stuck: {
+        Wait(_req: unknown, ctx: Context) {
+          return new Promise((resolve) => {
+            ctx.signal.addEventListener('abort', () => {
+              seen.aborted.push(ctx.signal.reason);
+              if (settle)
+                setTimeout(() => {
+                  seen.ended++;
+                  resolve({ late: true });
+                }, 20);
+            });
+          });
+        },
+      },
+    },
+    subscribers: { t: (_p: unknown, ctx) => new Promise<void>((r) => ctx.signal.addEventListener('abort', () => r())) },
+  };
+  return { seen, definition };
+}
+
+const timed = (ms: number, endpoint = 'Stuck.Wait') => ({
+  ...request(endpoint),
+  metadata: new Metadata({ 'micro-timeout': String(ms) }),
 });
 
-failing.run();
+deadlines("answers 408 at the caller's deadline, fires ctx.signal with it, and ends within the grace", async () => {
+  const { seen, definition } = stuck();
+  const fn = createFunction(definition, { grace: 100 });
+  await fn.start();
+  const started = Date.now();
+  const res = await withTimeout(fn.invoke(timed(80)), 3000, 'the 408');
+  assert.is(res.status, 408);
+  assert.is(JSON.parse(dec.decode(res.body)).code, 408);
+  assert.is(seen.aborted.length, 1);
+  assert.is((seen.aborted[0] as { code: number }).code, 408);
+  const outcome = await withTimeout(fn.done, 3000, 'the function ending');
+  assert.is(outcome.kind, 'request');
+  assert.is('error' in outcome && outcome.error?.code, 408);
+  assert.ok(Date.now() - started >= 80, 'not before the deadline');
+});
+
+deadlines(
+  "takes the function's timeout when the caller sets no deadline, and the earlier of the two when it does",
+  async () => {
+    for (const [caller, expect] of [
+      [undefined, 'timeout'],
+      [60_000, 'timeout'],
+      [50, 'caller'],
+    ] as const) {
+      const { seen, definition } = stuck();
+      const fn = createFunction(definition, { timeout: caller === 50 ? 60_000 : 60, grace: 10 });
+      await fn.start();
+      const res = await withTimeout(
+        fn.invoke(caller === undefined ? request('Stuck.Wait') : timed(caller)),
+        3000,
+        `the 408 (${expect})`,
+      );
+      assert.is(res.status, 408, `caller ${caller}`);
+      assert.is(seen.aborted.length, 1);
+      await withTimeout(fn.done);
+    }
+  },
+);
+
+deadlines('waits for a handler that winds down within the grace before it ends', async () => {
+  const { seen, definition } = stuck(true);
+  const fn = createFunction(definition, { grace: 2000 });
+  await fn.start();
+  assert.is((await withTimeout(fn.invoke(timed(30)), 3000)).status, 408);
+  await withTimeout(fn.done, 3000);
+  assert.is(seen.ended, 1, 'the handler ended before done resolved');
+});
+
+deadlines('fails a message whose subscriber runs past the timeout with 408, so it is redelivered', async () => {
+  const { definition } = stuck();
+  const fn = createFunction(definition, { timeout: 50, grace: 10 });
+  await fn.start();
+  const outcome = await withTimeout(
+    fn.deliver({ id: '1', topic: 't', headers: { 'content-type': 'application/json' }, body: enc.encode('{}') }),
+    3000,
+  );
+  assert.is(outcome.ok, false);
+  assert.is(outcome.error?.code, 408);
+  await withTimeout(fn.done);
+});
+
+deadlines(
+  "stop() while serving fires the signal; the handler's answer within the grace reaches the caller",
+  async () => {
+    const { seen, definition } = stuck(true);
+    const fn = createFunction(definition, { grace: 2000 });
+    await fn.start();
+    const pending = fn.invoke(request('Stuck.Wait'));
+    await sleep(20);
+    const stopped = fn.stop();
+    const res = await withTimeout(pending, 3000);
+    assert.is(res.status, 200);
+    assert.equal(JSON.parse(dec.decode(res.body)), { late: true });
+    assert.is((seen.aborted[0] as { code: number }).code, 503);
+    assert.is((await withTimeout(stopped)).ok, true);
+  },
+);
+
+deadlines('stop() while serving answers 503 once the grace has passed without an answer, and ends', async () => {
+  const { definition } = stuck();
+  const fn = createFunction(definition, { grace: 50 });
+  await fn.start();
+  const pending = fn.invoke(request('Stuck.Wait'));
+  await sleep(20);
+  const stopped = fn.stop();
+  const res = await withTimeout(pending, 3000, 'the 503');
+  assert.is(res.status, 503);
+  assert.match(JSON.parse(dec.decode(res.body)).detail, /stopped while its handler ran/);
+  const outcome = await withTimeout(stopped, 3000, 'the function ending');
+  assert.is('error' in outcome && outcome.error?.code, 503);
+});
+
+deadlines.run();
+
+// ---
+const registration = suite('MicroFunction: registration');
+
+registration(
+  'registers with a TTL of seconds, refreshed while waiting, no longer once its invocation arrived',
+  async () => {
+    const registered: number[] = [];
+    const registry = createMemoryRegistry();
+    const register = registry.register.bind(registry);
+    registry.register = async (s, o) => {
+      registered.push(o?.ttl ?? 0);
+      return register(s, o);
+    };
+    let release!: () => void;
+    const fn = createFunction(counting(new Promise<void>((r) => (release = r))).definition, {
+      registry,
+      transport: createMemoryTransport(),
+    });
+    await fn.start();
+    assert.equal(ONE_SHOT_REGISTRATION, { ttl: 6, interval: 2 });
+    assert.equal(registered, [6]);
+    await sleep(2100);
+    assert.equal(registered, [6, 6], 'refreshed while waiting');
+    const served = fn.invoke(request('Echo.Say'));
+    await sleep(2100);
+    assert.equal(registered, [6, 6], 'not refreshed while serving');
+    release();
+    await withTimeout(served);
+    await withTimeout(fn.done);
+    await registry.close?.();
+  },
+);
+
+registration('keeps the TTL the configuration sets', async () => {
+  const registered: number[] = [];
+  const registry = createMemoryRegistry();
+  const register = registry.register.bind(registry);
+  registry.register = async (s, o) => {
+    registered.push(o?.ttl ?? 0);
+    return register(s, o);
+  };
+  const fn = createFunction(counting().definition, {
+    registry,
+    transport: createMemoryTransport(),
+    env: { MICRO_REGISTER_TTL: '60' },
+  });
+  await fn.start();
+  assert.equal(registered, [60]);
+  await fn.stop();
+  await registry.close?.();
+});
+
+registration.run();
 
 // ---
 const messages = suite('MicroFunction: broker messages');
