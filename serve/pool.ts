@@ -3,7 +3,7 @@
  * background), a concurrency limit with a bounded queue (429 when full), and a per-invocation timeout
  * (the process is killed, the caller gets 408). A crash answers 500; the pool keeps serving.
  */
-import { MicroError, errors, parseError } from '../runtime/core/errors.js';
+import { MicroError, errors, notStarted, parseError } from '../runtime/core/errors.js';
 import type { IpcReady, ToFunction } from '../adapters/local/ipc.js';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
 
@@ -132,9 +132,9 @@ export class FunctionPool {
     }
     if (message) return new Promise<void>((resolve) => this.#backlog.push(resolve));
     if (this.#waiting.length >= this.options.queue) {
-      throw errors.tooManyRequests(
-        this.options.name,
-        `${this.options.name} is at its limit: ${this.options.concurrency} running, ${this.options.queue} queued`,
+      throw notStarted(
+        429,
+        `${this.options.name} is at its limit: ${this.options.concurrency} running, ${this.options.queue} queued; the call was not started`,
       );
     }
     await new Promise<void>((resolve) => this.#waiting.push(resolve));

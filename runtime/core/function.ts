@@ -1,5 +1,5 @@
 import type { BrokerMessage, Delivery } from './broker.js';
-import { UserError, errors, type MicroError } from './errors.js';
+import { UserError, notStarted, type MicroError } from './errors.js';
 import type { ServiceDefinition } from './router.js';
 import { HEALTH_ENDPOINT, type MessageOutcome } from './server.js';
 import { Service, type ServiceOptions } from './service.js';
@@ -154,11 +154,9 @@ export class MicroFunction {
    */
   readonly #unsubscribe = (): void => void this.service.unsubscribe();
 
+  /** Marked NOT_STARTED: the caller may send it to another instance, since this handler never saw it. */
   #refusal(): MicroError {
-    return errors.unavailable(
-      this.name,
-      `function ${this.name} has already taken its one invocation; try another instance`,
-    );
+    return notStarted(503, `function ${this.name} has already taken its one invocation; try another instance`);
   }
 
   async #finish(outcome: FunctionOutcome): Promise<void> {

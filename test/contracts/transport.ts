@@ -222,13 +222,14 @@ export function transportContract(name: string, create: () => Promise<TransportF
     assert.equal(JSON.parse(dec.decode(response.body)), { status: 'ok' });
   });
 
-  test('fails a call to a closed listener with a retryable error', async (ctx) => {
+  test('fails a call to a closed listener with a retryable error marked unreachable (nothing was sent)', async (ctx) => {
     const node = await listen(ctx, async (_r, reply) => reply(serverResponse('{}')));
     await call(ctx, node, transportRequest('Greeter.Hello'));
     await withTimeout(ctx.listeners[0]!.close(), 5000, 'close');
     const err = await rejects(() => call(ctx, node, transportRequest('Greeter.Hello')));
     assert.ok(isMicroError(err), `a MicroError, got ${String(err)}`);
     assert.ok(err.retryable, `retryable (code ${err.code})`);
+    assert.ok(err.unreachable, 'unreachable: a client skips the node');
   });
 
   test('rejects with a 408 that is not retryable once the deadline passes', async (ctx) => {

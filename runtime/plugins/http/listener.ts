@@ -8,6 +8,7 @@ import {
   HEALTH_ENDPOINT,
   MicroError,
   errors,
+  notStarted,
   toMicroError,
   type Listener,
   type RequestHandler,
@@ -297,12 +298,12 @@ function expectationFailed(service: string, expect: string | undefined): MicroEr
 
 /** A connection past the cap while every open one is busy: a 503 as error JSON, then the socket goes. */
 function refuseConnection(socket: Socket): void {
-  const error = errors.unavailable('micro-fn', 'too many connections are open; try again shortly');
+  const error = notStarted(503, 'too many connections are open; try again shortly');
   writeRaw(socket, error);
 }
 
 function closingError(service: string): MicroError {
-  return errors.unavailable(service || 'micro-fn', 'the listener is closing; try another instance');
+  return notStarted(503, `${service ? `${service}: ` : ''}the listener is closing; try another instance`);
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

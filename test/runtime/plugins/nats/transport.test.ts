@@ -175,14 +175,18 @@ if (natsAvailable()) {
     }
   });
 
-  transport('rejects a call to a node nobody serves with a retryable 503 (no responders)', async (ctx) => {
-    const node = { id: 'gone', address: `nats://127.0.0.1:${ctx.server.port}/greeter/NOBODYHERE`, metadata: {} };
-    const err = await rejects(() => withTimeout(ctx.transport.call(node, transportRequest('Greeter.Hello'))));
-    assert.ok(isMicroError(err), String(err));
-    assert.is(err.code, 503);
-    assert.ok(err.retryable);
-    assert.match(err.detail, /no responders/);
-  });
+  transport(
+    'rejects a call to a node nobody serves with a retryable 503 marked unreachable (no responders)',
+    async (ctx) => {
+      const node = { id: 'gone', address: `nats://127.0.0.1:${ctx.server.port}/greeter/NOBODYHERE`, metadata: {} };
+      const err = await rejects(() => withTimeout(ctx.transport.call(node, transportRequest('Greeter.Hello'))));
+      assert.ok(isMicroError(err), String(err));
+      assert.is(err.code, 503);
+      assert.ok(err.retryable);
+      assert.ok(err.unreachable, 'nobody received it: a client skips the node');
+      assert.match(err.detail, /no responders/);
+    },
+  );
 
   transport(
     'rejects with a 408 that is not retryable when the deadline passes, and drops the late reply',
