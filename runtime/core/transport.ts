@@ -30,6 +30,19 @@ export interface CallOptions {
 /** A request on the server side; `probe` marks health checks, which never use up a function's one shot. */
 export interface ServerRequest extends TransportRequest {
   probe?: boolean;
+  /**
+   * Whether its caller still waits, where the listener can tell (HTTP: the connection). A host that queues requests
+   * (`micro-fn serve`) drops one whose caller has gone before it starts.
+   */
+  caller?: Caller;
+}
+
+/** The caller of a request, as its listener sees it. */
+export interface Caller {
+  /** True once the caller has gone: its connection closed before the reply was written. */
+  readonly gone: boolean;
+  /** Calls `listener` once when the caller goes (at once if it has gone); the function returned removes it. */
+  onGone(listener: () => void): () => void;
 }
 
 /** A reply on the server side. `status` is 200 or the error's code. */

@@ -217,6 +217,7 @@ export class HttpListener implements Listener, ExchangeOwner {
           ? undefined
           : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
     const ex = new Exchange(this, res, request.id, request.service);
+    request.caller = ex;
     if (failure) {
       if (failure.code === 405) res.setHeader('allow', 'POST');
       // A body too large to read but small enough to drain is discarded as it arrives, so the client finishes
