@@ -204,6 +204,57 @@ client('moves past a dead node to a live one', async () => {
   assert.is(await withTimeout(rr.call('svc', 'S.Ping', {})), 'pong');
 });
 
+client('skips unreachable nodes without spending a retry, and in later calls: 3 dead + 1 live, 20 of 20', async () => {
+  await env.start({ name: 'svc', handlers: { S: { Ping: () => 'pong' } } });
+  await env.registry.register({
+    name: 'svc',
+    version: 'latest',
+    metadata: {},
+    endpoints: [],
+    nodes: ['d1', 'd2', 'd3'].map((id) => ({ id, address: `memory://${id}`, metadata: {} })),
+  });
+  const attempts: string[] = [];
+  const counting = {
+    schemes: env.transport.schemes,
+    call: (...args: Parameters<typeof env.transport.call>) => (attempts.push(args[0].id), env.transport.call(...args)),
+  };
+  // The dead ones first, whatever is left: the worst order.
+  const worst = (_s: string, nodes: readonly { id: string }[]) =>
+    [...nodes].sort((a, b) => (a.id.startsWith('d') ? -1 : 0) - (b.id.startsWith('d') ? -1 : 0))[0]!;
+  const c = createClient({ registry: env.registry, transports: [counting], selector: worst as never, retries: 0 });
+  for (let i = 0; i < 20; i++) assert.is(await withTimeout(c.call('svc', 'S.Ping', {})), 'pong');
+  assert.is(attempts.filter((id) => id.startsWith('d')).length, 3, 'each dead node tried once in 20 calls');
+  // With unreachableFor 0, nothing is remembered: each call goes past them again (still without a retry).
+  attempts.length = 0;
+  const forgetful = createClient({
+    registry: env.registry,
+    transports: [counting],
+    selector: worst as never,
+    retries: 0,
+    unreachableFor: 0,
+  });
+  for (let i = 0; i < 2; i++) assert.is(await withTimeout(forgetful.call('svc', 'S.Ping', {})), 'pong');
+  assert.is(attempts.filter((id) => id.startsWith('d')).length, 6);
+});
+
+client('tries an unreachable node again when it is the only one left, and forgets it once it answers', async () => {
+  let alive = false;
+  const svc = { name: 'solo', handlers: { S: { Ping: () => 'pong' } } };
+  const transport = {
+    schemes: env.transport.schemes,
+    call: (...args: Parameters<typeof env.transport.call>) =>
+      alive
+        ? env.transport.call(...args)
+        : Promise.reject(errors.unavailable('solo', 'refused', { unreachable: true })),
+  };
+  const started = await env.start(svc);
+  const c = createClient({ registry: env.registry, transports: [transport], retries: 0 });
+  await rejects(() => c.call('solo', 'S.Ping', {}));
+  alive = true; // it came back on the same node id
+  assert.is(await withTimeout(c.call('solo', 'S.Ping', {})), 'pong');
+  assert.ok(started);
+});
+
 client('reuses a service lookup, and looks again once a node of it fails', async () => {
   const first = await env.start({ name: 'cached', handlers: { S: { Who: () => 'first' } } });
   let lookups = 0;
