@@ -171,7 +171,8 @@ export class Client {
     let deadline = Date.now() + timeout;
     if (options.deadline !== undefined) deadline = Math.min(deadline, options.deadline);
     if (this.#deadline !== undefined) deadline = Math.min(deadline, this.#deadline);
-    const retries = Math.max(0, options.retries ?? this.#options.retries ?? 1);
+    const asked = options.retries ?? this.#options.retries ?? 1;
+    const retries = Number.isFinite(asked) ? Math.max(0, Math.floor(asked)) : 1; // NaN would mean "until the deadline"
 
     const metadata = new Metadata(this.#options.metadata);
     if (options.metadata) metadata.merge(options.metadata);

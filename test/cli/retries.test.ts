@@ -109,6 +109,14 @@ retries('a handler that times out under micro-fn call runs once: 1 of 1 runs, 40
   assert.is(runs(file).length, 1, `runs: ${runs(file).join(', ')}`);
 });
 
+retries('refuses --retries that is not a whole number from 0 to 100, in one line: 3 of 3', async () => {
+  for (const value of ['abc', '1.5', '1000']) {
+    const r = await cli(['call', 'counter', 'Counter.Run', '{}', '--retries', value], env);
+    assert.is(r.code, 1);
+    assert.is(r.stderr.trim(), `micro-fn: --retries takes a whole number from 0 to 100; got "${value}"`);
+  }
+});
+
 retries('a handler that fails with 500 runs once: 1 of 1 runs', async () => {
   await ok(['deploy', 'test/fixtures/counter', '--timeout', '10s']);
   const file = countFile();
