@@ -147,9 +147,10 @@ retries(
       running.push(r);
       await r.waitFor(/listening on/);
     }
-    const nodes = (await registry.getService('counter')).flatMap((s) => s.nodes).filter((n) => !n.metadata.gateway);
-    ids.push(...nodes.map((n) => n.id));
-    assert.is(ids.length, 2, 'two run instances registered');
+    const instances = async () =>
+      (await registry.getService('counter')).flatMap((s) => s.nodes).filter((n) => !n.metadata.gateway);
+    await eventually(async () => (await instances()).length === 2, 10_000, 'two run instances registered');
+    ids.push(...(await instances()).map((n) => n.id));
     const client = clientTrying(ids);
     const first = client.call<{ pid: number }>('counter', 'Counter.Run', { file, ms: 500 }, { timeout: 10_000 });
     await eventually(() => runs(file).length === 1, 10_000, 'instance 1 has taken its one shot');
