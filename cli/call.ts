@@ -21,7 +21,12 @@ export const command = defineCommand({
       description: 'request metadata (repeatable)',
     },
     timeout: { type: 'string', value: 'DURATION', description: 'how long to wait, retries included (default 30s)' },
-    retries: { type: 'string', value: 'N', description: 'further attempts on retryable errors (default 1)' },
+    retries: {
+      type: 'string',
+      value: 'N',
+      description:
+        'further attempts when a call provably never reached a handler (default 1); never after a 408 or 500',
+    },
     'show-metadata': { type: 'boolean', description: 'print the reply metadata on stderr' },
     ...pluginOptions,
   },
@@ -39,6 +44,8 @@ export const command = defineCommand({
     const metadata = metadataFlags(values.metadata);
     const timeout = duration(values.timeout, 'timeout') ?? 30_000;
     const retries = values.retries === undefined ? undefined : Number(values.retries);
+    if (retries !== undefined && !(Number.isInteger(retries) && retries >= 0 && retries <= 100))
+      throw new UserError(`--retries takes a whole number from 0 to 100; got "${values.retries}"`);
     return withSession(values, async (session) => {
       const { client } = session;
       // Under serve --auth, a token the CLI signs, unless the user brought one.

@@ -2,9 +2,14 @@
  * The processes of one deployed function: a warm pool of pre-started single-use processes (refilled in the
  * background), a concurrency limit with a bounded queue (429 when full), and a per-invocation timeout
  * (the process is killed, the caller gets 408). A crash answers 500; the pool keeps serving.
+ *
+ * A queued call never starts once nobody waits for it: its caller disconnected (dropped at once, its place in the
+ * queue freed), its deadline (`Micro-Timeout`) passed (408), or it waited `queueWait` (429, not started).
  */
-import { MicroError, errors, parseError } from '../runtime/core/errors.js';
-import type { IpcReady, ToFunction } from '../adapters/local/ipc.js';
+import { MicroError, errors, notStarted, parseError } from '../runtime/core/errors.js';
+import { headers } from '../runtime/core/metadata.js';
+import type { Caller } from '../runtime/core/transport.js';
+import type { IpcInvoke, IpcReady, ToFunction } from '../adapters/local/ipc.js';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
 
 export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
@@ -17,6 +22,8 @@ export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
   queue: number;
   /** Milliseconds an invocation may take. */
   timeout: number;
+  /** Milliseconds a call may wait in the queue for a slot; past it, 429 (not started). Default: `timeout`. */
+  queueWait?: number;
   log: (line: string, stream: 'stdout' | 'stderr', invocation: string) => void;
 }
 
@@ -31,12 +38,18 @@ export type Outcome =
     }
   | { kind: 'settled'; ok: boolean; error?: MicroError };
 
+/** A call in the queue: `start` hands it the slot. */
+interface Queued {
+  start(): void;
+}
+
 export class FunctionPool {
   readonly options: PoolOptions;
   #warm: Worker[] = [];
   #starting = 0;
   #inflight = 0;
-  #waiting: (() => void)[] = [];
+  /** Calls waiting for a slot, in order; one leaves early when its caller goes or its wait ends. */
+  #waiting: Queued[] = [];
   /** Broker messages waiting for a slot: unbounded (the broker holds them anyway), served after callers. */
   #backlog: (() => void)[] = [];
   #closed = false;
@@ -79,14 +92,16 @@ export class FunctionPool {
     };
   }
 
-  /** Runs one invocation in a process of its own. Never throws: failures are error outcomes. */
-  async run(message: ToFunction): Promise<Outcome> {
+  /**
+   * Runs one invocation in a process of its own. Never throws: failures are error outcomes. A call whose `caller`
+   * goes, or whose deadline passes, while it waits for a slot is not started.
+   */
+  async run(message: ToFunction, caller?: Caller): Promise<Outcome> {
     const { name, timeout } = this.options;
-    try {
-      await this.#acquireSlot(message.type === 'message');
-    } catch (err) {
-      return failure(err as MicroError, message);
-    }
+    if (message.type === 'invoke') {
+      const refused = await this.#admit(message, caller);
+      if (refused) return failure(refused, message);
+    } else await this.#messageSlot();
     let worker: Worker | undefined;
     try {
       worker = await this.#take();
@@ -124,26 +139,83 @@ export class FunctionPool {
     });
   }
 
-  /** A running slot; a caller past the bounded queue gets 429, a broker message waits (a 429 would only fail it). */
-  async #acquireSlot(message: boolean): Promise<void> {
+  /** A running slot for a broker message, which waits for one as long as it takes (a 429 would only fail it). */
+  async #messageSlot(): Promise<void> {
     if (this.#inflight < this.options.concurrency) {
       this.#inflight++;
       return;
     }
-    if (message) return new Promise<void>((resolve) => this.#backlog.push(resolve));
-    if (this.#waiting.length >= this.options.queue) {
-      throw errors.tooManyRequests(
-        this.options.name,
-        `${this.options.name} is at its limit: ${this.options.concurrency} running, ${this.options.queue} queued`,
-      );
+    return new Promise<void>((resolve) => this.#backlog.push(resolve));
+  }
+
+  /**
+   * A running slot for a call, or the reason it will not start: the queue is full (429), its caller went (503), its
+   * deadline passed (408) or its wait did (429). A call that waited is told the time its caller has left.
+   */
+  async #admit(message: IpcInvoke, caller: Caller | undefined): Promise<MicroError | undefined> {
+    if (this.#inflight < this.options.concurrency) {
+      this.#inflight++;
+      return undefined;
     }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    const { name, concurrency, queue } = this.options;
+    if (this.#waiting.length >= queue)
+      return notStarted(
+        429,
+        `${name} is at its limit: ${concurrency} running, ${queue} queued; the call was not started`,
+      );
+    const asked = Number(message.metadata[headers.timeout]);
+    const deadline = asked > 0 ? Date.now() + asked : undefined;
+    const refused = await this.#queue(caller, deadline);
+    if (refused) {
+      this.options.log(`not started: ${refused.detail}`, 'stderr', message.id);
+      return refused;
+    }
+    if (deadline !== undefined) message.metadata[headers.timeout] = String(Math.max(1, deadline - Date.now()));
+    return undefined;
+  }
+
+  /** Waits in the queue until a slot passes to this call (undefined), or it leaves the queue (why). */
+  #queue(caller: Caller | undefined, deadline: number | undefined): Promise<MicroError | undefined> {
+    const { name, concurrency } = this.options;
+    const wait = this.options.queueWait ?? this.options.timeout;
+    const since = Date.now();
+    const until = deadline === undefined ? since + wait : Math.min(deadline, since + wait);
+    if (caller?.gone) return Promise.resolve(notStarted(503, `the caller of ${name} went away before it was queued`));
+    return new Promise((resolve) => {
+      let off: (() => void) | undefined;
+      const leave = (why: MicroError): void => {
+        const at = this.#waiting.indexOf(entry);
+        if (at === -1) return; // a slot reached it first
+        this.#waiting.splice(at, 1);
+        clearTimeout(timer);
+        off?.();
+        resolve(why);
+      };
+      const entry: Queued = {
+        start: () => {
+          clearTimeout(timer);
+          off?.();
+          resolve(undefined);
+        },
+      };
+      const timer = setTimeout(() => {
+        const waited = Date.now() - since;
+        leave(
+          deadline !== undefined && deadline <= Date.now()
+            ? errors.timeout(name, `the caller's deadline passed after ${waited} ms in the queue of ${name}`)
+            : notStarted(429, `${name} had no free slot for ${waited} ms (${concurrency} running); try again later`),
+        );
+      }, until - since);
+      this.#waiting.push(entry);
+      off = caller?.onGone(() => leave(notStarted(503, `the caller of ${name} went away while it was queued`)));
+    });
   }
 
   #releaseSlot(): void {
-    const next = this.#waiting.shift() ?? this.#backlog.shift();
-    if (next)
-      next(); // the slot passes straight to the next caller
+    const next = this.#waiting.shift();
+    if (next) return next.start(); // the slot passes straight to the next caller
+    const message = this.#backlog.shift();
+    if (message) message();
     else this.#inflight--;
   }
 

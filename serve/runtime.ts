@@ -221,14 +221,17 @@ export class LocalRuntime {
     if (request.service === RUNTIME_SERVICE) return this.#control.dispatcher.handle(request);
     const fn = this.#functions.get(request.service);
     if (!fn) return errorReply(errors.notFound('micro-fn', `service ${request.service || '(none)'} not found`));
-    const outcome = await fn.pool.run({
-      type: 'invoke',
-      id: request.id,
-      endpoint: request.endpoint,
-      contentType: request.contentType,
-      body: decoder.decode(request.body),
-      metadata: request.metadata.toJSON(),
-    });
+    const outcome = await fn.pool.run(
+      {
+        type: 'invoke',
+        id: request.id,
+        endpoint: request.endpoint,
+        contentType: request.contentType,
+        body: decoder.decode(request.body),
+        metadata: request.metadata.toJSON(),
+      },
+      request.caller, // a queued call whose caller goes is dropped before it starts
+    );
     if (outcome.kind !== 'reply')
       return errorReply(errors.internal(fn.info.name, 'unexpected answer from the function process'));
     return {

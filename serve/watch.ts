@@ -2,9 +2,9 @@
  * `micro-fn serve --watch`: rebuilds a deployed function when a file in its folder changes, and redeploys it
  * (the version swap keeps invocations in flight).
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { buildLocal } from '../adapters/local/build.js';
+import { FolderWatcher } from './folder-watch.js';
 
 export interface Rebuilt {
   bundle: string;
@@ -12,7 +12,7 @@ export interface Rebuilt {
 }
 
 export class EntryWatcher {
-  readonly #watchers = new Map<string, FSWatcher>();
+  readonly #watchers = new Map<string, FolderWatcher>();
   readonly #home: string;
 
   constructor(home: string) {
@@ -36,12 +36,15 @@ export class EntryWatcher {
         }
       });
     };
-    const watcher = watch(dirname(entry), { recursive: true }, (_event, file) => {
-      if (file && /(^|\/)(node_modules|\.git)(\/|$)/.test(file)) return;
-      clearTimeout(timer);
-      timer = setTimeout(rebuild, 100); // editors write a file in several steps
-    });
-    watcher.on('error', onError);
+    // By folder, not by file: an editor's atomic save (temporary file renamed over the original) is seen every time.
+    const watcher = new FolderWatcher(
+      dirname(entry),
+      () => {
+        clearTimeout(timer);
+        timer = setTimeout(rebuild, 100); // editors write a file in several steps
+      },
+      onError,
+    );
     this.#watchers.set(entry, watcher);
   }
 

@@ -64,8 +64,9 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
     const deadline = Date.now() + 10_000;
     for (;;) {
       const file = readdirSync(dir).find((f) => f.endsWith('.ports'));
-      if (file) {
-        const ports = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nats: string[]; websocket?: string[] };
+      // nats-server writes the file after creating it: an empty or partial file is read again on the next turn.
+      const ports = file ? (parsePorts(readFileSync(join(dir, file), 'utf8')) ?? undefined) : undefined;
+      if (ports) {
         port = Number(new URL(ports.nats[0]!).port);
         if (ports.websocket?.[0]) wsPort = Number(new URL(ports.websocket[0]).port);
         if (/Server is ready/.test(log)) return;
@@ -90,7 +91,11 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
     clearTimeout(timer);
   };
 
-  await launch();
+  await launch().catch((err: unknown) => {
+    for (const proc of started) proc.kill('SIGKILL'); // nothing may outlive a failed start: uvu would never exit
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   return {
     get url() {
       return `nats://127.0.0.1:${port}`;
@@ -113,4 +118,13 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
       if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function parsePorts(text: string): { nats: string[]; websocket?: string[] } | undefined {
+  try {
+    const ports = JSON.parse(text) as { nats?: string[]; websocket?: string[] };
+    return ports.nats?.[0] ? (ports as { nats: string[]; websocket?: string[] }) : undefined;
+  } catch {
+    return undefined;
+  }
 }

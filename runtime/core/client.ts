@@ -6,6 +6,7 @@ import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
 import { random, type Selector } from './selector.js';
 import { schemeOf, type Transport, type TransportRequest } from './transport.js';
+import { UnreachableNodes } from './unreachable-nodes.js';
 
 export interface ClientOptions {
   /** Where services are looked up. Needed unless every call names an `address`. */
@@ -18,7 +19,10 @@ export interface ClientOptions {
   selector?: Selector;
   /** Milliseconds per call, all attempts included. Default 5000. */
   timeout?: number;
-  /** Further attempts after a retryable error. Default 1. */
+  /**
+   * Further attempts after a retryable error: one that provably never reached a handler (see Client). A node that
+   * could not be reached at all costs none of them while other nodes are left. Default 1.
+   */
   retries?: number;
   /** Milliseconds to wait before attempt `n` (1-based retry count). Default: 50·2ⁿ⁻¹ with jitter, at most 1 s. */
   backoff?: (retry: number) => number;
@@ -32,6 +36,12 @@ export interface ClientOptions {
    * to one of its nodes fails with a retryable error, so the retry sees the registry as it is.
    */
   cacheTtl?: number;
+  /**
+   * Milliseconds a node that could not be reached (a refused connection, no responders) is skipped while the
+   * service has other nodes: its registry entry outlives it until the entry's TTL runs out. Default 60 000 (the
+   * default `MICRO_REGISTER_TTL`); 0 never skips. A node that answers again is forgotten at once.
+   */
+  unreachableFor?: number;
   /**
    * Supplies registry, broker and transports on the first call or publish instead of up front, so a one-shot
    * process whose handler never calls out never loads them. Give a memoised function: clients made with
@@ -61,11 +71,30 @@ export interface CallResult<T = unknown> {
   metadata: Metadata;
 }
 
+/** The node picked for an attempt; `others`: live nodes left untried besides it; `skipped`: it was being skipped. */
+interface Choice {
+  node: NodeRecord;
+  others: number;
+  skipped: boolean;
+}
+
+/** Unreachable nodes passed over in one call without spending a retry, at most: bounds a call over a long list. */
+const MAX_SKIPS = 16;
+
 const defaultBackoff = (retry: number) => Math.min(1000, 50 * 2 ** (retry - 1)) * (0.5 + Math.random() / 2);
 
 /**
- * Calls services through the registry, the selector and the transport of each node's scheme; retries
- * retryable errors (408, 429, 502-504, failed connections, a one-shot function's 503) on another node.
+ * Calls services through the registry, the selector and the transport of each node's scheme.
+ *
+ * It sends a request again, to another node when there is one, only when the first attempt provably never reached
+ * a handler, so no handler runs twice:
+ * - a refusal marked NOT_STARTED: a one-shot instance that had already taken its invocation, a listener closing or
+ *   full (503), a queue that did not take or keep the call (429);
+ * - a connection that was never made (refused, no such host; NATS: no responders). Such a node is skipped at
+ *   once, without spending a retry while other nodes are left, and by later calls for `unreachableFor`.
+ *
+ * Never after a 408, a 500, a 502 or 504, any status a handler or a proxy sent, or a connection lost once the
+ * request may have been sent: those errors reach the caller as they are.
  * @example
  * const client = createClient({ registry, transports: [createHttpTransport()] });
  * const { message } = await client.call('helloworld', 'Greeter.Hello', { name: 'Ada' });
@@ -81,6 +110,7 @@ export class Client {
     this.#addTransports(options.transports);
     this.#codec = options.codec ?? jsonCodec;
     this.#selector = options.selector ?? random();
+    this.#unreachable = new UnreachableNodes(options.unreachableFor ?? 60_000);
   }
 
   #addTransports(transports: Transport[] | undefined): void {
@@ -114,12 +144,15 @@ export class Client {
     });
     child.#deadline = extra.deadline;
     child.#lookups = this.#lookups;
+    child.#unreachable = this.#unreachable;
     return child;
   }
 
   #deadline: number | undefined;
   /** Service lookups, shared with the clients made by `with()`. */
   #lookups = new Map<string, { nodes: NodeRecord[]; expires: number }>();
+  /** Nodes found unreachable, skipped for a while; shared with the clients made by `with()`. */
+  #unreachable: UnreachableNodes;
 
   /** Calls `endpoint` of `service` and resolves with the decoded reply. */
   async call<T = unknown>(service: string, endpoint: string, request: unknown, options?: RequestOptions): Promise<T> {
@@ -138,7 +171,8 @@ export class Client {
     let deadline = Date.now() + timeout;
     if (options.deadline !== undefined) deadline = Math.min(deadline, options.deadline);
     if (this.#deadline !== undefined) deadline = Math.min(deadline, this.#deadline);
-    const retries = Math.max(0, options.retries ?? this.#options.retries ?? 1);
+    const asked = options.retries ?? this.#options.retries ?? 1;
+    const retries = Number.isFinite(asked) ? Math.max(0, Math.floor(asked)) : 1; // NaN would mean "until the deadline"
 
     const metadata = new Metadata(this.#options.metadata);
     if (options.metadata) metadata.merge(options.metadata);
@@ -155,26 +189,44 @@ export class Client {
     // No timer or controller of our own: the transport enforces the deadline and watches the caller's signal.
     const signal = options.signal;
     const tried = new Set<string>();
-    for (let attempt = 0; ; attempt++) {
+    let retried = 0;
+    for (let skipped = 0; ;) {
+      let pick: Choice | undefined;
       try {
         if (signal?.aborted) throw abortError(service, signal);
-        const node = options.address
-          ? { id: options.address, address: options.address, metadata: {} }
+        pick = options.address
+          ? { node: { id: options.address, address: options.address, metadata: {} }, others: 0, skipped: false }
           : await this.#select(service, tried);
-        tried.add(node.id);
-        return await this.#send(node, base, deadline, signal);
+        tried.add(pick.node.id);
+        const result = await this.#send(pick.node, base, deadline, signal);
+        if (pick.skipped) this.#unreachable.delete(pick.node.id); // it answers again
+        return result;
       } catch (err) {
         const error = signal?.aborted ? abortError(service, signal) : toMicroError(err, service);
         if (error.retryable) this.#lookups.delete(service); // a node may be gone: look again
         const left = deadline - Date.now();
-        if (!error.retryable || attempt >= retries || left <= 0 || signal?.aborted)
+        if (!error.retryable || left <= 0 || signal?.aborted)
           throw left <= 0 && error.retryable ? abortError(service) : error;
-        await sleep(Math.min((this.#options.backoff ?? defaultBackoff)(attempt + 1), left), signal);
+        if (error.unreachable && pick) {
+          this.#unreachable.add(pick.node.id);
+          // Nothing was sent: go to the next node at once, without spending a retry, while there is one.
+          if (pick.others > 0 && skipped < MAX_SKIPS) {
+            skipped++;
+            continue;
+          }
+        }
+        if (retried >= retries) throw error;
+        retried++;
+        await sleep(Math.min((this.#options.backoff ?? defaultBackoff)(retried), left), signal);
       }
     }
   }
 
-  async #select(service: string, tried: Set<string>): Promise<NodeRecord> {
+  /**
+   * The node for the next attempt: one not tried in this call and not found unreachable lately, else one not tried,
+   * else any. `others` counts the nodes of the first kind left besides it.
+   */
+  async #select(service: string, tried: Set<string>): Promise<Choice> {
     const registry = this.#options.registry;
     if (!registry) throw errors.internal('micro-fn', 'the client has no registry: pass one, or call with an address');
     let nodes: NodeRecord[];
@@ -186,8 +238,14 @@ export class Client {
       if (ttl > 0 && nodes.length > 0) this.#lookups.set(service, { nodes, expires: Date.now() + ttl });
     }
     if (nodes.length === 0) throw errors.notFound('micro-fn', `service ${service} not found`);
-    const fresh = nodes.filter((n) => !tried.has(n.id));
-    return this.#selector(service, fresh.length > 0 ? fresh : nodes);
+    const unreachable = this.#unreachable;
+    let untried = nodes;
+    if (tried.size > 0) untried = nodes.filter((n) => !tried.has(n.id));
+    let live = untried;
+    if (unreachable.size > 0) live = untried.filter((n) => !unreachable.has(n.id));
+    if (live.length > 0) return { node: this.#selector(service, live), others: live.length - 1, skipped: false };
+    const node = this.#selector(service, untried.length > 0 ? untried : nodes);
+    return { node, others: 0, skipped: unreachable.has(node.id) };
   }
 
   async #send(

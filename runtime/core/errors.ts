@@ -23,8 +23,19 @@ const STATUS: Record<number, string> = {
   504: 'Gateway Timeout',
 };
 
-/** Codes a client may retry on another attempt (or another node) without risking a double side effect. */
-const RETRYABLE_CODES = new Set([408, 429, 502, 503, 504]);
+/**
+ * Codes of errors raised here (not read off a wire) that are retryable unless told otherwise: refusals, "not
+ * accepted". A 408, 500, 502 or 504 may come after a request reached a handler, so they never are by default.
+ */
+const RETRYABLE_CODES = new Set([429, 503]);
+
+/**
+ * The error id of a refusal that provably never reached a handler: a one-shot instance that had already taken its
+ * invocation, a listener that is closing or full, a queue that did not take (or keep) the call. It is the only
+ * thing a client trusts, in an error read off the wire, to send a request again: a status alone never is (a handler
+ * may throw a 503, a proxy may answer 502 after passing the request on). See `notStarted`.
+ */
+export const NOT_STARTED = 'micro-fn.not-started';
 
 /** The JSON shape of an error on the wire. */
 export interface ErrorJSON {
@@ -37,6 +48,11 @@ export interface ErrorJSON {
 export interface MicroErrorOptions {
   /** Overrides the retryable-by-code rule, e.g. a 500 from a connection that never reached a server. */
   retryable?: boolean;
+  /**
+   * The node could not be reached at all (the connection was refused, its host does not exist, nothing answers on
+   * its subject): nothing was sent, and the node is gone. Implies `retryable`; a client skips the node for a while.
+   */
+  unreachable?: boolean;
   cause?: unknown;
 }
 
@@ -53,8 +69,13 @@ export class MicroError extends Error {
   readonly code: number;
   readonly detail: string;
   readonly status: string;
-  /** Whether a client may retry. Local knowledge: it does not travel on the wire. */
+  /**
+   * Whether a client may send the request again: only when it provably never reached a handler. Local knowledge:
+   * it does not travel; an error read off the wire is retryable only with the id NOT_STARTED (`parseError`).
+   */
   readonly retryable: boolean;
+  /** The node could not be reached at all (see MicroErrorOptions). Local knowledge, like `retryable`. */
+  readonly unreachable: boolean;
 
   constructor(id: string, code: number, detail: string, options: MicroErrorOptions = {}) {
     super(detail, options.cause === undefined ? undefined : { cause: options.cause });
@@ -62,7 +83,8 @@ export class MicroError extends Error {
     this.code = code;
     this.detail = detail;
     this.status = statusText(code);
-    this.retryable = options.retryable ?? RETRYABLE_CODES.has(code);
+    this.unreachable = options.unreachable === true;
+    this.retryable = options.retryable ?? (this.unreachable || id === NOT_STARTED || RETRYABLE_CODES.has(code));
   }
 
   toJSON(): ErrorJSON {
@@ -91,9 +113,10 @@ export function toMicroError(value: unknown, id = 'micro-fn'): MicroError {
   if (value instanceof MicroError) return value;
   if (isMicroError(value)) {
     // From another copy of this module: rebuild it so only the wire fields go out.
-    const { id: from, code, detail, retryable } = value;
+    const { id: from, code, detail, retryable, unreachable } = value;
     return new MicroError(typeof from === 'string' ? from : id, code, typeof detail === 'string' ? detail : '', {
       retryable,
+      unreachable: unreachable === true,
       cause: value,
     });
   }
@@ -102,7 +125,8 @@ export function toMicroError(value: unknown, id = 'micro-fn'): MicroError {
 
 /**
  * Reads an error from its wire form (a JSON string, bytes, or an already parsed object). Anything that is not
- * an error JSON becomes a generic remote error with `fallbackCode`, never a crash.
+ * an error JSON becomes a generic remote error with `fallbackCode`, never a crash. It is retryable only when its id
+ * is NOT_STARTED: whatever else came back may have come from a handler that ran.
  */
 export function parseError(input: unknown, fallbackCode = 500, fallbackId = 'remote'): MicroError {
   let value = input;
@@ -115,11 +139,30 @@ export function parseError(input: unknown, fallbackCode = 500, fallbackId = 'rem
   if (typeof value === 'object' && value !== null) {
     const { id, code, detail } = value as Partial<ErrorJSON>;
     if (typeof code === 'number' && Number.isInteger(code) && code >= 100 && code <= 599) {
-      return new MicroError(typeof id === 'string' ? id : fallbackId, code, typeof detail === 'string' ? detail : '');
+      return fromWire(typeof id === 'string' ? id : fallbackId, code, typeof detail === 'string' ? detail : '');
     }
   }
   const text = typeof input === 'string' ? input : statusText(fallbackCode) || 'remote error';
-  return new MicroError(fallbackId, fallbackCode, text.slice(0, 512));
+  return fromWire(fallbackId, fallbackCode, text.slice(0, 512));
+}
+
+/**
+ * An error as a caller rebuilds it from the wire fields: retryable only when its id is NOT_STARTED. Transports that
+ * do not parse JSON (an in-process one) rebuild errors with it.
+ */
+export function fromWire(id: string, code: number, detail: string): MicroError {
+  return new MicroError(id, code, detail, { retryable: id === NOT_STARTED });
+}
+
+/**
+ * A refusal that provably never reached a handler, which a client may send again (to another node): a one-shot
+ * instance that had already taken its invocation, a listener that is closing or full (503), a queue that did not
+ * take or keep the call (429). Its id is NOT_STARTED; `detail` names the service.
+ * @example
+ * return reply(errorReply(notStarted(503, `function ${name} has already taken its one invocation; try another instance`)));
+ */
+export function notStarted(code: 429 | 503, detail: string): MicroError {
+  return new MicroError(NOT_STARTED, code, detail, { retryable: true });
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { BrokerMessage, Delivery } from './broker.js';
-import { UserError, errors, type MicroError } from './errors.js';
+import { UserError, errors, notStarted, type MicroError } from './errors.js';
 import type { ServiceDefinition } from './router.js';
 import { HEALTH_ENDPOINT, type MessageOutcome } from './server.js';
 import { Service, type ServiceOptions } from './service.js';
@@ -183,11 +183,9 @@ export class MicroFunction {
    */
   readonly #unsubscribe = (): void => void this.service.retire();
 
+  /** Marked NOT_STARTED: the caller may send it to another instance, since this handler never saw it. */
   #refusal(): MicroError {
-    return errors.unavailable(
-      this.name,
-      `function ${this.name} has already taken its one invocation; try another instance`,
-    );
+    return notStarted(503, `function ${this.name} has already taken its one invocation; try another instance`);
   }
 
   /** What the caller of a handler cut short by stop() gets. Not the refusal: the handler did run. */

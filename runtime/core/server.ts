@@ -2,7 +2,7 @@ import type { Broker, BrokerMessage } from './broker.js';
 import type { Client } from './client.js';
 import type { Codec } from './codec.js';
 import type { Context, Logger } from './context.js';
-import { errors, isMicroError, toMicroError, type MicroError } from './errors.js';
+import { MicroError, NOT_STARTED, errors, isMicroError, toMicroError } from './errors.js';
 import { Inflight } from './inflight.js';
 import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
@@ -162,6 +162,10 @@ export class Dispatcher {
     const error = toMicroError(err, this.#o.service);
     // A thrown non-MicroError is a bug: its stack goes to the log, never to the caller.
     if (!isMicroError(err)) this.#o.logger.error(`${where} failed`, { error: err });
+    // Once a handler has run, nothing it throws may say "not started" (a refusal it got from a call it made and
+    // passed on, say): the caller would send the request again and run this handler twice.
+    if (error.id === NOT_STARTED)
+      return new MicroError(this.#o.service, error.code, error.detail, { retryable: false, cause: error });
     return error;
   }
 

@@ -30,6 +30,19 @@ export interface CallOptions {
 /** A request on the server side; `probe` marks health checks, which never use up a function's one shot. */
 export interface ServerRequest extends TransportRequest {
   probe?: boolean;
+  /**
+   * Whether its caller still waits, where the listener can tell (HTTP: the connection). A host that queues requests
+   * (`micro-fn serve`) drops one whose caller has gone before it starts.
+   */
+  caller?: Caller;
+}
+
+/** The caller of a request, as its listener sees it. */
+export interface Caller {
+  /** True once the caller has gone: its connection closed before the reply was written. */
+  readonly gone: boolean;
+  /** Calls `listener` once when the caller goes (at once if it has gone); the function returned removes it. */
+  onGone(listener: () => void): () => void;
 }
 
 /** A reply on the server side. `status` is 200 or the error's code. */
@@ -93,4 +106,35 @@ export interface Transport {
 export function schemeOf(address: string): string {
   const i = address.indexOf('://');
   return i > 0 ? address.slice(0, i).toLowerCase() : '';
+}
+
+/** Socket error codes of a connection never made because nothing is there: not one byte of the request left. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND']);
+/** ... never made for a reason that may pass: a DNS hiccup, a connect timeout, no local port free. */
+const UNSENT_CODES = new Set(['EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
+
+/**
+ * What a failed call says about its request, for a transport to tell its client whether it may send it again:
+ * `'unreachable'` (the connection was refused, or its host does not exist: nothing was sent and nothing is there),
+ * `'unsent'` (the connection was never made, for a reason that may pass), or `undefined`: the request may have been
+ * sent (a reset, a connection closed mid-reply), so sending it again could run a handler twice. Reads `code` on
+ * the error and on its `cause` (fetch hides the socket error there), and every error of an AggregateError (one per
+ * address tried).
+ */
+export function connectFailure(err: unknown): 'unreachable' | 'unsent' | undefined {
+  const codes: unknown[] = [];
+  const collect = (e: unknown, depth: number): void => {
+    if (typeof e !== 'object' || e === null || depth > 3) return;
+    const { code, cause, errors } = e as { code?: unknown; cause?: unknown; errors?: unknown };
+    if (Array.isArray(errors) && errors.length > 0) return errors.forEach((x) => collect(x, depth + 1));
+    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || UNSENT_CODES.has(code)))
+      return void codes.push(code);
+    if (cause !== undefined) return collect(cause, depth + 1);
+    codes.push(code);
+  };
+  collect(err, 0);
+  if (codes.length === 0) return undefined;
+  if (codes.every((c) => UNREACHABLE_CODES.has(c as string))) return 'unreachable';
+  if (codes.every((c) => UNREACHABLE_CODES.has(c as string) || UNSENT_CODES.has(c as string))) return 'unsent';
+  return undefined;
 }

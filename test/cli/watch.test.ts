@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, start, tempHome, type Running } from './helpers.js';
 import { eventually } from '../helpers.js';
@@ -42,6 +42,40 @@ watch('rebuilds and redeploys a function when its file changes', async () => {
     10000,
     'the new version answers',
   );
+});
+
+watch('keeps seeing its file through 3 atomic saves and a delete + re-create: 4 of 4 changes redeployed', async () => {
+  const dir = join(scratch.home, 'src', 'atomic');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'index.ts');
+  const source = (word: string) =>
+    `import { defineFunction } from 'micro-fn';\nexport default defineFunction({ name: 'atomic', handlers: { Word: { Say: () => '${word}' } } });\n`;
+  const redeploys = () => (serve.stderr().match(/rebuilt and redeployed atomic/g) ?? []).length;
+  const says = async (word: string) =>
+    eventually(
+      async () => (await cli(['call', 'atomic', 'Word.Say'], env)).stdout === `"${word}"\n`,
+      15_000,
+      `atomic says ${word}`,
+      100,
+    );
+  writeFileSync(file, source('v0'));
+  assert.is((await cli(['deploy', dir], env)).code, 0);
+  await says('v0');
+  const changes: [string, () => void][] = [1, 2, 3].map((n) => [
+    `v${n}`,
+    () => {
+      // As editors save: the whole file to a temporary name, renamed over the original (a new inode each time).
+      writeFileSync(join(dir, '.index.ts.tmp'), source(`v${n}`));
+      renameSync(join(dir, '.index.ts.tmp'), file);
+    },
+  ]);
+  changes.push(['v4', () => (rmSync(file), writeFileSync(file, source('v4')))]);
+  for (const [word, change] of changes) {
+    const before = redeploys();
+    change();
+    await eventually(() => redeploys() > before, 20_000, `a redeploy after the change to ${word}`, 50);
+    await says(word);
+  }
 });
 
 watch('follows the output of a function with logs --follow, tagged with invocation ids', async () => {

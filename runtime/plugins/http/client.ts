@@ -4,6 +4,7 @@
  */
 import {
   MicroError,
+  connectFailure,
   errors,
   headers as names,
   parseError,
@@ -34,7 +35,10 @@ function expire(controller: AbortController): void {
  *
  * - A reply with a `Micro-Error` header or a non-2xx status resolves with `error` set (from the body's error
  *   JSON, else the header's; anything else becomes a generic remote error with that status).
- * - A connection that fails rejects with a retryable 503 (the original error as `cause`).
+ * - A connection that was never made rejects with a retryable 503 (the original error as `cause`), marked
+ *   `unreachable` when it was refused or its host does not exist.
+ * - A connection lost once the request may have been sent (a reset, a close before the whole reply) rejects with a
+ *   503 that is NOT retryable: the handler may have run.
  * - An aborted signal or a passed deadline rejects with a 408 that is not retryable.
  */
 export class HttpClient {
@@ -90,7 +94,17 @@ export class HttpClient {
       return response;
     } catch (err) {
       if (fetchSignal?.aborted) throw aborted(id, signal, err);
-      throw errors.unavailable(id, `cannot reach ${node.address}: ${reason(err)}`, { cause: err });
+      const failure = connectFailure(err);
+      if (failure)
+        throw errors.unavailable(id, `cannot reach ${node.address}: ${reason(err)}`, {
+          unreachable: failure === 'unreachable',
+          cause: err,
+        });
+      throw errors.unavailable(
+        id,
+        `the call to ${node.address} failed (${reason(err)}) after its request may have arrived; not sent again, so its handler cannot run twice`,
+        { retryable: false, cause: err },
+      );
     } finally {
       if (timer !== undefined) clearTimeout(timer);
       if (onAbort) signal!.removeEventListener('abort', onAbort);

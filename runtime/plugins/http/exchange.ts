@@ -1,6 +1,13 @@
 /** One HTTP request/response pair on the listener side: reading its body, writing and flushing its reply. */
 import type { IncomingMessage, ServerResponse as NodeResponse } from 'node:http';
-import { MicroError, errors, type Metadata, headers as names, type ServerResponse } from '../../core/index.js';
+import {
+  MicroError,
+  errors,
+  type Caller,
+  type Metadata,
+  headers as names,
+  type ServerResponse,
+} from '../../core/index.js';
 import { errorHeaderValue, responseHeaders } from './headers.js';
 
 /** What an exchange needs from its listener. */
@@ -12,12 +19,14 @@ export interface ExchangeOwner {
 }
 
 const encoder = new TextEncoder();
+const noop = (): void => {};
 
 /**
  * A request being answered. `reply` is handed to the RequestHandler; it resolves on the response's `finish`
- * (every byte handed to the socket) and rejects when the connection closes first.
+ * (every byte handed to the socket) and rejects when the connection closes first. As the request's `caller`, it
+ * tells a host that queues requests when the caller has gone.
  */
-export class Exchange {
+export class Exchange implements Caller {
   readonly res: NodeResponse;
   /** `Micro-Id`, echoed on the response. */
   readonly id: string;
@@ -28,6 +37,9 @@ export class Exchange {
   #done = false;
   #resolve: (() => void) | undefined;
   #reject: ((err: unknown) => void) | undefined;
+  #gone = false;
+  /** Made only when a host asks (a queued request): most requests never need it. */
+  #onGone: Set<() => void> | undefined;
 
   constructor(owner: ExchangeOwner, res: NodeResponse, id: string, service: string) {
     this.#owner = owner;
@@ -40,6 +52,19 @@ export class Exchange {
 
   get replied(): boolean {
     return this.#replied;
+  }
+
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  onGone(listener: () => void): () => void {
+    if (this.#gone) {
+      listener();
+      return noop;
+    }
+    (this.#onGone ??= new Set()).add(listener);
+    return () => void this.#onGone?.delete(listener);
   }
 
   /** The Reply given to the handler. */
@@ -108,9 +133,13 @@ export class Exchange {
 
   readonly #onClose = (): void => {
     if (!this.res.writableFinished) {
+      this.#gone = true;
       this.#reject?.(
         errors.unavailable(this.service || 'micro-fn', 'the connection closed before the reply was flushed'),
       );
+      const listeners = this.#onGone;
+      this.#onGone = undefined;
+      if (listeners) for (const listener of listeners) listener();
     }
     this.#settle();
   };

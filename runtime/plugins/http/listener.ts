@@ -8,6 +8,7 @@ import {
   HEALTH_ENDPOINT,
   MicroError,
   errors,
+  notStarted,
   toMicroError,
   type Listener,
   type RequestHandler,
@@ -241,6 +242,7 @@ export class HttpListener implements Listener, ExchangeOwner {
           ? undefined
           : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
     const ex = new Exchange(this, res, request.id, request.service);
+    request.caller = ex;
     if (failure) {
       if (failure.code === 405) res.setHeader('allow', 'POST');
       // A body too large to read but small enough to drain is discarded as it arrives, so the client finishes
@@ -322,7 +324,7 @@ function expectationFailed(service: string, expect: string | undefined): MicroEr
 
 /** A connection past the cap while every open one is busy: a 503 as error JSON, then the socket goes. */
 function refuseConnection(socket: Socket): void {
-  const error = errors.unavailable('micro-fn', 'too many connections are open; try again shortly');
+  const error = notStarted(503, 'too many connections are open; try again shortly');
   writeRaw(socket, error);
 }
 
@@ -336,7 +338,7 @@ function pollTurn(): Promise<void> {
 }
 
 function closingError(service: string): MicroError {
-  return errors.unavailable(service || 'micro-fn', 'the listener is closing; try another instance');
+  return notStarted(503, `${service ? `${service}: ` : ''}the listener is closing; try another instance`);
 }
 
 function positive(value: number | undefined, fallback: number, name: string): number {

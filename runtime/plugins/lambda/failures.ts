@@ -3,7 +3,7 @@
  * updated, credentials missing, unreachable) and a function's (an init error, a crash, a timeout).
  */
 import type { InvocationResponse } from '@aws-sdk/client-lambda';
-import { MicroError, errors, parseError } from '../../core/index.js';
+import { MicroError, connectFailure, errors, parseError } from '../../core/index.js';
 import type { LambdaAddress } from './address.js';
 
 const decoder = new TextDecoder();
@@ -25,7 +25,10 @@ export function functionError(out: InvocationResponse, id: string): MicroError {
   return errors.internal(id, `${type}: ${message}`.slice(0, 1024));
 }
 
-/** An Invoke that the Lambda API refused, or that never reached it. */
+/**
+ * An Invoke that the Lambda API refused, or that never reached it. Retryable only where the function provably did
+ * not run: throttled (429), being updated or not ready (503), a connection never made.
+ */
 export function invokeFailure(
   err: unknown,
   id: string,
@@ -57,9 +60,17 @@ export function invokeFailure(
       return errors.forbidden(id, `${detail} (the caller needs lambda:InvokeFunction on it)`, { cause: err });
   }
   const status = e.$metadata?.httpStatusCode;
-  if (status === undefined || status >= 500) {
-    // Never answered (a refused connection, DNS) or a failure of the service: another attempt may succeed.
-    return errors.unavailable(id, `cannot reach the ${fn}: ${e.code ?? e.message ?? String(err)}`, { cause: err });
+  const failure = status === undefined ? connectFailure(err) : undefined;
+  if (failure) {
+    // Never sent (a refused connection, DNS): another attempt, or another node, may succeed.
+    return errors.unavailable(id, `cannot reach the ${fn}: ${e.code ?? e.message ?? String(err)}`, {
+      unreachable: failure === 'unreachable',
+      cause: err,
+    });
   }
-  return new MicroError(id, status >= 400 ? status : 500, detail, { cause: err });
+  // A connection lost on the way, or a failure of the service (5xx): the function may have run, so never retryable.
+  return new MicroError(id, status === undefined ? 503 : status >= 400 ? status : 500, detail, {
+    retryable: false,
+    cause: err,
+  });
 }

@@ -5,6 +5,7 @@ import {
   MicroError,
   errorReply,
   errors,
+  fromWire,
   toMicroError,
   type CallOptions,
   type Listener,
@@ -20,7 +21,7 @@ import {
 
 /**
  * An in-process transport. Like a network it copies every byte and every metadata map across (caller and
- * server never share a buffer), refuses an address nobody listens on with a retryable 503, and gives up with a
+ * server never share a buffer), refuses an address nobody listens on with a 503 marked `unreachable`, and gives up with a
  * 408 when the caller's signal aborts or its deadline passes. Two instances never reach each other.
  */
 export class MemoryTransport implements Transport {
@@ -38,7 +39,9 @@ export class MemoryTransport implements Transport {
   call(node: NodeRecord, request: TransportRequest, options: CallOptions = {}): Promise<TransportResponse> {
     const listener = this.#listeners.get(node.address);
     if (!listener)
-      return Promise.reject(errors.unavailable(request.service || 'micro-fn', `nothing listens at ${node.address}`));
+      return Promise.reject(
+        errors.unavailable(request.service || 'micro-fn', `nothing listens at ${node.address}`, { unreachable: true }),
+      );
     return listener.exchange(request, options);
   }
 
@@ -164,7 +167,7 @@ function copyResponse(response: ServerResponse): TransportResponse {
     metadata: new Metadata(response.metadata),
   };
   const e = response.error;
-  if (e) copy.error = new MicroError(e.id, e.code, e.detail);
+  if (e) copy.error = fromWire(e.id, e.code, e.detail);
   return copy;
 }
 

@@ -38,7 +38,11 @@ interface Connection {
  *
  * - A reply with `micro-error` or `Nats-Service-Error-Code` resolves with `error` set (body's error JSON, else
  *   the header's, else the NATS Services headers; anything else becomes a generic remote error).
- * - No responders (the node is gone) and a server that cannot be reached reject with a retryable 503.
+ * - No responders (the node is gone: nobody received the request) rejects with a retryable 503 marked
+ *   `unreachable`; so does a node address that is not one. A server that cannot be reached rejects with a retryable
+ *   503 (nothing was sent).
+ * - A connection that closes, or any other failure, once the request was handed to NATS rejects with a 503 that is
+ *   NOT retryable: the handler may have run.
  * - A passed deadline or an aborted signal rejects with a 408 that is not retryable.
  */
 export class NatsClient {
@@ -61,7 +65,13 @@ export class NatsClient {
     if (signal?.aborted) throw aborted(id, signal, undefined);
     const target = this.#target(node.address);
     if (!target)
-      throw errors.unavailable(id, `${node.address} is not a NATS node address (nats://host:port/<service>/<node id>)`);
+      throw errors.unavailable(
+        id,
+        `${node.address} is not a NATS node address (nats://host:port/<service>/<node id>)`,
+        {
+          unreachable: true,
+        },
+      );
     if (!subjectSafe(request.endpoint))
       throw errors.badRequest(id, `the endpoint "${request.endpoint}" cannot be part of a NATS subject`, {
         retryable: false,
@@ -93,7 +103,7 @@ export class NatsClient {
     }
   }
 
-  /** Closes every connection this client opened; calls still waiting fail with a retryable 503. */
+  /** Closes every connection this client opened; calls still waiting fail with a 503 (not retryable: they were sent). */
   async close(): Promise<void> {
     const pending = [...this.#connections.values()];
     this.#connections.clear();
@@ -170,10 +180,14 @@ function failure(
   const code = (err as { code?: unknown }).code;
   // A closing connection cancels its requests with a timeout error: that is a failed connection, not a deadline.
   if (nc.isClosed())
-    return errors.unavailable(id, 'the NATS connection closed before the reply arrived', { cause: err });
+    return errors.unavailable(id, 'the NATS connection closed before the reply arrived; not sent again', {
+      retryable: false,
+      cause: err,
+    });
   switch (code) {
     case '503':
-      return errors.unavailable(id, `no responders on ${subject}: the node is gone`, { cause: err });
+      // The server says no subscription matched the subject: nobody received the request.
+      return errors.unavailable(id, `no responders on ${subject}: the node is gone`, { unreachable: true, cause: err });
     case 'TIMEOUT':
       return aborted(id, signal, err);
     case 'MAX_PAYLOAD_EXCEEDED':
@@ -188,6 +202,9 @@ function failure(
         cause: err,
       });
     default:
-      return errors.unavailable(id, `NATS request on ${subject} failed: ${(err as Error).message}`, { cause: err });
+      return errors.unavailable(id, `NATS request on ${subject} failed: ${(err as Error).message}; not sent again`, {
+        retryable: false,
+        cause: err,
+      });
   }
 }

@@ -10,6 +10,7 @@ import {
   isMicroError,
   headers as names,
   newId,
+  notStarted,
   toMicroError,
   type Listener,
   type Reply,
@@ -176,7 +177,7 @@ export class NatsListener implements Listener {
         this.#send(
           msg,
           request.id,
-          errorReply(errors.unavailable(this.#name, 'the listener is closing; try another instance')),
+          errorReply(notStarted(503, `${this.#name}: the listener is closing; try another instance`)),
         );
       } catch {
         // the connection is going away: the caller sees no responders or its deadline, both retryable or final

@@ -92,7 +92,11 @@ function translate(err: unknown, what: string): MicroError {
       : ['503', 'CONNECTION_CLOSED', 'CONNECTION_DRAINING', 'CONNECTION_REFUSED', 'DISCONNECT'].includes(code)
         ? 503
         : 500;
-  return new MicroError(ID, status, `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  // A registry operation may be repeated (a read, or a write of the same entry): out of reach is retryable, 504 too.
+  return new MicroError(ID, status, `${what}: ${err instanceof Error ? err.message : String(err)}`, {
+    retryable: status !== 500,
+    cause: err,
+  });
 }
 const groupOf = (w: Watch, prefix: string) => w.versions.get(prefix) ?? w.versions.set(prefix, new Map()).get(prefix)!;
 const fail = (what: string) => (err: unknown) => Promise.reject(translate(err, what));

@@ -2,9 +2,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   createClient,
+  createFunction,
   createService,
   errors,
   isMicroError,
+  notStarted,
   roundRobin,
   type Service,
   type ServiceDefinition,
@@ -132,30 +134,56 @@ client('answers 404 for an unknown service without retrying', async () => {
   assert.match(err.detail, /service nobody not found/);
 });
 
-client('retries a retryable error on a node it has not tried, and never a non-retryable one', async () => {
-  let unavailable = 0;
-  let bad = 0;
+client('never sends again what a handler answered, whatever its status: each of 5 handlers ran once', async () => {
+  const runs: Record<string, number> = {};
+  const fail = (name: string, error: () => Error) => () => {
+    runs[name] = (runs[name] ?? 0) + 1;
+    throw error();
+  };
   await env.start({
     name: 'flaky',
     handlers: {
       F: {
-        Busy: () => {
-          unavailable++;
-          if (unavailable === 1) throw errors.unavailable('flaky', 'busy');
-          return { ok: true };
-        },
-        Bad: () => {
-          bad++;
-          throw errors.badRequest('flaky', 'no');
-        },
+        Unavailable: fail('Unavailable', () => errors.unavailable('flaky', 'busy')),
+        Throttled: fail('Throttled', () => errors.tooManyRequests('flaky', 'slow down')),
+        Timeout: fail('Timeout', () => errors.timeout('flaky', 'too slow')),
+        Boom: fail('Boom', () => new Error('boom')),
+        // A refusal it got from a call it made and passed on: it ran, so it is not "not started" any more.
+        Passed: fail('Passed', () => notStarted(503, 'function other has already taken its one invocation')),
       },
     },
   });
-  assert.equal(await withTimeout(env.client.call('flaky', 'F.Busy', {}, { retries: 2 })), { ok: true });
-  assert.is(unavailable, 2);
-  const err = await rejects(() => env.client.call('flaky', 'F.Bad', {}, { retries: 3 }));
-  assert.is((err as { code: number }).code, 400);
-  assert.is(bad, 1);
+  for (const endpoint of ['Unavailable', 'Throttled', 'Timeout', 'Boom', 'Passed']) {
+    const err = await rejects(() => withTimeout(env.client.call('flaky', `F.${endpoint}`, {}, { retries: 3 })));
+    assert.ok(isMicroError(err));
+    if (endpoint === 'Passed') assert.equal([err.id, err.code], ['flaky', 503]);
+  }
+  assert.equal(runs, { Unavailable: 1, Throttled: 1, Timeout: 1, Boom: 1, Passed: 1 });
+});
+
+client("retries a one-shot function's refusal on another instance: the handler ran once", async () => {
+  let runs = 0;
+  const definition = { name: 'once', handlers: { O: { Run: () => (runs++, sleep(100).then(() => 'done')) } } };
+  const fns = [createFunction(definition, { registry: env.registry, transport: env.transport, logger: quiet })];
+  fns.push(createFunction(definition, { registry: env.registry, transport: env.transport, logger: quiet }));
+  await Promise.all(fns.map((f) => f.start()));
+  try {
+    const [first] = await env.registry.getService('once');
+    const taken = first!.nodes[0]!.id;
+    const pinned = createClient({
+      registry: env.registry,
+      transports: [env.transport],
+      backoff: () => 1,
+      selector: (_s, nodes) => nodes.find((n) => n.id === taken) ?? nodes[0]!,
+    });
+    const a = pinned.call('once', 'O.Run', {});
+    await sleep(20); // the first call has taken instance `taken`
+    const b = pinned.call('once', 'O.Run', {}, { retries: 1 });
+    assert.equal(await withTimeout(Promise.all([a, b])), ['done', 'done']);
+    assert.is(runs, 2, 'one run per call');
+  } finally {
+    await Promise.all(fns.map((f) => f.stop()));
+  }
 });
 
 client('moves past a dead node to a live one', async () => {
@@ -174,6 +202,57 @@ client('moves past a dead node to a live one', async () => {
     backoff: () => 1,
   });
   assert.is(await withTimeout(rr.call('svc', 'S.Ping', {})), 'pong');
+});
+
+client('skips unreachable nodes without spending a retry, and in later calls: 3 dead + 1 live, 20 of 20', async () => {
+  await env.start({ name: 'svc', handlers: { S: { Ping: () => 'pong' } } });
+  await env.registry.register({
+    name: 'svc',
+    version: 'latest',
+    metadata: {},
+    endpoints: [],
+    nodes: ['d1', 'd2', 'd3'].map((id) => ({ id, address: `memory://${id}`, metadata: {} })),
+  });
+  const attempts: string[] = [];
+  const counting = {
+    schemes: env.transport.schemes,
+    call: (...args: Parameters<typeof env.transport.call>) => (attempts.push(args[0].id), env.transport.call(...args)),
+  };
+  // The dead ones first, whatever is left: the worst order.
+  const worst = (_s: string, nodes: readonly { id: string }[]) =>
+    [...nodes].sort((a, b) => (a.id.startsWith('d') ? -1 : 0) - (b.id.startsWith('d') ? -1 : 0))[0]!;
+  const c = createClient({ registry: env.registry, transports: [counting], selector: worst as never, retries: 0 });
+  for (let i = 0; i < 20; i++) assert.is(await withTimeout(c.call('svc', 'S.Ping', {})), 'pong');
+  assert.is(attempts.filter((id) => id.startsWith('d')).length, 3, 'each dead node tried once in 20 calls');
+  // With unreachableFor 0, nothing is remembered: each call goes past them again (still without a retry).
+  attempts.length = 0;
+  const forgetful = createClient({
+    registry: env.registry,
+    transports: [counting],
+    selector: worst as never,
+    retries: 0,
+    unreachableFor: 0,
+  });
+  for (let i = 0; i < 2; i++) assert.is(await withTimeout(forgetful.call('svc', 'S.Ping', {})), 'pong');
+  assert.is(attempts.filter((id) => id.startsWith('d')).length, 6);
+});
+
+client('tries an unreachable node again when it is the only one left, and forgets it once it answers', async () => {
+  let alive = false;
+  const svc = { name: 'solo', handlers: { S: { Ping: () => 'pong' } } };
+  const transport = {
+    schemes: env.transport.schemes,
+    call: (...args: Parameters<typeof env.transport.call>) =>
+      alive
+        ? env.transport.call(...args)
+        : Promise.reject(errors.unavailable('solo', 'refused', { unreachable: true })),
+  };
+  const started = await env.start(svc);
+  const c = createClient({ registry: env.registry, transports: [transport], retries: 0 });
+  await rejects(() => c.call('solo', 'S.Ping', {}));
+  alive = true; // it came back on the same node id
+  assert.is(await withTimeout(c.call('solo', 'S.Ping', {})), 'pong');
+  assert.ok(started);
 });
 
 client('reuses a service lookup, and looks again once a node of it fails', async () => {

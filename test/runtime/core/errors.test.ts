@@ -2,8 +2,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   MicroError,
+  NOT_STARTED,
   errors,
+  fromWire,
   isMicroError,
+  notStarted,
   parseError,
   statusText,
   toMicroError,
@@ -25,11 +28,19 @@ microError('serialises to go-micro error JSON', () => {
   assert.ok(err instanceof Error);
 });
 
-microError('is retryable for 408, 429 and 502-504 only, unless told otherwise', () => {
-  for (const code of [408, 429, 502, 503, 504]) assert.ok(new MicroError('x', code, '').retryable, `code ${code}`);
-  for (const code of [400, 401, 403, 404, 405, 409, 413, 500])
+microError('raised here, is retryable for the refusals 429 and 503 only, unless told otherwise', () => {
+  for (const code of [429, 503]) assert.ok(new MicroError('x', code, '').retryable, `code ${code}`);
+  // A 408, 500, 502 or 504 may come after a handler ran: never retryable by default.
+  for (const code of [400, 401, 403, 404, 405, 408, 409, 413, 500, 502, 504])
     assert.not.ok(new MicroError('x', code, '').retryable, `code ${code}`);
   assert.ok(new MicroError('x', 500, 'connection refused', { retryable: true }).retryable);
+  assert.not.ok(new MicroError('x', 503, 'sent, then lost', { retryable: false }).retryable);
+});
+
+microError('marked unreachable, is retryable too', () => {
+  const err = new MicroError('x', 503, 'ECONNREFUSED', { unreachable: true });
+  assert.equal([err.unreachable, err.retryable], [true, true]);
+  assert.not.ok(new MicroError('x', 503, '').unreachable);
 });
 
 microError.run();
@@ -110,7 +121,45 @@ parse('turns anything that is not error JSON into a generic remote error with th
   }
 });
 
+parse('reads an error off the wire as retryable only when its id is micro-fn.not-started (2 of 9 cases)', () => {
+  const cases: [unknown, boolean][] = [
+    ['{"id":"micro-fn.not-started","code":503,"detail":"taken","status":"Service Unavailable"}', true],
+    ['{"id":"micro-fn.not-started","code":429,"detail":"queue full","status":"Too Many Requests"}', true],
+    ['{"id":"svc","code":503,"detail":"a handler threw it","status":"Service Unavailable"}', false],
+    ['{"id":"svc","code":429,"detail":"a handler threw it","status":"Too Many Requests"}', false],
+    ['{"id":"svc","code":408,"detail":"timed out","status":"Request Timeout"}', false],
+    ['{"id":"svc","code":500,"detail":"boom","status":"Internal Server Error"}', false],
+    ['{"id":"proxy","code":502,"detail":"bad gateway","status":"Bad Gateway"}', false],
+    ['{"id":"proxy","code":504,"detail":"gateway timeout","status":"Gateway Timeout"}', false],
+    ['<html>503 Service Unavailable</html>', false],
+  ];
+  const retried = cases.filter(([input, expected]) => {
+    const err = parseError(input, 503);
+    assert.is(err.retryable, expected, String(input));
+    return err.retryable;
+  });
+  assert.is(retried.length, 2);
+});
+
 parse.run();
+
+// ---
+const notStartedSuite = suite('notStarted');
+
+notStartedSuite('makes a retryable refusal with the id micro-fn.not-started', () => {
+  const err = notStarted(503, 'function f has already taken its one invocation');
+  assert.equal(err.toJSON(), {
+    id: NOT_STARTED,
+    code: 503,
+    detail: 'function f has already taken its one invocation',
+    status: 'Service Unavailable',
+  });
+  assert.ok(err.retryable);
+  assert.ok(fromWire(err.id, err.code, err.detail).retryable);
+  assert.not.ok(fromWire('f', 503, err.detail).retryable);
+});
+
+notStartedSuite.run();
 
 // ---
 const is = suite('isMicroError');

@@ -85,7 +85,7 @@ http('turns a non-JSON error body into a generic remote error with that status, 
   const response = await withTimeout(client.call(node(p.address), transportRequest('A.B')));
   assert.ok(isMicroError(response.error));
   assert.equal(response.error.toJSON(), { id: 'greeter', code: 502, detail: 'Bad Gateway', status: 'Bad Gateway' });
-  assert.ok(response.error.retryable);
+  assert.not.ok(response.error.retryable, 'a proxy may have passed the request on: never sent again');
 });
 
 http('reads the error from the body, else from Micro-Error, also on a 2xx status', async () => {
@@ -110,6 +110,7 @@ http('rejects with a retryable 503 when nothing listens, with the fetch error as
   assert.ok(isMicroError(err));
   assert.is(err.code, 503);
   assert.ok(err.retryable);
+  assert.ok(err.unreachable, 'nothing was sent: the node is gone');
   assert.match(err.detail, /ECONNREFUSED/);
   assert.ok(err.cause);
 });

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { errors } from '../../../../runtime/core/index.js';
 import { Exchange, readBody } from '../../../../runtime/plugins/http/exchange.js';
 import { serverResponse } from '../../../contracts/transport.js';
-import { withTimeout } from '../../../helpers.js';
+import { eventually, withTimeout } from '../../../helpers.js';
 
 /** Feeds `chunks` through a stream shaped like a request and reports what readBody called back with. */
 function feed(
@@ -97,6 +97,47 @@ exchange('fail() answers with error JSON in the body and Micro-Error, closing wh
   assert.is(res.status, 409);
   assert.is(res.headers.get('connection'), 'close');
   assert.equal(JSON.parse(res.headers.get('micro-error')!), await res.json());
+});
+
+exchange(
+  'as the caller: gone once the connection closes before the reply, and says so once to each listener',
+  async (ctx) => {
+    let ex: Exchange | undefined;
+    const calls: string[] = [];
+    ctx.server = createServer((_req, res) => {
+      ex = new Exchange({ closing: false, settled() {} }, res, 'id-3', 'svc');
+      ex.onGone(() => calls.push('a'));
+      const off = ex.onGone(() => calls.push('removed'));
+      off();
+    });
+    await new Promise<void>((r) => ctx.server!.listen(0, '127.0.0.1', r));
+    const giveUp = new AbortController();
+    const call = fetch(`http://127.0.0.1:${(ctx.server.address() as AddressInfo).port}/`, {
+      method: 'POST',
+      signal: giveUp.signal,
+    }).catch(() => 'gave up');
+    await eventually(() => ex !== undefined, 5000, 'the request arrived');
+    assert.not.ok(ex!.gone, 'the caller still waits');
+    giveUp.abort();
+    assert.is(await withTimeout(call), 'gave up');
+    await eventually(() => ex!.gone, 5000, 'the caller seen gone');
+    ex!.onGone(() => calls.push('late')); // already gone: at once
+    assert.equal(calls, ['a', 'late']);
+  },
+);
+
+exchange('as the caller: never gone once its reply was written, whatever the connection does next', async (ctx) => {
+  let ex: Exchange | undefined;
+  let fired = 0;
+  const res = await serve(ctx, (nodeRes) => {
+    ex = new Exchange({ closing: false, settled() {} }, nodeRes, 'id-4', 'svc');
+    ex.onGone(() => fired++);
+    void ex.reply(serverResponse('{}'));
+  });
+  await res.text();
+  ctx.server?.closeAllConnections();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal([ex?.gone, fired], [false, 0]);
 });
 
 exchange.run();

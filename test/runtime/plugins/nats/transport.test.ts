@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import {
   ConfigError,
   Metadata,
+  createClient,
   errors,
   isMicroError,
   type Listener,
@@ -15,6 +16,7 @@ import {
   createNatsTransport,
   type NatsServiceInfo,
 } from '../../../../runtime/plugins/nats/transport.js';
+import { createMemoryRegistry } from '../../../../runtime/plugins/memory/registry.js';
 import { serverResponse, transportContract, transportRequest } from '../../../contracts/transport.js';
 import { rejects, sleep, withTimeout } from '../../../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../../nats-server.js';
@@ -175,14 +177,46 @@ if (natsAvailable()) {
     }
   });
 
-  transport('rejects a call to a node nobody serves with a retryable 503 (no responders)', async (ctx) => {
-    const node = { id: 'gone', address: `nats://127.0.0.1:${ctx.server.port}/greeter/NOBODYHERE`, metadata: {} };
-    const err = await rejects(() => withTimeout(ctx.transport.call(node, transportRequest('Greeter.Hello'))));
-    assert.ok(isMicroError(err), String(err));
-    assert.is(err.code, 503);
-    assert.ok(err.retryable);
-    assert.match(err.detail, /no responders/);
-  });
+  transport(
+    'rejects a call to a node nobody serves with a retryable 503 marked unreachable (no responders)',
+    async (ctx) => {
+      const node = { id: 'gone', address: `nats://127.0.0.1:${ctx.server.port}/greeter/NOBODYHERE`, metadata: {} };
+      const err = await rejects(() => withTimeout(ctx.transport.call(node, transportRequest('Greeter.Hello'))));
+      assert.ok(isMicroError(err), String(err));
+      assert.is(err.code, 503);
+      assert.ok(err.retryable);
+      assert.ok(err.unreachable, 'nobody received it: a client skips the node');
+      assert.match(err.detail, /no responders/);
+    },
+  );
+
+  transport(
+    'lets a client go past 3 nodes with no responders to the live one: 20 of 20 calls, 1 run each',
+    async (ctx) => {
+      let runs = 0;
+      const listener = await ctx.transport.listen(async (_r, reply) => (runs++, reply(serverResponse('"pong"'))));
+      const registry = createMemoryRegistry();
+      const gone = ['g1', 'g2', 'g3'].map((id) => ({
+        id,
+        address: `nats://127.0.0.1:${ctx.server.port}/greeter/${id.toUpperCase()}GONE`,
+        metadata: {},
+      }));
+      await registry.register({
+        name: 'greeter',
+        version: '1',
+        metadata: {},
+        endpoints: [],
+        nodes: [...gone, { id: 'live', address: listener.address, metadata: {} }],
+      });
+      try {
+        const client = createClient({ registry, transports: [ctx.transport], retries: 0 });
+        for (let i = 0; i < 20; i++) assert.is(await withTimeout(client.call('greeter', 'Greeter.Hello', {})), 'pong');
+        assert.is(runs, 20);
+      } finally {
+        await registry.close?.();
+      }
+    },
+  );
 
   transport(
     'rejects with a 408 that is not retryable when the deadline passes, and drops the late reply',
