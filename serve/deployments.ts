@@ -2,9 +2,12 @@
  * What `micro-fn serve` keeps of its local functions so the next serve at its address runs them again: the Deploy
  * request of each (bundle, entry, declared environment, pool, concurrency, queue, timeout, memory), recorded by name
  * in its state folder (serve/state.ts) before a deploy is answered, removed before a removal is. At start, each
- * record is deployed again through the checks of a deploy; and the registry entries a serve at the same address left
- * when it crashed are removed first, so nobody meets two runtimes at one address.
+ * record is deployed again through the checks of a deploy; and the registry entries the serve before it at the same
+ * address left when it crashed are removed first, so nobody meets two runtimes at one address. Which serve that was is
+ * recorded too (`serve.json`: its registry node id), so a registry shared with other machines, where another serve may
+ * register the same loopback address, never loses that one's entries.
  */
+import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isMicroError } from '../runtime/core/errors.js';
@@ -22,6 +25,8 @@ import { checkDeploy } from './validate.js';
  */
 export class DeploymentRecords {
   readonly #store: RecordStore<DeployRequest> | undefined;
+  /** Who ran at this address: `serve.json` in the state folder. */
+  readonly #serve: RecordStore<ServeRecord> | undefined;
   readonly #home: string;
   readonly #say: (line: string) => void;
   /** Recorded functions that did not start again: kept for the next start, until removed. */
@@ -30,7 +35,27 @@ export class DeploymentRecords {
   constructor(state: string | undefined, home: string, say: (line: string) => void) {
     this.#home = home;
     this.#say = say;
-    if (state) this.#store = new RecordStore(join(state, 'functions'), { parse: deployRecord, say });
+    if (state) {
+      this.#store = new RecordStore(join(state, 'functions'), { parse: deployRecord, say });
+      this.#serve = new RecordStore(state, { parse: serveRecord, say });
+    }
+  }
+
+  /**
+   * Records `node` (this process's registry node id) as the serve at this address, once it has bound it. Resolves
+   * with this serve's identity across restarts (kept in the state folder; `node` when there is none) and the node id
+   * of the serve before it, whose entries are this one's to replace.
+   */
+  async takeOver(node: string): Promise<{ id: string; previous?: string }> {
+    if (!this.#serve) return { id: node };
+    const before = (await this.#serve.readAll()).find((r) => r.key === 'serve')?.value;
+    const id = before?.id ?? randomUUID();
+    await this.#serve.write('serve', { id, node }).catch((err: Error) => {
+      this.#say(
+        `cannot record this serve in its state folder (${err.message}): the next one will not replace its entries`,
+      );
+    });
+    return { id, ...(before ? { previous: before.node } : {}) };
   }
 
   /** Whether functions are recorded: then their bundles stay when serve stops, for the next serve. */
@@ -105,14 +130,14 @@ export class DeploymentRecords {
 }
 
 /**
- * Removes every registry entry at `address` (a gateway's): called by a serve that has just bound it, so any entry
- * there is one a serve before it left when it stopped without removing them (it crashed): its `micro-fn` entry
- * and its functions'. Resolves with the names of the services whose entries went.
+ * Removes the registry entries the serve with node id `node` left at `address` when it stopped without removing them
+ * (it crashed): its `micro-fn` entry and its functions' (node ids `<name>-<node>`). Called by the serve that has just
+ * bound the address after it. Resolves with the names of the services whose entries went.
  */
-export async function removeLeftEntries(registry: Registry, address: string): Promise<string[]> {
+export async function removeLeftEntries(registry: Registry, address: string, node: string): Promise<string[]> {
   const names: string[] = [];
   for (const service of await registry.listServices().catch(() => [])) {
-    const left = service.nodes.filter((n) => n.address === address);
+    const left = service.nodes.filter((n) => n.address === address && n.id.endsWith(`-${node}`));
     if (left.length === 0) continue;
     await registry.deregister({ ...service, nodes: left }).then(
       () => names.push(service.name),
@@ -120,6 +145,18 @@ export async function removeLeftEntries(registry: Registry, address: string): Pr
     );
   }
   return names;
+}
+
+/** `serve.json`: the identity of the serve at an address across restarts, and the node id of the last one. */
+interface ServeRecord {
+  id: string;
+  node: string;
+}
+
+function serveRecord(value: unknown): ServeRecord {
+  const r = value as ServeRecord | null;
+  if (typeof r?.id !== 'string' || typeof r.node !== 'string') throw new Error('it is not the record of a serve');
+  return r;
 }
 
 /** A record as stored: a Deploy request, checked whole (checkDeploy) when it is restored. */

@@ -36,6 +36,8 @@ export interface Host {
   ttl: number;
   /** The gateway's address (`http://127.0.0.1:52980`), once serve listens. */
   address(): string;
+  /** This serve's identity: the same for every serve at its address from its MICRO_FN_HOME, once serve listens. */
+  id(): string;
   /** Appends a line to function `name`'s log (`micro-fn logs`), tagged with an invocation id. */
   log(name: string, invocation: string, line: string): void;
   /** One line on serve's own output. */

@@ -126,6 +126,8 @@ export class LocalRuntime {
   readonly #state: string | undefined;
   /** What is deployed here, recorded there (serve/deployments.ts). */
   readonly #records: DeploymentRecords;
+  /** This serve's identity across restarts at its address (its state folder's); set by start(). */
+  #id = '';
 
   constructor(options: RuntimeOptions) {
     this.options = options;
@@ -162,6 +164,7 @@ export class LocalRuntime {
         state: this.#state,
         ttl: o.ttl,
         address: () => this.address,
+        id: () => this.#id,
         log: (name, invocation, line) => this.#logs.write(name, invocation, 'stdout', line),
         say: (line) => process.stderr.write(`[micro-fn serve] ${line}\n`),
         trigger: (name, topic, run) => this.#trigger(name, topic, run),
@@ -172,8 +175,10 @@ export class LocalRuntime {
       maxConnections: o.maxConnections,
       mounts: Object.assign({}, ...this.#extensions.map((e) => e.mounts ?? {})),
     });
-    // Entries at this address are a crashed serve's (this one has just bound it); then its functions start again.
-    const left = await removeLeftEntries(o.registry, this.address);
+    // This serve has bound the address: the entries the one before it left are its to replace; then its functions.
+    const { id, previous } = await this.#records.takeOver(this.#nodeId);
+    this.#id = id;
+    const left = previous ? await removeLeftEntries(o.registry, this.address, previous) : [];
     if (left.length > 0) serveSays(`replaced the registry entries a serve at ${this.address} left: ${left.join(', ')}`);
     await this.#records.restore((request) => this.#deploy(request));
     await this.#register();

@@ -3,18 +3,25 @@
  *
  * `micro-fn deploy --target lambda --endpoint <serve>` registers a function at `lambda://REGION/NAME:ALIAS`, its node
  * naming the endpoint (`lambda-endpoint`), without a TTL: on AWS nothing would refresh it, and AWS keeps answering.
- * Here serve is the host, so serve takes those entries over: every entry whose endpoint is this serve is registered
- * again with serve's TTL and refreshed at half of it, so it lapses when serve dies; an entry naming a function serve
- * does not have is removed. serve records the entries with their function (record.ts), removes them when it stops,
- * and the next serve at its address registers them again as it restores the functions.
+ * Here serve is the host, so serve takes those entries over: every entry whose endpoint is this serve and whose
+ * function it has is marked as its own (`lambda-host`: the serve's identity, the same across restarts at its address)
+ * and registered again with serve's TTL, refreshed at half of it, so it lapses when serve dies; an entry of its own
+ * whose function it no longer has is removed. Entries another serve marked are left to it (a registry shared with
+ * other machines may hold another serve at the same loopback address). serve records its entries with their function
+ * (record.ts), removes them when it stops, and the next serve at its address registers them again as it restores.
  */
 import type { NodeRecord, Registry, ServiceRecord } from '../../runtime/core/registry.js';
 import { isLoopbackHost } from '../../runtime/core/loopback.js';
 import { LAMBDA_ENDPOINT_METADATA, parseLambdaAddress } from '../../runtime/plugins/lambda/address.js';
 import type { Functions } from './functions.js';
 
+/** Node metadata: the serve whose Lambda API answers for the function (its identity, Host.id). */
+export const LAMBDA_HOST_METADATA = 'lambda-host';
+
 export interface LambdaEntriesOptions {
   registry: Registry;
+  /** This serve's identity, marked on the entries it keeps. */
+  id(): string;
   /** Seconds an entry lives without a refresh; refreshed at half of it. */
   ttl: number;
   /** The gateway's address, where the API answers (`http://127.0.0.1:52980`). */
@@ -101,23 +108,27 @@ export class LambdaEntries {
     const fns = this.#options.functions();
     const found = new Map<string, ServiceRecord[]>();
     if (all) this.#registered.clear(); // forgets entries that have gone
+    const id = this.#options.id();
     for (const service of await registry.listServices()) {
       for (const node of service.nodes) {
         if (!this.#namesThisServe(node)) continue;
-        const entry: ServiceRecord = { ...service, nodes: [node] };
+        const host = node.metadata[LAMBDA_HOST_METADATA];
+        if (host !== undefined && host !== id) continue; // another serve's
         const target = parseLambdaAddress(node.address);
         if (target && fns?.has(target.name, target.qualifier)) {
+          const entry = this.#own({ ...service, nodes: [node] });
           found.set(target.name, [...(found.get(target.name) ?? []), entry]);
           const key = JSON.stringify(entry);
-          if (!all && Date.now() - (this.#registered.get(key) ?? 0) < (ttl * 1000) / 2) continue;
+          if (!all && host === id && Date.now() - (this.#registered.get(key) ?? 0) < (ttl * 1000) / 2) continue;
           await registry.register(entry, { ttl });
           this.#registered.set(key, Date.now());
-        } else {
-          await registry.deregister(entry);
+        } else if (host === id) {
+          await registry.deregister({ ...service, nodes: [node] });
           this.#options.say(
             `removed the registry entry of ${service.name} at ${node.address}: serve's Lambda API has no such function`,
           );
         }
+        // An entry not marked and not here: another serve at this address (on another machine) may have it.
       }
     }
     for (const name of fns?.names() ?? []) await fns!.setEntries(name, found.get(name) ?? []);
@@ -126,16 +137,19 @@ export class LambdaEntries {
   /** The entries recorded with each function, registered again: the serve that recorded them has gone. */
   async #putBack(): Promise<void> {
     const fns = this.#options.functions();
-    const here = this.#options.address();
     for (const name of fns?.names() ?? []) {
       for (const entry of fns!.entries(name)) {
-        // The endpoint is this serve's now (the same address, or another one restoring a serve's state).
-        const nodes = entry.nodes.map((n) => ({ ...n, metadata: { ...n.metadata, [LAMBDA_ENDPOINT_METADATA]: here } }));
-        await this.#options.registry.register({ ...entry, nodes }, { ttl: this.#options.ttl }).catch((err: Error) => {
+        await this.#options.registry.register(this.#own(entry), { ttl: this.#options.ttl }).catch((err: Error) => {
           this.#options.say(`registering ${entry.name} again failed: ${err.message}`);
         });
       }
     }
+  }
+
+  /** `entry` as this serve keeps it: its endpoint this serve's gateway, marked with this serve's identity. */
+  #own(entry: ServiceRecord): ServiceRecord {
+    const mark = { [LAMBDA_ENDPOINT_METADATA]: this.#options.address(), [LAMBDA_HOST_METADATA]: this.#options.id() };
+    return { ...entry, nodes: entry.nodes.map((n) => ({ ...n, metadata: { ...n.metadata, ...mark } })) };
   }
 
   async #watch(): Promise<void> {

@@ -19,6 +19,7 @@ export function lambdaExtension(host: Host): Extension {
   const bridge = new LambdaBridge({ registry: host.registry, env: host.env, trigger: host.trigger, log: host.say });
   const entries = new LambdaEntries({
     registry: host.registry,
+    id: host.id,
     ttl: host.ttl,
     address: host.address,
     functions: () => loaded?.functions,

@@ -14,7 +14,9 @@ import {
 } from '@aws-sdk/client-lambda';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { ServiceRecord } from '../../runtime/core/registry.js';
 import { readCredential } from '../../runtime/plugins/local/credential.js';
+import { createFileRegistry } from '../../runtime/plugins/local/registry.js';
 import { cli, controlHeaders, start, tempHome, type Running } from './helpers.js';
 import { eventually, withTimeout } from '../helpers.js';
 import { ricAvailable } from '../adapters/lambda/helpers.js';
@@ -247,6 +249,46 @@ restart(
   },
 );
 
+restart(
+  'leaves the entries of another serve at the same address alone (a registry shared with another machine): 2 of 2 kept',
+  async () => {
+    // As another machine's serve at 127.0.0.1:<same port> would register them in a shared registry.
+    const registry = createFileRegistry({ home: scratch.home });
+    const foreign: ServiceRecord[] = [
+      {
+        name: 'elsewhere',
+        version: 'latest',
+        metadata: {},
+        endpoints: [],
+        nodes: [{ id: 'elsewhere-serve-1-other', address: gateway, metadata: { gateway: 'true' } }],
+      },
+      {
+        name: 'elsewhere-lambda',
+        version: 'latest',
+        metadata: {},
+        endpoints: [],
+        nodes: [
+          {
+            id: 'elsewhere-lambda-us-east-1-elsewhere-lambda',
+            address: 'lambda://us-east-1/elsewhere-lambda:live',
+            metadata: { target: 'lambda', 'lambda-endpoint': gateway, 'lambda-host': 'another-serve' },
+          },
+        ],
+      },
+    ];
+    try {
+      for (const record of foreign) await registry.register(record, { ttl: 0 });
+      await kill('SIGKILL');
+      await startServe();
+      assert.equal(await services(), [...ALL, 'elsewhere', 'elsewhere-lambda'].sort());
+      assert.is(await checkAll(3), 5);
+    } finally {
+      for (const record of foreign) await registry.deregister(record);
+      await registry.close();
+    }
+  },
+);
+
 restart('with the killed serve still registered, the CLI needs no --runtime once the next one starts', async () => {
   await kill('SIGKILL');
   const stale = JSON.parse((await ok(['describe', 'micro-fn', '--json'])).stdout) as { nodes: unknown[] }[];
@@ -263,7 +305,7 @@ restart('after a graceful stop, nothing of it is listed; the next serve restores
   assert.equal(await services(), [], 'services lists no function that cannot be called');
   await startServe();
   assert.equal(await services(), ALL);
-  assert.is(await checkAll(3), 5);
+  assert.is(await checkAll(4), 5);
 });
 
 restart('removes a local and a Lambda function after a restart; they stay removed across the next one', async () => {
