@@ -42,20 +42,22 @@ export class DeploymentRecords {
   }
 
   /**
-   * Records `node` (this process's registry node id) as the serve at this address, once it has bound it. Resolves
-   * with this serve's identity across restarts (kept in the state folder; `node` when there is none) and the node id
-   * of the serve before it, whose entries are this one's to replace.
+   * Makes this process (registry node id `node`) the serve at this address, once it has bound it: `replace` is given
+   * the node id of the serve before it, whose entries are this one's to remove, and only then is `node` recorded, so a
+   * crash in between leaves the earlier one to replace next time. Resolves with this serve's identity across restarts
+   * (kept in the state folder; `node` when there is none).
    */
-  async takeOver(node: string): Promise<{ id: string; previous?: string }> {
-    if (!this.#serve) return { id: node };
+  async takeOver(node: string, replace: (previous: string) => Promise<void>): Promise<string> {
+    if (!this.#serve) return node;
     const before = (await this.#serve.readAll()).find((r) => r.key === 'serve')?.value;
+    if (before) await replace(before.node);
     const id = before?.id ?? randomUUID();
     await this.#serve.write('serve', { id, node }).catch((err: Error) => {
       this.#say(
         `cannot record this serve in its state folder (${err.message}): the next one will not replace its entries`,
       );
     });
-    return { id, ...(before ? { previous: before.node } : {}) };
+    return id;
   }
 
   /** Whether functions are recorded: then their bundles stay when serve stops, for the next serve. */

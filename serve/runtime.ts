@@ -176,10 +176,11 @@ export class LocalRuntime {
       mounts: Object.assign({}, ...this.#extensions.map((e) => e.mounts ?? {})),
     });
     // This serve has bound the address: the entries the one before it left are its to replace; then its functions.
-    const { id, previous } = await this.#records.takeOver(this.#nodeId);
-    this.#id = id;
-    const left = previous ? await removeLeftEntries(o.registry, this.address, previous) : [];
-    if (left.length > 0) serveSays(`replaced the registry entries a serve at ${this.address} left: ${left.join(', ')}`);
+    this.#id = await this.#records.takeOver(this.#nodeId, async (previous) => {
+      const left = await removeLeftEntries(o.registry, this.address, previous);
+      if (left.length > 0)
+        serveSays(`replaced the registry entries a serve at ${this.address} left: ${left.join(', ')}`);
+    });
     await this.#records.restore((request) => this.#deploy(request));
     await this.#register();
     this.#timer = setInterval(() => void this.#register().catch(() => {}), (o.ttl * 1000) / 2);
