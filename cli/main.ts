@@ -9,7 +9,10 @@ const commands: Record<string, { summary: string; load: () => Promise<{ command:
     summary: 'build a function and deploy it: to the running micro-fn serve, AWS Lambda or Cloudflare Workers',
     load: () => import('./deploy.js'),
   },
-  remove: { summary: 'stop and deregister a deployed function', load: () => import('./remove.js') },
+  remove: {
+    summary: 'take a deployed function away: from micro-fn serve, AWS Lambda, Cloudflare Workers or Deno',
+    load: () => import('./remove.js'),
+  },
   serve: {
     summary: 'the local runtime: gateway, broker, a fresh process per invocation',
     load: () => import('./serve.js'),

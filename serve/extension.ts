@@ -27,6 +27,17 @@ export interface Host {
   functionEnv(): Record<string, string>;
   /** Invocations at once per function (`serve --concurrency`). */
   concurrency: number;
+  /**
+   * This serve's state folder (serve/state.ts): what an extension keeps there is for the next serve at this address,
+   * which restores it. None when serve keeps no state (it listens on port 0).
+   */
+  state: string | undefined;
+  /** Seconds a registry entry serve refreshes lives without a refresh (serve refreshes at half of it). */
+  ttl: number;
+  /** The gateway's address (`http://127.0.0.1:52980`), once serve listens. */
+  address(): string;
+  /** This serve's identity: the same for every serve at its address from its MICRO_FN_HOME, once serve listens. */
+  id(): string;
   /** Appends a line to function `name`'s log (`micro-fn logs`), tagged with an invocation id. */
   log(name: string, invocation: string, line: string): void;
   /** One line on serve's own output. */

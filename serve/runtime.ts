@@ -38,6 +38,8 @@ import {
 } from '../runtime/core/credential.js';
 import { ensureCredential } from '../runtime/plugins/local/credential.js';
 import { isBuildFolder } from './validate.js';
+import { stateFolder } from './state.js';
+import { DeploymentRecords, removeLeftEntries } from './deployments.js';
 import { LoadOutput } from './load-output.js';
 import { nameProblem, type NameKind } from '../runtime/plugins/local/limits.js';
 import type { IpcReady } from '../adapters/local/ipc.js';
@@ -120,9 +122,17 @@ export class LocalRuntime {
   readonly #tokenIds = new WeakMap<FunctionPool, string>();
   /** Starts every function process (local and Lambda), confined; made by start(). */
   #launcher: Launcher | undefined;
+  /** This serve's state folder (serve/state.ts), for the next serve at its address; none on port 0. */
+  readonly #state: string | undefined;
+  /** What is deployed here, recorded there (serve/deployments.ts). */
+  readonly #records: DeploymentRecords;
+  /** This serve's identity across restarts at its address (its state folder's); set by start(). */
+  #id = '';
 
   constructor(options: RuntimeOptions) {
     this.options = options;
+    this.#state = stateFolder(options.home, options.address);
+    this.#records = new DeploymentRecords(this.#state, options.home, serveSays);
     this.#logs = new LogSink(options.home, options.echo ?? true);
     this.#deadLetters = new DeadLetters(options.home);
     this.remote = new RemoteSubscriptions(options.broker, { ackWait: options.ackWait });
@@ -151,6 +161,10 @@ export class LocalRuntime {
         launcher,
         functionEnv: () => this.#functionEnv(),
         concurrency: o.concurrency,
+        state: this.#state,
+        ttl: o.ttl,
+        address: () => this.address,
+        id: () => this.#id,
         log: (name, invocation, line) => this.#logs.write(name, invocation, 'stdout', line),
         say: (line) => process.stderr.write(`[micro-fn serve] ${line}\n`),
         trigger: (name, topic, run) => this.#trigger(name, topic, run),
@@ -161,6 +175,13 @@ export class LocalRuntime {
       maxConnections: o.maxConnections,
       mounts: Object.assign({}, ...this.#extensions.map((e) => e.mounts ?? {})),
     });
+    // This serve has bound the address: the entries the one before it left are its to replace; then its functions.
+    this.#id = await this.#records.takeOver(this.#nodeId, async (previous) => {
+      const left = await removeLeftEntries(o.registry, this.address, previous);
+      if (left.length > 0)
+        serveSays(`replaced the registry entries a serve at ${this.address} left: ${left.join(', ')}`);
+    });
+    await this.#records.restore((request) => this.#deploy(request));
     await this.#register();
     this.#timer = setInterval(() => void this.#register().catch(() => {}), (o.ttl * 1000) / 2);
     for (const extension of this.#extensions) await extension.start?.();
@@ -315,6 +336,8 @@ export class LocalRuntime {
       ),
     );
     await this.#register();
+    // Recorded before the previous version (and its bundle) goes: a crash in between restores one of the two.
+    await this.#records.keep(name, request);
     if (previous) await this.#retire(previous, ready.version !== previous.info.version);
     if (o.watch && request.entry) this.#watchEntry(name, request.entry);
     return info;
@@ -410,12 +433,13 @@ export class LocalRuntime {
     );
   }
 
-  async #retire(deployed: Deployed, deregister: boolean): Promise<void> {
+  async #retire(deployed: Deployed, deregister: boolean, keepBundle = false): Promise<void> {
     await Promise.all(deployed.subscriptions.map((s) => s.unsubscribe()));
     if (deregister) await this.options.registry.deregister(this.#record(deployed.info)).catch(() => {});
     await deployed.pool.close();
     const tokenId = this.#tokenIds.get(deployed.pool);
     if (tokenId) this.#guard?.revoke(tokenId);
+    if (keepBundle) return; // serve stops; the next one at this address runs it again
     // Bundles that deploy put under MICRO_FN_HOME/functions go with their version; nothing else is ever removed.
     const dir = dirname(deployed.info.bundle);
     if (await isBuildFolder(this.options.home, dir)) await rm(dir, { recursive: true, force: true }).catch(() => {});
@@ -423,9 +447,15 @@ export class LocalRuntime {
 
   async remove(name: string): Promise<boolean> {
     const deployed = this.#functions.get(name);
-    if (!deployed) return false;
+    if (!deployed) {
+      // A recorded function that did not start again: its record and bundle go.
+      const bundle = await this.#records.forgetUnrestored(name);
+      if (bundle) await this.#discard(bundle);
+      return bundle !== undefined;
+    }
     if (deployed.request.entry) this.#watcher?.unwatch(deployed.request.entry);
     this.#functions.delete(name);
+    await this.#records.forget(name); // first: a crash during the rest does not bring it back
     await this.#retire(deployed, true);
     return true;
   }
@@ -483,7 +513,7 @@ export class LocalRuntime {
     await this.remote.close();
     const all = [...this.#functions.values()];
     this.#functions.clear();
-    await Promise.all(all.map((d) => this.#retire(d, true)));
+    await Promise.all(all.map((d) => this.#retire(d, true, this.#records.kept)));
     await Promise.allSettled([...this.#dlqTopics.values()].map(async (s) => (await s).unsubscribe()));
     await this.options.registry
       .deregister(this.#record({ name: RUNTIME_SERVICE, version: 'latest', endpoints: [], topics: [] }))
@@ -505,6 +535,8 @@ function firstProblem(kind: NameKind, names: readonly string[]): string | undefi
   }
   return undefined;
 }
+
+const serveSays = (line: string) => process.stderr.write(`[micro-fn serve] ${line}\n`);
 
 const quietLogger = {
   debug() {},

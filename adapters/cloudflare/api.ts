@@ -29,6 +29,8 @@ export interface UploadMetadata {
 /** The content type of a module part: an ES module, not a service-worker script. */
 export const MODULE_TYPE = 'application/javascript+module';
 
+const MISSING = Symbol('missing');
+
 /** Calls of one account with one token. */
 export class CloudflareApi {
   readonly #options: CloudflareApiOptions;
@@ -68,7 +70,28 @@ export class CloudflareApi {
     return result.subdomain;
   }
 
-  async #call(method: string, path: string, body: FormData | string | undefined, doing: string): Promise<unknown> {
+  /**
+   * `DELETE /accounts/{account_id}/workers/scripts/{script_name}?force=true`: the Worker and its routes go (force: even
+   * with bindings to it). Resolves false when the account has no such Worker (404).
+   */
+  async deleteScript(name: string): Promise<boolean> {
+    const result = await this.#call(
+      'DELETE',
+      `/workers/scripts/${encodeURIComponent(name)}?force=true`,
+      undefined,
+      `delete the Worker ${name}`,
+      true,
+    );
+    return result !== MISSING;
+  }
+
+  async #call(
+    method: string,
+    path: string,
+    body: FormData | string | undefined,
+    doing: string,
+    missingIsAnswer = false,
+  ): Promise<unknown> {
     const { accountId, token, apiBase = CLOUDFLARE_API } = this.#options;
     const headers: Record<string, string> = { authorization: `Bearer ${token}` };
     if (typeof body === 'string') headers['content-type'] = 'application/json';
@@ -79,6 +102,9 @@ export class CloudflareApi {
       throw new UserError(`cannot reach the Cloudflare API to ${doing}: ${(err as Error).message}`, { cause: err });
     }
     const text = await res.text();
+    if (missingIsAnswer && res.status === 404) return MISSING;
+    // A delete answers with no body at all.
+    if (res.ok && text === '') return undefined;
     let reply: { success?: boolean; errors?: { code?: number; message?: string }[]; result?: unknown } = {};
     try {
       reply = JSON.parse(text);

@@ -4,7 +4,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { UserError, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
+import { UserError, type Registry, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
 import { deploymentRecord } from '../kit/register.js';
 import { CloudflareApi, type UploadMetadata } from './api.js';
 import { MAIN_MODULE, buildCloudflare, type CloudflareBuild } from './build.js';
@@ -135,4 +135,57 @@ export function workerRecord(definition: ServiceDefinition, address: string): Se
     address,
     metadata: { target: 'cloudflare' },
   });
+}
+
+export interface CloudflareRemoveOptions {
+  /** The service name. */
+  service: string;
+  /** The Worker's name; default `workerName(service)`. */
+  name?: string;
+  registry: Registry;
+  /** Where CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are read. Default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  apiBase?: string;
+  onProgress?: (line: string) => void;
+}
+
+export interface CloudflareRemoveResult {
+  worker: string;
+  /** False when the account had no such Worker. */
+  deleted: boolean;
+  /** The node addresses deregistered. */
+  deregistered: string[];
+}
+
+/**
+ * Deletes the Worker of `service` and deregisters it (its node `<service>-cloudflare`). A Worker already gone with an
+ * entry left is no failure (the entry goes); neither is a UserError.
+ * @example
+ * await removeCloudflare({ service: 'helloworld', registry, onProgress: console.error });
+ */
+export async function removeCloudflare(options: CloudflareRemoveOptions): Promise<CloudflareRemoveResult> {
+  const progress = options.onProgress ?? (() => {});
+  const worker = checkName(options.name ?? workerName(options.service));
+  const env = options.env ?? process.env;
+  const accountId = env.CLOUDFLARE_ACCOUNT_ID;
+  const token = env.CLOUDFLARE_API_TOKEN;
+  if (!accountId || !token)
+    throw new UserError('set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (a token with Workers Scripts: Edit)');
+  const api = new CloudflareApi({ accountId, token, apiBase: options.apiBase });
+  const deleted = await api.deleteScript(worker);
+  progress(deleted ? `deleted Worker ${worker}` : `the account has no Worker ${worker}`);
+  const id = `${options.service}-cloudflare`;
+  const deregistered: string[] = [];
+  for (const record of await options.registry.getService(options.service)) {
+    const nodes = record.nodes.filter((n) => n.id === id);
+    if (nodes.length === 0) continue;
+    await options.registry.deregister({ ...record, nodes });
+    deregistered.push(...nodes.map((n) => n.address));
+  }
+  if (deregistered.length > 0) progress(`deregistered ${options.service} (${deregistered.join(', ')})`);
+  if (!deleted && deregistered.length === 0)
+    throw new UserError(
+      `there is no Worker ${worker} to remove and no registry entry of ${options.service} on Workers`,
+    );
+  return { worker, deleted, deregistered };
 }

@@ -79,4 +79,27 @@ export const target = defineTarget({
       details: { name, address: result.address, dryRun, files: result.files, bundle: result.build.file },
     };
   },
+  removeOptions: {
+    name: {
+      type: 'string',
+      value: 'NAME',
+      description: "the Worker's name (default: the service name, dots as dashes)",
+    },
+  },
+  async remove({ name, hostEnv, options, session, progress }) {
+    const { removeCloudflare } = await import('./deploy.js');
+    const { registry } = await session();
+    const result = await removeCloudflare({
+      service: name,
+      name: options.name,
+      registry,
+      env: hostEnv,
+      apiBase: hostEnv.CLOUDFLARE_API_BASE_URL,
+      onProgress: progress,
+    });
+    return {
+      summary: `removed ${name}: ${result.deleted ? `deleted Worker ${result.worker}` : `Worker ${result.worker} was already gone`}${result.deregistered.length > 0 ? ', deregistered' : ''}`,
+      details: { ...result },
+    };
+  },
 });

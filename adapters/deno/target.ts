@@ -68,4 +68,23 @@ export const target = defineTarget({
       details: { name, address: dryRun ? '' : url, dryRun, files: result.files, bundle: result.build.file },
     };
   },
+  removeOptions: {},
+  async remove({ name, session, progress }) {
+    // micro-fn uploaded nothing to Deno: what it registered is all it can take away.
+    const { registry } = await session();
+    const id = `${name}-deno`;
+    const deregistered: string[] = [];
+    for (const record of await registry.getService(name)) {
+      const nodes = record.nodes.filter((n) => n.id === id);
+      if (nodes.length === 0) continue;
+      await registry.deregister({ ...record, nodes });
+      deregistered.push(...nodes.map((n) => n.address));
+    }
+    if (deregistered.length === 0) throw new UserError(`no Deno function ${name} is registered`);
+    progress(`deregistered ${name} (${deregistered.join(', ')})`);
+    return {
+      summary: `removed ${name} from the registry; stop \`deno task start\` where it runs, or delete its Deno Deploy project: micro-fn uploaded nothing to Deno`,
+      details: { name, deregistered },
+    };
+  },
 });

@@ -20,6 +20,13 @@ export function deploymentRecord(definition: ServiceDefinition, node: NodeRecord
  * Registers `record` without a TTL (nothing runs between invocations to refresh it). Its node ids stay the same
  * across deploys, so a redeploy replaces the entry; a registration of another version of the service on the
  * same node goes.
+ *
+ * Why no TTL: the platform (AWS Lambda, Cloudflare, wherever a Deno module runs) answers for the function whether or
+ * not anything runs on this machine, so an entry that lapsed would hide a function that can be called. The node says
+ * what answers for it (its address, `target`, and for Lambda the `lambda-endpoint` when it is not AWS's), and
+ * `micro-fn remove --target T` takes the function and the entry away together. The one host here that does run
+ * between invocations, micro-fn serve's Lambda API, takes the entries naming it over and keeps them with a TTL
+ * (serve/lambda/entries.ts).
  */
 export async function registerDeployment(registry: Registry, record: ServiceRecord): Promise<void> {
   const ids = new Set(record.nodes.map((n) => n.id));

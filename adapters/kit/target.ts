@@ -79,8 +79,31 @@ export interface DeployOutput {
   plan?: string[];
 }
 
+export interface RemoveRequest<V> {
+  /** The service name, as deployed. */
+  name: string;
+  /** The host's environment (credentials, MICRO_FN_HOME, the registry). */
+  hostEnv: Env;
+  /** This target's remove options, as given. */
+  options: V;
+  /** Opens the host's registry and client (closed by the caller after the removal). */
+  session(): Promise<DeploySession>;
+  /** One line of progress for the user. */
+  progress(line: string): void;
+}
+
+export interface RemoveOutput {
+  /** One line for the user, e.g. `removed helloworld: deleted Lambda function helloworld in us-east-1`. */
+  summary: string;
+  /** Printed as the `--json` result. */
+  details: Record<string, unknown>;
+}
+
 /** A target: where a function runs, and how micro-fn gets it there. */
-export interface Target<O extends Record<string, TargetOption> = Record<string, TargetOption>> {
+export interface Target<
+  O extends Record<string, TargetOption> = Record<string, TargetOption>,
+  R extends Record<string, TargetOption> = Record<string, TargetOption>,
+> {
   /** `--target NAME`. */
   name: string;
   /** One line for help: where the function runs. */
@@ -99,10 +122,21 @@ export interface Target<O extends Record<string, TargetOption> = Record<string, 
    * (kit/register.ts: a Lambda function, a Worker). A dry run registers nothing.
    */
   deploy(request: DeployRequest<OptionValues<O>>): Promise<DeployOutput>;
+  /** Its own options of `micro-fn remove --target NAME`. */
+  removeOptions: R;
+  /**
+   * Takes a deployed function away where it runs and out of the registry (`micro-fn remove`), so nothing lists a
+   * function that cannot be called. Removing one that is not there is a UserError that says so, unless there was a
+   * registry entry left to remove.
+   */
+  remove(request: RemoveRequest<OptionValues<R>>): Promise<RemoveOutput>;
 }
 
-/** Declares a target: checks nothing at run time, types its options' values for its deploy. */
-export function defineTarget<const O extends Record<string, TargetOption>>(target: Target<O>): Target<O> {
+/** Declares a target: checks nothing at run time, types its options' values for its deploy and its remove. */
+export function defineTarget<
+  const O extends Record<string, TargetOption>,
+  const R extends Record<string, TargetOption> = Record<never, TargetOption>,
+>(target: Target<O, R>): Target<O, R> {
   return target;
 }
 
@@ -115,4 +149,12 @@ export function optionValues<O extends Record<string, TargetOption>>(
   parsed: Readonly<Record<string, unknown>>,
 ): OptionValues<O> {
   return Object.fromEntries(Object.keys(target.options).map((name) => [name, parsed[name]])) as OptionValues<O>;
+}
+
+/** The values of `target`'s own remove options out of everything a command line parsed (see optionValues). */
+export function removeOptionValues<R extends Record<string, TargetOption>>(
+  target: Target<Record<string, TargetOption>, R>,
+  parsed: Readonly<Record<string, unknown>>,
+): OptionValues<R> {
+  return Object.fromEntries(Object.keys(target.removeOptions).map((name) => [name, parsed[name]])) as OptionValues<R>;
 }

@@ -67,4 +67,30 @@ export const target = defineTarget({
       plan: options['dry-run'] ? ['dry run, nothing deployed; would:', ...result.plan.map((l) => `  ${l}`)] : undefined,
     };
   },
+  removeOptions: {
+    region: { type: 'string', value: 'REGION', description: "the AWS region (default: its registry entry's)" },
+    endpoint: {
+      type: 'string',
+      value: 'URL',
+      description: "another Lambda API (default: its registry entry's, else AWS_ENDPOINT_URL_LAMBDA)",
+    },
+  },
+  async remove({ name, hostEnv, options, session, progress }) {
+    const { removeLambda } = await import('./remove.js');
+    const { registry } = await session();
+    const result = await removeLambda({
+      name,
+      region: options.region,
+      endpoint: options.endpoint,
+      registry,
+      hostEnv,
+      onProgress: progress,
+    });
+    const deleted = result.deleted.filter((d) => d.found);
+    const where = deleted.map((d) => `${d.region}${d.endpoint ? ` at ${d.endpoint}` : ''}`).join(', ');
+    return {
+      summary: `removed ${name}: ${deleted.length > 0 ? `deleted Lambda function ${result.functionName} in ${where}` : `Lambda function ${result.functionName} was already gone`}${result.deregistered.length > 0 ? ', deregistered' : ''}`,
+      details: { ...result },
+    };
+  },
 });

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type { Client } from '../../runtime/core/client.js';
 import type { Env } from '../../runtime/core/config.js';
+import { MicroError, isMicroError } from '../../runtime/core/errors.js';
 import type { Registry } from '../../runtime/core/registry.js';
 import { microFnHome } from '../../runtime/plugins/local/home.js';
 import { readCredential } from '../../runtime/plugins/local/credential.js';
@@ -46,4 +47,42 @@ export async function deployLocal(options: LocalDeployOptions): Promise<Function
     { bundle: built.file, entry, ...limits },
     { address, timeout: 120_000, token },
   );
+}
+
+export interface LocalRemoveOptions {
+  /** The function's name. */
+  name: string;
+  /** The host's environment (MICRO_FN_HOME). */
+  hostEnv: Env;
+  registry: Registry;
+  client: Client;
+  /** serve's address, when the registry holds several. */
+  runtime?: string;
+}
+
+/**
+ * Removes a function from serve (`Runtime.Remove`): serve stops its pool, deregisters it and forgets its record. A
+ * name serve does not have is its 404, with the command to use when the registry shows it deployed elsewhere.
+ */
+export async function removeLocal(options: LocalRemoveOptions): Promise<{ removed: string; address: string }> {
+  const { name, hostEnv, registry, client } = options;
+  const address = await runtimeAddress(registry, options.runtime);
+  const token = controlToken(address, () => readCredential(microFnHome(hostEnv)));
+  try {
+    await callControl(client, 'Runtime.Remove', { name }, { address, token });
+    return { removed: name, address };
+  } catch (err) {
+    if (!isMicroError(err) || err.code !== 404) throw err;
+    const elsewhere = (await registry.getService(name).catch(() => []))
+      .flatMap((s) => s.nodes)
+      .find((n) => n.metadata.target !== undefined && n.metadata.target !== 'local');
+    if (!elsewhere) throw err;
+    const target = elsewhere.metadata.target!;
+    throw new MicroError(
+      err.id,
+      404,
+      `${err.detail}; ${name} is registered as a ${target} function (${elsewhere.address}): micro-fn remove ${name} --target ${target}`,
+      { retryable: false },
+    );
+  }
 }

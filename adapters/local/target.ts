@@ -69,4 +69,17 @@ export const target = defineTarget({
       details: { ...info },
     };
   },
+  removeOptions: {
+    runtime: {
+      type: 'string',
+      value: 'URL',
+      description: 'the micro-fn serve to remove it from, when the registry holds several',
+    },
+  },
+  async remove({ name, hostEnv, options, session }) {
+    const { registry, client } = await session();
+    const { removeLocal } = await import('./deploy.js');
+    const result = await removeLocal({ name, hostEnv, registry, client, runtime: options.runtime });
+    return { summary: `removed ${name}`, details: result };
+  },
 });

@@ -59,12 +59,16 @@ export class LambdaEndpoint {
   constructor(options: LambdaEndpointOptions) {
     this.#keys = new Map(options.keys.map((k) => [k.accessKeyId, k]));
     this.#functions = new Functions({
-      dir: options.dir,
+      ...options,
       defaults: options.defaults ?? {},
       maxEnvironments: options.maxEnvironments ?? 4,
       log: options.log ?? (() => {}),
-      launcher: options.launcher,
     });
+  }
+
+  /** The functions behind the API (what serve restores, and what its registry entries name). */
+  get functions(): Functions {
+    return this.#functions;
   }
 
   /** Answers one request to the API. Never throws: failures are AWS error responses. */
@@ -145,18 +149,25 @@ export class LambdaEndpoint {
       case 'PUT configuration':
         return {
           status: 200,
-          body: fns.updateConfiguration(name, readSettings(jsonObject(raw), fns.get(name))),
+          body: await fns.updateConfiguration(name, readSettings(jsonObject(raw), fns.get(name))),
         };
+      case 'DELETE ':
+        await fns.delete(regionOf(req), name, qualifier ?? undefined);
+        return { status: 204 };
       case 'POST versions': {
         const body = jsonObject(raw);
         return {
           status: 201,
-          body: fns.publish(name, optional(body.CodeSha256, 'CodeSha256'), optional(body.Description, 'Description')),
+          body: await fns.publish(
+            name,
+            optional(body.CodeSha256, 'CodeSha256'),
+            optional(body.Description, 'Description'),
+          ),
         };
       }
       case 'POST aliases': {
         const body = jsonObject(raw);
-        const alias = fns.createAlias(
+        const alias = await fns.createAlias(
           name,
           required(body.Name, 'Name'),
           required(body.FunctionVersion, 'FunctionVersion'),
@@ -168,7 +179,7 @@ export class LambdaEndpoint {
         const body = jsonObject(raw);
         return {
           status: 200,
-          body: fns.updateAlias(
+          body: await fns.updateAlias(
             name,
             decoded(sub!),
             optional(body.FunctionVersion, 'FunctionVersion'),
@@ -263,7 +274,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 function notImplemented(method: string, path: string): LambdaApiError {
   return apiErrors.unknownOperation(
-    `${method} ${path} is not part of micro-fn serve's Lambda API: CreateFunction, GetFunction, GetFunctionConfiguration, UpdateFunctionCode, UpdateFunctionConfiguration, PublishVersion, CreateAlias, UpdateAlias and Invoke are`,
+    `${method} ${path} is not part of micro-fn serve's Lambda API: CreateFunction, GetFunction, GetFunctionConfiguration, UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction, PublishVersion, CreateAlias, UpdateAlias and Invoke are`,
   );
 }
 
@@ -281,6 +292,7 @@ const OPERATIONS: Record<string, string> = {
   'GET configuration': 'GetFunctionConfiguration',
   'PUT code': 'UpdateFunctionCode',
   'PUT configuration': 'UpdateFunctionConfiguration',
+  'DELETE ': 'DeleteFunction',
   'POST versions': 'PublishVersion',
   'POST aliases': 'CreateAlias',
   'PUT aliases/': 'UpdateAlias',

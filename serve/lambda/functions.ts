@@ -3,15 +3,18 @@
  * environments that run them. As on Lambda, a create or an update is in progress (State `Pending`,
  * LastUpdateStatus `InProgress`) until it is ready, here: until a fresh environment of the new code and
  * configuration has finished its init; meanwhile another update is refused with 409 and invocations run the
- * previous code. State lives as long as `micro-fn serve`.
+ * previous code. With a record store (serve/state.ts) every change is recorded before it is answered, and the next
+ * serve at the same address restores the functions (restore()); without one, state lives as long as serve.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, rmdir, symlink } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import type { ServiceRecord } from '../../runtime/core/registry.js';
 import { apiErrors, updateInProgress } from './api-error.js';
 import {
   fingerprint,
+  functionArn,
   lastModified,
   newConfiguration,
   type FunctionConfiguration,
@@ -19,7 +22,9 @@ import {
 } from './configuration.js';
 import { EnvironmentPool } from './environment-pool.js';
 import type { Launcher } from '../launcher.js';
+import type { RecordStore, StoredRecord } from '../state.js';
 import { PackageTooLarge, unpackZip } from './unpack.js';
+import { CodeGone, functionRecord, restoredFunction, type FunctionRecord } from './record.js';
 
 export interface FunctionsOptions {
   /** Where packages are unpacked, a folder per function and code hash. */
@@ -31,6 +36,12 @@ export interface FunctionsOptions {
   log(name: string, requestId: string, line: string): void;
   /** Starts the environments' processes, confined (serve's); without it each environment starts its own. */
   launcher?: Launcher;
+  /** Where every function is recorded as it changes (record.ts); with it, close() keeps the code for the next serve. */
+  store?: RecordStore<FunctionRecord>;
+  /** One line on serve's own output: a record that could not be written, a function left out of a restore. */
+  say?(line: string): void;
+  /** A function was deleted, with the registry entries that named it (serve/lambda/entries.ts removes them). */
+  onDeleted?(name: string, entries: readonly ServiceRecord[]): void;
 }
 
 /** A version of a function (`$LATEST` or a number): its configuration, where its code is, its environments. */
@@ -49,11 +60,18 @@ export interface AliasConfiguration {
   RevisionId: string;
 }
 
-interface LambdaFunction {
+/** A function: `$LATEST`, its numbered versions and its aliases. */
+export interface LambdaFunction {
   arn: string;
   latest: VersionState;
   versions: Map<string, VersionState>;
   aliases: Map<string, AliasConfiguration>;
+  /** The last version number published: deleted numbers are not used again, as on Lambda. */
+  lastVersion: number;
+  /** The registry entries that name it, kept so serve can register them again after a restart (entries.ts). */
+  entries: ServiceRecord[];
+  /** Set once DeleteFunction took it away: an environment still starting for it is stopped. */
+  deleted?: boolean;
 }
 
 const ALIAS = /^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$/;
@@ -84,9 +102,12 @@ export class Functions {
       latest: { config, taskRoot: code.taskRoot },
       versions: new Map(),
       aliases: new Map(),
+      lastVersion: 0,
+      entries: [],
     };
     this.#functions.set(name, fn);
     this.#settle(fn);
+    await this.#save(name, fn);
     return config;
   }
 
@@ -96,12 +117,17 @@ export class Functions {
     const code = await this.#unpack(name, zipFile);
     this.#idle(name); // another update may have begun while this one unpacked
     fn.latest.taskRoot = code.taskRoot;
-    return this.#update(fn, { CodeSha256: code.sha256, CodeSize: code.size });
+    const config = this.#update(fn, { CodeSha256: code.sha256, CodeSize: code.size });
+    await this.#save(name, fn);
+    return config;
   }
 
   /** UpdateFunctionConfiguration, with the settings already merged over the current ones. */
-  updateConfiguration(name: string, settings: Settings): FunctionConfiguration {
-    return this.#update(this.#idle(name), settings);
+  async updateConfiguration(name: string, settings: Settings): Promise<FunctionConfiguration> {
+    const fn = this.#idle(name);
+    const config = this.#update(fn, settings);
+    await this.#save(name, fn);
+    return config;
   }
 
   /** The configuration of a version or an alias's version (`$LATEST` without a qualifier). */
@@ -110,7 +136,7 @@ export class Functions {
   }
 
   /** PublishVersion: a new numbered version of `$LATEST`, unless the last one has the same code and settings. */
-  publish(name: string, codeSha256?: string, description?: string): FunctionConfiguration {
+  async publish(name: string, codeSha256?: string, description?: string): Promise<FunctionConfiguration> {
     const fn = this.#idle(name);
     const latest = fn.latest.config;
     if (codeSha256 !== undefined && codeSha256 !== latest.CodeSha256) {
@@ -120,7 +146,7 @@ export class Functions {
     }
     const last = [...fn.versions.values()].at(-1);
     if (last && fingerprint(last.config) === fingerprint(latest)) return last.config;
-    const version = String(fn.versions.size + 1);
+    const version = String(++fn.lastVersion);
     const config: FunctionConfiguration = {
       ...structuredClone(latest),
       FunctionArn: `${fn.arn}:${version}`,
@@ -130,11 +156,12 @@ export class Functions {
       LastModified: lastModified(),
     };
     fn.versions.set(version, { config, taskRoot: fn.latest.taskRoot });
+    await this.#save(name, fn);
     return config;
   }
 
   /** CreateAlias. */
-  createAlias(name: string, alias: string, version: string, description = ''): AliasConfiguration {
+  async createAlias(name: string, alias: string, version: string, description = ''): Promise<AliasConfiguration> {
     const fn = this.#function(name);
     if (!ALIAS.test(alias))
       throw apiErrors.invalidParameter(
@@ -150,11 +177,12 @@ export class Functions {
       RevisionId: randomUUID(),
     };
     fn.aliases.set(alias, config);
+    await this.#save(name, fn);
     return config;
   }
 
   /** UpdateAlias: points it at another version; environments of versions no alias points at any more stop. */
-  updateAlias(name: string, alias: string, version?: string, description?: string): AliasConfiguration {
+  async updateAlias(name: string, alias: string, version?: string, description?: string): Promise<AliasConfiguration> {
     const fn = this.#function(name);
     const current = fn.aliases.get(alias);
     if (!current) throw apiErrors.notFound(`Alias not found: ${fn.arn}:${alias}`);
@@ -171,7 +199,147 @@ export class Functions {
       if (state.pool && !used.has(number)) void state.pool.close();
       if (!used.has(number)) state.pool = undefined;
     }
+    await this.#save(name, fn);
     return config;
+  }
+
+  /**
+   * DeleteFunction: the whole function (every version and alias), or with `qualifier` one numbered version no alias
+   * points at, in Lambda's words when it cannot be. Invocations already running finish; the code goes after them.
+   */
+  async delete(region: string, name: string, qualifier?: string): Promise<void> {
+    const fn = this.#functions.get(name);
+    if (qualifier === '$LATEST')
+      throw apiErrors.invalidParameter('$LATEST version cannot be deleted without deleting the function.');
+    if (!fn) throw apiErrors.notFound(`Function not found: ${functionArn(region, name)}`);
+    if (qualifier !== undefined) return this.#deleteVersion(name, fn, qualifier);
+    this.#functions.delete(name);
+    fn.deleted = true;
+    // The code moves out of the way now (a function created again under this name unpacks where it was) and goes
+    // once what runs from it has finished.
+    const folder = join(this.#options.dir, name);
+    const gone = join(this.#options.dir, `.deleted-${randomUUID()}`);
+    const moved = await rename(folder, gone).then(
+      () => true,
+      () => false,
+    );
+    await this.#options.store
+      ?.remove(name)
+      .catch((err: Error) =>
+        this.#say(`the record of ${name} could not be removed (${err.message}): a restart of serve would restore it`),
+      );
+    this.#options.onDeleted?.(name, fn.entries);
+    const pools = [fn.latest, ...fn.versions.values()].flatMap((s) => (s.pool ? [s.pool] : []));
+    void Promise.allSettled(pools.map((pool) => pool.close())).then(() =>
+      moved ? rm(gone, { recursive: true, force: true }).catch(() => {}) : undefined,
+    );
+  }
+
+  async #deleteVersion(name: string, fn: LambdaFunction, qualifier: string): Promise<void> {
+    if (!/^[0-9]+$/.test(qualifier))
+      throw apiErrors.invalidParameter('Deletion of aliases is not currently supported.');
+    const state = fn.versions.get(qualifier);
+    if (!state) throw apiErrors.notFound(`Function not found: ${fn.arn}:${qualifier}`);
+    const referencing = [...fn.aliases.values()].filter((a) => a.FunctionVersion === qualifier).map((a) => a.Name);
+    if (referencing.length > 0)
+      throw apiErrors.conflict(
+        `Unable to delete version because the following aliases reference it: [${referencing.join(', ')}]`,
+      );
+    fn.versions.delete(qualifier);
+    await this.#save(name, fn);
+    const used = [fn.latest, ...fn.versions.values()].some((s) => s.taskRoot === state.taskRoot);
+    void (state.pool?.close() ?? Promise.resolve()).then(() =>
+      used ? undefined : rm(state.taskRoot, { recursive: true, force: true }).catch(() => {}),
+    );
+  }
+
+  /** The names of the functions. */
+  names(): string[] {
+    return [...this.#functions.keys()];
+  }
+
+  /** Whether function `name` exists and `qualifier` (`$LATEST`, a version or an alias; none: `$LATEST`) names a version of it. */
+  has(name: string, qualifier?: string): boolean {
+    try {
+      this.#resolve(name, qualifier);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The registry entries recorded for function `name` (entries.ts). */
+  entries(name: string): readonly ServiceRecord[] {
+    return this.#functions.get(name)?.entries ?? [];
+  }
+
+  /** Records the registry entries that name function `name`, so the next serve registers them again. */
+  async setEntries(name: string, entries: ServiceRecord[]): Promise<void> {
+    const fn = this.#functions.get(name);
+    if (!fn || JSON.stringify(fn.entries) === JSON.stringify(entries)) return;
+    fn.entries = entries;
+    await this.#save(name, fn);
+  }
+
+  /**
+   * Puts back the functions a serve before this one recorded, each checked as a create is (record.ts): their
+   * configurations, versions, aliases and code, which must still be where they were unpacked. A record that fails
+   * is said and left out. Versions aliases point at start warm; a create or update the crash interrupted starts again.
+   */
+  async restore(records: readonly StoredRecord<FunctionRecord>[]): Promise<void> {
+    for (const { key, value } of records) {
+      try {
+        const fn = await restoredFunction(key, value, this.#options.dir);
+        this.#functions.set(key, fn);
+        const { State, LastUpdateStatus } = fn.latest.config;
+        if (State === 'Pending' || LastUpdateStatus === 'InProgress') this.#settle(fn);
+        for (const alias of fn.aliases.values()) this.#warm(this.#version(fn, alias.FunctionVersion));
+      } catch (err) {
+        if (err instanceof CodeGone) {
+          await this.#options.store?.remove(key).catch(() => {});
+          this.#say(`left out the Lambda function ${key}: ${err.message}; its record is removed (deploy it again)`);
+        } else
+          this.#say(
+            `left out the Lambda function ${key}: ${(err as Error).message}; its record is kept and tried again at the next start (a CreateFunction of ${key} replaces it)`,
+          );
+      }
+    }
+  }
+
+  /**
+   * Removes code folders no function uses any more (a crash between an unpack or a delete and its record), except
+   * those of the functions `keep` names (a record that could not be restored this time).
+   */
+  async sweep(keep: (name: string) => boolean = () => false): Promise<void> {
+    const dir = this.#options.dir;
+    for (const entry of await readdir(dir).catch(() => [] as string[])) {
+      if (entry === 'node_modules') continue;
+      const fn = this.#functions.get(entry);
+      if (!fn) {
+        if (keep(entry)) continue;
+        await rm(join(dir, entry), { recursive: true, force: true }).catch(() => {});
+        continue;
+      }
+      const used = new Set([fn.latest, ...fn.versions.values()].map((s) => s.taskRoot));
+      for (const code of await readdir(join(dir, entry)).catch(() => [] as string[]))
+        if (!used.has(join(dir, entry, code)))
+          await rm(join(dir, entry, code), { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  #say(line: string): void {
+    this.#options.say?.(line);
+  }
+
+  /** Records the function as it is now; a failure is said, not thrown: the change is made and serve goes on. */
+  async #save(name: string, fn: LambdaFunction): Promise<void> {
+    const store = this.#options.store;
+    if (!store || fn.deleted) return;
+    await store.write(name, functionRecord(fn)).catch((err: Error) => {
+      this.#say(
+        `the Lambda function ${name} changed, but its record could not be written (${err.message}): a restart of serve would not restore the change`,
+      );
+    });
   }
 
   /** Starts an environment of a version an alias now points at, so the first invocation finds it warm. */
@@ -197,14 +365,14 @@ export class Functions {
     return { config, pool: state.pool };
   }
 
-  /** Stops every environment and removes the unpacked code. */
+  /** Stops every environment; removes the unpacked code unless it is recorded (the next serve runs it again). */
   async close(): Promise<void> {
     const pools = [...this.#functions.values()]
       .flatMap((fn) => [fn.latest, ...fn.versions.values()])
       .map((s) => s.pool);
     this.#functions.clear();
     await Promise.allSettled([...pools, ...this.#settling].map((pool) => pool?.close()));
-    await rm(this.#options.dir, { recursive: true, force: true });
+    if (!this.#options.store) await rm(this.#options.dir, { recursive: true, force: true });
   }
 
   #function(name: string): LambdaFunction {
@@ -260,11 +428,13 @@ export class Functions {
     void pool.warm().then(
       () => {
         this.#settling.delete(pool);
+        if (fn.deleted) return void pool.close();
         const previous = fn.latest.pool;
         fn.latest.pool = pool;
         Object.assign(config, { State: 'Active', LastUpdateStatus: 'Successful' });
         for (const key of ['StateReason', 'StateReasonCode', 'LastUpdateStatusReason'] as const) delete config[key];
         void previous?.close();
+        void this.#save(config.FunctionName, fn);
       },
       (err: Error) => {
         this.#settling.delete(pool);
@@ -277,6 +447,7 @@ export class Functions {
           LastUpdateStatusReason: reason,
           LastUpdateStatusReasonCode: 'InternalError',
         });
+        void this.#save(config.FunctionName, fn);
       },
     );
   }

@@ -29,12 +29,23 @@ const ok = async (args: string[]) => {
 
 cloudflare.before(async () => {
   scratch = tempHome();
-  // The stand-in answers as the API documents: success envelopes, and the account's workers.dev subdomain.
+  // The stand-in answers as the API documents: success envelopes, the account's workers.dev subdomain, and a delete
+  // with no body at all, or 404 with code 10007 for a Worker the account does not have.
+  const uploaded = new Set<string>();
   api = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString('latin1')));
     req.on('end', () => {
       requests.push({ method: req.method!, path: req.url!, body });
+      const script = /\/workers\/scripts\/([^/?]+)(?:\?|$)/.exec(req.url!)?.[1];
+      if (req.method === 'PUT' && script) uploaded.add(script);
+      if (req.method === 'DELETE' && script) {
+        if (uploaded.delete(script)) return void res.writeHead(200).end();
+        const missing = { code: 10007, message: 'This Worker does not exist on your account.' };
+        return void res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ success: false, errors: [missing], messages: [], result: null }));
+      }
       const result = req.url!.endsWith('/workers/subdomain') ? { subdomain: 'my-team' } : {};
       res
         .writeHead(200, { 'content-type': 'application/json' })
@@ -150,6 +161,25 @@ cloudflare('refuses flags of other targets, and missing credentials, in one line
   );
   assert.is(bare.code, 1);
   assert.match(bare.stderr, /CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN/);
+});
+
+cloudflare('remove deletes the Worker (force) and deregisters it; a second remove says there is none', async () => {
+  const removed = await ok(['remove', 'helloworld', '--target', 'cloudflare']);
+  assert.match(removed.stderr, 'removed helloworld: deleted Worker helloworld, deregistered\n');
+  const deletion = requests.filter((r) => r.method === 'DELETE');
+  assert.equal(
+    deletion.map((r) => r.path),
+    ['/client/v4/accounts/acc123/workers/scripts/helloworld?force=true'],
+  );
+  assert.is((await cli(['describe', 'helloworld'], env, { timeout: 30_000 })).code, 1, 'deregistered');
+  const again = await cli(['remove', 'helloworld', '--target', 'cloudflare'], env, { timeout: 30_000 });
+  assert.is(again.code, 1);
+  assert.match(
+    again.stderr,
+    'micro-fn: there is no Worker helloworld to remove and no registry entry of helloworld on Workers',
+  );
+  const bare = await cli(['remove', 'helloworld', '--target', 'cloudflare'], { MICRO_FN_HOME: scratch.home });
+  assert.match(bare.stderr, 'set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN');
 });
 
 cloudflare.run();

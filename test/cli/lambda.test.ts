@@ -176,4 +176,43 @@ lambda('documents the Lambda flags in --help, and refuses the local-only ones in
   assert.is(r.stderr.trim(), 'micro-fn: --pool is not an option of --target lambda; it is for --target local');
 });
 
+lambda(
+  "remove --target lambda deletes the function where its entry says it lives (serve's API standing in for AWS), and deregisters it",
+  async () => {
+    const local = await cli(['remove', 'helloworld'], env, { timeout: 30_000 });
+    assert.is(local.code, 1);
+    assert.match(
+      local.stderr,
+      'no function helloworld is deployed; helloworld is registered as a lambda function (lambda://us-east-1/helloworld:live): micro-fn remove helloworld --target lambda',
+    );
+    const removed = await ok(['remove', 'helloworld', '--target', 'lambda']);
+    assert.match(
+      removed.stderr,
+      `removed helloworld: deleted Lambda function helloworld in us-east-1 at ${gateway}, deregistered\n`,
+    );
+    assert.is((await cli(['describe', 'helloworld'], env, { timeout: 30_000 })).code, 1, 'deregistered');
+    const again = await cli(['remove', 'helloworld', '--target', 'lambda', '--endpoint', gateway], env, {
+      timeout: 30_000,
+    });
+    assert.is(again.code, 1);
+    assert.match(
+      again.stderr,
+      `there is no Lambda function helloworld to remove (us-east-1 at ${gateway}) and no registry entry of helloworld: check --region and --endpoint`,
+    );
+    // As for AWS: the API from the environment, the region from the flag.
+    const flags = await cli(['remove', 'lambda-events', '--target', 'lambda', '--region', 'us-east-1'], {
+      ...env,
+      AWS_ENDPOINT_URL_LAMBDA: gateway,
+    });
+    assert.is(flags.code, 0, flags.stderr);
+    const names = (JSON.parse((await ok(['services', '--json'])).stdout) as { name: string }[]).map((s) => s.name);
+    assert.not.ok(names.includes('lambda-events'), names.join(','));
+    const other = await cli(['remove', 'x', '--target', 'lambda', '--runtime', gateway], env);
+    assert.is(
+      other.stderr.trim(),
+      'micro-fn: --runtime is not an option of remove --target lambda; it is for --target local',
+    );
+  },
+);
+
 if (ricAvailable()) lambda.run();

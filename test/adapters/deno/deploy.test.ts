@@ -121,6 +121,19 @@ deploy('--url registers where Deno serves it: micro-fn call reaches the function
   assert.equal(JSON.parse(called.stdout), { name: 'GREETING', value: 'hi' });
 });
 
+deploy(
+  'remove --target deno deregisters it, says what to stop, and a second remove says it is not there',
+  async (ctx) => {
+    const r = await run(ctx, ['remove', 'denoenv', '--target', 'deno']);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stderr, `deregistered denoenv (${ctx.deno!.url})`);
+    assert.match(r.stderr, 'removed denoenv from the registry; stop `deno task start` where it runs');
+    assert.is((await run(ctx, ['describe', 'denoenv'])).code, 1, 'deregistered');
+    const again = await run(ctx, ['remove', 'denoenv', '--target', 'deno']);
+    assert.equal([again.code, again.stderr.trim()], [1, 'micro-fn: no Deno function denoenv is registered']);
+  },
+);
+
 deploy('refuses a --url that is not http:// or https://', async (ctx) => {
   const r = await run(ctx, ['deploy', ENTRY, '--target', 'deno', '--url', 'deno.dev/hello']);
   assert.is(r.code, 1);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   CreateAliasCommand,
   CreateFunctionCommand,
+  DeleteFunctionCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
   InvokeCommand,
@@ -337,6 +338,85 @@ endpoint(
     );
     await send(waitUntilFunctionUpdatedV2(waiter(), { FunctionName: 'gated' }), 'the Updated waiter');
     assert.is((await invoke('gated', { endpoint: 'Gate.Greeting' })).json?.body.greeting, 'new');
+  },
+);
+
+endpoint(
+  "deletes one version no alias points at, or the whole function, and answers AWS's errors otherwise (4 refusals)",
+  async () => {
+    await create('deleted', fixture);
+    const publish = async () =>
+      (await send(api.client.send(new PublishVersionCommand({ FunctionName: 'deleted' })), 'PublishVersion')).Version;
+    const change = async (greeting: string) => {
+      await send(
+        api.client.send(
+          new UpdateFunctionConfigurationCommand({
+            FunctionName: 'deleted',
+            Environment: { Variables: { GREETING: greeting } },
+          }),
+        ),
+        'UpdateFunctionConfiguration',
+      );
+      await send(waitUntilFunctionUpdatedV2(waiter(), { FunctionName: 'deleted' }), 'the Updated waiter');
+    };
+    assert.is(await publish(), '1');
+    await change('two');
+    assert.is(await publish(), '2');
+    await send(
+      api.client.send(new CreateAliasCommand({ FunctionName: 'deleted', Name: 'live', FunctionVersion: '2' })),
+      'CreateAlias',
+    );
+    const remove = (Qualifier?: string) =>
+      api.client.send(new DeleteFunctionCommand({ FunctionName: 'deleted', Qualifier }));
+    assert.equal(await awsError(() => remove('$LATEST')), {
+      name: 'InvalidParameterValueException',
+      message: '$LATEST version cannot be deleted without deleting the function.',
+      status: 400,
+    });
+    assert.equal(await awsError(() => remove('live')), {
+      name: 'InvalidParameterValueException',
+      message: 'Deletion of aliases is not currently supported.',
+      status: 400,
+    });
+    assert.equal(await awsError(() => remove('2')), {
+      name: 'ResourceConflictException',
+      message: 'Unable to delete version because the following aliases reference it: [live]',
+      status: 409,
+    });
+    assert.equal(await awsError(() => remove('7')), {
+      name: 'ResourceNotFoundException',
+      message: 'Function not found: arn:aws:lambda:us-east-1:000000000000:function:deleted:7',
+      status: 404,
+    });
+
+    await send(remove('1'), 'DeleteFunction of version 1');
+    assert.is(
+      (
+        await awsError(() =>
+          api.client.send(new GetFunctionConfigurationCommand({ FunctionName: 'deleted', Qualifier: '1' })),
+        )
+      ).status,
+      404,
+    );
+    assert.is((await invoke('deleted:live', { endpoint: 'Fixture.Hello', body: { name: 'v2' } })).ExecutedVersion, '2');
+    await change('three');
+    assert.is(await publish(), '3', 'a deleted number is not used again');
+
+    await send(remove(), 'DeleteFunction');
+    for (const call of [
+      () => api.client.send(new GetFunctionCommand({ FunctionName: 'deleted' })),
+      () => invoke('deleted:live', { endpoint: 'Fixture.Hello', body: { name: 'gone' } }),
+      () => remove(),
+    ])
+      assert.equal((await awsError(call)).status, 404);
+    assert.is(
+      (await awsError(() => remove())).message,
+      'Function not found: arn:aws:lambda:us-east-1:000000000000:function:deleted',
+    );
+    await create('deleted', fixture);
+    const again = await invoke('deleted', { endpoint: 'Fixture.Hello', body: { name: 'again' } });
+    assert.equal([again.ExecutedVersion, again.json?.body.message], ['$LATEST', 'Hello again']);
+    assert.is(await publish(), '1', 'a function created again starts its versions again, as on Lambda');
   },
 );
 
