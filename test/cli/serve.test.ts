@@ -174,7 +174,7 @@ local('answers a crash with 500 and keeps serving', async () => {
 });
 
 local('kills an invocation past its timeout and answers 408', async () => {
-  await ok(['deploy', 'test/fixtures/big', '--timeout', '300ms']);
+  await ok(['deploy', 'test/fixtures/big', '--timeout', '1s']);
   const started = Date.now();
   const slow = await post('/big/Big.Slow', '{"ms":5000}');
   assert.is(slow.status, 408);
