@@ -8,6 +8,7 @@
  */
 import { MicroError, errors, notStarted, parseError } from '../runtime/core/errors.js';
 import { headers } from '../runtime/core/metadata.js';
+import { DEFAULT_GRACE } from '../runtime/core/function.js';
 import type { Caller } from '../runtime/core/transport.js';
 import type { IpcInvoke, IpcReady, ToFunction } from '../adapters/local/ipc.js';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
@@ -106,7 +107,11 @@ export class FunctionPool {
     try {
       worker = await this.#take();
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeout)));
+      // The function answers 408 itself at `timeout` (MICRO_FN_TIMEOUT) and its handler's signal fires; a process
+      // that has not answered a grace later is stopped.
+      const timedOut = new Promise<'timeout'>(
+        (resolve) => (timer = setTimeout(() => resolve('timeout'), timeout + DEFAULT_GRACE)),
+      );
       const result = await Promise.race([worker.run(message, message.id), timedOut]);
       clearTimeout(timer);
       if (result === 'timeout') {

@@ -287,7 +287,15 @@ export class LocalRuntime {
     const refused = refusedEnvProblem(request.env);
     if (refused) throw errors.badRequest(RUNTIME_SERVICE, refused);
     const base = this.#functionEnv();
-    const env: Record<string, string> = { ...base, ...request.env, MICRO_FN_HOME: base.MICRO_FN_HOME! };
+    const timeout = request.timeout ?? o.timeout;
+    // The function knows its own timeout: at it, its handler's signal fires and the caller gets the function's 408;
+    // the pool's kill is the backstop, a grace later, for a handler that ignores its signal.
+    const env: Record<string, string> = {
+      ...base,
+      ...request.env,
+      MICRO_FN_HOME: base.MICRO_FN_HOME!,
+      MICRO_FN_TIMEOUT: String(timeout),
+    };
     const tokenId = await this.#giveToken(env, request.env);
     const size = request.pool ?? o.pool;
     let name = '(deploying)';
@@ -302,7 +310,7 @@ export class LocalRuntime {
       size,
       concurrency: request.concurrency ?? o.concurrency,
       queue: request.queue ?? o.queue,
-      timeout: request.timeout ?? o.timeout,
+      timeout,
       log: (line, stream, invocation) => {
         if (loading && stream === 'stderr' && invocation === 'init') loading.push(line);
         this.#logs.write(name, invocation, stream, line);

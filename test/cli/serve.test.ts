@@ -183,6 +183,21 @@ local('kills an invocation past its timeout and answers 408', async () => {
   assert.is(fine.status, 200);
 });
 
+local(
+  "fires the handler's signal at its timeout: the function answers 408 itself, one ignoring it is stopped",
+  async () => {
+    await ok(['deploy', 'test/fixtures/stuck', '--timeout', '500ms']);
+    const aware = await post('/stuck/Stuck.Aware', '{}');
+    assert.is(aware.status, 408);
+    assert.match(await aware.text(), /deadline|timed out|timeout/i);
+    const log = join(scratch.home, 'logs', 'stuck.log');
+    await eventually(() => existsSync(log) && /signal fired: 408/.test(readFileSync(log, 'utf8')), 5000, 'the signal');
+    const ignoring = await post('/stuck/Stuck.Timer', '{}'); // never settles, keeps a timer: ended after the grace
+    assert.is(ignoring.status, 408);
+    await ok(['remove', 'stuck']);
+  },
+);
+
 local('kills a process that lingers after its answer, and refills the pool', async () => {
   await ok(['deploy', 'test/fixtures/linger', '--pool', '1', '--timeout', '500ms']);
   const { pid } = (await (await post('/linger/Linger.Pid', '{}')).json()) as { pid: number };
