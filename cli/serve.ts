@@ -133,6 +133,10 @@ export const command = defineCommand({
     const brokerLimit = size(values['broker-limit'], 'broker-limit') ?? HOSTED_BROKER_BYTES;
     // serve hosts the broker itself unless the configured one is shared with other hosts (NATS, JetStream).
     const shared = choose('broker', config.broker, 'node')?.shared === true;
+    if (shared && (values.retention !== undefined || values['broker-limit'] !== undefined))
+      throw new UserError(
+        `--retention and --broker-limit are for the broker serve hosts; the ${config.broker} broker keeps messages on its server, under that server's limits: leave them out, or choose MICRO_BROKER=local`,
+      );
     const plugins = await resolvePlugins(shared ? env : { ...env, MICRO_BROKER: undefined }, {
       broker: { ackWait, concurrency },
     });

@@ -14,7 +14,7 @@ export function whole(value: string | undefined, flag: string, min: number): num
 export function duration(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!match) throw new UserError(`--${flag} takes a duration like 500ms, 30s or 5m; got "${value}"`);
+  if (!match) throw new UserError(`--${flag} takes a duration like 500ms, 30s, 5m or 24h; got "${value}"`);
   return Math.round(Number(match[1]) * UNIT_MS[match[2] ?? 'ms']!);
 }
 

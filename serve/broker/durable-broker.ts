@@ -528,7 +528,7 @@ export class DurableBroker implements Broker {
     let write: Promise<unknown> | undefined;
     if (group.durable && !group.gone) write = this.#queue.remove([group.topic, group.queue, seq]);
     write = this.#unref(seq) ?? write;
-    if (write) await this.#written(write);
+    if (write) await this.#committed(write);
   }
 
   async #nak(group: Group, seq: number, attempt: number, failures: FailedAttempt[], delayMs?: number): Promise<void> {
@@ -566,7 +566,7 @@ export class DurableBroker implements Broker {
       }, delay);
       this.#timers.add(timer);
     } else redeliver();
-    if (write) await this.#written(write);
+    if (write) await this.#committed(write);
   }
 
   /** Keeps the message as a dead letter of `group` (it still counts against the bound), and copies it to `dlq.<topic>`. */
@@ -610,7 +610,7 @@ export class DurableBroker implements Broker {
       sizeOf(topic, headers, stored.body),
       this.#recipients(topic, false),
     ).catch((err: unknown) => this.#say('dlq', `copying a dead letter to ${topic} failed: ${(err as Error).message}`));
-    await this.#written(write);
+    await this.#committed(write);
   }
 
   /** One reference to `seq` fewer; the message goes once none is left (the removal's write, if so). */
@@ -718,9 +718,17 @@ export class DurableBroker implements Broker {
     return write;
   }
 
-  /** Resolves once `write` is durable. */
+  /** Resolves once `write` is durable: committed and flushed to disk. */
   #written(write: Promise<unknown>): Promise<void> {
     return this.#store.durable(this.#write(write));
+  }
+
+  /**
+   * Resolves once `write` is committed (a crash of serve keeps it; one of the machine may undo the last ones). For
+   * settling: what the machine's crash undoes is only delivered again, or dead-lettered again.
+   */
+  async #committed(write: Promise<unknown>): Promise<void> {
+    await this.#write(write);
   }
 
   #say(kind: string, line: string): void {
