@@ -2,7 +2,8 @@
  * The broker `micro-fn serve` hosts: messages kept on disk in an embedded store (serve/store), not in serve's
  * memory, so a crash of serve loses none and a backlog costs serve no memory.
  *
- * - `publish` resolves once the message is durable: committed and flushed to disk (see serve/store/store.ts).
+ * - `publish` resolves once the message is durable: committed and flushed to disk (see serve/store/store.ts). A
+ *   settle (ack, nak, term) resolves once committed: a crash of the machine may undo it, and the message comes again.
  * - At-least-once: each message is handed to one member of every queue group of its topic, and to every plain
  *   subscription, and stays on disk until acked. A delivery in progress when serve dies comes again after it
  *   starts (as the same attempt: a crash of serve is not the handler's failure).
