@@ -1,5 +1,6 @@
 /** `npm run bench`: every benchmark, each comparing micro-fn with a baseline measured in the same run. */
 import { benchAuth } from './auth.js';
+import { benchBroker } from './broker.js';
 import { benchCloudflare } from './cloudflare.js';
 import { benchHttp } from './http-roundtrip.js';
 import { benchInvoke } from './invoke.js';
@@ -12,6 +13,10 @@ const benches: [string, () => Promise<string[]>][] = [
   ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
+  [
+    "serve's durable broker vs the MemoryBroker: publish latency, publish → handled, serve's RSS with a backlog",
+    () => benchBroker(),
+  ],
   ['serve --auth vs no --auth: warm-call latency and throughput through the gateway', () => benchAuth()],
   [
     'NATS: transport vs bare request/reply, JetStream-triggered invocations, registry delete markers',

@@ -9,7 +9,7 @@ export const command = defineCommand({
   summary: 'list the dead-lettered messages of a topic, or replay them',
   usage: '<topic>',
   description:
-    'A message whose handler failed on every attempt is dead-lettered. This lists them; --replay publishes them on <topic> again.',
+    'A message whose handler failed on every attempt is dead-lettered. This lists them, each with the error of every failed attempt (code, detail, time); --replay hands them back to <topic> for another round of attempts.',
   options: {
     replay: { type: 'boolean', description: 'publish every dead letter of the topic again, and clear them' },
     ...runtimeOption,
@@ -30,9 +30,11 @@ export const command = defineCommand({
       const { messages } = await callRuntime(session, 'Dlq.List', { topic }, { runtime: values.runtime });
       if (values.json) await write(process.stdout, `${JSON.stringify(messages)}\n`);
       else {
-        const lines = messages.map(
-          (m) => `${m.at}  ${m.id}  ${m.headers['micro-dead-letter-reason'] ?? ''}  ${m.body}`,
-        );
+        // Each dead letter, then each failed attempt's error under it.
+        const lines = messages.flatMap((m) => [
+          `${m.at}  ${m.id}  ${m.headers['micro-dead-letter-reason'] ?? ''}  ${m.body}`,
+          ...(m.attempts ?? []).map((a) => `  attempt ${a.attempt}  ${a.at}  ${a.code}  ${oneLine(a.detail)}`),
+        ]);
         await write(process.stdout, lines.length ? `${lines.join('\n')}\n` : '');
         process.stderr.write(`${messages.length} dead letter${messages.length === 1 ? '' : 's'} on ${topic}\n`);
       }
@@ -40,3 +42,6 @@ export const command = defineCommand({
     });
   },
 });
+
+/** A detail on one line: a handler's error may span several. */
+const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ⏎ ');

@@ -1,10 +1,11 @@
 import { availableParallelism } from 'node:os';
+import { basename, dirname } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
 import { readConfig } from '../runtime/core/config.js';
-import { createMemoryBroker } from '../runtime/plugins/memory/broker.js';
 import { choose, resolvePlugins } from '../runtime/plugins/resolve.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LocalRuntime } from '../serve/runtime.js';
+import { DEFAULT_RETENTION, openDurableBroker, type DurableBroker } from '../serve/broker/durable-broker.js';
 import { isLoopbackHost } from '../runtime/core/loopback.js';
 import { parseListenAddress } from '../runtime/plugins/http/address.js';
 import { LISTENER_LIMITS } from '../runtime/plugins/http/listener.js';
@@ -21,6 +22,10 @@ export const command = defineCommand({
     'Runs the local runtime until interrupted: an HTTP gateway (mucp over HTTP) on --address, the broker that',
     'local processes publish to, and a manager that runs every invocation of a deployed function in a fresh',
     'single-use process, keeping --pool of them warm. Deploy functions to it with `micro-fn deploy`.',
+    '',
+    'The broker keeps messages on disk (MICRO_FN_HOME/store): a publish returns once its message is durable, a',
+    'crash or a stop of serve loses none (what was in progress comes again), a message no queue group takes yet is',
+    'kept for --retention for the first one that subscribes, and past --broker-limit a publish gets a retryable 503.',
     '',
     'The gateway also serves the part of the AWS Lambda API that `micro-fn deploy --target lambda --endpoint`',
     'and Lambda invokes use (under /2015-03-31/), running deployed zips in Lambda execution environments (up to',
@@ -57,6 +62,18 @@ export const command = defineCommand({
       type: 'string',
       value: 'MIB',
       description: 'resident memory limit per function process; past it the process is stopped (default 256)',
+    },
+    retention: {
+      type: 'string',
+      value: 'DURATION',
+      description:
+        "how long serve's broker keeps a message no queue group subscribes to yet, and a queue group without members keeps collecting (default 24h)",
+    },
+    'broker-limit': {
+      type: 'string',
+      value: 'SIZE',
+      description:
+        "bytes of messages serve's broker keeps on disk (waiting, in flight, dead letters); past it publish gets a retryable 503 (default 1GiB)",
     },
     'ack-wait': {
       type: 'string',
@@ -112,17 +129,32 @@ export const command = defineCommand({
     refuseExposed(address, auth);
     const concurrency = limit('concurrency', count(values.concurrency, 'concurrency', availableParallelism() * 2, 1));
     const ackWait = duration(values['ack-wait'], 'ack-wait');
+    const retention = positiveDuration(values.retention, 'retention') ?? DEFAULT_RETENTION;
+    const brokerLimit = size(values['broker-limit'], 'broker-limit') ?? HOSTED_BROKER_BYTES;
     // serve hosts the broker itself unless the configured one is shared with other hosts (NATS, JetStream).
     const shared = choose('broker', config.broker, 'node')?.shared === true;
+    if (shared && (values.retention !== undefined || values['broker-limit'] !== undefined))
+      throw new UserError(
+        `--retention and --broker-limit are for the broker serve hosts; the ${config.broker} broker keeps messages on its server, under that server's limits: leave them out, or choose MICRO_BROKER=local`,
+      );
     const plugins = await resolvePlugins(shared ? env : { ...env, MICRO_BROKER: undefined }, {
       broker: { ackWait, concurrency },
     });
     const registry = plugins.registry;
-    const broker = shared ? plugins.broker : createMemoryBroker({ maxBytes: HOSTED_BROKER_BYTES });
+    const home = microFnHome(env);
+    let durable: DurableBroker | undefined;
+    try {
+      if (!shared) durable = await hostedBroker(home, retention, brokerLimit, concurrency);
+    } catch (err) {
+      await plugins.close();
+      throw err;
+    }
+    const broker = durable ?? plugins.broker;
     const runtime = new LocalRuntime({
-      home: microFnHome(env),
+      home,
       registry,
       broker,
+      deadLetters: durable?.deadLetters,
       address,
       auth,
       env,
@@ -176,8 +208,40 @@ function bound(asked: string, registered: string): string {
   return shown === registered ? shown : `${shown} (registered as ${registered})`;
 }
 
-/** Bytes of messages the broker serve hosts may hold waiting for subscribers; past it, publish gets a retryable 503. */
-const HOSTED_BROKER_BYTES = 64 * 1024 * 1024;
+/** Bytes of messages the broker serve hosts keeps on disk at most; past it, publish gets a retryable 503. */
+const HOSTED_BROKER_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * The broker serve hosts: on disk under MICRO_FN_HOME/store. A subscription holds as many unsettled messages as a
+ * function runs at once (`prefetch`): the rest wait on disk, and a stop waits only for those.
+ */
+async function hostedBroker(home: string, retention: number, maxBytes: number, prefetch: number) {
+  let broker: DurableBroker;
+  try {
+    broker = await openDurableBroker({ home, retention, maxBytes, prefetch });
+  } catch (err) {
+    throw new UserError(
+      `cannot open serve's broker store under ${home}/store: ${(err as Error).message}. Is MICRO_FN_HOME writable, with space left?`,
+    );
+  }
+  if (basename(broker.path) !== 'broker')
+    process.stderr.write(
+      `another micro-fn serve holds ${dirname(broker.path)}/broker: this one keeps its messages in ${broker.path}\n`,
+    );
+  return broker;
+}
+
+/** `1048576`, `512KiB`, `64MiB`, `1GiB` (also KB, MB, GB: 1000s) as bytes, or undefined when not given. */
+function size(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/i.exec(value.trim());
+  const bytes = match ? Math.floor(Number(match[1]) * UNITS[(match[2] ?? 'b').toLowerCase()]!) : NaN;
+  if (!(bytes >= 1024))
+    throw new UserError(`--${flag} takes a size of at least 1KiB, like 512MiB or 2GiB; got "${value}"`);
+  return bytes;
+}
+
+const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 
 const limit = (field: DeployLimit, value: number): number => limitArgument(field, value)!;
 

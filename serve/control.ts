@@ -2,7 +2,7 @@
  * The control service of `micro-fn serve`, named `micro-fn`: what `micro-fn deploy`, `remove`, `publish` and
  * `dlq` call through the registry, like any other service.
  */
-import { deadLetterTopic } from '../runtime/core/broker.js';
+import { deadLetterTopic, type DeliveryFailure } from '../runtime/core/broker.js';
 import { errors } from '../runtime/core/errors.js';
 import type { ServiceDefinition } from '../runtime/core/router.js';
 import { RUNTIME_SERVICE, SETTLE_ACTIONS, type SettleAction } from '../runtime/plugins/local/protocol.js';
@@ -71,6 +71,7 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
             action,
             typeof r.delay === 'number' ? r.delay : undefined,
             typeof r.reason === 'string' ? r.reason : undefined,
+            failure(r.error),
           );
           return {};
         },
@@ -85,14 +86,22 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
         }),
         Replay: async (req: unknown) => {
           const topic = checkName('topic', record(req, 'Dlq.Replay').topic);
-          const letters = await runtime.deadLetters().drain(topic);
-          for (const l of letters)
-            await runtime.publish(topic, new TextEncoder().encode(l.body), stripDeadLetterHeaders(l.headers));
-          return { replayed: letters.length };
+          const replayed = await runtime
+            .deadLetters()
+            .replay(topic, (body, headers) => runtime.publish(topic, body, headers));
+          return { replayed };
         },
       },
     },
   };
+}
+
+/** Why a subscriber nakked, as it said: `{code, detail}` (anything else: not said). */
+function failure(value: unknown): DeliveryFailure | undefined {
+  const v = value as DeliveryFailure | undefined;
+  if (typeof v !== 'object' || v === null || typeof v.code !== 'number' || typeof v.detail !== 'string')
+    return undefined;
+  return { code: v.code, detail: v.detail };
 }
 
 /** Headers as sent: an object of strings (absent: none). */
@@ -112,7 +121,3 @@ function subscribable(value: unknown): string {
 }
 
 const DLQ_PREFIX = deadLetterTopic('');
-
-function stripDeadLetterHeaders(headers: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('micro-dead-letter-')));
-}

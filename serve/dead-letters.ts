@@ -5,7 +5,7 @@
  */
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BrokerMessage } from '../runtime/core/broker.js';
+import { failedAttempts, type BrokerMessage } from '../runtime/core/broker.js';
 import { errors } from '../runtime/core/errors.js';
 import { RUNTIME_SERVICE, type DeadLetter } from '../runtime/plugins/local/protocol.js';
 import { fileName } from './validate.js';
@@ -13,7 +13,18 @@ import { fileName } from './validate.js';
 /** Bytes of dead letters held in memory at most while their files cannot be written; past it the oldest go, said so. */
 const MAX_HELD_BYTES = 64 * 1024 * 1024;
 
-export class DeadLetters {
+/** Where `micro-fn dlq` finds a topic's dead letters, and how it hands them back. */
+export interface DeadLetterBox {
+  list(topic: string): Promise<DeadLetter[]>;
+  /**
+   * Hands every dead letter of `topic` back for another round of attempts; resolves with how many. `publish`
+   * publishes one on the topic again, for a box that cannot hand them back itself.
+   */
+  replay(topic: string, publish: (body: Uint8Array, headers: Record<string, string>) => Promise<void>): Promise<number>;
+}
+
+/** Dead letters received on `dlq.<topic>` and kept in a file per topic: for brokers that keep none themselves. */
+export class DeadLetters implements DeadLetterBox {
   readonly #dir: string;
   readonly #report: (line: string) => void;
   /** Dead letters not yet in their file, by topic. */
@@ -42,6 +53,7 @@ export class DeadLetters {
       headers: message.headers,
       body: new TextDecoder().decode(message.body),
       at: new Date().toISOString(),
+      attempts: failedAttempts(message.headers),
     };
     this.#hold(topic, letter);
     return this.#flush(topic);
@@ -130,6 +142,16 @@ export class DeadLetters {
     return { written, held: [...(this.#held.get(topic) ?? [])] };
   }
 
+  /** Publishes every dead letter of `topic` again (without its dead-letter headers) and takes it out of the file. */
+  async replay(
+    topic: string,
+    publish: (body: Uint8Array, headers: Record<string, string>) => Promise<void>,
+  ): Promise<number> {
+    const letters = await this.drain(topic);
+    for (const l of letters) await publish(new TextEncoder().encode(l.body), stripDeadLetterHeaders(l.headers));
+    return letters.length;
+  }
+
   /** Takes every dead letter of `topic` out of the file (and memory). */
   async drain(topic: string): Promise<DeadLetter[]> {
     const { written, held } = await this.#read(topic);
@@ -142,6 +164,10 @@ export class DeadLetters {
     this.#release(topic, held.length);
     return [...written, ...held];
   }
+}
+
+function stripDeadLetterHeaders(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('micro-dead-letter-')));
 }
 
 function sizeOf(letter: DeadLetter): number {

@@ -4,7 +4,7 @@
  * and stops with it. The table of extensions is serve/extensions.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BrokerMessage, Subscription } from '../runtime/core/broker.js';
+import type { BrokerMessage, DeliveryFailure, Subscription } from '../runtime/core/broker.js';
 import type { Env } from '../runtime/core/config.js';
 import type { Credential } from '../runtime/core/credential.js';
 import type { Registry } from '../runtime/core/registry.js';
@@ -44,9 +44,14 @@ export interface Host {
   say(line: string): void;
   /**
    * Triggers function `name` from `topic` on serve's broker (queue group: the name), as for local functions: `run`
-   * handles one message; true acks it, false naks it (redelivered with backoff, then dead-lettered).
+   * handles one message; true acks it, false or why it failed naks it (redelivered with backoff, then dead-lettered
+   * with each attempt's failure).
    */
-  trigger(name: string, topic: string, run: (message: BrokerMessage) => Promise<boolean>): Promise<Subscription>;
+  trigger(
+    name: string,
+    topic: string,
+    run: (message: BrokerMessage) => Promise<boolean | DeliveryFailure>,
+  ): Promise<Subscription>;
 }
 
 /** A part serve hosts. */

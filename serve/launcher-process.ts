@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { FromLauncher, LauncherConfig, SpawnSpec, ToLauncher } from './launcher.js';
@@ -18,6 +18,33 @@ interface Running {
   tracked: Tracked;
   handover: string;
 }
+
+/**
+ * Closes what this process inherited from serve without close-on-exec, which every function would inherit in turn:
+ * files a native library opened in serve (the LMDB store of serve's broker keeps its data file so), or whatever
+ * serve's own parent left open. Node opens all of its own with close-on-exec. Linux (/proc); elsewhere a no-op.
+ */
+function closeInherited(): void {
+  let fds: string[];
+  try {
+    fds = readdirSync('/proc/self/fd');
+  } catch {
+    return;
+  }
+  for (const name of fds) {
+    const fd = Number(name);
+    if (!(fd > 3)) continue; // stdin, stdout, stderr, and fd 3: the channel to serve
+    try {
+      const flags = /^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) closeSync(fd);
+    } catch {
+      // gone already (the directory's own descriptor)
+    }
+  }
+}
+
+const O_CLOEXEC = 0o2000000;
+closeInherited();
 
 const config = JSON.parse(process.argv[2] ?? '{}') as LauncherConfig;
 const reaper = new Reaper({ cgroups: config.cgroups, uid: config.user?.uid });
@@ -114,5 +141,9 @@ process.on('message', (message: ToLauncher) => {
   }
 });
 process.on('disconnect', () => void stop());
+// Node emits no 'disconnect' when serve died in the middle of writing a message (it waits for the rest): a new
+// parent (serve's death hands this process to init) says serve is gone all the same.
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && void stop(), 250).unref();
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
 send({ type: 'ready', cgroups: reaper.base !== undefined });

@@ -5,7 +5,7 @@
  * within the ack wait, or whose subscriber stopped polling (its lease ran out), is nakked and delivered again:
  * killing a subscriber in the middle of a message loses nothing.
  */
-import type { Broker, Delivery, Subscription } from '../runtime/core/broker.js';
+import type { Broker, Delivery, DeliveryFailure, Subscription } from '../runtime/core/broker.js';
 import { errors } from '../runtime/core/errors.js';
 import { newId } from '../runtime/core/id.js';
 import type { RemoteDelivery } from '../runtime/plugins/local/protocol.js';
@@ -26,6 +26,9 @@ export interface RemoteBrokerOptions {
   /** Milliseconds a handed-out delivery may stay unsettled. */
   ackWait?: number;
 }
+
+const HANDED_BACK: DeliveryFailure = { code: 503, detail: 'handed back unhandled: its subscriber unsubscribed' };
+const GONE: DeliveryFailure = { code: 503, detail: 'its subscriber stopped polling, or serve stopped' };
 
 export class RemoteSubscriptions {
   readonly #broker: Broker;
@@ -110,6 +113,7 @@ export class RemoteSubscriptions {
     action: 'ack' | 'nak' | 'term' | 'progress',
     delay?: number,
     reason?: string,
+    failure?: DeliveryFailure,
   ): Promise<void> {
     const remote = this.#get(id);
     const handed = remote.handedOut.get(token);
@@ -126,7 +130,7 @@ export class RemoteSubscriptions {
     if (remote.closed && remote.handedOut.size === 0) this.#remotes.delete(id);
     if (action === 'ack') await handed.delivery.ack();
     else if (action === 'term') await handed.delivery.term(reason);
-    else await handed.delivery.nak(delay);
+    else await handed.delivery.nak(delay, failure);
   }
 
   /**
@@ -139,7 +143,7 @@ export class RemoteSubscriptions {
     remote.closed = true;
     remote.waiter?.(undefined);
     await remote.subscription.unsubscribe();
-    await Promise.all(remote.pending.splice(0).map((d) => d.nak(0).catch(() => {})));
+    await Promise.all(remote.pending.splice(0).map((d) => d.nak(0, HANDED_BACK).catch(() => {})));
     if (remote.handedOut.size === 0) this.#remotes.delete(id);
   }
 
@@ -164,7 +168,7 @@ export class RemoteSubscriptions {
     remote.closed = true;
     const held = [...remote.pending.splice(0), ...[...remote.handedOut.values()].map((h) => h.delivery)];
     remote.handedOut.clear();
-    await Promise.all(held.map((d) => d.nak(0).catch(() => {})));
+    await Promise.all(held.map((d) => d.nak(0, GONE).catch(() => {})));
   }
 
   async #expire(): Promise<void> {
@@ -173,7 +177,12 @@ export class RemoteSubscriptions {
       for (const [token, handed] of remote.handedOut) {
         if (handed.until < now) {
           remote.handedOut.delete(token);
-          await handed.delivery.nak().catch(() => {});
+          await handed.delivery
+            .nak(undefined, {
+              code: 408,
+              detail: `not settled within the ack wait of ${this.#ackWait} ms (serve --ack-wait): its subscriber died or hangs`,
+            })
+            .catch(() => {});
         }
       }
       if (remote.closed ? remote.handedOut.size === 0 : remote.leaseUntil < now) {

@@ -11,6 +11,7 @@ import {
   deadLetterTopic,
   type Broker,
   type BrokerMessage,
+  type DeliveryFailure,
   type Subscription,
 } from '../runtime/core/broker.js';
 import { createService } from '../runtime/core/service.js';
@@ -21,7 +22,7 @@ import { errorReply, type Listener, type ServerRequest, type ServerResponse } fr
 import { createHttpListener } from '../runtime/plugins/http/listener.js';
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { DeadLetters } from './dead-letters.js';
+import { DeadLetters, type DeadLetterBox } from './dead-letters.js';
 import { EntryWatcher } from './watch.js';
 import { RemoteSubscriptions } from './remote-broker.js';
 import { LogSink } from './logs.js';
@@ -53,6 +54,11 @@ export interface RuntimeOptions {
   home: string;
   registry: Registry;
   broker: Broker;
+  /**
+   * The dead letters of a broker that keeps them itself (serve's durable broker): `micro-fn dlq` reads them there.
+   * Without it, serve subscribes to `dlq.<topic>` and keeps them in MICRO_FN_HOME/dlq (a NATS broker, a MemoryBroker).
+   */
+  deadLetters?: DeadLetterBox;
   /** `host:port` of the gateway. */
   address: string;
   /** Environment of serve: `MICRO_*` variables are passed on to function processes. */
@@ -102,7 +108,7 @@ export class LocalRuntime {
   readonly options: RuntimeOptions;
   readonly #functions = new Map<string, Deployed>();
   readonly #logs: LogSink;
-  readonly #deadLetters: DeadLetters;
+  readonly #deadLetters: DeadLetterBox;
   readonly #dlqTopics = new Map<string, Promise<Subscription>>();
   readonly #control = createService(runtimeDefinition(this), { logger: quietLogger });
   #listener: Listener | undefined;
@@ -134,7 +140,7 @@ export class LocalRuntime {
     this.#state = stateFolder(options.home, options.address);
     this.#records = new DeploymentRecords(this.#state, options.home, serveSays);
     this.#logs = new LogSink(options.home, options.echo ?? true);
-    this.#deadLetters = new DeadLetters(options.home);
+    this.#deadLetters = options.deadLetters ?? new DeadLetters(options.home);
     this.remote = new RemoteSubscriptions(options.broker, { ackWait: options.ackWait });
   }
 
@@ -382,18 +388,19 @@ export class LocalRuntime {
 
   /**
    * Triggers function `name` from `topic` (queue group: the name): `run` handles one message; ack after
-   * success, nak (redelivered with backoff, then dead-lettered) after a failure.
+   * success (true), nak (redelivered with backoff, then dead-lettered) after a failure, with its error if given.
    */
   async #trigger(
     name: string,
     topic: string,
-    run: (message: BrokerMessage, attempt: number) => Promise<boolean>,
+    run: (message: BrokerMessage, attempt: number) => Promise<boolean | DeliveryFailure>,
   ): Promise<Subscription> {
     const subscription = await this.options.broker.subscribe(
       topic,
       async (delivery) => {
-        if (await run(delivery.message, delivery.attempt)) await delivery.ack();
-        else await delivery.nak();
+        const result = await run(delivery.message, delivery.attempt);
+        if (result === true) await delivery.ack();
+        else await delivery.nak(undefined, result || undefined);
       },
       { queue: name, ack: 'manual' },
     );
@@ -401,8 +408,8 @@ export class LocalRuntime {
     return subscription;
   }
 
-  /** One process per message; a crash or a timeout fails it too. */
-  async #runMessage(deployed: Deployed, message: BrokerMessage, attempt: number): Promise<boolean> {
+  /** One process per message; a crash or a timeout fails it too (the failure says which). */
+  async #runMessage(deployed: Deployed, message: BrokerMessage, attempt: number): Promise<boolean | DeliveryFailure> {
     const { id, topic, headers, body } = message;
     const outcome: Outcome = await deployed.pool.run({
       type: 'message',
@@ -412,14 +419,17 @@ export class LocalRuntime {
       body: decoder.decode(body),
       attempt,
     });
-    return outcome.kind === 'settled' && outcome.ok;
+    if (outcome.kind === 'settled' && outcome.ok) return true;
+    return outcome.error ? { code: outcome.error.code, detail: outcome.error.detail } : false;
   }
 
   /** Keeps the dead letters of `topic` for `micro-fn dlq`; once per topic, however many functions subscribe to it. */
   async #watchDeadLetters(topic: string): Promise<void> {
+    const letters = this.#deadLetters;
+    if (!(letters instanceof DeadLetters)) return; // the broker keeps them itself
     if (!this.#dlqTopics.has(topic)) {
       const subscribing = this.options.broker.subscribe(deadLetterTopic(topic), async (delivery) => {
-        await this.#deadLetters.add(delivery.message.headers[deadLetterHeaders.topic] ?? topic, delivery.message);
+        await letters.add(delivery.message.headers[deadLetterHeaders.topic] ?? topic, delivery.message);
       });
       this.#dlqTopics.set(topic, subscribing);
       subscribing.catch(() => this.#dlqTopics.delete(topic));
@@ -476,7 +486,7 @@ export class LocalRuntime {
     await this.options.broker.publish(topic, { headers, body });
   }
 
-  deadLetters(): DeadLetters {
+  deadLetters(): DeadLetterBox {
     return this.#deadLetters;
   }
 

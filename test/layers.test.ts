@@ -161,6 +161,7 @@ layers('third-party packages are imported only where their owner lives', () => {
     nats: (f) => under(f, 'runtime/plugins/nats'),
     '@aws-sdk/client-lambda': (f) => under(f, 'runtime/plugins/lambda') || f === 'adapters/lambda/deploy.ts',
     jose: (f) => f === 'serve/auth/jwt.ts',
+    lmdb: (f) => f === 'serve/store/store.ts',
   };
   const bad = all.filter(
     (i) =>

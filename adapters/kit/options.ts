@@ -10,14 +10,15 @@ export function whole(value: string | undefined, flag: string, min: number): num
   return n;
 }
 
-/** Parses `500`, `500ms`, `2s`, `1m` into milliseconds. */
+/** Parses `500`, `500ms`, `2s`, `1m`, `24h` into milliseconds. */
 export function duration(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
-  if (!match) throw new UserError(`--${flag} takes a duration like 500ms, 30s or 5m; got "${value}"`);
-  const n = Number(match[1]);
-  return Math.round(match[2] === 's' ? n * 1000 : match[2] === 'm' ? n * 60_000 : n);
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw new UserError(`--${flag} takes a duration like 500ms, 30s, 5m or 24h; got "${value}"`);
+  return Math.round(Number(match[1]) * UNIT_MS[match[2] ?? 'ms']!);
 }
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** `--env KEY=VALUE` (or `KEY`, which passes this process's value) as a record. */
 export function envPairs(

@@ -13,6 +13,20 @@ export interface PublishMessage {
   body: Uint8Array;
 }
 
+/** Why a delivery failed: what `nak` may say, and what a dead letter records of each attempt. */
+export interface DeliveryFailure {
+  /** HTTP-like, as in error JSON (500 a handler's failure, 408 a timeout, …). */
+  code: number;
+  detail: string;
+}
+
+/** One failed delivery of a dead-lettered message. */
+export interface FailedAttempt extends DeliveryFailure {
+  attempt: number;
+  /** When it failed (ISO 8601). */
+  at: string;
+}
+
 /** One delivery of a message to one subscription. Settle it exactly once. */
 export interface Delivery {
   readonly message: BrokerMessage;
@@ -20,8 +34,11 @@ export interface Delivery {
   readonly attempt: number;
   /** Done: never deliver it again. */
   ack(): Promise<void>;
-  /** Failed: deliver it again after `delayMs` (the broker's backoff when absent) or dead-letter it past the limit. */
-  nak(delayMs?: number): Promise<void>;
+  /**
+   * Failed: deliver it again after `delayMs` (the broker's backoff when absent) or dead-letter it past the limit.
+   * `failure` says why; brokers that keep dead letters record it with the attempt.
+   */
+  nak(delayMs?: number, failure?: DeliveryFailure): Promise<void>;
   /** Poison: never deliver it again, and dead-letter it. */
   term(reason?: string): Promise<void>;
 }
@@ -47,7 +64,8 @@ export type DeliveryHandler = (delivery: Delivery) => void | Promise<void>;
 
 /**
  * Publish/subscribe. Delivery guarantees differ per plugin and are documented with each:
- * memory and local are at-least-once within the process lifetime, NATS core at-most-once, JetStream at-least-once.
+ * memory at-least-once within the process lifetime, local (serve's broker, kept on disk) and JetStream at-least-once
+ * across crashes, NATS core at-most-once.
  */
 export interface Broker {
   publish(topic: string, message: PublishMessage): Promise<void>;
@@ -65,4 +83,43 @@ export const deadLetterHeaders = {
   topic: 'micro-dead-letter-topic',
   reason: 'micro-dead-letter-reason',
   attempts: 'micro-dead-letter-attempts',
+  /** JSON array of FailedAttempt: the failures the broker was told of (`nak(delay, failure)`), oldest first. */
+  errors: 'micro-dead-letter-errors',
 } as const;
+
+const MAX_DETAIL = 1024;
+
+/** Attempt `attempt` failed now, for the reason given (a nak without one says so). */
+export function failedAttempt(attempt: number, failure: DeliveryFailure | undefined): FailedAttempt {
+  const { code, detail } = failure ?? { code: 500, detail: 'nakked without a reason' };
+  // Bounded: a dead letter keeps one per attempt, and a detail is whatever a handler threw.
+  const text = String(detail);
+  return {
+    attempt,
+    code: Number(code) || 500,
+    detail: text.length > MAX_DETAIL ? `${text.slice(0, MAX_DETAIL)}…` : text,
+    at: new Date().toISOString(),
+  };
+}
+
+/** The failures a dead letter's headers record (`deadLetterHeaders.errors`); none when absent or unreadable. */
+export function failedAttempts(headers: Record<string, string>): FailedAttempt[] {
+  try {
+    const list: unknown = JSON.parse(headers[deadLetterHeaders.errors] ?? '[]');
+    return Array.isArray(list) ? list.filter(isFailedAttempt) : [];
+  } catch {
+    return [];
+  }
+}
+
+function isFailedAttempt(value: unknown): value is FailedAttempt {
+  const v = value as FailedAttempt;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.attempt === 'number' &&
+    typeof v.code === 'number' &&
+    typeof v.detail === 'string' &&
+    typeof v.at === 'string'
+  );
+}

@@ -163,7 +163,7 @@ export class MicroFunction {
     this.#take();
     const outcome = await this.service.dispatcher.deliver(delivery.message, delivery.attempt);
     try {
-      await (outcome.ok ? delivery.ack() : delivery.nak());
+      await (outcome.ok ? delivery.ack() : delivery.nak(undefined, outcome.error));
     } catch (err) {
       this.service.logger.warn('settling the message failed; the broker will redeliver it', { error: err });
     }

@@ -109,7 +109,7 @@ export class Service {
       onRequest: async (request, reply) => reply(await this.dispatcher.handle(request)),
       onDelivery: async (delivery) => {
         const outcome = await this.dispatcher.deliver(delivery.message, delivery.attempt);
-        await (outcome.ok ? delivery.ack() : delivery.nak());
+        await (outcome.ok ? delivery.ack() : delivery.nak(undefined, outcome.error));
       },
     };
   }

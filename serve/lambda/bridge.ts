@@ -8,6 +8,7 @@
 import {
   schemeOf,
   type BrokerMessage,
+  type DeliveryFailure,
   type Env,
   type NodeRecord,
   type Registry,
@@ -17,8 +18,12 @@ import { createLambdaTransport } from '../../runtime/plugins/lambda/transport.js
 
 export interface LambdaBridgeOptions {
   registry: Registry;
-  /** Subscribes `topic` for the function `name`; `run` handles one message, and true acks it. */
-  trigger(name: string, topic: string, run: (message: BrokerMessage) => Promise<boolean>): Promise<Subscription>;
+  /** Subscribes `topic` for the function `name`; `run` handles one message: true acks it, a failure naks it. */
+  trigger(
+    name: string,
+    topic: string,
+    run: (message: BrokerMessage) => Promise<boolean | DeliveryFailure>,
+  ): Promise<Subscription>;
   /** One line per change and per failed message. */
   log(line: string): void;
   /** Where AWS settings are read (credentials, AWS_ENDPOINT_URL_LAMBDA). */
@@ -115,15 +120,16 @@ export class LambdaBridge {
     if (bridged.topics.size === 0) this.#bridged.delete(name);
   }
 
-  async #deliver(name: string, message: BrokerMessage): Promise<boolean> {
+  async #deliver(name: string, message: BrokerMessage): Promise<boolean | DeliveryFailure> {
     const nodes = this.#bridged.get(name)?.nodes ?? [];
     const node = nodes[Math.floor(Math.random() * nodes.length)];
-    if (!node) return false;
+    if (!node) return { code: 503, detail: `no Lambda function ${name} is registered any more` };
     const outcome = await this.#transport.deliver(node, message);
     if (!outcome.ok)
       this.#options.log(
         `Lambda function ${name} failed message ${message.id} on ${message.topic}: ${JSON.stringify(outcome.error)}`,
       );
-    return outcome.ok;
+    if (outcome.ok) return true;
+    return outcome.error ? { code: outcome.error.code, detail: outcome.error.detail } : false;
   }
 }

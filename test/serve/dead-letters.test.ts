@@ -13,7 +13,7 @@ let n = 0;
 const message = (topic: string) => ({
   id: `m${++n}`,
   topic,
-  headers: { 'micro-dead-letter-reason': 'failed 5 attempts' },
+  headers: { 'micro-dead-letter-reason': 'failed 5 attempts' } as Record<string, string>,
   body: new TextEncoder().encode(`{"n":${n}}`),
 });
 
@@ -53,5 +53,23 @@ dlq('keeps 3 letters it cannot write in memory, says so once, lists them, and wr
   assert.is(drained.length, 4, 'each once');
   assert.equal(await letters.list('orders'), []);
 });
+
+dlq(
+  "lists each failed attempt a dead letter's headers record, and replays without the dead-letter headers",
+  async () => {
+    const attempts = [
+      { attempt: 1, code: 500, detail: 'boom', at: '2026-01-01T00:00:00.000Z' },
+      { attempt: 2, code: 408, detail: 'did not answer within 10 ms', at: '2026-01-01T00:00:01.000Z' },
+    ];
+    const letter = message('orders');
+    letter.headers = { ...letter.headers, 'micro-dead-letter-errors': JSON.stringify(attempts), 'x-trace': 't1' };
+    await letters.add('orders', letter);
+    assert.equal((await letters.list('orders'))[0]!.attempts, attempts);
+    const published: Record<string, string>[] = [];
+    assert.is(await letters.replay('orders', async (_, headers) => void published.push(headers)), 1);
+    assert.equal(published, [{ 'x-trace': 't1' }]);
+    assert.equal(await letters.list('orders'), []);
+  },
+);
 
 dlq.run();

@@ -1,7 +1,7 @@
 /**
  * The local broker, as seen from any process on this machine: a client of the broker that `micro-fn serve`
  * hosts, found through the registry (its control service `micro-fn`), as go-micro's http broker registered
- * itself. Delivery is at-least-once while serve runs; messages are kept in serve's memory.
+ * itself. Delivery is at-least-once, across restarts of serve too: serve keeps messages on disk.
  *
  * A subscription long-polls serve for deliveries and settles each one there. A delivery left unsettled (its
  * process died) is delivered again once serve's ack wait or the subscription's lease runs out.
@@ -9,6 +9,7 @@
 import type {
   Broker,
   Delivery,
+  DeliveryFailure,
   DeliveryHandler,
   PublishMessage,
   SubscribeOptions,
@@ -191,24 +192,28 @@ class RemoteSubscription implements Subscription {
       () => void this.#runtime('Broker.Settle', { id: this.#id, token: d.token, action: 'progress' }).catch(() => {}),
       Math.max(100, this.#ackWait / 3),
     );
-    const settle = (action: 'ack' | 'nak' | 'term', delay?: number, reason?: string) => {
+    const settle = (action: 'ack' | 'nak' | 'term', delay?: number, reason?: string, failure?: DeliveryFailure) => {
       if (settled) return Promise.resolve();
       settled = true;
       clearInterval(progress);
-      return this.#runtime('Broker.Settle', { id: this.#id, token: d.token, action, delay, reason }).then(() => {});
+      const error = failure && { code: failure.code, detail: failure.detail };
+      return this.#runtime('Broker.Settle', { id: this.#id, token: d.token, action, delay, reason, error }).then(
+        () => {},
+      );
     };
     const delivery: Delivery = {
       message: { id: d.id, topic: d.topic, headers: d.headers, body: new TextEncoder().encode(d.body) },
       attempt: d.attempt,
       ack: () => settle('ack'),
-      nak: (delay) => settle('nak', delay),
+      nak: (delay, failure) => settle('nak', delay, undefined, failure),
       term: (reason) => settle('term', undefined, reason),
     };
     try {
       await handler(delivery);
       if (options.ack !== 'manual') await settle('ack');
-    } catch {
-      await settle('nak').catch(() => {});
+    } catch (err) {
+      const failure = isMicroError(err) ? err : { code: 500, detail: (err as Error)?.message ?? String(err) };
+      await settle('nak', undefined, undefined, failure).catch(() => {});
     } finally {
       clearInterval(progress);
     }

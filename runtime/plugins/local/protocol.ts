@@ -3,6 +3,7 @@
  * every endpoint. serve implements it (serve/control.ts); the local broker plugin, the local target's deploy and
  * the CLI call it. Both sides import this one module, so the shapes cannot drift apart.
  */
+import type { FailedAttempt } from '../../core/broker.js';
 import type { Client } from '../../core/client.js';
 import { UserError } from '../../core/errors.js';
 import { isLoopback } from '../../core/loopback.js';
@@ -77,6 +78,8 @@ export interface DeadLetter {
   body: string;
   /** When it was dead-lettered (ISO 8601). */
   at: string;
+  /** Each failed attempt's error (code, detail, time), oldest first, as far as the broker was told. */
+  attempts?: FailedAttempt[];
 }
 
 /** Every control endpoint: its request and its response. */
@@ -95,8 +98,16 @@ export interface ControlApi {
   };
   /** A long poll: `wait` milliseconds at most (serve caps it at 25 s). */
   'Broker.Poll': { request: { id: string; wait: number }; response: { delivery: RemoteDelivery | null } };
+  /** `error`: why a nak failed the delivery (kept with the attempt in a dead letter). */
   'Broker.Settle': {
-    request: { id: string; token: string; action: SettleAction; delay?: number; reason?: string };
+    request: {
+      id: string;
+      token: string;
+      action: SettleAction;
+      delay?: number;
+      reason?: string;
+      error?: { code: number; detail: string };
+    };
     response: Record<string, never>;
   };
   'Broker.Unsubscribe': { request: { id: string }; response: Record<string, never> };

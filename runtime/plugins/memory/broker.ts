@@ -1,9 +1,11 @@
-import { deadLetterHeaders, deadLetterTopic } from '../../core/broker.js';
+import { deadLetterHeaders, deadLetterTopic, failedAttempt } from '../../core/broker.js';
 import type {
   Broker,
   BrokerMessage,
   Delivery,
+  DeliveryFailure,
   DeliveryHandler,
+  FailedAttempt,
   PublishMessage,
   SubscribeOptions,
   Subscription,
@@ -42,7 +44,7 @@ interface Group {
   queue: boolean;
   members: Member[];
   /** Messages waiting for a member (redeliveries while the group is empty, or not yet dispatched). */
-  pending: { message: BrokerMessage; attempt: number; held: number }[];
+  pending: { message: BrokerMessage; attempt: number; held: number; failures: FailedAttempt[] }[];
   next: number;
   scheduled: boolean;
 }
@@ -125,7 +127,7 @@ export class MemoryBroker implements Broker {
     };
     for (const group of groups) {
       this.#bytes += published.body.byteLength;
-      this.#enqueue(group, published, 1, published.body.byteLength);
+      this.#enqueue(group, published, 1, published.body.byteLength, []);
     }
   }
 
@@ -183,8 +185,8 @@ export class MemoryBroker implements Broker {
     if (groups?.size === 0) this.#topics.delete(topic);
   }
 
-  #enqueue(group: Group, message: BrokerMessage, attempt: number, held: number): void {
-    group.pending.push({ message, attempt, held });
+  #enqueue(group: Group, message: BrokerMessage, attempt: number, held: number, failures: FailedAttempt[]): void {
+    group.pending.push({ message, attempt, held, failures });
     this.#schedule(group);
   }
 
@@ -196,15 +198,22 @@ export class MemoryBroker implements Broker {
       group.scheduled = false;
       while (!this.#closed && group.pending.length > 0 && group.members.length > 0) {
         const member = group.members[group.next++ % group.members.length]!;
-        const { message, attempt, held } = group.pending.shift()!;
+        const { message, attempt, held, failures } = group.pending.shift()!;
         // Leave the group the moment the last allowed message is handed over, so it is never offered another.
         if (++member.taken >= member.max) this.#leave(message.topic, group, member);
-        this.#deliver(group, member, message, attempt, held);
+        this.#deliver(group, member, message, attempt, held, failures);
       }
     });
   }
 
-  #deliver(group: Group, member: Member, message: BrokerMessage, attempt: number, held: number): void {
+  #deliver(
+    group: Group,
+    member: Member,
+    message: BrokerMessage,
+    attempt: number,
+    held: number,
+    failures: FailedAttempt[],
+  ): void {
     let settled = false;
     const settle = (then: () => void) => async () => {
       if (settled) return;
@@ -215,11 +224,14 @@ export class MemoryBroker implements Broker {
       message: { ...message, headers: { ...message.headers }, body: message.body.slice() },
       attempt,
       ack: settle(() => this.#release(held)),
-      nak: (delayMs?: number) => settle(() => this.#retry(group, message, attempt, held, delayMs))(),
+      nak: (delayMs?: number, failure?: DeliveryFailure) =>
+        settle(() =>
+          this.#retry(group, message, attempt, held, [...failures, failedAttempt(attempt, failure)], delayMs),
+        )(),
       term: (reason?: string) =>
         settle(() => {
           this.#release(held);
-          this.#deadLetter(message, reason ?? 'terminated', attempt);
+          this.#deadLetter(message, reason ?? 'terminated', attempt, failures);
         })(),
     };
     // Through a promise so a handler that throws synchronously counts as a rejection. A failed handler naks
@@ -233,15 +245,22 @@ export class MemoryBroker implements Broker {
       .catch(() => {}); // only a throwing backoff gets here
   }
 
-  #retry(group: Group, message: BrokerMessage, attempt: number, held: number, delayMs?: number): void {
+  #retry(
+    group: Group,
+    message: BrokerMessage,
+    attempt: number,
+    held: number,
+    failures: FailedAttempt[],
+    delayMs?: number,
+  ): void {
     if (attempt >= this.#maxAttempts) {
       this.#release(held);
-      return this.#deadLetter(message, `failed ${attempt} attempts`, attempt);
+      return this.#deadLetter(message, `failed ${attempt} attempts`, attempt, failures);
     }
     const redeliver = () => {
       // The group may have been forgotten and made anew since: look it up again by key.
       const target = this.#group(message.topic, group.key, group.queue);
-      if (target) this.#enqueue(target, message, attempt + 1, held);
+      if (target) this.#enqueue(target, message, attempt + 1, held, failures);
       else this.#release(held);
     };
     const delay = delayMs ?? this.#backoff(attempt);
@@ -253,12 +272,13 @@ export class MemoryBroker implements Broker {
     this.#timers.add(timer);
   }
 
-  #deadLetter(message: BrokerMessage, reason: string, attempts: number): void {
+  #deadLetter(message: BrokerMessage, reason: string, attempts: number, failures: FailedAttempt[]): void {
     const headers = {
       ...message.headers,
       [deadLetterHeaders.topic]: message.topic,
       [deadLetterHeaders.reason]: reason,
       [deadLetterHeaders.attempts]: String(attempts),
+      [deadLetterHeaders.errors]: JSON.stringify(failures),
     };
     void this.#publish(deadLetterTopic(message.topic), { headers, body: message.body }, true).catch(() => {});
   }

@@ -20,6 +20,39 @@ MemoryBrokerSuite.before.each((ctx) => {
 });
 MemoryBrokerSuite.after.each((ctx) => ctx.broker.close());
 
+MemoryBrokerSuite(
+  "a dead letter's headers record each failed attempt's code, detail and time, as nak was told",
+  async () => {
+    const broker = new MemoryBroker({ maxAttempts: 3, backoff: () => 0 });
+    try {
+      const dead = collector();
+      await broker.subscribe(deadLetterTopic('orders'), dead.handler);
+      const failure = (attempt: number) =>
+        attempt === 2 ? undefined : { code: 400 + attempt, detail: `no ${attempt}` };
+      await broker.subscribe('orders', (d) => d.nak(0, failure(d.attempt)), { ack: 'manual' });
+      await broker.publish('orders', { body: encode('x') });
+      await eventually(() => dead.deliveries.length === 1, 2000, 'the dead letter');
+      const recorded = JSON.parse(dead.deliveries[0]!.message.headers[deadLetterHeaders.errors]!) as {
+        attempt: number;
+        code: number;
+        detail: string;
+        at: string;
+      }[];
+      assert.equal(
+        recorded.map(({ attempt, code, detail }) => [attempt, code, detail]),
+        [
+          [1, 401, 'no 1'],
+          [2, 500, 'nakked without a reason'],
+          [3, 403, 'no 3'],
+        ],
+      );
+      assert.ok(recorded.every((a) => !Number.isNaN(Date.parse(a.at))));
+    } finally {
+      await broker.close();
+    }
+  },
+);
+
 MemoryBrokerSuite('drops a message published while nobody subscribed', async ({ broker }) => {
   await broker.publish('orders', { body: encode('lost') });
   const { deliveries, handler } = collector();
