@@ -2,12 +2,11 @@
 import { UserError } from '../runtime/core/errors.js';
 import { resolveEntry } from '../adapters/kit/entry.js';
 import { envPairs } from '../adapters/kit/options.js';
-import { optionValues, type DeploySession, type Target } from '../adapters/kit/target.js';
+import { optionValues, type Target } from '../adapters/kit/target.js';
 import { allTargets, loadTarget, targets } from '../adapters/targets.js';
-import { resolvePlugins } from '../runtime/plugins/resolve.js';
-import { Client } from '../runtime/core/client.js';
 import { commonOptions, envWithFlags, pluginOptions, type OptionSection, defineCommand } from './command.js';
 import { dim, write } from './output.js';
+import { lazyDeploySession } from './plugins.js';
 
 const TARGET = 'local';
 
@@ -52,13 +51,7 @@ export const command = defineCommand({
     const env = envPairs(values.env);
     const hostEnv = envWithFlags(values);
     const json = values.json === true;
-    let opened: Promise<DeploySession & { close(): Promise<void> }> | undefined;
-    const session = () =>
-      (opened ??= resolvePlugins(hostEnv).then((plugins) => ({
-        registry: plugins.registry,
-        client: new Client({ registry: plugins.registry, broker: plugins.broker, transports: plugins.transports }),
-        close: () => plugins.close(),
-      })));
+    const { session, close } = lazyDeploySession(hostEnv);
     try {
       const options = optionValues(target, values);
       const result = await target.deploy({
@@ -74,7 +67,7 @@ export const command = defineCommand({
       else process.stderr.write(`${result.summary}\n`);
       return 0;
     } finally {
-      await (await opened?.catch(() => undefined))?.close();
+      await close();
     }
   },
 });

@@ -14,6 +14,7 @@ import {
 } from '../runtime/plugins/local/protocol.js';
 import { resolvePlugins, type NodePlugins } from '../runtime/plugins/resolve.js';
 import { envWithFlags, type OptionSpec } from './command.js';
+import type { DeploySession } from '../adapters/kit/target.js';
 
 export interface Session {
   env: Record<string, string | undefined>;
@@ -41,6 +42,26 @@ export async function withSession<T>(
   } finally {
     await plugins.close();
   }
+}
+
+/**
+ * The registry and client a target's deploy or remove may ask for: opened on first use only (most targets never
+ * ask), closed by `close` whatever happened.
+ */
+export function lazyDeploySession(env: Record<string, string | undefined>): {
+  session: () => Promise<DeploySession>;
+  close: () => Promise<void>;
+} {
+  let opened: Promise<DeploySession & { close(): Promise<void> }> | undefined;
+  return {
+    session: () =>
+      (opened ??= resolvePlugins(env).then((plugins) => ({
+        registry: plugins.registry,
+        client: new Client({ registry: plugins.registry, broker: plugins.broker, transports: plugins.transports }),
+        close: () => plugins.close(),
+      }))),
+    close: async () => await (await opened?.catch(() => undefined))?.close(),
+  };
 }
 
 /** Flag of the commands that talk to `micro-fn serve`. */

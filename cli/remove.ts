@@ -1,12 +1,11 @@
 /** `micro-fn remove`: takes a deployed function away with the target `--target` names (adapters/targets.ts). */
 import { UserError } from '../runtime/core/errors.js';
-import { removeOptionValues, type DeploySession, type Target } from '../adapters/kit/target.js';
+import { removeOptionValues, type Target } from '../adapters/kit/target.js';
 import { allTargets, loadTarget, targets } from '../adapters/targets.js';
-import { Client } from '../runtime/core/client.js';
-import { resolvePlugins } from '../runtime/plugins/resolve.js';
 import { nameArgument } from '../runtime/plugins/local/limits.js';
 import { commonOptions, envWithFlags, pluginOptions, type OptionSection, defineCommand } from './command.js';
 import { dim, write } from './output.js';
+import { lazyDeploySession } from './plugins.js';
 
 const TARGET = 'local';
 
@@ -46,13 +45,7 @@ export const command = defineCommand({
     await refuseOthers(target, values);
     const hostEnv = envWithFlags(values);
     const json = values.json === true;
-    let opened: Promise<DeploySession & { close(): Promise<void> }> | undefined;
-    const session = () =>
-      (opened ??= resolvePlugins(hostEnv).then((plugins) => ({
-        registry: plugins.registry,
-        client: new Client({ registry: plugins.registry, broker: plugins.broker, transports: plugins.transports }),
-        close: () => plugins.close(),
-      })));
+    const { session, close } = lazyDeploySession(hostEnv);
     try {
       const result = await target.remove({
         name,
@@ -65,7 +58,7 @@ export const command = defineCommand({
       else process.stderr.write(`${result.summary}\n`);
       return 0;
     } finally {
-      await (await opened?.catch(() => undefined))?.close();
+      await close();
     }
   },
 });
