@@ -149,13 +149,19 @@ faults(
   async (ctx) => {
     const [serve, address] = await startServe(ctx);
     await ok(ctx, ['deploy', 'test/fixtures/backlog', '--target', 'local', '--runtime', address]);
-    const published = await publishAll(address, 'backlog.slow', jobs(ctx, 1000, 20));
+    const published = await publishAll(address, 'backlog.slow', jobs(ctx, 1000, 100));
     assert.equal(
       published.filter((r) => r.status !== 200).map((r) => r.status),
       [],
       'every publish accepted',
     );
-    await eventually(() => lines(ctx, 'handled').length >= 50, 60_000, '50 handled before the kill', 50);
+    // Killed while handlers run (begun, not done: each takes 100 ms), after 50 are done.
+    await eventually(
+      () => lines(ctx, 'handled').length >= 50 && lines(ctx, 'begun').length > lines(ctx, 'handled').length,
+      60_000,
+      '50 handled and more begun before the kill',
+      5,
+    );
     await kill(serve);
     await eventually(
       () => processesOf(serve.child.pid!).length === 0,
@@ -188,7 +194,7 @@ faults(
     );
     assert.ok(
       inFlight <= 4,
-      `${twice.length} duplicates and ${cutShort.length} cut short: no more than the 4 in flight at the kill`,
+      `${twice.length} duplicates and ${cutShort.length} cut short (of ${begunAtKill.size} begun, ${handledAtKill.size} done at the kill): no more than the 4 in flight at the kill`,
     );
     assert.ok(
       [...handled.values()].every((c) => c <= 2),
