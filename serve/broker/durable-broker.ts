@@ -35,23 +35,12 @@ import {
 } from '../../runtime/core/broker.js';
 import { MicroError, isMicroError } from '../../runtime/core/errors.js';
 import { newId } from '../../runtime/core/id.js';
-import type { DeadLetter } from '../../runtime/plugins/local/protocol.js';
-import type { DeadLetterBox } from '../dead-letters.js';
-import { openOwnStore, type Database, type Store } from '../store/store.js';
-import { Fifo } from './fifo.js';
-import {
-  KEPT,
-  plainQueue,
-  queueProblem,
-  sizeOf,
-  type DeadKey,
-  type DeadRecord,
-  type GroupKey,
-  type GroupRecord,
-  type QueueEntry,
-  type QueueKey,
-  type StoredMessage,
-} from './records.js';
+import { openOwnStore, type Store } from '../store/store.js';
+import { deadLetterBox, type DurableDeadLetters } from './dead-letter-box.js';
+import { loadIndex } from './load.js';
+import { KEPT, plainQueue, queueProblem, sizeOf, type DeadRecord, type StoredMessage } from './records.js';
+import { expire } from './retention.js';
+import { BrokerState, type Group, type Member } from './state.js';
 
 export interface DurableBrokerOptions {
   /** MICRO_FN_HOME: the store is `store/broker` under it (`broker-2`, … while another serve holds that one). */
@@ -66,7 +55,7 @@ export interface DurableBrokerOptions {
   retention?: number;
   /** Unsettled deliveries a subscription holds at once. Default 64. */
   prefetch?: number;
-  /** Where a failure to write the store is said (once per kind). Default: serve's stderr. */
+  /** Where a failure to write the store, and what the retention dropped, are said. Default: serve's stderr. */
   report?: (line: string) => void;
 }
 
@@ -75,41 +64,6 @@ export const DEFAULT_RETENTION = 24 * 60 * 60 * 1000;
 
 const defaultBackoff = (attempt: number): number => Math.min(1000, 20 * 2 ** (attempt - 1));
 const ID = 'micro-fn';
-
-interface Meta {
-  /** Queue entries (of groups in memory) and dead letters that refer to the message. */
-  refs: number;
-  size: number;
-  at: number;
-}
-
-interface Member {
-  handler: DeliveryHandler;
-  manual: boolean;
-  max: number;
-  taken: number;
-  /** Deliveries handed over and not settled. */
-  holding: number;
-}
-
-interface Group {
-  topic: string;
-  queue: string;
-  /** Written to the store (a queue group, or the messages kept for one); plain subscriptions are not. */
-  durable: boolean;
-  members: Member[];
-  ready: Fifo;
-  /** Messages whose next delivery is not the first: its attempt and the failures so far. */
-  retries: Map<number, { attempt: number; failures: FailedAttempt[] }>;
-  /** Deliveries handed over and not settled, and redeliveries waiting for their backoff. */
-  busy: number;
-  next: number;
-  scheduled: boolean;
-  /** When its last member left (ms); 0 while it has members. */
-  left: number;
-  /** Forgotten: what still comes back to it is dropped. */
-  gone: boolean;
-}
 
 /**
  * A durable broker on the embedded store under `options.home`; see the module's comment for its semantics.
@@ -133,35 +87,17 @@ export async function openDurableBroker(options: DurableBrokerOptions): Promise<
 }
 
 export class DurableBroker implements Broker {
-  readonly #store: Store;
-  readonly #messages: Database<StoredMessage, number>;
-  readonly #queue: Database<QueueEntry, QueueKey>;
-  readonly #groups: Database<GroupRecord, GroupKey>;
-  readonly #dead: Database<DeadRecord, DeadKey>;
+  readonly #state: BrokerState;
   readonly #maxAttempts: number;
   readonly #backoff: (attempt: number) => number;
   readonly #maxBytes: number;
-  readonly #retention: number;
   readonly #prefetch: number;
-  readonly #report: (line: string) => void;
-  readonly #reported = new Set<string>();
-  /** topic -> queue -> group */
-  readonly #topics = new Map<string, Map<string, Group>>();
-  readonly #meta = new Map<number, Meta>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   readonly #sweeper: ReturnType<typeof setInterval>;
-  /** When this broker opened: time serve was not running does not count against the retention. */
-  readonly #openedAt = Date.now();
-  #bytes = 0;
-  /** Bytes of dead letters (part of #bytes). */
-  #deadBytes = 0;
-  #seq = 1;
-  /** Every message up to this one is durable: it may be handed out. */
-  #durable = 0;
   #plain = 0;
-  #lastWrite: Promise<unknown> = Promise.resolve();
-  #closed = false;
   #closing: Promise<void> | undefined;
+  /** The dead letters this broker keeps, for `micro-fn dlq`; a replay hands them back itself, in one transaction. */
+  readonly deadLetters: DurableDeadLetters;
 
   /** Use openDurableBroker. Reads the index of what the store holds. */
   constructor(store: Store, options: DurableBrokerOptions) {
@@ -174,35 +110,31 @@ export class DurableBroker implements Broker {
     if (!(retention > 0)) throw new TypeError(`retention must be a positive number of ms; got ${String(retention)}`);
     if (!Number.isInteger(prefetch) || prefetch < 1)
       throw new TypeError(`prefetch must be an integer >= 1; got ${String(prefetch)}`);
-    this.#store = store;
-    this.#messages = store.database('broker.messages');
-    this.#queue = store.database('broker.queue');
-    this.#groups = store.database('broker.groups');
-    this.#dead = store.database('broker.dead');
+    const report = options.report ?? ((line) => void process.stderr.write(`[micro-fn serve] ${line}\n`));
+    this.#state = new BrokerState(store, retention, report);
     this.#maxAttempts = maxAttempts;
     this.#backoff = backoff;
     this.#maxBytes = maxBytes;
-    this.#retention = retention;
     this.#prefetch = prefetch;
-    this.#report = options.report ?? ((line) => void process.stderr.write(`[micro-fn serve] ${line}\n`));
-    this.#load();
-    this.#sweeper = setInterval(() => this.#expire(), Math.min(60_000, Math.max(10, retention / 4)));
+    loadIndex(this.#state);
+    this.deadLetters = deadLetterBox(this.#state, (group) => this.#schedule(group));
+    this.#sweeper = setInterval(() => expire(this.#state), Math.min(60_000, Math.max(10, retention / 4)));
     this.#sweeper.unref();
   }
 
   /** Where the messages are kept. */
   get path(): string {
-    return this.#store.path;
+    return this.#state.store.path;
   }
 
   /** Bytes of messages kept now (counted against `maxBytes`). */
   get bytes(): number {
-    return this.#bytes;
+    return this.#state.bytes;
   }
 
   /** Messages kept now: waiting, in flight or dead-lettered. */
   get messages(): number {
-    return this.#meta.size;
+    return this.#state.meta.size;
   }
 
   /**
@@ -210,18 +142,24 @@ export class DurableBroker implements Broker {
    * kept would pass `maxBytes`, and a 503 when the store cannot write it (nothing of it is kept then).
    */
   async publish(topic: string, message: PublishMessage): Promise<void> {
-    if (this.#closed) throw new MicroError(ID, 503, `the broker is closed: cannot publish to ${topic}`);
+    const state = this.#state;
+    if (state.closed) throw new MicroError(ID, 503, `the broker is closed: cannot publish to ${topic}`);
     if (!(message?.body instanceof Uint8Array)) throw new TypeError('a published message needs a Uint8Array body');
     const headers = { ...message.headers };
     const size = sizeOf(topic, headers, message.body);
-    if (this.#bytes + size > this.#maxBytes)
+    if (state.bytes + size > this.#maxBytes) {
+      const dead =
+        state.deadBytes > this.#maxBytes / 4
+          ? `; ${state.deadBytes} bytes of it are dead letters (micro-fn dlq <topic> lists them, --replay hands them back)`
+          : '';
       throw new MicroError(
         ID,
         503,
-        `serve's broker keeps ${this.#bytes} bytes of messages, and ${size} more would pass its limit of ${this.#maxBytes} (serve --broker-limit): publish again once subscribers catch up${this.#deadBytesHint()}`,
+        `serve's broker keeps ${state.bytes} bytes of messages, and ${size} more would pass its limit of ${this.#maxBytes} (serve --broker-limit): publish again once subscribers catch up${dead}`,
         { retryable: true },
       );
-    await this.#put(topic, headers, message.body, size, this.#recipients(topic, true));
+    }
+    await this.#put(topic, headers, message.body, size, state.recipients(topic, true));
   }
 
   /** Stores a message for `groups` and hands it out once durable. */
@@ -232,31 +170,32 @@ export class DurableBroker implements Broker {
     size: number,
     groups: Group[],
   ): Promise<void> {
+    const state = this.#state;
     if (groups.length === 0) return;
-    const seq = this.#seq++;
+    const seq = state.seq++;
     const at = Date.now();
-    this.#meta.set(seq, { refs: groups.length, size, at });
-    this.#bytes += size;
-    const write = this.#messages.put(seq, { id: newId(), topic, headers, body, at });
+    state.meta.set(seq, { refs: groups.length, size, at });
+    state.bytes += size;
+    const write = state.messages.put(seq, { id: newId(), topic, headers, body, at });
     for (const group of groups) {
-      if (group.durable) this.#queue.put([topic, group.queue, seq], { size, at, attempt: 1 });
+      if (group.durable) state.queue.put([topic, group.queue, seq], { size, at, attempt: 1 });
       group.ready.push(seq);
     }
     try {
-      await this.#written(write);
+      await state.written(write);
     } catch (err) {
       // Not kept: the groups skip it (it has no index entry any more).
-      if (this.#meta.delete(seq)) this.#bytes -= size;
+      if (state.meta.delete(seq)) state.bytes -= size;
       throw new MicroError(ID, 503, `serve's broker could not store the message: ${(err as Error).message}`, {
         retryable: true,
       });
     }
-    if (seq > this.#durable) this.#durable = seq;
+    if (seq > state.durable) state.durable = seq;
     for (const group of groups) this.#schedule(group);
   }
 
   async subscribe(topic: string, handler: DeliveryHandler, options: SubscribeOptions = {}): Promise<Subscription> {
-    if (this.#closed) throw new MicroError(ID, 503, `the broker is closed: cannot subscribe to ${topic}`);
+    if (this.#state.closed) throw new MicroError(ID, 503, `the broker is closed: cannot subscribe to ${topic}`);
     if (typeof handler !== 'function') throw new TypeError('subscribe needs a handler function');
     const { queue, max = Infinity, ack = 'auto' } = options;
     if (max !== Infinity && (!Number.isInteger(max) || max < 1))
@@ -265,7 +204,7 @@ export class DurableBroker implements Broker {
     const problem = queue ? queueProblem(queue) : undefined;
     if (problem) throw new MicroError(ID, 400, problem);
     const member: Member = { handler, manual: ack === 'manual', max, taken: 0, holding: 0 };
-    const group = queue ? this.#queueGroup(topic, queue) : this.#group(topic, plainQueue(++this.#plain), false);
+    const group = queue ? this.#queueGroup(topic, queue) : this.#state.group(topic, plainQueue(++this.#plain), false);
     group.members.push(member);
     this.#schedule(group);
     return { topic, unsubscribe: async () => this.#leave(group, member) };
@@ -273,172 +212,54 @@ export class DurableBroker implements Broker {
 
   /** The queue group `queue` of `topic`, joined: known from now on, and first to take what was kept for one. */
   #queueGroup(topic: string, queue: string): Group {
-    const group = this.#group(topic, queue, true);
+    const state = this.#state;
+    const group = state.group(topic, queue, true);
     if (group.members.length > 0) return group;
     group.left = 0;
-    this.#write(this.#groups.put([topic, queue], { left: 0 }));
-    const kept = this.#topics.get(topic)?.get(KEPT);
+    state.write(state.groups.put([topic, queue], { left: 0 }));
+    const kept = state.topics.get(topic)?.get(KEPT);
     if (kept && kept.ready.length > 0) {
       const moved: number[] = [];
       for (const seq of kept.ready) {
-        const meta = this.#meta.get(seq);
+        const meta = state.meta.get(seq);
         if (!meta) continue;
-        this.#queue.remove([topic, KEPT, seq]);
-        this.#write(this.#queue.put([topic, queue, seq], { size: meta.size, at: meta.at, attempt: 1 }));
+        state.queue.remove([topic, KEPT, seq]);
+        state.write(state.queue.put([topic, queue, seq], { size: meta.size, at: meta.at, attempt: 1 }));
         moved.push(seq);
       }
       kept.ready.clear();
-      this.#forget(kept);
+      state.forget(kept);
       group.ready.merge(moved);
     }
     return group;
   }
 
-  /** Cancels redeliveries, waits for the writes under way and closes the store. Safe to call twice. */
-  close(): Promise<void> {
-    if (!this.#closing) {
-      this.#closed = true;
-      clearInterval(this.#sweeper);
-      for (const timer of this.#timers) clearTimeout(timer);
-      this.#timers.clear();
-      this.#closing = this.#lastWrite.then(
-        () => this.#store.close(),
-        () => this.#store.close(),
-      );
-    }
-    return this.#closing;
-  }
-
-  /** The dead letters this broker keeps, for `micro-fn dlq`; a replay hands them back itself, in one transaction. */
-  readonly deadLetters: DeadLetterBox & { replay(topic: string): Promise<number> } = {
-    list: async (topic) => {
-      const out: DeadLetter[] = [];
-      for (const { key, value } of this.#deadOf(topic)) {
-        const stored = this.#messages.get(key[1]);
-        if (!stored) continue;
-        out.push({
-          id: stored.id,
-          topic,
-          headers: {
-            ...stored.headers,
-            [deadLetterHeaders.topic]: topic,
-            [deadLetterHeaders.reason]: value.reason,
-            [deadLetterHeaders.attempts]: String(value.attempts),
-          },
-          body: new TextDecoder().decode(stored.body),
-          at: value.at,
-          attempts: value.failures,
-        });
-      }
-      return out;
-    },
-    replay: async (topic) => {
-      if (this.#closed) throw new MicroError(ID, 503, `the broker is closed: cannot replay ${topic}`);
-      // One transaction (writes of one event-loop turn): every dead letter goes back, or none does.
-      const handed: [Group, number][] = [];
-      let last: Promise<unknown> | undefined;
-      for (const { key } of this.#deadOf(topic)) {
-        const [, seq, queue] = key;
-        const meta = this.#meta.get(seq);
-        if (!meta) continue;
-        // Back to the group that failed it (the others handled it), else to whoever takes the topic now.
-        const own = this.#topics.get(topic)?.get(queue);
-        const groups = own && !own.gone && own.durable ? [own] : this.#recipients(topic, true);
-        meta.at = Date.now();
-        meta.refs += groups.length - 1; // the dead letter's reference becomes the groups'
-        this.#deadBytes -= meta.size;
-        last = this.#dead.remove(key);
-        for (const group of groups) {
-          if (group.durable)
-            last = this.#queue.put([topic, group.queue, seq], { size: meta.size, at: meta.at, attempt: 1 });
-          handed.push([group, seq]);
-        }
-      }
-      if (last) await this.#written(last);
-      for (const [group, seq] of handed) group.ready.push(seq);
-      for (const group of new Set(handed.map(([g]) => g))) this.#schedule(group);
-      return handed.length;
-    },
-  };
-
-  /** The dead letters of `topic`: keys [topic, seq, queue] sort after [topic], together (their separator, 0, sorts first). */
-  *#deadOf(topic: string): Generator<{ key: DeadKey; value: DeadRecord }> {
-    for (const entry of this.#dead.getRange({ start: [topic] as unknown as DeadKey })) {
-      if (entry.key[0] !== topic) return;
-      yield entry;
-    }
-  }
-
-  // --- groups
-
-  #group(topic: string, queue: string, durable: boolean): Group {
-    let groups = this.#topics.get(topic);
-    if (!groups) this.#topics.set(topic, (groups = new Map()));
-    let group = groups.get(queue);
-    if (!group || group.gone) {
-      group = {
-        topic,
-        queue,
-        durable,
-        members: [],
-        ready: new Fifo(),
-        retries: new Map(),
-        busy: 0,
-        next: 0,
-        scheduled: false,
-        left: Date.now(),
-        gone: false,
-      };
-      groups.set(queue, group);
-    }
-    return group;
-  }
-
-  /**
-   * Who gets a message published on `topic` now: every queue group with members or without them for less than
-   * the retention, and every plain subscription; with no such queue group, the topic's kept messages (`keep`).
-   */
-  #recipients(topic: string, keep: boolean): Group[] {
-    const out: Group[] = [];
-    let queued = false;
-    const cutoff = Date.now() - this.#retention;
-    for (const group of this.#topics.get(topic)?.values() ?? []) {
-      if (group.queue === KEPT) continue;
-      if (!group.durable) {
-        if (group.members.length > 0) out.push(group);
-      } else if (group.members.length > 0 || group.left > cutoff) {
-        out.push(group);
-        queued = true;
-      }
-    }
-    if (!queued && keep) out.push(this.#group(topic, KEPT, true));
-    return out;
-  }
-
   #leave(group: Group, member: Member): void {
+    const state = this.#state;
     const index = group.members.indexOf(member);
     if (index < 0) return;
     group.members.splice(index, 1);
-    if (group.members.length > 0 || this.#closed) return;
+    if (group.members.length > 0 || state.closed) return;
     group.left = Date.now();
     // A queue group stays known (and collects) for the retention; a plain subscription goes with what it held.
-    if (group.durable) this.#write(this.#groups.put([group.topic, group.queue], { left: group.left }));
-    else this.#forget(group);
+    if (group.durable) state.write(state.groups.put([group.topic, group.queue], { left: group.left }));
+    else state.forget(group);
   }
 
-  /** Drops `group` and the messages it holds that nobody else refers to. */
-  #forget(group: Group): void {
-    group.gone = true;
-    const groups = this.#topics.get(group.topic);
-    if (groups?.get(group.queue) === group) groups.delete(group.queue);
-    if (groups?.size === 0) this.#topics.delete(group.topic);
-    for (const seq of group.ready) {
-      if (group.durable) this.#write(this.#queue.remove([group.topic, group.queue, seq]));
-      this.#unref(seq);
+  /** Cancels redeliveries, waits for the writes under way and closes the store. Safe to call twice. */
+  close(): Promise<void> {
+    const state = this.#state;
+    if (!this.#closing) {
+      state.closed = true;
+      clearInterval(this.#sweeper);
+      for (const timer of this.#timers) clearTimeout(timer);
+      this.#timers.clear();
+      this.#closing = state.lastWrite.then(
+        () => state.store.close(),
+        () => state.store.close(),
+      );
     }
-    group.ready.clear();
-    group.retries.clear();
-    if (group.durable && group.queue !== KEPT) this.#write(this.#groups.remove([group.topic, group.queue]));
+    return this.#closing;
   }
 
   // --- delivery
@@ -454,13 +275,14 @@ export class DurableBroker implements Broker {
   }
 
   #dispatch(group: Group): void {
-    while (!this.#closed && !group.gone && group.ready.length > 0) {
+    const state = this.#state;
+    while (!state.closed && !group.gone && group.ready.length > 0) {
       const seq = group.ready.peek()!;
-      if (!this.#meta.has(seq)) {
+      if (!state.meta.has(seq)) {
         group.ready.shift(); // not stored after all, or dropped
         continue;
       }
-      if (seq > this.#durable) return; // scheduled again once it is durable
+      if (seq > state.durable) return; // scheduled again once it is durable
       const member = this.#pick(group);
       if (!member) return;
       group.ready.shift();
@@ -483,7 +305,8 @@ export class DurableBroker implements Broker {
   }
 
   #deliver(group: Group, member: Member, seq: number): void {
-    const stored = this.#messages.get(seq);
+    const state = this.#state;
+    const stored = state.messages.get(seq);
     const retry = group.retries.get(seq);
     const attempt = retry?.attempt ?? 1;
     let settled = false;
@@ -494,12 +317,12 @@ export class DurableBroker implements Broker {
         settled = true;
         member.holding--;
         group.busy--;
-        if (this.#closed) return; // not written: it comes again after serve starts
+        if (state.closed) return; // not written: it comes again after serve starts
         this.#schedule(group);
         await then(...args);
       };
     if (!stored) {
-      this.#say('missing', `message ${seq} of ${group.topic} is in the index but not in the store; dropped`);
+      state.say('missing', `message ${seq} of ${group.topic} is in the index but not in the store; dropped`);
       return void settle(() => this.#ack(group, seq))();
     }
     const delivery: Delivery = {
@@ -521,31 +344,33 @@ export class DurableBroker implements Broker {
         () => (member.manual ? undefined : delivery.ack()),
         (err: unknown) => delivery.nak(undefined, failureOf(err)),
       )
-      .catch((err: unknown) => this.#say('settle', `settling a delivery failed: ${(err as Error)?.message ?? err}`));
+      .catch((err: unknown) => state.say('settle', `settling a delivery failed: ${(err as Error)?.message ?? err}`));
   }
 
   async #ack(group: Group, seq: number): Promise<void> {
+    const state = this.#state;
     group.retries.delete(seq);
     let write: Promise<unknown> | undefined;
-    if (group.durable && !group.gone) write = this.#queue.remove([group.topic, group.queue, seq]);
-    write = this.#unref(seq) ?? write;
-    if (write) await this.#committed(write);
+    if (group.durable && !group.gone) write = state.queue.remove([group.topic, group.queue, seq]);
+    write = state.unref(seq) ?? write;
+    if (write) await state.committed(write);
   }
 
   async #nak(group: Group, seq: number, attempt: number, failures: FailedAttempt[], delayMs?: number): Promise<void> {
+    const state = this.#state;
     if (attempt >= this.#maxAttempts) {
-      const stored = this.#messages.get(seq);
+      const stored = state.messages.get(seq);
       if (stored) return this.#deadLetter(group, seq, stored, `failed ${attempt} attempts`, attempt, failures);
     }
-    const meta = this.#meta.get(seq);
+    const meta = state.meta.get(seq);
     if (group.gone || !meta) {
-      this.#unref(seq); // its subscription has gone: nobody to give it to
+      state.unref(seq); // its subscription has gone: nobody to give it to
       return;
     }
     group.retries.set(seq, { attempt: attempt + 1, failures });
     let write: Promise<unknown> | undefined;
     if (group.durable)
-      write = this.#queue.put([group.topic, group.queue, seq], {
+      write = state.queue.put([group.topic, group.queue, seq], {
         size: meta.size,
         at: meta.at,
         attempt: attempt + 1,
@@ -553,8 +378,8 @@ export class DurableBroker implements Broker {
       });
     const redeliver = () => {
       group.busy--;
-      if (this.#closed) return;
-      if (group.gone) return void this.#unref(seq);
+      if (state.closed) return;
+      if (group.gone) return void state.unref(seq);
       group.ready.push(seq);
       this.#schedule(group);
     };
@@ -567,7 +392,7 @@ export class DurableBroker implements Broker {
       }, delay);
       this.#timers.add(timer);
     } else redeliver();
-    if (write) await this.#committed(write);
+    if (write) await state.committed(write);
   }
 
   /** Keeps the message as a dead letter of `group` (it still counts against the bound), and copies it to `dlq.<topic>`. */
@@ -579,11 +404,12 @@ export class DurableBroker implements Broker {
     attempts: number,
     failures: FailedAttempt[],
   ): Promise<void> {
+    const state = this.#state;
     group.retries.delete(seq);
-    const meta = this.#meta.get(seq);
+    const meta = state.meta.get(seq);
     if (!meta) return;
     // The queue entry becomes a dead letter: the message keeps its one reference.
-    if (group.durable && !group.gone) this.#queue.remove([group.topic, group.queue, seq]);
+    if (group.durable && !group.gone) state.queue.remove([group.topic, group.queue, seq]);
     const record: DeadRecord = {
       size: meta.size,
       published: meta.at,
@@ -592,8 +418,8 @@ export class DurableBroker implements Broker {
       attempts,
       failures,
     };
-    const write = this.#dead.put([group.topic, seq, group.queue], record);
-    this.#deadBytes += meta.size;
+    const write = state.dead.put([group.topic, seq, group.queue], record);
+    state.deadBytes += meta.size;
     const headers = {
       ...stored.headers,
       [deadLetterHeaders.topic]: stored.topic,
@@ -604,144 +430,11 @@ export class DurableBroker implements Broker {
     // Taken past the bound: refusing it would lose a message already accepted. Only for present subscribers: the
     // dead letter itself is kept above.
     const topic = deadLetterTopic(stored.topic);
-    void this.#put(
-      topic,
-      headers,
-      bytes(stored.body),
-      sizeOf(topic, headers, stored.body),
-      this.#recipients(topic, false),
-    ).catch((err: unknown) => this.#say('dlq', `copying a dead letter to ${topic} failed: ${(err as Error).message}`));
-    await this.#committed(write);
-  }
-
-  /** One reference to `seq` fewer; the message goes once none is left (the removal's write, if so). */
-  #unref(seq: number): Promise<unknown> | undefined {
-    const meta = this.#meta.get(seq);
-    if (!meta || --meta.refs > 0) return undefined;
-    this.#meta.delete(seq);
-    this.#bytes -= meta.size;
-    return this.#write(this.#messages.remove(seq));
-  }
-
-  // --- retention
-
-  /**
-   * Drops what waited past the retention: messages kept for a first queue group, and queue groups that have had no
-   * member for the retention, with what they hold. Time before this broker opened does not count.
-   */
-  #expire(): void {
-    if (this.#closed) return;
-    const cutoff = Date.now() - this.#retention;
-    if (this.#openedAt > cutoff) return;
-    for (const groups of [...this.#topics.values()]) {
-      for (const group of [...groups.values()]) {
-        if (!group.durable || group.members.length > 0) continue;
-        if (group.queue === KEPT) {
-          let dropped = 0;
-          group.ready.retain((seq) => {
-            const meta = this.#meta.get(seq);
-            if (meta && meta.at > cutoff) return true;
-            this.#write(this.#queue.remove([group.topic, KEPT, seq]));
-            this.#unref(seq);
-            dropped++;
-            return false;
-          });
-          if (dropped > 0)
-            this.#report(
-              `dropped ${dropped} message${dropped === 1 ? '' : 's'} of ${group.topic}: no queue group subscribed within the retention (serve --retention)`,
-            );
-          if (group.ready.length === 0) this.#forget(group);
-        } else if (group.left <= cutoff && group.busy === 0) {
-          if (group.ready.length > 0)
-            this.#report(
-              `dropped ${group.ready.length} message${group.ready.length === 1 ? '' : 's'} of ${group.topic} for queue group ${group.queue}: it has had no member for the retention (serve --retention)`,
-            );
-          this.#forget(group);
-        }
-      }
-    }
-  }
-
-  // --- the store
-
-  /**
-   * Reads the index: groups, queue entries and dead letters. Drops messages nothing refers to, and references to
-   * messages that are not there (neither is left by a crash: a message is written before what refers to it, and
-   * removed after; this mends a store damaged otherwise).
-   */
-  #load(): void {
-    const now = this.#openedAt;
-    const stored = new Set<number>();
-    let last = 0;
-    for (const seq of this.#messages.getKeys()) {
-      stored.add(seq);
-      last = Math.max(last, seq);
-    }
-    for (const { key } of this.#groups.getRange()) this.#group(key[0], key[1], true).left = now;
-    for (const { key, value } of this.#queue.getRange()) {
-      const [topic, queue, seq] = key;
-      if (!stored.has(seq)) {
-        this.#write(this.#queue.remove(key));
-        continue;
-      }
-      const group = this.#group(topic, queue, true);
-      group.left = now;
-      group.ready.push(seq);
-      if (value.attempt > 1) group.retries.set(seq, { attempt: value.attempt, failures: value.failures ?? [] });
-      this.#index(seq, value.size, value.at);
-    }
-    for (const { key, value } of this.#dead.getRange()) {
-      if (!stored.has(key[1])) {
-        this.#write(this.#dead.remove(key));
-        continue;
-      }
-      this.#index(key[1], value.size, value.published);
-      this.#deadBytes += value.size;
-    }
-    for (const seq of stored) if (!this.#meta.has(seq)) this.#write(this.#messages.remove(seq));
-    this.#seq = last + 1;
-    this.#durable = last;
-  }
-
-  #index(seq: number, size: number, at: number): void {
-    const meta = this.#meta.get(seq);
-    if (meta) meta.refs++;
-    else {
-      this.#meta.set(seq, { refs: 1, size, at });
-      this.#bytes += size;
-    }
-  }
-
-  /** Tracks a write (close waits for the last); a failure is said once per kind, the caller need not wait. */
-  #write(write: Promise<unknown>): Promise<unknown> {
-    this.#lastWrite = write;
-    write.catch((err: unknown) => this.#say('write', `its store could not write: ${(err as Error)?.message ?? err}`));
-    return write;
-  }
-
-  /** Resolves once `write` is durable: committed and flushed to disk. */
-  #written(write: Promise<unknown>): Promise<void> {
-    return this.#store.durable(this.#write(write));
-  }
-
-  /**
-   * Resolves once `write` is committed (a crash of serve keeps it; one of the machine may undo the last ones). For
-   * settling: what the machine's crash undoes is only delivered again, or dead-lettered again.
-   */
-  async #committed(write: Promise<unknown>): Promise<void> {
-    await this.#write(write);
-  }
-
-  #say(kind: string, line: string): void {
-    if (this.#reported.has(kind)) return;
-    this.#reported.add(kind);
-    this.#report(`serve's broker: ${line}`);
-  }
-
-  #deadBytesHint(): string {
-    return this.#deadBytes > this.#maxBytes / 4
-      ? `; ${this.#deadBytes} bytes of it are dead letters (micro-fn dlq <topic> lists them, --replay hands them back)`
-      : '';
+    const body = bytes(stored.body);
+    void this.#put(topic, headers, body, sizeOf(topic, headers, body), state.recipients(topic, false)).catch(
+      (err: unknown) => state.say('dlq', `copying a dead letter to ${topic} failed: ${(err as Error).message}`),
+    );
+    await state.committed(write);
   }
 }
 
