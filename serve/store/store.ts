@@ -8,7 +8,8 @@
  * bytes). Durability: LMDB writes each transaction whole or not at all (a crash never leaves half of one), and
  * every write this module reports done (`durable()`) has been committed and then flushed to the disk (fsync): a
  * SIGKILL of serve, and a crash of the machine, keep it. lmdb-js commits the writes of one event-loop turn as one
- * transaction and flushes while the next commits (`overlappingSync`), so concurrent writers share one flush.
+ * transaction and flushes while the next commits (`overlappingSync`), so concurrent writers share one flush. A write
+ * waits for the flush of its own transaction (`separateFlushed`), not for one of writes made after it.
  */
 import { linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,7 +38,7 @@ async function openRoot(path: string): Promise<RootDatabase> {
   mkdirSync(path, { recursive: true, mode: 0o700 });
   const { open } = await import('lmdb');
   // Databases: the broker's four, the key-value store's later; each named database costs LMDB a slot.
-  return open({ path, maxDbs: 32 });
+  return open({ path, maxDbs: 32, separateFlushed: true });
 }
 
 /**
@@ -80,8 +81,9 @@ class LmdbStore implements Store {
   }
 
   async durable(write: Promise<unknown>): Promise<void> {
+    const flushed = (write as Promise<unknown> & { flushed?: Promise<unknown> }).flushed;
     await write;
-    await this.#root.flushed;
+    await (flushed ?? this.#root.flushed);
   }
 
   async close(): Promise<void> {
