@@ -1,39 +1,185 @@
-// The test runner: uvu's own CLI (`uvu <dir> <pattern>`), plus the one check uvu 0.5 lacks. When a suite's
-// `before` hook throws, uvu's runner returns from its `finally` block, which swallows the error: the suite prints
-// "(0 / N)", nothing is reported and the process exits 0. Here a suite whose tests did not all run without a
-// failure being reported fails the run, saying so.
-// Usage: node --import tsx test/run.mjs test '\.test\.ts$'
+// The test runner. Usage: node --import tsx test/run.mjs test '\.test\.ts$'
+//
+// Each test file runs in a process of its own, several at a time (MICRO_FN_TEST_JOBS, default twice the CPUs;
+// 1 runs every file in this process, one after another), longest first by the last run's times. A file's output
+// is printed whole when it ends, so files never interleave. A file fails the run when a test fails, when it runs
+// longer than MICRO_FN_TEST_TIMEOUT seconds (default 600), and when it finished its tests but did not exit within
+// 15 s (something it started is still open: uvu never forces an exit). Such a file is ended with everything it
+// started (its process group).
+//
+// In a file's process the runner is uvu's own (`uvu <dir> <pattern>`), plus the one check uvu 0.5 lacks: when a
+// suite's `before` hook throws, uvu's runner returns from its `finally` block, which swallows the error: the
+// suite prints "(0 / N)", nothing is reported and the process exits 0. Here a suite whose tests did not all run
+// without a failure being reported fails the run, saying so.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parse } from 'uvu/parse';
 
 const [dir = 'test', pattern] = process.argv.slice(2);
 const { suites } = await parse(dir, pattern, { cwd: process.cwd() });
-globalThis.UVU_DEFER = 1;
-const uvu = await import('uvu');
-for (const [index, file] of suites.entries()) {
-  globalThis.UVU_INDEX = index;
-  globalThis.UVU_QUEUE.push([file.name]);
-  await import(`file:///${file.file}`);
-}
+const jobs = Number(process.env.MICRO_FN_TEST_JOBS) || 2 * availableParallelism();
 
-let unrun = 0;
-for (const group of globalThis.UVU_QUEUE) {
-  for (let i = 1; i < group.length; i++) {
-    const run = group[i];
-    group[i] = async () => {
-      const [errors, ran, skipped, total] = await run();
-      if (errors !== true || ran >= total) return [errors, ran, skipped, total];
-      unrun += total - ran;
-      return [
-        `  ${total - ran} of ${total} tests never ran: a before hook failed (uvu does not report its error)`,
-        ran,
-        skipped,
-        total,
-      ];
-    };
+if (process.env.MICRO_FN_TEST_CHILD || jobs <= 1 || suites.length <= 1) await runHere(suites);
+else await runInParallel(suites, jobs);
+
+/** Runs `suites` in this process, as uvu's CLI does, failing the run for a suite whose `before` hook threw. */
+async function runHere(suites) {
+  globalThis.UVU_DEFER = 1;
+  const uvu = await import('uvu');
+  for (const [index, file] of suites.entries()) {
+    globalThis.UVU_INDEX = index;
+    globalThis.UVU_QUEUE.push([file.name]);
+    await import(`file:///${file.file}`);
+  }
+
+  let unrun = 0;
+  for (const group of globalThis.UVU_QUEUE) {
+    for (let i = 1; i < group.length; i++) {
+      const run = group[i];
+      group[i] = async () => {
+        const [errors, ran, skipped, total] = await run();
+        if (errors !== true || ran >= total) return [errors, ran, skipped, total];
+        unrun += total - ran;
+        return [
+          `  ${total - ran} of ${total} tests never ran: a before hook failed (uvu does not report its error)`,
+          ran,
+          skipped,
+          total,
+        ];
+      };
+    }
+  }
+  await uvu.exec(false);
+  if (unrun > 0) {
+    console.error(`${unrun} tests never ran because a before hook failed`);
+    process.exitCode = 1;
   }
 }
-await uvu.exec(false);
-if (unrun > 0) {
-  console.error(`${unrun} tests never ran because a before hook failed`);
-  process.exitCode = 1;
+
+/** Runs each of `suites` in a process of its own, `jobs` at a time, and sums up. */
+async function runInParallel(suites, jobs) {
+  const timesFile = join('node_modules', '.cache', 'micro-fn', 'test-times.json');
+  const lastTimes = readJson(timesFile);
+  // Longest first: by the last run's time, else by size (a longer file tends to run longer).
+  const weight = (s) => lastTimes[s.name] ?? statSync(s.file).size / 100;
+  const queue = [...suites].sort((a, b) => weight(b) - weight(a));
+  const timeout = (Number(process.env.MICRO_FN_TEST_TIMEOUT) || 600) * 1000;
+  const running = new Set();
+  const totals = { total: 0, passed: 0, skipped: 0 };
+  const failed = [];
+  const times = { ...lastTimes };
+  const start = performance.now();
+  const stop = () => {
+    for (const child of running) killGroup(child);
+    process.exit(130);
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+
+  const worker = async () => {
+    for (let suite = queue.shift(); suite; suite = queue.shift()) {
+      const began = performance.now();
+      const result = await runFile(suite, timeout, running);
+      times[suite.name] = Math.round(performance.now() - began);
+      const counts = countsOf(result.output);
+      totals.total += counts.total;
+      totals.passed += counts.passed;
+      totals.skipped += counts.skipped;
+      const problem = result.problem ?? (result.code === 0 ? undefined : `exit ${result.code ?? result.signal}`);
+      if (problem) failed.push(`${suite.name}: ${problem}`);
+      process.stdout.write(
+        `\n${suite.name} (${(times[suite.name] / 1000).toFixed(1)} s)\n${withoutSummary(result.output)}\n` +
+          (problem ? `  FAILED: ${problem}\n` : ''),
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, suites.length) }, worker));
+
+  try {
+    mkdirSync(dirname(timesFile), { recursive: true });
+    writeFileSync(timesFile, JSON.stringify(times));
+  } catch {
+    // only a hint for the next run's order
+  }
+  const seconds = ((performance.now() - start) / 1000).toFixed(1);
+  console.log(
+    `\n  Files:     ${suites.length} (${Math.min(jobs, suites.length)} at a time)\n  Total:     ${totals.total}\n  Passed:    ${totals.passed}\n  Skipped:   ${totals.skipped}\n  Duration:  ${seconds} s`,
+  );
+  if (failed.length > 0) {
+    console.error(`\n${failed.length} of ${suites.length} test files failed:\n  ${failed.join('\n  ')}`);
+    process.exitCode = 1;
+  }
+}
+
+/** Runs one file in a process of its own (a process group, so what it starts ends with it on a timeout). */
+function runFile(suite, timeout, running) {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, process.argv[1], dir, `^${suite.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`],
+      {
+        env: { ...process.env, MICRO_FN_TEST_CHILD: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
+    running.add(child);
+    let output = '';
+    let problem;
+    let exitTimer;
+    const onData = (chunk) => {
+      output += chunk;
+      // uvu's summary ends with the duration: from then on the process has 15 s to exit.
+      if (!exitTimer && /Skipped:\s+\d+\s+Duration:/.test(output))
+        exitTimer = setTimeout(() => {
+          problem = 'its tests ended but it did not exit within 15 s: something it started is still open';
+          killGroup(child);
+        }, 15_000);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setTimeout(() => {
+      problem = `still running after ${timeout / 1000} s (MICRO_FN_TEST_TIMEOUT): ended`;
+      killGroup(child);
+    }, timeout);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      clearTimeout(exitTimer);
+      running.delete(child);
+      // What the file started in its group, if anything is left, ends with it.
+      killGroup(child);
+      resolve({ output, code, signal, problem });
+    });
+  });
+}
+
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** A file's output without uvu's summary (the run's own sums it up). */
+function withoutSummary(output) {
+  return output
+    .replace(/^\s*\S+\.test\.[cm]?[jt]s\n/, '') // uvu's own heading: the file's name, printed above already
+    .replace(/\n\s*Total:\s+\d+\s+Passed:\s+\d+\s+Skipped:\s+\d+\s+Duration:\s+\S+\s*$/, '')
+    .trimEnd();
+}
+
+/** uvu's summary of one file. */
+function countsOf(output) {
+  const count = (label) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(output)?.[1] ?? 0);
+  return { total: count('Total'), passed: count('Passed'), skipped: count('Skipped') };
+}
+
+function readJson(file) {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return {};
+  }
 }

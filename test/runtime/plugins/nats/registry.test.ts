@@ -153,7 +153,7 @@ if (natsAvailable()) {
       }
       const types: string[] = [];
       for (let i = 0; i < 10; i++)
-        types.push(((await withTimeout(events.next(), 3000, 'a watch event')).value as RegistryEvent).type);
+        types.push(((await withTimeout(events.next(), 10_000, 'a watch event')).value as RegistryEvent).type);
       assert.equal(types, Array.from({ length: 5 }, () => ['create', 'delete']).flat());
       assert.is(await stored(), 6, 'five markers younger than markerAge, and the live node');
       // A registry whose markerAge has passed for all of them sweeps them on its next deregistration.
