@@ -87,9 +87,8 @@ async function installLambdaRuntime(json: boolean): Promise<Installed> {
     const load = spawnSync(
       process.execPath,
       ['-e', `require(${JSON.stringify(join(staged, 'dist', 'rapid-client.node'))})`],
-      {
-        encoding: 'utf8',
-      },
+      // The addon reads the Runtime API's address as it loads (and aborts without one); nothing is connected to.
+      { encoding: 'utf8', env: { ...process.env, AWS_LAMBDA_RUNTIME_API: '127.0.0.1:9' }, timeout: 30_000 },
     );
     if (load.status !== 0)
       throw new UserError(`the built ${RIC_PACKAGE} does not load in this Node.js: ${lastLine(load.stderr)}`);
