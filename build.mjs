@@ -1,5 +1,8 @@
-// Compiles the CLI and the library into dist/ with esbuild. `npm install` runs it (prepare).
+// Compiles the CLI and the library into dist/ with esbuild, and the library's declarations (.d.ts, the package's
+// `types` conditions) into dist/types with tsc. `npm install` and `npm pack` run it (prepare).
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import * as esbuild from 'esbuild';
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
@@ -34,7 +37,22 @@ function expand(target) {
     .map((d) => ({ source: `${before}${d.name}${after}`, default: target.default.replace('*', d.name) }));
 }
 
+// Declarations from the sources (tsconfig.types.json), so a user's tsconfig reads .d.ts files and never type-checks
+// micro-fn's own code. tsc runs as a process of its own, beside esbuild.
+function declarations() {
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const child = spawn(process.execPath, [tsc, '-p', 'tsconfig.types.json'], {
+    cwd: new URL('.', import.meta.url),
+    stdio: 'inherit',
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`tsc (declarations) exited ${code}`))));
+  });
+}
+
 await Promise.all([
+  declarations(),
   esbuild.build({ ...common, entryPoints: library, outdir: 'dist', chunkNames: 'chunks/[name]-[hash]' }),
   esbuild.build({
     ...common,

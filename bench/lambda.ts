@@ -31,7 +31,7 @@ export async function benchLambda(n = 30): Promise<string[]> {
     if (!ricInstalled())
       return [
         sizes,
-        '(b) skipped: aws-lambda-ric (an optional dependency) is not installed; it builds with cmake and autotools',
+        '(b) skipped: the Lambda runtime interface client is not installed; run `npx micro-fn install lambda-runtime`',
       ];
 
     // Both sides start the same file: the bundle is what the zip holds, byte for byte.

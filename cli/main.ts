@@ -31,6 +31,10 @@ const commands: Record<string, { summary: string; load: () => Promise<{ command:
   describe: { summary: 'show a service: versions, endpoints, nodes', load: () => import('./describe.js') },
   logs: { summary: "print a function's output [--follow]", load: () => import('./logs.js') },
   dlq: { summary: "list a topic's dead-lettered messages [--replay]", load: () => import('./dlq.js') },
+  install: {
+    summary: 'install an optional runtime: lambda-runtime (the Lambda runtime interface client serve runs)',
+    load: () => import('./install.js'),
+  },
   auth: {
     summary: 'tokens and rules for serve --auth; an AWS profile for its Lambda API',
     load: () => import('./auth.js'),

@@ -1,17 +1,23 @@
-import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { packageRoot } from '../adapters/kit/package-root.js';
 import { UserError } from '../runtime/core/errors.js';
 import { defineCommand } from './command.js';
+import { callExample, functionFiles, invokeExample, projectFiles } from './new-templates.js';
+import { write } from './output.js';
 
 const TEMPLATES = ['rpc', 'event'] as const;
 
 export const command = defineCommand({
   name: 'new',
-  summary: 'scaffold a function that builds, runs and has a test',
+  summary: 'scaffold a project, or a function in the project you are in',
   usage: '<name>',
-  description:
-    'Creates the folder <name> with index.ts (the function) and index.test.mjs (a node:test suite that invokes it).',
+  description: [
+    'Outside a micro-fn project: creates the project <name>/ (package.json depending on this micro-fn, tsconfig.json,',
+    'the function in index.ts, its test in index.test.mjs run by `npm test`, a README, .gitignore).',
+    'Inside one (the nearest package.json depends on micro-fn, or is micro-fn): creates the function folder <name>/.',
+  ].join('\n'),
   options: {
     template: {
       type: 'string',
@@ -20,7 +26,7 @@ export const command = defineCommand({
       description: 'an RPC handler (default) or a topic subscriber',
     },
   },
-  examples: ['micro-fn new greeter', 'micro-fn new audit --template event'],
+  examples: ['micro-fn new greeter', 'micro-fn new audit --template event', 'micro-fn new greeter --json'],
   async run({ positionals, values }) {
     const [name] = positionals;
     if (!name) throw new UserError('new needs a name: micro-fn new <name>');
@@ -29,102 +35,94 @@ export const command = defineCommand({
     const template = values.template ?? 'rpc';
     if (!(TEMPLATES as readonly string[]).includes(template))
       throw new UserError(`--template takes ${TEMPLATES.join(' or ')}; got "${template}"`);
+    const kind = template as (typeof TEMPLATES)[number];
     const dir = resolve(name);
     if (existsSync(dir)) throw new UserError(`${name} already exists; choose another name or remove it`);
+    const project = projectAbove(process.cwd()) === undefined;
+    const files = {
+      ...(project ? projectFiles(kind, name, microFnDependency()) : {}),
+      ...functionFiles(kind, name),
+    };
     await mkdir(dir, { recursive: true });
-    const files = template === 'rpc' ? rpc(name) : event(name);
-    for (const [file, text] of Object.entries(files)) await writeFile(join(dir, file), text);
+    try {
+      for (const [file, text] of Object.entries(files)) await writeFile(join(dir, file), text, { flag: 'wx' });
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
     const rel = relative(process.cwd(), dir) || '.';
-    process.stdout.write(
-      [
-        `created ${rel}/ (${Object.keys(files).join(', ')})`,
-        '',
-        template === 'rpc'
-          ? `  npx micro-fn invoke ${rel} Handler.Call '{"name":"Ada"}'`
-          : `  npx micro-fn invoke ${rel} --topic ${name}.event '{"id":1}'`,
-        `  node --test ${rel}/index.test.mjs`,
-        `  npx micro-fn deploy ${rel} --target local`,
-        '',
-      ].join('\n'),
+    const next = project
+      ? [`cd ${rel}`, 'npm install', 'npm test', invokeExample(kind, name, '.')]
+      : [
+          `node --test ${rel}/index.test.mjs`,
+          invokeExample(kind, name, rel),
+          `npx micro-fn deploy ${rel} --target local   # with micro-fn serve running`,
+          callExample(kind, name),
+        ];
+    await write(
+      process.stdout,
+      values.json
+        ? `${JSON.stringify({ created: dir, kind: project ? 'project' : 'function', files: Object.keys(files), next })}\n`
+        : [
+            `created ${project ? 'the project' : 'the function'} ${rel}/ (${Object.keys(files).join(', ')})`,
+            '',
+            ...next.map((line) => `  ${line}`),
+            '',
+          ].join('\n'),
     );
     return 0;
   },
 });
 
-const testPrelude = `import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-// The micro-fn CLI of the installed package, run as a process: the function runs as it will in production.
-const pkg = createRequire(import.meta.url).resolve('micro-fn/package.json');
-const bin = join(dirname(pkg), 'cli', 'bin.mjs');
-const here = dirname(fileURLToPath(import.meta.url));
-const { NODE_OPTIONS, ...env } = process.env;
-const invoke = (...args) => execFileSync(process.execPath, [bin, 'invoke', here, ...args], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
-`;
-
-function rpc(name: string): Record<string, string> {
-  return {
-    'index.ts': `import { defineFunction, errors, type Context } from 'micro-fn';
-
-interface CallRequest {
-  name?: unknown;
+/**
+ * The micro-fn project `dir` is in: the folder of the nearest package.json above it, when that package is micro-fn
+ * or depends on it. Undefined outside one (no package.json, or the nearest one is not a micro-fn project's).
+ */
+export function projectAbove(dir: string): string | undefined {
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    const file = join(at, 'package.json');
+    if (existsSync(file)) {
+      let pkg: Record<string, unknown>;
+      try {
+        pkg = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      } catch {
+        throw new UserError(`${file} is not valid JSON: fix it, or run micro-fn new elsewhere`);
+      }
+      const depends = ['dependencies', 'devDependencies', 'peerDependencies'].some(
+        (key) => typeof pkg[key] === 'object' && pkg[key] !== null && 'micro-fn' in (pkg[key] as object),
+      );
+      return pkg.name === 'micro-fn' || depends ? at : undefined;
+    }
+    if (dirname(at) === at) return undefined;
+  }
 }
 
-export default defineFunction({
-  name: '${name}',
-  handlers: {
-    Handler: {
-      Call(req: CallRequest, ctx: Context) {
-        if (typeof req?.name !== 'string' || req.name === '') throw errors.badRequest(ctx.service, 'name is required');
-        return { message: \`Hello \${req.name}\` };
-      },
-    },
-  },
-});
-`,
-    'index.test.mjs': `${testPrelude}
-test('Handler.Call greets by name', () => {
-  assert.deepEqual(JSON.parse(invoke('Handler.Call', '{"name":"Ada"}')), { message: 'Hello Ada' });
-});
-
-test('Handler.Call answers 400 without a name', () => {
-  assert.throws(() => invoke('Handler.Call', '{}'), (err) => JSON.parse(err.stderr.trim().split('\\n').at(-1)).code === 400);
-});
-`,
-  };
-}
-
-function event(name: string): Record<string, string> {
-  return {
-    'index.ts': `import { defineFunction, errors, type MessageContext } from 'micro-fn';
-
-interface Event {
-  id?: unknown;
-}
-
-export default defineFunction({
-  name: '${name}',
-  subscribers: {
-    // Each message runs the function once; throwing fails it, and the broker delivers it again.
-    '${name}.event': (event: Event, ctx: MessageContext) => {
-      if (typeof event?.id !== 'number') throw errors.badRequest(ctx.service, 'id must be a number');
-      ctx.logger.info(\`handled event \${event.id}\`, { attempt: ctx.attempt });
-    },
-  },
-});
-`,
-    'index.test.mjs': `${testPrelude}
-test('${name}.event is handled', () => {
-  invoke('--topic', '${name}.event', '{"id":1}');
-});
-
-test('a bad ${name}.event fails, so the broker would redeliver it', () => {
-  assert.throws(() => invoke('--topic', '${name}.event', '{"id":"x"}'));
-});
-`,
-  };
+/**
+ * What a new project depends on: the micro-fn that is running. Installed from a registry, `^<version>`; installed
+ * from a tarball or a folder (npm's hidden lockfile says `resolved: file:...`), that same file; run from a clone,
+ * the clone (`file:` its folder). Paths are absolute, so the project can move but the source must stay.
+ */
+export function microFnDependency(): string {
+  const root = packageRoot();
+  const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+  const marker = `${sep}node_modules${sep}`;
+  const at = root.lastIndexOf(marker);
+  if (at === -1) return `file:${root}`;
+  // <install root>/node_modules/.package-lock.json: npm's record of what it installed there, and from where.
+  const installRoot = root.slice(0, at);
+  const inside = root
+    .slice(at + 1)
+    .split(sep)
+    .join('/');
+  try {
+    const lock = JSON.parse(readFileSync(join(installRoot, 'node_modules', '.package-lock.json'), 'utf8')) as {
+      packages?: Record<string, { resolved?: unknown }>;
+    };
+    const resolved = lock.packages?.[inside]?.resolved;
+    if (typeof resolved === 'string' && resolved.startsWith('file:'))
+      return `file:${resolve(installRoot, resolved.slice('file:'.length))}`;
+  } catch {
+    // no lockfile (an install by another tool): the registry version
+  }
+  return `^${version}`;
 }

@@ -249,10 +249,26 @@ class Steps {
     try {
       await waiter();
     } catch (err) {
-      // The waiter's message carries the last GetFunction answer as JSON: its State/LastUpdateStatus reason says why.
-      throw new UserError(`${this.name} did not ${what}: ${(err as Error).message.slice(0, 800)}`, { cause: err });
+      throw new UserError(`${this.name} did not ${what}: ${waiterReason((err as Error).message)}`, { cause: err });
     }
   }
+}
+
+/**
+ * Why a waiter gave up. Its message carries the last GetFunction answer as JSON: the State or LastUpdateStatus reason
+ * says why, in Lambda's words (the whole answer is a screen of JSON); anything else, its first 300 characters.
+ */
+function waiterReason(message: string): string {
+  try {
+    const config = (JSON.parse(message) as { reason?: { Configuration?: Record<string, unknown> } }).reason
+      ?.Configuration;
+    const reason =
+      config?.State === 'Failed' ? config.StateReason : (config?.LastUpdateStatusReason ?? config?.StateReason);
+    if (typeof reason === 'string' && reason !== '') return reason;
+  } catch {
+    // not the JSON of a GetFunction answer
+  }
+  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
 }
 
 /** An AWS failure as one line that names the function; credentials and permissions get a hint. */

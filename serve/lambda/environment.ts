@@ -8,8 +8,8 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { UserError } from '../../runtime/core/errors.js';
 import { Launcher, type LaunchedProcess } from '../launcher.js';
+import { requireRuntime } from './ric.js';
 import { RuntimeApi, type InvokeResult } from './runtime-api.js';
 
 export interface EnvironmentOptions {
@@ -52,6 +52,8 @@ export class LambdaEnvironment {
   readonly #ownLauncher: boolean;
   /** The task root where the function user can read it. */
   readonly #taskRoot: string;
+  /** The RIC's package folder when it was staged (the copy is released with the environment). */
+  readonly #ricPackage: string | undefined;
   #child: LaunchedProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #closing = false;
@@ -60,7 +62,7 @@ export class LambdaEnvironment {
     options: EnvironmentOptions,
     api: RuntimeApi,
     ric: string,
-    launcher: { launcher: Launcher; own: boolean; taskRoot: string },
+    launcher: { launcher: Launcher; own: boolean; taskRoot: string; ricPackage: string | undefined },
   ) {
     this.#options = options;
     this.#api = api;
@@ -68,19 +70,27 @@ export class LambdaEnvironment {
     this.#launcher = launcher.launcher;
     this.#ownLauncher = launcher.own;
     this.#taskRoot = launcher.taskRoot;
+    this.#ricPackage = launcher.ricPackage;
   }
 
   /** Starts the Runtime API and the runtime's process. */
   static async start(options: EnvironmentOptions): Promise<LambdaEnvironment> {
-    const ric = runtimeInterfaceClient();
+    const found = requireRuntime();
+    const ricPackage = found.dir;
     const own = options.launcher === undefined;
     const launcher = options.launcher ?? new Launcher();
     if (own) await launcher.start();
     // As on Lambda, the runtime provides the AWS SDK: a copy of the task root for the function user links micro-fn's.
-    const taskRoot = await launcher.stage(options.taskRoot, sdkLink()).catch(async (err: unknown) => {
-      if (own) await launcher.close();
-      throw err;
-    });
+    // The RIC installed under a MICRO_FN_HOME (mode 0700) is staged too: the function user could not read it there.
+    let ric: string | undefined;
+    const taskRoot = await (found.private ? launcher.stage(ricPackage) : Promise.resolve(ricPackage))
+      .then((staged) => (ric = join(staged, 'bin', 'index.mjs')))
+      .then(() => launcher.stage(options.taskRoot, sdkLink()))
+      .catch(async (err: unknown) => {
+        if (ric && found.private) await launcher.release(ricPackage);
+        if (own) await launcher.close();
+        throw err;
+      });
     const region = options.region ?? 'us-east-1';
     let env: LambdaEnvironment | undefined;
     const api = await RuntimeApi.start({
@@ -90,7 +100,12 @@ export class LambdaEnvironment {
         if (env) env.#child?.kill();
       },
     });
-    env = new LambdaEnvironment(options, api, ric, { launcher, own, taskRoot });
+    env = new LambdaEnvironment(options, api, ric!, {
+      launcher,
+      own,
+      taskRoot,
+      ricPackage: found.private ? ricPackage : undefined,
+    });
     env.#spawn();
     return env;
   }
@@ -127,6 +142,7 @@ export class LambdaEnvironment {
     await this.#exited;
     await this.#api.close();
     await this.#launcher.release(this.#options.taskRoot);
+    if (this.#ricPackage) await this.#launcher.release(this.#ricPackage);
     if (this.#ownLauncher) await this.#launcher.close();
   }
 
@@ -196,15 +212,12 @@ export class LambdaEnvironment {
   }
 }
 
-/** The RIC's executable: aws-lambda-ric's `bin/index.mjs`; a UserError saying how to get it when it is not installed. */
+/**
+ * The RIC's executable (`bin/index.mjs` of the package serve/lambda/ric.ts finds); a UserError naming
+ * `micro-fn install lambda-runtime` when it is not installed.
+ */
 export function runtimeInterfaceClient(): string {
-  try {
-    return join(dirname(createRequire(import.meta.url).resolve('aws-lambda-ric/package.json')), 'bin', 'index.mjs');
-  } catch {
-    throw new UserError(
-      'running Lambda functions locally needs the AWS Lambda runtime interface client, which was not built here: install cmake, autoconf, automake, libtool and g++, then npm install aws-lambda-ric',
-    );
-  }
+  return join(requireRuntime().dir, 'bin', 'index.mjs');
 }
 
 /** Where the function finds the AWS SDK in a copy of its task root: micro-fn's own (none when it is not installed). */

@@ -440,6 +440,7 @@ export class Functions {
         this.#settling.delete(pool);
         void pool.close();
         const reason = `the execution environment could not start: ${err.message}`;
+        this.#options.say?.(`the Lambda function ${config.FunctionName}: ${reason}`);
         if (config.State === 'Pending')
           Object.assign(config, { State: 'Failed', StateReason: reason, StateReasonCode: 'InternalError' });
         Object.assign(config, {

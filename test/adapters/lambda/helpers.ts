@@ -19,9 +19,9 @@ import { runtimeInterfaceClient } from '../../../serve/lambda/environment.js';
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
 
 /**
- * Whether the official runtime interface client is installed (an optional dependency: its native part builds
- * only where cmake and autotools are). Missing, its tests are skipped with a printed reason; with CI=true
- * (where .ci/run installs the tools) its absence is a failure.
+ * Whether the official runtime interface client is installed (`micro-fn install lambda-runtime`, found as
+ * serve/lambda/ric.ts says: a test's own MICRO_FN_HOME falls back to ~/.micro-fn). Missing, its tests are skipped
+ * with a printed reason naming that command; with CI=true (where .ci/run installs it) its absence is a failure.
  */
 export function ricAvailable(): boolean {
   let ok = true;
@@ -32,11 +32,11 @@ export function ricAvailable(): boolean {
   }
   if (!ok && process.env.CI === 'true')
     throw new Error(
-      'aws-lambda-ric is not installed, and CI=true: .ci/run installs cmake and autotools so that npm ci builds it',
+      'the Lambda runtime interface client is not installed, and CI=true: .ci/run runs `npx micro-fn install lambda-runtime`',
     );
   if (!ok)
     console.log(
-      '  (skipping tests that run Lambda environments: aws-lambda-ric is not installed; it needs cmake, autoconf, automake, libtool)',
+      '  (skipping tests that run Lambda environments: the Lambda runtime interface client is not installed; run `npx micro-fn install lambda-runtime`)',
     );
   return ok;
 }
