@@ -3,7 +3,7 @@
 // Each test file runs in a process of its own, several at a time (MICRO_FN_TEST_JOBS, default one per CPU;
 // 1 runs every file in this process, one after another), longest first by the last run's times. A file's output
 // is printed whole when it ends, so files never interleave. A file fails the run when a test fails, when it runs
-// longer than MICRO_FN_TEST_TIMEOUT seconds (default 600), and when it finished its tests but did not exit within
+// longer than MICRO_FN_TEST_TIMEOUT seconds (default 900), and when it finished its tests but did not exit within
 // 15 s (something it started is still open: uvu never forces an exit). Such a file is ended with everything it
 // started (its process group).
 //
@@ -65,7 +65,7 @@ async function runInParallel(suites, jobs) {
   // Longest first: by the last run's time, else by size (a longer file tends to run longer).
   const weight = (s) => lastTimes[s.name] ?? statSync(s.file).size / 100;
   const queue = [...suites].sort((a, b) => weight(b) - weight(a));
-  const timeout = (Number(process.env.MICRO_FN_TEST_TIMEOUT) || 600) * 1000;
+  const timeout = (Number(process.env.MICRO_FN_TEST_TIMEOUT) || 900) * 1000;
   const running = new Set();
   const totals = { total: 0, passed: 0, skipped: 0 };
   const failed = [];
