@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { OptionValues, TargetOption } from '../adapters/kit/target.js';
 import { UserError } from '../runtime/core/errors.js';
+import { didYouMean } from './suggest.js';
 
 /** An option's spec; the same shape as a target's options. */
 export type OptionSpec = TargetOption;
@@ -89,7 +90,16 @@ export function parse(command: Command, argv: string[], sections: OptionSection[
     // The parser was given these very specs: each value has the type its spec says.
     return { values: values as Parsed['values'], positionals };
   } catch (err) {
-    throw new UserError(`${(err as Error).message.split('\n')[0]} (see micro-fn ${command.name} --help)`);
+    const message = (err as Error).message.split('\n')[0]!;
+    const unknown = /^Unknown option '(--?)([^']+)'/.exec(message);
+    if (unknown) {
+      const [, dashes, flag] = unknown;
+      const names = dashes === '--' ? Object.keys(options) : Object.values(options).flatMap((o) => o.short ?? []);
+      throw new UserError(
+        `unknown option ${dashes}${flag}${didYouMean(flag!, names, (n) => `${dashes}${n}`)} (see micro-fn ${command.name} --help)`,
+      );
+    }
+    throw new UserError(`${message} (see micro-fn ${command.name} --help)`);
   }
 }
 
