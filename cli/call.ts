@@ -59,7 +59,8 @@ export const command = defineCommand({
         return 0;
       } catch (err) {
         if (!isMicroError(err)) throw err;
-        const hint = (await noServeHint(session, err)) ?? (await endpointHint(session, service, endpoint, err));
+        const hint =
+          (await noServeHint(session, err, service)) ?? (await endpointHint(session, service, endpoint, err));
         const shown = hint === undefined ? err : { ...err.toJSON(), detail: `${err.detail}: ${hint}` };
         await write(process.stderr, `${JSON.stringify(shown)}\n`);
         return 1;

@@ -60,6 +60,12 @@ export const pluginOptions = {
   'broker-address': { type: 'string', value: 'URL', description: 'broker address (env MICRO_BROKER_ADDRESS)' },
 } as const satisfies Record<string, OptionSpec>;
 
+/** The registry flags alone, for commands that read the registry and publish nothing. */
+export const registryOptions = {
+  registry: pluginOptions.registry,
+  'registry-address': pluginOptions['registry-address'],
+} as const satisfies Record<string, OptionSpec>;
+
 /** What a standalone function listens with, mirroring MICRO_TRANSPORT. */
 export const transportOption = {
   transport: { type: 'string', value: 'NAME', description: 'listen with http (default) or nats (env MICRO_TRANSPORT)' },
@@ -118,7 +124,7 @@ export async function help(command: Command, sections: OptionSection[] = []): Pr
       return `  ${flag.padEnd(30)} ${names(o.description)}`;
     });
   return [
-    `Usage: micro-fn ${command.name} ${command.usage} [options]`,
+    `Usage: micro-fn ${[command.name, command.usage, '[options]'].filter(Boolean).join(' ')}`,
     '',
     command.description ?? command.summary,
     '',

@@ -98,11 +98,14 @@ export async function callRuntime<E extends ControlEndpoint>(
 export const START_SERVE = 'Start one in another terminal: micro-fn serve';
 
 /**
- * What to add to a call's error when the cause is that no `micro-fn serve` is running: the service is not found and
+ * What to add to a call's error when the cause is that no `micro-fn serve` is running: `service` is not found and
  * no serve is registered, or a node could not be reached at the address of a registered serve (one that was killed:
  * its entry outlives it until its TTL). Nothing otherwise.
  */
-export async function noServeHint(session: Session, err: MicroError): Promise<string | undefined> {
+export async function noServeHint(session: Session, err: MicroError, service: string): Promise<string | undefined> {
+  // A 404 from a service that is registered (a standalone function's unknown endpoint) is not about serve.
+  if (err.code === 404 && (await session.plugins.registry.getService(service).catch(() => [])).length > 0)
+    return undefined;
   const runtimes = await session.plugins.registry
     .getService(RUNTIME_SERVICE)
     .then((versions) => versions.flatMap((v) => v.nodes.map((n) => n.address)))
