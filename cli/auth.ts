@@ -65,7 +65,12 @@ export const command = defineCommand({
         scopes: scopesOf(values.scope) ?? [],
         ttl: Math.floor(ms / 1000),
       });
-      await write(process.stdout, `${token}\n`);
+      await write(
+        process.stdout,
+        values.json
+          ? `${JSON.stringify({ token, expires: new Date(Date.now() + Math.floor(ms / 1000) * 1000).toISOString() })}\n`
+          : `${token}\n`,
+      );
       return 0;
     }
     if (what === 'rule') return rule(home, rest, values);
@@ -80,13 +85,13 @@ export const command = defineCommand({
         'region = us-east-1',
         `endpoint_url = ${values.endpoint ?? (await runningServe(values)) ?? `http://${DEFAULT_GATEWAY}`}`,
       ];
-      if (!values.write) {
-        await write(process.stdout, `${lines.join('\n')}\n`);
-        return 0;
-      }
-      const file = process.env.AWS_CONFIG_FILE || join(homedir(), '.aws', 'config');
-      writeProfile(file, name, lines);
-      process.stderr.write(`wrote [profile ${name}] to ${file}: aws --profile ${name} lambda …\n`);
+      const file = values.write ? process.env.AWS_CONFIG_FILE || join(homedir(), '.aws', 'config') : undefined;
+      if (file) writeProfile(file, name, lines);
+      if (values.json) {
+        const profile = Object.fromEntries(lines.slice(1).map((line) => line.split(' = ') as [string, string]));
+        await write(process.stdout, `${JSON.stringify({ profile: name, ...profile, ...(file ? { file } : {}) })}\n`);
+      } else if (file) process.stderr.write(`wrote [profile ${name}] to ${file}: aws --profile ${name} lambda …\n`);
+      else await write(process.stdout, `${lines.join('\n')}\n`);
       return 0;
     }
     throw new UserError(`auth needs what to do: ${USAGE}`);
@@ -123,6 +128,10 @@ async function rule(
       );
     const next = checkRule({ resource, access: chosen[0] as Rule['access'], ...(scopes ? { scopes } : {}) });
     writeRules(home, [...rules.filter((r) => r.resource !== resource), next]);
+    if (values.json) {
+      await write(process.stdout, `${JSON.stringify({ set: next })}\n`);
+      return 0;
+    }
     process.stderr.write(
       `rule set: ${resource} ${next.access === 'scopes' ? `needs scope ${scopes!.join(' or ')}` : `is ${next.access === 'public' ? 'public' : 'open to any valid token'}`}\n`,
     );
@@ -135,7 +144,8 @@ async function rule(
       home,
       rules.filter((r) => r.resource !== resource),
     );
-    process.stderr.write(`rule removed: ${resource}\n`);
+    if (values.json) await write(process.stdout, `${JSON.stringify({ removed: resource })}\n`);
+    else process.stderr.write(`rule removed: ${resource}\n`);
     return 0;
   }
   throw new UserError(`unknown auth rule action "${action}": ${USAGE}`);

@@ -1,7 +1,8 @@
-import { UserError, isMicroError } from '../runtime/core/errors.js';
+import { UserError, isMicroError, type MicroError } from '../runtime/core/errors.js';
 import { duration, jsonArgument, metadataFlags, pluginOptions, defineCommand } from './command.js';
 import { write } from './output.js';
-import { gatewayAuthorization, withSession } from './plugins.js';
+import { gatewayAuthorization, noServeHint, withSession, type Session } from './plugins.js';
+import { closest } from './suggest.js';
 import { nameArgument } from '../runtime/plugins/local/limits.js';
 
 export const command = defineCommand({
@@ -58,9 +59,39 @@ export const command = defineCommand({
         return 0;
       } catch (err) {
         if (!isMicroError(err)) throw err;
-        await write(process.stderr, `${JSON.stringify(err)}\n`);
+        const hint =
+          (await noServeHint(session, err, service)) ?? (await endpointHint(session, service, endpoint, err));
+        const shown = hint === undefined ? err : { ...err.toJSON(), detail: `${err.detail}: ${hint}` };
+        await write(process.stderr, `${JSON.stringify(shown)}\n`);
         return 1;
       }
     });
   },
 });
+
+/**
+ * A 404 for an endpoint the service does not have: its endpoints from the registry, the closest first. A service the
+ * registry does not have: the closest service it has. Nothing when the registry lists the endpoint (the 404 was
+ * the handler's own) or lists no endpoints for the service.
+ */
+async function endpointHint(
+  session: Session,
+  service: string,
+  endpoint: string,
+  err: MicroError,
+): Promise<string | undefined> {
+  if (err.code !== 404) return undefined;
+  const registry = session.plugins.registry;
+  const versions = await registry.getService(service).catch(() => []);
+  if (versions.length === 0) {
+    const names = (await registry.listServices().catch(() => [])).map((s) => s.name);
+    const match = closest(service, names);
+    return match === undefined
+      ? `micro-fn services lists what is registered`
+      : `did you mean ${match}? (micro-fn services lists what is registered)`;
+  }
+  const endpoints = [...new Set(versions.flatMap((v) => v.endpoints.map((e) => e.name)))].sort();
+  if (endpoints.length === 0 || endpoints.includes(endpoint)) return undefined;
+  const match = closest(endpoint, endpoints);
+  return `${match ? `did you mean ${match}? ` : ''}${service}'s endpoints: ${endpoints.join(', ')}`;
+}

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { OptionValues, TargetOption } from '../adapters/kit/target.js';
 import { UserError } from '../runtime/core/errors.js';
+import { didYouMean } from './suggest.js';
 
 /** An option's spec; the same shape as a target's options. */
 export type OptionSpec = TargetOption;
@@ -59,6 +60,12 @@ export const pluginOptions = {
   'broker-address': { type: 'string', value: 'URL', description: 'broker address (env MICRO_BROKER_ADDRESS)' },
 } as const satisfies Record<string, OptionSpec>;
 
+/** The registry flags alone, for commands that read the registry and publish nothing. */
+export const registryOptions = {
+  registry: pluginOptions.registry,
+  'registry-address': pluginOptions['registry-address'],
+} as const satisfies Record<string, OptionSpec>;
+
 /** What a standalone function listens with, mirroring MICRO_TRANSPORT. */
 export const transportOption = {
   transport: { type: 'string', value: 'NAME', description: 'listen with http (default) or nats (env MICRO_TRANSPORT)' },
@@ -89,7 +96,16 @@ export function parse(command: Command, argv: string[], sections: OptionSection[
     // The parser was given these very specs: each value has the type its spec says.
     return { values: values as Parsed['values'], positionals };
   } catch (err) {
-    throw new UserError(`${(err as Error).message.split('\n')[0]} (see micro-fn ${command.name} --help)`);
+    const message = (err as Error).message.split('\n')[0]!;
+    const unknown = /^Unknown option '(--?)([^']+)'/.exec(message);
+    if (unknown) {
+      const [, dashes, flag] = unknown;
+      const names = dashes === '--' ? Object.keys(options) : Object.values(options).flatMap((o) => o.short ?? []);
+      throw new UserError(
+        `unknown option ${dashes}${flag}${didYouMean(flag!, names, (n) => `${dashes}${n}`)} (see micro-fn ${command.name} --help)`,
+      );
+    }
+    throw new UserError(`${message} (see micro-fn ${command.name} --help)`);
   }
 }
 
@@ -108,7 +124,7 @@ export async function help(command: Command, sections: OptionSection[] = []): Pr
       return `  ${flag.padEnd(30)} ${names(o.description)}`;
     });
   return [
-    `Usage: micro-fn ${command.name} ${command.usage} [options]`,
+    `Usage: micro-fn ${[command.name, command.usage, '[options]'].filter(Boolean).join(' ')}`,
     '',
     command.description ?? command.summary,
     '',

@@ -1,5 +1,5 @@
 import { UserError } from '../runtime/core/errors.js';
-import { pluginOptions, defineCommand } from './command.js';
+import { registryOptions, defineCommand } from './command.js';
 import { write } from './output.js';
 import { callRuntime, runtimeOption, withSession } from './plugins.js';
 import { nameArgument } from '../runtime/plugins/local/limits.js';
@@ -13,12 +13,13 @@ export const command = defineCommand({
   options: {
     replay: { type: 'boolean', description: 'publish every dead letter of the topic again, and clear them' },
     ...runtimeOption,
-    ...pluginOptions,
+    ...registryOptions,
   },
   examples: ['micro-fn dlq user.created', 'micro-fn dlq user.created --replay'],
   async run({ positionals, values }) {
-    const [topic] = positionals;
+    const [topic, extra] = positionals;
     if (!topic) throw new UserError('dlq needs a topic: micro-fn dlq <topic>');
+    if (extra !== undefined) throw new UserError(`unexpected argument "${extra}": micro-fn dlq <topic> [--replay]`);
     nameArgument('topic', topic);
     return withSession(values, async (session) => {
       if (values.replay) {

@@ -1,6 +1,8 @@
 /** Wires the commands: each lives in its own file and is loaded only when asked for, so --help is instant. */
 import { help, parse, type Command } from './command.js';
 import { report } from './output.js';
+import { didYouMean } from './suggest.js';
+import { UserError } from '../runtime/core/errors.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   new: { summary: 'scaffold a function that builds, runs and has a test', load: () => import('./new.js') },
@@ -60,14 +62,26 @@ function usage(): string {
   ].join('\n');
 }
 
+/** An unknown command: one line with the closest command, if one is close; the list of commands otherwise. */
+function unknownCommand(name: string, json: boolean): number {
+  const hint = didYouMean(name, Object.keys(commands));
+  if (hint || json) return report(new UserError(`unknown command "${name}"${hint} (see micro-fn --help)`), json);
+  process.stderr.write(`micro-fn: unknown command "${name}"\n\n${usage()}`);
+  return 1;
+}
+
 export async function main(argv: string[]): Promise<void> {
+  // micro-fn supports every Node the SDK still runs on (engines: >=20); the SDK's notice that its own releases
+  // after January 2027 will need Node 22 would print 9 lines on every Lambda deploy and call. Its documented switch
+  // (aws/aws-sdk-js-v3#7983), unless the user set it themselves.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const [name, ...rest] = argv;
   const json = rest.includes('--json');
   let code: number;
   try {
     if (!name || name === '--help' || name === '-h' || name === 'help') {
       const target = name === 'help' ? rest[0] : undefined;
-      if (target && commands[target]) {
+      if (target && Object.hasOwn(commands, target) && commands[target]) {
         const { command } = await commands[target].load();
         process.stdout.write(await help(command, await command.sections?.()));
       } else process.stdout.write(usage());
@@ -75,9 +89,8 @@ export async function main(argv: string[]): Promise<void> {
     } else if (name === '--version' || name === '-v') {
       process.stdout.write(`${VERSION}\n`);
       code = 0;
-    } else if (!commands[name]) {
-      process.stderr.write(`micro-fn: unknown command "${name}"\n\n${usage()}`);
-      code = 1;
+    } else if (!Object.hasOwn(commands, name) || !commands[name]) {
+      code = unknownCommand(name, json);
     } else {
       const { command } = await commands[name].load();
       const sections = await command.sections?.();

@@ -31,10 +31,19 @@ export function report(err: unknown, json: boolean): number {
   } else if (err instanceof Error && err.name === 'UserError') {
     // Matched by name: the error may come from the function's bundle, another copy of the runtime.
     const message = (err as Error).message;
+    // A failure may keep the whole answer it summarises (a Lambda waiter's last GetFunction): --json shows it.
+    const response = (err as { response?: unknown }).response;
+    const detail = typeof response === 'string' ? `${message}; the whole response: ${response}` : message;
     process.stderr.write(
       json
-        ? `${JSON.stringify({ id: 'micro-fn', code: 400, detail: message, status: 'Bad Request' })}\n`
+        ? `${JSON.stringify({ id: 'micro-fn', code: 400, detail, status: 'Bad Request' })}\n`
         : `${red('micro-fn:')} ${message}\n`,
+    );
+  } else if (json) {
+    // Still error JSON, as --json promises; the stack goes first, for the report.
+    const detail = `unexpected error (a bug: please report it): ${(err as Error)?.message ?? String(err)}`;
+    process.stderr.write(
+      `${(err as Error)?.stack ?? String(err)}\n${JSON.stringify({ id: 'micro-fn', code: 500, detail, status: 'Internal Server Error' })}\n`,
     );
   } else {
     process.stderr.write(

@@ -5,7 +5,9 @@ import { AUTH_TOKEN_ENV } from '../runtime/core/credential.js';
 import { isLoopback } from '../runtime/core/loopback.js';
 import { readCredential } from '../runtime/plugins/local/credential.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
+import { UserError, isMicroError, type MicroError } from '../runtime/core/errors.js';
 import {
+  RUNTIME_SERVICE,
   callControl,
   controlToken,
   runtimeAddress,
@@ -80,9 +82,39 @@ export async function callRuntime<E extends ControlEndpoint>(
   request: ControlApi[E]['request'],
   options: { runtime?: string; timeout?: number } = {},
 ): Promise<ControlApi[E]['response']> {
+  // None registered is a UserError that says how to start one.
   const address = await runtimeAddress(session.plugins.registry, options.runtime);
   const token = controlToken(address, () => readCredential(microFnHome(session.env)));
-  return callControl(session.client, endpoint, request, { timeout: options.timeout, address, token });
+  try {
+    return await callControl(session.client, endpoint, request, { timeout: options.timeout, address, token });
+  } catch (err) {
+    if (isMicroError(err) && err.unreachable)
+      throw new UserError(`${err.detail}: the micro-fn serve registered there is not running. ${START_SERVE}`);
+    throw err;
+  }
+}
+
+/** How to start the runtime, for errors that found none. */
+export const START_SERVE = 'Start one in another terminal: micro-fn serve';
+
+/**
+ * What to add to a call's error when the cause is that no `micro-fn serve` is running: `service` is not found and
+ * no serve is registered, or a node could not be reached at the address of a registered serve (one that was killed:
+ * its entry outlives it until its TTL). Nothing otherwise.
+ */
+export async function noServeHint(session: Session, err: MicroError, service: string): Promise<string | undefined> {
+  // A 404 from a service that is registered (a standalone function's unknown endpoint) is not about serve.
+  if (err.code === 404 && (await session.plugins.registry.getService(service).catch(() => [])).length > 0)
+    return undefined;
+  const runtimes = await session.plugins.registry
+    .getService(RUNTIME_SERVICE)
+    .then((versions) => versions.flatMap((v) => v.nodes.map((n) => n.address)))
+    .catch(() => [] as string[]);
+  if (err.code === 404 && runtimes.length === 0)
+    return `no micro-fn serve is running for this registry (MICRO_FN_HOME, MICRO_REGISTRY), so nothing is deployed. ${START_SERVE}; then micro-fn deploy <entry>`;
+  if (err.unreachable && runtimes.some((address) => err.detail.includes(address)))
+    return `the micro-fn serve registered there is not running (its registry entry outlives it for up to a minute). ${START_SERVE}`;
+  return undefined;
 }
 
 /**

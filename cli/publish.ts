@@ -1,5 +1,6 @@
 import { UserError } from '../runtime/core/errors.js';
 import { jsonArgument, metadataFlags, pluginOptions, defineCommand } from './command.js';
+import { write } from './output.js';
 import { withSession } from './plugins.js';
 import { nameArgument } from '../runtime/plugins/local/limits.js';
 
@@ -29,7 +30,8 @@ export const command = defineCommand({
     const metadata = metadataFlags(values.metadata);
     return withSession(values, async ({ client }) => {
       await client.publish(topic, payload, { metadata });
-      process.stderr.write(`published on ${topic}\n`);
+      if (values.json) await write(process.stdout, `${JSON.stringify({ published: true, topic })}\n`);
+      else process.stderr.write(`published on ${topic}\n`);
       return 0;
     });
   },

@@ -1,7 +1,7 @@
 import { UserError } from '../runtime/core/errors.js';
 import { duration, envWithFlags, pluginOptions, sourceMapOption, transportOption, defineCommand } from './command.js';
 import { loadFunction } from './load.js';
-import { exitCode } from './output.js';
+import { exitCode, write } from './output.js';
 
 export const command = defineCommand({
   name: 'run',
@@ -19,6 +19,9 @@ export const command = defineCommand({
     'deregisters and exits. SIGTERM or SIGINT ends a waiting instance at once; a serving one fires the',
     "handler's signal and exits once it answered, or after 1 s (its caller then gets a 503). A second signal",
     'exits at once.',
+    '',
+    'With --json, "listening on" is {"listening":"http://HOST:PORT"} on stderr, and how it ended is',
+    '{"kind":"request|message|idle|stopped","ok":true|false,"endpoint"|"topic":...,"error":{...}} on stdout.',
     '',
     'Exit codes: 0 the handler succeeded (or nothing came before --idle-timeout, or it was stopped while',
     'waiting); 1 it failed; 124 it timed out (the reply was a 408).',
@@ -53,6 +56,7 @@ export const command = defineCommand({
     if (!entry) throw new UserError('run needs an entry: micro-fn run <entry>');
     if (extra !== undefined) throw new UserError(`unexpected argument "${extra}"`);
     const env = envWithFlags(values);
+    const json = values.json === true;
     const idleTimeout = duration(values['idle-timeout'], 'idle-timeout');
     const bundle = await loadFunction(entry, env, values['source-maps'] === true);
 
@@ -69,12 +73,17 @@ export const command = defineCommand({
       idleTimeout,
       timeout: timeout || undefined,
       signal: controller.signal,
-      onListening: (address) => process.stderr.write(`listening on ${address}\n`),
+      onListening: (address) =>
+        process.stderr.write(json ? `${JSON.stringify({ listening: address })}\n` : `listening on ${address}\n`),
     });
     process.off('SIGINT', stop).off('SIGTERM', stop);
-    if (outcome.kind === 'idle') process.stderr.write(`no invocation within ${values['idle-timeout']}; exiting\n`);
     const code = outcome.kind === 'request' || outcome.kind === 'message' ? outcome.error?.code : undefined;
-    if (code === 408) process.stderr.write('the invocation timed out; exiting\n');
+    if (json) {
+      // How it ended, on stdout: kind, ok, endpoint or topic, and the error JSON its caller got, if any.
+      await write(process.stdout, `${JSON.stringify(outcome)}\n`);
+    } else if (outcome.kind === 'idle')
+      process.stderr.write(`no invocation within ${values['idle-timeout']}; exiting\n`);
+    else if (code === 408) process.stderr.write('the invocation timed out; exiting\n');
     return exitCode(outcome.ok, code);
   },
 });

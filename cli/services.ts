@@ -1,4 +1,4 @@
-import { pluginOptions, defineCommand } from './command.js';
+import { registryOptions, defineCommand } from './command.js';
 import { write } from './output.js';
 import { withSession } from './plugins.js';
 
@@ -6,7 +6,7 @@ export const command = defineCommand({
   name: 'services',
   summary: 'list the services in the registry',
   usage: '',
-  options: { ...pluginOptions },
+  options: { ...registryOptions },
   examples: ['micro-fn services', 'micro-fn services --json'],
   async run({ values }) {
     return withSession(values, async ({ plugins }) => {

@@ -249,26 +249,43 @@ class Steps {
     try {
       await waiter();
     } catch (err) {
-      throw new UserError(`${this.name} did not ${what}: ${waiterReason((err as Error).message)}`, { cause: err });
+      // The waiter's message is the last GetFunction answer as JSON: one line of it says why; the CLI's --json error
+      // carries all of it (`response`).
+      const response = (err as Error).message;
+      throw Object.assign(new UserError(`${this.name} did not ${what}: ${waiterReason(response)}`, { cause: err }), {
+        response,
+      });
     }
   }
 }
 
 /**
- * Why a waiter gave up. Its message carries the last GetFunction answer as JSON: the State or LastUpdateStatus reason
- * says why, in Lambda's words (the whole answer is a screen of JSON); anything else, its first 300 characters.
+ * Why a waiter gave up, in one line, from its error message (the waiter's result as JSON: `{state, reason}`, the
+ * reason being the last GetFunction answer or a sentence): the function's State and LastUpdateStatus with Lambda's
+ * reasons, else the reason itself, else the message's first 200 characters.
  */
-function waiterReason(message: string): string {
+export function waiterReason(message: string): string {
+  let result: { state?: unknown; reason?: unknown } | undefined;
   try {
-    const config = (JSON.parse(message) as { reason?: { Configuration?: Record<string, unknown> } }).reason
-      ?.Configuration;
-    const reason =
-      config?.State === 'Failed' ? config.StateReason : (config?.LastUpdateStatusReason ?? config?.StateReason);
-    if (typeof reason === 'string' && reason !== '') return reason;
+    result = JSON.parse(message) as typeof result;
   } catch {
-    // not the JSON of a GetFunction answer
+    // not the waiter's JSON
   }
-  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+  const reason = result?.reason as
+    { Configuration?: Record<string, unknown>; name?: unknown; message?: unknown } | string | undefined;
+  if (typeof reason === 'string') return `${reason} (${String(result?.state)})`;
+  const c = reason?.Configuration;
+  const parts: string[] = [];
+  if (typeof c?.State === 'string' && c.State !== 'Active')
+    parts.push(`State ${c.State}${typeof c.StateReason === 'string' ? ` (${c.StateReason})` : ''}`);
+  if (typeof c?.LastUpdateStatus === 'string' && c.LastUpdateStatus !== 'Successful')
+    parts.push(
+      `LastUpdateStatus ${c.LastUpdateStatus}${typeof c.LastUpdateStatusReason === 'string' ? ` (${c.LastUpdateStatusReason})` : ''}`,
+    );
+  if (parts.length > 0) return parts.join('; ');
+  if (typeof reason?.message === 'string') return `${String(reason.name ?? 'Error')}: ${reason.message}`;
+  const first = message.split('\n')[0]!;
+  return first.length > 200 ? `${first.slice(0, 200)}… (--json shows all of it)` : first;
 }
 
 /** An AWS failure as one line that names the function; credentials and permissions get a hint. */

@@ -30,6 +30,8 @@ export const apiErrors = {
   notFound: (message: string) => new LambdaApiError(404, 'ResourceNotFoundException', message),
   conflict: (message: string) => new LambdaApiError(409, 'ResourceConflictException', message),
   invalidParameter: (message: string) => new LambdaApiError(400, 'InvalidParameterValueException', message),
+  /** A request that breaks a constraint of Lambda's API model (an enum, a length, a range). */
+  validation: (message: string) => new LambdaApiError(400, 'ValidationException', message),
   invalidContent: (message: string) => new LambdaApiError(400, 'InvalidRequestContentException', message),
   preconditionFailed: (message: string) => new LambdaApiError(412, 'PreconditionFailedException', message),
   tooLarge: (message: string) => new LambdaApiError(413, 'RequestTooLargeException', message),

@@ -41,8 +41,11 @@ export interface FunctionConfiguration {
 /** The settings a create or a configuration update may change. */
 export type Settings = Pick<
   FunctionConfiguration,
-  'Runtime' | 'Role' | 'Handler' | 'Description' | 'Timeout' | 'MemorySize' | 'Environment'
+  'Runtime' | 'Role' | 'Handler' | 'Description' | 'Timeout' | 'MemorySize' | 'Environment' | 'Architectures'
 >;
+
+/** The instruction set architectures Lambda takes (`Architectures` holds exactly one). */
+export const ARCHITECTURES = ['x86_64', 'arm64'] as const;
 
 /** `arn:aws:lambda:REGION:000000000000:function:NAME` */
 export function functionArn(region: string, name: string): string {
@@ -74,7 +77,6 @@ export function newConfiguration(
     StateReason: 'The function is being created.',
     StateReasonCode: 'Creating',
     PackageType: 'Zip',
-    Architectures: ['x86_64'],
     EphemeralStorage: { Size: 512 },
     TracingConfig: { Mode: 'PassThrough' },
     LoggingConfig: { LogFormat: 'Text', LogGroup: `/aws/lambda/${name}` },
@@ -113,7 +115,26 @@ export function readSettings(body: Record<string, unknown>, existing?: Settings)
     Timeout: whole('Timeout', 1, 900, existing?.Timeout ?? 3),
     MemorySize: whole('MemorySize', 128, 10240, existing?.MemorySize ?? 128),
     ...readEnvironment(body.Environment, existing?.Environment),
+    Architectures: readArchitectures(body.Architectures, existing?.Architectures),
   };
+}
+
+/**
+ * `Architectures`, kept as given (the local endpoint runs every function on the host's own architecture); absent, the
+ * current one or x86_64. Anything else is refused in Lambda's words, a ValidationException.
+ */
+export function readArchitectures(value: unknown, existing: readonly string[] = ['x86_64']): string[] {
+  if (value === undefined || value === null) return [...existing];
+  const shown = Array.isArray(value) ? `[${value.map(String).join(', ')}]` : String(value);
+  if (!Array.isArray(value) || value.length !== 1)
+    throw apiErrors.validation(
+      `1 validation error detected: Value '${shown}' at 'architectures' failed to satisfy constraint: Member must have length less than or equal to 1`,
+    );
+  if (!(ARCHITECTURES as readonly unknown[]).includes(value[0]))
+    throw apiErrors.validation(
+      `1 validation error detected: Value '${shown}' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [${ARCHITECTURES.join(', ')}], Member must not be null]`,
+    );
+  return [value[0] as string];
 }
 
 function readEnvironment(value: unknown, existing: Settings['Environment']): Pick<Settings, 'Environment'> {
@@ -134,9 +155,10 @@ function readEnvironment(value: unknown, existing: Settings['Environment']): Pic
 
 /** What decides whether PublishVersion makes a new version: the code and the settings. */
 export function fingerprint(config: FunctionConfiguration): string {
-  const { CodeSha256, Runtime, Role, Handler, Description, Timeout, MemorySize, Environment } = config;
+  const { CodeSha256, Runtime, Role, Handler, Description, Timeout, MemorySize, Environment, Architectures } = config;
   return JSON.stringify([
     CodeSha256,
+    Architectures,
     Runtime,
     Role,
     Handler,

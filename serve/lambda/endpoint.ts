@@ -9,7 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LambdaApiError, apiErrors } from './api-error.js';
-import { readSettings } from './configuration.js';
+import { readArchitectures, readSettings } from './configuration.js';
+import { listFunctions, paged, versionKey } from './listing.js';
 import { Functions, type FunctionsOptions } from './functions.js';
 import { MAX_RESPONSE_BYTES } from './runtime-api.js';
 import { ReceiveBudget, receive } from './body.js';
@@ -115,18 +116,29 @@ export class LambdaEndpoint {
     const method = req.method ?? 'GET';
     const [, ref, part, sub] = match ?? [];
     const target = ref === undefined ? undefined : functionRef(decoded(ref));
-    const qualifier = url.searchParams.get('Qualifier') ?? target?.qualifier;
+    const given = url.searchParams.get('Qualifier') ?? undefined;
+    if (given !== undefined && target?.qualifier !== undefined && given !== target.qualifier)
+      throw apiErrors.invalidParameter(
+        'The derived qualifier from the function name does not match the specified qualifier.',
+      );
+    const qualifier = given ?? target?.qualifier;
     const fns = this.#functions;
     if (!match) throw notImplemented(method, url.pathname);
     if (!target) {
+      if (method === 'GET') return { status: 200, body: listFunctions(fns, url.searchParams) };
       if (method !== 'POST') throw notImplemented(method, url.pathname);
       const body = jsonObject(raw);
       const name = typeof body.FunctionName === 'string' ? functionRef(body.FunctionName).name : '';
-      if (body.Publish === true)
-        throw apiErrors.invalidParameter(
-          'Publish is not supported by the local endpoint: call PublishVersion once the function is Active',
-        );
-      return { status: 201, body: await fns.create(regionOf(req), name, readSettings(body), zipFile(body.Code)) };
+      return {
+        status: 201,
+        body: await fns.create(
+          regionOf(req),
+          name,
+          readSettings(body),
+          zipFile(body.Code),
+          flag(body.Publish, 'Publish'),
+        ),
+      };
     }
     const { name } = target;
     const route = `${method} ${part ?? ''}${sub === undefined ? '' : '/'}`;
@@ -140,12 +152,32 @@ export class LambdaEndpoint {
         return { status: 200, body: fns.get(name, qualifier) };
       case 'PUT code': {
         const body = jsonObject(raw);
-        if (body.Publish === true || body.DryRun === true)
-          throw apiErrors.invalidParameter(
-            'Publish and DryRun are not supported by the local endpoint: call PublishVersion once the update is done',
-          );
-        return { status: 200, body: await fns.updateCode(name, zipFile(body)) };
+        if (body.DryRun === true)
+          throw apiErrors.invalidParameter('DryRun is not supported by the local endpoint: send the update itself');
+        const architectures =
+          body.Architectures === undefined
+            ? undefined
+            : readArchitectures(body.Architectures, fns.get(name).Architectures);
+        return {
+          status: 200,
+          body: await fns.updateCode(name, zipFile(body), { architectures, publish: flag(body.Publish, 'Publish') }),
+        };
       }
+      case 'GET versions':
+        return {
+          status: 200,
+          body: paged('Versions', fns.versions(name), url.searchParams, (c) => versionKey('', c.Version)),
+        };
+      case 'GET aliases': {
+        const version = url.searchParams.get('FunctionVersion') ?? undefined;
+        if (version !== undefined && !/^(\$LATEST|[0-9]+)$/.test(version))
+          throw apiErrors.validation(
+            `1 validation error detected: Value '${version}' at 'functionVersion' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\$LATEST|[0-9]+)`,
+          );
+        return { status: 200, body: paged('Aliases', fns.aliases(name, version), url.searchParams, (a) => a.Name) };
+      }
+      case 'GET aliases/':
+        return { status: 200, body: fns.alias(name, decoded(sub!)) };
       case 'PUT configuration':
         return {
           status: 200,
@@ -267,6 +299,13 @@ function optional(value: unknown, field: string): string | undefined {
   return value === undefined || value === null ? undefined : required(value, field);
 }
 
+/** A boolean field of a request body: absent is false. */
+function flag(value: unknown, field: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== 'boolean') throw apiErrors.invalidContent(`${field} must be a boolean`);
+  return value;
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return typeof value === 'string' && value !== '' ? value : undefined;
@@ -274,7 +313,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 function notImplemented(method: string, path: string): LambdaApiError {
   return apiErrors.unknownOperation(
-    `${method} ${path} is not part of micro-fn serve's Lambda API: CreateFunction, GetFunction, GetFunctionConfiguration, UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction, PublishVersion, CreateAlias, UpdateAlias and Invoke are`,
+    `${method} ${path} is not part of micro-fn serve's Lambda API: CreateFunction, ListFunctions, GetFunction, GetFunctionConfiguration, UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction, PublishVersion, ListVersionsByFunction, CreateAlias, GetAlias, ListAliases, UpdateAlias and Invoke are`,
   );
 }
 
@@ -288,6 +327,10 @@ function operationOf(req: IncomingMessage): string {
 
 const OPERATIONS: Record<string, string> = {
   'POST -': 'CreateFunction',
+  'GET -': 'ListFunctions',
+  'GET versions': 'ListVersionsByFunction',
+  'GET aliases': 'ListAliases',
+  'GET aliases/': 'GetAlias',
   'GET ': 'GetFunction',
   'GET configuration': 'GetFunctionConfiguration',
   'PUT code': 'UpdateFunctionCode',

@@ -88,8 +88,17 @@ export class Functions {
     this.#options = options;
   }
 
-  /** CreateFunction: unpacks the code now (a bad zip is refused here), starts its first environment after. */
-  async create(region: string, name: string, settings: Settings, zipFile: Uint8Array): Promise<FunctionConfiguration> {
+  /**
+   * CreateFunction: unpacks the code now (a bad zip is refused here), starts its first environment after. With
+   * `publish`, version 1 is published with it (Pending as `$LATEST` is, until the environment is ready) and returned.
+   */
+  async create(
+    region: string,
+    name: string,
+    settings: Settings,
+    zipFile: Uint8Array,
+    publish = false,
+  ): Promise<FunctionConfiguration> {
     if (!/^[a-zA-Z0-9-_]{1,64}$/.test(name))
       throw apiErrors.invalidParameter(
         `FunctionName must be 1 to 64 letters, digits, dashes or underscores; got "${name}"`,
@@ -106,20 +115,34 @@ export class Functions {
       entries: [],
     };
     this.#functions.set(name, fn);
+    const published = publish ? this.#newVersion(fn) : undefined;
     this.#settle(fn);
     await this.#save(name, fn);
-    return config;
+    return structuredClone(published ?? config);
   }
 
-  /** UpdateFunctionCode. */
-  async updateCode(name: string, zipFile: Uint8Array): Promise<FunctionConfiguration> {
+  /**
+   * UpdateFunctionCode, with `Architectures` when given; with `publish`, a version of the new code is published in
+   * the same step (in progress as `$LATEST` is) and returned.
+   */
+  async updateCode(
+    name: string,
+    zipFile: Uint8Array,
+    options: { architectures?: string[]; publish?: boolean } = {},
+  ): Promise<FunctionConfiguration> {
     const fn = this.#idle(name);
     const code = await this.#unpack(name, zipFile);
     this.#idle(name); // another update may have begun while this one unpacked
     fn.latest.taskRoot = code.taskRoot;
-    const config = this.#update(fn, { CodeSha256: code.sha256, CodeSize: code.size });
+    const config = this.#update(fn, {
+      CodeSha256: code.sha256,
+      CodeSize: code.size,
+      ...(options.architectures ? { Architectures: options.architectures } : {}),
+    });
+    // In the same turn as #update's settle began, so the version cannot miss its outcome.
+    const published = options.publish ? this.#newVersion(fn) : undefined;
     await this.#save(name, fn);
-    return config;
+    return structuredClone(published ?? config);
   }
 
   /** UpdateFunctionConfiguration, with the settings already merged over the current ones. */
@@ -144,6 +167,17 @@ export class Functions {
         `CodeSHA256 (${codeSha256}) is different from current CodeSHA256 in $LATEST (${latest.CodeSha256}). Please try again with the CodeSHA256 in $LATEST.`,
       );
     }
+    const config = this.#newVersion(fn, description);
+    await this.#save(name, fn);
+    return structuredClone(config);
+  }
+
+  /**
+   * A numbered version of `$LATEST` as it is now, unless the last one has the same code and settings (then that one).
+   * Published during a create or update, it is in that state too until the update settles (#settle).
+   */
+  #newVersion(fn: LambdaFunction, description?: string): FunctionConfiguration {
+    const latest = fn.latest.config;
     const last = [...fn.versions.values()].at(-1);
     if (last && fingerprint(last.config) === fingerprint(latest)) return last.config;
     const version = String(++fn.lastVersion);
@@ -156,8 +190,38 @@ export class Functions {
       LastModified: lastModified(),
     };
     fn.versions.set(version, { config, taskRoot: fn.latest.taskRoot });
-    await this.#save(name, fn);
     return config;
+  }
+
+  /** ListFunctions: `$LATEST` of every function by name, and with `all` each one's versions after it. */
+  list(all: boolean): FunctionConfiguration[] {
+    return [...this.#functions.keys()]
+      .sort()
+      .flatMap((name) => (all ? this.versions(name) : [this.#functions.get(name)!.latest.config]));
+  }
+
+  /** ListVersionsByFunction: `$LATEST`, then the published versions by number. */
+  versions(name: string): FunctionConfiguration[] {
+    const fn = this.#function(name);
+    return [
+      fn.latest,
+      ...[...fn.versions.values()].sort((a, b) => Number(a.config.Version) - Number(b.config.Version)),
+    ].map((s) => s.config);
+  }
+
+  /** GetAlias. */
+  alias(name: string, alias: string): AliasConfiguration {
+    const fn = this.#function(name);
+    const config = fn.aliases.get(alias);
+    if (!config) throw apiErrors.notFound(`Cannot find alias arn: ${fn.arn}:${alias}`);
+    return config;
+  }
+
+  /** ListAliases, by name; with `version`, only those that point at it. */
+  aliases(name: string, version?: string): AliasConfiguration[] {
+    return [...this.#function(name).aliases.values()]
+      .filter((a) => version === undefined || a.FunctionVersion === version)
+      .sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
   }
 
   /** CreateAlias. */
@@ -431,8 +495,11 @@ export class Functions {
         if (fn.deleted) return void pool.close();
         const previous = fn.latest.pool;
         fn.latest.pool = pool;
-        Object.assign(config, { State: 'Active', LastUpdateStatus: 'Successful' });
-        for (const key of ['StateReason', 'StateReasonCode', 'LastUpdateStatusReason'] as const) delete config[key];
+        // A version published with the create or update (Publish: true) settles with it.
+        for (const settled of [config, ...this.#unsettled(fn)]) {
+          Object.assign(settled, { State: 'Active', LastUpdateStatus: 'Successful' });
+          for (const key of ['StateReason', 'StateReasonCode', 'LastUpdateStatusReason'] as const) delete settled[key];
+        }
         void previous?.close();
         void this.#save(config.FunctionName, fn);
       },
@@ -441,16 +508,25 @@ export class Functions {
         void pool.close();
         const reason = `the execution environment could not start: ${err.message}`;
         this.#options.say?.(`the Lambda function ${config.FunctionName}: ${reason}`);
-        if (config.State === 'Pending')
-          Object.assign(config, { State: 'Failed', StateReason: reason, StateReasonCode: 'InternalError' });
-        Object.assign(config, {
-          LastUpdateStatus: 'Failed',
-          LastUpdateStatusReason: reason,
-          LastUpdateStatusReasonCode: 'InternalError',
-        });
+        for (const failed of [config, ...this.#unsettled(fn)]) {
+          if (failed.State === 'Pending')
+            Object.assign(failed, { State: 'Failed', StateReason: reason, StateReasonCode: 'InternalError' });
+          Object.assign(failed, {
+            LastUpdateStatus: 'Failed',
+            LastUpdateStatusReason: reason,
+            LastUpdateStatusReasonCode: 'InternalError',
+          });
+        }
         void this.#save(config.FunctionName, fn);
       },
     );
+  }
+
+  /** The versions published while a create or update was in progress: they take its outcome. */
+  #unsettled(fn: LambdaFunction): FunctionConfiguration[] {
+    return [...fn.versions.values()]
+      .map((s) => s.config)
+      .filter((c) => c.State === 'Pending' || c.LastUpdateStatus === 'InProgress');
   }
 
   #pool(config: FunctionConfiguration, taskRoot: string): EnvironmentPool {

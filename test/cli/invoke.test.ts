@@ -139,7 +139,10 @@ invoke('prints one clear line for a user mistake, no stack', async () => {
     [['invoke', 'nope', 'A.B'], /^micro-fn: nope: no such file or folder\n$/],
     [['invoke', 'examples/helloworld'], /^micro-fn: invoke needs an endpoint/],
     [['invoke', 'examples/helloworld', 'Hello'], /is not an endpoint: use Service.Method/],
-    [['invoke', 'examples/helloworld', 'Greeter.Hello', '--bogus'], /Unknown option '--bogus'/],
+    [
+      ['invoke', 'examples/helloworld', 'Greeter.Hello', '--bogus'],
+      /^micro-fn: unknown option --bogus \(see micro-fn invoke --help\)/,
+    ],
     [['invoke', 'test/fixtures/no-default', 'A.B'], /must `export default defineFunction/],
     [['frobnicate'], /unknown command "frobnicate"/],
   ];

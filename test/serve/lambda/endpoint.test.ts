@@ -207,7 +207,12 @@ endpoint(
       api.client.send(new InvokeCommand({ FunctionName: 'taken', Payload: new TextEncoder().encode('{not json') })),
     );
     assert.equal([payload.name, payload.status], ['InvalidRequestContentException', 400]);
-    const raw = await withTimeout(signedFetch(`${api.url}/2015-03-31/functions`), 5000, 'GET /2015-03-31/functions');
+    // GetPolicy: not part of the local API.
+    const raw = await withTimeout(
+      signedFetch(`${api.url}/2015-03-31/functions/taken/policy`),
+      5000,
+      'GET /2015-03-31/functions/taken/policy',
+    );
     assert.is(raw.status, 404);
     assert.is(raw.headers.get('x-amzn-errortype'), 'UnknownOperationException');
     assert.equal(Object.keys((await raw.json()) as object), ['Type', 'message']);
