@@ -67,7 +67,12 @@ export class LogSink {
     this.#rotation = rotation;
   }
 
-  /** The file `micro-fn logs <name>` reads. */
+  /** The folder of every function's log files. */
+  static folder(home: string): string {
+    return join(home, 'logs');
+  }
+
+  /** The file `micro-fn logs <name>` reads (its rotated predecessors are `<file>.1`, `.2`, ...). */
   static file(home: string, name: string): string {
     return join(home, 'logs', fileName(name, '.log'));
   }
@@ -184,4 +189,22 @@ export class LogSink {
       files.map((f) => new Promise<void>((resolve) => (f.stream.destroyed ? resolve() : f.stream.end(resolve)))),
     );
   }
+}
+
+/** One kept line: when it was written, by which function's process, during which invocation (`init` while loading). */
+export interface LogLine {
+  time: string;
+  function: string;
+  invocation: string;
+  stream: 'stdout' | 'stderr';
+  message: string;
+}
+
+const LINE = /^(\S+) (\S+) (.*?) (stdout|stderr): (.*)$/s;
+
+/** A line of a log file as LogSink wrote it, or undefined for one that is not (a file edited by hand). */
+export function parseLogLine(text: string): LogLine | undefined {
+  const m = LINE.exec(text);
+  if (!m) return undefined;
+  return { time: m[1]!, function: m[2]!, invocation: m[3]!, stream: m[4] as LogLine['stream'], message: m[5]! };
 }

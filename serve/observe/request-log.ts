@@ -17,7 +17,9 @@ export function invocationJson(event: InvocationEvent): Record<string, unknown> 
 export function invocationLine(event: InvocationEvent, color: boolean): string {
   const paint = (code: string, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
   const what =
-    event.kind === 'message' ? `${event.topic}#${event.attempt ?? 1}` : (event.endpoint ?? (event.kind === 'lambda' ? 'Invoke' : '-'));
+    event.kind === 'message'
+      ? `${event.topic}#${event.attempt ?? 1}`
+      : (event.endpoint ?? (event.kind === 'lambda' ? 'Invoke' : '-'));
   const status = event.kind === 'message' && event.ok ? 'ok ' : String(event.status);
   const tone = event.ok ? '32' : event.status >= 500 ? '31' : '33';
   const parts = [

@@ -15,7 +15,6 @@ const LOG_GROWTH = Math.log(GROWTH);
 /** Enough buckets to reach 10 minutes: past it, the last one. */
 const BUCKETS = Math.ceil(Math.log(600_000 / MIN_MS) / LOG_GROWTH) + 1;
 
-
 interface Slot {
   /** The start of the 30 s this slot counts (ms since the epoch, a multiple of SLOT_MS); -1 unused. */
   start: number;
