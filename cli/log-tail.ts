@@ -3,8 +3,8 @@
  * appended, across rotation (a file renamed `.1` is read to its end before its successor, which LogSink makes only
  * once the old one is complete), a serve restart (the file is appended to) and a removed folder (made again).
  */
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 /** One line, without its newline. Lines start with their ISO 8601 time, so they sort as text. */
 export interface Entry {
@@ -18,14 +18,26 @@ interface Followed {
   offset: number;
   /** Text after the last newline read: a line still being written. */
   partial: string;
+  /** Inodes of the files of this log already read (or being read): a rotated file not among them is read whole. */
+  seen: Set<number>;
 }
 
 /** The files of the log at `path` that exist, oldest first: its rotated ones (`.N` ... `.1`), then itself. */
 export function logFiles(path: string): string[] {
-  const rotated: number[] = [];
-  for (let n = 1; existsSync(`${path}.${n}`); n++) rotated.push(n);
-  const files = rotated.reverse().map((n) => `${path}.${n}`);
-  return existsSync(path) ? [...files, path] : files;
+  const base = basename(path);
+  let names: string[] = [];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return [];
+  }
+  // Read from the folder rather than probing .1, .2, ...: a rotation renames them one by one, leaving a gap a moment.
+  const rotated = names
+    .map((n) => (n.startsWith(`${base}.`) ? Number(n.slice(base.length + 1)) : NaN))
+    .filter((n) => Number.isInteger(n) && n > 0)
+    .sort((a, b) => b - a);
+  const files = rotated.map((n) => `${path}.${n}`);
+  return names.includes(base) ? [...files, path] : files;
 }
 
 const CHUNK = 1024 * 1024;
@@ -46,7 +58,11 @@ export class LogTail {
     const out: Entry[] = [];
     for (const path of this.#bases()) {
       const followed = this.#follow(path);
-      for (const file of logFiles(path).filter((f) => f !== path)) out.push(...split(readText(file)));
+      for (const file of logFiles(path).filter((f) => f !== path)) {
+        const ino = stat(file)?.ino;
+        if (ino !== undefined) followed.seen.add(ino);
+        out.push(...split(readText(file)));
+      }
       out.push(...this.#read(followed));
     }
     return byTime(out);
@@ -77,7 +93,7 @@ export class LogTail {
   }
 
   #follow(path: string): Followed {
-    const followed: Followed = { path, offset: 0, partial: '' };
+    const followed: Followed = { path, offset: 0, partial: '', seen: new Set() };
     this.#followed.set(path, followed);
     return followed;
   }
@@ -87,7 +103,8 @@ export class LogTail {
     const now = stat(f.path);
     const out = f.fd === undefined ? [] : this.#drain(f);
     if (now && now.ino !== f.ino) {
-      // Renamed (rotated) or replaced: its successor is there now, and the old one was complete before it.
+      // Renamed (rotated) or replaced: its successor is there now, and the old one was complete before it. Several
+      // rotations may have passed since the last read: the rotated files newer than the one read are read whole.
       if (f.fd !== undefined) closeSync(f.fd);
       if (f.partial) out.push({ text: f.partial });
       try {
@@ -99,6 +116,8 @@ export class LogTail {
       f.ino = fstatSync(f.fd).ino;
       f.offset = 0;
       f.partial = '';
+      // Opened first: a file rotated between the stat and the open is among the rotated ones now, read here.
+      out.push(...unseen(f));
       out.push(...this.#drain(f));
     }
     return out;
@@ -120,6 +139,23 @@ export class LogTail {
     f.partial = lines.pop()!;
     return lines.map((line) => ({ text: line }));
   }
+}
+
+/**
+ * The lines of the rotated files of a followed log that were not read yet (rotated since the last read, or since it
+ * was first found), oldest first; the file now followed is not among them.
+ */
+function unseen(f: Followed): Entry[] {
+  const out: Entry[] = [];
+  const kept = new Set<number>([f.ino!]);
+  for (const file of logFiles(f.path).filter((p) => p !== f.path)) {
+    const ino = stat(file)?.ino;
+    if (ino === undefined) continue;
+    kept.add(ino);
+    if (!f.seen.has(ino) && ino !== f.ino) out.push(...split(readText(file)));
+  }
+  f.seen = kept; // what is no longer kept cannot come back
+  return out;
 }
 
 function stat(path: string): { ino: number } | undefined {

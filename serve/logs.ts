@@ -85,6 +85,11 @@ export class LogSink {
         `${JSON.stringify({ type: 'output', time, function: name, invocation, stream, message: line })}\n`,
       );
     else if (this.#echo) process.stdout.write(`${name} ${invocation} | ${line}\n`);
+    this.#append(name, text);
+  }
+
+  /** Appends a line to the file of `name`: after the lines waiting for a rotation, rotating it first when full. */
+  #append(name: string, text: string): void {
     const file = this.#open(name);
     if (!file) return;
     if (file.waiting) return void file.waiting.push(text);
@@ -118,15 +123,9 @@ export class LogSink {
         this.#fail(name, file.path, err as NodeJS.ErrnoException);
       }
       if (this.#files.get(name) === file) this.#files.delete(name);
-      const next = this.#open(name);
-      for (const text of file.waiting ?? []) {
-        if (next?.waiting) next.waiting.push(text);
-        else if (next) {
-          next.size += Buffer.byteLength(text);
-          next.stream.write(text);
-        }
-      }
+      const waiting = file.waiting ?? [];
       file.waiting = undefined;
+      for (const text of waiting) this.#append(name, text); // the new file may fill (and rotate) too
       done();
     });
   }
