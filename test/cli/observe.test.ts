@@ -143,6 +143,13 @@ log("prints the function's own output as JSON lines, and serve's messages too", 
     5000,
     'the output line of events',
   );
+  // The failed subscriber's error, said by the function before its message is retried (5 attempts, 5 lines).
+  const failures = printed().filter(
+    (o) =>
+      o.type === 'output' && o.function === 'events' && /subscriber of user\.created failed/.test(String(o.message)),
+  );
+  assert.is(failures.length, 5, `failed-subscriber lines: ${failures.length} of 5`);
+  assert.match(String(failures[0]!.message), /\(attempt 1\): user\.created needs a numeric id .*"code":400/);
   assert.ok(/\{"type":"serve".*listening on/.test(serve.stderr()), serve.stderr());
   for (const line of serve
     .stderr()
@@ -167,5 +174,27 @@ log('micro-fn ps prints a table: a row per function, the topic with its dead let
     /^user\.created\s+events\s+0\s+0\s+1$/,
   );
 });
+
+log(
+  'micro-fn logs: every function in time order, -n, --since, --json; a deployed function with no lines is no error',
+  async () => {
+    const all = (await ok(['logs'])).stdout.trim().split('\n');
+    assert.ok(
+      all.some((l) => / events /.test(l)) && all.every((l) => /^\d{4}-\d\d-\d\dT\S+Z \S+ /.test(l)),
+      all.join('\n'),
+    );
+    const times = all.map((l) => l.slice(0, 24));
+    assert.equal(times, [...times].sort(), 'in time order');
+    const last = JSON.parse((await ok(['logs', 'events', '-n', '1', '--json'])).stdout) as Record<string, unknown>;
+    assert.equal(Object.keys(last), ['time', 'function', 'invocation', 'stream', 'message']);
+    assert.is((await ok(['logs', '--since', '2099-01-01T00:00:00Z'])).stdout, '');
+    // helloworld (its handler prints nothing) has written no line: not an error.
+    const quiet = await ok(['logs', 'helloworld']);
+    assert.match(quiet.stderr, /helloworld has written nothing yet/);
+    const missing = await cli(['logs', 'nosuchfn'], env);
+    assert.is(missing.code, 1);
+    assert.match(missing.stderr, /no logs for nosuchfn: it is not deployed/);
+  },
+);
 
 log.run();
