@@ -32,6 +32,10 @@ const commands: Record<string, { summary: string; load: () => Promise<{ command:
   services: { summary: 'list the services in the registry', load: () => import('./services.js') },
   describe: { summary: 'show a service: versions, endpoints, nodes', load: () => import('./describe.js') },
   logs: { summary: "print a function's output [--follow]", load: () => import('./logs.js') },
+  ps: {
+    summary: 'what micro-fn serve runs: processes, counts, p50/p99 per function; the broker backlog',
+    load: () => import('./ps.js'),
+  },
   dlq: { summary: "list a topic's dead-lettered messages [--replay]", load: () => import('./dlq.js') },
   install: {
     summary: 'install an optional runtime: lambda-runtime (the Lambda runtime interface client serve runs)',

@@ -11,6 +11,8 @@ import { parseListenAddress } from '../runtime/plugins/http/address.js';
 import { LISTENER_LIMITS } from '../runtime/plugins/http/listener.js';
 import { limitArgument, type DeployLimit } from '../runtime/plugins/local/limits.js';
 import { duration, envWithFlags, pluginOptions, defineCommand } from './command.js';
+import { LOG_ROTATION } from '../serve/logs.js';
+import { invocationJson, invocationLine, jsonLines } from '../serve/observe/request-log.js';
 
 export const DEFAULT_GATEWAY = '127.0.0.1:52980';
 
@@ -22,6 +24,10 @@ export const command = defineCommand({
     'Runs the local runtime until interrupted: an HTTP gateway (mucp over HTTP) on --address, the broker that',
     'local processes publish to, and a manager that runs every invocation of a deployed function in a fresh',
     'single-use process, keeping --pool of them warm. Deploy functions to it with `micro-fn deploy`.',
+    '',
+    'It prints a line per invocation (time, function, endpoint or topic#attempt, status, duration, cold or warm,',
+    'invocation id) beside what functions print; with --json every line it prints is a JSON object (`type`:',
+    'invocation, output or serve). `micro-fn ps` shows the figures per function, `micro-fn logs` the kept output.',
     '',
     'The broker keeps messages on disk (MICRO_FN_HOME/store): a publish returns once its message is durable, a',
     'crash or a stop of serve loses none (what was in progress comes again), a message no queue group takes yet is',
@@ -113,15 +119,32 @@ export const command = defineCommand({
       short: 'q',
       description: 'do not echo function output (it is still kept for `micro-fn logs`)',
     },
+    'no-request-log': {
+      type: 'boolean',
+      description: 'do not print a line per invocation (`micro-fn ps` still counts it)',
+    },
+    'log-size': {
+      type: 'string',
+      value: 'SIZE',
+      description: `size at which a function's log file is rotated (default ${LOG_ROTATION.maxBytes / 1024 / 1024}MiB)`,
+    },
+    'log-files': {
+      type: 'string',
+      value: 'N',
+      description: `rotated log files kept per function (default ${LOG_ROTATION.keep})`,
+    },
     ...pluginOptions,
   },
   examples: [
     'micro-fn serve',
     'micro-fn serve --watch',
+    'micro-fn serve --json | jq \'select(.type == "invocation" and .ok == false)\'',
     'micro-fn serve --pool 0 --timeout 5s',
     'micro-fn serve --auth --address 0.0.0.0:52980',
   ],
   async run({ values }) {
+    const json = values.json === true;
+    if (json) jsonLines(process.stderr); // serve's own lines too, whichever part of it writes them
     const env = envWithFlags(values);
     const config = readConfig(env);
     const address = values.address ?? DEFAULT_GATEWAY;
@@ -166,11 +189,23 @@ export const command = defineCommand({
       readyTimeout: positiveDuration(values['ready-timeout'], 'ready-timeout'),
       maxConnections: count(values['max-connections'], 'max-connections', LISTENER_LIMITS.maxConnections, 1),
       ttl: config.registerTtl,
-      echo: values.quiet !== true,
+      echo: values.quiet === true ? false : json ? 'json' : true,
+      // MICRO_FN_OBSERVE=0 makes no invocation events at all: only to measure what they cost (bench/observe.ts).
+      observe: env.MICRO_FN_OBSERVE !== '0',
+      logRotation: {
+        maxBytes: size(values['log-size'], 'log-size') ?? LOG_ROTATION.maxBytes,
+        keep: count(values['log-files'], 'log-files', LOG_ROTATION.keep, 0),
+      },
       watch: values.watch === true,
       ackWait,
       user: values.user,
     });
+    if (values['no-request-log'] !== true) {
+      const color = !json && process.stdout.isTTY === true && !process.env.NO_COLOR;
+      runtime.invocations.on((event) =>
+        process.stdout.write(`${json ? JSON.stringify(invocationJson(event)) : invocationLine(event, color)}\n`),
+      );
+    }
     try {
       await runtime.start();
     } catch (err) {

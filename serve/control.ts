@@ -34,6 +34,7 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
           return { removed: name };
         },
         List: () => ({ functions: runtime.list() }),
+        Stats: () => runtime.stats(),
       },
       Broker: {
         Publish: async (req: unknown) => {

@@ -9,6 +9,7 @@ import type { Env } from '../runtime/core/config.js';
 import type { Credential } from '../runtime/core/credential.js';
 import type { Registry } from '../runtime/core/registry.js';
 import type { Launcher } from './launcher.js';
+import type { InvocationEvent } from './observe/event.js';
 
 /** serve, as an extension sees it. */
 export interface Host {
@@ -42,6 +43,8 @@ export interface Host {
   log(name: string, invocation: string, line: string): void;
   /** One line on serve's own output. */
   say(line: string): void;
+  /** Reports an invocation as it ends (the request log, the stats, the feed); absent when serve makes no events. */
+  invocation?: (event: InvocationEvent) => void;
   /**
    * Triggers function `name` from `topic` on serve's broker (queue group: the name), as for local functions: `run`
    * handles one message; true acks it, false or why it failed naks it (redelivered with backoff, then dead-lettered

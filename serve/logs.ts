@@ -2,8 +2,13 @@
  * Function output, line by line: tagged with function name and invocation id, echoed and kept per function. A
  * file-system error never reaches the function or serve: it is reported once, and the file is opened again later
  * (its folder made again if it was removed).
+ *
+ * A file that would pass `maxBytes` is rotated: `<name>.log` becomes `<name>.log.1` (`.1` becomes `.2`, ..., the
+ * oldest of `keep` goes) once every line written to it is on disk, and the lines that arrive meanwhile wait for the
+ * new file. So a follower that reads a file to its end once the name holds a new one misses no line and sees
+ * none twice (cli/logs.ts).
  */
-import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { fileName } from './validate.js';
 
@@ -12,10 +17,24 @@ const CHECK_MS = 1000;
 /** How long lines are not written after a failure before the file is opened again. */
 const RETRY_MS = 5000;
 
+/** Size of a log file past which it is rotated, and rotated files kept, unless serve is told otherwise. */
+export const LOG_ROTATION = { maxBytes: 10 * 1024 * 1024, keep: 3 };
+
+export interface LogRotation {
+  /** Bytes a file may hold; a line that would pass it goes to a new file. */
+  maxBytes: number;
+  /** Rotated files kept (`.1` the newest); 0 keeps none. */
+  keep: number;
+}
+
 interface LogFile {
   path: string;
   stream: WriteStream;
   checked: number;
+  /** Bytes in the file, written or on their way. */
+  size: number;
+  /** Lines that arrived while the file was being rotated: written to the new file first. */
+  waiting?: string[];
 }
 
 export class LogSink {
@@ -25,30 +44,90 @@ export class LogSink {
   readonly #failed = new Map<string, number>();
   /** Failures already reported, by function and error code: each is said once. */
   readonly #reported = new Set<string>();
-  readonly #echo: boolean;
+  readonly #echo: boolean | 'json';
   readonly #report: (line: string) => void;
+  readonly #rotation: LogRotation;
+  /** Rotations in progress: close() waits for them (their lines go to the new file first). */
+  readonly #rotating = new Set<Promise<void>>();
 
-  /** `report` receives a line for serve's stderr when a log cannot be written (default: stderr). */
+  /**
+   * `echo`: print each line on stdout too (`json`: as a JSON object per line); `report` receives a line for serve's
+   * stderr when a log cannot be written (default: stderr).
+   */
   constructor(
     home: string,
-    echo = true,
+    echo: boolean | 'json' = true,
     report: (line: string) => void = (line) => void process.stderr.write(`${line}\n`),
+    rotation: LogRotation = LOG_ROTATION,
   ) {
     this.dir = join(home, 'logs');
     mkdirSync(this.dir, { recursive: true });
     this.#echo = echo;
     this.#report = report;
+    this.#rotation = rotation;
   }
 
-  /** The file `micro-fn logs <name>` reads. */
+  /** The folder of every function's log files. */
+  static folder(home: string): string {
+    return join(home, 'logs');
+  }
+
+  /** The file `micro-fn logs <name>` reads (its rotated predecessors are `<file>.1`, `.2`, ...). */
   static file(home: string, name: string): string {
     return join(home, 'logs', fileName(name, '.log'));
   }
 
   write(name: string, invocation: string, stream: 'stdout' | 'stderr', line: string): void {
-    const text = `${new Date().toISOString()} ${name} ${invocation} ${stream}: ${line}\n`;
-    if (this.#echo) process.stdout.write(`${name} ${invocation} | ${line}\n`);
-    this.#open(name)?.stream.write(text);
+    const time = new Date().toISOString();
+    const text = `${time} ${name} ${invocation} ${stream}: ${line}\n`;
+    if (this.#echo === 'json')
+      process.stdout.write(
+        `${JSON.stringify({ type: 'output', time, function: name, invocation, stream, message: line })}\n`,
+      );
+    else if (this.#echo) process.stdout.write(`${name} ${invocation} | ${line}\n`);
+    this.#append(name, text);
+  }
+
+  /** Appends a line to the file of `name`: after the lines waiting for a rotation, rotating it first when full. */
+  #append(name: string, text: string): void {
+    const file = this.#open(name);
+    if (!file) return;
+    if (file.waiting) return void file.waiting.push(text);
+    const bytes = Buffer.byteLength(text);
+    if (file.size > 0 && file.size + bytes > this.#rotation.maxBytes) return this.#rotate(name, file, text);
+    file.size += bytes;
+    file.stream.write(text);
+  }
+
+  /**
+   * Ends the file, and once all of it is on disk renames it `.1` (shifting the older ones) and opens a new one with
+   * `first` and what arrived meanwhile.
+   */
+  #rotate(name: string, file: LogFile, first: string): void {
+    file.waiting = [first];
+    let done!: () => void;
+    const rotated = new Promise<void>((resolve) => (done = resolve));
+    this.#rotating.add(rotated);
+    void rotated.then(() => this.#rotating.delete(rotated));
+    file.stream.end(() => {
+      const { keep } = this.#rotation;
+      try {
+        if (keep === 0) rmSync(file.path, { force: true });
+        else {
+          rmSync(`${file.path}.${keep}`, { force: true });
+          for (let n = keep - 1; n >= 1; n--)
+            if (existsSync(`${file.path}.${n}`)) renameSync(`${file.path}.${n}`, `${file.path}.${n + 1}`);
+          renameSync(file.path, `${file.path}.1`);
+        }
+      } catch (err) {
+        this.#fail(name, file.path, err as NodeJS.ErrnoException);
+      }
+      if (this.#files.get(name) === file) this.#files.delete(name);
+      const waiting = file.waiting ?? [];
+      file.waiting = undefined;
+      for (const text of waiting) this.#append(name, text); // the new file may fill (and rotate) too
+      done();
+    });
   }
 
   /** The open file of `name`: opened (its folder made) when there is none, or when it was removed. */
@@ -57,7 +136,7 @@ export class LogSink {
     const failed = this.#failed.get(name);
     if (failed !== undefined && now < failed) return undefined;
     let file = this.#files.get(name);
-    if (file && now - file.checked > CHECK_MS) {
+    if (file && !file.waiting && now - file.checked > CHECK_MS) {
       file.checked = now;
       // Removed under serve (rm -r logs/): lines would go to a file nobody can read; start a new one.
       if (!existsSync(file.path)) this.#drop(name, file);
@@ -68,7 +147,13 @@ export class LogSink {
     try {
       mkdirSync(this.dir, { recursive: true });
       const stream = createWriteStream(path, { flags: 'a' });
-      file = { path, stream, checked: now };
+      let size = 0;
+      try {
+        size = statSync(path).size;
+      } catch {
+        // not there yet: the stream makes it
+      }
+      file = { path, stream, checked: now, size };
       stream.on('error', (err: NodeJS.ErrnoException) => this.#fail(name, path, err));
       this.#files.set(name, file);
       return file;
@@ -96,10 +181,29 @@ export class LogSink {
   }
 
   async close(): Promise<void> {
+    while (this.#rotating.size > 0) await Promise.all(this.#rotating);
     const files = [...this.#files.values()];
     this.#files.clear();
     await Promise.all(
       files.map((f) => new Promise<void>((resolve) => (f.stream.destroyed ? resolve() : f.stream.end(resolve)))),
     );
   }
+}
+
+/** One kept line: when it was written, by which function's process, during which invocation (`init` while loading). */
+export interface LogLine {
+  time: string;
+  function: string;
+  invocation: string;
+  stream: 'stdout' | 'stderr';
+  message: string;
+}
+
+const LINE = /^(\S+) (\S+) (.*?) (stdout|stderr): (.*)$/s;
+
+/** A line of a log file as LogSink wrote it, or undefined for one that is not (a file edited by hand). */
+export function parseLogLine(text: string): LogLine | undefined {
+  const m = LINE.exec(text);
+  if (!m) return undefined;
+  return { time: m[1]!, function: m[2]!, invocation: m[3]!, stream: m[4] as LogLine['stream'], message: m[5]! };
 }

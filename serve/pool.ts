@@ -12,6 +12,7 @@ import { DEFAULT_GRACE } from '../runtime/core/function.js';
 import type { Caller } from '../runtime/core/transport.js';
 import type { IpcInvoke, IpcReady, ToFunction } from '../adapters/local/ipc.js';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
+import type { InvocationEvent } from './observe/event.js';
 
 export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
   name: string;
@@ -26,6 +27,14 @@ export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
   /** Milliseconds a call may wait in the queue for a slot; past it, 429 (not started). Default: `timeout`. */
   queueWait?: number;
   log: (line: string, stream: 'stdout' | 'stderr', invocation: string) => void;
+  /** Receives every invocation as it ends, and every call dropped before it started (serve/observe/). */
+  onInvocation?: (event: InvocationEvent) => void;
+}
+
+/** What run() learns of an invocation on its way, for its event. */
+interface Seen {
+  started: boolean;
+  cold: boolean;
 }
 
 export type Outcome =
@@ -98,14 +107,26 @@ export class FunctionPool {
    * goes, or whose deadline passes, while it waits for a slot is not started.
    */
   async run(message: ToFunction, caller?: Caller): Promise<Outcome> {
+    const report = this.options.onInvocation;
+    if (!report) return this.#run(message, caller, undefined);
+    const since = performance.now();
+    const seen: Seen = { started: false, cold: false };
+    const outcome = await this.#run(message, caller, seen);
+    report(eventOf(this.options.name, message, outcome, seen, performance.now() - since));
+    return outcome;
+  }
+
+  async #run(message: ToFunction, caller: Caller | undefined, seen: Seen | undefined): Promise<Outcome> {
     const { name, timeout } = this.options;
     if (message.type === 'invoke') {
       const refused = await this.#admit(message, caller);
       if (refused) return failure(refused, message);
     } else await this.#messageSlot();
+    if (seen) seen.started = true;
     let worker: Worker | undefined;
     try {
       worker = await this.#take();
+      if (seen) seen.cold = worker.cold;
       let timer: ReturnType<typeof setTimeout> | undefined;
       // The function answers 408 itself at `timeout` (MICRO_FN_TIMEOUT) and its handler's signal fires; a process
       // that has not answered a grace later is stopped.
@@ -304,6 +325,29 @@ function outcomeOf(result: WorkerResult, name: string, message: ToFunction): Out
       ? `was killed (${result.signal})`
       : `exited with code ${result.code}`;
   return failure(errors.internal(name, `${name} crashed: its process ${how} before answering`), message);
+}
+
+/** The event of an invocation that ended with `outcome` (serve/observe/event.ts). */
+function eventOf(name: string, message: ToFunction, outcome: Outcome, seen: Seen, ms: number): InvocationEvent {
+  const error = outcome.error;
+  const ok = outcome.kind === 'reply' ? error === undefined && outcome.status < 400 : outcome.ok;
+  const status = outcome.kind === 'reply' ? outcome.status : ok ? 200 : (error?.code ?? 500);
+  const call = message.type === 'invoke';
+  return {
+    at: Date.now(),
+    function: name,
+    kind: call ? 'call' : 'message',
+    id: message.id,
+    endpoint: call ? message.endpoint : undefined,
+    topic: call ? undefined : message.topic,
+    attempt: call ? undefined : message.attempt,
+    status,
+    ok,
+    started: seen.started,
+    cold: seen.cold,
+    ms: Math.round(ms * 100) / 100,
+    error: ok ? undefined : error?.detail,
+  };
 }
 
 function failure(error: MicroError, message: ToFunction): Outcome {

@@ -25,7 +25,7 @@ import { dirname } from 'node:path';
 import { DeadLetters, type DeadLetterBox } from './dead-letters.js';
 import { EntryWatcher } from './watch.js';
 import { RemoteSubscriptions } from './remote-broker.js';
-import { LogSink } from './logs.js';
+import { LogSink, type LogRotation } from './logs.js';
 import { FunctionPool, type Outcome } from './pool.js';
 import type { Extension } from './extension.js';
 import { extensions } from './extensions.js';
@@ -49,6 +49,10 @@ import { Launcher } from './launcher.js';
 import { functionUser } from './function-user.js';
 import { ensureHome } from '../runtime/plugins/local/home.js';
 import { refusedEnvProblem } from '../runtime/plugins/local/refused-env.js';
+// What serve shows of invocations: one event per invocation, read by the request log, the stats and the feed.
+import { Invocations } from './observe/event.js';
+import { StatsCollector, hasFigures } from './observe/stats.js';
+import type { RuntimeStats } from '../runtime/plugins/local/protocol.js';
 
 export interface RuntimeOptions {
   home: string;
@@ -72,8 +76,15 @@ export interface RuntimeOptions {
   memory: number;
   /** Seconds; registrations are refreshed at half of it. */
   ttl: number;
-  /** Echo function output on stdout (default true). */
-  echo?: boolean;
+  /** Echo function output on stdout (default true); `json`: as one JSON object per line (`serve --json`). */
+  echo?: boolean | 'json';
+  /**
+   * Make an event of every invocation (default true): the request log, `Runtime.Stats` and the feed read them. Off
+   * only to measure what they cost (bench/observe.ts).
+   */
+  observe?: boolean;
+  /** When function log files rotate and how many are kept (default 10 MiB, 3: serve/logs.ts LOG_ROTATION). */
+  logRotation?: LogRotation;
   /** Rebuild and redeploy a function when a file in its entry's folder changes. */
   watch?: boolean;
   /** Milliseconds a remote subscriber may hold a message without news before it is delivered again. */
@@ -134,14 +145,32 @@ export class LocalRuntime {
   readonly #records: DeploymentRecords;
   /** This serve's identity across restarts at its address (its state folder's); set by start(). */
   #id = '';
+  /** Every invocation as it ends (serve/observe/): subscribe with `invocations.on`. */
+  readonly invocations = new Invocations();
+  readonly #stats = new StatsCollector();
+  readonly #startedAt = Date.now();
 
   constructor(options: RuntimeOptions) {
     this.options = options;
     this.#state = stateFolder(options.home, options.address);
     this.#records = new DeploymentRecords(this.#state, options.home, serveSays);
-    this.#logs = new LogSink(options.home, options.echo ?? true);
+    this.#logs = new LogSink(options.home, options.echo ?? true, undefined, options.logRotation);
     this.#deadLetters = options.deadLetters ?? new DeadLetters(options.home);
     this.remote = new RemoteSubscriptions(options.broker, { ackWait: options.ackWait });
+    if (options.observe !== false) this.invocations.on((event) => this.#stats.record(event));
+  }
+
+  /** What `Runtime.Stats` returns: every function's figures with its pool's state, and the hosted broker's. */
+  stats(): RuntimeStats {
+    const now = Date.now();
+    const deployed = [...this.#functions.values()].map((d) => ({ name: d.info.name, pool: d.pool.stats }));
+    const broker = this.options.broker;
+    return {
+      at: new Date(now).toISOString(),
+      uptime: Math.round((now - this.#startedAt) / 1000),
+      functions: this.#stats.snapshot(deployed, now),
+      ...(hasFigures(broker) ? { broker: broker.stats() } : {}),
+    };
   }
 
   get address(): string {
@@ -173,6 +202,7 @@ export class LocalRuntime {
         id: () => this.#id,
         log: (name, invocation, line) => this.#logs.write(name, invocation, 'stdout', line),
         say: (line) => process.stderr.write(`[micro-fn serve] ${line}\n`),
+        invocation: o.observe === false ? undefined : (event) => this.invocations.emit(event),
         trigger: (name, topic, run) => this.#trigger(name, topic, run),
       }),
     );
@@ -321,6 +351,7 @@ export class LocalRuntime {
         if (loading && stream === 'stderr' && invocation === 'init') loading.push(line);
         this.#logs.write(name, invocation, stream, line);
       },
+      onInvocation: o.observe === false ? undefined : (event) => this.invocations.emit(event),
     });
     const ready = await this.#ready(pool, request.bundle, loading).finally(() => (loading = undefined));
     const invalid = nameProblem('function', ready.name) ?? firstProblem('topic', ready.topics);
@@ -475,6 +506,7 @@ export class LocalRuntime {
     this.#functions.delete(name);
     await this.#records.forget(name); // first: a crash during the rest does not bring it back
     await this.#retire(deployed, true);
+    this.#stats.forget(name);
     return true;
   }
 

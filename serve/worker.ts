@@ -55,9 +55,12 @@ export class Worker {
   #exit: { code: number | null; signal: string | null } = { code: null, signal: null };
   #watch: ReturnType<typeof setTimeout> | undefined;
   readonly exited: Promise<void>;
+  /** Started for an invocation at hand (a cold start) rather than to wait warm in the pool. */
+  readonly cold: boolean;
 
   constructor(options: WorkerOptions) {
     this.#memory = options.memory;
+    this.cold = !options.warm;
     this.#process = options.launcher.spawn({
       entry: options.bundle,
       env: { ...options.env, [IPC_ENV]: '1' },

@@ -13,16 +13,26 @@ export interface Logger {
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
+/** Each level's console method, read at the call (a host may replace console's methods). */
+const CONSOLE: Record<LogLevel, (line: string) => void> = {
+  debug: (line) => console.log(line),
+  info: (line) => console.log(line),
+  warn: (line) => console.warn(line),
+  error: (line) => console.error(line),
+};
+
 /**
- * A logger writing one line per entry to `console.error` (stderr in Node: stdout stays free for replies).
- * `prefix` names the service; entries below `level` are dropped.
+ * A logger writing one line per entry at the platform's own level: debug and info with `console.log` (stdout; INFO
+ * on Lambda, `log` under wrangler), warn with `console.warn`, error with `console.error`. `prefix` names the
+ * service; entries below `level` are dropped. (`micro-fn invoke` sends a function's stdout to stderr itself, so its
+ * stdout carries only the reply.)
  */
 export function createConsoleLogger(prefix: string, level: LogLevel = 'info'): Logger {
   const min = LEVELS[level] ?? LEVELS.info;
   const write = (lvl: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[lvl] < min) return;
     const extra = fields && Object.keys(fields).length > 0 ? ` ${safeJSON(fields)}` : '';
-    console.error(`[${prefix}] ${lvl} ${message}${extra}`);
+    CONSOLE[lvl](`[${prefix}] ${lvl} ${message}${extra}`);
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }

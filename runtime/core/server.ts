@@ -140,7 +140,14 @@ export class Dispatcher {
       );
       return { ok: true };
     } catch (err) {
-      return { ok: false, error: this.#toError(err, `subscriber ${message.topic}`) };
+      const error = this.#toError(err, `subscriber ${message.topic}`);
+      // Said before the message is nakked (redelivered, then dead-lettered), on every target: a platform's own log
+      // (Workers, Lambda SQS) shows only that the message came again, never why.
+      this.#o.logger.error(`the subscriber of ${message.topic} failed (attempt ${attempt}): ${error.detail}`, {
+        code: error.code,
+        id: message.id,
+      });
+      return { ok: false, error };
     }
   }
 

@@ -138,6 +138,37 @@ export class DurableBroker implements Broker {
   }
 
   /**
+   * What it holds, for `micro-fn ps` (`Runtime.Stats`): per topic and queue group the messages waiting for delivery
+   * and those handed out or waiting for a redelivery's backoff (`(kept)`: kept for a group not there yet; plain
+   * subscriptions are not listed), and the dead letters per topic (read from the store: one pass over them).
+   */
+  stats(): {
+    topics: { topic: string; group: string; waiting: number; inflight: number }[];
+    deadLetters: { topic: string; count: number }[];
+    messages: number;
+    bytes: number;
+  } {
+    const topics: { topic: string; group: string; waiting: number; inflight: number }[] = [];
+    for (const [topic, groups] of this.#topics)
+      for (const group of groups.values())
+        if (group.durable && !group.gone)
+          topics.push({
+            topic,
+            group: group.queue === KEPT ? '(kept)' : group.queue,
+            waiting: group.ready.length,
+            inflight: group.busy,
+          });
+    const dead = new Map<string, number>();
+    if (!this.#closed) for (const key of this.#dead.getKeys()) dead.set(key[0], (dead.get(key[0]) ?? 0) + 1);
+    return {
+      topics,
+      deadLetters: [...dead].map(([topic, count]) => ({ topic, count })),
+      messages: this.#meta.size,
+      bytes: this.#bytes,
+    };
+  }
+
+  /**
    * Resolves once the message is durable. Rejects with a 503 after `close()`, a retryable 503 when the messages
    * kept would pass `maxBytes`, and a 503 when the store cannot write it (nothing of it is kept then).
    */

@@ -1,10 +1,11 @@
 /** Function logs: no file-system error reaches serve, a removed folder is made again, each failure said once. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LogSink } from '../../serve/logs.js';
+import { LogSink, parseLogLine } from '../../serve/logs.js';
+import { LogTail, logFiles } from '../../cli/log-tail.js';
 import { eventually, sleep } from '../helpers.js';
 
 let home: string;
@@ -58,3 +59,72 @@ logs('reports a file it cannot open once for 100 lines, and keeps taking lines',
 });
 
 logs.run();
+
+// ---
+const rotation = suite('LogSink rotation, read by LogTail');
+let rotHome: string;
+let rotSink: LogSink;
+rotation.before.each(() => {
+  rotHome = mkdtempSync(join(tmpdir(), 'micro-fn-logs-'));
+});
+rotation.after.each(async () => {
+  await rotSink?.close();
+  rmSync(rotHome, { recursive: true, force: true });
+});
+
+rotation(
+  'rotates at 4 KiB; a follower reading while 2000 lines are written (some 22 rotations) gets each once, in order',
+  async () => {
+    // Enough files kept that none is removed before the follower reads it: what rotation removes is gone for anyone.
+    rotSink = new LogSink(rotHome, false, () => {}, { maxBytes: 4096, keep: 100 });
+    const path = LogSink.file(rotHome, 'fn');
+    const tail = new LogTail(LogSink.folder(rotHome), path);
+    const seen: string[] = [...tail.history().map((e) => e.text)];
+    for (let i = 0; i < 2000; i++) {
+      rotSink.write('fn', `inv${i}`, 'stdout', `line ${i}`);
+      // Read now and then while serve writes and rotates, as `micro-fn logs -f` does.
+      if (i % 37 === 0) {
+        await sleep(1);
+        seen.push(...tail.poll().map((e) => e.text));
+      }
+    }
+    await rotSink.close();
+    seen.push(...tail.poll().map((e) => e.text));
+    tail.close();
+    const numbers = seen.map((t) => Number(/line (\d+)$/.exec(t)![1]));
+    assert.is(numbers.length, 2000, `lines read: ${numbers.length} of 2000`);
+    assert.equal(numbers, [...numbers.keys()], 'each line once, in order');
+    const files = logFiles(path);
+    assert.ok(files.length > 20, `${files.length} files`);
+    for (const file of files) assert.ok(statSync(file).size <= 4096, `${file} size`);
+  },
+);
+
+rotation('history lists rotated files first: -n reaches across a rotation', async () => {
+  rotSink = new LogSink(rotHome, false, () => {}, { maxBytes: 200, keep: 3 });
+  for (let i = 0; i < 10; i++) rotSink.write('fn', 'a', 'stdout', `line ${i} ${'x'.repeat(40)}`);
+  await rotSink.close();
+  const path = LogSink.file(rotHome, 'fn');
+  assert.ok(existsSync(`${path}.3`) && !existsSync(`${path}.4`), 'rotated, 3 files kept');
+  const texts = new LogTail(LogSink.folder(rotHome), path).history().map((e) => /line (\d)/.exec(e.text)![1]);
+  // Two lines a file: 5 files made, the newest 4 kept.
+  assert.equal(texts, ['2', '3', '4', '5', '6', '7', '8', '9'], 'the lines of the 4 files kept, oldest first');
+});
+
+rotation.run();
+
+// ---
+const parse = suite('parseLogLine');
+
+parse('reads time, function, invocation, stream and text back; an invocation id may hold spaces', () => {
+  assert.equal(parseLogLine('2024-05-01T12:00:00.000Z fn a b stderr: oh: no'), {
+    time: '2024-05-01T12:00:00.000Z',
+    function: 'fn',
+    invocation: 'a b',
+    stream: 'stderr',
+    message: 'oh: no',
+  });
+  assert.is(parseLogLine('hand-written'), undefined);
+});
+
+parse.run();

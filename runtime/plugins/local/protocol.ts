@@ -57,6 +57,53 @@ export interface PoolStats {
   backlog: number;
 }
 
+/** Durations over a recent window (ms), as `Runtime.Stats` reports them; p50/p99 absent when it holds nothing. */
+export interface WindowSummary {
+  /** The window's length. */
+  seconds: number;
+  /** Invocations that ended in it, and how many of them failed. */
+  count: number;
+  errors: number;
+  p50?: number;
+  p99?: number;
+}
+
+/** One function's figures, as `Runtime.Stats` reports them (`micro-fn ps`). Counts are since serve started. */
+export interface FunctionStats {
+  name: string;
+  /** `local`: a function deployed to serve; `lambda`: one of serve's Lambda API. */
+  kind: 'local' | 'lambda';
+  /** Its processes now (local functions). */
+  pool?: PoolStats;
+  /** Invocations started, those that failed, and those that waited for a process to start. */
+  invocations: number;
+  errors: number;
+  coldStarts: number;
+  /** Calls dropped before they started (queue full, caller gone, deadline or queue wait passed). */
+  notStarted: number;
+  recent: WindowSummary;
+  /** When its last invocation ended (ISO 8601). */
+  last?: string;
+}
+
+/** Messages of serve's broker per topic and queue group: waiting for delivery, and handed out and not settled. */
+export interface TopicStats {
+  topic: string;
+  group: string;
+  waiting: number;
+  inflight: number;
+}
+
+/** What `Runtime.Stats` returns: the figures `micro-fn ps` prints and the dashboard charts. */
+export interface RuntimeStats {
+  /** When the figures were read (ISO 8601), and how long serve has run (s). */
+  at: string;
+  uptime: number;
+  functions: FunctionStats[];
+  /** serve's own broker (absent for a shared one, whose server keeps its figures). */
+  broker?: { topics: TopicStats[]; deadLetters: { topic: string; count: number }[]; messages: number; bytes: number };
+}
+
 /** One delivery as `Broker.Poll` hands it to a subscriber in another process. */
 export interface RemoteDelivery {
   /** Names this delivery in `Broker.Settle`. */
@@ -87,6 +134,8 @@ export interface ControlApi {
   'Runtime.Deploy': { request: DeployRequest; response: FunctionInfo };
   'Runtime.Remove': { request: { name: string }; response: { removed: string } };
   'Runtime.List': { request: Record<string, never>; response: { functions: (FunctionInfo & { stats: PoolStats })[] } };
+  /** Per function and for the broker: pool state, counts, p50/p99 over the last minutes (`micro-fn ps`). */
+  'Runtime.Stats': { request: Record<string, never>; response: RuntimeStats };
   /** `body`: already encoded text (the local broker plugin); `payload`: a JSON value (the CLI). */
   'Broker.Publish': {
     request: { topic: string; headers?: Record<string, string>; body?: string; payload?: unknown };
