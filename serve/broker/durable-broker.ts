@@ -148,8 +148,9 @@ export class DurableBroker implements Broker {
     messages: number;
     bytes: number;
   } {
+    const state = this.#state;
     const topics: { topic: string; group: string; waiting: number; inflight: number }[] = [];
-    for (const [topic, groups] of this.#topics)
+    for (const [topic, groups] of state.topics)
       for (const group of groups.values())
         if (group.durable && !group.gone)
           topics.push({
@@ -159,12 +160,12 @@ export class DurableBroker implements Broker {
             inflight: group.busy,
           });
     const dead = new Map<string, number>();
-    if (!this.#closed) for (const key of this.#dead.getKeys()) dead.set(key[0], (dead.get(key[0]) ?? 0) + 1);
+    if (!state.closed) for (const key of state.dead.getKeys()) dead.set(key[0], (dead.get(key[0]) ?? 0) + 1);
     return {
       topics,
       deadLetters: [...dead].map(([topic, count]) => ({ topic, count })),
-      messages: this.#meta.size,
-      bytes: this.#bytes,
+      messages: state.meta.size,
+      bytes: state.bytes,
     };
   }
 
