@@ -19,6 +19,10 @@ const commands: Record<string, { summary: string; load: () => Promise<{ command:
     summary: 'the local runtime: gateway, broker, a fresh process per invocation',
     load: () => import('./serve.js'),
   },
+  dev: {
+    summary: 'serve, deploy a folder of functions and redeploy them when they change, in one terminal',
+    load: () => import('./dev.js'),
+  },
   invoke: {
     summary: 'run a function once, in a fresh process, and print its reply',
     load: () => import('./invoke.js'),
