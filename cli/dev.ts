@@ -68,6 +68,7 @@ export const command = defineCommand({
       if (runtime === undefined) return await exited; // serve failed to start: it said why
       const target = await loadTarget('local');
       const { session, close } = lazyDeploySession(env);
+      let deployed = 0;
       try {
         for (const entry of entries) {
           if (stopping) break;
@@ -81,6 +82,7 @@ export const command = defineCommand({
               progress: (line) => process.stderr.write(`${dim(line)}\n`),
             });
             process.stderr.write(`${result.summary}\n`);
+            deployed++;
           } catch (err) {
             // One broken function does not stop the others: fixing its files redeploys it only once deployed, so
             // say how to retry.
@@ -92,10 +94,11 @@ export const command = defineCommand({
       } finally {
         await close();
       }
-      if (!stopping)
-        process.stderr.write(
-          `micro-fn dev: ${entries.length === 1 ? 'the function is' : `${entries.length} functions are`} deployed at ${runtime}; files are watched; Ctrl-C stops\n`,
-        );
+      if (!stopping) {
+        const what =
+          entries.length === 1 && deployed === 1 ? 'the function' : `${deployed} of ${entries.length} functions`;
+        process.stderr.write(`micro-fn dev: ${what} deployed at ${runtime}; files are watched; Ctrl-C stops\n`);
+      }
       const code = await exited;
       return stopping ? 0 : code;
     } finally {

@@ -65,7 +65,7 @@ dev(
     });
     running = start(['dev', dir, '--address', '127.0.0.1:0'], env);
     const [, url] = await running.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/, 30_000);
-    await running.waitFor(/2 functions are deployed/, 60_000);
+    await running.waitFor(/1 of 2 functions deployed/, 60_000);
     assert.match(running.stderr(), /deployed word \(Word\.Say\)/);
     assert.match(
       running.stderr(),
@@ -89,7 +89,7 @@ dev('deploys a folder that is itself a function', async () => {
   const dir = project('one', { 'index.ts': source('single', 'only') });
   running = start(['dev', dir, '--address', '127.0.0.1:0'], env);
   const [, url] = await running.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/, 30_000);
-  await running.waitFor(/the function is deployed/, 60_000);
+  await running.waitFor(/the function deployed/, 60_000);
   assert.equal(await call(url!, 'single/Word.Say'), { status: 200, text: '"only"' });
   running.child.kill('SIGTERM');
   assert.is(await running.exited(20_000), 0);
