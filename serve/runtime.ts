@@ -49,6 +49,7 @@ import { Launcher } from './launcher.js';
 import { functionUser } from './function-user.js';
 import { ensureHome } from '../runtime/plugins/local/home.js';
 import { refusedEnvProblem } from '../runtime/plugins/local/refused-env.js';
+import { otelEnv } from '../runtime/plugins/otel/settings.js';
 
 export interface RuntimeOptions {
   home: string;
@@ -197,6 +198,7 @@ export class LocalRuntime {
   #functionEnv(): Record<string, string> {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.options.env)) if (k.startsWith('MICRO_') && v !== undefined) env[k] = v;
+    Object.assign(env, otelEnv(this.options.env)); // where its spans go, as OpenTelemetry's variables say
     // A function of another user sees only the registry of it (serve/launcher.ts).
     env.MICRO_FN_HOME = this.#launcher?.functionHome(this.options.home) ?? this.options.home;
     // The local Lambda API's invoke-only pair (never the administrator's, never the control token).

@@ -6,6 +6,8 @@ import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
 import { random, type Selector } from './selector.js';
 import { schemeOf, type Transport, type TransportRequest } from './transport.js';
+import type { Span, Tracer } from './trace.js';
+import { formatTraceparent, parseTraceparent, traceHeaders } from './trace-context.js';
 import { UnreachableNodes } from './unreachable-nodes.js';
 
 export interface ClientOptions {
@@ -48,6 +50,12 @@ export interface ClientOptions {
    * `with()` share it.
    */
   load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports'>>;
+  /**
+   * Records each call (a client span) and publish (a producer span), children of the `traceparent` in the metadata
+   * it sends (a handler's client carries its invocation's), and sends the new span's context on instead. Without
+   * one, a `traceparent` in the metadata goes on as it is.
+   */
+  tracer?: Tracer;
 }
 
 export interface RequestOptions {
@@ -177,6 +185,53 @@ export class Client {
     const metadata = new Metadata(this.#options.metadata);
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
+    const span = this.#span(`${service}/${endpoint}`, 'client', metadata, () => ({
+      'rpc.system': 'micro',
+      'rpc.service': service,
+      'rpc.method': endpoint,
+    }));
+    if (!span) return this.#request(service, endpoint, request, options, metadata, deadline, retries);
+    try {
+      const result = await this.#request<T>(service, endpoint, request, options, metadata, deadline, retries);
+      span.end();
+      return result;
+    } catch (err) {
+      const error = toMicroError(err, service);
+      span.setAttribute('micro.status', error.code);
+      span.end(`${error.code} ${error.detail}`);
+      throw err;
+    }
+  }
+
+  /**
+   * A span of this client's tracer, child of the context `metadata` carries, whose context `metadata` then carries
+   * instead. Undefined when nothing is recorded: a `traceparent` in `metadata` then goes on as it is.
+   */
+  #span(
+    name: string,
+    kind: 'client' | 'producer',
+    metadata: Metadata,
+    attributes: () => Record<string, string>,
+  ): Span | undefined {
+    const tracer = this.#options.tracer;
+    if (!tracer?.recording) return undefined;
+    const parent = parseTraceparent(metadata.get(traceHeaders.parent), metadata.get(traceHeaders.state));
+    const span = tracer.start(name, kind, parent, attributes());
+    if (!span?.recording) return undefined;
+    metadata.set(traceHeaders.parent, formatTraceparent(span.context));
+    if (span.context.state) metadata.set(traceHeaders.state, span.context.state);
+    return span;
+  }
+
+  async #request<T>(
+    service: string,
+    endpoint: string,
+    request: unknown,
+    options: RequestOptions,
+    metadata: Metadata,
+    deadline: number,
+    retries: number,
+  ): Promise<CallResult<T>> {
     const base: TransportRequest = {
       id: metadata.get(headers.id) ?? newId(),
       service,
@@ -276,7 +331,17 @@ export class Client {
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
     metadata.set(headers.contentType, this.#codec.contentType);
-    await broker.publish(topic, { headers: metadata.toJSON(), body: this.#codec.encode(payload) });
+    const span = this.#span(`${topic} publish`, 'producer', metadata, () => ({
+      'messaging.operation.type': 'send',
+      'messaging.destination.name': topic,
+    }));
+    try {
+      await broker.publish(topic, { headers: metadata.toJSON(), body: this.#codec.encode(payload) });
+      span?.end();
+    } catch (err) {
+      span?.end(String((err as Error)?.message ?? err));
+      throw err;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import type { BrokerMessage, Broker } from './broker.js';
 import type { Client } from './client.js';
 import type { Metadata } from './metadata.js';
+import type { SpanContext } from './trace-context.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -56,6 +57,11 @@ export interface BaseContext {
   readonly broker: Broker | undefined;
   /** Configuration: the process environment, Lambda's environment, or a Worker's `env` bindings. */
   readonly env: Readonly<Record<string, unknown>>;
+  /**
+   * This invocation's place in its W3C trace (its span's context), when it has one: it came with a `traceparent`, or
+   * the host exports traces. Calls and publishes through `client` are its children.
+   */
+  readonly trace: SpanContext | undefined;
 }
 
 /** Context of an RPC handler. */

@@ -2,6 +2,7 @@ import type { Broker, BrokerMessage } from './broker.js';
 import type { Client } from './client.js';
 import type { BaseContext, Context, Logger, MessageContext } from './context.js';
 import { Metadata, PROPAGATED } from './metadata.js';
+import { formatTraceparent, traceHeaders, type SpanContext } from './trace-context.js';
 
 /** What the dispatcher shares with every context it makes. */
 export interface ContextShared {
@@ -24,6 +25,8 @@ export class BaseRequestContext implements BaseContext {
   readonly #shared: ContextShared;
   #client: Client | undefined;
   #controller: AbortController | undefined;
+  /** Set by the dispatcher before the handler runs. */
+  trace: SpanContext | undefined;
 
   constructor(
     shared: ContextShared,
@@ -44,6 +47,12 @@ export class BaseRequestContext implements BaseContext {
       for (const key of PROPAGATED) {
         const value = this.metadata.get(key);
         if (value !== undefined) carry.set(key, value);
+      }
+      // Calls out are children of this invocation's span: the client starts theirs from it.
+      const trace = this.trace;
+      if (trace) {
+        carry.set(traceHeaders.parent, formatTraceparent(trace));
+        if (trace.state) carry.set(traceHeaders.state, trace.state);
       }
       this.#client = this.#shared.client.with({ metadata: carry, deadline: this.deadline });
     }

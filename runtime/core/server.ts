@@ -8,6 +8,8 @@ import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
 import { HEALTH_ENDPOINT, type Router } from './router.js';
 import { errorReply, type ServerRequest, type ServerResponse } from './transport.js';
+import { Tracer, type Span, type SpanAttributes, type SpanKind } from './trace.js';
+import { parseTraceparent, traceHeaders } from './trace-context.js';
 
 export { HEALTH_ENDPOINT } from './router.js';
 
@@ -21,6 +23,8 @@ export interface DispatcherOptions {
   env: Readonly<Record<string, unknown>>;
   /** Milliseconds a handler or subscriber may run; a caller's `Micro-Timeout` can only make it shorter. */
   timeout?: number;
+  /** Starts each invocation's span (server or consumer), child of the `traceparent` it came with. */
+  tracer?: Tracer;
 }
 
 /** A request checked and decoded: what its handler runs with. */
@@ -47,9 +51,11 @@ export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #codecs = new Map<string, Codec>();
   readonly #inflight = new Inflight();
+  readonly #tracer: Tracer;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
+    this.#tracer = options.tracer ?? new Tracer({ service: options.service });
     for (const c of options.codecs) this.#codecs.set(c.contentType, c);
   }
 
@@ -93,14 +99,57 @@ export class Dispatcher {
    */
   async run(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
+    // A probe is no invocation: no span (a warm process's probe would otherwise start a trace of its own).
+    const span =
+      request.probe || request.endpoint === HEALTH_ENDPOINT
+        ? undefined
+        : this.#span(request.endpoint, 'server', request.metadata, request.id, () => ({
+            'rpc.system': 'micro',
+            'rpc.service': this.#o.service,
+            'rpc.method': request.endpoint,
+            'faas.trigger': 'http',
+          }));
+    ctx.trace = span?.context;
+    let response: ServerResponse;
     try {
       const result = await this.#inflight.bound(ctx, call.handler(ctx, call.body), call.deadline, () =>
         errors.timeout(this.#o.service, `${request.endpoint} did not finish before its deadline`),
       );
-      return this.#reply(request, 200, result, ctx.responseMetadata, call.codec);
+      response = this.#reply(request, 200, result, ctx.responseMetadata, call.codec);
     } catch (err) {
-      return this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`));
+      response = this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`));
     }
+    if (span) {
+      span.setAttribute('micro.status', response.status);
+      span.end(response.error && `${response.error.code} ${response.error.detail}`);
+    }
+    return response;
+  }
+
+  /** The span of one invocation, child of the context its metadata carries; see Tracer.start. */
+  #span(
+    name: string,
+    kind: SpanKind,
+    metadata: Metadata,
+    id: string,
+    attributes: () => SpanAttributes,
+  ): Span | undefined {
+    const tracer = this.#tracer;
+    const parent = parseTraceparent(metadata.get(traceHeaders.parent), metadata.get(traceHeaders.state));
+    if (!tracer.recording) return tracer.start(name, kind, parent, {}, true);
+    const cold = tracer.coldStart;
+    return tracer.start(
+      name,
+      kind,
+      parent,
+      {
+        'faas.name': this.#o.service,
+        'faas.invocation_id': id,
+        ...(cold === undefined ? {} : { 'faas.coldstart': cold }),
+        ...attributes(),
+      },
+      true,
+    );
   }
 
   /** prepare, then run. Never throws: every failure is an error response. */
@@ -126,6 +175,7 @@ export class Dispatcher {
   /** Runs the subscriber of `message.topic`. Never throws. */
   async deliver(message: BrokerMessage, attempt: number): Promise<MessageOutcome> {
     const { service, router } = this.#o;
+    let span: Span | undefined;
     try {
       const subscriber = router.subscriber(message.topic);
       if (!subscriber) throw errors.notFound(service, `no subscriber for topic ${message.topic} on service ${service}`);
@@ -135,12 +185,23 @@ export class Dispatcher {
       const payload = decodeAs(codec, message.body, service);
       const deadline = this.#deadline(metadata);
       const ctx = new DeliveryContext(this.#o, message, attempt, metadata, deadline);
+      span = this.#span(`${message.topic} process`, 'consumer', metadata, message.id, () => ({
+        'faas.trigger': 'pubsub',
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': message.topic,
+        'messaging.message.id': message.id,
+        'micro.attempt': attempt,
+      }));
+      ctx.trace = span?.context;
       await this.#inflight.bound(ctx, subscriber(ctx, payload), deadline, () =>
         errors.timeout(service, `the subscriber of ${message.topic} did not finish before its deadline`),
       );
+      span?.end();
       return { ok: true };
     } catch (err) {
-      return { ok: false, error: this.#toError(err, `subscriber ${message.topic}`) };
+      const error = this.#toError(err, `subscriber ${message.topic}`);
+      span?.end(`${error.code} ${error.detail}`);
+      return { ok: false, error };
     }
   }
 

@@ -5,9 +5,11 @@
  */
 import type { Broker } from '../core/broker.js';
 import { ConfigError, readConfig, type Env, type RuntimeConfig } from '../core/config.js';
+import type { ExporterLoader } from '../core/trace.js';
 import type {
   BrokerPlugin,
   BrokerSettings,
+  ExporterPlugin,
   Platform,
   PluginContext,
   PluginDescriptor,
@@ -43,12 +45,13 @@ export interface ResolveOptions {
   broker?: BrokerSettings;
 }
 
-type ByKind = { registry: RegistryPlugin; broker: BrokerPlugin; transport: TransportPlugin };
+type ByKind = { registry: RegistryPlugin; broker: BrokerPlugin; transport: TransportPlugin; exporter: ExporterPlugin };
 
 const VARIABLE: Record<PluginKind, string> = {
   registry: 'MICRO_REGISTRY',
   broker: 'MICRO_BROKER',
   transport: 'MICRO_TRANSPORT',
+  exporter: 'OTEL_TRACES_EXPORTER',
 };
 
 /** Every descriptor in the catalog (or in a bundle's copy of it). */
@@ -109,6 +112,7 @@ export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] 
   if (broker) chosen.push(broker);
   const listen = config.transport === undefined ? undefined : choose('transport', config.transport, platform);
   for (const t of available('transport', platform)) if (t === listen || (t.enabled?.(config) ?? true)) chosen.push(t);
+  chosen.push(...available('exporter', platform).filter((e) => e.enabled(env)));
   const context = contextOf(env, config, platform, {});
   for (const d of chosen) d.check?.(context);
   return chosen;
@@ -152,6 +156,16 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
     await Promise.allSettled(opened.map((p) => p.close?.()));
     throw err;
   }
+}
+
+/**
+ * What loads the span exporter the environment asks for (OTEL_EXPORTER_OTLP_ENDPOINT, say), for a Runner's
+ * `exporter`; undefined when it asks for none: then nothing of it is loaded and no span is recorded.
+ */
+export function exporterOf(env: Env, platform: Platform = 'node'): ExporterLoader | undefined {
+  const plugin = available('exporter', platform).find((e) => e.enabled(env));
+  if (!plugin) return undefined;
+  return (service) => plugin.create(contextOf(env, readConfig(env), platform, {}), service);
 }
 
 /** The transport a standalone function listens with (`MICRO_TRANSPORT`, default http). */
