@@ -17,7 +17,7 @@ import {
   type ServerResponse,
   type ServiceDefinition,
 } from '../../runtime/index.js';
-import { exporterOf, listenTransport, resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { tracingOf, listenTransport, resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
 import {
@@ -33,7 +33,7 @@ import {
 
 /** A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. */
 function runnerOf(definition: ServiceDefinition, env: Env): Runner {
-  return new Runner(definition, { env, plugins: () => resolvePlugins(env), exporter: exporterOf(env) });
+  return new Runner(definition, { env, plugins: () => resolvePlugins(env), tracing: tracingOf(env) });
 }
 
 export interface InvokeRequest {
@@ -111,7 +111,7 @@ export async function runStandalone(definition: ServiceDefinition, options: RunO
     onListening: options.onListening,
     signal: options.signal,
     timeout: options.timeout,
-    exporter: exporterOf(env),
+    tracing: tracingOf(env),
   });
 }
 

@@ -6,8 +6,7 @@ import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
 import { random, type Selector } from './selector.js';
 import { schemeOf, type Transport, type TransportRequest } from './transport.js';
-import type { Span, Tracer } from './trace.js';
-import { formatTraceparent, parseTraceparent, traceHeaders } from './trace-context.js';
+import type { Tracer } from './trace.js';
 import { UnreachableNodes } from './unreachable-nodes.js';
 
 export interface ClientOptions {
@@ -185,42 +184,11 @@ export class Client {
     const metadata = new Metadata(this.#options.metadata);
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
-    const span = this.#span(`${service}/${endpoint}`, 'client', metadata, () => ({
-      'rpc.system': 'micro',
-      'rpc.service': service,
-      'rpc.method': endpoint,
-    }));
-    if (!span) return this.#request(service, endpoint, request, options, metadata, deadline, retries);
-    try {
-      const result = await this.#request<T>(service, endpoint, request, options, metadata, deadline, retries);
-      span.end();
-      return result;
-    } catch (err) {
-      const error = toMicroError(err, service);
-      span.setAttribute('micro.status', error.code);
-      span.end(`${error.code} ${error.detail}`);
-      throw err;
-    }
-  }
-
-  /**
-   * A span of this client's tracer, child of the context `metadata` carries, whose context `metadata` then carries
-   * instead. Undefined when nothing is recorded: a `traceparent` in `metadata` then goes on as it is.
-   */
-  #span(
-    name: string,
-    kind: 'client' | 'producer',
-    metadata: Metadata,
-    attributes: () => Record<string, string>,
-  ): Span | undefined {
     const tracer = this.#options.tracer;
-    if (!tracer?.recording) return undefined;
-    const parent = parseTraceparent(metadata.get(traceHeaders.parent), metadata.get(traceHeaders.state));
-    const span = tracer.start(name, kind, parent, attributes());
-    if (!span?.recording) return undefined;
-    metadata.set(traceHeaders.parent, formatTraceparent(span.context));
-    if (span.context.state) metadata.set(traceHeaders.state, span.context.state);
-    return span;
+    const info = { function: this.#options.fromService, service, endpoint };
+    const span = tracer?.recording ? tracer.start(`${service}/${endpoint}`, 'client', metadata, info) : undefined;
+    const result = this.#request<T>(service, endpoint, request, options, metadata, deadline, retries);
+    return span ? span.track(result) : result;
   }
 
   async #request<T>(
@@ -331,17 +299,11 @@ export class Client {
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
     metadata.set(headers.contentType, this.#codec.contentType);
-    const span = this.#span(`${topic} publish`, 'producer', metadata, () => ({
-      'messaging.operation.type': 'send',
-      'messaging.destination.name': topic,
-    }));
-    try {
-      await broker.publish(topic, { headers: metadata.toJSON(), body: this.#codec.encode(payload) });
-      span?.end();
-    } catch (err) {
-      span?.end(String((err as Error)?.message ?? err));
-      throw err;
-    }
+    const tracer = this.#options.tracer;
+    const info = { function: this.#options.fromService, topic };
+    const span = tracer?.recording ? tracer.start(`${topic} publish`, 'producer', metadata, info) : undefined;
+    const sent = broker.publish(topic, { headers: metadata.toJSON(), body: this.#codec.encode(payload) });
+    await (span ? span.track(sent) : sent);
   }
 }
 

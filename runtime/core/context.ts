@@ -58,8 +58,9 @@ export interface BaseContext {
   /** Configuration: the process environment, Lambda's environment, or a Worker's `env` bindings. */
   readonly env: Readonly<Record<string, unknown>>;
   /**
-   * This invocation's place in its W3C trace (its span's context), when it has one: it came with a `traceparent`, or
-   * the host exports traces. Calls and publishes through `client` are its children.
+   * This invocation's span (W3C trace context) when the host records spans (it exports traces); calls and
+   * publishes through `client` are its children. Otherwise undefined: a `traceparent` the caller sent is in
+   * `metadata`, and `client` passes it on unchanged.
    */
   readonly trace: SpanContext | undefined;
 }

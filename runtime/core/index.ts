@@ -18,4 +18,5 @@ export * from './server.js';
 export * from './service.js';
 export * from './trace-context.js';
 export * from './trace.js';
+export * from './trace-recorder.js';
 export * from './transport.js';

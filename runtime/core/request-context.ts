@@ -2,7 +2,9 @@ import type { Broker, BrokerMessage } from './broker.js';
 import type { Client } from './client.js';
 import type { BaseContext, Context, Logger, MessageContext } from './context.js';
 import { Metadata, PROPAGATED } from './metadata.js';
-import { formatTraceparent, traceHeaders, type SpanContext } from './trace-context.js';
+import { headers } from './metadata.js';
+import type { SpanContext } from './trace-context.js';
+import type { Span } from './trace.js';
 
 /** What the dispatcher shares with every context it makes. */
 export interface ContextShared {
@@ -25,8 +27,12 @@ export class BaseRequestContext implements BaseContext {
   readonly #shared: ContextShared;
   #client: Client | undefined;
   #controller: AbortController | undefined;
-  /** Set by the dispatcher before the handler runs. */
-  trace: SpanContext | undefined;
+  /** The invocation's recorded span: set by the dispatcher before the handler runs. */
+  span: Span | undefined;
+
+  get trace(): SpanContext | undefined {
+    return this.span?.context;
+  }
 
   constructor(
     shared: ContextShared,
@@ -49,11 +55,7 @@ export class BaseRequestContext implements BaseContext {
         if (value !== undefined) carry.set(key, value);
       }
       // Calls out are children of this invocation's span: the client starts theirs from it.
-      const trace = this.trace;
-      if (trace) {
-        carry.set(traceHeaders.parent, formatTraceparent(trace));
-        if (trace.state) carry.set(traceHeaders.state, trace.state);
-      }
+      if (this.span) carry.set(headers.traceparent, this.span.traceparent);
       this.#client = this.#shared.client.with({ metadata: carry, deadline: this.deadline });
     }
     return this.#client;

@@ -14,7 +14,7 @@ import type { Registry } from './registry.js';
 import { Router, type ServiceDefinition } from './router.js';
 import type { MessageOutcome } from './server.js';
 import { errorReply, type Reply, type ServerRequest, type ServerResponse, type Transport } from './transport.js';
-import { FLUSH_BOUND, Tracer, type ExporterLoader, type SpanExporter } from './trace.js';
+import { FLUSH_BOUND, nonRecordingTracer, type Tracer, type TracerFactory } from './trace.js';
 
 /** What the plugins of one host come to: a registry, a broker, client transports, and how to close them. */
 export interface PluginSet {
@@ -42,10 +42,10 @@ export interface RunnerOptions {
   /** Milliseconds a handler past its deadline is given to wind down before the function stops. Default 1000. */
   grace?: number;
   /**
-   * Loads the span exporter (runtime/plugins/resolve.ts `exporterOf`); absent, no span is recorded. Called when the
-   * first spans are sent, once per Runner. Each invocation's spans are sent as it ends, after its reply.
+   * Makes each invocation's tracer (runtime/plugins/resolve.ts `tracingOf`); absent, no span is recorded. An
+   * invocation's spans are sent as it ends, after its reply.
    */
-  exporter?: ExporterLoader;
+  tracing?: TracerFactory;
 }
 
 /** A started one-shot Function waiting for its invocation, with the plugins it may open. */
@@ -84,8 +84,8 @@ export interface StandaloneOptions {
   timeout?: number;
   /** Milliseconds a handler is given to wind down after its signal fired. Default 1000. */
   grace?: number;
-  /** Loads the span exporter; absent, no span is recorded. The spans are sent once the function has ended. */
-  exporter?: ExporterLoader;
+  /** Makes the function's tracer; absent, no span is recorded. The spans are sent once the function has ended. */
+  tracing?: TracerFactory;
 }
 
 const defaultReport = (message: string, error: unknown) => console.error(message, error);
@@ -118,8 +118,6 @@ export class Runner {
   #topics: readonly string[] | undefined;
   /** Host scope: the plugins shared by every invocation. */
   #shared: Promise<PluginSet> | undefined;
-  /** The exporter, loaded once for every invocation of this Runner. */
-  #exporter: Promise<SpanExporter> | undefined;
   /** Invocations opened: the first of a host is its cold start. */
   #opened = 0;
 
@@ -144,7 +142,7 @@ export class Runner {
     let own: Promise<PluginSet> | undefined;
     const load = scope === 'host' ? this.#loadShared : () => (own ??= this.#options.plugins());
     const { timeout, grace } = this.#options;
-    const tracer = new Tracer({ service: this.name, exporter: this.#options.exporter && this.#loadExporter });
+    const tracer = this.#options.tracing?.(this.name) ?? nonRecordingTracer();
     tracer.coldStart = this.#opened++ === 0;
     const client = new Client({ load, metadata: ownToken(env), tracer });
     const fn = createFunction(this.definition, { client, env, timeout, grace, tracer });
@@ -214,13 +212,6 @@ export class Runner {
     await (await shared?.catch(() => undefined))?.close();
   }
 
-  /** Loaded once; a failure is not kept, so the next flush tries again. */
-  readonly #loadExporter = (): Promise<SpanExporter> =>
-    (this.#exporter ??= this.#options.exporter!(this.name).catch((err: unknown) => {
-      this.#exporter = undefined;
-      throw err;
-    }));
-
   /** Host scope: opened once; a failure (a server unreachable, say) is not kept, so the next invocation tries again. */
   readonly #loadShared = (): Promise<PluginSet> =>
     (this.#shared ??= this.#options.plugins().catch((err: unknown) => {
@@ -236,12 +227,7 @@ export class Runner {
 export async function listenOnce(definition: ServiceDefinition, options: StandaloneOptions): Promise<FunctionOutcome> {
   const { plugins } = options;
   const metadata = ownToken(options.env);
-  let loaded: Promise<SpanExporter> | undefined;
-  const exporter = options.exporter;
-  const tracer = new Tracer({
-    service: definition.name,
-    exporter: exporter && (() => (loaded ??= exporter(definition.name))),
-  });
+  const tracer = options.tracing?.(definition.name) ?? nonRecordingTracer();
   tracer.coldStart = true;
   try {
     const fn = createFunction(definition, {

@@ -8,8 +8,7 @@ import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
 import { HEALTH_ENDPOINT, type Router } from './router.js';
 import { errorReply, type ServerRequest, type ServerResponse } from './transport.js';
-import { Tracer, type Span, type SpanAttributes, type SpanKind } from './trace.js';
-import { parseTraceparent, traceHeaders } from './trace-context.js';
+import { nonRecordingTracer, type Span, type SpanInfo, type SpanKind, type Tracer } from './trace.js';
 
 export { HEALTH_ENDPOINT } from './router.js';
 
@@ -55,7 +54,7 @@ export class Dispatcher {
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
-    this.#tracer = options.tracer ?? new Tracer({ service: options.service });
+    this.#tracer = options.tracer ?? nonRecordingTracer();
     for (const c of options.codecs) this.#codecs.set(c.contentType, c);
   }
 
@@ -99,17 +98,13 @@ export class Dispatcher {
    */
   async run(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
-    // A probe is no invocation: no span (a warm process's probe would otherwise start a trace of its own).
-    const span =
-      request.probe || request.endpoint === HEALTH_ENDPOINT
-        ? undefined
-        : this.#span(request.endpoint, 'server', request.metadata, request.id, () => ({
-            'rpc.system': 'micro',
-            'rpc.service': this.#o.service,
-            'rpc.method': request.endpoint,
-            'faas.trigger': 'http',
-          }));
-    ctx.trace = span?.context;
+    // A probe is no invocation: it records no span, yet takes the path (a warm process compiles it so).
+    const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
+    const span = this.#span(request.endpoint, 'server', request.metadata, probe, {
+      id: request.id,
+      endpoint: request.endpoint,
+    });
+    ctx.span = span;
     let response: ServerResponse;
     try {
       const result = await this.#inflight.bound(ctx, call.handler(ctx, call.body), call.deadline, () =>
@@ -119,37 +114,15 @@ export class Dispatcher {
     } catch (err) {
       response = this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`));
     }
-    if (span) {
-      span.setAttribute('micro.status', response.status);
-      span.end(response.error && `${response.error.code} ${response.error.detail}`);
-    }
+    span?.end(response.status, response.error);
     return response;
   }
 
-  /** The span of one invocation, child of the context its metadata carries; see Tracer.start. */
-  #span(
-    name: string,
-    kind: SpanKind,
-    metadata: Metadata,
-    id: string,
-    attributes: () => SpanAttributes,
-  ): Span | undefined {
+  /** The span of one invocation, child of the context its metadata carries (none for a probe); see Tracer.start. */
+  #span(name: string, kind: SpanKind, metadata: Metadata, probe: boolean, info: SpanInfo): Span | undefined {
     const tracer = this.#tracer;
-    const parent = parseTraceparent(metadata.get(traceHeaders.parent), metadata.get(traceHeaders.state));
-    if (!tracer.recording) return tracer.start(name, kind, parent, {}, true);
-    const cold = tracer.coldStart;
-    return tracer.start(
-      name,
-      kind,
-      parent,
-      {
-        'faas.name': this.#o.service,
-        'faas.invocation_id': id,
-        ...(cold === undefined ? {} : { 'faas.coldstart': cold }),
-        ...attributes(),
-      },
-      true,
-    );
+    if (probe || !tracer.recording) return undefined;
+    return tracer.start(name, kind, metadata, { function: this.#o.service, service: this.#o.service, ...info });
   }
 
   /** prepare, then run. Never throws: every failure is an error response. */
@@ -185,14 +158,12 @@ export class Dispatcher {
       const payload = decodeAs(codec, message.body, service);
       const deadline = this.#deadline(metadata);
       const ctx = new DeliveryContext(this.#o, message, attempt, metadata, deadline);
-      span = this.#span(`${message.topic} process`, 'consumer', metadata, message.id, () => ({
-        'faas.trigger': 'pubsub',
-        'messaging.operation.type': 'process',
-        'messaging.destination.name': message.topic,
-        'messaging.message.id': message.id,
-        'micro.attempt': attempt,
-      }));
-      ctx.trace = span?.context;
+      span = this.#span(`${message.topic} process`, 'consumer', metadata, false, {
+        id: message.id,
+        topic: message.topic,
+        attempt,
+      });
+      ctx.span = span;
       await this.#inflight.bound(ctx, subscriber(ctx, payload), deadline, () =>
         errors.timeout(service, `the subscriber of ${message.topic} did not finish before its deadline`),
       );
@@ -200,7 +171,7 @@ export class Dispatcher {
       return { ok: true };
     } catch (err) {
       const error = this.#toError(err, `subscriber ${message.topic}`);
-      span?.end(`${error.code} ${error.detail}`);
+      span?.end(error.code, error);
       return { ok: false, error };
     }
   }

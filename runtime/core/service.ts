@@ -8,7 +8,7 @@ import type { Registry, ServiceRecord } from './registry.js';
 import { Router, type Hook, type ServiceDefinition } from './router.js';
 import { Dispatcher } from './server.js';
 import type { Listener, Reply, ServerRequest, Transport } from './transport.js';
-import { Tracer } from './trace.js';
+import { nonRecordingTracer, type Tracer } from './trace.js';
 
 export interface ServiceOptions {
   registry?: Registry;
@@ -98,7 +98,7 @@ export class Service {
       options.logger ??
       createConsoleLogger(this.name, (options.env?.MICRO_LOG_LEVEL as LogLevel | undefined) ?? 'info');
     this.router = new Router(definition);
-    this.tracer = options.tracer ?? new Tracer({ service: this.name });
+    this.tracer = options.tracer ?? nonRecordingTracer();
     const transports = options.transports ?? (options.transport ? [options.transport] : []);
     this.client =
       options.client?.with({ fromService: this.name }) ??

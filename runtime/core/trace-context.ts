@@ -55,23 +55,3 @@ export function formatTraceparent(context: SpanContext): string {
 export function isSampled(context: SpanContext): boolean {
   return (context.flags & 1) === 1;
 }
-
-/** A new trace id: 16 random bytes in hex, never all zero. */
-export function newTraceId(): string {
-  return randomHex(16);
-}
-
-/** A new span id: 8 random bytes in hex, never all zero. */
-export function newSpanId(): string {
-  return randomHex(8);
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-function randomHex(bytes: number): string {
-  const buf = crypto.getRandomValues(new Uint8Array(bytes));
-  if (buf.every((b) => b === 0)) buf[bytes - 1] = 1;
-  let out = '';
-  for (const b of buf) out += HEX[b];
-  return out;
-}

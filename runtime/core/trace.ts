@@ -1,15 +1,40 @@
 /**
  * Spans: each invocation is one (server or consumer), each call and publish made through a handler's `ctx.client`
- * one more (client or producer), children of the invocation's. Core records them as plain data; an exporter
- * (runtime/plugins/otel, OpenTelemetry's own packages) is loaded only when there is something to send, and only when
- * the host configured one. Without one, nothing is recorded, and a `traceparent` that came in is passed on as it
- * is, so the trace goes on through this hop.
+ * one more (client or producer), children of the invocation's. What records them (trace-recorder.ts) and what sends
+ * them (runtime/plugins/otel, OpenTelemetry's own packages) come only with a host that exports traces; without one
+ * a function records nothing, and a `traceparent` that came in goes on as it is, so the trace continues through
+ * this hop. This module is what every bundle carries: types and the pass-through, nothing more.
  */
-import { isSampled, newSpanId, newTraceId, type SpanContext } from './trace-context.js';
+import type { Metadata } from './metadata.js';
+import type { SpanContext } from './trace-context.js';
 
 export type SpanKind = 'server' | 'client' | 'producer' | 'consumer' | 'internal';
 
-export type SpanAttributes = Record<string, string | number | boolean>;
+/**
+ * What a span says of its invocation, call or publish. The exporter names these as OpenTelemetry's conventions do
+ * (`faas.*`, `rpc.*`, `messaging.*`): that naming ships only with it, never in every bundle.
+ */
+export interface SpanInfo {
+  /** The function (service) that records the span. */
+  function?: string;
+  /** The service called or serving. */
+  service?: string;
+  endpoint?: string;
+  topic?: string;
+  /** Invocation or message id. */
+  id?: string;
+  attempt?: number;
+  /** HTTP-like: 200, or the error's code. */
+  status?: number;
+  /** The invocation was its host's first. */
+  coldStart?: boolean;
+}
+
+/** How a span ended: an error's code and detail; nothing when it succeeded. */
+export interface SpanOutcome {
+  code: number;
+  detail: string;
+}
 
 /** A finished span, as an exporter gets it. Times are epoch milliseconds (fractions kept). */
 export interface SpanData {
@@ -20,9 +45,9 @@ export interface SpanData {
   readonly parent?: SpanContext & { readonly remote: boolean };
   readonly start: number;
   readonly end: number;
-  readonly attributes: SpanAttributes;
+  readonly info: SpanInfo;
   /** Unset: it ended without an error. */
-  readonly error?: string;
+  readonly error?: SpanOutcome;
 }
 
 /** Sends finished spans somewhere (an OTLP endpoint). Resolves when sent; may reject. */
@@ -30,139 +55,46 @@ export interface SpanExporter {
   export(spans: readonly SpanData[]): Promise<void>;
 }
 
-/** Makes the exporter of a function, the first time a span is to be sent. */
+/** Makes the exporter of function `service`, the first time a span is to be sent. */
 export type ExporterLoader = (service: string) => Promise<SpanExporter>;
 
-/** Finished spans a Tracer keeps before a flush, at most: a host that never flushes must not grow without bound. */
-const MAX_PENDING = 2048;
-
-/** The clock of span times: the performance clock is finer than Date.now() (workerd freezes both alike). */
-function now(): number {
-  return typeof performance === 'object' ? performance.timeOrigin + performance.now() : Date.now();
+/** One span being timed. */
+export interface Span {
+  readonly context: SpanContext;
+  /** `context` as a `traceparent` header: what a call made under this span sends. */
+  readonly traceparent: string;
+  /** Ends the span (once) with `status` (200 when absent); `error` marks it failed. */
+  end(status?: number, error?: SpanOutcome): void;
+  /** Ends the span when `work` settles (failed with what it rejects with, a MicroError's code and detail); returns it. */
+  track<T>(work: Promise<T>): Promise<T>;
 }
 
-/** One span being timed. Non-recording spans only carry a context on. */
-export class Span {
-  readonly #tracer: Tracer | undefined;
-  readonly #start = now();
-  readonly #attributes: SpanAttributes;
-  #ended = false;
-
-  constructor(
-    tracer: Tracer | undefined,
-    readonly name: string,
-    readonly kind: SpanKind,
-    /** What the next hop's `traceparent` says. */
-    readonly context: SpanContext,
-    readonly parent: (SpanContext & { remote: boolean }) | undefined,
-    attributes: SpanAttributes,
-  ) {
-    this.#tracer = tracer;
-    this.#attributes = attributes;
-  }
-
-  /** True when this span is exported once ended. */
-  get recording(): boolean {
-    return this.#tracer !== undefined;
-  }
-
-  setAttribute(key: string, value: string | number | boolean): this {
-    this.#attributes[key] = value;
-    return this;
-  }
-
-  /** Ends the span (once; later calls do nothing); `error` marks it failed with that description. */
-  end(error?: string): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#tracer?.finished({
-      name: this.name,
-      kind: this.kind,
-      context: this.context,
-      ...(this.parent ? { parent: this.parent } : {}),
-      start: this.#start,
-      end: now(),
-      attributes: this.#attributes,
-      ...(error !== undefined ? { error } : {}),
-    });
-  }
-}
-
-export interface TracerOptions {
-  /** The function's name: the default `service.name` of what it exports. */
-  service: string;
-  /** Loads the exporter; absent: nothing is recorded (context is still passed on). */
-  exporter?: () => Promise<SpanExporter>;
-}
-
-/**
- * Starts spans and keeps the finished ones until `flush` sends them. One per function instance (no module-level
- * state): two functions in one process never share spans.
- */
-export class Tracer {
-  readonly service: string;
+/** Starts spans and sends the finished ones. One per invocation (see Runner); no state is shared between two. */
+export interface Tracer {
+  /** True when spans are recorded and exported. */
+  readonly recording: boolean;
   /**
-   * Whether this instance's invocation is its host's first (a cold start), when the adapter knows: set it before
-   * the invocation; the invocation's span carries it as `faas.coldstart`.
+   * Whether this invocation is its host's first (a cold start), when the adapter knows: set before the invocation,
+   * its span carries it as `faas.coldstart`.
    */
   coldStart: boolean | undefined;
-  readonly #exporter: (() => Promise<SpanExporter>) | undefined;
-  #pending: SpanData[] = [];
-
-  constructor(options: TracerOptions) {
-    this.service = options.service;
-    this.#exporter = options.exporter;
-  }
-
-  /** True when spans are recorded and exported. */
-  get recording(): boolean {
-    return this.#exporter !== undefined;
-  }
-
   /**
-   * A span of `kind`, child of `parent` (a remote context from a header, or a span of this process). Recording: a
-   * new span id in the parent's trace (a new trace without one), unless the parent asked not to be sampled.
-   * Not recording: undefined without a parent, else a span that carries the parent's context on unchanged.
+   * A span of `kind`, child of the context `metadata` carries (`traceparent`, `tracestate`; a new trace without a
+   * valid one). A client or producer span then puts its own context in `metadata`, for the next hop. Undefined when
+   * nothing is recorded: a caller that asked not to be sampled, or a tracer that does not record.
    */
-  start(
-    name: string,
-    kind: SpanKind,
-    parent: SpanContext | undefined,
-    attributes: SpanAttributes = {},
-    remote = false,
-  ): Span | undefined {
-    const from = parent ? { ...parent, remote } : undefined;
-    if (!this.#exporter || (parent && !isSampled(parent))) {
-      return parent ? new Span(undefined, name, kind, parent, from, attributes) : undefined;
-    }
-    const context: SpanContext = {
-      traceId: parent?.traceId ?? newTraceId(),
-      spanId: newSpanId(),
-      flags: parent ? parent.flags : 1,
-      ...(parent?.state ? { state: parent.state } : {}),
-    };
-    return new Span(this, name, kind, context, from, attributes);
-  }
-
-  /** Called by a recording span when it ends. */
-  finished(span: SpanData): void {
-    if (this.#pending.length < MAX_PENDING) this.#pending.push(span);
-  }
-
-  /**
-   * Sends the finished spans, waiting at most `ms`: a collector that is down or slow never holds the host up
-   * longer. Never rejects; spans that could not be sent in time are dropped.
-   */
-  async flush(ms: number): Promise<void> {
-    if (!this.#exporter || this.#pending.length === 0) return;
-    const spans = this.#pending;
-    this.#pending = [];
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const sent = this.#exporter().then((e) => e.export(spans));
-    await Promise.race([sent, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).catch(() => {});
-    clearTimeout(timer);
-  }
+  start(name: string, kind: SpanKind, metadata: Metadata, info: SpanInfo): Span | undefined;
+  /** Sends the finished spans, waiting at most `ms` (a collector that is down never holds the host up). Never rejects. */
+  flush(ms: number): Promise<void>;
 }
 
-/** How long a host waits for its spans to be sent before it ends anyway. */
+/** Makes the tracer of each invocation of function `service` (runtime/plugins/resolve.ts `tracingOf`). */
+export type TracerFactory = (service: string) => Tracer;
+
+/** How long a host waits for its spans to be sent, at most, before it ends anyway. */
 export const FLUSH_BOUND = 1500;
+
+/** A tracer that records nothing: a `traceparent` that came in goes on unchanged (see PROPAGATED). */
+export function nonRecordingTracer(): Tracer {
+  return { recording: false, coldStart: undefined, start: () => undefined, flush: async () => {} };
+}

@@ -5,7 +5,8 @@
  */
 import type { Broker } from '../core/broker.js';
 import { ConfigError, readConfig, type Env, type RuntimeConfig } from '../core/config.js';
-import type { ExporterLoader } from '../core/trace.js';
+import type { SpanExporter, TracerFactory } from '../core/trace.js';
+import { RecordingTracer } from '../core/trace-recorder.js';
 import type {
   BrokerPlugin,
   BrokerSettings,
@@ -159,13 +160,21 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
 }
 
 /**
- * What loads the span exporter the environment asks for (OTEL_EXPORTER_OTLP_ENDPOINT, say), for a Runner's
- * `exporter`; undefined when it asks for none: then nothing of it is loaded and no span is recorded.
+ * The tracers of a host whose environment asks for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, say), for a Runner's
+ * `tracing`: each records its invocation's spans; the exporter is loaded once, when the first are sent, and a load
+ * that failed is tried again by the next. Undefined when the environment asks for none: then nothing is recorded
+ * and nothing of the exporter is loaded.
  */
-export function exporterOf(env: Env, platform: Platform = 'node'): ExporterLoader | undefined {
+export function tracingOf(env: Env, platform: Platform = 'node'): TracerFactory | undefined {
   const plugin = available('exporter', platform).find((e) => e.enabled(env));
   if (!plugin) return undefined;
-  return (service) => plugin.create(contextOf(env, readConfig(env), platform, {}), service);
+  let loaded: Promise<SpanExporter> | undefined;
+  const load = (service: string) =>
+    (loaded ??= plugin.create(contextOf(env, readConfig(env), platform, {}), service).catch((err: unknown) => {
+      loaded = undefined;
+      throw err;
+    }));
+  return (service) => new RecordingTracer({ exporter: () => load(service) });
 }
 
 /** The transport a standalone function listens with (`MICRO_TRANSPORT`, default http). */
