@@ -9,6 +9,7 @@ import { benchNats } from './nats.js';
 import { benchRunExit } from './run-exit.js';
 import { benchSpawner } from './spawner.js';
 import { benchObserve } from './observe.js';
+import { benchTrace } from './trace.js';
 
 const benches: [string, () => Promise<string[]>][] = [
   ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
@@ -20,6 +21,7 @@ const benches: [string, () => Promise<string[]>][] = [
     () => benchBroker(),
   ],
   ['serve --auth vs no --auth: warm-call latency and throughput through the gateway', () => benchAuth()],
+  ['tracing exporting vs off: warm-call latency through the gateway', () => benchTrace()],
   [
     'NATS: transport vs bare request/reply, JetStream-triggered invocations, registry delete markers',
     () => benchNats(),

@@ -53,6 +53,7 @@ import { refusedEnvProblem } from '../runtime/plugins/local/refused-env.js';
 import { Invocations } from './observe/event.js';
 import { StatsCollector, hasFigures } from './observe/stats.js';
 import type { RuntimeStats } from '../runtime/plugins/local/protocol.js';
+import { otelEnv } from '../runtime/plugins/otel/settings.js';
 
 export interface RuntimeOptions {
   home: string;
@@ -227,6 +228,7 @@ export class LocalRuntime {
   #functionEnv(): Record<string, string> {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.options.env)) if (k.startsWith('MICRO_') && v !== undefined) env[k] = v;
+    Object.assign(env, otelEnv(this.options.env)); // where its spans go, as OpenTelemetry's variables say
     // A function of another user sees only the registry of it (serve/launcher.ts).
     env.MICRO_FN_HOME = this.#launcher?.functionHome(this.options.home) ?? this.options.home;
     // The local Lambda API's invoke-only pair (never the administrator's, never the control token).

@@ -162,6 +162,10 @@ layers('third-party packages are imported only where their owner lives', () => {
     '@aws-sdk/client-lambda': (f) => under(f, 'runtime/plugins/lambda') || f === 'adapters/lambda/deploy.ts',
     jose: (f) => f === 'serve/auth/jwt.ts',
     lmdb: (f) => f === 'serve/store/store.ts',
+    '@opentelemetry/api': (f) => under(f, 'runtime/plugins/otel'),
+    '@opentelemetry/resources': (f) => under(f, 'runtime/plugins/otel'),
+    '@opentelemetry/sdk-trace-base': (f) => under(f, 'runtime/plugins/otel'),
+    '@opentelemetry/exporter-trace-otlp-http': (f) => under(f, 'runtime/plugins/otel'),
   };
   const bad = all.filter(
     (i) =>

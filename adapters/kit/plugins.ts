@@ -31,7 +31,9 @@ export interface PluginSelection {
 /** The descriptors a selection carries. */
 export function selected(selection: PluginSelection): PluginDescriptor[] {
   if (selection.env) return selectPlugins(selection.env, selection.platform);
-  return (['registry', 'broker', 'transport'] as const).flatMap((kind) => available(kind, selection.platform));
+  return (['registry', 'broker', 'transport', 'exporter'] as const).flatMap((kind) =>
+    available(kind, selection.platform),
+  );
 }
 
 /** The esbuild plugin that carries `selection`'s plugins and their packages. */

@@ -5,7 +5,7 @@
  * Imports only runtime/: it ships inside the user's artifact.
  */
 import { Runner, errors, type Env, type ErrorJSON, type ServiceDefinition } from '../../runtime/index.js';
-import { resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { tracingOf, resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { LAMBDA_GRACE } from './deadline.js';
 import { handleDirect } from './direct.js';
 import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.js';
@@ -35,6 +35,7 @@ export function createHandler(definition: ServiceDefinition, env: Env = process.
     plugins: () => resolvePlugins(env),
     scope: 'host',
     grace: LAMBDA_GRACE,
+    tracing: tracingOf(env),
   });
   const http = httpHandler(runner);
   return async (event, context) => {

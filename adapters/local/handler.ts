@@ -17,7 +17,7 @@ import {
   type ServerResponse,
   type ServiceDefinition,
 } from '../../runtime/index.js';
-import { listenTransport, resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { tracingOf, listenTransport, resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
 import {
@@ -33,7 +33,7 @@ import {
 
 /** A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. */
 function runnerOf(definition: ServiceDefinition, env: Env): Runner {
-  return new Runner(definition, { env, plugins: () => resolvePlugins(env) });
+  return new Runner(definition, { env, plugins: () => resolvePlugins(env), tracing: tracingOf(env) });
 }
 
 export interface InvokeRequest {
@@ -111,6 +111,7 @@ export async function runStandalone(definition: ServiceDefinition, options: RunO
     onListening: options.onListening,
     signal: options.signal,
     timeout: options.timeout,
+    tracing: tracingOf(env),
   });
 }
 
@@ -130,6 +131,8 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   let fn: MicroFunction | undefined;
   let os: typeof import('node:os') | undefined;
   let taken = false;
+  /** A ping came before the invocation: this process waited in serve's warm pool (its span says warm). */
+  let warm = false;
   let pending: ToFunction | undefined;
   // Answered: what is left (stopping, exiting) must not compete with the caller's side for the CPU, so the
   // main thread drops to the lowest priority (raising niceness needs no privilege). Cold starts skip it.
@@ -141,6 +144,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   // Read at once: the invocation of a cold start may already be waiting in the pipe.
   readMessages<ToFunction | IpcPing>(channel, (message) => {
     if (message.type === 'ping') {
+      warm = true;
       // A warm process's ping: while nobody waits, a health probe takes the very path of an invocation (this
       // reader, serveOne, the router, the dispatcher, the codec, the reply's wire form), so V8 has compiled
       // that code when the real one comes. So does a timer turn: an invocation schedules a timer (the
@@ -161,6 +165,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     if (taken) return;
     taken = true;
     if (!fn) return void (pending = message);
+    invocation!.tracer.coldStart = !warm;
     // Started right here, not through a promise or a new function: a warm process was idle, and on a cold CPU
     // every hop and every function run for the first time (compiled then) costs tens of microseconds.
     void serveOne(fn, message, send, answered).then(exit);

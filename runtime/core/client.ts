@@ -6,6 +6,7 @@ import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
 import { random, type Selector } from './selector.js';
 import { schemeOf, type Transport, type TransportRequest } from './transport.js';
+import type { Tracer } from './trace.js';
 import { UnreachableNodes } from './unreachable-nodes.js';
 
 export interface ClientOptions {
@@ -48,6 +49,12 @@ export interface ClientOptions {
    * `with()` share it.
    */
   load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports'>>;
+  /**
+   * Records each call (a client span) and publish (a producer span), children of the `traceparent` in the metadata
+   * it sends (a handler's client carries its invocation's), and sends the new span's context on instead. Without
+   * one, a `traceparent` in the metadata goes on as it is.
+   */
+  tracer?: Tracer;
 }
 
 export interface RequestOptions {
@@ -177,6 +184,22 @@ export class Client {
     const metadata = new Metadata(this.#options.metadata);
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
+    const tracer = this.#options.tracer;
+    const info = { function: this.#options.fromService, service, endpoint };
+    const span = tracer?.recording ? tracer.start(`${service}/${endpoint}`, 'client', metadata, info) : undefined;
+    const result = this.#request<T>(service, endpoint, request, options, metadata, deadline, retries);
+    return span ? span.track(result) : result;
+  }
+
+  async #request<T>(
+    service: string,
+    endpoint: string,
+    request: unknown,
+    options: RequestOptions,
+    metadata: Metadata,
+    deadline: number,
+    retries: number,
+  ): Promise<CallResult<T>> {
     const base: TransportRequest = {
       id: metadata.get(headers.id) ?? newId(),
       service,
@@ -276,7 +299,11 @@ export class Client {
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
     metadata.set(headers.contentType, this.#codec.contentType);
-    await broker.publish(topic, { headers: metadata.toJSON(), body: this.#codec.encode(payload) });
+    const tracer = this.#options.tracer;
+    const info = { function: this.#options.fromService, topic };
+    const span = tracer?.recording ? tracer.start(`${topic} publish`, 'producer', metadata, info) : undefined;
+    const sent = broker.publish(topic, { headers: metadata.toJSON(), body: this.#codec.encode(payload) });
+    await (span ? span.track(sent) : sent);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { BrokerMessage, Broker } from './broker.js';
 import type { Client } from './client.js';
 import type { Metadata } from './metadata.js';
+import type { SpanContext } from './trace-context.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -66,6 +67,12 @@ export interface BaseContext {
   readonly broker: Broker | undefined;
   /** Configuration: the process environment, Lambda's environment, or a Worker's `env` bindings. */
   readonly env: Readonly<Record<string, unknown>>;
+  /**
+   * This invocation's span (W3C trace context) when the host records spans (it exports traces); calls and
+   * publishes through `client` are its children. Otherwise undefined: a `traceparent` the caller sent is in
+   * `metadata`, and `client` passes it on unchanged.
+   */
+  readonly trace: SpanContext | undefined;
 }
 
 /** Context of an RPC handler. */

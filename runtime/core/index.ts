@@ -16,4 +16,7 @@ export * from './runner.js';
 export * from './selector.js';
 export * from './server.js';
 export * from './service.js';
+export * from './trace-context.js';
+export * from './trace.js';
+export * from './trace-recorder.js';
 export * from './transport.js';

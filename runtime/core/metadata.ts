@@ -62,13 +62,23 @@ export const headers = {
   /** Milliseconds left before the caller gives up; relative, so clocks need not agree across hosts. */
   timeout: 'micro-timeout',
   traceId: 'micro-trace-id',
+  /** W3C Trace Context: the caller's span, and the vendors' state passed along with it. */
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
   topic: 'micro-topic',
   authorization: 'authorization',
   contentType: 'content-type',
 } as const;
 
 /** Request metadata a handler's outgoing calls carry on to the next hop. */
-export const PROPAGATED = [headers.namespace, headers.authorization, headers.traceId] as const;
+export const PROPAGATED = [
+  headers.namespace,
+  headers.authorization,
+  headers.traceId,
+  // Passed on as they came unless the invocation records a span: then the client's span is the next hop's parent.
+  headers.traceparent,
+  headers.tracestate,
+] as const;
 
 /**
  * Caps the deadline `metadata` carries (`Micro-Timeout`, milliseconds) at `ms`: what a host gives an invocation

@@ -8,8 +8,9 @@ import type { Broker } from './broker.js';
 import type { Env, RuntimeConfig } from './config.js';
 import type { Registry } from './registry.js';
 import type { Transport } from './transport.js';
+import type { SpanExporter } from './trace.js';
 
-export type PluginKind = 'registry' | 'broker' | 'transport';
+export type PluginKind = 'registry' | 'broker' | 'transport' | 'exporter';
 
 /**
  * What a host offers: `node` (a Node process: micro-fn serve's functions, `run`, `invoke`, Lambda) or `web`
@@ -79,7 +80,17 @@ export interface TransportPlugin extends Descriptor<'transport', Transport> {
   enabled?(config: RuntimeConfig): boolean;
 }
 
-export type PluginDescriptor = RegistryPlugin | BrokerPlugin | TransportPlugin;
+/**
+ * Sends the spans of the functions of a host somewhere. Chosen by the environment alone (`enabled`), never by
+ * default: without one, nothing is recorded. `create` gets the function's name, the default `service.name`.
+ */
+export interface ExporterPlugin extends Omit<Descriptor<'exporter', SpanExporter>, 'create'> {
+  /** Whether the environment asks for it (OpenTelemetry's own variables, say). */
+  enabled(env: Env): boolean;
+  create(context: PluginContext, service: string): Promise<SpanExporter>;
+}
+
+export type PluginDescriptor = RegistryPlugin | BrokerPlugin | TransportPlugin | ExporterPlugin;
 
 /** A folder's `plugin.ts`, as the catalog imports it: every export a descriptor. */
 export type PluginModule = Readonly<Record<string, PluginDescriptor>>;

@@ -2,6 +2,9 @@ import type { Broker, BrokerMessage } from './broker.js';
 import type { Client } from './client.js';
 import type { BaseContext, Context, Logger, MessageContext } from './context.js';
 import { Metadata, PROPAGATED } from './metadata.js';
+import { headers } from './metadata.js';
+import type { SpanContext } from './trace-context.js';
+import type { Span } from './trace.js';
 
 /** What the dispatcher shares with every context it makes. */
 export interface ContextShared {
@@ -24,6 +27,12 @@ export class BaseRequestContext implements BaseContext {
   readonly #shared: ContextShared;
   #client: Client | undefined;
   #controller: AbortController | undefined;
+  /** The invocation's recorded span: set by the dispatcher before the handler runs. */
+  span: Span | undefined;
+
+  get trace(): SpanContext | undefined {
+    return this.span?.context;
+  }
 
   constructor(
     shared: ContextShared,
@@ -45,6 +54,8 @@ export class BaseRequestContext implements BaseContext {
         const value = this.metadata.get(key);
         if (value !== undefined) carry.set(key, value);
       }
+      // Calls out are children of this invocation's span: the client starts theirs from it.
+      if (this.span) carry.set(headers.traceparent, this.span.traceparent);
       this.#client = this.#shared.client.with({ metadata: carry, deadline: this.deadline });
     }
     return this.#client;

@@ -14,6 +14,7 @@ import type { Registry } from './registry.js';
 import { Router, type ServiceDefinition } from './router.js';
 import type { MessageOutcome } from './server.js';
 import { errorReply, type Reply, type ServerRequest, type ServerResponse, type Transport } from './transport.js';
+import { FLUSH_BOUND, nonRecordingTracer, type Tracer, type TracerFactory } from './trace.js';
 
 /** What the plugins of one host come to: a registry, a broker, client transports, and how to close them. */
 export interface PluginSet {
@@ -40,11 +41,18 @@ export interface RunnerOptions {
   timeout?: number;
   /** Milliseconds a handler past its deadline is given to wind down before the function stops. Default 1000. */
   grace?: number;
+  /**
+   * Makes each invocation's tracer (runtime/plugins/resolve.ts `tracingOf`); absent, no span is recorded. An
+   * invocation's spans are sent as it ends, after its reply.
+   */
+  tracing?: TracerFactory;
 }
 
 /** A started one-shot Function waiting for its invocation, with the plugins it may open. */
 export interface Invocation {
   readonly fn: MicroFunction;
+  /** The invocation's tracer: an adapter that knows better sets `coldStart` on it before the invocation. */
+  readonly tracer: Tracer;
   /** Runs `request`; `reply` is awaited before the function stops (the reply is delivered before anything else). */
   invoke(request: ServerRequest, reply?: Reply): Promise<ServerResponse>;
   /** Runs the subscriber of one message. */
@@ -76,6 +84,8 @@ export interface StandaloneOptions {
   timeout?: number;
   /** Milliseconds a handler is given to wind down after its signal fired. Default 1000. */
   grace?: number;
+  /** Makes the function's tracer; absent, no span is recorded. The spans are sent once the function has ended. */
+  tracing?: TracerFactory;
 }
 
 const defaultReport = (message: string, error: unknown) => console.error(message, error);
@@ -108,6 +118,8 @@ export class Runner {
   #topics: readonly string[] | undefined;
   /** Host scope: the plugins shared by every invocation. */
   #shared: Promise<PluginSet> | undefined;
+  /** Invocations opened: the first of a host is its cold start. */
+  #opened = 0;
 
   constructor(definition: ServiceDefinition, options: RunnerOptions) {
     this.definition = definition;
@@ -130,10 +142,15 @@ export class Runner {
     let own: Promise<PluginSet> | undefined;
     const load = scope === 'host' ? this.#loadShared : () => (own ??= this.#options.plugins());
     const { timeout, grace } = this.#options;
-    const client = new Client({ load, metadata: ownToken(env) });
-    const fn = createFunction(this.definition, { client, env, timeout, grace });
+    const tracer = this.#options.tracing?.(this.name) ?? nonRecordingTracer();
+    tracer.coldStart = this.#opened++ === 0;
+    const client = new Client({ load, metadata: ownToken(env), tracer });
+    const fn = createFunction(this.definition, { client, env, timeout, grace, tracer });
     const end = async (): Promise<FunctionOutcome> => {
       const outcome = await fn.stop();
+      // After the reply (invoke awaits it before the function stops), and bounded: a collector that is down
+      // never holds the host up for long, nor costs the caller its answer.
+      await tracer.flush(FLUSH_BOUND);
       await (await own?.catch(() => undefined))?.close().catch(() => {});
       return outcome;
     };
@@ -145,6 +162,7 @@ export class Runner {
     }
     return {
       fn,
+      tracer,
       invoke: (request, reply) => fn.invoke(request, reply),
       deliver: (message, attempt) => fn.deliver(message, attempt),
       end,
@@ -209,8 +227,11 @@ export class Runner {
 export async function listenOnce(definition: ServiceDefinition, options: StandaloneOptions): Promise<FunctionOutcome> {
   const { plugins } = options;
   const metadata = ownToken(options.env);
+  const tracer = options.tracing?.(definition.name) ?? nonRecordingTracer();
+  tracer.coldStart = true;
   try {
     const fn = createFunction(definition, {
+      tracer,
       env: options.env,
       // With a token of its own, the function's client sends it (otherwise the Service makes its client).
       ...(metadata
@@ -220,6 +241,7 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
               broker: plugins.broker,
               transports: plugins.transports,
               metadata,
+              tracer,
             }),
           }
         : {}),
@@ -243,6 +265,7 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
       options.signal?.removeEventListener('abort', onAbort);
     }
   } finally {
+    await tracer.flush(FLUSH_BOUND);
     await plugins.close();
   }
 }

@@ -8,6 +8,7 @@ import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
 import { HEALTH_ENDPOINT, type Router } from './router.js';
 import { errorReply, type ServerRequest, type ServerResponse } from './transport.js';
+import { nonRecordingTracer, type Span, type SpanInfo, type SpanKind, type Tracer } from './trace.js';
 
 export { HEALTH_ENDPOINT } from './router.js';
 
@@ -21,6 +22,8 @@ export interface DispatcherOptions {
   env: Readonly<Record<string, unknown>>;
   /** Milliseconds a handler or subscriber may run; a caller's `Micro-Timeout` can only make it shorter. */
   timeout?: number;
+  /** Starts each invocation's span (server or consumer), child of the `traceparent` it came with. */
+  tracer?: Tracer;
 }
 
 /** A request checked and decoded: what its handler runs with. */
@@ -47,9 +50,11 @@ export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #codecs = new Map<string, Codec>();
   readonly #inflight = new Inflight();
+  readonly #tracer: Tracer;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
+    this.#tracer = options.tracer ?? nonRecordingTracer();
     for (const c of options.codecs) this.#codecs.set(c.contentType, c);
   }
 
@@ -93,14 +98,31 @@ export class Dispatcher {
    */
   async run(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
+    // A probe is no invocation: it records no span, yet takes the path (a warm process compiles it so).
+    const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
+    const span = this.#span(request.endpoint, 'server', request.metadata, probe, {
+      id: request.id,
+      endpoint: request.endpoint,
+    });
+    ctx.span = span;
+    let response: ServerResponse;
     try {
       const result = await this.#inflight.bound(ctx, call.handler(ctx, call.body), call.deadline, () =>
         errors.timeout(this.#o.service, `${request.endpoint} did not finish before its deadline`),
       );
-      return this.#reply(request, 200, result, ctx.responseMetadata, call.codec);
+      response = this.#reply(request, 200, result, ctx.responseMetadata, call.codec);
     } catch (err) {
-      return this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`));
+      response = this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`));
     }
+    span?.end(response.status, response.error);
+    return response;
+  }
+
+  /** The span of one invocation, child of the context its metadata carries (none for a probe); see Tracer.start. */
+  #span(name: string, kind: SpanKind, metadata: Metadata, probe: boolean, info: SpanInfo): Span | undefined {
+    const tracer = this.#tracer;
+    if (probe || !tracer.recording) return undefined;
+    return tracer.start(name, kind, metadata, { function: this.#o.service, service: this.#o.service, ...info });
   }
 
   /** prepare, then run. Never throws: every failure is an error response. */
@@ -126,6 +148,7 @@ export class Dispatcher {
   /** Runs the subscriber of `message.topic`. Never throws. */
   async deliver(message: BrokerMessage, attempt: number): Promise<MessageOutcome> {
     const { service, router } = this.#o;
+    let span: Span | undefined;
     try {
       const subscriber = router.subscriber(message.topic);
       if (!subscriber) throw errors.notFound(service, `no subscriber for topic ${message.topic} on service ${service}`);
@@ -135,9 +158,16 @@ export class Dispatcher {
       const payload = decodeAs(codec, message.body, service);
       const deadline = this.#deadline(metadata);
       const ctx = new DeliveryContext(this.#o, message, attempt, metadata, deadline);
+      span = this.#span(`${message.topic} process`, 'consumer', metadata, false, {
+        id: message.id,
+        topic: message.topic,
+        attempt,
+      });
+      ctx.span = span;
       await this.#inflight.bound(ctx, subscriber(ctx, payload), deadline, () =>
         errors.timeout(service, `the subscriber of ${message.topic} did not finish before its deadline`),
       );
+      span?.end();
       return { ok: true };
     } catch (err) {
       const error = this.#toError(err, `subscriber ${message.topic}`);
@@ -147,6 +177,7 @@ export class Dispatcher {
         code: error.code,
         id: message.id,
       });
+      span?.end(error.code, error);
       return { ok: false, error };
     }
   }

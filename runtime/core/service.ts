@@ -8,6 +8,7 @@ import type { Registry, ServiceRecord } from './registry.js';
 import { Router, type Hook, type ServiceDefinition } from './router.js';
 import { Dispatcher } from './server.js';
 import type { Listener, Reply, ServerRequest, Transport } from './transport.js';
+import { nonRecordingTracer, type Tracer } from './trace.js';
 
 export interface ServiceOptions {
   registry?: Registry;
@@ -35,6 +36,11 @@ export interface ServiceOptions {
   subscribe?: SubscribeOptions;
   /** Client options for outgoing calls (timeout, retries, selector). */
   client?: Client;
+  /**
+   * Records each invocation as a span (and, through the default client, each call and publish). Default: one that
+   * records nothing and passes a `traceparent` on. A given `client` brings its own tracer for calls out.
+   */
+  tracer?: Tracer;
 }
 
 /** Hooks the Function puts between the listener/broker and the dispatcher. */
@@ -60,6 +66,7 @@ export class Service {
   readonly dispatcher: Dispatcher;
   readonly logger: Logger;
   readonly router: Router;
+  readonly tracer: Tracer;
   readonly #definition: ServiceDefinition;
   readonly #options: ServiceOptions;
   readonly #ttl: number;
@@ -91,10 +98,17 @@ export class Service {
       options.logger ??
       createConsoleLogger(this.name, (options.env?.MICRO_LOG_LEVEL as LogLevel | undefined) ?? 'info');
     this.router = new Router(definition);
+    this.tracer = options.tracer ?? nonRecordingTracer();
     const transports = options.transports ?? (options.transport ? [options.transport] : []);
     this.client =
       options.client?.with({ fromService: this.name }) ??
-      new Client({ registry: options.registry, broker: options.broker, transports, fromService: this.name });
+      new Client({
+        registry: options.registry,
+        broker: options.broker,
+        transports,
+        fromService: this.name,
+        tracer: this.tracer,
+      });
     this.dispatcher = new Dispatcher({
       service: this.name,
       router: this.router,
@@ -104,6 +118,7 @@ export class Service {
       broker: options.broker,
       env: options.env ?? {},
       timeout: (options.timeout ?? config.timeout) || undefined,
+      tracer: this.tracer,
     });
     this.#gate = {
       onRequest: async (request, reply) => reply(await this.dispatcher.handle(request)),

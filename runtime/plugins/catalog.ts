@@ -9,9 +9,10 @@ import * as lambda from './lambda/plugin.js';
 import * as local from './local/plugin.js';
 import * as memory from './memory/plugin.js';
 import * as nats from './nats/plugin.js';
+import * as otel from './otel/plugin.js';
 
 /** Plugin folder name to its descriptors. */
-export const pluginModules: Readonly<Record<string, PluginModule>> = { http, lambda, local, memory, nats };
+export const pluginModules: Readonly<Record<string, PluginModule>> = { http, lambda, local, memory, nats, otel };
 
 /** In a bundle: the plugins it was built with, for the error that names a plugin it lacks. Here: every one. */
 export const bundled: string | undefined = undefined;

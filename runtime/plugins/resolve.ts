@@ -5,9 +5,12 @@
  */
 import type { Broker } from '../core/broker.js';
 import { ConfigError, readConfig, type Env, type RuntimeConfig } from '../core/config.js';
+import type { SpanExporter, TracerFactory } from '../core/trace.js';
+import { RecordingTracer } from '../core/trace-recorder.js';
 import type {
   BrokerPlugin,
   BrokerSettings,
+  ExporterPlugin,
   Platform,
   PluginContext,
   PluginDescriptor,
@@ -43,12 +46,13 @@ export interface ResolveOptions {
   broker?: BrokerSettings;
 }
 
-type ByKind = { registry: RegistryPlugin; broker: BrokerPlugin; transport: TransportPlugin };
+type ByKind = { registry: RegistryPlugin; broker: BrokerPlugin; transport: TransportPlugin; exporter: ExporterPlugin };
 
 const VARIABLE: Record<PluginKind, string> = {
   registry: 'MICRO_REGISTRY',
   broker: 'MICRO_BROKER',
   transport: 'MICRO_TRANSPORT',
+  exporter: 'OTEL_TRACES_EXPORTER',
 };
 
 /** Every descriptor in the catalog (or in a bundle's copy of it). */
@@ -109,6 +113,7 @@ export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] 
   if (broker) chosen.push(broker);
   const listen = config.transport === undefined ? undefined : choose('transport', config.transport, platform);
   for (const t of available('transport', platform)) if (t === listen || (t.enabled?.(config) ?? true)) chosen.push(t);
+  chosen.push(...available('exporter', platform).filter((e) => e.enabled(env)));
   const context = contextOf(env, config, platform, {});
   for (const d of chosen) d.check?.(context);
   return chosen;
@@ -152,6 +157,24 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
     await Promise.allSettled(opened.map((p) => p.close?.()));
     throw err;
   }
+}
+
+/**
+ * The tracers of a host whose environment asks for an exporter (OTEL_EXPORTER_OTLP_ENDPOINT, say), for a Runner's
+ * `tracing`: each records its invocation's spans; the exporter is loaded once, when the first are sent, and a load
+ * that failed is tried again by the next. Undefined when the environment asks for none: then nothing is recorded
+ * and nothing of the exporter is loaded.
+ */
+export function tracingOf(env: Env, platform: Platform = 'node'): TracerFactory | undefined {
+  const plugin = available('exporter', platform).find((e) => e.enabled(env));
+  if (!plugin) return undefined;
+  let loaded: Promise<SpanExporter> | undefined;
+  const load = (service: string) =>
+    (loaded ??= plugin.create(contextOf(env, readConfig(env), platform, {}), service).catch((err: unknown) => {
+      loaded = undefined;
+      throw err;
+    }));
+  return (service) => new RecordingTracer({ exporter: () => load(service) });
 }
 
 /** The transport a standalone function listens with (`MICRO_TRANSPORT`, default http). */

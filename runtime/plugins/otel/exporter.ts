@@ -1,0 +1,114 @@
+/**
+ * Spans sent with OpenTelemetry's own OTLP/HTTP exporter. Core records spans as plain data (runtime/core/trace.ts);
+ * here each becomes the `ReadableSpan` the exporter reads, with the function's resource. OpenTelemetry's packages are
+ * imported when the first spans are sent (a bundle that runs on this machine imports them from micro-fn's own
+ * node_modules), never before.
+ */
+import type { Attributes, HrTime, SpanContext as OtelSpanContext } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { Env } from '../../core/config.js';
+import type { SpanData, SpanExporter, SpanKind } from '../../core/trace.js';
+import { FLUSH_BOUND } from '../../core/trace.js';
+import type { SpanContext } from '../../core/trace-context.js';
+import { exportHeaders, resourceAttributes, tracesEndpoint } from './settings.js';
+
+/** OpenTelemetry's SpanKind numbers (api's enum), so the mapping needs nothing loaded. */
+const KIND: Record<SpanKind, number> = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
+/** api's SpanStatusCode: UNSET 0, ERROR 2. */
+const UNSET = 0;
+const ERROR = 2;
+
+/** An exporter of the spans of function `service` to the OTLP endpoint `env` names. */
+export async function createOtlpExporter(env: Env, service: string): Promise<SpanExporter> {
+  const url = tracesEndpoint(env);
+  if (!url) throw new Error('no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (http://host:4318)');
+  const [{ OTLPTraceExporter }, { defaultResource, resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+  ]);
+  const resource = defaultResource().merge(resourceFromAttributes(resourceAttributes(env, service)));
+  const exporter = new OTLPTraceExporter({
+    url,
+    headers: exportHeaders(env),
+    timeoutMillis: FLUSH_BOUND,
+    // A one-shot process exits once its spans are sent: no idle connection to wait on or to keep.
+    httpAgentOptions: { keepAlive: false },
+  });
+  return {
+    export: (spans) =>
+      new Promise<void>((resolve, reject) =>
+        exporter.export(
+          spans.map((s) => readable(s, resource)),
+          (result) => (result.code === 0 ? resolve() : reject(result.error ?? new Error('the export failed'))),
+        ),
+      ),
+  };
+}
+
+/** The ReadableSpan OpenTelemetry's exporters read, of one finished span. */
+function readable(span: SpanData, resource: Resource): ReadableSpan {
+  const context = otelContext(span.context, false);
+  const start = hrTime(span.start);
+  const end = hrTime(span.end);
+  return {
+    name: span.name,
+    kind: KIND[span.kind],
+    spanContext: () => context,
+    ...(span.parent ? { parentSpanContext: otelContext(span.parent, span.parent.remote) } : {}),
+    startTime: start,
+    endTime: end,
+    duration: hrTime(span.end - span.start),
+    status:
+      span.error === undefined ? { code: UNSET } : { code: ERROR, message: `${span.error.code} ${span.error.detail}` },
+    attributes: attributesOf(span),
+    links: [],
+    events: [],
+    ended: true,
+    resource,
+    instrumentationScope: { name: 'micro-fn' },
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}
+
+/**
+ * A span's info named as OpenTelemetry's semantic conventions do: FaaS (`faas.*`) on an invocation's span, RPC
+ * (`rpc.*`) on a request's, messaging (`messaging.*`) on a message's; micro-fn's own under `micro.*`.
+ */
+export function attributesOf(span: Pick<SpanData, 'kind' | 'info'>): Attributes {
+  const { kind, info } = span;
+  const out: Attributes = {};
+  const invocation = kind === 'server' || kind === 'consumer';
+  if (invocation) {
+    if (info.function !== undefined) out['faas.name'] = info.function;
+    if (info.id !== undefined) out['faas.invocation_id'] = info.id;
+    if (info.coldStart !== undefined) out['faas.coldstart'] = info.coldStart;
+    out['faas.trigger'] = info.topic !== undefined ? 'pubsub' : 'http';
+  }
+  if (info.endpoint !== undefined) {
+    out['rpc.system'] = 'micro';
+    if (info.service !== undefined) out['rpc.service'] = info.service;
+    out['rpc.method'] = info.endpoint;
+  }
+  if (info.topic !== undefined) {
+    out['messaging.destination.name'] = info.topic;
+    out['messaging.operation.type'] = kind === 'producer' ? 'send' : 'process';
+    if (info.id !== undefined && kind === 'consumer') out['messaging.message.id'] = info.id;
+  }
+  if (info.attempt !== undefined) out['micro.attempt'] = info.attempt;
+  if (info.status !== undefined) out['micro.status'] = info.status;
+  if (!invocation && info.function !== undefined) out['micro.from'] = info.function;
+  return out;
+}
+
+function otelContext(context: SpanContext, isRemote: boolean): OtelSpanContext {
+  return { traceId: context.traceId, spanId: context.spanId, traceFlags: context.flags, isRemote };
+}
+
+/** Milliseconds (fractions kept) as OpenTelemetry's [seconds, nanoseconds]. */
+function hrTime(ms: number): HrTime {
+  const seconds = Math.floor(ms / 1000);
+  return [seconds, Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6))];
+}

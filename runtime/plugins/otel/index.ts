@@ -1,0 +1,2 @@
+export { otlpExporter } from './plugin.js';
+export { createOtlpExporter } from './exporter.js';
