@@ -86,7 +86,7 @@ if (natsAvailable()) {
         await ok(['publish', 'user.created', '{"id":1}'], env);
         await ok(['publish', 'user.created', '{"id":2}'], env);
         assert.equal(await Promise.all(runs.map((r) => r.exited(15_000))), [0, 0]);
-        const handled = runs.map((r) => /user (\d) created/.exec(r.stderr())?.[1]).sort();
+        const handled = runs.map((r) => /user (\d) created/.exec(r.stdout())?.[1]).sort(); // logger.info: stdout
         assert.equal(handled, ['1', '2'], 'one message each');
       } finally {
         for (const r of runs) r.kill();

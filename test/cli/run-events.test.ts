@@ -41,7 +41,7 @@ events('takes one published message, handles it, and exits 0', async () => {
   await fn.waitFor(/listening on/);
   assert.is((await cli(['publish', 'user.created', '{"id":7}'], env)).code, 0);
   assert.is(await fn.exited(), 0);
-  assert.match(fn.stderr(), /user 7 created/);
+  assert.match(fn.stdout(), /user 7 created/, "the handler's info line, on stdout");
 });
 
 events('gives a message to the next instance when the one handling it is killed', async () => {
