@@ -12,7 +12,7 @@ import { loadTarget } from '../adapters/targets.js';
 import { defineCommand, envWithFlags, pluginOptions } from './command.js';
 import { dim } from './output.js';
 import { lazyDeploySession } from './plugins.js';
-import { DEFAULT_GATEWAY } from './serve.js';
+import { command as serveCommand, DEFAULT_GATEWAY } from './serve.js';
 
 export const command = defineCommand({
   name: 'dev',
@@ -25,19 +25,11 @@ export const command = defineCommand({
     'state (the next `micro-fn serve` at the address brings them back; `micro-fn remove <name>` takes one away).',
   ].join('\n'),
   options: {
-    address: {
-      type: 'string',
-      short: 'a',
-      value: 'HOST:PORT',
-      description: `serve's gateway address (default ${DEFAULT_GATEWAY}; port 0 takes a free one)`,
-    },
-    pool: {
-      type: 'string',
-      value: 'N',
-      description: 'warm processes per function; 0 = a cold start per invocation (default 1)',
-    },
-    timeout: { type: 'string', value: 'DURATION', description: 'per invocation (default 30s)' },
-    quiet: { type: 'boolean', short: 'q', description: 'do not echo function output' },
+    // serve's own: dev hands them to the serve it starts.
+    address: serveCommand.options.address,
+    pool: serveCommand.options.pool,
+    timeout: serveCommand.options.timeout,
+    quiet: serveCommand.options.quiet,
     ...pluginOptions,
   },
   examples: ['micro-fn dev', 'micro-fn dev examples', 'micro-fn dev examples/helloworld --address 127.0.0.1:0'],
@@ -50,6 +42,7 @@ export const command = defineCommand({
     if (values.pool !== undefined) flags.push('--pool', values.pool);
     if (values.timeout !== undefined) flags.push('--timeout', values.timeout);
     if (values.quiet) flags.push('--quiet');
+    if (values.json) flags.push('--json'); // serve's lines, the request log included, as JSON
 
     const serve = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'serve', ...flags], {
       env,

@@ -14,6 +14,7 @@ import { microFnHome } from '../runtime/plugins/local/home.js';
 import { installFolder, isRuntimePackage, RIC_PACKAGE, RIC_VERSION, runtimesFolder } from '../serve/lambda/ric.js';
 import { defineCommand } from './command.js';
 import { dim, write } from './output.js';
+import { alive } from '../serve/alive.js';
 
 /** What can be installed; one entry each. */
 const INSTALLABLE = { 'lambda-runtime': installLambdaRuntime } as const;
@@ -229,15 +230,6 @@ async function sweepPartials(folder: string): Promise<void> {
   for (const name of await readdir(folder).catch(() => [] as string[])) {
     const pid = /^\.partial-(\d+)-/.exec(name)?.[1];
     if (pid && !alive(Number(pid))) await rm(join(folder, name), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

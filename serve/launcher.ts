@@ -16,6 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { source } from '../adapters/kit/package-root.js';
 import type { FunctionUser } from './function-user.js';
+import { alive } from './alive.js';
 
 export interface LauncherOptions {
   /** Function processes run as this user (serve must be root); absent: as serve's own user. */
@@ -355,15 +356,6 @@ async function removeStale(): Promise<void> {
     const pid = name.startsWith(RUN_PREFIX) ? Number(name.slice(RUN_PREFIX.length).split('-')[0]) : NaN;
     if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
     await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => {});
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
