@@ -1,8 +1,15 @@
 /** Test helpers: bounded waits (uvu has no per-test timeout) and async assertions. */
 import * as assert from 'uvu/assert';
 
-/** Rejects if `promise` has not settled within `ms`; the timer never keeps the process alive. */
+/**
+ * How much longer than written every bounded wait here may take (MICRO_FN_TEST_WAIT_SCALE, default 3). The bounds
+ * only stop a test that would hang: a loaded machine (a CI runner, files run side by side) is slow, not wrong.
+ */
+export const WAIT_SCALE = Math.max(1, Number(process.env.MICRO_FN_TEST_WAIT_SCALE) || 3);
+
+/** Rejects if `promise` has not settled within `ms` (× WAIT_SCALE); the timer never keeps the process alive. */
 export function withTimeout<T>(promise: Promise<T>, ms = 5000, what = 'operation'): Promise<T> {
+  ms *= WAIT_SCALE;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
@@ -22,13 +29,14 @@ export async function rejects(fn: () => Promise<unknown>, message = 'expected a 
   return undefined;
 }
 
-/** Resolves once `check` returns true, polling every `interval` ms; rejects after `ms`. */
+/** Resolves once `check` returns true, polling every `interval` ms; rejects after `ms` (× WAIT_SCALE). */
 export async function eventually(
   check: () => boolean | Promise<boolean>,
   ms = 5000,
   what = 'condition',
   interval = 10,
 ): Promise<void> {
+  ms *= WAIT_SCALE;
   const end = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);

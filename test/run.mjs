@@ -1,7 +1,7 @@
 // The test runner. Usage: node --import tsx test/run.mjs test '\.test\.ts$'
 //
-// Each test file runs in a process of its own, several at a time (MICRO_FN_TEST_JOBS, default one per CPU;
-// 1 runs every file in this process, one after another), longest first by the last run's times. A file's output
+// Each test file runs in a process of its own, several at a time (MICRO_FN_TEST_JOBS, default one per CPU),
+// longest first by the last run's times. A file's output
 // is printed whole when it ends, so files never interleave. A file fails the run when a test fails, when it runs
 // longer than MICRO_FN_TEST_TIMEOUT seconds (default 900), and when it finished its tests but did not exit within
 // 15 s (something it started is still open: uvu never forces an exit). Such a file is ended with everything it
@@ -19,9 +19,9 @@ import { parse } from 'uvu/parse';
 
 const [dir = 'test', pattern] = process.argv.slice(2);
 const { suites } = await parse(dir, pattern, { cwd: process.cwd() });
-const jobs = Number(process.env.MICRO_FN_TEST_JOBS) || availableParallelism();
+const jobs = Math.max(1, Number(process.env.MICRO_FN_TEST_JOBS) || availableParallelism());
 
-if (process.env.MICRO_FN_TEST_CHILD || jobs <= 1 || suites.length <= 1) await runHere(suites);
+if (process.env.MICRO_FN_TEST_CHILD || suites.length <= 1) await runHere(suites);
 else await runInParallel(suites, jobs);
 
 /** Runs `suites` in this process, as uvu's CLI does, failing the run for a suite whose `before` hook threw. */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readCredential } from '../../runtime/plugins/local/credential.js';
+import { WAIT_SCALE } from '../helpers.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'cli', 'bin.mjs');
@@ -45,6 +46,7 @@ export function cli(
   env: Record<string, string>,
   options: { input?: string; timeout?: number } = {},
 ): Promise<Result> {
+  const limit = (options.timeout ?? 15000) * WAIT_SCALE;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], {
       cwd: root,
@@ -57,10 +59,8 @@ export function cli(
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(
-        new Error(`micro-fn ${args.join(' ')} did not exit within ${options.timeout ?? 15000} ms; stderr: ${stderr}`),
-      );
-    }, options.timeout ?? 15000);
+      reject(new Error(`micro-fn ${args.join(' ')} did not exit within ${limit} ms; stderr: ${stderr}`));
+    }, limit);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -102,6 +102,7 @@ export function start(args: string[], env: Record<string, string>): Running {
     stderr: () => err,
     stdout: () => out,
     waitFor(pattern, ms = 15000) {
+      ms *= WAIT_SCALE;
       return new Promise((resolve, reject) => {
         const check = () => {
           const m = err.match(pattern);
@@ -123,6 +124,7 @@ export function start(args: string[], env: Record<string, string>): Running {
       });
     },
     async exited(ms = 15000) {
+      ms *= WAIT_SCALE;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const killed = new Promise<null>((resolve) => {
         timer = setTimeout(() => {
