@@ -12,6 +12,23 @@ export interface EnvironmentPoolOptions extends Omit<EnvironmentOptions, 'onOutp
   max: number;
   /** Receives every output line with the request id it belongs to (`init` before the first invocation). */
   log(line: string, requestId: string): void;
+  /** Told of each invocation as it ends (serve's request log and stats). */
+  ended?(invocation: PoolInvocationEnd): void;
+}
+
+/** What an ended invocation was: for serve's request log and stats (serve/observe). */
+export interface PoolInvocationEnd {
+  requestId: string;
+  /** `Service.Method`, when the event names one (a micro-fn function's event does). */
+  endpoint?: string;
+  /** 200 for a result; 408 for Lambda's timeout; 500 for any other error. */
+  status: number;
+  ok: boolean;
+  /** Whether it waited for an environment to start (no idle one to take). */
+  cold: boolean;
+  /** Milliseconds from its arrival at the pool to its result. */
+  ms: number;
+  error?: string;
 }
 
 /** An invocation's outcome, with the tail of its log. */
@@ -63,14 +80,17 @@ export class EnvironmentPool {
 
   /** Runs one event in a free environment. Rejects only when the pool is closed or no environment can start. */
   async invoke(event: unknown, requestId: string, clientContext?: string): Promise<PoolInvocation> {
+    const arrived = performance.now();
+    const warm = this.#slots.some((s) => !s.busy);
     const slot = await this.#acquire();
+    let result: InvokeResult | undefined;
     try {
       const { version = '$LATEST', memoryMb = 128 } = this.options;
       slot.requestId = requestId;
       slot.text = '';
       this.#line(slot, `START RequestId: ${requestId} Version: ${version}`);
       const started = performance.now();
-      const result = await slot.env.invoke(event, { requestId, clientContext });
+      result = await slot.env.invoke(event, { requestId, clientContext });
       const ms = performance.now() - started;
       this.#flush(slot);
       this.#line(slot, `END RequestId: ${requestId}`);
@@ -82,6 +102,7 @@ export class EnvironmentPool {
       return { result, tail: bytes.subarray(Math.max(0, bytes.byteLength - TAIL_BYTES)).toString() };
     } finally {
       this.#release(slot);
+      this.options.ended?.(ended(event, requestId, result, !warm, performance.now() - arrived));
     }
   }
 
@@ -144,4 +165,43 @@ export class EnvironmentPool {
     slot.busy = false;
     if (this.#closed && !this.#slots.some((s) => s.busy)) this.#drained?.();
   }
+}
+
+function ended(
+  event: unknown,
+  requestId: string,
+  result: InvokeResult | undefined,
+  cold: boolean,
+  ms: number,
+): PoolInvocationEnd {
+  const endpoint = endpointOf(event);
+  const error =
+    result === undefined
+      ? { errorType: 'Error', errorMessage: 'no result' }
+      : 'error' in result
+        ? result.error
+        : undefined;
+  const status = error === undefined ? 200 : error.errorType === 'Sandbox.Timedout' ? 408 : 500;
+  return {
+    requestId,
+    endpoint,
+    status,
+    ok: status === 200,
+    cold,
+    ms,
+    error: error && `${error.errorType}: ${error.errorMessage}`,
+  };
+}
+
+/**
+ * The `endpoint` a micro-fn event names (`{"endpoint":"Greeter.Hello",…}`), read from at most its first 256 bytes when
+ * the event is the Invoke request's payload as sent: a large payload is not parsed for it.
+ */
+function endpointOf(event: unknown): string | undefined {
+  if (event instanceof Uint8Array) {
+    const head = Buffer.from(event.buffer, event.byteOffset, Math.min(event.byteLength, 256)).toString('utf8');
+    return /"endpoint"\s*:\s*"([A-Za-z0-9_.-]{1,128})"/.exec(head)?.[1];
+  }
+  const named = (event as { endpoint?: unknown } | null)?.endpoint;
+  return typeof named === 'string' ? named : undefined;
 }

@@ -42,6 +42,7 @@ export function lambdaExtension(host: Host): Extension {
           launcher: host.launcher,
           maxEnvironments: host.concurrency,
           log: (name, requestId, line) => host.log(name, requestId, line),
+          invocation: host.invocation,
           // The administrator's pair (the CLI, the AWS CLI and SDK) and the functions' invoke-only pair.
           keys: [
             { ...host.credential.aws, invokeOnly: false },

@@ -25,6 +25,7 @@ import type { Launcher } from '../launcher.js';
 import type { RecordStore, StoredRecord } from '../state.js';
 import { PackageTooLarge, unpackZip } from './unpack.js';
 import { CodeGone, functionRecord, restoredFunction, type FunctionRecord } from './record.js';
+import type { InvocationEvent } from '../observe/event.js';
 
 export interface FunctionsOptions {
   /** Where packages are unpacked, a folder per function and code hash. */
@@ -34,6 +35,8 @@ export interface FunctionsOptions {
   /** Execution environments per function version at once. */
   maxEnvironments: number;
   log(name: string, requestId: string, line: string): void;
+  /** Reports each invocation as it ends (serve's request log and stats). */
+  invocation?(event: InvocationEvent): void;
   /** Starts the environments' processes, confined (serve's); without it each environment starts its own. */
   launcher?: Launcher;
   /** Where every function is recorded as it changes (record.ts); with it, close() keeps the code for the next serve. */
@@ -543,6 +546,17 @@ export class Functions {
       max: this.#options.maxEnvironments,
       launcher: this.#options.launcher,
       log: (line, requestId) => this.#options.log(name, requestId, line),
+      ended: this.#options.invocation
+        ? ({ requestId, ...end }) =>
+            this.#options.invocation?.({
+              at: Date.now(),
+              function: name,
+              kind: 'lambda',
+              id: requestId,
+              started: true,
+              ...end,
+            })
+        : undefined,
     });
   }
 
