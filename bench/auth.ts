@@ -11,46 +11,21 @@
 import { ok as assert } from 'node:assert';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCredential } from '../runtime/plugins/local/credential.js';
 import { Metadata } from '../runtime/core/metadata.js';
 import { Guard } from '../serve/auth/guard.js';
 import { signToken, signingKey } from '../serve/auth/jwt.js';
-import { cliRun, startServe, stopServe } from './serve.js';
+import { callHello, cliRun, startServe, stopServe } from './serve.js';
 import { poolFull } from './spawner.js';
 import { fmt, summarize } from './stats.js';
-
-const BODY = '{"name":"Ada"}';
-const agent = new Agent({ keepAlive: true });
 
 interface Side {
   name: string;
   home: string;
   gateway: string;
   headers: Record<string, string>;
-}
-
-function call(side: Side): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${side.gateway}/helloworld/Greeter.Hello`,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY), ...side.headers },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${res.statusCode} ${text}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(BODY);
-  });
 }
 
 export async function benchAuth({ seconds = Number(process.env.BENCH_SECONDS ?? 12) } = {}): Promise<string[]> {
@@ -77,7 +52,7 @@ export async function benchAuth({ seconds = Number(process.env.BENCH_SECONDS ?? 
       for (const s of i % 2 ? [...sides].reverse() : sides) {
         await poolFull(s.gateway, 'helloworld', 2, s.home);
         const t = performance.now();
-        await call(s);
+        await callHello(s.gateway, s.headers);
         if (i >= 10) samples.get(s)!.push(performance.now() - t);
       }
     }
@@ -92,8 +67,11 @@ export async function benchAuth({ seconds = Number(process.env.BENCH_SECONDS ?? 
     const totals = new Map<Side, number>(busy.map((s) => [s, 0]));
     for (let r = 0; r < rounds; r++)
       for (const s of r % 2 ? [...busy].reverse() : busy) {
-        await rate(1, 8, () => call(s)); // uncounted: the pool it inherits full does not count
-        totals.set(s, totals.get(s)! + (await rate(seconds / rounds, 8, () => call(s))) / rounds);
+        await rate(1, 8, () => callHello(s.gateway, s.headers)); // uncounted: the pool it inherits full does not count
+        totals.set(
+          s,
+          totals.get(s)! + (await rate(seconds / rounds, 8, () => callHello(s.gateway, s.headers))) / rounds,
+        );
       }
     const [offRate, onRate] = busy.map((s) => totals.get(s)!) as [number, number];
     const more = (a: number, b: number) => `${(((a - b) / b) * 100).toFixed(1)}%`;

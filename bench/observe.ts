@@ -4,39 +4,16 @@
  * terminal or a log collector reads it), against a serve that does none of it (MICRO_FN_OBSERVE=0,
  * --no-request-log), calls alternating between the two in one run. Target: ≤ 3 % at p50 and p99.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliRun, root, stopServe } from './serve.js';
+import { cliRun, startServe, stopServe } from './serve.js';
 import { poolFull } from './spawner.js';
 import { fmt, summarize } from './stats.js';
 import { Invocations, type InvocationEvent } from '../serve/observe/event.js';
 import { StatsCollector } from '../serve/observe/stats.js';
 import { invocationLine } from '../serve/observe/request-log.js';
-
-/** Starts serve with `args` in `home`; its stdout is read and dropped. Resolves with its gateway URL. */
-function startServe(args: string[], env: Record<string, string>, servers: ChildProcess[]): Promise<string> {
-  const child = spawn(
-    process.execPath,
-    [join(root, 'cli', 'bin.mjs'), 'serve', '--address', '127.0.0.1:0', '--quiet', ...args],
-    {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  servers.push(child);
-  child.stdout!.resume();
-  let err = '';
-  return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d;
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
-}
 
 const call = async (gateway: string) => {
   const res = await fetch(`${gateway}/helloworld/Greeter.Hello`, { method: 'POST', body: '{"name":"Ada"}' });
@@ -50,8 +27,10 @@ export async function benchObserve(n = Number(process.env.BENCH_CALLS ?? 400)): 
   const base = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' };
   try {
     const envs = homes.map((home) => ({ ...base, MICRO_FN_HOME: home }));
-    const on = await startServe(['--pool', '2'], envs[0]!, servers);
-    const off = await startServe(['--pool', '2', '--no-request-log'], { ...envs[1]!, MICRO_FN_OBSERVE: '0' }, servers);
+    const on = await startServe(['--pool', '2'], envs[0]!, servers, { readStdout: true });
+    const off = await startServe(['--pool', '2', '--no-request-log'], { ...envs[1]!, MICRO_FN_OBSERVE: '0' }, servers, {
+      readStdout: true,
+    });
     for (const env of envs) await cliRun(['deploy', 'examples/helloworld'], env);
     const samples: Record<'on' | 'off', number[]> = { on: [], off: [] };
     const sides = [

@@ -1,22 +1,28 @@
 /** A `micro-fn serve` process for benchmarks, and the CLI run as a process, as a user would. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'cli', 'bin.mjs');
 
-/** Starts `micro-fn serve` on a free port; resolves with its gateway URL. */
+/**
+ * Starts `micro-fn serve` on a free port; resolves with its gateway URL. `readStdout`: its stdout (the request log) is
+ * a pipe that is read and dropped, as a terminal or a log collector reads it, instead of going nowhere.
+ */
 export async function startServe(
   args: string[],
   env: Record<string, string>,
   servers: ChildProcess[],
+  { readStdout = false } = {},
 ): Promise<string> {
   const child = spawn(process.execPath, [bin, 'serve', '--address', '127.0.0.1:0', '--quiet', ...args], {
     env,
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', readStdout ? 'pipe' : 'ignore', 'pipe'],
   });
   servers.push(child);
+  child.stdout?.resume();
   let err = '';
   return new Promise((resolve, reject) => {
     child.stderr!.on('data', (d: Buffer) => {
@@ -46,5 +52,30 @@ export function cliRun(args: string[], env: Record<string, string>): Promise<voi
     child.on('exit', (code) =>
       code === 0 ? resolve() : reject(new Error(`micro-fn ${args.join(' ')} exited ${code}`)),
     );
+  });
+}
+
+const helloBody = '{"name":"Ada"}';
+const keepAlive = new Agent({ keepAlive: true });
+
+/** Calls helloworld's Greeter.Hello through `gateway` on a kept-alive connection, with `headers`; rejects unless 200. */
+export function callHello(gateway: string, headers: Record<string, string> = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${gateway}/helloworld/Greeter.Hello`,
+      {
+        method: 'POST',
+        agent: keepAlive,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(helloBody), ...headers },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${res.statusCode} ${text}`))));
+      },
+    );
+    req.on('error', reject);
+    req.end(helloBody);
   });
 }

@@ -7,46 +7,18 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOtlpReceiver } from '../test/otlp-receiver.js';
-import { cliRun, startServe, stopServe } from './serve.js';
+import { callHello, cliRun, startServe, stopServe } from './serve.js';
 import { poolFull } from './spawner.js';
 import { fmt, summarize } from './stats.js';
 
-const BODY = '{"name":"Ada"}';
-const agent = new Agent({ keepAlive: true });
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
 interface Side {
   home: string;
   gateway: string;
-}
-
-function call(side: Side): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${side.gateway}/helloworld/Greeter.Hello`,
-      {
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(BODY),
-          traceparent: TRACEPARENT,
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${res.statusCode} ${text}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(BODY);
-  });
 }
 
 export async function benchTrace({ calls = Number(process.env.BENCH_CALLS ?? 400) } = {}): Promise<string[]> {
@@ -70,7 +42,7 @@ export async function benchTrace({ calls = Number(process.env.BENCH_CALLS ?? 400
       for (const s of i % 2 ? [...sides].reverse() : sides) {
         await poolFull(s.gateway, 'helloworld', 2, s.home);
         const t = performance.now();
-        await call(s);
+        await callHello(s.gateway, { traceparent: TRACEPARENT });
         if (i >= 10) samples.get(s)!.push(performance.now() - t);
       }
     }
