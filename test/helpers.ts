@@ -1,5 +1,6 @@
 /** Test helpers: bounded waits (uvu has no per-test timeout) and async assertions. */
 import * as assert from 'uvu/assert';
+import { createServer } from 'node:net';
 
 /**
  * How much longer than written every bounded wait here may take (MICRO_FN_TEST_WAIT_SCALE, default 3). The bounds
@@ -45,3 +46,12 @@ export async function eventually(
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A port free on 127.0.0.1 now (for a serve that must come back at the same address). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -150,3 +150,10 @@ export function controlHeaders(home: string): Record<string, string> {
   if (!credential) throw new Error(`no credential in ${home}: has serve started there?`);
   return { authorization: `Bearer ${credential.control}` };
 }
+
+/** The AWS settings a user would have (dummy credentials, a region): for Lambda deploys to serve; nothing leaves 127.0.0.1. */
+export const dummyAws = {
+  AWS_ACCESS_KEY_ID: 'AKIDTEST',
+  AWS_SECRET_ACCESS_KEY: 'secret',
+  AWS_REGION: 'us-east-1',
+} as const;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { findRuntime, installFolder } from '../../serve/lambda/ric.js';
-import { cli, start, type Running } from './helpers.js';
+import { cli, dummyAws, type Running, start } from './helpers.js';
 
 const onPath = (command: string) =>
   (process.env.PATH ?? '').split(':').some((dir) => {
@@ -93,9 +93,7 @@ missing.before(async () => {
   env = {
     HOME: home,
     MICRO_FN_HOME: join(home, '.micro-fn'),
-    AWS_ACCESS_KEY_ID: 'AKIDTEST',
-    AWS_SECRET_ACCESS_KEY: 'secret',
-    AWS_REGION: 'us-east-1',
+    ...dummyAws,
   };
   serve = start(['serve', '--address', '127.0.0.1:0'], env);
 });

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, lastJson, start, tempHome, type Running } from './helpers.js';
+import { cli, dummyAws, lastJson, type Running, start, tempHome } from './helpers.js';
 import { eventually } from '../helpers.js';
 import { ricAvailable } from '../adapters/lambda/helpers.js';
 
@@ -31,12 +31,9 @@ const lambda = suite('micro-fn deploy --target lambda');
 
 lambda.before(async () => {
   scratch = tempHome();
-  // Dummy credentials and a region, as a user would have them; nothing leaves 127.0.0.1.
   env = {
     MICRO_FN_HOME: scratch.home,
-    AWS_ACCESS_KEY_ID: 'AKIDTEST',
-    AWS_SECRET_ACCESS_KEY: 'secret',
-    AWS_REGION: 'us-east-1',
+    ...dummyAws,
   };
   serve = start(['serve', '--address', '127.0.0.1:0'], env);
   gateway = (await serve.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;

@@ -4,13 +4,12 @@
  * codes kept); no AWS SDK notice on a Lambda deploy; a Lambda waiter's failure in one line.
  */
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { LambdaClient, waitUntilFunctionActiveV2 } from '@aws-sdk/client-lambda';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waiterReason } from '../../adapters/lambda/deploy.js';
-import { rejects, withTimeout } from '../helpers.js';
+import { freePort, rejects, withTimeout } from '../helpers.js';
 import { cli, lastJson, start, tempHome, type Running } from './helpers.js';
 
 let scratch: ReturnType<typeof tempHome>;
@@ -19,14 +18,6 @@ let serve: Running | undefined;
 let gateway: string;
 
 const run = (args: string[], timeout = 60_000) => cli(args, env, { timeout });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 // ---
 const without = suite('the CLI with no serve running');

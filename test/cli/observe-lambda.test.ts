@@ -4,7 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, start, tempHome, type Running } from './helpers.js';
+import { cli, dummyAws, type Running, start, tempHome } from './helpers.js';
 import { eventually } from '../helpers.js';
 import { ricAvailable } from '../adapters/lambda/helpers.js';
 import type { RuntimeStats } from '../../runtime/plugins/local/protocol.js';
@@ -32,12 +32,9 @@ const lambda = suite('micro-fn serve --json: Lambda functions in the request log
 
 lambda.before(async () => {
   scratch = tempHome();
-  // Dummy credentials and a region, as a user would have them; nothing leaves 127.0.0.1.
   env = {
     MICRO_FN_HOME: scratch.home,
-    AWS_ACCESS_KEY_ID: 'AKIDTEST',
-    AWS_SECRET_ACCESS_KEY: 'secret',
-    AWS_REGION: 'us-east-1',
+    ...dummyAws,
   };
   serve = start(['serve', '--address', '127.0.0.1:0', '--json'], env);
   const [, gateway] = await serve.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/);

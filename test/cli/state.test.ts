@@ -4,7 +4,6 @@
  * with 2 versions and 2 aliases) deployed by the CLI, as a user would.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import {
   CreateAliasCommand,
@@ -17,8 +16,8 @@ import * as assert from 'uvu/assert';
 import type { ServiceRecord } from '../../runtime/core/registry.js';
 import { readCredential } from '../../runtime/plugins/local/credential.js';
 import { createFileRegistry } from '../../runtime/plugins/local/registry.js';
-import { cli, controlHeaders, start, tempHome, type Running } from './helpers.js';
-import { eventually, withTimeout } from '../helpers.js';
+import { cli, controlHeaders, dummyAws, type Running, start, tempHome } from './helpers.js';
+import { eventually, freePort, withTimeout } from '../helpers.js';
 import { ricAvailable } from '../adapters/lambda/helpers.js';
 
 let scratch: ReturnType<typeof tempHome>;
@@ -31,14 +30,6 @@ let address: string;
 const LOCAL = ['big', 'events', 'helloworld'];
 const LAMBDA = ['lambda-events', 'lambda-fixture'];
 const ALL = [...LOCAL, ...LAMBDA, 'micro-fn'].sort();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function startServe(): Promise<Running> {
   serve = start(['serve', '--address', address], env);
@@ -168,9 +159,7 @@ restart.before(async () => {
   scratch = tempHome();
   env = {
     MICRO_FN_HOME: scratch.home,
-    AWS_ACCESS_KEY_ID: 'AKIDTEST',
-    AWS_SECRET_ACCESS_KEY: 'secret',
-    AWS_REGION: 'us-east-1',
+    ...dummyAws,
     NODE_NO_WARNINGS: '1',
   };
   address = `127.0.0.1:${await freePort()}`;

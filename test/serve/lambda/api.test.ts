@@ -5,7 +5,6 @@
  * started at the same address.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import {
   CreateAliasCommand,
   CreateFunctionCommand,
@@ -28,7 +27,7 @@ import {
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readCredential } from '../../../runtime/plugins/local/credential.js';
-import { rejects, withTimeout } from '../../helpers.js';
+import { freePort, rejects, withTimeout } from '../../helpers.js';
 import { buildPackage, runWithRic, type Package } from '../../adapters/lambda/helpers.js';
 import { start, tempHome, type Running } from '../../cli/helpers.js';
 
@@ -44,14 +43,6 @@ let two: Package;
 const send = <T>(promise: Promise<T>, what: string) => withTimeout(promise, 30_000, what);
 const zip = (pkg: Package) => new Uint8Array(readFileSync(pkg.zip));
 const waiter = () => ({ client, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.5 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function startServe(): Promise<void> {
   serve = start(['serve', '--address', address], { MICRO_FN_HOME: scratch.home, NODE_NO_WARNINGS: '1' });
