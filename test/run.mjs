@@ -17,6 +17,9 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse } from 'uvu/parse';
 
+// Tests that use the AWS SDK themselves (signers, clients) print its Node-version notice otherwise, as the CLI would.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const [dir = 'test', pattern] = process.argv.slice(2);
 const { suites } = await parse(dir, pattern, { cwd: process.cwd() });
 const jobs = Math.max(1, Number(process.env.MICRO_FN_TEST_JOBS) || availableParallelism());

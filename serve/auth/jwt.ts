@@ -48,7 +48,8 @@ export async function signToken(key: Uint8Array, options: TokenOptions): Promise
     .setIssuer(ISSUER)
     .setSubject(options.subject)
     .setIssuedAt();
-  if (options.ttl !== undefined) jwt = jwt.setExpirationTime(Math.floor(Date.now() / 1000) + options.ttl);
+  // Rounded up: a token lives at least `ttl` seconds (rounded down, a 1 s token could expire at once).
+  if (options.ttl !== undefined) jwt = jwt.setExpirationTime(Math.ceil(Date.now() / 1000) + options.ttl);
   if (options.id !== undefined) jwt = jwt.setJti(options.id);
   return jwt.sign(key);
 }
