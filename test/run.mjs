@@ -12,7 +12,7 @@
 // suite prints "(0 / N)", nothing is reported and the process exits 0. Here a suite whose tests did not all run
 // without a failure being reported fails the run, saying so.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse } from 'uvu/parse';
@@ -23,6 +23,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const [dir = 'test', pattern] = process.argv.slice(2);
 const { suites } = await parse(dir, pattern, { cwd: process.cwd() });
 const jobs = Math.max(1, Number(process.env.MICRO_FN_TEST_JOBS) || availableParallelism());
+let lastReaped = readReaped(); // see reapedCpu
 
 if (process.env.MICRO_FN_TEST_CHILD || suites.length <= 1) await runHere(suites);
 else await runInParallel(suites, jobs);
@@ -72,7 +73,9 @@ async function runInParallel(suites, jobs) {
   const running = new Set();
   const totals = { total: 0, passed: 0, skipped: 0 };
   const failed = [];
-  const times = { ...lastTimes };
+  // Entries of files that no longer exist go; those of files this run skips (a narrower pattern) stay.
+  const times = Object.fromEntries(Object.entries(lastTimes).filter(([name]) => existsSync(join(dir, name))));
+  const cpu = {};
   const start = performance.now();
   const stop = () => {
     for (const child of running) killGroup(child);
@@ -85,6 +88,7 @@ async function runInParallel(suites, jobs) {
       const began = performance.now();
       const result = await runFile(suite, timeout, running);
       times[suite.name] = Math.round(performance.now() - began);
+      cpu[suite.name] = result.cpu;
       const counts = countsOf(result.output);
       totals.total += counts.total;
       totals.passed += counts.passed;
@@ -92,7 +96,7 @@ async function runInParallel(suites, jobs) {
       const problem = result.problem ?? (result.code === 0 ? undefined : `exit ${result.code ?? result.signal}`);
       if (problem) failed.push(`${suite.name}: ${problem}`);
       process.stdout.write(
-        `\n${suite.name} (${(times[suite.name] / 1000).toFixed(1)} s)\n${withoutSummary(result.output)}\n` +
+        `\n${suite.name} (${seconds(times[suite.name])}${cpuOf(result.cpu)})\n${withoutSummary(result.output)}\n` +
           (problem ? `  FAILED: ${problem}\n` : ''),
       );
     }
@@ -105,9 +109,14 @@ async function runInParallel(suites, jobs) {
   } catch {
     // only a hint for the next run's order
   }
-  const seconds = ((performance.now() - start) / 1000).toFixed(1);
+  const slowest = suites
+    .map((s) => s.name)
+    .sort((a, b) => times[b] - times[a])
+    .slice(0, 5)
+    .map((name) => `${name} ${seconds(times[name])}${cpuOf(cpu[name])}`);
+  const cpuTotal = Object.values(cpu).reduce((sum, ms) => sum + (ms ?? 0), 0);
   console.log(
-    `\n  Files:     ${suites.length} (${Math.min(jobs, suites.length)} at a time)\n  Total:     ${totals.total}\n  Passed:    ${totals.passed}\n  Skipped:   ${totals.skipped}\n  Duration:  ${seconds} s`,
+    `\n  Files:     ${suites.length} (${Math.min(jobs, suites.length)} at a time)\n  Total:     ${totals.total}\n  Passed:    ${totals.passed}\n  Skipped:   ${totals.skipped}\n  Slowest:   ${slowest.join('\n             ')}\n  Duration:  ${seconds(performance.now() - start)}${cpuOf(cpuTotal || undefined)}`,
   );
   if (failed.length > 0) {
     console.error(`\n${failed.length} of ${suites.length} test files failed:\n  ${failed.join('\n  ')}`);
@@ -147,14 +156,47 @@ function runFile(suite, timeout, running) {
       killGroup(child);
     }, timeout);
     child.on('close', (code, signal) => {
+      const cpu = reapedCpu();
       clearTimeout(timer);
       clearTimeout(exitTimer);
       running.delete(child);
       // What the file started in its group, if anything is left, ends with it.
       killGroup(child);
-      resolve({ output, code, signal, problem });
+      resolve({ output, code, signal, problem, cpu });
     });
   });
+}
+
+/**
+ * The CPU time (user + system, ms) of the processes this one reaped since the last call, from /proc/self/stat's
+ * cutime and cstime: a file's process once it exits, with every process under it that was waited for (a test's
+ * serve, serve's function processes). Called when a file's process ends, it is that file's CPU time; undefined
+ * where there is no /proc.
+ */
+function reapedCpu() {
+  const now = readReaped();
+  if (now === undefined || lastReaped === undefined) return undefined;
+  const spent = now - lastReaped;
+  lastReaped = now;
+  return spent;
+}
+
+function readReaped() {
+  try {
+    // Fields after the command (which may hold spaces) in parentheses; cutime and cstime are the 16th and 17th.
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ').at(-1).split(' ');
+    return (Number(fields[13]) + Number(fields[14])) * 10; // clock ticks of 10 ms (USER_HZ is 100 on Linux)
+  } catch {
+    return undefined;
+  }
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function cpuOf(ms) {
+  return ms === undefined ? '' : `, CPU ${seconds(ms)}`;
 }
 
 function killGroup(child) {
