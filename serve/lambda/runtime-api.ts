@@ -66,11 +66,19 @@ export class RuntimeApi {
   readonly #queue: Invocation[] = [];
   /** Parked `GET .../next` requests, waiting for an event. */
   readonly #waiting = new Set<ServerResponse>();
+  /** `GET .../next` requests of a process being stopped (#stopping): never answered. */
+  readonly #parked = new Set<ServerResponse>();
   #current: Invocation | undefined;
   /** Reported before any invocation was waiting: served to the next one, as Lambda does. */
   #initError: LambdaError | undefined;
   /** Where the runtime process is: starting, asking for events, or ended (or failed its init). */
   #phase: 'init' | 'ready' | 'gone' = 'gone';
+  /**
+   * An invocation of the runtime process ran out of time: the process is being stopped (onTimeout) and gets no
+   * further event, even if it asks for one before it is gone (its function may answer at its own deadline, then
+   * ask for the next); the next event waits for the process started after it (runtimeStarting).
+   */
+  #stopping = false;
   #initialized = Promise.resolve();
   #endInit: () => void = () => {};
 
@@ -121,6 +129,7 @@ export class RuntimeApi {
 
   /** A runtime process is starting: its init phase lasts until it asks for an event or reports an init error. */
   runtimeStarting(): void {
+    this.#stopping = false;
     this.#endInit();
     this.#phase = 'init';
     this.#initialized = new Promise((resolve) => (this.#endInit = resolve));
@@ -164,8 +173,9 @@ export class RuntimeApi {
       inv.reject(closed);
     }
     this.#current = undefined;
-    for (const res of this.#waiting) res.destroy();
+    for (const res of [...this.#waiting, ...this.#parked]) res.destroy();
     this.#waiting.clear();
+    this.#parked.clear();
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
@@ -220,6 +230,12 @@ export class RuntimeApi {
   }
 
   #next(res: ServerResponse): void {
+    // The process that timed out, asking before its stop reached it: never answered (it is being killed).
+    if (this.#stopping) {
+      this.#parked.add(res);
+      res.on('close', () => this.#parked.delete(res));
+      return;
+    }
     this.#phase = 'ready';
     this.#endInit();
     this.#waiting.add(res);
@@ -227,9 +243,9 @@ export class RuntimeApi {
     this.#dispatch();
   }
 
-  /** Hands the next queued event to a waiting runtime, unless one is running. */
+  /** Hands the next queued event to a waiting runtime, unless one is running or the runtime is being stopped. */
   #dispatch(): void {
-    if (this.#current) return;
+    if (this.#current || this.#stopping) return;
     const [res] = this.#waiting;
     const inv = this.#queue[0];
     if (!res || !inv) return;
@@ -239,6 +255,7 @@ export class RuntimeApi {
     const deadline = Date.now() + inv.options.timeoutMs;
     inv.timer = setTimeout(() => {
       const seconds = (inv.options.timeoutMs / 1000).toFixed(2);
+      if (this.#options.onTimeout) this.#stopping = true; // before #finish hands a waiting process the next event
       this.#finish(inv, {
         requestId: inv.id,
         error: {

@@ -149,6 +149,36 @@ api('serves an init error to the invocation waiting, or else to the next one', a
 });
 
 api(
+  'after a timeout, the process being stopped gets no further event, even when it asks: the next goes to the process started after it',
+  async () => {
+    server.runtimeStarting();
+    const slow = server.invoke({}, { timeoutMs: 100, requestId: 'slow' });
+    await next();
+    await withTimeout(slow, 2000, 'timeout');
+    const after = server.invoke({}, { timeoutMs: 2000, requestId: 'after' });
+    // The timed-out process answers at its own deadline (refused: over) and asks for the next event before its
+    // stop reaches it: the request is left unanswered (the process is being killed).
+    assert.is((await post('/invocation/slow/response', '{}')).status, 400);
+    const asked = new AbortController();
+    let answered = false;
+    void fetch(url('/invocation/next'), { signal: asked.signal }).then(
+      () => (answered = true),
+      () => {},
+    );
+    await sleep(100);
+    assert.not.ok(answered, 'the stopping process got no event');
+    asked.abort();
+    server.runtimeExited('signal: killed');
+    server.runtimeStarting();
+    const event = await next();
+    assert.is(event.headers.get('lambda-runtime-aws-request-id'), 'after', 'the fresh process gets the event');
+    await event.body?.cancel();
+    assert.is((await post('/invocation/after/response', '{"ok":1}')).status, 202);
+    assert.equal(await after, { requestId: 'after', payload: '{"ok":1}' });
+  },
+);
+
+api(
   'fails the running invocation, or one waiting on a runtime that died in its init, when the runtime exits',
   async () => {
     server.runtimeStarting();
