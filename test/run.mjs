@@ -1,7 +1,8 @@
 // The test runner. Usage: node --import tsx test/run.mjs test '\.test\.ts$'
 //
-// Each test file runs in a process of its own, several at a time (MICRO_FN_TEST_JOBS, default one per CPU),
-// longest first by the last run's times. A file's output
+// Each test file runs in a process of its own, several at a time: as many as fit in MICRO_FN_TEST_JOBS CPUs (default
+// the machine's), each counted for the share of a CPU it used last time (see runInParallel), longest first by the
+// last run's times. At the end it prints the run's wall and CPU time and the 5 slowest files. A file's output
 // is printed whole when it ends, so files never interleave. A file fails the run when a test fails, when it runs
 // longer than MICRO_FN_TEST_TIMEOUT seconds (default 900), and when it finished its tests but did not exit within
 // 15 s (something it started is still open: uvu never forces an exit). Such a file is ended with everything it
@@ -62,20 +63,35 @@ async function runHere(suites) {
   }
 }
 
-/** Runs each of `suites` in a process of its own, `jobs` at a time, and sums up. */
+/**
+ * Runs each of `suites` in a process of its own and sums up. `jobs` is a budget of CPUs: a file counts for the
+ * share of a CPU it used in the last run (its CPU time over its wall time; a file never run counts as 1), and
+ * files start while the shares of those running fit in the budget, up to 2 × `jobs` files at once, so files that
+ * mostly wait (for a timeout, a process to start) run beside the busy ones. Longest first by the last run's
+ * wall time; when the next does not fit, a shorter one that does goes first. With `jobs` 1, one file at a time.
+ */
 async function runInParallel(suites, jobs) {
   const timesFile = join('node_modules', '.cache', 'micro-fn', 'test-times.json');
-  const lastTimes = readJson(timesFile);
+  const last = readTimes(timesFile);
   // Longest first: by the last run's time, else by size (a longer file tends to run longer).
-  const weight = (s) => lastTimes[s.name] ?? statSync(s.file).size / 100;
+  const weight = (s) => last.wall[s.name] ?? statSync(s.file).size / 100;
+  const share = (s) =>
+    jobs === 1 || !last.wall[s.name] || last.cpu[s.name] === undefined
+      ? 1
+      : Math.min(1.5, Math.max(0.2, last.cpu[s.name] / last.wall[s.name]));
+  const maxFiles = jobs === 1 ? 1 : jobs * 2;
   const queue = [...suites].sort((a, b) => weight(b) - weight(a));
   const timeout = (Number(process.env.MICRO_FN_TEST_TIMEOUT) || 900) * 1000;
   const running = new Set();
   const totals = { total: 0, passed: 0, skipped: 0 };
   const failed = [];
   // Entries of files that no longer exist go; those of files this run skips (a narrower pattern) stay.
-  const times = Object.fromEntries(Object.entries(lastTimes).filter(([name]) => existsSync(join(dir, name))));
+  const exists = ([name]) => existsSync(join(dir, name));
+  const times = Object.fromEntries(Object.entries(last.wall).filter(exists));
+  const lastCpu = Object.fromEntries(Object.entries(last.cpu).filter(exists));
   const cpu = {};
+  let load = 0; // the shares of the files running
+  let maxAtOnce = 0;
   const start = performance.now();
   const stop = () => {
     for (const child of running) killGroup(child);
@@ -83,29 +99,48 @@ async function runInParallel(suites, jobs) {
   };
   process.once('SIGINT', stop).once('SIGTERM', stop);
 
-  const worker = async () => {
-    for (let suite = queue.shift(); suite; suite = queue.shift()) {
-      const began = performance.now();
-      const result = await runFile(suite, timeout, running);
-      times[suite.name] = Math.round(performance.now() - began);
-      cpu[suite.name] = result.cpu;
-      const counts = countsOf(result.output);
-      totals.total += counts.total;
-      totals.passed += counts.passed;
-      totals.skipped += counts.skipped;
-      const problem = result.problem ?? (result.code === 0 ? undefined : `exit ${result.code ?? result.signal}`);
-      if (problem) failed.push(`${suite.name}: ${problem}`);
-      process.stdout.write(
-        `\n${suite.name} (${seconds(times[suite.name])}${cpuOf(result.cpu)})\n${withoutSummary(result.output)}\n` +
-          (problem ? `  FAILED: ${problem}\n` : ''),
-      );
-    }
+  const runOne = async (suite) => {
+    const began = performance.now();
+    const result = await runFile(suite, timeout, running);
+    times[suite.name] = Math.round(performance.now() - began);
+    cpu[suite.name] = result.cpu;
+    const counts = countsOf(result.output);
+    totals.total += counts.total;
+    totals.passed += counts.passed;
+    totals.skipped += counts.skipped;
+    const problem = result.problem ?? (result.code === 0 ? undefined : `exit ${result.code ?? result.signal}`);
+    if (problem) failed.push(`${suite.name}: ${problem}`);
+    process.stdout.write(
+      `\n${suite.name} (${seconds(times[suite.name])}${cpuOf(result.cpu)})\n${withoutSummary(result.output)}\n` +
+        (problem ? `  FAILED: ${problem}\n` : ''),
+    );
   };
-  await Promise.all(Array.from({ length: Math.min(jobs, suites.length) }, worker));
+  await new Promise((resolve) => {
+    let active = 0;
+    const fill = () => {
+      while (queue.length > 0 && active < maxFiles) {
+        const index = active === 0 ? 0 : queue.findIndex((s) => load + share(s) <= jobs + 1e-9);
+        if (index < 0) break;
+        const [suite] = queue.splice(index, 1);
+        const counted = share(suite);
+        load += counted;
+        active++;
+        maxAtOnce = Math.max(maxAtOnce, active);
+        void runOne(suite).finally(() => {
+          load -= counted;
+          active--;
+          if (active === 0 && queue.length === 0) resolve();
+          else fill();
+        });
+      }
+    };
+    if (queue.length === 0) resolve();
+    fill();
+  });
 
   try {
     mkdirSync(dirname(timesFile), { recursive: true });
-    writeFileSync(timesFile, JSON.stringify(times));
+    writeFileSync(timesFile, JSON.stringify({ wall: times, cpu: { ...lastCpu, ...definedOnly(cpu) } }));
   } catch {
     // only a hint for the next run's order
   }
@@ -116,7 +151,7 @@ async function runInParallel(suites, jobs) {
     .map((name) => `${name} ${seconds(times[name])}${cpuOf(cpu[name])}`);
   const cpuTotal = Object.values(cpu).reduce((sum, ms) => sum + (ms ?? 0), 0);
   console.log(
-    `\n  Files:     ${suites.length} (${Math.min(jobs, suites.length)} at a time)\n  Total:     ${totals.total}\n  Passed:    ${totals.passed}\n  Skipped:   ${totals.skipped}\n  Slowest:   ${slowest.join('\n             ')}\n  Duration:  ${seconds(performance.now() - start)}${cpuOf(cpuTotal || undefined)}`,
+    `\n  Files:     ${suites.length} (up to ${maxAtOnce} at a time, for ${jobs} CPUs)\n  Total:     ${totals.total}\n  Passed:    ${totals.passed}\n  Skipped:   ${totals.skipped}\n  Slowest:   ${slowest.join('\n             ')}\n  Duration:  ${seconds(performance.now() - start)}${cpuOf(cpuTotal || undefined)}`,
   );
   if (failed.length > 0) {
     console.error(`\n${failed.length} of ${suites.length} test files failed:\n  ${failed.join('\n  ')}`);
@@ -221,10 +256,16 @@ function countsOf(output) {
   return { total: count('Total'), passed: count('Passed'), skipped: count('Skipped') };
 }
 
-function readJson(file) {
+/** The last run's wall and CPU times (ms) by file; an older file held the wall times alone. */
+function readTimes(file) {
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    const json = JSON.parse(readFileSync(file, 'utf8'));
+    return json.wall ? { wall: json.wall, cpu: json.cpu ?? {} } : { wall: json, cpu: {} };
   } catch {
-    return {};
+    return { wall: {}, cpu: {} };
   }
+}
+
+function definedOnly(record) {
+  return Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
 }
