@@ -287,7 +287,17 @@ local('a burst of messages past the concurrency limit and queue waits for slots:
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-work-'));
   chmodSync(dir, 0o777); // functions write here, as nobody when serve runs as root
   try {
-    await Promise.all(Array.from({ length: 12 }, (_, i) => ok(['publish', 'work.spread', JSON.stringify({ dir, i })])));
+    // Published through the gateway as the local broker does (the CLI's publish is tested elsewhere): 12 at once.
+    const published = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        post('/micro-fn/Broker.Publish', JSON.stringify({ topic: 'work.spread', payload: { dir, i } })),
+      ),
+    );
+    assert.equal(
+      published.map((res) => res.status),
+      Array.from({ length: 12 }, () => 200),
+    );
+    await Promise.all(published.map((res) => res.arrayBuffer()));
     const lines = () =>
       existsSync(join(dir, 'handled')) ? readFileSync(join(dir, 'handled'), 'utf8').trim().split('\n') : [];
     await eventually(() => lines().length >= 12, 20000, '12 messages handled');
@@ -317,7 +327,14 @@ local('shares the registry with a second serve without corrupting it', async () 
   assert.is(ambiguous.code, 1);
   assert.match(ambiguous.stderr, /2 micro-fn serve runtimes are registered .*choose one with --runtime URL/);
   await ok(['deploy', 'examples/helloworld', '--runtime', address]);
-  for (let i = 0; i < 10; i++) await ok(['call', 'helloworld', 'Greeter.Hello', `{"name":"n${i}"}`]);
+  // 10 calls at once, each resolving helloworld in the registry both serves write.
+  const calls = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => ok(['call', 'helloworld', 'Greeter.Hello', `{"name":"n${i}"}`])),
+  );
+  assert.equal(
+    calls.map((c) => JSON.parse(c.stdout)),
+    Array.from({ length: 10 }, (_, i) => ({ message: `Hello n${i}` })),
+  );
   const [control] = JSON.parse((await ok(['describe', 'micro-fn', '--json'])).stdout) as {
     nodes: { address: string }[];
   }[];
