@@ -149,13 +149,14 @@ faults(
   async (ctx) => {
     const [serve, address] = await startServe(ctx);
     await ok(ctx, ['deploy', 'test/fixtures/backlog', '--target', 'local', '--runtime', address]);
-    const published = await publishAll(address, 'backlog.slow', jobs(ctx, 1000, 100));
+    // 20 ms each: a handler runs long enough to be caught begun and not done; a process start takes longer.
+    const published = await publishAll(address, 'backlog.slow', jobs(ctx, 1000, 20));
     assert.equal(
       published.filter((r) => r.status !== 200).map((r) => r.status),
       [],
       'every publish accepted',
     );
-    // Killed while handlers run (begun, not done: each takes 100 ms), after 50 are done.
+    // Killed while handlers run (begun, not done), after 50 are done.
     await eventually(
       () => lines(ctx, 'handled').length >= 50 && lines(ctx, 'begun').length > lines(ctx, 'handled').length,
       60_000,
@@ -167,7 +168,7 @@ faults(
       () => processesOf(serve.child.pid!).length === 0,
       10_000,
       'the launcher and the function processes of the killed serve ended',
-      100,
+      20,
     );
     const begunAtKill = new Set(lines(ctx, 'begun'));
     const handledAtKill = counts(lines(ctx, 'handled'));
@@ -216,7 +217,7 @@ faults("no function process, nor the launcher that starts them, holds serve's br
 faults('a message published before any subscriber exists reaches the subscriber deployed after it', async (ctx) => {
   const [, address] = await startServe(ctx);
   await ok(ctx, ['publish', 'backlog.slow', JSON.stringify({ dir: ctx.dir, n: 'early' })]);
-  await sleep(1000);
+  await sleep(200);
   await ok(ctx, ['deploy', 'test/fixtures/backlog', '--target', 'local', '--runtime', address]);
   await eventually(() => lines(ctx, 'handled').length >= 1, 30_000, 'the early message handled');
   await sleep(300);
@@ -227,11 +228,13 @@ faults("dead letters survive a SIGKILL of serve and show each attempt's error", 
   const [serve, address] = await startServe(ctx);
   await ok(ctx, ['deploy', 'test/fixtures/backlog', '--target', 'local', '--runtime', address]);
   await ok(ctx, ['publish', 'backlog.fail', JSON.stringify({ dir: ctx.dir })]);
+  // The fifth attempt seen first: each `dlq` below is a CLI process.
+  await eventually(() => lines(ctx, 'failed').length >= 5, 30_000, 'five attempts');
   await eventually(
     async () => (JSON.parse((await ok(ctx, ['dlq', 'backlog.fail', '--json'])).stdout) as unknown[]).length === 1,
     30_000,
     'the dead letter',
-    200,
+    50,
   );
   await kill(serve);
 
@@ -294,9 +297,9 @@ faults(
   async (ctx) => {
     const [serve, address] = await startServe(ctx);
     await ok(ctx, ['deploy', 'test/fixtures/backlog', '--target', 'local', '--runtime', address]);
-    // 400 messages of 300 ms, 4 at a time: half a minute of backlog.
-    await publishAll(address, 'backlog.slow', jobs(ctx, 400, 300));
-    await eventually(() => lines(ctx, 'handled').length >= 4, 60_000, 'the first handled', 50);
+    // 400 messages of 50 ms, 4 at a time, each in a process of its own: many seconds of backlog.
+    await publishAll(address, 'backlog.slow', jobs(ctx, 400, 50));
+    await eventually(() => lines(ctx, 'handled').length >= 4, 60_000, 'the first handled', 10);
     serve.child.kill('SIGTERM');
     assert.is(await serve.exited(20_000), 0, 'serve stopped (exit 0) without working through the backlog');
     const begun = lines(ctx, 'begun');
