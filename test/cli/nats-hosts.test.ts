@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cli, start, tempHome, type Running } from './helpers.js';
 import { eventually } from '../helpers.js';
+import { resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../nats-server.js';
 
 const hosts = suite('two micro-fn serve hosts on NATS');
@@ -101,7 +102,14 @@ if (natsAvailable()) {
     const dir = mkdtempSync(join(tmpdir(), 'micro-fn-spread-'));
     chmodSync(dir, 0o777); // functions write here, as nobody when serve runs as root
     try {
-      for (let i = 0; i < 24; i++) await ok(['publish', 'work.spread', JSON.stringify({ dir, i })], a!.env);
+      // Published as `micro-fn publish` does, through the broker the hosts' settings name, on one connection.
+      const plugins = await resolvePlugins(a!.env);
+      try {
+        for (let i = 0; i < 24; i++)
+          await plugins.broker.publish('work.spread', { body: new TextEncoder().encode(JSON.stringify({ dir, i })) });
+      } finally {
+        await plugins.close();
+      }
       const lines = () =>
         existsSync(join(dir, 'handled')) ? readFileSync(join(dir, 'handled'), 'utf8').trim().split('\n') : [];
       await eventually(() => lines().length >= 24, 30_000, '24 messages handled');
