@@ -14,7 +14,7 @@
 // without a failure being reported fails the run, saying so.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse } from 'uvu/parse';
 
@@ -67,7 +67,8 @@ async function runHere(suites) {
  * Runs each of `suites` in a process of its own and sums up. `jobs` is a budget of CPUs: a file counts for the
  * share of a CPU it used in the last run (its CPU time over its wall time; a file never run counts as 1), and
  * files start while the shares of those running fit in the budget, up to 2 × `jobs` files at once, so files that
- * mostly wait (for a timeout, a process to start) run beside the busy ones. Longest first by the last run's
+ * mostly wait (for a timeout, a process to start) run beside the busy ones. More files than `jobs` run only while
+ * the machine's load average is below its CPU count: on a machine busy with other work they would only contend. Longest first by the last run's
  * wall time; when the next does not fit, a shorter one that does goes first. With `jobs` 1, one file at a time.
  */
 async function runInParallel(suites, jobs) {
@@ -119,6 +120,8 @@ async function runInParallel(suites, jobs) {
     let active = 0;
     const fill = () => {
       while (queue.length > 0 && active < maxFiles) {
+        // Past one file per CPU only while the machine has CPU to spare (its load counts these files, and others' work).
+        if (active >= jobs && loadavg()[0] >= availableParallelism()) break;
         const index = active === 0 ? 0 : queue.findIndex((s) => load + share(s) <= jobs + 1e-9);
         if (index < 0) break;
         const [suite] = queue.splice(index, 1);
