@@ -46,6 +46,56 @@ export async function createOtlpExporter(env: Env, service: string): Promise<Spa
   };
 }
 
+/** One finished span and its resource's own attributes (`service.name`, ...): spans of many functions in one batch. */
+export interface ResourceSpan {
+  readonly resource: Readonly<Record<string, string>>;
+  readonly span: SpanData;
+}
+
+/** Sends spans of many resources at once; rejects when the collector did not take them. */
+export interface ResourceSpanSender {
+  export(items: readonly ResourceSpan[]): Promise<void>;
+}
+
+/** Resources kept made, at most: a host with more distinct ones makes them again. */
+const MAX_RESOURCES = 256;
+
+/**
+ * An exporter of the spans of many functions (serve's, which exports for the processes it runs) to the OTLP endpoint
+ * `env` names, each request waiting `timeoutMillis` at most, over kept-alive connections.
+ */
+export async function createOtlpSender(env: Env, timeoutMillis: number): Promise<ResourceSpanSender> {
+  const url = tracesEndpoint(env);
+  if (!url) throw new Error('no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (http://host:4318)');
+  const [{ OTLPTraceExporter }, { defaultResource, resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+  ]);
+  const base = defaultResource();
+  const resources = new Map<string, Resource>();
+  const resourceOf = (attributes: Readonly<Record<string, string>>): Resource => {
+    const key = JSON.stringify(attributes);
+    let resource = resources.get(key);
+    if (!resource) {
+      if (resources.size >= MAX_RESOURCES) resources.clear();
+      resource = base.merge(resourceFromAttributes({ ...attributes }));
+      resources.set(key, resource);
+    }
+    return resource;
+  };
+  const exporter = new OTLPTraceExporter({ url, headers: exportHeaders(env), timeoutMillis });
+  return {
+    export: (items) =>
+      new Promise<void>((resolve, reject) =>
+        exporter.export(
+          // The exporter groups spans by resource object: one per distinct set of attributes.
+          items.map((i) => readable(i.span, resourceOf(i.resource))),
+          (result) => (result.code === 0 ? resolve() : reject(result.error ?? new Error('the export failed'))),
+        ),
+      ),
+  };
+}
+
 /** The ReadableSpan OpenTelemetry's exporters read, of one finished span. */
 function readable(span: SpanData, resource: Resource): ReadableSpan {
   const context = otelContext(span.context, false);
