@@ -170,7 +170,8 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
       // A warm process's ping: while nobody waits, a health probe takes the very path of an invocation (this
       // reader, serveOne, the router, the dispatcher, the codec, the reply's wire form), so V8 has compiled
       // that code when the real one comes. So does a timer turn: an invocation schedules a timer (the
-      // function's unsubscribe), and a process's first setTimeout costs ~0.3 ms (Node compiles its timers then).
+      // function's unsubscribe), and a process's first setTimeout costs ~0.3 ms (Node compiles its timers then). So
+      // does a tracer that records: its first span loads Node's clock and random source (1-10 ms).
       const warmUp = [
         serveOne(
           fn!,
@@ -179,6 +180,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
           async () => {},
         ),
         import('node:os').then((m) => (os = m)),
+        Promise.resolve().then(() => invocation!.tracer.warmUp?.()),
         new Promise((r) => setTimeout(r, 0)),
       ];
       void Promise.all(warmUp).then(() => send({ type: 'pong' }));
