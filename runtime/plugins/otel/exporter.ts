@@ -4,7 +4,7 @@
  * imported when the first spans are sent (a bundle that runs on this machine imports them from micro-fn's own
  * node_modules), never before.
  */
-import type { Attributes, HrTime, SpanContext as OtelSpanContext } from '@opentelemetry/api';
+import type { HrTime, SpanContext as OtelSpanContext } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Env } from '../../core/config.js';
@@ -12,6 +12,9 @@ import type { SpanData, SpanExporter, SpanKind } from '../../core/trace.js';
 import { FLUSH_BOUND } from '../../core/trace.js';
 import type { SpanContext } from '../../core/trace-context.js';
 import { exportHeaders, resourceAttributes, tracesEndpoint } from './settings.js';
+import { attributesOf } from './attributes.js';
+
+export { attributesOf };
 
 /** OpenTelemetry's SpanKind numbers (api's enum), so the mapping needs nothing loaded. */
 const KIND: Record<SpanKind, number> = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
@@ -121,36 +124,6 @@ function readable(span: SpanData, resource: Resource): ReadableSpan {
     droppedEventsCount: 0,
     droppedLinksCount: 0,
   };
-}
-
-/**
- * A span's info named as OpenTelemetry's semantic conventions do: FaaS (`faas.*`) on an invocation's span, RPC
- * (`rpc.*`) on a request's, messaging (`messaging.*`) on a message's; micro-fn's own under `micro.*`.
- */
-export function attributesOf(span: Pick<SpanData, 'kind' | 'info'>): Attributes {
-  const { kind, info } = span;
-  const out: Attributes = {};
-  const invocation = kind === 'server' || kind === 'consumer';
-  if (invocation) {
-    if (info.function !== undefined) out['faas.name'] = info.function;
-    if (info.id !== undefined) out['faas.invocation_id'] = info.id;
-    if (info.coldStart !== undefined) out['faas.coldstart'] = info.coldStart;
-    out['faas.trigger'] = info.topic !== undefined ? 'pubsub' : 'http';
-  }
-  if (info.endpoint !== undefined) {
-    out['rpc.system'] = 'micro';
-    if (info.service !== undefined) out['rpc.service'] = info.service;
-    out['rpc.method'] = info.endpoint;
-  }
-  if (info.topic !== undefined) {
-    out['messaging.destination.name'] = info.topic;
-    out['messaging.operation.type'] = kind === 'producer' ? 'send' : 'process';
-    if (info.id !== undefined && kind === 'consumer') out['messaging.message.id'] = info.id;
-  }
-  if (info.attempt !== undefined) out['micro.attempt'] = info.attempt;
-  if (info.status !== undefined) out['micro.status'] = info.status;
-  if (!invocation && info.function !== undefined) out['micro.from'] = info.function;
-  return out;
 }
 
 function otelContext(context: SpanContext, isRemote: boolean): OtelSpanContext {
