@@ -107,7 +107,16 @@ export function readMessages<T>(stream: NodeJS.ReadableStream, onMessage: (messa
       const line = parts.length === 1 ? parts[0]! : parts.join('');
       parts = [];
       start = end + 1;
-      if (line) onMessage(JSON.parse(line) as T);
+      if (line) {
+        // A function's code can write to the pipe too: a line that is not JSON is skipped, never thrown in serve.
+        let message: T;
+        try {
+          message = JSON.parse(line) as T;
+        } catch {
+          continue;
+        }
+        onMessage(message);
+      }
     }
     if (start < chunk.length) parts.push(chunk.slice(start));
   });
