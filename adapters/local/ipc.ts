@@ -115,7 +115,7 @@ export function readMessages<T>(stream: NodeJS.ReadableStream, onMessage: (messa
         } catch {
           continue;
         }
-        onMessage(message);
+        if (typeof message === 'object' && message !== null) onMessage(message);
       }
     }
     if (start < chunk.length) parts.push(chunk.slice(start));

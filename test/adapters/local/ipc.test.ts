@@ -34,7 +34,7 @@ ipc(
     const got: FromFunction[] = [];
     readMessages<FromFunction>(stream, (m) => got.push(m));
     stream.write(
-      `${encodeMessage({ type: 'pong' })}not json\n{"type":\n${encodeMessage({ type: 'settled', ok: true })}`,
+      `${encodeMessage({ type: 'pong' })}not json\n{"type":\nnull\n42\n${encodeMessage({ type: 'settled', ok: true })}`,
     );
     assert.equal(got, [{ type: 'pong' }, { type: 'settled', ok: true }]);
   },
