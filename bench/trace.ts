@@ -3,7 +3,8 @@
  * one whose functions export their spans (OTEL_EXPORTER_OTLP_ENDPOINT, to a local OTLP receiver in this process)
  * and one without, measured in turns so both see the same machine state. Every call finds a full warm pool and
  * sends a sampled `traceparent`, so the traced side records a server span and hands it to serve over its pipe (after
- * its reply, before its process exits), which exports it in batches; the other passes the header through. The receiver's count says the spans did arrive.
+ * its reply, before its process exits), which exports it in batches; the other passes the header through. The
+ * receiver's count says the spans did arrive.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
