@@ -282,9 +282,9 @@ export class FunctionPool {
   }
 
   #spawn(warm: boolean): Worker {
-    const { launcher, env, memory, log } = this.options;
+    const { launcher, env, memory, log, spans } = this.options;
     if (this.#bundle === undefined) throw new Error('FunctionPool: describe() starts the first process');
-    return new Worker({ launcher, bundle: this.#bundle, env, memory, log, warm });
+    return new Worker({ launcher, bundle: this.#bundle, env, memory, log, warm, spans });
   }
 
   /**

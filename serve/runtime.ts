@@ -43,7 +43,7 @@ import { stateFolder } from './state.js';
 import { DeploymentRecords, removeLeftEntries } from './deployments.js';
 import { LoadOutput } from './load-output.js';
 import { nameProblem, type NameKind } from '../runtime/plugins/local/limits.js';
-import type { IpcReady } from '../adapters/local/ipc.js';
+import { SPANS_ENV, type IpcReady } from '../adapters/local/ipc.js';
 // Confinement of function processes (serve/launcher.ts).
 import { Launcher } from './launcher.js';
 import { functionUser } from './function-user.js';
@@ -54,6 +54,7 @@ import { Invocations } from './observe/event.js';
 import { StatsCollector, hasFigures } from './observe/stats.js';
 import type { RuntimeStats } from '../runtime/plugins/local/protocol.js';
 import { otelEnv } from '../runtime/plugins/otel/settings.js';
+import { SpanSink } from './observe/span-sink.js';
 
 export interface RuntimeOptions {
   home: string;
@@ -150,9 +151,12 @@ export class LocalRuntime {
   readonly invocations = new Invocations();
   readonly #stats = new StatsCollector();
   readonly #startedAt = Date.now();
+  /** Where the spans of serve's functions go, when serve's OTEL_* variables name a collector. */
+  readonly #spans: SpanSink | undefined;
 
   constructor(options: RuntimeOptions) {
     this.options = options;
+    this.#spans = SpanSink.of({ env: options.env, say: serveSays });
     this.#state = stateFolder(options.home, options.address);
     this.#records = new DeploymentRecords(this.#state, options.home, serveSays);
     this.#logs = new LogSink(options.home, options.echo ?? true, undefined, options.logRotation);
@@ -229,6 +233,7 @@ export class LocalRuntime {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.options.env)) if (k.startsWith('MICRO_') && v !== undefined) env[k] = v;
     Object.assign(env, otelEnv(this.options.env)); // where its spans go, as OpenTelemetry's variables say
+    if (this.#spans) env[SPANS_ENV] = this.#spans.key; // ...sent to serve, which exports them
     // A function of another user sees only the registry of it (serve/launcher.ts).
     env.MICRO_FN_HOME = this.#launcher?.functionHome(this.options.home) ?? this.options.home;
     // The local Lambda API's invoke-only pair (never the administrator's, never the control token).
@@ -354,6 +359,7 @@ export class LocalRuntime {
         this.#logs.write(name, invocation, stream, line);
       },
       onInvocation: o.observe === false ? undefined : (event) => this.invocations.emit(event),
+      spans: this.#spans && ((message) => this.#spans!.accept(message)),
     });
     const ready = await this.#ready(pool, request.bundle, loading).finally(() => (loading = undefined));
     const invalid = nameProblem('function', ready.name) ?? firstProblem('topic', ready.topics);
@@ -574,6 +580,7 @@ export class LocalRuntime {
     // After the gateway: a request to a mounted API in flight was still answered.
     await Promise.allSettled(this.#extensions.map((e) => e.stop()));
     await this.#launcher?.close();
+    await this.#spans?.stop(); // after the last processes: their spans are in
     await this.#logs.close();
     this.#guard?.close();
   }

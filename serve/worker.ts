@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { errors } from '../runtime/core/errors.js';
-import type { FromFunction, IpcReady, IpcReply, IpcSettled, ToFunction } from '../adapters/local/ipc.js';
+import type { FromFunction, IpcReady, IpcReply, IpcSettled, IpcSpans, ToFunction } from '../adapters/local/ipc.js';
 import { IPC_ENV, encodeMessage, readMessages } from '../adapters/local/ipc.js';
 import type { LaunchedProcess, Launcher, Pipes } from './launcher.js';
 
@@ -26,6 +26,8 @@ export interface WorkerOptions {
   warm: boolean;
   /** Receives each output line, with the id of the invocation being served (or `init`). */
   log: (line: string, stream: 'stdout' | 'stderr', invocation: string) => void;
+  /** Receives the spans the process recorded (serve/observe/span-sink.ts); absent, they are ignored. */
+  spans?: (message: IpcSpans) => void;
 }
 
 export type WorkerResult =
@@ -113,6 +115,7 @@ export class Worker {
       } else if (message.type === 'pong') resolveReady(described!);
       else if (message.type === 'reply') this.#settle({ kind: 'reply', reply: message });
       else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
+      else if (message.type === 'spans') options.spans?.(message);
     });
     return Promise.all(
       [channel, pipes.stdout, pipes.stderr].map((s) => new Promise((resolve) => s.once('close', resolve))),

@@ -5,7 +5,7 @@
  */
 import { Runner, asDefinition, jsonCodec, type Env, type ServiceDefinition } from '../../runtime/core/index.js';
 import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
-import { resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { resolvePlugins, tracingOf } from '../../runtime/plugins/resolve.js';
 import type { ExecutionContext, Message, MessageBatch, WorkerEnv } from './platform.js';
 
 export interface WorkerOptions {
@@ -64,7 +64,13 @@ function runnerFor(definition: ServiceDefinition, bindings: WorkerEnv): Runner {
   // Platform seam: bindings that are not strings (KV, queues, services) reach ctx.env as they are; micro-fn
   // reads only the MICRO_* strings.
   const env = bindings as Env;
-  return new Runner(definition, { env, plugins: () => resolvePlugins(env, { platform: 'web' }) });
+  // Spans go out with fetch when the bundle was built for an OTLP endpoint (runtime/plugins/otel fetch-exporter.ts),
+  // sent as the invocation ends, inside the event (waitUntil).
+  return new Runner(definition, {
+    env,
+    plugins: () => resolvePlugins(env, { platform: 'web' }),
+    tracing: tracingOf(env, 'web'),
+  });
 }
 
 async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { readConfig } from '../../runtime/core/config.js';
 import { UserError } from '../../runtime/core/errors.js';
+import { tracesEndpoint } from '../../runtime/plugins/otel/settings.js';
 
 export interface DenoConfigOptions {
   /** The service name, for the task's description. */
@@ -22,7 +23,12 @@ export interface DenoConfigOptions {
 
 /** The `start` task: `deno serve` with the permissions the function needs. */
 export function serveCommand(options: DenoConfigOptions): string {
-  const own = Object.keys(options.vars).filter((key) => !key.startsWith('MICRO_'));
+  // A function that exports spans reads OpenTelemetry's variables by name (OTEL_SDK_DISABLED, ...): all of them.
+  const traces = tracesEndpoint(options.vars) !== undefined;
+  const own = Object.keys(options.vars).filter(
+    (key) => !key.startsWith('MICRO_') && !(traces && key.startsWith('OTEL_')),
+  );
+  if (traces) own.push('OTEL_*');
   // Quoted: deno task's shell would otherwise expand the `*` as a file glob.
   const args = ['deno', 'serve', '--no-prompt', `'--allow-env=${['MICRO_*', ...own.sort()].join(',')}'`];
   const net = allowNet(options);
@@ -43,6 +49,9 @@ function allowNet(options: DenoConfigOptions): string | undefined {
   const config = readConfig(options.vars);
   if (config.registry !== undefined || config.broker !== undefined) return '--allow-net';
   const hosts = options.allowNet?.filter((h) => h !== '') ?? [];
+  const traces = tracesEndpoint(options.vars);
+  // Where its spans go (runtime/plugins/otel fetch-exporter.ts); a URL's host carries its port when it names one.
+  if (traces) hosts.push(new URL(traces).host);
   if (hosts.some((h) => !/^[\w.:[\]-]+$/.test(h))) {
     throw new UserError(`--allow-net takes host[:port] names, comma-separated; got "${hosts.join(',')}"`);
   }

@@ -6,7 +6,7 @@
  */
 import { Runner, asDefinition, type Env } from '../../runtime/core/index.js';
 import { createFetchHandler } from '../../runtime/plugins/http/fetch.js';
-import { resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { resolvePlugins, tracingOf } from '../../runtime/plugins/resolve.js';
 import { denoNamespace, type Env as DenoEnv, type ServeDefaultExport } from './platform.js';
 
 export interface ServeOptions {
@@ -40,7 +40,8 @@ export function createServe(
   const definition = asDefinition(value, from);
   const env = options.env ?? denoEnv();
   const plugins = () => resolvePlugins(env, { platform: 'web' });
-  const runner = new Runner(definition, { env, plugins, scope: 'host' });
+  // Spans go out with fetch when the bundle was built for an OTLP endpoint (runtime/plugins/otel fetch-exporter.ts).
+  const runner = new Runner(definition, { env, plugins, scope: 'host', tracing: tracingOf(env, 'web') });
   const handle = createFetchHandler(runner, { maxBodySize: options.maxBodySize });
   // Deno has no waitUntil, and needs none: the isolate keeps serving after a Response, so stopping the function
   // may finish after it. The runner never rejects; the catch only keeps a bug from becoming an unhandled rejection.

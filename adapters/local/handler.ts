@@ -18,10 +18,14 @@ import {
   type ServiceDefinition,
 } from '../../runtime/index.js';
 import { tracingOf, listenTransport, resolvePlugins } from '../../runtime/plugins/resolve.js';
+import { resourceAttributes, spanSinkKey } from '../../runtime/plugins/otel/settings.js';
+import { RecordingTracer } from '../../runtime/core/trace-recorder.js';
+import type { SpanExporter, TracerFactory } from '../../runtime/core/trace.js';
 import { errors } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
 import {
   IPC_FD,
+  SPANS_ENV,
   encodeMessage,
   readMessages,
   type FromFunction,
@@ -31,9 +35,27 @@ import {
   type ToFunction,
 } from './ipc.js';
 
-/** A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. */
-function runnerOf(definition: ServiceDefinition, env: Env): Runner {
-  return new Runner(definition, { env, plugins: () => resolvePlugins(env), tracing: tracingOf(env) });
+/**
+ * A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. Its spans go
+ * to the exporter the environment configures, or to `tracing` when given.
+ */
+function runnerOf(definition: ServiceDefinition, env: Env, tracing = tracingOf(env)): Runner {
+  return new Runner(definition, { env, plugins: () => resolvePlugins(env), tracing });
+}
+
+/**
+ * Under a serve that exports spans to where this function's OTEL_* settings say (SPANS_ENV), tracers whose spans go
+ * to serve over the pipe as plain data: this process then loads nothing of OpenTelemetry. Otherwise undefined.
+ */
+function pipeTracing(env: Env, send: (message: FromFunction) => Promise<void>): TracerFactory | undefined {
+  const key = env[SPANS_ENV];
+  if (!key || key !== spanSinkKey(env)) return undefined;
+  return (service) => {
+    const exporter: SpanExporter = {
+      export: (spans) => send({ type: 'spans', resource: resourceAttributes(env, service), spans: [...spans] }),
+    };
+    return new RecordingTracer({ exporter: async () => exporter });
+  };
 }
 
 export interface InvokeRequest {
@@ -148,7 +170,8 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
       // A warm process's ping: while nobody waits, a health probe takes the very path of an invocation (this
       // reader, serveOne, the router, the dispatcher, the codec, the reply's wire form), so V8 has compiled
       // that code when the real one comes. So does a timer turn: an invocation schedules a timer (the
-      // function's unsubscribe), and a process's first setTimeout costs ~0.3 ms (Node compiles its timers then).
+      // function's unsubscribe), and a process's first setTimeout costs ~0.3 ms (Node compiles its timers then). So
+      // does a tracer that records: its first span loads Node's clock and random source (1-10 ms).
       const warmUp = [
         serveOne(
           fn!,
@@ -157,6 +180,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
           async () => {},
         ),
         import('node:os').then((m) => (os = m)),
+        Promise.resolve().then(() => invocation!.tracer.warmUp?.()),
         new Promise((r) => setTimeout(r, 0)),
       ];
       void Promise.all(warmUp).then(() => send({ type: 'pong' }));
@@ -173,7 +197,8 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   // The spawner went away: nobody is waiting for us.
   channel.once('end', () => process.exit(0));
   channel.once('error', () => process.exit(0));
-  invocation = await runnerOf(definition, env).open();
+  const tracing = pipeTracing(env, send) ?? tracingOf(env);
+  invocation = await runnerOf(definition, env, tracing).open();
   const created = (fn = invocation.fn);
   if (pending) void serveOne(fn, pending, send, answered).then(exit);
   const router = created.service.router;

@@ -4,6 +4,7 @@
  * round trip. Bodies travel as UTF-8 text: the JSON codec's bytes.
  */
 import type { ErrorJSON } from '../../runtime/core/errors.js';
+import type { SpanData } from '../../runtime/core/trace.js';
 
 /** Sent by the function process once its bundle is loaded: it is warm and waits for one invocation. */
 export interface IpcReady {
@@ -62,11 +63,30 @@ export interface IpcPong {
   type: 'pong';
 }
 
+/**
+ * The finished spans of the invocation, as plain data, for serve to export (serve/observe/span-sink.ts): a function
+ * process under serve loads nothing of OpenTelemetry. Sent after the reply, before the process exits; serve reads the
+ * pipe to its end, so they arrive even from a process that exits at once.
+ */
+export interface IpcSpans {
+  type: 'spans';
+  /** The resource's own attributes (`service.name`, OTEL_RESOURCE_ATTRIBUTES), from the function's environment. */
+  resource: Record<string, string>;
+  spans: SpanData[];
+}
+
 export type ToFunction = IpcInvoke | IpcMessage;
-export type FromFunction = IpcReady | IpcPong | IpcReply | IpcSettled;
+export type FromFunction = IpcReady | IpcPong | IpcReply | IpcSettled | IpcSpans;
 
 /** Set in a function process's environment by the spawner: start serving over the pipe at fd 3. */
 export const IPC_ENV = 'MICRO_FN_IPC';
+
+/**
+ * Set by a serve that exports spans itself, to what it exports to (`spanSinkKey`, runtime/plugins/otel/settings.ts):
+ * a function process whose own OTEL_* settings say the same sends its spans over the pipe (IpcSpans) instead of
+ * loading an exporter. A function deployed with an endpoint of its own exports in-process, as `micro-fn run` does.
+ */
+export const SPANS_ENV = 'MICRO_FN_SPANS';
 
 /** The file descriptor of the pipe in the function process. */
 export const IPC_FD = 3;
@@ -87,7 +107,16 @@ export function readMessages<T>(stream: NodeJS.ReadableStream, onMessage: (messa
       const line = parts.length === 1 ? parts[0]! : parts.join('');
       parts = [];
       start = end + 1;
-      if (line) onMessage(JSON.parse(line) as T);
+      if (line) {
+        // A function's code can write to the pipe too: a line that is not JSON is skipped, never thrown in serve.
+        let message: T;
+        try {
+          message = JSON.parse(line) as T;
+        } catch {
+          continue;
+        }
+        if (typeof message === 'object' && message !== null) onMessage(message);
+      }
     }
     if (start < chunk.length) parts.push(chunk.slice(start));
   });

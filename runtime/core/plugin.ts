@@ -8,7 +8,7 @@ import type { Broker } from './broker.js';
 import type { Env, RuntimeConfig } from './config.js';
 import type { Registry } from './registry.js';
 import type { Transport } from './transport.js';
-import type { SpanExporter } from './trace.js';
+import type { SpanExporter, Tracer } from './trace.js';
 
 export type PluginKind = 'registry' | 'broker' | 'transport' | 'exporter';
 
@@ -88,6 +88,11 @@ export interface ExporterPlugin extends Omit<Descriptor<'exporter', SpanExporter
   /** Whether the environment asks for it (OpenTelemetry's own variables, say). */
   enabled(env: Env): boolean;
   create(context: PluginContext, service: string): Promise<SpanExporter>;
+  /**
+   * A tracer that records spans and sends them through `exporter` (trace-recorder.ts's RecordingTracer): made here so
+   * that the recorder comes into a bundle with an exporter only, never into one built without.
+   */
+  tracer(exporter: () => Promise<SpanExporter>): Tracer;
 }
 
 export type PluginDescriptor = RegistryPlugin | BrokerPlugin | TransportPlugin | ExporterPlugin;

@@ -86,6 +86,8 @@ export interface Tracer {
   start(name: string, kind: SpanKind, metadata: Metadata, info: SpanInfo): Span | undefined;
   /** Sends the finished spans, waiting at most `ms` (a collector that is down never holds the host up). Never rejects. */
   flush(ms: number): Promise<void>;
+  /** Runs the recording path once and keeps nothing: a host that waits for its invocation calls it meanwhile. */
+  warmUp?(): void;
 }
 
 /** Makes the tracer of each invocation of function `service` (runtime/plugins/resolve.ts `tracingOf`). */

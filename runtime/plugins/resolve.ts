@@ -6,7 +6,6 @@
 import type { Broker } from '../core/broker.js';
 import { ConfigError, readConfig, type Env, type RuntimeConfig } from '../core/config.js';
 import type { SpanExporter, TracerFactory } from '../core/trace.js';
-import { RecordingTracer } from '../core/trace-recorder.js';
 import type {
   BrokerPlugin,
   BrokerSettings,
@@ -174,7 +173,7 @@ export function tracingOf(env: Env, platform: Platform = 'node'): TracerFactory 
       loaded = undefined;
       throw err;
     }));
-  return (service) => new RecordingTracer({ exporter: () => load(service) });
+  return (service) => plugin.tracer(() => load(service));
 }
 
 /** The transport a standalone function listens with (`MICRO_TRANSPORT`, default http). */

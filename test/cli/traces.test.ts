@@ -1,7 +1,8 @@
 /**
- * Traces end to end: a real `micro-fn serve` whose functions export their spans to a local OTLP receiver. traced-a
+ * Traces end to end: a real `micro-fn serve` that exports its functions' spans to a local OTLP receiver. traced-a
  * (called by `micro-fn call` with a traceparent) calls traced-b through ctx.client and publishes an event that
- * traced-c handles: one trace, with every parent link right.
+ * traced-c handles: one trace, with every parent link right. The traced fixtures say on stderr each module of
+ * OpenTelemetry their process loads (test/fixtures/otel-watch.ts): under serve, none; under `micro-fn invoke`, its own.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -94,6 +95,29 @@ traces('a call chain of two functions plus an event is one trace with the right 
   assert.type(c.attributes['faas.coldstart'], 'boolean');
   assert.is(a.status.code ?? 0, 0, 'A ended without an error');
   assert.equal(receiver.rejected, []);
+  // serve exported them: the function processes loaded nothing of OpenTelemetry (their logs are all there: C's line).
+  await eventually(
+    async () => (await cli(['logs'], env)).stdout.includes('event for Ada'),
+    10000,
+    "traced-c's log line",
+    100,
+  );
+  const logs = (await ok(['logs'])).stdout;
+  assert.not.match(logs, /otel-watch/, `a function process loaded OpenTelemetry:\n${logs}`);
+});
+
+traces('outside serve, micro-fn invoke exports its own span (the watch sees OpenTelemetry load there)', async () => {
+  const traceId = 'bbf92f3577b34da6a3ce929d0e0e4736';
+  const r = await ok([
+    'invoke',
+    'test/fixtures/traced-b',
+    'Greeter.Hello',
+    '{"name":"Ada"}',
+    '--metadata',
+    `traceparent=00-${traceId}-00f067aa0ba902b7-01`,
+  ]);
+  assert.match(r.stderr, /otel-watch: .*@opentelemetry\/exporter-trace-otlp-http/);
+  await eventually(() => receiver.spans.some((s) => s.traceId === traceId), 10000, "invoke's span", 50);
 });
 
 traces(

@@ -4,7 +4,7 @@
  * imported when the first spans are sent (a bundle that runs on this machine imports them from micro-fn's own
  * node_modules), never before.
  */
-import type { Attributes, HrTime, SpanContext as OtelSpanContext } from '@opentelemetry/api';
+import type { HrTime, SpanContext as OtelSpanContext } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Env } from '../../core/config.js';
@@ -12,6 +12,9 @@ import type { SpanData, SpanExporter, SpanKind } from '../../core/trace.js';
 import { FLUSH_BOUND } from '../../core/trace.js';
 import type { SpanContext } from '../../core/trace-context.js';
 import { exportHeaders, resourceAttributes, tracesEndpoint } from './settings.js';
+import { attributesOf } from './attributes.js';
+
+export { attributesOf };
 
 /** OpenTelemetry's SpanKind numbers (api's enum), so the mapping needs nothing loaded. */
 const KIND: Record<SpanKind, number> = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
@@ -46,6 +49,56 @@ export async function createOtlpExporter(env: Env, service: string): Promise<Spa
   };
 }
 
+/** One finished span and its resource's own attributes (`service.name`, ...): spans of many functions in one batch. */
+export interface ResourceSpan {
+  readonly resource: Readonly<Record<string, string>>;
+  readonly span: SpanData;
+}
+
+/** Sends spans of many resources at once; rejects when the collector did not take them. */
+export interface ResourceSpanSender {
+  export(items: readonly ResourceSpan[]): Promise<void>;
+}
+
+/** Resources kept made, at most: a host with more distinct ones makes them again. */
+const MAX_RESOURCES = 256;
+
+/**
+ * An exporter of the spans of many functions (serve's, which exports for the processes it runs) to the OTLP endpoint
+ * `env` names, each request waiting `timeoutMillis` at most, over kept-alive connections.
+ */
+export async function createOtlpSender(env: Env, timeoutMillis: number): Promise<ResourceSpanSender> {
+  const url = tracesEndpoint(env);
+  if (!url) throw new Error('no OTLP endpoint: set OTEL_EXPORTER_OTLP_ENDPOINT (http://host:4318)');
+  const [{ OTLPTraceExporter }, { defaultResource, resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+  ]);
+  const base = defaultResource();
+  const resources = new Map<string, Resource>();
+  const resourceOf = (attributes: Readonly<Record<string, string>>): Resource => {
+    const key = JSON.stringify(attributes);
+    let resource = resources.get(key);
+    if (!resource) {
+      if (resources.size >= MAX_RESOURCES) resources.clear();
+      resource = base.merge(resourceFromAttributes({ ...attributes }));
+      resources.set(key, resource);
+    }
+    return resource;
+  };
+  const exporter = new OTLPTraceExporter({ url, headers: exportHeaders(env), timeoutMillis });
+  return {
+    export: (items) =>
+      new Promise<void>((resolve, reject) =>
+        exporter.export(
+          // The exporter groups spans by resource object: one per distinct set of attributes.
+          items.map((i) => readable(i.span, resourceOf(i.resource))),
+          (result) => (result.code === 0 ? resolve() : reject(result.error ?? new Error('the export failed'))),
+        ),
+      ),
+  };
+}
+
 /** The ReadableSpan OpenTelemetry's exporters read, of one finished span. */
 function readable(span: SpanData, resource: Resource): ReadableSpan {
   const context = otelContext(span.context, false);
@@ -71,36 +124,6 @@ function readable(span: SpanData, resource: Resource): ReadableSpan {
     droppedEventsCount: 0,
     droppedLinksCount: 0,
   };
-}
-
-/**
- * A span's info named as OpenTelemetry's semantic conventions do: FaaS (`faas.*`) on an invocation's span, RPC
- * (`rpc.*`) on a request's, messaging (`messaging.*`) on a message's; micro-fn's own under `micro.*`.
- */
-export function attributesOf(span: Pick<SpanData, 'kind' | 'info'>): Attributes {
-  const { kind, info } = span;
-  const out: Attributes = {};
-  const invocation = kind === 'server' || kind === 'consumer';
-  if (invocation) {
-    if (info.function !== undefined) out['faas.name'] = info.function;
-    if (info.id !== undefined) out['faas.invocation_id'] = info.id;
-    if (info.coldStart !== undefined) out['faas.coldstart'] = info.coldStart;
-    out['faas.trigger'] = info.topic !== undefined ? 'pubsub' : 'http';
-  }
-  if (info.endpoint !== undefined) {
-    out['rpc.system'] = 'micro';
-    if (info.service !== undefined) out['rpc.service'] = info.service;
-    out['rpc.method'] = info.endpoint;
-  }
-  if (info.topic !== undefined) {
-    out['messaging.destination.name'] = info.topic;
-    out['messaging.operation.type'] = kind === 'producer' ? 'send' : 'process';
-    if (info.id !== undefined && kind === 'consumer') out['messaging.message.id'] = info.id;
-  }
-  if (info.attempt !== undefined) out['micro.attempt'] = info.attempt;
-  if (info.status !== undefined) out['micro.status'] = info.status;
-  if (!invocation && info.function !== undefined) out['micro.from'] = info.function;
-  return out;
 }
 
 function otelContext(context: SpanContext, isRemote: boolean): OtelSpanContext {

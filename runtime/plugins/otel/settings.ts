@@ -74,3 +74,15 @@ export function otelEnv(env: Readonly<Record<string, string | undefined>>): Reco
   for (const [k, v] of Object.entries(env)) if (k.startsWith('OTEL_') && v !== undefined) out[k] = v;
   return out;
 }
+
+/**
+ * Where and how `env` sends spans, as one string (the endpoint and its headers), or undefined when it sends none:
+ * two environments with the same key send to the same place. serve hands its key to its functions (adapters/local
+ * ipc.ts SPANS_ENV); a function whose own key matches sends its spans to serve rather than exporting them itself.
+ */
+export function spanSinkKey(env: Env): string | undefined {
+  const url = tracesEndpoint(env);
+  if (!url) return undefined;
+  const headers = Object.entries(exportHeaders(env)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return headers.length === 0 ? url : `${url} ${JSON.stringify(headers)}`;
+}

@@ -35,6 +35,12 @@ command('allows every host with a registry or broker (nodes known at run time on
   );
 });
 
+command('a function that exports spans may read every OTEL_* variable and reach its collector', () => {
+  const vars = { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.com:4318', OTEL_SERVICE_NAME: 'edge' };
+  const command = serveCommand({ ...base, vars, allowNet: ['api.example.com'] });
+  assert.match(command, / '--allow-env=MICRO_\*,OTEL_\*' --allow-net=api.example.com,otel.example.com:4318 /);
+});
+
 command.run();
 
 // ---

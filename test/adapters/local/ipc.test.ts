@@ -27,4 +27,17 @@ ipc('reads each message once, however the chunks split lines and characters', ()
   }
 });
 
+ipc(
+  'skips a line that is not JSON (a function writing to the pipe itself): 2 of 2 messages read, nothing thrown',
+  () => {
+    const stream = new PassThrough();
+    const got: FromFunction[] = [];
+    readMessages<FromFunction>(stream, (m) => got.push(m));
+    stream.write(
+      `${encodeMessage({ type: 'pong' })}not json\n{"type":\nnull\n42\n${encodeMessage({ type: 'settled', ok: true })}`,
+    );
+    assert.equal(got, [{ type: 'pong' }, { type: 'settled', ok: true }]);
+  },
+);
+
 ipc.run();
