@@ -9,7 +9,9 @@
  * none twice (cli/logs.ts).
  */
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StackMapper } from './source-map.js';
 import { fileName } from './validate.js';
 
 /** How often an open log file is checked for still being there (its folder may have been removed). */
@@ -49,6 +51,8 @@ export class LogSink {
   readonly #rotation: LogRotation;
   /** Rotations in progress: close() waits for them (their lines go to the new file first). */
   readonly #rotating = new Set<Promise<void>>();
+  /** Maps stack frames of the functions' bundles to their sources, reading a bundle's map when one of its frames shows. */
+  readonly #stacks: StackMapper;
 
   /**
    * `echo`: print each line on stdout too (`json`: as a JSON object per line); `report` receives a line for serve's
@@ -65,6 +69,7 @@ export class LogSink {
     this.#echo = echo;
     this.#report = report;
     this.#rotation = rotation;
+    this.#stacks = new StackMapper({ under: [home, tmpdir()] });
   }
 
   /** The folder of every function's log files. */
@@ -77,7 +82,9 @@ export class LogSink {
     return join(home, 'logs', fileName(name, '.log'));
   }
 
-  write(name: string, invocation: string, stream: 'stdout' | 'stderr', line: string): void {
+  /** Keeps (and echoes) one line of a function's output; frames of its bundle in it name its sources instead. */
+  write(name: string, invocation: string, stream: 'stdout' | 'stderr', output: string): void {
+    const line = this.#stacks.mapText(output);
     const time = new Date().toISOString();
     const text = `${time} ${name} ${invocation} ${stream}: ${line}\n`;
     if (this.#echo === 'json')
