@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LogSink, parseLogLine } from '../serve/logs.js';
@@ -64,6 +65,10 @@ export const command = defineCommand({
     while (!stop) {
       await new Promise((r) => setTimeout(r, 200));
       await show(tail.poll().filter(keep));
+      for (const away of tail.rotatedAway())
+        process.stderr.write(
+          `micro-fn logs: lines of ${basename(away.path, '.log')} were rotated away before they were read (${away.files} file${away.files === 1 ? '' : 's'} of serve --log-size; serve --log-files keeps more)\n`,
+        );
     }
     tail.close();
     return 0;
