@@ -70,8 +70,9 @@ export class StackMapper {
     }
     if (found < 0) return undefined;
     const source = map.sources[segments[found * 4 + 1]!];
-    if (source === undefined) return undefined;
-    return `${source}:${segments[found * 4 + 2]! + 1}:${segments[found * 4 + 3]! + 1}`;
+    const [sourceLine, sourceColumn] = [segments[found * 4 + 2]!, segments[found * 4 + 3]!];
+    if (source === undefined || sourceLine < 0 || sourceColumn < 0) return undefined; // a malformed map
+    return `${source}:${sourceLine + 1}:${sourceColumn + 1}`;
   }
 
   #map(bundle: string): Decoded | null {
