@@ -64,11 +64,17 @@ export const command = defineCommand({
     process.once('SIGINT', () => (stop = true)).once('SIGTERM', () => (stop = true));
     while (!stop) {
       await new Promise((r) => setTimeout(r, 200));
-      await show(tail.poll().filter(keep));
-      for (const away of tail.rotatedAway())
+      const lines = tail.poll().filter(keep);
+      // Said before the lines read after the gap.
+      for (const away of tail.rotatedAway()) {
+        const name = basename(away.path, '.log');
         process.stderr.write(
-          `micro-fn logs: lines of ${basename(away.path, '.log')} were rotated away before they were read (${away.files} file${away.files === 1 ? '' : 's'} of serve --log-size; serve --log-files keeps more)\n`,
+          json
+            ? `${JSON.stringify({ type: 'rotated-away', function: name, files: away.files })}\n`
+            : `micro-fn logs: lines of ${name} were rotated away before they were read (${away.files} file${away.files === 1 ? '' : 's'} of serve --log-size; serve --log-files keeps more)\n`,
         );
+      }
+      await show(lines);
     }
     tail.close();
     return 0;
