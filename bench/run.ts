@@ -7,6 +7,7 @@ import { benchInvoke } from './invoke.js';
 import { benchLambda } from './lambda.js';
 import { benchNats } from './nats.js';
 import { benchRunExit } from './run-exit.js';
+import { benchSourceMaps } from './source-maps.js';
 import { benchSpawner } from './spawner.js';
 import { benchObserve } from './observe.js';
 import { benchTrace } from './trace.js';
@@ -15,6 +16,7 @@ const benches: [string, () => Promise<string[]>][] = [
   ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
+  ['source maps: micro-fn invoke and a function process start, maps lazy vs eager vs off', () => benchSourceMaps()],
   ["serve's request log and stats: warm-call p50/p99 with them on vs off", () => benchObserve()],
   [
     "serve's durable broker vs the MemoryBroker: publish latency, publish → handled, serve's RSS with a backlog",

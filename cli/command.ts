@@ -49,7 +49,11 @@ export const commonOptions = {
 
 /** For commands that load a function. */
 export const sourceMapOption = {
-  'source-maps': { type: 'boolean', description: 'map stack traces to the TypeScript sources (costs start-up time)' },
+  'source-maps': {
+    type: 'boolean',
+    description: 'stack traces name the TypeScript sources (the default; a map is read only when a stack is printed)',
+  },
+  'no-source-maps': { type: 'boolean', description: 'stack traces name the bundle (index.mjs) instead' },
 } as const satisfies Record<string, OptionSpec>;
 
 /** Registry and broker choice, mirroring MICRO_REGISTRY, MICRO_REGISTRY_ADDRESS, MICRO_BROKER, MICRO_BROKER_ADDRESS. */

@@ -71,7 +71,7 @@ export const command = defineCommand({
     const metadata = metadataFlags(values.metadata);
 
     const reply = divertStdout();
-    const bundle = await loadFunction(entry, env, values['source-maps'] === true);
+    const bundle = await loadFunction(entry, env, values['no-source-maps'] !== true);
     const name = bundle.definition.name;
     const result = await unlessStranded(
       bundle.invokeOnce(

@@ -1,43 +1,48 @@
 /**
  * Reads function log files (serve/logs.ts) for `micro-fn logs`: what they hold, rotated files first, then what is
- * appended, across rotation (a file renamed `.1` is read to its end before its successor, which LogSink makes only
- * once the old one is complete), a serve restart (the file is appended to) and a removed folder (made again).
+ * appended, across rotation, a serve restart (the file is appended to) and a removed folder (made again).
+ *
+ * Following a log: the current file is held open. Once its name holds another file (rotated: LogSink renames it only
+ * once all of it is on disk), it is read to its end, then the rotated files numbered after it, in order, then the new
+ * current file: every line once, in order. A number missing in that run is a file removed (past serve's
+ * --log-files) before it was read: `rotatedAway()` says so. The numbers, not inodes, tell files apart: an inode
+ * number is reused as soon as a file is removed.
  */
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { rotatedLogs } from '../serve/logs.js';
 
 /** One line, without its newline. Lines start with their ISO 8601 time, so they sort as text. */
 export interface Entry {
   text: string;
 }
 
+/** Files of a followed log removed by rotation before they could be read. */
+export interface RotatedAway {
+  /** The log's current file. */
+  path: string;
+  /** How many rotated files were removed unread. */
+  files: number;
+}
+
 interface Followed {
   path: string;
+  /** The current file, held open: read to its end even after rotation removed its name. */
   fd?: number;
   ino?: number;
   offset: number;
   /** Text after the last newline read: a line still being written. */
   partial: string;
-  /** Inodes of the files of this log already read (or being read): a rotated file not among them is read whole. */
-  seen: Set<number>;
+  /** The number the open file gets when rotated (the newest rotated one's + 1 when it was opened). */
+  number?: number;
+  /** The number of the last file read to its end; undefined before the first read (which reads every kept file). */
+  done?: number;
 }
 
-/** The files of the log at `path` that exist, oldest first: its rotated ones (`.N` ... `.1`), then itself. */
+/** The files of the log at `path` that exist, oldest first: its rotated ones (`.N`), then itself. */
 export function logFiles(path: string): string[] {
-  const base = basename(path);
-  let names: string[] = [];
-  try {
-    names = readdirSync(dirname(path));
-  } catch {
-    return [];
-  }
-  // Read from the folder rather than probing .1, .2, ...: a rotation renames them one by one, leaving a gap a moment.
-  const rotated = names
-    .map((n) => (n.startsWith(`${base}.`) ? Number(n.slice(base.length + 1)) : NaN))
-    .filter((n) => Number.isInteger(n) && n > 0)
-    .sort((a, b) => b - a);
-  const files = rotated.map((n) => `${path}.${n}`);
-  return names.includes(base) ? [...files, path] : files;
+  const files = rotatedLogs(path).map((r) => r.path);
+  return stat(path) ? [...files, path] : files;
 }
 
 const CHUNK = 1024 * 1024;
@@ -47,6 +52,7 @@ export class LogTail {
   readonly #folder: string;
   readonly #only: string | undefined;
   readonly #followed = new Map<string, Followed>();
+  #away: RotatedAway[] = [];
 
   constructor(folder: string, only?: string) {
     this.#folder = folder;
@@ -55,24 +61,19 @@ export class LogTail {
 
   /** Every line kept now, in time order; what is appended later, poll() returns. */
   history(): Entry[] {
-    const out: Entry[] = [];
-    for (const path of this.#bases()) {
-      const followed = this.#follow(path);
-      for (const file of logFiles(path).filter((f) => f !== path)) {
-        const ino = stat(file)?.ino;
-        if (ino !== undefined) followed.seen.add(ino);
-        out.push(...split(readText(file)));
-      }
-      out.push(...this.#read(followed));
-    }
-    return byTime(out);
+    return merge(this.#bases().map((path) => this.#read(this.#followed.get(path) ?? this.#follow(path))));
   }
 
-  /** The lines appended since the last call, in time order. */
+  /** The lines appended since the last call (or history()), in time order; each function's in the order written. */
   poll(): Entry[] {
-    const out: Entry[] = [];
-    for (const path of this.#bases()) out.push(...this.#read(this.#followed.get(path) ?? this.#follow(path)));
-    return byTime(out);
+    return merge(this.#bases().map((path) => this.#read(this.#followed.get(path) ?? this.#follow(path))));
+  }
+
+  /** Rotated files removed before they were read, since the last call. */
+  rotatedAway(): RotatedAway[] {
+    const away = this.#away;
+    this.#away = [];
+    return away;
   }
 
   close(): void {
@@ -93,33 +94,56 @@ export class LogTail {
   }
 
   #follow(path: string): Followed {
-    const followed: Followed = { path, offset: 0, partial: '', seen: new Set() };
+    const followed: Followed = { path, offset: 0, partial: '' };
     this.#followed.set(path, followed);
     return followed;
   }
 
-  /** What was appended to the followed file; past a rotation or a replacement, the rest of it and then the new one. */
+  /** What was appended to the followed file; past a rotation, the rest of it, the files after it, then the new one. */
   #read(f: Followed): Entry[] {
-    const now = stat(f.path);
-    const out = f.fd === undefined ? [] : this.#drain(f);
-    if (now && now.ino !== f.ino) {
-      // Renamed (rotated) or replaced: its successor is there now, and the old one was complete before it. Several
-      // rotations may have passed since the last read: the rotated files newer than the one read are read whole.
-      if (f.fd !== undefined) closeSync(f.fd);
-      if (f.partial) out.push({ text: f.partial });
-      try {
-        f.fd = openSync(f.path, 'r');
-      } catch {
-        f.fd = undefined;
-        return out;
-      }
-      f.ino = fstatSync(f.fd).ino;
-      f.offset = 0;
-      f.partial = '';
-      // Opened first: a file rotated between the stat and the open is among the rotated ones now, read here.
-      out.push(...unseen(f));
+    const out: Entry[] = [];
+    if (f.fd !== undefined) {
+      // Asked before reading: if the name holds another file now, the open one was complete before that.
+      const current = stat(f.path)?.ino === f.ino;
       out.push(...this.#drain(f));
+      if (current) return out;
+      // Its number now that it is rotated (it is held open: its inode cannot be another file's), else the estimate.
+      const rotated = rotatedLogs(f.path).find((r) => stat(r.path)?.ino === f.ino);
+      f.done = rotated?.number ?? f.number;
+      if (f.partial) out.push({ text: f.partial });
+      closeSync(f.fd);
+      Object.assign(f, { fd: undefined, ino: undefined, offset: 0, partial: '' });
     }
+    // Opened before the folder is listed: a rotation in between shows it among the rotated files, found by inode.
+    let fd: number | undefined;
+    try {
+      fd = openSync(f.path, 'r');
+    } catch {
+      fd = undefined; // not there (yet): between a rotation's rename and the next line, or no log yet
+    }
+    const ino = fd === undefined ? undefined : fstatSync(fd).ino;
+    const rotated = rotatedLogs(f.path);
+    const self = ino === undefined ? undefined : rotated.find((r) => stat(r.path)?.ino === ino);
+    const number = self?.number ?? (rotated.at(-1)?.number ?? 0) + 1;
+    // Numbers went back (the folder was removed and serve restarted): a new run of files.
+    if (f.done !== undefined && number <= f.done) f.done = number - 1;
+    let missing = 0;
+    for (const r of rotated) {
+      if ((f.done !== undefined && r.number <= f.done) || r.number >= number) continue;
+      const text = readText(r.path);
+      if (text === undefined) continue; // removed since the listing: counted below
+      if (f.done !== undefined) missing += r.number - f.done - 1;
+      out.push(...split(text));
+      f.done = r.number;
+    }
+    if (fd === undefined) {
+      if (missing > 0) this.#away.push({ path: f.path, files: missing });
+      return out;
+    }
+    if (f.done !== undefined) missing += number - f.done - 1;
+    if (missing > 0) this.#away.push({ path: f.path, files: missing });
+    Object.assign(f, { fd, ino, offset: 0, partial: '', number });
+    out.push(...this.#drain(f));
     return out;
   }
 
@@ -141,23 +165,6 @@ export class LogTail {
   }
 }
 
-/**
- * The lines of the rotated files of a followed log that were not read yet (rotated since the last read, or since it
- * was first found), oldest first; the file now followed is not among them.
- */
-function unseen(f: Followed): Entry[] {
-  const out: Entry[] = [];
-  const kept = new Set<number>([f.ino!]);
-  for (const file of logFiles(f.path).filter((p) => p !== f.path)) {
-    const ino = stat(file)?.ino;
-    if (ino === undefined) continue;
-    kept.add(ino);
-    if (!f.seen.has(ino) && ino !== f.ino) out.push(...split(readText(file)));
-  }
-  f.seen = kept; // what is no longer kept cannot come back
-  return out;
-}
-
 function stat(path: string): { ino: number } | undefined {
   try {
     return statSync(path);
@@ -166,11 +173,12 @@ function stat(path: string): { ino: number } | undefined {
   }
 }
 
-function readText(path: string): string {
+/** A rotated file's text; undefined once rotation removed it. */
+function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch {
-    return ''; // rotated away meanwhile
+    return undefined;
   }
 }
 
@@ -180,10 +188,19 @@ const split = (text: string): Entry[] =>
     .filter((line) => line !== '')
     .map((line) => ({ text: line }));
 
-/** Stable: lines of one file keep their order. */
-const byTime = (entries: Entry[]): Entry[] =>
-  entries.length < 2
-    ? entries
-    : entries.sort((a, b) =>
-        a.text.slice(0, 24) < b.text.slice(0, 24) ? -1 : a.text.slice(0, 24) > b.text.slice(0, 24) ? 1 : 0,
-      );
+const key = (e: Entry) => e.text.slice(0, 24);
+
+/** The logs' lines in time order; each log's keep their order (a clock set back never reorders one log). */
+function merge(logs: Entry[][]): Entry[] {
+  const lists = logs.filter((l) => l.length > 0);
+  if (lists.length < 2) return lists[0] ?? [];
+  const at = lists.map(() => 0);
+  const out: Entry[] = [];
+  for (;;) {
+    let pick = -1;
+    for (let i = 0; i < lists.length; i++)
+      if (at[i]! < lists[i]!.length && (pick < 0 || key(lists[i]![at[i]!]!) < key(lists[pick]![at[pick]!]!))) pick = i;
+    if (pick < 0) return out;
+    out.push(lists[pick]![at[pick]!++]!);
+  }
+}

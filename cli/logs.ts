@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
 import { microFnHome } from '../runtime/plugins/local/home.js';
 import { LogSink, parseLogLine } from '../serve/logs.js';
@@ -63,7 +64,17 @@ export const command = defineCommand({
     process.once('SIGINT', () => (stop = true)).once('SIGTERM', () => (stop = true));
     while (!stop) {
       await new Promise((r) => setTimeout(r, 200));
-      await show(tail.poll().filter(keep));
+      const lines = tail.poll().filter(keep);
+      // Said before the lines read after the gap.
+      for (const away of tail.rotatedAway()) {
+        const name = basename(away.path, '.log');
+        process.stderr.write(
+          json
+            ? `${JSON.stringify({ type: 'rotated-away', function: name, files: away.files })}\n`
+            : `micro-fn logs: lines of ${name} were rotated away before they were read (${away.files} file${away.files === 1 ? '' : 's'} of serve --log-size; serve --log-files keeps more)\n`,
+        );
+      }
+      await show(lines);
     }
     tail.close();
     return 0;

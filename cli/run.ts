@@ -58,7 +58,7 @@ export const command = defineCommand({
     const env = envWithFlags(values);
     const json = values.json === true;
     const idleTimeout = duration(values['idle-timeout'], 'idle-timeout');
-    const bundle = await loadFunction(entry, env, values['source-maps'] === true);
+    const bundle = await loadFunction(entry, env, values['no-source-maps'] !== true);
 
     const timeout = duration(values.timeout, 'timeout');
     const controller = new AbortController();

@@ -3,13 +3,26 @@
  * file-system error never reaches the function or serve: it is reported once, and the file is opened again later
  * (its folder made again if it was removed).
  *
- * A file that would pass `maxBytes` is rotated: `<name>.log` becomes `<name>.log.1` (`.1` becomes `.2`, ..., the
- * oldest of `keep` goes) once every line written to it is on disk, and the lines that arrive meanwhile wait for the
- * new file. So a follower that reads a file to its end once the name holds a new one misses no line and sees
- * none twice (cli/logs.ts).
+ * A file that would pass `maxBytes` is rotated: once every line written to it is on disk, `<name>.log` is renamed
+ * `<name>.log.<N>`, N one more than the newest rotated file's (1 for the first), and the oldest past `keep` are
+ * removed; the lines that arrive meanwhile wait for the new file. A rotated file keeps its name until it is removed,
+ * and its number says where it was in the sequence: a follower (cli/log-tail.ts) reads a file to its end once the
+ * name holds a new one, then the rotated files after it in order, and knows from a missing number that a file was
+ * removed before it could be read.
  */
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
-import { join } from 'node:path';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  type WriteStream,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { StackMapper } from './source-map.js';
 import { fileName } from './validate.js';
 
 /** How often an open log file is checked for still being there (its folder may have been removed). */
@@ -23,7 +36,7 @@ export const LOG_ROTATION = { maxBytes: 10 * 1024 * 1024, keep: 3 };
 export interface LogRotation {
   /** Bytes a file may hold; a line that would pass it goes to a new file. */
   maxBytes: number;
-  /** Rotated files kept (`.1` the newest); 0 keeps none. */
+  /** Rotated files kept (the highest numbers); 0 keeps none. */
   keep: number;
 }
 
@@ -49,6 +62,10 @@ export class LogSink {
   readonly #rotation: LogRotation;
   /** Rotations in progress: close() waits for them (their lines go to the new file first). */
   readonly #rotating = new Set<Promise<void>>();
+  /** The number of the last file rotated, per function: numbers never go back while serve runs. */
+  readonly #rotated = new Map<string, number>();
+  /** Maps stack frames of the functions' bundles to their sources, reading a bundle's map when one of its frames shows. */
+  readonly #stacks: StackMapper;
 
   /**
    * `echo`: print each line on stdout too (`json`: as a JSON object per line); `report` receives a line for serve's
@@ -65,6 +82,7 @@ export class LogSink {
     this.#echo = echo;
     this.#report = report;
     this.#rotation = rotation;
+    this.#stacks = new StackMapper({ under: [home, tmpdir()] });
   }
 
   /** The folder of every function's log files. */
@@ -72,12 +90,14 @@ export class LogSink {
     return join(home, 'logs');
   }
 
-  /** The file `micro-fn logs <name>` reads (its rotated predecessors are `<file>.1`, `.2`, ...). */
+  /** The file `micro-fn logs <name>` reads (its rotated predecessors are `<file>.<N>`, `rotatedLogs`). */
   static file(home: string, name: string): string {
     return join(home, 'logs', fileName(name, '.log'));
   }
 
-  write(name: string, invocation: string, stream: 'stdout' | 'stderr', line: string): void {
+  /** Keeps (and echoes) one line of a function's output; frames of its bundle in it name its sources instead. */
+  write(name: string, invocation: string, stream: 'stdout' | 'stderr', output: string): void {
+    const line = this.#stacks.mapText(output);
     const time = new Date().toISOString();
     const text = `${time} ${name} ${invocation} ${stream}: ${line}\n`;
     if (this.#echo === 'json')
@@ -114,10 +134,12 @@ export class LogSink {
       try {
         if (keep === 0) rmSync(file.path, { force: true });
         else {
-          rmSync(`${file.path}.${keep}`, { force: true });
-          for (let n = keep - 1; n >= 1; n--)
-            if (existsSync(`${file.path}.${n}`)) renameSync(`${file.path}.${n}`, `${file.path}.${n + 1}`);
-          renameSync(file.path, `${file.path}.1`);
+          const kept = rotatedLogs(file.path);
+          const number = Math.max(this.#rotated.get(name) ?? 0, kept.at(-1)?.number ?? 0) + 1;
+          this.#rotated.set(name, number);
+          // Renamed first, then the oldest removed: a file is never missing while it is among the newest `keep`.
+          renameSync(file.path, `${file.path}.${number}`);
+          for (const old of kept) if (old.number <= number - keep) rmSync(old.path, { force: true });
         }
       } catch (err) {
         this.#fail(name, file.path, err as NodeJS.ErrnoException);
@@ -188,6 +210,31 @@ export class LogSink {
       files.map((f) => new Promise<void>((resolve) => (f.stream.destroyed ? resolve() : f.stream.end(resolve)))),
     );
   }
+}
+
+/** A rotated file of a log: its path (`<log>.<number>`) and number. */
+export interface RotatedLog {
+  path: string;
+  number: number;
+}
+
+/**
+ * The rotated files of the log at `path` that exist now, oldest (lowest number) first. Read from the folder rather
+ * than probed: numbers start wherever removal left them.
+ */
+export function rotatedLogs(path: string): RotatedLog[] {
+  const base = basename(path);
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return [];
+  }
+  return names
+    .map((n) => (n.startsWith(`${base}.`) && /^\d{1,15}$/.test(n.slice(base.length + 1)) ? n : undefined))
+    .filter((n) => n !== undefined)
+    .map((n) => ({ path: join(dirname(path), n), number: Number(n.slice(base.length + 1)) }))
+    .sort((a, b) => a.number - b.number);
 }
 
 /** One kept line: when it was written, by which function's process, during which invocation (`init` while loading). */

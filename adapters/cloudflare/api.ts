@@ -17,6 +17,8 @@ export interface CloudflareApiOptions {
 export interface UploadModule {
   name: string;
   code: Uint8Array;
+  /** Its part's content type: a module (default), or `application/source-map` for a module's map. */
+  type?: string;
 }
 
 /** The multipart upload's `metadata` part (https://developers.cloudflare.com/workers/configuration/multipart-upload-metadata/). */
@@ -44,7 +46,7 @@ export class CloudflareApi {
     const form = new FormData();
     form.set('metadata', new Blob([JSON.stringify(metadata)], { type: 'application/json' }), 'metadata.json');
     for (const m of modules)
-      form.set(m.name, new Blob([m.code as Uint8Array<ArrayBuffer>], { type: MODULE_TYPE }), m.name);
+      form.set(m.name, new Blob([m.code as Uint8Array<ArrayBuffer>], { type: m.type ?? MODULE_TYPE }), m.name);
     await this.#call('PUT', `/workers/scripts/${encodeURIComponent(name)}`, form, `upload the Worker ${name}`);
   }
 

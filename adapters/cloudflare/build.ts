@@ -44,5 +44,7 @@ export function buildCloudflare(file: string, options: CloudflareBuildOptions): 
     env: options.env ?? {},
     conditions: ['workerd'],
     platformName: 'Workers',
+    // index.mjs.map beside it: uploaded with it, Cloudflare maps the Worker's stack traces after it runs.
+    sourcemap: true,
   });
 }

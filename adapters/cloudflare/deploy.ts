@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { UserError, type Registry, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
 import { deploymentRecord } from '../kit/register.js';
-import { CloudflareApi, type UploadMetadata } from './api.js';
+import { CloudflareApi, type UploadMetadata, type UploadModule } from './api.js';
 import { MAIN_MODULE, buildCloudflare, type CloudflareBuild } from './build.js';
 import { wranglerToml } from './wrangler.js';
 
@@ -96,12 +96,15 @@ export async function deployCloudflare(options: CloudflareDeployOptions): Promis
   }
 
   const api = new CloudflareApi({ accountId: accountId!, token: token!, apiBase: options.apiBase });
-  const modules = await Promise.all(
+  const modules: UploadModule[] = await Promise.all(
     [build.file, ...build.artifacts.map((a) => a.file)].map(async (file) => ({
       name: relative(options.outdir, file).split('\\').join('/'),
       code: await readFile(file),
     })),
   );
+  // The main module's source map, as wrangler uploads it: Cloudflare maps the Worker's stack traces with it.
+  if (build.sourceMap)
+    modules.push({ name: `${MAIN_MODULE}.map`, code: await readFile(build.sourceMap), type: 'application/source-map' });
   await api.uploadScript(name, metadata, modules);
   progress(`uploaded Worker ${name} (${modules.length} modules, compatibility date ${compatibilityDate})`);
   for (const queue of queues)

@@ -14,7 +14,7 @@ export interface WranglerConfig {
 
 /**
  * The configuration as TOML. `no_bundle`: the folder is already bundled, chunks included, and
- * `find_additional_modules` uploads those chunks beside the main module.
+ * `find_additional_modules` uploads those chunks beside the main module; `upload_source_maps` its source map.
  */
 export function wranglerToml(config: WranglerConfig): string {
   const lines = [
@@ -26,6 +26,8 @@ export function wranglerToml(config: WranglerConfig): string {
     'no_bundle = true',
     'find_additional_modules = true',
     'rules = [{ type = "ESModule", globs = ["**/*.mjs"] }]',
+    // index.mjs.map, linked from index.mjs: uploaded so that Cloudflare maps stack traces to the sources.
+    'upload_source_maps = true',
   ];
   const vars = Object.entries(config.vars);
   if (vars.length > 0) lines.push('', '[vars]', ...vars.map(([key, value]) => `${str(key)} = ${str(value)}`));

@@ -37,7 +37,9 @@ export async function bundleNode(options: NodeBundleOptions): Promise<Built> {
     platform: 'node',
     format: 'esm',
     target: options.target ?? 'node20',
+    // Linked: a separate file, never inside the loaded code; positions only (what maps a stack), not the sources.
     sourcemap: options.sourcemap ? 'linked' : false,
+    sourcesContent: false,
     minify: options.minify ?? false,
     outfile,
     external: options.external,

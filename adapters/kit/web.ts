@@ -27,6 +27,11 @@ export interface WebBundleOptions {
   conditions: string[];
   /** Who lacks Node built-ins, for the error: `Workers`, `Deno Deploy`. */
   platformName: string;
+  /**
+   * A source map beside the main module (`index.mjs.map`, linked by a comment, never inline): for a platform that
+   * maps stacks with an uploaded map (Workers). Default false.
+   */
+  sourcemap?: boolean;
 }
 
 export interface WebBundle {
@@ -39,6 +44,8 @@ export interface WebBundle {
   ms: number;
   /** More modules: none (a deploy uploads every module of the build, so it stays a list). */
   artifacts: { file: string; size: number }[];
+  /** The main module's source map, when asked for: uploaded beside it, never loaded. */
+  sourceMap?: string;
 }
 
 /** The main module's file name. */
@@ -64,6 +71,8 @@ export async function bundleWeb(options: WebBundleOptions): Promise<WebBundle> {
     target: 'es2022',
     outfile: join(outdir, MAIN_MODULE),
     minify: options.minify,
+    // Positions only (what maps a stack), not the sources: the upload stays small.
+    ...(options.sourcemap ? { sourcemap: 'linked' as const, sourcesContent: false } : {}),
     logLevel: 'silent',
     plugins: [
       virtualEntry(ENTRY, options.contents, dirname(options.entry)),
@@ -79,7 +88,15 @@ export async function bundleWeb(options: WebBundleOptions): Promise<WebBundle> {
   if (builtin) throw new UserError(builtinMessage(builtin, metafile, options.platformName));
   const file = join(outdir, MAIN_MODULE);
   const size = Object.entries(metafile.outputs).find(([path]) => resolve(path) === file)![1].bytes;
-  return { file, size, startSize: size, ms: Date.now() - started, artifacts: [] };
+  if (!options.sourcemap) await rm(`${file}.map`, { force: true }); // an older build's: never uploaded stale
+  return {
+    file,
+    size,
+    startSize: size,
+    ms: Date.now() - started,
+    artifacts: [],
+    ...(options.sourcemap ? { sourceMap: `${file}.map` } : {}),
+  };
 }
 
 interface BuiltinImport {

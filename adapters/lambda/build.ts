@@ -30,7 +30,7 @@ export interface LambdaBuildResult {
 
 /**
  * Bundles `file` (a resolved entry) into `<outdir>/index.mjs`, exporting `handler`, and zips it into
- * `<outdir>/function.zip`: ESM for Node 22, `@aws-sdk/*` left to the runtime that provides them.
+ * `<outdir>/function.zip` with its source map: ESM for Node 22, `@aws-sdk/*` left to the runtime that provides them.
  * @example
  * const { artifacts } = await buildLambda(resolveEntry('examples/helloworld'), { outdir: 'dist/helloworld' });
  * // aws lambda create-function --zip-file fileb://dist/helloworld/function.zip --handler index.handler --runtime nodejs22.x ...
@@ -43,20 +43,24 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
     `import { createHandler } from ${JSON.stringify(source('adapters/lambda/handler.ts'))};`,
     `export const handler = createHandler(asDefinition(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)}));`,
   ].join('\n');
-  // One file (see kit/node.ts). No source map: it would double the package, and Lambda only uses one with
-  // NODE_OPTIONS=--enable-source-maps; an unminified bundle reads well in a stack.
+  // One file (see kit/node.ts), and its source map beside it in the package: with NODE_OPTIONS=--enable-source-maps
+  // in the function's environment (deploy.ts sets it), Node maps stack traces to the sources, AWS's documented way.
   const built = await bundleNode({
     entry: file,
     outdir: options.outdir,
     contents,
     target: 'node22',
     minify: options.minify ?? false,
+    sourcemap: true,
     external: ['@aws-sdk/*'],
     plugins: { platform: 'node', env: options.env ?? {}, packages: 'bundle' },
   });
   const [{ readFile, writeFile }, { zip }] = await Promise.all([import('node:fs/promises'), import('./zip.js')]);
-  const code = await readFile(built.file);
-  const archive = zip([{ name: 'index.mjs', data: code }]);
+  const [code, map] = await Promise.all([readFile(built.file), readFile(`${built.file}.map`)]);
+  const archive = zip([
+    { name: 'index.mjs', data: code },
+    { name: 'index.mjs.map', data: map },
+  ]);
   const zipFile = join(options.outdir, 'function.zip');
   await writeFile(zipFile, archive);
   return {

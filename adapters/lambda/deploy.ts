@@ -71,6 +71,9 @@ const LOCAL_ROLE = 'arn:aws:iam::000000000000:role/micro-fn-local';
  *   role: 'arn:aws:iam::123456789012:role/micro-fn-lambda', onProgress: console.error });
  * // lambda://us-east-1/helloworld:live
  */
+/** What maps a Lambda function's stack traces to its sources: `--enable-source-maps`, in NODE_OPTIONS. */
+export const SOURCE_MAPS = '--enable-source-maps';
+
 export async function deployLambda(options: LambdaDeployOptions): Promise<LambdaDeployResult> {
   const progress = options.onProgress ?? (() => {});
   const hostEnv = options.hostEnv ?? process.env;
@@ -122,7 +125,8 @@ export async function deployLambda(options: LambdaDeployOptions): Promise<Lambda
       Handler: HANDLER,
       MemorySize: options.memory,
       Timeout: options.timeout,
-      Environment: { Variables: variables },
+      // The bundle's source map is in the package; this makes Node use it (AWS's documented way).
+      Environment: { Variables: { NODE_OPTIONS: SOURCE_MAPS, ...variables } },
       Description: `micro-fn function ${definition.name}`,
     };
     if (options.dryRun) {

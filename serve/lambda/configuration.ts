@@ -147,8 +147,12 @@ function readEnvironment(value: unknown, existing: Settings['Environment']): Pic
   ) {
     throw apiErrors.invalidParameter('Environment.Variables must map names to strings');
   }
-  // What would run code before the function's process is confined (runtime/plugins/local/refused-env.ts).
-  const refused = refusedEnvProblem(variables as Record<string, string>);
+  // What would run code before the function's process is confined (runtime/plugins/local/refused-env.ts). All but
+  // NODE_OPTIONS=--enable-source-maps, which micro-fn's Lambda deploy sets (AWS's way to map stack traces).
+  const { NODE_OPTIONS: nodeOptions, ...others } = variables as Record<string, string>;
+  const refused = refusedEnvProblem(
+    nodeOptions === '--enable-source-maps' ? others : (variables as Record<string, string>),
+  );
   if (refused) throw apiErrors.invalidParameter(refused);
   return { Environment: { Variables: { ...(variables as Record<string, string>) } } };
 }

@@ -172,7 +172,9 @@ export class LambdaEnvironment {
     // The heap capped below the memory size, as Lambda's Node.js runtime does, so a function that would run out
     // of memory there runs out here too. The RIC loads the handler from its working directory.
     const child = this.#launcher.spawn({
-      execArgv: [`--max-old-space-size=${Math.floor(memory * 0.9)}`],
+      // --enable-source-maps: the package's index.mjs.map maps stack traces to the sources, as on Lambda with
+      // NODE_OPTIONS=--enable-source-maps; Node reads the map as the handler loads, once per environment.
+      execArgv: [`--max-old-space-size=${Math.floor(memory * 0.9)}`, '--enable-source-maps'],
       entry: this.#ric,
       args: [env._HANDLER!],
       env,

@@ -105,7 +105,7 @@ rotation('history lists rotated files first: -n reaches across a rotation', asyn
   for (let i = 0; i < 10; i++) rotSink.write('fn', 'a', 'stdout', `line ${i} ${'x'.repeat(40)}`);
   await rotSink.close();
   const path = LogSink.file(rotHome, 'fn');
-  assert.ok(existsSync(`${path}.3`) && !existsSync(`${path}.4`), 'rotated, 3 files kept');
+  assert.ok(existsSync(`${path}.4`) && existsSync(`${path}.2`) && !existsSync(`${path}.1`), 'rotated 4 times, 3 kept');
   const texts = new LogTail(LogSink.folder(rotHome), path).history().map((e) => /line (\d)/.exec(e.text)![1]);
   // Two lines a file: 5 files made, the newest 4 kept.
   assert.equal(texts, ['2', '3', '4', '5', '6', '7', '8', '9'], 'the lines of the 4 files kept, oldest first');

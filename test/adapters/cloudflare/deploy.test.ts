@@ -118,8 +118,13 @@ deploy(
         { type: 'plain_text', name: 'MICRO_REGISTRY_ADDRESS', text: 'wss://nats.example.com' },
       ],
     });
-    const modules = [...form.keys()].filter((k) => k !== 'metadata');
+    const modules = [...form.keys()].filter((k) => k !== 'metadata' && k !== 'index.mjs.map');
     assert.equal(modules, ['index.mjs', ...result.build.artifacts.map((a) => `chunks/${a.file.split('/').pop()}`)]);
+    // The source map beside it, as wrangler uploads one; linked from the module, never inside it.
+    const map = form.get('index.mjs.map') as File;
+    assert.is(map?.type, 'application/source-map');
+    assert.is(JSON.parse(await map.text()).version, 3);
+    assert.not.match(readFileSync(join(ctx.dir, 'index.mjs'), 'utf8'), /sourceMappingURL=data:/);
     for (const name of modules) {
       const part = form.get(name) as File;
       assert.is(part.type, 'application/javascript+module', name);
@@ -189,6 +194,7 @@ deploy('dry run: writes the bundle, the upload metadata and a wrangler.toml, and
     `compatibility_date = "${COMPATIBILITY_DATE}"`,
     'no_bundle = true',
     'find_additional_modules = true',
+    'upload_source_maps = true',
     '[vars]',
     '"QUOTE" = "say \\"hi\\""',
     '[[queues.consumers]]',
