@@ -150,6 +150,8 @@ export class LocalRuntime {
   readonly invocations = new Invocations();
   readonly #stats = new StatsCollector();
   readonly #startedAt = Date.now();
+  /** serve's dashboard (serve/dashboard/), when it hosts one: `Dashboard.Login` asks it for a login URL. */
+  dashboard: { login(): { url: string; expires: string } } | undefined;
 
   constructor(options: RuntimeOptions) {
     this.options = options;
