@@ -211,7 +211,7 @@ export class Dashboard {
     this.#json(res, { function: name, lines: recentLines(this.#options.home, name, lines) });
   }
 
-  /** Topics with dead letters (the broker's count) and those deployed functions subscribe to. */
+  /** Every topic with dead letters (the broker's count) or that a deployed function subscribes to, with its count. */
   async #deadLetters() {
     const counted = new Map((this.#source.stats().broker?.deadLetters ?? []).map((d) => [d.topic, d.count]));
     const topics = new Set([...counted.keys(), ...this.#source.list().flatMap((f) => f.topics)]);
@@ -222,7 +222,7 @@ export class Dashboard {
         return { topic, count: counted.get(topic) ?? messages.length, messages: messages.slice(0, LETTERS_SHOWN) };
       }),
     );
-    return out.filter((t) => t.count > 0 || counted.has(t.topic) || t.messages.length > 0);
+    return out;
   }
 
   async #replay(req: IncomingMessage, res: ServerResponse): Promise<void> {

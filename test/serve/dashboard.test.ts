@@ -203,14 +203,7 @@ dashboard('a feed delivers each invocation event', async () => {
   const reader = res.body!.getReader();
   await eventually(() => board.feed.stats().clients >= 1, 5000, 'the feed registered');
   invocations.emit(event(1));
-  let text = '';
-  await withTimeout(
-    (async () => {
-      while (!text.includes('call-1-')) text += new TextDecoder().decode((await reader.read()).value);
-    })(),
-    5000,
-    'the event on the feed',
-  );
+  const text = await readUntil(reader, 'call-1-', 5000, 'the event on the feed');
   await reader.cancel();
   assert.match(text, /data: \{"at":\d+,"function":"helloworld"/);
 });
@@ -244,6 +237,24 @@ dashboard(
 );
 
 dashboard.run();
+
+/** Reads `reader` until its text holds `needle`; rejects when the stream ends first or after `ms` (then cancels it). */
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, needle: string, ms: number, what: string) {
+  let text = '';
+  const decoder = new TextDecoder();
+  const reading = (async () => {
+    while (!text.includes(needle)) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`${what}: the stream ended first; it held ${JSON.stringify(text)}`);
+      text += decoder.decode(value, { stream: true });
+    }
+  })();
+  await withTimeout(reading, ms, what).catch(async (err) => {
+    await reader.cancel().catch(() => {});
+    throw err;
+  });
+  return text;
+}
 
 /** Sends `request` as written and resolves with the whole answer. */
 function rawRequest(request: string): Promise<string> {

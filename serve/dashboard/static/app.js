@@ -128,7 +128,10 @@
     $('#charts').replaceChildren(...(cards.length ? cards : [el('p', { class: 'dim' }, 'No invocations yet.')]));
   }
 
-  /** A small line chart of one or more series sharing a scale; missing values break the line. */
+  /**
+   * A small step chart of one or more series sharing a scale: each value spans its 5 s step, so a lone value shows as
+   * a dash; missing values (no invocation in the step) break the line.
+   */
   function chart(lines) {
     const W = 300;
     const H = 56;
@@ -136,27 +139,19 @@
     const max = Math.max(1e-9, ...lines.flatMap((l) => l.values.filter((v) => v !== undefined)));
     svg.append(svgEl('line', { x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5, stroke: 'var(--line)' }));
     for (const line of lines) {
-      const n = line.values.length;
-      const x = (i) => (n < 2 ? 0 : (i / (n - 1)) * W);
-      const y = (v) => H - 2 - (v / max) * (H - 6);
+      const w = W / Math.max(1, line.values.length);
+      const y = (v) => (H - 2 - (v / max) * (H - 6)).toFixed(1);
       let d = '';
       let pen = false;
       line.values.forEach((v, i) => {
         if (v === undefined) return void (pen = false);
-        d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+        d += `${pen ? 'L' : 'M'}${(i * w).toFixed(1)},${y(v)}H${((i + 1) * w).toFixed(1)}`;
         pen = true;
       });
-      if (line.area && d) svg.append(svgEl('path', { d: `${d}L${W},${H}L0,${H}Z`, fill: line.color, opacity: 0.15 }));
-      if (d)
-        svg.append(
-          svgEl('path', {
-            d,
-            fill: 'none',
-            stroke: line.color,
-            'stroke-width': 1.5,
-            'vector-effect': 'non-scaling-stroke',
-          }),
-        );
+      if (!d) continue;
+      if (line.area) svg.append(svgEl('path', { d: `${d}V${H}H0Z`, fill: line.color, opacity: 0.15 }));
+      const stroke = { fill: 'none', stroke: line.color, 'stroke-width': 1.5, 'vector-effect': 'non-scaling-stroke' };
+      svg.append(svgEl('path', { d, ...stroke }));
     }
     const top = svgEl('text', { x: 2, y: 10, 'font-size': 9, fill: 'var(--dim)' });
     top.textContent = max >= 1 ? max.toFixed(max < 10 ? 1 : 0) : max > 1e-6 ? max.toFixed(2) : '';
@@ -253,47 +248,50 @@
     } catch {
       return;
     }
-    const topics = body.topics.map((t) =>
-      el(
-        'div',
-        { class: 'topic', 'data-topic': t.topic },
+    // Topics without dead letters are left out, unless the page replayed some: its note stays.
+    const topics = body.topics
+      .filter((t) => t.count > 0 || replays.has(t.topic))
+      .map((t) =>
         el(
-          'h3',
-          {},
-          el('span', {}, t.topic),
+          'div',
+          { class: 'topic', 'data-topic': t.topic },
           el(
-            'span',
-            { class: t.count ? 'err' : 'dim', 'data-field': 'count' },
-            `${t.count} dead letter${t.count === 1 ? '' : 's'}`,
+            'h3',
+            {},
+            el('span', {}, t.topic),
+            el(
+              'span',
+              { class: t.count ? 'err' : 'dim', 'data-field': 'count' },
+              `${t.count} dead letter${t.count === 1 ? '' : 's'}`,
+            ),
+            t.count ? replayButton(t.topic) : '',
+            el('span', { class: 'dim', 'data-field': 'result' }, replays.get(t.topic) || ''),
           ),
-          t.count ? replayButton(t.topic) : '',
-          el('span', { class: 'dim', 'data-field': 'result' }, replays.get(t.topic) || ''),
+          t.messages.length
+            ? el(
+                'table',
+                {},
+                ...t.messages.map((m) => {
+                  const lastAttempt = (m.attempts || []).slice(-1)[0];
+                  return el(
+                    'tr',
+                    {},
+                    el('td', { class: 'dim' }, clock(m.at)),
+                    el('td', {}, el('code', {}, m.id)),
+                    el(
+                      'td',
+                      { class: 'err' },
+                      lastAttempt
+                        ? `${lastAttempt.code} ${lastAttempt.detail}`
+                        : m.headers['micro-dead-letter-reason'] || '',
+                    ),
+                    el('td', {}, el('code', {}, m.body.length > 120 ? `${m.body.slice(0, 120)}…` : m.body)),
+                  );
+                }),
+              )
+            : '',
         ),
-        t.messages.length
-          ? el(
-              'table',
-              {},
-              ...t.messages.map((m) => {
-                const lastAttempt = (m.attempts || []).slice(-1)[0];
-                return el(
-                  'tr',
-                  {},
-                  el('td', { class: 'dim' }, clock(m.at)),
-                  el('td', {}, el('code', {}, m.id)),
-                  el(
-                    'td',
-                    { class: 'err' },
-                    lastAttempt
-                      ? `${lastAttempt.code} ${lastAttempt.detail}`
-                      : m.headers['micro-dead-letter-reason'] || '',
-                  ),
-                  el('td', {}, el('code', {}, m.body.length > 120 ? `${m.body.slice(0, 120)}…` : m.body)),
-                );
-              }),
-            )
-          : '',
-      ),
-    );
+      );
     $('#dlq').replaceChildren(...(topics.length ? topics : [el('p', { class: 'dim' }, 'No dead letters.')]));
   }
   /** What the last Replay of each topic said, shown until the next one. */
