@@ -261,15 +261,18 @@ function bound(asked: string, registered: string): string {
 function dashboardAddress(given: string | undefined, gateway: string): string {
   if (given !== undefined) {
     const { host } = parseListenAddress(given);
+    // An IP, not a name: the dashboard checks every request's Host against the address it is bound to.
     if (!isLoopbackHost(host) || host === 'localhost')
       throw new UserError(
-        `--dashboard ${given}: the dashboard listens on a loopback address only, like 127.0.0.1:52981 (reach it from elsewhere through an SSH tunnel)`,
+        `--dashboard ${given}: the dashboard listens on a loopback IP address only, like 127.0.0.1:52981 or [::1]:52981 (reach it from elsewhere through an SSH tunnel)`,
       );
-    return given;
+    return hostPort(host, parseListenAddress(given).port);
   }
   const { host, port } = parseListenAddress(gateway);
-  return `${isLoopbackHost(host) && host !== 'localhost' ? host : '127.0.0.1'}:${port === 0 ? 0 : port + 1}`;
+  return hostPort(isLoopbackHost(host) && host !== 'localhost' ? host : '127.0.0.1', port === 0 ? 0 : port + 1);
 }
+
+const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
 
 /**
  * Starts the dashboard (loaded only now: serve's start does not pay for it) and says where; an address that is taken

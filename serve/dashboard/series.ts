@@ -1,14 +1,14 @@
 /**
  * What the dashboard's charts draw: per function, invocations, errors and p50/p99 duration in 5-second steps over
- * the last 5 minutes, from the invocation events. Fixed memory per function (60 steps, at most 256 durations each),
- * whatever the rate: past 256 in a step, a duration replaces a random one kept (a reservoir sample).
+ * the last 5 minutes, from the invocation events. Fixed memory per function (60 steps, at most 128 durations each),
+ * whatever the rate: past 128 in a step, a duration replaces a random one kept (a reservoir sample).
  */
 import type { InvocationEvent } from '../observe/event.js';
 
 /** The length of one step and how many are kept. */
 export const STEP_MS = 5_000;
 export const STEPS = 60;
-const SAMPLES = 256;
+const SAMPLES = 128;
 
 interface Step {
   start: number;
@@ -25,7 +25,7 @@ export interface FunctionSeries {
 }
 
 /** Functions whose series are kept at most (the Lambda API may see many names): past it the quietest goes. */
-const FUNCTIONS = 200;
+const FUNCTIONS = 100;
 
 export class Series {
   readonly #functions = new Map<string, { steps: Step[]; last: number }>();
