@@ -116,10 +116,12 @@ board(
   },
 );
 
-board('--dashboard off loopback is refused before serve starts', async () => {
-  const r = await cli(['serve', '--address', '127.0.0.1:0', '--dashboard', '0.0.0.0:8080'], env);
-  assert.is(r.code, 1);
-  assert.match(r.stderr, 'loopback address only');
+board('--dashboard off loopback, or a name instead of an IP, is refused before serve starts: 2 of 2', async () => {
+  for (const address of ['0.0.0.0:8080', 'localhost:8080']) {
+    const r = await cli(['serve', '--address', '127.0.0.1:0', '--dashboard', address], env);
+    assert.is(r.code, 1, address);
+    assert.match(r.stderr, 'loopback IP address only', address);
+  }
 });
 
 board.run();
