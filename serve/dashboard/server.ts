@@ -144,8 +144,9 @@ export class Dashboard {
       return this.#error(res, 403, `the dashboard answers at ${this.url} only`);
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
-    if (url.pathname === '/login' && method === 'GET') return this.#login(url, res);
-    if (!this.#sessions.valid(cookieOf(req.headers.cookie, this.#cookie))) return this.#unauthorized(url, res);
+    const session = this.#sessions.valid(cookieOf(req.headers.cookie, this.#cookie));
+    if (url.pathname === '/login' && method === 'GET') return this.#login(url, res, session);
+    if (!session) return this.#unauthorized(url, res);
     const page = STATIC[url.pathname];
     if (page && (method === 'GET' || method === 'HEAD')) return this.#static(res, page.file, page.type);
     switch (`${method} ${url.pathname}`) {
@@ -175,9 +176,12 @@ export class Dashboard {
     return this.#error(res, 404, `${url.pathname} is not a page of the dashboard`);
   }
 
-  #login(url: URL, res: ServerResponse): void {
-    if (!this.#sessions.redeem(url.searchParams.get('t') ?? ''))
+  /** Trades a login token for a session cookie; a browser already logged in (a link opened twice) just goes in. */
+  #login(url: URL, res: ServerResponse, session: boolean): void {
+    if (!this.#sessions.redeem(url.searchParams.get('t') ?? '')) {
+      if (session) return void res.writeHead(303, { ...SECURITY_HEADERS, location: '/' }).end();
       return this.#page(res, 401, 'This login link was used already or has expired (each works once, for a minute).');
+    }
     res.writeHead(303, {
       ...SECURITY_HEADERS,
       location: '/',
@@ -258,7 +262,11 @@ export class Dashboard {
 
   /** A small page for a person: why they are not in, and how to get in. */
   #page(res: ServerResponse, code: number, why: string): void {
-    res.writeHead(code, { ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8' });
+    res.writeHead(code, {
+      ...SECURITY_HEADERS,
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+      'content-type': 'text/html; charset=utf-8',
+    });
     res.end(
       `<!doctype html><meta charset="utf-8"><title>micro-fn dashboard</title><body style="font:16px system-ui;margin:3em;max-width:40em"><h1>micro-fn dashboard</h1><p>${why}</p><p>Run <code>micro-fn dashboard</code> (add <code>--open</code> to open it here) and follow the link it prints.</p></body>`,
     );

@@ -93,10 +93,26 @@ board.after(async () => {
   if (shots.length) console.log(`  screenshots: ${shots.join(', ')}`);
 });
 
-const test = (name: string, fn: () => Promise<void>) => board(name, async () => (available ? fn() : undefined));
+/** A test of the suite: skipped without chromium; the page's console errors counted from its start. */
+const test = (name: string, fn: () => Promise<void>) =>
+  board(name, async () => {
+    problems.length = 0;
+    if (available) await fn();
+  });
 
 test('logs in through the link `micro-fn dashboard` prints and shows the deployed function, with no console errors', async () => {
   const { url } = JSON.parse((await ok(['dashboard', '--json'])).stdout) as { url: string };
+  const outside = await page.goto(new URL('/', url).href);
+  assert.is(outside?.status(), 401, 'the page before logging in');
+  assert.match((await page.locator('body').textContent())!, 'micro-fn dashboard');
+  await screenshot('logged-out');
+  // Chromium reports the 401 of the page itself; nothing else may go wrong there (a style its CSP blocks, say).
+  assert.equal(
+    problems.filter((p) => !p.includes('status of 401')),
+    [],
+    'console errors of the logged-out page',
+  );
+  problems.length = 0;
   await page.goto(url);
   assert.is(new URL(page.url()).pathname, '/', 'redirected to the page, the token gone from the address');
   await page.locator('#functions tr[data-function="helloworld"]').waitFor();

@@ -150,6 +150,9 @@ dashboard('a login link logs in once: the cookie is HttpOnly and SameSite=Strict
   const again = await get(`${login.pathname}${login.search}`);
   assert.is(again.status, 401, 'the second use');
   await again.body?.cancel();
+  const inAlready = await get(`${login.pathname}${login.search}`, { cookie: cookie.split(';')[0]! });
+  assert.is(inAlready.status, 303, 'the second use from the browser it logged in: straight in');
+  assert.is(inAlready.headers.get('set-cookie'), null, 'no new session');
 });
 
 dashboard('a login link past its expiry is refused', async () => {
