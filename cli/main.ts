@@ -40,6 +40,10 @@ const commands: Record<string, { summary: string; load: () => Promise<{ command:
     summary: 'what micro-fn serve runs: processes, counts, p50/p99 per function; the broker backlog',
     load: () => import('./ps.js'),
   },
+  dashboard: {
+    summary: "a login link to micro-fn serve's dashboard: functions, live invocations, logs, dead letters [--open]",
+    load: () => import('./dashboard.js'),
+  },
   dlq: { summary: "list a topic's dead-lettered messages [--replay]", load: () => import('./dlq.js') },
   install: {
     summary: 'install an optional runtime: lambda-runtime (the Lambda runtime interface client serve runs)',

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { UserError } from '../runtime/core/errors.js';
@@ -128,6 +129,13 @@ export const command = defineCommand({
       value: 'SIZE',
       description: `size at which a function's log file is rotated (default ${LOG_ROTATION.maxBytes / 1024 / 1024}MiB)`,
     },
+    dashboard: {
+      type: 'string',
+      value: 'HOST:PORT',
+      description:
+        "the dashboard's address, loopback only (default the gateway's port + 1 on 127.0.0.1); `micro-fn dashboard` prints a login link",
+    },
+    'no-dashboard': { type: 'boolean', description: 'serve no dashboard' },
     'log-files': {
       type: 'string',
       value: 'N',
@@ -150,6 +158,7 @@ export const command = defineCommand({
     const address = values.address ?? DEFAULT_GATEWAY;
     const auth = values.auth === true;
     refuseExposed(address, auth);
+    const dashboard = values['no-dashboard'] === true ? undefined : dashboardAddress(values.dashboard, address);
     const concurrency = limit('concurrency', count(values.concurrency, 'concurrency', availableParallelism() * 2, 1));
     const ackWait = duration(values['ack-wait'], 'ack-wait');
     const retention = positiveDuration(values.retention, 'retention') ?? DEFAULT_RETENTION;
@@ -215,8 +224,10 @@ export const command = defineCommand({
     process.stderr.write(
       `micro-fn serve listening on ${bound(address, runtime.address)}${auth ? ' (--auth: calls need a token)' : ''}\n`,
     );
+    const board = dashboard === undefined ? undefined : await startDashboard(runtime, dashboard, home, json);
     await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
     process.stderr.write('micro-fn serve stopping\n');
+    await board?.close();
     await runtime.stop();
     await Promise.allSettled([plugins.close(), broker.close?.()]);
     return 0;
@@ -241,6 +252,56 @@ function bound(asked: string, registered: string): string {
   const port = new URL(registered).port;
   const shown = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return shown === registered ? shown : `${shown} (registered as ${registered})`;
+}
+
+/**
+ * The dashboard's address: `--dashboard`, which must be loopback (its login is a cookie on that host), else the
+ * gateway's port + 1 on the gateway's host when that is loopback, 127.0.0.1 otherwise (any free port for port 0).
+ */
+function dashboardAddress(given: string | undefined, gateway: string): string {
+  if (given !== undefined) {
+    const { host } = parseListenAddress(given);
+    // An IP, not a name: the dashboard checks every request's Host against the address it is bound to.
+    if (!isLoopbackHost(host) || host === 'localhost')
+      throw new UserError(
+        `--dashboard ${given}: the dashboard listens on a loopback IP address only, like 127.0.0.1:52981 or [::1]:52981 (reach it from elsewhere through an SSH tunnel)`,
+      );
+    return hostPort(host, parseListenAddress(given).port);
+  }
+  const { host, port } = parseListenAddress(gateway);
+  return hostPort(isLoopbackHost(host) && host !== 'localhost' ? host : '127.0.0.1', port === 0 ? 0 : port + 1);
+}
+
+const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+/**
+ * Starts the dashboard (loaded only now: serve's start does not pay for it) and says where; an address that is taken
+ * is said in one line and serve goes on without it.
+ */
+async function startDashboard(runtime: LocalRuntime, address: string, home: string, json: boolean) {
+  const [{ Dashboard }, { ensureCredential }] = await Promise.all([
+    import('../serve/dashboard/server.js'),
+    import('../runtime/plugins/local/credential.js'),
+  ]);
+  try {
+    const dashboard = await Dashboard.start(runtime, { address, control: ensureCredential(home).control, home });
+    runtime.dashboard = dashboard;
+    const message = `dashboard: ${dashboard.url} (micro-fn dashboard prints a login link)`;
+    // With --json, a field of its own; written past jsonLines, which would wrap it as a message.
+    if (json)
+      writeSync(
+        2,
+        `${JSON.stringify({ type: 'serve', time: new Date().toISOString(), message, dashboard: dashboard.url })}\n`,
+      );
+    else process.stderr.write(`${message}\n`);
+    return dashboard;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    process.stderr.write(
+      `dashboard: cannot listen on ${address} (${code ?? (err as Error).message}); serve goes on without it (--dashboard HOST:PORT chooses another address)\n`,
+    );
+    return undefined;
+  }
 }
 
 /** Bytes of messages the broker serve hosts keeps on disk at most; past it, publish gets a retryable 503. */

@@ -81,6 +81,16 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
           return {};
         },
       },
+      Dashboard: {
+        Login: () => {
+          if (!runtime.dashboard)
+            throw errors.notFound(
+              RUNTIME_SERVICE,
+              'this micro-fn serve runs without a dashboard (--no-dashboard, or its address was taken): start it with --dashboard 127.0.0.1:PORT',
+            );
+          return runtime.dashboard.login();
+        },
+      },
       Dlq: {
         List: async (req: unknown) => ({
           messages: await runtime.deadLetters().list(checkName('topic', record(req, 'Dlq.List').topic)),

@@ -153,6 +153,8 @@ export class LocalRuntime {
   readonly #startedAt = Date.now();
   /** Where the spans of serve's functions go, when serve's OTEL_* variables name a collector. */
   readonly #spans: SpanSink | undefined;
+  /** serve's dashboard (serve/dashboard/), when it hosts one: `Dashboard.Login` asks it for a login URL. */
+  dashboard: { login(): { url: string; expires: string } } | undefined;
 
   constructor(options: RuntimeOptions) {
     this.options = options;

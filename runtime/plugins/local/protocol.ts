@@ -162,6 +162,8 @@ export interface ControlApi {
   'Broker.Unsubscribe': { request: { id: string }; response: Record<string, never> };
   'Dlq.List': { request: { topic: string }; response: { messages: DeadLetter[] } };
   'Dlq.Replay': { request: { topic: string }; response: { replayed: number } };
+  /** A one-time login URL of serve's dashboard (`micro-fn dashboard`); 404 when serve runs without one. */
+  'Dashboard.Login': { request: Record<string, never>; response: { url: string; expires: string } };
 }
 
 export type ControlEndpoint = keyof ControlApi;
