@@ -55,3 +55,26 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/** Reads `reader` until its text holds `needle`; rejects when the stream ends first or after `ms` (then cancels it). */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  needle: string,
+  ms: number,
+  what: string,
+) {
+  let text = '';
+  const decoder = new TextDecoder();
+  const reading = (async () => {
+    while (!text.includes(needle)) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`${what}: the stream ended first; it held ${JSON.stringify(text)}`);
+      text += decoder.decode(value, { stream: true });
+    }
+  })();
+  await withTimeout(reading, ms, what).catch(async (err) => {
+    await reader.cancel().catch(() => {});
+    throw err;
+  });
+  return text;
+}

@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cli, controlHeaders, start, tempHome, type Running } from './helpers.js';
-import { withTimeout } from '../helpers.js';
+import { readUntil, withTimeout } from '../helpers.js';
 
 let scratch: ReturnType<typeof tempHome>;
 let env: Record<string, string>;
@@ -125,21 +125,3 @@ board('--dashboard off loopback, or a name instead of an IP, is refused before s
 });
 
 board.run();
-
-/** Reads `reader` until its text holds `needle`; rejects when the stream ends first or after `ms` (then cancels it). */
-async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, needle: string, ms: number, what: string) {
-  let text = '';
-  const decoder = new TextDecoder();
-  const reading = (async () => {
-    while (!text.includes(needle)) {
-      const { done, value } = await reader.read();
-      if (done) throw new Error(`${what}: the stream ended first; it held ${JSON.stringify(text)}`);
-      text += decoder.decode(value, { stream: true });
-    }
-  })();
-  await withTimeout(reading, ms, what).catch(async (err) => {
-    await reader.cancel().catch(() => {});
-    throw err;
-  });
-  return text;
-}

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Sessions } from '../../serve/dashboard/session.js';
 import { Dashboard, type DashboardSource } from '../../serve/dashboard/server.js';
 import { Invocations, type InvocationEvent } from '../../serve/observe/event.js';
-import { eventually, sleep, withTimeout } from '../helpers.js';
+import { eventually, readUntil, sleep, withTimeout } from '../helpers.js';
 
 const CONTROL = 'c'.repeat(43);
 
@@ -240,24 +240,6 @@ dashboard(
 );
 
 dashboard.run();
-
-/** Reads `reader` until its text holds `needle`; rejects when the stream ends first or after `ms` (then cancels it). */
-async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, needle: string, ms: number, what: string) {
-  let text = '';
-  const decoder = new TextDecoder();
-  const reading = (async () => {
-    while (!text.includes(needle)) {
-      const { done, value } = await reader.read();
-      if (done) throw new Error(`${what}: the stream ended first; it held ${JSON.stringify(text)}`);
-      text += decoder.decode(value, { stream: true });
-    }
-  })();
-  await withTimeout(reading, ms, what).catch(async (err) => {
-    await reader.cancel().catch(() => {});
-    throw err;
-  });
-  return text;
-}
 
 /** Sends `request` as written and resolves with the whole answer. */
 function rawRequest(request: string): Promise<string> {
