@@ -246,7 +246,9 @@ export class Launcher {
       child.send({ type: 'spawn', id, spec } satisfies ToLauncher);
     }
     return new LaunchedProcess(started, exit, () => {
-      if (this.#pending.has(id)) this.#child?.send({ type: 'kill', id } satisfies ToLauncher);
+      // Once close() has disconnected the launcher, it ends every process itself as it exits: a send then would
+      // throw ERR_IPC_CHANNEL_CLOSED (an unhandled 'error' that took serve down while it stopped).
+      if (this.#pending.has(id) && this.#child?.connected) this.#child.send({ type: 'kill', id } satisfies ToLauncher);
     });
   }
 
