@@ -1,6 +1,7 @@
 import { Metadata } from './metadata.js';
 import type { MicroError } from './errors.js';
 import type { NodeRecord } from './registry.js';
+import type { MessageStream } from './stream.js';
 
 /** A request as it travels: already encoded. */
 export interface TransportRequest {
@@ -11,6 +12,8 @@ export interface TransportRequest {
   contentType: string;
   body: Uint8Array;
   metadata: Metadata;
+  /** A client or bidi stream's messages (see stream.ts); `body` is then empty. */
+  stream?: MessageStream;
 }
 
 /** A reply as it travels: `error` set means `body` is the error JSON. */
@@ -19,6 +22,11 @@ export interface TransportResponse {
   body: Uint8Array;
   metadata: Metadata;
   error?: MicroError;
+  /**
+   * A server or bidi stream's messages (see stream.ts); `body` is then empty and `metadata` is what the handler set
+   * before its first message. An error before the first message is a plain error reply, never a stream.
+   */
+  stream?: MessageStream;
 }
 
 export interface CallOptions {
