@@ -10,7 +10,9 @@ import { MicroError, errors, notStarted, parseError } from '../runtime/core/erro
 import { headers } from '../runtime/core/metadata.js';
 import { DEFAULT_GRACE } from '../runtime/core/function.js';
 import type { Caller } from '../runtime/core/transport.js';
-import type { IpcInvoke, IpcReady, ToFunction } from '../adapters/local/ipc.js';
+import { MAX_LINE, type IpcInvoke, type IpcReady, type ToFunction } from '../adapters/local/ipc.js';
+import { CANCELLED, type PipeReader } from '../adapters/local/pipe-stream.js';
+import type { MessageStream } from '../runtime/core/stream.js';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
 import type { InvocationEvent } from './observe/event.js';
 
@@ -35,6 +37,8 @@ export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
 interface Seen {
   started: boolean;
   cold: boolean;
+  /** Messages of a stream: in, of the request's; out, of the reply's. */
+  streamed?: { in: number; out: number };
 }
 
 export type Outcome =
@@ -45,6 +49,8 @@ export type Outcome =
       body: string;
       metadata: Record<string, string>;
       error?: MicroError;
+      /** The reply's messages (a server or bidi stream); the invocation lasts until it has ended. */
+      stream?: PipeReader;
     }
   | { kind: 'settled'; ok: boolean; error?: MicroError };
 
@@ -106,61 +112,110 @@ export class FunctionPool {
    * Runs one invocation in a process of its own. Never throws: failures are error outcomes. A call whose `caller`
    * goes, or whose deadline passes, while it waits for a slot is not started.
    */
-  async run(message: ToFunction, caller?: Caller): Promise<Outcome> {
+  async run(message: ToFunction, caller?: Caller, stream?: MessageStream): Promise<Outcome> {
     const report = this.options.onInvocation;
-    if (!report) return this.#run(message, caller, undefined);
-    const since = performance.now();
     const seen: Seen = { started: false, cold: false };
-    const outcome = await this.#run(message, caller, seen);
-    report(eventOf(this.options.name, message, outcome, seen, performance.now() - since));
+    const since = performance.now();
+    // A stream is the one invocation: its event comes once it has ended, with its duration to then.
+    let ended: Promise<MicroError | undefined> | undefined;
+    const outcome = await this.#run(message, caller, seen, stream, (end) => (ended = end));
+    if (!report) return outcome;
+    if (!ended) report(eventOf(this.options.name, message, outcome, seen, performance.now() - since));
+    else
+      void ended.then((error) =>
+        report(eventOf(this.options.name, message, { ...outcome, error }, seen, performance.now() - since)),
+      );
     return outcome;
   }
 
-  async #run(message: ToFunction, caller: Caller | undefined, seen: Seen | undefined): Promise<Outcome> {
+  async #run(
+    message: ToFunction,
+    caller: Caller | undefined,
+    seen: Seen,
+    stream?: MessageStream,
+    streaming?: (ended: Promise<MicroError | undefined>) => void,
+  ): Promise<Outcome> {
     const { name, timeout } = this.options;
     if (message.type === 'invoke') {
       const refused = await this.#admit(message, caller);
       if (refused) return failure(refused, message);
     } else await this.#messageSlot();
-    if (seen) seen.started = true;
+    seen.started = true;
     let worker: Worker | undefined;
+    /** Set while a reply stream runs on: the slot and the process are given up once it has ended. */
+    let held: Promise<number> | undefined;
     try {
       worker = await this.#take();
-      if (seen) seen.cold = worker.cold;
+      seen.cold = worker.cold;
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let reader: PipeReader | undefined;
       // The function answers 408 itself at `timeout` (MICRO_FN_TIMEOUT) and its handler's signal fires; a process
-      // that has not answered a grace later is stopped.
+      // that has not answered (or ended its stream) a grace later is stopped.
       const timedOut = new Promise<'timeout'>(
-        (resolve) => (timer = setTimeout(() => resolve('timeout'), timeout + DEFAULT_GRACE)),
+        (resolve) =>
+          (timer = setTimeout(() => {
+            reader?.fail(
+              errors.timeout(name, `${name} did not end its stream within ${timeout} ms; its process was stopped`),
+            );
+            resolve('timeout');
+            worker!.kill();
+          }, timeout + DEFAULT_GRACE)),
       );
-      const result = await Promise.race([worker.run(message, message.id), timedOut]);
-      clearTimeout(timer);
+      if (stream) seen.streamed = { in: 0, out: 0 };
+      const result = await Promise.race([worker.run(message, message.id, stream), timedOut]);
       if (result === 'timeout') {
-        worker.kill();
         return failure(
           errors.timeout(name, `${name} did not answer within ${timeout} ms; its process was stopped`),
           message,
         );
       }
+      if (result.kind === 'reply' && result.stream) {
+        reader = result.stream;
+        held = this.#streamed(worker, reader, name, seen, () => clearTimeout(timer));
+        streaming?.(reader.end.then((end) => end.error));
+      } else {
+        clearTimeout(timer);
+        if (stream) seen.streamed = { in: worker.streamed, out: 0 };
+      }
       return outcomeOf(result, name, message);
     } catch (err) {
       return failure(errors.internal(name, `${name} could not be started: ${(err as Error).message}`), message);
     } finally {
-      this.#releaseSlot();
-      if (worker) this.#retire(worker);
-      else this.refill();
+      const release = (linger?: number) => {
+        this.#releaseSlot();
+        if (worker) this.#retire(worker, linger);
+        else this.refill();
+      };
+      if (held) void held.then(release);
+      else release();
     }
+  }
+
+  /**
+   * Follows a reply stream to its end: a process that dies first ends it with a 500 that says how. Resolves, once it
+   * ended, with how long the process may still take to exit: its grace after a cancel (the caller went; its handler's
+   * signal fired), else `timeout`.
+   */
+  async #streamed(worker: Worker, reader: PipeReader, name: string, seen: Seen, done: () => void): Promise<number> {
+    void worker.exited.then(() =>
+      reader.fail(errors.internal(name, `${name} crashed mid-stream: its process ${how(worker.exit!)}`)),
+    );
+    const end = await reader.end;
+    done();
+    seen.streamed = { in: worker.streamed, out: reader.count };
+    return end.error?.code === CANCELLED ? DEFAULT_GRACE * 2 : this.options.timeout;
   }
 
   /**
    * Replaces a used process once it has exited. Starting the next one takes a core for tens of milliseconds
    * (and spawn() forks this process synchronously), so it waits until the reply has reached the caller: the
-   * used process's exit takes about that long. A process still there `timeout` ms after its answer is killed.
+   * used process's exit takes about that long. A process still there `linger` ms after its answer (default `timeout`)
+   * is killed.
    */
-  #retire(worker: Worker): void {
-    const linger = setTimeout(() => worker.kill(), this.options.timeout).unref();
+  #retire(worker: Worker, linger = this.options.timeout): void {
+    const timer = setTimeout(() => worker.kill(), linger).unref();
     void worker.exited.then(() => {
-      clearTimeout(linger);
+      clearTimeout(timer);
       this.refill();
     });
   }
@@ -311,6 +366,7 @@ function outcomeOf(result: WorkerResult, name: string, message: ToFunction): Out
       body,
       metadata,
       error: error ? parseError(error, status, name) : undefined,
+      ...(result.stream ? { stream: result.stream } : {}),
     };
   }
   if (result.kind === 'settled')
@@ -319,12 +375,14 @@ function outcomeOf(result: WorkerResult, name: string, message: ToFunction): Out
       ok: result.settled.ok,
       error: result.settled.error ? parseError(result.settled.error, 500, name) : undefined,
     };
-  const how = result.overMemory
-    ? `used ${result.overMemory} MiB, over its memory limit, and was stopped`
-    : result.signal
-      ? `was killed (${result.signal})`
-      : `exited with code ${result.code}`;
-  return failure(errors.internal(name, `${name} crashed: its process ${how} before answering`), message);
+  return failure(errors.internal(name, `${name} crashed: its process ${how(result)} before answering`), message);
+}
+
+/** How a process ended, for the error of its caller. */
+function how(exit: { code: number | null; signal: string | null; overMemory?: number; overLine?: number }): string {
+  if (exit.overLine) return `wrote a line of more than ${MAX_LINE} characters to its pipe (fd 3) and was stopped`;
+  if (exit.overMemory) return `used ${exit.overMemory} MiB, over its memory limit, and was stopped`;
+  return exit.signal ? `was killed (${exit.signal})` : `exited with code ${exit.code}`;
 }
 
 /** The event of an invocation that ended with `outcome` (serve/observe/event.ts). */
@@ -345,6 +403,7 @@ function eventOf(name: string, message: ToFunction, outcome: Outcome, seen: Seen
     ok,
     started: seen.started,
     cold: seen.cold,
+    ...(seen.streamed ? { streamed: seen.streamed } : {}),
     ms: Math.round(ms * 100) / 100,
     error: ok ? undefined : error?.detail,
   };

@@ -18,7 +18,14 @@ import { createService } from '../runtime/core/service.js';
 import { MicroError, errors, isMicroError } from '../runtime/core/errors.js';
 import { Metadata } from '../runtime/core/metadata.js';
 import type { Registry, ServiceRecord } from '../runtime/core/registry.js';
-import { errorReply, type Listener, type ServerRequest, type ServerResponse } from '../runtime/core/transport.js';
+import {
+  errorReply,
+  type Caller,
+  type Listener,
+  type ServerRequest,
+  type ServerResponse,
+} from '../runtime/core/transport.js';
+import type { PipeReader } from '../adapters/local/pipe-stream.js';
 import { createHttpListener } from '../runtime/plugins/http/listener.js';
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -295,8 +302,10 @@ export class LocalRuntime {
         contentType: request.contentType,
         body: decoder.decode(request.body),
         metadata: request.metadata.toJSON(),
+        ...(request.stream ? { stream: true } : {}),
       },
       request.caller, // a queued call whose caller goes is dropped before it starts
+      request.stream, // a client or bidi stream goes down the pipe as the function pulls it
     );
     if (outcome.kind !== 'reply')
       return errorReply(errors.internal(fn.info.name, 'unexpected answer from the function process'));
@@ -306,6 +315,7 @@ export class LocalRuntime {
       body: encoder.encode(outcome.body),
       metadata: new Metadata(outcome.metadata),
       error: outcome.error,
+      ...(outcome.stream ? { stream: cancelledWhenGone(outcome.stream, request.caller) } : {}),
     };
   }
 
@@ -586,6 +596,16 @@ export class LocalRuntime {
     await this.#logs.close();
     this.#guard?.close();
   }
+}
+
+/**
+ * A reply stream that is cancelled when its caller goes, whether or not the listener stops reading it: the function
+ * process is told at once (its handler's signal fires) rather than when a write fails.
+ */
+function cancelledWhenGone(stream: PipeReader, caller: Caller | undefined): PipeReader {
+  const off = caller?.onGone(() => stream.cancel());
+  if (off) void stream.end.then(off);
+  return stream;
 }
 
 /** The problem with the first of `names` that is not a valid name of `kind`. */

@@ -7,9 +7,21 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { errors } from '../runtime/core/errors.js';
-import type { FromFunction, IpcReady, IpcReply, IpcSettled, IpcSpans, ToFunction } from '../adapters/local/ipc.js';
-import { IPC_ENV, encodeMessage, readMessages } from '../adapters/local/ipc.js';
+import { errors, toMicroError } from '../runtime/core/errors.js';
+import type {
+  FromFunction,
+  IpcCancel,
+  IpcCredit,
+  IpcReady,
+  IpcReply,
+  IpcSettled,
+  IpcSpans,
+  IpcStream,
+  ToFunction,
+} from '../adapters/local/ipc.js';
+import { IPC_ENV, MAX_LINE, encodeMessage, readMessages } from '../adapters/local/ipc.js';
+import { Credit, PipeReader, writeStream } from '../adapters/local/pipe-stream.js';
+import type { MessageStream } from '../runtime/core/stream.js';
 import type { LaunchedProcess, Launcher, Pipes } from './launcher.js';
 
 export interface WorkerOptions {
@@ -31,9 +43,10 @@ export interface WorkerOptions {
 }
 
 export type WorkerResult =
-  | { kind: 'reply'; reply: IpcReply }
+  /** `stream`: the reply's messages, read from the pipe as they are pulled (the reply said `stream: true`). */
+  | { kind: 'reply'; reply: IpcReply; stream?: PipeReader }
   | { kind: 'settled'; settled: IpcSettled }
-  | { kind: 'exit'; code: number | null; signal: string | null; overMemory?: number };
+  | { kind: 'exit'; code: number | null; signal: string | null; overMemory?: number; overLine?: number };
 
 const PAGE = 4096;
 /** How often memory is read while a process loads or serves, and while it waits in the pool. */
@@ -52,6 +65,11 @@ export class Worker {
   #invocation = 'init';
   readonly #memory: number;
   #overMemory: number | undefined;
+  /** The length of a pipe line over MAX_LINE that got the process stopped. */
+  #overLine: number | undefined;
+  /** The reply stream being read, and the credit of the request stream being written. */
+  #replyStream: PipeReader | undefined;
+  #requestCredit = new Credit();
   #result: ((r: WorkerResult) => void) | undefined;
   #exited = false;
   #exit: { code: number | null; signal: string | null } = { code: null, signal: null };
@@ -91,7 +109,8 @@ export class Worker {
       this.#exit = exit;
       clearTimeout(this.#watch);
       readyReject(this.#notReady(exit));
-      this.#settle({ kind: 'exit', ...exit, overMemory: this.#overMemory });
+      this.#requestCredit.stop();
+      this.#settle(this.#exitResult());
     });
   }
 
@@ -107,16 +126,34 @@ export class Worker {
       );
     }
     let described: IpcReady | undefined;
-    readMessages<FromFunction>(channel, (message) => {
-      if (message.type === 'ready') {
-        // A warm process gets a ping first, so both ends have run the IPC paths once before the invocation.
-        if (options.warm) ((described = message), channel.write(encodeMessage({ type: 'ping' })));
-        else resolveReady(message);
-      } else if (message.type === 'pong') resolveReady(described!);
-      else if (message.type === 'reply') this.#settle({ kind: 'reply', reply: message });
-      else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
-      else if (message.type === 'spans') options.spans?.(message);
-    });
+    const tooLong = (length: number) => {
+      this.#overLine = length;
+      options.log(
+        `the function process wrote a line of more than ${MAX_LINE} characters to its pipe (fd 3) and was stopped`,
+        'stderr',
+        this.#invocation,
+      );
+      this.kill();
+    };
+    readMessages<FromFunction>(
+      channel,
+      (message) => {
+        if (message.type === 'data' || message.type === 'end') {
+          // Beyond the credit it was granted, the process broke the protocol: its stream has failed, it is stopped.
+          if (this.#replyStream && !this.#replyStream.receive(message)) this.kill();
+        } else if (message.type === 'credit' || message.type === 'cancel') this.#requestCredit.receive(message);
+        else if (message.type === 'ready') {
+          // A warm process gets a ping first, so both ends have run the IPC paths once before the invocation.
+          if (options.warm) ((described = message), channel.write(encodeMessage({ type: 'ping' })));
+          else resolveReady(message);
+        } else if (message.type === 'pong') resolveReady(described!);
+        else if (message.type === 'reply')
+          this.#settle({ kind: 'reply', reply: message, stream: this.#readStream(message) });
+        else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
+        else if (message.type === 'spans') options.spans?.(message);
+      },
+      tooLong,
+    );
     return Promise.all(
       [channel, pipes.stdout, pipes.stderr].map((s) => new Promise((resolve) => s.once('close', resolve))),
     );
@@ -128,24 +165,61 @@ export class Worker {
 
   /**
    * Hands over the one invocation; resolves with its reply, or with the exit if the process died first. A cold
-   * start's invocation waits until the process is ready and within its memory limit.
+   * start's invocation waits until the process is ready and within its memory limit. `stream`, the request's
+   * messages (the invoke says `stream: true`), follows the invoke within the credit the process grants.
    */
-  run(message: ToFunction, invocation: string): Promise<WorkerResult> {
+  run(message: ToFunction, invocation: string, stream?: MessageStream): Promise<WorkerResult> {
     this.#invocation = invocation;
     const result = new Promise<WorkerResult>((resolve) => (this.#result = resolve));
-    if (this.#isReady || this.#exited) this.#send(message);
+    if (this.#isReady || this.#exited) this.#send(message, stream);
     else
       this.ready.then(
-        () => this.#send(message),
-        () => {},
+        () => this.#send(message, stream),
+        () => void stream?.[Symbol.asyncIterator]().return?.(),
       ); // its exit settles the result
     return result;
   }
 
-  #send(message: ToFunction): void {
-    if (this.#exited) return this.#settle({ kind: 'exit', ...this.#exit, overMemory: this.#overMemory });
+  #send(message: ToFunction, stream: MessageStream | undefined): void {
+    if (this.#exited) {
+      void stream?.[Symbol.asyncIterator]().return?.();
+      return this.#settle(this.#exitResult());
+    }
     this.#running = true;
     this.#channel!.write(encodeMessage(message), (err) => err && this.kill());
+    if (stream) void this.#writeStream(stream);
+  }
+
+  /** Sends the request's messages, within the credit the process grants; stops when it cancels or exits. */
+  async #writeStream(stream: MessageStream): Promise<void> {
+    const send = (m: IpcStream) =>
+      new Promise<void>((resolve) => {
+        if (this.#exited) return resolve();
+        if (m.type === 'data') this.streamed++;
+        this.#channel!.write(encodeMessage(m), () => resolve());
+      });
+    await writeStream(stream, this.#requestCredit, send, (err) => toMicroError(err, 'micro-fn')).catch(() => {});
+  }
+
+  /** Messages of the request's stream sent so far. */
+  streamed = 0;
+
+  /** The reader of the reply's stream, when the reply says one follows. */
+  #readStream(reply: IpcReply): PipeReader | undefined {
+    if (!reply.stream) return undefined;
+    const send = (m: IpcCredit | IpcCancel) => {
+      if (!this.#exited) this.#channel!.write(encodeMessage(m));
+    };
+    return (this.#replyStream = new PipeReader(send, 'micro-fn'));
+  }
+
+  #exitResult(): WorkerResult {
+    return { kind: 'exit', ...this.#exit, overMemory: this.#overMemory, overLine: this.#overLine };
+  }
+
+  /** How the process ended, once it has: for the error of a stream it left unfinished. */
+  get exit(): { code: number | null; signal: string | null; overMemory?: number; overLine?: number } | undefined {
+    return this.#exited ? { ...this.#exit, overMemory: this.#overMemory, overLine: this.#overLine } : undefined;
   }
 
   /**

@@ -14,6 +14,7 @@ import {
   type FunctionOutcome,
   type Invocation,
   type MicroFunction,
+  type ServerRequest,
   type ServerResponse,
   type ServiceDefinition,
 } from '../../runtime/index.js';
@@ -21,7 +22,7 @@ import { tracingOf, listenTransport, resolvePlugins } from '../../runtime/plugin
 import { resourceAttributes, spanSinkKey } from '../../runtime/plugins/otel/settings.js';
 import { RecordingTracer } from '../../runtime/core/trace-recorder.js';
 import type { SpanExporter, TracerFactory } from '../../runtime/core/trace.js';
-import { errors } from '../../runtime/core/errors.js';
+import { errors, toMicroError } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
 import {
   IPC_FD,
@@ -31,9 +32,16 @@ import {
   type FromFunction,
   type IpcInvoke,
   type IpcPing,
-  type IpcReply,
+  type IpcStream,
   type ToFunction,
 } from './ipc.js';
+import { Credit, PipeReader, writeStream } from './pipe-stream.js';
+
+/** The streams of the invocation in progress: the request's (when it streams) and the credit of the reply's. */
+interface StreamLink {
+  request?: PipeReader;
+  reply: Credit;
+}
 
 /**
  * A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. Its spans go
@@ -156,6 +164,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   /** A ping came before the invocation: this process waited in serve's warm pool (its span says warm). */
   let warm = false;
   let pending: ToFunction | undefined;
+  const link: StreamLink = { reply: new Credit() };
   // Answered: what is left (stopping, exiting) must not compete with the caller's side for the CPU, so the
   // main thread drops to the lowest priority (raising niceness needs no privilege). Cold starts skip it.
   const answered = async () => os?.setPriority(19);
@@ -164,7 +173,19 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     process.exit(code);
   };
   // Read at once: the invocation of a cold start may already be waiting in the pipe.
-  readMessages<ToFunction | IpcPing>(channel, (message) => {
+  readMessages<ToFunction | IpcPing | IpcStream>(channel, (message) => {
+    if (message.type === 'data' || message.type === 'end') {
+      // Beyond its credit, serve broke the protocol: the request stream has failed, and so does its handler's read.
+      link.request?.receive(message);
+      return;
+    }
+    if (message.type === 'credit') return link.reply.receive(message);
+    if (message.type === 'cancel') {
+      // The caller went: the reply stream is cancelled (its handler's signal fires), the request stream ends.
+      link.reply.receive(message);
+      link.request?.cancel();
+      return;
+    }
     if (message.type === 'ping') {
       warm = true;
       // A warm process's ping: while nobody waits, a health probe takes the very path of an invocation (this
@@ -192,7 +213,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     invocation!.tracer.coldStart = !warm;
     // Started right here, not through a promise or a new function: a warm process was idle, and on a cold CPU
     // every hop and every function run for the first time (compiled then) costs tens of microseconds.
-    void serveOne(fn, message, send, answered).then(exit);
+    void serveOne(fn, message, send, answered, link).then(exit);
   });
   // The spawner went away: nobody is waiting for us.
   channel.once('end', () => process.exit(0));
@@ -200,7 +221,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   const tracing = pipeTracing(env, send) ?? tracingOf(env);
   invocation = await runnerOf(definition, env, tracing).open();
   const created = (fn = invocation.fn);
-  if (pending) void serveOne(fn, pending, send, answered).then(exit);
+  if (pending) void serveOne(fn, pending, send, answered, link).then(exit);
   const router = created.service.router;
   await send({
     type: 'ready',
@@ -220,6 +241,7 @@ async function serveOne(
   message: ToFunction,
   send: (message: FromFunction) => Promise<void>,
   answered: () => Promise<void>,
+  link: StreamLink = { reply: new Credit() },
 ): Promise<number> {
   const answer = async (m: FromFunction) => {
     await send(m);
@@ -227,8 +249,11 @@ async function serveOne(
   };
   try {
     if (message.type === 'invoke') {
-      // The reply is sent from inside the invocation: the function stops only once it is written.
-      return (await invoke(fn, message, answer)).status >= 500 ? 1 : 0;
+      // The reply is sent from inside the invocation: the function stops only once it is written (a stream: ended).
+      const response = await invoke(fn, message, send, answered, link);
+      // A handler that returned without reading its whole request: serve stops sending it.
+      link.request?.cancel();
+      return response.status >= 500 ? 1 : 0;
     }
     const { id, topic, headers, body, attempt } = message;
     const outcome = await fn.deliver({ id, topic, headers, body: encoder.encode(body) }, attempt);
@@ -257,13 +282,18 @@ const WARM_UP: IpcInvoke = {
   metadata: { 'micro-timeout': '1000' },
 };
 
-/** Runs an IPC invocation; `send` gets the reply in its IPC form. */
+/**
+ * Runs an IPC invocation: its request stream read from the pipe as it is pulled, the reply sent in its IPC form (a
+ * stream: its head, then its messages within the credit serve grants), then `answered`.
+ */
 function invoke(
   fn: MicroFunction,
   message: IpcInvoke,
-  send: (reply: IpcReply) => Promise<void>,
+  send: (message: FromFunction) => Promise<void>,
+  answered: () => Promise<void>,
+  link: StreamLink,
 ): Promise<ServerResponse> {
-  const request = {
+  const request: ServerRequest = {
     id: message.id,
     service: fn.name,
     endpoint: message.endpoint,
@@ -271,16 +301,24 @@ function invoke(
     body: encoder.encode(message.body),
     metadata: new Metadata(message.metadata),
   };
-  return fn.invoke(request, (r) =>
-    send({
+  if (message.stream) request.stream = link.request = new PipeReader((m) => void send(m).catch(() => {}), fn.name);
+  return fn.invoke(request, async (r) => {
+    const head = {
       type: 'reply',
       status: r.status,
       contentType: r.contentType,
-      body: decoder.decode(r.body),
+      body: r.stream ? '' : decoder.decode(r.body),
       metadata: r.metadata.toJSON(),
       error: r.error?.toJSON(),
-    }),
-  );
+    } as const;
+    if (!r.stream) {
+      await send(head);
+      return answered().catch(() => {});
+    }
+    await send({ ...head, stream: true });
+    await writeStream(r.stream, link.reply, send, (err) => toMicroError(err, fn.name));
+    await answered().catch(() => {});
+  });
 }
 
 const encoder = new TextEncoder();

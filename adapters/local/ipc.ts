@@ -2,6 +2,16 @@
  * Messages between `micro-fn serve` and a single-use function process: one JSON object per line on a pipe at
  * the process's fd 3. A plain pipe rather than Node's IPC channel, whose message machinery costs ~0.2 ms per
  * round trip. Bodies travel as UTF-8 text: the JSON codec's bytes.
+ *
+ * Streams (runtime/core/stream.ts) ride the same pipe. An invoke with `stream: true` is followed by the request's
+ * messages (IpcData, serve to function) and their IpcEnd; a reply with `stream: true` (status 200, empty body, the
+ * metadata set before the first message) by the reply's messages (IpcData, function to serve) and their IpcEnd, with
+ * the trailers or the error. Each side sends only one stream, so a data line's direction says which one it belongs
+ * to. Flow control is a credit window: the reader of a stream grants the writer messages (IpcCredit, STREAM_WINDOW at
+ * first, more as its own reader pulls them), and the writer sends at most as many as it was granted: neither side
+ * holds more than STREAM_WINDOW messages of a stream. IpcCancel says the reader stopped: from serve, the caller went
+ * (the function cancels its reply stream, so its handler's signal fires); from the function, the handler stopped
+ * reading its request (serve stops sending it). See pipe-stream.ts.
  */
 import type { ErrorJSON } from '../../runtime/core/errors.js';
 import type { SpanData } from '../../runtime/core/trace.js';
@@ -23,6 +33,8 @@ export interface IpcInvoke {
   contentType: string;
   body: string;
   metadata: Record<string, string>;
+  /** The request is a stream (client, bidi): its messages follow as IpcData, then IpcEnd; `body` is empty. */
+  stream?: boolean;
 }
 
 /** One broker message, the process's only one. */
@@ -42,7 +54,49 @@ export interface IpcReply {
   body: string;
   metadata: Record<string, string>;
   error?: ErrorJSON;
+  /** The reply is a stream (server, bidi): its messages follow as IpcData, then IpcEnd; `body` is empty. */
+  stream?: boolean;
 }
+
+/** One message of a stream: its JSON text. Sent only within the credit its reader granted. */
+export interface IpcData {
+  type: 'data';
+  body: string;
+}
+
+/** The end of a stream: cleanly, with the trailers, or with the error it failed with. */
+export interface IpcEnd {
+  type: 'end';
+  trailers: Record<string, string>;
+  error?: ErrorJSON;
+}
+
+/** The reader of a stream grants its writer `n` more messages. */
+export interface IpcCredit {
+  type: 'credit';
+  n: number;
+}
+
+/** The reader of a stream stopped: its writer ends the stream without an end (serve: the caller went). */
+export interface IpcCancel {
+  type: 'cancel';
+}
+
+/** What either side sends of a stream. */
+export type IpcStream = IpcData | IpcEnd | IpcCredit | IpcCancel;
+
+/**
+ * Messages of one stream in flight at once: the credit a reader grants first, and the most it ever holds. 16 messages
+ * of 64 KiB are 1 MiB held per stream and side; a reader grants more once it has passed half of them on.
+ */
+export const STREAM_WINDOW = 16;
+
+/**
+ * The longest line the pipe takes, in characters (UTF-16 code units as read): a function that writes more without a
+ * newline is ended (its caller gets a 500), so a broken or hostile process cannot grow serve's memory. It leaves room
+ * for the JSON of a 16 MiB reply whose text needs no escapes; a stream's messages each travel on a line of their own.
+ */
+export const MAX_LINE = 32 * 1024 * 1024;
 
 export interface IpcSettled {
   type: 'settled';
@@ -76,7 +130,7 @@ export interface IpcSpans {
 }
 
 export type ToFunction = IpcInvoke | IpcMessage;
-export type FromFunction = IpcReady | IpcPong | IpcReply | IpcSettled | IpcSpans;
+export type FromFunction = IpcReady | IpcPong | IpcReply | IpcSettled | IpcSpans | IpcStream;
 
 /** Set in a function process's environment by the spawner: start serving over the pipe at fd 3. */
 export const IPC_ENV = 'MICRO_FN_IPC';
@@ -92,20 +146,31 @@ export const SPANS_ENV = 'MICRO_FN_SPANS';
 export const IPC_FD = 3;
 
 /** A message as a line: JSON escapes every line break inside strings, so a newline ends a message. */
-export function encodeMessage(message: ToFunction | FromFunction | IpcPing): string {
+export function encodeMessage(message: ToFunction | FromFunction | IpcPing | IpcStream): string {
   return `${JSON.stringify(message)}\n`;
 }
 
-/** Calls `onMessage` with each message of `stream`, however its chunks split them (an 8 MiB reply included). */
-export function readMessages<T>(stream: NodeJS.ReadableStream, onMessage: (message: T) => void): void {
+/**
+ * Calls `onMessage` with each message of `stream`, however its chunks split them (an 8 MiB reply included). A line
+ * longer than `maxLine` characters is not kept: `onTooLong` is called once, and nothing more is read.
+ */
+export function readMessages<T>(
+  stream: NodeJS.ReadableStream,
+  onMessage: (message: T) => void,
+  onTooLong: (length: number) => void = () => {},
+  maxLine = MAX_LINE,
+): void {
   let parts: string[] = [];
+  let held = 0;
   stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
+  const onData = (chunk: string) => {
     let start = 0;
     for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
+      if (held + end - start > maxLine) return tooLong(held + end - start);
       parts.push(chunk.slice(start, end));
       const line = parts.length === 1 ? parts[0]! : parts.join('');
       parts = [];
+      held = 0;
       start = end + 1;
       if (line) {
         // A function's code can write to the pipe too: a line that is not JSON is skipped, never thrown in serve.
@@ -118,6 +183,18 @@ export function readMessages<T>(stream: NodeJS.ReadableStream, onMessage: (messa
         if (typeof message === 'object' && message !== null) onMessage(message);
       }
     }
-    if (start < chunk.length) parts.push(chunk.slice(start));
-  });
+    if (start < chunk.length) {
+      held += chunk.length - start;
+      if (held > maxLine) return tooLong(held);
+      parts.push(chunk.slice(start));
+    }
+  };
+  const tooLong = (length: number) => {
+    parts = [];
+    held = 0;
+    stream.removeListener('data', onData);
+    stream.resume(); // what still comes is dropped as it comes
+    onTooLong(length);
+  };
+  stream.on('data', onData);
 }

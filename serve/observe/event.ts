@@ -27,7 +27,9 @@ export interface InvocationEvent {
   started: boolean;
   /** Whether it waited for a process to start (no warm one to take). */
   cold: boolean;
-  /** Milliseconds from arrival at the pool to the answer (queueing and a cold start included). */
+  /** A stream's messages: `in` of the request's, `out` of the reply's (absent: neither streamed). */
+  streamed?: { in: number; out: number };
+  /** Milliseconds from arrival at the pool to the answer (queueing and a cold start included); a stream: to its end. */
   ms: number;
   /** The error's detail, when it failed. */
   error?: string;

@@ -1,0 +1,234 @@
+/**
+ * A stream over the function pipe (ipc.ts), the same code on both ends: `PipeReader` is the reading side (a
+ * MessageStream that grants credit as it is pulled), `writeStream` the writing side (sends a MessageStream's messages
+ * within the credit it was granted). Serve reads a function's reply stream and writes its caller's request stream;
+ * the function process does the opposite. Imports only runtime/core: it ships inside the function's bundle.
+ */
+import { MicroError, parseError } from '../../runtime/core/errors.js';
+import { Metadata } from '../../runtime/core/metadata.js';
+import type { MessageStream, StreamEnd } from '../../runtime/core/stream.js';
+import { STREAM_WINDOW, type IpcCancel, type IpcCredit, type IpcEnd, type IpcStream } from './ipc.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The code of a stream its reader stopped: nginx's "client closed request". */
+export const CANCELLED = 499;
+
+/**
+ * The reading side of a stream on the pipe: holds at most `window` messages (the credit it granted), grants more as
+ * its own reader pulls them, and says `cancel` when that reader stops early. The pipe's reader feeds it with `data`,
+ * `end` and, when the writer is gone (its process died, its time ran out), `fail`.
+ */
+export class PipeReader implements MessageStream {
+  readonly end: Promise<StreamEnd>;
+  /** Messages received: for the request log. */
+  count = 0;
+  readonly #send: (message: IpcCredit | IpcCancel) => void;
+  readonly #window: number;
+  readonly #id: string;
+  #queue: string[] = [];
+  #ended: StreamEnd | undefined;
+  #resolveEnd!: (end: StreamEnd) => void;
+  #wake: (() => void) | undefined;
+  #pulled = 0;
+  #iterating = false;
+
+  /** `id` names who raised an error that came without one (the function's name). Grants `window` at once. */
+  constructor(send: (message: IpcCredit | IpcCancel) => void, id: string, window = STREAM_WINDOW) {
+    this.#send = send;
+    this.#id = id;
+    this.#window = window;
+    this.end = new Promise((resolve) => (this.#resolveEnd = resolve));
+    send({ type: 'credit', n: window });
+  }
+
+  /** True once the stream has ended (cleanly, with an error, or cancelled). */
+  get ended(): boolean {
+    return this.#ended !== undefined;
+  }
+
+  /**
+   * Takes one message of the pipe. False when the writer sent beyond the credit it was granted: it broke the protocol,
+   * and the stream fails (its owner ends the writer).
+   */
+  push(body: string): boolean {
+    if (this.#ended) return true; // cancelled: what was on its way is dropped
+    if (this.#queue.length >= this.#window) {
+      this.fail(new MicroError(this.#id, 500, `${this.#id} sent more stream messages than it was granted`));
+      return false;
+    }
+    this.count++;
+    this.#queue.push(body);
+    this.#poke();
+    return true;
+  }
+
+  /** Handles a stream message of the pipe (`data` or `end`); false when it broke the protocol. */
+  receive(message: IpcStream): boolean {
+    if (message.type === 'data') return this.push(message.body);
+    if (message.type === 'end') this.finish(message);
+    return true;
+  }
+
+  /** The writer's end: the messages still held are read first. */
+  finish(end: Pick<IpcEnd, 'trailers' | 'error'>): void {
+    this.#settle({
+      trailers: new Metadata(end.trailers ?? {}),
+      ...(end.error ? { error: parseError(end.error, 500, this.#id) } : {}),
+    });
+  }
+
+  /** The writer is gone: the stream ends with `error` once the messages held are read. */
+  fail(error: MicroError): void {
+    this.#settle({ trailers: new Metadata(), error });
+  }
+
+  #settle(end: StreamEnd): void {
+    if (this.#ended) return;
+    this.#ended = end;
+    this.#resolveEnd(end);
+    this.#poke();
+  }
+
+  #poke(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** The reader stops early: the writer is told, what is held goes. */
+  cancel(): void {
+    if (this.#ended) return;
+    this.#queue = [];
+    this.#settle({
+      trailers: new Metadata(),
+      error: new MicroError(this.#id, CANCELLED, 'the stream was cancelled by its reader', { retryable: false }),
+    });
+    this.#send({ type: 'cancel' });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.#iterating) throw new TypeError('a stream is read once');
+    this.#iterating = true;
+    return {
+      next: async (): Promise<IteratorResult<Uint8Array>> => {
+        for (;;) {
+          const body = this.#queue.shift();
+          if (body !== undefined) {
+            // Credit goes back in batches of half the window: fewer lines, and the writer never waits on an empty pipe.
+            if (++this.#pulled >= this.#window / 2 && !this.#ended) {
+              this.#send({ type: 'credit', n: this.#pulled });
+              this.#pulled = 0;
+            }
+            return { done: false, value: encoder.encode(body) };
+          }
+          const ended = this.#ended;
+          if (ended) {
+            if (ended.error && ended.error.code !== CANCELLED) throw ended.error;
+            return { done: true, value: undefined };
+          }
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+        }
+      },
+      return: async (): Promise<IteratorResult<Uint8Array>> => {
+        this.cancel();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+}
+
+/** The credit a writer was granted, and the wait for more. */
+export class Credit {
+  #n = 0;
+  #wake: (() => void) | undefined;
+  #cancelled = false;
+  #onCancel: (() => void) | undefined;
+
+  /** Calls `listener` once when the reader cancels (at once if it has). */
+  onCancel(listener: () => void): void {
+    if (this.#cancelled) listener();
+    else this.#onCancel = listener;
+  }
+
+  /** True once the reader cancelled the stream. */
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  /** Handles `credit` and `cancel` from the reader. */
+  receive(message: IpcCredit | IpcCancel): void {
+    if (message.type === 'cancel' && !this.#cancelled) {
+      this.#cancelled = true;
+      const listener = this.#onCancel;
+      this.#onCancel = undefined;
+      listener?.();
+    } else if (message.type === 'credit') if (Number.isInteger(message.n) && message.n > 0) this.#n += message.n;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Resolves true once one message may be sent (the credit is taken), false once the stream is cancelled. */
+  async take(): Promise<boolean> {
+    while (this.#n === 0 && !this.#cancelled) await new Promise<void>((resolve) => (this.#wake = resolve));
+    if (this.#cancelled) return false;
+    this.#n--;
+    return true;
+  }
+
+  /** Ends a wait without credit (the writer's side is going away). */
+  stop(): void {
+    this.receive({ type: 'cancel' });
+  }
+}
+
+/**
+ * Sends the messages of `stream` over the pipe, one per granted credit, then its end (trailers, or the error it
+ * failed with; `toError` turns what its iteration threw into one). A cancel from the reader calls the stream's
+ * `return()` (its producer stops) and sends no end. Resolves with how many messages went, and whether it was cancelled,
+ * once the last line was handed to the pipe.
+ */
+export async function writeStream(
+  stream: AsyncIterable<Uint8Array> & { end?: Promise<StreamEnd> },
+  credit: Credit,
+  send: (message: IpcStream) => Promise<void>,
+  toError: (err: unknown) => MicroError,
+): Promise<{ count: number; cancelled: boolean }> {
+  const iterator = stream[Symbol.asyncIterator]();
+  let count = 0;
+  let last: Promise<void> = Promise.resolve();
+  // At once, even while the producer works on its next message: a handler's signal fires when its caller goes.
+  let returned: Promise<unknown> | undefined;
+  credit.onCancel(() => (returned = Promise.resolve(iterator.return?.()).catch(() => {})));
+  try {
+    for (;;) {
+      // Credit first: the producer makes its next message only once the reader can take it.
+      if (!(await credit.take())) break;
+      const next = await iterator.next();
+      if (next.done || credit.cancelled) break;
+      count++;
+      // Not awaited: the credit bounds what is in the pipe; a wait per message would halve the rate.
+      last = send({ type: 'data', body: decoder.decode(next.value) });
+    }
+  } catch (err) {
+    await last.catch(() => {});
+    if (credit.cancelled) return { count, cancelled: true };
+    await send({ type: 'end', trailers: {}, error: toError(err).toJSON() });
+    return { count, cancelled: false };
+  }
+  if (credit.cancelled) {
+    await returned;
+    await last.catch(() => {});
+    return { count, cancelled: true };
+  }
+  const end = await stream.end;
+  await last.catch(() => {});
+  await send({
+    type: 'end',
+    trailers: end?.trailers.toJSON() ?? {},
+    ...(end?.error ? { error: end.error.toJSON() } : {}),
+  });
+  return { count, cancelled: false };
+}
