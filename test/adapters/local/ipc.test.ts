@@ -40,4 +40,40 @@ ipc(
   },
 );
 
+ipc(
+  'a line longer than the limit is not kept: onTooLong once, nothing read after it (1 message before, 0 after)',
+  () => {
+    const stream = new PassThrough();
+    const got: FromFunction[] = [];
+    const tooLong: number[] = [];
+    readMessages<FromFunction>(
+      stream,
+      (m) => got.push(m),
+      (length) => tooLong.push(length),
+      1000,
+    );
+    stream.write(encodeMessage({ type: 'pong' }));
+    for (let i = 0; i < 10; i++) stream.write('x'.repeat(300));
+    stream.write(`\n${encodeMessage({ type: 'settled', ok: true })}`);
+    assert.equal(got, [{ type: 'pong' }]);
+    assert.is(tooLong.length, 1);
+    assert.ok(tooLong[0]! > 1000, `told its length: ${tooLong[0]}`);
+  },
+);
+
+ipc('a line of exactly the limit is read', () => {
+  const stream = new PassThrough();
+  const got: FromFunction[] = [];
+  const line = encodeMessage({ type: 'reply', status: 200, contentType: 'x', body: '', metadata: {} });
+  readMessages<FromFunction>(
+    stream,
+    (m) => got.push(m),
+    () => assert.unreachable('not too long'),
+    line.length - 1,
+  );
+  stream.write(line.slice(0, 10));
+  stream.write(line.slice(10));
+  assert.is(got.length, 1);
+});
+
 ipc.run();
