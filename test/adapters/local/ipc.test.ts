@@ -54,6 +54,7 @@ ipc(
     );
     stream.write(encodeMessage({ type: 'pong' }));
     for (let i = 0; i < 10; i++) stream.write('x'.repeat(300));
+    assert.is(tooLong.length, 1, 'told before any newline: the line is not held until one comes');
     stream.write(`\n${encodeMessage({ type: 'settled', ok: true })}`);
     assert.equal(got, [{ type: 'pong' }]);
     assert.is(tooLong.length, 1);
