@@ -93,10 +93,11 @@ export const STREAM_WINDOW = 16;
 
 /**
  * The longest line the pipe takes, in characters (UTF-16 code units as read): a function that writes more without a
- * newline is ended (its caller gets a 500), so a broken or hostile process cannot grow serve's memory. It leaves room
- * for the JSON of a 16 MiB reply whose text needs no escapes; a stream's messages each travel on a line of their own.
+ * newline is ended (its caller gets a 500), so a broken or hostile process cannot grow serve's memory. So a reply
+ * body is at most about 16 MiB through serve (its JSON escapes count); a stream's messages each travel on a line of
+ * their own, so a stream has no such limit.
  */
-export const MAX_LINE = 32 * 1024 * 1024;
+export const MAX_LINE = 16 * 1024 * 1024;
 
 export interface IpcSettled {
   type: 'settled';
