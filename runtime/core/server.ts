@@ -94,6 +94,11 @@ export class Dispatcher {
           service,
           `${request.endpoint} takes a ${stream} stream: send its messages as one JSON value per line (Content-Type: application/x-ndjson)`,
         );
+      if (request.stream && !streamsRequest(stream))
+        throw errors.badRequest(
+          service,
+          `${request.endpoint} takes no request stream: send its request as one ${codec.contentType} body`,
+        );
       const body = streamsRequest(stream) ? undefined : decodeAs(codec, request.body, service);
       const deadline = this.#deadline(request.metadata);
       if (deadline !== undefined && deadline <= Date.now())

@@ -18,7 +18,9 @@ import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './addre
 import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
 import { ConnectionCap } from './connections.js';
 import { Exchange, LINGER_BYTES, discard, readBody, type ExchangeOwner } from './exchange.js';
-import { DEFAULT_MAX_BODY_SIZE, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+import { acceptsEventStream, isNdjson } from './framing.js';
+import { NdjsonRequestStream } from './request-stream.js';
 
 export { DEFAULT_MAX_BODY_SIZE } from './route.js';
 
@@ -234,14 +236,25 @@ export class HttpListener implements Listener, ExchangeOwner {
     const path = q === -1 ? url : url.slice(0, q);
     const request = requestFromMetadata(metadata);
     const probe = isProbe(req.method, path);
+    const sse = acceptsEventStream(req.headers.accept);
+    // A request stream (client, bidi) is one JSON value per line, of any length: only each line is bounded.
+    const streamed = isNdjson(req.headers['content-type']);
     const failure = this.#closing
       ? closingError(request.service)
       : expect === 'unknown'
         ? expectationFailed(request.service, req.headers.expect)
         : probe
           ? undefined
-          : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
+          : route(
+              req.method,
+              path,
+              streamed ? undefined : req.headers['content-length'],
+              request,
+              this.#maxBodySize,
+              sse,
+            );
     const ex = new Exchange(this, res, request.id, request.service);
+    ex.sse = sse;
     request.caller = ex;
     if (failure) {
       if (failure.code === 405) res.setHeader('allow', 'POST');
@@ -264,6 +277,16 @@ export class HttpListener implements Listener, ExchangeOwner {
       return this.#dispatch(ex, request);
     }
     if (expectsContinue) res.writeContinue();
+    if (req.method === 'GET') {
+      request.body = bodyFromQuery(q === -1 ? '' : url.slice(q + 1));
+      req.resume();
+      return this.#dispatch(ex, request);
+    }
+    if (streamed) {
+      request.contentType = 'application/json';
+      request.stream = new NdjsonRequestStream(req, this.#maxBodySize, request.service);
+      return this.#dispatch(ex, request);
+    }
     readBody(req, this.#maxBodySize, (body) => {
       if (body) {
         request.body = body;
@@ -285,6 +308,8 @@ export class HttpListener implements Listener, ExchangeOwner {
     }
     result.then(
       () => {
+        // A request stream the handler left unread (or never got: an error, a refusal) is read no further.
+        if (request.stream) void request.stream[Symbol.asyncIterator]().return?.();
         if (!ex.replied) ex.fail(errors.internal(ex.service || 'micro-fn', 'the handler finished without a reply'));
       },
       (err: unknown) => {
