@@ -405,7 +405,9 @@ export class Client {
         `no transport for "${schemeOf(node.address) || node.address}" addresses; configured: ${[...this.#transports.keys()].join(', ') || 'none'}`,
       );
     }
-    const metadata = new Metadata(base.metadata).set(headers.timeout, String(Math.max(1, deadline - Date.now())));
+    const metadata = new Metadata(base.metadata);
+    // A stream the caller bounds with no deadline (`timeout: Infinity`) sends none: the function's own timeout holds.
+    if (Number.isFinite(deadline)) metadata.set(headers.timeout, String(Math.max(1, deadline - Date.now())));
     return transport.call(node, { ...base, metadata }, { deadline, signal });
   }
 
