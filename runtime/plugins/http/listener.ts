@@ -85,6 +85,8 @@ export class HttpListener implements Listener, ExchangeOwner {
   /** Connections accepted and requests begun, counted to tell when the sockets have nothing more to give. */
   #arrivals = 0;
   #closed: Promise<void> | undefined;
+  /** Sockets whose request in progress is a stream: Node's requestTimeout does not cut them. */
+  readonly #streaming = new WeakSet<Socket>();
 
   constructor(handler: RequestHandler, options: HttpListenerOptions = {}) {
     this.#handler = handler;
@@ -142,7 +144,13 @@ export class HttpListener implements Listener, ExchangeOwner {
     server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, 'continue'));
     // An Expect other than 100-continue: Node would answer 417 itself, with an empty body.
     server.on('checkExpectation', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, 'unknown'));
-    server.on('clientError', onClientError);
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // Node's requestTimeout counts until a request's body has fully arrived: a request stream (client, bidi) is
+      // meant to take as long as it takes, bounded by its deadline instead. Ignoring the timeout is all it takes:
+      // Node does nothing more once a 'clientError' listener is there, and checks a connection once.
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && this.#streaming.has(socket)) return;
+      onClientError(err, socket);
+    });
     // CONNECT (a proxy tunnel): Node would drop the socket without a word.
     server.on('connect', (req: IncomingMessage, socket: Socket) =>
       writeRaw(socket, errors.methodNotAllowed('micro-fn', `${req.method} is not allowed: send POST, or GET /health`)),
@@ -283,6 +291,9 @@ export class HttpListener implements Listener, ExchangeOwner {
       return this.#dispatch(ex, request);
     }
     if (streamed) {
+      const socket = req.socket;
+      this.#streaming.add(socket);
+      res.once('close', () => this.#streaming.delete(socket));
       request.contentType = 'application/json';
       request.stream = new NdjsonRequestStream(req, this.#maxBodySize, request.service);
       return this.#dispatch(ex, request);

@@ -11,14 +11,18 @@ import {
   type Context,
   type ServiceDefinition,
 } from '../../../../runtime/core/index.js';
-import { createHttpListener, type HttpListener } from '../../../../runtime/plugins/http/listener.js';
+import {
+  createHttpListener,
+  type HttpListener,
+  type HttpListenerOptions,
+} from '../../../../runtime/plugins/http/listener.js';
 import { createHttpTransport } from '../../../../runtime/plugins/http/index.js';
 import { eventually, rejects, sleep, withTimeout } from '../../../helpers.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** What the handlers saw, for the assertions. */
-const seen = { produced: 0, aborted: false, finallyRan: false, received: [] as number[] };
+const seen = { produced: 0, aborted: false, finallyRan: false, received: [] as number[], lateAborted: false };
 
 const definition: ServiceDefinition = {
   name: 'stream',
@@ -39,6 +43,11 @@ const definition: ServiceDefinition = {
       },
       async *Refuse(): AsyncGenerator<number> {
         throw errors.conflict('stream', 'not now');
+      },
+      async *Late(_req: unknown, ctx: Context) {
+        await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+        seen.lateAborted = true;
+        yield 1;
       },
       async *Forever(req: { size?: number }, ctx: Context) {
         seen.produced = 0;
@@ -77,7 +86,7 @@ let listener: HttpListener;
 let address = '';
 const client = new Client({ transports: [createHttpTransport()], timeout: 10_000 });
 
-async function start(): Promise<void> {
+async function start(options: HttpListenerOptions = {}): Promise<void> {
   const dispatcher = new Dispatcher({
     service: 'stream',
     router: new Router(definition),
@@ -87,7 +96,7 @@ async function start(): Promise<void> {
     broker: undefined,
     env: {},
   });
-  listener = await createHttpListener(async (request, reply) => reply(await dispatcher.handle(request)));
+  listener = await createHttpListener(async (request, reply) => reply(await dispatcher.handle(request)), options);
   address = listener.address;
 }
 
@@ -117,7 +126,7 @@ async function text(res: IncomingMessage): Promise<string> {
 
 // ---
 const listen = suite('HttpListener: streamed replies');
-listen.before(start);
+listen.before(() => start());
 listen.after(() => listener.close());
 
 listen(
@@ -236,6 +245,16 @@ listen(
   },
 );
 
+listen('a caller that closes the connection before the first item fires the handler signal', async () => {
+  seen.lateAborted = false;
+  const req = httpRequest(new URL('/stream/Countdown.Late', address), { method: 'POST', agent: false });
+  req.on('error', () => {});
+  req.end('{}');
+  await sleep(100);
+  req.destroy();
+  await eventually(() => seen.lateAborted);
+});
+
 listen(
   'keeps a handler waiting while its reader does not read: 1 KiB items produced stay under 10,000 (10 MiB of socket buffers) of 100,000',
   async () => {
@@ -256,7 +275,7 @@ listen.run();
 
 // ---
 const stream = suite('Client.stream over HTTP');
-stream.before(start);
+stream.before(() => start());
 stream.after(() => listener.close());
 
 stream('reads a server stream as it comes, with metadata before and trailers after (3 items)', async () => {
@@ -351,3 +370,25 @@ stream('the client timeout bounds the whole stream: a slow countdown ends with a
 });
 
 stream.run();
+
+// ---
+const long = suite('HttpListener: a request stream outlives the request timeout');
+long.before(() => start({ headersTimeout: 300, requestTimeout: 600 }));
+long.after(() => listener.close());
+
+long('keeps a bidi stream open past requestTimeout (600 ms): 4 messages 400 ms apart all echo', async () => {
+  const chat = client.stream<{ echo: string }, { text: string }>('stream', 'Chat.Echo', undefined, {
+    address,
+    send: true,
+  });
+  const it = chat[Symbol.asyncIterator]();
+  for (const text of ['a', 'b', 'c', 'd']) {
+    await chat.send({ text });
+    assert.equal((await withTimeout(it.next())).value, { echo: text });
+    await sleep(400);
+  }
+  chat.close();
+  assert.ok((await withTimeout(it.next())).done);
+});
+
+long.run();
