@@ -11,7 +11,7 @@
  *
  * A JSON value never holds a raw line break (JSON.stringify escapes them in strings), so one value is one line.
  */
-import { MicroError, Metadata, errors, parseError, type MessageStream } from '../../core/index.js';
+import { MicroError, Metadata, errors, isMicroError, parseError, type MessageStream } from '../../core/index.js';
 
 export const NDJSON = 'application/x-ndjson';
 export const EVENT_STREAM = 'text/event-stream';
@@ -184,4 +184,47 @@ export function requestBody(stream: MessageStream): ReadableStream<Uint8Array> {
     },
     { highWaterMark: 0 },
   );
+}
+
+/**
+ * A streamed reply as a Web ReadableStream (fetch hosts: Workers, Deno, Lambda's Function URL), pulled: the next
+ * message is read from the stream only when the host reads the body. SSE closes with its `end`/`error` event; NDJSON
+ * has no trailers on the Web, so a stream that ends with an error errors the body (the caller sees the connection
+ * cut, never a clean end). `written` resolves once the stream is over (read to its end, or cancelled by the host
+ * because the caller went away): a one-shot function waits for it before it stops.
+ */
+export function responseBody(
+  stream: MessageStream,
+  sse: boolean,
+  service: string,
+): { body: ReadableStream<Uint8Array>; written: Promise<void> } {
+  const it = stream[Symbol.asyncIterator]();
+  let over!: () => void;
+  const written = new Promise<void>((resolve) => (over = resolve));
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        let error: MicroError | undefined;
+        try {
+          const r = await it.next();
+          if (!r.done) return controller.enqueue(frame(r.value, sse));
+          error = (await stream.end).error;
+        } catch (err) {
+          error = isMicroError(err) ? err : errors.internal(service || 'micro-fn', 'internal server error');
+        }
+        if (sse) {
+          controller.enqueue(encoder.encode(sseEnd((await stream.end).trailers, error)));
+          controller.close();
+        } else if (error) controller.error(error);
+        else controller.close();
+        over();
+      },
+      async cancel() {
+        await it.return?.();
+        over();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return { body, written };
 }
