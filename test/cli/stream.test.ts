@@ -113,4 +113,21 @@ stream(
   },
 );
 
+stream(
+  'call exits 1 with the error JSON when the instance is killed mid-stream (a cut stream, never a clean end)',
+  async () => {
+    const { fn } = await launch();
+    const caller = start(['call', 'stream', 'Countdown.Count', '{"from":2,"delay":60000}'], {
+      MICRO_FN_HOME: scratch.home,
+    });
+    running.push(caller);
+    await eventually(() => caller.stdout() === '{"n":2}\n', 10_000, 'the first line');
+    fn.child.kill('SIGKILL');
+    assert.is(await caller.exited(), 1);
+    const error = lastJson(caller.stderr()) as { code: number; detail: string };
+    assert.is(error.code, 503);
+    assert.match(error.detail, /cut/);
+  },
+);
+
 stream.run();

@@ -356,6 +356,22 @@ stream(
   },
 );
 
+stream(
+  'a slow client.stream reader keeps the handler waiting: 1 KiB items produced stay under 10,000 while it reads none',
+  async () => {
+    const s = client.stream('stream', 'Countdown.Forever', { size: 1000 }, { address });
+    const it = s[Symbol.asyncIterator]();
+    await it.next();
+    await sleep(300);
+    const before = seen.produced;
+    await sleep(300);
+    assert.ok(seen.produced < 10_000, `produced ${seen.produced}`);
+    assert.is(seen.produced, before, 'the handler waits at its yield');
+    await it.return!();
+    await eventually(() => seen.finallyRan);
+  },
+);
+
 stream('the client timeout bounds the whole stream: a slow countdown ends with a 408', async () => {
   const s = client.stream('stream', 'Countdown.Count', { from: 50, delay: 20 }, { address, timeout: 200 });
   let thrown: { code?: number } | undefined;
