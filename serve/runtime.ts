@@ -26,6 +26,7 @@ import {
   type ServerResponse,
 } from '../runtime/core/transport.js';
 import type { PipeReader } from '../adapters/local/pipe-stream.js';
+import { STREAM_METADATA, type StreamKind } from '../runtime/core/stream.js';
 import { createHttpListener } from '../runtime/plugins/http/listener.js';
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -386,6 +387,7 @@ export class LocalRuntime {
       name,
       version: ready.version,
       endpoints: ready.endpoints,
+      ...streamsOf(ready),
       topics: ready.topics,
       bundle: request.bundle,
       entry: request.entry,
@@ -542,13 +544,17 @@ export class LocalRuntime {
     return this.#deadLetters;
   }
 
-  #record(info: Pick<FunctionInfo, 'name' | 'version' | 'endpoints' | 'topics'>): ServiceRecord {
+  #record(info: Pick<FunctionInfo, 'name' | 'version' | 'endpoints' | 'topics' | 'streams'>): ServiceRecord {
     return {
       name: info.name,
       version: info.version,
       metadata: { runtime: 'micro-fn serve' },
       endpoints: [
-        ...info.endpoints.map((name) => ({ name, metadata: {} })),
+        ...info.endpoints.map((name) => {
+          const kind = info.streams?.[name];
+          const metadata: Record<string, string> = kind ? { [STREAM_METADATA]: kind } : {};
+          return { name, metadata };
+        }),
         ...info.topics.map((name) => ({ name, metadata: { subscriber: 'true' } })),
       ],
       nodes: [
@@ -597,6 +603,16 @@ export class LocalRuntime {
     this.#guard?.close();
   }
 }
+
+/** The endpoints a function's process says stream, as the registry lists them; a kind serve does not know is left out. */
+function streamsOf(ready: IpcReady): Pick<FunctionInfo, 'streams'> {
+  const streams: Record<string, StreamKind> = {};
+  for (const [name, kind] of Object.entries(ready.streams ?? {}))
+    if (ready.endpoints.includes(name) && STREAM_KINDS.has(kind)) streams[name] = kind;
+  return Object.keys(streams).length > 0 ? { streams } : {};
+}
+
+const STREAM_KINDS = new Set<string>(['server', 'client', 'bidi']);
 
 /**
  * A reply stream that is cancelled when its caller goes, whether or not the listener stops reading it: the function

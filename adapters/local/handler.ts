@@ -24,6 +24,7 @@ import { RecordingTracer } from '../../runtime/core/trace-recorder.js';
 import type { SpanExporter, TracerFactory } from '../../runtime/core/trace.js';
 import { errors, toMicroError } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
+import { STREAM_METADATA, type StreamKind } from '../../runtime/core/stream.js';
 import {
   IPC_FD,
   SPANS_ENV,
@@ -223,14 +224,16 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   const created = (fn = invocation.fn);
   if (pending) void serveOne(fn, pending, send, answered, link).then(exit);
   const router = created.service.router;
+  const endpoints = router.endpoints().filter((e) => !e.metadata.subscriber);
+  const streams = Object.fromEntries(
+    endpoints.filter((e) => e.metadata[STREAM_METADATA]).map((e) => [e.name, e.metadata[STREAM_METADATA]]),
+  );
   await send({
     type: 'ready',
     name: created.name,
     version: created.service.version,
-    endpoints: router
-      .endpoints()
-      .filter((e) => !e.metadata.subscriber)
-      .map((e) => e.name),
+    endpoints: endpoints.map((e) => e.name),
+    ...(Object.keys(streams).length > 0 ? { streams: streams as Record<string, StreamKind> } : {}),
     topics: router.topics,
   });
 }

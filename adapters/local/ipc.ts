@@ -15,6 +15,7 @@
  */
 import type { ErrorJSON } from '../../runtime/core/errors.js';
 import type { SpanData } from '../../runtime/core/trace.js';
+import type { StreamKind } from '../../runtime/core/stream.js';
 
 /** Sent by the function process once its bundle is loaded: it is warm and waits for one invocation. */
 export interface IpcReady {
@@ -22,6 +23,8 @@ export interface IpcReady {
   name: string;
   version: string;
   endpoints: string[];
+  /** The endpoints that stream, and how (the router's registry metadata `stream`). */
+  streams?: Record<string, StreamKind>;
   topics: string[];
 }
 

@@ -4,6 +4,7 @@
  * the CLI call it. Both sides import this one module, so the shapes cannot drift apart.
  */
 import type { FailedAttempt } from '../../core/broker.js';
+import type { StreamKind } from '../../core/stream.js';
 import type { Client } from '../../core/client.js';
 import { UserError } from '../../core/errors.js';
 import { isLoopback } from '../../core/loopback.js';
@@ -35,6 +36,8 @@ export interface FunctionInfo {
   name: string;
   version: string;
   endpoints: string[];
+  /** The endpoints that stream, and how (registry metadata `stream`); absent: none does. */
+  streams?: Record<string, StreamKind>;
   topics: string[];
   bundle: string;
   entry?: string;
