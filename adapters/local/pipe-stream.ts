@@ -199,6 +199,7 @@ export async function writeStream(
   const iterator = stream[Symbol.asyncIterator]();
   let count = 0;
   let last: Promise<void> = Promise.resolve();
+  let unwritten = 0;
   // At once, even while the producer works on its next message: a handler's signal fires when its caller goes.
   let returned: Promise<unknown> | undefined;
   credit.onCancel(() => (returned = Promise.resolve(iterator.return?.()).catch(() => {})));
@@ -209,8 +210,11 @@ export async function writeStream(
       const next = await iterator.next();
       if (next.done || credit.cancelled) break;
       count++;
-      // Not awaited: the credit bounds what is in the pipe; a wait per message would halve the rate.
-      last = send({ type: 'data', body: decoder.decode(next.value) });
+      // Not awaited one by one (a wait per message would halve the rate): the credit bounds what is in the pipe. Yet
+      // a reader may grant more than it reads (a broken function): past STREAM_WINDOW lines not yet written, the
+      // writer waits for the pipe, so its own buffer stays bounded whatever credit it was given.
+      if (++unwritten > STREAM_WINDOW) await last.catch(() => {});
+      last = send({ type: 'data', body: decoder.decode(next.value) }).finally(() => unwritten--);
     }
   } catch (err) {
     await last.catch(() => {});

@@ -104,6 +104,26 @@ write('a producer that throws mid-stream ends it with its error, after the 2 mes
   });
 });
 
+write(
+  `a reader that grants 1,000 and reads nothing holds the writer at ${STREAM_WINDOW} lines not yet written`,
+  async () => {
+    const source = producer(1000);
+    const credit = new Credit();
+    credit.receive({ type: 'credit', n: 1000 });
+    let sent = 0;
+    void writeStream(
+      source,
+      credit,
+      () => (sent++, new Promise<void>(() => {})),
+      (e) => e as MicroError,
+    );
+    await turns(50);
+    assert.is(sent, STREAM_WINDOW);
+    assert.is(source.pulled, STREAM_WINDOW + 1, 'and one message made, waiting for the pipe');
+    credit.receive({ type: 'cancel' });
+  },
+);
+
 write.run();
 
 // ---
