@@ -1,4 +1,7 @@
+import { createInterface } from 'node:readline';
 import { UserError, errors } from '../runtime/core/errors.js';
+import { Metadata } from '../runtime/core/metadata.js';
+import type { MessageStream, StreamEnd } from '../runtime/core/stream.js';
 import type { InvokeResult } from '../adapters/local/handler.js';
 import { readConfig } from '../runtime/core/config.js';
 import {
@@ -28,6 +31,11 @@ export const command = defineCommand({
     'then invoke exits, whatever it still waits for. A handler whose promise can never settle (nothing is',
     'left for it to wait on) is a 500.',
     '',
+    'Streams: a server stream prints one JSON value per line as each is yielded. A client or bidi stream (the',
+    "definition's streams) reads its request messages from stdin, one JSON value per line (NDJSON), as the",
+    'handler reads them; give no json argument then. An error mid-stream goes to stderr as error JSON after the',
+    'lines already printed.',
+    '',
     'Exit codes: 0 the handler succeeded; 1 it failed; 124 it timed out (408).',
   ].join('\n'),
   options: {
@@ -51,6 +59,7 @@ export const command = defineCommand({
   examples: [
     `micro-fn invoke examples/helloworld Greeter.Hello '{"name":"Ada"}'`,
     `micro-fn invoke examples/events --topic user.created '{"id":1}'`,
+    `seq 1 10 | micro-fn invoke examples/stream Numbers.Sum`,
   ],
   async run({ positionals, values }) {
     const [entry, ...rest] = positionals;
@@ -62,7 +71,6 @@ export const command = defineCommand({
     if (endpoint !== undefined && !/^[\w$]+\.[\w$]+$/.test(endpoint))
       throw new UserError(`"${endpoint}" is not an endpoint: use Service.Method, like Greeter.Hello`);
     if (rest.length > 1) throw new UserError(`unexpected argument "${rest[1]}" (quote the JSON: '{"name":"Ada"}')`);
-    const data = argumentText(rest[0]);
 
     const env = envWithFlags(values);
     // A configuration mistake (MICRO_FN_TIMEOUT=abc) is the user's: one line, not a 500 from inside the function.
@@ -73,23 +81,76 @@ export const command = defineCommand({
     const reply = divertStdout();
     const bundle = await loadFunction(entry, env, values['no-source-maps'] !== true);
     const name = bundle.definition.name;
+    const kind = endpoint === undefined ? undefined : bundle.definition.streams?.[endpoint];
+    const fromStdin = kind === 'client' || kind === 'bidi';
+    if (fromStdin && rest[0] !== undefined)
+      throw new UserError(
+        `${endpoint} takes a ${kind} stream: pipe its messages to stdin, one JSON value per line, and give no json argument`,
+      );
+    const data = fromStdin ? '' : argumentText(rest[0]);
+    const input = fromStdin ? stdinStream() : undefined;
     const result = await unlessStranded(
       bundle.invokeOnce(
         bundle.definition,
-        { endpoint, topic, body: new TextEncoder().encode(data), metadata, timeout },
+        {
+          endpoint,
+          topic,
+          body: new TextEncoder().encode(data),
+          metadata,
+          timeout,
+          stream: input,
+          // A server stream: each value on its line as it comes (the next is made once this one is written).
+          onMessage: (message) => reply(`${new TextDecoder().decode(message)}\n`),
+        },
         env,
       ),
       name,
     );
+    if (input?.failure) throw input.failure;
     const text = new TextDecoder().decode(result.body);
     if (result.ok) {
-      if (topic === undefined) await reply(`${text}\n`);
+      if (topic === undefined && !result.stream) await reply(`${text}\n`);
       return 0;
     }
     await write(process.stderr, `${text}\n`);
     return exitCode(false, result.status);
   },
 });
+
+/**
+ * Stdin as a request stream: one JSON value per line, read as the handler asks for the next (not read ahead); blank
+ * lines are skipped. A line that is no JSON ends the stream with a 400 for the handler, and `failure` says which line.
+ */
+function stdinStream(): MessageStream & { failure?: UserError } {
+  let resolveEnd!: (end: StreamEnd) => void;
+  const stream: MessageStream & { failure?: UserError } = {
+    end: new Promise((resolve) => (resolveEnd = resolve)),
+    async *[Symbol.asyncIterator]() {
+      const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+      let n = 0;
+      try {
+        for await (const line of lines) {
+          n++;
+          if (line.trim() === '') continue;
+          try {
+            JSON.parse(line);
+          } catch (err) {
+            stream.failure = new UserError(`stdin line ${n} is not JSON: ${(err as Error).message}`);
+            const error = errors.badRequest('micro-fn', stream.failure.message);
+            resolveEnd({ trailers: new Metadata(), error });
+            throw error;
+          }
+          yield new TextEncoder().encode(line);
+        }
+        resolveEnd({ trailers: new Metadata() });
+      } finally {
+        lines.close();
+        resolveEnd({ trailers: new Metadata() });
+      }
+    },
+  };
+  return stream;
+}
 
 /**
  * Sends what the function writes to stdout (console.log, process.stdout.write) to stderr, so stdout carries the

@@ -24,7 +24,7 @@ import { RecordingTracer } from '../../runtime/core/trace-recorder.js';
 import type { SpanExporter, TracerFactory } from '../../runtime/core/trace.js';
 import { errors, toMicroError } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
-import { STREAM_METADATA, type StreamKind } from '../../runtime/core/stream.js';
+import { STREAM_METADATA, type MessageStream, type StreamEnd, type StreamKind } from '../../runtime/core/stream.js';
 import {
   IPC_FD,
   SPANS_ENV,
@@ -77,6 +77,13 @@ export interface InvokeRequest {
   metadata?: Record<string, string>;
   /** Milliseconds the handler gets; travels as the request's deadline. */
   timeout?: number;
+  /** A client or bidi stream's messages (JSON bytes each), pulled as the handler reads them; `body` is then empty. */
+  stream?: MessageStream;
+  /**
+   * Receives each message of a server or bidi stream as the handler yields it (the next is made once this resolves);
+   * the result's body is then empty, and `ok` and `status` say how the stream ended.
+   */
+  onMessage?: (message: Uint8Array) => Promise<void> | void;
 }
 
 export interface InvokeResult {
@@ -86,6 +93,8 @@ export interface InvokeResult {
   /** The reply, or the error JSON when not ok. A message's success has an empty body. */
   body: Uint8Array;
   metadata: Record<string, string>;
+  /** The reply was a stream (its messages went to `onMessage`): the body is empty, or the error it ended with. */
+  stream?: true;
 }
 
 /** Runs `definition` for exactly one invocation handed over directly, and stops it. */
@@ -104,15 +113,34 @@ export async function invokeOnce(
     const body = outcome.error ? jsonCodec.encode(outcome.error) : new Uint8Array();
     return { ok: outcome.ok, status: outcome.error?.code ?? 200, body, metadata: {} };
   }
-  const response = await runner.invoke({
-    id: newId(),
-    service: definition.name,
-    endpoint: request.endpoint ?? '',
-    contentType: jsonCodec.contentType,
-    body: request.body,
-    metadata: new Metadata(metadata),
-  });
-  return { ok: !response.error, status: response.status, body: response.body, metadata: response.metadata.toJSON() };
+  let ended: StreamEnd | undefined;
+  const response = await runner.invoke(
+    {
+      id: newId(),
+      service: definition.name,
+      endpoint: request.endpoint ?? '',
+      contentType: jsonCodec.contentType,
+      body: request.body,
+      metadata: new Metadata(metadata),
+      ...(request.stream ? { stream: request.stream } : {}),
+    },
+    // A stream is read here, inside the invocation: the function ends once it has.
+    async (r) => {
+      if (!r.stream) return;
+      try {
+        for await (const message of r.stream) await request.onMessage?.(message);
+      } catch {
+        // its error is the end's
+      }
+      ended = await r.stream.end;
+    },
+  );
+  const error = ended ? ended.error : response.error;
+  const replyMetadata = response.metadata.toJSON();
+  if (ended && !error) return { ok: true, status: 200, body: new Uint8Array(), metadata: replyMetadata, stream: true };
+  if (ended)
+    return { ok: false, status: error!.code, body: jsonCodec.encode(error), metadata: replyMetadata, stream: true };
+  return { ok: !response.error, status: response.status, body: response.body, metadata: replyMetadata };
 }
 
 export interface RunOptions {

@@ -180,3 +180,53 @@ invoke('has --help for itself and for the CLI', async () => {
 });
 
 invoke.run();
+
+// ---
+const streams = suite('micro-fn invoke: streams');
+streams.before(() => {
+  scratch = tempHome();
+  env = { MICRO_FN_HOME: scratch.home };
+});
+streams.after(() => scratch.cleanup());
+
+streams('prints a server stream one JSON value per line (3 values) and exits 0', async () => {
+  const r = await cli(['invoke', 'test/fixtures/streams', 'S.Count', '{"count":3}'], env);
+  assert.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.is(lines.length, 3);
+  assert.equal(lines.slice(1), ['{"i":1}', '{"i":2}']);
+});
+
+streams('sums a client stream of 1,000 numbers read from stdin as NDJSON', async () => {
+  const input = Array.from({ length: 1000 }, (_, i) => `${i + 1}\n`).join('');
+  const r = await cli(['invoke', 'test/fixtures/streams', 'S.Sum'], env, { input });
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout), { sum: 500500, count: 1000 });
+});
+
+streams('echoes a bidi stream from stdin in order (3 messages)', async () => {
+  const r = await cli(['invoke', 'test/fixtures/streams', 'S.Echo'], env, { input: '"a"\n{"b":1}\n\n3\n' });
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '"a"\n{"b":1}\n3\n');
+});
+
+streams('an error mid-stream: the 2 lines before it on stdout, the error JSON on stderr, exit 1', async () => {
+  const r = await cli(['invoke', 'test/fixtures/streams', 'S.Fail', '{"after":2}'], env);
+  assert.is(r.code, 1);
+  assert.is(r.stdout, '{"i":0}\n{"i":1}\n');
+  assert.equal(lastJson(r.stderr), { id: 'streams', code: 400, detail: 'failed after 2', status: 'Bad Request' });
+});
+
+streams(
+  'refuses a json argument for a client stream, and a stdin line that is not JSON, in one line each',
+  async () => {
+    const arg = await cli(['invoke', 'test/fixtures/streams', 'S.Sum', '{}'], env);
+    assert.is(arg.code, 1);
+    assert.match(arg.stderr, /S\.Sum takes a client stream: pipe its messages to stdin/);
+    const bad = await cli(['invoke', 'test/fixtures/streams', 'S.Sum'], env, { input: '1\nnope\n' });
+    assert.is(bad.code, 1);
+    assert.match(bad.stderr, /stdin line 2 is not JSON/);
+  },
+);
+
+streams.run();
