@@ -4,6 +4,7 @@
  *
  *   12:03:04.117 helloworld Greeter.Hello 200 3.21ms warm 9b1c…
  *   12:03:05.502 events     orders#2      ok  41.7ms cold 7f0e…
+ *   12:03:06.911 stream     Countdown.Count 200 3012.4ms warm 51aa… stream in 0 out 3
  */
 import type { InvocationEvent } from './event.js';
 
@@ -32,6 +33,8 @@ export function invocationLine(event: InvocationEvent, color: boolean): string {
     paint('2', event.id),
   ];
   if (event.kind === 'lambda') parts[1] = `${event.function} (lambda)`;
+  // A stream: the messages of the request's stream, and of the reply's (0: that side was one plain body).
+  if (event.streamed) parts.push(`stream in ${event.streamed.in} out ${event.streamed.out}`);
   const line = parts.join(' ');
   return event.error && !event.ok ? `${line} ${paint(tone, event.error)}` : line;
 }

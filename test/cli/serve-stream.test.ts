@@ -83,22 +83,32 @@ streams.after(async () => {
   scratch.cleanup();
 });
 
-streams('micro-fn call prints a server stream through serve one JSON value per line (5 values)', async () => {
-  const r = await cli(['call', 'streams', 'S.Count', '{"count":5}'], env, { timeout: 20_000 });
-  assert.is(r.code, 0, r.stderr);
-  const lines = r.stdout.trimEnd().split('\n');
-  assert.is(lines.length, 5);
-  assert.equal(
-    lines.slice(1).map((l) => JSON.parse(l)),
-    [{ i: 1 }, { i: 2 }, { i: 3 }, { i: 4 }],
-  );
-});
+streams(
+  'micro-fn call prints a server stream through serve one JSON value per line (5 values); one request log line',
+  async () => {
+    const r = await cli(['call', 'streams', 'S.Count', '{"count":5}'], env, { timeout: 20_000 });
+    assert.is(r.code, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.is(lines.length, 5);
+    assert.equal(
+      lines.slice(1).map((l) => JSON.parse(l)),
+      [{ i: 1 }, { i: 2 }, { i: 3 }, { i: 4 }],
+    );
+    // The request log: one line for the one invocation, once its stream has ended.
+    await eventually(
+      () => /streams S\.Count 200 \S+ms \w+ \S+ stream in 0 out 5\n/.test(serve.stdout()),
+      5000,
+      'its log line',
+    );
+  },
+);
 
 streams('micro-fn call sums a client stream of 1,000 numbers from stdin through serve (500,500)', async () => {
   const input = Array.from({ length: 1000 }, (_, i) => `${i + 1}\n`).join('');
   const r = await cli(['call', 'streams', 'S.Sum'], env, { input, timeout: 20_000 });
   assert.is(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout), { sum: 500500, count: 1000 });
+  await eventually(() => /streams S\.Sum 200 .* stream in 1000 out 0\n/.test(serve.stdout()), 5000, 'its log line');
 });
 
 streams('micro-fn call echoes a bidi stream of 100 messages through serve, in order', async () => {
