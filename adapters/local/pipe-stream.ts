@@ -58,6 +58,12 @@ export class PipeReader implements MessageStream {
       this.fail(new MicroError(this.#id, 500, `${this.#id} sent more stream messages than it was granted`));
       return false;
     }
+    // A message is one JSON value, which the codec writes without a raw line break: one would split it in two on a
+    // line-framed wire (NDJSON, SSE), letting the writer forge messages there.
+    if (body.includes('\n') || body.includes('\r')) {
+      this.fail(new MicroError(this.#id, 500, `${this.#id} sent a stream message with a line break in it`));
+      return false;
+    }
     this.count++;
     this.#queue.push(body);
     this.#poke();

@@ -140,6 +140,16 @@ reader('grants its window at once, and more only as its reader pulls: never more
   assert.match(end.error!.detail, /more stream messages than it was granted/);
 });
 
+reader(
+  'refuses a message with a raw line break (it would forge messages on NDJSON): the stream fails, 0 read',
+  async () => {
+    const r = new PipeReader(() => {}, 'fn');
+    assert.is(r.push('"a"\n{"forged":true}'), false);
+    assert.is(r.count, 0);
+    assert.match((await r.end).error!.detail, /a line break/);
+  },
+);
+
 reader('hands messages on in order, grants credit back in halves, and ends with the trailers', async () => {
   const grants: (IpcCredit | IpcCancel)[] = [];
   const r = new PipeReader((m) => grants.push(m), 'fn');
