@@ -9,6 +9,7 @@ import { benchNats } from './nats.js';
 import { benchRunExit } from './run-exit.js';
 import { benchSourceMaps } from './source-maps.js';
 import { benchSpawner } from './spawner.js';
+import { benchServeStream } from './serve-stream.js';
 import { benchObserve } from './observe.js';
 import { benchTrace } from './trace.js';
 
@@ -16,6 +17,7 @@ const benches: [string, () => Promise<string[]>][] = [
   ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
+  ['streams through serve: a server stream of 100,000 values vs a bare node:http server', () => benchServeStream()],
   ['source maps: micro-fn invoke and a function process start, maps lazy vs eager vs off', () => benchSourceMaps()],
   ["serve's request log and stats: warm-call p50/p99 with them on vs off", () => benchObserve()],
   [

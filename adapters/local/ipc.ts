@@ -7,9 +7,11 @@
  * messages (IpcData, serve to function) and their IpcEnd; a reply with `stream: true` (status 200, empty body, the
  * metadata set before the first message) by the reply's messages (IpcData, function to serve) and their IpcEnd, with
  * the trailers or the error. Each side sends only one stream, so a data line's direction says which one it belongs
- * to. Flow control is a credit window: the reader of a stream grants the writer messages (IpcCredit, STREAM_WINDOW at
- * first, more as its own reader pulls them), and the writer sends at most as many as it was granted: neither side
- * holds more than STREAM_WINDOW messages of a stream. IpcCancel says the reader stopped: from serve, the caller went
+ * to. Flow control is a credit window, counted in characters of the messages' JSON text: the reader of a stream grants
+ * the writer characters (IpcCredit, STREAM_WINDOW at first, more as its own reader pulls messages), and the writer makes
+ * and sends a message only while it has credit left (the message's length is then taken off, so it may overdraw by
+ * one message): neither side holds more than STREAM_WINDOW characters plus one message of a stream, however small or
+ * large its messages. IpcCancel says the reader stopped: from serve, the caller went
  * (the function cancels its reply stream, so its handler's signal fires); from the function, the handler stopped
  * reading its request (serve stops sending it). See pipe-stream.ts.
  */
@@ -74,7 +76,7 @@ export interface IpcEnd {
   error?: ErrorJSON;
 }
 
-/** The reader of a stream grants its writer `n` more messages. */
+/** The reader of a stream grants its writer `n` more characters of messages. */
 export interface IpcCredit {
   type: 'credit';
   n: number;
@@ -89,10 +91,11 @@ export interface IpcCancel {
 export type IpcStream = IpcData | IpcEnd | IpcCredit | IpcCancel;
 
 /**
- * Messages of one stream in flight at once: the credit a reader grants first, and the most it ever holds. 16 messages
- * of 64 KiB are 1 MiB held per stream and side; a reader grants more once it has passed half of them on.
+ * Characters of one stream's messages in flight at once: the credit a reader grants first, and about the most it ever
+ * holds (plus one message). 1 MiB: 16 messages of 64 KiB, or tens of thousands of small ones, so a stream of small
+ * values is not held up by credit round trips. A reader grants more once its reader has pulled half of it.
  */
-export const STREAM_WINDOW = 16;
+export const STREAM_WINDOW = 1024 * 1024;
 
 /**
  * The longest line the pipe takes, in characters (UTF-16 code units as read): a function that writes more without a

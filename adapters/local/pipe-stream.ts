@@ -12,12 +12,15 @@ import { STREAM_WINDOW, type IpcCancel, type IpcCredit, type IpcEnd, type IpcStr
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** Characters a writer leaves unwritten in the pipe at most before it waits for the pipe: 64 KiB. */
+export const FLUSH = 64 * 1024;
+
 /** The code of a stream its reader stopped: nginx's "client closed request". */
 export const CANCELLED = 499;
 
 /**
- * The reading side of a stream on the pipe: holds at most `window` messages (the credit it granted), grants more as
- * its own reader pulls them, and says `cancel` when that reader stops early. The pipe's reader feeds it with `data`,
+ * The reading side of a stream on the pipe: holds at most `window` characters of messages (the credit it granted) plus
+ * the one message that overdrew it, grants more as its own reader pulls them, and says `cancel` when that reader stops early. The pipe's reader feeds it with `data`,
  * `end` and, when the writer is gone (its process died, its time ran out), `fail`.
  */
 export class PipeReader implements MessageStream {
@@ -27,11 +30,16 @@ export class PipeReader implements MessageStream {
   readonly #send: (message: IpcCredit | IpcCancel) => void;
   readonly #window: number;
   readonly #id: string;
+  /** Messages held, read from `#head` on (an index, not shift(): that copies a long array each time). */
   #queue: string[] = [];
+  #head = 0;
   #ended: StreamEnd | undefined;
   #resolveEnd!: (end: StreamEnd) => void;
   #wake: (() => void) | undefined;
+  /** Characters pulled since the last grant. */
   #pulled = 0;
+  /** Characters granted and not yet received: a message may come only while it is above 0. */
+  #outstanding: number;
   #iterating = false;
 
   /** `id` names who raised an error that came without one (the function's name). Grants `window` at once. */
@@ -39,6 +47,7 @@ export class PipeReader implements MessageStream {
     this.#send = send;
     this.#id = id;
     this.#window = window;
+    this.#outstanding = window;
     this.end = new Promise((resolve) => (this.#resolveEnd = resolve));
     send({ type: 'credit', n: window });
   }
@@ -54,7 +63,7 @@ export class PipeReader implements MessageStream {
    */
   push(body: string): boolean {
     if (this.#ended) return true; // cancelled: what was on its way is dropped
-    if (this.#queue.length >= this.#window) {
+    if (this.#outstanding <= 0) {
       this.fail(new MicroError(this.#id, 500, `${this.#id} sent more stream messages than it was granted`));
       return false;
     }
@@ -65,6 +74,7 @@ export class PipeReader implements MessageStream {
       return false;
     }
     this.count++;
+    this.#outstanding -= body.length;
     this.#queue.push(body);
     this.#poke();
     return true;
@@ -107,11 +117,26 @@ export class PipeReader implements MessageStream {
   cancel(): void {
     if (this.#ended) return;
     this.#queue = [];
+    this.#head = 0;
     this.#settle({
       trailers: new Metadata(),
       error: new MicroError(this.#id, CANCELLED, 'the stream was cancelled by its reader', { retryable: false }),
     });
     this.#send({ type: 'cancel' });
+  }
+
+  /** The next message held, if any. */
+  #take(): string | undefined {
+    if (this.#head === this.#queue.length) return undefined;
+    const body = this.#queue[this.#head++]!;
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    return body;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
@@ -120,10 +145,12 @@ export class PipeReader implements MessageStream {
     return {
       next: async (): Promise<IteratorResult<Uint8Array>> => {
         for (;;) {
-          const body = this.#queue.shift();
+          const body = this.#take();
           if (body !== undefined) {
             // Credit goes back in batches of half the window: fewer lines, and the writer never waits on an empty pipe.
-            if (++this.#pulled >= this.#window / 2 && !this.#ended) {
+            this.#pulled += body.length;
+            if (this.#pulled >= this.#window / 2 && !this.#ended) {
+              this.#outstanding += this.#pulled;
               this.#send({ type: 'credit', n: this.#pulled });
               this.#pulled = 0;
             }
@@ -176,12 +203,20 @@ export class Credit {
     wake?.();
   }
 
-  /** Resolves true once one message may be sent (the credit is taken), false once the stream is cancelled. */
-  async take(): Promise<boolean> {
-    while (this.#n === 0 && !this.#cancelled) await new Promise<void>((resolve) => (this.#wake = resolve));
-    if (this.#cancelled) return false;
-    this.#n--;
-    return true;
+  /** True while a message may be made and sent (some credit is left), and the stream is not cancelled. */
+  get open(): boolean {
+    return this.#n > 0 && !this.#cancelled;
+  }
+
+  /** Resolves true once a message may be made and sent (some credit is left), false once the stream is cancelled. */
+  async wait(): Promise<boolean> {
+    while (this.#n <= 0 && !this.#cancelled) await new Promise<void>((resolve) => (this.#wake = resolve));
+    return !this.#cancelled;
+  }
+
+  /** Takes a message of `length` characters off the credit (it may overdraw: the next waits until it is back). */
+  spend(length: number): void {
+    this.#n -= length;
   }
 
   /** Ends a wait without credit (the writer's side is going away). */
@@ -191,16 +226,17 @@ export class Credit {
 }
 
 /**
- * Sends the messages of `stream` over the pipe, one per granted credit, then its end (trailers, or the error it
+ * Sends the messages of `stream` over the pipe within the credit granted (in characters), then its end (trailers, or the error it
  * failed with; `toError` turns what its iteration threw into one). A cancel from the reader calls the stream's
  * `return()` (its producer stops) and sends no end. Resolves with how many messages went, and whether it was cancelled,
- * once the last line was handed to the pipe.
+ * once the last line was handed to the pipe. `flush`: the characters it leaves unwritten in the pipe at most.
  */
 export async function writeStream(
   stream: AsyncIterable<Uint8Array> & { end?: Promise<StreamEnd> },
   credit: Credit,
   send: (message: IpcStream) => Promise<void>,
   toError: (err: unknown) => MicroError,
+  flush = FLUSH,
 ): Promise<{ count: number; cancelled: boolean }> {
   const iterator = stream[Symbol.asyncIterator]();
   let count = 0;
@@ -211,16 +247,19 @@ export async function writeStream(
   credit.onCancel(() => (returned = Promise.resolve(iterator.return?.()).catch(() => {})));
   try {
     for (;;) {
-      // Credit first: the producer makes its next message only once the reader can take it.
-      if (!(await credit.take())) break;
+      // Credit first: the producer makes its next message only once the reader can take it (no wait while it can).
+      if (!credit.open && !(await credit.wait())) break;
       const next = await iterator.next();
       if (next.done || credit.cancelled) break;
       count++;
-      // Not awaited one by one (a wait per message would halve the rate): the credit bounds what is in the pipe. Yet
-      // a reader may grant more than it reads (a broken function): past STREAM_WINDOW lines not yet written, the
-      // writer waits for the pipe, so its own buffer stays bounded whatever credit it was given.
-      if (++unwritten > STREAM_WINDOW) await last.catch(() => {});
-      last = send({ type: 'data', body: decoder.decode(next.value) }).finally(() => unwritten--);
+      const body = decoder.decode(next.value);
+      credit.spend(body.length);
+      // Not awaited one by one (a wait per message would halve the rate). Past `flush` characters not yet written the
+      // writer waits for the pipe: its own buffer stays bounded whatever credit a reader gives, and a producer that
+      // never waits (a generator yielding at once) lets the event loop run: the pipe is written, a cancel is read.
+      if ((unwritten += body.length) > flush) await last.catch(() => {});
+      const length = body.length;
+      last = send({ type: 'data', body }).finally(() => (unwritten -= length));
     }
   } catch (err) {
     await last.catch(() => {});

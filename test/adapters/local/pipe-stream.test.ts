@@ -44,34 +44,37 @@ const turns = async (n = 20) => {
 // ---
 const write = suite('writeStream');
 
-write('sends nothing without credit, then exactly the credit granted: 0, then 3 of 10 messages', async () => {
-  const source = producer(10);
-  const credit = new Credit();
-  const sent: IpcStream[] = [];
-  const done = writeStream(
-    source,
-    credit,
-    async (m) => void sent.push(m),
-    (e) => e as MicroError,
-  );
-  await turns();
-  assert.is(sent.length, 0, 'a writer with 0 credits sends nothing');
-  assert.is(source.pulled, 0, 'and asks its producer for nothing');
-  credit.receive({ type: 'credit', n: 3 });
-  await turns();
-  assert.is(sent.length, 3, 'a writer granted 3 sends 3');
-  assert.is(source.pulled, 3, 'its producer made 3');
-  credit.receive({ type: 'credit', n: 100 });
-  assert.equal(await withTimeout(done, 2000, 'the stream to be written'), { count: 10, cancelled: false });
-  assert.equal(sent.at(-1), { type: 'end', trailers: { 'x-count': '10' } });
-  assert.equal(sent[4], { type: 'data', body: '{"i":4}' });
-});
+write(
+  'sends nothing without credit, then as much as the credit granted: 0, then 3 of 10 messages (21 characters)',
+  async () => {
+    const source = producer(10);
+    const credit = new Credit();
+    const sent: IpcStream[] = [];
+    const done = writeStream(
+      source,
+      credit,
+      async (m) => void sent.push(m),
+      (e) => e as MicroError,
+    );
+    await turns();
+    assert.is(sent.length, 0, 'a writer with 0 credits sends nothing');
+    assert.is(source.pulled, 0, 'and asks its producer for nothing');
+    credit.receive({ type: 'credit', n: 21 }); // {"i":0} is 7 characters
+    await turns();
+    assert.is(sent.length, 3, 'a writer granted 21 characters sends 3 messages of 7');
+    assert.is(source.pulled, 3, 'its producer made 3');
+    credit.receive({ type: 'credit', n: 100 });
+    assert.equal(await withTimeout(done, 2000, 'the stream to be written'), { count: 10, cancelled: false });
+    assert.equal(sent.at(-1), { type: 'end', trailers: { 'x-count': '10' } });
+    assert.equal(sent[4], { type: 'data', body: '{"i":4}' });
+  },
+);
 
 write('a cancel returns the producer at once, even while it waits for credit, and sends no end', async () => {
   const source = producer(10);
   const credit = new Credit();
   const sent: IpcStream[] = [];
-  credit.receive({ type: 'credit', n: 2 });
+  credit.receive({ type: 'credit', n: 14 });
   const done = writeStream(
     source,
     credit,
@@ -105,21 +108,17 @@ write('a producer that throws mid-stream ends it with its error, after the 2 mes
 });
 
 write(
-  `a reader that grants 1,000 and reads nothing holds the writer at ${STREAM_WINDOW} lines not yet written`,
+  'a reader that grants 1,000,000 characters and reads nothing holds the writer at its window (70) not yet written',
   async () => {
     const source = producer(1000);
     const credit = new Credit();
-    credit.receive({ type: 'credit', n: 1000 });
+    credit.receive({ type: 'credit', n: 1_000_000 });
     let sent = 0;
-    void writeStream(
-      source,
-      credit,
-      () => (sent++, new Promise<void>(() => {})),
-      (e) => e as MicroError,
-    );
+    const hang = () => (sent++, new Promise<void>(() => {}));
+    void writeStream(source, credit, hang, (e) => e as MicroError, 70);
     await turns(50);
-    assert.is(sent, STREAM_WINDOW);
-    assert.is(source.pulled, STREAM_WINDOW + 1, 'and one message made, waiting for the pipe');
+    assert.is(sent, 10, '10 messages of 7 characters');
+    assert.is(source.pulled, 11, 'and one message made, waiting for the pipe');
     credit.receive({ type: 'cancel' });
   },
 );
@@ -131,10 +130,11 @@ const reader = suite('PipeReader');
 
 reader('grants its window at once, and more only as its reader pulls: never more than the window held', async () => {
   const grants: (IpcCredit | IpcCancel)[] = [];
-  const r = new PipeReader((m) => grants.push(m), 'fn');
+  assert.is(new PipeReader((m) => grants.push(m), 'fn').ended, false);
   assert.equal(grants, [{ type: 'credit', n: STREAM_WINDOW }]);
-  for (let i = 0; i < STREAM_WINDOW; i++) assert.ok(r.push(`{"i":${i}}`));
-  assert.is(r.push('{"i":99}'), false, `message ${STREAM_WINDOW + 1} without credit breaks the protocol`);
+  const r = new PipeReader(() => {}, 'fn', 100);
+  for (let i = 0; i < 10; i++) assert.ok(r.push(ten(i)), `message ${i + 1} of 10 characters`);
+  assert.is(r.push(ten(10)), false, 'message 11, past the 100 characters granted, breaks the protocol');
   const end = await r.end;
   assert.is(end.error?.code, 500);
   assert.match(end.error!.detail, /more stream messages than it was granted/);
@@ -152,26 +152,43 @@ reader(
 
 reader('hands messages on in order, grants credit back in halves, and ends with the trailers', async () => {
   const grants: (IpcCredit | IpcCancel)[] = [];
-  const r = new PipeReader((m) => grants.push(m), 'fn');
+  const r = new PipeReader((m) => grants.push(m), 'fn', 100);
   const got: unknown[] = [];
   const reading = (async () => {
     for await (const m of r) got.push(JSON.parse(dec.decode(m)));
   })();
   let sent = 0;
-  let granted = STREAM_WINDOW;
-  // A writer that keeps to its credit: 100 messages.
+  let granted = 100;
+  // A writer that keeps to its credit: 100 messages of 10 characters.
   while (sent < 100) {
-    while (sent < 100 && sent < granted) assert.ok(r.push(`{"i":${sent++}}`));
-    await eventually(() => grants.length > 1 && (granted = sumCredit(grants)) > sent, 2000, 'more credit');
+    while (sent < 100 && sent * 10 < granted) assert.ok(r.push(ten(sent++)));
+    await eventually(() => grants.length > 1 && (granted = sumCredit(grants)) > sent * 10, 2000, 'more credit');
   }
   r.finish({ trailers: { 'x-count': '100' } });
   await withTimeout(reading, 2000, 'the reader to finish');
   assert.equal(
     got,
-    Array.from({ length: 100 }, (_, i) => ({ i })),
+    Array.from({ length: 100 }, (_, i) => JSON.parse(ten(i))),
   );
-  assert.ok(grants.slice(1).every((g) => g.type === 'credit' && g.n === STREAM_WINDOW / 2));
+  assert.ok(grants.slice(1).every((g) => g.type === 'credit' && g.n === 50));
   assert.is((await r.end).trailers.get('x-count'), '100');
+});
+
+reader('hands 5,000 held messages on in order, reading and receiving in turns', async () => {
+  const r = new PipeReader(() => {}, 'fn', 1_000_000);
+  const it = r[Symbol.asyncIterator]();
+  const got: unknown[] = [];
+  for (let i = 0; i < 5000; i++) {
+    assert.ok(r.push(ten(i)));
+    // Read one for every two received: the reader's queue grows, and is compacted as it is read.
+    if (i % 2) got.push(JSON.parse(dec.decode((await it.next()).value as Uint8Array)));
+  }
+  r.finish({ trailers: {} });
+  for (let m = await it.next(); !m.done; m = await it.next()) got.push(JSON.parse(dec.decode(m.value)));
+  assert.equal(
+    got,
+    Array.from({ length: 5000 }, (_, i) => JSON.parse(ten(i))),
+  );
 });
 
 reader('throws the error the stream ended with, after the messages held', async () => {
@@ -206,6 +223,11 @@ reader('return() sends one cancel and ends the stream as cancelled; later messag
 });
 
 reader.run();
+
+/** A message of exactly 10 characters: a JSON string of 8 digits. */
+function ten(i: number): string {
+  return JSON.stringify(String(i).padStart(8, '0'));
+}
 
 function sumCredit(grants: (IpcCredit | IpcCancel)[]): number {
   return grants.reduce((n, g) => n + (g.type === 'credit' ? g.n : 0), 0);

@@ -1,0 +1,93 @@
+/**
+ * A server stream of 100,000 small JSON values through `micro-fn serve` (gateway → pool → the pipe → a warm function
+ * process, test/fixtures/streams' S.Count: a generator that yields without waiting; examples/stream's countdown
+ * sleeps between items) against a bare node:http server process writing the same
+ * NDJSON (one write per value, waiting for `drain`), read by the same fetch reader, alternating runs. Target (issue 16):
+ * ≤ 1.3× the time to the first item, ≥ 0.8× items/s.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliRun, startServe, stopServe } from './serve.js';
+import { fmt, ratio } from './stats.js';
+
+const COUNT = 100_000;
+const RUNS = 3;
+
+/** The bare server: its own process, as serve is; each value `{"i":k}` on its line, `drain` respected. */
+const BARE = `
+const http = require('node:http');
+const server = http.createServer((req, res) => {
+  req.resume();
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  let n = 0;
+  const more = () => {
+    while (n < ${COUNT}) if (!res.write(JSON.stringify({ i: n++ }) + '\\n')) return void res.once('drain', more);
+    res.end();
+  };
+  more();
+});
+server.listen(0, '127.0.0.1', () => console.log('http://127.0.0.1:' + server.address().port));
+`;
+
+interface Run {
+  first: number;
+  perSecond: number;
+}
+
+/** Reads an NDJSON body, counting lines: the time to the first, items per second over all of it. */
+async function read(url: string, body: string): Promise<Run> {
+  const start = performance.now();
+  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  const reader = res.body!.getReader();
+  let lines = 0;
+  let first = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    for (let i = value.indexOf(10); i !== -1; i = value.indexOf(10, i + 1))
+      if (lines++ === 0) first = performance.now();
+  }
+  const end = performance.now();
+  if (lines !== COUNT) throw new Error(`${url}: ${lines} lines, expected ${COUNT}`);
+  return { first: first - start, perSecond: (COUNT / (end - start)) * 1000 };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function benchServeStream(): Promise<string[]> {
+  const home = mkdtempSync(join(tmpdir(), 'micro-fn-bench-stream-'));
+  const env = { ...process.env, MICRO_FN_HOME: home } as Record<string, string>;
+  const servers: ChildProcess[] = [];
+  let bare: ChildProcess | undefined;
+  try {
+    const gateway = await startServe(['--pool', '2'], env, servers);
+    await cliRun(['deploy', 'test/fixtures/streams'], env);
+    bare = spawn(process.execPath, ['-e', BARE], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const bareUrl = await new Promise<string>((resolve) =>
+      bare!.stdout!.once('data', (d: Buffer) => resolve(`${d}`.trim())),
+    );
+    const ours: Run[] = [];
+    const theirs: Run[] = [];
+    const body = JSON.stringify({ count: COUNT });
+    // A warm-up of each, then alternating runs.
+    await read(`${gateway}/streams/S.Count`, body);
+    await read(bareUrl, '{}');
+    for (let i = 0; i < RUNS; i++) {
+      ours.push(await read(`${gateway}/streams/S.Count`, body));
+      theirs.push(await read(bareUrl, '{}'));
+    }
+    const first = [median(ours.map((r) => r.first)), median(theirs.map((r) => r.first))] as const;
+    const rate = [median(ours.map((r) => r.perSecond)), median(theirs.map((r) => r.perSecond))] as const;
+    return [
+      `server stream of ${COUNT.toLocaleString('en')} values, median of ${RUNS} alternating runs (a warm process per stream):`,
+      `  time to first item: serve ${fmt(first[0])}, bare node:http ${fmt(first[1])}: ${ratio(first[0], first[1])} (target ≤ 1.3×)`,
+      `  items/s: serve ${Math.round(rate[0]).toLocaleString('en')}, bare node:http ${Math.round(rate[1]).toLocaleString('en')}: ${ratio(rate[0], rate[1])} (target ≥ 0.8×)`,
+    ];
+  } finally {
+    bare?.kill();
+    await stopServe(servers);
+    rmSync(home, { recursive: true, force: true });
+  }
+}
