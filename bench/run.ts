@@ -9,11 +9,13 @@ import { benchNats } from './nats.js';
 import { benchRunExit } from './run-exit.js';
 import { benchSourceMaps } from './source-maps.js';
 import { benchSpawner } from './spawner.js';
+import { benchStream } from './stream.js';
 import { benchObserve } from './observe.js';
 import { benchTrace } from './trace.js';
 
 const benches: [string, () => Promise<string[]>][] = [
   ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
+  ['server stream of 100,000 values over the HTTP listener vs bare node:http NDJSON', () => benchStream()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
   ['source maps: micro-fn invoke and a function process start, maps lazy vs eager vs off', () => benchSourceMaps()],
