@@ -71,7 +71,9 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
       }
       if (this.#eof) {
         // SSE closes with `end` or `error`: without either, the connection was lost mid-stream.
-        const error = this.#sse ? this.#failure(new Error('the stream ended without its end event')) : undefined;
+        const error =
+          this.#lines.error ??
+          (this.#sse ? this.#failure(new Error('the stream ended without its end event')) : undefined);
         this.#finish(error ? { trailers: new Metadata(), error } : { trailers: new Metadata() });
         continue;
       }
@@ -89,7 +91,15 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
           const last = this.#lines.flush(this.#service);
           if (last) this.#queue.push(last);
           if (this.#sse) this.#queue.push(new Uint8Array(0)); // completes an event its blank line never came for
-        } else for (const l of this.#lines.push(r.value, this.#service)) this.#queue.push(l);
+        } else {
+          for (const l of this.#lines.push(r.value, this.#service)) this.#queue.push(l);
+          // The messages before a line over the bound are read; then the stream ends with the 413.
+          if (this.#lines.error) {
+            this.#eof = true;
+            this.#controller.abort();
+            this.#reader.cancel().catch(ignore);
+          }
+        }
       } catch (err) {
         this.#finish({ trailers: new Metadata(), error: err as MicroError });
         this.#abort();
