@@ -17,7 +17,8 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
   readonly #sse: SseParser | undefined;
   readonly #lines = new LineSplitter(MAX_REPLY_MESSAGE);
   readonly #service: string;
-  readonly #controller: AbortController;
+  /** The call's own abort, when it has one (a deadline, a signal, a request stream); cancelling the body does the rest. */
+  readonly #controller: AbortController | undefined;
   readonly #failure: (err: unknown) => MicroError;
   readonly #release: () => void;
   /** Lines of the last chunk read, not parsed yet: one chunk's worth at most. */
@@ -34,7 +35,7 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
     body: ReadableStream<Uint8Array>,
     sse: boolean,
     service: string,
-    controller: AbortController,
+    controller: AbortController | undefined,
     failure: (err: unknown) => MicroError,
     release: () => void,
   ) {
@@ -96,7 +97,7 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
           // The messages before a line over the bound are read; then the stream ends with the 413.
           if (this.#lines.error) {
             this.#eof = true;
-            this.#controller.abort();
+            this.#controller?.abort();
             this.#reader.cancel().catch(ignore);
           }
         }
@@ -124,7 +125,7 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
   }
 
   #abort(): void {
-    this.#controller.abort();
+    this.#controller?.abort();
     this.#reader.cancel().catch(ignore);
   }
 
