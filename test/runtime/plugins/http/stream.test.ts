@@ -5,6 +5,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import {
   Client,
   Dispatcher,
+  RecordingTracer,
+  type SpanData,
   Router,
   errors,
   jsonCodec,
@@ -384,6 +386,29 @@ stream(
     await eventually(() => seen.finallyRan);
   },
 );
+
+stream('records one client span for the whole stream, ended with its outcome (a stream that fails: 409)', async () => {
+  const sent: SpanData[] = [];
+  const tracer = new RecordingTracer({
+    exporter: async () => ({ export: async (spans) => void sent.push(...spans) }),
+  });
+  const traced = new Client({ transports: [createHttpTransport()], tracer });
+  const ok = traced.stream('stream', 'Countdown.Count', { from: 2 }, { address });
+  for await (const _ of ok);
+  const failed = traced.stream('stream', 'Countdown.Fail', {}, { address });
+  await rejects(async () => {
+    for await (const _ of failed);
+  });
+  await failed.end;
+  await tracer.flush(1000);
+  assert.equal(
+    sent.map((span) => [span.name, span.kind, span.error?.code]),
+    [
+      ['stream/Countdown.Count', 'client', undefined],
+      ['stream/Countdown.Fail', 'client', 409],
+    ],
+  );
+});
 
 stream('the client timeout bounds the whole stream: a slow countdown ends with a 408', async () => {
   const s = client.stream('stream', 'Countdown.Count', { from: 50, delay: 20 }, { address, timeout: 200 });
