@@ -6,7 +6,7 @@ import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
 import { random, type Selector } from './selector.js';
 import { schemeOf, type Transport, type TransportRequest, type TransportResponse } from './transport.js';
-import type { Tracer } from './trace.js';
+import type { Span, Tracer } from './trace.js';
 import { UnreachableNodes } from './unreachable-nodes.js';
 import { EncodedRequest, Outbox, StreamCall, notAgain, type ClientStream } from './client-stream.js';
 
@@ -258,9 +258,24 @@ export class Client {
     else signal?.addEventListener('abort', onAbort, { once: true });
     const outbox = options.send ? new Outbox() : undefined;
     const source = outbox ?? asyncIteratorOf(request);
-    const opened = this.#openStream(service, endpoint, source ? undefined : request, source, options, controller);
+    let span: Span | undefined;
+    const opened = this.#openStream(
+      service,
+      endpoint,
+      source ? undefined : request,
+      source,
+      options,
+      controller,
+      (s) => {
+        span = s;
+      },
+    );
     const call = new StreamCall<Res, Req>(opened, this.#codec, outbox, () => controller.abort());
-    void call.end.finally(() => signal?.removeEventListener('abort', onAbort));
+    // The client span (when the client records spans) lasts the whole stream.
+    void call.end.then((end) => {
+      signal?.removeEventListener('abort', onAbort);
+      span?.end(end.error?.code ?? 200, end.error);
+    });
     return call;
   }
 
@@ -271,6 +286,7 @@ export class Client {
     source: AsyncIterator<unknown> | undefined,
     options: StreamOptions,
     controller: AbortController,
+    started: (span: Span | undefined) => void,
   ): Promise<TransportResponse> {
     if (this.#options.load) await this.#ready();
     const timeout = options.timeout ?? this.#options.timeout ?? 5000;
@@ -282,6 +298,15 @@ export class Client {
     const metadata = new Metadata(this.#options.metadata);
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
+    const tracer = this.#options.tracer;
+    if (tracer?.recording)
+      started(
+        tracer.start(`${service}/${endpoint}`, 'client', metadata, {
+          function: this.#options.fromService,
+          service,
+          endpoint,
+        }),
+      );
     const encoded = source ? new EncodedRequest(source, this.#codec) : undefined;
     const base: TransportRequest = {
       id: metadata.get(headers.id) ?? newId(),

@@ -99,7 +99,7 @@ export class HttpClient {
           res.body,
           type.startsWith(EVENT_STREAM),
           id,
-          controller!,
+          controller,
           (err) => (fetchSignal?.aborted ? aborted(id, signal, err) : streamCut(id, node.address, err)),
           () => {
             if (timer !== undefined) clearTimeout(timer);

@@ -64,19 +64,29 @@ export class LineSplitter {
     this.#max = max;
   }
 
-  /** The whole lines `chunk` completes; throws a 413 MicroError for a line over the bound. */
+  /** Set at a line over the bound (a 413): the lines before it were returned, none after it will be. */
+  error: MicroError | undefined;
+
+  /** The whole lines `chunk` completes, up to a line over the bound (then `error` is set). */
   push(chunk: Uint8Array, service: string): Uint8Array[] {
     const lines: Uint8Array[] = [];
-    let start = 0;
-    for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, start)) {
-      lines.push(this.#take(chunk.subarray(start, i), service));
-      start = i + 1;
-    }
-    if (start < chunk.byteLength) {
-      const rest = chunk.subarray(start);
-      this.#partialSize += rest.byteLength;
-      if (this.#partialSize > this.#max) throw lineTooLong(service, this.#max);
-      this.#partial.push(rest);
+    if (this.error) return lines;
+    try {
+      let start = 0;
+      for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, start)) {
+        lines.push(this.#take(chunk.subarray(start, i), service));
+        start = i + 1;
+      }
+      if (start < chunk.byteLength) {
+        const rest = chunk.subarray(start);
+        this.#partialSize += rest.byteLength;
+        if (this.#partialSize > this.#max) throw lineTooLong(service, this.#max);
+        this.#partial.push(rest);
+      }
+    } catch (err) {
+      this.error = err as MicroError;
+      this.#partial = [];
+      this.#partialSize = 0;
     }
     return lines;
   }

@@ -81,10 +81,10 @@ export class NdjsonRequestStream implements MessageStream, AsyncIterator<Uint8Ar
 
   readonly #onData = (chunk: Buffer): void => {
     this.#req.pause();
-    try {
-      for (const line of this.#lines.push(chunk, this.#service)) this.#queue.push(line);
-    } catch (err) {
-      this.#error = err as MicroError;
+    for (const line of this.#lines.push(chunk, this.#service)) this.#queue.push(line);
+    if (this.#lines.error) {
+      this.#error = this.#lines.error;
+      this.#detach();
     }
     this.#wakeUp();
   };

@@ -17,7 +17,8 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
   readonly #sse: SseParser | undefined;
   readonly #lines = new LineSplitter(MAX_REPLY_MESSAGE);
   readonly #service: string;
-  readonly #controller: AbortController;
+  /** The call's own abort, when it has one (a deadline, a signal, a request stream); cancelling the body does the rest. */
+  readonly #controller: AbortController | undefined;
   readonly #failure: (err: unknown) => MicroError;
   readonly #release: () => void;
   /** Lines of the last chunk read, not parsed yet: one chunk's worth at most. */
@@ -34,7 +35,7 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
     body: ReadableStream<Uint8Array>,
     sse: boolean,
     service: string,
-    controller: AbortController,
+    controller: AbortController | undefined,
     failure: (err: unknown) => MicroError,
     release: () => void,
   ) {
@@ -71,7 +72,9 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
       }
       if (this.#eof) {
         // SSE closes with `end` or `error`: without either, the connection was lost mid-stream.
-        const error = this.#sse ? this.#failure(new Error('the stream ended without its end event')) : undefined;
+        const error =
+          this.#lines.error ??
+          (this.#sse ? this.#failure(new Error('the stream ended without its end event')) : undefined);
         this.#finish(error ? { trailers: new Metadata(), error } : { trailers: new Metadata() });
         continue;
       }
@@ -89,7 +92,15 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
           const last = this.#lines.flush(this.#service);
           if (last) this.#queue.push(last);
           if (this.#sse) this.#queue.push(new Uint8Array(0)); // completes an event its blank line never came for
-        } else for (const l of this.#lines.push(r.value, this.#service)) this.#queue.push(l);
+        } else {
+          for (const l of this.#lines.push(r.value, this.#service)) this.#queue.push(l);
+          // The messages before a line over the bound are read; then the stream ends with the 413.
+          if (this.#lines.error) {
+            this.#eof = true;
+            this.#controller?.abort();
+            this.#reader.cancel().catch(ignore);
+          }
+        }
       } catch (err) {
         this.#finish({ trailers: new Metadata(), error: err as MicroError });
         this.#abort();
@@ -114,7 +125,7 @@ export class ResponseStream implements MessageStream, AsyncIterator<Uint8Array> 
   }
 
   #abort(): void {
-    this.#controller.abort();
+    this.#controller?.abort();
     this.#reader.cancel().catch(ignore);
   }
 

@@ -13,10 +13,48 @@ import {
   type MicroError,
   type StreamEnd,
 } from '../../core/index.js';
-import { EVENT_STREAM, NDJSON, STATUS_TRAILER, frame, sseEnd } from './framing.js';
+import { EVENT_STREAM, NDJSON, STATUS_TRAILER, sseEnd } from './framing.js';
 import { errorHeaderValue } from './headers.js';
 
 const ignore = (): void => {};
+
+/** The most a stream writer gathers before it writes: 16 KiB, the socket's own high-water mark (then it waits for the socket, as for every write). */
+export const BATCH_BYTES = 16 * 1024;
+
+const NEWLINE = new Uint8Array([0x0a]);
+const SSE_DATA = new TextEncoder().encode('data: ');
+const SSE_TAIL = new TextEncoder().encode('\n\n');
+
+/** Resolves after the event loop's next check phase: ticks, I/O callbacks and Node's uncork have run. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Framed messages waiting for one write. */
+class Batch {
+  readonly #sse: boolean;
+  #parts: Uint8Array[] = [];
+  size = 0;
+
+  constructor(sse: boolean) {
+    this.#sse = sse;
+  }
+
+  add(message: Uint8Array): void {
+    if (this.#sse) {
+      this.#parts.push(SSE_DATA, message, SSE_TAIL);
+      this.size += message.byteLength + 8;
+    } else {
+      this.#parts.push(message, NEWLINE);
+      this.size += message.byteLength + 1;
+    }
+  }
+
+  take(): Buffer {
+    const out = Buffer.concat(this.#parts, this.size);
+    this.#parts = [];
+    this.size = 0;
+    return out;
+  }
+}
 
 export function writeStream(
   res: NodeResponse,
@@ -49,32 +87,60 @@ async function pump(
   if (sse) head['cache-control'] = 'no-cache';
   else head.trailer = `${STATUS_TRAILER}, ${names.error}`;
   res.writeHead(200, head);
-  // Headers out now: the caller learns the stream has begun (and its metadata) before the first message is sent.
-  res.flushHeaders();
+  // No flushHeaders: the dispatcher has the first message in hand already, and it goes out with the headers.
   let error: MicroError | undefined;
   let end: StreamEnd | undefined;
+  // Messages a handler yields back to back go out as one chunk: gathered until this turn's microtasks are done (or
+  // BATCH_BYTES are in hand), then written at once. A handler that waits between items sends each at once.
+  const batch = new Batch(sse);
+  let full = false;
+  let scheduled = false;
+  let first = true;
+  const flush = (): void => {
+    scheduled = false;
+    if (closed || batch.size === 0 || res.writableEnded) return;
+    if (!res.write(batch.take())) full = true;
+  };
+  const drained = async (): Promise<void> => {
+    let resolved: (() => void) | undefined;
+    await new Promise<void>((resolve) => {
+      wake = resolved = resolve;
+      res.once('drain', resolve);
+    });
+    wake = undefined;
+    res.off('drain', resolved!);
+    full = false;
+  };
   try {
     for (;;) {
+      // 'drain' may have come already (during a turn): wait only while the response still needs it.
+      if (full && res.writableNeedDrain) await drained();
+      full = false;
+      if (closed) return;
       const r = await it.next();
       if (closed) return;
       if (r.done) break;
-      if (!res.write(frame(r.value, sse))) {
-        let drained: (() => void) | undefined;
-        await new Promise<void>((resolve) => {
-          wake = drained = resolve;
-          res.once('drain', resolve);
-        });
-        wake = undefined;
-        res.off('drain', drained!);
-        if (closed) return;
+      batch.add(r.value);
+      if (batch.size >= BATCH_BYTES || first) {
+        // Node corks the socket on a write until the next tick, and a handler that yields back to back never lets
+        // the microtask queue run dry: give the event loop a turn, so what was written goes out now.
+        first = false;
+        flush();
+        await turn();
+      } else if (!scheduled) {
+        scheduled = true;
+        process.nextTick(flush);
       }
     }
+    flush();
     end = await stream.end;
     error = end.error;
   } catch (err) {
     error = toMicroError(err, service);
   }
   if (closed) return;
+  // What was gathered before an error goes out before the error does.
+  flush();
   const trailers = end?.trailers;
   if (sse) {
     res.end(sseEnd(trailers ?? new Metadata(), error));

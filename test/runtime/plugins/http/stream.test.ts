@@ -5,6 +5,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import {
   Client,
   Dispatcher,
+  RecordingTracer,
+  type SpanData,
   Router,
   errors,
   jsonCodec,
@@ -116,6 +118,26 @@ function open(
       req.end(options.body);
     }),
   );
+}
+
+/**
+ * How many items the endless handler has produced once it stopped producing (its reader reads none): the same count
+ * 200 ms apart. Fails if it never stops within the wait: a handler that is not held back runs on and on.
+ */
+async function settled(): Promise<number> {
+  let last = -1;
+  await eventually(
+    async () => {
+      const now = seen.produced;
+      const same = now === last;
+      last = now;
+      if (!same) await sleep(200);
+      return same;
+    },
+    10_000,
+    'the handler to wait at its yield',
+  );
+  return last;
 }
 
 async function text(res: IncomingMessage): Promise<string> {
@@ -260,12 +282,8 @@ listen(
   async () => {
     const res = await open('/stream/Countdown.Forever', { body: '{"size":1000}' });
     res.pause();
-    await sleep(300);
-    const before = seen.produced;
-    await sleep(300);
-    const after = seen.produced;
+    const after = await settled();
     assert.ok(after < 10_000, `produced ${after} items while nothing was read`);
-    assert.is(after, before, 'the handler waits at its yield');
     res.destroy();
     await eventually(() => seen.finallyRan);
   },
@@ -362,15 +380,35 @@ stream(
     const s = client.stream('stream', 'Countdown.Forever', { size: 1000 }, { address });
     const it = s[Symbol.asyncIterator]();
     await it.next();
-    await sleep(300);
-    const before = seen.produced;
-    await sleep(300);
-    assert.ok(seen.produced < 10_000, `produced ${seen.produced}`);
-    assert.is(seen.produced, before, 'the handler waits at its yield');
+    const after = await settled();
+    assert.ok(after < 10_000, `produced ${after}`);
     await it.return!();
     await eventually(() => seen.finallyRan);
   },
 );
+
+stream('records one client span for the whole stream, ended with its outcome (a stream that fails: 409)', async () => {
+  const sent: SpanData[] = [];
+  const tracer = new RecordingTracer({
+    exporter: async () => ({ export: async (spans) => void sent.push(...spans) }),
+  });
+  const traced = new Client({ transports: [createHttpTransport()], tracer });
+  const ok = traced.stream('stream', 'Countdown.Count', { from: 2 }, { address });
+  for await (const _ of ok);
+  const failed = traced.stream('stream', 'Countdown.Fail', {}, { address });
+  await rejects(async () => {
+    for await (const _ of failed);
+  });
+  await failed.end;
+  await tracer.flush(1000);
+  assert.equal(
+    sent.map((span) => [span.name, span.kind, span.error?.code]),
+    [
+      ['stream/Countdown.Count', 'client', undefined],
+      ['stream/Countdown.Fail', 'client', 409],
+    ],
+  );
+});
 
 stream('the client timeout bounds the whole stream: a slow countdown ends with a 408', async () => {
   const s = client.stream('stream', 'Countdown.Count', { from: 50, delay: 20 }, { address, timeout: 200 });
@@ -388,8 +426,8 @@ stream('the client timeout bounds the whole stream: a slow countdown ends with a
 stream.run();
 
 // ---
-const long = suite('HttpListener: a request stream outlives the request timeout');
-long.before(() => start({ headersTimeout: 300, requestTimeout: 600 }));
+const long = suite('HttpListener: request stream limits');
+long.before(() => start({ headersTimeout: 300, requestTimeout: 600, maxBodySize: 64 }));
 long.after(() => listener.close());
 
 long('keeps a bidi stream open past requestTimeout (600 ms): 4 messages 400 ms apart all echo', async () => {
@@ -406,5 +444,18 @@ long('keeps a bidi stream open past requestTimeout (600 ms): 4 messages 400 ms a
   chat.close();
   assert.ok((await withTimeout(it.next())).done);
 });
+
+long(
+  'ends a request stream at a line longer than the body limit (100 bytes over 64) with a 413, after 2 good lines',
+  async () => {
+    const res = await open('/stream/Numbers.Sum', {
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: `1\n2\n${'1'.repeat(100)}\n3\n`,
+    });
+    assert.is(res.statusCode, 413);
+    assert.match(await text(res), /longer than 64 bytes/);
+    assert.equal(seen.received, [1, 2]);
+  },
+);
 
 long.run();

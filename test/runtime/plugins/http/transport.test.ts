@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { ConfigError, isMicroError } from '../../../../runtime/core/index.js';
 import { HttpTransport, createHttpTransport } from '../../../../runtime/plugins/http/index.js';
 import { serverResponse, transportContract, transportRequest } from '../../../contracts/transport.js';
+import { transportStreamContract } from '../../../contracts/transport-stream.js';
 import { rejects, withTimeout } from '../../../helpers.js';
 
 const echo = async (request: { body: Uint8Array }, reply: (r: ReturnType<typeof serverResponse>) => Promise<void>) =>
@@ -105,6 +106,11 @@ factory.run();
 
 // ---
 transportContract('http', async () => {
+  const http = createHttpTransport();
+  return { transport: http, cleanup: () => http.close() };
+});
+
+transportStreamContract('http', async () => {
   const http = createHttpTransport();
   return { transport: http, cleanup: () => http.close() };
 });
