@@ -59,6 +59,9 @@ export interface NatsStreamOptions {
   idle?: number;
 }
 
+/** The last token of a side's control subject (`<inbox>.c`); data messages go to `<inbox>.<seq>`. */
+const CONTROL_TOKEN = '.c';
+
 /** Headers of stream framing: never metadata or trailers. */
 const FRAMING = new Set([STREAM_HEADER, SEQ_HEADER, CREDIT_HEADER]);
 const NOT_TRAILERS = new Set([
@@ -68,6 +71,11 @@ const NOT_TRAILERS = new Set([
   SERVICE_ERROR_CODE.toLowerCase(),
 ]);
 const EMPTY = new Uint8Array(0);
+/** Runs `f` in the next turn of the event loop, after I/O (setImmediate where there is one). */
+const nextTurn: (f: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function'
+    ? (f) => (globalThis as unknown as { setImmediate: (f: () => void) => void }).setImmediate(f)
+    : (f) => setTimeout(f, 0);
 const encoder = new TextEncoder();
 const ignore = (): void => {};
 
@@ -102,7 +110,10 @@ export interface StreamLinkOptions {
  * It closes (unsubscribes) once every hold on it is released.
  */
 export class StreamLink {
+  /** The subject this side's messages name as their reply: where the other side sends control messages. */
   readonly local: string;
+  /** The inbox this side subscribed (`<inbox>.*`): `<inbox>.c` for control messages, `<inbox>.<seq>` for data. */
+  readonly #base: string;
   readonly #options: StreamLinkOptions;
   readonly #nc: NatsConnection;
   readonly #window: number;
@@ -125,13 +136,14 @@ export class StreamLink {
   constructor(options: StreamLinkOptions) {
     this.#options = options;
     this.#nc = options.nc;
-    this.local = options.local;
+    this.#base = options.local;
+    this.local = `${options.local}${CONTROL_TOKEN}`;
     this.#remote = options.remote;
     this.onReply = options.onReply;
     this.#window = Math.max(1, Math.floor(options.stream?.window ?? STREAM_WINDOW));
     const heartbeat = Math.max(10, options.stream?.heartbeat ?? STREAM_HEARTBEAT);
     this.#idle = Math.max(heartbeat, options.stream?.idle ?? STREAM_IDLE_LIMIT);
-    this.#sub = this.#nc.subscribe(this.local, { callback: (err, msg) => err || this.#receive(msg) });
+    this.#sub = this.#nc.subscribe(`${this.#base}.*`, { callback: (err, msg) => err || this.#receive(msg) });
     this.#timer = setInterval(() => this.#tick(heartbeat), heartbeat);
     (this.#timer as { unref?: () => void }).unref?.();
   }
@@ -190,6 +202,23 @@ export class StreamLink {
     if (this.#closed || this.#remote === undefined) return false;
     h.set(STREAM_HEADER, op);
     this.#nc.publish(this.#remote, data, { reply: this.local, headers: h });
+    this.#lastSent = Date.now();
+    return true;
+  }
+
+  /**
+   * Sends data message `seq`: on `<the other side's inbox>.<seq>`, without headers or reply (the cheapest NATS
+   * message there is). A peer whose subject is no stream inbox gets it on its subject with a `micro-seq` header.
+   */
+  sendData(seq: number, data: Uint8Array): boolean {
+    const remote = this.#remote;
+    if (this.#closed || remote === undefined) return false;
+    if (remote.endsWith(CONTROL_TOKEN)) this.#nc.publish(`${remote.slice(0, -CONTROL_TOKEN.length)}.${seq}`, data);
+    else {
+      const h = this.#options.headers();
+      h.set(SEQ_HEADER, String(seq));
+      return this.send(StreamOp.data, data, h);
+    }
     this.#lastSent = Date.now();
     return true;
   }
@@ -258,6 +287,14 @@ export class StreamLink {
 
   #receive(msg: Msg): void {
     if (this.#closed) return;
+    const token = msg.subject.slice(this.#base.length + 1);
+    if (token !== 'c') {
+      // A data message: its subject's last token is its sequence number.
+      this.#heard = true;
+      this.#lastReceived = Date.now();
+      this.receiver?.data(Number(token), msg.data);
+      return;
+    }
     const h = msg.headers;
     const op = streamOp(h);
     if (!op && h?.hasError && h.code === 503 && msg.data.length === 0) {
@@ -302,7 +339,12 @@ export class StreamSender {
   readonly #id: string;
   #iterator: AsyncIterator<Uint8Array> | undefined;
   #credit = 0;
+  /** Messages pulled from the source; `#published` of them are out, the rest in `#batch`. */
   #sent = 0;
+  #published = 0;
+  #batch: Uint8Array[] = [];
+  #scheduled = false;
+  #failure: MicroError | undefined;
   #cancelled = false;
   #wake: (() => void) | undefined;
 
@@ -337,15 +379,15 @@ export class StreamSender {
     try {
       for (;;) {
         // Pulled, never pushed: the next message is asked of the source only once it may be sent.
+        if (this.#sent >= this.#credit) this.#flush();
         while (this.#sent >= this.#credit && !this.#cancelled) await new Promise<void>((r) => (this.#wake = r));
         if (this.#cancelled) return 'cancelled';
         const next = await it.next();
         if (this.#cancelled) return 'cancelled';
+        if (this.#failure) throw this.#failure;
         if (next.done) break;
-        const h = this.#headers();
-        h.set(SEQ_HEADER, String(this.#sent + 1));
-        this.#link.send(StreamOp.data, next.value, h);
         this.#sent++;
+        this.#queue(next.value);
       }
       end = await this.#source.end;
     } catch (err) {
@@ -354,9 +396,53 @@ export class StreamSender {
       // The source may still hold resources (a generator in a finally): it is not read again.
       it.return?.().catch(ignore);
     }
+    this.#flush();
+    if (this.#failure && !end.error) end = { trailers: new Metadata(), error: this.#failure };
     this.#sendEnd(end);
     return 'ended';
   }
+
+  /**
+   * Messages pulled in one turn of the event loop go out together at its end, in one write to the socket (nats.js
+   * writes what was published at the next microtask: one write per message otherwise). A message waits at most
+   * that turn; the batch is bounded by the credit.
+   */
+  #queue(message: Uint8Array): void {
+    this.#batch.push(message);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    nextTurn(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    if (this.#cancelled || this.#failure) return;
+    try {
+      for (const message of batch) {
+        this.#link.sendData(this.#published + 1, message);
+        this.#published++;
+      }
+    } catch (err) {
+      // A message over the server's max_payload, or a closed connection: the stream ends with it, after the
+      // messages already published.
+      const code = (err as { code?: unknown }).code;
+      this.#failure =
+        code === 'MAX_PAYLOAD_EXCEEDED'
+          ? errors.payloadTooLarge(
+              this.#id,
+              `stream message ${this.#published + 1} is larger than the NATS server's max_payload`,
+              { retryable: false },
+            )
+          : errors.unavailable(
+              this.#id,
+              `stream message ${this.#published + 1} could not be sent: ${(err as Error).message}`,
+              { retryable: false },
+            );
+    }
+  };
 
   #sendEnd(end: StreamEnd): void {
     let h: MsgHdrs;
@@ -368,7 +454,7 @@ export class StreamSender {
       h = metadataHeaders(this.#headers, new Metadata(), this.#id, FRAMING, error);
       end = { trailers: new Metadata(), error };
     }
-    h.set(SEQ_HEADER, String(this.#sent + 1));
+    h.set(SEQ_HEADER, String(this.#published + 1));
     const body = end.error ? encoder.encode(JSON.stringify(end.error)) : EMPTY;
     try {
       this.#link.send(StreamOp.end, body, h);
