@@ -5,7 +5,7 @@ import { Metadata, isMicroError, type NodeRecord, type TransportRequest } from '
 import { createNatsTransport, type NatsTransport } from '../../runtime/plugins/nats/transport.js';
 import { rejects, withTimeout } from '../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../nats-server.js';
-import { start, tempHome, type Running } from './helpers.js';
+import { cli, start, tempHome, type Running } from './helpers.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -78,6 +78,27 @@ if (natsAvailable()) {
         'messages 2..20 in order',
       );
       assert.is(await ctx.runs.at(-1)!.exited(15_000), 0, 'exits 0 once its stream ended');
+    },
+  );
+
+  runNats(
+    'micro-fn call over NATS: a server stream one JSON value per line, a client stream from stdin',
+    async (ctx) => {
+      const env = { MICRO_FN_HOME: ctx.home.home, MICRO_REGISTRY: 'nats', MICRO_REGISTRY_ADDRESS: ctx.nats.url };
+      await ctx.run();
+      const ticks = await cli(['call', 'ticker', 'Ticker.Tick', '{"n":3}'], env, { timeout: 30_000 });
+      assert.is(ticks.code, 0, ticks.stderr);
+      assert.equal(
+        ticks.stdout
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { i: number }).i),
+        [1, 2, 3],
+      );
+      await ctx.run();
+      const sum = await cli(['call', 'ticker', 'Ticker.Sum'], env, { input: '1\n2\n3\n', timeout: 30_000 });
+      assert.is(sum.code, 0, sum.stderr);
+      assert.equal(JSON.parse(sum.stdout), { sum: 6 });
     },
   );
 

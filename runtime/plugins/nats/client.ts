@@ -75,7 +75,9 @@ export class NatsClient {
   /** Sends `request` to the node behind `node.address` and waits for its reply, within `deadline`. */
   async call(node: NodeRecord, request: TransportRequest, options: CallOptions = {}): Promise<TransportResponse> {
     const id = request.service || 'micro-fn';
-    const { signal, deadline } = options;
+    const { signal } = options;
+    // No deadline, or an endless one (`timeout: Infinity`): timers cannot take Infinity (Node makes it 1 ms).
+    const deadline = Number.isFinite(options.deadline) ? options.deadline : undefined;
     if (signal?.aborted) throw aborted(id, signal, undefined);
     const target = this.#target(node.address);
     if (!target)
@@ -98,7 +100,8 @@ export class NatsClient {
       this.#open.get(server) ?? (await bounded(this.#connect(server), deadline, signal, id));
     const timeout = deadline === undefined ? NO_DEADLINE_TIMEOUT : Math.floor(deadline - Date.now());
     if (timeout < 1) throw aborted(id, signal, undefined);
-    if (request.stream) return this.#callStream({ nc, headers, inbox }, subject, request, options, timeout);
+    if (request.stream)
+      return this.#callStream({ nc, headers, inbox }, subject, request, { signal, deadline }, timeout);
     const sent = nc.request(subject, request.body, { timeout, headers: requestHeaders(headers, request) });
     try {
       // The request's own timeout is the deadline; only the signal needs watching.

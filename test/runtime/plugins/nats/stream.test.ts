@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   Metadata,
+  createClient,
   createFunction,
   createService,
   errors,
@@ -68,6 +69,12 @@ function messages(values: unknown[]): MessageStream & { pulled: number; cancelle
 async function collect(stream: MessageStream | undefined): Promise<unknown[]> {
   const out: unknown[] = [];
   for await (const m of stream!) out.push(JSON.parse(dec.decode(m)));
+  return out;
+}
+
+async function all<T>(values: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const v of values) out.push(v);
   return out;
 }
 
@@ -269,6 +276,31 @@ if (natsAvailable()) {
     assert.is(err.code, 503);
     assert.ok(err.unreachable, 'nothing ran: the client may go elsewhere');
     assert.is(input.pulled, 0, 'not one message read');
+  });
+
+  streams('client.stream over NATS: a server stream, a client stream and a bidi stream fed by send()', async (ctx) => {
+    const registry = createMemoryRegistry();
+    const service = createService(definition(ctx), { registry, transport: ctx.transport, logger: quiet });
+    ctx.services.push(service);
+    await withTimeout(service.start(), 5000, 'service start');
+    const client = createClient({ registry, transports: [ctx.transport] });
+    const counted = await withTimeout(all(client.stream<{ i: number }>('streams', 'S.Count', { n: 300 })));
+    assert.equal(
+      counted.map((m) => m.i),
+      range(300),
+    );
+    async function* numbers() {
+      yield* range(100);
+    }
+    assert.equal(await withTimeout(all(client.stream('streams', 'S.Sum', numbers()))), [5050]);
+    const chat = client.stream<string, string>('streams', 'S.Echo', undefined, { send: true });
+    const it = chat[Symbol.asyncIterator]();
+    for (const word of ['a', 'b', 'c']) {
+      await withTimeout(chat.send(word));
+      assert.is((await withTimeout(it.next())).value, word, 'each echo as its message goes');
+    }
+    await chat.close();
+    assert.ok((await withTimeout(it.next())).done);
   });
 
   streams.run();
