@@ -1,12 +1,14 @@
 /**
- * Streams over NATS (issue 16): one stream is one invocation, carried by a pair of subjects, one per side. Each
- * side subscribes its own subject (a fresh inbox) and publishes to the other's with its own as the reply subject, so
- * every message tells the receiver where to answer. The wire, also in the README's wire-format section:
+ * Streams over NATS (issue 16): one stream is one invocation, carried by a pair of inboxes, one per side. Each side
+ * subscribes `<inbox>.*` and sends control messages to the other's `<inbox>.c` with its own `.c` subject as the reply
+ * subject, so every message tells the receiver where to answer. The wire, also in the README's wire-format section:
  *
- * - Every stream message carries `micro-stream: <op>`: `open` (the request of a call whose request streams, or the
- *   head of a streamed reply: its metadata as headers, body empty), `data` (one encoded message, `micro-seq: N`
- *   counting from 1), `end` (`micro-seq: N+1`; trailers as headers, or the error as `micro-error` + error JSON body),
- *   `credit` (`micro-credit: N`: the receiver's reader lets the sender send up to message N), `cancel` and `ping`.
+ * - Control messages carry `micro-stream: <op>`: `open` (the request of a call whose request streams, or the head of
+ *   a streamed reply: its metadata as headers, body empty), `end` (`micro-seq: N+1` after N messages; trailers as
+ *   headers, or the error as `micro-error` + error JSON body), `credit` (`micro-credit: N`: the reader lets the
+ *   sender send up to message N), `cancel` and `ping`.
+ * - Data message N (one encoded message, N counting from 1) goes to `<inbox>.N`, without headers or reply subject.
+ *   To a peer whose subject is no stream inbox it goes as `micro-stream: data` with `micro-seq: N` (both are read).
  * - Flow control: a sender sends at most the credit granted (STREAM_WINDOW messages ahead of the reader), and pulls
  *   the next message from its source only when it may send it; a receiver buffers at most the window. A gap in the
  *   sequence, or a message past the credit, ends the stream with an error: nothing is skipped silently.
