@@ -470,7 +470,7 @@ export class StreamSender {
 
 /**
  * The other side's messages as a MessageStream: a buffer of at most the window, filled as its reader grants
- * credit, checked for gaps. Iterated once.
+ * credit, checked for gaps.
  */
 export class StreamReceiver implements MessageStream {
   readonly end: Promise<StreamEnd>;
@@ -482,7 +482,7 @@ export class StreamReceiver implements MessageStream {
   #consumed = 0;
   #granted = 0;
   #started = false;
-  #iterated = false;
+  #iterator: AsyncIterator<Uint8Array> | undefined;
   #finished: StreamEnd | undefined;
   #settle!: (end: StreamEnd) => void;
   #wake: (() => void) | undefined;
@@ -529,16 +529,15 @@ export class StreamReceiver implements MessageStream {
     this.#finish({ trailers: new Metadata(), error });
   }
 
+  /** The one iterator of the stream: asking again continues it (as core's streams do), `return()` cancels it. */
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    if (this.#iterated) throw new Error('a stream is read once');
-    this.#iterated = true;
-    return {
+    return (this.#iterator ??= {
       next: () => this.#next(),
       return: async () => {
         this.cancel();
         return { done: true, value: undefined };
       },
-    };
+    });
   }
 
   /** The reader stops early: the other side is told, and nothing more is read. */

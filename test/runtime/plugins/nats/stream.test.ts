@@ -301,6 +301,9 @@ if (natsAvailable()) {
     }
     await chat.close();
     assert.ok((await withTimeout(it.next())).done);
+    let read = 0;
+    for await (const _ of client.stream('streams', 'S.Forever', {})) if (++read === 3) break;
+    await eventually(() => ctx.seen.aborted && ctx.seen.finallyRan, 5000, "the handler's signal after a break at 3");
   });
 
   streams.run();
