@@ -1,4 +1,8 @@
 /** Streams over NATS (runtime/plugins/nats/stream.ts): a real nats-server, real services behind the NATS transport. */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, headers, type NatsConnection } from 'nats';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -455,4 +459,61 @@ if (natsAvailable()) {
   );
 
   oneShot.run();
+
+  // ---
+  const ws = suite<{ server: NatsServer; transport: NatsTransport; dir: string; services: Service[] }>(
+    'NatsTransport streams over WebSocket (nats.ws, as Workers and Deno connect)',
+    {} as never,
+  );
+  ws.before(async (ctx) => {
+    ctx.server = await withTimeout(startNatsServer({ jetstream: false, websocket: true }), 10_000, 'nats-server');
+    ctx.transport = createNatsTransport({ address: ctx.server.url });
+    ctx.dir = mkdtempSync(join(tmpdir(), 'micro-fn-nats-ws-'));
+    ctx.services = [];
+  });
+  ws.after(async (ctx) => {
+    await withTimeout(Promise.allSettled(ctx.services.map((s) => s.stop())), 10_000, 'stopping the services');
+    await withTimeout(ctx.transport?.close() ?? Promise.resolve(), 5000, 'closing the transport');
+    await withTimeout(ctx.server?.cleanup() ?? Promise.resolve(), 10_000, 'stopping nats-server');
+    if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
+  });
+
+  ws('a caller on nats.ws: server stream of 1,000, client stream sum of 200, bidi echo of 200', async (ctx) => {
+    const seen = { produced: 0, aborted: false, finallyRan: false };
+    const service = createService(definition({ seen } as Context_), {
+      registry: createMemoryRegistry(),
+      transport: ctx.transport,
+      logger: quiet,
+    });
+    ctx.services.push(service);
+    await withTimeout(service.start(), 5000, 'service start');
+    // Bundled as the Workers build bundles the plugin: `nats` is `nats.ws`.
+    const { build } = await import('esbuild');
+    const outfile = join(ctx.dir, 'index.mjs');
+    await build({
+      entryPoints: ['test/fixtures/nats-ws-stream/index.ts'],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      outfile,
+      alias: { nats: 'nats.ws' },
+      logLevel: 'silent',
+    });
+    const flags =
+      typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'function' ? [] : ['--experimental-websocket'];
+    const out = await withTimeout(
+      new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          [...flags, outfile, ctx.server.websocket!, service.address!],
+          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve(stdout)),
+        ),
+      ),
+      30_000,
+      'the nats.ws caller',
+    );
+    assert.equal(JSON.parse(out), { count: 1000, sum: 20_100, echoed: 200, inOrder: true });
+  });
+
+  ws.run();
 }
