@@ -59,7 +59,7 @@ if (natsAvailable()) {
     'serves 1 stream of 20 messages, refuses a 2nd request meanwhile (not-started 503), then exits 0',
     async (ctx) => {
       const node = await ctx.run();
-      const response = await withTimeout(ctx.caller.call(node, tick({ n: 20, ms: 5 })));
+      const response = await withTimeout(ctx.caller.call(node, tick({ n: 20, ms: 50 })));
       assert.ok(response.stream, 'a streamed reply');
       const it = response.stream[Symbol.asyncIterator]();
       const first = JSON.parse(dec.decode((await withTimeout(it.next())).value)) as { i: number; pid: number };

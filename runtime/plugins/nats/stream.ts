@@ -5,12 +5,13 @@
  *
  * - Control messages carry `micro-stream: <op>`: `open` (the request of a call whose request streams, or the head of
  *   a streamed reply: its metadata as headers, body empty), `end` (`micro-seq: N+1` after N messages; trailers as
- *   headers, or the error as `micro-error` + error JSON body), `credit` (`micro-credit: N`: the reader lets the
- *   sender send up to message N), `cancel` and `ping`.
+ *   headers, or the error as `micro-error` + error JSON body), `credit` (`micro-credit: N`, `micro-credit-bytes: B`: the
+ *   reader lets the sender send up to message N, and start one while it sent fewer than B bytes in all), `cancel` and `ping`.
  * - Data message N (one encoded message, N counting from 1) goes to `<inbox>.N`, without headers or reply subject.
  *   To a peer whose subject is no stream inbox it goes as `micro-stream: data` with `micro-seq: N` (both are read).
- * - Flow control: a sender sends at most the credit granted (STREAM_WINDOW messages ahead of the reader), and pulls
- *   the next message from its source only when it may send it; a receiver buffers at most the window. A gap in the
+ * - Flow control: a sender sends at most the credit granted (STREAM_WINDOW messages and STREAM_WINDOW_BYTES bytes,
+ *   plus the one message that crosses it, ahead of the reader), and pulls the next message from its source only when
+ *   it may send it; a receiver buffers at most the window. A gap in the
  *   sequence, or a message past the credit, ends the stream with an error: nothing is skipped silently.
  * - Liveness: each side sends a `ping` when it sent nothing for a heartbeat, and takes the other side for gone after
  *   the idle limit without a message, or at once when NATS answers one of its messages with no responders (the other
@@ -32,6 +33,8 @@ export const STREAM_HEADER = 'micro-stream';
 export const SEQ_HEADER = 'micro-seq';
 /** A `credit` message's grant: the sender may send messages up to this sequence number. */
 export const CREDIT_HEADER = 'micro-credit';
+/** ... and start a message while it has sent fewer bytes than this (counted from the first message). */
+export const CREDIT_BYTES_HEADER = 'micro-credit-bytes';
 
 /** The ops of stream messages. */
 export const StreamOp = {
@@ -45,7 +48,12 @@ export const StreamOp = {
 export type StreamOp = (typeof StreamOp)[keyof typeof StreamOp];
 
 /** Messages a sender may have ahead of its reader: the bound of every stream buffer on either side. */
-export const STREAM_WINDOW = 64;
+export const STREAM_WINDOW = 256;
+/**
+ * Bytes a sender may have ahead of its reader, besides the message count: a receiver buffers at most this plus one
+ * message (a message is at most the server's max_payload, 1 MiB by default).
+ */
+export const STREAM_WINDOW_BYTES = 1024 * 1024;
 /** Milliseconds without sending after which a side sends a `ping`. */
 export const STREAM_HEARTBEAT = 1000;
 /** Milliseconds without a message from the other side after which it is taken for gone. */
@@ -53,8 +61,10 @@ export const STREAM_IDLE_LIMIT = 5000;
 
 /** Flow control and liveness of NATS streams; the defaults suit most uses. */
 export interface NatsStreamOptions {
-  /** Messages a reader lets its sender have in flight (and so buffers at most). Default STREAM_WINDOW (64). */
+  /** Messages a reader lets its sender have in flight (and so buffers at most). Default STREAM_WINDOW (256). */
   window?: number;
+  /** Bytes a reader lets its sender have in flight (it buffers at most this plus one message). Default 1 MiB. */
+  windowBytes?: number;
   /** Milliseconds of silence after which a side sends a ping. Default STREAM_HEARTBEAT (1000). */
   heartbeat?: number;
   /** Milliseconds of silence from the other side after which it is gone. Default STREAM_IDLE_LIMIT (5000). */
@@ -65,7 +75,7 @@ export interface NatsStreamOptions {
 const CONTROL_TOKEN = '.c';
 
 /** Headers of stream framing: never metadata or trailers. */
-const FRAMING = new Set([STREAM_HEADER, SEQ_HEADER, CREDIT_HEADER]);
+const FRAMING = new Set([STREAM_HEADER, SEQ_HEADER, CREDIT_HEADER, CREDIT_BYTES_HEADER]);
 const NOT_TRAILERS = new Set([
   ...FRAMING,
   'micro-error',
@@ -119,6 +129,7 @@ export class StreamLink {
   readonly #options: StreamLinkOptions;
   readonly #nc: NatsConnection;
   readonly #window: number;
+  readonly #windowBytes: number;
   readonly #idle: number;
   #remote: string | undefined;
   #sub: Subscription;
@@ -143,6 +154,7 @@ export class StreamLink {
     this.#remote = options.remote;
     this.onReply = options.onReply;
     this.#window = Math.max(1, Math.floor(options.stream?.window ?? STREAM_WINDOW));
+    this.#windowBytes = Math.max(1, Math.floor(options.stream?.windowBytes ?? STREAM_WINDOW_BYTES));
     const heartbeat = Math.max(10, options.stream?.heartbeat ?? STREAM_HEARTBEAT);
     this.#idle = Math.max(heartbeat, options.stream?.idle ?? STREAM_IDLE_LIMIT);
     this.#sub = this.#nc.subscribe(`${this.#base}.*`, { callback: (err, msg) => err || this.#receive(msg) });
@@ -157,6 +169,10 @@ export class StreamLink {
 
   get window(): number {
     return this.#window;
+  }
+
+  get windowBytes(): number {
+    return this.#windowBytes;
   }
 
   /** Set once the other side is gone (or cancelled the whole stream): why. */
@@ -226,9 +242,9 @@ export class StreamLink {
   }
 
   /** Sends a control message; a failure (the connection closed) is left to the liveness checks. */
-  control(op: StreamOp, name?: string, value?: number): void {
+  control(op: StreamOp, values: Record<string, number> = {}): void {
     const h = this.#options.headers();
-    if (name) h.set(name, String(value));
+    for (const [name, value] of Object.entries(values)) h.set(name, String(value));
     try {
       this.send(op, EMPTY, h);
     } catch {
@@ -322,7 +338,7 @@ export class StreamLink {
       case StreamOp.end:
         return this.receiver?.ended(Number(header(h, SEQ_HEADER)), h, msg.data);
       case StreamOp.credit:
-        return this.sender?.grant(Number(header(h, CREDIT_HEADER)));
+        return this.sender?.grant(Number(header(h, CREDIT_HEADER)), Number(header(h, CREDIT_BYTES_HEADER) ?? Infinity));
       case StreamOp.cancel:
         if (this.#options.side === 'caller') return this.sender?.cancel();
         return this.fail(errors.timeout(this.#options.id, 'the caller cancelled the stream', { retryable: false }));
@@ -341,6 +357,9 @@ export class StreamSender {
   readonly #id: string;
   #iterator: AsyncIterator<Uint8Array> | undefined;
   #credit = 0;
+  #creditBytes = 0;
+  /** Bytes of the messages pulled so far. */
+  #bytes = 0;
   /** Messages pulled from the source; `#published` of them are out, the rest in `#batch`. */
   #sent = 0;
   #published = 0;
@@ -362,8 +381,9 @@ export class StreamSender {
   }
 
   /** The other side lets it send up to message `n` (grants are cumulative; an older one changes nothing). */
-  grant(n: number): void {
+  grant(n: number, bytes: number): void {
     if (Number.isSafeInteger(n) && n > this.#credit) this.#credit = n;
+    if (bytes > this.#creditBytes) this.#creditBytes = bytes;
     this.#wake?.();
   }
 
@@ -381,14 +401,15 @@ export class StreamSender {
     try {
       for (;;) {
         // Pulled, never pushed: the next message is asked of the source only once it may be sent.
-        if (this.#sent >= this.#credit) this.#flush();
-        while (this.#sent >= this.#credit && !this.#cancelled) await new Promise<void>((r) => (this.#wake = r));
+        if (!this.#mayPull()) this.#flush();
+        while (!this.#mayPull() && !this.#cancelled) await new Promise<void>((r) => (this.#wake = r));
         if (this.#cancelled) return 'cancelled';
         const next = await it.next();
         if (this.#cancelled) return 'cancelled';
         if (this.#failure) throw this.#failure;
         if (next.done) break;
         this.#sent++;
+        this.#bytes += next.value.byteLength;
         this.#queue(next.value);
       }
       end = await this.#source.end;
@@ -402,6 +423,11 @@ export class StreamSender {
     if (this.#failure && !end.error) end = { trailers: new Metadata(), error: this.#failure };
     this.#sendEnd(end);
     return 'ended';
+  }
+
+  /** Whether the credit lets it pull (and so send) one more message. */
+  #mayPull(): boolean {
+    return this.#sent < this.#credit && this.#bytes < this.#creditBytes;
   }
 
   /**
@@ -481,6 +507,10 @@ export class StreamReceiver implements MessageStream {
   #received = 0;
   #consumed = 0;
   #granted = 0;
+  #grantedBytes = 0;
+  #receivedBytes = 0;
+  #consumedBytes = 0;
+  readonly #windowBytes: number;
   #started = false;
   #iterator: AsyncIterator<Uint8Array> | undefined;
   #finished: StreamEnd | undefined;
@@ -491,6 +521,7 @@ export class StreamReceiver implements MessageStream {
     this.#link = link;
     this.#id = id;
     this.#window = link.window;
+    this.#windowBytes = link.windowBytes;
     this.end = new Promise((resolve) => (this.#settle = resolve));
     if (!lazy) this.#start();
   }
@@ -507,7 +538,11 @@ export class StreamReceiver implements MessageStream {
       return this.#broken(
         `stream message ${seq} arrived when ${this.#received + 1} was due: a message was lost or reordered`,
       );
-    if (seq > this.#granted) return this.#broken(`stream message ${seq} arrived past the credit of ${this.#granted}`);
+    if (seq > this.#granted || this.#receivedBytes >= this.#grantedBytes)
+      return this.#broken(
+        `stream message ${seq} arrived past the credit (${this.#granted} messages, ${this.#grantedBytes} bytes)`,
+      );
+    this.#receivedBytes += body.byteLength;
     this.#received = seq;
     this.#buffer.push(body);
     this.#wake?.();
@@ -557,7 +592,11 @@ export class StreamReceiver implements MessageStream {
       const value = this.#buffer.shift();
       if (value !== undefined) {
         this.#consumed++;
-        if (this.#granted - this.#consumed <= this.#window / 2 && !this.#finished) this.#grant();
+        this.#consumedBytes += value.byteLength;
+        const low =
+          this.#granted - this.#consumed <= this.#window / 2 ||
+          this.#grantedBytes - this.#consumedBytes <= this.#windowBytes / 2;
+        if (low && !this.#finished) this.#grant();
         return { done: false, value };
       }
       if (this.#finished) {
@@ -575,7 +614,8 @@ export class StreamReceiver implements MessageStream {
 
   #grant(): void {
     this.#granted = this.#consumed + this.#window;
-    this.#link.control(StreamOp.credit, CREDIT_HEADER, this.#granted);
+    this.#grantedBytes = this.#consumedBytes + this.#windowBytes;
+    this.#link.control(StreamOp.credit, { [CREDIT_HEADER]: this.#granted, [CREDIT_BYTES_HEADER]: this.#grantedBytes });
   }
 
   #broken(detail: string): void {

@@ -22,7 +22,7 @@ import {
   type TransportRequest,
 } from '../../../../runtime/index.js';
 import { createMemoryRegistry } from '../../../../runtime/plugins/memory/registry.js';
-import { STREAM_WINDOW } from '../../../../runtime/plugins/nats/stream.js';
+import { STREAM_WINDOW, STREAM_WINDOW_BYTES } from '../../../../runtime/plugins/nats/stream.js';
 import { NatsTransport, createNatsTransport } from '../../../../runtime/plugins/nats/transport.js';
 import { eventually, rejects, sleep, withTimeout } from '../../../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../../nats-server.js';
@@ -140,6 +140,12 @@ if (natsAvailable()) {
             ctx.seen.finallyRan = true;
           }
         },
+        async *Big(req: { size: number }) {
+          for (let i = 1; ; i++) {
+            ctx.seen.produced = i;
+            yield 'x'.repeat(req.size);
+          }
+        },
         async *Fail(req: { after: number }) {
           for (let i = 1; i <= req.after; i++) yield { i };
           throw errors.badRequest('streams', `failed after ${req.after}`);
@@ -215,6 +221,23 @@ if (natsAvailable()) {
     );
     await it.return!();
   });
+
+  streams(
+    `keeps a slow reader's handler at most ${STREAM_WINDOW_BYTES} bytes (plus one message) ahead`,
+    async (ctx) => {
+      const node = await ctx.start(definition(ctx));
+      const size = 10_000; // 10,002 bytes a message as JSON: the byte window binds before the message count
+      const bound = Math.ceil(STREAM_WINDOW_BYTES / (size + 2));
+      assert.ok(bound < STREAM_WINDOW, 'the test measures the byte bound');
+      const response = await withTimeout(ctx.transport.call(node, request('S.Big', { size })));
+      const it = response.stream![Symbol.asyncIterator]();
+      await withTimeout(it.next());
+      await eventually(() => ctx.seen.produced >= bound, 5000, 'the handler filling the byte window');
+      await sleep(300); // time for the handler to run past the window, if anything let it
+      assert.ok(ctx.seen.produced <= 1 + bound, `produced ${ctx.seen.produced} with 1 read: at most ${1 + bound}`);
+      await it.return!();
+    },
+  );
 
   streams("a reader that stops after 3: the handler's signal fires and its generator's finally runs", async (ctx) => {
     const node = await ctx.start(definition(ctx));
@@ -411,7 +434,7 @@ if (natsAvailable()) {
   });
 
   oneShot(
-    'serves 1 stream, refuses a 2nd request meanwhile with the not-started 503, and ends after it',
+    'serves 1 stream of 2,000, refuses a 2nd request meanwhile with the not-started 503, and ends after it',
     async (ctx) => {
       const fnTransport = createNatsTransport({ address: ctx.server.url });
       const registry = createMemoryRegistry();
@@ -435,7 +458,8 @@ if (natsAvailable()) {
         const [svc] = await registry.getService('once');
         const node = svc!.nodes[0]!;
         const call = (body: unknown) => ({ ...request('S.Count', body), service: 'once' });
-        const first = await withTimeout(ctx.transport.call(node, call({ n: 100 })));
+        // More than the window: the handler waits for its reader, and the function for its stream.
+      const first = await withTimeout(ctx.transport.call(node, call({ n: 2000 })));
         const it = first.stream![Symbol.asyncIterator]();
         assert.is(JSON.parse(dec.decode((await withTimeout(it.next())).value)), 1);
         const second = await withTimeout(ctx.transport.call(node, call({ n: 1 })));
@@ -448,7 +472,7 @@ if (natsAvailable()) {
           if (r.done) break;
           n++;
         }
-        assert.is(n, 100, 'all 100 messages');
+        assert.is(n, 2000, 'all 2,000 messages');
         const outcome = await withTimeout(f.done, 5000, 'the function ending');
         assert.ok(outcome.ok);
       } finally {
