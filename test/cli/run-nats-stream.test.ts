@@ -102,6 +102,30 @@ if (natsAvailable()) {
     },
   );
 
+  runNats(
+    'a run process SIGTERMed mid-stream: its handler stops at its signal, the stream ends, it exits',
+    async (ctx) => {
+      const node = await ctx.run();
+      const proc = ctx.runs.at(-1)!;
+      const response = await withTimeout(ctx.caller.call(node, tick({ n: 1_000_000, ms: 20 })));
+      const it = response.stream![Symbol.asyncIterator]();
+      await withTimeout(it.next());
+      proc.child.kill('SIGTERM');
+      // The ticker ends its loop when its signal fires: a clean end, after the messages it made.
+      let read = 1;
+      await withTimeout(
+        (async () => {
+          while (!(await it.next()).done) read++;
+        })(),
+        10_000,
+        "the caller's iteration",
+      );
+      assert.ok(read < 1_000_000, `${read} read: the stream ended early`);
+      assert.is((await response.stream!.end).error, undefined);
+      assert.is(await proc.exited(15_000), 0, 'the process exits by itself');
+    },
+  );
+
   runNats("a run process SIGKILLed mid-stream: its caller's iteration ends with a 503, not a hang", async (ctx) => {
     const node = await ctx.run();
     const proc = ctx.runs.at(-1)!;
