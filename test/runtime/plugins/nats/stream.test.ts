@@ -261,6 +261,26 @@ if (natsAvailable()) {
     await eventually(() => ctx.seen.aborted && ctx.seen.finallyRan, 10_000, "the handler's signal");
   });
 
+  streams("a stream past its deadline (300 ms) ends with a 408 and the handler's signal fires", async (ctx) => {
+    const registry = createMemoryRegistry();
+    const service = createService(definition(ctx), { registry, transport: ctx.transport, logger: quiet });
+    ctx.services.push(service);
+    await withTimeout(service.start(), 5000, 'service start');
+    const client = createClient({ registry, transports: [ctx.transport] });
+    const err = await rejects(() =>
+      withTimeout(
+        (async () => {
+          for await (const _ of client.stream('streams', 'S.Forever', {}, { timeout: 300 })) await sleep(10);
+        })(),
+        10_000,
+        'the stream',
+      ),
+    );
+    assert.ok(isMicroError(err), String(err));
+    assert.is(err.code, 408);
+    await eventually(() => ctx.seen.aborted && ctx.seen.finallyRan, 5000, "the handler's signal");
+  });
+
   streams('an error mid-stream arrives as error JSON after the 5 messages before it', async (ctx) => {
     const node = await ctx.start(definition(ctx));
     const response = await withTimeout(ctx.transport.call(node, request('S.Fail', { after: 5 })));
@@ -459,7 +479,7 @@ if (natsAvailable()) {
         const node = svc!.nodes[0]!;
         const call = (body: unknown) => ({ ...request('S.Count', body), service: 'once' });
         // More than the window: the handler waits for its reader, and the function for its stream.
-      const first = await withTimeout(ctx.transport.call(node, call({ n: 2000 })));
+        const first = await withTimeout(ctx.transport.call(node, call({ n: 2000 })));
         const it = first.stream![Symbol.asyncIterator]();
         assert.is(JSON.parse(dec.decode((await withTimeout(it.next())).value)), 1);
         const second = await withTimeout(ctx.transport.call(node, call({ n: 1 })));
