@@ -93,7 +93,8 @@ const ignore = (): void => {};
 
 /** The op of a message, or undefined for a message that is no stream message (a plain reply). */
 export function streamOp(h: MsgHdrs | undefined): string | undefined {
-  return h ? header(h, STREAM_HEADER) : undefined;
+  // Written in lower case by this file alone: an exact lookup (a plain call's reply or request pays a map lookup).
+  return h?.get(STREAM_HEADER) || undefined;
 }
 
 /** Metadata of a message's headers without the stream framing. */
