@@ -14,14 +14,9 @@ import {
 import { nodeSubjectPrefix, parseNodeAddress, subjectSafe, type NatsNode } from './address.js';
 import { connectNats } from './connection.js';
 import { header, replyError, requestHeaders, responseMetadata, type HeadersFactory } from './headers.js';
-import {
-  STREAM_HEADER,
-  StreamLink,
-  StreamOp,
-  streamOp,
-  type NatsStreamOptions,
-  type StreamReceiver,
-} from './stream.js';
+import { STREAM_HEADER, StreamOp, streamOp, type NatsStreamOptions } from './stream.js';
+import { StreamLink } from './stream-link.js';
+import type { StreamReceiver } from './stream-receiver.js';
 
 export interface NatsClientOptions {
   /**

@@ -29,7 +29,8 @@ import {
 } from './address.js';
 import { connectNats } from './connection.js';
 import { errorReply, metadataOf, replyHeaders, type HeadersFactory } from './headers.js';
-import { STREAM_HEADER, StreamLink, StreamOp, streamOp, type NatsStreamOptions } from './stream.js';
+import { STREAM_HEADER, StreamOp, streamOp, type NatsStreamOptions } from './stream.js';
+import { StreamLink } from './stream-link.js';
 
 /** The service a listener announces: core's `ListenOptions.service`, with a description of its own. */
 export interface NatsServiceInfo {
