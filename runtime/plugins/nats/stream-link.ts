@@ -1,6 +1,6 @@
 /** One side of a NATS stream: its inbox, heartbeats, and the sender and receiver it carries (the wire: stream.ts). */
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from 'nats';
-import { type MicroError, errors } from '../../core/errors.js';
+import { MicroError, errors } from '../../core/errors.js';
 import type { MessageStream } from '../../core/stream.js';
 import { header, type HeadersFactory } from './headers.js';
 import {
@@ -263,7 +263,9 @@ export class StreamLink {
         return this.sender?.grant(Number(header(h, CREDIT_HEADER)), Number(header(h, CREDIT_BYTES_HEADER) ?? Infinity));
       case StreamOp.cancel:
         if (this.#options.side === 'caller') return this.sender?.cancel();
-        return this.fail(errors.timeout(this.#options.id, 'the caller cancelled the stream', { retryable: false }));
+        return this.fail(
+          new MicroError(this.#options.id, 499, 'the caller cancelled the stream', { retryable: false }),
+        );
       case StreamOp.ping:
         return;
       default:

@@ -1,6 +1,6 @@
 /** The receiving half of a NATS stream: a bounded, sequence-checked MessageStream (the wire: stream.ts). */
 import type { MsgHdrs } from 'nats';
-import { type MicroError, errors } from '../../core/errors.js';
+import { MicroError, errors } from '../../core/errors.js';
 import { Metadata } from '../../core/metadata.js';
 import type { MessageStream, StreamEnd } from '../../core/stream.js';
 import { metadataOf, replyError } from './headers.js';
@@ -94,7 +94,7 @@ export class StreamReceiver implements MessageStream {
     if (this.#finished) return;
     this.#finish({
       trailers: new Metadata(),
-      error: errors.timeout(this.#id, 'the reader cancelled the stream', { retryable: false }),
+      error: new MicroError(this.#id, 499, 'the reader cancelled the stream', { retryable: false }),
     });
     this.#link.stopReading();
   }
