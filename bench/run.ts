@@ -6,6 +6,7 @@ import { benchHttp } from './http-roundtrip.js';
 import { benchInvoke } from './invoke.js';
 import { benchLambda } from './lambda.js';
 import { benchNats } from './nats.js';
+import { benchNatsStream } from './nats-stream.js';
 import { benchRunExit } from './run-exit.js';
 import { benchSourceMaps } from './source-maps.js';
 import { benchSpawner } from './spawner.js';
@@ -32,6 +33,7 @@ const benches: [string, () => Promise<string[]>][] = [
     'NATS: transport vs bare request/reply, JetStream-triggered invocations, registry delete markers',
     () => benchNats(),
   ],
+  ['NATS stream: a server stream of 100,000 items vs a bare request with many replies', () => benchNatsStream()],
   ['one-shot exit: micro-fn run over NATS vs over HTTP, from the reply to the exit', () => benchRunExit()],
   ['Lambda: helloworld bundle/zip size, cold start under aws-lambda-ric vs plain node', () => benchLambda()],
   ['Cloudflare Workers (miniflare): bundle size, cold start, latency vs a bare module worker', () => benchCloudflare()],

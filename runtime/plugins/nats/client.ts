@@ -2,7 +2,7 @@
  * The NATS client half: one request/reply per call, on the node's own subject
  * (`micro.<service>.<node id>.<Service.Method>`, see address.ts), so a call reaches the node the selector picked.
  */
-import type { NatsConnection } from 'nats';
+import type { Msg, NatsConnection } from 'nats';
 import {
   MicroError,
   errors,
@@ -14,6 +14,9 @@ import {
 import { nodeSubjectPrefix, parseNodeAddress, subjectSafe, type NatsNode } from './address.js';
 import { connectNats } from './connection.js';
 import { header, replyError, requestHeaders, responseMetadata, type HeadersFactory } from './headers.js';
+import { STREAM_HEADER, StreamOp, streamOp, type NatsStreamOptions } from './stream.js';
+import { StreamLink } from './stream-link.js';
+import type { StreamReceiver } from './stream-receiver.js';
 
 export interface NatsClientOptions {
   /**
@@ -23,6 +26,8 @@ export interface NatsClientOptions {
   address?: string;
   /** Connection name shown by NATS monitoring. Default `micro-fn`. */
   name?: string;
+  /** Flow control and liveness of streams (stream.ts). */
+  stream?: NatsStreamOptions;
 }
 
 /** How long a call without a deadline waits: NATS requests always have a timeout. */
@@ -31,7 +36,11 @@ const NO_DEADLINE_TIMEOUT = 60_000;
 interface Connection {
   nc: NatsConnection;
   headers: HeadersFactory;
+  /** A fresh inbox subject (the `nats` package's createInbox). */
+  inbox: () => string;
 }
+
+const EMPTY = new Uint8Array(0);
 
 /**
  * Sends TransportRequests as NATS requests, metadata in headers.
@@ -61,7 +70,9 @@ export class NatsClient {
   /** Sends `request` to the node behind `node.address` and waits for its reply, within `deadline`. */
   async call(node: NodeRecord, request: TransportRequest, options: CallOptions = {}): Promise<TransportResponse> {
     const id = request.service || 'micro-fn';
-    const { signal, deadline } = options;
+    const { signal } = options;
+    // No deadline, or an endless one (`timeout: Infinity`): timers cannot take Infinity (Node makes it 1 ms).
+    const deadline = Number.isFinite(options.deadline) ? options.deadline : undefined;
     if (signal?.aborted) throw aborted(id, signal, undefined);
     const target = this.#target(node.address);
     if (!target)
@@ -80,13 +91,17 @@ export class NatsClient {
 
     const server = this.#options.address ?? target.server;
     // An open connection is used as it is: no timer and promise per call to bound a wait that cannot happen.
-    const { nc, headers } = this.#open.get(server) ?? (await bounded(this.#connect(server), deadline, signal, id));
+    const { nc, headers, inbox } =
+      this.#open.get(server) ?? (await bounded(this.#connect(server), deadline, signal, id));
     const timeout = deadline === undefined ? NO_DEADLINE_TIMEOUT : Math.floor(deadline - Date.now());
     if (timeout < 1) throw aborted(id, signal, undefined);
+    if (request.stream)
+      return this.#callStream({ nc, headers, inbox }, subject, request, { signal, deadline }, timeout);
     const sent = nc.request(subject, request.body, { timeout, headers: requestHeaders(headers, request) });
     try {
       // The request's own timeout is the deadline; only the signal needs watching.
       const msg = await bounded(sent, undefined, signal, id);
+      if (streamOp(msg.headers) === StreamOp.open) return this.#streamReply({ nc, headers, inbox }, msg, id, signal);
       const response: TransportResponse = {
         contentType: header(msg.headers, 'content-type') ?? 'application/json',
         body: msg.data,
@@ -101,6 +116,117 @@ export class NatsClient {
       // An abandoned request ends at its own timeout; its rejection is expected and not reported.
       sent.catch(() => {});
     }
+  }
+
+  /**
+   * A call whose request streams (client and bidi streams): the request goes out with this call's own inbox as its
+   * reply subject, and `micro-stream: open`; the request stream is sent as the handler's reader grants credit (none
+   * is pulled before it asks, so a refusal that ran nothing leaves it untouched and the call may go elsewhere).
+   * Resolves with the reply: a plain one (the client stream's answer), or a streamed one (bidi).
+   */
+  #callStream(
+    conn: Connection,
+    subject: string,
+    request: TransportRequest,
+    options: CallOptions,
+    timeout: number,
+  ): Promise<TransportResponse> {
+    const id = request.service || 'micro-fn';
+    const { signal, deadline } = options;
+    const link = new StreamLink({
+      nc: conn.nc,
+      headers: conn.headers,
+      local: conn.inbox(),
+      side: 'caller',
+      id,
+      stream: this.#options.stream,
+    });
+    link.hold(); // until the reply
+    void link.sendStream(request.stream!);
+    return new Promise<TransportResponse>((resolve, reject) => {
+      let settled = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const settle = (error: MicroError | undefined, response?: TransportResponse): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', abort);
+        if (error) {
+          link.stopReading();
+          link.sender?.cancel();
+        } else if (link.receiver) this.#watch(link.receiver, signal);
+        link.release();
+        if (error) reject(error);
+        else resolve(response!);
+      };
+      const abort = (): void => settle(aborted(id, signal, undefined));
+      // Until the handler's side is heard from, the call's own timeout; after that a deadline still bounds the
+      // wait for the reply, and without one the stream's heartbeats tell a handler that is gone.
+      const expire = (): void => {
+        if (deadline === undefined && link.heard) return;
+        settle(aborted(id, signal, undefined));
+      };
+      timer = setTimeout(expire, timeout);
+      signal?.addEventListener('abort', abort, { once: true });
+      link.onGone((error) =>
+        settle(
+          error.unreachable
+            ? errors.unavailable(id, `no responders on ${subject}: the node is gone`, { unreachable: true })
+            : error,
+        ),
+      );
+      link.onReply = (msg) => {
+        const response: TransportResponse = {
+          contentType: header(msg.headers, 'content-type') ?? 'application/json',
+          body: msg.data,
+          metadata: responseMetadata(msg.headers),
+        };
+        if (streamOp(msg.headers) === StreamOp.open) {
+          response.metadata.delete(STREAM_HEADER);
+          response.stream = link.receive(false);
+        } else {
+          const error = replyError(msg.headers, msg.data, id);
+          if (error) response.error = error;
+          // A plain reply is the handler's last word: it reads no more of the request stream.
+          link.sender?.cancel();
+        }
+        settle(undefined, response);
+      };
+      try {
+        const h = requestHeaders(conn.headers, request);
+        h.set(STREAM_HEADER, StreamOp.open);
+        conn.nc.publish(subject, EMPTY, { reply: link.local, headers: h });
+      } catch (err) {
+        settle(err instanceof MicroError ? err : failure(err, id, subject, conn.nc, signal));
+      }
+    });
+  }
+
+  /** A plain call answered with a streamed reply (a server stream): reads it on a fresh inbox. */
+  #streamReply(conn: Connection, head: Msg, id: string, signal: AbortSignal | undefined): TransportResponse {
+    const link = new StreamLink({
+      nc: conn.nc,
+      headers: conn.headers,
+      local: conn.inbox(),
+      remote: head.reply,
+      side: 'caller',
+      id,
+      stream: this.#options.stream,
+    });
+    const stream = link.receive(false);
+    this.#watch(stream, signal);
+    const metadata = responseMetadata(head.headers);
+    metadata.delete(STREAM_HEADER);
+    return { contentType: header(head.headers, 'content-type') ?? 'application/json', body: EMPTY, metadata, stream };
+  }
+
+  /** The call's signal cancels its reply stream until the stream ends. */
+  #watch(stream: StreamReceiver, signal: AbortSignal | undefined): void {
+    if (!signal) return;
+    const abort = (): void => stream.cancel();
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    stream.end.then(() => signal.removeEventListener('abort', abort));
   }
 
   /** Closes every connection this client opened; calls still waiting fail with a 503 (not retryable: they were sent). */
@@ -125,7 +251,8 @@ export class NatsClient {
     if (!connection) {
       connection = (async () => {
         const nc = await connectNats({ address: server, name: this.#options.name ?? 'micro-fn' });
-        const open = { nc, headers: (await import('nats')).headers };
+        const { headers, createInbox } = await import('nats');
+        const open = { nc, headers, inbox: () => createInbox() };
         nc.closed().then(() => {
           if (this.#connections.get(server) === connection) this.#connections.delete(server);
           if (this.#open.get(server) === open) this.#open.delete(server);

@@ -111,6 +111,28 @@ export function replyHeaders(
 export { errorReply } from '../../core/transport.js';
 
 /**
+ * Headers carrying `metadata` (names in `reserved` skipped) and, when set, `error` the way a reply carries it
+ * (`micro-error` and the NATS Services headers): a stream's end marker. Throws a 500 when metadata cannot be a header.
+ */
+export function metadataHeaders(
+  make: HeadersFactory,
+  metadata: Metadata,
+  service: string,
+  reserved: ReadonlySet<string>,
+  error?: MicroError,
+): MsgHdrs {
+  const h = make();
+  for (const [key, value] of metadata)
+    if (!reserved.has(key) && !RESERVED_REPLY.has(key)) put(h, key, value, service, 500);
+  if (error) {
+    h.set(names.error, errorHeaderValue(error));
+    h.set(SERVICE_ERROR, oneLine(error.detail || error.status));
+    h.set(SERVICE_ERROR_CODE, String(error.code));
+  }
+  return h;
+}
+
+/**
  * The error a reply carries, or undefined. Read from the body's error JSON when it is one, else `micro-error`,
  * else the NATS Services headers (a reply from any NATS service); anything else is a generic remote error.
  */

@@ -14,3 +14,4 @@ export {
   type NatsConnectionSource,
 } from './broker.js';
 export * from './jetstream.js';
+export { STREAM_HEARTBEAT, STREAM_IDLE_LIMIT, STREAM_WINDOW, type NatsStreamOptions } from './stream.js';

@@ -12,6 +12,7 @@ import {
   newId,
   notStarted,
   toMicroError,
+  type Caller,
   type Listener,
   type Reply,
   type RequestHandler,
@@ -28,6 +29,8 @@ import {
 } from './address.js';
 import { connectNats } from './connection.js';
 import { errorReply, metadataOf, replyHeaders, type HeadersFactory } from './headers.js';
+import { STREAM_HEADER, StreamOp, streamOp, type NatsStreamOptions } from './stream.js';
+import { StreamLink } from './stream-link.js';
 
 /** The service a listener announces: core's `ListenOptions.service`, with a description of its own. */
 export interface NatsServiceInfo {
@@ -48,10 +51,15 @@ export interface NatsListenerOptions {
   connectionName?: string;
   /** Milliseconds `close()` waits for in-flight replies before it closes the connection anyway. Default 2000. */
   closeTimeout?: number;
+  /** Flow control and liveness of streams (stream.ts). */
+  stream?: NatsStreamOptions;
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 2000;
 const ignore = (): void => {};
+const EMPTY = new Uint8Array(0);
+/** Request headers that are stream framing, not metadata. */
+const FRAMING = new Set([STREAM_HEADER]);
 
 /**
  * Serves requests that arrive on its subjects; every reply carries metadata and errors in headers (headers.ts).
@@ -65,6 +73,7 @@ export class NatsListener implements Listener {
   #nc: NatsConnection | undefined;
   #service: Service | undefined;
   #headers!: HeadersFactory;
+  #inbox!: () => string;
   #address = '';
   #id = '';
   #pending = 0;
@@ -98,7 +107,9 @@ export class NatsListener implements Listener {
       name: this.#options.connectionName ?? service.name,
     }));
     try {
-      this.#headers = (await import('nats')).headers;
+      const { headers, createInbox } = await import('nats');
+      this.#headers = headers;
+      this.#inbox = () => createInbox();
       const metadata = {
         ...service.metadata,
         'micro-service': service.name,
@@ -162,7 +173,8 @@ export class NatsListener implements Listener {
   #accept(msg: ServiceMsg, endpoint: string): void {
     // Nobody waits for an answer: a publish, not a request. It must not use up a one-shot function.
     if (!msg.reply) return;
-    const metadata = metadataOf(msg.headers);
+    const streamed = streamOp(msg.headers) === StreamOp.open;
+    const metadata = metadataOf(msg.headers, streamed ? FRAMING : undefined);
     const request: ServerRequest = {
       id: metadata.get(names.id) || newId(),
       service: this.#name,
@@ -184,12 +196,21 @@ export class NatsListener implements Listener {
       }
       return;
     }
+    // A request that streams: its messages come on this request's own subject, credit granted (so the caller sends
+    // anything) only once the handler reads.
+    let link: StreamLink | undefined;
+    if (streamed) {
+      link = this.#link(msg.reply);
+      link.hold(); // until the reply is out
+      request.stream = link.receive(true);
+      request.caller = callerOf(link);
+    }
     // Pending until answered, not until the handler returns: a one-shot function's handler returns only after the
     // function has stopped, and its stop closes this listener, which waits for what is pending.
     this.#pending++;
     let flushed: Promise<void> | undefined;
     const answer = (response: ServerResponse): Promise<void> => {
-      flushed = this.#answer(msg, request.id, response);
+      flushed = this.#answer(msg, request.id, response, link);
       flushed.then(this.#answered, this.#answered);
       return flushed;
     };
@@ -219,8 +240,62 @@ export class NatsListener implements Listener {
    * Sends the reply. No flush per reply (a round trip to the server on the hot path): nats.js writes it at once,
    * and close() drains, so a one-shot function's reply is on the server before its process exits.
    */
-  async #answer(msg: Msg, id: string, response: ServerResponse): Promise<void> {
-    this.#send(msg, id, response);
+  async #answer(msg: Msg, id: string, response: ServerResponse, link: StreamLink | undefined): Promise<void> {
+    if (!response.stream) {
+      try {
+        this.#send(msg, id, response);
+      } finally {
+        if (link) this.#done(link);
+      }
+      return;
+    }
+    if (!link) {
+      link = this.#link(msg.reply!);
+      link.hold();
+    }
+    await this.#stream(msg, id, response, link).finally(() => this.#done(link));
+  }
+
+  /**
+   * A streamed reply: its head (the metadata, `micro-stream: open`) to the request's reply subject, then its messages
+   * as the caller grants credit. Resolves once the end is on the server, or the stream was cancelled (the caller
+   * went away): only then may a one-shot function end.
+   */
+  async #stream(msg: Msg, id: string, response: ServerResponse, link: StreamLink): Promise<void> {
+    const stream = response.stream!;
+    let head;
+    try {
+      head = replyHeaders(this.#headers, id, response, this.#name) ?? this.#headers();
+    } catch (err) {
+      // Metadata that cannot be a header: the caller gets the 500 as a plain reply, and the stream is not read.
+      stream[Symbol.asyncIterator]().return?.().catch(ignore);
+      this.#send(msg, id, errorReply(toMicroError(err, this.#name)));
+      return;
+    }
+    link.send(StreamOp.open, EMPTY, head);
+    const outcome = await link.sendStream(stream);
+    // The end is on the server before the reply counts as handed over (a one-shot process exits after it).
+    if (outcome === 'ended' && !this.#nc!.isClosed())
+      await within(this.#nc!.flush(), this.#options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT);
+  }
+
+  /** The reply is out: a request stream the handler no longer reads is cancelled, and the link lets go. */
+  #done(link: StreamLink): void {
+    link.receiver?.cancel();
+    link.release();
+  }
+
+  /** One stream's link, answering to `remote` (the caller's inbox) from a fresh inbox of its own. */
+  #link(remote: string): StreamLink {
+    return new StreamLink({
+      nc: this.#nc!,
+      headers: this.#headers,
+      local: this.#inbox(),
+      remote,
+      side: 'handler',
+      id: this.#name,
+      stream: this.#options.stream,
+    });
   }
 
   #send(msg: Msg, id: string, response: ServerResponse): void {
@@ -245,6 +320,16 @@ export class NatsListener implements Listener {
       msg.respond(fallback.body, { headers: replyHeaders(this.#headers, id, fallback, this.#name) });
     }
   }
+}
+
+/** A stream's caller as the handler side sees it: gone once it cancelled or went silent. */
+function callerOf(link: StreamLink): Caller {
+  return {
+    get gone() {
+      return link.gone !== undefined;
+    },
+    onGone: (listener) => link.onGone(() => listener()),
+  };
 }
 
 /** Waits for `promise` (its failure included) at most `ms` milliseconds. */

@@ -16,8 +16,10 @@ import {
 } from '../../core/index.js';
 import { NatsClient } from './client.js';
 import { createNatsListener, type NatsServiceInfo } from './listener.js';
+import type { NatsStreamOptions } from './stream.js';
 
 export type { NatsServiceInfo } from './listener.js';
+export type { NatsStreamOptions } from './stream.js';
 
 export interface NatsTransportOptions {
   /**
@@ -31,6 +33,8 @@ export interface NatsTransportOptions {
   service?: NatsServiceInfo;
   /** Milliseconds a listener's `close()` waits for in-flight replies. Default 2000. */
   closeTimeout?: number;
+  /** Flow control and liveness of streams, both as caller and as listener (see stream.ts). */
+  stream?: NatsStreamOptions;
 }
 
 const NATS_URL = /^(nats|tls|ws|wss):\/\//i;
@@ -48,7 +52,7 @@ export class NatsTransport implements Transport {
 
   constructor(options: NatsTransportOptions = {}) {
     this.#options = options;
-    this.#client = new NatsClient({ address: options.address, name: options.name });
+    this.#client = new NatsClient({ address: options.address, name: options.name, stream: options.stream });
   }
 
   call(node: NodeRecord, request: TransportRequest, options?: CallOptions): Promise<TransportResponse> {
@@ -78,6 +82,7 @@ export class NatsTransport implements Transport {
       service,
       connectionName: this.#options.name,
       closeTimeout: this.#options.closeTimeout,
+      stream: this.#options.stream,
     });
     this.#listeners.add(listener);
     return listener;
