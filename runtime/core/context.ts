@@ -79,8 +79,16 @@ export interface BaseContext {
 export interface Context extends BaseContext {
   /** `Service.Method`. */
   readonly endpoint: string;
-  /** Metadata sent back to the caller with the reply. */
+  /**
+   * Metadata sent back to the caller with the reply. On a stream, what is set before the first message goes with
+   * it (as headers); later changes are lost: set `trailers` then.
+   */
   readonly responseMetadata: Metadata;
+  /**
+   * Metadata sent after the last message of a stream (HTTP trailers, SSE's `end` event, NATS's end marker). On a
+   * plain endpoint it goes with the reply, merged into `responseMetadata`.
+   */
+  readonly trailers: Metadata;
 }
 
 /** Context of a subscriber. */

@@ -17,6 +17,8 @@ const STATUS: Record<number, string> = {
   417: 'Expectation Failed',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
+  /** nginx's: the caller went away (a stream it stopped reading). */
+  499: 'Client Closed Request',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',

@@ -3,6 +3,7 @@ import { UserError, errors, notStarted, type MicroError } from './errors.js';
 import type { ServiceDefinition } from './router.js';
 import { HEALTH_ENDPOINT, type MessageOutcome } from './server.js';
 import { Service, type ServiceOptions } from './service.js';
+import type { MessageStream } from './stream.js';
 import type { Reply, ServerRequest, ServerResponse } from './transport.js';
 
 /** How a function ended. */
@@ -109,10 +110,18 @@ export class MicroFunction {
    */
   async invoke(request: ServerRequest, reply: Reply = noReply): Promise<ServerResponse> {
     let response!: ServerResponse;
-    await this.#onRequest(request, async (r) => {
+    // Without `reply`, the platform reads a streamed reply after this returns: it is returned at once, and the
+    // function ends once the stream has.
+    let early: ((r: ServerResponse) => void) | undefined;
+    const handed = new Promise<ServerResponse>((resolve) => (early = resolve));
+    const served = this.#onRequest(request, async (r) => {
       response = r;
-      await reply(r);
+      if (r.stream && reply === noReply) {
+        early?.(r);
+        await r.stream.end;
+      } else await reply(r);
     });
+    await Promise.race([served, handed]);
     return response;
   }
 
@@ -154,7 +163,10 @@ export class MicroFunction {
     } catch (err) {
       this.service.logger.warn('the reply could not be delivered', { error: err });
     }
-    await this.#finish({ kind: 'request', endpoint: request.endpoint, ok: !response.error, error: response.error });
+    // A stream is the invocation: the function ends once it has. A transport's reply resolves after the whole stream
+    // was written; one that did not take it all has cancelled it (this is a no-op for a stream that has ended).
+    const error = response.stream ? await endOf(response.stream) : response.error;
+    await this.#finish({ kind: 'request', endpoint: request.endpoint, ok: !error, error });
   }
 
   async #onDelivery(delivery: Delivery): Promise<void> {
@@ -207,6 +219,12 @@ export class MicroFunction {
     this.#state = 'done';
     this.#resolve(outcome);
   }
+}
+
+/** Cancels `stream` unless it has ended, then its error, if it ended with one. */
+async function endOf(stream: MessageStream): Promise<MicroError | undefined> {
+  await stream[Symbol.asyncIterator]().return?.();
+  return (await stream.end).error;
 }
 
 /** ONE_SHOT_REGISTRATION, unless the configuration or the options say otherwise. */

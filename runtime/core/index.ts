@@ -20,3 +20,4 @@ export * from './trace-context.js';
 export * from './trace.js';
 export * from './trace-recorder.js';
 export * from './transport.js';
+export * from './stream.js';

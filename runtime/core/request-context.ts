@@ -74,6 +74,17 @@ export class BaseRequestContext implements BaseContext {
 
 export class RequestContext extends BaseRequestContext implements Context {
   readonly responseMetadata = new Metadata();
+  #trailers: Metadata | undefined;
+
+  /** Made when a handler asks for it: most never do. */
+  get trailers(): Metadata {
+    return (this.#trailers ??= new Metadata());
+  }
+
+  /** The trailers, when the handler set any. */
+  get setTrailers(): Metadata | undefined {
+    return this.#trailers;
+  }
 
   constructor(
     shared: ContextShared,

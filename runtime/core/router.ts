@@ -1,12 +1,24 @@
 import type { Context, MessageContext } from './context.js';
 import { errors } from './errors.js';
 import type { EndpointRecord } from './registry.js';
+import { STREAM_METADATA, type StreamKind } from './stream.js';
 
 /**
  * An RPC handler: gets the decoded request, returns the reply. Throw a MicroError to answer with an error.
  * `Req` defaults to `any` at this seam: a handler declares the request type it validates.
  */
 export type Handler<Req = any, Res = unknown> = (request: Req, ctx: Context) => Res | Promise<Res>;
+
+/**
+ * A server stream's handler, as users write it: an async generator. Each `yield` is one message to the caller; it
+ * waits until the caller reads (backpressure). Metadata set on `ctx.responseMetadata` before the first `yield` goes
+ * with the first message; `ctx.trailers` set until the end goes after the last.
+ * @example
+ * async *Count(req: { from: number }, ctx: Context): AsyncGenerator<{ n: number }> {
+ *   for (let n = req.from; n >= 0 && !ctx.signal.aborted; n--) yield { n };
+ * }
+ */
+export type StreamHandler<Req = any, Res = unknown> = (request: Req, ctx: Context) => AsyncIterable<Res>;
 
 /** A broker subscriber: gets the decoded payload (`any` by default, as for Handler). Throwing fails the message (it is redelivered). */
 export type Subscriber<T = any> = (payload: T, ctx: MessageContext) => void | Promise<void>;
@@ -44,6 +56,14 @@ export interface ServiceDefinition {
    * becomes the endpoint `Greeter.<method>`; methods whose names start with `_` are not exposed.
    */
   handlers?: Record<string, HandlerGroup>;
+  /**
+   * Endpoints that stream, beyond what their methods say: an async generator method (`async *Count`) is a
+   * `'server'` stream by itself; declare `'client'` (its request is an AsyncIterable of messages, it returns one
+   * reply), `'bidi'` (both), or `'server'` for a method that returns an AsyncIterable without being a generator.
+   * @example
+   * streams: { 'Numbers.Sum': 'client', 'Chat.Echo': 'bidi' }
+   */
+  streams?: Record<string, StreamKind>;
   /** Topic to subscriber: `{ 'user.created': async (event, ctx) => {…} }`. */
   subscribers?: Record<string, Subscriber>;
   wrappers?: HandlerWrapper[];
@@ -64,6 +84,8 @@ type BoundSubscriber = (payload: unknown, ctx: MessageContext) => void | Promise
 export class Router {
   readonly #handlers = new Map<string, (ctx: Context, request: unknown) => Promise<unknown>>();
   readonly #subscribers = new Map<string, (ctx: MessageContext, payload: unknown) => Promise<void>>();
+  /** Endpoints that stream, and how. */
+  readonly #streams = new Map<string, StreamKind>();
   /**
    * The built-in health handler, which no wrapper sees. It is made like every endpoint's, so a probe runs the
    * code an invocation runs: that is how a warm process has it compiled before its one invocation comes.
@@ -76,9 +98,19 @@ export class Router {
     for (const [group, target] of Object.entries(definition.handlers ?? {})) {
       if (!/^[A-Za-z_$][\w$]*$/.test(group))
         throw new TypeError(`handler group name "${group}" must be an identifier, like "Greeter"`);
-      for (const [method, fn] of methodsOf(target)) {
+      for (const [method, fn, generator] of methodsOf(target)) {
         this.#handlers.set(`${group}.${method}`, wrap(definition.name, wrappers, bind(fn)));
+        if (generator) this.#streams.set(`${group}.${method}`, 'server');
       }
+    }
+    for (const [endpoint, kind] of Object.entries(definition.streams ?? {})) {
+      if (!this.#handlers.has(endpoint))
+        throw new TypeError(`streams names "${endpoint}", which is no endpoint: use "Group.Method" of a handler`);
+      if (kind !== 'server' && kind !== 'client' && kind !== 'bidi')
+        throw new TypeError(`streams["${endpoint}"] is ${JSON.stringify(kind)}: use 'server', 'client' or 'bidi'`);
+      if (kind === 'client' && this.#streams.has(endpoint))
+        throw new TypeError(`${endpoint} is an async generator, so its reply streams: declare it 'bidi', not 'client'`);
+      this.#streams.set(endpoint, kind);
     }
     const subWrappers = definition.subscriberWrappers ?? [];
     for (const [topic, fn] of Object.entries(definition.subscribers ?? {})) {
@@ -92,6 +124,11 @@ export class Router {
     return endpoint === HEALTH_ENDPOINT ? this.#health : this.#handlers.get(endpoint);
   }
 
+  /** How `endpoint` streams; undefined for a plain endpoint (or none). */
+  stream(endpoint: string): StreamKind | undefined {
+    return this.#streams.get(endpoint);
+  }
+
   subscriber(topic: string): ((ctx: MessageContext, payload: unknown) => Promise<void>) | undefined {
     return this.#subscribers.get(topic);
   }
@@ -100,28 +137,38 @@ export class Router {
     return [...this.#subscribers.keys()];
   }
 
-  /** Endpoints as the registry lists them; subscribers carry `metadata.subscriber = "true"`. */
+  /**
+   * Endpoints as the registry lists them; a streaming one carries `metadata.stream` (STREAM_METADATA) = its
+   * StreamKind, subscribers carry `metadata.subscriber = "true"`.
+   */
   endpoints(): EndpointRecord[] {
     return [
-      ...[...this.#handlers.keys()].map((name) => ({ name, metadata: {} })),
+      ...[...this.#handlers.keys()].map((name): EndpointRecord => {
+        const kind = this.#streams.get(name);
+        return { name, metadata: kind ? { [STREAM_METADATA]: kind } : {} };
+      }),
       ...this.topics.map((name) => ({ name, metadata: { subscriber: 'true' } })),
     ];
   }
 }
 
-/** Own and inherited methods of a plain object or class instance, bound to it. */
-function methodsOf(target: object): [string, Bound][] {
+/** The prototype every `async function*` has (a bound function loses it: tell generators apart before binding). */
+const ASYNC_GENERATOR = Object.getPrototypeOf(async function* () {}) as object;
+
+/** Own and inherited methods of a plain object or class instance, bound to it, and whether each is an async generator. */
+function methodsOf(target: object): [string, Bound, boolean][] {
   if (typeof target !== 'object' || target === null)
     throw new TypeError('a handler group must be an object or a class instance');
-  const found = new Map<string, Bound>();
+  const found = new Map<string, [string, Bound, boolean]>();
   for (let proto: object | null = target; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
     for (const key of Object.getOwnPropertyNames(proto)) {
       if (key === 'constructor' || key.startsWith('_') || found.has(key)) continue;
       const value = Object.getOwnPropertyDescriptor(proto, key)?.value as unknown;
-      if (typeof value === 'function') found.set(key, (value as Bound).bind(target));
+      if (typeof value === 'function')
+        found.set(key, [key, (value as Bound).bind(target), Object.getPrototypeOf(value) === ASYNC_GENERATOR]);
     }
   }
-  return [...found];
+  return [...found.values()];
 }
 
 const health = () => ({ status: 'ok' });

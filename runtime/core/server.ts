@@ -7,6 +7,8 @@ import { Inflight } from './inflight.js';
 import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
 import { HEALTH_ENDPOINT, type Router } from './router.js';
+import { ReplyStream, RequestMessages, iteratorOf } from './server-stream.js';
+import { streamsReply, streamsRequest, type StreamKind } from './stream.js';
 import { errorReply, type ServerRequest, type ServerResponse } from './transport.js';
 import { nonRecordingTracer, type Span, type SpanInfo, type SpanKind, type Tracer } from './trace.js';
 
@@ -31,7 +33,10 @@ export interface PreparedCall {
   readonly error?: undefined;
   readonly handler: (ctx: Context, request: unknown) => Promise<unknown>;
   readonly codec: Codec;
+  /** The decoded request; for a client or bidi stream, undefined (the handler reads `ServerRequest.stream`). */
   readonly body: unknown;
+  /** How the endpoint streams; undefined for a plain one. */
+  readonly stream?: StreamKind;
   /** Epoch milliseconds: the caller's deadline or the timeout, whichever comes first. */
   readonly deadline: number | undefined;
 }
@@ -81,11 +86,19 @@ export class Dispatcher {
         throw errors.notFound(service, `endpoint ${request.endpoint || '(none)'} not found on service ${service}`);
       const codec = this.#codec(request.contentType);
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
-      const body = decodeAs(codec, request.body, service);
+      const stream = probe ? undefined : router.stream(request.endpoint);
+      if (stream && codec.contentType !== 'application/json')
+        throw new MicroError(service, 415, `${request.endpoint} streams, and streams are JSON: send application/json`);
+      if (streamsRequest(stream) && !request.stream)
+        throw errors.badRequest(
+          service,
+          `${request.endpoint} takes a ${stream} stream: send its messages as one JSON value per line (Content-Type: application/x-ndjson)`,
+        );
+      const body = streamsRequest(stream) ? undefined : decodeAs(codec, request.body, service);
       const deadline = this.#deadline(request.metadata);
       if (deadline !== undefined && deadline <= Date.now())
         throw errors.timeout(service, 'deadline exceeded before the handler ran');
-      return { handler, codec, body, deadline };
+      return stream ? { handler, codec, body, deadline, stream } : { handler, codec, body, deadline };
     } catch (err) {
       return { error: this.#toError(err, `handler ${request.endpoint}`) };
     }
@@ -97,6 +110,7 @@ export class Dispatcher {
    * Never throws.
    */
   async run(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
+    if (streamsReply(call.stream)) return this.#runStream(request, call);
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
     // A probe is no invocation: it records no span, yet takes the path (a warm process compiles it so).
     const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
@@ -105,17 +119,110 @@ export class Dispatcher {
       endpoint: request.endpoint,
     });
     ctx.span = span;
+    // A client stream: the handler reads the request's messages; what it leaves unread is cancelled once it returns.
+    const input = streamsRequest(call.stream)
+      ? new RequestMessages(request.stream!, call.codec, this.#o.service)
+      : undefined;
     let response: ServerResponse;
     try {
-      const result = await this.#inflight.bound(ctx, call.handler(ctx, call.body), call.deadline, () =>
+      const result = await this.#inflight.bound(ctx, call.handler(ctx, input ?? call.body), call.deadline, () =>
         errors.timeout(this.#o.service, `${request.endpoint} did not finish before its deadline`),
       );
-      response = this.#reply(request, 200, result, ctx.responseMetadata, call.codec);
+      const trailers = ctx.setTrailers;
+      response = this.#reply(
+        request,
+        200,
+        result,
+        trailers ? ctx.responseMetadata.merge(trailers) : ctx.responseMetadata,
+        call.codec,
+      );
     } catch (err) {
       response = this.errorResponse(request, this.#toError(err, `handler ${request.endpoint}`));
     }
+    void input?.close();
     span?.end(response.status, response.error);
     return response;
+  }
+
+  /**
+   * A server or bidi stream: runs the handler and pulls its first item before answering, so metadata set before the
+   * first `yield` goes with the reply, and an error before it is a plain error reply. The rest is pulled as the
+   * transport reads. The deadline (and a stop) bound the whole stream: past it, it ends with a 408 and the handler's
+   * signal fires. The span ends when the stream does.
+   */
+  async #runStream(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
+    const { service } = this.#o;
+    const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
+    const span = this.#span(request.endpoint, 'server', request.metadata, false, {
+      id: request.id,
+      endpoint: request.endpoint,
+    });
+    ctx.span = span;
+    const input = streamsRequest(call.stream) ? new RequestMessages(request.stream!, call.codec, service) : undefined;
+    const toError = (err: unknown) => this.#toError(err, `handler ${request.endpoint}`);
+    // The whole stream is one run of Inflight: it settles once the handler's generator has finished.
+    let release!: () => void;
+    const whole = new Promise<void>((resolve) => (release = resolve));
+    let reply: ReplyStream | undefined;
+    let cutError: MicroError | undefined;
+    let interruptStart: ((error: MicroError) => void) | undefined;
+    this.#inflight
+      .bound(ctx, whole, call.deadline, () =>
+        errors.timeout(service, `${request.endpoint} did not finish its stream before its deadline`),
+      )
+      .catch((error: MicroError) => {
+        cutError = error;
+        if (reply) reply.cut(error);
+        else interruptStart?.(error);
+      });
+    const race = <T>(work: Promise<T>) =>
+      new Promise<T>((resolve, reject) => {
+        if (cutError) return reject(cutError);
+        interruptStart = reject;
+        work.then(resolve, reject);
+      });
+    let iterator: AsyncIterator<unknown> | undefined;
+    try {
+      const started = call.handler(ctx, input ?? call.body);
+      const result = await race(started);
+      iterator = iteratorOf(result);
+      if (!iterator)
+        throw errors.internal(
+          service,
+          `${request.endpoint} streams its reply, yet its handler returned no async iterable`,
+        );
+      const first = await race(iterator.next().catch((err: unknown) => Promise.reject(toError(err))));
+      interruptStart = undefined;
+      reply = new ReplyStream({
+        iterator,
+        first,
+        codec: call.codec,
+        trailers: () => ctx.setTrailers,
+        toError,
+        abort: (reason) => ctx.abort(reason),
+        cancelled: () => new MicroError(service, 499, `the caller stopped reading the stream of ${request.endpoint}`),
+        finished: (error) => {
+          void input?.close();
+          span?.end(error?.code ?? 200, error);
+        },
+        released: release,
+      });
+      if (first.done) await reply.next();
+      if (cutError) reply.cut(cutError);
+      const metadata = ctx.responseMetadata;
+      if (request.id) metadata.set(headers.id, request.id);
+      return { status: 200, contentType: call.codec.contentType, body: new Uint8Array(0), metadata, stream: reply };
+    } catch (err) {
+      const error = toError(err);
+      void input?.close();
+      // A generator left mid-way (cut before its first item) runs its `finally` blocks; the run settles after it.
+      Promise.resolve(cutError ? iterator?.return?.() : undefined)
+        .catch(() => {})
+        .finally(release);
+      const response = this.errorResponse(request, error);
+      span?.end(response.status, response.error);
+      return response;
+    }
   }
 
   /** The span of one invocation, child of the context its metadata carries (none for a probe); see Tracer.start. */
