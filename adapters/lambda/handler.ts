@@ -10,6 +10,8 @@ import { LAMBDA_GRACE } from './deadline.js';
 import { handleDirect } from './direct.js';
 import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.js';
 import { httpHandler } from './http.js';
+import { awsLambdaGlobal, streamingHandler, streamsReplies } from './stream.js';
+import { createFetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { handleSqs } from './sqs.js';
 
 /** An async Lambda handler (Node 24 drops callback handlers). */
@@ -37,8 +39,9 @@ export function createHandler(definition: ServiceDefinition, env: Env = process.
     grace: LAMBDA_GRACE,
     tracing: tracingOf(env),
   });
-  const http = httpHandler(runner);
-  return async (event, context) => {
+  const fetch = createFetchHandler(runner);
+  const http = httpHandler(runner, fetch);
+  const answer: LambdaHandler = async (event, context) => {
     if (isDirectEvent(event)) return handleDirect(event, context, runner);
     if (isHttpEvent(event)) return http(event, context);
     if (isSqsEvent(event)) return handleSqs(event, context, runner);
@@ -46,4 +49,9 @@ export function createHandler(definition: ServiceDefinition, env: Env = process.
       error: ErrorJSON;
     };
   };
+  // A function with a server stream streams its replies, through the runtime's `awslambda.streamifyResponse`.
+  const awslambda = awsLambdaGlobal();
+  if (awslambda && streamsReplies(definition))
+    return streamingHandler(runner, definition, fetch, answer, awslambda) as unknown as LambdaHandler;
+  return answer;
 }
