@@ -9,6 +9,7 @@ import type { Env } from '../../runtime/core/config.js';
 import { UserError } from '../../runtime/core/errors.js';
 import { Router, type ServiceDefinition } from '../../runtime/core/router.js';
 import { STREAM_METADATA, streamsRequest, type StreamKind } from '../../runtime/core/stream.js';
+import { streamsReplies } from './stream.js';
 import { loadDefinition } from '../kit/definition.js';
 import { bundleNode } from '../kit/node.js';
 import { source } from '../kit/package-root.js';
@@ -44,11 +45,15 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
   // A module that cannot be loaded here (it needs its platform to load) is not checked: its init reports it on Lambda.
   const definition = await loadDefinition(file, options.env ?? {}).catch(() => undefined);
   if (definition) refuseRequestStreams(definition);
+  // A function with a server stream gets the streaming handler (stream.ts); the others do not carry it. One whose
+  // definition could not be read here gets it too: it decides when it runs.
+  const streaming = !definition || streamsReplies(definition);
+  const [module, factory] = streaming ? ['stream.ts', 'createStreamingHandler'] : ['handler.ts', 'createHandler'];
   const contents = [
     `import * as mod from ${JSON.stringify(file)};`,
     `import { asDefinition } from ${JSON.stringify(source('runtime/core/function.ts'))};`,
-    `import { createHandler } from ${JSON.stringify(source('adapters/lambda/handler.ts'))};`,
-    `export const handler = createHandler(asDefinition(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)}));`,
+    `import { ${factory} } from ${JSON.stringify(source(`adapters/lambda/${module}`))};`,
+    `export const handler = ${factory}(asDefinition(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)}));`,
   ].join('\n');
   // One file (see kit/node.ts), and its source map beside it in the package: with NODE_OPTIONS=--enable-source-maps
   // in the function's environment (deploy.ts sets it), Node maps stack traces to the sources, AWS's documented way.

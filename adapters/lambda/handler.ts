@@ -10,8 +10,7 @@ import { LAMBDA_GRACE } from './deadline.js';
 import { handleDirect } from './direct.js';
 import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.js';
 import { httpHandler } from './http.js';
-import { awsLambdaGlobal, streamingHandler, streamsReplies } from './stream.js';
-import { createFetchHandler } from '../../runtime/plugins/http/fetch.js';
+import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { handleSqs } from './sqs.js';
 
 /** An async Lambda handler (Node 24 drops callback handlers). */
@@ -21,7 +20,8 @@ const EXPECTED =
   'expected a direct invocation {"endpoint":"Service.Method","body":{...},"metadata":{...}} (or "topic" instead of "endpoint"), a Function URL / API Gateway HTTP API (payload 2.0) request, or an SQS event';
 
 /**
- * The handler for `definition`: direct invocations, Function URL / HTTP API requests and SQS batches. Each
+ * The handler for `definition`: direct invocations, Function URL / HTTP API requests and SQS batches. A function
+ * with a server stream uses createStreamingHandler (stream.ts) instead, which `micro-fn build` picks for it. Each
  * invocation's deadline is `context.getRemainingTimeInMillis()` less a reserve (see deadline.ts), or the caller's
  * shorter `Micro-Timeout`: past it the reply is a 408 and the handler's `ctx.signal` fires, before Lambda's own
  * timeout would end the invocation. Any other event is answered with a
@@ -32,6 +32,18 @@ const EXPECTED =
  * export const handler = createHandler(helloworld);
  */
 export function createHandler(definition: ServiceDefinition, env: Env = process.env): LambdaHandler {
+  return handlerParts(definition, env).answer;
+}
+
+/** What a Lambda handler of `definition` is made of: its Runner, its fetch handler, and the plain handler. */
+export interface HandlerParts {
+  runner: Runner;
+  fetch: FetchHandler;
+  answer: LambdaHandler;
+}
+
+/** The parts createHandler (and stream.ts's createStreamingHandler) build a handler from. */
+export function handlerParts(definition: ServiceDefinition, env: Env = process.env): HandlerParts {
   const runner = new Runner(definition, {
     env,
     plugins: () => resolvePlugins(env),
@@ -49,9 +61,5 @@ export function createHandler(definition: ServiceDefinition, env: Env = process.
       error: ErrorJSON;
     };
   };
-  // A function with a server stream streams its replies, through the runtime's `awslambda.streamifyResponse`.
-  const awslambda = awsLambdaGlobal();
-  if (awslambda && streamsReplies(definition))
-    return streamingHandler(runner, definition, fetch, answer, awslambda) as unknown as LambdaHandler;
-  return answer;
+  return { runner, fetch, answer };
 }

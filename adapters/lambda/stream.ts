@@ -17,13 +17,14 @@
  * Every write waits for the response stream to drain before the next message is asked for (backpressure); a write
  * that fails (the stream was cut) stops the stream, which cancels the handler (its `ctx.signal`, its `return()`).
  */
-import { errors, type ErrorJSON, type Runner, type ServiceDefinition } from '../../runtime/index.js';
+import { errors, type Env, type ErrorJSON, type Runner, type ServiceDefinition } from '../../runtime/index.js';
 import { Router } from '../../runtime/core/router.js';
-import { streamsReply } from '../../runtime/core/stream.js';
+import { STREAM_METADATA, streamsReply, type StreamKind } from '../../runtime/core/stream.js';
 import { directRequest, messageFailed } from './direct.js';
 import { isDirectEvent, isHttpEvent, type APIGatewayProxyEventV2, type Context } from './events.js';
 import { toRequest } from './http.js';
 import { handlerBudget } from './deadline.js';
+import { handlerParts, type LambdaHandler } from './handler.js';
 import type { FetchHandler } from '../../runtime/plugins/http/fetch.js';
 
 /** The response stream Lambda hands a streamified handler (the part of a Node Writable micro-fn uses). */
@@ -47,28 +48,47 @@ interface AwsLambdaGlobal {
 }
 
 /** The runtime's `awslambda` global, when there is one (Lambda's Node.js runtime, the RIC). */
-export function awsLambdaGlobal(): AwsLambdaGlobal | undefined {
+function awsLambdaGlobal(): AwsLambdaGlobal | undefined {
   // Platform seam: a global the runtime defines before it loads the handler.
   return (globalThis as { awslambda?: AwsLambdaGlobal }).awslambda;
 }
 
 /** Whether any endpoint of `definition` streams its reply (server or bidi). */
 export function streamsReplies(definition: ServiceDefinition): boolean {
-  return new Router(definition).endpoints().some((e) => streamsReply(e.metadata.stream as never));
+  return new Router(definition).endpoints().some((e) => streamsReply(e.metadata[STREAM_METADATA] as StreamKind));
 }
 
 const NDJSON = 'application/x-ndjson';
 const encoder = new TextEncoder();
 
 /**
+ * The handler of a function with a server stream (`micro-fn build --target lambda` bundles this entry for one, and
+ * createHandler for the others, which then carry none of this file): streamified when the runtime provides
+ * `awslambda` (Lambda's Node.js runtime, the RIC) and the definition streams a reply; else createHandler's.
+ * @example
+ * // the entry `micro-fn build --target lambda` bundles for a function with an `async *Count` endpoint
+ * import countdown from './index.ts';
+ * export const handler = createStreamingHandler(countdown);
+ */
+export function createStreamingHandler(
+  definition: ServiceDefinition,
+  env: Env = process.env,
+): LambdaHandler | StreamingLambdaHandler {
+  const { runner, fetch, answer } = handlerParts(definition, env);
+  const awslambda = awsLambdaGlobal();
+  if (!awslambda || !streamsReplies(definition)) return answer;
+  return streamingHandler(runner, definition, fetch, answer, awslambda);
+}
+
+/**
  * The streamified handler: stream endpoints and Function URL requests stream; `answer` (the plain handler) answers
  * every other event, its result written whole.
  */
-export function streamingHandler(
+function streamingHandler(
   runner: Runner,
   definition: ServiceDefinition,
   fetch: FetchHandler,
-  answer: (event: unknown, context: Context) => Promise<unknown>,
+  answer: LambdaHandler,
   awslambda: AwsLambdaGlobal,
 ): StreamingLambdaHandler {
   const router = new Router(definition);
