@@ -84,6 +84,8 @@ interface Invocation {
   streams: boolean;
   /** Set once its response streams: how its end is told (the result was handed over when the stream began). */
   ended?: (error: LambdaError | undefined) => void;
+  /** Its streamed response has ended (true), or was cut short ('cut'): the invocation ends when the runtime asks for the next. */
+  over?: true | 'cut';
 }
 
 /**
@@ -292,17 +294,18 @@ export class RuntimeApi {
       settle(error);
       if (!req.complete) req.destroy();
     };
+    // The response is over, not the invocation: as on Lambda, that lasts (its timeout running) until the runtime asks
+    // for the next event, which the RIC does once the handler has returned and, by default, the event loop is empty.
     req.on('end', () => {
       if (this.#current !== inv) return;
-      this.#finish(inv, { requestId: inv.id, ...(trailerError(req.trailers) ?? { payload: '' }) });
+      inv.ended?.(trailerError(req.trailers)?.error);
+      inv.over = true;
       accepted(res);
     });
+    // Cut short: most likely the runtime died (its exit ends the invocation as Runtime.ExitError); a runtime that
+    // lives on and asks for the next event ends it then (#next); else the timeout does.
     req.on('close', () => {
-      if (this.#current !== inv || req.complete) return;
-      this.#finish(inv, {
-        requestId: inv.id,
-        error: { errorType: 'Runtime.StreamAborted', errorMessage: 'the runtime cut its streamed response short' },
-      });
+      if (this.#current === inv && !req.complete) inv.over = 'cut';
     });
     const contentType = req.headers['content-type'] ?? 'application/octet-stream';
     inv.resolve({
@@ -318,6 +321,19 @@ export class RuntimeApi {
       res.on('close', () => this.#parked.delete(res));
       return;
     }
+    const current = this.#current;
+    if (current?.over)
+      this.#finish(current, {
+        requestId: current.id,
+        ...(current.over === 'cut'
+          ? {
+              error: {
+                errorType: 'Runtime.StreamAborted',
+                errorMessage: 'the runtime cut its streamed response short',
+              },
+            }
+          : { payload: '' }),
+      });
     this.#phase = 'ready';
     this.#endInit();
     this.#waiting.add(res);

@@ -56,32 +56,37 @@ function parsed(line: string): Record<string, any> {
   return value;
 }
 
-const streamInvoke = (payload: unknown) =>
+const streamInvoke = (payload: unknown, options: { name?: string; signal?: AbortSignal } = {}) =>
   send(
     api.client.send(
       new InvokeWithResponseStreamCommand({
-        FunctionName: 'countdown',
+        FunctionName: options.name ?? 'countdown',
         Payload: new TextEncoder().encode(JSON.stringify(payload)),
       }),
+      { abortSignal: options.signal },
     ),
     'InvokeWithResponseStream',
   );
 
-// ---
-const streaming = suite('InvokeWithResponseStream');
-streaming.before(async () => {
-  pkg = await buildPackage('test/fixtures/lambda-stream/index.ts');
-  api = await startEndpoint();
-  scratch = mkdtempSync(join(tmpdir(), 'micro-fn-stream-gate-'));
+/** Every line of a stream, and its InvokeComplete. */
+async function readAll(payload: unknown, name?: string) {
+  const out = await streamInvoke(payload, { name });
+  const complete: { event?: InvokeWithResponseStreamCompleteEvent } = {};
+  const seen: Record<string, any>[] = [];
+  for await (const line of lines(out.EventStream!, complete)) seen.push(line);
+  return { seen, complete: complete.event };
+}
+
+async function create(name: string, timeout: number) {
   await send(
     api.client.send(
       new CreateFunctionCommand({
-        FunctionName: 'countdown',
+        FunctionName: name,
         Runtime: 'nodejs22.x',
         Handler: 'index.handler',
         Role: 'arn:aws:iam::000000000000:role/test',
         Code: { ZipFile: new Uint8Array(readFileSync(pkg.zip)) },
-        Timeout: 10,
+        Timeout: timeout,
       }),
     ),
     'CreateFunction',
@@ -89,10 +94,19 @@ streaming.before(async () => {
   await send(
     waitUntilFunctionActiveV2(
       { client: api.client, maxWaitTime: 30, minDelay: 0.05, maxDelay: 0.5 },
-      { FunctionName: 'countdown' },
+      { FunctionName: name },
     ),
     'the Active waiter',
   );
+}
+
+// ---
+const streaming = suite('InvokeWithResponseStream');
+streaming.before(async () => {
+  pkg = await buildPackage('test/fixtures/lambda-stream/index.ts');
+  api = await startEndpoint();
+  scratch = mkdtempSync(join(tmpdir(), 'micro-fn-stream-gate-'));
+  await Promise.all([create('countdown', 10), create('countdown-short', 1)]);
 });
 streaming.after(async () => {
   await api?.close();
@@ -175,5 +189,51 @@ streaming('answers a plain Invoke of a plain endpoint as before', async () => {
   );
   assert.equal(parsed(decoder.decode(out.Payload)), { body: { greeting: 'Hello Ada' }, metadata: {} });
 });
+
+streaming(
+  'ends a stream past its deadline (the timeout less a reserve) with a 408 error line and ErrorCode, after its first message',
+  async () => {
+    const never = join(scratch, 'never');
+    const { seen, complete } = await readAll(
+      { endpoint: 'Countdown.Count', body: { from: 3, gate: never } },
+      'countdown-short',
+    );
+    assert.equal(seen.slice(0, 2), [{ metadata: { 'countdown-from': '3' } }, { body: { n: 3 } }]);
+    assert.is(seen.length, 3);
+    assert.is(seen[2]!.error?.code, 408);
+    assert.is(complete?.ErrorCode, 'MicroError');
+    assert.is(JSON.parse(complete?.ErrorDetails ?? '{}').code, 408);
+    // and the next invocation is served
+    assert.equal((await readAll({ endpoint: 'Countdown.Count', body: { from: 1 } }, 'countdown-short')).complete, {});
+  },
+);
+
+streaming(
+  'ends a stream whose runtime exits in the middle with InvokeComplete Runtime.ExitError, and recovers',
+  async () => {
+    const { seen, complete } = await readAll({ endpoint: 'Countdown.Crash', body: {} });
+    assert.equal(seen, [{ metadata: {} }, { body: { n: 1 } }]);
+    assert.is(complete?.ErrorCode, 'Runtime.ExitError');
+    assert.equal((await readAll({ endpoint: 'Countdown.Count', body: { from: 1 } })).complete, {});
+  },
+);
+
+streaming(
+  'lets a caller that goes away mid-stream go: the function runs on to its end, the next call is served',
+  async () => {
+    const gate = join(scratch, 'abandoned');
+    const abort = new AbortController();
+    const out = await streamInvoke({ endpoint: 'Countdown.Count', body: { from: 3, gate } }, { signal: abort.signal });
+    const events = out.EventStream![Symbol.asyncIterator]();
+    const first = await withTimeout(events.next(), 10_000, 'the first chunk');
+    assert.ok(first.value?.PayloadChunk, 'a chunk came before the caller left');
+    abort.abort();
+    await events.return?.();
+    writeFileSync(gate, '');
+    const again = await readAll({ endpoint: 'Countdown.Count', body: { from: 2 } });
+    assert.equal(again.seen.length, 4);
+    assert.equal(again.complete, {});
+  },
+);
 
 runWithRic(streaming);
