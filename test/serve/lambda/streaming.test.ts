@@ -236,4 +236,33 @@ streaming(
   },
 );
 
+streaming('answers a Function URL request with the HTTP prelude, 8 null bytes, then the body', async () => {
+  const event = {
+    version: '2.0',
+    rawPath: '/lambda-stream/Countdown.Hello',
+    headers: { 'content-type': 'application/json', host: 'abc.lambda-url.us-east-1.on.aws' },
+    body: JSON.stringify({ name: 'Ada' }),
+    isBase64Encoded: false,
+    requestContext: { domainName: 'abc.lambda-url.us-east-1.on.aws', http: { method: 'POST', path: '/' } },
+  };
+  const out = await streamInvoke(event);
+  const bytes: Uint8Array[] = [];
+  let complete: InvokeWithResponseStreamCompleteEvent | undefined;
+  for await (const e of out.EventStream!) {
+    if (e.PayloadChunk?.Payload) bytes.push(e.PayloadChunk.Payload);
+    if (e.InvokeComplete) complete = e.InvokeComplete;
+  }
+  const all = Buffer.concat(bytes);
+  const nulls = all.indexOf(Buffer.alloc(8));
+  assert.ok(nulls > 0, 'a prelude, then 8 null bytes');
+  const prelude = JSON.parse(all.subarray(0, nulls).toString()) as {
+    statusCode: number;
+    headers: Record<string, string>;
+  };
+  assert.is(prelude.statusCode, 200);
+  assert.match(prelude.headers['content-type'] ?? '', /^application\/json/);
+  assert.equal(JSON.parse(all.subarray(nulls + 8).toString()), { greeting: 'Hello Ada' });
+  assert.equal(complete, {});
+});
+
 runWithRic(streaming);
