@@ -5,9 +5,10 @@ import { newId } from './id.js';
 import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
 import { random, type Selector } from './selector.js';
-import { schemeOf, type Transport, type TransportRequest } from './transport.js';
+import { schemeOf, type Transport, type TransportRequest, type TransportResponse } from './transport.js';
 import type { Tracer } from './trace.js';
 import { UnreachableNodes } from './unreachable-nodes.js';
+import { EncodedRequest, Outbox, StreamCall, notAgain, type ClientStream } from './client-stream.js';
 
 export interface ClientOptions {
   /** Where services are looked up. Needed unless every call names an `address`. */
@@ -66,6 +67,15 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Call this node address directly instead of looking the service up. */
   address?: string;
+}
+
+/** Options of `client.stream`. */
+export interface StreamOptions extends RequestOptions {
+  /**
+   * Feed the request stream with the returned stream's `send()` and `close()` instead of an iterable (a bidi or
+   * client stream whose messages are not known up front); the `request` argument is then ignored.
+   */
+  send?: boolean;
 }
 
 export interface PublishOptions {
@@ -208,7 +218,118 @@ export class Client {
       body: this.#codec.encode(request),
       metadata,
     };
+    return this.#attempts(service, options, deadline, retries, async (node) => {
+      const response = await this.#send(node, base, deadline, options.signal);
+      if (response.error) throw response.error;
+      if (response.stream) {
+        void response.stream[Symbol.asyncIterator]().return?.();
+        throw errors.badRequest(service, `${endpoint} streams its reply: call it with client.stream()`, {
+          retryable: false,
+        });
+      }
+      return { body: this.#codec.decode(response.body) as T, metadata: response.metadata };
+    });
+  }
 
+  /**
+   * Opens a stream to `endpoint` of `service`: a server stream when `request` is a value, a client or bidi stream
+   * when it is an AsyncIterable (each value one message; or `{ send: true }` and the returned `send`/`close`).
+   * Iterate the result for the replies; see ClientStream.
+   *
+   * - Deadline: `timeout` (default: the client's) bounds the WHOLE stream, from the call to its last message; past
+   *   it the stream ends with a 408 and the handler's signal fires. `timeout: Infinity` sets no bound of the caller's
+   *   (the function's own timeout still holds).
+   * - Retries: as for `call`, only a refusal that certainly ran nothing is sent again, and a request stream only
+   *   before its first message was read: a stream whose request was sent is never sent again.
+   * @example
+   * for await (const { n } of client.stream<{ n: number }>('stream', 'Countdown.Count', { from: 3 })) console.log(n);
+   * const [sum] = await Array.fromAsync(client.stream('stream', 'Numbers.Sum', numbers()));
+   */
+  stream<Res = unknown, Req = unknown>(
+    service: string,
+    endpoint: string,
+    request: Req | AsyncIterable<Req> | undefined,
+    options: StreamOptions = {},
+  ): ClientStream<Res, Req> {
+    const controller = new AbortController();
+    const signal = options.signal;
+    const onAbort = () => controller.abort();
+    if (signal?.aborted) controller.abort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    const outbox = options.send ? new Outbox() : undefined;
+    const source = outbox ?? asyncIteratorOf(request);
+    const opened = this.#openStream(service, endpoint, source ? undefined : request, source, options, controller);
+    const call = new StreamCall<Res, Req>(opened, this.#codec, outbox, () => controller.abort());
+    void call.end.finally(() => signal?.removeEventListener('abort', onAbort));
+    return call;
+  }
+
+  async #openStream(
+    service: string,
+    endpoint: string,
+    request: unknown,
+    source: AsyncIterator<unknown> | undefined,
+    options: StreamOptions,
+    controller: AbortController,
+  ): Promise<TransportResponse> {
+    if (this.#options.load) await this.#ready();
+    const timeout = options.timeout ?? this.#options.timeout ?? 5000;
+    let deadline = Date.now() + timeout;
+    if (options.deadline !== undefined) deadline = Math.min(deadline, options.deadline);
+    if (this.#deadline !== undefined) deadline = Math.min(deadline, this.#deadline);
+    const asked = options.retries ?? this.#options.retries ?? 1;
+    const retries = Number.isFinite(asked) ? Math.max(0, Math.floor(asked)) : 1;
+    const metadata = new Metadata(this.#options.metadata);
+    if (options.metadata) metadata.merge(options.metadata);
+    if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
+    const encoded = source ? new EncodedRequest(source, this.#codec) : undefined;
+    const base: TransportRequest = {
+      id: metadata.get(headers.id) ?? newId(),
+      service,
+      endpoint,
+      contentType: this.#codec.contentType,
+      body: encoded ? new Uint8Array(0) : this.#codec.encode(request ?? {}),
+      metadata,
+      ...(encoded ? { stream: encoded } : {}),
+    };
+    const withSignal = { ...options, signal: controller.signal };
+    return this.#attempts(service, withSignal, deadline, retries, async (node) => {
+      try {
+        const response = await this.#send(node, base, deadline, controller.signal);
+        if (response.error) throw response.error;
+        return response;
+      } catch (err) {
+        throw encoded?.started ? notAgain(toMicroError(err, service)) : err;
+      }
+    }).then(
+      (response) => {
+        // An error before the first message is a plain error reply: the caller's iteration throws it.
+        if (response.error) void encoded?.return();
+        return response;
+      },
+      (err: unknown) => {
+        void encoded?.return();
+        return {
+          contentType: '',
+          body: new Uint8Array(0),
+          metadata: new Metadata(),
+          error: toMicroError(err, service),
+        };
+      },
+    );
+  }
+
+  /**
+   * Runs `attempt` on a node, and again (to another node when there is one) after a retryable error while the
+   * deadline and the retries allow; see the class comment for which errors those are.
+   */
+  async #attempts<R>(
+    service: string,
+    options: RequestOptions,
+    deadline: number,
+    retries: number,
+    attempt: (node: NodeRecord) => Promise<R>,
+  ): Promise<R> {
     // No timer or controller of our own: the transport enforces the deadline and watches the caller's signal.
     const signal = options.signal;
     const tried = new Set<string>();
@@ -221,7 +342,7 @@ export class Client {
           ? { node: { id: options.address, address: options.address, metadata: {} }, others: 0, skipped: false }
           : await this.#select(service, tried);
         tried.add(pick.node.id);
-        const result = await this.#send(pick.node, base, deadline, signal);
+        const result = await attempt(pick.node);
         if (pick.skipped) this.#unreachable.delete(pick.node.id); // it answers again
         return result;
       } catch (err) {
@@ -276,7 +397,7 @@ export class Client {
     base: TransportRequest,
     deadline: number,
     signal: AbortSignal | undefined,
-  ): Promise<CallResult<never>> {
+  ): Promise<TransportResponse> {
     const transport = this.#transports.get(schemeOf(node.address));
     if (!transport) {
       throw errors.internal(
@@ -284,10 +405,10 @@ export class Client {
         `no transport for "${schemeOf(node.address) || node.address}" addresses; configured: ${[...this.#transports.keys()].join(', ') || 'none'}`,
       );
     }
-    const metadata = new Metadata(base.metadata).set(headers.timeout, String(Math.max(1, deadline - Date.now())));
-    const response = await transport.call(node, { ...base, metadata }, { deadline, signal });
-    if (response.error) throw response.error;
-    return { body: this.#codec.decode(response.body) as never, metadata: response.metadata };
+    const metadata = new Metadata(base.metadata);
+    // A stream the caller bounds with no deadline (`timeout: Infinity`) sends none: the function's own timeout holds.
+    if (Number.isFinite(deadline)) metadata.set(headers.timeout, String(Math.max(1, deadline - Date.now())));
+    return transport.call(node, { ...base, metadata }, { deadline, signal });
   }
 
   /** Publishes `payload` (encoded with the codec) on `topic`. */
@@ -310,6 +431,13 @@ export class Client {
 /** Creates a Client. */
 export function createClient(options: ClientOptions = {}): Client {
   return new Client(options);
+}
+
+/** The async iterator of `value` when it is an AsyncIterable (a request stream), else undefined. */
+function asyncIteratorOf(value: unknown): AsyncIterator<unknown> | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const make = (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator];
+  return typeof make === 'function' ? (make.call(value) as AsyncIterator<unknown>) : undefined;
 }
 
 function abortError(service: string, userSignal?: AbortSignal): MicroError {

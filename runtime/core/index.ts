@@ -1,6 +1,7 @@
 export * from './broker.js';
 export * from './channel.js';
 export * from './client.js';
+export type { ClientStream } from './client-stream.js';
 export * from './codec.js';
 export * from './config.js';
 export * from './context.js';

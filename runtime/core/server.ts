@@ -94,6 +94,11 @@ export class Dispatcher {
           service,
           `${request.endpoint} takes a ${stream} stream: send its messages as one JSON value per line (Content-Type: application/x-ndjson)`,
         );
+      if (request.stream && !streamsRequest(stream))
+        throw errors.badRequest(
+          service,
+          `${request.endpoint} takes no request stream: send its request as one ${codec.contentType} body`,
+        );
       const body = streamsRequest(stream) ? undefined : decodeAs(codec, request.body, service);
       const deadline = this.#deadline(request.metadata);
       if (deadline !== undefined && deadline <= Date.now())
@@ -175,6 +180,14 @@ export class Dispatcher {
         if (reply) reply.cut(error);
         else interruptStart?.(error);
       });
+    // A caller that goes before the stream has ended (its connection closed) cancels it, its first item included.
+    const gone = request.caller?.onGone(() => {
+      const error = new MicroError(service, 499, `the caller of ${request.endpoint} went away`);
+      if (reply) return void reply.return();
+      ctx.abort(error);
+      cutError ??= error;
+      interruptStart?.(error);
+    });
     const race = <T>(work: Promise<T>) =>
       new Promise<T>((resolve, reject) => {
         if (cutError) return reject(cutError);
@@ -202,6 +215,7 @@ export class Dispatcher {
         abort: (reason) => ctx.abort(reason),
         cancelled: () => new MicroError(service, 499, `the caller stopped reading the stream of ${request.endpoint}`),
         finished: (error) => {
+          gone?.();
           void input?.close();
           span?.end(error?.code ?? 200, error);
         },
@@ -213,6 +227,7 @@ export class Dispatcher {
       if (request.id) metadata.set(headers.id, request.id);
       return { status: 200, contentType: call.codec.contentType, body: new Uint8Array(0), metadata, stream: reply };
     } catch (err) {
+      gone?.();
       const error = toError(err);
       void input?.close();
       // A generator left mid-way (cut before its first item) runs its `finally` blocks; the run settles after it.

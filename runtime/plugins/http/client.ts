@@ -14,6 +14,8 @@ import {
   type TransportResponse,
 } from '../../core/index.js';
 import { metadataFromHeaders, requestHeaders } from './headers.js';
+import { EVENT_STREAM, NDJSON, requestBody } from './framing.js';
+import { ResponseStream, streamCut } from './response-stream.js';
 
 export interface HttpClientOptions {
   /**
@@ -69,20 +71,50 @@ export class HttpClient {
         signal.addEventListener('abort', onAbort, { once: true });
       }
     }
+    // A stream needs a signal of its own: a reader that stops early aborts the request.
+    if (request.stream && !controller) controller = new AbortController();
     const fetchSignal = controller?.signal;
     const url = node.address.endsWith('/') ? node.address : `${node.address}/`;
     const send = this.#fetch; // called unbound: a platform fetch rejects any other `this`
+    // The micro-fn client reads a streamed reply as Server-Sent Events: their end and error events are unambiguous.
+    headers.accept = `application/json, ${EVENT_STREAM}`;
+    let streaming = false;
 
     try {
-      // The DOM typings want an ArrayBuffer-backed view; every Uint8Array a codec produces is one.
-      const res = await send(url, {
-        method: 'POST',
-        headers,
-        body: request.body as Uint8Array<ArrayBuffer>,
-        signal: fetchSignal,
-      });
-      const body = new Uint8Array(await res.arrayBuffer());
+      let init: RequestInit & { duplex?: 'half' };
+      if (request.stream) {
+        headers[names.contentType] = NDJSON;
+        init = { method: 'POST', headers, body: requestBody(request.stream), duplex: 'half', signal: fetchSignal };
+      } else {
+        // The DOM typings want an ArrayBuffer-backed view; every Uint8Array a codec produces is one.
+        init = { method: 'POST', headers, body: request.body as Uint8Array<ArrayBuffer>, signal: fetchSignal };
+      }
+      const res = await send(url, init);
       const resHeaders = res.headers;
+      const type = resHeaders.get(names.contentType) ?? '';
+      if (res.body && (type.startsWith(EVENT_STREAM) || type.startsWith(NDJSON))) {
+        // The deadline, the caller's signal and the request stay armed until the stream ends: they bound all of it.
+        streaming = true;
+        const stream = new ResponseStream(
+          res.body,
+          type.startsWith(EVENT_STREAM),
+          id,
+          controller!,
+          (err) => (fetchSignal?.aborted ? aborted(id, signal, err) : streamCut(id, node.address, err)),
+          () => {
+            if (timer !== undefined) clearTimeout(timer);
+            if (onAbort) signal!.removeEventListener('abort', onAbort);
+          },
+        );
+        if (fetchSignal?.aborted) stream.fail(aborted(id, signal, undefined));
+        return {
+          contentType: 'application/json',
+          body: new Uint8Array(0),
+          metadata: metadataFromHeaders(resHeaders),
+          stream,
+        };
+      }
+      const body = new Uint8Array(await res.arrayBuffer());
       const response: TransportResponse = {
         contentType: resHeaders.get(names.contentType) ?? 'application/json',
         body,
@@ -106,8 +138,10 @@ export class HttpClient {
         { retryable: false, cause: err },
       );
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
-      if (onAbort) signal!.removeEventListener('abort', onAbort);
+      if (!streaming) {
+        if (timer !== undefined) clearTimeout(timer);
+        if (onAbort) signal!.removeEventListener('abort', onAbort);
+      }
     }
   }
 }

@@ -9,6 +9,7 @@ import {
   type ServerResponse,
 } from '../../core/index.js';
 import { errorHeaderValue, responseHeaders } from './headers.js';
+import { writeStream } from './stream-write.js';
 
 /** What an exchange needs from its listener. */
 export interface ExchangeOwner {
@@ -33,6 +34,8 @@ export class Exchange implements Caller {
   /** The service named by the request (error ids), may be empty. */
   readonly service: string;
   readonly #owner: ExchangeOwner;
+  /** The caller asked for Server-Sent Events (`Accept: text/event-stream`): a streamed reply is written so. */
+  sse = false;
   #replied = false;
   #done = false;
   #resolve: (() => void) | undefined;
@@ -80,7 +83,12 @@ export class Exchange implements Caller {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    this.#write(response.status, response.contentType, response.body, response, false);
+    if (response.stream) {
+      const head = responseHeaders(response.metadata);
+      head[names.id] = this.id;
+      if (this.#owner.closing) head.connection = 'close';
+      writeStream(this.res, response.stream, head, this.sse, this.service || 'micro-fn');
+    } else this.#write(response.status, response.contentType, response.body, response, false);
     return settled;
   };
 

@@ -15,7 +15,8 @@ import {
   type ServerResponse,
 } from '../../core/index.js';
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
-import { DEFAULT_MAX_BODY_SIZE, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+import { EVENT_STREAM, NDJSON, acceptsEventStream, responseBody } from './framing.js';
 
 export interface FetchHandlerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the listener's. */
@@ -57,22 +58,31 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
     if (read.error) return errorResponse(read.error, read.request.id);
     const req = read.request;
     if (context.remainingMs !== undefined) limitTimeout(req.metadata, context.remainingMs);
+    const sse = acceptsEventStream(request.headers.get('accept'));
     let answer!: (response: Response) => void;
     const answered = new Promise<Response>((resolve) => (answer = resolve));
     let responded = false;
-    const respond = (reply: ServerResponse): void => {
+    let streaming = false;
+    const respond = async (reply: ServerResponse): Promise<void> => {
       if (responded) return;
       responded = true;
-      answer(toResponse(reply, req));
+      if (!reply.stream) return answer(toResponse(reply, req));
+      // A stream is the invocation: the function ends once the host has read it (or the caller went away).
+      streaming = true;
+      const { response, written } = toStreamResponse(reply, req, sse);
+      answer(response);
+      await written;
     };
     // Answered from inside the invocation, so the Response exists before the function stops; the runner answers
     // a failure outside the handler with a 500 the same way, and the `then` covers a reply never made.
-    const run = runner.invoke(req, async (reply) => respond(reply)).then(respond);
+    const run = runner.invoke(req, respond).then(respond);
     if (context.waitUntil) {
       context.waitUntil(run);
       return answered;
     }
-    await run;
+    // A streamed reply is read after the Response is returned: waiting for the function first would never end.
+    await Promise.race([run, answered.then(() => streaming && undefined)]);
+    if (!streaming) await run;
     return answered;
   };
 }
@@ -87,8 +97,13 @@ export async function readRequest(request: Request, max: number): Promise<ReadRe
     read.probe = true;
     return { request: read };
   }
-  const error = route(request.method, path, request.headers.get('content-length') ?? undefined, read, max);
+  const sse = acceptsEventStream(request.headers.get('accept'));
+  const error = route(request.method, path, request.headers.get('content-length') ?? undefined, read, max, sse);
   if (error) return { request: read, error };
+  if (request.method === 'GET') {
+    read.body = bodyFromQuery(new URL(request.url).search.slice(1));
+    return { request: read };
+  }
   const body = await readBody(request, max);
   if (!body) return { request: read, error: tooLarge(read.service, max) };
   read.body = body;
@@ -141,6 +156,32 @@ export function toResponse(reply: ServerResponse, request: Pick<ServerRequest, '
     );
     return errorResponse(error, request.id);
   }
+}
+
+/**
+ * A streamed reply as a Response whose body is pulled from the stream (framing.ts's `responseBody`): status 200,
+ * the metadata set before the first message as headers; `written` resolves once the stream is over.
+ */
+export function toStreamResponse(
+  reply: ServerResponse,
+  request: Pick<ServerRequest, 'id' | 'service'>,
+  sse: boolean,
+): { response: Response; written: Promise<void> } {
+  const { body, written } = responseBody(reply.stream!, sse, request.service);
+  const headers = new Headers();
+  try {
+    for (const [key, value] of Object.entries(responseHeaders(reply.metadata))) headers.set(key, String(value));
+  } catch {
+    // A metadata value that is no header value: the stream goes without it rather than not at all.
+  }
+  if (sse) headers.set('cache-control', 'no-cache');
+  return {
+    response: new Response(body, {
+      status: 200,
+      headers: framing(headers, sse ? EVENT_STREAM : NDJSON, request.id, undefined),
+    }),
+    written,
+  };
 }
 
 /** An error answered before or instead of the function: error JSON in the body and in `Micro-Error`. */

@@ -18,7 +18,9 @@ import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './addre
 import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
 import { ConnectionCap } from './connections.js';
 import { Exchange, LINGER_BYTES, discard, readBody, type ExchangeOwner } from './exchange.js';
-import { DEFAULT_MAX_BODY_SIZE, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+import { acceptsEventStream, isNdjson } from './framing.js';
+import { NdjsonRequestStream } from './request-stream.js';
 
 export { DEFAULT_MAX_BODY_SIZE } from './route.js';
 
@@ -83,6 +85,8 @@ export class HttpListener implements Listener, ExchangeOwner {
   /** Connections accepted and requests begun, counted to tell when the sockets have nothing more to give. */
   #arrivals = 0;
   #closed: Promise<void> | undefined;
+  /** Sockets whose request in progress is a stream: Node's requestTimeout does not cut them. */
+  readonly #streaming = new WeakSet<Socket>();
 
   constructor(handler: RequestHandler, options: HttpListenerOptions = {}) {
     this.#handler = handler;
@@ -140,7 +144,13 @@ export class HttpListener implements Listener, ExchangeOwner {
     server.on('checkContinue', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, 'continue'));
     // An Expect other than 100-continue: Node would answer 417 itself, with an empty body.
     server.on('checkExpectation', (req: IncomingMessage, res: NodeResponse) => this.#onRequest(req, res, 'unknown'));
-    server.on('clientError', onClientError);
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // Node's requestTimeout counts until a request's body has fully arrived: a request stream (client, bidi) is
+      // meant to take as long as it takes, bounded by its deadline instead. Ignoring the timeout is all it takes:
+      // Node does nothing more once a 'clientError' listener is there, and checks a connection once.
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && this.#streaming.has(socket)) return;
+      onClientError(err, socket);
+    });
     // CONNECT (a proxy tunnel): Node would drop the socket without a word.
     server.on('connect', (req: IncomingMessage, socket: Socket) =>
       writeRaw(socket, errors.methodNotAllowed('micro-fn', `${req.method} is not allowed: send POST, or GET /health`)),
@@ -234,14 +244,25 @@ export class HttpListener implements Listener, ExchangeOwner {
     const path = q === -1 ? url : url.slice(0, q);
     const request = requestFromMetadata(metadata);
     const probe = isProbe(req.method, path);
+    const sse = acceptsEventStream(req.headers.accept);
+    // A request stream (client, bidi) is one JSON value per line, of any length: only each line is bounded.
+    const streamed = isNdjson(req.headers['content-type']);
     const failure = this.#closing
       ? closingError(request.service)
       : expect === 'unknown'
         ? expectationFailed(request.service, req.headers.expect)
         : probe
           ? undefined
-          : route(req.method, path, req.headers['content-length'], request, this.#maxBodySize);
+          : route(
+              req.method,
+              path,
+              streamed ? undefined : req.headers['content-length'],
+              request,
+              this.#maxBodySize,
+              sse,
+            );
     const ex = new Exchange(this, res, request.id, request.service);
+    ex.sse = sse;
     request.caller = ex;
     if (failure) {
       if (failure.code === 405) res.setHeader('allow', 'POST');
@@ -264,6 +285,19 @@ export class HttpListener implements Listener, ExchangeOwner {
       return this.#dispatch(ex, request);
     }
     if (expectsContinue) res.writeContinue();
+    if (req.method === 'GET') {
+      request.body = bodyFromQuery(q === -1 ? '' : url.slice(q + 1));
+      req.resume();
+      return this.#dispatch(ex, request);
+    }
+    if (streamed) {
+      const socket = req.socket;
+      this.#streaming.add(socket);
+      res.once('close', () => this.#streaming.delete(socket));
+      request.contentType = 'application/json';
+      request.stream = new NdjsonRequestStream(req, this.#maxBodySize, request.service);
+      return this.#dispatch(ex, request);
+    }
     readBody(req, this.#maxBodySize, (body) => {
       if (body) {
         request.body = body;
@@ -285,6 +319,8 @@ export class HttpListener implements Listener, ExchangeOwner {
     }
     result.then(
       () => {
+        // A request stream the handler left unread (or never got: an error, a refusal) is read no further.
+        if (request.stream) void request.stream[Symbol.asyncIterator]().return?.();
         if (!ex.replied) ex.fail(errors.internal(ex.service || 'micro-fn', 'the handler finished without a reply'));
       },
       (err: unknown) => {

@@ -36,12 +36,15 @@ export function route(
   contentLength: string | undefined,
   request: ServerRequest,
   max: number,
+  sse = false,
 ): MicroError | undefined {
   const id = request.service || 'micro-fn';
-  if (method !== 'POST')
+  // A GET that asks for Server-Sent Events is a call too: a browser's EventSource can send nothing else.
+  const get = method === 'GET' && sse && path !== '/';
+  if (method !== 'POST' && !get)
     return errors.methodNotAllowed(
       id,
-      `${method} is not allowed: send POST / with Micro-Service and Micro-Endpoint headers, or GET /health`,
+      `${method} is not allowed: send POST / with Micro-Service and Micro-Endpoint headers, GET /health, or GET /<service>/<Service.Method>?request=<JSON> with Accept: text/event-stream`,
     );
   if (path !== '/') {
     const parts = path.split('/');
@@ -73,6 +76,15 @@ export function route(
  */
 export function handMadeContentType(contentType: string): string {
   return /^(application\/x-www-form-urlencoded|text\/plain)\b/.test(contentType) ? 'application/json' : contentType;
+}
+
+/**
+ * The request body of a GET (an EventSource's): the query's `request` parameter, the request as JSON
+ * (`?request=%7B%22from%22%3A3%7D`); none is an empty body (`{}`).
+ */
+export function bodyFromQuery(query: string): Uint8Array {
+  const value = new URLSearchParams(query).get('request');
+  return value === null ? EMPTY : new TextEncoder().encode(value);
 }
 
 /** The 413 for a body over `max` bytes. */

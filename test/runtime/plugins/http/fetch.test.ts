@@ -142,3 +142,68 @@ fetchSuite('answers a failure outside the handler (a beforeStart hook) with a 50
 });
 
 fetchSuite.run();
+
+// ---
+const streams = suite('createFetchHandler: server streams');
+
+function countdown(counts: Counts): ServiceDefinition {
+  return greeter(counts, {
+    handlers: {
+      Countdown: {
+        async *Count(req: { from: number }, ctx: Context) {
+          ctx.responseMetadata.set('x-from', String(req.from));
+          for (let n = req.from; n > 0; n--) yield { n };
+          ctx.trailers.set('x-total', String(req.from));
+        },
+        async *Fail() {
+          yield 1;
+          throw errors.conflict('greeter', 'gave up');
+        },
+      },
+    },
+  });
+}
+
+streams(
+  'answers a server stream as NDJSON read as it is pulled; the function stops once it was read (3 items)',
+  async () => {
+    const counts = { hello: 0, stopped: 0 };
+    const handle = createFetchHandler(new Runner(countdown(counts), { env: {}, plugins: none }));
+    const res = await withTimeout(handle(post('/greeter/Countdown.Count', '{"from":3}')));
+    assert.is(res.headers.get('content-type'), 'application/x-ndjson');
+    assert.is(res.headers.get('x-from'), '3');
+    assert.is(counts.stopped, 0, 'the function waits for its stream');
+    assert.is(await withTimeout(res.text()), '{"n":3}\n{"n":2}\n{"n":1}\n');
+    await withTimeout(
+      (async () => {
+        while (counts.stopped === 0) await new Promise((r) => setTimeout(r, 5));
+      })(),
+    );
+  },
+);
+
+streams(
+  'answers an EventSource GET with SSE closed by its end event; an error mid-stream errors an NDJSON body',
+  async () => {
+    const counts = { hello: 0, stopped: 0 };
+    const handle = createFetchHandler(new Runner(countdown(counts), { env: {}, plugins: none }));
+    const res = await withTimeout(
+      handle(
+        new Request(`http://fn.test/greeter/Countdown.Count?request=${encodeURIComponent('{"from":1}')}`, {
+          headers: { accept: 'text/event-stream' },
+        }),
+      ),
+    );
+    assert.is(await withTimeout(res.text()), 'data: {"n":1}\n\nevent: end\ndata: {"x-total":"1"}\n\n');
+    const failed = await withTimeout(handle(post('/greeter/Countdown.Fail', '{}')));
+    let thrown = false;
+    try {
+      await withTimeout(failed.text());
+    } catch {
+      thrown = true;
+    }
+    assert.ok(thrown, 'the body errors: the caller never sees a clean end');
+  },
+);
+
+streams.run();
