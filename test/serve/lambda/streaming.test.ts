@@ -12,7 +12,10 @@ import {
 } from '@aws-sdk/client-lambda';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { withTimeout } from '../../helpers.js';
+import { rejects, withTimeout } from '../../helpers.js';
+import { Metadata, type MicroError, type NodeRecord, type TransportRequest } from '../../../runtime/core/index.js';
+import { LAMBDA_STREAMING_METADATA } from '../../../runtime/plugins/lambda/address.js';
+import { createLambdaTransport } from '../../../runtime/plugins/lambda/transport.js';
 import {
   buildPackage,
   runWithRic,
@@ -264,5 +267,71 @@ streaming('answers a Function URL request with the HTTP prelude, 8 null bytes, t
   assert.equal(JSON.parse(all.subarray(nulls + 8).toString()), { greeting: 'Hello Ada' });
   assert.equal(complete, {});
 });
+
+const countdownNode: NodeRecord = {
+  id: 'countdown-1',
+  address: 'lambda://us-east-1/countdown',
+  metadata: {},
+};
+
+streaming(
+  'the Lambda transport reads a stream with InvokeWithResponseStream: 3 messages, metadata, trailers',
+  async () => {
+    const transport = createLambdaTransport({ endpoint: api.url });
+    try {
+      const node = { ...countdownNode, metadata: { [LAMBDA_STREAMING_METADATA]: 'true' } };
+      const response = await withTimeout(
+        transport.call(node, request('Countdown.Count', { from: 3 }), { deadline: Date.now() + 20_000 }),
+        20_000,
+        'the call',
+      );
+      assert.is(response.metadata.get('countdown-from'), '3');
+      const values: unknown[] = [];
+      for await (const m of response.stream!) values.push(JSON.parse(decoder.decode(m)));
+      assert.equal(values, [{ n: 3 }, { n: 2 }, { n: 1 }]);
+      const end = await response.stream!.end;
+      assert.is(end.error, undefined);
+      assert.is(end.trailers.get('countdown-done'), 'yes');
+    } finally {
+      await transport.close();
+    }
+  },
+);
+
+streaming('the Lambda transport ends a stream that fails mid-way by throwing its error, after 2 messages', async () => {
+  const transport = createLambdaTransport({ endpoint: api.url });
+  try {
+    const node = { ...countdownNode, metadata: { [LAMBDA_STREAMING_METADATA]: 'true' } };
+    const response = await transport.call(node, request('Countdown.Fail', { from: 3 }), {
+      deadline: Date.now() + 20_000,
+    });
+    const values: unknown[] = [];
+    const err = await rejects(async () => {
+      for await (const m of response.stream!) values.push(JSON.parse(decoder.decode(m)));
+    });
+    assert.equal(values, [{ n: 3 }, { n: 2 }]);
+    assert.is((err as MicroError).code, 409);
+    assert.is((await response.stream!.end).error?.code, 409);
+    // and a plain endpoint of the same function answers as a plain reply
+    const hello = await transport.call(node, request('Countdown.Hello', { name: 'Ada' }), {
+      deadline: Date.now() + 20_000,
+    });
+    assert.equal(JSON.parse(decoder.decode(hello.body)), { greeting: 'Hello Ada' });
+    assert.is(hello.stream, undefined);
+  } finally {
+    await transport.close();
+  }
+});
+
+function request(endpoint: string, body: unknown): TransportRequest {
+  return {
+    id: `r-${Math.random()}`,
+    service: 'lambda-stream',
+    endpoint,
+    contentType: 'application/json',
+    body: new TextEncoder().encode(JSON.stringify(body)),
+    metadata: new Metadata(),
+  };
+}
 
 runWithRic(streaming);
