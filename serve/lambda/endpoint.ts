@@ -36,6 +36,8 @@ export const LAMBDA_STREAMING_PREFIX = '/2021-11-15/';
 
 const STREAMING_ROUTE = /^\/2021-11-15\/functions\/([^/]+)\/response-streaming-invocations\/?$/;
 const STREAMING_TYPES = new Set(['RequestResponse', 'DryRun']);
+/** Lambda's largest streamed response (200 MB); past it the rest is dropped and the invocation fails. */
+export const MAX_STREAMED_BYTES = 200 * 1024 * 1024;
 
 /** Largest request body: a 50 MB zip, base64 in JSON. */
 const MAX_BODY = 70 * 1024 * 1024;
@@ -318,15 +320,22 @@ export class LambdaEndpoint {
     let error: LambdaError | undefined;
     if ('stream' in result) {
       let open = true;
+      let size = 0;
       for await (const chunk of result.stream.chunks) {
+        size += chunk.byteLength;
+        if (size > MAX_STREAMED_BYTES) break;
         for (const message of payloadChunks(chunk)) if (open) open = await written(res, message);
         if (!open) break;
       }
-      if (!open) {
-        result.stream.discard(); // the caller went away: the function runs on, as on Lambda
-        return WRITTEN;
-      }
-      error = await result.stream.end;
+      if (!open || size > MAX_STREAMED_BYTES) result.stream.discard(); // the function runs on, as on Lambda
+      if (!open) return WRITTEN; // the caller went away
+      error =
+        size > MAX_STREAMED_BYTES
+          ? {
+              errorType: 'Function.ResponseSizeTooLarge',
+              errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_STREAMED_BYTES} bytes).`,
+            }
+          : await result.stream.end;
     } else if ('error' in result) error = result.error;
     else for (const message of payloadChunks(Buffer.from(result.payload))) await written(res, message);
     const complete: InvokeComplete = error ? { ErrorCode: error.errorType, ErrorDetails: error.errorMessage } : {};
