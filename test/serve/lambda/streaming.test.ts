@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-lambda';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rejects, withTimeout } from '../../helpers.js';
+import { rejects, sleep, withTimeout } from '../../helpers.js';
 import { Metadata, type MicroError, type NodeRecord, type TransportRequest } from '../../../runtime/core/index.js';
 import { LAMBDA_STREAMING_METADATA } from '../../../runtime/plugins/lambda/address.js';
 import { createLambdaTransport } from '../../../runtime/plugins/lambda/transport.js';
@@ -109,7 +109,7 @@ streaming.before(async () => {
   pkg = await buildPackage('test/fixtures/lambda-stream/index.ts');
   api = await startEndpoint();
   scratch = mkdtempSync(join(tmpdir(), 'micro-fn-stream-gate-'));
-  await Promise.all([create('countdown', 10), create('countdown-short', 1)]);
+  await Promise.all([create('countdown', 10), create('countdown-short', 2)]);
 });
 streaming.after(async () => {
   await api?.close();
@@ -267,6 +267,40 @@ streaming('answers a Function URL request with the HTTP prelude, 8 null bytes, t
   assert.equal(JSON.parse(all.subarray(nulls + 8).toString()), { greeting: 'Hello Ada' });
   assert.equal(complete, {});
 });
+
+streaming(
+  'paces the function by its reader: a reader that stops after one chunk stops it within the buffers on the way',
+  async () => {
+    const progress = join(scratch, 'progress');
+    const stop = join(scratch, 'stop');
+    const abort = new AbortController();
+    const out = await streamInvoke({ endpoint: 'Countdown.Flood', body: { progress, stop } }, { signal: abort.signal });
+    const events = out.EventStream![Symbol.asyncIterator]();
+    await withTimeout(events.next(), 10_000, 'the first chunk');
+    // The function makes messages only as they are taken: with no more reads, it stops once the buffers between it
+    // and the reader (sockets, the SDK's) are full, however long it is given.
+    const made = () => Number(readFileSync(progress, 'utf8') || '0');
+    let last = -1;
+    let same = 0;
+    await withTimeout(
+      (async () => {
+        while (same < 10) {
+          await sleep(50);
+          const now = made();
+          same = now === last ? same + 1 : 0;
+          last = now;
+        }
+      })(),
+      15_000,
+      'the function to stop making messages',
+    );
+    // 64 KiB each: the count times 64 KiB is what the way between function and reader holds.
+    assert.ok(last < 1000, `${last} messages of 64 KiB made while the reader read one chunk`);
+    writeFileSync(stop, '');
+    abort.abort();
+    await events.return?.();
+  },
+);
 
 const countdownNode: NodeRecord = {
   id: 'countdown-1',
