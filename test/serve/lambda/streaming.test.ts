@@ -302,6 +302,25 @@ streaming(
   },
 );
 
+streaming(
+  'reports a message that fails in a streaming function as a function error, so it is redelivered',
+  async () => {
+    const out = await send(
+      api.client.send(
+        new InvokeCommand({
+          FunctionName: 'countdown',
+          Payload: new TextEncoder().encode(JSON.stringify({ topic: 'nobody.listens', body: {} })),
+        }),
+      ),
+      'Invoke',
+    );
+    assert.is(out.FunctionError, 'Unhandled');
+    const error = JSON.parse(decoder.decode(out.Payload)) as { errorType: string; errorMessage: string };
+    assert.is(error.errorType, 'MicroError');
+    assert.ok(JSON.parse(error.errorMessage).code >= 400, error.errorMessage);
+  },
+);
+
 const countdownNode: NodeRecord = {
   id: 'countdown-1',
   address: 'lambda://us-east-1/countdown',
