@@ -6,6 +6,11 @@
  */
 import { join, relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
+import { UserError } from '../../runtime/core/errors.js';
+import { Router, type ServiceDefinition } from '../../runtime/core/router.js';
+import { STREAM_METADATA, streamsRequest, type StreamKind } from '../../runtime/core/stream.js';
+import { streamsReplies } from './stream.js';
+import { loadDefinition } from '../kit/definition.js';
 import { bundleNode } from '../kit/node.js';
 import { source } from '../kit/package-root.js';
 
@@ -37,11 +42,18 @@ export interface LambdaBuildResult {
  */
 export async function buildLambda(file: string, options: LambdaBuildOptions): Promise<LambdaBuildResult> {
   const started = Date.now();
+  // A module that cannot be loaded here (it needs its platform to load) is not checked: its init reports it on Lambda.
+  const definition = await loadDefinition(file, options.env ?? {}).catch(() => undefined);
+  if (definition) refuseRequestStreams(definition);
+  // A function with a server stream gets the streaming handler (stream.ts); the others do not carry it. One whose
+  // definition could not be read here gets it too: it decides when it runs.
+  const streaming = !definition || streamsReplies(definition);
+  const [module, factory] = streaming ? ['stream.ts', 'createStreamingHandler'] : ['handler.ts', 'createHandler'];
   const contents = [
     `import * as mod from ${JSON.stringify(file)};`,
     `import { asDefinition } from ${JSON.stringify(source('runtime/core/function.ts'))};`,
-    `import { createHandler } from ${JSON.stringify(source('adapters/lambda/handler.ts'))};`,
-    `export const handler = createHandler(asDefinition(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)}));`,
+    `import { ${factory} } from ${JSON.stringify(source(`adapters/lambda/${module}`))};`,
+    `export const handler = ${factory}(asDefinition(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)}));`,
   ].join('\n');
   // One file (see kit/node.ts), and its source map beside it in the package: with NODE_OPTIONS=--enable-source-maps
   // in the function's environment (deploy.ts sets it), Node maps stack traces to the sources, AWS's documented way.
@@ -69,4 +81,18 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
     ms: Date.now() - started,
     artifacts: [{ file: zipFile, size: archive.byteLength }],
   };
+}
+
+/**
+ * Lambda has no request streaming (InvokeWithResponseStream and a Function URL in RESPONSE_STREAM mode stream the
+ * reply only): a client or bidi stream endpoint cannot be served there, so its build fails naming it.
+ */
+export function refuseRequestStreams(definition: ServiceDefinition): void {
+  for (const { name, metadata } of new Router(definition).endpoints()) {
+    const kind = metadata[STREAM_METADATA] as StreamKind | undefined;
+    if (streamsRequest(kind))
+      throw new UserError(
+        `${name} is a ${kind} stream, and Lambda has no request streaming (only replies stream there): serve it with micro-fn serve, run, or the cloudflare or deno target, or make it a server stream`,
+      );
+  }
 }

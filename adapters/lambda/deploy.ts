@@ -7,12 +7,17 @@
 import { relative } from 'node:path';
 import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { Router, UserError, type Env, type ServiceDefinition } from '../../runtime/core/index.js';
-import { LAMBDA_ENDPOINT_METADATA, formatLambdaAddress } from '../../runtime/plugins/lambda/address.js';
+import {
+  LAMBDA_ENDPOINT_METADATA,
+  LAMBDA_STREAMING_METADATA,
+  formatLambdaAddress,
+} from '../../runtime/plugins/lambda/address.js';
 import { createLambdaClient, isLoopback, loadLambdaSdk, type LambdaSdk } from '../../runtime/plugins/lambda/client.js';
 import { resolvePlugins } from '../../runtime/plugins/resolve.js';
 import { loadDefinition } from '../kit/definition.js';
 import { deploymentRecord, registerDeployment } from '../kit/register.js';
 import { buildLambda } from './build.js';
+import { streamsReplies } from './stream.js';
 
 export interface LambdaDeployOptions {
   /** The function's entry file (resolved). */
@@ -355,7 +360,12 @@ async function register(
   const node = {
     id: `${definition.name}-lambda-${result.region}-${result.functionName}`,
     address: result.address,
-    metadata: { target: 'lambda', ...(endpoint ? { [LAMBDA_ENDPOINT_METADATA]: endpoint } : {}) },
+    metadata: {
+      target: 'lambda',
+      ...(endpoint ? { [LAMBDA_ENDPOINT_METADATA]: endpoint } : {}),
+      // Its handler streams: callers use InvokeWithResponseStream (runtime/plugins/lambda/transport.ts).
+      ...(streamsReplies(definition) ? { [LAMBDA_STREAMING_METADATA]: 'true' } : {}),
+    },
   };
   const record = deploymentRecord(definition, node);
   const plugins = await resolvePlugins(hostEnv);

@@ -10,6 +10,7 @@ import {
   limitTimeout,
   type ErrorJSON,
   type Runner,
+  type ServerRequest,
 } from '../../runtime/index.js';
 import { handlerBudget } from './deadline.js';
 import type { Context, DirectEvent } from './events.js';
@@ -28,12 +29,8 @@ export async function handleDirect(
   context: Context,
   runner: Runner,
 ): Promise<DirectReply | { ok: true }> {
-  const metadata = limitTimeout(
-    new Metadata({ ...event.metadata, [headers.contentType]: jsonCodec.contentType }),
-    handlerBudget(context),
-  );
-  const body = jsonCodec.encode(event.body ?? {});
   if (event.topic !== undefined) {
+    const { metadata, body } = directRequest(event, context, runner);
     const outcome = await runner.deliver(
       { id: metadata.get(headers.id) ?? context.awsRequestId, topic: event.topic, headers: metadata.toJSON(), body },
       1,
@@ -41,24 +38,39 @@ export async function handleDirect(
     if (!outcome.ok) throw messageFailed(outcome.error ?? errors.internal(runner.name, 'the subscriber failed'));
     return { ok: true };
   }
-  const response = await runner.invoke({
+  const response = await runner.invoke(directRequest(event, context, runner));
+  const md = response.metadata.toJSON();
+  if (response.stream) {
+    // Only a handler that is not streamified gets here (no `awslambda` global: not the RIC, not Lambda's runtime).
+    await response.stream[Symbol.asyncIterator]().return?.();
+    const detail = `${event.endpoint} streams its reply: it needs Lambda's response streaming (awslambda.streamifyResponse), which this runtime does not provide`;
+    return { error: errors.internal(runner.name, detail).toJSON(), metadata: md };
+  }
+  if (response.error) return { error: response.error.toJSON(), metadata: md };
+  return { body: jsonCodec.decode(response.body), metadata: md };
+}
+
+/** The RPC request a direct invocation carries, its deadline Lambda's remaining time or the caller's, if shorter. */
+export function directRequest(event: DirectEvent, context: Context, runner: Runner): ServerRequest {
+  const metadata = limitTimeout(
+    new Metadata({ ...event.metadata, [headers.contentType]: jsonCodec.contentType }),
+    handlerBudget(context),
+  );
+  return {
     id: metadata.get(headers.id) ?? context.awsRequestId,
     service: runner.name,
     endpoint: event.endpoint ?? '',
     contentType: jsonCodec.contentType,
-    body,
+    body: jsonCodec.encode(event.body ?? {}),
     metadata,
-  });
-  const md = response.metadata.toJSON();
-  if (response.error) return { error: response.error.toJSON(), metadata: md };
-  return { body: jsonCodec.decode(response.body), metadata: md };
+  };
 }
 
 /**
  * What a failed message throws: Lambda reports it as `{"errorType":"MicroError","errorMessage":<the error
  * JSON>}`, so whoever reads the failure (the caller, a destination, the logs) gets go-micro's error JSON back.
  */
-function messageFailed(error: { toJSON(): ErrorJSON }): Error {
+export function messageFailed(error: { toJSON(): ErrorJSON }): Error {
   const err = new Error(JSON.stringify(error.toJSON()));
   err.name = 'MicroError';
   return err;

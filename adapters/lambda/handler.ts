@@ -10,6 +10,7 @@ import { LAMBDA_GRACE } from './deadline.js';
 import { handleDirect } from './direct.js';
 import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.js';
 import { httpHandler } from './http.js';
+import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { handleSqs } from './sqs.js';
 
 /** An async Lambda handler (Node 24 drops callback handlers). */
@@ -19,7 +20,8 @@ const EXPECTED =
   'expected a direct invocation {"endpoint":"Service.Method","body":{...},"metadata":{...}} (or "topic" instead of "endpoint"), a Function URL / API Gateway HTTP API (payload 2.0) request, or an SQS event';
 
 /**
- * The handler for `definition`: direct invocations, Function URL / HTTP API requests and SQS batches. Each
+ * The handler for `definition`: direct invocations, Function URL / HTTP API requests and SQS batches. A function
+ * with a server stream uses createStreamingHandler (stream.ts) instead, which `micro-fn build` picks for it. Each
  * invocation's deadline is `context.getRemainingTimeInMillis()` less a reserve (see deadline.ts), or the caller's
  * shorter `Micro-Timeout`: past it the reply is a 408 and the handler's `ctx.signal` fires, before Lambda's own
  * timeout would end the invocation. Any other event is answered with a
@@ -30,6 +32,18 @@ const EXPECTED =
  * export const handler = createHandler(helloworld);
  */
 export function createHandler(definition: ServiceDefinition, env: Env = process.env): LambdaHandler {
+  return handlerParts(definition, env).answer;
+}
+
+/** What a Lambda handler of `definition` is made of: its Runner, its fetch handler, and the plain handler. */
+export interface HandlerParts {
+  runner: Runner;
+  fetch: FetchHandler;
+  answer: LambdaHandler;
+}
+
+/** The parts createHandler (and stream.ts's createStreamingHandler) build a handler from. */
+export function handlerParts(definition: ServiceDefinition, env: Env = process.env): HandlerParts {
   const runner = new Runner(definition, {
     env,
     plugins: () => resolvePlugins(env),
@@ -37,8 +51,9 @@ export function createHandler(definition: ServiceDefinition, env: Env = process.
     grace: LAMBDA_GRACE,
     tracing: tracingOf(env),
   });
-  const http = httpHandler(runner);
-  return async (event, context) => {
+  const fetch = createFetchHandler(runner);
+  const http = httpHandler(runner, fetch);
+  const answer: LambdaHandler = async (event, context) => {
     if (isDirectEvent(event)) return handleDirect(event, context, runner);
     if (isHttpEvent(event)) return http(event, context);
     if (isSqsEvent(event)) return handleSqs(event, context, runner);
@@ -46,4 +61,5 @@ export function createHandler(definition: ServiceDefinition, env: Env = process.
       error: ErrorJSON;
     };
   };
+  return { runner, fetch, answer };
 }

@@ -11,8 +11,8 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 /** The handler for one runner's HTTP events. Never throws. */
 export function httpHandler(
   runner: Runner,
+  fetch: FetchHandler = createFetchHandler(runner),
 ): (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2> {
-  const fetch: FetchHandler = createFetchHandler(runner);
   return async (event, context) =>
     fromResponse(await fetch(toRequest(event, context), { remainingMs: handlerBudget(context) }));
 }

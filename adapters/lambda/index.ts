@@ -1,4 +1,5 @@
 export { createHandler, type LambdaHandler } from './handler.js';
+export { createStreamingHandler, type ResponseStream, type StreamingLambdaHandler } from './stream.js';
 export type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,

@@ -12,7 +12,8 @@ import { LambdaApiError, apiErrors } from './api-error.js';
 import { readArchitectures, readSettings } from './configuration.js';
 import { listFunctions, paged, versionKey } from './listing.js';
 import { Functions, type FunctionsOptions } from './functions.js';
-import { MAX_RESPONSE_BYTES } from './runtime-api.js';
+import { MAX_RESPONSE_BYTES, type LambdaError } from './runtime-api.js';
+import { EVENT_STREAM_CONTENT_TYPE, invokeComplete, payloadChunks, type InvokeComplete } from './event-stream.js';
 import { ReceiveBudget, receive } from './body.js';
 import { authErrors, checkSignature, type AcceptedKey } from './sigv4.js';
 
@@ -30,6 +31,14 @@ export interface LambdaEndpointOptions extends Omit<FunctionsOptions, 'defaults'
 /** The path prefix of the API. */
 export const LAMBDA_API_PREFIX = '/2015-03-31/';
 
+/** The path prefix of InvokeWithResponseStream (an API version of its own). */
+export const LAMBDA_STREAMING_PREFIX = '/2021-11-15/';
+
+const STREAMING_ROUTE = /^\/2021-11-15\/functions\/([^/]+)\/response-streaming-invocations\/?$/;
+const STREAMING_TYPES = new Set(['RequestResponse', 'DryRun']);
+/** Lambda's largest streamed response (200 MB); past it the rest is dropped and the invocation fails. */
+export const MAX_STREAMED_BYTES = 200 * 1024 * 1024;
+
 /** Largest request body: a 50 MB zip, base64 in JSON. */
 const MAX_BODY = 70 * 1024 * 1024;
 /** Bytes of request bodies received and being handled at once, across requests: two of the largest. */
@@ -44,6 +53,9 @@ interface Reply {
   body?: unknown;
   headers?: Record<string, string>;
 }
+
+/** What #serve returns for a reply it wrote itself (a stream): nothing is left to send. */
+const WRITTEN: Reply = { status: 0 };
 
 /**
  * @example
@@ -102,7 +114,7 @@ export class LambdaEndpoint {
         : { max: MAX_BODY }),
     });
     signed.verify(body);
-    return this.#serve(req, body);
+    return this.#serve(req, res, body);
   }
 
   /** Stops every execution environment and removes the unpacked packages. */
@@ -110,8 +122,18 @@ export class LambdaEndpoint {
     return this.#functions.close();
   }
 
-  async #serve(req: IncomingMessage, raw: Buffer): Promise<Reply> {
+  async #serve(req: IncomingMessage, res: ServerResponse, raw: Buffer): Promise<Reply> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const streaming = req.method === 'POST' ? STREAMING_ROUTE.exec(url.pathname) : null;
+    if (streaming) {
+      const target = functionRef(decoded(streaming[1]!));
+      const given = url.searchParams.get('Qualifier') ?? undefined;
+      if (given !== undefined && target.qualifier !== undefined && given !== target.qualifier)
+        throw apiErrors.invalidParameter(
+          'The derived qualifier from the function name does not match the specified qualifier.',
+        );
+      return this.#invokeStreaming(req, res, raw, target.name, given ?? target.qualifier);
+    }
     const match = ROUTE.exec(url.pathname);
     const method = req.method ?? 'GET';
     const [, ref, part, sub] = match ?? [];
@@ -257,6 +279,87 @@ export class LambdaEndpoint {
       return { status: 200, headers: { ...headers, 'x-amz-function-error': 'Unhandled' }, body: result.error };
     return { status: 200, headers, body: Buffer.from(result.payload) };
   }
+  /**
+   * InvokeWithResponseStream: 200 and an event stream (event-stream.ts) of the function's bytes as it writes them, one
+   * PayloadChunk per chunk, then InvokeComplete (ErrorCode and ErrorDetails for a function error; LogResult with
+   * `LogType: Tail`). A function that does not stream its response sends it whole, as one chunk. The reply is written
+   * only as fast as the caller reads it, and the function's writes wait for it (nothing is buffered here beyond a
+   * chunk). A caller that goes away stops nothing, as on Lambda: the rest is read and dropped while the function runs
+   * on within its timeout. DryRun: 204.
+   */
+  async #invokeStreaming(
+    req: IncomingMessage,
+    res: ServerResponse,
+    payload: Buffer,
+    name: string,
+    qualifier: string | undefined,
+  ): Promise<Reply> {
+    const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
+    if (!STREAMING_TYPES.has(type))
+      throw apiErrors.invalidParameter(`X-Amz-Invocation-Type must be RequestResponse or DryRun; got ${type}`);
+    const text = payload.byteLength === 0 ? '{}' : payload.toString('utf8');
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      throw apiErrors.invalidContent(`Could not parse request body into json: ${(err as Error).message}`);
+    }
+    const { config, pool } = this.#functions.invocable(name, qualifier);
+    const version = { 'x-amz-executed-version': config.Version };
+    if (type === 'DryRun') return { status: 204, headers: version };
+    const context = header(req, 'x-amz-client-context');
+    const { result, tail } = await pool.invokeStreaming(
+      Buffer.from(text),
+      randomUUID(),
+      context && Buffer.from(context, 'base64').toString('utf8'),
+    );
+    res.writeHead(200, {
+      'x-amzn-requestid': randomUUID(),
+      ...version,
+      'content-type': EVENT_STREAM_CONTENT_TYPE,
+    });
+    let error: LambdaError | undefined;
+    if ('stream' in result) {
+      let open = true;
+      let size = 0;
+      for await (const chunk of result.stream.chunks) {
+        size += chunk.byteLength;
+        if (size > MAX_STREAMED_BYTES) break;
+        for (const message of payloadChunks(chunk)) if (open) open = await written(res, message);
+        if (!open) break;
+      }
+      if (!open || size > MAX_STREAMED_BYTES) result.stream.discard(); // the function runs on, as on Lambda
+      if (!open) return WRITTEN; // the caller went away
+      error =
+        size > MAX_STREAMED_BYTES
+          ? {
+              errorType: 'Function.ResponseSizeTooLarge',
+              errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_STREAMED_BYTES} bytes).`,
+            }
+          : await result.stream.end;
+    } else if ('error' in result) error = result.error;
+    else for (const message of payloadChunks(Buffer.from(result.payload))) await written(res, message);
+    const complete: InvokeComplete = error ? { ErrorCode: error.errorType, ErrorDetails: error.errorMessage } : {};
+    if (header(req, 'x-amz-log-type') === 'Tail') complete.LogResult = Buffer.from(await tail).toString('base64');
+    res.end(invokeComplete(complete));
+    return WRITTEN;
+  }
+}
+
+/** Writes one message of a streamed reply; when the socket's buffer is full, waits for it to drain. False once the caller has gone. */
+function written(res: ServerResponse, message: Buffer): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  if (res.write(message)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => () => {
+      res.off('drain', drained);
+      res.off('close', closed);
+      resolve(ok);
+    };
+    const drained = done(true);
+    const closed = done(false);
+    res.once('drain', drained);
+    res.once('close', closed);
+  });
 }
 
 /** A path segment, percent-decoded; malformed percent-encoding is the caller's mistake (400), not a 500. */
@@ -320,6 +423,8 @@ function notImplemented(method: string, path: string): LambdaApiError {
 /** The operation a request asks for, by the name of its IAM action (`lambda:<name>`) and of its size limit. */
 function operationOf(req: IncomingMessage): string {
   const path = (req.url ?? '/').split('?')[0]!;
+  // InvokeWithResponseStream is allowed by lambda:InvokeFunction, and bounded as Invoke is.
+  if (req.method === 'POST' && STREAMING_ROUTE.test(path)) return 'InvokeFunction';
   const [, ref, part, sub] = ROUTE.exec(path) ?? [];
   const route = `${req.method ?? 'GET'} ${ref === undefined ? '-' : `${part ?? ''}${sub === undefined ? '' : '/'}`}`;
   return OPERATIONS[route] ?? 'UnknownOperation';
@@ -364,6 +469,7 @@ function failure(err: unknown): Reply {
 }
 
 function send(res: ServerResponse, reply: Reply): void {
+  if (reply === WRITTEN) return;
   if (res.headersSent) return void res.destroy();
   const body =
     reply.body === undefined

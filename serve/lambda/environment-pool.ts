@@ -5,7 +5,7 @@
  * lines, handed on line by line, and its last 4 KB kept for `LogType: Tail`. `micro-fn serve` only.
  */
 import { LambdaEnvironment, type EnvironmentOptions } from './environment.js';
-import type { InvokeResult } from './runtime-api.js';
+import type { InvokeResult, LambdaError, StreamingInvokeResult } from './runtime-api.js';
 
 export interface EnvironmentPoolOptions extends Omit<EnvironmentOptions, 'onOutput'> {
   /** Environments at once. */
@@ -36,6 +36,18 @@ export interface PoolInvocation {
   result: InvokeResult;
   /** The last 4 KB of the invocation's log, START to REPORT. */
   tail: string;
+}
+
+/** An invocation whose response may stream: `tail` resolves once it has ended, streamed or not. */
+export interface PoolStreamingInvocation {
+  result: StreamingInvokeResult;
+  tail: Promise<string>;
+}
+
+/** A streamed response's end as the result it amounts to (for the log and stats). */
+async function streamOutcome(requestId: string, end: Promise<LambdaError | undefined>): Promise<InvokeResult> {
+  const error = await end;
+  return error ? { requestId, error } : { requestId, payload: '' };
 }
 
 /** Lambda's `LogType: Tail` returns this much of the log. */
@@ -80,30 +92,64 @@ export class EnvironmentPool {
 
   /** Runs one event in a free environment. Rejects only when the pool is closed or no environment can start. */
   async invoke(event: unknown, requestId: string, clientContext?: string): Promise<PoolInvocation> {
-    const arrived = performance.now();
-    const warm = this.#slots.some((s) => !s.busy);
+    const arrival = { warm: this.#slots.some((s) => !s.busy), at: performance.now() };
     const slot = await this.#acquire();
-    let result: InvokeResult | undefined;
-    try {
-      const { version = '$LATEST', memoryMb = 128 } = this.options;
-      slot.requestId = requestId;
-      slot.text = '';
-      this.#line(slot, `START RequestId: ${requestId} Version: ${version}`);
-      const started = performance.now();
-      result = await slot.env.invoke(event, { requestId, clientContext });
-      const ms = performance.now() - started;
-      this.#flush(slot);
-      this.#line(slot, `END RequestId: ${requestId}`);
-      this.#line(
-        slot,
-        `REPORT RequestId: ${requestId}\tDuration: ${ms.toFixed(2)} ms\tBilled Duration: ${Math.ceil(ms)} ms\tMemory Size: ${memoryMb} MB`,
-      );
-      const bytes = Buffer.from(slot.text);
-      return { result, tail: bytes.subarray(Math.max(0, bytes.byteLength - TAIL_BYTES)).toString() };
-    } finally {
-      this.#release(slot);
-      this.options.ended?.(ended(event, requestId, result, !warm, performance.now() - arrived));
-    }
+    const run = this.#run(slot, arrival, event, requestId, clientContext, (env, o) => env.invoke(event, o));
+    const result = await run.result;
+    return { result: result as InvokeResult, tail: await run.tail };
+  }
+
+  /**
+   * As `invoke`, for InvokeWithResponseStream: a response the function streams is handed over as soon as it begins;
+   * its environment stays busy, and its END / REPORT lines wait, until the stream has ended (`tail` resolves then).
+   */
+  async invokeStreaming(event: unknown, requestId: string, clientContext?: string): Promise<PoolStreamingInvocation> {
+    const arrival = { warm: this.#slots.some((s) => !s.busy), at: performance.now() };
+    const slot = await this.#acquire();
+    const run = this.#run(slot, arrival, event, requestId, clientContext, (env, o) => env.invokeStreaming(event, o));
+    return { result: await run.result, tail: run.tail };
+  }
+
+  /** Runs the event in `slot`; `tail` never rejects (a failure to run shows in `result`). */
+  #run(
+    slot: Slot,
+    arrival: { warm: boolean; at: number },
+    event: unknown,
+    requestId: string,
+    clientContext: string | undefined,
+    start: (
+      env: LambdaEnvironment,
+      options: { requestId: string; clientContext?: string },
+    ) => Promise<StreamingInvokeResult>,
+  ): { result: Promise<StreamingInvokeResult>; tail: Promise<string> } {
+    const { version = '$LATEST', memoryMb = 128 } = this.options;
+    slot.requestId = requestId;
+    slot.text = '';
+    this.#line(slot, `START RequestId: ${requestId} Version: ${version}`);
+    const started = performance.now();
+    const result = start(slot.env, { requestId, clientContext });
+    const tail = (async () => {
+      let outcome: InvokeResult | undefined;
+      try {
+        const r = await result;
+        outcome = 'stream' in r ? await streamOutcome(r.requestId, r.stream.end) : r;
+        const ms = performance.now() - started;
+        this.#flush(slot);
+        this.#line(slot, `END RequestId: ${requestId}`);
+        this.#line(
+          slot,
+          `REPORT RequestId: ${requestId}\tDuration: ${ms.toFixed(2)} ms\tBilled Duration: ${Math.ceil(ms)} ms\tMemory Size: ${memoryMb} MB`,
+        );
+        const bytes = Buffer.from(slot.text);
+        return bytes.subarray(Math.max(0, bytes.byteLength - TAIL_BYTES)).toString();
+      } catch {
+        return '';
+      } finally {
+        this.#release(slot);
+        this.options.ended?.(ended(event, requestId, outcome, !arrival.warm, performance.now() - arrival.at));
+      }
+    })();
+    return { result, tail };
   }
 
   /** Takes no more invocations, lets those already handed over finish, then stops every environment. */

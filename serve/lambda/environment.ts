@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Launcher, type LaunchedProcess } from '../launcher.js';
 import { requireRuntime } from './ric.js';
-import { RuntimeApi, type InvokeResult } from './runtime-api.js';
+import { RuntimeApi, type InvokeResult, type StreamingInvokeResult } from './runtime-api.js';
 
 export interface EnvironmentOptions {
   /** The unpacked deployment package (`/var/task` on Lambda), holding `index.mjs`. */
@@ -131,6 +131,20 @@ export class LambdaEnvironment {
       timeoutMs: options.timeoutMs ?? this.#options.timeoutMs ?? 3000,
     });
     // An init error kept from the last start answers the event at once; otherwise someone must take it.
+    if (!this.#child && this.#api.pending > 0) this.#spawn();
+    return result;
+  }
+
+  /** As `invoke`, resolving with a response the function streams as soon as it begins (RuntimeApi.invokeStreaming). */
+  async invokeStreaming(
+    event: unknown,
+    options: { timeoutMs?: number; requestId?: string; clientContext?: string } = {},
+  ): Promise<StreamingInvokeResult> {
+    if (this.#closing) throw new Error(`the Lambda environment of ${this.#options.functionName} is closed`);
+    const result = this.#api.invokeStreaming(event, {
+      ...options,
+      timeoutMs: options.timeoutMs ?? this.#options.timeoutMs ?? 3000,
+    });
     if (!this.#child && this.#api.pending > 0) this.#spawn();
     return result;
   }

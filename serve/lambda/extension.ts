@@ -3,6 +3,7 @@
  * loaded with its first request, or at start when there are functions to restore), the registry entries of its
  * functions (entries.ts), and the bridge that triggers Lambda functions with subscribers from serve's broker.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Extension, Host } from '../extension.js';
@@ -50,14 +51,14 @@ export function lambdaExtension(host: Host): Extension {
           ],
         })),
     ));
+  const mount = (req: IncomingMessage, res: ServerResponse) =>
+    void load().then(
+      (api) => api.handle(req, res),
+      () => res.writeHead(500).end(),
+    );
   return {
-    mounts: {
-      '/2015-03-31/': (req, res) =>
-        void load().then(
-          (api) => api.handle(req, res),
-          () => res.writeHead(500).end(),
-        ),
-    },
+    // InvokeWithResponseStream has an API version of its own.
+    mounts: { '/2015-03-31/': mount, '/2021-11-15/': mount },
     async start() {
       const records = (await store?.readAll()) ?? [];
       if (records.length > 0) {

@@ -19,8 +19,38 @@ export interface LambdaError {
   trace?: string[];
 }
 
-/** The outcome of one invocation: the payload the runtime posted (JSON text), or an error. */
+/**
+ * The outcome of one invocation: the payload the runtime posted (JSON text), or an error. A response the runtime
+ * streamed (a handler wrapped in `awslambda.streamifyResponse`) is the payload too, buffered as Lambda's Invoke
+ * buffers it (up to MAX_RESPONSE_BYTES), unless the invoker takes streams (`invokeStreaming`).
+ */
 export type InvokeResult = { requestId: string; payload: string } | { requestId: string; error: LambdaError };
+
+/** What `invokeStreaming` resolves with: a streamed response as soon as it begins, else the result as `invoke`'s. */
+export type StreamingInvokeResult = InvokeResult | { requestId: string; stream: StreamedResponse };
+
+/**
+ * A response the runtime streams (`Lambda-Runtime-Function-Response-Mode: streaming`, a chunked request whose trailers
+ * `Lambda-Runtime-Function-Error-Type` / `-Body` report an error after the bytes began). Nothing is buffered here: the
+ * runtime's request is read only as fast as `chunks` is iterated, so a slow reader slows the function's writes. The
+ * invocation stays the environment's current one (its timeout running) until the stream has ended.
+ */
+export interface StreamedResponse {
+  /** What the function set (`application/octet-stream` by default). */
+  contentType: string;
+  /**
+   * The bytes as they arrive. Iterate it once; it ends when the response ends, however it ends (`end` says how).
+   * Breaking out of it leaves the rest unread: call `discard()` then.
+   */
+  chunks: AsyncIterable<Buffer>;
+  /** Resolves once the response has ended: undefined, or the error (the runtime's trailers, a timeout, an exit). */
+  end: Promise<LambdaError | undefined>;
+  /**
+   * Reads the rest and drops it, as Lambda does when its caller goes away: the function is not interrupted, it runs
+   * on (within its timeout) and its invocation ends when it ends.
+   */
+  discard(): void;
+}
 
 export interface InvokeOptions {
   /** Milliseconds the function may run once the runtime has the event (the function's timeout). */
@@ -47,9 +77,15 @@ interface Invocation {
   id: string;
   body: string;
   options: InvokeOptions;
-  resolve(result: InvokeResult): void;
+  resolve(result: StreamingInvokeResult): void;
   reject(err: Error): void;
   timer?: ReturnType<typeof setTimeout>;
+  /** Whether the invoker takes a streamed response as it comes (else it is buffered into the payload). */
+  streams: boolean;
+  /** Set once its response streams: how its end is told (the result was handed over when the stream began). */
+  ended?: (error: LambdaError | undefined) => void;
+  /** Its streamed response has ended (true), or was cut short ('cut'): the invocation ends when the runtime asks for the next. */
+  over?: true | 'cut';
 }
 
 /**
@@ -114,6 +150,18 @@ export class RuntimeApi {
    * Invoke request's payload as sent). Never rejects for the function's failures: they are results.
    */
   invoke(event: unknown, options: InvokeOptions): Promise<InvokeResult> {
+    return this.#enqueue(event, options, false) as Promise<InvokeResult>;
+  }
+
+  /**
+   * As `invoke`, for an invoker that reads a response the runtime streams as it comes (InvokeWithResponseStream): it
+   * resolves with `{stream}` once the stream begins. A response that is not streamed resolves as with `invoke`.
+   */
+  invokeStreaming(event: unknown, options: InvokeOptions): Promise<StreamingInvokeResult> {
+    return this.#enqueue(event, options, true);
+  }
+
+  #enqueue(event: unknown, options: InvokeOptions, streams: boolean): Promise<StreamingInvokeResult> {
     const id = options.requestId ?? randomUUID();
     const body = event instanceof Uint8Array ? Buffer.from(event).toString('utf8') : JSON.stringify(event ?? null);
     return new Promise((resolve, reject) => {
@@ -122,7 +170,7 @@ export class RuntimeApi {
         this.#initError = undefined;
         return;
       }
-      this.#queue.push({ id, body, options, resolve, reject });
+      this.#queue.push({ id, body, options, resolve, reject, streams });
       this.#dispatch();
     });
   }
@@ -171,6 +219,7 @@ export class RuntimeApi {
     for (const inv of [...this.#queue.splice(0), ...(this.#current ? [this.#current] : [])]) {
       clearTimeout(inv.timer);
       inv.reject(closed);
+      inv.ended?.({ errorType: 'Runtime.Closed', errorMessage: closed.message });
     }
     this.#current = undefined;
     for (const res of [...this.#waiting, ...this.#parked]) res.destroy();
@@ -210,6 +259,8 @@ export class RuntimeApi {
         accepted(res);
       });
     }
+    const streamed = /^streaming$/i.test(String(req.headers['lambda-runtime-function-response-mode'] ?? ''));
+    if (streamed && inv.streams) return this.#streamed(inv, req, res);
     readBody(req, (body) => {
       if (body === undefined) {
         this.#finish(inv, {
@@ -224,8 +275,42 @@ export class RuntimeApi {
           errorMessage: `the response is larger than ${MAX_RESPONSE_BYTES} bytes`,
         });
       }
-      this.#finish(inv, { requestId: id, payload: body });
+      // A streamed response read whole (a plain Invoke of a streaming function): its trailers may report an error.
+      this.#finish(inv, { requestId: id, ...((streamed && trailerError(req.trailers)) || { payload: body }) });
       accepted(res);
+    });
+  }
+
+  /**
+   * A response the runtime streams: handed to the invoker at once, read as the invoker reads it. The invocation ends
+   * with the request: its trailers say whether the function failed; a request cut short is a runtime that died (its
+   * exit, or the timeout, ends the invocation first, with their own error).
+   */
+  #streamed(inv: Invocation, req: IncomingMessage, res: ServerResponse): void {
+    let settle: (error: LambdaError | undefined) => void = () => {};
+    const end = new Promise<LambdaError | undefined>((resolve) => (settle = resolve));
+    inv.ended = (error) => {
+      inv.ended = undefined;
+      settle(error);
+      if (!req.complete) req.destroy();
+    };
+    // The response is over, not the invocation: as on Lambda, that lasts (its timeout running) until the runtime asks
+    // for the next event, which the RIC does once the handler has returned and, by default, the event loop is empty.
+    req.on('end', () => {
+      if (this.#current !== inv) return;
+      inv.ended?.(trailerError(req.trailers)?.error);
+      inv.over = true;
+      accepted(res);
+    });
+    // Cut short: most likely the runtime died (its exit ends the invocation as Runtime.ExitError); a runtime that
+    // lives on and asks for the next event ends it then (#next); else the timeout does.
+    req.on('close', () => {
+      if (this.#current === inv && !req.complete) inv.over = 'cut';
+    });
+    const contentType = req.headers['content-type'] ?? 'application/octet-stream';
+    inv.resolve({
+      requestId: inv.id,
+      stream: { contentType, chunks: chunksOf(req), end, discard: () => void req.resume() },
     });
   }
 
@@ -236,6 +321,19 @@ export class RuntimeApi {
       res.on('close', () => this.#parked.delete(res));
       return;
     }
+    const current = this.#current;
+    if (current?.over)
+      this.#finish(current, {
+        requestId: current.id,
+        ...(current.over === 'cut'
+          ? {
+              error: {
+                errorType: 'Runtime.StreamAborted',
+                errorMessage: 'the runtime cut its streamed response short',
+              },
+            }
+          : { payload: '' }),
+      });
     this.#phase = 'ready';
     this.#endInit();
     this.#waiting.add(res);
@@ -279,7 +377,8 @@ export class RuntimeApi {
   #finish(inv: Invocation, result: InvokeResult): void {
     clearTimeout(inv.timer);
     if (this.#current === inv) this.#current = undefined;
-    inv.resolve(result);
+    if (inv.ended) inv.ended('error' in result ? result.error : undefined);
+    else inv.resolve(result);
     this.#dispatch();
   }
 
@@ -292,6 +391,30 @@ export class RuntimeApi {
     else this.#initError = error;
     accepted(res);
   }
+}
+
+/** The bytes of a streamed response; iterating stops at its end or when it is cut (never throws: `end` says why). */
+async function* chunksOf(req: IncomingMessage): AsyncGenerator<Buffer> {
+  try {
+    // destroyOnReturn false: a reader that stops early leaves the request to discard(), not reset.
+    for await (const chunk of req.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+  } catch {
+    // cut short: the invocation's end carries the reason
+  }
+}
+
+/** The error a streamed response's trailers report (the RIC's `fail`: type, and the error as base64 JSON), if any. */
+function trailerError(trailers: NodeJS.Dict<string>): { error: LambdaError } | undefined {
+  const type = trailers['lambda-runtime-function-error-type'];
+  const body = trailers['lambda-runtime-function-error-body'];
+  if (!type && !body) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = body ? JSON.parse(Buffer.from(body, 'base64').toString('utf8')) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { error: asError(parsed, type) };
 }
 
 /** An X-Ray trace header, as Lambda passes one to every invocation. */

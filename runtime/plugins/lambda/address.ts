@@ -18,6 +18,12 @@ export interface LambdaAddress {
  */
 export const LAMBDA_ENDPOINT_METADATA = 'lambda-endpoint';
 
+/**
+ * Node metadata of a function whose Lambda handler streams its replies (it has a server stream; `micro-fn deploy`
+ * sets it to "true"): the transport calls it with InvokeWithResponseStream, every endpoint of it.
+ */
+export const LAMBDA_STREAMING_METADATA = 'lambda-response-stream';
+
 const PATTERN = /^lambda:\/\/([a-z0-9-]+)\/([A-Za-z0-9_-]{1,64})(?::([A-Za-z0-9_$-]{1,128}))?\/?$/;
 
 /** The parts of a `lambda://` address, or undefined when it is not one. */

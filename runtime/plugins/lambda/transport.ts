@@ -22,9 +22,15 @@ import {
   type TransportRequest,
   type TransportResponse,
 } from '../../core/index.js';
-import { LAMBDA_ENDPOINT_METADATA, parseLambdaAddress, type LambdaAddress } from './address.js';
+import {
+  LAMBDA_ENDPOINT_METADATA,
+  LAMBDA_STREAMING_METADATA,
+  parseLambdaAddress,
+  type LambdaAddress,
+} from './address.js';
 import { createLambdaClient, loadLambdaSdk, type LambdaSdk } from './client.js';
 import { invokeFailure, functionError } from './failures.js';
+import { streamedReply } from './stream.js';
 
 export interface LambdaTransportOptions {
   /**
@@ -67,8 +73,78 @@ export class LambdaTransport implements Transport {
       body: jsonCodec.decode(request.body),
       metadata: { ...request.metadata.toJSON(), [headers.id]: request.id },
     };
+    if (node.metadata[LAMBDA_STREAMING_METADATA] === 'true') return this.#invokeStreaming(node, event, id, options);
     const out = await this.#invoke(node, event, id, options);
     return replyOf(out, id);
+  }
+
+  /**
+   * One InvokeWithResponseStream of `event` (a function whose handler streams, see LAMBDA_STREAMING_METADATA): its
+   * reply is read as it comes (stream.ts); the deadline and the caller's signal bound the whole stream.
+   */
+  async #invokeStreaming(
+    node: NodeRecord,
+    event: unknown,
+    id: string,
+    options: CallOptions,
+  ): Promise<TransportResponse> {
+    const { address, sdk, endpoint } = await this.#target(node, id, options);
+    const { signal, deadline } = options;
+    const controller = new AbortController();
+    const timer = deadline === undefined ? undefined : setTimeout(() => controller.abort(), deadline - Date.now());
+    const onAbort = () => controller.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const release = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    try {
+      const command = new sdk.InvokeWithResponseStreamCommand({
+        FunctionName: address.name,
+        Qualifier: address.qualifier,
+        Payload: encoder.encode(JSON.stringify(event)),
+      });
+      const out = await this.#client(sdk, address, endpoint).send(command, { abortSignal: controller.signal });
+      const response = await streamedReply(
+        out.EventStream ?? (async function* () {})(),
+        id,
+        () => controller.abort(),
+        (code, details) =>
+          functionError(
+            {
+              FunctionError: code,
+              Payload: encoder.encode(JSON.stringify({ errorType: code, errorMessage: details })),
+            },
+            id,
+          ),
+      );
+      if (!response.stream) release();
+      else void response.stream.end.finally(release);
+      return response;
+    } catch (err) {
+      release();
+      if (controller.signal.aborted) throw aborted(id, signal, err);
+      if (isMicroError(err)) throw err;
+      throw invokeFailure(err, id, address, endpoint);
+    }
+  }
+
+  /** Where `node` is, with the SDK loaded; a node that is no Lambda address, or a call already over, throws. */
+  async #target(
+    node: NodeRecord,
+    id: string,
+    options: CallOptions,
+  ): Promise<{ address: LambdaAddress; sdk: LambdaSdk; endpoint: string | undefined }> {
+    const address = parseLambdaAddress(node.address);
+    if (!address)
+      throw errors.internal(id, `"${node.address}" is not a Lambda node address: lambda://REGION/FUNCTION[:ALIAS]`);
+    if (options.signal?.aborted || (options.deadline !== undefined && options.deadline <= Date.now()))
+      throw aborted(id, options.signal);
+    const sdk = await (this.#sdk ??= loadLambdaSdk()).catch((err: Error) => {
+      this.#sdk = undefined;
+      throw errors.internal(id, err.message, { cause: err });
+    });
+    return { address, sdk, endpoint: node.metadata[LAMBDA_ENDPOINT_METADATA] || this.#endpoint };
   }
 
   /**

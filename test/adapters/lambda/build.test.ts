@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cli } from '../../cli/helpers.js';
+import { rejects } from '../../helpers.js';
 import { buildPackage, listZip, type Package } from './helpers.js';
 
 /** What a bundle says when its configuration asks for a plugin it was built without. */
@@ -70,6 +71,18 @@ build('leaves @aws-sdk/* to the Lambda runtime', async () => {
   assert.ok(pkg.build.size < 300_000, `bundle of ${pkg.build.size} bytes`);
 });
 
+build('refuses a client stream endpoint in one line naming it (Lambda has no request streaming)', async () => {
+  const err = (await rejects(() => make('test/fixtures/lambda-client-stream/index.ts'))) as Error;
+  assert.is(err.name, 'UserError');
+  assert.match(err.message, /^Numbers\.Sum is a client stream, and Lambda has no request streaming/);
+  assert.not.match(err.message, /\n/);
+});
+
+build('bundles a server stream endpoint', async () => {
+  const { code } = await make('test/fixtures/lambda-stream/index.ts');
+  assert.ok(code.includes('streamifyResponse'));
+});
+
 build.run();
 
 // ---
@@ -103,6 +116,14 @@ command('reports both artifacts with --json', async () => {
     ['index.mjs', 'function.zip'],
   );
   assert.ok(report.artifacts[1]!.size < 70 * 1024);
+});
+
+command('refuses a client stream with one line naming the endpoint, exit code 1', async () => {
+  const r = await cli(['build', 'test/fixtures/lambda-client-stream', '--target', 'lambda', '--outdir', out], {});
+  assert.is(r.code, 1, r.stderr);
+  const lines = r.stderr.trim().split('\n');
+  assert.is(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /Numbers\.Sum is a client stream, and Lambda has no request streaming/);
 });
 
 command.run();

@@ -12,6 +12,7 @@ import {
   GetAliasCommand,
   GetFunctionConfigurationCommand,
   InvokeCommand,
+  InvokeWithResponseStreamCommand,
   LambdaClient,
   ListAliasesCommand,
   ListFunctionsCommand,
@@ -276,6 +277,48 @@ api('GetAlias and ListAliases (filtered by FunctionVersion); an unknown alias is
   const missing = await awsError(() => client.send(new GetAliasCommand({ FunctionName: 'published', Name: 'gone' })));
   assert.equal([missing.name, missing.status], ['ResourceNotFoundException', 404]);
   assert.match(missing.message, 'function:published:gone');
+});
+
+api('InvokeWithResponseStream reaches serve (its own /2021-11-15/ path), also with the invoke-only key', async () => {
+  await create('streamed');
+  const { awsInvoke } = readCredential(scratch.home)!;
+  const invoker = new LambdaClient({
+    endpoint: `http://${address}`,
+    region: 'us-east-1',
+    credentials: awsInvoke,
+    maxAttempts: 1,
+  });
+  try {
+    for (const c of [client, invoker]) {
+      const out = await send(
+        c.send(
+          new InvokeWithResponseStreamCommand({
+            FunctionName: 'streamed',
+            Payload: new TextEncoder().encode(JSON.stringify({ endpoint: 'Fixture.Hello', body: { name: 'Ada' } })),
+          }),
+        ),
+        'InvokeWithResponseStream',
+      );
+      const chunks: Uint8Array[] = [];
+      let complete: object | undefined;
+      for await (const e of out.EventStream!) {
+        if (e.PayloadChunk?.Payload) chunks.push(e.PayloadChunk.Payload);
+        if (e.InvokeComplete) complete = e.InvokeComplete;
+      }
+      assert.is(out.ExecutedVersion, '$LATEST');
+      assert.is(JSON.parse(Buffer.concat(chunks).toString()).body.message, 'Hello Ada');
+      assert.equal(complete, {});
+    }
+    const refused = await awsError(() =>
+      invoker.send(new InvokeWithResponseStreamCommand({ FunctionName: 'streamed', InvocationType: 'Event' as never })),
+    );
+    assert.is(refused.name, 'InvalidParameterValueException');
+    const unknown = await awsError(() => invoker.send(new InvokeWithResponseStreamCommand({ FunctionName: 'nope' })));
+    assert.is(unknown.status, 404);
+  } finally {
+    invoker.destroy();
+    await send(client.send(new DeleteFunctionCommand({ FunctionName: 'streamed' })), 'DeleteFunction'); // the lists below
+  }
 });
 
 api('versions, aliases and architectures survive a SIGKILL of serve (3 versions, 3 aliases, arm64)', async () => {

@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { request, type ClientRequest } from 'node:http';
 import { MAX_RESPONSE_BYTES, RuntimeApi, type InvokeResult } from '../../../serve/lambda/runtime-api.js';
 import { sleep, withTimeout } from '../../helpers.js';
 
@@ -214,3 +215,105 @@ api('rejects what is still queued when closed', async () => {
 });
 
 api.run();
+
+// ---
+const streamed = suite('RuntimeApi streamed responses');
+let stream: RuntimeApi;
+let stopped: string[];
+streamed.before.each(async () => {
+  stopped = [];
+  stream = await RuntimeApi.start({ functionArn: ARN, onTimeout: (id) => stopped.push(id) });
+});
+streamed.after.each(() => stream.close());
+
+/** A streamed response as the RIC posts it: chunked, `Lambda-Runtime-Function-Response-Mode: streaming`. */
+function postStream(id: string): ClientRequest {
+  const [host, port] = stream.address.split(':');
+  const req = request({
+    host,
+    port: Number(port),
+    method: 'POST',
+    path: `/2018-06-01/runtime/invocation/${id}/response`,
+    headers: {
+      'Lambda-Runtime-Function-Response-Mode': 'streaming',
+      'Content-Type': 'application/x-ndjson',
+      Trailer: 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body',
+    },
+  });
+  req.on('error', () => {});
+  return req;
+}
+
+const nextEvent = async () => {
+  const res = await withTimeout(fetch(`http://${stream.address}/2018-06-01/runtime/invocation/next`), 3000, 'next');
+  await res.arrayBuffer();
+  return res.headers.get('lambda-runtime-aws-request-id')!;
+};
+
+streamed(
+  'hands the stream over at its first chunk, reads 2 chunks as they come, and ends without an error',
+  async () => {
+    const result = stream.invokeStreaming({}, { timeoutMs: 5000, requestId: 's1' });
+    await nextEvent();
+    const req = postStream('s1');
+    req.write('{"n":2}\n');
+    const r = await withTimeout(result, 3000, 'the stream');
+    assert.ok('stream' in r);
+    if (!('stream' in r)) return;
+    assert.is(r.stream.contentType, 'application/x-ndjson');
+    const chunks = r.stream.chunks[Symbol.asyncIterator]();
+    assert.is(String((await withTimeout(chunks.next(), 3000, 'chunk 1')).value), '{"n":2}\n');
+    req.end('{"n":1}\n');
+    assert.is(String((await withTimeout(chunks.next(), 3000, 'chunk 2')).value), '{"n":1}\n');
+    assert.ok((await withTimeout(chunks.next(), 3000, 'the end')).done);
+    assert.is(await r.stream.end, undefined);
+    assert.is(stream.pending, 1, 'the invocation lasts until the runtime asks for the next event');
+    void fetch(`http://${stream.address}/2018-06-01/runtime/invocation/next`).catch(() => {});
+    await eventuallyZero();
+  },
+);
+
+streamed('reports the error of its trailers (type, base64 JSON body), streamed or buffered for invoke()', async () => {
+  const error = { errorType: 'MicroError', errorMessage: '{"code":409}', trace: ['at x'] };
+  const send = (id: string) => {
+    const req = postStream(id);
+    req.write('{"n":3}\n');
+    req.addTrailers({
+      'Lambda-Runtime-Function-Error-Type': 'MicroError',
+      'Lambda-Runtime-Function-Error-Body': Buffer.from(JSON.stringify(error)).toString('base64'),
+    });
+    req.end();
+  };
+  const result = stream.invokeStreaming({}, { timeoutMs: 5000, requestId: 'e1' });
+  await nextEvent();
+  send('e1');
+  const r = await withTimeout(result, 3000, 'the stream');
+  if (!('stream' in r)) throw new Error('not streamed');
+  const chunks: string[] = [];
+  for await (const c of r.stream.chunks) chunks.push(String(c));
+  assert.equal(chunks, ['{"n":3}\n']);
+  assert.equal(await r.stream.end, error);
+  const buffered = stream.invoke({}, { timeoutMs: 5000, requestId: 'e2' });
+  await nextEvent();
+  send('e2');
+  assert.equal(await withTimeout(buffered, 3000, 'the buffered result'), { requestId: 'e2', error });
+});
+
+streamed('ends a stream still running at the timeout with Sandbox.Timedout and stops the runtime', async () => {
+  const result = stream.invokeStreaming({}, { timeoutMs: 300, requestId: 't1' });
+  await nextEvent();
+  const req = postStream('t1');
+  req.write('{"n":1}\n');
+  const r = await withTimeout(result, 3000, 'the stream');
+  if (!('stream' in r)) throw new Error('not streamed');
+  r.stream.discard();
+  assert.is((await withTimeout(r.stream.end, 3000, 'the end'))?.errorType, 'Sandbox.Timedout');
+  assert.equal(stopped, ['t1']);
+});
+
+async function eventuallyZero(): Promise<void> {
+  for (let i = 0; i < 100 && stream.pending > 0; i++) await sleep(10);
+  assert.is(stream.pending, 0);
+}
+
+streamed.run();
