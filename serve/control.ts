@@ -81,6 +81,8 @@ export function runtimeDefinition(runtime: LocalRuntime): ServiceDefinition {
           return {};
         },
       },
+      // The key-value store (serve/store-control.ts).
+      Store: runtime.store.handlers(),
       Dashboard: {
         Login: () => {
           if (!runtime.dashboard)

@@ -63,6 +63,8 @@ import { StatsCollector, hasFigures } from './observe/stats.js';
 import type { RuntimeStats } from '../runtime/plugins/local/protocol.js';
 import { otelEnv } from '../runtime/plugins/otel/settings.js';
 import { SpanSink } from './observe/span-sink.js';
+import { StoreHost } from './store-control.js';
+import { STORE_TOKEN_ENV } from '../runtime/plugins/local/protocol.js';
 
 export interface RuntimeOptions {
   home: string;
@@ -131,7 +133,9 @@ export class LocalRuntime {
   readonly #logs: LogSink;
   readonly #deadLetters: DeadLetterBox;
   readonly #dlqTopics = new Map<string, Promise<Subscription>>();
-  readonly #control = createService(runtimeDefinition(this), { logger: quietLogger });
+  /** The key-value store of `Store.*` (serve/store-control.ts); before #control, whose handlers it gives. */
+  readonly store: StoreHost;
+  readonly #control: ReturnType<typeof createService>;
   #listener: Listener | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly #nodeId = `serve-${process.pid}-${Date.now().toString(36)}`;
@@ -172,6 +176,8 @@ export class LocalRuntime {
     this.#logs = new LogSink(options.home, options.echo ?? true, undefined, options.logRotation);
     this.#deadLetters = options.deadLetters ?? new DeadLetters(options.home);
     this.remote = new RemoteSubscriptions(options.broker, { ackWait: options.ackWait });
+    this.store = new StoreHost(options.home);
+    this.#control = createService(runtimeDefinition(this), { logger: quietLogger });
     if (options.observe !== false) this.invocations.on((event) => this.#stats.record(event));
   }
 
@@ -252,6 +258,7 @@ export class LocalRuntime {
       env[FUNCTION_AWS_SECRET] = this.#credential.awsInvoke.secretAccessKey;
     }
     if (this.#lambdaToken) env[AUTH_TOKEN_ENV] = this.#lambdaToken;
+    env[STORE_TOKEN_ENV] = this.store.token; // opens Store.* and nothing else
     return env;
   }
 
@@ -288,7 +295,9 @@ export class LocalRuntime {
     const guard = this.#guard!;
     let denied =
       request.service === RUNTIME_SERVICE && request.endpoint !== 'Broker.Publish'
-        ? guard.control(request.metadata)
+        ? this.store.admits(request.endpoint, request.metadata)
+          ? undefined
+          : guard.control(request.metadata)
         : guard.call(request.service, request.endpoint, request.metadata);
     if (denied instanceof Promise) denied = await denied;
     if (denied) return errorReply(denied);
@@ -598,6 +607,7 @@ export class LocalRuntime {
     // After the gateway: a request to a mounted API in flight was still answered.
     await Promise.allSettled(this.#extensions.map((e) => e.stop()));
     await this.#launcher?.close();
+    await this.store.close(); // after the gateway and the last processes: no Store.* call is in flight
     await this.#spans?.stop(); // after the last processes: their spans are in
     await this.#logs.close();
     this.#guard?.close();

@@ -1,6 +1,6 @@
 import type { Broker } from './broker.js';
 import { jsonCodec, type Codec } from './codec.js';
-import { errors, toMicroError, type MicroError } from './errors.js';
+import { MicroError, errors, toMicroError } from './errors.js';
 import { newId } from './id.js';
 import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
@@ -9,6 +9,7 @@ import { schemeOf, type Transport, type TransportRequest, type TransportResponse
 import type { Span, Tracer } from './trace.js';
 import { UnreachableNodes } from './unreachable-nodes.js';
 import { EncodedRequest, Outbox, StreamCall, notAgain, type ClientStream } from './client-stream.js';
+import { STORE_ERROR, type StoreBackend } from './store.js';
 
 export interface ClientOptions {
   /** Where services are looked up. Needed unless every call names an `address`. */
@@ -49,7 +50,9 @@ export interface ClientOptions {
    * process whose handler never calls out never loads them. Give a memoised function: clients made with
    * `with()` share it.
    */
-  load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports'>>;
+  load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports' | 'store'>>;
+  /** Opens the host's store plugin (`MICRO_STORE`) on first use: what a handler's `ctx.store` runs on. */
+  store?: () => Promise<StoreBackend>;
   /**
    * Records each call (a client span) and publish (a producer span), children of the `traceparent` in the metadata
    * it sends (a handler's client carries its invocation's), and sends the new span's context on instead. Without
@@ -146,9 +149,23 @@ export class Client {
       load: undefined,
       registry: o.registry ?? loaded.registry,
       broker: o.broker ?? loaded.broker,
+      store: o.store ?? loaded.store,
       transports,
     };
     this.#addTransports(loaded.transports);
+  }
+
+  /** The host's store plugin, opened on first use (`ctx.store` runs on it); a 501 when the host has none. */
+  async storeBackend(): Promise<StoreBackend> {
+    if (this.#options.load) await this.#ready();
+    const open = this.#options.store;
+    if (!open)
+      throw new MicroError(
+        STORE_ERROR,
+        501,
+        'no store is configured here: set MICRO_STORE (memory, local: see micro-fn serve --help)',
+      );
+    return open();
   }
 
   /** A client like this one that also sends `metadata` and never waits past `deadline`. */

@@ -8,6 +8,9 @@ export interface RuntimeConfig {
   /** `MICRO_BROKER`: memory | local | nats | jetstream. */
   broker: string | undefined;
   brokerAddress: string | undefined;
+  /** `MICRO_STORE`: memory | local (the key-value store of `ctx.store`). */
+  store: string | undefined;
+  storeAddress: string | undefined;
   /** `MICRO_TRANSPORT`: what a standalone function listens with, http (default) | nats. */
   transport: string | undefined;
   /** `MICRO_SERVER_ADDRESS`, e.g. `127.0.0.1:0`. */
@@ -42,6 +45,8 @@ export function readConfig(env: Env): RuntimeConfig {
     registryAddress: nonEmpty(env.MICRO_REGISTRY_ADDRESS),
     broker: nonEmpty(env.MICRO_BROKER),
     brokerAddress: nonEmpty(env.MICRO_BROKER_ADDRESS),
+    store: nonEmpty(env.MICRO_STORE),
+    storeAddress: nonEmpty(env.MICRO_STORE_ADDRESS),
     transport: nonEmpty(env.MICRO_TRANSPORT),
     serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
     registerTtl: ttl,

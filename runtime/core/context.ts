@@ -1,4 +1,5 @@
 import type { BrokerMessage, Broker } from './broker.js';
+import type { Store } from './store.js';
 import type { Client } from './client.js';
 import type { Metadata } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
@@ -65,6 +66,11 @@ export interface BaseContext {
   readonly client: Client;
   /** The broker of the service, when it has one. */
   readonly broker: Broker | undefined;
+  /**
+   * The key-value store (`MICRO_STORE`) in this function's own namespace (its service name);
+   * `ctx.store.namespace(name)` opens a shared one. Its plugin is opened on the first operation, never before.
+   */
+  readonly store: Store;
   /** Configuration: the process environment, Lambda's environment, or a Worker's `env` bindings. */
   readonly env: Readonly<Record<string, unknown>>;
   /**

@@ -22,3 +22,4 @@ export * from './trace.js';
 export * from './trace-recorder.js';
 export * from './transport.js';
 export * from './stream.js';
+export * from './store.js';

@@ -7,10 +7,11 @@
 import type { Broker } from './broker.js';
 import type { Env, RuntimeConfig } from './config.js';
 import type { Registry } from './registry.js';
+import type { StoreBackend } from './store.js';
 import type { Transport } from './transport.js';
 import type { SpanExporter, Tracer } from './trace.js';
 
-export type PluginKind = 'registry' | 'broker' | 'transport' | 'exporter';
+export type PluginKind = 'registry' | 'broker' | 'transport' | 'exporter' | 'store';
 
 /**
  * What a host offers: `node` (a Node process: micro-fn serve's functions, `run`, `invoke`, Lambda) or `web`
@@ -40,7 +41,7 @@ export interface PluginContext {
 
 interface Descriptor<K extends PluginKind, T> {
   kind: K;
-  /** What `MICRO_REGISTRY` / `MICRO_BROKER` / `MICRO_TRANSPORT` name it. */
+  /** What `MICRO_REGISTRY` / `MICRO_BROKER` / `MICRO_TRANSPORT` / `MICRO_STORE` name it. */
   name: string;
   /** One line for `--help` and errors. */
   summary: string;
@@ -95,7 +96,13 @@ export interface ExporterPlugin extends Omit<Descriptor<'exporter', SpanExporter
   tracer(exporter: () => Promise<SpanExporter>): Tracer;
 }
 
-export type PluginDescriptor = RegistryPlugin | BrokerPlugin | TransportPlugin | ExporterPlugin;
+/**
+ * A key-value store (`ctx.store`, `MICRO_STORE`). `create` runs on a handler's first store operation, never at start,
+ * so a function that never touches its store opens none.
+ */
+export type StorePlugin = Descriptor<'store', StoreBackend>;
+
+export type PluginDescriptor = RegistryPlugin | BrokerPlugin | TransportPlugin | ExporterPlugin | StorePlugin;
 
 /** A folder's `plugin.ts`, as the catalog imports it: every export a descriptor. */
 export type PluginModule = Readonly<Record<string, PluginDescriptor>>;

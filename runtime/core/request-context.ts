@@ -5,6 +5,7 @@ import { Metadata, PROPAGATED } from './metadata.js';
 import { headers } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
 import type { Span } from './trace.js';
+import { createStore, type Store } from './store.js';
 
 /** What the dispatcher shares with every context it makes. */
 export interface ContextShared {
@@ -27,6 +28,7 @@ export class BaseRequestContext implements BaseContext {
   readonly #shared: ContextShared;
   #client: Client | undefined;
   #controller: AbortController | undefined;
+  #store: Store | undefined;
   /** The invocation's recorded span: set by the dispatcher before the handler runs. */
   span: Span | undefined;
 
@@ -59,6 +61,11 @@ export class BaseRequestContext implements BaseContext {
       this.#client = this.#shared.client.with({ metadata: carry, deadline: this.deadline });
     }
     return this.#client;
+  }
+
+  /** The function's own namespace of the store; the plugin is opened on its first operation. */
+  get store(): Store {
+    return (this.#store ??= createStore(() => this.#shared.client.storeBackend(), this.service));
   }
 
   /** Fired by the dispatcher when the deadline passes or the function stops (see Inflight), never by a timer here. */

@@ -11,6 +11,7 @@ import { headers } from './metadata.js';
 import { errors, toMicroError } from './errors.js';
 import { createFunction, type FunctionOutcome, type MicroFunction } from './function.js';
 import type { Registry } from './registry.js';
+import type { StoreBackend } from './store.js';
 import { Router, type ServiceDefinition } from './router.js';
 import type { MessageOutcome } from './server.js';
 import { errorReply, type Reply, type ServerRequest, type ServerResponse, type Transport } from './transport.js';
@@ -21,6 +22,8 @@ export interface PluginSet {
   registry?: Registry;
   broker?: Broker;
   transports: Transport[];
+  /** The key-value store's plugin (`MICRO_STORE`), opened on the first call (`ctx.store`'s first operation). */
+  store?: () => Promise<StoreBackend>;
   close(): Promise<void>;
 }
 
@@ -239,6 +242,7 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
             client: new Client({
               registry: plugins.registry,
               broker: plugins.broker,
+              store: plugins.store,
               transports: plugins.transports,
               metadata,
               tracer,
@@ -247,6 +251,7 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
         : {}),
       registry: plugins.registry,
       broker: plugins.broker,
+      store: plugins.store,
       transport: options.transport,
       transports: plugins.transports,
       address: options.address,

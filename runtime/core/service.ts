@@ -9,6 +9,7 @@ import { Router, type Hook, type ServiceDefinition } from './router.js';
 import { Dispatcher } from './server.js';
 import type { Listener, Reply, ServerRequest, Transport } from './transport.js';
 import { nonRecordingTracer, type Tracer } from './trace.js';
+import type { StoreBackend } from './store.js';
 
 export interface ServiceOptions {
   registry?: Registry;
@@ -36,6 +37,8 @@ export interface ServiceOptions {
   subscribe?: SubscribeOptions;
   /** Client options for outgoing calls (timeout, retries, selector). */
   client?: Client;
+  /** Opens the store plugin behind `ctx.store` on first use (when no `client` is given; a client carries its own). */
+  store?: () => Promise<StoreBackend>;
   /**
    * Records each invocation as a span (and, through the default client, each call and publish). Default: one that
    * records nothing and passes a `traceparent` on. A given `client` brings its own tracer for calls out.
@@ -105,6 +108,7 @@ export class Service {
       new Client({
         registry: options.registry,
         broker: options.broker,
+        store: options.store,
         transports,
         fromService: this.name,
         tracer: this.tracer,

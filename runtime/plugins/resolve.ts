@@ -15,8 +15,10 @@ import type {
   PluginDescriptor,
   PluginKind,
   RegistryPlugin,
+  StorePlugin,
   TransportPlugin,
 } from '../core/plugin.js';
+import type { StoreBackend } from '../core/store.js';
 import type { Registry } from '../core/registry.js';
 import type { Transport } from '../core/transport.js';
 import { bundled, pluginModules } from './catalog.js';
@@ -28,6 +30,8 @@ export interface Plugins {
   broker?: Broker;
   /** Every client transport this host carries, by scheme. */
   transports: Transport[];
+  /** The store plugin (`MICRO_STORE`), opened on the first call; absent on a Web platform with no MICRO_STORE. */
+  store?: () => Promise<StoreBackend>;
   /** Closes what was opened here. */
   close(): Promise<void>;
 }
@@ -45,13 +49,20 @@ export interface ResolveOptions {
   broker?: BrokerSettings;
 }
 
-type ByKind = { registry: RegistryPlugin; broker: BrokerPlugin; transport: TransportPlugin; exporter: ExporterPlugin };
+type ByKind = {
+  registry: RegistryPlugin;
+  broker: BrokerPlugin;
+  transport: TransportPlugin;
+  exporter: ExporterPlugin;
+  store: StorePlugin;
+};
 
 const VARIABLE: Record<PluginKind, string> = {
   registry: 'MICRO_REGISTRY',
   broker: 'MICRO_BROKER',
   transport: 'MICRO_TRANSPORT',
   exporter: 'OTEL_TRACES_EXPORTER',
+  store: 'MICRO_STORE',
 };
 
 /** Every descriptor in the catalog (or in a bundle's copy of it). */
@@ -108,8 +119,10 @@ export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] 
   const chosen: PluginDescriptor[] = [];
   const registry = choose('registry', config.registry, platform);
   const broker = choose('broker', config.broker, platform);
+  const store = choose('store', config.store, platform);
   if (registry) chosen.push(registry);
   if (broker) chosen.push(broker);
+  if (store) chosen.push(store);
   const listen = config.transport === undefined ? undefined : choose('transport', config.transport, platform);
   for (const t of available('transport', platform)) if (t === listen || (t.enabled?.(config) ?? true)) chosen.push(t);
   chosen.push(...available('exporter', platform).filter((e) => e.enabled(env)));
@@ -144,12 +157,22 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
     context.registry = registry;
     const broker = await chosen.find((d): d is BrokerPlugin => d.kind === 'broker')?.create(context);
     if (broker) opened.push(broker);
+    const storePlugin = chosen.find((d): d is StorePlugin => d.kind === 'store');
+    // Opened on a handler's first store operation only; a failed open is tried again by the next.
+    let store: Promise<StoreBackend> | undefined;
+    const openStore = (): Promise<StoreBackend> =>
+      (store ??= storePlugin!.create(context).catch((err: unknown) => {
+        store = undefined;
+        throw err;
+      }));
     return {
       registry,
       broker,
       transports,
+      ...(storePlugin ? { store: openStore } : {}),
       async close() {
-        await Promise.allSettled(opened.map((p) => p.close?.()));
+        const backend = await store?.catch(() => undefined);
+        await Promise.allSettled([...opened, ...(backend ? [backend] : [])].map((p) => p.close?.()));
       },
     };
   } catch (err) {

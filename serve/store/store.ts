@@ -23,6 +23,12 @@ export interface Store {
   readonly path: string;
   /** The database `name` of this store (made on first use). */
   database<V, K extends Key = Key>(name: string): Database<V, K>;
+  /**
+   * Runs `action` in one write transaction, committed and flushed to disk before it returns (LMDB's own: other
+   * processes on the same folder wait for it). Its puts and removes apply whole or not at all: a throw aborts them.
+   * Synchronous (it blocks the event loop for the commit): keep `action` small.
+   */
+  transactionSync<T>(action: () => T): T;
   /** Resolves once `write` (a put or remove of this store) is committed and flushed to disk; rejects if it failed. */
   durable(write: Promise<unknown>): Promise<void>;
   /** Waits for the writes issued so far, then closes the store (and gives it up, if it was claimed). */
@@ -37,7 +43,7 @@ export async function openStore(path: string): Promise<Store> {
 async function openRoot(path: string): Promise<RootDatabase> {
   mkdirSync(path, { recursive: true, mode: 0o700 });
   const { open } = await import('lmdb');
-  // Databases: the broker's four, the key-value store's later; each named database costs LMDB a slot.
+  // Databases: the broker's four, the key-value store's three (serve/store/kv.ts); each named database costs LMDB a slot.
   return open({ path, maxDbs: 32, separateFlushed: true });
 }
 
@@ -78,6 +84,10 @@ class LmdbStore implements Store {
     let db = this.#databases.get(name);
     if (!db) this.#databases.set(name, (db = this.#root.openDB({ name })));
     return db as Database<V, K>;
+  }
+
+  transactionSync<T>(action: () => T): T {
+    return this.#root.transactionSync(action);
   }
 
   async durable(write: Promise<unknown>): Promise<void> {

@@ -4,7 +4,8 @@
  * through its control service.
  */
 import { ConfigError } from '../../core/config.js';
-import type { BrokerPlugin, RegistryPlugin } from '../../core/plugin.js';
+import { STORE_TOKEN_ENV } from './protocol.js';
+import type { BrokerPlugin, RegistryPlugin, StorePlugin } from '../../core/plugin.js';
 
 export const localRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -29,5 +30,19 @@ export const localBroker: BrokerPlugin = {
       throw new ConfigError('the local broker needs a registry and an HTTP transport to find micro-fn serve');
     const [{ createLocalBroker }, { microFnHome }] = await Promise.all([import('./broker.js'), import('./home.js')]);
     return createLocalBroker({ registry, transport: http, home: microFnHome(env) });
+  },
+};
+
+export const localStore: StorePlugin = {
+  kind: 'store',
+  name: 'local',
+  summary: 'the embedded store under MICRO_FN_HOME, kept by micro-fn serve and shared by every local process',
+  platforms: ['node'],
+  defaultOn: ['node'],
+  async create({ env, registry, http }) {
+    if (!registry || !http)
+      throw new ConfigError('the local store needs a registry and an HTTP transport to find micro-fn serve');
+    const [{ createLocalStore }, { microFnHome }] = await Promise.all([import('./store.js'), import('./home.js')]);
+    return createLocalStore({ registry, transport: http, home: microFnHome(env), token: env[STORE_TOKEN_ENV] });
   },
 };

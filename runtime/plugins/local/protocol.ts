@@ -13,6 +13,18 @@ import type { Registry } from '../../core/registry.js';
 /** The control service's name in the registry: `micro-fn`. */
 export const RUNTIME_SERVICE = 'micro-fn';
 
+/**
+ * The variable in which serve gives each function process its store token: it opens the `Store.*` endpoints of the
+ * control service, and nothing else (a function process cannot read serve's credential).
+ */
+export const STORE_TOKEN_ENV = 'MICRO_FN_STORE_TOKEN';
+
+/** A value of serve's store as `Store.Get` and `Store.List` return it: JSON text and its revision. */
+export interface StoredValue {
+  value: string;
+  revision: number;
+}
+
 /** What `Runtime.Deploy` takes: a bundle built for the local target, and its limits. */
 export interface DeployRequest {
   /** Absolute path of the bundle's `index.mjs`. */
@@ -165,6 +177,17 @@ export interface ControlApi {
   'Broker.Unsubscribe': { request: { id: string }; response: Record<string, never> };
   'Dlq.List': { request: { topic: string }; response: { messages: DeadLetter[] } };
   'Dlq.Replay': { request: { topic: string }; response: { replayed: number } };
+  /** The key-value store (serve/store-control.ts); `value` is JSON text. Open to the control and store tokens. */
+  'Store.Get': { request: { namespace: string; key: string }; response: { entry: StoredValue | null } };
+  'Store.Set': {
+    request: { namespace: string; key: string; value: string; ttl?: number; revision?: number };
+    response: { revision: number };
+  };
+  'Store.Delete': { request: { namespace: string; key: string; revision?: number }; response: { deleted: boolean } };
+  'Store.List': {
+    request: { namespace: string; prefix: string; limit: number; cursor?: string };
+    response: { entries: (StoredValue & { key: string })[]; cursor?: string };
+  };
   /** A one-time login URL of serve's dashboard (`micro-fn dashboard`); 404 when serve runs without one. */
   'Dashboard.Login': { request: Record<string, never>; response: { url: string; expires: string } };
 }

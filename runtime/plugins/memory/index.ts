@@ -5,3 +5,4 @@
 export * from './registry.js';
 export * from './broker.js';
 export * from './transport.js';
+export * from './store.js';

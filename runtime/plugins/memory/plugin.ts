@@ -2,7 +2,7 @@
  * The memory plugin's descriptors: a registry and a broker that live inside one process (tests, a single
  * long-running host). Nothing is shared between processes, so a one-shot function's host rarely wants them.
  */
-import type { BrokerPlugin, RegistryPlugin } from '../../core/plugin.js';
+import type { BrokerPlugin, RegistryPlugin, StorePlugin } from '../../core/plugin.js';
 
 export const memoryRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -18,4 +18,12 @@ export const memoryBroker: BrokerPlugin = {
   summary: 'in this process only: at-least-once while it lives, queue groups, redelivery, dead letters',
   platforms: ['node', 'web'],
   create: async () => (await import('./broker.js')).createMemoryBroker(),
+};
+
+export const memoryStore: StorePlugin = {
+  kind: 'store',
+  name: 'memory',
+  summary: 'in this process only: strongly consistent, atomic compare-and-set, TTLs',
+  platforms: ['node', 'web'],
+  create: async () => (await import('./store.js')).createMemoryStore(),
 };
