@@ -57,6 +57,7 @@ export class KvStore implements StoreBackend {
   }
 
   async get(namespace: string, key: string): Promise<RawEntry | undefined> {
+    this.#store.fresh(); // strong: a read after a write (of any process) sees it
     const kept = this.#live(this.#kv.get([namespace, key]));
     return kept && { value: kept.v, revision: kept.r };
   }
@@ -95,6 +96,7 @@ export class KvStore implements StoreBackend {
   }
 
   async list(namespace: string, prefix: string, options: { limit: number; cursor?: string }) {
+    this.#store.fresh();
     const now = this.#now();
     const entries: (RawEntry & { key: string })[] = [];
     const start = options.cursor !== undefined && options.cursor > prefix ? options.cursor : prefix;

@@ -29,6 +29,11 @@ export interface Store {
    * Synchronous (it blocks the event loop for the commit): keep `action` small.
    */
   transactionSync<T>(action: () => T): T;
+  /**
+   * Makes the next read see the latest commit, of any process: lmdb-js keeps one read snapshot until the end of the
+   * event-loop turn, so without it a read in the same turn as another process's commit sees the state before it.
+   */
+  fresh(): void;
   /** Resolves once `write` (a put or remove of this store) is committed and flushed to disk; rejects if it failed. */
   durable(write: Promise<unknown>): Promise<void>;
   /** Waits for the writes issued so far, then closes the store (and gives it up, if it was claimed). */
@@ -88,6 +93,10 @@ class LmdbStore implements Store {
 
   transactionSync<T>(action: () => T): T {
     return this.#root.transactionSync(action);
+  }
+
+  fresh(): void {
+    this.#root.resetReadTxn();
   }
 
   async durable(write: Promise<unknown>): Promise<void> {
