@@ -70,6 +70,11 @@ export const registryOptions = {
   'registry-address': pluginOptions['registry-address'],
 } as const satisfies Record<string, OptionSpec>;
 
+/** The store of `ctx.store`, mirroring MICRO_STORE. */
+export const storeOption = {
+  store: { type: 'string', value: 'NAME', description: 'the store of ctx.store: {store} (env MICRO_STORE)' },
+} as const satisfies Record<string, OptionSpec>;
+
 /** What a standalone function listens with, mirroring MICRO_TRANSPORT. */
 export const transportOption = {
   transport: { type: 'string', value: 'NAME', description: 'listen with http (default) or nats (env MICRO_TRANSPORT)' },
@@ -114,13 +119,13 @@ export function parse(command: Command, argv: string[], sections: OptionSection[
 }
 
 /**
- * The help text. `{registry}` and `{broker}` in a description become the plugins the descriptors list, read only
+ * The help text. `{registry}`, `{broker}` and `{store}` in a description become the plugins the descriptors list, read only
  * here: a command that does not show help does not load them.
  */
 export async function help(command: Command, sections: OptionSection[] = []): Promise<string> {
   const { pluginNames } = await import('../runtime/plugins/resolve.js');
   const names = (text: string) =>
-    text.replace(/\{(registry|broker)\}/g, (_, kind: 'registry' | 'broker') => pluginNames(kind));
+    text.replace(/\{(registry|broker|store)\}/g, (_, kind: 'registry' | 'broker' | 'store') => pluginNames(kind));
   const examples = [...(command.examples ?? []), ...sections.flatMap((s) => s.examples ?? [])];
   const rows = (options: Record<string, OptionSpec>) =>
     Object.entries(options).map(([name, o]) => {
@@ -158,6 +163,7 @@ export function envWithFlags(
     'broker-address': 'MICRO_BROKER_ADDRESS',
     address: 'MICRO_SERVER_ADDRESS',
     transport: 'MICRO_TRANSPORT',
+    store: 'MICRO_STORE',
   };
   for (const [flag, name] of Object.entries(map)) {
     const value = values[flag];

@@ -12,6 +12,7 @@ import {
   pluginOptions,
   sourceMapOption,
   defineCommand,
+  storeOption,
 } from './command.js';
 import { loadFunction } from './load.js';
 import { exitCode, write } from './output.js';
@@ -55,6 +56,7 @@ export const command = defineCommand({
     timeout: { type: 'string', value: 'DURATION', description: 'deadline for the handler, e.g. 5s' },
     ...sourceMapOption,
     ...pluginOptions,
+    ...storeOption,
   },
   examples: [
     `micro-fn invoke examples/helloworld Greeter.Hello '{"name":"Ada"}'`,

@@ -45,6 +45,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ command:
     load: () => import('./dashboard.js'),
   },
   dlq: { summary: "list a topic's dead-lettered messages [--replay]", load: () => import('./dlq.js') },
+  store: { summary: "read and write a function's store: get, set, list, delete", load: () => import('./store.js') },
   install: {
     summary: 'install an optional runtime: lambda-runtime (the Lambda runtime interface client serve runs)',
     load: () => import('./install.js'),

@@ -1,5 +1,13 @@
 import { UserError } from '../runtime/core/errors.js';
-import { duration, envWithFlags, pluginOptions, sourceMapOption, transportOption, defineCommand } from './command.js';
+import {
+  duration,
+  envWithFlags,
+  pluginOptions,
+  sourceMapOption,
+  transportOption,
+  defineCommand,
+  storeOption,
+} from './command.js';
 import { loadFunction } from './load.js';
 import { exitCode, write } from './output.js';
 
@@ -49,6 +57,7 @@ export const command = defineCommand({
     ...transportOption,
     ...sourceMapOption,
     ...pluginOptions,
+    ...storeOption,
   },
   examples: [
     'micro-fn run examples/helloworld',

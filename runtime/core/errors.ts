@@ -20,6 +20,7 @@ const STATUS: Record<number, string> = {
   /** nginx's: the caller went away (a stream it stopped reading). */
   499: 'Client Closed Request',
   500: 'Internal Server Error',
+  501: 'Not Implemented',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',

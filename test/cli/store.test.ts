@@ -1,0 +1,130 @@
+/**
+ * The store end to end: a real `micro-fn serve`, examples/counter deployed with the CLI, its one-shot processes
+ * (confined, another user) reaching serve's store with the token serve gave them; `micro-fn store` reading and
+ * writing the same store.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cli, lastJson, start, tempHome, type Running } from './helpers.js';
+import { withTimeout } from '../helpers.js';
+
+let scratch: ReturnType<typeof tempHome>;
+let env: Record<string, string>;
+let serve: Running;
+let gateway: string;
+
+const ok = async (args: string[]) => {
+  const r = await cli(args, env, { timeout: 60_000 });
+  assert.is(r.code, 0, `micro-fn ${args.join(' ')}: ${r.stderr}`);
+  return r;
+};
+
+const increment = async (key: string) => {
+  const res = await fetch(`${gateway}/counter/Counter.Increment`, {
+    method: 'POST',
+    body: JSON.stringify({ key }),
+    headers: { 'content-type': 'application/json' },
+  });
+  const body = (await res.json()) as { value: number; conflicts: number };
+  assert.is(res.status, 200, JSON.stringify(body));
+  return body;
+};
+
+// ---
+const counter = suite('examples/counter through micro-fn serve');
+
+counter.before(async () => {
+  scratch = tempHome();
+  env = { MICRO_FN_HOME: scratch.home };
+  serve = start(
+    ['serve', '--address', '127.0.0.1:0', '--quiet', '--concurrency', '8', '--queue', '200', '--timeout', '5m'],
+    env,
+  );
+  [, gateway] = (await serve.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/)) as [string, string];
+  await ok(['deploy', 'examples/counter']);
+});
+
+counter.after(async () => {
+  serve.child.kill('SIGTERM');
+  await serve.exited(10_000).catch(() => serve.kill());
+  scratch.cleanup();
+});
+
+counter('100 concurrent one-shot invocations end at exactly 100, each value given once', async () => {
+  const replies = await withTimeout(
+    Promise.all(Array.from({ length: 100 }, () => increment('count'))),
+    120_000,
+    '100 invocations',
+  );
+  const values = replies.map((r) => r.value).sort((a, b) => a - b);
+  const conflicts = replies.reduce((n, r) => n + r.conflicts, 0);
+  assert.equal(
+    values,
+    Array.from({ length: 100 }, (_, i) => i + 1),
+    `values 1..100 (${conflicts} conflicts retried)`,
+  );
+  const read = await ok(['store', 'get', 'counter', 'count', '--json']);
+  assert.is((lastJson(read.stdout) as { value: number }).value, 100, 'the store holds 100');
+});
+
+counter('micro-fn store set, get, list and delete the keys the function sees', async () => {
+  await ok(['store', 'set', 'counter', 'from-cli', '41']);
+  assert.equal(await increment('from-cli'), { value: 42, conflicts: 0 });
+  const got = await ok(['store', 'get', 'counter', 'from-cli']);
+  assert.is(got.stdout, '42\n');
+  assert.match(got.stderr, /^revision \d+\n$/);
+  const listed = await ok(['store', 'list', 'counter', 'from', '--json']);
+  const page = lastJson(listed.stdout) as { entries: { key: string; value: number }[] };
+  assert.equal(
+    page.entries.map((e) => [e.key, e.value]),
+    [['from-cli', 42]],
+  );
+  await ok(['store', 'delete', 'counter', 'from-cli']);
+  const gone = await cli(['store', 'get', 'counter', 'from-cli'], env);
+  assert.is(gone.code, 1);
+  assert.match(gone.stderr, /no key from-cli in counter/);
+});
+
+counter('micro-fn store set --revision with a stale revision is a conflict and changes nothing', async () => {
+  const first = lastJson((await ok(['store', 'set', 'counter', 'cas', '1', '--json'])).stdout) as { revision: number };
+  await ok(['store', 'set', 'counter', 'cas', '2', '--revision', String(first.revision)]);
+  const stale = await cli(['store', 'set', 'counter', 'cas', '3', '--revision', String(first.revision)], env);
+  assert.is(stale.code, 1);
+  assert.match(
+    stale.stderr,
+    /counter\/cas is at revision \d+, not at revision \d+: read it again and retry \(409 Conflict\)/,
+  );
+  assert.is((await ok(['store', 'get', 'counter', 'cas'])).stdout, '2\n');
+});
+
+counter('micro-fn store refuses a bad value, key or action with one line', async () => {
+  for (const [args, pattern] of [
+    [['store', 'set', 'counter', 'k', 'bare-word'], /the value is not JSON .*a string needs its quotes/],
+    [['store', 'get', 'counter', 'a\nb'], /control characters/],
+    [['store', 'fetch', 'counter', 'k'], /unknown store action "fetch": use get, set, list or delete/],
+    [['store', 'get', 'counter'], /store get needs a key/],
+  ] as const) {
+    const r = await cli([...args], env);
+    assert.is(r.code, 1, args.join(' '));
+    assert.match(r.stderr, pattern);
+    assert.is(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+});
+
+counter.run();
+
+// ---
+const noServe = suite('micro-fn store without micro-fn serve');
+
+noServe('says that micro-fn serve keeps the local store, and how to choose another', async () => {
+  const home = tempHome();
+  try {
+    const r = await cli(['store', 'get', 'counter', 'count'], { MICRO_FN_HOME: home.home });
+    assert.is(r.code, 1);
+    assert.match(r.stderr, /the local store is kept by `micro-fn serve`, and none is running/);
+  } finally {
+    home.cleanup();
+  }
+});
+
+noServe.run();
