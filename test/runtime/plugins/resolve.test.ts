@@ -43,14 +43,34 @@ catalog.run();
 // ---
 const select = suite('selectPlugins');
 
-select('on Node, the embedded default: local registry and broker, HTTP and Lambda transports', () => {
-  assert.equal(names({}, 'node'), ['registry local', 'broker local', 'transport http', 'transport lambda']);
+select('on Node, the embedded default: local registry, broker and store, HTTP and Lambda transports', () => {
+  assert.equal(names({}, 'node'), [
+    'registry local',
+    'broker local',
+    'store local',
+    'transport http',
+    'transport lambda',
+  ]);
+});
+
+select('carries the store MICRO_STORE names, on the Web only when named', () => {
+  assert.equal(names({ MICRO_STORE: 'memory' }, 'node'), [
+    'registry local',
+    'broker local',
+    'store memory',
+    'transport http',
+    'transport lambda',
+  ]);
+  assert.equal(names({ MICRO_STORE: 'memory' }, 'web'), ['store memory', 'transport http']);
+  assert.throws(() => names({ MICRO_STORE: 'local' }, 'web'), /MICRO_STORE=local does not run on web/);
+  assert.throws(() => names({ MICRO_STORE: 'redis' }, 'node'), /MICRO_STORE must be one of local, memory; got "redis"/);
 });
 
 select('carries the NATS transport only when the configuration uses NATS', () => {
   assert.equal(names({ MICRO_REGISTRY: 'nats', MICRO_BROKER: 'jetstream' }, 'node'), [
     'registry nats',
     'broker jetstream',
+    'store local',
     'transport http',
     'transport lambda',
     'transport nats',
@@ -58,6 +78,7 @@ select('carries the NATS transport only when the configuration uses NATS', () =>
   assert.equal(names({ MICRO_TRANSPORT: 'nats' }, 'node'), [
     'registry local',
     'broker local',
+    'store local',
     'transport http',
     'transport lambda',
     'transport nats',
