@@ -12,6 +12,7 @@ import { benchSourceMaps } from './source-maps.js';
 import { benchSpawner } from './spawner.js';
 import { benchServeStream } from './serve-stream.js';
 import { benchStream } from './stream.js';
+import { benchStore } from './store.js';
 import { benchObserve } from './observe.js';
 import { benchTrace } from './trace.js';
 
@@ -26,6 +27,10 @@ const benches: [string, () => Promise<string[]>][] = [
   [
     "serve's durable broker vs the MemoryBroker: publish latency, publish → handled, serve's RSS with a backlog",
     () => benchBroker(),
+  ],
+  [
+    'store: get/set p50 from a warm function vs lmdb directly; the counter example, 100 concurrent invocations',
+    () => benchStore(),
   ],
   ['serve --auth vs no --auth: warm-call latency and throughput through the gateway', () => benchAuth()],
   ['tracing exporting vs off: warm-call latency through the gateway', () => benchTrace()],
