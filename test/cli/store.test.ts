@@ -7,6 +7,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cli, lastJson, start, tempHome, type Running } from './helpers.js';
 import { withTimeout } from '../helpers.js';
+import { createStore, isConflict, type Store } from '../../runtime/core/store.js';
+import { createHttpTransport } from '../../runtime/plugins/http/index.js';
+import { createFileRegistry } from '../../runtime/plugins/local/registry.js';
+import { RUNTIME_SERVICE } from '../../runtime/plugins/local/protocol.js';
+import { createLocalStore } from '../../runtime/plugins/local/store.js';
 
 let scratch: ReturnType<typeof tempHome>;
 let env: Record<string, string>;
@@ -128,3 +133,85 @@ noServe('says that micro-fn serve keeps the local store, and how to choose anoth
 });
 
 noServe.run();
+
+// ---
+const shared = suite<{ home?: ReturnType<typeof tempHome>; serves: Running[] }>(
+  'the local store shared by serve processes on one MICRO_FN_HOME',
+  { serves: [] },
+);
+
+const startOn = async (home: string): Promise<Running> => {
+  const running = start(['serve', '--address', '127.0.0.1:0', '--quiet', '--pool', '0'], { MICRO_FN_HOME: home });
+  await running.waitFor(/listening on http:\/\/127\.0\.0\.1:\d+/);
+  return running;
+};
+
+shared.before.each((ctx) => {
+  ctx.home = tempHome();
+  ctx.serves = [];
+});
+shared.after.each(async (ctx) => {
+  for (const s of ctx.serves) {
+    if (s.child.exitCode !== null || s.child.signalCode !== null) continue;
+    s.child.kill('SIGTERM');
+    await s.exited(10_000).catch(() => s.kill());
+  }
+  ctx.home?.cleanup();
+});
+
+shared('50 concurrent compare-and-set increments spread over 2 serve processes end at exactly 50', async (ctx) => {
+  const home = ctx.home!.home;
+  ctx.serves.push(await startOn(home), await startOn(home));
+  const registry = createFileRegistry({ home });
+  const transport = createHttpTransport();
+  try {
+    const nodes = (await registry.getService(RUNTIME_SERVICE)).flatMap((s) => s.nodes);
+    assert.is(nodes.length, 2, 'two serves registered: each call goes to either');
+    let conflicts = 0;
+    const increment = async (store: Store) => {
+      for (;;) {
+        const current = await store.get<number>('n');
+        try {
+          return await store.set('n', (current?.value ?? 0) + 1, { revision: current?.revision ?? 0 });
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+          conflicts++;
+        }
+      }
+    };
+    const clients = Array.from({ length: 50 }, () => {
+      const backend = createLocalStore({ registry, transport, home });
+      return createStore(async () => backend, 'shared');
+    });
+    await withTimeout(Promise.all(clients.map(increment)), 120_000, '50 increments');
+    const final = await clients[0]!.get<number>('n');
+    assert.is(
+      final?.value,
+      50,
+      `50 increments over 2 serves (${conflicts} conflicts retried) ended at ${final?.value}`,
+    );
+  } finally {
+    await transport.close();
+    await registry.close?.();
+  }
+});
+
+shared('a set micro-fn store acknowledged survives a SIGKILL of serve', async (ctx) => {
+  const home = ctx.home!.home;
+  const first = await startOn(home);
+  ctx.serves.push(first);
+  const env = { MICRO_FN_HOME: home };
+  const set = await cli(['store', 'set', 'counter', 'kept', '{"n":7}', '--json'], env);
+  assert.is(set.code, 0, set.stderr);
+  const killed = new Promise((resolve) => first.child.once('exit', resolve));
+  first.child.kill('SIGKILL');
+  await withTimeout(killed, 10_000, 'serve exiting on SIGKILL');
+  ctx.serves.push(await startOn(home));
+  const got = await cli(['store', 'get', 'counter', 'kept', '--json'], env);
+  assert.is(got.code, 0, got.stderr);
+  const entry = lastJson(got.stdout) as { value: unknown; revision: number };
+  assert.equal(entry.value, { n: 7 });
+  assert.is(entry.revision, (lastJson(set.stdout) as { revision: number }).revision);
+});
+
+shared.run();
