@@ -51,7 +51,14 @@ export class KvStore implements StoreBackend {
     this.#now = options.now ?? Date.now;
     const every = options.sweep ?? SWEEP_INTERVAL;
     if (every > 0) {
-      this.#timer = setInterval(() => this.sweep(), every);
+      this.#timer = setInterval(() => {
+        try {
+          this.sweep();
+        } catch (err) {
+          // A sweep that failed (the disk full, say) leaves expired keys for the next; reads skip them meanwhile.
+          process.stderr.write(`[micro-fn serve] sweeping expired store keys failed: ${(err as Error).message}\n`);
+        }
+      }, every);
       this.#timer.unref();
     }
   }

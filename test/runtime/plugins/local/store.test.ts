@@ -115,6 +115,33 @@ access('refuse a caller with no token or a wrong one (401), and write nothing', 
   assert.is(await admin.get('k'), undefined, 'nothing was written');
 });
 
+access('check what a caller sends as serve would from anyone: one-line 400s, nothing written', async (ctx) => {
+  ctx.serve = await startServe(ctx.home, ctx.registry!);
+  const client = new Client({ registry: ctx.registry, transports: [ctx.transport] });
+  const metadata = { authorization: `Bearer ${ctx.serve.runtime.store.token}` };
+  const cases: [string, unknown, RegExp][] = [
+    ['Store.Set', { namespace: 'fn', key: 'k', value: 'not json' }, /value is not JSON text/],
+    ['Store.Set', { namespace: 'fn', key: 'k', value: { a: 1 } }, /value must be JSON text \(a string\)/],
+    ['Store.Set', { namespace: 'fn', key: 'a\u0000b', value: '1' }, /control characters/],
+    ['Store.Set', { namespace: 'n'.repeat(129), key: 'k', value: '1' }, /namespace is at most 128/],
+    ['Store.Set', { namespace: 'fn', key: 'k', value: '1', ttl: 0 }, /ttl must be a whole number of at least 1/],
+    ['Store.Set', { namespace: 'fn', key: 'k', value: '1', revision: -1 }, /revision must be a whole number/],
+    ['Store.Delete', { namespace: 'fn', key: 'k', revision: 0 }, /revision must be a whole number of at least 1/],
+    ['Store.Get', { namespace: 'fn' }, /key must be a non-empty string/],
+    ['Store.List', { namespace: 'fn', limit: 5000 }, /limit is at most 1000/],
+    ['Store.Get', [], /takes a JSON object/],
+  ];
+  for (const [endpoint, request, pattern] of cases) {
+    const err = (await rejects(() => client.call(RUNTIME_SERVICE, endpoint, request, { metadata }))) as MicroError;
+    assert.is(err.code, 400, `${endpoint} ${JSON.stringify(request)}: ${String(err)}`);
+    assert.match(err.detail, pattern);
+  }
+  const listed = (await client.call(RUNTIME_SERVICE, 'Store.List', { namespace: 'fn' }, { metadata })) as {
+    entries: unknown[];
+  };
+  assert.equal(listed.entries, [], `none of the ${cases.length} wrote anything`);
+});
+
 access('say that micro-fn serve keeps the local store when none is running (503)', async (ctx) => {
   const store = createStore(
     async () => createLocalStore({ registry: ctx.registry!, transport: ctx.transport, home: ctx.home }),
