@@ -1,0 +1,87 @@
+/** The store contract's shared part: what createStore checks for every plugin, and the conflict error. */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MicroError, parseError } from '../../../runtime/core/errors.js';
+import {
+  STORE_CONFLICT,
+  conflict,
+  createStore,
+  encodeValue,
+  isConflict,
+  type StoreBackend,
+} from '../../../runtime/core/store.js';
+import { createMemoryStore } from '../../../runtime/plugins/memory/store.js';
+import { rejects } from '../../helpers.js';
+
+// ---
+const create = suite('createStore');
+
+create('opens the plugin on the first operation, once, and again after a failed open', async () => {
+  let opens = 0;
+  let fail = true;
+  const backend = createMemoryStore();
+  const store = createStore(async () => {
+    opens++;
+    if (fail) throw new Error('serve is down');
+    return backend;
+  }, 'fn');
+  assert.is(opens, 0, 'made, not opened');
+  await rejects(() => store.get('k'));
+  fail = false;
+  await store.set('k', 1);
+  await store.namespace('other').get('k');
+  assert.is(opens, 2, 'a failed open is tried again; then kept, also for another namespace');
+});
+
+create(
+  'refuses revision with a 501 on a plugin without compare-and-set (Workers KV), and writes without it',
+  async () => {
+    const inner = createMemoryStore();
+    const eventual: StoreBackend = {
+      guarantees: { compareAndSet: false, consistency: 'eventual' },
+      get: (n, k) => inner.get(n, k),
+      set: (n, k, v, o) => inner.set(n, k, v, o),
+      delete: (n, k, o) => inner.delete(n, k, o),
+      list: (n, p, o) => inner.list(n, p, o),
+    };
+    const store = createStore(async () => eventual, 'fn');
+    for (const op of [() => store.set('k', 1, { revision: 0 }), () => store.delete('k', { revision: 3 })]) {
+      const err = (await rejects(op)) as MicroError;
+      assert.is(err.code, 501);
+      assert.match(err.detail, /has no compare-and-set: write without revision/);
+    }
+    assert.ok((await store.set('k', 1)) > 0);
+    assert.equal(await store.guarantees(), { compareAndSet: false, consistency: 'eventual' });
+  },
+);
+
+create.run();
+
+// ---
+const conflicts = suite('isConflict');
+
+conflicts('tells a lost compare-and-set, also read off the wire, from any other 409 or error', () => {
+  const err = conflict('fn', 'k', 3, 4);
+  assert.ok(isConflict(err));
+  assert.is(err.retryable, false, 'the client never sends it again: reading again is the caller');
+  assert.match(err.detail, /^fn\/k is at revision 4, not at revision 3: read it again and retry$/);
+  assert.ok(isConflict(parseError(JSON.stringify(err.toJSON()))), 'off the wire');
+  assert.not.ok(isConflict(new MicroError('fn', 409, 'other conflict')));
+  assert.not.ok(isConflict(new Error(STORE_CONFLICT)));
+});
+
+conflicts.run();
+
+// ---
+const encode = suite('encodeValue');
+
+encode('encodes JSON values; refuses undefined, functions, cycles and values over 1 MiB', () => {
+  assert.is(encodeValue({ a: [1, null] }), '{"a":[1,null]}');
+  const cycle: Record<string, unknown> = {};
+  cycle.self = cycle;
+  for (const bad of [undefined, () => 1, cycle]) assert.throws(() => encodeValue(bad), /must be JSON/);
+  assert.throws(() => encodeValue('x'.repeat(1024 * 1024)), /at most 1048576 bytes/);
+  assert.is(encodeValue('x'.repeat(1024 * 1024 - 2)).length, 1024 * 1024, 'exactly 1 MiB with its quotes');
+});
+
+encode.run();
