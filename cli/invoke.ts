@@ -12,8 +12,8 @@ import {
   pluginOptions,
   sourceMapOption,
   defineCommand,
-  storeOption,
 } from './command.js';
+import { storeOption } from './command.js';
 import { loadFunction } from './load.js';
 import { exitCode, write } from './output.js';
 

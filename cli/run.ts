@@ -1,13 +1,6 @@
 import { UserError } from '../runtime/core/errors.js';
-import {
-  duration,
-  envWithFlags,
-  pluginOptions,
-  sourceMapOption,
-  transportOption,
-  defineCommand,
-  storeOption,
-} from './command.js';
+import { duration, envWithFlags, pluginOptions, sourceMapOption, transportOption, defineCommand } from './command.js';
+import { storeOption } from './command.js';
 import { loadFunction } from './load.js';
 import { exitCode, write } from './output.js';
 

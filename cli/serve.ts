@@ -11,7 +11,8 @@ import { isLoopbackHost } from '../runtime/core/loopback.js';
 import { parseListenAddress } from '../runtime/plugins/http/address.js';
 import { LISTENER_LIMITS } from '../runtime/plugins/http/listener.js';
 import { limitArgument, type DeployLimit } from '../runtime/plugins/local/limits.js';
-import { duration, envWithFlags, pluginOptions, defineCommand, storeOption } from './command.js';
+import { duration, envWithFlags, pluginOptions, defineCommand } from './command.js';
+import { storeOption } from './command.js';
 import { LOG_ROTATION } from '../serve/logs.js';
 import { invocationJson, invocationLine, jsonLines } from '../serve/observe/request-log.js';
 
