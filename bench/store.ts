@@ -4,7 +4,8 @@
  *      plugin, over serve's control service, LMDB in serve) vs the same operation on lmdb directly in this process
  *      (a get; a set as one synchronous, flushed transaction, what serve does for each set). Rounds alternate: 50
  *      operations in the function, then 50 on lmdb. Target (the issue's): ≤ 1.2× — not reachable across processes.
- *  (b) examples/counter: 100 concurrent one-shot invocations through serve: total time and conflicts retried.
+ *  (b) examples/counter: 100 concurrent one-shot invocations through serve: total time and conflicts retried, vs
+ *      the same 100 invocations of helloworld (no store: what the processes cost).
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,6 +32,7 @@ export async function benchStore(): Promise<string[]> {
     );
     await cliRun(['deploy', 'test/fixtures/store-ops'], env);
     await cliRun(['deploy', 'examples/counter'], env);
+    await cliRun(['deploy', 'examples/helloworld'], env);
     const out: string[] = [];
     for (const op of ['get', 'set'] as const) {
       const fn: number[] = [];
@@ -58,22 +60,28 @@ export async function benchStore(): Promise<string[]> {
         `store ${op}: function p50 ${fmt(f.p50)} p99 ${fmt(f.p99)} | lmdb directly p50 ${fmt(l.p50)} p99 ${fmt(l.p99)} | p50 ${ratio(f.p50, l.p50)} (n=${f.n} each)`,
       );
     }
-    const start = performance.now();
-    const replies = await Promise.all(
-      Array.from({ length: 100 }, async () => {
-        const res = await fetch(`${gateway}/counter/Counter.Increment`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: '{}',
-        });
-        return (await res.json()) as { value: number; conflicts: number };
-      }),
-    );
-    const ms = performance.now() - start;
+    // The baseline: the same 100 one-shot invocations of a function that touches no store (the processes' cost).
+    const hundred = async (path: string, body: string) => {
+      const start = performance.now();
+      const replies = await Promise.all(
+        Array.from({ length: 100 }, async () => {
+          const res = await fetch(`${gateway}/${path}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body,
+          });
+          if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+          return (await res.json()) as { value: number; conflicts: number };
+        }),
+      );
+      return { replies, ms: performance.now() - start };
+    };
+    const hello = await hundred('helloworld/Greeter.Hello', '{"name":"Ada"}');
+    const { replies, ms } = await hundred('counter/Counter.Increment', '{}');
     const max = Math.max(...replies.map((r) => r.value));
     const conflicts = replies.reduce((n, r) => n + (r.conflicts ?? 0), 0);
     out.push(
-      `counter: 100 concurrent invocations in ${(ms / 1000).toFixed(2)} s, ended at ${max}, ${conflicts} conflicts retried`,
+      `counter: 100 concurrent invocations in ${(ms / 1000).toFixed(2)} s, ended at ${max}, ${conflicts} conflicts retried | helloworld (no store) ${(hello.ms / 1000).toFixed(2)} s | ${ratio(ms, hello.ms)}`,
     );
     return out;
   } finally {
