@@ -6,8 +6,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MicroError } from '../../runtime/core/errors.js';
-import { STORE_CONFLICT, STORE_ERROR, isConflict, type Store } from '../../runtime/core/store.js';
+import { STORE_CONFLICT, STORE_ERROR, isConflict, type Store, type StoreGuarantees } from '../../runtime/core/store.js';
 import { eventually, rejects, withTimeout } from '../helpers.js';
+
+/** What a plugin promises; the suite checks it reports exactly this, and runs the tests it makes hold. */
+export interface StoreContractOptions {
+  /** Default: both, strong. */
+  guarantees?: StoreGuarantees;
+}
 
 export interface StoreFixture {
   /**
@@ -42,8 +48,20 @@ const badRequest = async (fn: () => Promise<unknown>, what: string, pattern: Reg
 
 let tests = 0;
 
-export function storeContract(name: string, create: () => Promise<StoreFixture>): void {
-  const test = suite<Context>(name, { ns: '' });
+/**
+ * Runs the suite against the plugin `create` opens. A test that needs compare-and-set or strong consistency is
+ * skipped (uvu counts it, and the name says why) for a plugin that does not promise it, as Workers KV will not.
+ */
+export function storeContract(
+  name: string,
+  create: () => Promise<StoreFixture>,
+  options: StoreContractOptions = {},
+): void {
+  const promised = options.guarantees ?? { compareAndSet: true, consistency: 'strong' };
+  const base = suite<Context>(name, { ns: '' });
+  const test = base;
+  const strong = promised.consistency === 'strong' ? base : base.skip;
+  const cas = promised.compareAndSet && promised.consistency === 'strong' ? base : base.skip;
   const store = (ctx: Context) => ctx.fixture!.open(ctx.ns);
 
   test.before.each(async (ctx) => {
@@ -55,15 +73,15 @@ export function storeContract(name: string, create: () => Promise<StoreFixture>)
     ctx.fixture = undefined;
   });
 
-  test('says it is strongly consistent with compare-and-set (what the rest of this suite checks)', async (ctx) => {
-    assert.equal(await store(ctx).guarantees(), { compareAndSet: true, consistency: 'strong' });
+  test('says what it guarantees, as the suite was told (the tests that need more are skipped)', async (ctx) => {
+    assert.equal(await store(ctx).guarantees(), promised);
   });
 
   test('get of a key never set is undefined', async (ctx) => {
     assert.is(await store(ctx).get('absent'), undefined);
   });
 
-  test('set then get gives back each JSON value with the revision set returned', async (ctx) => {
+  strong('set then get gives back each JSON value with the revision set returned', async (ctx) => {
     const s = store(ctx);
     const values = [{ a: [1, 'two', null], b: { c: true } }, [1, 2], 'text ✓', 42.5, null, false];
     for (const [i, value] of values.entries()) {
@@ -73,7 +91,7 @@ export function storeContract(name: string, create: () => Promise<StoreFixture>)
     }
   });
 
-  test('every write of a key gives a higher revision, also a set after a delete (never reused)', async (ctx) => {
+  cas('every write of a key gives a higher revision, also a set after a delete (never reused)', async (ctx) => {
     const s = store(ctx);
     const first = await s.set('k', 1);
     const second = await s.set('k', 2);
@@ -87,19 +105,22 @@ export function storeContract(name: string, create: () => Promise<StoreFixture>)
     await conflictOf(() => s.set('k', 4, { revision: second }), 'the revision from before the delete');
   });
 
-  test('compare-and-set: the current revision wins, a stale one and 0 on a present key are 409 conflicts', async (ctx) => {
-    const s = store(ctx);
-    const created = await s.set('k', 'a', { revision: 0 });
-    await conflictOf(() => s.set('k', 'b', { revision: 0 }), 'revision 0 on a present key');
-    const updated = await s.set('k', 'b', { revision: created });
-    assert.ok(updated > created);
-    const err = await conflictOf(() => s.set('k', 'c', { revision: created }), 'a stale revision');
-    assert.match(err.detail, /read it again and retry/);
-    assert.equal(await s.get('k'), { value: 'b', revision: updated }, 'the conflict wrote nothing');
-    await conflictOf(() => s.set('absent', 'x', { revision: updated }), 'a revision on an absent key');
-  });
+  cas(
+    'compare-and-set: the current revision wins, a stale one and 0 on a present key are 409 conflicts',
+    async (ctx) => {
+      const s = store(ctx);
+      const created = await s.set('k', 'a', { revision: 0 });
+      await conflictOf(() => s.set('k', 'b', { revision: 0 }), 'revision 0 on a present key');
+      const updated = await s.set('k', 'b', { revision: created });
+      assert.ok(updated > created);
+      const err = await conflictOf(() => s.set('k', 'c', { revision: created }), 'a stale revision');
+      assert.match(err.detail, /read it again and retry/);
+      assert.equal(await s.get('k'), { value: 'b', revision: updated }, 'the conflict wrote nothing');
+      await conflictOf(() => s.set('absent', 'x', { revision: updated }), 'a revision on an absent key');
+    },
+  );
 
-  test('delete with a stale revision is a 409 and keeps the key; with the current one it deletes', async (ctx) => {
+  cas('delete with a stale revision is a 409 and keeps the key; with the current one it deletes', async (ctx) => {
     const s = store(ctx);
     const first = await s.set('k', 1);
     const second = await s.set('k', 2);
@@ -109,7 +130,7 @@ export function storeContract(name: string, create: () => Promise<StoreFixture>)
     await conflictOf(() => s.delete('k', { revision: second }), 'a revision on an absent key');
   });
 
-  test('50 concurrent compare-and-set increments from 50 clients end at exactly 50', async (ctx) => {
+  cas('50 concurrent compare-and-set increments from 50 clients end at exactly 50', async (ctx) => {
     const clients = Array.from({ length: 50 }, () => ctx.fixture!.open(ctx.ns));
     let conflicts = 0;
     const increment = async (s: Store) => {
@@ -130,7 +151,7 @@ export function storeContract(name: string, create: () => Promise<StoreFixture>)
     assert.is(new Set(revisions).size, 50, 'each increment wrote a revision of its own');
   });
 
-  test('list pages through the keys of a prefix in key order, each once, with a cursor', async (ctx) => {
+  strong('list pages through the keys of a prefix in key order, each once, with a cursor', async (ctx) => {
     const s = store(ctx);
     const keys = Array.from({ length: 25 }, (_, i) => `a/${String(i).padStart(2, '0')}`);
     for (const key of [...keys].reverse()) await s.set(key, key);
@@ -155,7 +176,7 @@ export function storeContract(name: string, create: () => Promise<StoreFixture>)
     assert.is((await s.list('c/')).entries.length, 0);
   });
 
-  test('namespaces are separate: the same key holds a value of its own in each', async (ctx) => {
+  strong('namespaces are separate: the same key holds a value of its own in each', async (ctx) => {
     const a = store(ctx);
     const b = a.namespace(`${ctx.ns}-other`);
     assert.is(b.name, `${ctx.ns}-other`);
@@ -171,7 +192,7 @@ export function storeContract(name: string, create: () => Promise<StoreFixture>)
     assert.is((await b.get('k'))?.value, 'b');
   });
 
-  test('a key past its TTL is gone for get and list; one within it stays', async (ctx) => {
+  strong('a key past its TTL is gone for get and list; one within it stays', async (ctx) => {
     const s = store(ctx);
     await s.set('short', 1, { ttl: 200 });
     await s.set('long', 2, { ttl: 600_000 });
@@ -202,5 +223,5 @@ export function storeContract(name: string, create: () => Promise<StoreFixture>)
     assert.is(await s.get('k'), undefined, 'nothing was written');
   });
 
-  test.run();
+  base.run();
 }

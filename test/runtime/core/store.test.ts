@@ -12,6 +12,7 @@ import {
 } from '../../../runtime/core/store.js';
 import { createMemoryStore } from '../../../runtime/plugins/memory/store.js';
 import { rejects } from '../../helpers.js';
+import { storeContract } from '../../contracts/store.js';
 
 // ---
 const create = suite('createStore');
@@ -33,17 +34,22 @@ create('opens the plugin on the first operation, once, and again after a failed 
   assert.is(opens, 2, 'a failed open is tried again; then kept, also for another namespace');
 });
 
+/** The memory store, saying it is eventually consistent without compare-and-set: the shape Workers KV will have. */
+function eventualStore(): StoreBackend {
+  const inner = createMemoryStore();
+  return {
+    guarantees: { compareAndSet: false, consistency: 'eventual' },
+    get: (n, k) => inner.get(n, k),
+    set: (n, k, v, o) => inner.set(n, k, v, o),
+    delete: (n, k, o) => inner.delete(n, k, o),
+    list: (n, p, o) => inner.list(n, p, o),
+  };
+}
+
 create(
   'refuses revision with a 501 on a plugin without compare-and-set (Workers KV), and writes without it',
   async () => {
-    const inner = createMemoryStore();
-    const eventual: StoreBackend = {
-      guarantees: { compareAndSet: false, consistency: 'eventual' },
-      get: (n, k) => inner.get(n, k),
-      set: (n, k, v, o) => inner.set(n, k, v, o),
-      delete: (n, k, o) => inner.delete(n, k, o),
-      list: (n, p, o) => inner.list(n, p, o),
-    };
+    const eventual = eventualStore();
     const store = createStore(async () => eventual, 'fn');
     for (const op of [() => store.set('k', 1, { revision: 0 }), () => store.delete('k', { revision: 3 })]) {
       const err = (await rejects(op)) as MicroError;
@@ -85,3 +91,13 @@ encode('encodes JSON values; refuses undefined, functions, cycles and values ove
 });
 
 encode.run();
+
+// ---
+storeContract(
+  'store contract of a plugin that promises less (eventual, no compare-and-set): what it does not promise is skipped',
+  async () => {
+    const backend = eventualStore();
+    return { open: (namespace) => createStore(async () => backend, namespace), cleanup: async () => {} };
+  },
+  { guarantees: { compareAndSet: false, consistency: 'eventual' } },
+);
