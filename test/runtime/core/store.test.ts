@@ -2,6 +2,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MicroError, parseError } from '../../../runtime/core/errors.js';
+import type { Context } from '../../../runtime/core/context.js';
+import { Metadata } from '../../../runtime/core/metadata.js';
+import { Runner } from '../../../runtime/core/runner.js';
 import {
   STORE_CONFLICT,
   conflict,
@@ -101,3 +104,70 @@ storeContract(
   },
   { guarantees: { compareAndSet: false, consistency: 'eventual' } },
 );
+
+// ---
+const ctxStore = suite('ctx.store');
+
+const invoke = (runner: Runner, endpoint: string) =>
+  runner.invoke({
+    id: crypto.randomUUID(),
+    service: 'fn',
+    endpoint,
+    contentType: 'application/json',
+    body: new TextEncoder().encode('{}'),
+    metadata: new Metadata(),
+  });
+
+ctxStore(
+  'opens the store plugin on a handler’s first operation only: 0 opens for 3 invocations that never touch it, 1 for one that does',
+  async () => {
+    let opens = 0;
+    const backend = createMemoryStore();
+    const runner = new Runner(
+      {
+        name: 'fn',
+        handlers: {
+          S: {
+            Plain: () => ({ ok: true }),
+            Count: async (_req: unknown, ctx: Context) => {
+              const store = ctx.store;
+              assert.is(store.name, 'fn', "the function's own namespace");
+              await store.set('k', 1);
+              await store.namespace('shared').set('k', 2);
+              return { value: (await store.get('k'))?.value };
+            },
+          },
+        },
+      },
+      {
+        env: {},
+        plugins: async () => ({
+          transports: [],
+          store: async () => (opens++, backend),
+          close: async () => {},
+        }),
+      },
+    );
+    for (let i = 0; i < 3; i++) assert.is((await invoke(runner, 'S.Plain')).status, 200);
+    assert.is(opens, 0, 'never opened for handlers that do not use it');
+    const reply = await invoke(runner, 'S.Count');
+    assert.is(new TextDecoder().decode(reply.body), '{"value":1}');
+    assert.is(opens, 1, 'opened once for both namespaces');
+    assert.equal(await backend.get('shared', 'k'), { value: '2', revision: 2 });
+  },
+);
+
+ctxStore('is a 501 that names MICRO_STORE on a host with no store (a Worker without one)', async () => {
+  const runner = new Runner(
+    {
+      name: 'fn',
+      handlers: { S: { Get: async (_req: unknown, ctx: Context) => ctx.store.get('k') } },
+    },
+    { env: {}, plugins: async () => ({ transports: [], close: async () => {} }) },
+  );
+  const reply = await invoke(runner, 'S.Get');
+  assert.is(reply.status, 501);
+  assert.match(new TextDecoder().decode(reply.body), /no store is configured here: set MICRO_STORE/);
+});
+
+ctxStore.run();
