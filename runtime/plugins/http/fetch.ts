@@ -16,7 +16,8 @@ import {
 } from '../../core/index.js';
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
-import { EVENT_STREAM, NDJSON, acceptsEventStream, responseBody } from './framing.js';
+import { EVENT_STREAM, NDJSON, acceptsEventStream, isNdjson, responseBody } from './framing.js';
+import { BodyRequestStream } from './fetch-stream.js';
 
 export interface FetchHandlerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the listener's. */
@@ -75,7 +76,11 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
     };
     // Answered from inside the invocation, so the Response exists before the function stops; the runner answers
     // a failure outside the handler with a 500 the same way, and the `then` covers a reply never made.
-    const run = runner.invoke(req, respond).then(respond);
+    const run = runner.invoke(req, respond).then(async (reply) => {
+      // A request stream the handler left unread (or never got: an error, a refusal) is read no further.
+      if (req.stream) await req.stream[Symbol.asyncIterator]().return?.();
+      await respond(reply);
+    });
     if (context.waitUntil) {
       context.waitUntil(run);
       return answered;
@@ -98,8 +103,16 @@ export async function readRequest(request: Request, max: number): Promise<ReadRe
     return { request: read };
   }
   const sse = acceptsEventStream(request.headers.get('accept'));
-  const error = route(request.method, path, request.headers.get('content-length') ?? undefined, read, max, sse);
+  // A request stream (client, bidi) is one JSON value per line, of any length: only each line is bounded.
+  const streamed = request.method === 'POST' && isNdjson(request.headers.get('content-type'));
+  const length = streamed ? undefined : (request.headers.get('content-length') ?? undefined);
+  const error = route(request.method, path, length, read, max, sse);
   if (error) return { request: read, error };
+  if (streamed) {
+    read.contentType = 'application/json';
+    read.stream = new BodyRequestStream(request.body, max, read.service);
+    return { request: read };
+  }
   if (request.method === 'GET') {
     read.body = bodyFromQuery(new URL(request.url).search.slice(1));
     return { request: read };
