@@ -5,6 +5,7 @@
  * framing is framing.ts's LineSplitter, as the node:http listener reads it (request-stream.ts). No `node:` import.
  */
 import { Metadata, errors, type MessageStream, type MicroError, type StreamEnd } from '../../core/index.js';
+import { LINGER_BYTES } from './exchange.js';
 import { LineSplitter } from './framing.js';
 
 const NO_TRAILERS = new Metadata();
@@ -50,10 +51,33 @@ export class BodyRequestStream implements MessageStream, AsyncIterator<Uint8Arra
     }
   }
 
-  /** The handler stops reading: the rest of the body is cancelled (the host stops receiving it). */
+  /**
+   * The handler stops reading: the rest of the body is read and thrown away, up to LINGER_BYTES (then cancelled), so
+   * a caller still sending finishes and reads its reply: a host that stops reading a body closes the connection
+   * under the caller (workerd does), and most clients then report a failed request instead of the reply.
+   */
   async return(): Promise<IteratorResult<Uint8Array>> {
-    this.#settle(undefined);
+    if (!this.#over) this.drained = this.#discard();
+    this.#settle(undefined, false);
     return { done: true, value: undefined };
+  }
+
+  /** Settles once what return() reads and throws away is done with: the invocation waits for it. */
+  drained: Promise<void> = Promise.resolve();
+
+  async #discard(): Promise<void> {
+    const reader = this.#reader;
+    if (!reader || this.#ended) return;
+    try {
+      for (let left = LINGER_BYTES; left > 0;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        left -= value.byteLength;
+      }
+      await reader.cancel();
+    } catch {
+      // the caller went: nothing left to read
+    }
   }
 
   /** The lines of the next chunk (the last line when the body ended without a line break after it). */
@@ -88,11 +112,46 @@ export class BodyRequestStream implements MessageStream, AsyncIterator<Uint8Arra
     return { done: true, value: undefined };
   }
 
-  #settle(error: MicroError | undefined): void {
+  #settle(error: MicroError | undefined, cancel = true): void {
     if (this.#over) return;
     this.#over = true;
     this.#queue = [];
-    void this.#reader?.cancel().catch(() => {});
+    if (cancel) void this.#reader?.cancel().catch(() => {});
     this.#resolveEnd(error ? { trailers: NO_TRAILERS, error } : { trailers: NO_TRAILERS });
   }
+}
+
+/**
+ * `reply` ending only once `request` was read to its end (what the handler left unread thrown away, within
+ * LINGER_BYTES): a host that ends a response while its request body is still arriving closes the connection under
+ * a caller that is still sending (workerd does), which most clients report as a failed request.
+ */
+export function afterRequest(reply: MessageStream, request: BodyRequestStream): MessageStream {
+  const finish = async () => {
+    await request.return();
+    await request.drained;
+  };
+  return {
+    end: reply.end,
+    [Symbol.asyncIterator]() {
+      const it = reply[Symbol.asyncIterator]();
+      return {
+        async next() {
+          let next: IteratorResult<Uint8Array>;
+          try {
+            next = await it.next();
+          } catch (err) {
+            await finish();
+            throw err;
+          }
+          if (next.done) await finish();
+          return next;
+        },
+        return: async () => {
+          await finish();
+          return (await it.return?.()) ?? { done: true, value: undefined };
+        },
+      };
+    },
+  };
 }

@@ -6,6 +6,7 @@
  */
 import {
   HEALTH_ENDPOINT,
+  Router,
   errors,
   headers as names,
   limitTimeout,
@@ -17,7 +18,8 @@ import {
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 import { EVENT_STREAM, NDJSON, acceptsEventStream, isNdjson, responseBody } from './framing.js';
-import { BodyRequestStream } from './fetch-stream.js';
+import { BodyRequestStream, afterRequest } from './fetch-stream.js';
+import { isWebSocketRequest, serveWebSocket, type UpgradeWebSocket } from './fetch-socket.js';
 
 export interface FetchHandlerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the listener's. */
@@ -34,6 +36,11 @@ export interface FetchContext {
   waitUntil?(promise: Promise<unknown>): void;
   /** Milliseconds the host gives the invocation; a caller's shorter `Micro-Timeout` still wins. */
   remainingMs?: number;
+  /**
+   * Takes a WebSocket (a Worker's `WebSocketPair`, `Deno.upgradeWebSocket`), where the host can: a stream endpoint
+   * is then also served over WebSocket (fetch-socket.ts). Without it, an upgrade request is an ordinary one.
+   */
+  upgrade?: UpgradeWebSocket;
 }
 
 export type FetchHandler = (request: Request, context?: FetchContext) => Promise<Response>;
@@ -54,7 +61,13 @@ const encoder = new TextEncoder();
  */
 export function createFetchHandler(runner: Runner, options: FetchHandlerOptions = {}): FetchHandler {
   const max = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  let router: Router | undefined;
   return async (request, context = {}) => {
+    if (context.upgrade && isWebSocketRequest(request)) {
+      router ??= new Router(runner.definition);
+      const served = serveWebSocket({ runner, router, maxMessage: max, ...context, upgrade: context.upgrade }, request);
+      return served.error ? errorResponse(served.error, served.id) : served.response;
+    }
     const read = await readRequest(request, max);
     if (read.error) return errorResponse(read.error, read.request.id);
     const req = read.request;
@@ -70,16 +83,19 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
       if (!reply.stream) return answer(toResponse(reply, req));
       // A stream is the invocation: the function ends once the host has read it (or the caller went away).
       streaming = true;
-      const { response, written } = toStreamResponse(reply, req, sse);
+      const stream = req.stream instanceof BodyRequestStream ? afterRequest(reply.stream, req.stream) : reply.stream;
+      const { response, written } = toStreamResponse({ ...reply, stream }, req, sse);
       answer(response);
       await written;
     };
     // Answered from inside the invocation, so the Response exists before the function stops; the runner answers
     // a failure outside the handler with a 500 the same way, and the `then` covers a reply never made.
     const run = runner.invoke(req, respond).then(async (reply) => {
-      // A request stream the handler left unread (or never got: an error, a refusal) is read no further.
+      // A request stream the handler left unread (or never got: an error, a refusal) is read no further: what the
+      // caller still sends is thrown away, within a bound, while the reply goes out.
       if (req.stream) await req.stream[Symbol.asyncIterator]().return?.();
       await respond(reply);
+      if (req.stream instanceof BodyRequestStream) await req.stream.drained;
     });
     if (context.waitUntil) {
       context.waitUntil(run);

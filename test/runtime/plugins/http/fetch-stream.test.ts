@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { MicroError, Runner, errors, type ServiceDefinition } from '../../../../runtime/core/index.js';
 import { createFetchHandler } from '../../../../runtime/plugins/http/fetch.js';
 import { BodyRequestStream } from '../../../../runtime/plugins/http/fetch-stream.js';
+import { LINGER_BYTES } from '../../../../runtime/plugins/http/exchange.js';
 import { withTimeout } from '../../../helpers.js';
 
 const encoder = new TextEncoder();
@@ -28,6 +29,21 @@ function body(chunks: string[], fail?: Error) {
       cancel() {
         seen.cancelled = true;
       },
+    },
+    { highWaterMark: 0 },
+  );
+  return { stream, seen };
+}
+
+const CHUNK = 65_536;
+/** An endless body of 64 KiB chunks of lines (`1\n`), counting the chunks made and whether it was cancelled. */
+function endless() {
+  const seen = { made: 0, cancelled: false };
+  const chunk = encoder.encode('1\n'.repeat(CHUNK / 2));
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      pull: (controller) => void (seen.made++, controller.enqueue(chunk)),
+      cancel: () => void (seen.cancelled = true),
     },
     { highWaterMark: 0 },
   );
@@ -71,9 +87,23 @@ stream('reads the next chunk only when the reader asks: 1 message taken, at most
   await new Promise((r) => setTimeout(r, 20));
   assert.ok(seen.pulls <= 2, `${seen.pulls} chunks pulled for 1 message`);
   await s.return();
-  assert.ok(seen.cancelled, 'return() cancels the body');
   assert.equal(await s.next(), { done: true, value: undefined });
+  await withTimeout(s.drained);
+  assert.is(seen.pulls, 101, 'return() read the rest of a short body and threw it away (so its caller finishes)');
 });
+
+stream(
+  `return() throws away at most LINGER_BYTES (${LINGER_BYTES >> 20} MiB) of an endless body, then cancels it`,
+  async () => {
+    const { stream: b, seen } = endless();
+    const s = new BodyRequestStream(b, 100, 'svc');
+    await withTimeout(s.next());
+    await s.return();
+    await withTimeout(s.drained);
+    assert.ok(seen.cancelled, 'cancelled');
+    assert.ok(seen.made * CHUNK <= LINGER_BYTES + 2 * CHUNK, `${seen.made} chunks of 64 KiB read`);
+  },
+);
 
 stream('ends with a 413 after the lines before a line over the bound (2 lines, then 413)', async () => {
   const s = new BodyRequestStream(body(['1\n2\n', 'x'.repeat(11), '\n4\n']).stream, 10, 'svc');
@@ -178,14 +208,19 @@ handler('answers a line that is no JSON with 400, a line over the body limit wit
   assert.is(long.status, 413, await long.clone().text());
 });
 
-handler('answers an NDJSON body to an endpoint that takes none with 400, and reads no more of it', async () => {
+handler('answers an NDJSON body to an endpoint that takes none with 400, and reads 8 MiB of it at most', async () => {
   const seen: Seen = { stopped: 0 };
   const handle = createFetchHandler(new Runner(numbers(seen), { env: {}, plugins: none }));
-  const { stream: endless, seen: read } = body(Array.from({ length: 1000 }, () => '1\n'));
-  const res = await withTimeout(handle(ndjson('/numbers/Numbers.Plain', endless)));
+  const { stream: b, seen: read } = endless();
+  const res = await withTimeout(handle(ndjson('/numbers/Numbers.Plain', b)));
   assert.is(res.status, 400);
   assert.match(((await res.json()) as { detail: string }).detail, 'takes no request stream');
-  assert.ok(read.cancelled, `the body was cancelled (${read.pulls} of 1000 chunks read)`);
+  await withTimeout(
+    (async () => {
+      while (!read.cancelled) await new Promise((r) => setTimeout(r, 5));
+    })(),
+  );
+  assert.ok(read.made * CHUNK <= LINGER_BYTES + 2 * CHUNK, `${read.made} chunks of 64 KiB read, then cancelled`);
 });
 
 handler('answers a bidi stream while its request is still being sent (full duplex: 5 round trips)', async () => {
@@ -217,27 +252,22 @@ handler('answers a bidi stream while its request is still being sent (full duple
   assert.is(text, [1, 2, 3, 4, 5].map((n) => `{"echo":${n}}\n`).join(''));
 });
 
-handler('a bidi handler that returns early ends the reply cleanly and cancels the rest of its request', async () => {
-  const seen: Seen = { stopped: 0 };
-  const handle = createFetchHandler(new Runner(numbers(seen), { env: {}, plugins: none }));
-  let cancelled = false;
-  let n = 0;
-  const endless = new ReadableStream<Uint8Array>(
-    {
-      pull: (controller) => controller.enqueue(encoder.encode(`${++n}\n`)),
-      cancel: () => void (cancelled = true),
-    },
-    { highWaterMark: 0 },
-  );
-  const res = await withTimeout(handle(ndjson('/numbers/Numbers.First', endless)));
-  assert.is(await withTimeout(res.text()), '1\n');
-  await withTimeout(
-    (async () => {
-      while (seen.stopped === 0) await new Promise((r) => setTimeout(r, 5));
-    })(),
-  );
-  assert.ok(cancelled, 'the endless request body was cancelled');
-  assert.ok(n < 10, `${n} request messages made: pulled, never read ahead`);
-});
+handler(
+  'a bidi handler that returns early ends the reply cleanly; the rest of its request is thrown away, 8 MiB at most',
+  async () => {
+    const seen: Seen = { stopped: 0 };
+    const handle = createFetchHandler(new Runner(numbers(seen), { env: {}, plugins: none }));
+    const { stream: b, seen: read } = endless();
+    const res = await withTimeout(handle(ndjson('/numbers/Numbers.First', b)));
+    assert.is(await withTimeout(res.text()), '1\n');
+    await withTimeout(
+      (async () => {
+        while (seen.stopped === 0) await new Promise((r) => setTimeout(r, 5));
+      })(),
+    );
+    assert.ok(read.cancelled, 'the endless request body was cancelled');
+    assert.ok(read.made * CHUNK <= LINGER_BYTES + 2 * CHUNK, `${read.made} chunks of 64 KiB read`);
+  },
+);
 
 handler.run();
