@@ -45,7 +45,12 @@ export function createServe(
   const handle = createFetchHandler(runner, { maxBodySize: options.maxBodySize });
   // Deno has no waitUntil, and needs none: the isolate keeps serving after a Response, so stopping the function
   // may finish after it. The runner never rejects; the catch only keeps a bug from becoming an unhandled rejection.
-  const context = { waitUntil: (promise: Promise<unknown>) => void promise.catch(() => {}) };
+  const deno = denoNamespace();
+  const context = {
+    waitUntil: (promise: Promise<unknown>) => void promise.catch(() => {}),
+    // A stream over WebSocket: the socket opens once the 101 Response went out.
+    upgrade: deno?.upgradeWebSocket && ((request: Request) => deno.upgradeWebSocket!(request)),
+  };
   return { fetch: (request) => handle(request, context) };
 }
 
