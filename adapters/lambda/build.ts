@@ -8,6 +8,7 @@ import { join, relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
 import { UserError } from '../../runtime/core/errors.js';
 import { Router, type ServiceDefinition } from '../../runtime/core/router.js';
+import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
 import { STREAM_METADATA, streamsRequest, type StreamKind } from '../../runtime/core/stream.js';
 import { streamsReplies } from './stream.js';
 import { loadDefinition } from '../kit/definition.js';
@@ -65,6 +66,8 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
     minify: options.minify ?? false,
     sourcemap: true,
     external: ['@aws-sdk/*'],
+    // Lambda invokes the function: it never listens, so the bundle carries no HTTP listener.
+    define: { [BUILD_CONSTANTS.noListener]: 'true' },
     plugins: { platform: 'node', env: options.env ?? {}, packages: 'bundle' },
   });
   const [{ readFile, writeFile }, { zip }] = await Promise.all([import('node:fs/promises'), import('./zip.js')]);
