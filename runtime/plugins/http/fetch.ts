@@ -17,9 +17,22 @@ import {
 } from '../../core/index.js';
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+import type {} from '../../core/build-constants.js';
 import { EVENT_STREAM, NDJSON, acceptsEventStream, isNdjson, responseBody } from './framing.js';
 import { BodyRequestStream, afterRequest } from './fetch-stream.js';
 import { isWebSocketRequest, serveWebSocket, type UpgradeWebSocket } from './fetch-socket.js';
+
+/**
+ * Streamed replies, request streams and WebSocket; a bundle built without streams carries none of it
+ * (core/build-constants.ts): an NDJSON body is then an unsupported content type, an upgrade an ordinary request.
+ */
+const streaming = globalThis.__MICRO_FN_NO_STREAMS__
+  ? undefined
+  : { responseBody, BodyRequestStream, afterRequest, isWebSocketRequest, serveWebSocket };
+
+/** The request's stream when it is a fetch body's (what the handler leaves of it is thrown away, within bounds). */
+const bodyStream = (req: ServerRequest) =>
+  streaming && req.stream instanceof streaming.BodyRequestStream ? req.stream : undefined;
 
 export interface FetchHandlerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the listener's. */
@@ -63,9 +76,12 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
   const max = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
   let router: Router | undefined;
   return async (request, context = {}) => {
-    if (context.upgrade && isWebSocketRequest(request)) {
+    if (context.upgrade && streaming?.isWebSocketRequest(request)) {
       router ??= new Router(runner.definition);
-      const served = serveWebSocket({ runner, router, maxMessage: max, ...context, upgrade: context.upgrade }, request);
+      const served = streaming.serveWebSocket(
+        { runner, router, maxMessage: max, ...context, upgrade: context.upgrade },
+        request,
+      );
       return served.error ? errorResponse(served.error, served.id) : served.response;
     }
     const read = await readRequest(request, max);
@@ -76,14 +92,15 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
     let answer!: (response: Response) => void;
     const answered = new Promise<Response>((resolve) => (answer = resolve));
     let responded = false;
-    let streaming = false;
+    let streamed = false;
     const respond = async (reply: ServerResponse): Promise<void> => {
       if (responded) return;
       responded = true;
       if (!reply.stream) return answer(toResponse(reply, req));
       // A stream is the invocation: the function ends once the host has read it (or the caller went away).
-      streaming = true;
-      const stream = req.stream instanceof BodyRequestStream ? afterRequest(reply.stream, req.stream) : reply.stream;
+      streamed = true;
+      const body = bodyStream(req);
+      const stream = body ? streaming!.afterRequest(reply.stream, body) : reply.stream;
       const { response, written } = toStreamResponse({ ...reply, stream }, req, sse);
       answer(response);
       await written;
@@ -95,15 +112,15 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
       // caller still sends is thrown away, within a bound, while the reply goes out.
       if (req.stream) await req.stream[Symbol.asyncIterator]().return?.();
       await respond(reply);
-      if (req.stream instanceof BodyRequestStream) await req.stream.drained;
+      await bodyStream(req)?.drained;
     });
     if (context.waitUntil) {
       context.waitUntil(run);
       return answered;
     }
     // A streamed reply is read after the Response is returned: waiting for the function first would never end.
-    await Promise.race([run, answered.then(() => streaming && undefined)]);
-    if (!streaming) await run;
+    await Promise.race([run, answered.then(() => streamed && undefined)]);
+    if (!streamed) await run;
     return answered;
   };
 }
@@ -120,13 +137,13 @@ export async function readRequest(request: Request, max: number): Promise<ReadRe
   }
   const sse = acceptsEventStream(request.headers.get('accept'));
   // A request stream (client, bidi) is one JSON value per line, of any length: only each line is bounded.
-  const streamed = request.method === 'POST' && isNdjson(request.headers.get('content-type'));
+  const streamed = streaming && request.method === 'POST' && isNdjson(request.headers.get('content-type'));
   const length = streamed ? undefined : (request.headers.get('content-length') ?? undefined);
   const error = route(request.method, path, length, read, max, sse);
   if (error) return { request: read, error };
   if (streamed) {
     read.contentType = 'application/json';
-    read.stream = new BodyRequestStream(request.body, max, read.service);
+    read.stream = new streaming.BodyRequestStream(request.body, max, read.service);
     return { request: read };
   }
   if (request.method === 'GET') {
@@ -196,7 +213,7 @@ export function toStreamResponse(
   request: Pick<ServerRequest, 'id' | 'service'>,
   sse: boolean,
 ): { response: Response; written: Promise<void> } {
-  const { body, written } = responseBody(reply.stream!, sse, request.service);
+  const { body, written } = streaming!.responseBody(reply.stream!, sse, request.service);
   const headers = new Headers();
   try {
     for (const [key, value] of Object.entries(responseHeaders(reply.metadata))) headers.set(key, String(value));
