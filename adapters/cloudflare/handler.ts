@@ -6,6 +6,7 @@
 import { Runner, asDefinition, jsonCodec, type Env, type ServiceDefinition } from '../../runtime/core/index.js';
 import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { resolvePlugins, tracingOf } from '../../runtime/plugins/resolve.js';
+import type {} from '../../runtime/core/build-constants.js';
 import type { UpgradeWebSocket } from '../../runtime/plugins/http/fetch-socket.js';
 import { webSocketPair, type ExecutionContext, type Message, type MessageBatch, type WorkerEnv } from './platform.js';
 
@@ -56,7 +57,7 @@ export function createWorker(
     return found;
   };
   return {
-    fetch: (request, env, ctx) => host(env).fetch(request, { waitUntil: (p) => ctx.waitUntil(p), upgrade }),
+    fetch: (request, env, ctx) => host(env).fetch(request, { waitUntil: (p) => ctx.waitUntil(p), upgrade: sockets }),
     queue: (batch, env) => serveQueue(host(env).runner, batch),
   };
 }
@@ -72,6 +73,9 @@ const upgrade: UpgradeWebSocket = () => {
   const init = { status: 101, webSocket: client } as ResponseInit;
   return { socket: server, response: new Response(null, init) };
 };
+
+/** None in a bundle built without streams (runtime/core/build-constants.ts): it has no stream endpoint. */
+const sockets = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : upgrade;
 
 function runnerFor(definition: ServiceDefinition, bindings: WorkerEnv): Runner {
   // Platform seam: bindings that are not strings (KV, queues, services) reach ctx.env as they are; micro-fn

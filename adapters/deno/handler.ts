@@ -5,6 +5,7 @@
  * user's artifact.
  */
 import { Runner, asDefinition, type Env } from '../../runtime/core/index.js';
+import type {} from '../../runtime/core/build-constants.js';
 import { createFetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { resolvePlugins, tracingOf } from '../../runtime/plugins/resolve.js';
 import { denoNamespace, type Env as DenoEnv, type ServeDefaultExport } from './platform.js';
@@ -49,7 +50,9 @@ export function createServe(
   const context = {
     waitUntil: (promise: Promise<unknown>) => void promise.catch(() => {}),
     // A stream over WebSocket: the socket opens once the 101 Response went out.
-    upgrade: deno?.upgradeWebSocket && ((request: Request) => deno.upgradeWebSocket!(request)),
+    upgrade: globalThis.__MICRO_FN_NO_STREAMS__
+      ? undefined
+      : deno?.upgradeWebSocket && ((request: Request) => deno.upgradeWebSocket!(request)),
   };
   return { fetch: (request) => handle(request, context) };
 }

@@ -5,7 +5,8 @@
  * framing is framing.ts's LineSplitter, as the node:http listener reads it (request-stream.ts). No `node:` import.
  */
 import { Metadata, errors, type MessageStream, type MicroError, type StreamEnd } from '../../core/index.js';
-import { LINGER_BYTES } from './exchange.js';
+/** What return() reads of a body and throws away at most: the node:http listener's LINGER_BYTES (exchange.ts). */
+export const LINGER_BYTES = 8 * 1024 * 1024;
 import { LineSplitter } from './framing.js';
 
 const NO_TRAILERS = new Metadata();
