@@ -135,7 +135,8 @@ export function streamTests<C>(test: Test<C>, kit: StreamTestKit<C>): void {
     assert.is(over.status, 413, 'a line over the body limit');
     const plain = await call(ctx, 'helloworld', '/helloworld/Greeter.Hello', streamed('{"name":"Ada"}\n'));
     assert.is(plain.status, 400, 'an endpoint that takes no request stream');
-    assert.match(((await plain.json()) as { detail: string }).detail, 'takes no request stream');
+    // helloworld's bundle is built without streams, where an NDJSON body is an unsupported content type.
+    assert.match(((await plain.json()) as { detail: string }).detail, /takes no request stream|content type/);
   });
 
   test('echoes a bidi stream full duplex: each reply read before the next message is made (5 round trips)', async (ctx) => {
@@ -257,7 +258,9 @@ export function streamTests<C>(test: Test<C>, kit: StreamTestKit<C>): void {
     assert.is(unknown.refused?.status, 404);
     assert.is((JSON.parse(unknown.refused!.body) as { code: number }).code, 404);
     const plain = await socket(ctx, 'helloworld', '/helloworld/Greeter.Hello', { send: [] });
-    assert.is(plain.refused?.status, 400);
+    // 400 (no stream endpoint), or 405 from a bundle built without streams, where a GET is no call.
+    assert.ok([400, 405].includes(plain.refused?.status ?? 0), `a plain endpoint: ${plain.refused?.status}`);
+    assert.type((JSON.parse(plain.refused!.body) as { detail: unknown }).detail, 'string');
   });
 
   test('WebSocket: a text frame that is no JSON ends the stream with a 400 error control', async (ctx) => {
