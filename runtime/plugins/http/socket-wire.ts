@@ -121,6 +121,8 @@ export class SocketExchange implements Caller {
   /** Ends the exchange with `error` (a broken request: no JSON control, a message over the bounds) and closes. */
   fail(error: MicroError): void {
     if (this.#finished || this.#gone) return;
+    // The handler's next read throws it too: a request cut short never looks like a complete one.
+    this.messages.fail(error);
     void this.#opened.then((open) => open && this.#end(NO_TRAILERS, error));
   }
 
@@ -129,7 +131,7 @@ export class SocketExchange implements Caller {
     this.#finished = true;
     this.#control(error ? { error, trailers: trailers.toJSON() } : { end: true, trailers: trailers.toJSON() });
     this.#socket.close(NORMAL_CLOSE);
-    this.messages.close();
+    if (!error) this.messages.close();
   }
 
   #text(message: Uint8Array): void {
