@@ -139,6 +139,14 @@ export function streamTests<C>(test: Test<C>, kit: StreamTestKit<C>): void {
     assert.match(((await plain.json()) as { detail: string }).detail, /takes no request stream|content type/);
   });
 
+  test('answers a client stream that fails at its first message with 400 while its caller sends 10,000 more lines', async (ctx) => {
+    const body = pulled((i) => (i === 0 ? '"x"\n' : i <= 10_000 ? `${i}\n` : undefined));
+    const res = await call(ctx, 'stream', '/stream/Numbers.Sum', streamed(body.stream));
+    assert.is(res.status, 400);
+    assert.match(((await res.json()) as { detail: string }).detail, 'message 1 is not a number');
+    assert.is(body.seen.made, 10_001, 'the whole request was sent: the host read the rest and threw it away');
+  });
+
   test('echoes a bidi stream full duplex: each reply read before the next message is made (5 round trips)', async (ctx) => {
     let answered: () => void = () => {};
     const body = pulled(async (i) => {

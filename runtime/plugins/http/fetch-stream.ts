@@ -156,3 +156,24 @@ export function afterRequest(reply: MessageStream, request: BodyRequestStream): 
     },
   };
 }
+
+/**
+ * `response` (a plain reply to a request stream: a client stream's answer, an error) with a body that ends only once
+ * `request` was read to its end, for the reason afterRequest gives.
+ */
+export function afterRequestBody(response: Response, request: BodyRequestStream): Response {
+  const source = response.body?.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = source ? await source.read() : { done: true as const, value: undefined };
+      if (!next.done) return controller.enqueue(next.value);
+      await request.return();
+      await request.drained;
+      controller.close();
+    },
+    cancel: () => request.return().then(() => undefined),
+  });
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  return new Response(body, { status: response.status, headers });
+}

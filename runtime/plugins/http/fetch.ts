@@ -19,7 +19,7 @@ import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './hea
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 import type {} from '../../core/build-constants.js';
 import { EVENT_STREAM, NDJSON, acceptsEventStream, isNdjson, responseBody } from './framing.js';
-import { BodyRequestStream, afterRequest } from './fetch-stream.js';
+import { BodyRequestStream, afterRequest, afterRequestBody } from './fetch-stream.js';
 import { isWebSocketRequest, serveWebSocket, type UpgradeWebSocket } from './fetch-socket.js';
 
 /**
@@ -28,7 +28,7 @@ import { isWebSocketRequest, serveWebSocket, type UpgradeWebSocket } from './fet
  */
 const streaming = globalThis.__MICRO_FN_NO_STREAMS__
   ? undefined
-  : { responseBody, BodyRequestStream, afterRequest, isWebSocketRequest, serveWebSocket };
+  : { responseBody, BodyRequestStream, afterRequest, afterRequestBody, isWebSocketRequest, serveWebSocket };
 
 /** The request's stream when it is a fetch body's (what the handler leaves of it is thrown away, within bounds). */
 const bodyStream = (req: ServerRequest) =>
@@ -96,7 +96,11 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
     const respond = async (reply: ServerResponse): Promise<void> => {
       if (responded) return;
       responded = true;
-      if (!reply.stream) return answer(toResponse(reply, req));
+      if (!reply.stream) {
+        const body = bodyStream(req);
+        const response = toResponse(reply, req);
+        return answer(body ? streaming!.afterRequestBody(response, body) : response);
+      }
       // A stream is the invocation: the function ends once the host has read it (or the caller went away).
       streamed = true;
       const body = bodyStream(req);
