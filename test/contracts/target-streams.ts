@@ -261,10 +261,12 @@ export function streamTests<C>(test: Test<C>, kit: StreamTestKit<C>): void {
     assert.is(result.code, 1000);
   });
 
-  test('WebSocket: refuses before the upgrade, as HTTP error JSON: an unknown endpoint 404, a plain one 400', async (ctx) => {
+  test('WebSocket: refuses before the upgrade, as HTTP error JSON: an unknown endpoint 404, bad ?metadata= 400, a plain one 400', async (ctx) => {
     const unknown = await socket(ctx, 'stream', '/stream/Chat.Nope', { send: [] });
     assert.is(unknown.refused?.status, 404);
     assert.is((JSON.parse(unknown.refused!.body) as { code: number }).code, 404);
+    const metadata = await socket(ctx, 'stream', '/stream/Chat.Echo?metadata=%5B1%5D', { send: [] });
+    assert.is(metadata.refused?.status, 400, '?metadata= that is no JSON object of strings');
     const plain = await socket(ctx, 'helloworld', '/helloworld/Greeter.Hello', { send: [] });
     // 400 (no stream endpoint), or 405 from a bundle built without streams, where a GET is no call.
     assert.ok([400, 405].includes(plain.refused?.status ?? 0), `a plain endpoint: ${plain.refused?.status}`);
