@@ -4,9 +4,17 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Metadata, MicroError, type MessageStream, type StreamEnd } from '../../../../runtime/core/index.js';
+import {
+  Metadata,
+  MicroError,
+  Runner,
+  type MessageStream,
+  type ServiceDefinition,
+  type StreamEnd,
+} from '../../../../runtime/core/index.js';
+import { createFetchHandler } from '../../../../runtime/plugins/http/fetch.js';
 import { SOCKET_QUEUE_BYTES, SocketExchange, type ServerSocket } from '../../../../runtime/plugins/http/socket-wire.js';
-import { withTimeout } from '../../../helpers.js';
+import { eventually, withTimeout } from '../../../helpers.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -211,3 +219,68 @@ exchange('waits to send while the host holds more than 1 MiB unsent', async () =
 });
 
 exchange.run();
+
+// ---
+const handler = suite('createFetchHandler: WebSocket');
+
+interface Counts {
+  stopped: number;
+  upgrades: number;
+}
+
+function echo(counts: Counts): ServiceDefinition {
+  return {
+    name: 'chat',
+    streams: { 'Chat.Echo': 'bidi' },
+    handlers: {
+      Chat: {
+        async *Echo(input: AsyncIterable<unknown>) {
+          for await (const m of input) yield { echo: m };
+        },
+        Plain: () => ({}),
+      },
+    },
+    afterStop: () => void counts.stopped++,
+  };
+}
+
+const none = async () => ({ transports: [], close: async () => {} });
+
+/** A WebSocket request to the handler of `counts`' function, on `socket` (Node cannot make a 101: a 200 stands in). */
+function open(counts: Counts, socket: MemorySocket, path: string) {
+  const handle = createFetchHandler(new Runner(echo(counts), { env: {}, plugins: none }));
+  const upgrade = () => (counts.upgrades++, { socket, response: new Response(null, { status: 200 }) });
+  const runs: Promise<unknown>[] = [];
+  const request = new Request(`http://fn.test${path}`, { headers: { upgrade: 'websocket' } });
+  const response = handle(request, { upgrade, waitUntil: (p) => void runs.push(p) });
+  return { response, runs };
+}
+
+handler('serves a bidi stream on the socket: one invocation, which stops only after its end was sent', async () => {
+  const counts = { stopped: 0, upgrades: 0 };
+  const socket = new MemorySocket();
+  const { response, runs } = open(counts, socket, '/chat/Chat.Echo');
+  assert.is((await response).status, 200);
+  socket.text('"a"');
+  await eventually(async () => socket.sent.length >= 2, 5000, 'the echo');
+  assert.ok('control' in socket.sent[0]! && 'metadata' in (socket.sent[0].control as object), 'metadata first');
+  assert.equal(socket.sent[1], { text: '{"echo":"a"}' });
+  assert.is(counts.stopped, 0, 'the function runs while the stream is open');
+  socket.binary('{"end":true}');
+  await withTimeout(Promise.all(runs));
+  assert.equal(socket.sent.at(-1), { control: { end: true, trailers: {} } });
+  assert.is(socket.closedWith, 1000);
+  assert.is(counts.stopped, 1, 'one function, stopped once the stream closed on both sides');
+});
+
+handler('refuses an unknown endpoint (404) and a plain one (400) before the upgrade, running nothing', async () => {
+  const counts = { stopped: 0, upgrades: 0 };
+  const unknown = await open(counts, new MemorySocket(), '/chat/Chat.Nope').response;
+  assert.is(unknown.status, 404);
+  const plain = await open(counts, new MemorySocket(), '/chat/Chat.Plain').response;
+  assert.is(plain.status, 400);
+  assert.match(((await plain.json()) as { detail: string }).detail, 'does not stream');
+  assert.equal(counts, { stopped: 0, upgrades: 0 });
+});
+
+handler.run();
