@@ -6,7 +6,9 @@
 import { Runner, asDefinition, jsonCodec, type Env, type ServiceDefinition } from '../../runtime/core/index.js';
 import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { resolvePlugins, tracingOf } from '../../runtime/plugins/resolve.js';
-import type { ExecutionContext, Message, MessageBatch, WorkerEnv } from './platform.js';
+import type {} from '../../runtime/core/build-constants.js';
+import type { UpgradeWebSocket } from '../../runtime/plugins/http/fetch-socket.js';
+import { webSocketPair, type ExecutionContext, type Message, type MessageBatch, type WorkerEnv } from './platform.js';
 
 export interface WorkerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the HTTP listener's. */
@@ -55,10 +57,25 @@ export function createWorker(
     return found;
   };
   return {
-    fetch: (request, env, ctx) => host(env).fetch(request, { waitUntil: (p) => ctx.waitUntil(p) }),
+    fetch: (request, env, ctx) => host(env).fetch(request, { waitUntil: (p) => ctx.waitUntil(p), upgrade: sockets }),
     queue: (batch, env) => serveQueue(host(env).runner, batch),
   };
 }
+
+/** A stream over WebSocket: the server's end of a WebSocketPair, accepted; the client's goes back in the 101. */
+const upgrade: UpgradeWebSocket = () => {
+  const Pair = webSocketPair();
+  if (!Pair) throw new Error('WebSocketPair is missing: this is no Workers runtime');
+  const pair = new Pair();
+  const [client, server] = [pair[0], pair[1]];
+  server.accept();
+  // Platform seam: `webSocket` is a Workers extension of ResponseInit.
+  const init = { status: 101, webSocket: client } as ResponseInit;
+  return { socket: server, response: new Response(null, init) };
+};
+
+/** None in a bundle built without streams (runtime/core/build-constants.ts): it has no stream endpoint. */
+const sockets = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : upgrade;
 
 function runnerFor(definition: ServiceDefinition, bindings: WorkerEnv): Runner {
   // Platform seam: bindings that are not strings (KV, queues, services) reach ctx.env as they are; micro-fn

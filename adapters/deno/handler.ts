@@ -5,6 +5,7 @@
  * user's artifact.
  */
 import { Runner, asDefinition, type Env } from '../../runtime/core/index.js';
+import type {} from '../../runtime/core/build-constants.js';
 import { createFetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { resolvePlugins, tracingOf } from '../../runtime/plugins/resolve.js';
 import { denoNamespace, type Env as DenoEnv, type ServeDefaultExport } from './platform.js';
@@ -45,7 +46,14 @@ export function createServe(
   const handle = createFetchHandler(runner, { maxBodySize: options.maxBodySize });
   // Deno has no waitUntil, and needs none: the isolate keeps serving after a Response, so stopping the function
   // may finish after it. The runner never rejects; the catch only keeps a bug from becoming an unhandled rejection.
-  const context = { waitUntil: (promise: Promise<unknown>) => void promise.catch(() => {}) };
+  const deno = denoNamespace();
+  const context = {
+    waitUntil: (promise: Promise<unknown>) => void promise.catch(() => {}),
+    // A stream over WebSocket: the socket opens once the 101 Response went out.
+    upgrade: globalThis.__MICRO_FN_NO_STREAMS__
+      ? undefined
+      : deno?.upgradeWebSocket && ((request: Request) => deno.upgradeWebSocket!(request)),
+  };
   return { fetch: (request) => handle(request, context) };
 }
 

@@ -3,6 +3,7 @@
  * `lib.deno.ns.d.ts`, which micro-fn does not depend on). The global is read through `denoNamespace()`, not
  * declared, so nothing here changes the types of code that is not the Deno handler.
  */
+import type { ServerSocket } from '../../runtime/plugins/http/socket-wire.js';
 
 /** `Deno.env`: reading a variable needs `--allow-env` for it (a pattern such as `MICRO_*` will do). */
 export interface Env {
@@ -14,6 +15,8 @@ export interface Env {
 /** The part of the `Deno` namespace the handler reads. */
 export interface DenoNamespace {
   readonly env: Env;
+  /** Answers a WebSocket handshake: return `response` (the 101); `socket` opens once it went out. */
+  upgradeWebSocket?(request: Request): { socket: ServerSocket; response: Response };
 }
 
 /** What `deno serve` passes as the handler's second argument. */

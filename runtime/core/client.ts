@@ -8,8 +8,12 @@ import { random, type Selector } from './selector.js';
 import { schemeOf, type Transport, type TransportRequest, type TransportResponse } from './transport.js';
 import type { Span, Tracer } from './trace.js';
 import { UnreachableNodes } from './unreachable-nodes.js';
+import { NO_STREAMS } from './build-constants.js';
 import { EncodedRequest, Outbox, StreamCall, notAgain, type ClientStream } from './client-stream.js';
 import { STORE_ERROR, type StoreBackend } from './store.js';
+
+/** The stream machinery; a bundle built without streams carries none of it (build-constants.ts). */
+const streaming = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { EncodedRequest, Outbox, StreamCall, notAgain };
 
 export interface ClientOptions {
   /** Where services are looked up. Needed unless every call names an `address`. */
@@ -268,12 +272,13 @@ export class Client {
     request: Req | AsyncIterable<Req> | undefined,
     options: StreamOptions = {},
   ): ClientStream<Res, Req> {
+    if (!streaming) throw new MicroError(service, 500, NO_STREAMS);
     const controller = new AbortController();
     const signal = options.signal;
     const onAbort = () => controller.abort();
     if (signal?.aborted) controller.abort();
     else signal?.addEventListener('abort', onAbort, { once: true });
-    const outbox = options.send ? new Outbox() : undefined;
+    const outbox = options.send ? new streaming.Outbox() : undefined;
     const source = outbox ?? asyncIteratorOf(request);
     let span: Span | undefined;
     const opened = this.#openStream(
@@ -287,7 +292,7 @@ export class Client {
         span = s;
       },
     );
-    const call = new StreamCall<Res, Req>(opened, this.#codec, outbox, () => controller.abort());
+    const call = new streaming.StreamCall<Res, Req>(opened, this.#codec, outbox, () => controller.abort());
     // The client span (when the client records spans) lasts the whole stream.
     void call.end.then((end) => {
       signal?.removeEventListener('abort', onAbort);
@@ -324,7 +329,7 @@ export class Client {
           endpoint,
         }),
       );
-    const encoded = source ? new EncodedRequest(source, this.#codec) : undefined;
+    const encoded = source ? new streaming!.EncodedRequest(source, this.#codec) : undefined;
     const base: TransportRequest = {
       id: metadata.get(headers.id) ?? newId(),
       service,
@@ -341,7 +346,7 @@ export class Client {
         if (response.error) throw response.error;
         return response;
       } catch (err) {
-        throw encoded?.started ? notAgain(toMicroError(err, service)) : err;
+        throw encoded?.started ? streaming!.notAgain(toMicroError(err, service)) : err;
       }
     }).then(
       (response) => {

@@ -5,24 +5,14 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { chromiumAvailable, launchChromium } from './browser.js';
 import { cli, controlHeaders, root, start, tempHome, type Running } from './helpers.js';
 import { eventually, withTimeout } from '../helpers.js';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(root, 'test', 'artifacts');
-
-function chromiumAvailable(): boolean {
-  const ok = spawnSync(CHROMIUM, ['--version'], { encoding: 'utf8', timeout: 30_000 }).status === 0;
-  if (!ok && process.env.CI === 'true')
-    throw new Error(`${CHROMIUM} is not installed, and CI=true: .ci/run installs it (apt-get install chromium)`);
-  if (!ok)
-    console.log(`  (skipping the dashboard's browser tests: ${CHROMIUM} is not installed; apt-get install chromium)`);
-  return ok;
-}
 
 let scratch: ReturnType<typeof tempHome>;
 let env: Record<string, string>;
@@ -63,7 +53,7 @@ async function stats(name: string): Promise<{ invocations: number } | undefined>
 
 // ---
 const board = suite('the dashboard in Chromium');
-const available = chromiumAvailable();
+const available = chromiumAvailable("the dashboard's browser tests");
 
 board.before(async () => {
   if (!available) return;
@@ -75,8 +65,7 @@ board.before(async () => {
   await serve.waitFor(/dashboard: http/);
   await ok(['deploy', 'examples/helloworld']);
   await ok(['deploy', 'test/fixtures/worker']);
-  const { chromium } = await import('playwright-core');
-  browser = await withTimeout(chromium.launch({ executablePath: CHROMIUM }), 30000, 'chromium.launch');
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.setDefaultTimeout(15000);
   page.on('console', (m) => void (m.type() === 'error' && problems.push(`console: ${m.text()}`)));

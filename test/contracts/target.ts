@@ -9,6 +9,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { eventually, sleep, withTimeout } from '../helpers.js';
+import type { SocketResult, SocketScript } from './socket-script.js';
+import { STREAM_FUNCTIONS, streamTests, type StreamOptions } from './target-streams.js';
 
 /** A function the suite needs deployed. */
 export interface TargetFunction {
@@ -66,6 +68,12 @@ export interface TargetHost {
    * `noMessages` with the reason to targetContract: the message tests are then skipped, and say why.
    */
   readonly messages?: MessageSource;
+  /**
+   * Opens a WebSocket to `fn` at `path` as a browser would (GET with `Upgrade: websocket`), plays `script` and
+   * resolves with the frames that came back once it closed; a refusal before the upgrade resolves with its HTTP
+   * status and body. Required of a host that passes `streams: true`.
+   */
+  socket?(fn: string, path: string, script: SocketScript): Promise<SocketResult>;
   /** Stops every process, server and socket the host started, and removes its files. */
   close(): Promise<void>;
 }
@@ -73,6 +81,11 @@ export interface TargetHost {
 export interface TargetContractOptions {
   /** Why the host has no message source, when it has none: its message tests are skipped with this reason. */
   noMessages?: string;
+  /**
+   * The host streams over HTTP both ways and over WebSocket: the stream tests (target-streams.ts) run, with
+   * STREAM_FUNCTIONS deployed too.
+   */
+  streams?: boolean | StreamOptions;
 }
 
 /** Starts a host with `functions` deployed; it cleans up after itself when it fails to start. */
@@ -146,7 +159,8 @@ export function targetContract(name: string, start: StartHost, options: TargetCo
     // uvu swallows an error thrown by `before` (its runner returns from `finally`) and reports nothing: keep it,
     // and fail every test with it.
     try {
-      ctx.host = await withTimeout(start(TARGET_FUNCTIONS), 180_000, `starting the ${name} host`);
+      const functions = options.streams ? [...TARGET_FUNCTIONS, ...STREAM_FUNCTIONS] : TARGET_FUNCTIONS;
+      ctx.host = await withTimeout(start(functions), 180_000, `starting the ${name} host`);
     } catch (err) {
       ctx.failed = err;
     }
@@ -251,5 +265,6 @@ export function targetContract(name: string, start: StartHost, options: TargetCo
     assert.equal(settled, { acked: false, attempts }, `not acked, after ${attempts} attempt(s) by the host`);
   });
 
+  if (options.streams) streamTests(test, { name, hostOf, call, ...(options.streams === true ? {} : options.streams) });
   return test;
 }

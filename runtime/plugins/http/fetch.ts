@@ -6,6 +6,7 @@
  */
 import {
   HEALTH_ENDPOINT,
+  Router,
   errors,
   headers as names,
   limitTimeout,
@@ -16,7 +17,22 @@ import {
 } from '../../core/index.js';
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
-import { EVENT_STREAM, NDJSON, acceptsEventStream, responseBody } from './framing.js';
+import type {} from '../../core/build-constants.js';
+import { EVENT_STREAM, NDJSON, acceptsEventStream, isNdjson, responseBody } from './framing.js';
+import { BodyRequestStream, afterRequest, afterRequestBody } from './fetch-stream.js';
+import { isWebSocketRequest, serveWebSocket, type UpgradeWebSocket } from './fetch-socket.js';
+
+/**
+ * Streamed replies, request streams and WebSocket; a bundle built without streams carries none of it
+ * (core/build-constants.ts): an NDJSON body is then an unsupported content type, an upgrade an ordinary request.
+ */
+const streaming = globalThis.__MICRO_FN_NO_STREAMS__
+  ? undefined
+  : { responseBody, BodyRequestStream, afterRequest, afterRequestBody, isWebSocketRequest, serveWebSocket };
+
+/** The request's stream when it is a fetch body's (what the handler leaves of it is thrown away, within bounds). */
+const bodyStream = (req: ServerRequest) =>
+  streaming && req.stream instanceof streaming.BodyRequestStream ? req.stream : undefined;
 
 export interface FetchHandlerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the listener's. */
@@ -33,6 +49,11 @@ export interface FetchContext {
   waitUntil?(promise: Promise<unknown>): void;
   /** Milliseconds the host gives the invocation; a caller's shorter `Micro-Timeout` still wins. */
   remainingMs?: number;
+  /**
+   * Takes a WebSocket (a Worker's `WebSocketPair`, `Deno.upgradeWebSocket`), where the host can: a stream endpoint
+   * is then also served over WebSocket (fetch-socket.ts). Without it, an upgrade request is an ordinary one.
+   */
+  upgrade?: UpgradeWebSocket;
 }
 
 export type FetchHandler = (request: Request, context?: FetchContext) => Promise<Response>;
@@ -53,7 +74,16 @@ const encoder = new TextEncoder();
  */
 export function createFetchHandler(runner: Runner, options: FetchHandlerOptions = {}): FetchHandler {
   const max = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  let router: Router | undefined;
   return async (request, context = {}) => {
+    if (context.upgrade && streaming?.isWebSocketRequest(request)) {
+      router ??= new Router(runner.definition);
+      const served = streaming.serveWebSocket(
+        { runner, router, maxMessage: max, ...context, upgrade: context.upgrade },
+        request,
+      );
+      return served.error ? errorResponse(served.error, served.id) : served.response;
+    }
     const read = await readRequest(request, max);
     if (read.error) return errorResponse(read.error, read.request.id);
     const req = read.request;
@@ -62,27 +92,39 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
     let answer!: (response: Response) => void;
     const answered = new Promise<Response>((resolve) => (answer = resolve));
     let responded = false;
-    let streaming = false;
+    let streamed = false;
     const respond = async (reply: ServerResponse): Promise<void> => {
       if (responded) return;
       responded = true;
-      if (!reply.stream) return answer(toResponse(reply, req));
+      if (!reply.stream) {
+        const body = bodyStream(req);
+        const response = toResponse(reply, req);
+        return answer(body ? streaming!.afterRequestBody(response, body) : response);
+      }
       // A stream is the invocation: the function ends once the host has read it (or the caller went away).
-      streaming = true;
-      const { response, written } = toStreamResponse(reply, req, sse);
+      streamed = true;
+      const body = bodyStream(req);
+      const stream = body ? streaming!.afterRequest(reply.stream, body) : reply.stream;
+      const { response, written } = toStreamResponse({ ...reply, stream }, req, sse);
       answer(response);
       await written;
     };
     // Answered from inside the invocation, so the Response exists before the function stops; the runner answers
     // a failure outside the handler with a 500 the same way, and the `then` covers a reply never made.
-    const run = runner.invoke(req, respond).then(respond);
+    const run = runner.invoke(req, respond).then(async (reply) => {
+      // A request stream the handler left unread (or never got: an error, a refusal) is read no further: what the
+      // caller still sends is thrown away, within a bound, while the reply goes out.
+      if (req.stream) await req.stream[Symbol.asyncIterator]().return?.();
+      await respond(reply);
+      await bodyStream(req)?.drained;
+    });
     if (context.waitUntil) {
       context.waitUntil(run);
       return answered;
     }
     // A streamed reply is read after the Response is returned: waiting for the function first would never end.
-    await Promise.race([run, answered.then(() => streaming && undefined)]);
-    if (!streaming) await run;
+    await Promise.race([run, answered.then(() => streamed && undefined)]);
+    if (!streamed) await run;
     return answered;
   };
 }
@@ -98,8 +140,16 @@ export async function readRequest(request: Request, max: number): Promise<ReadRe
     return { request: read };
   }
   const sse = acceptsEventStream(request.headers.get('accept'));
-  const error = route(request.method, path, request.headers.get('content-length') ?? undefined, read, max, sse);
+  // A request stream (client, bidi) is one JSON value per line, of any length: only each line is bounded.
+  const streamed = streaming && request.method === 'POST' && isNdjson(request.headers.get('content-type'));
+  const length = streamed ? undefined : (request.headers.get('content-length') ?? undefined);
+  const error = route(request.method, path, length, read, max, sse);
   if (error) return { request: read, error };
+  if (streamed) {
+    read.contentType = 'application/json';
+    read.stream = new streaming.BodyRequestStream(request.body, max, read.service);
+    return { request: read };
+  }
   if (request.method === 'GET') {
     read.body = bodyFromQuery(new URL(request.url).search.slice(1));
     return { request: read };
@@ -167,7 +217,7 @@ export function toStreamResponse(
   request: Pick<ServerRequest, 'id' | 'service'>,
   sse: boolean,
 ): { response: Response; written: Promise<void> } {
-  const { body, written } = responseBody(reply.stream!, sse, request.service);
+  const { body, written } = streaming!.responseBody(reply.stream!, sse, request.service);
   const headers = new Headers();
   try {
     for (const [key, value] of Object.entries(responseHeaders(reply.metadata))) headers.set(key, String(value));
