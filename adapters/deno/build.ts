@@ -7,7 +7,7 @@ import { relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
 import { loadDefinition } from '../kit/definition.js';
 import { source } from '../kit/package-root.js';
-import { withStreamsAsNeeded } from '../kit/streams.js';
+import { withoutUnusedCode } from '../kit/unused.js';
 import { bundleWeb, type WebBundle } from '../kit/web.js';
 
 export { MAIN_MODULE } from '../kit/web.js';
@@ -36,7 +36,7 @@ export async function buildDeno(file: string, options: DenoBuildOptions): Promis
   const { outdir, minify, env = {} } = options;
   // A module that cannot be loaded in Node (it needs Deno) keeps the stream machinery: it decides when it runs.
   const definition = await loadDefinition(file, env).catch(() => undefined);
-  return withStreamsAsNeeded(definition, (define) =>
+  return withoutUnusedCode(definition, (define) =>
     bundleWeb({ entry: file, contents, outdir, minify, env, conditions: ['deno'], platformName: 'Deno', define }),
   );
 }

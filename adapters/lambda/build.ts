@@ -12,7 +12,7 @@ import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
 import { STREAM_METADATA, streamsRequest, type StreamKind } from '../../runtime/core/stream.js';
 import { streamsReplies } from './stream.js';
 import { loadDefinition } from '../kit/definition.js';
-import { withStreamsAsNeeded } from '../kit/streams.js';
+import { withoutUnusedCode } from '../kit/unused.js';
 import { bundleNode } from '../kit/node.js';
 import { source } from '../kit/package-root.js';
 
@@ -59,7 +59,7 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
   ].join('\n');
   // One file (see kit/node.ts), and its source map beside it in the package: with NODE_OPTIONS=--enable-source-maps
   // in the function's environment (deploy.ts sets it), Node maps stack traces to the sources, AWS's documented way.
-  const built = await withStreamsAsNeeded(definition, (define) =>
+  const built = await withoutUnusedCode(definition, (define) =>
     bundleNode({
       entry: file,
       outdir: options.outdir,

@@ -15,13 +15,20 @@ declare global {
    * (no `.stream(` in its own sources): the bundle then carries none of the stream machinery, on either side.
    */
   var __MICRO_FN_NO_STREAMS__: true | undefined;
+  /** Set by builds of a function whose own sources never touch `ctx.store`: the bundle carries no store code. */
+  var __MICRO_FN_NO_STORE__: true | undefined;
 }
 
 /** The names, as a build passes them to esbuild's `define`. */
 export const BUILD_CONSTANTS = {
   noListener: 'globalThis.__MICRO_FN_NO_LISTENER__',
   noStreams: 'globalThis.__MICRO_FN_NO_STREAMS__',
+  noStore: 'globalThis.__MICRO_FN_NO_STORE__',
 } as const;
+
+/** What a bundle built without the store says when `ctx.store` is used anyway. */
+export const NO_STORE =
+  'this bundle was built without the store (its sources never use `ctx.store` or a destructured `store`): build it again';
 
 /** What a bundle built without streams says when one is asked of it anyway. */
 export const NO_STREAMS =

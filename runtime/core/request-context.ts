@@ -5,6 +5,8 @@ import { Metadata, PROPAGATED } from './metadata.js';
 import { headers } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
 import type { Span } from './trace.js';
+import { NO_STORE } from './build-constants.js';
+import { MicroError } from './errors.js';
 import { createStore, type Store } from './store.js';
 
 /** What the dispatcher shares with every context it makes. */
@@ -65,7 +67,9 @@ export class BaseRequestContext implements BaseContext {
 
   /** The function's own namespace of the store; the plugin is opened on its first operation. */
   get store(): Store {
-    return (this.#store ??= createStore(() => this.#shared.client.storeBackend(), this.service));
+    return globalThis.__MICRO_FN_NO_STORE__
+      ? noStore(this.service)
+      : (this.#store ??= createStore(() => this.#shared.client.storeBackend(), this.service));
   }
 
   /** Fired by the dispatcher when the deadline passes or the function stops (see Inflight), never by a timer here. */
@@ -117,4 +121,9 @@ export class DeliveryContext extends BaseRequestContext implements MessageContex
     super(shared, message.id, metadata, deadline);
     this.topic = message.topic;
   }
+}
+
+/** `ctx.store` in a bundle built without the store (build-constants.ts). */
+function noStore(service: string): never {
+  throw new MicroError(service, 500, NO_STORE);
 }
