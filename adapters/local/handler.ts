@@ -36,13 +36,19 @@ import {
   type IpcStream,
   type ToFunction,
 } from './ipc.js';
-import { Credit, PipeReader, writeStream } from './pipe-stream.js';
+import { Credit, PipeCaller, PipeReader, writeStream } from './pipe-stream.js';
 
-/** The streams of the invocation in progress: the request's (when it streams) and the credit of the reply's. */
+/**
+ * The streams of the invocation in progress: the request's (when it streams) and the credit of the reply's; and its
+ * caller, gone when serve says `cancel`.
+ */
 interface StreamLink {
   request?: PipeReader;
   reply: Credit;
+  caller: PipeCaller;
 }
+
+const newLink = (): StreamLink => ({ reply: new Credit(), caller: new PipeCaller() });
 
 /**
  * A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. Its spans go
@@ -193,7 +199,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   /** A ping came before the invocation: this process waited in serve's warm pool (its span says warm). */
   let warm = false;
   let pending: ToFunction | undefined;
-  const link: StreamLink = { reply: new Credit() };
+  const link = newLink();
   // Answered: what is left (stopping, exiting) must not compete with the caller's side for the CPU, so the
   // main thread drops to the lowest priority (raising niceness needs no privilege). Cold starts skip it.
   const answered = async () => os?.setPriority(19);
@@ -210,8 +216,10 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     }
     if (message.type === 'credit') return link.reply.receive(message);
     if (message.type === 'cancel') {
-      // The caller went: the reply stream is cancelled (its handler's signal fires), the request stream ends.
+      // The caller went: the reply stream is cancelled (its handler's signal fires, before its first item too), the
+      // request stream ends.
       link.reply.receive(message);
+      link.caller.go();
       link.request?.cancel();
       return;
     }
@@ -265,6 +273,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     endpoints: endpoints.map((e) => e.name),
     ...(Object.keys(streams).length > 0 ? { streams: streams as Record<string, StreamKind> } : {}),
     topics: router.topics,
+    batches: true,
   });
 }
 
@@ -274,7 +283,7 @@ async function serveOne(
   message: ToFunction,
   send: (message: FromFunction) => Promise<void>,
   answered: () => Promise<void>,
-  link: StreamLink = { reply: new Credit() },
+  link: StreamLink = newLink(),
 ): Promise<number> {
   const answer = async (m: FromFunction) => {
     await send(m);
@@ -333,6 +342,7 @@ function invoke(
     contentType: message.contentType,
     body: encoder.encode(message.body),
     metadata: new Metadata(message.metadata),
+    caller: link.caller,
   };
   if (message.stream) request.stream = link.request = new PipeReader((m) => void send(m).catch(() => {}), fn.name);
   return fn.invoke(request, async (r) => {

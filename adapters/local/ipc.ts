@@ -28,6 +28,8 @@ export interface IpcReady {
   /** The endpoints that stream, and how (the router's registry metadata `stream`). */
   streams?: Record<string, StreamKind>;
   topics: string[];
+  /** It takes several messages of a request stream on one line (IpcData's `bodies`); absent in older bundles. */
+  batches?: true;
 }
 
 /** One RPC request, the process's only one. */
@@ -63,10 +65,14 @@ export interface IpcReply {
   stream?: boolean;
 }
 
-/** One message of a stream: its JSON text. Sent only within the credit its reader granted. */
+/**
+ * Messages of a stream, in order: one (`body`, its JSON text) or several made back to back (`bodies`, at most
+ * pipe-stream.ts's BATCH characters in all, plus one message). Sent only within the credit its reader granted.
+ */
 export interface IpcData {
   type: 'data';
-  body: string;
+  body?: string;
+  bodies?: string[];
 }
 
 /** The end of a stream: cleanly, with the trailers, or with the error it failed with. */
