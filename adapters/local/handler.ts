@@ -239,8 +239,6 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
         ),
         import('node:os').then((m) => (os = m)),
         Promise.resolve().then(() => invocation!.tracer.warmUp?.()),
-        // The dispatcher asks the router whether an endpoint streams, except for a probe: asked here, once.
-        Promise.resolve().then(() => fn!.service.router.stream(HEALTH_ENDPOINT)),
         new Promise((r) => setTimeout(r, 0)),
       ];
       void Promise.all(warmUp).then(() => send({ type: 'pong' }));
