@@ -22,7 +22,7 @@ import { tracingOf, listenTransport, resolvePlugins } from '../../runtime/plugin
 import { resourceAttributes, spanSinkKey } from '../../runtime/plugins/otel/settings.js';
 import { RecordingTracer } from '../../runtime/core/trace-recorder.js';
 import type { SpanExporter, TracerFactory } from '../../runtime/core/trace.js';
-import { errors, toMicroError } from '../../runtime/core/errors.js';
+import { MicroError, errors, toMicroError } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
 import { STREAM_METADATA, type MessageStream, type StreamEnd, type StreamKind } from '../../runtime/core/stream.js';
 import {
@@ -216,11 +216,11 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     }
     if (message.type === 'credit') return link.reply.receive(message);
     if (message.type === 'cancel') {
-      // The caller went: the reply stream is cancelled (its handler's signal fires, before its first item too), the
-      // request stream ends.
+      // The caller went: the reply stream is cancelled (its handler's signal fires, before its first item too).
       link.reply.receive(message);
       link.caller.go();
-      link.request?.cancel();
+      // Its request stream fails: a handler reading it must not take what came as the whole of it.
+      link.request?.fail(new MicroError(definition.name, 499, 'the caller went away before its request stream ended'));
       return;
     }
     if (message.type === 'ping') {

@@ -85,6 +85,8 @@ export class PipeReader implements MessageStream {
   /** Characters granted and not yet received: a message may come only while it is above 0. */
   #outstanding: number;
   #iterating = false;
+  /** Its reader stopped it (cancel). */
+  #stopped = false;
   readonly #encoder = new MessageEncoder();
 
   /** `id` names who raised an error that came without one (the function's name). Grants `window` at once. */
@@ -169,6 +171,7 @@ export class PipeReader implements MessageStream {
   /** The reader stops early: the writer is told, what is held goes. */
   cancel(): void {
     if (this.#ended) return;
+    this.#stopped = true;
     this.#queue = [];
     this.#head = 0;
     this.#settle({
@@ -211,7 +214,9 @@ export class PipeReader implements MessageStream {
           }
           const ended = this.#ended;
           if (ended) {
-            if (ended.error && ended.error.code !== CANCELLED) throw ended.error;
+            // Its own reader's cancel ends its iteration cleanly; any other error is thrown (a 499 too: the writer's
+            // side went, and a request cut short must not look whole to its handler).
+            if (ended.error && !this.#stopped) throw ended.error;
             return { done: true, value: undefined };
           }
           await new Promise<void>((resolve) => (this.#wake = resolve));

@@ -279,6 +279,32 @@ streams(
 );
 
 streams(
+  "a caller that goes mid-way through a client stream fails the handler's read with a 499: 3 numbers came, no sum of them is the answer",
+  async () => {
+    const p = await pool();
+    const caller = new TestCaller();
+    // 3 numbers, then a request stream that waits, as a caller's connection does before it closes.
+    let pulled = 0;
+    const numbers: MessageStream = {
+      end: new Promise<StreamEnd>(() => {}),
+      [Symbol.asyncIterator]: () => ({
+        next: () =>
+          ++pulled <= 3
+            ? Promise.resolve({ done: false as const, value: enc.encode(String(pulled)) })
+            : new Promise<IteratorResult<Uint8Array>>(() => {}),
+        return: async () => ({ done: true as const, value: undefined }),
+      }),
+    };
+    const outcome = p.run(invoke('S.Sum', {}, true), caller, numbers);
+    await eventually(() => pulled > 3, 10_000, 'the 3 numbers to be read');
+    caller.go();
+    const o = await withTimeout(outcome, 10_000, 'the outcome');
+    assert.ok(o.kind === 'reply', JSON.stringify(o));
+    assert.is(o.status, 499, `not a sum of what came: ${o.body}`);
+  },
+);
+
+streams(
   'a process that sends a stream message that is not text fails its stream with a 500 after the 1 message before it, is stopped, and serve stays up',
   async () => {
     const p = await pool();

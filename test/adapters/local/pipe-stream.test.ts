@@ -283,6 +283,20 @@ reader('throws the error the stream ended with, after the messages held', async 
   }
 });
 
+reader("throws a 499 its writer's side ended it with (the caller went), after the 1 message held", async () => {
+  const r = new PipeReader(() => {}, 'fn');
+  r.push('1');
+  r.fail(new MicroError('fn', CANCELLED, 'the caller went away'));
+  const it = r[Symbol.asyncIterator]();
+  assert.equal(dec.decode((await it.next()).value as Uint8Array), '1');
+  try {
+    await it.next();
+    assert.unreachable('the 499 is thrown');
+  } catch (err) {
+    assert.is((err as MicroError).code, CANCELLED);
+  }
+});
+
 reader('return() sends one cancel and ends the stream as cancelled; later messages are dropped', async () => {
   const sent: (IpcCredit | IpcCancel)[] = [];
   const r = new PipeReader((m) => sent.push(m), 'fn');
