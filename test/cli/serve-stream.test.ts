@@ -69,7 +69,9 @@ const streams = suite('micro-fn serve: streams through the pipe');
 streams.before(async () => {
   scratch = tempHome();
   env = { MICRO_FN_HOME: scratch.home };
-  serve = start(['serve', '--address', '127.0.0.1:0', '--pool', '1'], env);
+  // A timeout past the default 30 s: on a loaded machine the 1 GiB stream read slowly can take longer than that (a run
+  // ended at 7,013 of its 16,384 messages), and what it tests is memory, not time.
+  serve = start(['serve', '--address', '127.0.0.1:0', '--pool', '1', '--timeout', '180s'], env);
   const [, address] = await serve.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
   gateway = address!;
   const r = await cli(['deploy', 'test/fixtures/streams', '--target', 'local'], env, { timeout: 60_000 });
