@@ -143,8 +143,12 @@ export class Worker {
       channel,
       (message) => {
         if (message.type === 'data' || message.type === 'end') {
+          const stream = this.#replyStream;
+          const waiting = stream?.waiting;
           // Beyond the credit it was granted, the process broke the protocol: its stream has failed, it is stopped.
-          if (this.#replyStream && !this.#replyStream.receive(message)) this.kill();
+          if (stream && !stream.receive(message)) this.kill();
+          // Its reader waited: it writes these messages on before serve reads on (the first of a stream, at once).
+          else if (waiting) return 'yield';
         } else if (message.type === 'credit' || message.type === 'cancel') this.#requestCredit.receive(message);
         else if (message.type === 'ready') {
           this.#batches = message.batches === true;
@@ -152,9 +156,11 @@ export class Worker {
           if (options.warm) ((described = message), channel.write(encodeMessage({ type: 'ping' })));
           else resolveReady(message);
         } else if (message.type === 'pong') resolveReady(described!);
-        else if (message.type === 'reply')
+        else if (message.type === 'reply') {
           this.#settle({ kind: 'reply', reply: message, stream: this.#readStream(message) });
-        else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
+          // The caller gets the reply before serve reads what came after it: then the stream's first message.
+          if (message.stream) return 'yield';
+        } else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
         else if (message.type === 'spans') options.spans?.(message);
       },
       tooLong,

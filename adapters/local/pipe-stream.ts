@@ -99,6 +99,11 @@ export class PipeReader implements MessageStream {
     send({ type: 'credit', n: window });
   }
 
+  /** True while its reader waits for a message (it has read all held). */
+  get waiting(): boolean {
+    return this.#wake !== undefined;
+  }
+
   /** True once the stream has ended (cleanly, with an error, or cancelled). */
   get ended(): boolean {
     return this.#ended !== undefined;
