@@ -27,6 +27,12 @@ export const BATCH = 16 * 1024;
 /** The code of a stream its reader stopped: nginx's "client closed request". */
 export const CANCELLED = 499;
 
+/**
+ * What a message costs of the credit: its characters, and at least 1 (no JSON value is empty, yet a message of none
+ * must not come free: a writer could send any number of them within any window).
+ */
+const cost = (body: string): number => body.length || 1;
+
 /** Bytes of the slab short messages are encoded into: 64 KiB. */
 const SLAB = 64 * 1024;
 /** The longest message encoded by hand, in characters; a longer one costs TextEncoder little per character. */
@@ -130,7 +136,7 @@ export class PipeReader implements MessageStream {
       return false;
     }
     this.count++;
-    this.#outstanding -= body.length;
+    this.#outstanding -= cost(body);
     this.#queue.push(body);
     this.#poke();
     return true;
@@ -209,7 +215,7 @@ export class PipeReader implements MessageStream {
           const body = this.#take();
           if (body !== undefined) {
             // Credit goes back in batches of half the window: fewer lines, and the writer never waits on an empty pipe.
-            this.#pulled += body.length;
+            this.#pulled += cost(body);
             if (this.#pulled >= this.#window / 2 && !this.#ended) {
               this.#outstanding += this.#pulled;
               this.#send({ type: 'credit', n: this.#pulled });
@@ -392,7 +398,7 @@ export async function writeStream(
       const next = await nextText();
       if (next.done || credit.cancelled) break;
       const body = next.value;
-      credit.spend(body.length);
+      credit.spend(cost(body));
       bodies.push(body);
       gathered += body.length;
       // The first at once (the caller waits for it); then a line once a batch is full, or once the producer waits:

@@ -336,6 +336,16 @@ reader(
 );
 
 reader(
+  'counts an empty message as 1 character of its credit: 100 fit a window of 100, the 101st fails it',
+  async () => {
+    const r = new PipeReader(() => {}, 'fn', 100);
+    assert.ok(r.receive({ type: 'data', bodies: Array.from({ length: 100 }, () => '') }));
+    assert.is(r.push(''), false);
+    assert.match((await r.end).error!.detail, /more stream messages than it was granted/);
+  },
+);
+
+reader(
   'fails the stream, without throwing, on a data line whose messages are not text: 4 lines, 4 failures',
   async () => {
     for (const line of [{}, { body: 1 }, { bodies: ['"a"', 2] }, { bodies: [null] }]) {
