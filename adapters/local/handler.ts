@@ -357,7 +357,8 @@ function invoke(
       return answered().catch(() => {});
     }
     await send({ ...head, stream: true });
-    await writeStream(r.stream, link.reply, send, (err) => toMicroError(err, fn.name));
+    // Early: serve makes the stream's reader as it reads the reply line above.
+    await writeStream(r.stream, link.reply, send, (err) => toMicroError(err, fn.name), { early: true });
     await answered().catch(() => {});
   });
 }

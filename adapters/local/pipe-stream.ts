@@ -335,6 +335,12 @@ export interface WriteStreamOptions {
    * line per message (IpcData's `body`), for a reader that takes nothing else (a function bundled before batches).
    */
   batch?: number;
+  /**
+   * Sends the first message without waiting for credit: for a reader certain to exist by the time it arrives and to
+   * grant a whole window (serve makes a reply stream's reader as it reads the reply line, before the lines after it).
+   * Waiting for that grant would put a round trip between the two processes in front of the first item.
+   */
+  early?: boolean;
 }
 
 /**
@@ -350,7 +356,7 @@ export async function writeStream(
   credit: Credit,
   send: (message: IpcStream) => Promise<void>,
   toError: (err: unknown) => MicroError,
-  { flush = FLUSH, batch = BATCH }: WriteStreamOptions = {},
+  { flush = FLUSH, batch = BATCH, early = false }: WriteStreamOptions = {},
 ): Promise<{ count: number; cancelled: boolean }> {
   const iterator = stream[Symbol.asyncIterator]();
   // A handler's reply stream hands its messages as JSON text: no bytes made only to be decoded again.
@@ -383,8 +389,9 @@ export async function writeStream(
   };
   try {
     for (;;) {
-      // Credit first: the producer makes its next message only once the reader can take it (no wait while it can).
-      if (!credit.open) {
+      // Credit first: the producer makes its next message only once the reader can take it (no wait while it can),
+      // except an `early` first message.
+      if ((count > 0 || !early) && !credit.open) {
         sendGathered();
         if (!(await credit.wait())) break;
       }
@@ -395,6 +402,7 @@ export async function writeStream(
         sendGathered();
         await last.catch(() => {});
       }
+      if (credit.cancelled) break;
       const next = await nextText();
       if (next.done || credit.cancelled) break;
       const body = next.value;

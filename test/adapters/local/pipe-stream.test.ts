@@ -45,7 +45,7 @@ const turns = async (n = 20) => {
 const write = suite('writeStream');
 
 write(
-  'sends nothing without credit, then as much as the credit granted: 0, then 3 of 10 messages (21 characters)',
+  'sends an early first message without credit (its reader grants a window with the head), then only as much as granted: 1, then 3 of 10 messages (21 characters)',
   async () => {
     const source = producer(10);
     const credit = new Credit();
@@ -55,11 +55,12 @@ write(
       credit,
       async (m) => void sent.push(m),
       (e) => e as MicroError,
+      { early: true },
     );
     await turns();
-    assert.is(sent.length, 0, 'a writer with 0 credits sends nothing');
-    assert.is(source.pulled, 0, 'and asks its producer for nothing');
-    credit.receive({ type: 'credit', n: 21 }); // {"i":0} is 7 characters
+    assert.equal(bodiesOf(sent), ['{"i":0}'], 'a writer with 0 credits sends its first message only');
+    assert.is(source.pulled, 1, 'and asks its producer for no more');
+    credit.receive({ type: 'credit', n: 21 }); // {"i":0} is 7 characters: 14 are left of the 21
     await turns();
     assert.is(bodiesOf(sent).length, 3, 'a writer granted 21 characters sends 3 messages of 7');
     assert.is(source.pulled, 3, 'its producer made 3');
@@ -72,6 +73,19 @@ write(
     );
   },
 );
+
+write('sends nothing without credit unless early: 0 messages, 0 made', async () => {
+  const source = producer(10);
+  const sent: IpcStream[] = [];
+  void writeStream(
+    source,
+    new Credit(),
+    async (m) => void sent.push(m),
+    (e) => e as MicroError,
+  );
+  await turns();
+  assert.equal([sent.length, source.pulled], [0, 0]);
+});
 
 write('a cancel returns the producer at once, even while it waits for credit, and sends no end', async () => {
   const source = producer(10);
