@@ -13,7 +13,7 @@ import { cliRun, startServe, stopServe } from './serve.js';
 import { fmt, ratio } from './stats.js';
 
 const COUNT = 100_000;
-const RUNS = 3;
+const RUNS = 5;
 
 /** The bare server: its own process, as serve is; each value `{"i":k}` on its line, `drain` respected. */
 const BARE = `
@@ -80,10 +80,14 @@ export async function benchServeStream(): Promise<string[]> {
     }
     const first = [median(ours.map((r) => r.first)), median(theirs.map((r) => r.first))] as const;
     const rate = [median(ours.map((r) => r.perSecond)), median(theirs.map((r) => r.perSecond))] as const;
+    // The ratio of each pair of runs next to each other, as the spread: a loaded machine moves both.
+    const firstRatios = ours.map((r, i) => r.first / theirs[i]!.first);
+    const rateRatios = ours.map((r, i) => r.perSecond / theirs[i]!.perSecond);
+    const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}×`;
     return [
       `server stream of ${COUNT.toLocaleString('en')} values, median of ${RUNS} alternating runs (a warm process per stream):`,
-      `  time to first item: serve ${fmt(first[0])}, bare node:http ${fmt(first[1])}: ${ratio(first[0], first[1])} (target ≤ 1.3×)`,
-      `  items/s: serve ${Math.round(rate[0]).toLocaleString('en')}, bare node:http ${Math.round(rate[1]).toLocaleString('en')}: ${ratio(rate[0], rate[1])} (target ≥ 0.8×)`,
+      `  time to first item: serve ${fmt(first[0])}, bare node:http ${fmt(first[1])}: ${ratio(first[0], first[1])}, run by run ${spread(firstRatios)} (target ≤ 1.3×)`,
+      `  items/s: serve ${Math.round(rate[0]).toLocaleString('en')}, bare node:http ${Math.round(rate[1]).toLocaleString('en')}: ${ratio(rate[0], rate[1])}, run by run ${spread(rateRatios)} (target ≥ 0.8×)`,
     ];
   } finally {
     bare?.kill();

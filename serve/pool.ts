@@ -167,7 +167,12 @@ export class FunctionPool {
           }, timeout + DEFAULT_GRACE)),
       );
       if (stream) seen.streamed = { in: 0, out: 0 };
-      const result = await Promise.race([worker.run(message, message.id, stream), timedOut]);
+      // A caller that goes before the reply has come cancels the invocation in its process (a stream's handler sees
+      // its signal fire); once a reply stream has come, its reader's cancel does (serve/runtime.ts).
+      const taken = worker;
+      const running = worker.run(message, message.id, stream);
+      const off = caller?.onGone(() => taken.cancel());
+      const result = await Promise.race([running, timedOut]).finally(off);
       if (result === 'timeout') {
         return failure(
           errors.timeout(name, `${name} did not answer within ${timeout} ms; its process was stopped`),

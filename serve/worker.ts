@@ -70,6 +70,10 @@ export class Worker {
   /** The reply stream being read, and the credit of the request stream being written. */
   #replyStream: PipeReader | undefined;
   #requestCredit = new Credit();
+  /** Its caller went before the reply came (cancel). */
+  #cancelled = false;
+  /** The process takes several request messages on one line (its bundle is as new as this serve). */
+  #batches = false;
   #result: ((r: WorkerResult) => void) | undefined;
   #exited = false;
   #exit: { code: number | null; signal: string | null } = { code: null, signal: null };
@@ -139,17 +143,24 @@ export class Worker {
       channel,
       (message) => {
         if (message.type === 'data' || message.type === 'end') {
+          const stream = this.#replyStream;
+          const waiting = stream?.waiting;
           // Beyond the credit it was granted, the process broke the protocol: its stream has failed, it is stopped.
-          if (this.#replyStream && !this.#replyStream.receive(message)) this.kill();
+          if (stream && !stream.receive(message)) this.kill();
+          // Its reader waited: it writes these messages on before serve reads on (the first of a stream, at once).
+          else if (waiting) return 'yield';
         } else if (message.type === 'credit' || message.type === 'cancel') this.#requestCredit.receive(message);
         else if (message.type === 'ready') {
+          this.#batches = message.batches === true;
           // A warm process gets a ping first, so both ends have run the IPC paths once before the invocation.
           if (options.warm) ((described = message), channel.write(encodeMessage({ type: 'ping' })));
           else resolveReady(message);
         } else if (message.type === 'pong') resolveReady(described!);
-        else if (message.type === 'reply')
+        else if (message.type === 'reply') {
           this.#settle({ kind: 'reply', reply: message, stream: this.#readStream(message) });
-        else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
+          // The caller gets the reply before serve reads what came after it: then the stream's first message.
+          if (message.stream) return 'yield';
+        } else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
         else if (message.type === 'spans') options.spans?.(message);
       },
       tooLong,
@@ -187,6 +198,7 @@ export class Worker {
     }
     this.#running = true;
     this.#channel!.write(encodeMessage(message), (err) => err && this.kill());
+    if (this.#cancelled) this.#channel!.write(encodeMessage({ type: 'cancel' }));
     if (stream) void this.#writeStream(stream);
   }
 
@@ -195,10 +207,24 @@ export class Worker {
     const send = (m: IpcStream) =>
       new Promise<void>((resolve) => {
         if (this.#exited) return resolve();
-        if (m.type === 'data') this.streamed++;
+        if (m.type === 'data') this.streamed += m.bodies?.length ?? 1;
         this.#channel!.write(encodeMessage(m), () => resolve());
       });
-    await writeStream(stream, this.#requestCredit, send, (err) => toMicroError(err, 'micro-fn')).catch(() => {});
+    const options = this.#batches ? {} : { batch: 0 };
+    await writeStream(stream, this.#requestCredit, send, (err) => toMicroError(err, 'micro-fn'), options).catch(
+      () => {},
+    );
+  }
+
+  /**
+   * Tells the process its caller went before the reply came: a stream's handler sees its signal fire at once (even
+   * before its first item), a request stream stops. A plain handler runs on, as it would have.
+   */
+  cancel(): void {
+    if (this.#exited || this.#cancelled) return;
+    this.#cancelled = true;
+    // A cold start's invoke waits for its process to be ready: the cancel follows it then.
+    if (this.#running) this.#channel!.write(encodeMessage({ type: 'cancel' }));
   }
 
   /** Messages of the request's stream sent so far. */

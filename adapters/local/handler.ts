@@ -22,7 +22,7 @@ import { tracingOf, listenTransport, resolvePlugins } from '../../runtime/plugin
 import { resourceAttributes, spanSinkKey } from '../../runtime/plugins/otel/settings.js';
 import { RecordingTracer } from '../../runtime/core/trace-recorder.js';
 import type { SpanExporter, TracerFactory } from '../../runtime/core/trace.js';
-import { errors, toMicroError } from '../../runtime/core/errors.js';
+import { MicroError, errors, toMicroError } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
 import { STREAM_METADATA, type MessageStream, type StreamEnd, type StreamKind } from '../../runtime/core/stream.js';
 import {
@@ -36,13 +36,19 @@ import {
   type IpcStream,
   type ToFunction,
 } from './ipc.js';
-import { Credit, PipeReader, writeStream } from './pipe-stream.js';
+import { Credit, PipeCaller, PipeReader, writeStream } from './pipe-stream.js';
 
-/** The streams of the invocation in progress: the request's (when it streams) and the credit of the reply's. */
+/**
+ * The streams of the invocation in progress: the request's (when it streams) and the credit of the reply's; and its
+ * caller, gone when serve says `cancel`.
+ */
 interface StreamLink {
   request?: PipeReader;
   reply: Credit;
+  caller: PipeCaller;
 }
+
+const newLink = (): StreamLink => ({ reply: new Credit(), caller: new PipeCaller() });
 
 /**
  * A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. Its spans go
@@ -193,7 +199,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   /** A ping came before the invocation: this process waited in serve's warm pool (its span says warm). */
   let warm = false;
   let pending: ToFunction | undefined;
-  const link: StreamLink = { reply: new Credit() };
+  const link = newLink();
   // Answered: what is left (stopping, exiting) must not compete with the caller's side for the CPU, so the
   // main thread drops to the lowest priority (raising niceness needs no privilege). Cold starts skip it.
   const answered = async () => os?.setPriority(19);
@@ -210,9 +216,11 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     }
     if (message.type === 'credit') return link.reply.receive(message);
     if (message.type === 'cancel') {
-      // The caller went: the reply stream is cancelled (its handler's signal fires), the request stream ends.
+      // The caller went: the reply stream is cancelled (its handler's signal fires, before its first item too).
       link.reply.receive(message);
-      link.request?.cancel();
+      link.caller.go();
+      // Its request stream fails: a handler reading it must not take what came as the whole of it.
+      link.request?.fail(new MicroError(definition.name, 499, 'the caller went away before its request stream ended'));
       return;
     }
     if (message.type === 'ping') {
@@ -231,8 +239,6 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
         ),
         import('node:os').then((m) => (os = m)),
         Promise.resolve().then(() => invocation!.tracer.warmUp?.()),
-        // The dispatcher asks the router whether an endpoint streams, except for a probe: asked here, once.
-        Promise.resolve().then(() => fn!.service.router.stream(HEALTH_ENDPOINT)),
         new Promise((r) => setTimeout(r, 0)),
       ];
       void Promise.all(warmUp).then(() => send({ type: 'pong' }));
@@ -265,6 +271,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     endpoints: endpoints.map((e) => e.name),
     ...(Object.keys(streams).length > 0 ? { streams: streams as Record<string, StreamKind> } : {}),
     topics: router.topics,
+    batches: true,
   });
 }
 
@@ -274,7 +281,7 @@ async function serveOne(
   message: ToFunction,
   send: (message: FromFunction) => Promise<void>,
   answered: () => Promise<void>,
-  link: StreamLink = { reply: new Credit() },
+  link: StreamLink = newLink(),
 ): Promise<number> {
   const answer = async (m: FromFunction) => {
     await send(m);
@@ -333,6 +340,7 @@ function invoke(
     contentType: message.contentType,
     body: encoder.encode(message.body),
     metadata: new Metadata(message.metadata),
+    caller: link.caller,
   };
   if (message.stream) request.stream = link.request = new PipeReader((m) => void send(m).catch(() => {}), fn.name);
   return fn.invoke(request, async (r) => {
@@ -349,7 +357,8 @@ function invoke(
       return answered().catch(() => {});
     }
     await send({ ...head, stream: true });
-    await writeStream(r.stream, link.reply, send, (err) => toMicroError(err, fn.name));
+    // Early: serve makes the stream's reader as it reads the reply line above.
+    await writeStream(r.stream, link.reply, send, (err) => toMicroError(err, fn.name), { early: true });
     await answered().catch(() => {});
   });
 }

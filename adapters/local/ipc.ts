@@ -28,6 +28,8 @@ export interface IpcReady {
   /** The endpoints that stream, and how (the router's registry metadata `stream`). */
   streams?: Record<string, StreamKind>;
   topics: string[];
+  /** It takes several messages of a request stream on one line (IpcData's `bodies`); absent in older bundles. */
+  batches?: true;
 }
 
 /** One RPC request, the process's only one. */
@@ -63,10 +65,14 @@ export interface IpcReply {
   stream?: boolean;
 }
 
-/** One message of a stream: its JSON text. Sent only within the credit its reader granted. */
+/**
+ * Messages of a stream, in order: one (`body`, its JSON text) or several made back to back (`bodies`, at most
+ * pipe-stream.ts's BATCH characters in all, plus one message). Sent only within the credit its reader granted.
+ */
 export interface IpcData {
   type: 'data';
-  body: string;
+  body?: string;
+  bodies?: string[];
 }
 
 /** The end of a stream: cleanly, with the trailers, or with the error it failed with. */
@@ -159,11 +165,14 @@ export function encodeMessage(message: ToFunction | FromFunction | IpcPing | Ipc
 
 /**
  * Calls `onMessage` with each message of `stream`, however its chunks split them (an 8 MiB reply included). A line
- * longer than `maxLine` characters is not kept: `onTooLong` is called once, and nothing more is read.
+ * longer than `maxLine` characters is not kept: `onTooLong` is called once, and nothing more is read. `onMessage`
+ * returning `'yield'` lets the event loop run before the rest of the chunk is read (the stream paused meanwhile, so
+ * the order stays): serve hands a reply on to its caller before it reads the thousands of stream messages that may
+ * have come with it.
  */
 export function readMessages<T>(
   stream: NodeJS.ReadableStream,
-  onMessage: (message: T) => void,
+  onMessage: (message: T) => unknown,
   onTooLong: (length: number) => void = () => {},
   maxLine = MAX_LINE,
 ): void {
@@ -187,7 +196,15 @@ export function readMessages<T>(
         } catch {
           continue;
         }
-        if (typeof message === 'object' && message !== null) onMessage(message);
+        if (typeof message === 'object' && message !== null && onMessage(message) === 'yield' && start < chunk.length) {
+          const rest = chunk.slice(start);
+          stream.pause();
+          setImmediate(() => {
+            onData(rest);
+            stream.resume();
+          });
+          return;
+        }
       }
     }
     if (start < chunk.length) {

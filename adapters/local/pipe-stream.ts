@@ -7,7 +7,9 @@
 import { MicroError, parseError } from '../../runtime/core/errors.js';
 import { Metadata } from '../../runtime/core/metadata.js';
 import type { MessageStream, StreamEnd } from '../../runtime/core/stream.js';
-import { STREAM_WINDOW, type IpcCancel, type IpcCredit, type IpcEnd, type IpcStream } from './ipc.js';
+import type { Caller } from '../../runtime/core/transport.js';
+import { readsText } from '../../runtime/core/server-stream.js';
+import { STREAM_WINDOW, type IpcCancel, type IpcCredit, type IpcData, type IpcEnd, type IpcStream } from './ipc.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -15,8 +17,56 @@ const decoder = new TextDecoder();
 /** Characters a writer leaves unwritten in the pipe at most before it waits for the pipe: 64 KiB. */
 export const FLUSH = 64 * 1024;
 
+/**
+ * Characters of messages a writer gathers into one pipe line at most: 16 KiB. Messages a producer makes back to back
+ * (a generator yielding without waiting) travel together, one line and one write for many; a producer that waits
+ * between messages sends each as it comes. 16 KiB is what serve's HTTP writer gathers into one chunk too.
+ */
+export const BATCH = 16 * 1024;
+
 /** The code of a stream its reader stopped: nginx's "client closed request". */
 export const CANCELLED = 499;
+
+/**
+ * What a message costs of the credit: its characters, and at least 1 (no JSON value is empty, yet a message of none
+ * must not come free: a writer could send any number of them within any window).
+ */
+const cost = (body: string): number => body.length || 1;
+
+/** Bytes of the slab short messages are encoded into: 64 KiB. */
+const SLAB = 64 * 1024;
+/** The longest message encoded by hand, in characters; a longer one costs TextEncoder little per character. */
+const BY_HAND = 256;
+
+/**
+ * Encodes a message's text as UTF-8. A short ASCII message (most JSON values are) is copied by hand into a slab shared
+ * with the messages before it: TextEncoder.encode costs about 1 µs a small message, most of it for the ArrayBuffer of
+ * its own it allocates; a view of a slab costs a tenth of that. Others go through TextEncoder.
+ */
+class MessageEncoder {
+  #slab = new ArrayBuffer(SLAB);
+  #bytes = new Uint8Array(this.#slab);
+  #used = 0;
+
+  encode(text: string): Uint8Array {
+    const length = text.length;
+    if (length > BY_HAND) return encoder.encode(text);
+    if (this.#used + length > SLAB) {
+      this.#slab = new ArrayBuffer(SLAB);
+      this.#bytes = new Uint8Array(this.#slab);
+      this.#used = 0;
+    }
+    const bytes = this.#bytes;
+    const start = this.#used;
+    for (let i = 0; i < length; i++) {
+      const c = text.charCodeAt(i);
+      if (c > 0x7f) return encoder.encode(text); // what was copied stays unused
+      bytes[start + i] = c;
+    }
+    this.#used += length;
+    return new Uint8Array(this.#slab, start, length);
+  }
+}
 
 /**
  * The reading side of a stream on the pipe: holds at most `window` characters of messages (the credit it granted) plus
@@ -41,6 +91,9 @@ export class PipeReader implements MessageStream {
   /** Characters granted and not yet received: a message may come only while it is above 0. */
   #outstanding: number;
   #iterating = false;
+  /** Its reader stopped it (cancel). */
+  #stopped = false;
+  readonly #encoder = new MessageEncoder();
 
   /** `id` names who raised an error that came without one (the function's name). Grants `window` at once. */
   constructor(send: (message: IpcCredit | IpcCancel) => void, id: string, window = STREAM_WINDOW) {
@@ -50,6 +103,11 @@ export class PipeReader implements MessageStream {
     this.#outstanding = window;
     this.end = new Promise((resolve) => (this.#resolveEnd = resolve));
     send({ type: 'credit', n: window });
+  }
+
+  /** True while its reader waits for a message (it has read all held). */
+  get waiting(): boolean {
+    return this.#wake !== undefined;
   }
 
   /** True once the stream has ended (cleanly, with an error, or cancelled). */
@@ -63,6 +121,10 @@ export class PipeReader implements MessageStream {
    */
   push(body: string): boolean {
     if (this.#ended) return true; // cancelled: what was on its way is dropped
+    if (typeof body !== 'string') {
+      this.fail(new MicroError(this.#id, 500, `${this.#id} sent a stream message that is not text`));
+      return false;
+    }
     if (this.#outstanding <= 0) {
       this.fail(new MicroError(this.#id, 500, `${this.#id} sent more stream messages than it was granted`));
       return false;
@@ -74,15 +136,19 @@ export class PipeReader implements MessageStream {
       return false;
     }
     this.count++;
-    this.#outstanding -= body.length;
+    this.#outstanding -= cost(body);
     this.#queue.push(body);
     this.#poke();
     return true;
   }
 
-  /** Handles a stream message of the pipe (`data` or `end`); false when it broke the protocol. */
+  /** Handles a stream message of the pipe (`data`, one message or several, or `end`); false when it broke the protocol. */
   receive(message: IpcStream): boolean {
-    if (message.type === 'data') return this.push(message.body);
+    if (message.type === 'data') {
+      if (!Array.isArray(message.bodies)) return this.push(message.body as string);
+      for (const body of message.bodies) if (!this.push(body)) return false;
+      return true;
+    }
     if (message.type === 'end') this.finish(message);
     return true;
   }
@@ -116,6 +182,7 @@ export class PipeReader implements MessageStream {
   /** The reader stops early: the writer is told, what is held goes. */
   cancel(): void {
     if (this.#ended) return;
+    this.#stopped = true;
     this.#queue = [];
     this.#head = 0;
     this.#settle({
@@ -148,17 +215,19 @@ export class PipeReader implements MessageStream {
           const body = this.#take();
           if (body !== undefined) {
             // Credit goes back in batches of half the window: fewer lines, and the writer never waits on an empty pipe.
-            this.#pulled += body.length;
+            this.#pulled += cost(body);
             if (this.#pulled >= this.#window / 2 && !this.#ended) {
               this.#outstanding += this.#pulled;
               this.#send({ type: 'credit', n: this.#pulled });
               this.#pulled = 0;
             }
-            return { done: false, value: encoder.encode(body) };
+            return { done: false, value: this.#encoder.encode(body) };
           }
           const ended = this.#ended;
           if (ended) {
-            if (ended.error && ended.error.code !== CANCELLED) throw ended.error;
+            // Its own reader's cancel ends its iteration cleanly; any other error is thrown (a 499 too: the writer's
+            // side went, and a request cut short must not look whole to its handler).
+            if (ended.error && !this.#stopped) throw ended.error;
             return { done: true, value: undefined };
           }
           await new Promise<void>((resolve) => (this.#wake = resolve));
@@ -169,6 +238,38 @@ export class PipeReader implements MessageStream {
         return { done: true, value: undefined };
       },
     };
+  }
+}
+
+/**
+ * The caller of the invocation a function process serves, as serve tells of it over the pipe: gone once serve says
+ * `cancel` (its caller left, before the reply or while reading its stream). The dispatcher fires a stream handler's
+ * signal then, even before its first item.
+ */
+export class PipeCaller implements Caller {
+  #gone = false;
+  readonly #listeners = new Set<() => void>();
+
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  onGone(listener: () => void): () => void {
+    if (this.#gone) {
+      listener();
+      return () => {};
+    }
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /** Serve said `cancel`: every listener is called, once. */
+  go(): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    const listeners = [...this.#listeners];
+    this.#listeners.clear();
+    for (const listener of listeners) listener();
   }
 }
 
@@ -225,48 +326,105 @@ export class Credit {
   }
 }
 
+/** How writeStream gathers and waits. */
+export interface WriteStreamOptions {
+  /** Characters it leaves unwritten in the pipe at most (then it waits for the pipe); default FLUSH. */
+  flush?: number;
+  /**
+   * Characters of messages made back to back it sends as one line (IpcData's `bodies`) at most; default BATCH. 0: one
+   * line per message (IpcData's `body`), for a reader that takes nothing else (a function bundled before batches).
+   */
+  batch?: number;
+  /**
+   * Sends the first message without waiting for credit: for a reader certain to exist by the time it arrives and to
+   * grant a whole window (serve makes a reply stream's reader as it reads the reply line, before the lines after it).
+   * Waiting for that grant would put a round trip between the two processes in front of the first item.
+   */
+  early?: boolean;
+}
+
 /**
- * Sends the messages of `stream` over the pipe within the credit granted (in characters), then its end (trailers, or the error it
- * failed with; `toError` turns what its iteration threw into one). A cancel from the reader calls the stream's
- * `return()` (its producer stops) and sends no end. Resolves with how many messages went, and whether it was cancelled,
- * once the last line was handed to the pipe. `flush`: the characters it leaves unwritten in the pipe at most.
+ * Sends the messages of `stream` over the pipe within the credit granted (in characters), then its end (trailers, or
+ * the error it failed with; `toError` turns what its iteration threw into one). The first message goes at once; those
+ * the producer makes back to back go together, up to `batch` characters a line, and a batch goes as soon as the
+ * producer waits (or the credit runs out). A cancel from the reader calls the stream's `return()` (its producer stops),
+ * drops what was gathered and sends no end. Resolves with how many messages went, and whether it was cancelled, once
+ * the last line was handed to the pipe.
  */
 export async function writeStream(
   stream: AsyncIterable<Uint8Array> & { end?: Promise<StreamEnd> },
   credit: Credit,
   send: (message: IpcStream) => Promise<void>,
   toError: (err: unknown) => MicroError,
-  flush = FLUSH,
+  { flush = FLUSH, batch = BATCH, early = false }: WriteStreamOptions = {},
 ): Promise<{ count: number; cancelled: boolean }> {
   const iterator = stream[Symbol.asyncIterator]();
+  // A handler's reply stream hands its messages as JSON text: no bytes made only to be decoded again.
+  const nextText = readsText(iterator)
+    ? () => iterator.nextText()
+    : async (): Promise<IteratorResult<string>> => {
+        const next = await iterator.next();
+        return next.done ? next : { done: false, value: decoder.decode(next.value) };
+      };
   let count = 0;
   let last: Promise<void> = Promise.resolve();
   let unwritten = 0;
   // At once, even while the producer works on its next message: a handler's signal fires when its caller goes.
   let returned: Promise<unknown> | undefined;
   credit.onCancel(() => (returned = Promise.resolve(iterator.return?.()).catch(() => {})));
+  /** Messages gathered for the next line, and their characters. */
+  let bodies: string[] = [];
+  let gathered = 0;
+  let scheduled = false;
+  const sendGathered = (): void => {
+    scheduled = false;
+    if (bodies.length === 0) return;
+    const message: IpcData = bodies.length === 1 ? { type: 'data', body: bodies[0]! } : { type: 'data', bodies };
+    const length = gathered;
+    bodies = [];
+    gathered = 0;
+    if (credit.cancelled) return; // the reader stopped: what was gathered goes
+    unwritten += length;
+    last = send(message).finally(() => (unwritten -= length));
+  };
   try {
     for (;;) {
-      // Credit first: the producer makes its next message only once the reader can take it (no wait while it can).
-      if (!credit.open && !(await credit.wait())) break;
-      const next = await iterator.next();
+      // Credit first: the producer makes its next message only once the reader can take it (no wait while it can),
+      // except an `early` first message.
+      if ((count > 0 || !early) && !credit.open) {
+        sendGathered();
+        if (!(await credit.wait())) break;
+      }
+      // Past `flush` characters not yet written (gathered included) the writer waits for the pipe: its own buffer stays
+      // bounded whatever credit a reader gives, and a producer that never waits (a generator yielding at once) lets
+      // the event loop run: the pipe is written, a cancel is read.
+      if (unwritten + gathered > flush) {
+        sendGathered();
+        await last.catch(() => {});
+      }
+      if (credit.cancelled) break;
+      const next = await nextText();
       if (next.done || credit.cancelled) break;
-      count++;
-      const body = decoder.decode(next.value);
-      credit.spend(body.length);
-      // Not awaited one by one (a wait per message would halve the rate). Past `flush` characters not yet written the
-      // writer waits for the pipe: its own buffer stays bounded whatever credit a reader gives, and a producer that
-      // never waits (a generator yielding at once) lets the event loop run: the pipe is written, a cancel is read.
-      if ((unwritten += body.length) > flush) await last.catch(() => {});
-      const length = body.length;
-      last = send({ type: 'data', body }).finally(() => (unwritten -= length));
+      const body = next.value;
+      credit.spend(cost(body));
+      bodies.push(body);
+      gathered += body.length;
+      // The first at once (the caller waits for it); then a line once a batch is full, or once the producer waits:
+      // a tick runs only when this turn's microtasks are done, i.e. when its next message is not ready at once.
+      if (count++ === 0 || gathered >= batch) sendGathered();
+      else if (!scheduled) {
+        scheduled = true;
+        process.nextTick(sendGathered);
+      }
     }
   } catch (err) {
+    sendGathered();
     await last.catch(() => {});
     if (credit.cancelled) return { count, cancelled: true };
     await send({ type: 'end', trailers: {}, error: toError(err).toJSON() });
     return { count, cancelled: false };
   }
+  sendGathered();
   if (credit.cancelled) {
     await returned;
     await last.catch(() => {});

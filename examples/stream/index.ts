@@ -48,11 +48,20 @@ class Chat {
   }
 }
 
-/** Waits `ms`, or less when the stream is cancelled (the signal fires). */
+/**
+ * Waits `ms` (not at all at 0), or less when the stream is cancelled (the signal fires). Its listener goes with it: a
+ * long stream adds no listener per item.
+ */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }
 

@@ -4,12 +4,26 @@
  * its next `yield` only when the transport reads the next message, and the request's next message is read only when
  * the handler asks for it. Nothing here buffers more than the one message in hand.
  */
-import type { Codec } from './codec.js';
+import { jsonCodec, type Codec } from './codec.js';
 import { MicroError, errors, isMicroError } from './errors.js';
 import { Metadata } from './metadata.js';
 import type { MessageStream, StreamEnd } from './stream.js';
 
 const ignore = (): void => {};
+const decoder = new TextDecoder();
+
+/**
+ * A reply stream's iterator that also hands each message as its JSON text (`nextText`, instead of `next`): a transport
+ * that writes text (serve's pipe) then skips encoding each message to bytes and decoding it back.
+ */
+export interface TextMessages extends AsyncIterator<Uint8Array> {
+  nextText(): Promise<IteratorResult<string>>;
+}
+
+/** True when `iterator` can hand its messages as text (a ReplyStream). */
+export function readsText(iterator: AsyncIterator<Uint8Array>): iterator is TextMessages {
+  return typeof (iterator as Partial<TextMessages>).nextText === 'function';
+}
 
 /**
  * A request stream's messages, decoded, as a client or bidi handler iterates them. A message that does not decode
@@ -96,20 +110,31 @@ export interface ReplyStreamOptions {
  * A server or bidi handler's reply as a MessageStream: each read pulls the handler's iterator once and encodes the
  * value. Single-use: iterating it twice continues the same stream. `cut` ends it from outside (deadline, stop).
  */
-export class ReplyStream implements MessageStream, AsyncIterator<Uint8Array> {
+export class ReplyStream implements MessageStream, TextMessages {
   readonly end: Promise<StreamEnd>;
   readonly #o: ReplyStreamOptions;
+  readonly #text: (value: unknown) => string;
+  readonly #bytes = (value: unknown): Uint8Array => this.#o.codec.encode(value);
   #resolveEnd!: (end: StreamEnd) => void;
   #first: IteratorResult<unknown> | undefined;
   #error: MicroError | undefined;
   #over = false;
-  /** Reads run one after another: a transport that asks twice at once still gets the messages in order. */
-  #queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Reads run one after another: a transport that asks twice at once still gets the messages in order. `#pending`
+   * counts the reads asked for and not done; only one asked while another runs waits for `#last` (a promise more).
+   */
+  #pending = 0;
+  #last: Promise<unknown> | undefined;
   #interrupt: ((error: MicroError) => void) | undefined;
 
   constructor(options: ReplyStreamOptions) {
     this.#o = options;
     this.#first = options.first;
+    const { codec } = options;
+    this.#text =
+      codec === jsonCodec
+        ? (value) => JSON.stringify(value === undefined ? null : value)
+        : (value) => decoder.decode(codec.encode(value));
     this.end = new Promise((resolve) => (this.#resolveEnd = resolve));
   }
 
@@ -118,44 +143,58 @@ export class ReplyStream implements MessageStream, AsyncIterator<Uint8Array> {
   }
 
   next(): Promise<IteratorResult<Uint8Array>> {
-    const read = this.#queue.then(() => this.#read());
-    this.#queue = read.catch(ignore);
+    return this.#serial(this.#bytes);
+  }
+
+  /** The next message as its JSON text: what `next` would give, not yet encoded to bytes. */
+  nextText(): Promise<IteratorResult<string>> {
+    return this.#serial(this.#text);
+  }
+
+  #serial<T>(encode: (value: unknown) => T): Promise<IteratorResult<T>> {
+    const run = () => this.#read(encode);
+    const read = this.#pending++ === 0 ? run() : this.#last!.then(run, run);
+    this.#last = read;
     return read;
   }
 
-  async #read(): Promise<IteratorResult<Uint8Array>> {
-    if (this.#over) {
-      if (this.#error) throw this.#error;
-      return { done: true, value: undefined };
-    }
-    let r: IteratorResult<unknown>;
-    if (this.#first) {
-      r = this.#first;
-      this.#first = undefined;
-    } else {
-      try {
-        r = await new Promise<IteratorResult<unknown>>((resolve, reject) => {
-          this.#interrupt = reject;
-          this.#o.iterator.next().then(resolve, (err: unknown) => reject(this.#o.toError(err)));
-        });
-      } catch (err) {
-        this.#finish(err as MicroError, true);
-        throw this.#error ?? err;
-      } finally {
-        this.#interrupt = undefined;
-      }
-    }
-    if (this.#over) throw this.#error;
-    if (r.done) {
-      this.#finish(undefined, false);
-      return { done: true, value: undefined };
-    }
+  async #read<T>(encode: (value: unknown) => T): Promise<IteratorResult<T>> {
     try {
-      return { done: false, value: this.#o.codec.encode(r.value) };
-    } catch (err) {
-      const error = this.#o.toError(err);
-      this.#finish(error, false);
-      throw error;
+      if (this.#over) {
+        if (this.#error) throw this.#error;
+        return { done: true, value: undefined };
+      }
+      let r: IteratorResult<unknown>;
+      if (this.#first) {
+        r = this.#first;
+        this.#first = undefined;
+      } else {
+        try {
+          r = await new Promise<IteratorResult<unknown>>((resolve, reject) => {
+            this.#interrupt = reject;
+            this.#o.iterator.next().then(resolve, (err: unknown) => reject(this.#o.toError(err)));
+          });
+        } catch (err) {
+          this.#finish(err as MicroError, true);
+          throw this.#error ?? err;
+        } finally {
+          this.#interrupt = undefined;
+        }
+      }
+      if (this.#over) throw this.#error;
+      if (r.done) {
+        this.#finish(undefined, false);
+        return { done: true, value: undefined };
+      }
+      try {
+        return { done: false, value: encode(r.value) };
+      } catch (err) {
+        const error = this.#o.toError(err);
+        this.#finish(error, false);
+        throw error;
+      }
+    } finally {
+      this.#pending--;
     }
   }
 

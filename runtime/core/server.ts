@@ -90,7 +90,9 @@ export class Dispatcher {
         throw errors.notFound(service, `endpoint ${request.endpoint || '(none)'} not found on service ${service}`);
       const codec = this.#codec(request.contentType);
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
-      const stream = probe ? undefined : router.stream(request.endpoint);
+      // Looked up for a probe too (and ignored): a warm process's probe compiles this path for its invocation.
+      const kind = router.stream(probe ? HEALTH_ENDPOINT : request.endpoint);
+      const stream = probe ? undefined : kind;
       if (stream && !streaming) throw new MicroError(service, 500, NO_STREAMS);
       if (stream && codec.contentType !== 'application/json')
         throw new MicroError(service, 415, `${request.endpoint} streams, and streams are JSON: send application/json`);

@@ -13,6 +13,7 @@ import type { IpcInvoke } from '../../adapters/local/ipc.js';
 import { MicroError } from '../../runtime/core/errors.js';
 import { Metadata } from '../../runtime/core/metadata.js';
 import type { MessageStream, StreamEnd } from '../../runtime/core/stream.js';
+import type { Caller } from '../../runtime/core/transport.js';
 import { Launcher } from '../../serve/launcher.js';
 import type { InvocationEvent } from '../../serve/observe/event.js';
 import { FunctionPool, type Outcome } from '../../serve/pool.js';
@@ -256,4 +257,87 @@ streams(
   },
 );
 
+streams(
+  "a caller that goes before the first item fires the handler's signal at once, while it awaits before its first yield (499); the pool serves on",
+  async () => {
+    const p = await pool();
+    const caller = new TestCaller();
+    const outcome = p.run(invoke('S.Late'), caller);
+    await eventually(() => lines.includes('late: waiting before the first item'), 10_000, 'the handler to start');
+    caller.go();
+    // Without the cancel, the signal would fire only at the function's timeout (20 s), past this wait.
+    await eventually(
+      () => lines.some((l) => /^late: signal fired before the first item: .*went away/.test(l)),
+      10_000,
+      "the handler's signal to fire",
+    );
+    const o = await withTimeout(outcome, 10_000, 'the outcome');
+    assert.is(o.kind === 'reply' && o.status, 499);
+    const next = await p.run(invoke('S.Count', { count: 2 }));
+    assert.is((await collect(streamOf(next))).length, 2, 'the next call is served');
+  },
+);
+
+streams(
+  "a caller that goes mid-way through a client stream fails the handler's read with a 499: 3 numbers came, no sum of them is the answer",
+  async () => {
+    const p = await pool();
+    const caller = new TestCaller();
+    // 3 numbers, then a request stream that waits, as a caller's connection does before it closes.
+    let pulled = 0;
+    const numbers: MessageStream = {
+      end: new Promise<StreamEnd>(() => {}),
+      [Symbol.asyncIterator]: () => ({
+        next: () =>
+          ++pulled <= 3
+            ? Promise.resolve({ done: false as const, value: enc.encode(String(pulled)) })
+            : new Promise<IteratorResult<Uint8Array>>(() => {}),
+        return: async () => ({ done: true as const, value: undefined }),
+      }),
+    };
+    const outcome = p.run(invoke('S.Sum', {}, true), caller, numbers);
+    await eventually(() => pulled > 3, 10_000, 'the 3 numbers to be read');
+    caller.go();
+    const o = await withTimeout(outcome, 10_000, 'the outcome');
+    assert.ok(o.kind === 'reply', JSON.stringify(o));
+    assert.is(o.status, 499, `not a sum of what came: ${o.body}`);
+  },
+);
+
+streams(
+  'a process that sends a stream message that is not text fails its stream with a 500 after the 1 message before it, is stopped, and serve stays up',
+  async () => {
+    const p = await pool();
+    const stream = streamOf(await withTimeout(p.run(invoke('S.Forge')), 10_000, 'the forged reply'));
+    const got: unknown[] = [];
+    try {
+      for await (const m of stream) got.push(JSON.parse(dec.decode(m)));
+      assert.unreachable('the stream fails');
+    } catch (err) {
+      assert.equal(
+        [(err as MicroError).code, (err as MicroError).detail],
+        [500, 'micro-fn sent a stream message that is not text'],
+      );
+    }
+    assert.equal(got, [{ i: 0 }]);
+    const next = await p.run(invoke('S.Count', { count: 2 }));
+    assert.is((await collect(streamOf(next))).length, 2, 'the next call is served');
+  },
+);
+
 streams.run();
+
+/** A caller that goes when told. */
+class TestCaller implements Caller {
+  gone = false;
+  #listeners: (() => void)[] = [];
+  onGone(listener: () => void): () => void {
+    if (this.gone) listener();
+    else this.#listeners.push(listener);
+    return () => (this.#listeners = this.#listeners.filter((l) => l !== listener));
+  }
+  go(): void {
+    this.gone = true;
+    for (const l of this.#listeners.splice(0)) l();
+  }
+}

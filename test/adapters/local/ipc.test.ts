@@ -77,4 +77,24 @@ ipc('a line of exactly the limit is read', () => {
   assert.is(got.length, 1);
 });
 
+ipc(
+  "lets the event loop run after a message it was told to 'yield' at, then reads on in order: 12 messages in 2 chunks, a turn after #3 and #7",
+  async () => {
+    const stream = new PassThrough();
+    const got: (number | string)[] = [];
+    readMessages<{ type: string; n: number }>(stream, (m) => {
+      got.push(m.n);
+      if (m.n === 3 || m.n === 7) {
+        setImmediate(() => got.push(`turn after ${m.n}`));
+        return 'yield';
+      }
+    });
+    const line = (n: number) => `{"type":"data","n":${n}}\n`;
+    stream.write(Array.from({ length: 6 }, (_, i) => line(i + 1)).join(''));
+    stream.write(Array.from({ length: 6 }, (_, i) => line(i + 7)).join(''));
+    for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(got, [1, 2, 3, 'turn after 3', 4, 5, 6, 7, 'turn after 7', 8, 9, 10, 11, 12]);
+  },
+);
+
 ipc.run();
