@@ -87,6 +87,8 @@ export class HttpListener implements Listener, ExchangeOwner {
   #closed: Promise<void> | undefined;
   /** Sockets whose request in progress is a stream: Node's requestTimeout does not cut them. */
   readonly #streaming = new WeakSet<Socket>();
+  /** Connections upgraded to a WebSocket: node:http no longer sees them, so `close()` cuts them itself. */
+  readonly #upgraded = new Set<Socket>();
 
   constructor(handler: RequestHandler, options: HttpListenerOptions = {}) {
     this.#handler = handler;
@@ -151,6 +153,7 @@ export class HttpListener implements Listener, ExchangeOwner {
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && this.#streaming.has(socket)) return;
       onClientError(err, socket);
     });
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
     // CONNECT (a proxy tunnel): Node would drop the socket without a word.
     server.on('connect', (req: IncomingMessage, socket: Socket) =>
       writeRaw(socket, errors.methodNotAllowed('micro-fn', `${req.method} is not allowed: send POST, or GET /health`)),
@@ -193,7 +196,10 @@ export class HttpListener implements Listener, ExchangeOwner {
     this.#closing = true;
     const server = this.#server;
     if (!server?.listening) return;
-    const force = setTimeout(() => server.closeAllConnections(), this.#closeTimeout);
+    const force = setTimeout(() => {
+      server.closeAllConnections();
+      for (const socket of this.#upgraded) socket.destroy();
+    }, this.#closeTimeout);
     await this.#drain(Date.now() + this.#closeTimeout);
     this.#drained = true;
     // Node's close() also closes the connections that are idle now: none of them has unread bytes left.
@@ -231,6 +237,23 @@ export class HttpListener implements Listener, ExchangeOwner {
       // Unreachable by design; a bug here must cost one connection, never the process.
       res.destroy();
     }
+  }
+
+  /**
+   * A request with `Upgrade`: a WebSocket stream (websocket.ts, loaded at the first one: a function that never sees
+   * one does not pay for it). While closing, the retryable 503 as for any request.
+   */
+  #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    this.#arrivals++;
+    socket.on('error', ignore);
+    if (this.#closing) return writeRaw(socket, closingError(''));
+    this.#connections.upgraded(socket);
+    this.#upgraded.add(socket);
+    socket.once('close', () => this.#upgraded.delete(socket));
+    import('./websocket.js').then(
+      (ws) => ws.acceptWebSocket(req, socket, head, { handler: this.#handler, maxMessage: this.#maxBodySize }),
+      () => socket.destroy(),
+    );
   }
 
   #accept(req: IncomingMessage, res: NodeResponse, expect: Expect): void {
