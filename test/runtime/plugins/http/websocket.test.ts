@@ -88,6 +88,12 @@ const definition: ServiceDefinition = {
           if (++n === 2) return;
         }
       },
+      async *Stall(inbox: AsyncIterable<unknown>, ctx: Context) {
+        for await (const m of inbox) {
+          await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+          yield m;
+        }
+      },
       async *Meta(_inbox: AsyncIterable<unknown>, ctx: Context) {
         seen.metadata = { user: ctx.metadata.get('x-user'), header: ctx.metadata.get('x-header') };
         yield seen.metadata;
@@ -99,7 +105,13 @@ const definition: ServiceDefinition = {
       },
     },
   },
-  streams: { 'Numbers.Sum': 'client', 'Chat.Echo': 'bidi', 'Chat.Two': 'bidi', 'Chat.Meta': 'bidi' },
+  streams: {
+    'Numbers.Sum': 'client',
+    'Chat.Echo': 'bidi',
+    'Chat.Two': 'bidi',
+    'Chat.Meta': 'bidi',
+    'Chat.Stall': 'bidi',
+  },
 };
 
 function dispatcherFor(def: ServiceDefinition): Dispatcher {
@@ -345,7 +357,64 @@ wsStreams('stops pulling the handler while the client does not read (backpressur
   assert.ok(last < 20_000, `${last} messages made while nothing was read`);
 });
 
+wsStreams('stops reading the socket while the handler reads nothing (of 64 MiB sent, under 24 MiB taken)', async () => {
+  const r = await raw('/stream/Chat.Stall');
+  const bytes = r.frame(1, `"${'y'.repeat(4000)}"`, { zeroMask: true });
+  let taken = 0;
+  // One frame at a time, each once the socket took the last: `taken` is what the server side's kernel and
+  // WebSocket buffers accepted.
+  void (async () => {
+    for (let i = 0; i < 16 * 1024 && !r.closed; i++) {
+      await new Promise((resolve) => r.socket.write(bytes, resolve));
+      taken += bytes.length;
+    }
+  })();
+  let last = -1;
+  await eventually(
+    async () => {
+      const now = taken;
+      const same = now === last && now > 0;
+      last = now;
+      if (!same) await sleep(500);
+      return same;
+    },
+    20_000,
+    'the client to stop writing',
+  );
+  // The server holds WS_REQUEST_BUFFER (1 MiB), the socket buffers on loopback a few MB more: the rest waits.
+  assert.ok(last < 24 * 1024 * 1024, `${last} bytes of 64 MiB taken while the handler read nothing`);
+});
+
 wsStreams.run();
+
+// ---
+const limits = suite('HttpListener: WebSocket streams and the listener limits');
+let limited: HttpListener;
+limits.before(async () => {
+  const dispatcher = dispatcherFor(definition);
+  limited = await createHttpListener(async (request, reply) => reply(await dispatcher.handle(request)), {
+    headersTimeout: 300,
+    requestTimeout: 600,
+    closeTimeout: 500,
+  });
+});
+limits.after.each(cleanup);
+limits.after(() => limited.close());
+
+limits('a stream lasts past the request timeout (600 ms), and close() cuts it after closeTimeout', async () => {
+  const r = await RawWs.open(limited.address, '/stream/Chat.Echo');
+  raws.push(r);
+  assert.is(r.status, 101);
+  r.send(1, '1');
+  await sleep(1500);
+  r.send(1, '2');
+  await r.until(() => r.texts().length === 2, 'two echoes');
+  assert.not.ok(r.closed, 'the stream is still open after 1.5 s');
+  await withTimeout(limited.close(), 5000, 'close()');
+  await r.until(() => r.closed, 'the connection to be cut');
+});
+
+limits.run();
 
 // ---
 const reader = suite('FrameReader');
