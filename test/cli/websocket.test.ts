@@ -194,6 +194,21 @@ serve('a client that closes mid-stream cancels it: signal, finally, the process 
   assert.match(server.stdout(), /S\.Forever .*the stream was cancelled by its reader/);
 });
 
+serve('a function process killed mid-stream ends the WebSocket with the 500 error control frame', async () => {
+  const c = client(`${ws(gateway)}/streams/S.Forever`);
+  await c.next();
+  c.messages({});
+  c.send({ end: true });
+  await c.next('metadata');
+  const { pid } = JSON.parse(((await c.next('the first item')) as { text: string }).text) as { pid: number };
+  process.kill(pid, 'SIGKILL');
+  const events = await c.rest();
+  const end = control(events.at(-2)) as { error?: { code: number; detail: string } };
+  assert.is(end.error?.code, 500);
+  assert.match(end.error!.detail, /crashed mid-stream/);
+  assert.is(closeOf(events)?.close.code, 1000);
+});
+
 serve('refuses before the 101: an unknown endpoint (404), a service not deployed (404)', async () => {
   for (const [path, status] of [
     ['/stream/Chat.Nope', 404],

@@ -207,7 +207,9 @@ export function frame(opcode: number, payload: Uint8Array): Buffer {
 
 /** A close frame with `code` and a reason cut to fit a control frame's 125 bytes. */
 export function closeFrame(code: number, reason = ''): Buffer {
-  const text = Buffer.from(reason).subarray(0, 123);
+  // A close frame's payload is 125 bytes at most: the reason is cut to 123, on a character's boundary.
+  let text = Buffer.from((reason = reason.slice(0, 123)));
+  while (text.length > 123) text = Buffer.from((reason = reason.slice(0, -1)));
   const payload = Buffer.allocUnsafe(2 + text.length);
   payload.writeUInt16BE(code, 0);
   text.copy(payload, 2);

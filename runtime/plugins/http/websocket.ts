@@ -482,7 +482,9 @@ class WebSocketStream implements Caller {
           this.#requestEnded = true;
           break;
         case 'ping':
-          if (!this.#closeSent) this.#socket.write(frame(OPCODE.pong, event.data));
+          // Unanswered while the client does not read what is written: a ping flood must not fill memory with
+          // pongs (answering only some pings is allowed: RFC 6455 §5.5.3).
+          if (!this.#closeSent && !this.#socket.writableNeedDrain) this.#socket.write(frame(OPCODE.pong, event.data));
           break;
         case 'pong':
           break;

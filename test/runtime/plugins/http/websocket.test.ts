@@ -472,6 +472,12 @@ framing('writes 7-bit, 16-bit and 64-bit lengths, and a close code', () => {
   assert.equal([...closeFrame(1009)], [0x88, 2, 0x03, 0xf1]);
 });
 
+framing('cuts a long close reason to 123 bytes on a character boundary', () => {
+  const close = closeFrame(1011, 'é'.repeat(200));
+  assert.is(close[1], 2 + 122);
+  assert.is(new TextDecoder('utf-8', { fatal: true }).decode(close.subarray(4)), 'é'.repeat(61));
+});
+
 framing.run();
 
 // ---
