@@ -246,11 +246,19 @@ export class HttpListener implements Listener, ExchangeOwner {
   #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     this.#arrivals++;
     socket.on('error', ignore);
+    // Node leaves an upgraded socket without a 'data' listener: paused, nothing it receives is lost meanwhile.
+    socket.pause();
     if (this.#closing) return writeRaw(socket, closingError(''));
+    // A bundle of a function that has no stream leaves the WebSocket code out (the build defines this as true).
+    const websocket = (globalThis as { __MICRO_FN_NO_STREAMS__?: boolean }).__MICRO_FN_NO_STREAMS__
+      ? undefined
+      : import('./websocket.js');
+    if (!websocket)
+      return writeRaw(socket, errors.badRequest('micro-fn', 'no endpoint of this function streams: send POST'));
     this.#connections.upgraded(socket);
     this.#upgraded.add(socket);
     socket.once('close', () => this.#upgraded.delete(socket));
-    import('./websocket.js').then(
+    websocket.then(
       (ws) => ws.acceptWebSocket(req, socket, head, { handler: this.#handler, maxMessage: this.#maxBodySize }),
       () => socket.destroy(),
     );

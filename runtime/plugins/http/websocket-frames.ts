@@ -3,8 +3,6 @@
  * messages and control frames (reassembling fragments, unmasking, checking every rule a server must), and the
  * writer of the server's own (unmasked) frames. No sockets here: websocket.ts drives it.
  */
-import { createHash } from 'node:crypto';
-
 /** The GUID RFC 6455 §1.3 appends to the client's key. */
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -21,11 +19,13 @@ export const CLOSE = {
   internalError: 1011,
 } as const;
 
-/** `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`. */
-export function acceptKey(key: string): string {
-  return createHash('sha1')
-    .update(key + GUID)
-    .digest('base64');
+/**
+ * `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`. Web Crypto, not node:crypto: a bundle's static import of
+ * node:crypto would load it at every function's start, WebSocket or not.
+ */
+export async function acceptKey(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-1', new TextEncoder().encode(key + GUID));
+  return Buffer.from(digest).toString('base64');
 }
 
 /** True for a `Sec-WebSocket-Key` that is 16 bytes in base64, as RFC 6455 §4.1 requires. */

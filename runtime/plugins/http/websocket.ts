@@ -98,7 +98,13 @@ export function acceptWebSocket(req: IncomingMessage, socket: Socket, head: Buff
   // Streams are JSON, whatever a handshake's headers say.
   request.contentType = 'application/json';
   request.metadata.set(REQUEST_IN_STREAM, '1');
-  new WebSocketStream(socket, head, key, request, options).dispatch(options.handler);
+  acceptKey(key).then(
+    (accept) => {
+      // Gone while the key was hashed: nothing to serve.
+      if (!socket.destroyed) new WebSocketStream(socket, head, accept, request, options).dispatch(options.handler);
+    },
+    () => socket.destroy(),
+  );
 }
 
 /** Request metadata from `?metadata=<url-encoded JSON object>`: a browser's WebSocket cannot set headers. */
@@ -141,7 +147,8 @@ type State = 'pending' | 'open' | 'over';
  */
 class WebSocketStream implements Caller {
   readonly #socket: Socket;
-  readonly #key: string;
+  /** `Sec-WebSocket-Accept`, for the 101. */
+  readonly #accept: string;
   readonly #request: ServerRequest;
   readonly #service: string;
   readonly #reader: FrameReader;
@@ -170,10 +177,10 @@ class WebSocketStream implements Caller {
   #resolveRequestEnd!: (end: StreamEnd) => void;
   readonly #requestStream: MessageStream;
 
-  constructor(socket: Socket, head: Buffer, key: string, request: ServerRequest, options: WebSocketOptions) {
+  constructor(socket: Socket, head: Buffer, accept: string, request: ServerRequest, options: WebSocketOptions) {
     this.#socket = socket;
     this.#head = head.length > 0 ? head : undefined;
-    this.#key = key;
+    this.#accept = accept;
     this.#request = request;
     this.#service = request.service || 'micro-fn';
     this.#reader = new FrameReader(options.maxMessage);
@@ -234,7 +241,7 @@ class WebSocketStream implements Caller {
     const id = this.#request.id;
     this.#socket.write(
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-        `Sec-WebSocket-Accept: ${acceptKey(this.#key)}\r\nMicro-Id: ${id}\r\n\r\n`,
+        `Sec-WebSocket-Accept: ${this.#accept}\r\nMicro-Id: ${id}\r\n\r\n`,
     );
     const head = this.#head;
     this.#head = undefined;

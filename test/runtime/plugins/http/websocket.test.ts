@@ -461,8 +461,8 @@ reader.run();
 // ---
 const framing = suite('acceptKey, frame, closeFrame');
 
-framing("computes RFC 6455's sample accept key", () => {
-  assert.is(acceptKey('dGhlIHNhbXBsZSBub25jZQ=='), 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+framing("computes RFC 6455's sample accept key", async () => {
+  assert.is(await acceptKey('dGhlIHNhbXBsZSBub25jZQ=='), 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
 });
 
 framing('writes 7-bit, 16-bit and 64-bit lengths, and a close code', () => {
