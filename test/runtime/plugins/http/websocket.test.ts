@@ -94,6 +94,9 @@ const definition: ServiceDefinition = {
           yield m;
         }
       },
+      async *Boom(): AsyncGenerator<unknown> {
+        throw errors.conflict('stream', 'not now');
+      },
       async *Meta(_inbox: AsyncIterable<unknown>, ctx: Context) {
         seen.metadata = { user: ctx.metadata.get('x-user'), header: ctx.metadata.get('x-header') };
         yield seen.metadata;
@@ -111,6 +114,7 @@ const definition: ServiceDefinition = {
     'Chat.Two': 'bidi',
     'Chat.Meta': 'bidi',
     'Chat.Stall': 'bidi',
+    'Chat.Boom': 'bidi',
   },
 };
 
@@ -334,6 +338,13 @@ wsStreams('refuses before the 101, as HTTP error JSON: unknown endpoint, plain e
     events.some((e) => 'open' in e),
     'a standard client never opens',
   );
+});
+
+wsStreams('a handler that fails before it reads is answered as HTTP (409), no 101', async () => {
+  const r = await raw('/stream/Chat.Boom');
+  assert.is(r.status, 409);
+  await r.until(() => r.closed, 'the connection to close');
+  assert.is((JSON.parse(r.body) as { detail: string }).detail, 'not now');
 });
 
 wsStreams('stops pulling the handler while the client does not read (backpressure)', async () => {
