@@ -402,6 +402,11 @@ class WebSocketStream implements Caller {
         const message = this.#queue[this.#queueHead]!;
         this.#queue[this.#queueHead++] = undefined as unknown as Buffer;
         if (this.#queueHead === this.#queue.length) this.#queue.length = this.#queueHead = 0;
+        // A queue that never runs dry (a client that keeps ahead) is compacted now and then, not left to grow.
+        else if (this.#queueHead >= 1024) {
+          this.#queue.splice(0, this.#queueHead);
+          this.#queueHead = 0;
+        }
         this.#queued -= message.length;
         if (!this.#paused() && this.#state === 'open') this.#socket.resume();
         return { done: false, value: message };

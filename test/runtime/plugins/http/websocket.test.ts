@@ -197,6 +197,14 @@ wsStreams('sums a client stream: one reply after the end', async () => {
   assert.is(closeOf(events)?.close.code, 1000);
 });
 
+wsStreams('sums 20,000 messages written at once (a raw client): none lost or reordered', async () => {
+  const r = await raw('/stream/Numbers.Sum');
+  const frames = Array.from({ length: 20_000 }, (_, i) => r.frame(1, String(i + 1)));
+  r.socket.write(Buffer.concat([...frames, r.frame(2, '{"end":true}')]));
+  await r.until(() => r.closeCode() !== undefined, 'the close');
+  assert.equal(r.texts(), ['{"sum":200010000,"count":20000}']);
+});
+
 wsStreams('serves a server stream whose request is the first text frame', async () => {
   const c = client('/stream/Countdown.Count');
   await c.next();
