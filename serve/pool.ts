@@ -16,6 +16,9 @@ import type { MessageStream } from '../runtime/core/stream.js';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
 import type { InvocationEvent } from './observe/event.js';
 
+/** How long closing waits for used processes to exit on their own (they deregister, send their spans) at most. */
+const RETIRE_BOUND = 2000;
+
 export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
   name: string;
   /** Warm processes kept ready; 0 starts one per invocation. */
@@ -62,6 +65,8 @@ interface Queued {
 export class FunctionPool {
   readonly options: PoolOptions;
   #warm: Worker[] = [];
+  /** Used processes on their way out: their spans and last output still come (close waits for them). */
+  readonly #retiring = new Set<Worker>();
   #starting = 0;
   #inflight = 0;
   /** Calls waiting for a slot, in order; one leaves early when its caller goes or its wait ends. */
@@ -214,8 +219,10 @@ export class FunctionPool {
    */
   #retire(worker: Worker, linger = this.options.timeout): void {
     const timer = setTimeout(() => worker.kill(), linger).unref();
+    this.#retiring.add(worker);
     void worker.exited.then(() => {
       clearTimeout(timer);
+      this.#retiring.delete(worker);
       this.refill();
     });
   }
@@ -344,12 +351,22 @@ export class FunctionPool {
 
   /**
    * Stops refilling and waits until every invocation already handed to this pool (running or queued) has
-   * finished, then kills the idle processes. A redeploy swaps pools first, so nothing in flight fails.
+   * finished and its process has exited (what it sends after its answer, its spans, still arrives; one still there
+   * after RETIRE_BOUND is killed), then kills the idle processes. A redeploy swaps pools first, so
+   * nothing in flight fails.
    */
   async close(): Promise<void> {
     this.#closed = true;
     while (this.#inflight > 0 || this.#waiting.length > 0 || this.#backlog.length > 0)
       await new Promise((r) => setTimeout(r, 10));
+    const retiring = [...this.#retiring];
+    if (retiring.length > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const bound = new Promise((r) => (timer = setTimeout(r, Math.min(this.options.timeout, RETIRE_BOUND))));
+      await Promise.race([Promise.all(retiring.map((worker) => worker.exited)), bound]);
+      clearTimeout(timer);
+      for (const worker of retiring) worker.kill();
+    }
     for (const worker of this.#warm.splice(0)) worker.kill();
     if (this.#bundle !== undefined) await this.options.launcher.release(this.options.bundle);
     this.#bundle = undefined;

@@ -5,7 +5,9 @@
  */
 import { relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
+import { loadDefinition } from '../kit/definition.js';
 import { source } from '../kit/package-root.js';
+import { withStreamsAsNeeded } from '../kit/streams.js';
 import { bundleWeb, type WebBundle } from '../kit/web.js';
 
 export { MAIN_MODULE } from '../kit/web.js';
@@ -30,21 +32,26 @@ export type CloudflareBuild = WebBundle;
  * const built = await buildCloudflare('/app/examples/helloworld/index.ts', { outdir: 'dist/helloworld', minify: true });
  * console.log(built.file, built.startSize); // /app/dist/helloworld/index.mjs 27532
  */
-export function buildCloudflare(file: string, options: CloudflareBuildOptions): Promise<CloudflareBuild> {
+export async function buildCloudflare(file: string, options: CloudflareBuildOptions): Promise<CloudflareBuild> {
   const contents = [
     `import * as mod from ${JSON.stringify(file)};`,
     `import { createWorker } from ${JSON.stringify(source('adapters/cloudflare/handler.ts'))};`,
     `export default createWorker(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)});`,
   ].join('\n');
-  return bundleWeb({
-    entry: file,
-    contents,
-    outdir: options.outdir,
-    minify: options.minify,
-    env: options.env ?? {},
-    conditions: ['workerd'],
-    platformName: 'Workers',
-    // index.mjs.map beside it: uploaded with it, Cloudflare maps the Worker's stack traces after it runs.
-    sourcemap: true,
-  });
+  // A module that cannot be loaded in Node (it needs workerd) keeps the stream machinery: it decides when it runs.
+  const definition = await loadDefinition(file, options.env ?? {}).catch(() => undefined);
+  return withStreamsAsNeeded(definition, (define) =>
+    bundleWeb({
+      entry: file,
+      contents,
+      outdir: options.outdir,
+      minify: options.minify,
+      env: options.env ?? {},
+      conditions: ['workerd'],
+      platformName: 'Workers',
+      // index.mjs.map beside it: uploaded with it, Cloudflare maps the Worker's stack traces after it runs.
+      sourcemap: true,
+      define,
+    }),
+  );
 }

@@ -5,7 +5,9 @@
  */
 import { relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
+import { loadDefinition } from '../kit/definition.js';
 import { source } from '../kit/package-root.js';
+import { withStreamsAsNeeded } from '../kit/streams.js';
 import { bundleWeb, type WebBundle } from '../kit/web.js';
 
 export { MAIN_MODULE } from '../kit/web.js';
@@ -25,12 +27,16 @@ export type DenoBuild = WebBundle;
  * const built = await buildDeno('/app/examples/helloworld/index.ts', { outdir: 'dist/helloworld', minify: true });
  * // deno serve --allow-env='MICRO_*' dist/helloworld/index.mjs
  */
-export function buildDeno(file: string, options: DenoBuildOptions): Promise<DenoBuild> {
+export async function buildDeno(file: string, options: DenoBuildOptions): Promise<DenoBuild> {
   const contents = [
     `import * as mod from ${JSON.stringify(file)};`,
     `import { createServe } from ${JSON.stringify(source('adapters/deno/handler.ts'))};`,
     `export default createServe(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)});`,
   ].join('\n');
   const { outdir, minify, env = {} } = options;
-  return bundleWeb({ entry: file, contents, outdir, minify, env, conditions: ['deno'], platformName: 'Deno' });
+  // A module that cannot be loaded in Node (it needs Deno) keeps the stream machinery: it decides when it runs.
+  const definition = await loadDefinition(file, env).catch(() => undefined);
+  return withStreamsAsNeeded(definition, (define) =>
+    bundleWeb({ entry: file, contents, outdir, minify, env, conditions: ['deno'], platformName: 'Deno', define }),
+  );
 }

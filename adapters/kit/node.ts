@@ -24,6 +24,8 @@ export interface NodeBundleOptions {
   plugins: PluginSelection;
   /** Packages the host provides (`@aws-sdk/*` on Lambda). */
   external?: string[];
+  /** Build constants (runtime/core/build-constants.ts) and their values, e.g. `{ [noListener]: 'true' }`. */
+  define?: Record<string, string>;
 }
 
 /** Bundles `options.contents` into `<outdir>/index.mjs` and reports its size and input files. */
@@ -43,6 +45,7 @@ export async function bundleNode(options: NodeBundleOptions): Promise<Built> {
     minify: options.minify ?? false,
     outfile,
     external: options.external,
+    define: options.define,
     logLevel: 'silent',
     plugins: [
       virtualEntry('micro-fn-entry', options.contents, dirname(options.entry)),

@@ -32,6 +32,8 @@ export interface WebBundleOptions {
    * maps stacks with an uploaded map (Workers). Default false.
    */
   sourcemap?: boolean;
+  /** Build constants (runtime/core/build-constants.ts) and their values. */
+  define?: Record<string, string>;
 }
 
 export interface WebBundle {
@@ -46,6 +48,8 @@ export interface WebBundle {
   artifacts: { file: string; size: number }[];
   /** The main module's source map, when asked for: uploaded beside it, never loaded. */
   sourceMap?: string;
+  /** Every input file of the bundle (absolute paths). */
+  inputs: string[];
 }
 
 /** The main module's file name. */
@@ -71,6 +75,7 @@ export async function bundleWeb(options: WebBundleOptions): Promise<WebBundle> {
     target: 'es2022',
     outfile: join(outdir, MAIN_MODULE),
     minify: options.minify,
+    define: options.define,
     // Positions only (what maps a stack), not the sources: the upload stays small.
     ...(options.sourcemap ? { sourcemap: 'linked' as const, sourcesContent: false } : {}),
     logLevel: 'silent',
@@ -95,6 +100,9 @@ export async function bundleWeb(options: WebBundleOptions): Promise<WebBundle> {
     startSize: size,
     ms: Date.now() - started,
     artifacts: [],
+    inputs: Object.keys(metafile.inputs)
+      .filter((p) => !/^micro-fn-[a-z-]+:/.test(p)) // generated modules (namespace:path) are not files
+      .map((p) => resolve(p)),
     ...(options.sourcemap ? { sourceMap: `${file}.map` } : {}),
   };
 }

@@ -8,9 +8,11 @@ import { join, relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
 import { UserError } from '../../runtime/core/errors.js';
 import { Router, type ServiceDefinition } from '../../runtime/core/router.js';
+import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
 import { STREAM_METADATA, streamsRequest, type StreamKind } from '../../runtime/core/stream.js';
 import { streamsReplies } from './stream.js';
 import { loadDefinition } from '../kit/definition.js';
+import { withStreamsAsNeeded } from '../kit/streams.js';
 import { bundleNode } from '../kit/node.js';
 import { source } from '../kit/package-root.js';
 
@@ -57,16 +59,20 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
   ].join('\n');
   // One file (see kit/node.ts), and its source map beside it in the package: with NODE_OPTIONS=--enable-source-maps
   // in the function's environment (deploy.ts sets it), Node maps stack traces to the sources, AWS's documented way.
-  const built = await bundleNode({
-    entry: file,
-    outdir: options.outdir,
-    contents,
-    target: 'node22',
-    minify: options.minify ?? false,
-    sourcemap: true,
-    external: ['@aws-sdk/*'],
-    plugins: { platform: 'node', env: options.env ?? {}, packages: 'bundle' },
-  });
+  const built = await withStreamsAsNeeded(definition, (define) =>
+    bundleNode({
+      entry: file,
+      outdir: options.outdir,
+      contents,
+      target: 'node22',
+      minify: options.minify ?? false,
+      sourcemap: true,
+      external: ['@aws-sdk/*'],
+      // Lambda invokes the function: it never listens, so the bundle carries no HTTP listener.
+      define: { ...define, [BUILD_CONSTANTS.noListener]: 'true' },
+      plugins: { platform: 'node', env: options.env ?? {}, packages: 'bundle' },
+    }),
+  );
   const [{ readFile, writeFile }, { zip }] = await Promise.all([import('node:fs/promises'), import('./zip.js')]);
   const [code, map] = await Promise.all([readFile(built.file), readFile(`${built.file}.map`)]);
   const archive = zip([

@@ -1,6 +1,6 @@
 import type { Broker } from './broker.js';
 import { jsonCodec, type Codec } from './codec.js';
-import { errors, toMicroError, type MicroError } from './errors.js';
+import { MicroError, errors, toMicroError } from './errors.js';
 import { newId } from './id.js';
 import { Metadata, headers, type MetadataInit } from './metadata.js';
 import type { NodeRecord, Registry } from './registry.js';
@@ -8,7 +8,11 @@ import { random, type Selector } from './selector.js';
 import { schemeOf, type Transport, type TransportRequest, type TransportResponse } from './transport.js';
 import type { Span, Tracer } from './trace.js';
 import { UnreachableNodes } from './unreachable-nodes.js';
+import { NO_STREAMS } from './build-constants.js';
 import { EncodedRequest, Outbox, StreamCall, notAgain, type ClientStream } from './client-stream.js';
+
+/** The stream machinery; a bundle built without streams carries none of it (build-constants.ts). */
+const streaming = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { EncodedRequest, Outbox, StreamCall, notAgain };
 
 export interface ClientOptions {
   /** Where services are looked up. Needed unless every call names an `address`. */
@@ -251,12 +255,13 @@ export class Client {
     request: Req | AsyncIterable<Req> | undefined,
     options: StreamOptions = {},
   ): ClientStream<Res, Req> {
+    if (!streaming) throw new MicroError(service, 500, NO_STREAMS);
     const controller = new AbortController();
     const signal = options.signal;
     const onAbort = () => controller.abort();
     if (signal?.aborted) controller.abort();
     else signal?.addEventListener('abort', onAbort, { once: true });
-    const outbox = options.send ? new Outbox() : undefined;
+    const outbox = options.send ? new streaming.Outbox() : undefined;
     const source = outbox ?? asyncIteratorOf(request);
     let span: Span | undefined;
     const opened = this.#openStream(
@@ -270,7 +275,7 @@ export class Client {
         span = s;
       },
     );
-    const call = new StreamCall<Res, Req>(opened, this.#codec, outbox, () => controller.abort());
+    const call = new streaming.StreamCall<Res, Req>(opened, this.#codec, outbox, () => controller.abort());
     // The client span (when the client records spans) lasts the whole stream.
     void call.end.then((end) => {
       signal?.removeEventListener('abort', onAbort);
@@ -307,7 +312,7 @@ export class Client {
           endpoint,
         }),
       );
-    const encoded = source ? new EncodedRequest(source, this.#codec) : undefined;
+    const encoded = source ? new streaming!.EncodedRequest(source, this.#codec) : undefined;
     const base: TransportRequest = {
       id: metadata.get(headers.id) ?? newId(),
       service,
@@ -324,7 +329,7 @@ export class Client {
         if (response.error) throw response.error;
         return response;
       } catch (err) {
-        throw encoded?.started ? notAgain(toMicroError(err, service)) : err;
+        throw encoded?.started ? streaming!.notAgain(toMicroError(err, service)) : err;
       }
     }).then(
       (response) => {

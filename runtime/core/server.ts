@@ -7,10 +7,14 @@ import { Inflight } from './inflight.js';
 import { Metadata, headers } from './metadata.js';
 import { DeliveryContext, RequestContext } from './request-context.js';
 import { HEALTH_ENDPOINT, type Router } from './router.js';
+import { NO_STREAMS } from './build-constants.js';
 import { ReplyStream, RequestMessages, iteratorOf } from './server-stream.js';
 import { REQUEST_IN_STREAM, streamsReply, streamsRequest, type MessageStream, type StreamKind } from './stream.js';
 import { errorReply, type ServerRequest, type ServerResponse } from './transport.js';
 import { nonRecordingTracer, type Span, type SpanInfo, type SpanKind, type Tracer } from './trace.js';
+
+/** The stream machinery; a bundle built without streams carries none of it (build-constants.ts). */
+const streaming = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { ReplyStream, RequestMessages, iteratorOf };
 
 export { HEALTH_ENDPOINT } from './router.js';
 
@@ -89,6 +93,7 @@ export class Dispatcher {
       const codec = this.#codec(request.contentType);
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
       const stream = probe ? undefined : router.stream(request.endpoint);
+      if (stream && !streaming) throw new MicroError(service, 500, NO_STREAMS);
       if (stream && codec.contentType !== 'application/json')
         throw new MicroError(service, 415, `${request.endpoint} streams, and streams are JSON: send application/json`);
       if (streamsRequest(stream) && !request.stream)
@@ -131,7 +136,7 @@ export class Dispatcher {
     ctx.span = span;
     // A client stream: the handler reads the request's messages; what it leaves unread is cancelled once it returns.
     const input = streamsRequest(call.stream)
-      ? new RequestMessages(request.stream!, call.codec, this.#o.service)
+      ? new streaming!.RequestMessages(request.stream!, call.codec, this.#o.service)
       : undefined;
     let response: ServerResponse;
     try {
@@ -168,7 +173,9 @@ export class Dispatcher {
       endpoint: request.endpoint,
     });
     ctx.span = span;
-    const input = streamsRequest(call.stream) ? new RequestMessages(request.stream!, call.codec, service) : undefined;
+    const input = streamsRequest(call.stream)
+      ? new streaming!.RequestMessages(request.stream!, call.codec, service)
+      : undefined;
     const toError = (err: unknown) => this.#toError(err, `handler ${request.endpoint}`);
     // The whole stream is one run of Inflight: it settles once the handler's generator has finished.
     let release!: () => void;
@@ -204,7 +211,7 @@ export class Dispatcher {
       const body = call.bodyInStream ? await race(firstMessage(request.stream!, call.codec, service)) : call.body;
       const started = call.handler(ctx, input ?? body);
       const result = await race(started);
-      iterator = iteratorOf(result);
+      iterator = streaming!.iteratorOf(result);
       if (!iterator)
         throw errors.internal(
           service,
@@ -212,7 +219,7 @@ export class Dispatcher {
         );
       const first = await race(iterator.next().catch((err: unknown) => Promise.reject(toError(err))));
       interruptStart = undefined;
-      reply = new ReplyStream({
+      reply = new streaming!.ReplyStream({
         iterator,
         first,
         codec: call.codec,

@@ -118,7 +118,7 @@ collectors(
       assert.ok(collector.pending >= 1, 'the calls were answered while an export hung');
       s.serve.child.kill('SIGTERM');
       assert.is(await s.serve.exited(15000), 0, s.serve.stderr());
-      assert.match(s.serve.stderr(), /traces: 0 spans exported, 12 dropped/);
+      assert.match(s.serve.stderr(), /traces: 0 spans exported, 12 dropped/, s.serve.stderr());
     } finally {
       await stopServe(s.serve);
       await collector.close();

@@ -14,8 +14,12 @@ import {
   type TransportResponse,
 } from '../../core/index.js';
 import { metadataFromHeaders, requestHeaders } from './headers.js';
+import type {} from '../../core/build-constants.js';
 import { EVENT_STREAM, NDJSON, requestBody } from './framing.js';
 import { ResponseStream, streamCut } from './response-stream.js';
+
+/** Stream replies and request streams; a bundle built without streams carries neither (core/build-constants.ts). */
+const streams = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { ResponseStream, streamCut, requestBody };
 
 export interface HttpClientOptions {
   /**
@@ -77,14 +81,20 @@ export class HttpClient {
     const url = node.address.endsWith('/') ? node.address : `${node.address}/`;
     const send = this.#fetch; // called unbound: a platform fetch rejects any other `this`
     // The micro-fn client reads a streamed reply as Server-Sent Events: their end and error events are unambiguous.
-    headers.accept = `application/json, ${EVENT_STREAM}`;
+    headers.accept = streams ? `application/json, ${EVENT_STREAM}` : 'application/json';
     let streaming = false;
 
     try {
       let init: RequestInit & { duplex?: 'half' };
       if (request.stream) {
         headers[names.contentType] = NDJSON;
-        init = { method: 'POST', headers, body: requestBody(request.stream), duplex: 'half', signal: fetchSignal };
+        init = {
+          method: 'POST',
+          headers,
+          body: streams!.requestBody(request.stream),
+          duplex: 'half',
+          signal: fetchSignal,
+        };
       } else {
         // The DOM typings want an ArrayBuffer-backed view; every Uint8Array a codec produces is one.
         init = { method: 'POST', headers, body: request.body as Uint8Array<ArrayBuffer>, signal: fetchSignal };
@@ -92,15 +102,15 @@ export class HttpClient {
       const res = await send(url, init);
       const resHeaders = res.headers;
       const type = resHeaders.get(names.contentType) ?? '';
-      if (res.body && (type.startsWith(EVENT_STREAM) || type.startsWith(NDJSON))) {
+      if (streams && res.body && (type.startsWith(EVENT_STREAM) || type.startsWith(NDJSON))) {
         // The deadline, the caller's signal and the request stay armed until the stream ends: they bound all of it.
         streaming = true;
-        const stream = new ResponseStream(
+        const stream = new streams.ResponseStream(
           res.body,
           type.startsWith(EVENT_STREAM),
           id,
           controller,
-          (err) => (fetchSignal?.aborted ? aborted(id, signal, err) : streamCut(id, node.address, err)),
+          (err) => (fetchSignal?.aborted ? aborted(id, signal, err) : streams.streamCut(id, node.address, err)),
           () => {
             if (timer !== undefined) clearTimeout(timer);
             if (onAbort) signal!.removeEventListener('abort', onAbort);

@@ -16,7 +16,11 @@ import {
 } from '../../core/index.js';
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
+import type {} from '../../core/build-constants.js';
 import { EVENT_STREAM, NDJSON, acceptsEventStream, responseBody } from './framing.js';
+
+/** Streamed replies; a bundle built without streams carries none of it (core/build-constants.ts). */
+const streaming = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { responseBody };
 
 export interface FetchHandlerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the listener's. */
@@ -167,7 +171,7 @@ export function toStreamResponse(
   request: Pick<ServerRequest, 'id' | 'service'>,
   sse: boolean,
 ): { response: Response; written: Promise<void> } {
-  const { body, written } = responseBody(reply.stream!, sse, request.service);
+  const { body, written } = streaming!.responseBody(reply.stream!, sse, request.service);
   const headers = new Headers();
   try {
     for (const [key, value] of Object.entries(responseHeaders(reply.metadata))) headers.set(key, String(value));

@@ -13,6 +13,7 @@ import type {
   TransportRequest,
   TransportResponse,
 } from '../../core/index.js';
+import type {} from '../../core/build-constants.js';
 import { HttpClient, type HttpClientOptions } from './client.js';
 import type { HttpListenerOptions } from './listener.js';
 
@@ -39,7 +40,7 @@ export class HttpTransport implements Transport {
 
   /** Starts a listener on `options.address` (else the transport's `address`, else `127.0.0.1:0`). */
   async listen(handler: RequestHandler, options: ListenOptions = {}): Promise<Listener> {
-    const { createHttpListener } = await import('./listener.js');
+    const { createHttpListener } = globalThis.__MICRO_FN_NO_LISTENER__ ? unavailable() : await import('./listener.js');
     const listener = await createHttpListener(handler, {
       ...this.#options,
       address: options.address ?? this.#options.address,
@@ -54,6 +55,11 @@ export class HttpTransport implements Transport {
     this.#listeners.clear();
     await Promise.allSettled(listeners.map((l) => l.close()));
   }
+}
+
+/** `listen` in a bundle built for a host where functions never listen (build-constants.ts). */
+function unavailable(): never {
+  throw new Error('this bundle was built for a host that invokes functions (Lambda): it carries no HTTP listener');
 }
 
 /**

@@ -30,7 +30,11 @@ import {
 } from './address.js';
 import { createLambdaClient, loadLambdaSdk, type LambdaSdk } from './client.js';
 import { invokeFailure, functionError } from './failures.js';
+import type {} from '../../core/build-constants.js';
 import { streamedReply } from './stream.js';
+
+/** Stream replies; a bundle built without streams carries none of it (core/build-constants.ts). */
+const streaming = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { streamedReply };
 
 export interface LambdaTransportOptions {
   /**
@@ -105,7 +109,7 @@ export class LambdaTransport implements Transport {
         Payload: encoder.encode(JSON.stringify(event)),
       });
       const out = await this.#client(sdk, address, endpoint).send(command, { abortSignal: controller.signal });
-      const response = await streamedReply(
+      const response = await streaming!.streamedReply(
         out.EventStream ?? (async function* () {})(),
         id,
         () => controller.abort(),

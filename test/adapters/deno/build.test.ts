@@ -19,15 +19,18 @@ build.before.each((ctx) => {
 });
 build.after.each((ctx) => ctx.remove());
 
-build('bundles helloworld as one ES module under 36 KB minified, a default export, no Node built-in', async (ctx) => {
-  const built = await buildFor(example('helloworld'), ctx.dir);
-  assert.is(built.file, join(ctx.dir, 'index.mjs'));
-  assert.equal(built.artifacts, []);
-  assert.ok(built.size < 36 * 1024, `helloworld is ${built.size} bytes`);
-  const main = readFileSync(built.file, 'utf8');
-  assert.match(main, /export\s*\{[^}]*as default/, 'a default export, which deno serve runs');
-  assert.not.match(main, NODE_IMPORT, 'imports no Node built-in');
-});
+build(
+  'bundles helloworld as one ES module under 44 KB minified (36 before streams; see the Workers build test), a default export, no Node built-in',
+  async (ctx) => {
+    const built = await buildFor(example('helloworld'), ctx.dir);
+    assert.is(built.file, join(ctx.dir, 'index.mjs'));
+    assert.equal(built.artifacts, []);
+    assert.ok(built.size < 44 * 1024, `helloworld is ${built.size} bytes`);
+    const main = readFileSync(built.file, 'utf8');
+    assert.match(main, /export\s*\{[^}]*as default/, 'a default export, which deno serve runs');
+    assert.not.match(main, NODE_IMPORT, 'imports no Node built-in');
+  },
+);
 
 build('carries the plugins its configuration selects, NATS over WebSocket (nats.ws) included, only', async (ctx) => {
   const main = readFileSync((await buildFor(example('helloworld'), ctx.dir, NATS)).file, 'utf8');

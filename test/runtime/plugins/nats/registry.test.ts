@@ -94,7 +94,18 @@ if (natsAvailable()) {
         'the node read back after the restart',
         100,
       );
-      await writer.register(serviceRecord('greeter', '1.0.0', ['b']));
+      // Right after a restart JetStream may still be recovering its streams: on a loaded machine a write can time out
+      // once (nats.js's request timeout) before it is taken. The client itself reconnected: the write is retried.
+      await eventually(
+        () =>
+          writer.register(serviceRecord('greeter', '1.0.0', ['b'])).then(
+            () => true,
+            () => false,
+          ),
+        20_000,
+        'the writer to register after the restart',
+        200,
+      );
       assert.equal(ids(await reader.getService('greeter')), ['a', 'b']);
       // The watch's ordered consumer is recreated once the client notices missed heartbeats (5 s each): 10-15 s.
       const updated = (await withTimeout(events.next(), 30_000, 'the watch resuming after the restart'))

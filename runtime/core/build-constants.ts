@@ -1,0 +1,28 @@
+/**
+ * Constants a function's build may define (esbuild `define`) so the bundle leaves out code the function can never
+ * reach there. Unset everywhere else (plain Node, tests, the CLI), so unbundled code keeps every path. Each is read
+ * as `globalThis.<name>` right where it guards, in a conditional expression: esbuild replaces it with `true` and drops
+ * the dead branch, and with it every module only that branch used.
+ */
+declare global {
+  /**
+   * Set by builds for hosts where a function never listens (Lambda: the platform invokes it). The HTTP transport
+   * then carries no listener (node:http server, its exchanges, stream writers).
+   */
+  var __MICRO_FN_NO_LISTENER__: true | undefined;
+  /**
+   * Set by builds of a function that neither serves a stream (no stream endpoint in its definition) nor calls one
+   * (no `.stream(` in its own sources): the bundle then carries none of the stream machinery, on either side.
+   */
+  var __MICRO_FN_NO_STREAMS__: true | undefined;
+}
+
+/** The names, as a build passes them to esbuild's `define`. */
+export const BUILD_CONSTANTS = {
+  noListener: 'globalThis.__MICRO_FN_NO_LISTENER__',
+  noStreams: 'globalThis.__MICRO_FN_NO_STREAMS__',
+} as const;
+
+/** What a bundle built without streams says when one is asked of it anyway. */
+export const NO_STREAMS =
+  'this bundle was built without streams (its function had no stream endpoint and its sources no `.stream(` call): build it again';
