@@ -21,6 +21,7 @@ import { Exchange, LINGER_BYTES, discard, readBody, type ExchangeOwner } from '.
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 import { acceptsEventStream, isNdjson } from './framing.js';
 import { NdjsonRequestStream } from './request-stream.js';
+import type {} from '../../core/build-constants.js';
 
 export { DEFAULT_MAX_BODY_SIZE } from './route.js';
 
@@ -249,10 +250,8 @@ export class HttpListener implements Listener, ExchangeOwner {
     // Node leaves an upgraded socket without a 'data' listener: paused, nothing it receives is lost meanwhile.
     socket.pause();
     if (this.#closing) return writeRaw(socket, closingError(''));
-    // A bundle of a function that has no stream leaves the WebSocket code out (the build defines this as true).
-    const websocket = (globalThis as { __MICRO_FN_NO_STREAMS__?: boolean }).__MICRO_FN_NO_STREAMS__
-      ? undefined
-      : import('./websocket.js');
+    // A bundle of a function that has no stream leaves the WebSocket code out (runtime/core/build-constants.ts).
+    const websocket = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : import('./websocket.js');
     if (!websocket)
       return writeRaw(socket, errors.badRequest('micro-fn', 'no endpoint of this function streams: send POST'));
     this.#connections.upgraded(socket);
