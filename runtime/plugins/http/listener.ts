@@ -257,10 +257,10 @@ export class HttpListener implements Listener, ExchangeOwner {
     this.#connections.upgraded(socket);
     this.#upgraded.add(socket);
     socket.once('close', () => this.#upgraded.delete(socket));
-    websocket.then(
-      (ws) => ws.acceptWebSocket(req, socket, head, { handler: this.#handler, maxMessage: this.#maxBodySize }),
-      () => socket.destroy(),
-    );
+    // A bug here must cost one connection, never the process (a rejection nobody handles would end it).
+    websocket
+      .then((ws) => ws.acceptWebSocket(req, socket, head, { handler: this.#handler, maxMessage: this.#maxBodySize }))
+      .catch(() => socket.destroy());
   }
 
   #accept(req: IncomingMessage, res: NodeResponse, expect: Expect): void {

@@ -65,7 +65,12 @@ export interface WebSocketOptions {
  * Takes an upgrade request off the listener: checks the handshake and the route, then hands the request, its stream
  * and its caller to the handler. Every refusal before the 101 is error JSON with its HTTP status.
  */
-export function acceptWebSocket(req: IncomingMessage, socket: Socket, head: Buffer, options: WebSocketOptions): void {
+export function acceptWebSocket(
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  options: WebSocketOptions,
+): Promise<void> | void {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -98,13 +103,10 @@ export function acceptWebSocket(req: IncomingMessage, socket: Socket, head: Buff
   // Streams are JSON, whatever a handshake's headers say.
   request.contentType = 'application/json';
   request.metadata.set(REQUEST_IN_STREAM, '1');
-  acceptKey(key).then(
-    (accept) => {
-      // Gone while the key was hashed: nothing to serve.
-      if (!socket.destroyed) new WebSocketStream(socket, head, accept, request, options).dispatch(options.handler);
-    },
-    () => socket.destroy(),
-  );
+  return acceptKey(key).then((accept) => {
+    // Gone while the key was hashed: nothing to serve.
+    if (!socket.destroyed) new WebSocketStream(socket, head, accept, request, options).dispatch(options.handler);
+  });
 }
 
 /** Request metadata from `?metadata=<url-encoded JSON object>`: a browser's WebSocket cannot set headers. */
@@ -442,6 +444,17 @@ class WebSocketStream implements Caller {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    try {
+      this.#read(chunk);
+    } catch {
+      // Unreachable by design; a bug here must cost one connection, never the process.
+      this.#broken = true;
+      this.#cancel('the WebSocket failed');
+      this.#socket.destroy();
+    }
+  };
+
+  #read(chunk: Buffer): void {
     if (this.#state === 'pending') {
       // Bytes before the 101 (a client that did not wait): kept, bounded by the socket's pause.
       this.#head = this.#head ? Buffer.concat([this.#head, chunk]) : chunk;
@@ -508,7 +521,7 @@ class WebSocketStream implements Caller {
     }
     this.#wakeReader();
     if (this.#paused() && !this.#requestDone) this.#socket.pause();
-  };
+  }
 
   /** The client's close: after the server's end, the close handshake; before it, a cancel. */
   #onPeerClose(code: number): void {
