@@ -222,3 +222,40 @@ serve('refuses before the 101: an unknown endpoint (404), a service not deployed
 });
 
 serve.run();
+
+// ---
+const authSuite = suite('micro-fn serve --auth: a WebSocket carries its token in ?metadata=');
+let secured: { home: ReturnType<typeof tempHome>; env: Record<string, string>; serve: Running; gateway: string };
+
+authSuite.before(async () => {
+  const scratchHome = tempHome();
+  const senv = { MICRO_FN_HOME: scratchHome.home };
+  const s = start(['serve', '--address', '127.0.0.1:0', '--pool', '1', '--auth'], senv);
+  const [, address] = await s.waitFor(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+  secured = { home: scratchHome, env: senv, serve: s, gateway: address! };
+  const r = await cli(['deploy', 'examples/stream', '--target', 'local'], senv, { timeout: 60_000 });
+  assert.is(r.code, 0, r.stderr);
+});
+authSuite.after.each(() => {
+  for (const c of clients.splice(0)) c.stop();
+  for (const r of raws.splice(0)) r.destroy();
+});
+authSuite.after(async () => {
+  secured.serve.kill();
+  await secured.serve.exited().catch(() => {});
+  secured.home.cleanup();
+});
+
+authSuite('no token: 401 before any 101; a token in ?metadata=: the echo runs', async () => {
+  const refused = await raw(secured.gateway, '/stream/Chat.Echo');
+  assert.is(refused.status, 401);
+  const t = (await cli(['auth', 'token', '--scope', 'user'], secured.env)).stdout.trim();
+  const metadata = encodeURIComponent(JSON.stringify({ authorization: `Bearer ${t}` }));
+  const c = client(`${ws(secured.gateway)}/stream/Chat.Echo?metadata=${metadata}`);
+  assert.equal(await c.next(), { open: true });
+  c.messages('hi');
+  c.send({ end: true });
+  assert.equal(texts(await c.rest()), [{ echo: 'hi' }]);
+});
+
+authSuite.run();
