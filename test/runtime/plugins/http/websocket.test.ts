@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import {
   Client,
   Dispatcher,
+  Metadata,
   Router,
   createFunction,
   errors,
@@ -431,6 +432,31 @@ limits('a stream lasts past the request timeout (600 ms), and close() cuts it af
   assert.not.ok(r.closed, 'the stream is still open after 1.5 s');
   await withTimeout(limited.close(), 5000, 'close()');
   await r.until(() => r.closed, 'the connection to be cut');
+});
+
+limits('a client that leaves before the 101 is gone for the host that queued it (Caller.onGone)', async () => {
+  let gone = false;
+  const queued = await createHttpListener(async (request, reply) => {
+    // A host that queues the request (serve's pool) drops it once its caller has gone.
+    await new Promise<void>((resolve) => request.caller!.onGone(resolve));
+    gone = request.caller!.gone;
+    await reply({
+      status: 200,
+      contentType: 'application/json',
+      body: new Uint8Array(),
+      metadata: new Metadata(),
+    }).catch(() => {});
+  });
+  try {
+    const r = await RawWs.open(queued.address, '/stream/Chat.Echo', {}, 'GET', false);
+    raws.push(r);
+    await sleep(100);
+    assert.is(r.status, 0, 'no answer while queued');
+    r.destroy();
+    await eventually(() => gone, 5000, 'the caller to be gone');
+  } finally {
+    await queued.close();
+  }
 });
 
 limits.run();
