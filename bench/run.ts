@@ -13,12 +13,14 @@ import { benchSpawner } from './spawner.js';
 import { benchServeStream } from './serve-stream.js';
 import { benchStream } from './stream.js';
 import { benchStore } from './store.js';
+import { benchWebSocket } from './websocket.js';
 import { benchObserve } from './observe.js';
 import { benchTrace } from './trace.js';
 
 const benches: [string, () => Promise<string[]>][] = [
   ['HTTP transport round trip vs bare node:http JSON echo', () => benchHttp()],
   ['server stream of 100,000 values over the HTTP listener vs bare node:http NDJSON', () => benchStream()],
+  ['bidi echo round trips over WebSocket vs HTTP/1.1 full duplex', () => benchWebSocket()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
   ['streams through serve: a server stream of 100,000 values vs a bare node:http server', () => benchServeStream()],

@@ -26,7 +26,7 @@ import {
   type ServerResponse,
 } from '../runtime/core/transport.js';
 import type { PipeReader } from '../adapters/local/pipe-stream.js';
-import { STREAM_METADATA, type StreamKind } from '../runtime/core/stream.js';
+import { REQUEST_IN_STREAM, STREAM_METADATA, streamsRequest, type StreamKind } from '../runtime/core/stream.js';
 import { createHttpListener } from '../runtime/plugins/http/listener.js';
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -304,6 +304,8 @@ export class LocalRuntime {
     if (request.service === RUNTIME_SERVICE) return this.#control.dispatcher.handle(request);
     const fn = this.#functions.get(request.service);
     if (!fn) return errorReply(errors.notFound('micro-fn', `service ${request.service || '(none)'} not found`));
+    const unstreamed = request.stream ? takesNoStream(fn.info, request) : undefined;
+    if (unstreamed) return errorReply(unstreamed);
     const outcome = await fn.pool.run(
       {
         type: 'invoke',
@@ -623,6 +625,23 @@ function streamsOf(ready: IpcReady): Pick<FunctionInfo, 'streams'> {
 }
 
 const STREAM_KINDS = new Set<string>(['server', 'client', 'bidi']);
+
+/**
+ * A request stream to an endpoint that takes none, refused here rather than by the function: the pipe pulls a
+ * request stream's first messages at once, and a WebSocket's first pull is its 101, so a refusal made in the
+ * process would come after the handshake instead of as its HTTP answer.
+ */
+function takesNoStream(info: FunctionInfo, request: ServerRequest): MicroError | undefined {
+  const { name } = info;
+  if (!info.endpoints.includes(request.endpoint))
+    return errors.notFound(name, `endpoint ${request.endpoint || '(none)'} not found on service ${name}`);
+  const kind = info.streams?.[request.endpoint];
+  if (streamsRequest(kind) || (kind === 'server' && request.metadata.has(REQUEST_IN_STREAM))) return undefined;
+  return errors.badRequest(
+    name,
+    `${request.endpoint} takes no request stream: send its request as one application/json body`,
+  );
+}
 
 /**
  * A reply stream that is cancelled when its caller goes, whether or not the listener stops reading it: the function

@@ -9,7 +9,7 @@ import { DeliveryContext, RequestContext } from './request-context.js';
 import { HEALTH_ENDPOINT, type Router } from './router.js';
 import { NO_STREAMS } from './build-constants.js';
 import { ReplyStream, RequestMessages, iteratorOf } from './server-stream.js';
-import { streamsReply, streamsRequest, type StreamKind } from './stream.js';
+import { REQUEST_IN_STREAM, streamsReply, streamsRequest, type MessageStream, type StreamKind } from './stream.js';
 import { errorReply, type ServerRequest, type ServerResponse } from './transport.js';
 import { nonRecordingTracer, type Span, type SpanInfo, type SpanKind, type Tracer } from './trace.js';
 
@@ -39,6 +39,8 @@ export interface PreparedCall {
   readonly codec: Codec;
   /** The decoded request; for a client or bidi stream, undefined (the handler reads `ServerRequest.stream`). */
   readonly body: unknown;
+  /** A server stream whose request is the first message of the request's stream (REQUEST_IN_STREAM): read at run. */
+  readonly bodyInStream?: true;
   /** How the endpoint streams; undefined for a plain one. */
   readonly stream?: StreamKind;
   /** Epoch milliseconds: the caller's deadline or the timeout, whichever comes first. */
@@ -101,15 +103,18 @@ export class Dispatcher {
           service,
           `${request.endpoint} takes a ${stream} stream: send its messages as one JSON value per line (Content-Type: application/x-ndjson)`,
         );
-      if (request.stream && !streamsRequest(stream))
+      // A server stream's one request may come as the first message of a request stream (a WebSocket's first frame).
+      const inStream = stream === 'server' && !!request.stream && request.metadata.has(REQUEST_IN_STREAM);
+      if (request.stream && !streamsRequest(stream) && !inStream)
         throw errors.badRequest(
           service,
           `${request.endpoint} takes no request stream: send its request as one ${codec.contentType} body`,
         );
-      const body = streamsRequest(stream) ? undefined : decodeAs(codec, request.body, service);
+      const body = streamsRequest(stream) || inStream ? undefined : decodeAs(codec, request.body, service);
       const deadline = this.#deadline(request.metadata);
       if (deadline !== undefined && deadline <= Date.now())
         throw errors.timeout(service, 'deadline exceeded before the handler ran');
+      if (inStream) return { handler, codec, body, deadline, stream, bodyInStream: true };
       return stream ? { handler, codec, body, deadline, stream } : { handler, codec, body, deadline };
     } catch (err) {
       return { error: this.#toError(err, `handler ${request.endpoint}`) };
@@ -205,7 +210,8 @@ export class Dispatcher {
       });
     let iterator: AsyncIterator<unknown> | undefined;
     try {
-      const started = call.handler(ctx, input ?? call.body);
+      const body = call.bodyInStream ? await race(firstMessage(request.stream!, call.codec, service)) : call.body;
+      const started = call.handler(ctx, input ?? body);
       const result = await race(started);
       iterator = streaming!.iteratorOf(result);
       if (!iterator)
@@ -347,6 +353,18 @@ export class Dispatcher {
   ): ServerResponse {
     if (request.id) metadata.set(headers.id, request.id);
     return { status, contentType: codec.contentType, body: codec.encode(value), metadata };
+  }
+}
+
+/** The first message of `stream`, decoded: a server stream's request sent as a request stream. Reads no more of it. */
+async function firstMessage(stream: MessageStream, codec: Codec, service: string): Promise<unknown> {
+  const it = stream[Symbol.asyncIterator]();
+  try {
+    const r = await it.next();
+    if (r.done) throw errors.badRequest(service, 'the request stream ended before its first message (the request)');
+    return decodeAs(codec, r.value, service);
+  } finally {
+    void Promise.resolve(it.return?.()).catch(() => {});
   }
 }
 

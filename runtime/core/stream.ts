@@ -22,6 +22,13 @@ export type StreamKind = 'server' | 'client' | 'bidi';
 /** The registry metadata key an endpoint's StreamKind is listed under (`EndpointRecord.metadata.stream`). */
 export const STREAM_METADATA = 'stream';
 
+/**
+ * Request metadata that marks a request stream as carrying a **server** stream's one request as its first message
+ * (a WebSocket, where every message is a frame: `micro-fn run`'s and serve's listener set it). Without it, a request
+ * stream to a server endpoint is refused (400), as it was. Client and bidi endpoints ignore it.
+ */
+export const REQUEST_IN_STREAM = 'micro-request-in-stream';
+
 /** True when `kind` streams the request (client and bidi). */
 export function streamsRequest(kind: StreamKind | undefined): boolean {
   return kind === 'client' || kind === 'bidi';

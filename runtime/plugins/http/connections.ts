@@ -56,6 +56,11 @@ export class ConnectionCap {
     });
   }
 
+  /** The connection was upgraded (a WebSocket): busy until it closes, never taken for an idle one. */
+  upgraded(socket: Socket): void {
+    this.#waiting.delete(socket);
+  }
+
   #forget(socket: Socket): void {
     this.#open.delete(socket);
     this.#waiting.delete(socket);

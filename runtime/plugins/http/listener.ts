@@ -21,6 +21,7 @@ import { Exchange, LINGER_BYTES, discard, readBody, type ExchangeOwner } from '.
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 import { acceptsEventStream, isNdjson } from './framing.js';
 import { NdjsonRequestStream } from './request-stream.js';
+import type {} from '../../core/build-constants.js';
 
 export { DEFAULT_MAX_BODY_SIZE } from './route.js';
 
@@ -87,6 +88,8 @@ export class HttpListener implements Listener, ExchangeOwner {
   #closed: Promise<void> | undefined;
   /** Sockets whose request in progress is a stream: Node's requestTimeout does not cut them. */
   readonly #streaming = new WeakSet<Socket>();
+  /** Connections upgraded to a WebSocket: node:http no longer sees them, so `close()` cuts them itself. */
+  readonly #upgraded = new Set<Socket>();
 
   constructor(handler: RequestHandler, options: HttpListenerOptions = {}) {
     this.#handler = handler;
@@ -151,6 +154,7 @@ export class HttpListener implements Listener, ExchangeOwner {
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && this.#streaming.has(socket)) return;
       onClientError(err, socket);
     });
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
     // CONNECT (a proxy tunnel): Node would drop the socket without a word.
     server.on('connect', (req: IncomingMessage, socket: Socket) =>
       writeRaw(socket, errors.methodNotAllowed('micro-fn', `${req.method} is not allowed: send POST, or GET /health`)),
@@ -193,7 +197,10 @@ export class HttpListener implements Listener, ExchangeOwner {
     this.#closing = true;
     const server = this.#server;
     if (!server?.listening) return;
-    const force = setTimeout(() => server.closeAllConnections(), this.#closeTimeout);
+    const force = setTimeout(() => {
+      server.closeAllConnections();
+      for (const socket of this.#upgraded) socket.destroy();
+    }, this.#closeTimeout);
     await this.#drain(Date.now() + this.#closeTimeout);
     this.#drained = true;
     // Node's close() also closes the connections that are idle now: none of them has unread bytes left.
@@ -231,6 +238,29 @@ export class HttpListener implements Listener, ExchangeOwner {
       // Unreachable by design; a bug here must cost one connection, never the process.
       res.destroy();
     }
+  }
+
+  /**
+   * A request with `Upgrade`: a WebSocket stream (websocket.ts, loaded at the first one: a function that never sees
+   * one does not pay for it). While closing, the retryable 503 as for any request.
+   */
+  #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    this.#arrivals++;
+    socket.on('error', ignore);
+    // Node leaves an upgraded socket without a 'data' listener: paused, nothing it receives is lost meanwhile.
+    socket.pause();
+    if (this.#closing) return writeRaw(socket, closingError(''));
+    // A bundle of a function that has no stream leaves the WebSocket code out (runtime/core/build-constants.ts).
+    const websocket = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : import('./websocket.js');
+    if (!websocket)
+      return writeRaw(socket, errors.badRequest('micro-fn', 'no endpoint of this function streams: send POST'));
+    this.#connections.upgraded(socket);
+    this.#upgraded.add(socket);
+    socket.once('close', () => this.#upgraded.delete(socket));
+    // A bug here must cost one connection, never the process (a rejection nobody handles would end it).
+    websocket
+      .then((ws) => ws.acceptWebSocket(req, socket, head, { handler: this.#handler, maxMessage: this.#maxBodySize }))
+      .catch(() => socket.destroy());
   }
 
   #accept(req: IncomingMessage, res: NodeResponse, expect: Expect): void {
