@@ -5,20 +5,10 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import type { Browser, Page } from 'playwright-core';
+import { chromiumAvailable, launchChromium } from './browser.js';
 import { start, tempHome, type Running } from './helpers.js';
 import { withTimeout } from '../helpers.js';
-
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-
-function chromiumAvailable(): boolean {
-  const ok = spawnSync(CHROMIUM, ['--version'], { encoding: 'utf8', timeout: 30_000 }).status === 0;
-  if (!ok && process.env.CI === 'true')
-    throw new Error(`${CHROMIUM} is not installed, and CI=true: .ci/run installs it (apt-get install chromium)`);
-  if (!ok) console.log(`  (skipping the WebSocket browser tests: ${CHROMIUM} is not installed)`);
-  return ok;
-}
 
 interface Seen {
   opened: boolean;
@@ -58,7 +48,7 @@ function converse(page: Page, url: string, messages: unknown[]): Promise<Seen> {
 
 // ---
 const browserSuite = suite('streams over WebSocket from headless Chromium');
-const available = chromiumAvailable();
+const available = chromiumAvailable('the WebSocket browser tests');
 let scratch: ReturnType<typeof tempHome>;
 let browser: Browser | undefined;
 let page: Page;
@@ -67,8 +57,7 @@ const running: Running[] = [];
 browserSuite.before(async () => {
   if (!available) return;
   scratch = tempHome();
-  const { chromium } = await import('playwright-core');
-  browser = await withTimeout(chromium.launch({ executablePath: CHROMIUM }), 30_000, 'chromium.launch');
+  browser = await launchChromium();
   page = await browser.newPage();
 });
 browserSuite.after.each(() => {
