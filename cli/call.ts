@@ -1,4 +1,4 @@
-import { createInterface } from 'node:readline';
+import { stdinJson } from './stdin.js';
 import { UserError, isMicroError, type MicroError } from '../runtime/core/errors.js';
 import { STREAM_METADATA, type StreamKind } from '../runtime/core/stream.js';
 import { duration, jsonArgument, metadataFlags, pluginOptions, defineCommand } from './command.js';
@@ -123,21 +123,11 @@ async function streamKind(session: Session, service: string, endpoint: string): 
 function stdinMessages(): AsyncIterable<unknown> & { failure?: UserError } {
   const out: AsyncIterable<unknown> & { failure?: UserError } = {
     async *[Symbol.asyncIterator]() {
-      const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-      let n = 0;
       try {
-        for await (const line of lines) {
-          n++;
-          if (line.trim() === '') continue;
-          try {
-            yield JSON.parse(line) as unknown;
-          } catch (err) {
-            out.failure = new UserError(`stdin line ${n} is not JSON: ${(err as Error).message}`);
-            throw out.failure;
-          }
-        }
-      } finally {
-        lines.close();
+        for await (const { value } of stdinJson()) yield value;
+      } catch (err) {
+        if (err instanceof UserError) out.failure = err;
+        throw err;
       }
     },
   };

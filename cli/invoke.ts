@@ -1,4 +1,4 @@
-import { createInterface } from 'node:readline';
+import { stdinJson } from './stdin.js';
 import { UserError, errors } from '../runtime/core/errors.js';
 import { Metadata } from '../runtime/core/metadata.js';
 import type { MessageStream, StreamEnd } from '../runtime/core/stream.js';
@@ -128,25 +128,16 @@ function stdinStream(): MessageStream & { failure?: UserError } {
   const stream: MessageStream & { failure?: UserError } = {
     end: new Promise((resolve) => (resolveEnd = resolve)),
     async *[Symbol.asyncIterator]() {
-      const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
-      let n = 0;
       try {
-        for await (const line of lines) {
-          n++;
-          if (line.trim() === '') continue;
-          try {
-            JSON.parse(line);
-          } catch (err) {
-            stream.failure = new UserError(`stdin line ${n} is not JSON: ${(err as Error).message}`);
-            const error = errors.badRequest('micro-fn', stream.failure.message);
-            resolveEnd({ trailers: new Metadata(), error });
-            throw error;
-          }
-          yield new TextEncoder().encode(line);
-        }
+        for await (const { line } of stdinJson()) yield new TextEncoder().encode(line);
         resolveEnd({ trailers: new Metadata() });
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        stream.failure = err;
+        const error = errors.badRequest('micro-fn', err.message);
+        resolveEnd({ trailers: new Metadata(), error });
+        throw error;
       } finally {
-        lines.close();
         resolveEnd({ trailers: new Metadata() });
       }
     },

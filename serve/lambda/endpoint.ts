@@ -249,15 +249,8 @@ export class LambdaEndpoint {
 
   /** Invoke: RequestResponse (200, the payload), Event (202, runs after the answer) or DryRun (204). */
   async #invoke(req: IncomingMessage, payload: Buffer, name: string, qualifier: string | undefined): Promise<Reply> {
-    const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
-    if (!INVOCATION_TYPES.has(type))
-      throw apiErrors.invalidParameter(`X-Amz-Invocation-Type must be RequestResponse, Event or DryRun; got ${type}`);
-    const text = payload.byteLength === 0 ? '{}' : payload.toString('utf8');
-    try {
-      JSON.parse(text);
-    } catch (err) {
-      throw apiErrors.invalidContent(`Could not parse request body into json: ${(err as Error).message}`);
-    }
+    const type = invocationType(req, INVOCATION_TYPES);
+    const text = jsonPayload(payload);
     const { config, pool } = this.#functions.invocable(name, qualifier);
     const version = { 'x-amz-executed-version': config.Version };
     if (type === 'DryRun') return { status: 204, headers: version };
@@ -294,15 +287,8 @@ export class LambdaEndpoint {
     name: string,
     qualifier: string | undefined,
   ): Promise<Reply> {
-    const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
-    if (!STREAMING_TYPES.has(type))
-      throw apiErrors.invalidParameter(`X-Amz-Invocation-Type must be RequestResponse or DryRun; got ${type}`);
-    const text = payload.byteLength === 0 ? '{}' : payload.toString('utf8');
-    try {
-      JSON.parse(text);
-    } catch (err) {
-      throw apiErrors.invalidContent(`Could not parse request body into json: ${(err as Error).message}`);
-    }
+    const type = invocationType(req, STREAMING_TYPES);
+    const text = jsonPayload(payload);
     const { config, pool } = this.#functions.invocable(name, qualifier);
     const version = { 'x-amz-executed-version': config.Version };
     if (type === 'DryRun') return { status: 204, headers: version };
@@ -483,4 +469,26 @@ function send(res: ServerResponse, reply: Reply): void {
     ...(body ? { 'content-type': 'application/json', 'content-length': body.byteLength } : {}),
   });
   res.end(body);
+}
+
+/** The request's `X-Amz-Invocation-Type` (default RequestResponse), one of `allowed`, as AWS checks it. */
+function invocationType(req: IncomingMessage, allowed: ReadonlySet<string>): string {
+  const type = header(req, 'x-amz-invocation-type') ?? 'RequestResponse';
+  if (!allowed.has(type)) {
+    const names = [...allowed];
+    const list = `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+    throw apiErrors.invalidParameter(`X-Amz-Invocation-Type must be ${list}; got ${type}`);
+  }
+  return type;
+}
+
+/** An invocation's payload as JSON text (`{}` when empty); AWS's InvalidRequestContentException when it is none. */
+function jsonPayload(payload: Buffer): string {
+  const text = payload.byteLength === 0 ? '{}' : payload.toString('utf8');
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    throw apiErrors.invalidContent(`Could not parse request body into json: ${(err as Error).message}`);
+  }
+  return text;
 }
