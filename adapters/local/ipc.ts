@@ -178,8 +178,12 @@ export function readMessages<T>(
 ): void {
   let parts: string[] = [];
   let held = 0;
+  /** The rest of a chunk waits for the next turn: the stream stays paused until it has been read. */
+  let deferred = false;
+  let stopped = false;
   stream.setEncoding('utf8');
   const onData = (chunk: string) => {
+    if (stopped) return;
     let start = 0;
     for (let end = chunk.indexOf('\n'); end >= 0; end = chunk.indexOf('\n', start)) {
       if (held + end - start > maxLine) return tooLong(held + end - start);
@@ -198,10 +202,13 @@ export function readMessages<T>(
         }
         if (typeof message === 'object' && message !== null && onMessage(message) === 'yield' && start < chunk.length) {
           const rest = chunk.slice(start);
+          deferred = true;
           stream.pause();
           setImmediate(() => {
+            deferred = false;
             onData(rest);
-            stream.resume();
+            // Reading the rest may have yielded again: the stream resumes only once no rest waits.
+            if (!deferred) stream.resume();
           });
           return;
         }
@@ -214,6 +221,7 @@ export function readMessages<T>(
     }
   };
   const tooLong = (length: number) => {
+    stopped = true;
     parts = [];
     held = 0;
     stream.removeListener('data', onData);

@@ -97,4 +97,25 @@ ipc(
   },
 );
 
+ipc(
+  'keeps the order when it yields twice in one chunk while more chunks come: 30 messages in 3 chunks, a yield at every message of the first',
+  async () => {
+    const stream = new PassThrough();
+    const got: number[] = [];
+    readMessages<{ type: string; n: number }>(stream, (m) => {
+      got.push(m.n);
+      if (m.n <= 10) return 'yield';
+    });
+    const chunk = (from: number) => Array.from({ length: 10 }, (_, i) => `{"type":"data","n":${from + i}}\n`).join('');
+    stream.write(chunk(1));
+    stream.write(chunk(11));
+    stream.write(chunk(21));
+    for (let i = 0; i < 40; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(
+      got,
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
+  },
+);
+
 ipc.run();
