@@ -50,7 +50,7 @@ export function pluginsPlugin(selection: PluginSelection, root = packageRoot()):
     lines.push(
       `import { ${names.join(', ')} } from ${JSON.stringify(join(root, 'runtime', 'plugins', folder, 'plugin.ts'))};`,
     );
-    folders.push(`${folder}: { ${names.join(', ')} }`);
+    folders.push(`${JSON.stringify(folder)}: { ${names.join(', ')} }`); // a folder may be `cloudflare-kv`
   }
   const describe = [...chosen].map((d) => `${d.kind} ${d.name}`).join(', ');
   lines.push(`export const pluginModules = { ${folders.join(', ')} };`);
