@@ -9,11 +9,62 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../nats-server.js';
 import { withTimeout } from '../../helpers.js';
-import { buildWorker, startWorker, tempDir } from './worker.js';
+import { buildWorker, fixture, startWorker, tempDir } from './worker.js';
 import type { KvNamespace } from '../../../runtime/plugins/cloudflare-kv/store.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const counter = fileURLToPath(new URL('../../../examples/counter/index.ts', import.meta.url));
+const helloworld = fileURLToPath(new URL('../../../examples/helloworld/index.ts', import.meta.url));
+
+/** Strings only each store plugin's code holds. */
+const NATS_CLIENT = '$KV.'; // nats.js's KV subjects
+const KV_PLUGIN = 'Workers KV';
+/** A string of the NATS store alone (its bucket): the NATS client itself may come with the broker. */
+const KV_PLUGIN_OF_NATS = 'micro_fn_store';
+const bundleText = (built: { file: string; artifacts: { file: string }[] }) =>
+  [built.file, ...built.artifacts.map((a) => a.file)].map((f) => readFileSync(f, 'utf8')).join('\n');
+
+// ---
+const bundles = suite<{ dir: string; remove(): void }>('store plugins in a Worker bundle', {
+  dir: '',
+  remove: () => {},
+});
+bundles.before.each((ctx) => void Object.assign(ctx, tempDir()));
+bundles.after.each((ctx) => ctx.remove());
+
+bundles(
+  'a function that never touches ctx.store carries no store plugin, whichever MICRO_STORE names (4 builds), and runs',
+  async (ctx) => {
+    const nats = { MICRO_STORE: 'nats', MICRO_STORE_ADDRESS: 'wss://nats.example.com' };
+    const kvVars = { MICRO_STORE: 'cloudflare-kv' };
+    const hello = bundleText(await buildWorker(helloworld, join(ctx.dir, 'hello-nats'), nats));
+    assert.not.ok(hello.includes(NATS_CLIENT), 'helloworld with MICRO_STORE=nats: no NATS client');
+    assert.not.ok(bundleText(await buildWorker(helloworld, join(ctx.dir, 'hello-kv'), kvVars)).includes(KV_PLUGIN));
+    assert.ok(bundleText(await buildWorker(counter, join(ctx.dir, 'counter-nats'), nats)).includes(NATS_CLIENT));
+    assert.ok(bundleText(await buildWorker(counter, join(ctx.dir, 'counter-kv'), kvVars)).includes(KV_PLUGIN));
+    // Configured with a store it does not carry, helloworld still answers: it never opens one.
+    const built = await buildWorker(helloworld, join(ctx.dir, 'hello-run'), nats);
+    const mf = startWorker(built, join(ctx.dir, 'hello-run'), nats);
+    try {
+      const res = await withTimeout(
+        mf.dispatchFetch('http://worker.test/helloworld/Greeter.Hello', {
+          method: 'POST',
+          body: '{"name":"Ada"}',
+          headers: { 'content-type': 'application/json' },
+        }),
+        30_000,
+        'Greeter.Hello',
+      );
+      assert.equal([res.status, await res.json()], [200, { message: 'Hello Ada' }]);
+    } finally {
+      await mf.dispose();
+    }
+  },
+);
+
+bundles.run();
 
 const call = async (mf: Miniflare, endpoint: string, body: unknown = {}) => {
   const res = await withTimeout(
@@ -104,6 +155,37 @@ if (natsAvailable()) {
     );
     assert.equal(await call(ctx.mf, 'Get'), { status: 200, body: { value: 20 } });
   });
+
+  nats(
+    'a function that publishes but never touches ctx.store runs with MICRO_STORE=nats, built without the store',
+    async (ctx) => {
+      const { dir, remove } = tempDir();
+      const vars = {
+        MICRO_BROKER: 'nats',
+        MICRO_BROKER_ADDRESS: ctx.server.websocket!,
+        MICRO_STORE: 'nats',
+        MICRO_STORE_ADDRESS: ctx.server.websocket!,
+      };
+      const built = await buildWorker(fixture('cloudflare'), dir, vars);
+      const mf = startWorker(built, dir, vars);
+      try {
+        assert.not.ok(bundleText(built).includes(KV_PLUGIN_OF_NATS), 'no NATS store in the bundle');
+        const res = await withTimeout(
+          mf.dispatchFetch('http://worker.test/cfdemo/Greeter.Announce', {
+            method: 'POST',
+            body: '{"name":"Ada"}',
+            headers: { 'content-type': 'application/json' },
+          }),
+          30_000,
+          'Greeter.Announce',
+        );
+        assert.equal([res.status, await res.json()], [200, { published: true }]);
+      } finally {
+        await mf.dispose();
+        remove();
+      }
+    },
+  );
 
   nats.run();
 }
