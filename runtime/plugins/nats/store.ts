@@ -21,8 +21,9 @@
 // Only types come from `nats` here: the package itself is loaded by connection.ts when a connection opens.
 import type { KV, KvEntry, NatsConnection } from 'nats';
 import { ConfigError } from '../../core/config.js';
-import { MicroError, isMicroError } from '../../core/errors.js';
+import { MicroError, errors, isMicroError } from '../../core/errors.js';
 import {
+  STORE_ERROR,
   conflict,
   type RawEntry,
   type StoreBackend,
@@ -44,6 +45,8 @@ export type NatsStoreOptions = (
 const ID = 'nats-store';
 /** JetStream's error code for a publish whose expected last subject sequence did not match. */
 const WRONG_LAST_SEQUENCE = 10071;
+/** Rounds a create (revision 0) tries against an expired value before it answers a conflict. */
+const CREATE_ROUNDS = 3;
 /** Gets in flight at once while a page is read. */
 const LIST_BATCH = 64;
 const ignore = () => {};
@@ -154,17 +157,31 @@ export class NatsStore implements StoreBackend {
     try {
       if (revision === undefined) return await kv.put(subject, stored);
       if (revision > 0) return await kv.update(subject, stored, revision);
-      try {
-        return await kv.create(subject, stored); // absent, or deleted: a delete marker is its last entry
-      } catch (err) {
-        if (!lostRace(err)) throw err;
-        // Present: only an expired value counts as absent, replaced on condition that it is still the one there.
-        const current = await this.#read(namespace, key);
-        if (!current?.expired) throw conflict(namespace, key, 0, current?.entry.revision);
-        return await kv.update(subject, stored, current.entry.revision);
+      // Absent, or deleted (nats.js's create takes a key whose last entry is a delete marker); present, only an
+      // expired value counts as absent, replaced on condition that it is still the one there. A conditional write
+      // that lost applied nothing, so a round lost to a reader's sweep of that expired value (a delete marker now)
+      // is tried again: the key is absent then, unless another writer won, which the next round finds.
+      for (let round = 1; ; round++) {
+        try {
+          return await kv.create(subject, stored);
+        } catch (err) {
+          if (!lostRace(err)) throw err;
+        }
+        const current = await this.#read(namespace, key, false);
+        if (!current?.expired || round === CREATE_ROUNDS) throw conflict(namespace, key, 0, current?.entry.revision);
+        try {
+          return await kv.update(subject, stored, current.entry.revision);
+        } catch (err) {
+          if (!lostRace(err)) throw err;
+        }
       }
     } catch (err) {
       if (lostRace(err)) throw conflict(namespace, key, revision!, await this.#revisionOf(namespace, key));
+      if ((err as { code?: unknown })?.code === 'MAX_PAYLOAD_EXCEEDED')
+        throw errors.payloadTooLarge(
+          STORE_ERROR,
+          `${what}: the value${options.ttl === undefined ? '' : ' with its expiry stamp'} is more than this NATS server's max_payload: store less, or raise max_payload in its configuration`,
+        );
       throw translate(err, what, false);
     }
   }
@@ -225,8 +242,11 @@ export class NatsStore implements StoreBackend {
     if (!this.#options.connection) await (await this.#connection?.catch(() => undefined))?.close().catch(ignore);
   }
 
-  /** The key's value, expired or not; an expired one is deleted unless written since (best effort, not awaited). */
-  async #read(namespace: string, key: string): Promise<Read | undefined> {
+  /**
+   * The key's value, expired or not; an expired one is deleted unless written since (best effort, not awaited) when
+   * `sweep`.
+   */
+  async #read(namespace: string, key: string, sweep = true): Promise<Read | undefined> {
     const kv = await this.#bucket();
     let entry: KvEntry | null;
     try {
@@ -237,7 +257,7 @@ export class NatsStore implements StoreBackend {
     if (!entry || entry.operation !== 'PUT') return undefined;
     const { value, expires } = decode(entry.string());
     const expired = expires !== undefined && expires <= this.#now();
-    if (expired) void kv.delete(entry.key, { previousSeq: entry.revision }).catch(ignore);
+    if (expired && sweep) void kv.delete(entry.key, { previousSeq: entry.revision }).catch(ignore);
     return { entry: { value, revision: entry.revision }, expired };
   }
 

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../../../runtime/core/config.js';
 import { isMicroError, type MicroError } from '../../../../runtime/core/errors.js';
-import { createStore, isConflict } from '../../../../runtime/core/store.js';
+import { MAX_VALUE_BYTES, createStore, isConflict } from '../../../../runtime/core/store.js';
 import { connectNats } from '../../../../runtime/plugins/nats/connection.js';
 import { NatsStore, createNatsStore, fromStoreToken, storeToken } from '../../../../runtime/plugins/nats/store.js';
 import { storeContract } from '../../../contracts/store.js';
@@ -135,7 +135,7 @@ if (natsAvailable()) {
   );
 
   NatsStoreSuite(
-    'revision 0 replaces an expired key only if it is still the one there: 20 racing creates, 1 wins, 19 conflicts',
+    'revision 0 replaces an expired key only if it is still the one there: 20 racing creates and 5 sweeping reads, 1 wins, 19 conflicts',
     async (ctx) => {
       let now = 1_000_000;
       const store = createStore(async () => ctx.open({ now: () => now }), 'ttl');
@@ -143,7 +143,10 @@ if (natsAvailable()) {
       now += 10;
       const racers = Array.from({ length: 20 }, () => createStore(async () => ctx.open({ now: () => now }), 'ttl'));
       await Promise.all(racers.map((r) => r.get('absent'))); // every racer connected before the race
+      // Readers at the same time delete the expired value (their sweep): a create that lost to that tries again.
+      const sweeps = racers.slice(0, 5).map((r) => r.get('k'));
       const results = await Promise.allSettled(racers.map((r, i) => r.set('k', i, { revision: 0 })));
+      await Promise.all(sweeps);
       const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
       assert.is(
         results.length - lost.length,
@@ -155,6 +158,24 @@ if (natsAvailable()) {
       );
       assert.ok(lost.every(isConflict), 'the others are conflicts');
       assert.is(typeof (await store.get<number>('k'))!.value, 'number');
+    },
+  );
+
+  NatsStoreSuite(
+    'a value of the contract’s 1 MiB is stored; one past the server’s max_payload with its stamp is a one-line 413',
+    async (ctx) => {
+      const store = createStore(async () => ctx.open(), 'big');
+      const full = 'x'.repeat(MAX_VALUE_BYTES - 2); // its JSON: 1 MiB, nats-server's default max_payload
+      await store.set('k', full);
+      assert.is((await store.get<string>('k'))?.value.length, full.length);
+      const err = (await rejects(() => store.set('k', full, { ttl: 60_000 }))) as MicroError;
+      assert.is(err.code, 413, String(err));
+      assert.match(
+        err.detail,
+        /^cannot set big\/k: the value with its expiry stamp is more than this NATS server's max_payload/,
+      );
+      assert.not.match(err.detail, /\n/);
+      assert.is((await store.get<string>('k'))?.value.length, full.length, 'the first value stays');
     },
   );
 
