@@ -80,13 +80,17 @@ const call = async (mf: Miniflare, endpoint: string, body: unknown = {}) => {
 };
 
 // ---
-const kv = suite<{ mf: Miniflare; remove(): void }>('examples/counter as a Worker on a Workers KV binding', {
-  mf: undefined as never,
-  remove: () => {},
-});
+const kv = suite<{ mf: Miniflare; dir: string; remove(): void }>(
+  'examples/counter as a Worker on a Workers KV binding',
+  {
+    mf: undefined as never,
+    dir: '',
+    remove: () => {},
+  },
+);
 kv.before(async (ctx) => {
   const { dir, remove } = tempDir();
-  ctx.remove = remove;
+  [ctx.dir, ctx.remove] = [dir, remove];
   const built = await buildWorker(counter, dir, { MICRO_STORE: 'cloudflare-kv' });
   // As startWorker, with a KV namespace bound as MICRO_FN_STORE (the plugin's default binding).
   ctx.mf = new Miniflare({
@@ -120,6 +124,25 @@ kv('Increment is a 501 that says KV has no compare-and-set, and counts nothing (
   await namespace.put('counter/count', '7');
   assert.equal(await call(ctx.mf, 'Get'), { status: 200, body: { value: 7 } }, 'Get reads the binding');
 });
+
+kv(
+  'without the KV binding, a store operation is a 501 that names the binding and the wrangler.toml line',
+  async (ctx) => {
+    const dir = join(ctx.dir, 'unbound');
+    const built = await buildWorker(counter, dir, { MICRO_STORE: 'cloudflare-kv' });
+    const mf = startWorker(built, dir, { MICRO_STORE: 'cloudflare-kv' });
+    try {
+      const { status, body } = await call(mf, 'Get');
+      assert.is(status, 501, JSON.stringify(body));
+      assert.match(
+        String(body.detail),
+        /MICRO_STORE=cloudflare-kv needs a Workers KV namespace bound as MICRO_FN_STORE: add it to wrangler.toml \(\[\[kv_namespaces\]\] binding = "MICRO_FN_STORE"\)/,
+      );
+    } finally {
+      await mf.dispose();
+    }
+  },
+);
 
 kv.run();
 
