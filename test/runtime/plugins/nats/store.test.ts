@@ -189,6 +189,37 @@ if (natsAvailable()) {
   });
 
   NatsStoreSuite(
+    'keeps its keys across a nats-server restart, and its connection comes back by itself',
+    async (ctx) => {
+      const nats = await startNatsServer();
+      try {
+        const backend = createNatsStore({ address: nats.url, bucket: ctx.bucket });
+        ctx.stores.push(backend);
+        const store = createStore(async () => backend, 'restart');
+        const revision = await store.set('k', 'before');
+        await withTimeout(nats.restart(), 15_000, 'restarting nats-server');
+        const read = () => withTimeout(store.get('k'), 5000, 'get').catch(() => undefined);
+        await eventually(async () => (await read())?.value === 'before', 20_000, 'the key read back', 100);
+        // Right after a restart JetStream may still be recovering its streams: a write may time out once.
+        let next = 0;
+        await eventually(
+          () =>
+            store.set('k', 'after', { revision }).then(
+              (r) => ((next = r), true),
+              (err: unknown) => (isConflict(err) ? Promise.reject(err) : false),
+            ),
+          20_000,
+          'a compare-and-set after the restart',
+          200,
+        );
+        assert.equal(await store.get('k'), { value: 'after', revision: next });
+      } finally {
+        await nats.cleanup();
+      }
+    },
+  );
+
+  NatsStoreSuite(
     'with NATS gone, a read is a retryable 503/504 and a write that may have applied is not retryable',
     async (ctx) => {
       const nats = await startNatsServer();
