@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cli, controlHeaders, lastJson, start, tempHome, type Running } from './helpers.js';
-import { withTimeout } from '../helpers.js';
+import { eventually, withTimeout } from '../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../nats-server.js';
 
 const hosts = suite('examples/counter on two micro-fn serve hosts with --store nats');
@@ -121,6 +121,36 @@ if (natsAvailable()) {
     assert.equal(await increment(b.gateway, 'from-cli'), { value: 42, conflicts: 0 });
     assert.is((await ok(['store', 'get', 'counter', 'from-cli'], a.env)).stdout, '42\n');
   });
+
+  // Last: it kills a host.
+  hosts(
+    'a host killed amid 60 increments: each answered one counted once, the count never past what was sent',
+    async () => {
+      const [a, b] = serves as [(typeof serves)[number], (typeof serves)[number]];
+      let answered = 0;
+      const attempt = (gateway: string) =>
+        increment(gateway, 'killed').then(
+          (r) => (answered++, r.value),
+          () => undefined, // the killed host's calls: ran or not, unanswered
+        );
+      const pending = Array.from({ length: 60 }, (_, i) => attempt((i % 2 ? a : b).gateway));
+      await eventually(() => answered >= 10, 60_000, '10 answers before the kill', 20);
+      a.proc.kill(); // SIGKILL: its in-flight invocations die with it or finish unanswered
+      const values = (await withTimeout(Promise.all(pending), 180_000, '60 increments')).filter(
+        (v): v is number => v !== undefined,
+      );
+      assert.is(new Set(values).size, values.length, `each answered value given once (${values.length} answered)`);
+      const final = (await increment(b.gateway, 'killed')).value - 1; // this one counted after all the others
+      assert.ok(
+        final >= values.length && final <= 60,
+        `the count ${final}: at least the ${values.length} answered, at most 60`,
+      );
+      assert.ok(
+        values.every((v) => v <= final),
+        'no answered value past the count',
+      );
+    },
+  );
 }
 
 hosts.run();
