@@ -6,6 +6,7 @@ import { benchHttp } from './http-roundtrip.js';
 import { benchInvoke } from './invoke.js';
 import { benchLambda } from './lambda.js';
 import { benchNats } from './nats.js';
+import { benchNatsStore } from './nats-store.js';
 import { benchNatsStream } from './nats-stream.js';
 import { benchRunExit } from './run-exit.js';
 import { benchSourceMaps } from './source-maps.js';
@@ -39,6 +40,10 @@ const benches: [string, () => Promise<string[]>][] = [
   [
     'NATS: transport vs bare request/reply, JetStream-triggered invocations, registry delete markers',
     () => benchNats(),
+  ],
+  [
+    'NATS store: get/set p50 from a warm function vs nats.js KV directly; the counter example, 100 concurrent invocations',
+    () => benchNatsStore(),
   ],
   ['NATS stream: a server stream of 100,000 items vs a bare request with many replies', () => benchNatsStream()],
   ['one-shot exit: micro-fn run over NATS vs over HTTP, from the reply to the exit', () => benchRunExit()],

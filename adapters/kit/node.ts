@@ -50,7 +50,7 @@ export async function bundleNode(options: NodeBundleOptions): Promise<Built> {
     plugins: [
       virtualEntry('micro-fn-entry', options.contents, dirname(options.entry)),
       selfPlugin(root),
-      pluginsPlugin(options.plugins, root),
+      pluginsPlugin(options.plugins, root, options.define),
     ],
   });
   const inputs = Object.keys(metafile.inputs)

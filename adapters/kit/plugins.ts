@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
+import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
 import type { Env, Platform, PluginDescriptor } from '../../runtime/core/index.js';
 import { pluginModules } from '../../runtime/plugins/catalog.js';
 import { available, selectPlugins } from '../../runtime/plugins/resolve.js';
@@ -36,9 +37,17 @@ export function selected(selection: PluginSelection): PluginDescriptor[] {
   );
 }
 
-/** The esbuild plugin that carries `selection`'s plugins and their packages. */
-export function pluginsPlugin(selection: PluginSelection, root = packageRoot()): Plugin {
-  const chosen = new Set(selected(selection));
+/**
+ * The esbuild plugin that carries `selection`'s plugins and their packages; no store plugin (nor its client) when
+ * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts).
+ */
+export function pluginsPlugin(
+  selection: PluginSelection,
+  root = packageRoot(),
+  define?: Record<string, string>,
+): Plugin {
+  const noStore = define?.[BUILD_CONSTANTS.noStore] === 'true';
+  const chosen = new Set(selected(selection).filter((d) => !(noStore && d.kind === 'store')));
   const catalog = join(root, 'runtime', 'plugins', 'catalog.ts');
   const lines: string[] = [];
   const folders: string[] = [];
@@ -50,7 +59,7 @@ export function pluginsPlugin(selection: PluginSelection, root = packageRoot()):
     lines.push(
       `import { ${names.join(', ')} } from ${JSON.stringify(join(root, 'runtime', 'plugins', folder, 'plugin.ts'))};`,
     );
-    folders.push(`${folder}: { ${names.join(', ')} }`);
+    folders.push(`${JSON.stringify(folder)}: { ${names.join(', ')} }`); // a folder may be `cloudflare-kv`
   }
   const describe = [...chosen].map((d) => `${d.kind} ${d.name}`).join(', ');
   lines.push(`export const pluginModules = { ${folders.join(', ')} };`);

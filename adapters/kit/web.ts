@@ -82,7 +82,7 @@ export async function bundleWeb(options: WebBundleOptions): Promise<WebBundle> {
     plugins: [
       virtualEntry(ENTRY, options.contents, dirname(options.entry)),
       selfPlugin(root),
-      pluginsPlugin({ platform: 'web', env: options.env }, root),
+      pluginsPlugin({ platform: 'web', env: options.env }, root, options.define),
       nodeBuiltins(builtins),
     ],
   });

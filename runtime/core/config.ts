@@ -8,7 +8,7 @@ export interface RuntimeConfig {
   /** `MICRO_BROKER`: memory | local | nats | jetstream. */
   broker: string | undefined;
   brokerAddress: string | undefined;
-  /** `MICRO_STORE`: memory | local (the key-value store of `ctx.store`). */
+  /** `MICRO_STORE`: memory | local | nats | cloudflare-kv (the key-value store of `ctx.store`). */
   store: string | undefined;
   storeAddress: string | undefined;
   /** `MICRO_TRANSPORT`: what a standalone function listens with, http (default) | nats. */

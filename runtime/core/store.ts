@@ -216,7 +216,7 @@ function refuseWithoutCas(backend: StoreBackend): void {
     throw new MicroError(
       STORE_ERROR,
       501,
-      'this store (MICRO_STORE) has no compare-and-set: write without revision, or choose a store that has one (local, memory)',
+      'this store (MICRO_STORE) has no compare-and-set: write without revision, or choose a store that has one (local, memory, nats)',
     );
 }
 

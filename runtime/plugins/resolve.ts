@@ -119,7 +119,8 @@ export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] 
   const chosen: PluginDescriptor[] = [];
   const registry = choose('registry', config.registry, platform);
   const broker = choose('broker', config.broker, platform);
-  const store = choose('store', config.store, platform);
+  // A bundle built without the store (its function never touches ctx.store) carries no store plugin to choose.
+  const store = globalThis.__MICRO_FN_NO_STORE__ ? undefined : choose('store', config.store, platform);
   if (registry) chosen.push(registry);
   if (broker) chosen.push(broker);
   if (store) chosen.push(store);

@@ -14,4 +14,5 @@ export {
   type NatsConnectionSource,
 } from './broker.js';
 export * from './jetstream.js';
+export { NatsStore, createNatsStore, type NatsStoreOptions } from './store.js';
 export { STREAM_HEARTBEAT, STREAM_IDLE_LIMIT, STREAM_WINDOW, type NatsStreamOptions } from './stream.js';

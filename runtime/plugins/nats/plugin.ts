@@ -5,7 +5,14 @@
  * addresses there are `ws://` or `wss://` (nats-server's websocket listener).
  */
 import { ConfigError, type RuntimeConfig } from '../../core/config.js';
-import type { BrokerPlugin, Platform, PluginContext, RegistryPlugin, TransportPlugin } from '../../core/plugin.js';
+import type {
+  BrokerPlugin,
+  Platform,
+  PluginContext,
+  RegistryPlugin,
+  StorePlugin,
+  TransportPlugin,
+} from '../../core/plugin.js';
 
 const platforms: readonly Platform[] = ['node', 'web'];
 const packages = { nats: { web: 'nats.ws' } } as const;
@@ -47,6 +54,8 @@ const registryAddress = (c: PluginContext) =>
   address(c, 'MICRO_REGISTRY_ADDRESS', c.config.registryAddress, c.config.brokerAddress);
 const brokerAddress = (c: PluginContext) =>
   address(c, 'MICRO_BROKER_ADDRESS', c.config.brokerAddress, c.config.registryAddress);
+const storeAddress = (c: PluginContext) =>
+  address(c, 'MICRO_STORE_ADDRESS', c.config.storeAddress, c.config.registryAddress ?? c.config.brokerAddress);
 
 export const natsRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -98,4 +107,15 @@ export const natsTransport: TransportPlugin = {
     if (c.platform === 'web' && configured === undefined) registryAddress(c); // throws the ConfigError that says what to set
     return (await import('./transport.js')).createNatsTransport({ address: configured });
   },
+};
+
+export const natsStore: StorePlugin = {
+  kind: 'store',
+  name: 'nats',
+  summary:
+    'a JetStream KV bucket (micro_fn_store) every host shares: strongly consistent, atomic compare-and-set, TTLs',
+  platforms,
+  packages,
+  check: (c) => void storeAddress(c),
+  create: async (c) => (await import('./store.js')).createNatsStore({ address: storeAddress(c) }),
 };

@@ -63,7 +63,19 @@ select('carries the store MICRO_STORE names, on the Web only when named', () => 
   ]);
   assert.equal(names({ MICRO_STORE: 'memory' }, 'web'), ['store memory', 'transport http']);
   assert.throws(() => names({ MICRO_STORE: 'local' }, 'web'), /MICRO_STORE=local does not run on web/);
-  assert.throws(() => names({ MICRO_STORE: 'redis' }, 'node'), /MICRO_STORE must be one of local, memory; got "redis"/);
+  assert.throws(
+    () => names({ MICRO_STORE: 'redis' }, 'node'),
+    /MICRO_STORE must be one of local, memory, nats; got "redis"/,
+  );
+  assert.throws(
+    () => names({ MICRO_STORE: 'cloudflare-kv' }, 'node'),
+    /MICRO_STORE=cloudflare-kv does not run on node/,
+  );
+  assert.equal(names({ MICRO_STORE: 'cloudflare-kv' }, 'web'), ['store cloudflare-kv', 'transport http']);
+  // The NATS store: its own address, else the registry's; on the Web over WebSocket only.
+  assert.ok(names({ MICRO_STORE: 'nats' }, 'node').includes('store nats'));
+  assert.throws(() => names({ MICRO_STORE: 'nats' }, 'web'), /set MICRO_STORE_ADDRESS to ws:\/\/host:port/);
+  assert.ok(names({ MICRO_STORE: 'nats', MICRO_STORE_ADDRESS: 'wss://n.example.com' }, 'web').includes('store nats'));
 });
 
 select('carries the NATS transport only when the configuration uses NATS', () => {
