@@ -11,6 +11,8 @@ export interface RuntimeConfig {
   /** `MICRO_STORE`: memory | local (the key-value store of `ctx.store`). */
   store: string | undefined;
   storeAddress: string | undefined;
+  /** `MICRO_SYNC`: memory | local (the locks and elections of `ctx.sync`). */
+  sync: string | undefined;
   /** `MICRO_TRANSPORT`: what a standalone function listens with, http (default) | nats. */
   transport: string | undefined;
   /** `MICRO_SERVER_ADDRESS`, e.g. `127.0.0.1:0`. */
@@ -47,6 +49,7 @@ export function readConfig(env: Env): RuntimeConfig {
     brokerAddress: nonEmpty(env.MICRO_BROKER_ADDRESS),
     store: nonEmpty(env.MICRO_STORE),
     storeAddress: nonEmpty(env.MICRO_STORE_ADDRESS),
+    sync: nonEmpty(env.MICRO_SYNC),
     transport: nonEmpty(env.MICRO_TRANSPORT),
     serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
     registerTtl: ttl,
