@@ -138,7 +138,7 @@ class StoreSync implements Sync {
 
   async leader(name: string, options: LeaderOptions = {}): Promise<Leadership> {
     const lease = await this.#acquire('leader', name, options);
-    return {
+    const term: Leadership = {
       name,
       token: lease.token,
       signal: lease.signal,
@@ -146,8 +146,8 @@ class StoreSync implements Sync {
         return lease.held;
       },
       resign: () => lease.release(),
-      [asyncDispose]: () => lease.release(),
-    } as Leadership;
+    };
+    return disposable(term, () => lease.release());
   }
 
   namespace(name: string): Sync {
@@ -216,9 +216,6 @@ interface HeldOptions {
   onLoss?: (reason: MicroError) => void;
 }
 
-// `await using` calls this; Symbol.asyncDispose is in Node 20+, Deno and workerd, not in every TypeScript lib.
-const asyncDispose: symbol = (Symbol as { asyncDispose?: symbol }).asyncDispose ?? Symbol.for('Symbol.asyncDispose');
-
 class HeldLease implements Lease {
   readonly key: string;
   readonly token: number;
@@ -241,6 +238,7 @@ class HeldLease implements Lease {
     this.token = options.revision;
     this.#revision = options.revision;
     this.#expires = options.sent + options.ttl;
+    disposable(this, () => this.release());
     this.#schedule();
   }
 
@@ -263,10 +261,6 @@ class HeldLease implements Lease {
     } catch (err) {
       if (!isConflict(err)) throw err; // a conflict: it had expired, and maybe another holds it now; leave theirs
     }
-  }
-
-  [asyncDispose](): Promise<void> {
-    return this.release();
   }
 
   /** Renews a third of the TTL from the last write; gives up at the expiry. */
@@ -330,6 +324,17 @@ function checkSyncNamespace(name: unknown): asserts name is string {
       SYNC_ERROR,
       `a sync namespace is at most ${MAX_SYNC_NAMESPACE_LENGTH} characters; got ${name.length}`,
     );
+}
+
+/**
+ * `target`, given up by `await using` (Symbol.asyncDispose: Node 20+, Deno, workerd; not in this project's TypeScript
+ * lib, so it is added here rather than declared on the class, which also keeps the class free of side effects for
+ * bundlers that drop it from functions that never lock).
+ */
+function disposable<T extends object>(target: T, dispose: () => Promise<void>): T {
+  const key = (Symbol as { asyncDispose?: symbol }).asyncDispose;
+  if (key) Object.defineProperty(target, key, { value: dispose });
+  return target;
 }
 
 /** A timer that does not keep a process alive by itself (Node); elsewhere timers have no such notion. */

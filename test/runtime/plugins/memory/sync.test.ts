@@ -35,3 +35,21 @@ skew(
 );
 
 skew.run();
+
+// ---
+
+const dispose = suite('a Lease and a Leadership under await using');
+
+dispose('give themselves up through Symbol.asyncDispose (2 of 2 released)', async () => {
+  const sync = createSync(async () => createMemorySync(), 'disposed');
+  const key = (Symbol as { asyncDispose?: symbol }).asyncDispose;
+  assert.ok(key, 'this Node has Symbol.asyncDispose');
+  const lease = await sync.lock('k', { ttl: 1000 });
+  const term = await sync.leader('l', { ttl: 1000 });
+  for (const held of [lease, term]) await (held as unknown as Record<symbol, () => Promise<void>>)[key!]!();
+  assert.ok(!lease.held && !term.held, 'both released');
+  await (await sync.lock('k', { wait: 0 })).release();
+  await (await sync.leader('l', { wait: 0 })).resign();
+});
+
+dispose.run();
