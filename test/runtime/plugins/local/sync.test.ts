@@ -49,9 +49,12 @@ syncContract('local sync contract (two micro-fn serve processes on one MICRO_FN_
     }
     const registry = createFileRegistry({ home: scratch.home });
     const transport = createHttpTransport();
-    const hosts = addresses.map((a) =>
-      createLocalSync({ registry: onlyServe(registry, a), transport, home: scratch.home }),
-    );
+    const views = addresses.map((a) => onlyServe(registry, a));
+    for (const [i, view] of views.entries()) {
+      const nodes = (await view.getService(RUNTIME_SERVICE)).flatMap((r) => r.nodes.map((n) => n.address));
+      if (nodes.length !== 1) throw new Error(`host ${i} sees ${nodes.length} serve nodes, not 1: ${nodes.join(' ')}`);
+    }
+    const hosts = views.map((view) => createLocalSync({ registry: view, transport, home: scratch.home }));
     const holders: ReturnType<typeof spawn>[] = [];
     return {
       hosts: 2,
