@@ -11,8 +11,9 @@ export interface RuntimeConfig {
   /** `MICRO_STORE`: memory | local (the key-value store of `ctx.store`). */
   store: string | undefined;
   storeAddress: string | undefined;
-  /** `MICRO_SYNC`: memory | local (the locks and elections of `ctx.sync`). */
+  /** `MICRO_SYNC`: memory | local | nats (the locks and elections of `ctx.sync`). */
   sync: string | undefined;
+  syncAddress: string | undefined;
   /** `MICRO_TRANSPORT`: what a standalone function listens with, http (default) | nats. */
   transport: string | undefined;
   /** `MICRO_SERVER_ADDRESS`, e.g. `127.0.0.1:0`. */
@@ -50,6 +51,7 @@ export function readConfig(env: Env): RuntimeConfig {
     store: nonEmpty(env.MICRO_STORE),
     storeAddress: nonEmpty(env.MICRO_STORE_ADDRESS),
     sync: nonEmpty(env.MICRO_SYNC),
+    syncAddress: nonEmpty(env.MICRO_SYNC_ADDRESS),
     transport: nonEmpty(env.MICRO_TRANSPORT),
     serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
     registerTtl: ttl,

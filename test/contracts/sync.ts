@@ -9,6 +9,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MicroError, errors } from '../../runtime/core/errors.js';
 import { SYNC_HELD, SYNC_LOST, createSync, type Lease, type Sync, type SyncBackend } from '../../runtime/core/sync.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { rejects, sleep, withTimeout } from '../helpers.js';
 
 /** A holder in a process of its own, holding `key` until it is killed. */
@@ -29,6 +32,53 @@ export interface SyncFixture {
   /** Starts a process that takes lock `key` of `namespace` with `ttl` (plugins with processes to kill). */
   holder?(namespace: string, key: string, ttl: number): Promise<ProcessHolder>;
   cleanup(): Promise<void>;
+}
+
+const HOLD = fileURLToPath(new URL('../fixtures/sync-holder/hold.ts', import.meta.url));
+
+/**
+ * Starts test/fixtures/sync-holder/hold.ts: a process of its own that takes the lock on `plugin` (local: serve of the
+ * MICRO_FN_HOME `where`; nats: the server at `where`) and holds it until killed. `children` collects it for cleanup.
+ */
+export async function startHolder(
+  children: ChildProcess[],
+  plugin: 'local' | 'nats',
+  where: string,
+  namespace: string,
+  key: string,
+  ttl: number,
+): Promise<ProcessHolder> {
+  const child = spawn(process.execPath, ['--import', 'tsx', HOLD, plugin, where, namespace, key, `${ttl}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  let out = '';
+  const line = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d;
+        if (out.includes('\n')) resolve(out.split('\n')[0]!);
+      });
+      child.on('exit', (code) => reject(new Error(`the holder exited with ${code} before holding`)));
+    }),
+    20_000,
+    'the holder taking the lock',
+  );
+  const { token, before } = JSON.parse(line) as { token: number; before: number };
+  return {
+    token,
+    before,
+    async kill() {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** SIGKILLs the holders still running. */
+export function killHolders(children: ChildProcess[]): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 }
 
 interface Context {

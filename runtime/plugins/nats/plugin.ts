@@ -5,7 +5,14 @@
  * addresses there are `ws://` or `wss://` (nats-server's websocket listener).
  */
 import { ConfigError, type RuntimeConfig } from '../../core/config.js';
-import type { BrokerPlugin, Platform, PluginContext, RegistryPlugin, TransportPlugin } from '../../core/plugin.js';
+import type {
+  BrokerPlugin,
+  Platform,
+  PluginContext,
+  RegistryPlugin,
+  SyncPlugin,
+  TransportPlugin,
+} from '../../core/plugin.js';
 
 const platforms: readonly Platform[] = ['node', 'web'];
 const packages = { nats: { web: 'nats.ws' } } as const;
@@ -98,4 +105,17 @@ export const natsTransport: TransportPlugin = {
     if (c.platform === 'web' && configured === undefined) registryAddress(c); // throws the ConfigError that says what to set
     return (await import('./transport.js')).createNatsTransport({ address: configured });
   },
+};
+
+const syncAddress = (c: PluginContext) =>
+  address(c, 'MICRO_SYNC_ADDRESS', c.config.syncAddress, c.config.registryAddress ?? c.config.brokerAddress);
+
+export const natsSync: SyncPlugin = {
+  kind: 'sync',
+  name: 'nats',
+  summary: 'locks on a JetStream KV bucket (micro_fn_sync), expiry judged by the server clock: every host shares them',
+  platforms,
+  packages,
+  check: (c) => void syncAddress(c),
+  create: async (c) => (await import('./sync.js')).createNatsSync({ address: syncAddress(c) }),
 };

@@ -73,7 +73,10 @@ select('carries the sync MICRO_SYNC names, on the Web only when named', () => {
   assert.not.ok(names({ MICRO_SYNC: 'memory' }, 'node').includes('sync local'), 'one sync plugin');
   assert.equal(names({ MICRO_SYNC: 'memory' }, 'web'), ['sync memory', 'transport http']);
   assert.throws(() => names({ MICRO_SYNC: 'local' }, 'web'), /MICRO_SYNC=local does not run on web/);
-  assert.throws(() => names({ MICRO_SYNC: 'redis' }, 'node'), /MICRO_SYNC must be one of local, memory; got "redis"/);
+  assert.throws(
+    () => names({ MICRO_SYNC: 'redis' }, 'node'),
+    /MICRO_SYNC must be one of local, memory, nats; got "redis"/,
+  );
 });
 
 select('carries the NATS transport only when the configuration uses NATS', () => {

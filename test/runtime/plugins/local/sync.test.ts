@@ -4,17 +4,14 @@
  * holder is a process of its own (test/fixtures/sync-holder/hold.ts), SIGKILLed while it holds the lock. Needs
  * `npm run build`.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import type { Registry, ServiceRecord } from '../../../../runtime/core/registry.js';
 import { createHttpTransport } from '../../../../runtime/plugins/http/index.js';
 import { RUNTIME_SERVICE } from '../../../../runtime/plugins/local/protocol.js';
 import { createFileRegistry } from '../../../../runtime/plugins/local/registry.js';
 import { createLocalSync } from '../../../../runtime/plugins/local/sync.js';
-import { root, start, tempHome, type Running } from '../../../cli/helpers.js';
-import { syncContract } from '../../../contracts/sync.js';
-import { withTimeout } from '../../../helpers.js';
+import { start, tempHome, type Running } from '../../../cli/helpers.js';
+import { killHolders, startHolder, syncContract } from '../../../contracts/sync.js';
 
 /** `registry`, showing only the serve at `address` as the runtime service: a client of that host alone. */
 function onlyServe(registry: Registry, address: string): Registry {
@@ -55,40 +52,13 @@ syncContract('local sync contract (two micro-fn serve processes on one MICRO_FN_
       if (nodes.length !== 1) throw new Error(`host ${i} sees ${nodes.length} serve nodes, not 1: ${nodes.join(' ')}`);
     }
     const hosts = views.map((view) => createLocalSync({ registry: view, transport, home: scratch.home }));
-    const holders: ReturnType<typeof spawn>[] = [];
+    const holders: ChildProcess[] = [];
     return {
       hosts: 2,
       backend: (host) => hosts[host]!,
-      async holder(namespace, key, ttl) {
-        const child = spawn(
-          process.execPath,
-          ['--import', 'tsx', join(root, 'test/fixtures/sync-holder/hold.ts'), scratch.home, namespace, key, `${ttl}`],
-          { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
-        );
-        holders.push(child);
-        let out = '';
-        child.stdout!.on('data', (d: Buffer) => (out += d));
-        const line = await withTimeout(
-          new Promise<string>((resolve, reject) => {
-            child.stdout!.on('data', () => out.includes('\n') && resolve(out.split('\n')[0]!));
-            child.on('exit', (code) => reject(new Error(`the holder exited with ${code} before holding`)));
-          }),
-          20_000,
-          'the holder taking the lock',
-        );
-        const { token, before } = JSON.parse(line) as { token: number; before: number };
-        return {
-          token,
-          before,
-          async kill() {
-            const exited = once(child, 'exit');
-            child.kill('SIGKILL');
-            await exited;
-          },
-        };
-      },
+      holder: (namespace, key, ttl) => startHolder(holders, 'local', scratch.home, namespace, key, ttl),
       async cleanup() {
-        for (const h of holders) if (h.exitCode === null && h.signalCode === null) h.kill('SIGKILL');
+        killHolders(holders);
         await stop();
         await Promise.allSettled([transport.close(), registry.close?.()]);
         scratch.cleanup();
