@@ -27,7 +27,7 @@ class LedgerHandler {
     const hold = req?.hold ?? 0;
     if (typeof hold !== 'number' || !(hold >= 0 && hold <= 5000))
       throw errors.badRequest(ctx.service, 'hold must be a number of milliseconds from 0 to 5000');
-    // `await using lease = ...` does the same where TypeScript's lib has esnext.disposable.
+    // `await using lease = ...` does the same (TypeScript 5.2+ with @types/node or the esnext.disposable lib).
     const lease = await ctx.sync.lock('ledger', { ttl: 5000 });
     try {
       const read = await ctx.store.get<Ledger>('ledger');

@@ -53,10 +53,21 @@ export interface LeaderOptions extends LockOptions {
 }
 
 /**
+ * `[Symbol.asyncDispose]()`, so that `await using` type-checks, where the TypeScript lib knows the symbol
+ * (esnext.disposable); nothing where it does not (this project's own lib). Every lease and term has the method at
+ * run time wherever the platform has the symbol (Node 20+, Deno, workerd).
+ */
+export type AsyncDisposableWhereKnown = SymbolConstructor extends { readonly asyncDispose: infer S extends symbol }
+  ? { [K in S]: () => Promise<void> }
+  : unknown;
+
+/**
  * A held lock. Renewed while held; `release()` (or `await using`) gives it up, and a holder that stops is given up at
  * the TTL.
  */
-export interface Lease {
+export type Lease = LeaseState & AsyncDisposableWhereKnown;
+
+export interface LeaseState {
   /** The lock's key. */
   readonly key: string;
   /** The fencing token: greater than every earlier holder's of this key. Send it with what the lock protects. */
@@ -69,8 +80,10 @@ export interface Lease {
   release(): Promise<void>;
 }
 
-/** A won election: a lease on the leadership of `name`. */
-export interface Leadership {
+/** A won election: a lease on the leadership of `name`; `await using` resigns it. */
+export type Leadership = LeadershipState & AsyncDisposableWhereKnown;
+
+export interface LeadershipState {
   readonly name: string;
   /** The fencing token of this term: greater than every earlier leader's of `name`. */
   readonly token: number;
@@ -132,13 +145,13 @@ class StoreSync implements Sync {
     this.#signal = signal;
   }
 
-  lock(key: string, options: LockOptions = {}): Promise<Lease> {
-    return this.#acquire('lock', key, options);
+  async lock(key: string, options: LockOptions = {}): Promise<Lease> {
+    return (await this.#acquire('lock', key, options)) as unknown as Lease;
   }
 
   async leader(name: string, options: LeaderOptions = {}): Promise<Leadership> {
     const lease = await this.#acquire('leader', name, options);
-    const term: Leadership = {
+    const term: LeadershipState = {
       name,
       token: lease.token,
       signal: lease.signal,
@@ -147,7 +160,7 @@ class StoreSync implements Sync {
       },
       resign: () => lease.release(),
     };
-    return disposable(term, () => lease.release());
+    return disposable(term, () => lease.release()) as unknown as Leadership;
   }
 
   namespace(name: string): Sync {
@@ -216,7 +229,7 @@ interface HeldOptions {
   onLoss?: (reason: MicroError) => void;
 }
 
-class HeldLease implements Lease {
+class HeldLease implements LeaseState {
   readonly key: string;
   readonly token: number;
   readonly #o: HeldOptions;

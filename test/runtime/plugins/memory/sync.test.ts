@@ -40,16 +40,24 @@ skew.run();
 
 const dispose = suite('a Lease and a Leadership under await using');
 
-dispose('give themselves up through Symbol.asyncDispose (2 of 2 released)', async () => {
-  const sync = createSync(async () => createMemorySync(), 'disposed');
-  const key = (Symbol as { asyncDispose?: symbol }).asyncDispose;
-  assert.ok(key, 'this Node has Symbol.asyncDispose');
-  const lease = await sync.lock('k', { ttl: 1000 });
-  const term = await sync.leader('l', { ttl: 1000 });
-  for (const held of [lease, term]) await (held as unknown as Record<symbol, () => Promise<void>>)[key!]!();
-  assert.ok(!lease.held && !term.held, 'both released');
-  await (await sync.lock('k', { wait: 0 })).release();
-  await (await sync.leader('l', { wait: 0 })).resign();
+dispose('give themselves up at the end of their block (2 of 2 released)', async () => {
+  const backend = createMemorySync();
+  const sync = createSync(async () => backend, 'disposed');
+  let tokens: number[] = [];
+  {
+    await using lease = await sync.lock('k', { ttl: 1000 });
+    await using term = await sync.leader('l', { ttl: 1000 });
+    tokens = [lease.token, term.token];
+    assert.ok(lease.held && term.held, 'held inside the block');
+  }
+  const lease = await sync.lock('k', { wait: 0 });
+  const term = await sync.leader('l', { wait: 0 });
+  assert.ok(
+    lease.token > tokens[0]! && term.token > tokens[1]!,
+    `both were free again after the block: ${lease.token} ${term.token} after ${tokens.join(' ')}`,
+  );
+  await lease.release();
+  await term.resign();
 });
 
 dispose.run();
