@@ -14,6 +14,7 @@ import { benchSpawner } from './spawner.js';
 import { benchServeStream } from './serve-stream.js';
 import { benchStream } from './stream.js';
 import { benchStore } from './store.js';
+import { benchSync } from './sync.js';
 import { benchWebSocket } from './websocket.js';
 import { benchObserve } from './observe.js';
 import { benchTrace } from './trace.js';
@@ -35,6 +36,7 @@ const benches: [string, () => Promise<string[]>][] = [
     'store: get/set p50 from a warm function vs lmdb directly; the counter example, 100 concurrent invocations',
     () => benchStore(),
   ],
+  ['sync: lock + release vs the same store writes (local, nats), a handover to a waiter', () => benchSync()],
   ['serve --auth vs no --auth: warm-call latency and throughput through the gateway', () => benchAuth()],
   ['tracing exporting vs off: warm-call latency through the gateway', () => benchTrace()],
   [

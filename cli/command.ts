@@ -75,6 +75,11 @@ export const storeOption = {
   store: { type: 'string', value: 'NAME', description: 'the store of ctx.store: {store} (env MICRO_STORE)' },
 } as const satisfies Record<string, OptionSpec>;
 
+/** The locks of `ctx.sync`, mirroring MICRO_SYNC. */
+export const syncOption = {
+  sync: { type: 'string', value: 'NAME', description: 'the locks of ctx.sync: {sync} (env MICRO_SYNC)' },
+} as const satisfies Record<string, OptionSpec>;
+
 /** What a standalone function listens with, mirroring MICRO_TRANSPORT. */
 export const transportOption = {
   transport: { type: 'string', value: 'NAME', description: 'listen with http (default) or nats (env MICRO_TRANSPORT)' },
@@ -119,13 +124,15 @@ export function parse(command: Command, argv: string[], sections: OptionSection[
 }
 
 /**
- * The help text. `{registry}`, `{broker}` and `{store}` in a description become the plugins the descriptors list, read only
+ * The help text. `{registry}`, `{broker}`, `{store}` and `{sync}` in a description become the plugins the descriptors list, read only
  * here: a command that does not show help does not load them.
  */
 export async function help(command: Command, sections: OptionSection[] = []): Promise<string> {
   const { pluginNames } = await import('../runtime/plugins/resolve.js');
   const names = (text: string) =>
-    text.replace(/\{(registry|broker|store)\}/g, (_, kind: 'registry' | 'broker' | 'store') => pluginNames(kind));
+    text.replace(/\{(registry|broker|store|sync)\}/g, (_, kind: 'registry' | 'broker' | 'store' | 'sync') =>
+      pluginNames(kind),
+    );
   const examples = [...(command.examples ?? []), ...sections.flatMap((s) => s.examples ?? [])];
   const rows = (options: Record<string, OptionSpec>) =>
     Object.entries(options).map(([name, o]) => {
@@ -164,6 +171,7 @@ export function envWithFlags(
     address: 'MICRO_SERVER_ADDRESS',
     transport: 'MICRO_TRANSPORT',
     store: 'MICRO_STORE',
+    sync: 'MICRO_SYNC',
   };
   for (const [flag, name] of Object.entries(map)) {
     const value = values[flag];

@@ -13,7 +13,7 @@ import {
   sourceMapOption,
   defineCommand,
 } from './command.js';
-import { storeOption } from './command.js';
+import { storeOption, syncOption } from './command.js';
 import { loadFunction } from './load.js';
 import { exitCode, write } from './output.js';
 
@@ -57,6 +57,7 @@ export const command = defineCommand({
     ...sourceMapOption,
     ...pluginOptions,
     ...storeOption,
+    ...syncOption,
   },
   examples: [
     `micro-fn invoke examples/helloworld Greeter.Hello '{"name":"Ada"}'`,

@@ -1,6 +1,6 @@
 import { UserError } from '../runtime/core/errors.js';
 import { duration, envWithFlags, pluginOptions, sourceMapOption, transportOption, defineCommand } from './command.js';
-import { storeOption } from './command.js';
+import { storeOption, syncOption } from './command.js';
 import { loadFunction } from './load.js';
 import { exitCode, write } from './output.js';
 
@@ -51,6 +51,7 @@ export const command = defineCommand({
     ...sourceMapOption,
     ...pluginOptions,
     ...storeOption,
+    ...syncOption,
   },
   examples: [
     'micro-fn run examples/helloworld',

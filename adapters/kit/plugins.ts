@@ -32,7 +32,7 @@ export interface PluginSelection {
 /** The descriptors a selection carries. */
 export function selected(selection: PluginSelection): PluginDescriptor[] {
   if (selection.env) return selectPlugins(selection.env, selection.platform);
-  return (['registry', 'broker', 'transport', 'exporter', 'store'] as const).flatMap((kind) =>
+  return (['registry', 'broker', 'transport', 'exporter', 'store', 'sync'] as const).flatMap((kind) =>
     available(kind, selection.platform),
   );
 }

@@ -1,6 +1,7 @@
 /**
  * What a function's bundle leaves out because the function never uses it (runtime/core/build-constants.ts): the
- * stream machinery when it neither serves nor calls a stream, the store when it never touches `ctx.store`.
+ * stream machinery when it neither serves nor calls a stream, the store when it never touches `ctx.store`, locks when
+ * it never touches `ctx.sync`.
  * Build-time only.
  */
 import { readFileSync } from 'node:fs';
@@ -24,6 +25,8 @@ const OPTIONAL: Optional[] = [
   { constant: BUILD_CONSTANTS.noStreams, served: servesStreams, used: /\.stream\s*[<(]/ },
   // `ctx.store`, or `store` destructured from the context: `({ store }) =>`, `{ store: kv, client }`.
   { constant: BUILD_CONSTANTS.noStore, served: () => false, used: /\.store\b|[{,]\s*store\s*[,}:]/ },
+  // `ctx.sync`, or `sync` destructured from the context.
+  { constant: BUILD_CONSTANTS.noSync, served: () => false, used: /\.sync\b|[{,]\s*sync\s*[,}:]/ },
 ];
 
 /**

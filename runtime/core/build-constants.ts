@@ -17,6 +17,8 @@ declare global {
   var __MICRO_FN_NO_STREAMS__: true | undefined;
   /** Set by builds of a function whose own sources never touch `ctx.store`: the bundle carries no store code. */
   var __MICRO_FN_NO_STORE__: true | undefined;
+  /** Set by builds of a function whose own sources never touch `ctx.sync`: the bundle carries no lock code. */
+  var __MICRO_FN_NO_SYNC__: true | undefined;
 }
 
 /** The names, as a build passes them to esbuild's `define`. */
@@ -24,11 +26,16 @@ export const BUILD_CONSTANTS = {
   noListener: 'globalThis.__MICRO_FN_NO_LISTENER__',
   noStreams: 'globalThis.__MICRO_FN_NO_STREAMS__',
   noStore: 'globalThis.__MICRO_FN_NO_STORE__',
+  noSync: 'globalThis.__MICRO_FN_NO_SYNC__',
 } as const;
 
 /** What a bundle built without the store says when `ctx.store` is used anyway. */
 export const NO_STORE =
   'this bundle was built without the store (its sources never use `ctx.store` or a destructured `store`): build it again';
+
+/** What a bundle built without sync says when `ctx.sync` is used anyway. */
+export const NO_SYNC =
+  'this bundle was built without sync (its sources never use `ctx.sync` or a destructured `sync`): build it again';
 
 /** What a bundle built without streams says when one is asked of it anyway. */
 export const NO_STREAMS =

@@ -11,6 +11,7 @@ import { UnreachableNodes } from './unreachable-nodes.js';
 import { NO_STREAMS } from './build-constants.js';
 import { EncodedRequest, Outbox, StreamCall, notAgain, type ClientStream } from './client-stream.js';
 import { STORE_ERROR, type StoreBackend } from './store.js';
+import { SYNC_ERROR, type SyncBackend } from './sync.js';
 
 /** The stream machinery; a bundle built without streams carries none of it (build-constants.ts). */
 const streaming = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { EncodedRequest, Outbox, StreamCall, notAgain };
@@ -54,9 +55,11 @@ export interface ClientOptions {
    * process whose handler never calls out never loads them. Give a memoised function: clients made with
    * `with()` share it.
    */
-  load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports' | 'store'>>;
+  load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports' | 'store' | 'sync'>>;
   /** Opens the host's store plugin (`MICRO_STORE`) on first use: what a handler's `ctx.store` runs on. */
   store?: () => Promise<StoreBackend>;
+  /** Opens the host's sync plugin (`MICRO_SYNC`) on first use: what a handler's `ctx.sync` runs on. */
+  sync?: () => Promise<SyncBackend>;
   /**
    * Records each call (a client span) and publish (a producer span), children of the `traceparent` in the metadata
    * it sends (a handler's client carries its invocation's), and sends the new span's context on instead. Without
@@ -154,6 +157,7 @@ export class Client {
       registry: o.registry ?? loaded.registry,
       broker: o.broker ?? loaded.broker,
       store: o.store ?? loaded.store,
+      sync: o.sync ?? loaded.sync,
       transports,
     };
     this.#addTransports(loaded.transports);
@@ -168,6 +172,19 @@ export class Client {
         STORE_ERROR,
         501,
         'no store is configured here: set MICRO_STORE (memory, local: see micro-fn serve --help)',
+      );
+    return open();
+  }
+
+  /** The host's sync plugin, opened on first use (`ctx.sync` runs on it); a 501 when the host has none. */
+  async syncBackend(): Promise<SyncBackend> {
+    if (this.#options.load) await this.#ready();
+    const open = this.#options.sync;
+    if (!open)
+      throw new MicroError(
+        SYNC_ERROR,
+        501,
+        'no sync is configured here: set MICRO_SYNC (memory, local: see micro-fn serve --help)',
       );
     return open();
   }

@@ -11,6 +11,9 @@ export interface RuntimeConfig {
   /** `MICRO_STORE`: memory | local | nats | cloudflare-kv (the key-value store of `ctx.store`). */
   store: string | undefined;
   storeAddress: string | undefined;
+  /** `MICRO_SYNC`: memory | local | nats (the locks and elections of `ctx.sync`). */
+  sync: string | undefined;
+  syncAddress: string | undefined;
   /** `MICRO_TRANSPORT`: what a standalone function listens with, http (default) | nats. */
   transport: string | undefined;
   /** `MICRO_SERVER_ADDRESS`, e.g. `127.0.0.1:0`. */
@@ -47,6 +50,8 @@ export function readConfig(env: Env): RuntimeConfig {
     brokerAddress: nonEmpty(env.MICRO_BROKER_ADDRESS),
     store: nonEmpty(env.MICRO_STORE),
     storeAddress: nonEmpty(env.MICRO_STORE_ADDRESS),
+    sync: nonEmpty(env.MICRO_SYNC),
+    syncAddress: nonEmpty(env.MICRO_SYNC_ADDRESS),
     transport: nonEmpty(env.MICRO_TRANSPORT),
     serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
     registerTtl: ttl,

@@ -1,5 +1,6 @@
 import type { BrokerMessage, Broker } from './broker.js';
 import type { Store } from './store.js';
+import type { Sync } from './sync.js';
 import type { Client } from './client.js';
 import type { Metadata } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
@@ -71,6 +72,11 @@ export interface BaseContext {
    * `ctx.store.namespace(name)` opens a shared one. Its plugin is opened on the first operation, never before.
    */
   readonly store: Store;
+  /**
+   * Locks with fencing tokens and leader election (`MICRO_SYNC`) in this function's own namespace; waits stop at
+   * this invocation's `signal`. Its plugin is opened on the first lock, never before.
+   */
+  readonly sync: Sync;
   /** Configuration: the process environment, Lambda's environment, or a Worker's `env` bindings. */
   readonly env: Readonly<Record<string, unknown>>;
   /**

@@ -23,3 +23,4 @@ export * from './trace-recorder.js';
 export * from './transport.js';
 export * from './stream.js';
 export * from './store.js';
+export * from './sync.js';

@@ -8,10 +8,11 @@ import type { Broker } from './broker.js';
 import type { Env, RuntimeConfig } from './config.js';
 import type { Registry } from './registry.js';
 import type { StoreBackend } from './store.js';
+import type { SyncBackend } from './sync.js';
 import type { Transport } from './transport.js';
 import type { SpanExporter, Tracer } from './trace.js';
 
-export type PluginKind = 'registry' | 'broker' | 'transport' | 'exporter' | 'store';
+export type PluginKind = 'registry' | 'broker' | 'transport' | 'exporter' | 'store' | 'sync';
 
 /**
  * What a host offers: `node` (a Node process: micro-fn serve's functions, `run`, `invoke`, Lambda) or `web`
@@ -41,7 +42,7 @@ export interface PluginContext {
 
 interface Descriptor<K extends PluginKind, T> {
   kind: K;
-  /** What `MICRO_REGISTRY` / `MICRO_BROKER` / `MICRO_TRANSPORT` / `MICRO_STORE` name it. */
+  /** What `MICRO_REGISTRY` / `MICRO_BROKER` / `MICRO_TRANSPORT` / `MICRO_STORE` / `MICRO_SYNC` name it. */
   name: string;
   /** One line for `--help` and errors. */
   summary: string;
@@ -102,7 +103,14 @@ export interface ExporterPlugin extends Omit<Descriptor<'exporter', SpanExporter
  */
 export type StorePlugin = Descriptor<'store', StoreBackend>;
 
-export type PluginDescriptor = RegistryPlugin | BrokerPlugin | TransportPlugin | ExporterPlugin | StorePlugin;
+/**
+ * Locks and elections (`ctx.sync`, `MICRO_SYNC`): a store with atomic compare-and-set and TTLs that runtime/core/sync.ts
+ * builds them on. `create` runs on a handler's first lock, never at start.
+ */
+export type SyncPlugin = Descriptor<'sync', SyncBackend>;
+
+export type PluginDescriptor =
+  RegistryPlugin | BrokerPlugin | TransportPlugin | ExporterPlugin | StorePlugin | SyncPlugin;
 
 /** A folder's `plugin.ts`, as the catalog imports it: every export a descriptor. */
 export type PluginModule = Readonly<Record<string, PluginDescriptor>>;

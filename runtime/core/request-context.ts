@@ -5,9 +5,10 @@ import { Metadata, PROPAGATED } from './metadata.js';
 import { headers } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
 import type { Span } from './trace.js';
-import { NO_STORE } from './build-constants.js';
+import { NO_STORE, NO_SYNC } from './build-constants.js';
 import { MicroError } from './errors.js';
 import { createStore, type Store } from './store.js';
+import { createSync, type Sync } from './sync.js';
 
 /** What the dispatcher shares with every context it makes. */
 export interface ContextShared {
@@ -31,6 +32,7 @@ export class BaseRequestContext implements BaseContext {
   #client: Client | undefined;
   #controller: AbortController | undefined;
   #store: Store | undefined;
+  #sync: Sync | undefined;
   /** The invocation's recorded span: set by the dispatcher before the handler runs. */
   span: Span | undefined;
 
@@ -70,6 +72,17 @@ export class BaseRequestContext implements BaseContext {
     return globalThis.__MICRO_FN_NO_STORE__
       ? noStore(this.service)
       : (this.#store ??= createStore(() => this.#shared.client.storeBackend(), this.service));
+  }
+
+  /** Locks and elections in the function's own namespace; waits end at this invocation's signal. */
+  get sync(): Sync {
+    return globalThis.__MICRO_FN_NO_SYNC__
+      ? noSync(this.service)
+      : (this.#sync ??= createSync(
+          () => this.#shared.client.syncBackend(),
+          this.service,
+          () => this.signal,
+        ));
   }
 
   /** Fired by the dispatcher when the deadline passes or the function stops (see Inflight), never by a timer here. */
@@ -126,4 +139,9 @@ export class DeliveryContext extends BaseRequestContext implements MessageContex
 /** `ctx.store` in a bundle built without the store (build-constants.ts). */
 function noStore(service: string): never {
   throw new MicroError(service, 500, NO_STORE);
+}
+
+/** `ctx.sync` in a bundle built without sync (build-constants.ts). */
+function noSync(service: string): never {
+  throw new MicroError(service, 500, NO_SYNC);
 }

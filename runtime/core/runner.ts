@@ -12,6 +12,7 @@ import { errors, toMicroError } from './errors.js';
 import { createFunction, type FunctionOutcome, type MicroFunction } from './function.js';
 import type { Registry } from './registry.js';
 import type { StoreBackend } from './store.js';
+import type { SyncBackend } from './sync.js';
 import { Router, type ServiceDefinition } from './router.js';
 import type { MessageOutcome } from './server.js';
 import { errorReply, type Reply, type ServerRequest, type ServerResponse, type Transport } from './transport.js';
@@ -24,6 +25,8 @@ export interface PluginSet {
   transports: Transport[];
   /** The key-value store's plugin (`MICRO_STORE`), opened on the first call (`ctx.store`'s first operation). */
   store?: () => Promise<StoreBackend>;
+  /** The sync plugin (`MICRO_SYNC`), opened on the first lock (`ctx.sync`). */
+  sync?: () => Promise<SyncBackend>;
   close(): Promise<void>;
 }
 
@@ -243,6 +246,7 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
               registry: plugins.registry,
               broker: plugins.broker,
               store: plugins.store,
+              sync: plugins.sync,
               transports: plugins.transports,
               metadata,
               tracer,
@@ -252,6 +256,7 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
       registry: plugins.registry,
       broker: plugins.broker,
       store: plugins.store,
+      sync: plugins.sync,
       transport: options.transport,
       transports: plugins.transports,
       address: options.address,

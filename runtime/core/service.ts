@@ -10,6 +10,7 @@ import { Dispatcher } from './server.js';
 import type { Listener, Reply, ServerRequest, Transport } from './transport.js';
 import { nonRecordingTracer, type Tracer } from './trace.js';
 import type { StoreBackend } from './store.js';
+import type { SyncBackend } from './sync.js';
 
 export interface ServiceOptions {
   registry?: Registry;
@@ -39,6 +40,8 @@ export interface ServiceOptions {
   client?: Client;
   /** Opens the store plugin behind `ctx.store` on first use (when no `client` is given; a client carries its own). */
   store?: () => Promise<StoreBackend>;
+  /** Opens the sync plugin behind `ctx.sync` on first use (when no `client` is given). */
+  sync?: () => Promise<SyncBackend>;
   /**
    * Records each invocation as a span (and, through the default client, each call and publish). Default: one that
    * records nothing and passes a `traceparent` on. A given `client` brings its own tracer for calls out.
@@ -109,6 +112,7 @@ export class Service {
         registry: options.registry,
         broker: options.broker,
         store: options.store,
+        sync: options.sync,
         transports,
         fromService: this.name,
         tracer: this.tracer,

@@ -16,9 +16,11 @@ import type {
   PluginKind,
   RegistryPlugin,
   StorePlugin,
+  SyncPlugin,
   TransportPlugin,
 } from '../core/plugin.js';
 import type { StoreBackend } from '../core/store.js';
+import type { SyncBackend } from '../core/sync.js';
 import type { Registry } from '../core/registry.js';
 import type { Transport } from '../core/transport.js';
 import { bundled, pluginModules } from './catalog.js';
@@ -32,6 +34,8 @@ export interface Plugins {
   transports: Transport[];
   /** The store plugin (`MICRO_STORE`), opened on the first call; absent on a Web platform with no MICRO_STORE. */
   store?: () => Promise<StoreBackend>;
+  /** The sync plugin (`MICRO_SYNC`), opened on the first lock; absent on a Web platform with no MICRO_SYNC. */
+  sync?: () => Promise<SyncBackend>;
   /** Closes what was opened here. */
   close(): Promise<void>;
 }
@@ -55,6 +59,7 @@ type ByKind = {
   transport: TransportPlugin;
   exporter: ExporterPlugin;
   store: StorePlugin;
+  sync: SyncPlugin;
 };
 
 const VARIABLE: Record<PluginKind, string> = {
@@ -63,6 +68,7 @@ const VARIABLE: Record<PluginKind, string> = {
   transport: 'MICRO_TRANSPORT',
   exporter: 'OTEL_TRACES_EXPORTER',
   store: 'MICRO_STORE',
+  sync: 'MICRO_SYNC',
 };
 
 /** Every descriptor in the catalog (or in a bundle's copy of it). */
@@ -124,6 +130,8 @@ export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] 
   if (registry) chosen.push(registry);
   if (broker) chosen.push(broker);
   if (store) chosen.push(store);
+  const sync = choose('sync', config.sync, platform);
+  if (sync) chosen.push(sync);
   const listen = config.transport === undefined ? undefined : choose('transport', config.transport, platform);
   for (const t of available('transport', platform)) if (t === listen || (t.enabled?.(config) ?? true)) chosen.push(t);
   chosen.push(...available('exporter', platform).filter((e) => e.enabled(env)));
@@ -166,14 +174,23 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
         store = undefined;
         throw err;
       }));
+    const syncPlugin = chosen.find((d): d is SyncPlugin => d.kind === 'sync');
+    // Opened on a handler's first lock only, as the store is.
+    let sync: Promise<SyncBackend> | undefined;
+    const openSync = (): Promise<SyncBackend> =>
+      (sync ??= syncPlugin!.create(context).catch((err: unknown) => {
+        sync = undefined;
+        throw err;
+      }));
     return {
       registry,
       broker,
       transports,
       ...(storePlugin ? { store: openStore } : {}),
+      ...(syncPlugin ? { sync: openSync } : {}),
       async close() {
-        const backend = await store?.catch(() => undefined);
-        await Promise.allSettled([...opened, ...(backend ? [backend] : [])].map((p) => p.close?.()));
+        const backends = await Promise.all([store, sync].map((b) => b?.catch(() => undefined)));
+        await Promise.allSettled([...opened, ...backends].map((p) => p?.close?.()));
       },
     };
   } catch (err) {

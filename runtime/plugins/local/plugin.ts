@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../../core/config.js';
 import { STORE_TOKEN_ENV } from './protocol.js';
-import type { BrokerPlugin, RegistryPlugin, StorePlugin } from '../../core/plugin.js';
+import type { BrokerPlugin, RegistryPlugin, StorePlugin, SyncPlugin } from '../../core/plugin.js';
 
 export const localRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -44,5 +44,19 @@ export const localStore: StorePlugin = {
       throw new ConfigError('the local store needs a registry and an HTTP transport to find micro-fn serve');
     const [{ createLocalStore }, { microFnHome }] = await Promise.all([import('./store.js'), import('./home.js')]);
     return createLocalStore({ registry, transport: http, home: microFnHome(env), token: env[STORE_TOKEN_ENV] });
+  },
+};
+
+export const localSync: SyncPlugin = {
+  kind: 'sync',
+  name: 'local',
+  summary: 'locks on the local store (micro-fn serve), shared by every process on this machine',
+  platforms: ['node'],
+  defaultOn: ['node'],
+  async create({ env, registry, http }) {
+    if (!registry || !http)
+      throw new ConfigError('local sync needs a registry and an HTTP transport to find micro-fn serve');
+    const [{ createLocalSync }, { microFnHome }] = await Promise.all([import('./sync.js'), import('./home.js')]);
+    return createLocalSync({ registry, transport: http, home: microFnHome(env), token: env[STORE_TOKEN_ENV] });
   },
 };

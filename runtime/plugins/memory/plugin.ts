@@ -2,7 +2,7 @@
  * The memory plugin's descriptors: a registry and a broker that live inside one process (tests, a single
  * long-running host). Nothing is shared between processes, so a one-shot function's host rarely wants them.
  */
-import type { BrokerPlugin, RegistryPlugin, StorePlugin } from '../../core/plugin.js';
+import type { BrokerPlugin, RegistryPlugin, StorePlugin, SyncPlugin } from '../../core/plugin.js';
 
 export const memoryRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -26,4 +26,12 @@ export const memoryStore: StorePlugin = {
   summary: 'in this process only: strongly consistent, atomic compare-and-set, TTLs',
   platforms: ['node', 'web'],
   create: async () => (await import('./store.js')).createMemoryStore(),
+};
+
+export const memorySync: SyncPlugin = {
+  kind: 'sync',
+  name: 'memory',
+  summary: 'locks and elections in this process only (a memory store of its own)',
+  platforms: ['node', 'web'],
+  create: async () => (await import('./sync.js')).createMemorySync(),
 };

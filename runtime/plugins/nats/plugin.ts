@@ -11,6 +11,7 @@ import type {
   PluginContext,
   RegistryPlugin,
   StorePlugin,
+  SyncPlugin,
   TransportPlugin,
 } from '../../core/plugin.js';
 
@@ -56,6 +57,8 @@ const brokerAddress = (c: PluginContext) =>
   address(c, 'MICRO_BROKER_ADDRESS', c.config.brokerAddress, c.config.registryAddress);
 const storeAddress = (c: PluginContext) =>
   address(c, 'MICRO_STORE_ADDRESS', c.config.storeAddress, c.config.registryAddress ?? c.config.brokerAddress);
+const syncAddress = (c: PluginContext) =>
+  address(c, 'MICRO_SYNC_ADDRESS', c.config.syncAddress, c.config.registryAddress ?? c.config.brokerAddress);
 
 export const natsRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -118,4 +121,14 @@ export const natsStore: StorePlugin = {
   packages,
   check: (c) => void storeAddress(c),
   create: async (c) => (await import('./store.js')).createNatsStore({ address: storeAddress(c) }),
+};
+
+export const natsSync: SyncPlugin = {
+  kind: 'sync',
+  name: 'nats',
+  summary: 'locks on a JetStream KV bucket (micro_fn_sync), expiry judged by the server clock: every host shares them',
+  platforms,
+  packages,
+  check: (c) => void syncAddress(c),
+  create: async (c) => (await import('./sync.js')).createNatsSync({ address: syncAddress(c) }),
 };

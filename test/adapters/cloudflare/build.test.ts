@@ -41,6 +41,17 @@ build('carries the store only for a function whose sources use ctx.store (2 buil
   assert.ok(counter.includes(store), 'examples/counter carries it');
 });
 
+build('carries locks only for a function whose sources use ctx.sync (2 builds)', async (ctx) => {
+  const sync = 'not renewed within its TTL'; // a lease's loss (core/sync.ts)
+  const counter = readFileSync(
+    (await buildWorker(fixture('../../examples/counter'), join(ctx.dir, 'counter'))).file,
+    'utf8',
+  );
+  assert.not.ok(counter.includes(sync), 'examples/counter (ctx.store only) carries none of it');
+  const lock = readFileSync((await buildWorker(fixture('../../examples/lock'), join(ctx.dir, 'lock'))).file, 'utf8');
+  assert.ok(lock.includes(sync), 'examples/lock carries it');
+});
+
 build('carries the stream machinery only for a function that serves a stream or calls one (3 builds)', async (ctx) => {
   // A string of the Dispatcher's stream side (server-stream.ts) and one of the client's (client-stream.ts).
   const serving = 'a message could not be decoded';

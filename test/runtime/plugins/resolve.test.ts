@@ -43,11 +43,12 @@ catalog.run();
 // ---
 const select = suite('selectPlugins');
 
-select('on Node, the embedded default: local registry, broker and store, HTTP and Lambda transports', () => {
+select('on Node, the embedded default: local registry, broker, store and sync, HTTP and Lambda transports', () => {
   assert.equal(names({}, 'node'), [
     'registry local',
     'broker local',
     'store local',
+    'sync local',
     'transport http',
     'transport lambda',
   ]);
@@ -58,6 +59,7 @@ select('carries the store MICRO_STORE names, on the Web only when named', () => 
     'registry local',
     'broker local',
     'store memory',
+    'sync local',
     'transport http',
     'transport lambda',
   ]);
@@ -78,11 +80,23 @@ select('carries the store MICRO_STORE names, on the Web only when named', () => 
   assert.ok(names({ MICRO_STORE: 'nats', MICRO_STORE_ADDRESS: 'wss://n.example.com' }, 'web').includes('store nats'));
 });
 
+select('carries the sync MICRO_SYNC names, on the Web only when named', () => {
+  assert.ok(names({ MICRO_SYNC: 'memory' }, 'node').includes('sync memory'));
+  assert.not.ok(names({ MICRO_SYNC: 'memory' }, 'node').includes('sync local'), 'one sync plugin');
+  assert.equal(names({ MICRO_SYNC: 'memory' }, 'web'), ['sync memory', 'transport http']);
+  assert.throws(() => names({ MICRO_SYNC: 'local' }, 'web'), /MICRO_SYNC=local does not run on web/);
+  assert.throws(
+    () => names({ MICRO_SYNC: 'redis' }, 'node'),
+    /MICRO_SYNC must be one of local, memory, nats; got "redis"/,
+  );
+});
+
 select('carries the NATS transport only when the configuration uses NATS', () => {
   assert.equal(names({ MICRO_REGISTRY: 'nats', MICRO_BROKER: 'jetstream' }, 'node'), [
     'registry nats',
     'broker jetstream',
     'store local',
+    'sync local',
     'transport http',
     'transport lambda',
     'transport nats',
@@ -91,6 +105,7 @@ select('carries the NATS transport only when the configuration uses NATS', () =>
     'registry local',
     'broker local',
     'store local',
+    'sync local',
     'transport http',
     'transport lambda',
     'transport nats',
