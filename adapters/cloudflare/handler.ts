@@ -85,10 +85,14 @@ function runnerFor(definition: ServiceDefinition, bindings: WorkerEnv): Runner {
   // sent as the invocation ends, inside the event (waitUntil).
   return new Runner(definition, {
     env,
-    plugins: () => resolvePlugins(env, { platform: 'web' }),
+    // A bundle whose function never calls out has no client to open them (build-constants.ts), nor their code.
+    plugins: globalThis.__MICRO_FN_NO_CLIENT__ ? noPlugins : () => resolvePlugins(env, { platform: 'web' }),
     tracing: tracingOf(env, 'web'),
   });
 }
+
+/** What a bundle without the client passes for the plugins: nothing ever asks for them there. */
+const noPlugins = () => Promise.reject(new Error('this bundle was built without the client'));
 
 async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
   const topic = topicOf(runner.topics, batch.queue);

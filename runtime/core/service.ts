@@ -106,17 +106,20 @@ export class Service {
     this.router = new Router(definition);
     this.tracer = options.tracer ?? nonRecordingTracer();
     const transports = options.transports ?? (options.transport ? [options.transport] : []);
+    // A bundle whose function never calls out has none (build-constants.ts): `ctx.client` says so.
     this.client =
       options.client?.with({ fromService: this.name }) ??
-      new Client({
-        registry: options.registry,
-        broker: options.broker,
-        store: options.store,
-        sync: options.sync,
-        transports,
-        fromService: this.name,
-        tracer: this.tracer,
-      });
+      (globalThis.__MICRO_FN_NO_CLIENT__
+        ? (undefined as never)
+        : new Client({
+            registry: options.registry,
+            broker: options.broker,
+            store: options.store,
+            sync: options.sync,
+            transports,
+            fromService: this.name,
+            tracer: this.tracer,
+          }));
     this.dispatcher = new Dispatcher({
       service: this.name,
       router: this.router,

@@ -67,8 +67,17 @@ build('carries the stream machinery only for a function that serves a stream or 
   assert.ok(caller.includes(calling), 'a function whose source calls .stream( carries the client side');
 });
 
+build('carries the client only for a function whose sources call out (2 builds)', async (ctx) => {
+  const client = 'the client has no registry: pass one, or call with an address'; // Client's (core/client.ts)
+  const plain = readFileSync((await buildWorker(helloworld, join(ctx.dir, 'plain'), NATS_VARS)).file, 'utf8');
+  assert.not.ok(plain.includes(client), 'helloworld carries none of it');
+  assert.not.ok(plain.includes('nats.ws') || plain.includes('micro_fn_registry'), 'nor the NATS plugins its vars name');
+  const caller = readFileSync((await buildWorker(fixture('cloudflare'), join(ctx.dir, 'caller'))).file, 'utf8');
+  assert.ok(caller.includes(client), 'a function that publishes carries it');
+});
+
 build('carries the plugins its vars select, NATS over WebSocket (nats.ws) included, and nothing else', async (ctx) => {
-  const built = await buildWorker(helloworld, ctx.dir, NATS_VARS);
+  const built = await buildWorker(fixture('cloudflare'), ctx.dir, NATS_VARS);
   const main = readFileSync(built.file, 'utf8');
   assert.ok(main.includes('nats.ws'), 'nats.ws is bundled for the NATS plugins');
   assert.ok(main.includes('micro_fn_registry'), 'the NATS registry');
@@ -79,7 +88,7 @@ build('carries the plugins its vars select, NATS over WebSocket (nats.ws) includ
 build(
   'leaves out every plugin its configuration does not select: a Worker built so says how to get one',
   async (ctx) => {
-    const built = await buildWorker(helloworld, ctx.dir);
+    const built = await buildWorker(fixture('cloudflare'), ctx.dir);
     const code = readFileSync(built.file, 'utf8');
     assert.not.ok(code.includes('nats.ws'), 'no NATS client');
     assert.not.ok(code.includes('micro_fn_registry'), 'no NATS registry');

@@ -11,6 +11,8 @@ import { buildPackage, listZip, type Package } from './helpers.js';
 const NOT_BUNDLED = 'this bundle carries only the plugins its configuration chose when it was built';
 /** A string only the NATS registry holds. */
 const NATS_REGISTRY = 'micro_fn_registry';
+/** A string only the Client holds (core/client.ts). */
+const CLIENT = 'the client has no registry: pass one, or call with an address';
 const REQUIRE_BANNER = "import { createRequire as __microFnRequire } from 'node:module'";
 
 // ---
@@ -36,7 +38,7 @@ build('zips helloworld as index.mjs and its source map, mode 0644, under 70 KB, 
   assert.not.ok(map.toString().includes('sourcesContent'), 'positions only');
   assert.match(pkg.build.artifacts[0]!.file, /function\.zip$/);
   assert.not.ok(code.includes(NATS_REGISTRY), 'no NATS plugin');
-  assert.ok(code.includes(NOT_BUNDLED), 'says how to get one');
+  assert.not.ok(code.includes(CLIENT), 'no client: helloworld never calls out');
   assert.not.ok(code.includes(REQUIRE_BANNER), 'no CommonJS, so no createRequire banner');
 });
 
@@ -51,14 +53,22 @@ build('bundles an ES module for Node 22 whose `handler` export is the Lambda han
 });
 
 build(
-  'carries the NATS client, with the createRequire banner it needs, when the environment chooses NATS',
+  'carries the NATS client, with the createRequire banner it needs, when the environment chooses NATS and the function calls out',
   async () => {
-    const { pkg, code } = await make('examples/helloworld/index.ts', { MICRO_REGISTRY: 'nats' });
+    const { pkg, code } = await make('test/fixtures/caller/index.ts', { MICRO_REGISTRY: 'nats' });
     assert.ok(code.startsWith(REQUIRE_BANNER), 'the banner comes first');
     assert.ok(code.includes(NATS_REGISTRY));
     assert.ok(pkg.build.size > 300_000, `bundle of ${pkg.build.size} bytes`);
+    const hello = await make('examples/helloworld/index.ts', { MICRO_REGISTRY: 'nats' });
+    assert.not.ok(hello.code.includes(NATS_REGISTRY), 'not for helloworld, which never calls out');
   },
 );
+
+build('carries the client and the plugins of a function that calls out, which says how to get another', async () => {
+  const { code } = await make('test/fixtures/caller/index.ts');
+  assert.ok(code.includes(CLIENT), 'the client');
+  assert.ok(code.includes(NOT_BUNDLED), 'says how to get a plugin it was built without');
+});
 
 build("bundles the nats package when the function's own code imports it", async () => {
   const { code } = await make('test/fixtures/lambda-nats-user/index.ts');
