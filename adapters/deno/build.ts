@@ -14,7 +14,8 @@ export { MAIN_MODULE } from '../kit/web.js';
 
 export interface DenoBuildOptions {
   outdir: string;
-  minify: boolean;
+  /** Default true: the platform compiles the whole bundle at every cold start. */
+  minify?: boolean;
   /** The function's configuration: the plugins it selects are bundled, nothing else. Default: none. */
   env?: Env;
 }
@@ -33,7 +34,7 @@ export async function buildDeno(file: string, options: DenoBuildOptions): Promis
     `import { createServe } from ${JSON.stringify(source('adapters/deno/handler.ts'))};`,
     `export default createServe(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)});`,
   ].join('\n');
-  const { outdir, minify, env = {} } = options;
+  const { outdir, minify = true, env = {} } = options;
   // A module that cannot be loaded in Node (it needs Deno) keeps the stream machinery: it decides when it runs.
   const definition = await loadDefinition(file, env).catch(() => undefined);
   return withoutUnusedCode(definition, (define) =>
