@@ -5,6 +5,7 @@
  */
 import { relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
+import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
 import { loadDefinition } from '../kit/definition.js';
 import { source } from '../kit/package-root.js';
 import { withoutUnusedCode } from '../kit/unused.js';
@@ -52,7 +53,8 @@ export async function buildCloudflare(file: string, options: CloudflareBuildOpti
       platformName: 'Workers',
       // index.mjs.map beside it: uploaded with it, Cloudflare maps the Worker's stack traces after it runs.
       sourcemap: true,
-      define,
+      // The platform hands the Worker its invocations: it never listens nor subscribes.
+      define: { ...define, [BUILD_CONSTANTS.noListener]: 'true' },
     }),
   );
 }

@@ -95,7 +95,8 @@ function runnerFor(definition: ServiceDefinition, bindings: WorkerEnv): Runner {
 const noPlugins = () => Promise.reject(new Error('this bundle was built without the client'));
 
 async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
-  const topic = topicOf(runner.topics, batch.queue);
+  // A function with no subscriber (build-constants.ts) carries no more of this than the refusal.
+  const topic = globalThis.__MICRO_FN_NO_SUBSCRIBERS__ ? undefined : topicOf(runner.topics, batch.queue);
   if (topic === undefined) {
     // Retried, not lost: past the queue's max_retries the messages go to its dead-letter queue.
     console.error(

@@ -5,6 +5,7 @@
  */
 import { relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
+import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
 import { loadDefinition } from '../kit/definition.js';
 import { source } from '../kit/package-root.js';
 import { withoutUnusedCode } from '../kit/unused.js';
@@ -38,6 +39,16 @@ export async function buildDeno(file: string, options: DenoBuildOptions): Promis
   // A module that cannot be loaded in Node (it needs Deno) keeps the stream machinery: it decides when it runs.
   const definition = await loadDefinition(file, env).catch(() => undefined);
   return withoutUnusedCode(definition, (define) =>
-    bundleWeb({ entry: file, contents, outdir, minify, env, conditions: ['deno'], platformName: 'Deno', define }),
+    bundleWeb({
+      entry: file,
+      contents,
+      outdir,
+      minify,
+      env,
+      conditions: ['deno'],
+      platformName: 'Deno',
+      // `deno serve` hands the module its requests: it never listens nor subscribes.
+      define: { ...define, [BUILD_CONSTANTS.noListener]: 'true' },
+    }),
   );
 }

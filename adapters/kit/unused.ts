@@ -1,7 +1,8 @@
 /**
  * What a function's bundle leaves out because the function never uses it (runtime/core/build-constants.ts): the
  * stream machinery when it neither serves nor calls a stream, the store when it never touches `ctx.store`, locks when
- * it never touches `ctx.sync`, the client and every plugin it would open when it never calls out.
+ * it never touches `ctx.sync`, the client and every plugin it would open when it never calls out, the message path
+ * when it has no subscriber.
  * Build-time only.
  */
 import { readFileSync } from 'node:fs';
@@ -32,6 +33,8 @@ const OPTIONAL: Optional[] = [
   { constant: BUILD_CONSTANTS.noStreams, served: servesStreams, used: /\.stream\s*[<(]/ },
   { constant: BUILD_CONSTANTS.noStore, served: () => false, used: STORE },
   { constant: BUILD_CONSTANTS.noSync, served: () => false, used: SYNC },
+  // Subscribers are declared in the definition only: nothing in the sources adds one.
+  { constant: BUILD_CONSTANTS.noSubscribers, served: (d) => new Router(d).topics.length > 0, used: /(?!)/ },
   // Any word `client`, `publish` or `broker` (`ctx.client.call`, `{ client }`, a helper handed `ctx`), and the store
   // and sync, which run on the client. Looked for in the packages too: one that is handed `ctx` may call out with it.
   {

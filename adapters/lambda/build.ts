@@ -69,7 +69,7 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
       minify: options.minify ?? true,
       sourcemap: true,
       external: ['@aws-sdk/*'],
-      // Lambda invokes the function: it never listens, so the bundle carries no HTTP listener.
+      // Lambda invokes the function: it never listens nor subscribes, so the bundle carries no HTTP listener.
       define: { ...define, [BUILD_CONSTANTS.noListener]: 'true' },
       plugins: { platform: 'node', env: options.env ?? {}, packages: 'bundle' },
     }),

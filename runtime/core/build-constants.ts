@@ -6,8 +6,9 @@
  */
 declare global {
   /**
-   * Set by builds for hosts where a function never listens (Lambda: the platform invokes it). The HTTP transport
-   * then carries no listener (node:http server, its exchanges, stream writers).
+   * Set by builds for hosts where a function never listens nor subscribes: the platform hands it its invocations
+   * (Lambda, Workers, Deno). The HTTP transport then carries no listener (node:http server, its exchanges, stream
+   * writers), and a Service no listening, registering or subscribing.
    */
   var __MICRO_FN_NO_LISTENER__: true | undefined;
   /**
@@ -24,6 +25,8 @@ declare global {
    * nor sync): the bundle carries no client, no plugin resolution and no plugin but a trace exporter.
    */
   var __MICRO_FN_NO_CLIENT__: true | undefined;
+  /** Set by builds of a function whose definition subscribes to no topic: the bundle carries no message path. */
+  var __MICRO_FN_NO_SUBSCRIBERS__: true | undefined;
 }
 
 /** The names, as a build passes them to esbuild's `define`. */
@@ -33,6 +36,7 @@ export const BUILD_CONSTANTS = {
   noStore: 'globalThis.__MICRO_FN_NO_STORE__',
   noSync: 'globalThis.__MICRO_FN_NO_SYNC__',
   noClient: 'globalThis.__MICRO_FN_NO_CLIENT__',
+  noSubscribers: 'globalThis.__MICRO_FN_NO_SUBSCRIBERS__',
 } as const;
 
 /** What a bundle built without the store says when `ctx.store` is used anyway. */

@@ -152,6 +152,9 @@ export class Service {
 
   /** This instance as the registry stores it. */
   record(): ServiceRecord {
+    // Never asked for where the platform hands it its invocations (build-constants.ts): it registers nowhere.
+    if (globalThis.__MICRO_FN_NO_LISTENER__)
+      return { name: this.name, version: this.version, metadata: {}, endpoints: [], nodes: [] };
     return {
       name: this.name,
       version: this.version,
@@ -179,6 +182,7 @@ export class Service {
   }
 
   async #listenAndRegister(): Promise<void> {
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // the platform hands it its invocations (build-constants.ts)
     const { transport, registry } = this.#options;
     if (!transport?.listen) return;
     const service = {
@@ -204,6 +208,7 @@ export class Service {
   }
 
   async #subscribe(): Promise<void> {
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // the platform hands it its messages (build-constants.ts)
     const broker = this.#options.broker;
     if (!broker) return;
     const options: SubscribeOptions = { queue: this.name, ...this.#options.subscribe, ack: 'manual' };
@@ -228,6 +233,7 @@ export class Service {
   /** Stops taking broker messages at once. */
   unsubscribe(): Promise<void> {
     this.#unsubscribed = true;
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return Promise.resolve(); // it never subscribed
     const subs = this.#subscriptions;
     this.#subscriptions = [];
     return Promise.all(
@@ -255,6 +261,7 @@ export class Service {
   async #undo(): Promise<void> {
     clearInterval(this.#timer);
     await this.unsubscribe();
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // it never listened nor registered
     const { registry } = this.#options;
     if (registry && this.#listener) {
       await registry

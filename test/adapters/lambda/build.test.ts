@@ -55,6 +55,23 @@ build('bundles an ES module for Node 22 whose `handler` export is the Lambda han
     { awsRequestId: 'r1', getRemainingTimeInMillis: () => 1000 },
   );
   assert.equal(reply, { body: { message: 'Hello Ada' }, metadata: { 'micro-id': 'r1' } });
+  // Built without the message path (no subscriber): an SQS batch is never acknowledged, 2 failures of 2 records.
+  const record = (messageId: string) => ({
+    messageId,
+    body: '{}',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:orders',
+    attributes: { ApproximateReceiveCount: '1' },
+  });
+  const context = { awsRequestId: 'r2', getRemainingTimeInMillis: () => 1000 };
+  const sqs = await mod.handler({ Records: [record('m1'), record('m2')] }, context);
+  assert.equal(sqs, { batchItemFailures: [{ itemIdentifier: 'm1' }, { itemIdentifier: 'm2' }] });
+  // A message invoked directly fails the invocation (Lambda retries an Event invoke, then its dead-letter target).
+  const direct = (await mod.handler({ topic: 'orders', body: {} }, context).then(
+    () => 'answered',
+    (err: Error) => err.message,
+  )) as string;
+  assert.match(direct, /no subscriber for topic orders on service helloworld/);
 });
 
 build(
