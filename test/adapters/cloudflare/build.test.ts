@@ -1,5 +1,5 @@
 /** The Workers build: a module worker with no Node built-in, carrying only the plugins its configuration selects. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
@@ -18,15 +18,17 @@ build.before.each((ctx) => {
 });
 build.after.each((ctx) => ctx.remove());
 
-// 36 KB before streams; the stream machinery and the store stay out (below), but Client.stream, the Dispatcher's
-// stream path and ctx.store's hooks are method bodies every bundle carries (~8 KB). Issue 18 takes it to 20 KB.
-build('bundles helloworld as one module worker under 46 KB minified, with no Node built-in', async (ctx) => {
+// 46.8 KB before issue 18; 27.5 KB since it leaves out the client, the message path, the listener and the stream
+// checks of a function that uses none of them (below). Issue 18's 20 KB is not reached: see docs/architecture.md.
+build('bundles helloworld as one module worker under 28 KB minified, with no Node built-in', async (ctx) => {
   const built = await buildWorker(helloworld, ctx.dir);
   assert.is(built.file, join(ctx.dir, 'index.mjs'));
   assert.equal(built.artifacts, []);
-  assert.ok(built.size < 46 * 1024, `helloworld is ${built.size} bytes`);
+  assert.ok(built.size < 28 * 1024, `helloworld is ${built.size} bytes`);
   const main = readFileSync(built.file, 'utf8');
   assert.match(main, /export\s*\{[^}]*as default/, 'a default export: a module worker');
+  assert.ok(existsSync(`${built.file}.map`), 'its source map beside it');
+  assert.ok(main.trimEnd().endsWith('//# sourceMappingURL=index.mjs.map'), 'linked, not inline');
   assert.not.match(main, /from\s*["']node:|import\(\s*["']node:/, 'imports no Node built-in');
 });
 

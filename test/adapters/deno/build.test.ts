@@ -20,12 +20,12 @@ build.before.each((ctx) => {
 build.after.each((ctx) => ctx.remove());
 
 build(
-  'bundles helloworld as one ES module under 46 KB minified (36 before streams; see the Workers build test), a default export, no Node built-in',
+  'bundles helloworld as one ES module under 28 KB minified (see the Workers build test), a default export, no Node built-in',
   async (ctx) => {
     const built = await buildFor(example('helloworld'), ctx.dir);
     assert.is(built.file, join(ctx.dir, 'index.mjs'));
     assert.equal(built.artifacts, []);
-    assert.ok(built.size < 46 * 1024, `helloworld is ${built.size} bytes`);
+    assert.ok(built.size < 28 * 1024, `helloworld is ${built.size} bytes`);
     const main = readFileSync(built.file, 'utf8');
     assert.match(main, /export\s*\{[^}]*as default/, 'a default export, which deno serve runs');
     assert.not.match(main, NODE_IMPORT, 'imports no Node built-in');
