@@ -27,6 +27,8 @@ interface Optional {
 const STORE = /\.store\b|[{,]\s*store\s*[,}:]/;
 // `ctx.sync`, or `sync` destructured from the context.
 const SYNC = /\.sync\b|[{,]\s*sync\s*[,}:]/;
+// `ctx.config`, or `config` destructured from the context.
+const CONFIG = /\.config\b|[{,]\s*config\s*[,}:]/;
 
 const OPTIONAL: Optional[] = [
   // `client.stream(...)`, `.stream<T>(...)`.
@@ -36,11 +38,12 @@ const OPTIONAL: Optional[] = [
   // Subscribers are declared in the definition only: nothing in the sources adds one.
   { constant: BUILD_CONSTANTS.noSubscribers, served: (d) => new Router(d).topics.length > 0, used: /(?!)/ },
   // Any word `client`, `publish` or `broker` (`ctx.client.call`, `{ client }`, a helper handed `ctx`), and the store
-  // and sync, which run on the client. Looked for in the packages too: one that is handed `ctx` may call out with it.
+  // and sync, which run on the client (and `config`: a configuration source may be a plugin the client opens). Looked
+  // for in the packages too: one that is handed `ctx` may call out with it.
   {
     constant: BUILD_CONSTANTS.noClient,
     served: () => false,
-    used: new RegExp(`\\b(client|publish|broker)\\b|${STORE.source}|${SYNC.source}`),
+    used: new RegExp(`\\b(client|publish|broker)\\b|${STORE.source}|${SYNC.source}|${CONFIG.source}`),
     packages: true,
   },
 ];
