@@ -39,7 +39,8 @@ export function selected(selection: PluginSelection): PluginDescriptor[] {
 
 /**
  * The esbuild plugin that carries `selection`'s plugins and their packages; no store plugin (nor its client) when
- * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts).
+ * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts), and only a trace
+ * exporter when it leaves the client out (the function never calls out: nothing would open the others).
  */
 export function pluginsPlugin(
   selection: PluginSelection,
@@ -47,7 +48,10 @@ export function pluginsPlugin(
   define?: Record<string, string>,
 ): Plugin {
   const noStore = define?.[BUILD_CONSTANTS.noStore] === 'true';
-  const chosen = new Set(selected(selection).filter((d) => !(noStore && d.kind === 'store')));
+  const noClient = define?.[BUILD_CONSTANTS.noClient] === 'true';
+  const chosen = new Set(
+    selected(selection).filter((d) => !(noStore && d.kind === 'store') && !(noClient && d.kind !== 'exporter')),
+  );
   const catalog = join(root, 'runtime', 'plugins', 'catalog.ts');
   const lines: string[] = [];
   const folders: string[] = [];

@@ -5,7 +5,7 @@ import { Metadata, PROPAGATED } from './metadata.js';
 import { headers } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
 import type { Span } from './trace.js';
-import { NO_STORE, NO_SYNC } from './build-constants.js';
+import { NO_CLIENT, NO_STORE, NO_SYNC } from './build-constants.js';
 import { MicroError } from './errors.js';
 import { createStore, type Store } from './store.js';
 import { createSync, type Sync } from './sync.js';
@@ -54,6 +54,7 @@ export class BaseRequestContext implements BaseContext {
   }
 
   get client(): Client {
+    if (globalThis.__MICRO_FN_NO_CLIENT__) throw new MicroError(this.service, 500, NO_CLIENT);
     if (!this.#client) {
       const carry = new Metadata();
       for (const key of PROPAGATED) {
