@@ -1,10 +1,13 @@
-// V8's code cache for a local bundle: what every start of a function would compile again, compiled once at build.
+// V8's code cache for a local bundle: what every start of a function would compile again, compiled once.
 // A local build writes, beside its ES module bundle (index.mjs), the same code as a CommonJS script (index.cjs) that
 // ends with a line naming its SHA-256 (`//# micro-fn-bundle <hex>`), and the bytecode V8 made of it
 // (index.cjs.<node version>-<arch>.cache), headed by that hash. A start loads index.cjs with `vm.Script` and the
-// cache: V8 then skips parsing the whole file and compiling its top level. The cache is used only when its header
-// names the script's hash and this Node's version and architecture; V8 itself refuses bytecode of another V8 build,
-// of other V8 flags or of a source of another length; anything refused is compiled from source, as without a cache.
+// cache: V8 then skips parsing the whole file and compiling its top level. The build's cache holds the top level
+// only; the first process that runs the script and may write beside it replaces it, as it exits, with the bytecode
+// of every function it ran (module initialisation, the invocation). The cache is used only when its header names the
+// script's hash (the build's: a script edited by hand without a rebuild is not detected unless its length changed)
+// and its file name this Node's version and architecture; V8 itself refuses bytecode of another V8 build, of other
+// V8 flags or of a source of another length; anything refused is compiled from source, as without a cache.
 // Plain CommonJS: serve/bootstrap.cjs runs it under plain `node`, before anything of the function is loaded.
 'use strict';
 const { readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
@@ -59,9 +62,11 @@ function compile(script, source, cachedData) {
 }
 
 /**
- * The bytecode in the cache file of `script` when its header names `hash` (undefined: no usable cache).
+ * The bytecode in the cache file of `script` when its header names `hash`, and how it was made: `build` (compiled,
+ * nothing run: the top level only) or `run` (after a process ran the script: every function it called too).
  * @param {string} script
  * @param {string} hash
+ * @returns {{ data: Buffer, grade: string } | undefined}
  */
 function readCache(script, hash) {
   let data;
@@ -70,9 +75,22 @@ function readCache(script, hash) {
   } catch {
     return undefined;
   }
-  const header = `${MAGIC} ${hash}\n`;
-  if (data.length <= header.length || data.toString('latin1', 0, header.length) !== header) return undefined;
-  return data.subarray(header.length);
+  const end = data.indexOf(10);
+  const header = end < 0 ? [] : data.toString('latin1', 0, end).split(' ');
+  const grade = header.pop();
+  if (header.join(' ') !== `${MAGIC} ${hash}` || (grade !== 'build' && grade !== 'run') || end + 1 >= data.length)
+    return undefined;
+  return { data: data.subarray(end + 1), grade };
+}
+
+/**
+ * @param {string} script
+ * @param {string} hash
+ * @param {'build' | 'run'} grade
+ * @param {Buffer} data
+ */
+function writeCache(script, hash, grade, data) {
+  writeAtomically(cacheFile(script), Buffer.concat([Buffer.from(`${MAGIC} ${hash} ${grade}\n`, 'latin1'), data]));
 }
 
 /**
@@ -99,10 +117,8 @@ function produce(script) {
     writeAtomically(script, source);
   }
   const hash = /** @type {string} */ (scriptHash(source));
-  const data = compile(script, source, undefined).createCachedData();
-  const file = cacheFile(script);
-  writeAtomically(file, Buffer.concat([Buffer.from(`${MAGIC} ${hash}\n`, 'latin1'), data]));
-  return file;
+  writeCache(script, hash, 'build', compile(script, source, undefined).createCachedData());
+  return cacheFile(script);
 }
 
 /**
@@ -140,8 +156,8 @@ function loadBeside(bundle) {
   }
   const hash = scriptHash(source);
   if (hash === undefined) return undefined; // not a script a local build wrote
-  const cachedData = readCache(script, hash);
-  const compiled = compile(script, source, cachedData);
+  const cached = readCache(script, hash);
+  const compiled = compile(script, source, cached?.data);
   const mod = new Module(script);
   mod.filename = script;
   // @ts-expect-error: internal, the folders a require() from the script searches (as Node's own loader sets them)
@@ -152,10 +168,18 @@ function loadBeside(bundle) {
   const run = compiled.runInThisContext();
   run.call(mod.exports, mod.exports, Module.createRequire(script), mod, script, dir, dynamicImport);
   mod.loaded = true;
-  return {
-    exports: mod.exports,
-    cache: cachedData === undefined ? 'none' : compiled.cachedDataRejected ? 'rejected' : 'accepted',
-  };
+  const cache = cached === undefined ? 'none' : compiled.cachedDataRejected ? 'rejected' : 'accepted';
+  // The first process to run the script leaves, as it exits (its reply given), the bytecode of every function it
+  // ran, for the starts after it; where it may write beside the script (not a function user's read-only copy).
+  if (cache !== 'accepted' || cached?.grade !== 'run')
+    process.once('exit', () => {
+      try {
+        writeCache(script, hash, 'run', compiled.createCachedData());
+      } catch {
+        // read-only: the build's cache stays
+      }
+    });
+  return { exports: mod.exports, cache };
 }
 
 module.exports = { cacheFile, loadBeside, produce };
