@@ -139,8 +139,8 @@ function writeAtomically(file, data) {
 /**
  * Runs the CommonJS script beside an ES module bundle (`index.mjs` → `index.cjs`) as a module of its own, with its
  * code cache when one fits, and returns its exports; undefined when there is no script a local build wrote (one that
- * names its hash): the caller imports the bundle then. `cache`: 'accepted' (V8 took the bytecode), 'rejected' (V8 refused it:
- * compiled from source), 'none'.
+ * names its hash): the caller imports the bundle then. `cache`: 'accepted' (V8 took the bytecode), 'rejected' (V8
+ * refused it: compiled from source), 'none'. What the script throws as it runs is thrown.
  * @param {string} bundle
  * @returns {{ exports: Record<string, unknown>, cache: 'accepted' | 'rejected' | 'none' } | undefined}
  */
@@ -166,7 +166,12 @@ function loadBeside(bundle) {
   Module._cache[script] = mod;
   const dir = dirname(script);
   const run = compiled.runInThisContext();
-  run.call(mod.exports, mod.exports, Module.createRequire(script), mod, script, dir, dynamicImport);
+  try {
+    run.call(mod.exports, mod.exports, Module.createRequire(script), mod, script, dir, dynamicImport);
+  } catch (err) {
+    delete Module._cache[script]; // as Node's loader does with a module that threw
+    throw err;
+  }
   mod.loaded = true;
   const cache = cached === undefined ? 'none' : compiled.cachedDataRejected ? 'rejected' : 'accepted';
   // The first process to run the script leaves, as it exits (its reply given), the bytecode of every function it
