@@ -10,6 +10,7 @@ import { benchNatsStore } from './nats-store.js';
 import { benchNatsStream } from './nats-stream.js';
 import { benchRunExit } from './run-exit.js';
 import { benchSourceMaps } from './source-maps.js';
+import { benchPool } from './pool.js';
 import { benchSpawner } from './spawner.js';
 import { benchServeStream } from './serve-stream.js';
 import { benchStream } from './stream.js';
@@ -25,6 +26,10 @@ const benches: [string, () => Promise<string[]>][] = [
   ['bidi echo round trips over WebSocket vs HTTP/1.1 full duplex', () => benchWebSocket()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
+  [
+    "serve's pool under load: back-to-back calls, invocations/s at concurrency 8 and 32, serve's event loop while processes start",
+    () => benchPool(),
+  ],
   ['streams through serve: a server stream of 100,000 values vs a bare node:http server', () => benchServeStream()],
   ['source maps: micro-fn invoke and a function process start, maps lazy vs eager vs off', () => benchSourceMaps()],
   ["serve's request log and stats: warm-call p50/p99 with them on vs off", () => benchObserve()],
