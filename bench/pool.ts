@@ -6,8 +6,8 @@
  *  (e) invocations/s at concurrency 8 and 32, serve with its defaults, vs plain `node` starting the same bundle at
  *      the same concurrency (target at 8: ≥ 1.5×), with the processes serve started per call;
  *  (f) serve's event loop while processes start: the longest stall of a process that starts 40 processes one after
- *      another through the launcher, its heap small and grown to ~400 MiB, vs the same process calling
- *      child_process.spawn itself (what serve did before the launcher).
+ *      another through the launcher, its heap small and grown by ~400 MiB, vs the same process calling
+ *      child_process.spawn itself (what serve did before the launcher), and vs no start for as long.
  * BENCH_PARTS=def (letters) runs only some; BENCH_SECONDS sets the length of each side of (e), 20 s by default.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -141,6 +141,8 @@ async function eventLoop(home: string): Promise<string[]> {
       if (heap === 'grown') grow(ballast, 400);
       const mib = (process.memoryUsage().rss / 1048576).toFixed(0);
       const launched = await stalls(async () => void (await launcher.spawn({ entry, env: {} }).exit));
+      // The same time with no start at all: what the machine and the garbage collector stall anyway.
+      const idle = await stalls(() => new Promise((r) => setTimeout(r, launched.ms / 40)));
       const forked = await stalls(
         () =>
           new Promise<void>((resolve) => {
@@ -150,6 +152,7 @@ async function eventLoop(home: string): Promise<string[]> {
       out.push(
         `(f) 40 starts, this process at ${mib} MiB RSS: through the launcher   event loop stalled at most ${fmt(launched.max)} (p99 ${fmt(launched.p99)}), spawn() call p50 ${fmt(launched.call)}`,
         `    child_process.spawn in this process         stalled at most ${fmt(forked.max)} (p99 ${fmt(forked.p99)}), spawn() call p50 ${fmt(forked.call)}`,
+        `    no start, as long                           stalled at most ${fmt(idle.max)} (p99 ${fmt(idle.p99)})`,
       );
     }
   } finally {
@@ -160,9 +163,10 @@ async function eventLoop(home: string): Promise<string[]> {
 }
 
 /** Starts 40 processes one after another (`start` resolves when one exited): the event loop's delay meanwhile. */
-async function stalls(start: () => Promise<void>): Promise<{ max: number; p99: number; call: number }> {
+async function stalls(start: () => Promise<void>): Promise<{ max: number; p99: number; call: number; ms: number }> {
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   const calls: number[] = [];
+  const since = performance.now();
   histogram.enable();
   for (let i = 0; i < 40; i++) {
     const t = performance.now();
@@ -173,7 +177,8 @@ async function stalls(start: () => Promise<void>): Promise<{ max: number; p99: n
   histogram.disable();
   // The histogram's figures are nanoseconds and include its 1 ms resolution.
   const ms = (ns: number) => Math.max(0, ns / 1e6 - 1);
-  return { max: ms(histogram.max), p99: ms(histogram.percentile(99)), call: summarize(calls).p50 };
+  const took = performance.now() - since;
+  return { max: ms(histogram.max), p99: ms(histogram.percentile(99)), call: summarize(calls).p50, ms: took };
 }
 
 /** Grows this process's heap by about `mib` MiB of small live objects (what serve's broker and state hold). */
