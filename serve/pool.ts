@@ -95,6 +95,8 @@ export class FunctionPool {
   /** How long a warm start takes, smoothed (ms): the window the pool must see ahead. */
   #startMs = FIRST_START;
   #shrinkTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Calls that found no warm process and wait for the next of those starting (see #take). */
+  #takers: ((worker: Worker | undefined) => void)[] = [];
   #inflight = 0;
   /** Calls waiting for a slot, in order; one leaves early when its caller goes or its wait ends. */
   #waiting: Queued[] = [];
@@ -181,8 +183,7 @@ export class FunctionPool {
     /** Set while a reply stream runs on: the slot and the process are given up once it has ended. */
     let held: Promise<number> | undefined;
     try {
-      worker = await this.#take();
-      seen.cold = worker.cold;
+      worker = await this.#take(seen);
       let timer: ReturnType<typeof setTimeout> | undefined;
       let reader: PipeReader | undefined;
       // The function answers 408 itself at `timeout` (MICRO_FN_TIMEOUT) and its handler's signal fires; a process
@@ -219,8 +220,7 @@ export class FunctionPool {
           message.id,
         );
         this.#retire(taken);
-        worker = await this.#take();
-        seen.cold = worker.cold;
+        worker = await this.#take(seen);
       }
       if (result === 'timeout') {
         return failure(
@@ -365,13 +365,30 @@ export class FunctionPool {
     else this.#inflight--;
   }
 
-  /** A warm process if there is one, else a fresh one (a cold start). */
-  async #take(): Promise<Worker> {
+  /**
+   * A warm process if there is one; else the first of those starting to be ready, when more are starting than calls
+   * wait for them (they are further along than one started now, which would also slow them down); else a fresh one.
+   * `seen.cold`: the call waited for a start.
+   */
+  async #take(seen: Seen): Promise<Worker> {
     this.#demand();
     let worker: Worker | undefined;
     // A process over its memory limit (it grew while it waited) is stopped here, never handed the invocation.
     while ((worker = this.#warm.shift()) && !(worker.alive && worker.withinMemory()));
+    seen.cold = worker === undefined;
     if (worker) return worker;
+    if (this.#starting > this.#takers.length) {
+      worker = await new Promise<Worker | undefined>((resolve) => {
+        // Bounded: a start that hangs as it loads gives the call, after `timeout`, a process of its own.
+        const timer = setTimeout(() => {
+          this.#takers = this.#takers.filter((t) => t !== taker);
+          resolve(undefined);
+        }, this.options.timeout);
+        const taker = (w: Worker | undefined) => (clearTimeout(timer), resolve(w));
+        this.#takers.push(taker);
+      });
+      if (worker) return worker;
+    }
     // A cold start: the invocation is sent once the process says it is ready and is within its memory limit.
     return this.#spawn(false);
   }
@@ -442,6 +459,8 @@ export class FunctionPool {
         () => {
           this.#starting--;
           this.#startMs += (performance.now() - since - this.#startMs) / 4;
+          const taker = this.#takers.shift();
+          if (taker) return (taker(worker), this.refill());
           // The pool shrank while it started: it goes.
           if (this.#closed || this.#warm.length >= this.#target) return worker.kill();
           this.#keep(worker);
@@ -449,6 +468,7 @@ export class FunctionPool {
         },
         (err: Error) => {
           this.#starting--;
+          this.#takers.shift()?.(undefined); // that call starts a process of its own
           this.options.log(`a warm process failed to start: ${err.message}`, 'stderr', 'init');
         },
       );
