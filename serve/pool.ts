@@ -236,11 +236,6 @@ export class FunctionPool {
         clearTimeout(timer);
         if (stream) seen.streamed = { in: worker.streamed, out: 0 };
       }
-      if (result.kind === 'exit' && !worker.handed)
-        return failure(
-          notStarted(503, `${name} could not be started: its process ${how(result)} before it was handed the call`),
-          message,
-        );
       return outcomeOf(result, name, message);
     } catch (err) {
       return failure(errors.internal(name, `${name} could not be started: ${(err as Error).message}`), message);
