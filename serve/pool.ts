@@ -26,8 +26,11 @@ export const POOL_IDLE = 10_000;
 const FIRST_START = 100;
 /** Processes an invocation is offered to when each dies before it was handed the invocation. */
 const START_TRIES = 3;
-/** Warm processes a pool starts at once at most. */
-const STARTS = Math.max(1, availableParallelism());
+/**
+ * Warm processes a pool starts at once at most: two per core, since a start also waits (its files, the launcher's
+ * hops, the warm-up ping) and leaves its core idle meanwhile; many more would only make each start slower.
+ */
+const STARTS = 2 * Math.max(1, availableParallelism());
 
 export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
   name: string;
@@ -435,8 +438,8 @@ export class FunctionPool {
   }
 
   /**
-   * Starts processes until the pool holds its target of warm or starting ones: no more starting at once than the
-   * machine has cores (more would only make each start slower, and every call wait longer for the first), and none
+   * Starts processes until the pool holds its target of warm or starting ones: at most STARTS at once (more would
+   * only make each start slower, and every call wait longer for the first), and none
    * while as many used processes as the concurrency limit are still exiting (so processes that linger after their
    * answer do not pile up; their exits refill).
    */
