@@ -11,6 +11,7 @@ import { benchNatsStore } from './nats-store.js';
 import { benchNatsStream } from './nats-stream.js';
 import { benchRunExit } from './run-exit.js';
 import { benchSourceMaps } from './source-maps.js';
+import { benchPool } from './pool.js';
 import { benchSpawner } from './spawner.js';
 import { benchServeStream } from './serve-stream.js';
 import { benchStream } from './stream.js';
@@ -29,6 +30,10 @@ const benches: [string, () => Promise<string[]>][] = [
   [
     'cold start of a 1 MB bundle (the AWS SDK client) and helloworld, code cache vs plain node',
     () => benchColdBundle(),
+  ],
+  [
+    "serve's pool under load: back-to-back calls, invocations/s at concurrency 8 and 32, serve's event loop while processes start",
+    () => benchPool(),
   ],
   ['streams through serve: a server stream of 100,000 values vs a bare node:http server', () => benchServeStream()],
   ['source maps: micro-fn invoke and a function process start, maps lazy vs eager vs off', () => benchSourceMaps()],

@@ -53,7 +53,14 @@ export const command = defineCommand({
     pool: {
       type: 'string',
       value: 'N',
-      description: 'warm processes per function; 0 = a cold start per invocation (default 1)',
+      description:
+        'warm processes per function at least; more while calls come faster than processes start (see --pool-memory); 0 = a cold start per invocation (default 1)',
+    },
+    'pool-memory': {
+      type: 'string',
+      value: 'SIZE',
+      description:
+        "memory warm processes beyond --pool may take, all functions together, each counted at its --memory limit; 0 = exactly --pool (default a quarter of the machine's, or MICRO_FN_POOL_MEMORY)",
     },
     concurrency: {
       type: 'string',
@@ -194,6 +201,7 @@ export const command = defineCommand({
       auth,
       env,
       pool: limit('pool', count(values.pool, 'pool', 1, 0)),
+      poolMemory: poolMemory(values['pool-memory'] ?? env.MICRO_FN_POOL_MEMORY),
       concurrency,
       queue: limit('queue', count(values.queue, 'queue', 64, 0)),
       timeout: limit('timeout', duration(values.timeout, 'timeout') ?? 30_000),
@@ -338,6 +346,13 @@ function size(value: string | undefined, flag: string): number | undefined {
   if (!(bytes >= 1024))
     throw new UserError(`--${flag} takes a size of at least 1KiB, like 512MiB or 2GiB; got "${value}"`);
   return bytes;
+}
+
+/** `--pool-memory` (or MICRO_FN_POOL_MEMORY) in MiB: 0, or a size; undefined when not given. */
+function poolMemory(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '0') return 0;
+  return Math.floor(size(value, 'pool-memory')! / 1048576);
 }
 
 const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };

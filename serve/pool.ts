@@ -13,16 +13,36 @@ import type { Caller } from '../runtime/core/transport.js';
 import { MAX_LINE, type IpcInvoke, type IpcReady, type ToFunction } from '../adapters/local/ipc.js';
 import { CANCELLED, type PipeReader } from '../adapters/local/pipe-stream.js';
 import type { MessageStream } from '../runtime/core/stream.js';
+import { availableParallelism } from 'node:os';
 import { Worker, type WorkerOptions, type WorkerResult } from './worker.js';
 import type { InvocationEvent } from './observe/event.js';
+import type { PoolBudget } from './pool-budget.js';
 
 /** How long closing waits for used processes to exit on their own (they deregister, send their spans) at most. */
 const RETIRE_BOUND = 2000;
+/** How long a pool that grew keeps its extra processes without a call before it shrinks back to its floor. */
+export const POOL_IDLE = 10_000;
+/** What a start is assumed to take until one has been measured (ms). */
+const FIRST_START = 100;
+/** Processes an invocation is offered to when each dies before it was handed the invocation. */
+const START_TRIES = 3;
+/**
+ * Warm processes a pool starts at once at most: two per core, since a start also waits (its files, the launcher's
+ * hops, the warm-up ping) and leaves its core idle meanwhile; many more would only make each start slower.
+ */
+const STARTS = 2 * Math.max(1, availableParallelism());
 
 export interface PoolOptions extends Omit<WorkerOptions, 'log' | 'warm'> {
   name: string;
-  /** Warm processes kept ready; 0 starts one per invocation. */
+  /**
+   * Warm processes kept ready at least (the floor); 0 starts one per invocation and never keeps any. With a `budget`,
+   * the pool keeps more while calls come faster than it can replace the processes they use.
+   */
   size: number;
+  /** Memory for warm processes beyond `size`, shared with the other pools of serve; absent, the pool stays at `size`. */
+  budget?: PoolBudget;
+  /** Milliseconds without a call after which a pool that grew shrinks back to `size`. Default POOL_IDLE. */
+  idle?: number;
   /** Invocations running at once. */
   concurrency: number;
   /** Invocations waiting for a slot; past it, 429. */
@@ -68,6 +88,18 @@ export class FunctionPool {
   /** Used processes on their way out: their spans and last output still come (close waits for them). */
   readonly #retiring = new Set<Worker>();
   #starting = 0;
+  /** Processes started since the pool was made. */
+  #started = 0;
+  /** Warm processes kept beyond the floor, each with its memory reserved in the budget. */
+  #extra = 0;
+  /** When processes were taken for invocations lately: within the last start's length. */
+  #takes: number[] = [];
+  #lastTake = 0;
+  /** How long a warm start takes, smoothed (ms): the window the pool must see ahead. */
+  #startMs = FIRST_START;
+  #shrinkTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Calls that found no warm process and wait for the next of those starting (see #take). */
+  #takers: ((worker: Worker | undefined) => void)[] = [];
   #inflight = 0;
   /** Calls waiting for a slot, in order; one leaves early when its caller goes or its wait ends. */
   #waiting: Queued[] = [];
@@ -88,6 +120,7 @@ export class FunctionPool {
   async describe(signal?: AbortSignal): Promise<IpcReady> {
     // Where the function's user can read it (serve/launcher.ts), for this pool's life.
     this.#bundle ??= await this.options.launcher.stage(this.options.bundle);
+    const since = performance.now();
     const worker = this.#spawn(true);
     const abort = () => worker.kill();
     signal?.addEventListener('abort', abort, { once: true });
@@ -97,6 +130,7 @@ export class FunctionPool {
         await this.close(); // nothing was started but that process; its staged bundle goes
         throw err;
       });
+    this.#startMs = performance.now() - since;
     if (this.options.size > 0) this.#keep(worker);
     else worker.kill();
     this.refill();
@@ -110,6 +144,8 @@ export class FunctionPool {
       inflight: this.#inflight,
       queued: this.#waiting.length,
       backlog: this.#backlog.length,
+      target: this.#target,
+      started: this.#started,
     };
   }
 
@@ -150,8 +186,7 @@ export class FunctionPool {
     /** Set while a reply stream runs on: the slot and the process are given up once it has ended. */
     let held: Promise<number> | undefined;
     try {
-      worker = await this.#take();
-      seen.cold = worker.cold;
+      worker = await this.#take(seen);
       let timer: ReturnType<typeof setTimeout> | undefined;
       let reader: PipeReader | undefined;
       // The function answers 408 itself at `timeout` (MICRO_FN_TIMEOUT) and its handler's signal fires; a process
@@ -169,10 +204,27 @@ export class FunctionPool {
       if (stream) seen.streamed = { in: 0, out: 0 };
       // A caller that goes before the reply has come cancels the invocation in its process (a stream's handler sees
       // its signal fire); once a reply stream has come, its reader's cancel does (serve/runtime.ts).
-      const taken = worker;
-      const running = worker.run(message, message.id, stream);
-      const off = caller?.onGone(() => taken.cancel());
-      const result = await Promise.race([running, timedOut]).finally(off);
+      let result: WorkerResult | 'timeout';
+      for (let tries = 1; ; tries++) {
+        const taken = worker;
+        const running = taken.run(message, message.id, stream);
+        // Its replacement starts now, while it serves: the launcher starts it (serve only sends it a message), so
+        // neither this reply nor the used process's exit holds it back.
+        this.refill();
+        const off = caller?.onGone(() => taken.cancel());
+        result = await Promise.race([running, timedOut]).finally(off);
+        // A process that died before it was handed the invocation ran none of it: another one takes it. Not a
+        // request stream (the first process closed it), nor for a caller that went.
+        const unstarted = result !== 'timeout' && result.kind === 'exit' && !taken.handed;
+        if (!unstarted || stream || caller?.gone || tries >= START_TRIES) break;
+        this.options.log(
+          `a process ${how(result as { code: number | null; signal: string | null })} before it was handed this invocation; another one takes it`,
+          'stderr',
+          message.id,
+        );
+        this.#retire(taken);
+        worker = await this.#take(seen);
+      }
       if (result === 'timeout') {
         return failure(
           errors.timeout(name, `${name} did not answer within ${timeout} ms; its process was stopped`),
@@ -217,10 +269,9 @@ export class FunctionPool {
   }
 
   /**
-   * Replaces a used process once it has exited. Starting the next one takes a core for tens of milliseconds
-   * (and spawn() forks this process synchronously), so it waits until the reply has reached the caller: the
-   * used process's exit takes about that long. A process still there `linger` ms after its answer (default `timeout`)
-   * is killed.
+   * Waits for a used process to exit (its replacement was started when it was taken), and refills once it has: a
+   * refill held back while many used processes were still exiting goes on. A process still there `linger` ms after
+   * its answer (default `timeout`) is killed.
    */
   #retire(worker: Worker, linger = this.options.timeout): void {
     const timer = setTimeout(() => worker.kill(), linger).unref();
@@ -312,29 +363,110 @@ export class FunctionPool {
     else this.#inflight--;
   }
 
-  /** A warm process if there is one, else a fresh one (a cold start). */
-  async #take(): Promise<Worker> {
+  /**
+   * A warm process if there is one; else the first of those starting to be ready, when more are starting than calls
+   * wait for them (they are further along than one started now, which would also slow them down); else a fresh one.
+   * `seen.cold`: the call waited for a start.
+   */
+  async #take(seen: Seen): Promise<Worker> {
+    this.#demand();
     let worker: Worker | undefined;
     // A process over its memory limit (it grew while it waited) is stopped here, never handed the invocation.
     while ((worker = this.#warm.shift()) && !(worker.alive && worker.withinMemory()));
+    seen.cold = worker === undefined;
     if (worker) return worker;
+    if (this.#starting > this.#takers.length) {
+      worker = await new Promise<Worker | undefined>((resolve) => {
+        // Bounded: a start that hangs as it loads gives the call, after `timeout`, a process of its own.
+        const timer = setTimeout(() => {
+          this.#takers = this.#takers.filter((t) => t !== taker);
+          resolve(undefined);
+        }, this.options.timeout);
+        const taker = (w: Worker | undefined) => (clearTimeout(timer), resolve(w));
+        this.#takers.push(taker);
+      });
+      if (worker) return worker;
+    }
     // A cold start: the invocation is sent once the process says it is ready and is within its memory limit.
     return this.#spawn(false);
   }
 
-  /** Starts processes until the pool holds `size` warm or starting ones. */
+  /** Warm processes the pool keeps now: its floor and what it grew by. */
+  get #target(): number {
+    return this.options.size + this.#extra;
+  }
+
+  /**
+   * Counts a process taken for an invocation. To keep ahead of the calls, a pool must have as many processes warm or
+   * starting as calls take during one start (Little's law: arrival rate × start time): it grows to that (by the most
+   * taken within the last start's length), one process at a time as the budget allows, and holds that size until
+   * it has seen no call for `idle` ms.
+   */
+  #demand(): void {
+    const now = performance.now();
+    this.#lastTake = now;
+    this.#takes.push(now);
+    const window = Math.min(Math.max(this.#startMs, 10), 10_000);
+    while (this.#takes[0]! < now - window) this.#takes.shift();
+    const { size, budget, memory } = this.options;
+    if (size === 0 || !budget || this.#closed) return; // --pool 0 never keeps a process
+    while (this.#extra < this.#takes.length && budget.take(memory)) this.#extra++;
+    if (this.#extra > 0) this.#shrinkLater();
+  }
+
+  /** Shrinks the pool back to its floor once it has seen no call for `idle` ms. */
+  #shrinkLater(): void {
+    if (this.#shrinkTimer) return;
+    const idle = this.options.idle ?? POOL_IDLE;
+    const check = () => {
+      const quiet = performance.now() - this.#lastTake;
+      if (quiet < idle) return void (this.#shrinkTimer = setTimeout(check, idle - quiet).unref());
+      this.#shrinkTimer = undefined;
+      this.#shrink();
+    };
+    this.#shrinkTimer = setTimeout(check, idle).unref();
+  }
+
+  /** Back to the floor: the extra warm processes are stopped (those still starting, once ready), their memory given back. */
+  #shrink(): void {
+    clearTimeout(this.#shrinkTimer);
+    this.#shrinkTimer = undefined;
+    this.options.budget?.give(this.#extra * this.options.memory);
+    this.#extra = 0;
+    this.#takes = [];
+    for (const worker of this.#warm.splice(this.options.size)) worker.kill();
+  }
+
+  /**
+   * Starts processes until the pool holds its target of warm or starting ones: at most STARTS at once (more would
+   * only make each start slower, and every call wait longer for the first), and none
+   * while as many used processes as the concurrency limit are still exiting (so processes that linger after their
+   * answer do not pile up; their exits refill).
+   */
   refill(): void {
-    while (!this.#closed && this.#warm.length + this.#starting < this.options.size) {
+    while (
+      !this.#closed &&
+      this.#warm.length + this.#starting < this.#target &&
+      this.#starting < STARTS &&
+      this.#retiring.size <= this.options.concurrency
+    ) {
+      const since = performance.now();
       const worker = this.#spawn(true);
       this.#starting++;
       worker.ready.then(
         () => {
           this.#starting--;
-          if (this.#closed) worker.kill();
-          else this.#keep(worker);
+          this.#startMs += (performance.now() - since - this.#startMs) / 4;
+          const taker = this.#takers.shift();
+          if (taker) return (taker(worker), this.refill());
+          // The pool shrank while it started: it goes.
+          if (this.#closed || this.#warm.length >= this.#target) return worker.kill();
+          this.#keep(worker);
+          this.refill();
         },
         (err: Error) => {
           this.#starting--;
+          this.#takers.shift()?.(undefined); // that call starts a process of its own
           this.options.log(`a warm process failed to start: ${err.message}`, 'stderr', 'init');
         },
       );
@@ -351,6 +483,7 @@ export class FunctionPool {
   #spawn(warm: boolean): Worker {
     const { launcher, env, memory, log, spans } = this.options;
     if (this.#bundle === undefined) throw new Error('FunctionPool: describe() starts the first process');
+    this.#started++;
     return new Worker({ launcher, bundle: this.#bundle, env, memory, log, warm, spans });
   }
 
@@ -372,6 +505,7 @@ export class FunctionPool {
       clearTimeout(timer);
       for (const worker of retiring) worker.kill();
     }
+    this.#shrink();
     for (const worker of this.#warm.splice(0)) worker.kill();
     if (this.#bundle !== undefined) await this.options.launcher.release(this.options.bundle);
     this.#bundle = undefined;

@@ -35,6 +35,7 @@ import { EntryWatcher } from './watch.js';
 import { RemoteSubscriptions } from './remote-broker.js';
 import { LogSink, type LogRotation } from './logs.js';
 import { FunctionPool, type Outcome } from './pool.js';
+import { PoolBudget, defaultPoolMemory } from './pool-budget.js';
 import type { Extension } from './extension.js';
 import { extensions } from './extensions.js';
 import { runtimeDefinition, RUNTIME_SERVICE, type DeployRequest, type FunctionInfo } from './control.js';
@@ -79,7 +80,13 @@ export interface RuntimeOptions {
   address: string;
   /** Environment of serve: `MICRO_*` variables are passed on to function processes. */
   env: Record<string, string | undefined>;
+  /** Warm processes per function at least; more while calls come fast, within `poolMemory`. */
   pool: number;
+  /**
+   * MiB that warm processes beyond the `pool` floors may take, serve-wide, each counted at its memory limit; 0: pools
+   * keep exactly `pool`. Default a quarter of the machine's memory (serve/pool-budget.ts).
+   */
+  poolMemory?: number;
   concurrency: number;
   queue: number;
   /** Milliseconds per invocation. */
@@ -130,6 +137,8 @@ const decoder = new TextDecoder();
 export class LocalRuntime {
   readonly options: RuntimeOptions;
   readonly #functions = new Map<string, Deployed>();
+  /** The memory every pool grows into (serve/pool-budget.ts). */
+  readonly #budget: PoolBudget;
   readonly #logs: LogSink;
   readonly #deadLetters: DeadLetterBox;
   readonly #dlqTopics = new Map<string, Promise<Subscription>>();
@@ -170,6 +179,7 @@ export class LocalRuntime {
 
   constructor(options: RuntimeOptions) {
     this.options = options;
+    this.#budget = new PoolBudget(options.poolMemory ?? defaultPoolMemory());
     this.#spans = SpanSink.of({ env: options.env, say: serveSays });
     this.#state = stateFolder(options.home, options.address);
     this.#records = new DeploymentRecords(this.#state, options.home, serveSays);
@@ -375,6 +385,7 @@ export class LocalRuntime {
       env,
       memory: request.memory ?? o.memory,
       size,
+      budget: this.#budget,
       concurrency: request.concurrency ?? o.concurrency,
       queue: request.queue ?? o.queue,
       timeout,

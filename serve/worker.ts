@@ -174,6 +174,11 @@ export class Worker {
     return !this.#exited;
   }
 
+  /** Whether its invocation was written to its pipe: until then, it ran none of it. */
+  get handed(): boolean {
+    return this.#running;
+  }
+
   /**
    * Hands over the one invocation; resolves with its reply, or with the exit if the process died first. A cold
    * start's invocation waits until the process is ready and within its memory limit. `stream`, the request's

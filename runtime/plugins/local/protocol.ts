@@ -70,6 +70,10 @@ export interface PoolStats {
   queued: number;
   /** Messages waiting for a slot (unbounded: they are already taken from the broker). */
   backlog: number;
+  /** Warm processes the pool keeps now: its floor (`--pool`), more while calls come fast (serve/pool.ts). */
+  target?: number;
+  /** Processes started since the function was deployed. */
+  started?: number;
 }
 
 /** Durations over a recent window (ms), as `Runtime.Stats` reports them; p50/p99 absent when it holds nothing. */
