@@ -19,6 +19,8 @@ declare global {
   var __MICRO_FN_NO_STORE__: true | undefined;
   /** Set by builds of a function whose own sources never touch `ctx.sync`: the bundle carries no lock code. */
   var __MICRO_FN_NO_SYNC__: true | undefined;
+  /** Set by builds of a function whose own sources never touch `ctx.config`: the bundle carries no config code. */
+  var __MICRO_FN_NO_CONFIG__: true | undefined;
 }
 
 /** The names, as a build passes them to esbuild's `define`. */
@@ -27,6 +29,7 @@ export const BUILD_CONSTANTS = {
   noStreams: 'globalThis.__MICRO_FN_NO_STREAMS__',
   noStore: 'globalThis.__MICRO_FN_NO_STORE__',
   noSync: 'globalThis.__MICRO_FN_NO_SYNC__',
+  noConfig: 'globalThis.__MICRO_FN_NO_CONFIG__',
 } as const;
 
 /** What a bundle built without the store says when `ctx.store` is used anyway. */
@@ -36,6 +39,10 @@ export const NO_STORE =
 /** What a bundle built without sync says when `ctx.sync` is used anyway. */
 export const NO_SYNC =
   'this bundle was built without sync (its sources never use `ctx.sync` or a destructured `sync`): build it again';
+
+/** What a bundle built without config says when `ctx.config` is used anyway. */
+export const NO_CONFIG =
+  'this bundle was built without config (its sources never use `ctx.config` or a destructured `config`): build it again';
 
 /** What a bundle built without streams says when one is asked of it anyway. */
 export const NO_STREAMS =

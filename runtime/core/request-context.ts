@@ -5,7 +5,9 @@ import { Metadata, PROPAGATED } from './metadata.js';
 import { headers } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
 import type { Span } from './trace.js';
-import { NO_STORE, NO_SYNC } from './build-constants.js';
+import { NO_CONFIG, NO_STORE, NO_SYNC } from './build-constants.js';
+import { configFile } from './config-file.js';
+import { createConfig, type Config } from './function-config.js';
 import { MicroError } from './errors.js';
 import { createStore, type Store } from './store.js';
 import { createSync, type Sync } from './sync.js';
@@ -33,6 +35,7 @@ export class BaseRequestContext implements BaseContext {
   #controller: AbortController | undefined;
   #store: Store | undefined;
   #sync: Sync | undefined;
+  #config: Config | undefined;
   /** The invocation's recorded span: set by the dispatcher before the handler runs. */
   span: Span | undefined;
 
@@ -83,6 +86,20 @@ export class BaseRequestContext implements BaseContext {
           this.service,
           () => this.signal,
         ));
+  }
+
+  /** The function's configuration; this invocation's snapshot is read on the first read, its plugin opened then. */
+  get config(): Config {
+    return globalThis.__MICRO_FN_NO_CONFIG__
+      ? noConfig(this.service)
+      : (this.#config ??= createConfig({
+          service: this.service,
+          env: this.env,
+          file: configFile,
+          open: () => this.#shared.client.configBackend(),
+          signal: () => this.signal,
+          logger: this.logger,
+        }));
   }
 
   /** Fired by the dispatcher when the deadline passes or the function stops (see Inflight), never by a timer here. */
@@ -144,4 +161,9 @@ function noStore(service: string): never {
 /** `ctx.sync` in a bundle built without sync (build-constants.ts). */
 function noSync(service: string): never {
   throw new MicroError(service, 500, NO_SYNC);
+}
+
+/** `ctx.config` in a bundle built without config (build-constants.ts). */
+function noConfig(service: string): never {
+  throw new MicroError(service, 500, NO_CONFIG);
 }

@@ -9,6 +9,7 @@ import type { SpanExporter, TracerFactory } from '../core/trace.js';
 import type {
   BrokerPlugin,
   BrokerSettings,
+  ConfigPlugin,
   ExporterPlugin,
   Platform,
   PluginContext,
@@ -21,6 +22,7 @@ import type {
 } from '../core/plugin.js';
 import type { StoreBackend } from '../core/store.js';
 import type { SyncBackend } from '../core/sync.js';
+import type { ConfigBackend } from '../core/function-config.js';
 import type { Registry } from '../core/registry.js';
 import type { Transport } from '../core/transport.js';
 import { bundled, pluginModules } from './catalog.js';
@@ -36,6 +38,8 @@ export interface Plugins {
   store?: () => Promise<StoreBackend>;
   /** The sync plugin (`MICRO_SYNC`), opened on the first lock; absent on a Web platform with no MICRO_SYNC. */
   sync?: () => Promise<SyncBackend>;
+  /** The `kv` layer of `ctx.config` (`MICRO_CONFIG`), opened on the first read; absent on a Web platform with none. */
+  config?: () => Promise<ConfigBackend>;
   /** Closes what was opened here. */
   close(): Promise<void>;
 }
@@ -60,6 +64,7 @@ type ByKind = {
   exporter: ExporterPlugin;
   store: StorePlugin;
   sync: SyncPlugin;
+  config: ConfigPlugin;
 };
 
 const VARIABLE: Record<PluginKind, string> = {
@@ -69,6 +74,7 @@ const VARIABLE: Record<PluginKind, string> = {
   exporter: 'OTEL_TRACES_EXPORTER',
   store: 'MICRO_STORE',
   sync: 'MICRO_SYNC',
+  config: 'MICRO_CONFIG',
 };
 
 /** Every descriptor in the catalog (or in a bundle's copy of it). */
@@ -132,6 +138,9 @@ export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] 
   if (store) chosen.push(store);
   const sync = choose('sync', config.sync, platform);
   if (sync) chosen.push(sync);
+  // A bundle built without config (its function never touches ctx.config) carries no config plugin to choose.
+  const config_ = globalThis.__MICRO_FN_NO_CONFIG__ ? undefined : choose('config', config.config, platform);
+  if (config_) chosen.push(config_);
   const listen = config.transport === undefined ? undefined : choose('transport', config.transport, platform);
   for (const t of available('transport', platform)) if (t === listen || (t.enabled?.(config) ?? true)) chosen.push(t);
   chosen.push(...available('exporter', platform).filter((e) => e.enabled(env)));
@@ -182,14 +191,23 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
         sync = undefined;
         throw err;
       }));
+    const configPlugin = chosen.find((d): d is ConfigPlugin => d.kind === 'config');
+    // Opened on a handler's first config read only, as the store is.
+    let configBackend: Promise<ConfigBackend> | undefined;
+    const openConfig = (): Promise<ConfigBackend> =>
+      (configBackend ??= configPlugin!.create(context).catch((err: unknown) => {
+        configBackend = undefined;
+        throw err;
+      }));
     return {
       registry,
       broker,
       transports,
       ...(storePlugin ? { store: openStore } : {}),
       ...(syncPlugin ? { sync: openSync } : {}),
+      ...(configPlugin ? { config: openConfig } : {}),
       async close() {
-        const backends = await Promise.all([store, sync].map((b) => b?.catch(() => undefined)));
+        const backends = await Promise.all([store, sync, configBackend].map((b) => b?.catch(() => undefined)));
         await Promise.allSettled([...opened, ...backends].map((p) => p?.close?.()));
       },
     };
