@@ -32,14 +32,15 @@ export interface PluginSelection {
 /** The descriptors a selection carries. */
 export function selected(selection: PluginSelection): PluginDescriptor[] {
   if (selection.env) return selectPlugins(selection.env, selection.platform);
-  return (['registry', 'broker', 'transport', 'exporter', 'store', 'sync'] as const).flatMap((kind) =>
+  return (['registry', 'broker', 'transport', 'exporter', 'store', 'sync', 'config'] as const).flatMap((kind) =>
     available(kind, selection.platform),
   );
 }
 
 /**
  * The esbuild plugin that carries `selection`'s plugins and their packages; no store plugin (nor its client) when
- * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts).
+ * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts), no config plugin
+ * when it leaves config out.
  */
 export function pluginsPlugin(
   selection: PluginSelection,
@@ -47,7 +48,10 @@ export function pluginsPlugin(
   define?: Record<string, string>,
 ): Plugin {
   const noStore = define?.[BUILD_CONSTANTS.noStore] === 'true';
-  const chosen = new Set(selected(selection).filter((d) => !(noStore && d.kind === 'store')));
+  const noConfig = define?.[BUILD_CONSTANTS.noConfig] === 'true';
+  const chosen = new Set(
+    selected(selection).filter((d) => !(noStore && d.kind === 'store') && !(noConfig && d.kind === 'config')),
+  );
   const catalog = join(root, 'runtime', 'plugins', 'catalog.ts');
   const lines: string[] = [];
   const folders: string[] = [];

@@ -1,7 +1,7 @@
 /**
  * What a function's bundle leaves out because the function never uses it (runtime/core/build-constants.ts): the
  * stream machinery when it neither serves nor calls a stream, the store when it never touches `ctx.store`, locks when
- * it never touches `ctx.sync`.
+ * it never touches `ctx.sync`, config when it never touches `ctx.config`.
  * Build-time only.
  */
 import { readFileSync } from 'node:fs';
@@ -27,6 +27,8 @@ const OPTIONAL: Optional[] = [
   { constant: BUILD_CONSTANTS.noStore, served: () => false, used: /\.store\b|[{,]\s*store\s*[,}:]/ },
   // `ctx.sync`, or `sync` destructured from the context.
   { constant: BUILD_CONSTANTS.noSync, served: () => false, used: /\.sync\b|[{,]\s*sync\s*[,}:]/ },
+  // `ctx.config`, or `config` destructured from the context.
+  { constant: BUILD_CONSTANTS.noConfig, served: () => false, used: /\.config\b|[{,]\s*config\s*[,}:]/ },
 ];
 
 /**

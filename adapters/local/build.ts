@@ -4,7 +4,8 @@
  * configuration is read when it runs); their packages are imported from micro-fn's own install. Bundles are
  * cached under MICRO_FN_HOME unless an outdir is given.
  */
-import { relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
 import { cached, type CachedBuild } from '../kit/cache.js';
 import { packageRoot, source } from '../kit/package-root.js';
@@ -40,7 +41,10 @@ export async function buildLocal(entry: string, options: LocalBuildOptions = {})
     const { file, size } = await build(options.outdir);
     return { file, size, cached: false, ms: Date.now() - started };
   }
-  return cached('local', `${entry}\0${packageRoot()}\0${options.minify ? 1 : 0}`, options.env ?? process.env, build);
+  // Whether config.json is there: once it is, it is one of the bundle's inputs, but a file added later is not.
+  const file = existsSync(join(dirname(entry), 'config.json')) ? 1 : 0;
+  const key = `${entry}\0${packageRoot()}\0${options.minify ? 1 : 0}\0${file}`;
+  return cached('local', key, options.env ?? process.env, build);
 }
 
 /** The bundle's entry: the function's definition, the local handler's exports, and the start of a serve process. */
