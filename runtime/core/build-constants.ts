@@ -32,17 +32,13 @@ export const BUILD_CONSTANTS = {
   noConfig: 'globalThis.__MICRO_FN_NO_CONFIG__',
 } as const;
 
-/** What a bundle built without the store says when `ctx.store` is used anyway. */
-export const NO_STORE =
-  'this bundle was built without the store (its sources never use `ctx.store` or a destructured `store`): build it again';
-
-/** What a bundle built without sync says when `ctx.sync` is used anyway. */
-export const NO_SYNC =
-  'this bundle was built without sync (its sources never use `ctx.sync` or a destructured `sync`): build it again';
-
-/** What a bundle built without config says when `ctx.config` is used anyway. */
-export const NO_CONFIG =
-  'this bundle was built without config (its sources never use `ctx.config` or a destructured `config`): build it again';
+/**
+ * What a bundle built without `ctx.store`, `ctx.sync` or `ctx.config` says when it is used anyway (one template for
+ * the three: each byte of it is in every bundle).
+ */
+export function builtWithout(what: 'store' | 'sync' | 'config'): string {
+  return `this bundle was built without ctx.${what} (its sources never use \`ctx.${what}\` or a destructured \`${what}\`): build it again`;
+}
 
 /** What a bundle built without streams says when one is asked of it anyway. */
 export const NO_STREAMS =

@@ -16,6 +16,7 @@
 import { MicroError, errors } from './errors.js';
 import type { Logger } from './context.js';
 import { checkKey, type StoreBackend } from './store.js';
+import { configFile } from './config-file.js';
 
 /** The layers, lowest first. */
 export const CONFIG_SOURCES = ['env', 'file', 'kv'] as const;
@@ -141,7 +142,7 @@ export interface ConfigOptions {
   service: string;
   /** The function's environment (`ctx.env`); its string values other than `MICRO_*` are the `env` layer. */
   env: Readonly<Record<string, unknown>>;
-  /** The shipped `config.json` (a JSON object), if any. */
+  /** The shipped `config.json` (a JSON object). Default: the one the bundle carries (config-file.ts), if any. */
   file?: unknown;
   /** Opens the config plugin on the first read; absent: no `kv` layer. */
   open?: () => Promise<ConfigBackend | undefined>;
@@ -170,7 +171,8 @@ class LayeredConfig implements Config {
     this.#base = new Map();
     for (const [key, value] of Object.entries(options.env))
       if (typeof value === 'string' && !key.startsWith('MICRO_')) this.#base.set(key, { value, source: 'env' });
-    for (const [key, value] of Object.entries(fileObject(options.file))) this.#base.set(key, { value, source: 'file' });
+    const file = 'file' in options ? options.file : configFile;
+    for (const [key, value] of Object.entries(fileObject(file))) this.#base.set(key, { value, source: 'file' });
   }
 
   snapshot(): Promise<ConfigSnapshot> {
@@ -287,8 +289,9 @@ function sameJson(a: unknown, b: unknown): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
-const TRUE = new Set(['true', '1', 'yes', 'on']);
-const FALSE = new Set(['false', '0', 'no', 'off']);
+// Regular expressions rather than Sets: a `new` at module level would keep this module in bundles that never use it.
+const TRUE = /^(true|1|yes|on)$/;
+const FALSE = /^(false|0|no|off)$/;
 
 class Snapshot implements ConfigSnapshot {
   readonly #values: Map<string, ConfigValue>;
@@ -350,7 +353,7 @@ class Snapshot implements ConfigSnapshot {
     return this.#typed(key, fallback, 'a boolean (true, false, 1, 0, yes, no, on, off)', (v) => {
       if (typeof v === 'boolean') return v;
       const text = typeof v === 'string' || typeof v === 'number' ? String(v).trim().toLowerCase() : '';
-      return TRUE.has(text) ? true : FALSE.has(text) ? false : undefined;
+      return TRUE.test(text) ? true : FALSE.test(text) ? false : undefined;
     });
   }
 

@@ -5,8 +5,7 @@ import { Metadata, PROPAGATED } from './metadata.js';
 import { headers } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
 import type { Span } from './trace.js';
-import { NO_CONFIG, NO_STORE, NO_SYNC } from './build-constants.js';
-import { configFile } from './config-file.js';
+import { builtWithout } from './build-constants.js';
 import { createConfig, type Config } from './function-config.js';
 import { MicroError } from './errors.js';
 import { createStore, type Store } from './store.js';
@@ -73,14 +72,14 @@ export class BaseRequestContext implements BaseContext {
   /** The function's own namespace of the store; the plugin is opened on its first operation. */
   get store(): Store {
     return globalThis.__MICRO_FN_NO_STORE__
-      ? noStore(this.service)
+      ? without(this.service, 'store')
       : (this.#store ??= createStore(() => this.#shared.client.storeBackend(), this.service));
   }
 
   /** Locks and elections in the function's own namespace; waits end at this invocation's signal. */
   get sync(): Sync {
     return globalThis.__MICRO_FN_NO_SYNC__
-      ? noSync(this.service)
+      ? without(this.service, 'sync')
       : (this.#sync ??= createSync(
           () => this.#shared.client.syncBackend(),
           this.service,
@@ -91,11 +90,10 @@ export class BaseRequestContext implements BaseContext {
   /** The function's configuration; this invocation's snapshot is read on the first read, its plugin opened then. */
   get config(): Config {
     return globalThis.__MICRO_FN_NO_CONFIG__
-      ? noConfig(this.service)
+      ? without(this.service, 'config')
       : (this.#config ??= createConfig({
           service: this.service,
           env: this.env,
-          file: configFile,
           open: () => this.#shared.client.configBackend(),
           signal: () => this.signal,
           logger: this.logger,
@@ -153,17 +151,7 @@ export class DeliveryContext extends BaseRequestContext implements MessageContex
   }
 }
 
-/** `ctx.store` in a bundle built without the store (build-constants.ts). */
-function noStore(service: string): never {
-  throw new MicroError(service, 500, NO_STORE);
-}
-
-/** `ctx.sync` in a bundle built without sync (build-constants.ts). */
-function noSync(service: string): never {
-  throw new MicroError(service, 500, NO_SYNC);
-}
-
-/** `ctx.config` in a bundle built without config (build-constants.ts). */
-function noConfig(service: string): never {
-  throw new MicroError(service, 500, NO_CONFIG);
+/** `ctx.store`, `ctx.sync` or `ctx.config` in a bundle built without it (build-constants.ts). */
+function without(service: string, what: 'store' | 'sync' | 'config'): never {
+  throw new MicroError(service, 500, builtWithout(what));
 }

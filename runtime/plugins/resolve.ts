@@ -175,40 +175,30 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
     context.registry = registry;
     const broker = await chosen.find((d): d is BrokerPlugin => d.kind === 'broker')?.create(context);
     if (broker) opened.push(broker);
-    const storePlugin = chosen.find((d): d is StorePlugin => d.kind === 'store');
-    // Opened on a handler's first store operation only; a failed open is tried again by the next.
-    let store: Promise<StoreBackend> | undefined;
-    const openStore = (): Promise<StoreBackend> =>
-      (store ??= storePlugin!.create(context).catch((err: unknown) => {
-        store = undefined;
-        throw err;
-      }));
-    const syncPlugin = chosen.find((d): d is SyncPlugin => d.kind === 'sync');
-    // Opened on a handler's first lock only, as the store is.
-    let sync: Promise<SyncBackend> | undefined;
-    const openSync = (): Promise<SyncBackend> =>
-      (sync ??= syncPlugin!.create(context).catch((err: unknown) => {
-        sync = undefined;
-        throw err;
-      }));
-    const configPlugin = chosen.find((d): d is ConfigPlugin => d.kind === 'config');
-    // Opened on a handler's first config read only, as the store is.
-    let configBackend: Promise<ConfigBackend> | undefined;
-    const openConfig = (): Promise<ConfigBackend> =>
-      (configBackend ??= configPlugin!.create(context).catch((err: unknown) => {
-        configBackend = undefined;
-        throw err;
-      }));
+    // Opened on a handler's first store operation, lock or config read only; a failed open is tried again by the next.
+    const made: (() => Promise<{ close?(): Promise<void> }> | undefined)[] = [];
+    const lazily = <K extends 'store' | 'sync' | 'config'>(kind: K): Partial<Pick<Plugins, K>> | undefined => {
+      const plugin = chosen.find((d) => d.kind === kind) as StorePlugin | SyncPlugin | ConfigPlugin | undefined;
+      if (!plugin) return undefined;
+      let opening: Promise<StoreBackend | SyncBackend | ConfigBackend> | undefined;
+      made.push(() => opening);
+      const open = () =>
+        (opening ??= plugin.create(context).catch((err: unknown) => {
+          opening = undefined;
+          throw err;
+        }));
+      return { [kind]: open } as Partial<Pick<Plugins, K>>;
+    };
     return {
       registry,
       broker,
       transports,
-      ...(storePlugin ? { store: openStore } : {}),
-      ...(syncPlugin ? { sync: openSync } : {}),
-      ...(configPlugin ? { config: openConfig } : {}),
+      ...lazily('store'),
+      ...lazily('sync'),
+      ...lazily('config'),
       async close() {
-        const backends = await Promise.all([store, sync, configBackend].map((b) => b?.catch(() => undefined)));
-        await Promise.allSettled([...opened, ...backends].map((p) => p?.close?.()));
+        const closing = await Promise.all(made.map((m) => m()?.catch(() => undefined)));
+        await Promise.allSettled([...opened, ...closing].map((p) => p?.close?.()));
       },
     };
   } catch (err) {

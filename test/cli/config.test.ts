@@ -34,8 +34,9 @@ const hello = async () => {
 async function* lines(body: ReadableStream<Uint8Array>): AsyncGenerator<Record<string, unknown>> {
   const decoder = new TextDecoder();
   let text = '';
-  for await (const chunk of body) {
-    text += decoder.decode(chunk, { stream: true });
+  const reader = body.getReader();
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    text += decoder.decode(read.value, { stream: true });
     for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n')) {
       const line = text.slice(0, i).trim();
       text = text.slice(i + 1);

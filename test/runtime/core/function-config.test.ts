@@ -87,7 +87,9 @@ kvLayer('is opened on the first read, once; a failed read is not kept; an absent
     env: { k: 'env' },
     logger: { warn: (m) => warnings.push(m) },
     open: async () => ({
-      ...backend,
+      guarantees: backend.guarantees,
+      set: (...args) => backend.set(...args),
+      delete: (...args) => backend.delete(...args),
       get: async () => {
         throw new Error('no serve');
       },
