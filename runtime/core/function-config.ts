@@ -195,6 +195,7 @@ class LayeredConfig implements Config {
     }
   }
 
+  // The implementations of the interface's overloads: the overloads type what callers get.
   async get(key: string, fallback?: string | number | boolean): Promise<any> {
     return (await this.snapshot()).get(key, fallback as string);
   }
@@ -222,7 +223,11 @@ class LayeredConfig implements Config {
     const signal = options.signal ?? this.#options.signal?.();
     let seen = (await this.snapshot()) as Snapshot;
     const backend = await this.#options.open?.();
-    if (!backend) return; // no kv layer: nothing ever changes
+    if (!backend) {
+      // No kv layer: nothing ever changes. Wait for the end all the same, so a loop around the watch does not spin.
+      await pause(Infinity, signal);
+      return;
+    }
     while (await pause(interval, signal)) {
       let kv: { values: Record<string, unknown>; revision: number };
       try {
@@ -255,13 +260,17 @@ export async function readKv(
   if (!raw) return { values: {}, revision: 0 };
   const values = JSON.parse(raw.value) as unknown;
   if (!isObject(values))
-    throw new MicroError(CONFIG_ERROR, 500, `the config store's entry of ${service} is not a JSON object`);
+    throw new MicroError(
+      CONFIG_ERROR,
+      500,
+      `the config store's entry of ${service} is not a JSON object (micro-fn store delete ${CONFIG_NAMESPACE} ${service} clears it)`,
+    );
   return { values, revision: raw.revision };
 }
 
-/** Resolves true after `ms`, false at once when `signal` fires. */
+/** Resolves true after `ms`, false at once when `signal` fires (at once with no signal when `ms` is Infinity). */
 function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
+  if (signal?.aborted || (ms === Infinity && !signal)) return Promise.resolve(false);
   return new Promise((resolve) => {
     const done = (go: boolean) => {
       clearTimeout(timer);
@@ -269,7 +278,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
       resolve(go);
     };
     const stop = () => done(false);
-    const timer = setTimeout(() => done(true), ms);
+    const timer = ms === Infinity ? undefined : setTimeout(() => done(true), ms);
     signal?.addEventListener('abort', stop, { once: true });
   });
 }
@@ -321,6 +330,7 @@ class Snapshot implements ConfigSnapshot {
     return this.#values.get(key)?.source;
   }
 
+  // As in LayeredConfig, `any` implements the overloads the interface declares.
   get(key: string, fallback?: string | number | boolean): any {
     switch (typeof fallback) {
       case 'string':

@@ -7,7 +7,7 @@ import { CONFIG_ERROR, CONFIG_NAMESPACE, createConfig } from '../../../runtime/c
 import { Metadata } from '../../../runtime/core/metadata.js';
 import { Runner } from '../../../runtime/core/runner.js';
 import { createMemoryStore } from '../../../runtime/plugins/memory/store.js';
-import { rejects } from '../../helpers.js';
+import { rejects, withTimeout } from '../../helpers.js';
 import { configContract, writeKv } from '../../contracts/config.js';
 
 // ---
@@ -55,6 +55,24 @@ reads('watch refuses an interval below 50 ms and a prefix with control character
   await rejects(() => c.watch('', { interval: 10 }).next());
   await rejects(() => c.watch('a\nb').next());
 });
+
+reads(
+  'watch with no kv layer waits for its signal and yields nothing (0 changes), rather than ending at once',
+  async () => {
+    const stop = new AbortController();
+    const changes: unknown[] = [];
+    let ended = false;
+    const watching = (async () => {
+      for await (const change of config({ A: '1' }).watch('', { signal: stop.signal })) changes.push(change);
+      ended = true;
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.not.ok(ended, 'still waiting while the signal has not fired');
+    stop.abort();
+    await withTimeout(watching, 2000, 'the watch to end at its signal');
+    assert.equal(changes, []);
+  },
+);
 
 reads.run();
 
