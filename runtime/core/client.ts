@@ -175,7 +175,7 @@ export class Client {
       throw new MicroError(
         STORE_ERROR,
         501,
-        'no store is configured here: set MICRO_STORE (memory, local: see micro-fn serve --help)',
+        'no store is configured here: set MICRO_STORE (memory, local, nats, cloudflare-kv)',
       );
     return open();
   }
@@ -185,11 +185,7 @@ export class Client {
     if (this.#options.load) await this.#ready();
     const open = this.#options.sync;
     if (!open)
-      throw new MicroError(
-        SYNC_ERROR,
-        501,
-        'no sync is configured here: set MICRO_SYNC (memory, local: see micro-fn serve --help)',
-      );
+      throw new MicroError(SYNC_ERROR, 501, 'no sync is configured here: set MICRO_SYNC (memory, local, nats)');
     return open();
   }
 
