@@ -17,12 +17,12 @@ export const command = defineCommand({
   summary: "set and read a function's configuration (ctx.config): set, get, list, delete",
   usage: 'set|get|list|delete <function> [key] [value]',
   description:
-    "The keys a function reads as ctx.config, over its environment and its config.json (later layers win: environment, config.json, these). They are kept where the configuration says (MICRO_CONFIG, --config; default local: in the store micro-fn serve keeps under MICRO_FN_HOME, which must be running; nats: the JetStream KV bucket micro_fn_config). A running invocation keeps the snapshot it read; the next one sees a change, and a handler that watches (ctx.config.watch) sees it within its interval. set stores the value as text (a typed read converts it: number('port'), bool('debug')), or as JSON with --type json; get and list show these keys only, not the environment's or config.json's.",
+    "The keys a function reads as ctx.config, over its environment and its config.json (later layers win: environment, config.json, these). They are kept where the configuration says (MICRO_CONFIG, --config; default local: in the store micro-fn serve keeps under MICRO_FN_HOME, which must be running; nats: the JetStream KV bucket micro_fn_config on MICRO_CONFIG_ADDRESS, else the registry's NATS). A running invocation keeps the snapshot it read; the next one sees a change, and a handler that watches (ctx.config.watch) sees it within its interval. set stores the value as text (a typed read converts it: number('port'), bool('debug')), or as JSON with --type json; get and list show these keys only, not the environment's or config.json's.",
   options: {
     type: {
       type: 'string',
       value: 'string|json',
-      description: 'set: keep the value as text (default) or as JSON ("-" reads it from stdin)',
+      description: 'set: keep the value as text (default) or parse it as JSON (a value of "-" is read from stdin)',
     },
     ...configOption,
     ...pluginOptions,
