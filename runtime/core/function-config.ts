@@ -228,13 +228,17 @@ class LayeredConfig implements Config {
       await pause(Infinity, signal);
       return;
     }
+    let failing: string | undefined;
     while (await pause(interval, signal)) {
       let kv: { values: Record<string, unknown>; revision: number };
       try {
         kv = await readKv(backend, this.name);
+        failing = undefined;
       } catch (err) {
-        // A source that is down for a moment (serve restarting, NATS failing over) is read again next time.
-        this.#options.logger?.warn(`config: watching ${this.name}: ${(err as Error).message}`);
+        // A source that is down for a while (serve restarting, NATS failing over) is read again next time; said once.
+        const message = (err as Error).message;
+        if (message !== failing) this.#options.logger?.warn(`config: watching ${this.name}: ${message}`);
+        failing = message;
         continue;
       }
       if (kv.revision === seen.revision) continue;

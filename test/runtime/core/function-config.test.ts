@@ -127,6 +127,48 @@ kvLayer('an entry that is not an object is a 500 naming the function', async () 
   assert.match(err.message, /the config store's entry of fn is not a JSON object/);
 });
 
+kvLayer(
+  'a watch whose source fails says so once, not at every read (1 warning for 5+ failed reads), and goes on',
+  async () => {
+    const backend = createMemoryStore();
+    const warnings: string[] = [];
+    let reads = 0;
+    let fail = false;
+    const stop = new AbortController();
+    const c = createConfig({
+      service: 'fn',
+      env: {},
+      logger: { warn: (m) => warnings.push(m) },
+      signal: () => stop.signal,
+      open: async () => ({
+        guarantees: backend.guarantees,
+        set: (...args) => backend.set(...args),
+        delete: (...args) => backend.delete(...args),
+        get: async (...args) => {
+          reads++;
+          if (fail) throw new Error('serve is restarting');
+          return backend.get(...args);
+        },
+      }),
+    });
+    await c.snapshot();
+    fail = true;
+    const seen: unknown[] = [];
+    const watching = (async () => {
+      for await (const change of c.watch('', { interval: 50 })) {
+        seen.push(change.value);
+        stop.abort();
+      }
+    })();
+    while (reads < 7) await new Promise((r) => setTimeout(r, 20));
+    await writeKv(backend, 'fn', { k: 'back' });
+    fail = false;
+    await withTimeout(watching, 5000, 'the change after the failures');
+    assert.equal(warnings, ['config: watching fn: serve is restarting']);
+    assert.equal(seen, ['back']);
+  },
+);
+
 kvLayer.run();
 
 configContract('config contract: memory', async () => {
