@@ -47,7 +47,7 @@ if (natsAvailable()) {
   });
 
   viaCli(
-    'writes the bucket a function on that server reads (2 keys, one as JSON), without micro-fn serve',
+    'writes the bucket a function on that server reads (2 keys, one as JSON; deleted and set again), without micro-fn serve',
     async (ctx) => {
       const env = { MICRO_FN_HOME: ctx.home.home, MICRO_CONFIG_ADDRESS: ctx.server.url };
       for (const args of [
