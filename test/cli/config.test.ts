@@ -105,6 +105,34 @@ served(
   },
 );
 
+served(
+  'a watching stream whose caller gives up ends long before its timeout (inflight 1 → 0 with no change)',
+  async () => {
+    const inflight = async () => {
+      const stats = JSON.parse((await ok(['ps', '--json'])).stdout) as {
+        functions: { name: string; pool?: { inflight: number } }[];
+      };
+      return stats.functions.find((f) => f.name === 'config')?.pool?.inflight ?? 0;
+    };
+    const caller = new AbortController();
+    const res = await fetch(`${gateway}/config/Settings.Follow`, {
+      method: 'POST',
+      body: '{"changes":1,"interval":60000}',
+      headers: { 'content-type': 'application/json' },
+      signal: caller.signal,
+    });
+    const messages = lines(res.body!);
+    await withTimeout(messages.next(), 30_000, 'the first message');
+    assert.is(await inflight(), 1, 'the stream runs, watching');
+    caller.abort();
+    await messages.return(undefined).catch(() => {});
+    // Its watch sleeps 60 s between reads and the function's timeout is 1 min: only the caller's going can end it.
+    const until = Date.now() + 15_000;
+    while ((await inflight()) !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    assert.is(await inflight(), 0, 'the invocation ended when its caller went');
+  },
+);
+
 served('two writers at once both land (10 concurrent micro-fn config set of 10 keys)', async () => {
   await Promise.all(Array.from({ length: 10 }, (_, i) => ok(['config', 'set', 'config', `k${i}`, `${i}`])));
   const listed = lastJson((await ok(['config', 'list', 'config', 'k', '--json'])).stdout) as {
