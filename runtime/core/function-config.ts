@@ -161,18 +161,16 @@ export function createConfig(options: ConfigOptions): Config {
 class LayeredConfig implements Config {
   readonly name: string;
   readonly #options: ConfigOptions;
-  /** The lower layers: they never change while the process runs. */
-  readonly #base: Map<string, ConfigValue>;
+  /** The `file` layer; it and the environment never change while the process runs. */
+  readonly #file: Map<string, ConfigValue>;
   #snapshot: Promise<ConfigSnapshot> | undefined;
 
   constructor(options: ConfigOptions) {
     this.name = options.service;
     this.#options = options;
-    this.#base = new Map();
-    for (const [key, value] of Object.entries(options.env))
-      if (typeof value === 'string' && !key.startsWith('MICRO_')) this.#base.set(key, { value, source: 'env' });
+    this.#file = new Map();
     const file = 'file' in options ? options.file : configFile;
-    for (const [key, value] of Object.entries(fileObject(file))) this.#base.set(key, { value, source: 'file' });
+    for (const [key, value] of Object.entries(fileObject(file))) this.#file.set(key, { value, source: 'file' });
   }
 
   snapshot(): Promise<ConfigSnapshot> {
@@ -184,14 +182,14 @@ class LayeredConfig implements Config {
 
   async #read(): Promise<Snapshot> {
     const backend = await this.#options.open?.();
-    if (!backend) return new Snapshot(this.#base, {}, 0);
+    if (!backend) return new Snapshot(this.#options.env, this.#file, {}, 0);
     try {
       const kv = await readKv(backend, this.name);
-      return new Snapshot(this.#base, kv.values, kv.revision);
+      return new Snapshot(this.#options.env, this.#file, kv.values, kv.revision);
     } catch (err) {
       if (!backend.absent?.(err)) throw err;
       this.#options.logger?.warn(`config: ${(err as Error).message}; reading the environment and config.json only`);
-      return new Snapshot(this.#base, {}, 0);
+      return new Snapshot(this.#options.env, this.#file, {}, 0);
     }
   }
 
@@ -242,8 +240,9 @@ class LayeredConfig implements Config {
         continue;
       }
       if (kv.revision === seen.revision) continue;
-      const next = new Snapshot(this.#base, kv.values, kv.revision);
-      for (const key of new Set([...seen.keys(prefix), ...next.keys(prefix)])) {
+      const next = new Snapshot(this.#options.env, this.#file, kv.values, kv.revision);
+      // Only the kv layer changes: its keys, before and after, are all that may have.
+      for (const key of new Set([...seen.kvKeys, ...next.kvKeys].filter((k) => k.startsWith(prefix)).sort())) {
         const was = seen.entry(key);
         const now = next.entry(key);
         if (was?.source === now?.source && sameJson(was?.value, now?.value)) continue;
@@ -307,31 +306,39 @@ const TRUE = /^(true|1|yes|on)$/;
 const FALSE = /^(false|0|no|off)$/;
 
 class Snapshot implements ConfigSnapshot {
+  /** The `file` and `kv` layers; the environment is read a variable at a time (Deno allows variables one by one). */
   readonly #values: Map<string, ConfigValue>;
+  readonly #env: Readonly<Record<string, unknown>>;
+  /** The keys of the `kv` layer. */
+  readonly kvKeys: string[];
 
   constructor(
-    base: ReadonlyMap<string, ConfigValue>,
+    env: Readonly<Record<string, unknown>>,
+    file: ReadonlyMap<string, ConfigValue>,
     kv: Record<string, unknown>,
     readonly revision: number,
   ) {
-    this.#values = new Map(base);
+    this.#env = env;
+    this.#values = new Map(file);
     for (const [key, value] of Object.entries(kv)) this.#values.set(key, { value, source: 'kv' });
+    this.kvKeys = Object.keys(kv);
   }
 
   entry(key: string): ConfigValue | undefined {
-    return this.#values.get(key);
+    return this.#values.get(key) ?? envEntry(this.#env, key);
   }
 
   has(key: string): boolean {
-    return this.#values.has(key);
+    return this.entry(key) !== undefined;
   }
 
   keys(prefix = ''): string[] {
-    return [...this.#values.keys()].filter((k) => k.startsWith(prefix)).sort();
+    const all = new Set([...envKeys(this.#env), ...this.#values.keys()]);
+    return [...all].filter((k) => k.startsWith(prefix)).sort();
   }
 
   source(key: string): ConfigSource | undefined {
-    return this.#values.get(key)?.source;
+    return this.entry(key)?.source;
   }
 
   // As in LayeredConfig, `any` implements the overloads the interface declares.
@@ -344,7 +351,7 @@ class Snapshot implements ConfigSnapshot {
       case 'boolean':
         return this.bool(key, fallback);
       default:
-        return this.#values.get(key)?.value;
+        return this.entry(key)?.value;
     }
   }
 
@@ -372,7 +379,7 @@ class Snapshot implements ConfigSnapshot {
   }
 
   json(key: string, fallback?: unknown): any {
-    const found = this.#values.get(key);
+    const found = this.entry(key);
     if (!found) return fallback;
     if (typeof found.value !== 'string') return found.value;
     try {
@@ -383,7 +390,7 @@ class Snapshot implements ConfigSnapshot {
   }
 
   toJSON(): Record<string, unknown> {
-    return Object.fromEntries(this.keys().map((k) => [k, this.#values.get(k)!.value]));
+    return Object.fromEntries(this.keys().map((k) => [k, this.entry(k)!.value]));
   }
 
   #typed<T>(
@@ -393,11 +400,32 @@ class Snapshot implements ConfigSnapshot {
     read: (value: unknown) => T | undefined,
   ): T | undefined {
     checkKey(key, 'config key');
-    const found = this.#values.get(key);
+    const found = this.entry(key);
     if (!found) return fallback;
     const value = read(found.value);
     if (value === undefined) throw wrongType(key, found, what);
     return value;
+  }
+}
+
+/** A variable of the environment layer; the runtime's own (`MICRO_*`) are not configuration. */
+function envEntry(env: Readonly<Record<string, unknown>>, key: string): ConfigValue | undefined {
+  if (key.startsWith('MICRO_')) return undefined;
+  let value: unknown;
+  try {
+    value = Object.hasOwn(env, key) ? env[key] : undefined;
+  } catch {
+    return undefined; // Deno: a variable not allowed (--allow-env) is no configuration of the function
+  }
+  return typeof value === 'string' ? { value, source: 'env' } : undefined;
+}
+
+/** The names of the environment layer, as far as the platform lets them be listed (Deno: all variables allowed). */
+function envKeys(env: Readonly<Record<string, unknown>>): string[] {
+  try {
+    return Object.keys(env).filter((k) => envEntry(env, k) !== undefined);
+  } catch {
+    return [];
   }
 }
 
