@@ -1,6 +1,6 @@
 /**
  * `micro-fn invoke` wall time (a fresh process per call, bundle cache warm) against `node -e 0`, side by side.
- * Target: invoke ≤ 2.5× node -e 0.
+ * Target (issue 18): invoke ≤ 1.5× node -e 0.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -44,7 +44,7 @@ export async function benchInvoke(n = 30): Promise<string[]> {
       `micro-fn invoke (first run, builds the bundle): ${fmt(coldMs)}`,
       `micro-fn invoke, cached bundle    p50 ${fmt(a.p50)}  p99 ${fmt(a.p99)}  (n=${a.n})`,
       `node -e 0                         p50 ${fmt(b.p50)}  p99 ${fmt(b.p99)}`,
-      `ratio invoke / node -e 0 at p50: ${ratio(a.p50, b.p50)}  (target ≤ 2.5×)`,
+      `ratio invoke / node -e 0 at p50: ${ratio(a.p50, b.p50)}  (target ≤ 1.5×)`,
     ];
   } finally {
     rmSync(home, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark, each comparing micro-fn with a baseline measured in the same run. */
 import { benchAuth } from './auth.js';
 import { benchBroker } from './broker.js';
+import { benchColdBundle } from './cold-bundle.js';
 import { benchCloudflare } from './cloudflare.js';
 import { benchHttp } from './http-roundtrip.js';
 import { benchInvoke } from './invoke.js';
@@ -25,6 +26,10 @@ const benches: [string, () => Promise<string[]>][] = [
   ['bidi echo round trips over WebSocket vs HTTP/1.1 full duplex', () => benchWebSocket()],
   ['micro-fn invoke vs node -e 0', () => benchInvoke()],
   ['local spawner (micro-fn serve): cold, warm, throughput', () => benchSpawner()],
+  [
+    'cold start of a 1 MB bundle (the AWS SDK client) and helloworld, code cache vs plain node',
+    () => benchColdBundle(),
+  ],
   ['streams through serve: a server stream of 100,000 values vs a bare node:http server', () => benchServeStream()],
   ['source maps: micro-fn invoke and a function process start, maps lazy vs eager vs off', () => benchSourceMaps()],
   ["serve's request log and stats: warm-call p50/p99 with them on vs off", () => benchObserve()],

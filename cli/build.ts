@@ -24,7 +24,8 @@ export const command = defineCommand({
       value: 'DIR',
       description: 'where to write it (default dist/<function folder>)',
     },
-    minify: { type: 'boolean', description: 'minify the bundle' },
+    minify: { type: 'boolean', description: 'minify the bundle (lambda, cloudflare and deno: the default)' },
+    'no-minify': { type: 'boolean', description: 'leave a lambda, cloudflare or deno bundle unminified' },
     env: {
       type: 'string',
       short: 'e',
@@ -36,7 +37,7 @@ export const command = defineCommand({
   examples: [
     'micro-fn build examples/helloworld',
     'micro-fn build examples/helloworld --target lambda      # index.mjs and function.zip',
-    'micro-fn build examples/helloworld --target cloudflare --minify --outdir worker/',
+    'micro-fn build examples/helloworld --target cloudflare --outdir worker/',
   ],
   async run({ positionals, values }) {
     const [entry] = positionals;
@@ -46,7 +47,8 @@ export const command = defineCommand({
     const file = resolveEntry(entry);
     const outdir = values.outdir ?? join('dist', entryName(file));
     const env = { ...microVariables(process.env), ...envPairs(values.env) };
-    const built = await target.build({ entry: file, outdir, minify: values.minify === true, env });
+    const minify = values.minify === true ? true : values['no-minify'] === true ? false : undefined;
+    const built = await target.build({ entry: file, outdir, minify, env });
     const artifacts = [{ file: built.file, size: built.size }, ...(built.artifacts ?? [])];
     if (values.json)
       await write(

@@ -23,11 +23,14 @@ if (handover.gid !== undefined) {
 }
 if (handover.uid !== undefined) process.setuid(handover.uid);
 process.argv = [process.argv[0] ?? process.execPath, handover.entry, ...handover.args];
-import(pathToFileURL(handover.entry).href).catch((err) => {
-  // An entry that throws as it loads fails as it would as Node's main module: an uncaught exception (printed, exit 1,
-  // or whatever the entry's own 'uncaughtException' handler does: the Lambda runtime reports an init error), not an
-  // unhandled rejection.
-  process.nextTick(() => {
-    throw err;
+// A local bundle's script with its V8 code cache, when its build wrote them (adapters/local/code-cache.cjs): what
+// the module would compile on every start is compiled once. Otherwise the entry is imported.
+if (!require('../adapters/local/code-cache.cjs').loadBeside(handover.entry))
+  import(pathToFileURL(handover.entry).href).catch((err) => {
+    // An entry that throws as it loads fails as it would as Node's main module: an uncaught exception (printed, exit 1,
+    // or whatever the entry's own 'uncaughtException' handler does: the Lambda runtime reports an init error), not an
+    // unhandled rejection.
+    process.nextTick(() => {
+      throw err;
+    });
   });
-});

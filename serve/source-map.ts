@@ -9,8 +9,11 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** A frame's location in a bundle: an absolute path or a file URL ending `.mjs`, then line and column. */
-const FRAME = /(file:\/\/)?(\/[^\s()"'`]*?\.mjs):(\d+):(\d+)/g;
+/**
+ * A frame's location in a bundle: an absolute path or a file URL ending `.mjs` (or `.cjs`, a local bundle's script
+ * run with its code cache), then line and column.
+ */
+const FRAME = /(file:\/\/)?(\/[^\s()"'`]*?\.[cm]js):(\d+):(\d+)/g;
 /** Maps past this size are not read (a map of a bundle is a few MB at most). */
 const MAX_MAP_BYTES = 64 * 1024 * 1024;
 /** Decoded maps kept (a bundle's build folder never changes: a new build is a new folder). */
@@ -42,7 +45,7 @@ export class StackMapper {
 
   /** `text` with every frame of a mapped bundle replaced by its source's path, line and column. */
   mapText(text: string): string {
-    if (!text.includes('.mjs:')) return text;
+    if (!text.includes('.mjs:') && !text.includes('.cjs:')) return text;
     return text.replace(FRAME, (frame, url: string | undefined, path: string, line: string, column: string) => {
       const file = url ? safeFilePath(`file://${path}`) : path;
       if (file === undefined) return frame;

@@ -25,8 +25,12 @@ export interface UploadModule {
 export interface UploadMetadata {
   main_module: string;
   compatibility_date: string;
-  bindings: { type: 'plain_text'; name: string; text: string }[];
+  bindings: UploadBinding[];
 }
+
+/** A binding of the upload: a plain-text variable, or a Workers KV namespace by its id. */
+export type UploadBinding =
+  { type: 'plain_text'; name: string; text: string } | { type: 'kv_namespace'; name: string; namespace_id: string };
 
 /** The content type of a module part: an ES module, not a service-worker script. */
 export const MODULE_TYPE = 'application/javascript+module';
@@ -87,6 +91,34 @@ export class CloudflareApi {
     return result !== MISSING;
   }
 
+  /**
+   * The id of the account's Workers KV namespace titled `title`, created when there is none
+   * (`GET`/`POST /accounts/{account_id}/storage/kv/namespaces`). `created` tells which.
+   */
+  async kvNamespace(title: string): Promise<{ id: string; created: boolean }> {
+    for (let page = 1; ; page++) {
+      const result = await this.#call(
+        'GET',
+        `/storage/kv/namespaces?per_page=100&page=${page}`,
+        undefined,
+        'list the Workers KV namespaces',
+      );
+      const namespaces = Array.isArray(result) ? (result as { id?: unknown; title?: unknown }[]) : [];
+      const found = namespaces.find((n) => n.title === title && typeof n.id === 'string');
+      if (found) return { id: found.id as string, created: false };
+      if (namespaces.length < 100) break;
+    }
+    const created = (await this.#call(
+      'POST',
+      '/storage/kv/namespaces',
+      JSON.stringify({ title }),
+      `create the Workers KV namespace ${title}`,
+    )) as { id?: unknown } | undefined;
+    if (typeof created?.id !== 'string')
+      throw new UserError(`Cloudflare created the KV namespace ${title} but gave no id`);
+    return { id: created.id, created: true };
+  }
+
   async #call(
     method: string,
     path: string,
@@ -119,7 +151,7 @@ export class CloudflareApi {
         `${res.status} ${text.slice(0, 200)}`;
       const hint =
         res.status === 401 || res.status === 403
-          ? ': check CLOUDFLARE_API_TOKEN (it needs Workers Scripts: Edit) and CLOUDFLARE_ACCOUNT_ID'
+          ? `: check CLOUDFLARE_API_TOKEN (it needs Workers Scripts: Edit${path.startsWith('/storage/kv') ? ' and Workers KV Storage: Edit' : ''}) and CLOUDFLARE_ACCOUNT_ID`
           : '';
       throw new UserError(`Cloudflare refused to ${doing}: ${reasons}${hint}`);
     }

@@ -5,6 +5,7 @@
  */
 import { relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
+import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
 import { loadDefinition } from '../kit/definition.js';
 import { source } from '../kit/package-root.js';
 import { withoutUnusedCode } from '../kit/unused.js';
@@ -14,7 +15,8 @@ export { MAIN_MODULE } from '../kit/web.js';
 
 export interface CloudflareBuildOptions {
   outdir: string;
-  minify: boolean;
+  /** Default true: the platform compiles the whole bundle at every cold start. */
+  minify?: boolean;
   /**
    * The Worker's configuration (its vars): the plugins it selects are bundled, nothing else. Default: none (HTTP
    * calls by address only). Without NATS the upload is ~200 KB smaller and workerd starts the Worker ~15 ms sooner (it
@@ -45,13 +47,14 @@ export async function buildCloudflare(file: string, options: CloudflareBuildOpti
       entry: file,
       contents,
       outdir: options.outdir,
-      minify: options.minify,
+      minify: options.minify ?? true,
       env: options.env ?? {},
       conditions: ['workerd'],
       platformName: 'Workers',
       // index.mjs.map beside it: uploaded with it, Cloudflare maps the Worker's stack traces after it runs.
       sourcemap: true,
-      define,
+      // The platform hands the Worker its invocations: it never listens nor subscribes.
+      define: { ...define, [BUILD_CONSTANTS.noListener]: 'true' },
     }),
   );
 }

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { UserError, type Registry, type ServiceDefinition, type ServiceRecord } from '../../runtime/core/index.js';
 import { deploymentRecord } from '../kit/register.js';
-import { CloudflareApi, type UploadMetadata, type UploadModule } from './api.js';
+import { CloudflareApi, type UploadBinding, type UploadMetadata, type UploadModule } from './api.js';
 import { MAIN_MODULE, buildCloudflare, type CloudflareBuild } from './build.js';
 import { wranglerToml } from './wrangler.js';
 
@@ -31,6 +31,12 @@ export interface CloudflareDeployOptions {
   vars?: Record<string, string>;
   /** Queues whose messages trigger the function (its subscribers' topics, dots as dashes). */
   queues?: string[];
+  /**
+   * The Workers KV namespace to bind when `vars` choose the cloudflare-kv store (MICRO_STORE=cloudflare-kv), by id.
+   * Default: the account's namespace titled KV_NAMESPACE_TITLE, created on the first deploy; a dry run leaves the id
+   * out of wrangler.toml, which wrangler (4.45 and later) then provisions the same way.
+   */
+  kvNamespace?: string;
   /** Default COMPATIBILITY_DATE. */
   compatibilityDate?: string;
   /** Write the bundle, the upload metadata and a wrangler.toml, upload nothing. */
@@ -44,6 +50,11 @@ export interface CloudflareDeployOptions {
   /** Called with each step, one line each. */
   onProgress?: (line: string) => void;
 }
+
+/** The title of the Workers KV namespace a deploy binds for the cloudflare-kv store unless given one. */
+export const KV_NAMESPACE_TITLE = 'micro-fn-store';
+/** The binding the cloudflare-kv store reads unless MICRO_STORE_ADDRESS names another. */
+export const KV_BINDING = 'MICRO_FN_STORE';
 
 export interface CloudflareDeployResult {
   /** The node address to register: `https://NAME.SUBDOMAIN.workers.dev`, or `url`. Empty after a dry run without `url`. */
@@ -78,17 +89,26 @@ export async function deployCloudflare(options: CloudflareDeployOptions): Promis
     `built ${relative(process.cwd(), build.file)} (${build.startSize} bytes loaded at start, ${build.artifacts.length} more modules) in ${build.ms} ms`,
   );
   const compatibilityDate = options.compatibilityDate ?? COMPATIBILITY_DATE;
-  const metadata: UploadMetadata = {
-    main_module: MAIN_MODULE,
-    compatibility_date: compatibilityDate,
-    bindings: Object.entries(vars).map(([key, text]) => ({ type: 'plain_text', name: key, text })),
-  };
+  const bindings: UploadBinding[] = Object.entries(vars).map(([key, text]) => ({
+    type: 'plain_text',
+    name: key,
+    text,
+  }));
+  const metadata: UploadMetadata = { main_module: MAIN_MODULE, compatibility_date: compatibilityDate, bindings };
   const queues = options.queues ?? [];
+  // The cloudflare-kv store reads a KV namespace binding: without it, every store call is a 501.
+  const kv = vars.MICRO_STORE === 'cloudflare-kv' ? { binding: vars.MICRO_STORE_ADDRESS || KV_BINDING } : undefined;
 
   if (options.dryRun) {
+    if (kv && options.kvNamespace)
+      bindings.push({ type: 'kv_namespace', name: kv.binding, namespace_id: options.kvNamespace });
     const files = [join(options.outdir, 'metadata.json'), join(options.outdir, 'wrangler.toml')];
     await writeFile(files[0]!, `${JSON.stringify(metadata, null, 2)}\n`);
-    await writeFile(files[1]!, wranglerToml({ name, main: MAIN_MODULE, compatibilityDate, vars, queues }));
+    const kvNamespaces = kv ? [{ binding: kv.binding, id: options.kvNamespace }] : [];
+    await writeFile(
+      files[1]!,
+      wranglerToml({ name, main: MAIN_MODULE, compatibilityDate, vars, queues, kvNamespaces }),
+    );
     progress(
       `dry run: wrote ${files.map((f) => relative(process.cwd(), f)).join(', ')}; deploy with \`npx wrangler deploy\` in ${relative(process.cwd(), options.outdir) || '.'}`,
     );
@@ -96,6 +116,16 @@ export async function deployCloudflare(options: CloudflareDeployOptions): Promis
   }
 
   const api = new CloudflareApi({ accountId: accountId!, token: token!, apiBase: options.apiBase });
+  if (kv) {
+    let id = options.kvNamespace;
+    if (!id) {
+      const found = await api.kvNamespace(KV_NAMESPACE_TITLE);
+      id = found.id;
+      progress(`${found.created ? 'created' : 'found'} the Workers KV namespace ${KV_NAMESPACE_TITLE} (${id})`);
+    }
+    bindings.push({ type: 'kv_namespace', name: kv.binding, namespace_id: id });
+    progress(`the store is the KV namespace ${id}, bound as ${kv.binding}`);
+  }
   const modules: UploadModule[] = await Promise.all(
     [build.file, ...build.artifacts.map((a) => a.file)].map(async (file) => ({
       name: relative(options.outdir, file).split('\\').join('/'),

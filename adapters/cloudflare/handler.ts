@@ -85,13 +85,18 @@ function runnerFor(definition: ServiceDefinition, bindings: WorkerEnv): Runner {
   // sent as the invocation ends, inside the event (waitUntil).
   return new Runner(definition, {
     env,
-    plugins: () => resolvePlugins(env, { platform: 'web' }),
+    // A bundle whose function never calls out has no client to open them (build-constants.ts), nor their code.
+    plugins: globalThis.__MICRO_FN_NO_CLIENT__ ? noPlugins : () => resolvePlugins(env, { platform: 'web' }),
     tracing: tracingOf(env, 'web'),
   });
 }
 
+/** What a bundle without the client passes for the plugins: nothing ever asks for them there. */
+const noPlugins = () => Promise.reject(new Error('this bundle was built without the client'));
+
 async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
-  const topic = topicOf(runner.topics, batch.queue);
+  // A function with no subscriber (build-constants.ts) carries no more of this than the refusal.
+  const topic = globalThis.__MICRO_FN_NO_SUBSCRIBERS__ ? undefined : topicOf(runner.topics, batch.queue);
   if (topic === undefined) {
     // Retried, not lost: past the queue's max_retries the messages go to its dead-letter queue.
     console.error(

@@ -13,8 +13,9 @@ export const target = defineTarget({
   description: [
     'Bundles it as a module worker, uploads it with the Workers script API (CLOUDFLARE_ACCOUNT_ID,',
     'CLOUDFLARE_API_TOKEN), serves it on workers.dev and registers that address (--url for your own domain). Its',
-    "--env become the Worker's plain-text bindings; NATS must be a ws:// or wss:// address. --dry-run writes the",
-    'bundle, the upload metadata and a wrangler.toml instead, for `npx wrangler deploy`.',
+    "--env become the Worker's plain-text bindings; NATS must be a ws:// or wss:// address. With",
+    'MICRO_STORE=cloudflare-kv it binds a Workers KV namespace (--kv-namespace, else micro-fn-store, created once).',
+    '--dry-run writes the bundle, the upload metadata and a wrangler.toml instead, for `npx wrangler deploy`.',
   ],
   options: {
     name: {
@@ -28,6 +29,12 @@ export const target = defineTarget({
       short: 'o',
       value: 'DIR',
       description: 'where the bundle (and dry-run files) go (default under MICRO_FN_HOME/builds)',
+    },
+    'kv-namespace': {
+      type: 'string',
+      value: 'ID',
+      description:
+        'the Workers KV namespace the cloudflare-kv store uses (default: micro-fn-store, created on the first deploy)',
     },
     'compatibility-date': { type: 'string', value: 'YYYY-MM-DD', description: "the Worker's compatibility date" },
     'dry-run': { type: 'boolean', description: 'write the files for wrangler instead of uploading' },
@@ -61,6 +68,7 @@ export const target = defineTarget({
       // Workers queue names take no dots: a subscriber of user.created is fed by queue user-created.
       queues: Object.keys(definition.subscribers ?? {}).map((topic) => topic.replaceAll('.', '-')),
       compatibilityDate: options['compatibility-date'],
+      kvNamespace: options['kv-namespace'],
       dryRun,
       url: options.url,
       env: hostEnv,

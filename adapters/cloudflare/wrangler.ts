@@ -10,6 +10,8 @@ export interface WranglerConfig {
   vars: Record<string, string>;
   /** Queues whose messages the Worker consumes. */
   queues: string[];
+  /** Workers KV namespaces to bind; one without an id is provisioned by wrangler (4.45 and later) on deploy. */
+  kvNamespaces?: { binding: string; id?: string }[];
 }
 
 /**
@@ -32,6 +34,14 @@ export function wranglerToml(config: WranglerConfig): string {
   const vars = Object.entries(config.vars);
   if (vars.length > 0) lines.push('', '[vars]', ...vars.map(([key, value]) => `${str(key)} = ${str(value)}`));
   for (const queue of config.queues) lines.push('', '[[queues.consumers]]', `queue = ${str(queue)}`);
+  for (const kv of config.kvNamespaces ?? []) {
+    lines.push('', '[[kv_namespaces]]', `binding = ${str(kv.binding)}`);
+    if (kv.id) lines.push(`id = ${str(kv.id)}`);
+    else
+      lines.push(
+        '# no id: wrangler 4.45 and later creates the namespace on deploy; or `npx wrangler kv namespace create`',
+      );
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -5,6 +5,7 @@
  */
 import { relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
+import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
 import { loadDefinition } from '../kit/definition.js';
 import { source } from '../kit/package-root.js';
 import { withoutUnusedCode } from '../kit/unused.js';
@@ -14,7 +15,8 @@ export { MAIN_MODULE } from '../kit/web.js';
 
 export interface DenoBuildOptions {
   outdir: string;
-  minify: boolean;
+  /** Default true: the platform compiles the whole bundle at every cold start. */
+  minify?: boolean;
   /** The function's configuration: the plugins it selects are bundled, nothing else. Default: none. */
   env?: Env;
 }
@@ -33,10 +35,20 @@ export async function buildDeno(file: string, options: DenoBuildOptions): Promis
     `import { createServe } from ${JSON.stringify(source('adapters/deno/handler.ts'))};`,
     `export default createServe(mod.default, ${JSON.stringify(relative(process.cwd(), file) || file)});`,
   ].join('\n');
-  const { outdir, minify, env = {} } = options;
+  const { outdir, minify = true, env = {} } = options;
   // A module that cannot be loaded in Node (it needs Deno) keeps the stream machinery: it decides when it runs.
   const definition = await loadDefinition(file, env).catch(() => undefined);
   return withoutUnusedCode(definition, (define) =>
-    bundleWeb({ entry: file, contents, outdir, minify, env, conditions: ['deno'], platformName: 'Deno', define }),
+    bundleWeb({
+      entry: file,
+      contents,
+      outdir,
+      minify,
+      env,
+      conditions: ['deno'],
+      platformName: 'Deno',
+      // `deno serve` hands the module its requests: it never listens nor subscribes.
+      define: { ...define, [BUILD_CONSTANTS.noListener]: 'true' },
+    }),
   );
 }

@@ -40,7 +40,8 @@ export function createServe(
 ): ServeDefaultExport {
   const definition = asDefinition(value, from);
   const env = options.env ?? denoEnv();
-  const plugins = () => resolvePlugins(env, { platform: 'web' });
+  // A bundle whose function never calls out has no client to open them (build-constants.ts), nor their code.
+  const plugins = globalThis.__MICRO_FN_NO_CLIENT__ ? noPlugins : () => resolvePlugins(env, { platform: 'web' });
   // Spans go out with fetch when the bundle was built for an OTLP endpoint (runtime/plugins/otel fetch-exporter.ts).
   const runner = new Runner(definition, { env, plugins, scope: 'host', tracing: tracingOf(env, 'web') });
   const handle = createFetchHandler(runner, { maxBodySize: options.maxBodySize });
@@ -56,6 +57,9 @@ export function createServe(
   };
   return { fetch: (request) => handle(request, context) };
 }
+
+/** What a bundle without the client passes for the plugins: nothing ever asks for them there. */
+const noPlugins = () => Promise.reject(new Error('this bundle was built without the client'));
 
 /**
  * `Deno.env` as an Env whose variables are read when asked for, so `--allow-env='MICRO_*'` is all micro-fn needs.

@@ -6,7 +6,7 @@
  * runs on this machine, imported from where micro-fn has them. Build-time only.
  */
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Plugin } from 'esbuild';
 import { BUILD_CONSTANTS } from '../../runtime/core/build-constants.js';
@@ -40,7 +40,8 @@ export function selected(selection: PluginSelection): PluginDescriptor[] {
 /**
  * The esbuild plugin that carries `selection`'s plugins and their packages; no store plugin (nor its client) when
  * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts), no config plugin
- * when it leaves config out.
+ * when it leaves config out, and only a trace exporter when it leaves the client out (the function never calls out:
+ * nothing would open the others).
  */
 export function pluginsPlugin(
   selection: PluginSelection,
@@ -49,8 +50,12 @@ export function pluginsPlugin(
 ): Plugin {
   const noStore = define?.[BUILD_CONSTANTS.noStore] === 'true';
   const noConfig = define?.[BUILD_CONSTANTS.noConfig] === 'true';
+  const noClient = define?.[BUILD_CONSTANTS.noClient] === 'true';
   const chosen = new Set(
-    selected(selection).filter((d) => !(noStore && d.kind === 'store') && !(noConfig && d.kind === 'config')),
+    selected(selection).filter(
+      (d) =>
+        !(noStore && d.kind === 'store') && !(noConfig && d.kind === 'config') && !(noClient && d.kind !== 'exporter'),
+    ),
   );
   const catalog = join(root, 'runtime', 'plugins', 'catalog.ts');
   const lines: string[] = [];
@@ -71,6 +76,7 @@ export function pluginsPlugin(
   const contents = lines.join('\n');
   const packages = packagesOf(chosen, selection.platform);
   const require = createRequire(join(root, 'package.json'));
+  const runtimeDir = join(root, 'runtime') + sep;
   return {
     name: 'micro-fn-plugins',
     setup(build) {
@@ -87,7 +93,22 @@ export function pluginsPlugin(
       if (packages.size === 0) return;
       const filter = new RegExp(`^(${[...packages.keys()].map(escape).join('|')})$`);
       build.onResolve({ filter }, async (args) => {
+        if (args.pluginData === USER_IMPORT) return undefined;
         const target = packages.get(args.path)!;
+        if (selection.packages === 'external' && !args.importer.startsWith(runtimeDir)) {
+          // The function's own import of a package a plugin also uses (its AWS SDK client): bundled like any other
+          // package it imports (from its folder, else from beside micro-fn), since its code runs on every start
+          // and is compiled with the bundle's code cache; only the plugins' lazy imports stay outside.
+          const own = await build.resolve(args.path, {
+            kind: args.kind,
+            resolveDir: args.resolveDir,
+            pluginData: USER_IMPORT,
+          });
+          if (own.errors.length === 0) return { path: own.path };
+          const beside = await build.resolve(target, { kind: args.kind, resolveDir: root, pluginData: USER_IMPORT });
+          if (beside.errors.length === 0) return { path: beside.path };
+          return undefined;
+        }
         if (selection.packages === 'external') {
           try {
             return { path: pathToFileURL(require.resolve(target)).href, external: true };
@@ -110,6 +131,9 @@ export function pluginsPlugin(
     },
   };
 }
+
+/** Marks esbuild's own resolution of a function's import, so this plugin leaves it to esbuild. */
+const USER_IMPORT = Symbol('micro-fn user import');
 
 /** Package name → what this platform imports instead (itself when nothing is substituted). */
 function packagesOf(chosen: Iterable<PluginDescriptor>, platform: Platform): Map<string, string> {

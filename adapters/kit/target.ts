@@ -31,7 +31,8 @@ export interface BuildRequest {
   /** The entry file, resolved. */
   entry: string;
   outdir: string;
-  minify: boolean;
+  /** Absent: the target's default (minified for a platform that parses the bundle at every cold start). */
+  minify?: boolean;
   /** The function's configuration: for a target whose bundle carries only the plugins it selects. */
   env: Env;
 }

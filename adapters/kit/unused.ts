@@ -1,7 +1,8 @@
 /**
  * What a function's bundle leaves out because the function never uses it (runtime/core/build-constants.ts): the
  * stream machinery when it neither serves nor calls a stream, the store when it never touches `ctx.store`, locks when
- * it never touches `ctx.sync`, config when it never touches `ctx.config`.
+ * it never touches `ctx.sync`, config when it never touches `ctx.config`, the client and every plugin it would open
+ * when it never calls out, the message path when it has no subscriber.
  * Build-time only.
  */
 import { readFileSync } from 'node:fs';
@@ -18,17 +19,34 @@ interface Optional {
   served(definition: ServiceDefinition): boolean;
   /** Matches a use of it in a source file (a false match only costs bytes; a missed one, a clear error). */
   used: RegExp;
+  /** Looked for in the packages the function imports too, not only in its own files. */
+  packages?: true;
 }
+
+// `ctx.store`, or `store` destructured from the context: `({ store }) =>`, `{ store: kv, client }`.
+const STORE = /\.store\b|[{,]\s*store\s*[,}:]/;
+// `ctx.sync`, or `sync` destructured from the context.
+const SYNC = /\.sync\b|[{,]\s*sync\s*[,}:]/;
+// `ctx.config`, or `config` destructured from the context.
+const CONFIG = /\.config\b|[{,]\s*config\s*[,}:]/;
 
 const OPTIONAL: Optional[] = [
   // `client.stream(...)`, `.stream<T>(...)`.
   { constant: BUILD_CONSTANTS.noStreams, served: servesStreams, used: /\.stream\s*[<(]/ },
-  // `ctx.store`, or `store` destructured from the context: `({ store }) =>`, `{ store: kv, client }`.
-  { constant: BUILD_CONSTANTS.noStore, served: () => false, used: /\.store\b|[{,]\s*store\s*[,}:]/ },
-  // `ctx.sync`, or `sync` destructured from the context.
-  { constant: BUILD_CONSTANTS.noSync, served: () => false, used: /\.sync\b|[{,]\s*sync\s*[,}:]/ },
-  // `ctx.config`, or `config` destructured from the context.
-  { constant: BUILD_CONSTANTS.noConfig, served: () => false, used: /\.config\b|[{,]\s*config\s*[,}:]/ },
+  { constant: BUILD_CONSTANTS.noStore, served: () => false, used: STORE },
+  { constant: BUILD_CONSTANTS.noSync, served: () => false, used: SYNC },
+  { constant: BUILD_CONSTANTS.noConfig, served: () => false, used: CONFIG },
+  // Subscribers are declared in the definition only: nothing in the sources adds one.
+  { constant: BUILD_CONSTANTS.noSubscribers, served: (d) => new Router(d).topics.length > 0, used: /(?!)/ },
+  // Any word `client`, `publish` or `broker` (`ctx.client.call`, `{ client }`, a helper handed `ctx`), and the store
+  // and sync, which run on the client (and `config`: a configuration source may be a plugin the client opens). Looked
+  // for in the packages too: one that is handed `ctx` may call out with it.
+  {
+    constant: BUILD_CONSTANTS.noClient,
+    served: () => false,
+    used: new RegExp(`\\b(client|publish|broker)\\b|${STORE.source}|${SYNC.source}|${CONFIG.source}`),
+    packages: true,
+  },
 ];
 
 /**
@@ -45,8 +63,14 @@ export async function withoutUnusedCode<T extends { inputs: string[] }>(
   const left = OPTIONAL.filter((o) => !o.served(definition));
   if (left.length === 0) return build({});
   const built = await build(defines(left));
-  const sources = ownSources(built.inputs).map((file) => readFileSync(file, 'utf8'));
-  const unused = left.filter((o) => !sources.some((text) => o.used.test(text)));
+  const read = (files: string[]) => files.map((file) => readFileSync(file, 'utf8'));
+  const own = read(ownSources(built.inputs));
+  let packages: string[] | undefined;
+  const unused = left.filter(
+    (o) =>
+      !own.some((text) => o.used.test(text)) &&
+      !(o.packages && (packages ??= read(packageSources(built.inputs))).some((text) => o.used.test(text))),
+  );
   return unused.length === left.length ? built : build(defines(unused));
 }
 
@@ -60,9 +84,17 @@ function defines(left: Optional[]): Record<string, string> {
 }
 
 /** The function's own source files: not micro-fn's runtime, not a package's. */
-function ownSources(inputs: string[], root = packageRoot()): string[] {
-  const runtime = [join(root, 'runtime') + sep, join(root, 'adapters') + sep];
-  return inputs.filter(
-    (file) => !runtime.some((dir) => file.startsWith(dir)) && !file.includes(`${sep}node_modules${sep}`),
-  );
+function ownSources(inputs: string[]): string[] {
+  return inputs.filter((file) => !inRuntime(file) && !inPackage(file));
 }
+
+/** The source files of the packages the function imports (micro-fn's own plugins' packages among them). */
+function packageSources(inputs: string[]): string[] {
+  return inputs.filter((file) => !inRuntime(file) && inPackage(file));
+}
+
+function inRuntime(file: string, root = packageRoot()): boolean {
+  return [join(root, 'runtime') + sep, join(root, 'adapters') + sep].some((dir) => file.startsWith(dir));
+}
+
+const inPackage = (file: string) => file.includes(`${sep}node_modules${sep}`);

@@ -19,6 +19,7 @@ import { source } from '../kit/package-root.js';
 export interface LambdaBuildOptions {
   /** Where `index.mjs` and `function.zip` are written. */
   outdir: string;
+  /** Default true: Lambda parses the bundle at every cold start; the source map beside it maps stack traces. */
   minify?: boolean;
   /** The environment the function will run with (default: none, the embedded default): it decides which plugins the bundle carries. */
   env?: Env;
@@ -65,10 +66,10 @@ export async function buildLambda(file: string, options: LambdaBuildOptions): Pr
       outdir: options.outdir,
       contents,
       target: 'node22',
-      minify: options.minify ?? false,
+      minify: options.minify ?? true,
       sourcemap: true,
       external: ['@aws-sdk/*'],
-      // Lambda invokes the function: it never listens, so the bundle carries no HTTP listener.
+      // Lambda invokes the function: it never listens nor subscribes, so the bundle carries no HTTP listener.
       define: { ...define, [BUILD_CONSTANTS.noListener]: 'true' },
       plugins: { platform: 'node', env: options.env ?? {}, packages: 'bundle' },
     }),

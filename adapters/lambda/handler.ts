@@ -12,6 +12,10 @@ import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.j
 import { httpHandler } from './http.js';
 import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { handleSqs } from './sqs.js';
+import type {} from '../../runtime/core/build-constants.js';
+
+/** What a bundle without the client passes for the plugins: nothing ever asks for them there. */
+const noPlugins = () => Promise.reject(new Error('this bundle was built without the client'));
 
 /** An async Lambda handler (Node 24 drops callback handlers). */
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -46,7 +50,8 @@ export interface HandlerParts {
 export function handlerParts(definition: ServiceDefinition, env: Env = process.env): HandlerParts {
   const runner = new Runner(definition, {
     env,
-    plugins: () => resolvePlugins(env),
+    // A bundle whose function never calls out has no client to open them (build-constants.ts), nor their code.
+    plugins: globalThis.__MICRO_FN_NO_CLIENT__ ? noPlugins : () => resolvePlugins(env),
     scope: 'host',
     grace: LAMBDA_GRACE,
     tracing: tracingOf(env),

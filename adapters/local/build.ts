@@ -5,10 +5,12 @@
  * cached under MICRO_FN_HOME unless an outdir is given.
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
 import { cached, type CachedBuild } from '../kit/cache.js';
 import { packageRoot, source } from '../kit/package-root.js';
+import type * as CodeCache from './code-cache.cjs';
 
 export interface LocalBuildOptions {
   /** Where to write the bundle; default: a cache folder under MICRO_FN_HOME. */
@@ -16,6 +18,11 @@ export interface LocalBuildOptions {
   minify?: boolean;
   /** Where MICRO_FN_HOME is (default process.env). */
   env?: Env;
+  /**
+   * Beside index.mjs, the same code as index.cjs with V8's code cache for this Node (adapters/local/code-cache.cjs),
+   * which function processes and `micro-fn invoke` load instead (default true). False: index.mjs alone.
+   */
+  codeCache?: boolean;
 }
 
 /**
@@ -27,15 +34,21 @@ export interface LocalBuildOptions {
  */
 export async function buildLocal(entry: string, options: LocalBuildOptions = {}): Promise<CachedBuild> {
   // Loaded on a cache miss only: a hit is on every `micro-fn invoke`'s start-up path.
-  const build = async (outdir: string) =>
-    (await import('../kit/node.js')).bundleNode({
+  const build = async (outdir: string) => {
+    const built = await (
+      await import('../kit/node.js')
+    ).bundleNode({
       entry,
       outdir,
       contents: entryModule(entry),
       minify: options.minify,
       sourcemap: true,
       plugins: { platform: 'node', packages: 'external' },
+      script: options.codeCache !== false,
     });
+    if (options.codeCache !== false) writeCodeCache(built.file);
+    return built;
+  };
   if (options.outdir) {
     const started = Date.now();
     const { file, size } = await build(options.outdir);
@@ -43,8 +56,28 @@ export async function buildLocal(entry: string, options: LocalBuildOptions = {})
   }
   // Whether config.json is there: once it is, it is one of the bundle's inputs, but a file added later is not.
   const file = existsSync(join(dirname(entry), 'config.json')) ? 1 : 0;
-  const key = `${entry}\0${packageRoot()}\0${options.minify ? 1 : 0}\0${file}`;
-  return cached('local', key, options.env ?? process.env, build);
+  const built = await cached(
+    'local',
+    `${entry}\0${packageRoot()}\0${options.minify ? 1 : 0}\0${options.codeCache === false ? 0 : 1}\0${file}`,
+    options.env ?? process.env,
+    build,
+  );
+  // A bundle built by another Node: its script gets this Node's cache now (a file per Node version).
+  if (built.cached && options.codeCache !== false) writeCodeCache(built.file, true);
+  return built;
+}
+
+/** The code cache of the script beside `bundle`, when the build wrote one (adapters/local/code-cache.cjs). */
+function writeCodeCache(bundle: string, ifMissing = false): void {
+  const script = bundle.replace(/\.mjs$/, '.cjs');
+  if (!existsSync(script)) return;
+  const codeCache = createRequire(import.meta.url)(source('adapters/local/code-cache.cjs')) as typeof CodeCache;
+  if (ifMissing && existsSync(codeCache.cacheFile(script))) return;
+  try {
+    codeCache.produce(script);
+  } catch {
+    // A cache folder this user cannot write (another user's build): the script is compiled as it loads.
+  }
 }
 
 /** The bundle's entry: the function's definition, the local handler's exports, and the start of a serve process. */

@@ -24,6 +24,7 @@ import { RecordingTracer } from '../../runtime/core/trace-recorder.js';
 import type { SpanExporter, TracerFactory } from '../../runtime/core/trace.js';
 import { MicroError, errors, toMicroError } from '../../runtime/core/errors.js';
 import { HEALTH_ENDPOINT } from '../../runtime/core/server.js';
+import { CallerSignal } from '../../runtime/core/transport.js';
 import { STREAM_METADATA, type MessageStream, type StreamEnd, type StreamKind } from '../../runtime/core/stream.js';
 import {
   IPC_FD,
@@ -36,7 +37,7 @@ import {
   type IpcStream,
   type ToFunction,
 } from './ipc.js';
-import { Credit, PipeCaller, PipeReader, writeStream } from './pipe-stream.js';
+import { Credit, PipeReader, writeStream } from './pipe-stream.js';
 
 /**
  * The streams of the invocation in progress: the request's (when it streams) and the credit of the reply's; and its
@@ -45,10 +46,10 @@ import { Credit, PipeCaller, PipeReader, writeStream } from './pipe-stream.js';
 interface StreamLink {
   request?: PipeReader;
   reply: Credit;
-  caller: PipeCaller;
+  caller: CallerSignal;
 }
 
-const newLink = (): StreamLink => ({ reply: new Credit(), caller: new PipeCaller() });
+const newLink = (): StreamLink => ({ reply: new Credit(), caller: new CallerSignal() });
 
 /**
  * A Runner on this host: the plugins the environment configures, loaded only if the handler calls out. Its spans go

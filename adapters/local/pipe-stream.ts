@@ -7,7 +7,6 @@
 import { MicroError, parseError } from '../../runtime/core/errors.js';
 import { Metadata } from '../../runtime/core/metadata.js';
 import type { MessageStream, StreamEnd } from '../../runtime/core/stream.js';
-import type { Caller } from '../../runtime/core/transport.js';
 import { readsText } from '../../runtime/core/server-stream.js';
 import { STREAM_WINDOW, type IpcCancel, type IpcCredit, type IpcData, type IpcEnd, type IpcStream } from './ipc.js';
 
@@ -238,38 +237,6 @@ export class PipeReader implements MessageStream {
         return { done: true, value: undefined };
       },
     };
-  }
-}
-
-/**
- * The caller of the invocation a function process serves, as serve tells of it over the pipe: gone once serve says
- * `cancel` (its caller left, before the reply or while reading its stream). The dispatcher fires a stream handler's
- * signal then, even before its first item.
- */
-export class PipeCaller implements Caller {
-  #gone = false;
-  readonly #listeners = new Set<() => void>();
-
-  get gone(): boolean {
-    return this.#gone;
-  }
-
-  onGone(listener: () => void): () => void {
-    if (this.#gone) {
-      listener();
-      return () => {};
-    }
-    this.#listeners.add(listener);
-    return () => void this.#listeners.delete(listener);
-  }
-
-  /** Serve said `cancel`: every listener is called, once. */
-  go(): void {
-    if (this.#gone) return;
-    this.#gone = true;
-    const listeners = [...this.#listeners];
-    this.#listeners.clear();
-    for (const listener of listeners) listener();
   }
 }
 

@@ -6,8 +6,9 @@
  */
 declare global {
   /**
-   * Set by builds for hosts where a function never listens (Lambda: the platform invokes it). The HTTP transport
-   * then carries no listener (node:http server, its exchanges, stream writers).
+   * Set by builds for hosts where a function never listens nor subscribes: the platform hands it its invocations
+   * (Lambda, Workers, Deno). The HTTP transport then carries no listener (node:http server, its exchanges, stream
+   * writers), and a Service no listening, registering or subscribing.
    */
   var __MICRO_FN_NO_LISTENER__: true | undefined;
   /**
@@ -21,6 +22,13 @@ declare global {
   var __MICRO_FN_NO_SYNC__: true | undefined;
   /** Set by builds of a function whose own sources never touch `ctx.config`: the bundle carries no config code. */
   var __MICRO_FN_NO_CONFIG__: true | undefined;
+  /**
+   * Set by builds of a function whose sources never call out (no `client`, `publish` or `broker`, and neither store
+   * nor sync): the bundle carries no client, no plugin resolution and no plugin but a trace exporter.
+   */
+  var __MICRO_FN_NO_CLIENT__: true | undefined;
+  /** Set by builds of a function whose definition subscribes to no topic: the bundle carries no message path. */
+  var __MICRO_FN_NO_SUBSCRIBERS__: true | undefined;
 }
 
 /** The names, as a build passes them to esbuild's `define`. */
@@ -30,6 +38,8 @@ export const BUILD_CONSTANTS = {
   noStore: 'globalThis.__MICRO_FN_NO_STORE__',
   noSync: 'globalThis.__MICRO_FN_NO_SYNC__',
   noConfig: 'globalThis.__MICRO_FN_NO_CONFIG__',
+  noClient: 'globalThis.__MICRO_FN_NO_CLIENT__',
+  noSubscribers: 'globalThis.__MICRO_FN_NO_SUBSCRIBERS__',
 } as const;
 
 /**
@@ -39,6 +49,10 @@ export const BUILD_CONSTANTS = {
 export function builtWithout(what: 'store' | 'sync' | 'config'): string {
   return `this bundle was built without ctx.${what} (its sources never use \`ctx.${what}\` or a destructured \`${what}\`): build it again`;
 }
+
+/** What a bundle built without the client says when `ctx.client` is used anyway. */
+export const NO_CLIENT =
+  'this bundle was built without the client (its sources never use `client`, `publish` or `broker`): build it again';
 
 /** What a bundle built without streams says when one is asked of it anyway. */
 export const NO_STREAMS =

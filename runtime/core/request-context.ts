@@ -5,7 +5,7 @@ import { Metadata, PROPAGATED } from './metadata.js';
 import { headers } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
 import type { Span } from './trace.js';
-import { builtWithout } from './build-constants.js';
+import { NO_CLIENT, builtWithout } from './build-constants.js';
 import { createConfig, type Config } from './function-config.js';
 import { MicroError } from './errors.js';
 import { createStore, type Store } from './store.js';
@@ -56,6 +56,7 @@ export class BaseRequestContext implements BaseContext {
   }
 
   get client(): Client {
+    if (globalThis.__MICRO_FN_NO_CLIENT__) throw new MicroError(this.service, 500, NO_CLIENT);
     if (!this.#client) {
       const carry = new Metadata();
       for (const key of PROPAGATED) {

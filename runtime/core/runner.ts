@@ -153,7 +153,10 @@ export class Runner {
     const { timeout, grace } = this.#options;
     const tracer = this.#options.tracing?.(this.name) ?? nonRecordingTracer();
     tracer.coldStart = this.#opened++ === 0;
-    const client = new Client({ load, metadata: ownToken(env), tracer });
+    // None in a bundle whose function never calls out (build-constants.ts): its plugins are never loaded either.
+    const client = globalThis.__MICRO_FN_NO_CLIENT__
+      ? undefined
+      : new Client({ load, metadata: ownToken(env), tracer });
     const fn = createFunction(this.definition, { client, env, timeout, grace, tracer });
     const end = async (): Promise<FunctionOutcome> => {
       const outcome = await fn.stop();

@@ -96,20 +96,28 @@ export class Dispatcher {
       const kind = router.stream(probe ? HEALTH_ENDPOINT : request.endpoint);
       const stream = probe ? undefined : kind;
       if (stream && !streaming) throw new MicroError(service, 500, NO_STREAMS);
-      if (stream && codec.contentType !== 'application/json')
-        throw new MicroError(service, 415, `${request.endpoint} streams, and streams are JSON: send application/json`);
-      if (streamsRequest(stream) && !request.stream)
-        throw errors.badRequest(
-          service,
-          `${request.endpoint} takes a ${stream} stream: send its messages as one JSON value per line (Content-Type: application/x-ndjson)`,
-        );
-      // A server stream's one request may come as the first message of a request stream (a WebSocket's first frame).
-      const inStream = stream === 'server' && !!request.stream && request.metadata.has(REQUEST_IN_STREAM);
-      if (request.stream && !streamsRequest(stream) && !inStream)
-        throw errors.badRequest(
-          service,
-          `${request.endpoint} takes no request stream: send its request as one ${codec.contentType} body`,
-        );
+      // A bundle without streams (build-constants.ts) has none on either side: it carries none of these checks.
+      let inStream = false;
+      if (!globalThis.__MICRO_FN_NO_STREAMS__) {
+        if (stream && codec.contentType !== 'application/json')
+          throw new MicroError(
+            service,
+            415,
+            `${request.endpoint} streams, and streams are JSON: send application/json`,
+          );
+        if (streamsRequest(stream) && !request.stream)
+          throw errors.badRequest(
+            service,
+            `${request.endpoint} takes a ${stream} stream: send its messages as one JSON value per line (Content-Type: application/x-ndjson)`,
+          );
+        // A server stream's one request may come as the first message of a request stream (a WebSocket's first frame).
+        inStream = stream === 'server' && !!request.stream && request.metadata.has(REQUEST_IN_STREAM);
+        if (request.stream && !streamsRequest(stream) && !inStream)
+          throw errors.badRequest(
+            service,
+            `${request.endpoint} takes no request stream: send its request as one ${codec.contentType} body`,
+          );
+      }
       const body = streamsRequest(stream) || inStream ? undefined : decodeAs(codec, request.body, service);
       const deadline = this.#deadline(request.metadata);
       if (deadline !== undefined && deadline <= Date.now())
@@ -169,6 +177,9 @@ export class Dispatcher {
    */
   async #runStream(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
     const { service } = this.#o;
+    // Never reached in a bundle without streams (prepare refuses a stream there): it carries none of this.
+    if (globalThis.__MICRO_FN_NO_STREAMS__)
+      return this.errorResponse(request, new MicroError(service, 500, NO_STREAMS));
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
     const span = this.#span(request.endpoint, 'server', request.metadata, false, {
       id: request.id,
@@ -288,7 +299,9 @@ export class Dispatcher {
     let span: Span | undefined;
     try {
       const subscriber = router.subscriber(message.topic);
-      if (!subscriber) throw errors.notFound(service, `no subscriber for topic ${message.topic} on service ${service}`);
+      // A bundle of a function with no subscriber (build-constants.ts) carries no more of this than the refusal.
+      if (globalThis.__MICRO_FN_NO_SUBSCRIBERS__ || !subscriber)
+        throw errors.notFound(service, `no subscriber for topic ${message.topic} on service ${service}`);
       const metadata = new Metadata(message.headers);
       const codec = this.#codec(metadata.get(headers.contentType) ?? '');
       if (!codec) throw errors.badRequest(service, `unsupported content type ${metadata.get(headers.contentType)}`);

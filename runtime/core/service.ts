@@ -109,18 +109,21 @@ export class Service {
     this.router = new Router(definition);
     this.tracer = options.tracer ?? nonRecordingTracer();
     const transports = options.transports ?? (options.transport ? [options.transport] : []);
+    // A bundle whose function never calls out has none (build-constants.ts): `ctx.client` says so.
     this.client =
       options.client?.with({ fromService: this.name }) ??
-      new Client({
-        registry: options.registry,
-        broker: options.broker,
-        store: options.store,
-        sync: options.sync,
-        config: options.config,
-        transports,
-        fromService: this.name,
-        tracer: this.tracer,
-      });
+      (globalThis.__MICRO_FN_NO_CLIENT__
+        ? (undefined as never)
+        : new Client({
+            registry: options.registry,
+            broker: options.broker,
+            store: options.store,
+            sync: options.sync,
+            config: options.config,
+            transports,
+            fromService: this.name,
+            tracer: this.tracer,
+          }));
     this.dispatcher = new Dispatcher({
       service: this.name,
       router: this.router,
@@ -153,6 +156,9 @@ export class Service {
 
   /** This instance as the registry stores it. */
   record(): ServiceRecord {
+    // Never asked for where the platform hands it its invocations (build-constants.ts): it registers nowhere.
+    if (globalThis.__MICRO_FN_NO_LISTENER__)
+      return { name: this.name, version: this.version, metadata: {}, endpoints: [], nodes: [] };
     return {
       name: this.name,
       version: this.version,
@@ -180,6 +186,7 @@ export class Service {
   }
 
   async #listenAndRegister(): Promise<void> {
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // the platform hands it its invocations (build-constants.ts)
     const { transport, registry } = this.#options;
     if (!transport?.listen) return;
     const service = {
@@ -205,6 +212,7 @@ export class Service {
   }
 
   async #subscribe(): Promise<void> {
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // the platform hands it its messages (build-constants.ts)
     const broker = this.#options.broker;
     if (!broker) return;
     const options: SubscribeOptions = { queue: this.name, ...this.#options.subscribe, ack: 'manual' };
@@ -229,6 +237,7 @@ export class Service {
   /** Stops taking broker messages at once. */
   unsubscribe(): Promise<void> {
     this.#unsubscribed = true;
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return Promise.resolve(); // it never subscribed
     const subs = this.#subscriptions;
     this.#subscriptions = [];
     return Promise.all(
@@ -256,6 +265,7 @@ export class Service {
   async #undo(): Promise<void> {
     clearInterval(this.#timer);
     await this.unsubscribe();
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // it never listened nor registered
     const { registry } = this.#options;
     if (registry && this.#listener) {
       await registry

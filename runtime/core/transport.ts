@@ -53,6 +53,41 @@ export interface Caller {
   onGone(listener: () => void): () => void;
 }
 
+/**
+ * A Caller that a listener turns gone: `go()` when it sees the caller leave. A transport's caller object holds one
+ * and hands `gone` and `onGone` to it; the listeners are made only when a host asks (most requests never do).
+ */
+export class CallerSignal implements Caller {
+  #gone = false;
+  #listeners: Set<() => void> | undefined;
+
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  onGone(listener: () => void): () => void {
+    if (this.#gone) {
+      listener();
+      return () => {};
+    }
+    (this.#listeners ??= new Set()).add(listener);
+    return () => void this.#listeners?.delete(listener);
+  }
+
+  /**
+   * The caller has gone: every listener is called, once (`tell` false: none is, for a caller that leaves after
+   * everything was answered, which cancels nothing). False when it had gone already.
+   */
+  go(tell = true): boolean {
+    if (this.#gone) return false;
+    this.#gone = true;
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (tell && listeners) for (const listener of listeners) listener();
+    return true;
+  }
+}
+
 /** A reply on the server side. `status` is 200 or the error's code. */
 export interface ServerResponse extends TransportResponse {
   status: number;

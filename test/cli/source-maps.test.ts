@@ -68,7 +68,7 @@ serve('its stack, in `micro-fn logs` and on serve stdout, names index.ts at the 
     300,
   );
   assert.match(logged, atSource(THROW), `the log names index.ts:${THROW}: ${logged}`);
-  assert.not.match(logged, /index\.mjs:\d+/, 'no frame of the bundle is left');
+  assert.not.match(logged, /index\.[cm]js:\d+/, 'no frame of the bundle is left');
   await eventually(() => atSource(THROW).test(running.stdout()), 5000, `serve's stdout names index.ts:${THROW}`);
   // Mapped by serve as it logs, not in the one-shot process: Node there does not read the map as the bundle loads.
   const maps = await withTimeout(
@@ -97,13 +97,13 @@ invoke('a thrown error and a logged one name index.ts at their lines, by default
   for (const flags of [[], ['--source-maps']]) {
     const logged = await ok(['invoke', ...flags, fixture, 'Thrower.Log']);
     assert.match(logged.stderr, atSource(LOGGED), `${flags.join(' ')}: index.ts:${LOGGED} in: ${logged.stderr}`);
-    assert.not.match(logged.stderr, /index\.mjs:\d+/, 'no frame of the bundle is left');
+    assert.not.match(logged.stderr, /index\.[cm]js:\d+/, 'no frame of the bundle is left');
   }
 });
 
 invoke('with --no-source-maps, the stack names the bundle', async () => {
   const logged = await ok(['invoke', '--no-source-maps', fixture, 'Thrower.Log']);
-  assert.match(logged.stderr, /index\.mjs:\d+:\d+/, logged.stderr);
+  assert.match(logged.stderr, /index\.[cm]js:\d+:\d+/, logged.stderr);
   assert.not.match(logged.stderr, /thrower\/index\.ts/, logged.stderr);
 });
 

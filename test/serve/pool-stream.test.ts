@@ -13,7 +13,7 @@ import type { IpcInvoke } from '../../adapters/local/ipc.js';
 import { MicroError } from '../../runtime/core/errors.js';
 import { Metadata } from '../../runtime/core/metadata.js';
 import type { MessageStream, StreamEnd } from '../../runtime/core/stream.js';
-import type { Caller } from '../../runtime/core/transport.js';
+import { CallerSignal } from '../../runtime/core/transport.js';
 import { Launcher } from '../../serve/launcher.js';
 import type { InvocationEvent } from '../../serve/observe/event.js';
 import { FunctionPool, type Outcome } from '../../serve/pool.js';
@@ -261,7 +261,7 @@ streams(
   "a caller that goes before the first item fires the handler's signal at once, while it awaits before its first yield (499); the pool serves on",
   async () => {
     const p = await pool();
-    const caller = new TestCaller();
+    const caller = new CallerSignal();
     const outcome = p.run(invoke('S.Late'), caller);
     await eventually(() => lines.includes('late: waiting before the first item'), 10_000, 'the handler to start');
     caller.go();
@@ -282,7 +282,7 @@ streams(
   "a caller that goes mid-way through a client stream fails the handler's read with a 499: 3 numbers came, no sum of them is the answer",
   async () => {
     const p = await pool();
-    const caller = new TestCaller();
+    const caller = new CallerSignal();
     // 3 numbers, then a request stream that waits, as a caller's connection does before it closes.
     let pulled = 0;
     const numbers: MessageStream = {
@@ -328,16 +328,3 @@ streams(
 streams.run();
 
 /** A caller that goes when told. */
-class TestCaller implements Caller {
-  gone = false;
-  #listeners: (() => void)[] = [];
-  onGone(listener: () => void): () => void {
-    if (this.gone) listener();
-    else this.#listeners.push(listener);
-    return () => (this.#listeners = this.#listeners.filter((l) => l !== listener));
-  }
-  go(): void {
-    this.gone = true;
-    for (const l of this.#listeners.splice(0)) l();
-  }
-}

@@ -4,6 +4,7 @@ import {
   MicroError,
   errors,
   type Caller,
+  CallerSignal,
   type Metadata,
   headers as names,
   type ServerResponse,
@@ -20,7 +21,6 @@ export interface ExchangeOwner {
 }
 
 const encoder = new TextEncoder();
-const noop = (): void => {};
 
 /**
  * A request being answered. `reply` is handed to the RequestHandler; it resolves on the response's `finish`
@@ -40,9 +40,7 @@ export class Exchange implements Caller {
   #done = false;
   #resolve: (() => void) | undefined;
   #reject: ((err: unknown) => void) | undefined;
-  #gone = false;
-  /** Made only when a host asks (a queued request): most requests never need it. */
-  #onGone: Set<() => void> | undefined;
+  readonly #caller = new CallerSignal();
 
   constructor(owner: ExchangeOwner, res: NodeResponse, id: string, service: string) {
     this.#owner = owner;
@@ -58,16 +56,11 @@ export class Exchange implements Caller {
   }
 
   get gone(): boolean {
-    return this.#gone;
+    return this.#caller.gone;
   }
 
   onGone(listener: () => void): () => void {
-    if (this.#gone) {
-      listener();
-      return noop;
-    }
-    (this.#onGone ??= new Set()).add(listener);
-    return () => void this.#onGone?.delete(listener);
+    return this.#caller.onGone(listener);
   }
 
   /** The Reply given to the handler. */
@@ -141,13 +134,10 @@ export class Exchange implements Caller {
 
   readonly #onClose = (): void => {
     if (!this.res.writableFinished) {
-      this.#gone = true;
       this.#reject?.(
         errors.unavailable(this.service || 'micro-fn', 'the connection closed before the reply was flushed'),
       );
-      const listeners = this.#onGone;
-      this.#onGone = undefined;
-      if (listeners) for (const listener of listeners) listener();
+      this.#caller.go();
     }
     this.#settle();
   };

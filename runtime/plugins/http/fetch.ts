@@ -32,7 +32,9 @@ const streaming = globalThis.__MICRO_FN_NO_STREAMS__
 
 /** The request's stream when it is a fetch body's (what the handler leaves of it is thrown away, within bounds). */
 const bodyStream = (req: ServerRequest) =>
-  streaming && req.stream instanceof streaming.BodyRequestStream ? req.stream : undefined;
+  !globalThis.__MICRO_FN_NO_STREAMS__ && streaming && req.stream instanceof streaming.BodyRequestStream
+    ? req.stream
+    : undefined;
 
 export interface FetchHandlerOptions {
   /** Largest request body in bytes; a larger one is answered 413. Default 1 MiB, as the listener's. */
@@ -76,7 +78,8 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
   const max = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
   let router: Router | undefined;
   return async (request, context = {}) => {
-    if (context.upgrade && streaming?.isWebSocketRequest(request)) {
+    // The constant, not only `streaming`, at each stream branch: the minifier then drops the branch (build-constants.ts).
+    if (!globalThis.__MICRO_FN_NO_STREAMS__ && context.upgrade && streaming?.isWebSocketRequest(request)) {
       router ??= new Router(runner.definition);
       const served = streaming.serveWebSocket(
         { runner, router, maxMessage: max, ...context, upgrade: context.upgrade },
@@ -96,7 +99,7 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
     const respond = async (reply: ServerResponse): Promise<void> => {
       if (responded) return;
       responded = true;
-      if (!reply.stream) {
+      if (globalThis.__MICRO_FN_NO_STREAMS__ || !reply.stream) {
         const body = bodyStream(req);
         const response = toResponse(reply, req);
         return answer(body ? streaming!.afterRequestBody(response, body) : response);

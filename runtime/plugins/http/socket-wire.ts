@@ -10,6 +10,7 @@
 import {
   Metadata,
   MicroError,
+  CallerSignal,
   errors,
   isMicroError,
   type Caller,
@@ -55,10 +56,9 @@ export class SocketExchange implements Caller {
   readonly #socket: ServerSocket;
   readonly #service: string;
   readonly #opened: Promise<boolean>;
-  readonly #listeners = new Set<() => void>();
   /** The server's end was sent: a close after it cancels nothing. */
   #finished = false;
-  #gone = false;
+  readonly #caller = new CallerSignal();
 
   constructor(socket: ServerSocket, service: string, maxMessage: number) {
     this.#socket = socket;
@@ -76,16 +76,11 @@ export class SocketExchange implements Caller {
   }
 
   get gone(): boolean {
-    return this.#gone;
+    return this.#caller.gone;
   }
 
   onGone(listener: () => void): () => void {
-    if (this.#gone) {
-      listener();
-      return () => {};
-    }
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#caller.onGone(listener);
   }
 
   /**
@@ -94,7 +89,8 @@ export class SocketExchange implements Caller {
    */
   async reply(reply: ServerResponse): Promise<void> {
     const open = await this.#opened;
-    if (!open || this.#finished || this.#gone) return void (await reply.stream?.[Symbol.asyncIterator]().return?.());
+    if (!open || this.#finished || this.#caller.gone)
+      return void (await reply.stream?.[Symbol.asyncIterator]().return?.());
     this.#control({ metadata: reply.metadata.toJSON() });
     if (!reply.stream) {
       if (reply.error) return this.#end(NO_TRAILERS, reply.error);
@@ -106,7 +102,7 @@ export class SocketExchange implements Caller {
     try {
       for (;;) {
         await this.#drained();
-        if (this.#gone) return void (await it.return?.());
+        if (this.#caller.gone) return void (await it.return?.());
         const next = await it.next();
         if (next.done) break;
         this.#text(next.value);
@@ -120,14 +116,14 @@ export class SocketExchange implements Caller {
 
   /** Ends the exchange with `error` (a broken request: no JSON control, a message over the bounds) and closes. */
   fail(error: MicroError): void {
-    if (this.#finished || this.#gone) return;
+    if (this.#finished || this.#caller.gone) return;
     // The handler's next read throws it too: a request cut short never looks like a complete one.
     this.messages.fail(error);
     void this.#opened.then((open) => open && this.#end(NO_TRAILERS, error));
   }
 
   #end(trailers: Metadata, error: MicroError | undefined): void {
-    if (this.#finished || this.#gone) return;
+    if (this.#finished || this.#caller.gone) return;
     this.#finished = true;
     this.#control(error ? { error, trailers: trailers.toJSON() } : { end: true, trailers: trailers.toJSON() });
     this.#socket.close(NORMAL_CLOSE);
@@ -143,7 +139,7 @@ export class SocketExchange implements Caller {
   }
 
   #send(data: string | Uint8Array<ArrayBuffer>): void {
-    if (this.#gone || this.#socket.readyState !== OPEN) return;
+    if (this.#caller.gone || this.#socket.readyState !== OPEN) return;
     try {
       this.#socket.send(data);
     } catch {
@@ -153,12 +149,12 @@ export class SocketExchange implements Caller {
 
   /** Resolves once the host holds less than SOCKET_SEND_BYTES unsent (at once where it does not tell). */
   async #drained(): Promise<void> {
-    while (!this.#gone && (this.#socket.bufferedAmount ?? 0) > SOCKET_SEND_BYTES)
+    while (!this.#caller.gone && (this.#socket.bufferedAmount ?? 0) > SOCKET_SEND_BYTES)
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
   }
 
   #onMessage(data: unknown): void {
-    if (this.#finished || this.#gone) return;
+    if (this.#finished || this.#caller.gone) return;
     if (typeof data === 'string') return this.messages.push(encoder.encode(data));
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? data : undefined;
     let control: unknown;
@@ -174,12 +170,11 @@ export class SocketExchange implements Caller {
   }
 
   #onClose(): void {
-    if (this.#gone) return;
-    this.#gone = true;
-    if (this.#finished) return;
+    // After the server's end, the caller leaving cancels nothing.
+    if (this.#finished) return void this.#caller.go(false);
+    if (this.#caller.gone) return;
     this.messages.fail(new MicroError(this.#service, 499, 'the caller closed the WebSocket before the end'));
-    for (const listener of this.#listeners) listener();
-    this.#listeners.clear();
+    this.#caller.go();
   }
 }
 

@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import {
   Metadata,
+  CallerSignal,
   MicroError,
   errors,
   toMicroError,
@@ -72,8 +73,7 @@ export class WebSocketStream implements Caller {
   /** The server sent its end (or error) and its close: the stream is over on its side. */
   #closeSent = false;
   #peerClosed = false;
-  #gone = false;
-  #onGone: Set<() => void> | undefined;
+  readonly #caller = new CallerSignal();
   /** How the session failed (a bad frame, an over-limit message) or was cancelled; the request stream throws it. */
   #failure: MicroError | undefined;
   /** The client broke the framing: nothing more it sends can be read. */
@@ -118,16 +118,11 @@ export class WebSocketStream implements Caller {
   }
 
   get gone(): boolean {
-    return this.#gone;
+    return this.#caller.gone;
   }
 
   onGone(listener: () => void): () => void {
-    if (this.#gone) {
-      listener();
-      return ignore;
-    }
-    (this.#onGone ??= new Set()).add(listener);
-    return () => void this.#onGone?.delete(listener);
+    return this.#caller.onGone(listener);
   }
 
   dispatch(handler: RequestHandler): void {
@@ -299,7 +294,7 @@ export class WebSocketStream implements Caller {
     if (!this.#replied) this.#control({ metadata: {} });
     this.#control({ error, trailers: {} });
     this.#close(code, error.detail);
-    this.#goneNow();
+    this.#caller.go();
   }
 
   // --- The request stream -----------------------------------------------------------------------------------------
@@ -450,15 +445,7 @@ export class WebSocketStream implements Caller {
     this.#failure ??= new MicroError(this.#service, 499, detail);
     this.#wakeReader();
     this.#stopWriter?.();
-    this.#goneNow();
-  }
-
-  #goneNow(): void {
-    if (this.#gone) return;
-    this.#gone = true;
-    const listeners = this.#onGone;
-    this.#onGone = undefined;
-    if (listeners) for (const listener of listeners) listener();
+    this.#caller.go();
   }
 
   readonly #onEnd = (): void => {

@@ -1,5 +1,5 @@
 /** The Workers build: a module worker with no Node built-in, carrying only the plugins its configuration selects. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
@@ -18,15 +18,17 @@ build.before.each((ctx) => {
 });
 build.after.each((ctx) => ctx.remove());
 
-// 36 KB before streams; the stream machinery and the store stay out (below), but Client.stream, the Dispatcher's
-// stream path and ctx.store's hooks are method bodies every bundle carries (~8 KB). Issue 18 takes it to 20 KB.
-build('bundles helloworld as one module worker under 46 KB minified, with no Node built-in', async (ctx) => {
+// 46.8 KB before issue 18; 27.5 KB since it leaves out the client, the message path, the listener and the stream
+// checks of a function that uses none of them (below). Issue 18's 20 KB is not reached: see docs/architecture.md.
+build('bundles helloworld as one module worker under 28 KB minified, with no Node built-in', async (ctx) => {
   const built = await buildWorker(helloworld, ctx.dir);
   assert.is(built.file, join(ctx.dir, 'index.mjs'));
   assert.equal(built.artifacts, []);
-  assert.ok(built.size < 46 * 1024, `helloworld is ${built.size} bytes`);
+  assert.ok(built.size < 28 * 1024, `helloworld is ${built.size} bytes`);
   const main = readFileSync(built.file, 'utf8');
   assert.match(main, /export\s*\{[^}]*as default/, 'a default export: a module worker');
+  assert.ok(existsSync(`${built.file}.map`), 'its source map beside it');
+  assert.ok(main.trimEnd().endsWith('//# sourceMappingURL=index.mjs.map'), 'linked, not inline');
   assert.not.match(main, /from\s*["']node:|import\(\s*["']node:/, 'imports no Node built-in');
 });
 
@@ -67,8 +69,17 @@ build('carries the stream machinery only for a function that serves a stream or 
   assert.ok(caller.includes(calling), 'a function whose source calls .stream( carries the client side');
 });
 
+build('carries the client only for a function whose sources call out (2 builds)', async (ctx) => {
+  const client = 'the client has no registry: pass one, or call with an address'; // Client's (core/client.ts)
+  const plain = readFileSync((await buildWorker(helloworld, join(ctx.dir, 'plain'), NATS_VARS)).file, 'utf8');
+  assert.not.ok(plain.includes(client), 'helloworld carries none of it');
+  assert.not.ok(plain.includes('nats.ws') || plain.includes('micro_fn_registry'), 'nor the NATS plugins its vars name');
+  const caller = readFileSync((await buildWorker(fixture('cloudflare'), join(ctx.dir, 'caller'))).file, 'utf8');
+  assert.ok(caller.includes(client), 'a function that publishes carries it');
+});
+
 build('carries the plugins its vars select, NATS over WebSocket (nats.ws) included, and nothing else', async (ctx) => {
-  const built = await buildWorker(helloworld, ctx.dir, NATS_VARS);
+  const built = await buildWorker(fixture('cloudflare'), ctx.dir, NATS_VARS);
   const main = readFileSync(built.file, 'utf8');
   assert.ok(main.includes('nats.ws'), 'nats.ws is bundled for the NATS plugins');
   assert.ok(main.includes('micro_fn_registry'), 'the NATS registry');
@@ -79,7 +90,7 @@ build('carries the plugins its vars select, NATS over WebSocket (nats.ws) includ
 build(
   'leaves out every plugin its configuration does not select: a Worker built so says how to get one',
   async (ctx) => {
-    const built = await buildWorker(helloworld, ctx.dir);
+    const built = await buildWorker(fixture('cloudflare'), ctx.dir);
     const code = readFileSync(built.file, 'utf8');
     assert.not.ok(code.includes('nats.ws'), 'no NATS client');
     assert.not.ok(code.includes('micro_fn_registry'), 'no NATS registry');

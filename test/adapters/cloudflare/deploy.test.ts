@@ -206,6 +206,102 @@ deploy('dry run: writes the bundle, the upload metadata and a wrangler.toml, and
   assert.ok(lines.some((l) => l.includes('npx wrangler deploy')));
 });
 
+deploy(
+  'binds the cloudflare-kv store: finds or creates the micro-fn-store namespace, or binds the one given',
+  async (ctx) => {
+    const namespaces: { id: string; title: string }[] = [{ id: 'other', title: 'someone-else' }];
+    ctx.reply = (r) => {
+      if (r.path.includes('/storage/kv/namespaces?')) return ok(namespaces);
+      if (r.path.endsWith('/storage/kv/namespaces') && r.method === 'POST') {
+        const made = { id: 'kv-new', title: JSON.parse(r.body.toString()).title };
+        namespaces.push(made);
+        return ok(made);
+      }
+      return defaultReply(r);
+    };
+    const kvBindings = async (r: Received) => {
+      const form = await new Response(new Uint8Array(r.body), {
+        headers: { 'content-type': r.headers['content-type']! },
+      }).formData();
+      const metadata = JSON.parse(await (form.get('metadata') as File).text()) as { bindings: { type: string }[] };
+      return metadata.bindings.filter((b) => b.type === 'kv_namespace');
+    };
+    const vars = { MICRO_STORE: 'cloudflare-kv' };
+    const calls = () => ctx.received.map((r) => `${r.method} ${r.path.replace('/client/v4/accounts/acc123', '')}`);
+
+    // 1. none yet: created, then bound under the default binding
+    const lines: string[] = [];
+    await ctx.deploy({ vars, url: 'https://hello.example.com', onProgress: (l) => lines.push(l) });
+    assert.equal(calls(), [
+      'GET /storage/kv/namespaces?per_page=100&page=1',
+      'POST /storage/kv/namespaces',
+      'PUT /workers/scripts/helloworld',
+    ]);
+    assert.equal(JSON.parse(ctx.received[1]!.body.toString()), { title: 'micro-fn-store' });
+    assert.equal(await kvBindings(ctx.received[2]!), [
+      { type: 'kv_namespace', name: 'MICRO_FN_STORE', namespace_id: 'kv-new' },
+    ]);
+    assert.ok(lines.includes('created the Workers KV namespace micro-fn-store (kv-new)'), lines.join('\n'));
+
+    // 2. the next deploy finds it (no second namespace), under the binding MICRO_STORE_ADDRESS names
+    ctx.received = [];
+    await ctx.deploy({ vars: { ...vars, MICRO_STORE_ADDRESS: 'COUNTS' }, url: 'https://hello.example.com' });
+    assert.equal(calls(), ['GET /storage/kv/namespaces?per_page=100&page=1', 'PUT /workers/scripts/helloworld']);
+    assert.equal(await kvBindings(ctx.received[1]!), [
+      { type: 'kv_namespace', name: 'COUNTS', namespace_id: 'kv-new' },
+    ]);
+    assert.is(namespaces.length, 2, 'one namespace made in 2 deploys');
+
+    // 3. one given by id: bound as is, nothing listed
+    ctx.received = [];
+    await ctx.deploy({ vars, kvNamespace: 'kv-mine', url: 'https://hello.example.com' });
+    assert.equal(calls(), ['PUT /workers/scripts/helloworld']);
+    assert.equal(await kvBindings(ctx.received[0]!), [
+      { type: 'kv_namespace', name: 'MICRO_FN_STORE', namespace_id: 'kv-mine' },
+    ]);
+
+    // 4. another store: no KV namespace at all
+    ctx.received = [];
+    await ctx.deploy({ vars: { MICRO_STORE: 'memory' }, url: 'https://hello.example.com' });
+    assert.equal(calls(), ['PUT /workers/scripts/helloworld']);
+    assert.equal(await kvBindings(ctx.received[0]!), []);
+  },
+);
+
+deploy('a token that may not use Workers KV is told which permission it lacks', async (ctx) => {
+  ctx.reply = (r) =>
+    r.path.includes('/storage/kv/')
+      ? { status: 403, body: { success: false, errors: [{ code: 10000, message: 'Authentication error' }] } }
+      : defaultReply(r);
+  const err = (await rejects(() => ctx.deploy({ vars: { MICRO_STORE: 'cloudflare-kv' } }))) as Error;
+  assert.instance(err, UserError);
+  assert.match(err.message, 'Workers KV Storage: Edit');
+  assert.equal(
+    ctx.received.map((r) => r.method),
+    ['GET'],
+    'nothing uploaded',
+  );
+});
+
+deploy(
+  'dry run with the cloudflare-kv store: wrangler.toml binds the namespace, with its id when given',
+  async (ctx) => {
+    await ctx.deploy({ env: {}, dryRun: true, vars: { MICRO_STORE: 'cloudflare-kv' } });
+    let toml = readFileSync(join(ctx.dir, 'wrangler.toml'), 'utf8').split('\n');
+    assert.ok(toml.includes('[[kv_namespaces]]') && toml.includes('binding = "MICRO_FN_STORE"'), toml.join('\n'));
+    assert.not.ok(
+      toml.some((l) => l.startsWith('id = ')),
+      'no id: wrangler provisions it',
+    );
+    await ctx.deploy({ env: {}, dryRun: true, vars: { MICRO_STORE: 'cloudflare-kv' }, kvNamespace: 'kv-mine' });
+    toml = readFileSync(join(ctx.dir, 'wrangler.toml'), 'utf8').split('\n');
+    assert.ok(toml.includes('id = "kv-mine"'));
+    const metadata = JSON.parse(readFileSync(join(ctx.dir, 'metadata.json'), 'utf8'));
+    assert.equal(metadata.bindings.at(-1), { type: 'kv_namespace', name: 'MICRO_FN_STORE', namespace_id: 'kv-mine' });
+    assert.equal(ctx.received, []);
+  },
+);
+
 deploy.run();
 
 // ---

@@ -235,3 +235,24 @@ queueSuite("feeds a queue named otherwise to the function's only subscriber", as
 });
 
 queueSuite.run();
+
+// ---
+const noSubscriber = suite<Context>('createWorker: queue, a function without subscribers', { ...ctx0 });
+noSubscriber.before(async (ctx) => {
+  Object.assign(ctx, tempDir());
+  // helloworld: built without the message path (build-constants.ts __MICRO_FN_NO_SUBSCRIBERS__).
+  ctx.built = await buildWorker(fixture('../../examples/helloworld'), ctx.dir);
+  ctx.mf = startWorker(ctx.built, ctx.dir);
+  await withTimeout(ctx.mf.ready, 30_000, 'workerd start');
+});
+noSubscriber.after(stop);
+
+noSubscriber('retries every message of a batch (2 of 2, 0 acked) and still answers a call', async (ctx) => {
+  const result = await sendBatch(ctx.mf, 'jobs-run', [message('m1', {}), message('m2', {})]);
+  assert.equal([...result.explicitAcks], []);
+  assert.equal(result.retryMessages.map((m) => m.msgId).sort(), ['m1', 'm2']);
+  const res = await post(ctx, '/helloworld/Greeter.Hello', '{"name":"Ada"}');
+  assert.equal(await res.json(), { message: 'Hello Ada' });
+});
+
+noSubscriber.run();

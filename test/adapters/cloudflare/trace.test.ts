@@ -76,7 +76,7 @@ spans(
     });
     assert.not.ok(readFileSync(without.file, 'utf8').includes('resourceSpans'), 'no exporter without an endpoint');
     assert.ok(readFileSync(withOne.file, 'utf8').includes('resourceSpans'), 'the exporter with one');
-    assert.ok(without.size < 46 * 1024, `helloworld without an endpoint is ${without.size} bytes`);
+    assert.ok(without.size < 28 * 1024, `helloworld without an endpoint is ${without.size} bytes`);
   },
 );
 

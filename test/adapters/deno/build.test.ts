@@ -20,12 +20,12 @@ build.before.each((ctx) => {
 build.after.each((ctx) => ctx.remove());
 
 build(
-  'bundles helloworld as one ES module under 46 KB minified (36 before streams; see the Workers build test), a default export, no Node built-in',
+  'bundles helloworld as one ES module under 28 KB minified (see the Workers build test), a default export, no Node built-in',
   async (ctx) => {
     const built = await buildFor(example('helloworld'), ctx.dir);
     assert.is(built.file, join(ctx.dir, 'index.mjs'));
     assert.equal(built.artifacts, []);
-    assert.ok(built.size < 46 * 1024, `helloworld is ${built.size} bytes`);
+    assert.ok(built.size < 28 * 1024, `helloworld is ${built.size} bytes`);
     const main = readFileSync(built.file, 'utf8');
     assert.match(main, /export\s*\{[^}]*as default/, 'a default export, which deno serve runs');
     assert.not.match(main, NODE_IMPORT, 'imports no Node built-in');
@@ -33,13 +33,15 @@ build(
 );
 
 build('carries the plugins its configuration selects, NATS over WebSocket (nats.ws) included, only', async (ctx) => {
-  const main = readFileSync((await buildFor(example('helloworld'), ctx.dir, NATS)).file, 'utf8');
+  const main = readFileSync((await buildFor(fixture('deno-caller'), ctx.dir, NATS)).file, 'utf8');
   assert.ok(main.includes('nats.ws'), 'nats.ws is bundled for the NATS plugins');
   assert.ok(main.includes('micro_fn_registry'), 'the NATS registry');
   assert.not.ok(main.includes('pullExpires'), 'not the JetStream broker, which the configuration does not select');
   assert.not.match(main, NODE_IMPORT);
-  const bare = readFileSync((await buildFor(example('helloworld'), ctx.dir)).file, 'utf8');
+  const bare = readFileSync((await buildFor(fixture('deno-caller'), ctx.dir)).file, 'utf8');
   assert.not.ok(bare.includes('nats.ws'), 'without a registry or broker: no NATS client');
+  const hello = readFileSync((await buildFor(example('helloworld'), ctx.dir, NATS)).file, 'utf8');
+  assert.not.ok(hello.includes('nats.ws'), 'helloworld never calls out: none, whatever the configuration names');
 });
 
 build('refuses a configuration that does not run on Deno, saying what does', async (ctx) => {

@@ -342,3 +342,53 @@ rr('visits every node in turn', () => {
 });
 
 rr.run();
+
+// ---
+const without = suite('ctx.client in a bundle built without the client (__MICRO_FN_NO_CLIENT__)');
+without.before(() => {
+  globalThis.__MICRO_FN_NO_CLIENT__ = true;
+});
+without.after(() => {
+  globalThis.__MICRO_FN_NO_CLIENT__ = undefined;
+});
+
+without(
+  'serves a handler that never calls out, and answers one that does with a 500 saying to build again; 0 plugin loads',
+  async () => {
+    const { Runner, Metadata } = await import('../../../runtime/index.js');
+    let loads = 0;
+    const runner = new Runner(
+      {
+        name: 'fn',
+        handlers: {
+          G: {
+            Hello: () => ({ message: 'hi' }),
+            Out: async (_req: unknown, ctx) => ctx.client.call('other', 'X.Y', {}),
+          },
+        },
+      },
+      {
+        env: {},
+        plugins: async () => (loads++, { transports: [], close: async () => {} }),
+        report: () => {},
+      },
+    );
+    const invoke = (endpoint: string) =>
+      runner.invoke({
+        id: 'r',
+        service: 'fn',
+        endpoint,
+        contentType: 'application/json',
+        body: new TextEncoder().encode('{}'),
+        metadata: new Metadata(),
+      });
+    const hello = await invoke('G.Hello');
+    assert.is(hello.status, 200);
+    const out = await invoke('G.Out');
+    assert.is(out.status, 500);
+    assert.match(new TextDecoder().decode(out.body), /this bundle was built without the client .*: build it again/);
+    assert.is(loads, 0, 'the plugins were never loaded');
+  },
+);
+
+without.run();

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connectFailure } from '../../../runtime/core/transport.js';
+import { CallerSignal, connectFailure } from '../../../runtime/core/transport.js';
 
 const coded = (code: string) => Object.assign(new Error(code), { code });
 
@@ -35,3 +35,40 @@ failure('says nothing for a failure once the request may have been sent: 6 of 6'
 });
 
 failure.run();
+
+// ---
+const signal = suite('CallerSignal');
+
+signal('calls each listener once when the caller goes, and not one that was removed: 2 of 3 called, once each', () => {
+  const caller = new CallerSignal();
+  const calls: string[] = [];
+  caller.onGone(() => calls.push('a'));
+  const remove = caller.onGone(() => calls.push('b'));
+  caller.onGone(() => calls.push('c'));
+  remove();
+  assert.is(caller.gone, false);
+  assert.is(caller.go(), true);
+  assert.is(caller.go(), false, 'a second go changes nothing');
+  assert.ok(caller.gone);
+  assert.equal(calls, ['a', 'c']);
+});
+
+signal('calls a listener added after the caller went at once', () => {
+  const caller = new CallerSignal();
+  caller.go();
+  let called = 0;
+  caller.onGone(() => called++);
+  assert.is(called, 1);
+});
+
+signal('go(false) marks the caller gone without calling anyone, now or later', () => {
+  const caller = new CallerSignal();
+  let called = 0;
+  caller.onGone(() => called++);
+  caller.go(false);
+  caller.go();
+  assert.ok(caller.gone);
+  assert.is(called, 0);
+});
+
+signal.run();
