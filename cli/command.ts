@@ -80,6 +80,15 @@ export const syncOption = {
   sync: { type: 'string', value: 'NAME', description: 'the locks of ctx.sync: {sync} (env MICRO_SYNC)' },
 } as const satisfies Record<string, OptionSpec>;
 
+/** Where the keys of `ctx.config` that `micro-fn config set` writes are kept, mirroring MICRO_CONFIG. */
+export const configOption = {
+  config: {
+    type: 'string',
+    value: 'NAME',
+    description: 'where ctx.config keys set with micro-fn config are kept: {config} (env MICRO_CONFIG)',
+  },
+} as const satisfies Record<string, OptionSpec>;
+
 /** What a standalone function listens with, mirroring MICRO_TRANSPORT. */
 export const transportOption = {
   transport: { type: 'string', value: 'NAME', description: 'listen with http (default) or nats (env MICRO_TRANSPORT)' },
@@ -124,14 +133,15 @@ export function parse(command: Command, argv: string[], sections: OptionSection[
 }
 
 /**
- * The help text. `{registry}`, `{broker}`, `{store}` and `{sync}` in a description become the plugins the descriptors list, read only
+ * The help text. `{registry}`, `{broker}`, `{store}`, `{sync}` and `{config}` in a description become the plugins the descriptors list, read only
  * here: a command that does not show help does not load them.
  */
 export async function help(command: Command, sections: OptionSection[] = []): Promise<string> {
   const { pluginNames } = await import('../runtime/plugins/resolve.js');
   const names = (text: string) =>
-    text.replace(/\{(registry|broker|store|sync)\}/g, (_, kind: 'registry' | 'broker' | 'store' | 'sync') =>
-      pluginNames(kind),
+    text.replace(
+      /\{(registry|broker|store|sync|config)\}/g,
+      (_, kind: 'registry' | 'broker' | 'store' | 'sync' | 'config') => pluginNames(kind),
     );
   const examples = [...(command.examples ?? []), ...sections.flatMap((s) => s.examples ?? [])];
   const rows = (options: Record<string, OptionSpec>) =>
@@ -172,6 +182,7 @@ export function envWithFlags(
     transport: 'MICRO_TRANSPORT',
     store: 'MICRO_STORE',
     sync: 'MICRO_SYNC',
+    config: 'MICRO_CONFIG',
   };
   for (const [flag, name] of Object.entries(map)) {
     const value = values[flag];

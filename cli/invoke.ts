@@ -13,7 +13,7 @@ import {
   sourceMapOption,
   defineCommand,
 } from './command.js';
-import { storeOption, syncOption } from './command.js';
+import { configOption, storeOption, syncOption } from './command.js';
 import { loadFunction } from './load.js';
 import { exitCode, write } from './output.js';
 
@@ -58,6 +58,7 @@ export const command = defineCommand({
     ...pluginOptions,
     ...storeOption,
     ...syncOption,
+    ...configOption,
   },
   examples: [
     `micro-fn invoke examples/helloworld Greeter.Hello '{"name":"Ada"}'`,

@@ -46,6 +46,10 @@ const commands: Record<string, { summary: string; load: () => Promise<{ command:
   },
   dlq: { summary: "list a topic's dead-lettered messages [--replay]", load: () => import('./dlq.js') },
   store: { summary: "read and write a function's store: get, set, list, delete", load: () => import('./store.js') },
+  config: {
+    summary: "set and read a function's configuration (ctx.config): set, get, list, delete",
+    load: () => import('./config.js'),
+  },
   install: {
     summary: 'install an optional runtime: lambda-runtime (the Lambda runtime interface client serve runs)',
     load: () => import('./install.js'),

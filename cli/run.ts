@@ -1,6 +1,6 @@
 import { UserError } from '../runtime/core/errors.js';
 import { duration, envWithFlags, pluginOptions, sourceMapOption, transportOption, defineCommand } from './command.js';
-import { storeOption, syncOption } from './command.js';
+import { configOption, storeOption, syncOption } from './command.js';
 import { loadFunction } from './load.js';
 import { exitCode, write } from './output.js';
 
@@ -52,6 +52,7 @@ export const command = defineCommand({
     ...pluginOptions,
     ...storeOption,
     ...syncOption,
+    ...configOption,
   },
   examples: [
     'micro-fn run examples/helloworld',

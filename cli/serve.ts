@@ -12,7 +12,7 @@ import { parseListenAddress } from '../runtime/plugins/http/address.js';
 import { LISTENER_LIMITS } from '../runtime/plugins/http/listener.js';
 import { limitArgument, type DeployLimit } from '../runtime/plugins/local/limits.js';
 import { duration, envWithFlags, pluginOptions, defineCommand } from './command.js';
-import { storeOption, syncOption } from './command.js';
+import { configOption, storeOption, syncOption } from './command.js';
 import { LOG_ROTATION } from '../serve/logs.js';
 import { invocationJson, invocationLine, jsonLines } from '../serve/observe/request-log.js';
 
@@ -152,6 +152,7 @@ export const command = defineCommand({
     ...pluginOptions,
     ...storeOption,
     ...syncOption,
+    ...configOption,
   },
   examples: [
     'micro-fn serve',

@@ -58,6 +58,7 @@ export async function bundleNode(options: NodeBundleOptions): Promise<Built> {
       virtualEntry('micro-fn-entry', options.contents, dirname(options.entry)),
       selfPlugin(root),
       pluginsPlugin(options.plugins, root, options.define),
+      (await import('./config-file.js')).configFilePlugin(dirname(options.entry), root),
     ],
   });
   const inputs = Object.keys(metafile.inputs)
@@ -111,6 +112,7 @@ async function bundleScript(options: NodeBundleOptions, outfile: string, module:
         virtualEntry('micro-fn-entry', options.contents, dirname(options.entry)),
         selfPlugin(root),
         pluginsPlugin(options.plugins, root, options.define),
+        (await import('./config-file.js')).configFilePlugin(dirname(options.entry), root),
       ],
     });
   } catch {

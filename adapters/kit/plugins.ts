@@ -32,15 +32,16 @@ export interface PluginSelection {
 /** The descriptors a selection carries. */
 export function selected(selection: PluginSelection): PluginDescriptor[] {
   if (selection.env) return selectPlugins(selection.env, selection.platform);
-  return (['registry', 'broker', 'transport', 'exporter', 'store', 'sync'] as const).flatMap((kind) =>
+  return (['registry', 'broker', 'transport', 'exporter', 'store', 'sync', 'config'] as const).flatMap((kind) =>
     available(kind, selection.platform),
   );
 }
 
 /**
  * The esbuild plugin that carries `selection`'s plugins and their packages; no store plugin (nor its client) when
- * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts), and only a trace
- * exporter when it leaves the client out (the function never calls out: nothing would open the others).
+ * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts), no config plugin
+ * when it leaves config out, and only a trace exporter when it leaves the client out (the function never calls out:
+ * nothing would open the others).
  */
 export function pluginsPlugin(
   selection: PluginSelection,
@@ -48,9 +49,13 @@ export function pluginsPlugin(
   define?: Record<string, string>,
 ): Plugin {
   const noStore = define?.[BUILD_CONSTANTS.noStore] === 'true';
+  const noConfig = define?.[BUILD_CONSTANTS.noConfig] === 'true';
   const noClient = define?.[BUILD_CONSTANTS.noClient] === 'true';
   const chosen = new Set(
-    selected(selection).filter((d) => !(noStore && d.kind === 'store') && !(noClient && d.kind !== 'exporter')),
+    selected(selection).filter(
+      (d) =>
+        !(noStore && d.kind === 'store') && !(noConfig && d.kind === 'config') && !(noClient && d.kind !== 'exporter'),
+    ),
   );
   const catalog = join(root, 'runtime', 'plugins', 'catalog.ts');
   const lines: string[] = [];
@@ -128,7 +133,8 @@ export function pluginsPlugin(
 }
 
 /** Marks esbuild's own resolution of a function's import, so this plugin leaves it to esbuild. */
-const USER_IMPORT = Symbol('micro-fn user import');
+// Not `user import'`: test/layers.test.ts reads the word import before a quote as an import statement.
+const USER_IMPORT = Symbol('micro-fn import by the user');
 
 /** Package name → what this platform imports instead (itself when nothing is substituted). */
 function packagesOf(chosen: Iterable<PluginDescriptor>, platform: Platform): Map<string, string> {

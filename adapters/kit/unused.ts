@@ -1,8 +1,8 @@
 /**
  * What a function's bundle leaves out because the function never uses it (runtime/core/build-constants.ts): the
  * stream machinery when it neither serves nor calls a stream, the store when it never touches `ctx.store`, locks when
- * it never touches `ctx.sync`, the client and every plugin it would open when it never calls out, the message path
- * when it has no subscriber.
+ * it never touches `ctx.sync`, config when it never touches `ctx.config`, the client and every plugin it would open
+ * when it never calls out, the message path when it has no subscriber.
  * Build-time only.
  */
 import { readFileSync } from 'node:fs';
@@ -35,6 +35,7 @@ const OPTIONAL: Optional[] = [
   { constant: BUILD_CONSTANTS.noStreams, served: servesStreams, used: /\.stream\s*[<(]/ },
   { constant: BUILD_CONSTANTS.noStore, served: () => false, used: STORE },
   { constant: BUILD_CONSTANTS.noSync, served: () => false, used: SYNC },
+  { constant: BUILD_CONSTANTS.noConfig, served: () => false, used: CONFIG },
   // Subscribers are declared in the definition only: nothing in the sources adds one.
   { constant: BUILD_CONSTANTS.noSubscribers, served: (d) => new Router(d).topics.length > 0, used: /(?!)/ },
   // Any word `client`, `publish` or `broker` (`ctx.client.call`, `{ client }`, a helper handed `ctx`), and the store

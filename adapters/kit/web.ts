@@ -13,6 +13,7 @@ import { UserError } from '../../runtime/core/errors.js';
 import { inOutput, runEsbuild, selfPlugin, virtualEntry } from './esbuild.js';
 import { packageRoot } from './package-root.js';
 import { pluginsPlugin } from './plugins.js';
+import { configFilePlugin } from './config-file.js';
 
 export interface WebBundleOptions {
   /** The function's entry file: the generated main module resolves its imports from its folder. */
@@ -83,6 +84,7 @@ export async function bundleWeb(options: WebBundleOptions): Promise<WebBundle> {
       virtualEntry(ENTRY, options.contents, dirname(options.entry)),
       selfPlugin(root),
       pluginsPlugin({ platform: 'web', env: options.env }, root, options.define),
+      configFilePlugin(dirname(options.entry), root),
       nodeBuiltins(builtins),
     ],
   });

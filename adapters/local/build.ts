@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type { Env } from '../../runtime/core/config.js';
 import { cached, type CachedBuild } from '../kit/cache.js';
 import { packageRoot, source } from '../kit/package-root.js';
@@ -54,9 +54,11 @@ export async function buildLocal(entry: string, options: LocalBuildOptions = {})
     const { file, size } = await build(options.outdir);
     return { file, size, cached: false, ms: Date.now() - started };
   }
+  // Whether config.json is there: once it is, it is one of the bundle's inputs, but a file added later is not.
+  const file = existsSync(join(dirname(entry), 'config.json')) ? 1 : 0;
   const built = await cached(
     'local',
-    `${entry}\0${packageRoot()}\0${options.minify ? 1 : 0}\0${options.codeCache === false ? 0 : 1}`,
+    `${entry}\0${packageRoot()}\0${options.minify ? 1 : 0}\0${options.codeCache === false ? 0 : 1}\0${file}`,
     options.env ?? process.env,
     build,
   );

@@ -20,6 +20,8 @@ declare global {
   var __MICRO_FN_NO_STORE__: true | undefined;
   /** Set by builds of a function whose own sources never touch `ctx.sync`: the bundle carries no lock code. */
   var __MICRO_FN_NO_SYNC__: true | undefined;
+  /** Set by builds of a function whose own sources never touch `ctx.config`: the bundle carries no config code. */
+  var __MICRO_FN_NO_CONFIG__: true | undefined;
   /**
    * Set by builds of a function whose sources never call out (no `client`, `publish` or `broker`, and neither store
    * nor sync): the bundle carries no client, no plugin resolution and no plugin but a trace exporter.
@@ -35,17 +37,18 @@ export const BUILD_CONSTANTS = {
   noStreams: 'globalThis.__MICRO_FN_NO_STREAMS__',
   noStore: 'globalThis.__MICRO_FN_NO_STORE__',
   noSync: 'globalThis.__MICRO_FN_NO_SYNC__',
+  noConfig: 'globalThis.__MICRO_FN_NO_CONFIG__',
   noClient: 'globalThis.__MICRO_FN_NO_CLIENT__',
   noSubscribers: 'globalThis.__MICRO_FN_NO_SUBSCRIBERS__',
 } as const;
 
-/** What a bundle built without the store says when `ctx.store` is used anyway. */
-export const NO_STORE =
-  'this bundle was built without the store (its sources never use `ctx.store` or a destructured `store`): build it again';
-
-/** What a bundle built without sync says when `ctx.sync` is used anyway. */
-export const NO_SYNC =
-  'this bundle was built without sync (its sources never use `ctx.sync` or a destructured `sync`): build it again';
+/**
+ * What a bundle built without `ctx.store`, `ctx.sync` or `ctx.config` says when it is used anyway (one template for
+ * the three: each byte of it is in every bundle).
+ */
+export function builtWithout(what: 'store' | 'sync' | 'config'): string {
+  return `this bundle was built without ctx.${what} (its sources never use \`ctx.${what}\` or a destructured \`${what}\`): build it again`;
+}
 
 /** What a bundle built without the client says when `ctx.client` is used anyway. */
 export const NO_CLIENT =

@@ -12,6 +12,7 @@ import { NO_STREAMS } from './build-constants.js';
 import { EncodedRequest, Outbox, StreamCall, notAgain, type ClientStream } from './client-stream.js';
 import { STORE_ERROR, type StoreBackend } from './store.js';
 import { SYNC_ERROR, type SyncBackend } from './sync.js';
+import type { ConfigBackend } from './function-config.js';
 
 /** The stream machinery; a bundle built without streams carries none of it (build-constants.ts). */
 const streaming = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { EncodedRequest, Outbox, StreamCall, notAgain };
@@ -55,11 +56,13 @@ export interface ClientOptions {
    * process whose handler never calls out never loads them. Give a memoised function: clients made with
    * `with()` share it.
    */
-  load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports' | 'store' | 'sync'>>;
+  load?: () => Promise<Pick<ClientOptions, 'registry' | 'broker' | 'transports' | 'store' | 'sync' | 'config'>>;
   /** Opens the host's store plugin (`MICRO_STORE`) on first use: what a handler's `ctx.store` runs on. */
   store?: () => Promise<StoreBackend>;
   /** Opens the host's sync plugin (`MICRO_SYNC`) on first use: what a handler's `ctx.sync` runs on. */
   sync?: () => Promise<SyncBackend>;
+  /** Opens the host's config plugin (`MICRO_CONFIG`) on first use: the `kv` layer of a handler's `ctx.config`. */
+  config?: () => Promise<ConfigBackend>;
   /**
    * Records each call (a client span) and publish (a producer span), children of the `traceparent` in the metadata
    * it sends (a handler's client carries its invocation's), and sends the new span's context on instead. Without
@@ -158,6 +161,7 @@ export class Client {
       broker: o.broker ?? loaded.broker,
       store: o.store ?? loaded.store,
       sync: o.sync ?? loaded.sync,
+      config: o.config ?? loaded.config,
       transports,
     };
     this.#addTransports(loaded.transports);
@@ -171,7 +175,7 @@ export class Client {
       throw new MicroError(
         STORE_ERROR,
         501,
-        'no store is configured here: set MICRO_STORE (memory, local: see micro-fn serve --help)',
+        'no store is configured here: set MICRO_STORE (memory, local, nats, cloudflare-kv)',
       );
     return open();
   }
@@ -181,12 +185,14 @@ export class Client {
     if (this.#options.load) await this.#ready();
     const open = this.#options.sync;
     if (!open)
-      throw new MicroError(
-        SYNC_ERROR,
-        501,
-        'no sync is configured here: set MICRO_SYNC (memory, local: see micro-fn serve --help)',
-      );
+      throw new MicroError(SYNC_ERROR, 501, 'no sync is configured here: set MICRO_SYNC (memory, local, nats)');
     return open();
+  }
+
+  /** The host's config plugin, opened on first use; undefined when it has none (`ctx.config` then has no `kv` layer). */
+  async configBackend(): Promise<ConfigBackend | undefined> {
+    if (this.#options.load) await this.#ready();
+    return this.#options.config?.();
   }
 
   /** A client like this one that also sends `metadata` and never waits past `deadline`. */

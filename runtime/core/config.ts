@@ -1,6 +1,9 @@
 import { UserError } from './errors.js';
 
-/** Settings read from the environment, go-micro's names. */
+/**
+ * The runtime's settings read from the environment, go-micro's names: which plugins a host uses. Not a function's own
+ * configuration, which its handlers read as `ctx.config` (function-config.ts).
+ */
 export interface RuntimeConfig {
   /** `MICRO_REGISTRY`: memory | local | nats. */
   registry: string | undefined;
@@ -14,6 +17,9 @@ export interface RuntimeConfig {
   /** `MICRO_SYNC`: memory | local | nats (the locks and elections of `ctx.sync`). */
   sync: string | undefined;
   syncAddress: string | undefined;
+  /** `MICRO_CONFIG`: memory | local | nats (where `micro-fn config set` keeps the keys of `ctx.config`). */
+  config: string | undefined;
+  configAddress: string | undefined;
   /** `MICRO_TRANSPORT`: what a standalone function listens with, http (default) | nats. */
   transport: string | undefined;
   /** `MICRO_SERVER_ADDRESS`, e.g. `127.0.0.1:0`. */
@@ -52,6 +58,8 @@ export function readConfig(env: Env): RuntimeConfig {
     storeAddress: nonEmpty(env.MICRO_STORE_ADDRESS),
     sync: nonEmpty(env.MICRO_SYNC),
     syncAddress: nonEmpty(env.MICRO_SYNC_ADDRESS),
+    config: nonEmpty(env.MICRO_CONFIG),
+    configAddress: nonEmpty(env.MICRO_CONFIG_ADDRESS),
     transport: nonEmpty(env.MICRO_TRANSPORT),
     serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
     registerTtl: ttl,

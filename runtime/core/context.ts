@@ -1,6 +1,7 @@
 import type { BrokerMessage, Broker } from './broker.js';
 import type { Store } from './store.js';
 import type { Sync } from './sync.js';
+import type { Config } from './function-config.js';
 import type { Client } from './client.js';
 import type { Metadata } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
@@ -77,6 +78,11 @@ export interface BaseContext {
    * this invocation's `signal`. Its plugin is opened on the first lock, never before.
    */
   readonly sync: Sync;
+  /**
+   * The function's configuration, layered: its environment, then its `config.json`, then what `micro-fn config set`
+   * wrote (`MICRO_CONFIG`). One snapshot per invocation, taken at its first read; `watch` follows changes.
+   */
+  readonly config: Config;
   /** Configuration: the process environment, Lambda's environment, or a Worker's `env` bindings. */
   readonly env: Readonly<Record<string, unknown>>;
   /**

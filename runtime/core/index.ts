@@ -24,3 +24,4 @@ export * from './transport.js';
 export * from './stream.js';
 export * from './store.js';
 export * from './sync.js';
+export * from './function-config.js';

@@ -9,10 +9,11 @@ import type { Env, RuntimeConfig } from './config.js';
 import type { Registry } from './registry.js';
 import type { StoreBackend } from './store.js';
 import type { SyncBackend } from './sync.js';
+import type { ConfigBackend } from './function-config.js';
 import type { Transport } from './transport.js';
 import type { SpanExporter, Tracer } from './trace.js';
 
-export type PluginKind = 'registry' | 'broker' | 'transport' | 'exporter' | 'store' | 'sync';
+export type PluginKind = 'registry' | 'broker' | 'transport' | 'exporter' | 'store' | 'sync' | 'config';
 
 /**
  * What a host offers: `node` (a Node process: micro-fn serve's functions, `run`, `invoke`, Lambda) or `web`
@@ -42,7 +43,7 @@ export interface PluginContext {
 
 interface Descriptor<K extends PluginKind, T> {
   kind: K;
-  /** What `MICRO_REGISTRY` / `MICRO_BROKER` / `MICRO_TRANSPORT` / `MICRO_STORE` / `MICRO_SYNC` name it. */
+  /** What `MICRO_REGISTRY` / `MICRO_BROKER` / `MICRO_TRANSPORT` / `MICRO_STORE` / `MICRO_SYNC` / `MICRO_CONFIG` name it. */
   name: string;
   /** One line for `--help` and errors. */
   summary: string;
@@ -109,8 +110,14 @@ export type StorePlugin = Descriptor<'store', StoreBackend>;
  */
 export type SyncPlugin = Descriptor<'sync', SyncBackend>;
 
+/**
+ * The `kv` layer of `ctx.config` (`MICRO_CONFIG`): where `micro-fn config set` writes a function's keys. `create` runs
+ * on a handler's first config read, never at start.
+ */
+export type ConfigPlugin = Descriptor<'config', ConfigBackend>;
+
 export type PluginDescriptor =
-  RegistryPlugin | BrokerPlugin | TransportPlugin | ExporterPlugin | StorePlugin | SyncPlugin;
+  RegistryPlugin | BrokerPlugin | TransportPlugin | ExporterPlugin | StorePlugin | SyncPlugin | ConfigPlugin;
 
 /** A folder's `plugin.ts`, as the catalog imports it: every export a descriptor. */
 export type PluginModule = Readonly<Record<string, PluginDescriptor>>;

@@ -5,7 +5,8 @@ import { Metadata, PROPAGATED } from './metadata.js';
 import { headers } from './metadata.js';
 import type { SpanContext } from './trace-context.js';
 import type { Span } from './trace.js';
-import { NO_CLIENT, NO_STORE, NO_SYNC } from './build-constants.js';
+import { NO_CLIENT, builtWithout } from './build-constants.js';
+import { createConfig, type Config } from './function-config.js';
 import { MicroError } from './errors.js';
 import { createStore, type Store } from './store.js';
 import { createSync, type Sync } from './sync.js';
@@ -33,6 +34,7 @@ export class BaseRequestContext implements BaseContext {
   #controller: AbortController | undefined;
   #store: Store | undefined;
   #sync: Sync | undefined;
+  #config: Config | undefined;
   /** The invocation's recorded span: set by the dispatcher before the handler runs. */
   span: Span | undefined;
 
@@ -71,19 +73,32 @@ export class BaseRequestContext implements BaseContext {
   /** The function's own namespace of the store; the plugin is opened on its first operation. */
   get store(): Store {
     return globalThis.__MICRO_FN_NO_STORE__
-      ? noStore(this.service)
+      ? without(this.service, 'store')
       : (this.#store ??= createStore(() => this.#shared.client.storeBackend(), this.service));
   }
 
   /** Locks and elections in the function's own namespace; waits end at this invocation's signal. */
   get sync(): Sync {
     return globalThis.__MICRO_FN_NO_SYNC__
-      ? noSync(this.service)
+      ? without(this.service, 'sync')
       : (this.#sync ??= createSync(
           () => this.#shared.client.syncBackend(),
           this.service,
           () => this.signal,
         ));
+  }
+
+  /** The function's configuration; this invocation's snapshot is read on the first read, its plugin opened then. */
+  get config(): Config {
+    return globalThis.__MICRO_FN_NO_CONFIG__
+      ? without(this.service, 'config')
+      : (this.#config ??= createConfig({
+          service: this.service,
+          env: this.env,
+          open: () => this.#shared.client.configBackend(),
+          signal: () => this.signal,
+          logger: this.logger,
+        }));
   }
 
   /** Fired by the dispatcher when the deadline passes or the function stops (see Inflight), never by a timer here. */
@@ -137,12 +152,7 @@ export class DeliveryContext extends BaseRequestContext implements MessageContex
   }
 }
 
-/** `ctx.store` in a bundle built without the store (build-constants.ts). */
-function noStore(service: string): never {
-  throw new MicroError(service, 500, NO_STORE);
-}
-
-/** `ctx.sync` in a bundle built without sync (build-constants.ts). */
-function noSync(service: string): never {
-  throw new MicroError(service, 500, NO_SYNC);
+/** `ctx.store`, `ctx.sync` or `ctx.config` in a bundle built without it (build-constants.ts). */
+function without(service: string, what: 'store' | 'sync' | 'config'): never {
+  throw new MicroError(service, 500, builtWithout(what));
 }

@@ -13,6 +13,7 @@ import { createFunction, type FunctionOutcome, type MicroFunction } from './func
 import type { Registry } from './registry.js';
 import type { StoreBackend } from './store.js';
 import type { SyncBackend } from './sync.js';
+import type { ConfigBackend } from './function-config.js';
 import { Router, type ServiceDefinition } from './router.js';
 import type { MessageOutcome } from './server.js';
 import { errorReply, type Reply, type ServerRequest, type ServerResponse, type Transport } from './transport.js';
@@ -27,6 +28,8 @@ export interface PluginSet {
   store?: () => Promise<StoreBackend>;
   /** The sync plugin (`MICRO_SYNC`), opened on the first lock (`ctx.sync`). */
   sync?: () => Promise<SyncBackend>;
+  /** The `kv` layer of `ctx.config` (`MICRO_CONFIG`), opened on the first read. */
+  config?: () => Promise<ConfigBackend>;
   close(): Promise<void>;
 }
 
@@ -250,6 +253,7 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
               broker: plugins.broker,
               store: plugins.store,
               sync: plugins.sync,
+              config: plugins.config,
               transports: plugins.transports,
               metadata,
               tracer,
@@ -260,6 +264,7 @@ export async function listenOnce(definition: ServiceDefinition, options: Standal
       broker: plugins.broker,
       store: plugins.store,
       sync: plugins.sync,
+      config: plugins.config,
       transport: options.transport,
       transports: plugins.transports,
       address: options.address,

@@ -11,6 +11,7 @@ import type { Listener, Reply, ServerRequest, Transport } from './transport.js';
 import { nonRecordingTracer, type Tracer } from './trace.js';
 import type { StoreBackend } from './store.js';
 import type { SyncBackend } from './sync.js';
+import type { ConfigBackend } from './function-config.js';
 
 export interface ServiceOptions {
   registry?: Registry;
@@ -42,6 +43,8 @@ export interface ServiceOptions {
   store?: () => Promise<StoreBackend>;
   /** Opens the sync plugin behind `ctx.sync` on first use (when no `client` is given). */
   sync?: () => Promise<SyncBackend>;
+  /** Opens the config plugin behind `ctx.config`'s `kv` layer on first use (when no `client` is given). */
+  config?: () => Promise<ConfigBackend>;
   /**
    * Records each invocation as a span (and, through the default client, each call and publish). Default: one that
    * records nothing and passes a `traceparent` on. A given `client` brings its own tracer for calls out.
@@ -116,6 +119,7 @@ export class Service {
             broker: options.broker,
             store: options.store,
             sync: options.sync,
+            config: options.config,
             transports,
             fromService: this.name,
             tracer: this.tracer,

@@ -9,6 +9,7 @@ import type { SpanExporter, TracerFactory } from '../core/trace.js';
 import type {
   BrokerPlugin,
   BrokerSettings,
+  ConfigPlugin,
   ExporterPlugin,
   Platform,
   PluginContext,
@@ -21,6 +22,7 @@ import type {
 } from '../core/plugin.js';
 import type { StoreBackend } from '../core/store.js';
 import type { SyncBackend } from '../core/sync.js';
+import type { ConfigBackend } from '../core/function-config.js';
 import type { Registry } from '../core/registry.js';
 import type { Transport } from '../core/transport.js';
 import { bundled, pluginModules } from './catalog.js';
@@ -36,6 +38,8 @@ export interface Plugins {
   store?: () => Promise<StoreBackend>;
   /** The sync plugin (`MICRO_SYNC`), opened on the first lock; absent on a Web platform with no MICRO_SYNC. */
   sync?: () => Promise<SyncBackend>;
+  /** The `kv` layer of `ctx.config` (`MICRO_CONFIG`), opened on the first read; absent on a Web platform with none. */
+  config?: () => Promise<ConfigBackend>;
   /** Closes what was opened here. */
   close(): Promise<void>;
 }
@@ -60,6 +64,7 @@ type ByKind = {
   exporter: ExporterPlugin;
   store: StorePlugin;
   sync: SyncPlugin;
+  config: ConfigPlugin;
 };
 
 const VARIABLE: Record<PluginKind, string> = {
@@ -69,6 +74,7 @@ const VARIABLE: Record<PluginKind, string> = {
   exporter: 'OTEL_TRACES_EXPORTER',
   store: 'MICRO_STORE',
   sync: 'MICRO_SYNC',
+  config: 'MICRO_CONFIG',
 };
 
 /** Every descriptor in the catalog (or in a bundle's copy of it). */
@@ -132,6 +138,9 @@ export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] 
   if (store) chosen.push(store);
   const sync = choose('sync', config.sync, platform);
   if (sync) chosen.push(sync);
+  // A bundle built without config (its function never touches ctx.config) carries no config plugin to choose.
+  const config_ = globalThis.__MICRO_FN_NO_CONFIG__ ? undefined : choose('config', config.config, platform);
+  if (config_) chosen.push(config_);
   const listen = config.transport === undefined ? undefined : choose('transport', config.transport, platform);
   for (const t of available('transport', platform)) if (t === listen || (t.enabled?.(config) ?? true)) chosen.push(t);
   chosen.push(...available('exporter', platform).filter((e) => e.enabled(env)));
@@ -166,31 +175,30 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
     context.registry = registry;
     const broker = await chosen.find((d): d is BrokerPlugin => d.kind === 'broker')?.create(context);
     if (broker) opened.push(broker);
-    const storePlugin = chosen.find((d): d is StorePlugin => d.kind === 'store');
-    // Opened on a handler's first store operation only; a failed open is tried again by the next.
-    let store: Promise<StoreBackend> | undefined;
-    const openStore = (): Promise<StoreBackend> =>
-      (store ??= storePlugin!.create(context).catch((err: unknown) => {
-        store = undefined;
-        throw err;
-      }));
-    const syncPlugin = chosen.find((d): d is SyncPlugin => d.kind === 'sync');
-    // Opened on a handler's first lock only, as the store is.
-    let sync: Promise<SyncBackend> | undefined;
-    const openSync = (): Promise<SyncBackend> =>
-      (sync ??= syncPlugin!.create(context).catch((err: unknown) => {
-        sync = undefined;
-        throw err;
-      }));
+    // Opened on a handler's first store operation, lock or config read only; a failed open is tried again by the next.
+    const made: (() => Promise<{ close?(): Promise<void> }> | undefined)[] = [];
+    const lazily = <K extends 'store' | 'sync' | 'config'>(kind: K): Partial<Pick<Plugins, K>> | undefined => {
+      const plugin = chosen.find((d) => d.kind === kind) as StorePlugin | SyncPlugin | ConfigPlugin | undefined;
+      if (!plugin) return undefined;
+      let opening: Promise<StoreBackend | SyncBackend | ConfigBackend> | undefined;
+      made.push(() => opening);
+      const open = () =>
+        (opening ??= plugin.create(context).catch((err: unknown) => {
+          opening = undefined;
+          throw err;
+        }));
+      return { [kind]: open } as Partial<Pick<Plugins, K>>;
+    };
     return {
       registry,
       broker,
       transports,
-      ...(storePlugin ? { store: openStore } : {}),
-      ...(syncPlugin ? { sync: openSync } : {}),
+      ...lazily('store'),
+      ...lazily('sync'),
+      ...lazily('config'),
       async close() {
-        const backends = await Promise.all([store, sync].map((b) => b?.catch(() => undefined)));
-        await Promise.allSettled([...opened, ...backends].map((p) => p?.close?.()));
+        const closing = await Promise.all(made.map((m) => m()?.catch(() => undefined)));
+        await Promise.allSettled([...opened, ...closing].map((p) => p?.close?.()));
       },
     };
   } catch (err) {

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../../core/config.js';
 import { STORE_TOKEN_ENV } from './protocol.js';
-import type { BrokerPlugin, RegistryPlugin, StorePlugin, SyncPlugin } from '../../core/plugin.js';
+import type { BrokerPlugin, ConfigPlugin, RegistryPlugin, StorePlugin, SyncPlugin } from '../../core/plugin.js';
 
 export const localRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -58,5 +58,19 @@ export const localSync: SyncPlugin = {
       throw new ConfigError('local sync needs a registry and an HTTP transport to find micro-fn serve');
     const [{ createLocalSync }, { microFnHome }] = await Promise.all([import('./sync.js'), import('./home.js')]);
     return createLocalSync({ registry, transport: http, home: microFnHome(env), token: env[STORE_TOKEN_ENV] });
+  },
+};
+
+export const localConfig: ConfigPlugin = {
+  kind: 'config',
+  name: 'local',
+  summary: 'the keys of ctx.config in the local store (micro-fn serve), shared by every process on this machine',
+  platforms: ['node'],
+  defaultOn: ['node'],
+  async create({ env, registry, http }) {
+    if (!registry || !http)
+      throw new ConfigError('local config needs a registry and an HTTP transport to find micro-fn serve');
+    const [{ createLocalConfig }, { microFnHome }] = await Promise.all([import('./config.js'), import('./home.js')]);
+    return createLocalConfig({ registry, transport: http, home: microFnHome(env), token: env[STORE_TOKEN_ENV] });
   },
 };

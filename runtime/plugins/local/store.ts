@@ -26,6 +26,10 @@ export interface LocalStoreOptions {
   token?: string;
 }
 
+/** The 503's detail when no `micro-fn serve` is running to keep the store. */
+export const NO_SERVE =
+  'the local store is kept by `micro-fn serve`, and none is running: start it, or choose another store (MICRO_STORE)';
+
 /** Milliseconds a store operation may take, serve's LMDB write and flush included. */
 const TIMEOUT = 10_000;
 
@@ -67,10 +71,7 @@ export class LocalStore implements StoreBackend {
       });
     } catch (err) {
       if (isMicroError(err) && err.code === 404 && /service micro-fn not found/.test(err.detail))
-        throw errors.unavailable(
-          'micro-fn',
-          'the local store is kept by `micro-fn serve`, and none is running: start it, or choose another store (MICRO_STORE)',
-        );
+        throw errors.unavailable('micro-fn', NO_SERVE);
       throw err;
     }
   }

@@ -2,7 +2,7 @@
  * The memory plugin's descriptors: a registry and a broker that live inside one process (tests, a single
  * long-running host). Nothing is shared between processes, so a one-shot function's host rarely wants them.
  */
-import type { BrokerPlugin, RegistryPlugin, StorePlugin, SyncPlugin } from '../../core/plugin.js';
+import type { BrokerPlugin, ConfigPlugin, RegistryPlugin, StorePlugin, SyncPlugin } from '../../core/plugin.js';
 
 export const memoryRegistry: RegistryPlugin = {
   kind: 'registry',
@@ -34,4 +34,12 @@ export const memorySync: SyncPlugin = {
   summary: 'locks and elections in this process only (a memory store of its own)',
   platforms: ['node', 'web'],
   create: async () => (await import('./sync.js')).createMemorySync(),
+};
+
+export const memoryConfig: ConfigPlugin = {
+  kind: 'config',
+  name: 'memory',
+  summary: 'the keys of ctx.config in this process only (a memory store of its own)',
+  platforms: ['node', 'web'],
+  create: async () => (await import('./store.js')).createMemoryStore(),
 };

@@ -7,6 +7,7 @@
 import { ConfigError, type RuntimeConfig } from '../../core/config.js';
 import type {
   BrokerPlugin,
+  ConfigPlugin,
   Platform,
   PluginContext,
   RegistryPlugin,
@@ -57,6 +58,8 @@ const brokerAddress = (c: PluginContext) =>
   address(c, 'MICRO_BROKER_ADDRESS', c.config.brokerAddress, c.config.registryAddress);
 const storeAddress = (c: PluginContext) =>
   address(c, 'MICRO_STORE_ADDRESS', c.config.storeAddress, c.config.registryAddress ?? c.config.brokerAddress);
+const configAddress = (c: PluginContext) =>
+  address(c, 'MICRO_CONFIG_ADDRESS', c.config.configAddress, c.config.registryAddress ?? c.config.brokerAddress);
 const syncAddress = (c: PluginContext) =>
   address(c, 'MICRO_SYNC_ADDRESS', c.config.syncAddress, c.config.registryAddress ?? c.config.brokerAddress);
 
@@ -131,4 +134,15 @@ export const natsSync: SyncPlugin = {
   packages,
   check: (c) => void syncAddress(c),
   create: async (c) => (await import('./sync.js')).createNatsSync({ address: syncAddress(c) }),
+};
+
+export const natsConfig: ConfigPlugin = {
+  kind: 'config',
+  name: 'nats',
+  summary: 'the keys of ctx.config in a JetStream KV bucket (micro_fn_config) every host shares',
+  platforms,
+  packages,
+  check: (c) => void configAddress(c),
+  create: async (c) =>
+    (await import('./store.js')).createNatsStore({ address: configAddress(c), bucket: 'micro_fn_config' }),
 };

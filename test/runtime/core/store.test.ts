@@ -167,7 +167,10 @@ ctxStore('is a 501 that names MICRO_STORE on a host with no store (a Worker with
   );
   const reply = await invoke(runner, 'S.Get');
   assert.is(reply.status, 501);
-  assert.match(new TextDecoder().decode(reply.body), /no store is configured here: set MICRO_STORE/);
+  assert.match(
+    new TextDecoder().decode(reply.body),
+    /no store is configured here: set MICRO_STORE \(memory, local, nats, cloudflare-kv\)/,
+  );
 });
 
 ctxStore.run();

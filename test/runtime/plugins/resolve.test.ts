@@ -49,6 +49,7 @@ select('on Node, the embedded default: local registry, broker, store and sync, H
     'broker local',
     'store local',
     'sync local',
+    'config local',
     'transport http',
     'transport lambda',
   ]);
@@ -60,6 +61,7 @@ select('carries the store MICRO_STORE names, on the Web only when named', () => 
     'broker local',
     'store memory',
     'sync local',
+    'config local',
     'transport http',
     'transport lambda',
   ]);
@@ -91,12 +93,26 @@ select('carries the sync MICRO_SYNC names, on the Web only when named', () => {
   );
 });
 
+select('carries the config source MICRO_CONFIG names, on the Web only when named', () => {
+  assert.ok(names({ MICRO_CONFIG: 'memory' }, 'node').includes('config memory'));
+  assert.not.ok(names({ MICRO_CONFIG: 'memory' }, 'node').includes('config local'), 'one config plugin');
+  assert.equal(names({}, 'web'), ['transport http'], 'none by default on the Web: the environment and config.json');
+  assert.throws(() => names({ MICRO_CONFIG: 'local' }, 'web'), /MICRO_CONFIG=local does not run on web/);
+  assert.throws(
+    () => names({ MICRO_CONFIG: 'redis' }, 'node'),
+    /MICRO_CONFIG must be one of local, memory, nats; got "redis"/,
+  );
+  assert.throws(() => names({ MICRO_CONFIG: 'nats' }, 'web'), /set MICRO_CONFIG_ADDRESS to ws:\/\/host:port/);
+  assert.ok(names({ MICRO_CONFIG: 'nats', MICRO_CONFIG_ADDRESS: 'ws://n:8080' }, 'web').includes('config nats'));
+});
+
 select('carries the NATS transport only when the configuration uses NATS', () => {
   assert.equal(names({ MICRO_REGISTRY: 'nats', MICRO_BROKER: 'jetstream' }, 'node'), [
     'registry nats',
     'broker jetstream',
     'store local',
     'sync local',
+    'config local',
     'transport http',
     'transport lambda',
     'transport nats',
@@ -106,6 +122,7 @@ select('carries the NATS transport only when the configuration uses NATS', () =>
     'broker local',
     'store local',
     'sync local',
+    'config local',
     'transport http',
     'transport lambda',
     'transport nats',
