@@ -19,7 +19,7 @@ import { Guard } from '../serve/auth/guard.js';
 import { signToken, signingKey } from '../serve/auth/jwt.js';
 import { callHello, cliRun, startServe, stopServe } from './serve.js';
 import { poolFull } from './spawner.js';
-import { fmt, summarize } from './stats.js';
+import { fmt, rate, summarize } from './stats.js';
 
 interface Side {
   name: string;
@@ -115,19 +115,4 @@ async function checkCost(home: string): Promise<[number, number]> {
   } finally {
     on.close();
   }
-}
-
-/** Completed operations per second with `concurrency` loops for `seconds`. */
-async function rate(seconds: number, concurrency: number, op: () => Promise<unknown>): Promise<number> {
-  const end = performance.now() + seconds * 1000;
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        await op();
-        done++;
-      }
-    }),
-  );
-  return done / seconds;
 }

@@ -9,11 +9,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildLocal } from '../adapters/local/build.js';
-import { cliRun, root, startServe, stopServe } from './serve.js';
+import { cliRun, postJson, root, startServe, stopServe } from './serve.js';
 import { fmt, ratio, sideBySide, summarize } from './stats.js';
 
 interface Case {
@@ -117,27 +116,7 @@ function timed(cmd: string, args: string[], env: Record<string, string>, expect:
   });
 }
 
-const agent = new Agent({ keepAlive: true });
-
-function post(url: string, body: string, expect: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () =>
-          res.statusCode === 200 && text.includes(expect) ? resolve() : reject(new Error(`${res.statusCode} ${text}`)),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+async function post(url: string, body: string, expect: string): Promise<void> {
+  const text = await postJson(url, body);
+  if (!text.includes(expect)) throw new Error(`200 without ${expect}: ${text}`);
 }

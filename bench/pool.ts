@@ -20,7 +20,7 @@ import { readCredential } from '../runtime/plugins/local/credential.js';
 import type { FunctionStats } from '../runtime/plugins/local/protocol.js';
 import { Launcher } from '../serve/launcher.js';
 import { callHello, cliRun, root, startServe, stopServe } from './serve.js';
-import { fmt, ratio, summarize } from './stats.js';
+import { fmt, rate, ratio, summarize } from './stats.js';
 
 const BODY = '{"name":"Ada"}';
 
@@ -240,19 +240,4 @@ function startBare(servers: ChildProcess[]): Promise<string> {
     child.stdout.once('data', (d: Buffer) => resolve(`http://127.0.0.1:${String(d).trim()}`));
     child.once('exit', (code) => reject(new Error(`the baseline server exited ${code}`)));
   });
-}
-
-/** Completed operations per second with `concurrency` loops for `seconds`. */
-async function rate(seconds: number, concurrency: number, op: () => Promise<unknown>): Promise<number> {
-  const end = performance.now() + seconds * 1000;
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        await op();
-        done++;
-      }
-    }),
-  );
-  return done / seconds;
 }

@@ -58,24 +58,32 @@ export function cliRun(args: string[], env: Record<string, string>): Promise<voi
 const helloBody = '{"name":"Ada"}';
 const keepAlive = new Agent({ keepAlive: true });
 
-/** Calls helloworld's Greeter.Hello through `gateway` on a kept-alive connection, with `headers`; rejects unless 200. */
-export function callHello(gateway: string, headers: Record<string, string> = {}): Promise<void> {
+/**
+ * POSTs a JSON `body` to `url` on a kept-alive connection: node:http, as lean as a client gets in Node (fetch costs
+ * ~0.7 ms more per request here, all of it on the client's side). Resolves with the reply's text; rejects unless 200.
+ */
+export function postJson(url: string, body: string, headers: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request(
-      `${gateway}/helloworld/Greeter.Hello`,
+      url,
       {
         method: 'POST',
         agent: keepAlive,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(helloBody), ...headers },
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
       },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`${res.statusCode} ${text}`))));
+        res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${res.statusCode} ${text}`))));
       },
     );
     req.on('error', reject);
-    req.end(helloBody);
+    req.end(body);
   });
+}
+
+/** Calls helloworld's Greeter.Hello through `gateway` on a kept-alive connection, with `headers`; rejects unless 200. */
+export async function callHello(gateway: string, headers: Record<string, string> = {}): Promise<void> {
+  await postJson(`${gateway}/helloworld/Greeter.Hello`, helloBody, headers);
 }

@@ -10,13 +10,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildLocal } from '../adapters/local/build.js';
 import { readCredential } from '../runtime/plugins/local/credential.js';
-import { cliRun, root, startServe, stopServe } from './serve.js';
-import { fmt, ratio, summarize } from './stats.js';
+import { cliRun, postJson, root, startServe, stopServe } from './serve.js';
+import { fmt, rate, ratio, summarize } from './stats.js';
 
 const BODY = '{"name":"Ada"}';
 
@@ -162,32 +161,7 @@ function timed(cmd: string, args: string[], env: Record<string, string>): Promis
   });
 }
 
-/**
- * The client of every measured call: node:http on keep-alive connections, as lean as a client gets in Node
- * (fetch cost ~0.7 ms more per request here, side by side, all of it on the client's side).
- */
-const agent = new Agent({ keepAlive: true });
-
-function post(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${res.statusCode} ${text}`))));
-      },
-    );
-    req.on('error', reject);
-    req.end(BODY);
-  });
-}
+const post = (url: string): Promise<string> => postJson(url, BODY);
 
 function call(gateway: string, service: string): Promise<string> {
   return post(`${gateway}/${service}/Greeter.Hello`);
@@ -218,21 +192,6 @@ export async function poolFull(gateway: string, name: string, size: number, home
     if ((functions.find((f) => f.name === name)?.stats.warm ?? 0) >= size) return;
     await new Promise((r) => setTimeout(r, 5));
   }
-}
-
-/** Completed operations per second with `concurrency` loops for `seconds`. */
-async function rate(seconds: number, concurrency: number, op: () => Promise<unknown>): Promise<number> {
-  const end = performance.now() + seconds * 1000;
-  let done = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        await op();
-        done++;
-      }
-    }),
-  );
-  return done / seconds;
 }
 
 /** Peak resident set of a process (VmHWM), as Linux reports it. */

@@ -42,3 +42,18 @@ export async function sideBySide(
   }
   return [sa, sb];
 }
+
+/** Completed operations per second with `concurrency` loops for `seconds`. */
+export async function rate(seconds: number, concurrency: number, op: () => Promise<unknown>): Promise<number> {
+  const end = performance.now() + seconds * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        await op();
+        done++;
+      }
+    }),
+  );
+  return done / seconds;
+}
