@@ -19,7 +19,7 @@ import { buildLocal } from '../adapters/local/build.js';
 import { readCredential } from '../runtime/plugins/local/credential.js';
 import type { FunctionStats } from '../runtime/plugins/local/protocol.js';
 import { Launcher } from '../serve/launcher.js';
-import { callHello, cliRun, root, startServe, stopServe } from './serve.js';
+import { callHello, cliRun, root, startBare, startServe, stopServe } from './serve.js';
 import { fmt, rate, ratio, summarize } from './stats.js';
 
 const BODY = '{"name":"Ada"}';
@@ -224,20 +224,5 @@ function answered(cmd: string, args: string[], env: Record<string, string>): Pro
     child.stdout.on('end', () =>
       out.includes('Hello Ada') ? resolve(performance.now() - t) : reject(new Error(`no reply: ${out}`)),
     );
-  });
-}
-
-/** A long-running node:http server doing helloworld's work, in a process of its own; its URL. */
-function startBare(servers: ChildProcess[]): Promise<string> {
-  const code = `require('node:http').createServer((req, res) => {
-  let body = '';
-  req.on('data', (c) => (body += c));
-  req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Hello ' + JSON.parse(body).name })));
-}).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  servers.push(child);
-  return new Promise((resolve, reject) => {
-    child.stdout.once('data', (d: Buffer) => resolve(`http://127.0.0.1:${String(d).trim()}`));
-    child.once('exit', (code) => reject(new Error(`the baseline server exited ${code}`)));
   });
 }

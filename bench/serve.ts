@@ -87,3 +87,18 @@ export function postJson(url: string, body: string, headers: Record<string, stri
 export async function callHello(gateway: string, headers: Record<string, string> = {}): Promise<void> {
   await postJson(`${gateway}/helloworld/Greeter.Hello`, helloBody, headers);
 }
+
+/** A long-running node:http server doing helloworld's work, in a process of its own as a server is; its URL. */
+export function startBare(servers: ChildProcess[]): Promise<string> {
+  const code = `require('node:http').createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Hello ' + JSON.parse(body).name })));
+}).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  servers.push(child);
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(`http://127.0.0.1:${String(d).trim()}`));
+    child.once('exit', (code) => reject(new Error(`the baseline server exited ${code}`)));
+  });
+}

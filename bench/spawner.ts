@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildLocal } from '../adapters/local/build.js';
 import { readCredential } from '../runtime/plugins/local/credential.js';
-import { cliRun, postJson, root, startServe, stopServe } from './serve.js';
+import { cliRun, postJson, root, startBare, startServe, stopServe } from './serve.js';
 import { fmt, rate, ratio, summarize } from './stats.js';
 
 const BODY = '{"name":"Ada"}';
@@ -165,21 +165,6 @@ const post = (url: string): Promise<string> => postJson(url, BODY);
 
 function call(gateway: string, service: string): Promise<string> {
   return post(`${gateway}/${service}/Greeter.Hello`);
-}
-
-/** A long-running node:http server doing helloworld's work, in a process of its own as a server is; its URL. */
-function startBare(servers: ChildProcess[]): Promise<string> {
-  const code = `require('node:http').createServer((req, res) => {
-  let body = '';
-  req.on('data', (c) => (body += c));
-  req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Hello ' + JSON.parse(body).name })));
-}).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`;
-  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-  servers.push(child);
-  return new Promise((resolve, reject) => {
-    child.stdout.once('data', (d: Buffer) => resolve(`http://127.0.0.1:${String(d).trim()}`));
-    child.once('exit', (code) => reject(new Error(`the baseline server exited ${code}`)));
-  });
 }
 
 /** Resolves once function `name` of the serve at `gateway` (its MICRO_FN_HOME: `home`) has `size` warm processes. */
