@@ -148,9 +148,12 @@ export interface ConfigOptions {
   open?: () => Promise<ConfigBackend | undefined>;
   /** The default signal of `watch` (a handler's `ctx.signal`). */
   signal?: () => AbortSignal | undefined;
-  /** Where a `kv` layer that is not there is reported (once per snapshot). */
+  /** Where a `kv` layer that is not there is reported (once per source). */
   logger?: Pick<Logger, 'warn'>;
 }
+
+/** Sources found absent and reported so: each is reported once. */
+const reportedAbsent = new WeakSet<ConfigBackend>();
 
 /** The Config of one function (a handler's `ctx.config` is one per invocation). */
 export function createConfig(options: ConfigOptions): Config {
@@ -188,7 +191,11 @@ class LayeredConfig implements Config {
       return new Snapshot(this.#options.env, this.#file, kv.values, kv.revision);
     } catch (err) {
       if (!backend.absent?.(err)) throw err;
-      this.#options.logger?.warn(`config: ${(err as Error).message}; reading the environment and config.json only`);
+      // Said once per process: a warm Lambda environment, say, takes a snapshot per invocation.
+      if (!reportedAbsent.has(backend)) {
+        reportedAbsent.add(backend);
+        this.#options.logger?.warn(`config: ${(err as Error).message}; reading the environment and config.json only`);
+      }
       return new Snapshot(this.#options.env, this.#file, {}, 0);
     }
   }

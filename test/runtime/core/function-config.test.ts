@@ -3,7 +3,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Context } from '../../../runtime/core/context.js';
 import { MicroError } from '../../../runtime/core/errors.js';
-import { CONFIG_ERROR, CONFIG_NAMESPACE, createConfig } from '../../../runtime/core/function-config.js';
+import {
+  CONFIG_ERROR,
+  CONFIG_NAMESPACE,
+  createConfig,
+  type ConfigBackend,
+} from '../../../runtime/core/function-config.js';
 import { Metadata } from '../../../runtime/core/metadata.js';
 import { Runner } from '../../../runtime/core/runner.js';
 import { createMemoryStore } from '../../../runtime/plugins/memory/store.js';
@@ -100,22 +105,27 @@ kvLayer('is opened on the first read, once; a failed read is not kept; an absent
   assert.is(await c.string('k'), 'kv');
   assert.is(opens, 2, 'tried again after the failure, then the snapshot is kept');
   const warnings: string[] = [];
-  const absent = createConfig({
-    service: 'fn',
-    env: { k: 'env' },
-    logger: { warn: (m) => warnings.push(m) },
-    open: async () => ({
-      guarantees: backend.guarantees,
-      set: (...args) => backend.set(...args),
-      delete: (...args) => backend.delete(...args),
-      get: async () => {
-        throw new Error('no serve');
-      },
-      absent: () => true,
-    }),
-  });
-  assert.is(await absent.string('k'), 'env');
-  assert.match(warnings.join('\n'), /config: no serve; reading the environment and config\.json only/);
+  const gone: ConfigBackend = {
+    guarantees: backend.guarantees,
+    set: (...args) => backend.set(...args),
+    delete: (...args) => backend.delete(...args),
+    get: async () => {
+      throw new Error('no serve');
+    },
+    absent: () => true,
+  };
+  // One Config per invocation, as a handler's ctx.config is, over the one source the process opened: 3 invocations.
+  for (let i = 0; i < 3; i++) {
+    const absent = createConfig({
+      service: 'fn',
+      env: { k: 'env' },
+      logger: { warn: (m) => warnings.push(m) },
+      open: async () => gone,
+    });
+    assert.is(await absent.string('k'), 'env');
+  }
+  assert.is(warnings.length, 1, `said once in 3 invocations: ${warnings.join(' | ')}`);
+  assert.match(warnings[0]!, /config: no serve; reading the environment and config\.json only/);
 });
 
 kvLayer('an entry that is not an object is a 500 naming the function', async () => {
