@@ -129,8 +129,11 @@ export class NatsSync implements SyncBackend {
   }
 
   async #open(): Promise<KV> {
+    // A connection that failed to open is not kept: NATS may be up by the next use.
     const nc = await (this.#options.connection ??
-      (this.#connection ??= connectNats({ address: this.#options.address!, name: 'micro-fn sync' })));
+      (this.#connection ??= connectNats({ address: this.#options.address!, name: 'micro-fn sync' }).catch(
+        (err: unknown) => ((this.#connection = undefined), Promise.reject(err)),
+      )));
     return nc.jetstream().views.kv(SYNC_BUCKET, { history: 1 }).catch(fail);
   }
 }
