@@ -64,7 +64,15 @@ interface Pull extends ReturnType<typeof checkSubscribe> {
   loop?: Promise<void>;
   /** A subscription without a queue has an ephemeral consumer, deleted once it has left and settled everything. */
   ephemeral?: { stream: string; name: string };
+  /** How this process settled a stream sequence (or will): a redelivery of one it acked or terminated is not run. */
+  outcomes: Map<number, Promise<Outcome>>;
 }
+
+/** How a delivery ended here: `again` (nak, or a manual handler left it unsettled) lets a redelivery run. */
+type Outcome = 'ack' | 'term' | 'again';
+
+/** Stream sequences remembered per consumer: enough to cover what a reconnect or an ack wait can send again. */
+const rememberedOutcomes = 10_000;
 
 const ID = 'jetstream-broker';
 const defaultBackoff = (attempt: number): number => Math.min(30_000, 1000 * 2 ** (attempt - 1));
@@ -87,7 +95,10 @@ export function jetStreamName(text: string): string {
  *   the group first subscribed is handled too); without, an ephemeral one (deliver new), deleted on unsubscribe.
  * - `max` is kept by never pulling more than is left: `max: 1` fetches exactly one message, then stops.
  * - Acks are explicit and confirmed; a handler running past half the ack wait reports progress; a delivery not
- *   settled within the ack wait (its process died) comes back. After `maxDeliver` deliveries, or on `term()`, the
+ *   settled within the ack wait (its process died) comes back. A redelivery of a message this consumer is still
+ *   handling, or has acked or terminated (the server sent it before it recorded the ack, as it may around a
+ *   restart), waits for that outcome and is settled the same way without running the handler again; in another
+ *   process it would run: at-least-once is the promise. After `maxDeliver` deliveries, or on `term()`, the
  *   message goes to `dlq.<topic>` with the dead-letter headers and is terminated. The broker counts deliveries
  *   (no server-side limit), so even a last attempt that timed out is dead-lettered, never silently dropped.
  * @example
@@ -154,7 +165,7 @@ export class JetStreamBroker implements Broker {
     const { queue, max, manual } = checkSubscribe(topic, handler, options, ID);
     const { js, jsm, nats } = await this.#open(`cannot subscribe to ${topic}`);
     const stream = await this.#stream(topic);
-    const pull: Pull = { handler, manual, max, taken: 0, inflight: 0, left: false };
+    const pull: Pull = { handler, manual, max, taken: 0, inflight: 0, left: false, outcomes: new Map() };
     const config = {
       ack_policy: nats.AckPolicy.Explicit,
       ack_wait: nats.nanos(this.#options.ackWait),
@@ -346,6 +357,11 @@ export class JetStreamBroker implements Broker {
       body: msg.data,
     };
     if (pull.left) return msg.nak(); // pulled as it left: give it back at once
+    const earlier = pull.outcomes.get(msg.seq);
+    if (earlier) return void this.#settleAgain(pull, msg, earlier);
+    let outcome!: (value: Outcome) => void;
+    pull.outcomes.set(msg.seq, new Promise<Outcome>((resolve) => (outcome = resolve)));
+    if (pull.outcomes.size > rememberedOutcomes) pull.outcomes.delete(pull.outcomes.keys().next().value!);
     const { maxDeliver, backoff, ackWait } = this.#options;
     const deadLetter = async (reason: string, attempts: number, termReason?: string) => {
       const dead = {
@@ -368,7 +384,10 @@ export class JetStreamBroker implements Broker {
     };
     // Its last allowed delivery was never settled (the process died): dead-letter it without running the handler.
     if (attempt > maxDeliver)
-      return void deadLetter(`not settled within the ack wait on attempt ${maxDeliver}`, maxDeliver).catch(() => {});
+      return void deadLetter(`not settled within the ack wait on attempt ${maxDeliver}`, maxDeliver).then(
+        () => outcome('term'),
+        () => outcome('again'),
+      );
     pull.inflight++;
     if (++pull.taken >= pull.max) void this.#leave(pull);
     const timer = (t: ReturnType<typeof setTimeout>) => (
@@ -382,27 +401,42 @@ export class JetStreamBroker implements Broker {
     const release = () =>
       void (
         released ||
-        ((released = true), pull.inflight--, pull.wake?.(), pull.left && pull.inflight === 0 && this.#leave(pull))
+        ((released = true),
+        outcome('again'), // settled ones resolved it first
+        pull.inflight--,
+        pull.wake?.(),
+        pull.left && pull.inflight === 0 && this.#leave(pull))
       );
-    const settle = (then: () => Promise<void>) => async () =>
-      void (settled || ((settled = true), stopWorking(), await then().finally(release)));
+    const settle = (then: () => Promise<void>, as: Outcome) => async () =>
+      void (
+        settled ||
+        ((settled = true),
+        stopWorking(),
+        await then()
+          .then(() => outcome(as))
+          .finally(release))
+      );
     const delivery: Delivery = {
       message,
       attempt,
-      ack: settle(() =>
-        msg.ackAck().then(
-          () => {},
-          (err: unknown) =>
-            Promise.reject(natsBrokerError(err, ID, `ack of ${message.id} not confirmed; it may come again`)),
-        ),
+      ack: settle(
+        () =>
+          msg.ackAck().then(
+            () => {},
+            (err: unknown) =>
+              Promise.reject(natsBrokerError(err, ID, `ack of ${message.id} not confirmed; it may come again`)),
+          ),
+        'ack',
       ),
       nak: (delayMs?: number) =>
-        settle(async () =>
-          attempt >= maxDeliver
-            ? deadLetter(`failed ${attempt} attempts`, attempt)
-            : msg.nak(Math.max(0, delayMs ?? backoff(attempt))),
+        settle(
+          async () =>
+            attempt >= maxDeliver
+              ? deadLetter(`failed ${attempt} attempts`, attempt)
+              : msg.nak(Math.max(0, delayMs ?? backoff(attempt))),
+          attempt >= maxDeliver ? 'term' : 'again',
         )(),
-      term: (reason?: string) => settle(() => deadLetter(reason ?? 'terminated', attempt, reason))(),
+      term: (reason?: string) => settle(() => deadLetter(reason ?? 'terminated', attempt, reason), 'term')(),
     };
     Promise.resolve()
       .then(() => pull.handler(delivery))
@@ -412,6 +446,20 @@ export class JetStreamBroker implements Broker {
         () => delivery.nak(),
       )
       .catch(() => {}); // a failed ack or dead-letter: the server redelivers
+  }
+
+  /**
+   * A redelivery of a sequence this consumer handled or is handling: kept alive while the first delivery runs, then
+   * acked (or terminated) again if that one was, without running the handler; run as new if it was not.
+   */
+  async #settleAgain(pull: Pull, msg: JsMsg, earlier: Promise<Outcome>): Promise<void> {
+    const working = setInterval(() => msg.working(), Math.max(100, this.#options.ackWait / 2));
+    this.#timers.add(working);
+    const outcome = await earlier.finally(() => (clearInterval(working), this.#timers.delete(working)));
+    if (outcome === 'ack') return void msg.ackAck().catch(() => {});
+    if (outcome === 'term') return msg.term();
+    if (pull.outcomes.get(msg.seq) === earlier) pull.outcomes.delete(msg.seq);
+    this.#deliver(pull, msg);
   }
 }
 

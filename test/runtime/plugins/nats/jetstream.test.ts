@@ -204,6 +204,36 @@ if (natsAvailable()) {
     assert.equal(twiceAfterAck, [], 'nothing delivered again after a confirmed ack');
   });
 
+  test('a redelivery of a message this process is still handling waits for that outcome and does not run again', async ({
+    make,
+  }) => {
+    const broker = make({ ackWait: 1000, concurrency: 4 }); // room to pull the redelivery while the first runs
+    const topic = freshTopic();
+    const calls: number[] = [];
+    let finish!: () => void;
+    const held = new Promise<void>((resolve) => (finish = resolve));
+    await broker.subscribe(
+      topic,
+      async (d: Delivery) => {
+        calls.push(d.attempt);
+        // A blocked event loop sends no progress: the server's ack wait runs out and it sends the message again.
+        for (const end = Date.now() + 2500; Date.now() < end;);
+        await held;
+      },
+      { queue: 'held' },
+    );
+    await broker.publish(topic, { body: encode('slow') });
+    await eventually(() => calls.length === 1, 5000, 'the first delivery');
+    await sleep(2000); // the redelivery (attempt 2) arrives while the first still runs
+    finish();
+    const after = make();
+    const later = collector();
+    await after.subscribe(topic, later.handler, { queue: 'held' }); // same durable: anything unsettled comes here
+    await sleep(3000);
+    assert.equal(calls, [1], 'the handler ran once (1 call) across the redelivery');
+    assert.is(later.deliveries.length, 0, 'nothing left unsettled for another member (0 deliveries)');
+  });
+
   test('publish after close and a server without JetStream fail with a 503 that keeps the cause', async ({ make }) => {
     const closed = make();
     await closed.close();
