@@ -23,6 +23,12 @@ if (handover.gid !== undefined) {
 }
 if (handover.uid !== undefined) process.setuid(handover.uid);
 process.argv = [process.argv[0] ?? process.execPath, handover.entry, ...handover.args];
+// Nothing outlives its launcher: the launcher ends every function process when serve goes, but when both are killed at
+// once (a SIGKILL to serve's process group) no one is left to, and this process is handed to init. It then ends
+// itself and its process group (it leads one: the launcher starts it detached). A check a second, never keeping the
+// process alive by itself.
+const launcher = process.ppid;
+setInterval(() => process.ppid !== launcher && process.kill(-process.pid, 'SIGKILL'), 1000).unref();
 // A local bundle's script with its V8 code cache, when its build wrote them (adapters/local/code-cache.cjs): what
 // the module would compile on every start is compiled once. Otherwise the entry is imported.
 if (!require('../adapters/local/code-cache.cjs').loadBeside(handover.entry))

@@ -3,9 +3,11 @@
  * directly with small entry scripts: the pipes it hands over, the environment a process sees and what /proc shows of
  * it, the processes a function starts (ended with cgroups, and with the /proc sweep), the function user.
  */
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readMessages } from '../../adapters/local/ipc.js';
@@ -187,6 +189,49 @@ setInterval(() => {}, 1 << 30);`,
   proc.kill();
   assert.equal(await withTimeout(proc.exit, 10_000, 'the exit'), { code: null, signal: 'SIGKILL' });
   await eventually(() => pids.every((p) => !alive(p)), 5000, `0 of 2 alive (${pids.filter(alive).join(', ')})`);
+});
+
+launcher('a function process ends when serve and its launcher are killed at once: 0 of 2 alive', async () => {
+  const entry = script(
+    'orphan',
+    `${REPORT}
+import { spawn } from 'node:child_process';
+const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+await report({ pids: [process.pid, child.pid], launcher: process.ppid });
+setInterval(() => {}, 1 << 30);`,
+  );
+  // A stand-in for serve: a process of its own with a Launcher, printing the function's report.
+  const module = (path: string) => JSON.stringify(fileURLToPath(new URL(path, import.meta.url)));
+  const host = join(dir, 'host.mts');
+  writeFileSync(
+    host,
+    `import { Launcher } from ${module('../../serve/launcher.ts')};
+import { readMessages } from ${module('../../adapters/local/ipc.ts')};
+const l = new Launcher({ cgroups: false });
+await l.start();
+const { channel } = await l.spawn({ entry: ${JSON.stringify(entry)}, env: {}, channel: true }).started;
+readMessages(channel, (m) => process.stdout.write(JSON.stringify(m) + '\\n'));`,
+  );
+  const serve = spawn(process.execPath, ['--import', 'tsx', host], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let pids: number[] = [];
+  try {
+    const line = await withTimeout(
+      new Promise<string>((resolve) => serve.stdout!.setEncoding('utf8').once('data', resolve)),
+      20_000,
+      'the function to report',
+    );
+    const report = JSON.parse(line) as { pids: number[]; launcher: number };
+    pids = report.pids;
+    assert.ok(pids.every(alive), 'the function and its child run');
+    // At once: serve is stopped first so it cannot react to its launcher's exit (it would end them itself).
+    serve.kill('SIGSTOP');
+    process.kill(report.launcher, 'SIGKILL');
+    serve.kill('SIGKILL');
+    await eventually(() => pids.every((p) => !alive(p)), 5000, `0 of 2 alive (${pids.filter(alive).join(', ')})`);
+  } finally {
+    serve.kill('SIGKILL');
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  }
 });
 
 launcher('a process that cannot be started rejects `started` and still resolves `exit`', async () => {
