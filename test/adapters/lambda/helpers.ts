@@ -3,18 +3,26 @@
  * local Lambda API with an AWS SDK client for it.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { suite, type Test } from 'uvu';
+import * as assert from 'uvu/assert';
 import { buildLambda, type LambdaBuildResult } from '../../../adapters/lambda/build.js';
+import { deployLambda } from '../../../adapters/lambda/deploy.js';
+import { Metadata } from '../../../runtime/core/metadata.js';
+import { LAMBDA_ENDPOINT_METADATA } from '../../../runtime/plugins/lambda/address.js';
+import { createLambdaTransport } from '../../../runtime/plugins/lambda/transport.js';
 import { LambdaEndpoint } from '../../../serve/lambda/endpoint.js';
 import { runtimeInterfaceClient } from '../../../serve/lambda/environment.js';
+import { withTimeout } from '../../helpers.js';
+import { startNatsServer, type NatsServer } from '../../nats-server.js';
 
 export const root = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -222,4 +230,68 @@ export async function signedFetch(
   const { host: _host, ...headers } = signed.headers;
   // `sentBody`: a body other than the one signed, as an attacker altering a signed request would send.
   return fetch(url, { method: signed.method, headers, body: init.sentBody ?? init.body });
+}
+
+/** What a suite of {@link lambdaOnNats} gives its tests. */
+export interface LambdaOnNats {
+  server: NatsServer;
+  api: TestEndpoint;
+  /** Deploys `entry` (from the repository's root) with `env` to the local Lambda API. */
+  deploy(entry: string, env: Record<string, string>): Promise<DeployedOnNats>;
+}
+
+export interface DeployedOnNats {
+  zipSize: number;
+  /** Invokes `endpoint` of `service` with a JSON request through the Lambda transport; the reply, parsed. */
+  call<T>(service: string, endpoint: string, request: unknown): Promise<T>;
+}
+
+/**
+ * A suite of Lambda functions beside a real nats-server: each test deploys a fixture to the local Lambda API (run
+ * under the official runtime interface client) and calls it through the Lambda transport.
+ */
+export function lambdaOnNats(title: string): Test<LambdaOnNats> {
+  const tests = suite<LambdaOnNats>(title);
+  let scratch: string;
+  const transport = createLambdaTransport({ env: {} });
+  tests.before(async (ctx) => {
+    [ctx.server, ctx.api] = await Promise.all([startNatsServer(), startEndpoint()]);
+    scratch = mkdtempSync(join(tmpdir(), 'micro-fn-lambda-nats-'));
+    ctx.deploy = async (entry, env) => {
+      const deployed = await withTimeout(
+        deployLambda({
+          entry: join(root, entry),
+          outdir: join(scratch, `out-${basename(entry)}`),
+          env,
+          endpoint: ctx.api.url,
+          hostEnv: { MICRO_FN_HOME: scratch },
+        }),
+        60_000,
+        `deploy ${entry}`,
+      );
+      const node = { id: 'n', address: deployed.address, metadata: { [LAMBDA_ENDPOINT_METADATA]: ctx.api.url } };
+      return {
+        zipSize: deployed.zip.size,
+        async call<T>(service: string, endpoint: string, request: unknown) {
+          const response = await transport.call(node, {
+            id: randomUUID(),
+            service,
+            endpoint,
+            contentType: 'application/json',
+            body: new TextEncoder().encode(JSON.stringify(request)),
+            metadata: new Metadata(),
+          });
+          assert.is(response.error, undefined, JSON.stringify(response.error));
+          return JSON.parse(new TextDecoder().decode(response.body)) as T;
+        },
+      };
+    };
+  });
+  tests.after(async (ctx) => {
+    await transport.close();
+    await ctx.api?.close();
+    await ctx.server?.cleanup();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+  return tests;
 }
