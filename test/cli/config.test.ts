@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, lastJson, start, tempHome, type Running } from './helpers.js';
+import { cli, lastJson, refusesInOneLine, start, tempHome, type Running } from './helpers.js';
 import { withTimeout } from '../helpers.js';
 
 let scratch: ReturnType<typeof tempHome>;
@@ -142,18 +142,16 @@ served('two writers at once both land (10 concurrent micro-fn config set of 10 k
 });
 
 served('micro-fn config refuses a bad action, key or value with one line (5 cases)', async () => {
-  for (const [args, pattern] of [
-    [['config', 'fetch', 'config', 'k'], /unknown config action "fetch": use set, get, list or delete/],
-    [['config', 'get', 'config'], /config get needs a key/],
-    [['config', 'set', 'config', 'k'], /config set needs a value/],
-    [['config', 'set', 'config', 'k', '{', '--type', 'json'], /the value is not JSON .*without --type json/],
-    [['config', 'get', 'config', 'a\nb'], /control characters/],
-  ] as const) {
-    const r = await cli([...args], env);
-    assert.is(r.code, 1, args.join(' '));
-    assert.match(r.stderr, pattern);
-    assert.is(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
-  }
+  await refusesInOneLine(
+    [
+      [['config', 'fetch', 'config', 'k'], /unknown config action "fetch": use set, get, list or delete/],
+      [['config', 'get', 'config'], /config get needs a key/],
+      [['config', 'set', 'config', 'k'], /config set needs a value/],
+      [['config', 'set', 'config', 'k', '{', '--type', 'json'], /the value is not JSON .*without --type json/],
+      [['config', 'get', 'config', 'a\nb'], /control characters/],
+    ],
+    env,
+  );
 });
 
 served.run();

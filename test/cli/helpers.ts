@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
 import { readCredential } from '../../runtime/plugins/local/credential.js';
 import { WAIT_SCALE } from '../helpers.js';
 
@@ -68,6 +69,19 @@ export function cli(
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** Runs each `micro-fn ...args` and checks that it fails (exit 1) with one line on stderr matching its pattern. */
+export async function refusesInOneLine(
+  cases: readonly (readonly [readonly string[], RegExp])[],
+  env: Record<string, string>,
+): Promise<void> {
+  for (const [args, pattern] of cases) {
+    const r = await cli([...args], env);
+    assert.is(r.code, 1, args.join(' '));
+    assert.match(r.stderr, pattern);
+    assert.is(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
 }
 
 export interface Running {

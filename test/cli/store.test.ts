@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, lastJson, start, tempHome, type Running } from './helpers.js';
+import { cli, lastJson, refusesInOneLine, start, tempHome, type Running } from './helpers.js';
 import { withTimeout } from '../helpers.js';
 import { createStore, isConflict, type Store } from '../../runtime/core/store.js';
 import { createHttpTransport } from '../../runtime/plugins/http/index.js';
@@ -103,17 +103,15 @@ counter('micro-fn store set --revision with a stale revision is a conflict and c
 });
 
 counter('micro-fn store refuses a bad value, key or action with one line', async () => {
-  for (const [args, pattern] of [
-    [['store', 'set', 'counter', 'k', 'bare-word'], /the value is not JSON .*a string needs its quotes/],
-    [['store', 'get', 'counter', 'a\nb'], /control characters/],
-    [['store', 'fetch', 'counter', 'k'], /unknown store action "fetch": use get, set, list or delete/],
-    [['store', 'get', 'counter'], /store get needs a key/],
-  ] as const) {
-    const r = await cli([...args], env);
-    assert.is(r.code, 1, args.join(' '));
-    assert.match(r.stderr, pattern);
-    assert.is(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
-  }
+  await refusesInOneLine(
+    [
+      [['store', 'set', 'counter', 'k', 'bare-word'], /the value is not JSON .*a string needs its quotes/],
+      [['store', 'get', 'counter', 'a\nb'], /control characters/],
+      [['store', 'fetch', 'counter', 'k'], /unknown store action "fetch": use get, set, list or delete/],
+      [['store', 'get', 'counter'], /store get needs a key/],
+    ],
+    env,
+  );
 });
 
 counter.run();
