@@ -9,8 +9,9 @@ export const command = defineCommand({
   usage: '',
   description: [
     'Prints, per function deployed to micro-fn serve (and per function of its Lambda API that was invoked): its',
-    'processes (warm idle, starting), invocations running and queued, invocations, errors and cold starts since serve',
-    'started, calls dropped before they started, and p50/p99 duration over the last 5 minutes; then the messages',
+    "processes (warm idle out of the pool's target now, starting), invocations running and queued, invocations,",
+    'errors and cold starts since serve started, calls dropped before they started, and p50/p99 duration over the',
+    'last 5 minutes; then the messages',
     "waiting per topic and queue group in serve's broker, and its dead letters. --json prints the same data",
     '(Runtime.Stats, which the dashboard reads too).',
   ].join('\n'),
@@ -33,7 +34,7 @@ export function psText(stats: RuntimeStats): string {
     table(
       [
         'FUNCTION',
-        'WARM',
+        'WARM/TARGET',
         'STARTING',
         'RUNNING',
         'QUEUED',
@@ -47,7 +48,10 @@ export function psText(stats: RuntimeStats): string {
       stats.functions.map((f) => [
         f.kind === 'lambda' ? `${f.name} (lambda)` : f.name,
         ...(f.pool
-          ? [f.pool.warm, f.pool.starting, f.pool.inflight, f.pool.queued + f.pool.backlog].map(String)
+          ? [
+              f.pool.target === undefined ? String(f.pool.warm) : `${f.pool.warm}/${f.pool.target}`,
+              ...[f.pool.starting, f.pool.inflight, f.pool.queued + f.pool.backlog].map(String),
+            ]
           : ['-', '-', '-', '-']),
         String(f.invocations),
         String(f.errors),

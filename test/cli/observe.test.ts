@@ -158,22 +158,25 @@ log("prints the function's own output as JSON lines, and serve's messages too", 
     JSON.parse(line);
 });
 
-log('micro-fn ps prints a table: a row per function, the topic with its dead letter', async () => {
-  const r = await ok(['ps']);
-  const rows = r.stdout.split('\n');
-  assert.match(
-    rows[0]!,
-    /^FUNCTION\s+WARM\s+STARTING\s+RUNNING\s+QUEUED\s+CALLS\s+ERRORS\s+COLD\s+NOT STARTED\s+P50 5m\s+P99 5m$/,
-  );
-  assert.match(
-    rows.find((l) => l.startsWith('helloworld'))!,
-    /^helloworld\s+\d\s+\d\s+0\s+0\s+4\s+1\s+3\s+0\s+\S+ms\s+\S+ms$/,
-  );
-  assert.match(
-    rows.find((l) => l.startsWith('user.created'))!,
-    /^user\.created\s+events\s+0\s+0\s+1$/,
-  );
-});
+log(
+  'micro-fn ps prints a table: a row per function (warm out of its pool target), the topic with its dead letter',
+  async () => {
+    const r = await ok(['ps']);
+    const rows = r.stdout.split('\n');
+    assert.match(
+      rows[0]!,
+      /^FUNCTION\s+WARM\/TARGET\s+STARTING\s+RUNNING\s+QUEUED\s+CALLS\s+ERRORS\s+COLD\s+NOT STARTED\s+P50 5m\s+P99 5m$/,
+    );
+    assert.match(
+      rows.find((l) => l.startsWith('helloworld'))!,
+      /^helloworld\s+\d\/\d\s+\d\s+0\s+0\s+4\s+1\s+3\s+0\s+\S+ms\s+\S+ms$/,
+    );
+    assert.match(
+      rows.find((l) => l.startsWith('user.created'))!,
+      /^user\.created\s+events\s+0\s+0\s+1$/,
+    );
+  },
+);
 
 log(
   'micro-fn logs: every function in time order, -n, --since, --json; a deployed function with no lines is no error',
