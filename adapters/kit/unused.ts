@@ -19,8 +19,6 @@ interface Optional {
   served(definition: ServiceDefinition): boolean;
   /** Matches a use of it in a source file (a false match only costs bytes; a missed one, a clear error). */
   used: RegExp;
-  /** Looked for in the packages the function imports too, not only in its own files. */
-  packages?: true;
 }
 
 // `ctx.store`, or `store` destructured from the context: `({ store }) =>`, `{ store: kv, client }`.
@@ -30,6 +28,8 @@ const SYNC = /\.sync\b|[{,]\s*sync\s*[,}:]/;
 // `ctx.config`, or `config` destructured from the context.
 const CONFIG = /\.config\b|[{,]\s*config\s*[,}:]/;
 
+// Each use is looked for in the packages the function imports too: one handed `ctx` may use any of it, and a bundle
+// that left it out would fail there with an error no rebuild fixes. A package's false match costs bytes only.
 const OPTIONAL: Optional[] = [
   // `client.stream(...)`, `.stream<T>(...)`.
   { constant: BUILD_CONSTANTS.noStreams, served: servesStreams, used: /\.stream\s*[<(]/ },
@@ -39,21 +39,19 @@ const OPTIONAL: Optional[] = [
   // Subscribers are declared in the definition only: nothing in the sources adds one.
   { constant: BUILD_CONSTANTS.noSubscribers, served: (d) => new Router(d).topics.length > 0, used: /(?!)/ },
   // Any word `client`, `publish` or `broker` (`ctx.client.call`, `{ client }`, a helper handed `ctx`), and the store
-  // and sync, which run on the client (and `config`: a configuration source may be a plugin the client opens). Looked
-  // for in the packages too: one that is handed `ctx` may call out with it.
+  // and sync, which run on the client (and `config`: a configuration source may be a plugin the client opens).
   {
     constant: BUILD_CONSTANTS.noClient,
     served: () => false,
     used: new RegExp(`\\b(client|publish|broker)\\b|${STORE.source}|${SYNC.source}|${CONFIG.source}`),
-    packages: true,
   },
 ];
 
 /**
  * Builds a bundle without the code its function does not use: its definition (read at build time; `undefined`
- * when it could not be, and then nothing is left out) and its own sources (the bundle's inputs outside micro-fn's
- * runtime and node_modules) tell. `build` gets the constants to define; it runs once, or twice when the first
- * bundle's sources turn out to use something it left out.
+ * when it could not be, and then nothing is left out) and its sources (the bundle's inputs outside micro-fn's
+ * runtime: its own files, then the packages it imports) tell. `build` gets the constants to define; it runs once, or
+ * twice when the first bundle's sources turn out to use something it left out.
  */
 export async function withoutUnusedCode<T extends { inputs: string[] }>(
   definition: ServiceDefinition | undefined,
@@ -69,7 +67,7 @@ export async function withoutUnusedCode<T extends { inputs: string[] }>(
   const unused = left.filter(
     (o) =>
       !own.some((text) => o.used.test(text)) &&
-      !(o.packages && (packages ??= read(packageSources(built.inputs))).some((text) => o.used.test(text))),
+      !(packages ??= read(packageSources(built.inputs))).some((text) => o.used.test(text)),
   );
   return unused.length === left.length ? built : build(defines(unused));
 }
