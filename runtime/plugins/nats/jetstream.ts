@@ -356,9 +356,10 @@ export class JetStreamBroker implements Broker {
       headers,
       body: msg.data,
     };
-    if (pull.left) return msg.nak(); // pulled as it left: give it back at once
+    // First, even after leaving: a one-shot subscription that acked a message must not give its redelivery back.
     const earlier = pull.outcomes.get(msg.seq);
     if (earlier) return void this.#settleAgain(pull, msg, earlier);
+    if (pull.left) return msg.nak(); // pulled as it left: give it back at once
     let outcome!: (value: Outcome) => void;
     pull.outcomes.set(msg.seq, new Promise<Outcome>((resolve) => (outcome = resolve)));
     if (pull.outcomes.size > rememberedOutcomes) pull.outcomes.delete(pull.outcomes.keys().next().value!);
