@@ -64,8 +64,13 @@ export function readConfig(env: Env): RuntimeConfig {
     serverAddress: nonEmpty(env.MICRO_SERVER_ADDRESS),
     registerTtl: ttl,
     registerInterval: interval,
-    timeout: milliseconds(env, 'MICRO_FN_TIMEOUT'),
+    timeout: readTimeout(env),
   };
+}
+
+/** `MICRO_FN_TIMEOUT` alone, checked as readConfig does: what a function that never listens reads. */
+export function readTimeout(env: Env): number | undefined {
+  return milliseconds(env, 'MICRO_FN_TIMEOUT');
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -66,15 +66,18 @@ export class MicroFunction {
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(definition: ServiceDefinition, options: FunctionOptions = {}) {
-    this.service = new Service(definition, {
-      ...options,
-      ...registration(options),
-      subscribe: { ...options.subscribe, max: 1 },
-    });
-    this.service.setGate({
-      onRequest: (request, reply) => this.#onRequest(request, reply),
-      onDelivery: (delivery) => this.#onDelivery(delivery),
-    });
+    // Where the platform hands it its invocations (build-constants.ts), it neither registers nor subscribes.
+    this.service = new Service(
+      definition,
+      globalThis.__MICRO_FN_NO_LISTENER__
+        ? options
+        : { ...options, ...registration(options), subscribe: { ...options.subscribe, max: 1 } },
+    );
+    if (!globalThis.__MICRO_FN_NO_LISTENER__)
+      this.service.setGate({
+        onRequest: (request, reply) => this.#onRequest(request, reply),
+        onDelivery: (delivery) => this.#onDelivery(delivery),
+      });
     this.#idleTimeout = options.idleTimeout ?? 0;
     this.#grace = options.grace ?? DEFAULT_GRACE;
     this.done = new Promise((resolve) => (this.#resolve = resolve));
@@ -111,22 +114,26 @@ export class MicroFunction {
   async invoke(request: ServerRequest, reply: Reply = noReply): Promise<ServerResponse> {
     let response!: ServerResponse;
     // Without `reply`, the platform reads a streamed reply after this returns: it is returned at once, and the
-    // function ends once the stream has.
+    // function ends once the stream has. A bundle without streams (build-constants.ts) has none of this.
     let early: ((r: ServerResponse) => void) | undefined;
-    const handed = new Promise<ServerResponse>((resolve) => (early = resolve));
+    const handed = globalThis.__MICRO_FN_NO_STREAMS__
+      ? undefined
+      : new Promise<ServerResponse>((resolve) => (early = resolve));
     const served = this.#onRequest(request, async (r) => {
       response = r;
-      if (r.stream && reply === noReply) {
+      if (!globalThis.__MICRO_FN_NO_STREAMS__ && r.stream && reply === noReply) {
         early?.(r);
         await r.stream.end;
       } else await reply(r);
     });
-    await Promise.race([served, handed]);
+    await (handed ? Promise.race([served, handed]) : served);
     return response;
   }
 
   /** Hands the function one broker message directly (an SQS record, a Workers queue message). */
   async deliver(message: BrokerMessage, attempt = 1): Promise<MessageOutcome> {
+    // With no subscriber (build-constants.ts) the dispatcher refuses it: it reaches no handler, so spends no shot.
+    if (globalThis.__MICRO_FN_NO_SUBSCRIBERS__) return this.service.dispatcher.deliver(message, attempt);
     if (this.#state !== 'waiting') return { ok: false, error: this.#refusal() };
     this.#take();
     const outcome = await this.service.dispatcher.deliver(message, attempt);
@@ -156,7 +163,7 @@ export class MicroFunction {
     // handler runs for the first time (V8 compiles a function at its first call: ~0.1 ms on a cold CPU).
     this.#state = 'serving';
     clearTimeout(this.#idleTimer);
-    setTimeout(this.#unsubscribe, 0);
+    if (!globalThis.__MICRO_FN_NO_LISTENER__) setTimeout(this.#unsubscribe, 0);
     const response = await dispatcher.run(request, call);
     try {
       await reply(response);
@@ -165,11 +172,13 @@ export class MicroFunction {
     }
     // A stream is the invocation: the function ends once it has. A transport's reply resolves after the whole stream
     // was written; one that did not take it all has cancelled it (this is a no-op for a stream that has ended).
-    const error = response.stream ? await endOf(response.stream) : response.error;
+    const error =
+      !globalThis.__MICRO_FN_NO_STREAMS__ && response.stream ? await endOf(response.stream) : response.error;
     await this.#finish({ kind: 'request', endpoint: request.endpoint, ok: !error, error });
   }
 
   async #onDelivery(delivery: Delivery): Promise<void> {
+    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // never subscribed
     // Not taken: nak without delay so the broker hands it to another instance at once.
     if (this.#state !== 'waiting') return delivery.nak(0);
     this.#take();
@@ -186,7 +195,8 @@ export class MicroFunction {
   #take(): void {
     this.#state = 'serving';
     clearTimeout(this.#idleTimer);
-    setTimeout(this.#unsubscribe, 0);
+    // Where it never listened nor subscribed (build-constants.ts), there is nothing to leave.
+    if (!globalThis.__MICRO_FN_NO_LISTENER__) setTimeout(this.#unsubscribe, 0);
   }
 
   /**

@@ -1,13 +1,14 @@
-import type { Broker, Delivery, SubscribeOptions, Subscription } from './broker.js';
+import type { Broker, Delivery, SubscribeOptions } from './broker.js';
 import { Client } from './client.js';
 import { newId } from './id.js';
 import { jsonCodec, type Codec } from './codec.js';
-import { readConfig, type Env } from './config.js';
+import { readTimeout, type Env } from './config.js';
 import { createConsoleLogger, type LogLevel, type Logger } from './context.js';
 import type { Registry, ServiceRecord } from './registry.js';
 import { Router, type Hook, type ServiceDefinition } from './router.js';
 import { Dispatcher } from './server.js';
-import type { Listener, Reply, ServerRequest, Transport } from './transport.js';
+import { Presence } from './presence.js';
+import type { Reply, ServerRequest, Transport } from './transport.js';
 import { nonRecordingTracer, type Tracer } from './trace.js';
 import type { StoreBackend } from './store.js';
 import type { SyncBackend } from './sync.js';
@@ -77,17 +78,13 @@ export class Service {
   readonly router: Router;
   readonly tracer: Tracer;
   readonly #definition: ServiceDefinition;
-  readonly #options: ServiceOptions;
-  readonly #ttl: number;
-  readonly #interval: number;
-  #gate: ServiceGate;
-  #listener: Listener | undefined;
-  #subscriptions: Subscription[] = [];
-  #timer: ReturnType<typeof setInterval> | undefined;
+  /**
+   * Its listener, registry entry and subscriptions. None where the platform hands it its invocations: such a bundle
+   * (build-constants.ts) carries none of that code.
+   */
+  readonly #presence: Presence | undefined;
   #state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
   #stopped: Promise<void> | undefined;
-  #unsubscribed = false;
-  #retired = false;
 
   constructor(definition: ServiceDefinition, options: ServiceOptions = {}) {
     if (!definition || typeof definition.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(definition.name)) {
@@ -95,20 +92,15 @@ export class Service {
         `a service needs a name of letters, digits, ".", "_" or "-"; got ${JSON.stringify(definition?.name)}`,
       );
     }
-    const config = readConfig(options.env ?? {});
+    const env = options.env ?? {};
     this.#definition = definition;
-    this.#options = options;
     this.name = definition.name;
     this.version = definition.version ?? 'latest';
     this.id = `${this.name}-${newId()}`;
-    this.#ttl = options.ttl ?? config.registerTtl;
-    this.#interval = options.interval ?? config.registerInterval;
     this.logger =
-      options.logger ??
-      createConsoleLogger(this.name, (options.env?.MICRO_LOG_LEVEL as LogLevel | undefined) ?? 'info');
+      options.logger ?? createConsoleLogger(this.name, (env.MICRO_LOG_LEVEL as LogLevel | undefined) ?? 'info');
     this.router = new Router(definition);
     this.tracer = options.tracer ?? nonRecordingTracer();
-    const transports = options.transports ?? (options.transport ? [options.transport] : []);
     // A bundle whose function never calls out has none (build-constants.ts): `ctx.client` says so.
     this.client =
       options.client?.with({ fromService: this.name }) ??
@@ -120,7 +112,7 @@ export class Service {
             store: options.store,
             sync: options.sync,
             config: options.config,
-            transports,
+            transports: options.transports ?? (options.transport ? [options.transport] : []),
             fromService: this.name,
             tracer: this.tracer,
           }));
@@ -131,41 +123,28 @@ export class Service {
       logger: this.logger,
       client: this.client,
       broker: options.broker,
-      env: options.env ?? {},
-      timeout: (options.timeout ?? config.timeout) || undefined,
+      env,
+      timeout: (options.timeout ?? readTimeout(env)) || undefined,
       tracer: this.tracer,
     });
-    this.#gate = {
-      onRequest: async (request, reply) => reply(await this.dispatcher.handle(request)),
-      onDelivery: async (delivery) => {
-        const outcome = await this.dispatcher.deliver(delivery.message, delivery.attempt);
-        await (outcome.ok ? delivery.ack() : delivery.nak(undefined, outcome.error));
-      },
-    };
+    this.#presence = globalThis.__MICRO_FN_NO_LISTENER__ ? undefined : new Presence(this, definition.metadata, options);
   }
 
   /** Replaces how requests and deliveries reach the dispatcher (used by Function). Call before start. */
   setGate(gate: ServiceGate): void {
-    this.#gate = gate;
+    this.#presence?.setGate(gate);
   }
 
   /** The node address, once listening. */
   get address(): string | undefined {
-    return this.#listener?.address;
+    return this.#presence?.address;
   }
 
   /** This instance as the registry stores it. */
   record(): ServiceRecord {
-    // Never asked for where the platform hands it its invocations (build-constants.ts): it registers nowhere.
-    if (globalThis.__MICRO_FN_NO_LISTENER__)
-      return { name: this.name, version: this.version, metadata: {}, endpoints: [], nodes: [] };
-    return {
-      name: this.name,
-      version: this.version,
-      metadata: { ...this.#definition.metadata },
-      endpoints: this.router.endpoints(),
-      nodes: this.#listener ? [{ id: this.id, address: this.#listener.address, metadata: {} }] : [],
-    };
+    return (
+      this.#presence?.record() ?? { name: this.name, version: this.version, metadata: {}, endpoints: [], nodes: [] }
+    );
   }
 
   /** beforeStart hooks, listen, register, subscribe, afterStart hooks. A start that fails undoes itself. */
@@ -173,78 +152,22 @@ export class Service {
     if (this.#state !== 'new') throw new Error(`service ${this.name} was already started`);
     this.#state = 'starting';
     await runHooks(this.#definition.beforeStart);
-    try {
-      await this.#listenAndRegister();
-      await this.#subscribe();
-    } catch (err) {
-      // Leave nothing behind: no registry entry pointing at a process that is about to exit.
-      await this.#undo().catch(() => {});
-      throw err;
-    }
+    await this.#presence?.start();
     this.#state = 'started';
     await runHooks(this.#definition.afterStart);
-  }
-
-  async #listenAndRegister(): Promise<void> {
-    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // the platform hands it its invocations (build-constants.ts)
-    const { transport, registry } = this.#options;
-    if (!transport?.listen) return;
-    const service = {
-      name: this.name,
-      version: this.version,
-      endpoints: this.router
-        .endpoints()
-        .filter((e) => !e.metadata.subscriber)
-        .map((e) => e.name),
-      metadata: { ...this.#definition.metadata },
-    };
-    const address = this.#options.address ?? readConfig(this.#options.env ?? {}).serverAddress;
-    this.#listener = await transport.listen((req, reply) => this.#gate.onRequest(req, reply), { address, service });
-    if (!registry) return;
-    await registry.register(this.record(), { ttl: this.#ttl });
-    if (this.#interval > 0 && !this.#retired) {
-      this.#timer = setInterval(() => {
-        registry
-          .register(this.record(), { ttl: this.#ttl })
-          .catch((err: unknown) => this.logger.warn('re-register failed', { error: err }));
-      }, this.#interval * 1000);
-    }
-  }
-
-  async #subscribe(): Promise<void> {
-    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // the platform hands it its messages (build-constants.ts)
-    const broker = this.#options.broker;
-    if (!broker) return;
-    const options: SubscribeOptions = { queue: this.name, ...this.#options.subscribe, ack: 'manual' };
-    for (const topic of this.router.topics) {
-      if (this.#unsubscribed) break;
-      const sub = await broker.subscribe(topic, (d) => this.#gate.onDelivery(d), options);
-      if (this.#unsubscribed) await sub.unsubscribe();
-      else this.#subscriptions.push(sub);
-    }
   }
 
   /**
    * Stops taking broker messages and stops refreshing the registry entry, which expires within its TTL unless
    * `stop()` deregisters it first: a one-shot function calls it the moment its invocation arrives.
    */
-  retire(): Promise<void> {
-    this.#retired = true;
-    clearInterval(this.#timer);
-    return this.unsubscribe();
+  async retire(): Promise<void> {
+    await this.#presence?.retire();
   }
 
   /** Stops taking broker messages at once. */
-  unsubscribe(): Promise<void> {
-    this.#unsubscribed = true;
-    if (globalThis.__MICRO_FN_NO_LISTENER__) return Promise.resolve(); // it never subscribed
-    const subs = this.#subscriptions;
-    this.#subscriptions = [];
-    return Promise.all(
-      subs.map((s) =>
-        s.unsubscribe().catch((err: unknown) => this.logger.warn(`unsubscribe ${s.topic} failed`, { error: err })),
-      ),
-    ).then(() => {});
+  async unsubscribe(): Promise<void> {
+    await this.#presence?.unsubscribe();
   }
 
   /** beforeStop hooks, unsubscribe, deregister, close the listener, afterStop hooks. Safe to call twice. */
@@ -256,23 +179,9 @@ export class Service {
   async #stop(): Promise<void> {
     this.#state = 'stopping';
     await runHooks(this.#definition.beforeStop);
-    await this.#undo();
+    await this.#presence?.close();
     this.#state = 'stopped';
     await runHooks(this.#definition.afterStop);
-  }
-
-  /** Unsubscribe, deregister, close the listener. */
-  async #undo(): Promise<void> {
-    clearInterval(this.#timer);
-    await this.unsubscribe();
-    if (globalThis.__MICRO_FN_NO_LISTENER__) return; // it never listened nor registered
-    const { registry } = this.#options;
-    if (registry && this.#listener) {
-      await registry
-        .deregister(this.record())
-        .catch((err: unknown) => this.logger.warn('deregister failed', { error: err }));
-    }
-    await this.#listener?.close();
   }
 }
 

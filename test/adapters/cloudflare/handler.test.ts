@@ -165,8 +165,9 @@ fetchSuite('answers GET /health as a probe', async (ctx) => {
   assert.equal(await res.json(), { status: 'ok' });
 });
 
+// A setting the Worker reads: it registers nowhere, so MICRO_REGISTER_TTL is neither read nor checked there.
 fetchSuite('answers 500 as error JSON when the configuration is wrong (the reason goes to the log)', async (ctx) => {
-  const mf = startWorker(ctx.built, ctx.dir, { MICRO_REGISTER_TTL: 'soon' });
+  const mf = startWorker(ctx.built, ctx.dir, { MICRO_FN_TIMEOUT: 'soon' });
   try {
     const res = await withTimeout(
       mf.dispatchFetch(`${BASE}/cfdemo/Greeter.Hello`, {
