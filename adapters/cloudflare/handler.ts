@@ -97,16 +97,16 @@ const noPlugins = () => Promise.reject(new Error('this bundle was built without 
 async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
   // A function with no subscriber (build-constants.ts) carries no more of this than the refusal.
   const topic = globalThis.__MICRO_FN_NO_SUBSCRIBERS__ ? undefined : topicOf(runner.topics, batch.queue);
-  if (topic === undefined) {
-    // Retried, not lost: past the queue's max_retries the messages go to its dead-letter queue.
-    console.error(
-      `[${runner.name}] queue ${batch.queue} matches no subscriber (topics: ${runner.topics.join(', ') || 'none'}): name the queue after a topic, dots as dashes`,
-    );
-    for (const message of batch.messages) message.retry();
+  if (!globalThis.__MICRO_FN_NO_SUBSCRIBERS__ && topic !== undefined) {
+    // One after another: each run is a fresh Function with its own connections, and a batch is small.
+    for (const message of batch.messages) (await deliver(runner, topic, message)) ? message.ack() : message.retry();
     return;
   }
-  // One after another: each run is a fresh Function with its own connections, and a batch is small.
-  for (const message of batch.messages) (await deliver(runner, topic, message)) ? message.ack() : message.retry();
+  // Retried, not lost: past the queue's max_retries the messages go to its dead-letter queue.
+  console.error(
+    `[${runner.name}] queue ${batch.queue} matches no subscriber (topics: ${runner.topics.join(', ') || 'none'}): name the queue after a topic, dots as dashes`,
+  );
+  for (const message of batch.messages) message.retry();
 }
 
 /** Runs the function once for `message`; true when its subscriber succeeded. */

@@ -104,18 +104,26 @@ export class Router {
       }
     }
     for (const [endpoint, kind] of Object.entries(definition.streams ?? {})) {
-      if (!this.#handlers.has(endpoint))
-        throw new TypeError(`streams names "${endpoint}", which is no endpoint: use "Group.Method" of a handler`);
-      if (kind !== 'server' && kind !== 'client' && kind !== 'bidi')
-        throw new TypeError(`streams["${endpoint}"] is ${JSON.stringify(kind)}: use 'server', 'client' or 'bidi'`);
-      if (kind === 'client' && this.#streams.has(endpoint))
-        throw new TypeError(`${endpoint} is an async generator, so its reply streams: declare it 'bidi', not 'client'`);
+      // A bundle built without streams (build-constants.ts) was built from a definition that declares none.
+      if (!globalThis.__MICRO_FN_NO_STREAMS__) {
+        if (!this.#handlers.has(endpoint))
+          throw new TypeError(`streams names "${endpoint}", which is no endpoint: use "Group.Method" of a handler`);
+        if (kind !== 'server' && kind !== 'client' && kind !== 'bidi')
+          throw new TypeError(`streams["${endpoint}"] is ${JSON.stringify(kind)}: use 'server', 'client' or 'bidi'`);
+        if (kind === 'client' && this.#streams.has(endpoint))
+          throw new TypeError(
+            `${endpoint} is an async generator, so its reply streams: declare it 'bidi', not 'client'`,
+          );
+      }
       this.#streams.set(endpoint, kind);
     }
-    const subWrappers = definition.subscriberWrappers ?? [];
-    for (const [topic, fn] of Object.entries(definition.subscribers ?? {})) {
-      if (typeof fn !== 'function') throw new TypeError(`subscriber for topic "${topic}" must be a function`);
-      this.#subscribers.set(topic, wrapSubscriber(definition.name, subWrappers, fn as BoundSubscriber));
+    // Nor one built without subscribers from a definition that has some: it carries only the refusal of a message.
+    if (!globalThis.__MICRO_FN_NO_SUBSCRIBERS__) {
+      const subWrappers = definition.subscriberWrappers ?? [];
+      for (const [topic, fn] of Object.entries(definition.subscribers ?? {})) {
+        if (typeof fn !== 'function') throw new TypeError(`subscriber for topic "${topic}" must be a function`);
+        this.#subscribers.set(topic, wrapSubscriber(definition.name, subWrappers, fn as BoundSubscriber));
+      }
     }
   }
 

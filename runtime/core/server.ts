@@ -14,7 +14,9 @@ import { errorReply, type ServerRequest, type ServerResponse } from './transport
 import { nonRecordingTracer, type Span, type SpanInfo, type SpanKind, type Tracer } from './trace.js';
 
 /** The stream machinery; a bundle built without streams carries none of it (build-constants.ts). */
-const streaming = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { ReplyStream, RequestMessages, iteratorOf };
+const streaming = globalThis.__MICRO_FN_NO_STREAMS__
+  ? undefined
+  : { ReplyStream, RequestMessages, iteratorOf, firstMessage };
 
 export { HEALTH_ENDPOINT } from './router.js';
 
@@ -135,7 +137,8 @@ export class Dispatcher {
    * Never throws.
    */
   async run(request: ServerRequest, call: PreparedCall): Promise<ServerResponse> {
-    if (streamsReply(call.stream)) return this.#runStream(request, call);
+    // The constant before each stream branch: the minifier then drops it, and what only it uses (build-constants.ts).
+    if (!globalThis.__MICRO_FN_NO_STREAMS__ && streamsReply(call.stream)) return this.#runStream(request, call);
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
     // A probe is no invocation: it records no span, yet takes the path (a warm process compiles it so).
     const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
@@ -145,9 +148,10 @@ export class Dispatcher {
     });
     ctx.span = span;
     // A client stream: the handler reads the request's messages; what it leaves unread is cancelled once it returns.
-    const input = streamsRequest(call.stream)
-      ? new streaming!.RequestMessages(request.stream!, call.codec, this.#o.service)
-      : undefined;
+    const input =
+      !globalThis.__MICRO_FN_NO_STREAMS__ && streamsRequest(call.stream)
+        ? new streaming!.RequestMessages(request.stream!, call.codec, this.#o.service)
+        : undefined;
     let response: ServerResponse;
     try {
       const result = await this.#inflight.bound(ctx, call.handler(ctx, input ?? call.body), call.deadline, () =>
@@ -221,7 +225,9 @@ export class Dispatcher {
       });
     let iterator: AsyncIterator<unknown> | undefined;
     try {
-      const body = call.bodyInStream ? await race(firstMessage(request.stream!, call.codec, service)) : call.body;
+      const body = call.bodyInStream
+        ? await race(streaming!.firstMessage(request.stream!, call.codec, service))
+        : call.body;
       const started = call.handler(ctx, input ?? body);
       const result = await race(started);
       iterator = streaming!.iteratorOf(result);
@@ -298,27 +304,28 @@ export class Dispatcher {
     const { service, router } = this.#o;
     let span: Span | undefined;
     try {
-      const subscriber = router.subscriber(message.topic);
       // A bundle of a function with no subscriber (build-constants.ts) carries no more of this than the refusal.
-      if (globalThis.__MICRO_FN_NO_SUBSCRIBERS__ || !subscriber)
-        throw errors.notFound(service, `no subscriber for topic ${message.topic} on service ${service}`);
-      const metadata = new Metadata(message.headers);
-      const codec = this.#codec(metadata.get(headers.contentType) ?? '');
-      if (!codec) throw errors.badRequest(service, `unsupported content type ${metadata.get(headers.contentType)}`);
-      const payload = decodeAs(codec, message.body, service);
-      const deadline = this.#deadline(metadata);
-      const ctx = new DeliveryContext(this.#o, message, attempt, metadata, deadline);
-      span = this.#span(`${message.topic} process`, 'consumer', metadata, false, {
-        id: message.id,
-        topic: message.topic,
-        attempt,
-      });
-      ctx.span = span;
-      await this.#inflight.bound(ctx, subscriber(ctx, payload), deadline, () =>
-        errors.timeout(service, `the subscriber of ${message.topic} did not finish before its deadline`),
-      );
-      span?.end();
-      return { ok: true };
+      const subscriber = globalThis.__MICRO_FN_NO_SUBSCRIBERS__ ? undefined : router.subscriber(message.topic);
+      if (!globalThis.__MICRO_FN_NO_SUBSCRIBERS__ && subscriber) {
+        const metadata = new Metadata(message.headers);
+        const codec = this.#codec(metadata.get(headers.contentType) ?? '');
+        if (!codec) throw errors.badRequest(service, `unsupported content type ${metadata.get(headers.contentType)}`);
+        const payload = decodeAs(codec, message.body, service);
+        const deadline = this.#deadline(metadata);
+        const ctx = new DeliveryContext(this.#o, message, attempt, metadata, deadline);
+        span = this.#span(`${message.topic} process`, 'consumer', metadata, false, {
+          id: message.id,
+          topic: message.topic,
+          attempt,
+        });
+        ctx.span = span;
+        await this.#inflight.bound(ctx, subscriber(ctx, payload), deadline, () =>
+          errors.timeout(service, `the subscriber of ${message.topic} did not finish before its deadline`),
+        );
+        span?.end();
+        return { ok: true };
+      }
+      throw errors.notFound(service, `no subscriber for topic ${message.topic} on service ${service}`);
     } catch (err) {
       const error = this.#toError(err, `subscriber ${message.topic}`);
       // Said before the message is nakked (redelivered, then dead-lettered), on every target: a platform's own log
