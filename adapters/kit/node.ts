@@ -36,9 +36,10 @@ export interface NodeBundleOptions {
 }
 
 /** Bundles `options.contents` into `<outdir>/index.mjs` and reports its size and input files. */
-export async function bundleNode(options: NodeBundleOptions): Promise<Built> {
+export async function bundleNode(given: NodeBundleOptions): Promise<Built> {
   const root = packageRoot();
-  const { pluginsPlugin } = await import('./plugins.js');
+  const { pluginsPlugin, selectionDefines } = await import('./plugins.js');
+  const options = { ...given, define: { ...given.define, ...selectionDefines(given.plugins) } };
   const outfile = join(resolve(options.outdir), 'index.mjs');
   const metafile = await runEsbuild({
     entryPoints: ['micro-fn-entry'],

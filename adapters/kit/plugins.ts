@@ -38,6 +38,15 @@ export function selected(selection: PluginSelection): PluginDescriptor[] {
 }
 
 /**
+ * The build constants a selection sets (runtime/core/build-constants.ts): a configuration known at build time that
+ * selects no trace exporter leaves out the code that looks for one.
+ */
+export function selectionDefines(selection: PluginSelection): Record<string, string> {
+  const exporter = selection.env && selected(selection).some((d) => d.kind === 'exporter');
+  return selection.env && !exporter ? { [BUILD_CONSTANTS.noExporter]: 'true' } : {};
+}
+
+/**
  * The esbuild plugin that carries `selection`'s plugins and their packages; no store plugin (nor its client) when
  * `define` leaves the store out (the function never touches `ctx.store`: adapters/kit/unused.ts), no config plugin
  * when it leaves config out, and only a trace exporter when it leaves the client out (the function never calls out:

@@ -12,7 +12,7 @@ import type { Env } from '../../runtime/core/config.js';
 import { UserError } from '../../runtime/core/errors.js';
 import { inOutput, runEsbuild, selfPlugin, virtualEntry } from './esbuild.js';
 import { packageRoot } from './package-root.js';
-import { pluginsPlugin } from './plugins.js';
+import { pluginsPlugin, selectionDefines } from './plugins.js';
 import { configFilePlugin } from './config-file.js';
 
 export interface WebBundleOptions {
@@ -67,6 +67,8 @@ export async function bundleWeb(options: WebBundleOptions): Promise<WebBundle> {
   // Chunks an older micro-fn wrote there: a deploy of the folder would upload them too.
   await rm(join(outdir, 'chunks'), { recursive: true, force: true });
   const builtins: BuiltinImport[] = [];
+  const selection = { platform: 'web', env: options.env } as const;
+  const define = { ...options.define, ...selectionDefines(selection) };
   const metafile = await runEsbuild({
     entryPoints: { index: ENTRY },
     bundle: true,
@@ -76,14 +78,14 @@ export async function bundleWeb(options: WebBundleOptions): Promise<WebBundle> {
     target: 'es2022',
     outfile: join(outdir, MAIN_MODULE),
     minify: options.minify,
-    define: options.define,
+    define,
     // Positions only (what maps a stack), not the sources: the upload stays small.
     ...(options.sourcemap ? { sourcemap: 'linked' as const, sourcesContent: false } : {}),
     logLevel: 'silent',
     plugins: [
       virtualEntry(ENTRY, options.contents, dirname(options.entry)),
       selfPlugin(root),
-      pluginsPlugin({ platform: 'web', env: options.env }, root, options.define),
+      pluginsPlugin(selection, root, define),
       configFilePlugin(dirname(options.entry), root),
       nodeBuiltins(builtins),
     ],

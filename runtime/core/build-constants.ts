@@ -29,6 +29,11 @@ declare global {
   var __MICRO_FN_NO_CLIENT__: true | undefined;
   /** Set by builds of a function whose definition subscribes to no topic: the bundle carries no message path. */
   var __MICRO_FN_NO_SUBSCRIBERS__: true | undefined;
+  /**
+   * Set by builds whose configuration, known at build time, selects no trace exporter (no `OTEL_EXPORTER_OTLP_*`):
+   * no exporter is bundled then, so the bundle carries no code to look for one or to set it up either.
+   */
+  var __MICRO_FN_NO_EXPORTER__: true | undefined;
 }
 
 /** The names, as a build passes them to esbuild's `define`. */
@@ -40,6 +45,7 @@ export const BUILD_CONSTANTS = {
   noConfig: 'globalThis.__MICRO_FN_NO_CONFIG__',
   noClient: 'globalThis.__MICRO_FN_NO_CLIENT__',
   noSubscribers: 'globalThis.__MICRO_FN_NO_SUBSCRIBERS__',
+  noExporter: 'globalThis.__MICRO_FN_NO_EXPORTER__',
 } as const;
 
 /**

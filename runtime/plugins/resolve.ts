@@ -214,8 +214,15 @@ export async function resolvePlugins(env: Env, options: ResolveOptions = {}): Pr
  * and nothing of the exporter is loaded.
  */
 export function tracingOf(env: Env, platform: Platform = 'node'): TracerFactory | undefined {
-  const plugin = available('exporter', platform).find((e) => e.enabled(env));
-  if (!plugin) return undefined;
+  // A bundle that carries no exporter (build-constants.ts) carries none of this either.
+  const plugin = globalThis.__MICRO_FN_NO_EXPORTER__
+    ? undefined
+    : available('exporter', platform).find((e) => e.enabled(env));
+  return globalThis.__MICRO_FN_NO_EXPORTER__ || !plugin ? undefined : exporterTracing(env, platform, plugin);
+}
+
+/** The tracers of `plugin`: each records its invocation's spans, and the exporter is loaded once, when first used. */
+function exporterTracing(env: Env, platform: Platform, plugin: ExporterPlugin): TracerFactory {
   let loaded: Promise<SpanExporter> | undefined;
   const load = (service: string) =>
     (loaded ??= plugin.create(contextOf(env, readConfig(env), platform, {}), service).catch((err: unknown) => {
