@@ -6,7 +6,7 @@
 import { Runner, asDefinition, jsonCodec, type Env, type ServiceDefinition } from '../../runtime/core/index.js';
 import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { resolvePlugins, tracingOf } from '../../runtime/plugins/resolve.js';
-import type {} from '../../runtime/core/build-constants.js';
+import { noPlugins } from '../../runtime/core/build-constants.js';
 import type { UpgradeWebSocket } from '../../runtime/plugins/http/fetch-socket.js';
 import { webSocketPair, type ExecutionContext, type Message, type MessageBatch, type WorkerEnv } from './platform.js';
 
@@ -90,9 +90,6 @@ function runnerFor(definition: ServiceDefinition, bindings: WorkerEnv): Runner {
     tracing: tracingOf(env, 'web'),
   });
 }
-
-/** What a bundle without the client passes for the plugins: nothing ever asks for them there. */
-const noPlugins = () => Promise.reject(new Error('this bundle was built without the client'));
 
 async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
   // A function with no subscriber (build-constants.ts) carries no more of this than the refusal.

@@ -5,7 +5,7 @@
  * user's artifact.
  */
 import { Runner, asDefinition, type Env } from '../../runtime/core/index.js';
-import type {} from '../../runtime/core/build-constants.js';
+import { noPlugins } from '../../runtime/core/build-constants.js';
 import { createFetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { resolvePlugins, tracingOf } from '../../runtime/plugins/resolve.js';
 import { denoNamespace, type Env as DenoEnv, type ServeDefaultExport } from './platform.js';
@@ -57,9 +57,6 @@ export function createServe(
   };
   return { fetch: (request) => handle(request, context) };
 }
-
-/** What a bundle without the client passes for the plugins: nothing ever asks for them there. */
-const noPlugins = () => Promise.reject(new Error('this bundle was built without the client'));
 
 /**
  * `Deno.env` as an Env whose variables are read when asked for, so `--allow-env='MICRO_*'` is all micro-fn needs.

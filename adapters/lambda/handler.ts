@@ -12,10 +12,7 @@ import { isDirectEvent, isHttpEvent, isSqsEvent, type Context } from './events.j
 import { httpHandler } from './http.js';
 import { createFetchHandler, type FetchHandler } from '../../runtime/plugins/http/fetch.js';
 import { handleSqs } from './sqs.js';
-import type {} from '../../runtime/core/build-constants.js';
-
-/** What a bundle without the client passes for the plugins: nothing ever asks for them there. */
-const noPlugins = () => Promise.reject(new Error('this bundle was built without the client'));
+import { noPlugins } from '../../runtime/core/build-constants.js';
 
 /** An async Lambda handler (Node 24 drops callback handlers). */
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;

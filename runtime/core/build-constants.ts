@@ -48,18 +48,23 @@ export const BUILD_CONSTANTS = {
   noExporter: 'globalThis.__MICRO_FN_NO_EXPORTER__',
 } as const;
 
-/**
- * What a bundle built without `ctx.store`, `ctx.sync` or `ctx.config` says when it is used anyway (one template for
- * the three: each byte of it is in every bundle).
- */
+/** What a bundle built without something says when it is used anyway: one template, since each byte is in every bundle. */
+const without = (what: string, because: string) =>
+  `this bundle was built without ${what} (its ${because}): build it again`;
+
+/** What a bundle built without `ctx.store`, `ctx.sync` or `ctx.config` says when it is used anyway. */
 export function builtWithout(what: 'store' | 'sync' | 'config'): string {
-  return `this bundle was built without ctx.${what} (its sources never use \`ctx.${what}\` or a destructured \`${what}\`): build it again`;
+  return without(`ctx.${what}`, `sources never use \`ctx.${what}\` or a destructured \`${what}\``);
 }
 
 /** What a bundle built without the client says when `ctx.client` is used anyway. */
-export const NO_CLIENT =
-  'this bundle was built without the client (its sources never use `client`, `publish` or `broker`): build it again';
+export const NO_CLIENT = /* @__PURE__ */ without('the client', 'sources never use `client`, `publish` or `broker`');
+
+/** What a bundle without the client passes an adapter's Runner for the plugins: nothing ever asks for them there. */
+export const noPlugins = (): Promise<never> => Promise.reject(new Error(NO_CLIENT));
 
 /** What a bundle built without streams says when one is asked of it anyway. */
-export const NO_STREAMS =
-  'this bundle was built without streams (its function had no stream endpoint and its sources no `.stream(` call): build it again';
+export const NO_STREAMS = /* @__PURE__ */ without(
+  'streams',
+  'function had no stream endpoint and its sources no `.stream(` call',
+);

@@ -17,14 +17,6 @@ export interface Logger {
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** Each level's console method, read at the call (a host may replace console's methods). */
-const CONSOLE: Record<LogLevel, (line: string) => void> = {
-  debug: (line) => console.log(line),
-  info: (line) => console.log(line),
-  warn: (line) => console.warn(line),
-  error: (line) => console.error(line),
-};
-
 /**
  * A logger writing one line per entry at the platform's own level: debug and info with `console.log` (stdout; INFO
  * on Lambda, `log` under wrangler), warn with `console.warn`, error with `console.error`. `prefix` names the
@@ -36,7 +28,8 @@ export function createConsoleLogger(prefix: string, level: LogLevel = 'info'): L
   const write = (lvl: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[lvl] < min) return;
     const extra = fields && Object.keys(fields).length > 0 ? ` ${safeJSON(fields)}` : '';
-    CONSOLE[lvl](`[${prefix}] ${lvl} ${message}${extra}`);
+    // Each level's console method, read at the call (a host may replace console's methods).
+    console[lvl === 'warn' || lvl === 'error' ? lvl : 'log'](`[${prefix}] ${lvl} ${message}${extra}`);
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }

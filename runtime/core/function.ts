@@ -16,7 +16,10 @@ export type FunctionOutcome =
   | { kind: 'stopped'; ok: true };
 
 export interface FunctionOptions extends ServiceOptions {
-  /** Milliseconds to wait for the invocation; then the function ends cleanly with `kind: 'idle'`. 0/absent: wait forever. */
+  /**
+   * Milliseconds to wait for the invocation; then the function ends cleanly with `kind: 'idle'`. 0/absent: wait
+   * forever. Not in a bundle for a host that hands the function its invocation (build-constants.ts): it never waits.
+   */
   idleTimeout?: number;
   /**
    * Milliseconds a handler is given to wind down after its `ctx.signal` fired (its deadline passed, or `stop()`
@@ -98,7 +101,8 @@ export class MicroFunction {
     // Accept from now on: a message may arrive while later topics are still being subscribed.
     this.#state = 'waiting';
     this.#started = this.service.start().then(() => {
-      if (this.#idleTimeout > 0 && this.#state === 'waiting') {
+      // Where the platform hands it its invocation (build-constants.ts), a function never waits for one.
+      if (!globalThis.__MICRO_FN_NO_LISTENER__ && this.#idleTimeout > 0 && this.#state === 'waiting') {
         this.#idleTimer = setTimeout(() => {
           if (this.#state === 'waiting') void this.#finish({ kind: 'idle', ok: true });
         }, this.#idleTimeout);

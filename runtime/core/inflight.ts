@@ -30,11 +30,6 @@ export class Inflight {
   /** Handlers no longer waited for that have not finished yet. */
   readonly #overdue = new Set<Promise<void>>();
 
-  /** Handlers running now. */
-  get size(): number {
-    return this.#runs.size;
-  }
-
   /**
    * Waits for `work` (a handler's promise) until `deadline` (epoch ms; none: no limit); past it, rejects with
    * `expired()` and fires the handler's signal with the same error. `interrupt` may cut it short too.

@@ -147,23 +147,25 @@ export class Runner {
 
   /** A fresh Function, started and waiting. Its client opens the plugins on its first call out or publish. */
   async open(): Promise<Invocation> {
-    const { env, scope } = this.#options;
+    const { env, scope, timeout, grace } = this.#options;
     let own: Promise<PluginSet> | undefined;
-    const load = scope === 'host' ? this.#loadShared : () => (own ??= this.#options.plugins());
-    const { timeout, grace } = this.#options;
     const tracer = this.#options.tracing?.(this.name) ?? nonRecordingTracer();
     tracer.coldStart = this.#opened++ === 0;
     // None in a bundle whose function never calls out (build-constants.ts): its plugins are never loaded either.
     const client = globalThis.__MICRO_FN_NO_CLIENT__
       ? undefined
-      : new Client({ load, metadata: ownToken(env), tracer });
+      : new Client({
+          load: scope === 'host' ? this.#loadShared : () => (own ??= this.#options.plugins()),
+          metadata: ownToken(env),
+          tracer,
+        });
     const fn = createFunction(this.definition, { client, env, timeout, grace, tracer });
     const end = async (): Promise<FunctionOutcome> => {
       const outcome = await fn.stop();
       // After the reply (invoke awaits it before the function stops), and bounded: a collector that is down
       // never holds the host up for long, nor costs the caller its answer.
       await tracer.flush(FLUSH_BOUND);
-      await (await own?.catch(() => undefined))?.close().catch(() => {});
+      if (!globalThis.__MICRO_FN_NO_CLIENT__) await (await own?.catch(() => undefined))?.close().catch(() => {});
       return outcome;
     };
     try {

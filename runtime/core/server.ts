@@ -120,12 +120,17 @@ export class Dispatcher {
             `${request.endpoint} takes no request stream: send its request as one ${codec.contentType} body`,
           );
       }
-      const body = streamsRequest(stream) || inStream ? undefined : decodeAs(codec, request.body, service);
+      const body =
+        !globalThis.__MICRO_FN_NO_STREAMS__ && (streamsRequest(stream) || inStream)
+          ? undefined
+          : decodeAs(codec, request.body, service);
       const deadline = this.#deadline(request.metadata);
       if (deadline !== undefined && deadline <= Date.now())
         throw errors.timeout(service, 'deadline exceeded before the handler ran');
-      if (inStream) return { handler, codec, body, deadline, stream, bodyInStream: true };
-      return stream ? { handler, codec, body, deadline, stream } : { handler, codec, body, deadline };
+      if (globalThis.__MICRO_FN_NO_STREAMS__ || !stream) return { handler, codec, body, deadline };
+      return inStream
+        ? { handler, codec, body, deadline, stream, bodyInStream: true }
+        : { handler, codec, body, deadline, stream };
     } catch (err) {
       return { error: this.#toError(err, `handler ${request.endpoint}`) };
     }
@@ -160,7 +165,6 @@ export class Dispatcher {
       const trailers = ctx.setTrailers;
       response = this.#reply(
         request,
-        200,
         result,
         trailers ? ctx.responseMetadata.merge(trailers) : ctx.responseMetadata,
         call.codec,
@@ -364,15 +368,10 @@ export class Dispatcher {
     return error;
   }
 
-  #reply(
-    request: ServerRequest,
-    status: number,
-    value: unknown,
-    metadata: Metadata,
-    codec: Codec = this.#codec('')!,
-  ): ServerResponse {
+  /** A handler's reply in wire form. */
+  #reply(request: ServerRequest, value: unknown, metadata: Metadata, codec: Codec): ServerResponse {
     if (request.id) metadata.set(headers.id, request.id);
-    return { status, contentType: codec.contentType, body: codec.encode(value), metadata };
+    return { status: 200, contentType: codec.contentType, body: codec.encode(value), metadata };
   }
 }
 

@@ -83,7 +83,7 @@ export class Service {
    * (build-constants.ts) carries none of that code.
    */
   readonly #presence: Presence | undefined;
-  #state: 'new' | 'starting' | 'started' | 'stopping' | 'stopped' = 'new';
+  #started = false;
   #stopped: Promise<void> | undefined;
 
   constructor(definition: ServiceDefinition, options: ServiceOptions = {}) {
@@ -149,11 +149,10 @@ export class Service {
 
   /** beforeStart hooks, listen, register, subscribe, afterStart hooks. A start that fails undoes itself. */
   async start(): Promise<void> {
-    if (this.#state !== 'new') throw new Error(`service ${this.name} was already started`);
-    this.#state = 'starting';
+    if (this.#started) throw new Error(`service ${this.name} was already started`);
+    this.#started = true;
     await runHooks(this.#definition.beforeStart);
     await this.#presence?.start();
-    this.#state = 'started';
     await runHooks(this.#definition.afterStart);
   }
 
@@ -177,10 +176,8 @@ export class Service {
   }
 
   async #stop(): Promise<void> {
-    this.#state = 'stopping';
     await runHooks(this.#definition.beforeStop);
     await this.#presence?.close();
-    this.#state = 'stopped';
     await runHooks(this.#definition.afterStop);
   }
 }
