@@ -10,7 +10,7 @@ import { Metadata } from './metadata.js';
 import type { MessageStream, StreamEnd } from './stream.js';
 
 const ignore = (): void => {};
-const decoder = new TextDecoder();
+const decoder = /* @__PURE__ */ new TextDecoder();
 
 /**
  * A reply stream's iterator that also hands each message as its JSON text (`nextText`, instead of `next`): a transport

@@ -220,7 +220,7 @@ function refuseWithoutCas(backend: StoreBackend): void {
     );
 }
 
-const encoder = new TextEncoder();
+const encoder = /* @__PURE__ */ new TextEncoder();
 // Control characters (C0, DEL, C1): a key is printed on one line and travels in URLs and NATS subjects.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 

@@ -21,8 +21,8 @@ export interface SpanContext {
 
 /** version 00 is exactly this; a later version may add fields after a `-`. */
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^]*)?$/;
-const ZERO_TRACE = '0'.repeat(32);
-const ZERO_SPAN = '0'.repeat(16);
+const ZERO_TRACE = /* @__PURE__ */ '0'.repeat(32);
+const ZERO_SPAN = /* @__PURE__ */ '0'.repeat(16);
 /** What a vendor must pass on at least (the spec's 512 characters); a longer tracestate is dropped, not cut. */
 const MAX_STATE = 512;
 /** Printable ASCII: what a list of `key=value` members may hold. */
