@@ -155,7 +155,7 @@ export class Runner {
     const client = globalThis.__MICRO_FN_NO_CLIENT__
       ? undefined
       : new Client({
-          load: scope === 'host' ? this.#loadShared : () => (own ??= this.#options.plugins()),
+          load: scope === 'host' ? () => this.#loadShared() : () => (own ??= this.#options.plugins()),
           metadata: ownToken(env),
           tracer,
         });
@@ -221,17 +221,20 @@ export class Runner {
 
   /** Closes the plugins kept for the host (scope `host`). */
   async close(): Promise<void> {
+    if (globalThis.__MICRO_FN_NO_CLIENT__) return; // nothing opens plugins there (build-constants.ts)
     const shared = this.#shared;
     this.#shared = undefined;
     await (await shared?.catch(() => undefined))?.close();
   }
 
   /** Host scope: opened once; a failure (a server unreachable, say) is not kept, so the next invocation tries again. */
-  readonly #loadShared = (): Promise<PluginSet> =>
-    (this.#shared ??= this.#options.plugins().catch((err: unknown) => {
+  #loadShared(): Promise<PluginSet> {
+    if (globalThis.__MICRO_FN_NO_CLIENT__) return this.#options.plugins(); // never called there: no client
+    return (this.#shared ??= this.#options.plugins().catch((err: unknown) => {
       this.#shared = undefined;
       throw err;
     }));
+  }
 }
 
 /**
