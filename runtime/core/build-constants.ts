@@ -31,7 +31,8 @@ declare global {
   var __MICRO_FN_NO_SUBSCRIBERS__: true | undefined;
   /**
    * Set by builds whose configuration, known at build time, selects no trace exporter (no `OTEL_EXPORTER_OTLP_*`):
-   * no exporter is bundled then, so the bundle carries no code to look for one or to set it up either.
+   * no exporter is bundled then, so no tracer there ever records. The bundle carries no code to look for an exporter
+   * or to set one up, and its Dispatcher starts no span (a tracer handed to it by hand records nothing there).
    */
   var __MICRO_FN_NO_EXPORTER__: true | undefined;
 }

@@ -145,12 +145,20 @@ export class Dispatcher {
     // The constant before each stream branch: the minifier then drops it, and what only it uses (build-constants.ts).
     if (!globalThis.__MICRO_FN_NO_STREAMS__ && streamsReply(call.stream)) return this.#runStream(request, call);
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
-    // A probe is no invocation: it records no span, yet takes the path (a warm process compiles it so).
-    const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
-    const span = this.#span(request.endpoint, 'server', request.metadata, probe, {
-      id: request.id,
-      endpoint: request.endpoint,
-    });
+    // A probe is no invocation: it records no span, yet takes the path (a warm process compiles it so). A bundle
+    // without an exporter records none (build-constants.ts).
+    const span = globalThis.__MICRO_FN_NO_EXPORTER__
+      ? undefined
+      : this.#span(
+          request.endpoint,
+          'server',
+          request.metadata,
+          request.probe === true || request.endpoint === HEALTH_ENDPOINT,
+          {
+            id: request.id,
+            endpoint: request.endpoint,
+          },
+        );
     ctx.span = span;
     // A client stream: the handler reads the request's messages; what it leaves unread is cancelled once it returns.
     const input =
@@ -278,6 +286,7 @@ export class Dispatcher {
 
   /** The span of one invocation, child of the context its metadata carries (none for a probe); see Tracer.start. */
   #span(name: string, kind: SpanKind, metadata: Metadata, probe: boolean, info: SpanInfo): Span | undefined {
+    if (globalThis.__MICRO_FN_NO_EXPORTER__) return undefined; // nothing records there (build-constants.ts)
     const tracer = this.#tracer;
     if (probe || !tracer.recording) return undefined;
     return tracer.start(name, kind, metadata, { function: this.#o.service, service: this.#o.service, ...info });
