@@ -19,9 +19,9 @@ build.before.each((ctx) => {
 build.after.each((ctx) => ctx.remove());
 
 // 46.8 KB before issue 18; 27.5 KB once it left out the client, the message path, the listener and the stream
-// checks of a function that uses none of them (below); 22.0 KB (21,995 B) once those paths sat in branches their
+// checks of a function that uses none of them (below); 21.8 KB (21,786 B) once those paths sat in branches their
 // constants make dead, the Service's listener and registration moved to presence.ts, and a build without a trace
-// exporter dropped the search for one. Issue 18's 20 KB is not reached: see docs/architecture.md.
+// exporter dropped the search for one and the span start. Issue 18's 20 KB is not reached: see docs/architecture.md.
 build('bundles helloworld as one module worker under 22 KB minified, with no Node built-in', async (ctx) => {
   const built = await buildWorker(helloworld, ctx.dir);
   assert.is(built.file, join(ctx.dir, 'index.mjs'));
