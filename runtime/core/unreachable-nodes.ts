@@ -11,7 +11,7 @@ const MAX_NODES = 4096;
  * two clients made separately.
  */
 export class UnreachableNodes {
-  /** Node id → epoch ms until which it is skipped; in insertion order, so the first entries are the oldest. */
+  /** Node id to the epoch ms until which it is skipped; in insertion order, so the first entries are the oldest. */
   readonly #until = new Map<string, number>();
   readonly #ms: number;
 
