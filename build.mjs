@@ -3,8 +3,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
+const root = fileURLToPath(new URL('.', import.meta.url));
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 rmSync(new URL('./dist', import.meta.url), { recursive: true, force: true });
 
@@ -51,15 +54,56 @@ function declarations() {
   });
 }
 
+// `micro-fn invoke` on its own (cli/invoke-main.ts): one CommonJS file, dist/cli/invoke.cjs, that bin.mjs requires for
+// that command, so a one-shot call's start reads one file instead of the CLI's graph of ES modules. What the cached
+// path never runs stays out of it: each `import()` of a micro-fn module in its graph (a build on a cache miss, --help)
+// loads that module's copy in the ES module CLI, built as an entry of its own under dist/cli/lazy/. The list is
+// checked: a new lazy import of a micro-fn module fails the build until it is named here.
+const invokeLazy = ['adapters/kit/node.ts', 'runtime/plugins/resolve.ts'];
+const lazyOut = (source) => `lazy/${source.replace(/\.ts$/, '')}`;
+
+/** Resolves the invoke entry's `import()` of a micro-fn module to its ES module copy under dist/cli/lazy/. */
+const lazyImports = {
+  name: 'micro-fn-lazy-imports',
+  setup(build) {
+    build.onResolve({ filter: /^\./ }, (args) => {
+      if (args.kind !== 'dynamic-import') return undefined;
+      const source = relative(root, resolve(args.resolveDir, args.path)).replace(/\.js$/, '.ts').split(sep).join('/');
+      if (!invokeLazy.includes(source))
+        return { errors: [{ text: `${source}: an import() in invoke's graph; name it in build.mjs's invokeLazy` }] };
+      return { path: `./${lazyOut(source)}.js`, external: true };
+    });
+  },
+};
+
 await Promise.all([
   declarations(),
   esbuild.build({ ...common, entryPoints: library, outdir: 'dist', chunkNames: 'chunks/[name]-[hash]' }),
   esbuild.build({
     ...common,
     // launcher: the process `micro-fn serve` starts function processes from (serve/launcher.ts forks it).
-    entryPoints: { main: 'cli/main.ts', launcher: 'serve/launcher-process.ts' },
+    entryPoints: {
+      main: 'cli/main.ts',
+      launcher: 'serve/launcher-process.ts',
+      ...Object.fromEntries(invokeLazy.map((source) => [lazyOut(source), source])),
+    },
     outdir: 'dist/cli',
     chunkNames: '[name]-[hash]',
     define: { __MICRO_FN_VERSION__: JSON.stringify(pkg.version) },
+  }),
+  esbuild.build({
+    ...common,
+    entryPoints: { invoke: 'cli/invoke-main.ts' },
+    outdir: 'dist/cli',
+    outExtension: { '.js': '.cjs' },
+    format: 'cjs',
+    splitting: false,
+    define: {
+      'import.meta.url': '__microFnModuleUrl',
+      'import.meta.dirname': '__dirname',
+      'import.meta.filename': '__filename',
+    },
+    banner: { js: `'use strict';\nconst __microFnModuleUrl = require('node:url').pathToFileURL(__filename).href;` },
+    plugins: [lazyImports],
   }),
 ]);

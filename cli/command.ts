@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { OptionValues, TargetOption } from '../adapters/kit/target.js';
 import { UserError } from '../runtime/core/errors.js';
+import { report } from './output.js';
 import { didYouMean } from './suggest.js';
 
 /** An option's spec; the same shape as a target's options. */
@@ -165,6 +166,30 @@ export async function help(command: Command, sections: OptionSection[] = []): Pr
     ...(examples.length ? ['', 'Examples:', ...examples.map((e) => `  $ ${e}`)] : []),
     '',
   ].join('\n');
+}
+
+/**
+ * Runs `command` with the arguments after its name: its help with --help, else its `run`; a failure reported as
+ * output.ts does. Then exits with the code: a one-shot process ends now, even if a user's timer or socket is still
+ * open. The full CLI (main.ts) and a command's entry of its own (invoke-main.ts) both end here.
+ */
+export async function runCommand(command: Command, argv: string[]): Promise<never> {
+  // micro-fn supports every Node the SDK still runs on (engines: >=20); the SDK's notice that its own releases
+  // after January 2027 will need Node 22 would print 9 lines on every Lambda deploy and call. Its documented switch
+  // (aws/aws-sdk-js-v3#7983), unless the user set it themselves.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  let code: number;
+  try {
+    const sections = await command.sections?.();
+    const args = parse(command, argv, sections);
+    if (args.values.help) {
+      process.stdout.write(await help(command, sections));
+      code = 0;
+    } else code = await command.run(args);
+  } catch (err) {
+    code = report(err, argv.includes('--json'));
+  }
+  process.exit(code);
 }
 
 /** The environment with the plugin flags applied over it (flags win). */

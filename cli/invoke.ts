@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { stdinJson } from './stdin.js';
 import { UserError, errors } from '../runtime/core/errors.js';
 import { Metadata } from '../runtime/core/metadata.js';
@@ -150,13 +151,39 @@ function stdinStream(): MessageStream & { failure?: UserError } {
 /**
  * Sends what the function writes to stdout (console.log, process.stdout.write) to stderr, so stdout carries the
  * reply only; returns the writer of the reply. Output written to file descriptor 1 directly is not caught.
+ * process.stdout is made only if the function touches it (Node loads its stream classes then, a few milliseconds of
+ * a start); until then the reply is written to descriptor 1 directly, and the stream takes over what that could not
+ * write (a full non-blocking pipe).
  */
 function divertStdout(): (text: string) => Promise<void> {
-  const stdout = process.stdout;
-  const original = stdout.write.bind(stdout);
   for (const method of ['log', 'info', 'debug', 'dir', 'dirxml', 'table'] as const) console[method] = console.error;
-  stdout.write = process.stderr.write.bind(process.stderr) as typeof stdout.write;
-  return (text) => new Promise((resolve) => original(text, () => resolve()));
+  const own = Object.getOwnPropertyDescriptor(process, 'stdout');
+  let original: NodeJS.WriteStream['write'] | undefined;
+  const stdout = (): NodeJS.WriteStream => {
+    const stream = (own?.get ? own.get.call(process) : own?.value) as NodeJS.WriteStream;
+    if (!original) {
+      original = stream.write.bind(stream);
+      stream.write = process.stderr.write.bind(process.stderr) as typeof stream.write;
+    }
+    return stream;
+  };
+  // Node's own stdout is a configurable getter that makes the stream on first use.
+  if (own?.get && own.configurable)
+    Object.defineProperty(process, 'stdout', { configurable: true, enumerable: own.enumerable, get: stdout });
+  else stdout();
+  return (text) => {
+    let rest = new TextEncoder().encode(text);
+    if (!original) {
+      try {
+        while (rest.length > 0) rest = rest.subarray(writeSync(1, rest));
+      } catch {
+        // EAGAIN (another process made the pipe non-blocking) or the like: the stream writes the rest, or fails
+      }
+      if (rest.length === 0) return Promise.resolve();
+      stdout();
+    }
+    return new Promise((resolve) => original!(rest, () => resolve()));
+  };
 }
 
 /**

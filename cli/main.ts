@@ -1,5 +1,5 @@
 /** Wires the commands: each lives in its own file and is loaded only when asked for, so --help is instant. */
-import { help, parse, type Command } from './command.js';
+import { help, runCommand, type Command } from './command.js';
 import { report } from './output.js';
 import { didYouMean } from './suggest.js';
 import { UserError } from '../runtime/core/errors.js';
@@ -88,12 +88,12 @@ function unknownCommand(name: string, json: boolean): number {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  // micro-fn supports every Node the SDK still runs on (engines: >=20); the SDK's notice that its own releases
-  // after January 2027 will need Node 22 would print 9 lines on every Lambda deploy and call. Its documented switch
-  // (aws/aws-sdk-js-v3#7983), unless the user set it themselves.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const [name, ...rest] = argv;
   const json = rest.includes('--json');
+  if (name && Object.hasOwn(commands, name) && commands[name]) {
+    const loaded = await commands[name].load().catch((err: unknown) => process.exit(report(err, json)));
+    return runCommand(loaded.command, rest);
+  }
   let code: number;
   try {
     if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -106,22 +106,11 @@ export async function main(argv: string[]): Promise<void> {
     } else if (name === '--version' || name === '-v') {
       process.stdout.write(`${VERSION}\n`);
       code = 0;
-    } else if (!Object.hasOwn(commands, name) || !commands[name]) {
-      code = unknownCommand(name, json);
     } else {
-      const { command } = await commands[name].load();
-      const sections = await command.sections?.();
-      const args = parse(command, rest, sections);
-      if (args.values.help) {
-        process.stdout.write(await help(command, sections));
-        code = 0;
-      } else {
-        code = await command.run(args);
-      }
+      code = unknownCommand(name, json);
     }
   } catch (err) {
     code = report(err, json);
   }
-  // A one-shot process: exit now, even if a user's timer or socket is still open.
   process.exit(code);
 }

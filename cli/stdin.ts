@@ -1,5 +1,4 @@
 /** Stdin as NDJSON, for the commands that send a request stream (`call`, `invoke`). */
-import { createInterface } from 'node:readline';
 import { UserError } from '../runtime/core/errors.js';
 
 /**
@@ -7,6 +6,8 @@ import { UserError } from '../runtime/core/errors.js';
  * A line that is no JSON throws a UserError naming it.
  */
 export async function* stdinJson(): AsyncGenerator<{ line: string; value: unknown }> {
+  // Loaded here: node:readline (and the streams under it) would cost every invoke's start, stdin read or not.
+  const { createInterface } = await import('node:readline');
   const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
   let n = 0;
   try {

@@ -1,6 +1,6 @@
 /** Runs the real, built CLI as a separate process, the way a user does. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,11 @@ import { readCredential } from '../../runtime/plugins/local/credential.js';
 import { WAIT_SCALE } from '../helpers.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
-const bin = join(root, 'cli', 'bin.mjs');
+/** The command package.json names, as `micro-fn` runs it. */
+export const bin = join(
+  root,
+  (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['micro-fn']!,
+);
 
 /** The last line of `text` that parses as JSON (the error JSON the CLI prints last). */
 export function lastJson(text: string): unknown {
@@ -41,15 +45,18 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...rest, NO_COLOR: '1', ...env };
 }
 
-/** Runs `micro-fn ...args` to completion; kills it after `timeout` ms. */
+/**
+ * Runs `micro-fn ...args` to completion; kills it after `timeout` ms. `via`: node's arguments that start the CLI
+ * (default: the bin).
+ */
 export function cli(
   args: string[],
   env: Record<string, string>,
-  options: { input?: string; timeout?: number } = {},
+  options: { input?: string; timeout?: number; via?: string[] } = {},
 ): Promise<Result> {
   const limit = (options.timeout ?? 15000) * WAIT_SCALE;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
+    const child = spawn(process.execPath, [...(options.via ?? [bin]), ...args], {
       cwd: root,
       env: childEnv(env),
       stdio: ['pipe', 'pipe', 'pipe'],
