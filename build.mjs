@@ -107,3 +107,12 @@ await Promise.all([
     plugins: [lazyImports],
   }),
 ]);
+
+// The invoke entry with V8's code cache, as a local bundle's script has (adapters/local/code-cache.cjs): its hash on
+// its last line and the bytecode of its top level for this Node; the first invoke that may write beside it leaves the
+// bytecode of every function it ran. Every import() in it becomes the importer bin.cjs passes, which resolves what
+// it names from dist/cli (a vm.Script's own import() fails on Node 20 once its code comes from a cache).
+createRequire(import.meta.url)('./adapters/local/code-cache.cjs').produce(
+  fileURLToPath(new URL('./dist/cli/invoke.cjs', import.meta.url)),
+  true,
+);

@@ -1,32 +1,41 @@
 #!/usr/bin/env node
 // The micro-fn command (package.json bin). The CLI is compiled to dist/ by `npm install` (prepare) or `npm run build`.
-// CommonJS, as is the one file `micro-fn invoke` runs (dist/cli/invoke.cjs): a one-shot call then starts without
-// Node's ES module loader, which alone costs a few milliseconds of every start (issue 18). Every other command is
-// the ES module CLI, dist/cli/main.js.
+// CommonJS, as is the one file `micro-fn invoke` runs (dist/cli/invoke.cjs, with its V8 code cache): a one-shot call
+// then starts without Node's ES module loader, which alone costs a few milliseconds of every start (issue 18). Every
+// other command is the ES module CLI, dist/cli/main.js.
 'use strict';
 
 const [name, ...rest] = process.argv.slice(2);
 if (name === 'invoke') {
+  // Run with its V8 code cache (adapters/local/code-cache.cjs; build.mjs wrote both). Its import()s come here:
+  // a specifier it names relative to itself is resolved from its own folder.
+  const { join } = require('node:path');
+  const script = join(__dirname, '..', 'dist', 'cli', 'invoke.cjs');
+  /** @param {string} specifier */
+  const importer = (specifier) =>
+    import(
+      specifier.startsWith('.') ? require('node:url').pathToFileURL(join(script, '..', specifier)).href : specifier
+    );
   let invoke;
   try {
-    invoke = require('../dist/cli/invoke.cjs');
+    invoke = require('../adapters/local/code-cache.cjs').runScript(script, importer);
   } catch (err) {
-    notBuilt(err, 'MODULE_NOT_FOUND');
+    if (/** @type {NodeJS.ErrnoException} */ (err).path !== script) throw err;
   }
-  invoke?.main(rest);
+  // Absent, or without the hash line build.mjs ends it with (a build that did not finish).
+  if (invoke) invoke.exports.main(rest);
+  else notBuilt();
 } else {
   import('../dist/cli/main.js').then(
     (cli) => cli.main(process.argv.slice(2)),
-    (err) => notBuilt(err, 'ERR_MODULE_NOT_FOUND'),
+    (err) => {
+      if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+      notBuilt();
+    },
   );
 }
 
-/**
- * @param {unknown} err
- * @param {string} code
- */
-function notBuilt(err, code) {
-  if (/** @type {{ code?: string } | undefined} */ (err)?.code !== code) throw err;
+function notBuilt() {
   console.error('micro-fn: the CLI is not built yet; run `npm run build` in the micro-fn package');
   process.exitCode = 1;
 }

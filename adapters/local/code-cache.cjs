@@ -98,15 +98,22 @@ function writeCache(script, hash, grade, data) {
  * its code cache for the Node that runs this (each file written to a temporary name and renamed, so a start never
  * reads half of one). Nothing of the script runs. Returns the cache file; undefined, with the script and its map
  * removed, when the script holds an import() of something else (the bundle is then imported as a module).
+ * `everyImport`: every import() is renamed, whatever it imports: for a script whose runner passes an importer that
+ * resolves what the script names from the script's own place (runScript's `importer`), as the CLI's bin does.
  * @param {string} script
+ * @param {boolean} [everyImport]
  * @returns {string | undefined}
  */
-function produce(script) {
+function produce(script, everyImport = false) {
   let source = readFileSync(script, 'utf8');
   if (scriptHash(source) === undefined) {
-    source = source.replace(/(?<![\w$.])import\((["'])([^"'\\]+)\1\)/g, (call, quote, specifier) =>
-      specifier.startsWith('file:///') || Module.isBuiltin(specifier) ? `__mfIm(${quote}${specifier}${quote})` : call,
-    );
+    source = everyImport
+      ? source.replace(/(?<![\w$.])import\(/g, '__mfIm(')
+      : source.replace(/(?<![\w$.])import\((["'])([^"'\\]+)\1\)/g, (call, quote, specifier) =>
+          specifier.startsWith('file:///') || Module.isBuiltin(specifier)
+            ? `__mfIm(${quote}${specifier}${quote})`
+            : call,
+        );
     if (/(?<![\w$.])import\s*\(/.test(source)) {
       rmSync(script, { force: true });
       rmSync(`${script}.map`, { force: true });
@@ -154,6 +161,29 @@ function loadBeside(bundle) {
     if (/** @type {NodeJS.ErrnoException} */ (err).code === 'ENOENT') return undefined;
     throw err;
   }
+  return run(script, source, dynamicImport);
+}
+
+/**
+ * Runs `script`, one that produce() named the hash of, as a module of its own with its code cache when one fits, as
+ * loadBeside does; undefined when the script names no hash. `importer` stands for the script's import() (see WRAPPER;
+ * default: what this file imports, for the `node:` and `file:///` specifiers a bundle's script keeps). A script that
+ * is not there throws ENOENT.
+ * @param {string} script
+ * @param {(specifier: string) => Promise<unknown>} [importer]
+ * @returns {{ exports: Record<string, unknown>, cache: 'accepted' | 'rejected' | 'none' } | undefined}
+ */
+function runScript(script, importer = dynamicImport) {
+  return run(script, readFileSync(script, 'utf8'), importer);
+}
+
+/**
+ * @param {string} script
+ * @param {string} source
+ * @param {(specifier: string) => Promise<unknown>} importer
+ * @returns {{ exports: Record<string, unknown>, cache: 'accepted' | 'rejected' | 'none' } | undefined}
+ */
+function run(script, source, importer) {
   const hash = scriptHash(source);
   if (hash === undefined) return undefined; // not a script a local build wrote
   const cached = readCache(script, hash);
@@ -165,9 +195,9 @@ function loadBeside(bundle) {
   // A later require() or import() of the script is this module, not a second copy.
   Module._cache[script] = mod;
   const dir = dirname(script);
-  const run = compiled.runInThisContext();
+  const wrapper = compiled.runInThisContext();
   try {
-    run.call(mod.exports, mod.exports, Module.createRequire(script), mod, script, dir, dynamicImport);
+    wrapper.call(mod.exports, mod.exports, Module.createRequire(script), mod, script, dir, importer);
   } catch (err) {
     delete Module._cache[script]; // as Node's loader does with a module that threw
     throw err;
@@ -187,4 +217,4 @@ function loadBeside(bundle) {
   return { exports: mod.exports, cache };
 }
 
-module.exports = { cacheFile, loadBeside, produce };
+module.exports = { cacheFile, loadBeside, produce, runScript };

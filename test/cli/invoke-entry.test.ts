@@ -3,6 +3,7 @@
  * that command): what it prints and how it exits are the ES module CLI's (dist/cli/main.js) and the older bin.mjs's.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { suite } from 'uvu';
@@ -84,6 +85,18 @@ same('a client stream read from stdin: the same reply', async () => {
   const r = await agree(['invoke', 'examples/stream', 'Numbers.Sum'], '1\n2\n3\n');
   assert.is(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout), { sum: 6, count: 3 });
+});
+
+same('bin.cjs runs the entry with its code cache: after an invoke, the bytecode of what it ran', async () => {
+  const script = join(root, 'dist', 'cli', 'invoke.cjs');
+  const cacheFile = `${script}.${process.version}-${process.arch}.cache`;
+  const hash = /\/\/# micro-fn-bundle ([0-9a-f]{64})\n$/.exec(readFileSync(script, 'utf8'))?.[1];
+  assert.ok(hash, 'build.mjs named the hash of the entry');
+  rmSync(cacheFile, { force: true }); // a start without it compiles from source, and leaves it as it exits
+  const r = await cli(['invoke', 'examples/helloworld', 'Greeter.Hello', '{"name":"Ada"}'], env);
+  assert.is(r.stdout, '{"message":"Hello Ada"}\n', r.stderr);
+  const data = readFileSync(cacheFile);
+  assert.is(data.toString('latin1', 0, data.indexOf(10)), `micro-fn code cache 1 ${hash} run`);
 });
 
 same.run();

@@ -162,6 +162,25 @@ produce('a script without its hash line is not loaded: the bundle is imported', 
   assert.is(codeCache.loadBeside(join(scratch, 'none.mjs')), undefined, 'no script at all');
 });
 
+produce(
+  'everyImport: every import() goes to the importer runScript is given, from the cache or not (2 × 3)',
+  async () => {
+    const file = join(scratch, 'e.cjs');
+    writeFileSync(file, 'exports.f = (name) => Promise.all([import(name), import("./x.js"), import("lodash")]);\n');
+    assert.ok(codeCache.produce(file, true));
+    assert.not.match(readFileSync(file, 'utf8'), /[^\w$.]import\(/);
+    for (const cache of ['accepted', 'none']) {
+      if (cache === 'none') writeFileSync(codeCache.cacheFile(file), 'garbage');
+      const asked: string[] = [];
+      const loaded = codeCache.runScript(file, async (specifier) => asked.push(specifier));
+      assert.is(loaded?.cache, cache);
+      await (loaded!.exports.f as (name: string) => Promise<unknown>)('node:os');
+      assert.equal(asked, ['node:os', './x.js', 'lodash'], cache);
+    }
+    assert.throws(() => codeCache.runScript(join(scratch, 'absent.cjs')), /ENOENT/);
+  },
+);
+
 produce.run();
 
 // ---
