@@ -88,9 +88,10 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// The micro-fn CLI of the installed package, run as a process: the function runs as it will in production.
-const pkg = createRequire(import.meta.url).resolve('micro-fn/package.json');
-const bin = join(dirname(pkg), 'cli', 'bin.mjs');
+// The micro-fn CLI of the installed package (its bin), run as a process: the function runs as it will in production.
+const require = createRequire(import.meta.url);
+const pkg = require.resolve('micro-fn/package.json');
+const bin = join(dirname(pkg), require(pkg).bin['micro-fn']);
 const here = dirname(fileURLToPath(import.meta.url));
 const { NODE_OPTIONS, ...env } = process.env;
 const invoke = (...args) => execFileSync(process.execPath, [bin, 'invoke', here, ...args], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
