@@ -169,15 +169,21 @@ export async function help(command: Command, sections: OptionSection[] = []): Pr
 }
 
 /**
+ * micro-fn supports every Node the SDK still runs on (engines: >=20); the SDK's notice that its own releases after
+ * January 2027 will need Node 22 would print 9 lines on every Lambda deploy and call. Its documented switch
+ * (aws/aws-sdk-js-v3#7983), unless the user set it themselves.
+ */
+export function quietAwsSdk(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
+/**
  * Runs `command` with the arguments after its name: its help with --help, else its `run`; a failure reported as
  * output.ts does. Then exits with the code: a one-shot process ends now, even if a user's timer or socket is still
  * open. The full CLI (main.ts) and a command's entry of its own (invoke-main.ts) both end here.
  */
 export async function runCommand(command: Command, argv: string[]): Promise<never> {
-  // micro-fn supports every Node the SDK still runs on (engines: >=20); the SDK's notice that its own releases
-  // after January 2027 will need Node 22 would print 9 lines on every Lambda deploy and call. Its documented switch
-  // (aws/aws-sdk-js-v3#7983), unless the user set it themselves.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  quietAwsSdk();
   let code: number;
   try {
     const sections = await command.sections?.();

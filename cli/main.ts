@@ -1,5 +1,5 @@
 /** Wires the commands: each lives in its own file and is loaded only when asked for, so --help is instant. */
-import { help, runCommand, type Command } from './command.js';
+import { help, quietAwsSdk, runCommand, type Command } from './command.js';
 import { report } from './output.js';
 import { didYouMean } from './suggest.js';
 import { UserError } from '../runtime/core/errors.js';
@@ -88,6 +88,7 @@ function unknownCommand(name: string, json: boolean): number {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  quietAwsSdk();
   const [name, ...rest] = argv;
   const json = rest.includes('--json');
   if (name && Object.hasOwn(commands, name) && commands[name]) {
