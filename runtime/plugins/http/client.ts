@@ -18,6 +18,7 @@ import type {} from '../../core/build-constants.js';
 import { Deadlines } from '../../core/deadlines.js';
 import { EVENT_STREAM, NDJSON, requestBody } from './framing.js';
 import { ResponseStream, streamCut } from './response-stream.js';
+import { asText } from './text-body.js';
 
 /** Stream replies and request streams; a bundle built without streams carries neither (core/build-constants.ts). */
 const streams = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { ResponseStream, streamCut, requestBody };
@@ -126,7 +127,8 @@ export class HttpClient {
         };
       } else {
         // The DOM typings want an ArrayBuffer-backed view; every Uint8Array a codec produces is one.
-        init = { method: 'POST', headers, body: request.body as Uint8Array<ArrayBuffer>, signal: fetchSignal };
+        const body = asText(request.contentType, request.body as Uint8Array<ArrayBuffer>);
+        init = { method: 'POST', headers, body, signal: fetchSignal };
       }
       let res: Response;
       if (controller) res = await send(url, init);
@@ -194,7 +196,6 @@ export class HttpClient {
 }
 
 const EMPTY = new Uint8Array(0);
-
 /** Every byte `reader` gives, as one array (the chunk itself when there is one). */
 async function readAll(reader: ReadableStreamDefaultReader<Uint8Array> | undefined): Promise<Uint8Array> {
   if (!reader) return EMPTY;
