@@ -19,6 +19,7 @@ import { Deadlines } from '../../core/deadlines.js';
 import { EVENT_STREAM, NDJSON, requestBody } from './framing.js';
 import { ResponseStream, streamCut } from './response-stream.js';
 import { asText } from './text-body.js';
+import { readAll } from './read-all.js';
 
 /** Stream replies and request streams; a bundle built without streams carries neither (core/build-constants.ts). */
 const streams = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { ResponseStream, streamCut, requestBody };
@@ -165,7 +166,7 @@ export class HttpClient {
       }
       const body = controller
         ? new Uint8Array(await res.arrayBuffer())
-        : await readAll((reader = res.body?.getReader()));
+        : (await readAll((reader = res.body?.getReader())))!; // no bound: never undefined
       if (expired) throw aborted(id, signal, undefined);
       const response: TransportResponse = {
         contentType: typeHeader ?? 'application/json',
@@ -193,26 +194,6 @@ export class HttpClient {
       if (!streaming) release();
     }
   }
-}
-
-const EMPTY = new Uint8Array(0);
-/** Every byte `reader` gives, as one array (the chunk itself when there is one). */
-async function readAll(reader: ReadableStreamDefaultReader<Uint8Array> | undefined): Promise<Uint8Array> {
-  if (!reader) return EMPTY;
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (let r = await reader.read(); !r.done; r = await reader.read()) {
-    chunks.push(r.value);
-    size += r.value.byteLength;
-  }
-  if (chunks.length <= 1) return chunks[0] ?? EMPTY;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
 }
 
 function aborted(id: string, signal: AbortSignal | undefined, cause: unknown): MicroError {
