@@ -41,34 +41,14 @@ export function isTransportHeader(name: string): boolean {
   return TRANSPORT.has(name) || name.startsWith('proxy-');
 }
 
-/**
- * Headers the listener reads besides the metadata, picked out in the same pass over `rawHeaders`, so Node never
- * builds `req.headers` for a request. As Node has them: a repeated `Accept` joined with `, `, the first
- * `Content-Type` and `Content-Length`.
- */
-export interface PickedHeaders {
-  accept?: string;
-  contentType?: string;
-  contentLength?: string;
-}
-
-/**
- * Request metadata from Node's `rawHeaders` (`[name, value, name, value, …]`); repeated names are joined with `, `.
- * `picked` receives the headers of PickedHeaders.
- */
-export function metadataFromRawHeaders(raw: readonly string[], picked?: PickedHeaders): Metadata {
+/** Request metadata from Node's `rawHeaders` (`[name, value, name, value, …]`); repeated names are joined with `, `. */
+export function metadataFromRawHeaders(raw: readonly string[]): Metadata {
   const metadata = new Metadata();
   for (let i = 0; i < raw.length; i += 2) {
     const key = raw[i]!.toLowerCase();
-    const value = raw[i + 1]!;
-    if (picked) {
-      if (key === 'accept') picked.accept = picked.accept === undefined ? value : `${picked.accept}, ${value}`;
-      else if (key === names.contentType) picked.contentType ??= value;
-      else if (key === 'content-length') picked.contentLength ??= value;
-    }
     if (isTransportHeader(key)) continue;
     const seen = metadata.get(key);
-    metadata.set(key, seen === undefined ? value : `${seen}, ${value}`);
+    metadata.set(key, seen === undefined ? raw[i + 1]! : `${seen}, ${raw[i + 1]!}`);
   }
   return metadata;
 }

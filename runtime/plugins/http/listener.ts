@@ -15,7 +15,7 @@ import {
   type ServerRequest,
 } from '../../core/index.js';
 import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './address.js';
-import { errorHeaderValue, metadataFromRawHeaders, type PickedHeaders } from './headers.js';
+import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
 import { ConnectionCap } from './connections.js';
 import { Exchange, LINGER_BYTES, discard, readBody, type ExchangeOwner } from './exchange.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
@@ -268,23 +268,29 @@ export class HttpListener implements Listener, ExchangeOwner {
     // A mounted API answers for itself, an unknown expectation included.
     for (const [prefix, handle] of this.#mounts) if (req.url?.startsWith(prefix)) return handle(req, res);
     const expectsContinue = expect === 'continue';
-    const picked: PickedHeaders = {};
-    const metadata = metadataFromRawHeaders(req.rawHeaders, picked);
+    const metadata = metadataFromRawHeaders(req.rawHeaders);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const request = requestFromMetadata(metadata);
     const probe = isProbe(req.method, path);
-    const sse = acceptsEventStream(picked.accept);
+    const sse = acceptsEventStream(req.headers.accept);
     // A request stream (client, bidi) is one JSON value per line, of any length: only each line is bounded.
-    const streamed = isNdjson(picked.contentType);
+    const streamed = isNdjson(req.headers['content-type']);
     const failure = this.#closing
       ? closingError(request.service)
       : expect === 'unknown'
         ? expectationFailed(request.service, req.headers.expect)
         : probe
           ? undefined
-          : route(req.method, path, streamed ? undefined : picked.contentLength, request, this.#maxBodySize, sse);
+          : route(
+              req.method,
+              path,
+              streamed ? undefined : req.headers['content-length'],
+              request,
+              this.#maxBodySize,
+              sse,
+            );
     const ex = new Exchange(this, res, request.id, request.service);
     ex.sse = sse;
     request.caller = ex;
@@ -297,7 +303,7 @@ export class HttpListener implements Listener, ExchangeOwner {
         failure.code === 413 &&
         !expectsContinue &&
         !this.#closing &&
-        Number(picked.contentLength) <= this.#maxBodySize + LINGER_BYTES;
+        Number(req.headers['content-length']) <= this.#maxBodySize + LINGER_BYTES;
       ex.fail(failure, !drain && (failure.code === 413 || expect !== 'none' || this.#closing));
       if (drain) discard(req, 0);
       return;

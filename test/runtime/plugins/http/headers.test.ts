@@ -8,7 +8,6 @@ import {
   metadataFromRawHeaders,
   requestHeaders,
   responseHeaders,
-  type PickedHeaders,
 } from '../../../../runtime/plugins/http/headers.js';
 import { transportRequest } from '../../../contracts/transport.js';
 
@@ -57,22 +56,6 @@ fromRaw('keeps request headers but transport ones, lower-cased, joining repeats'
     'k',
   ]);
   assert.equal(metadata.toJSON(), { 'x-tag': 'a, b', 'micro-endpoint': 'A.B' });
-});
-
-fromRaw('picks Accept, Content-Type and Content-Length out in the same pass, as Node reads them', () => {
-  const picked: PickedHeaders = {};
-  const raw = ['Accept', 'application/json', 'Content-Type', 'application/json', 'content-type', 'text/plain'];
-  raw.push('Content-Length', '14', 'accept', 'text/event-stream', 'X-Tag', 'a');
-  const metadata = metadataFromRawHeaders(raw, picked);
-  assert.equal(picked, {
-    accept: 'application/json, text/event-stream',
-    contentType: 'application/json',
-    contentLength: '14',
-  });
-  assert.equal(metadata.toJSON(), { 'content-type': 'application/json, text/plain', 'x-tag': 'a' });
-  const none: PickedHeaders = {};
-  metadataFromRawHeaders(['X-Tag', 'a'], none);
-  assert.equal(none, {});
 });
 
 fromRaw.run();
