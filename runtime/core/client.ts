@@ -239,8 +239,13 @@ export class Client {
     if (options.metadata) metadata.merge(options.metadata);
     if (this.#options.fromService) metadata.set(headers.fromService, this.#options.fromService);
     const tracer = this.#options.tracer;
-    const info = { function: this.#options.fromService, service, endpoint };
-    const span = tracer?.recording ? tracer.start(`${service}/${endpoint}`, 'client', metadata, info) : undefined;
+    const span = tracer?.recording
+      ? tracer.start(`${service}/${endpoint}`, 'client', metadata, {
+          function: this.#options.fromService,
+          service,
+          endpoint,
+        })
+      : undefined;
     const result = this.#request<T>(service, endpoint, request, options, metadata, deadline, retries);
     return span ? span.track(result) : result;
   }

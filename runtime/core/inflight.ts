@@ -3,6 +3,7 @@
  * only told (its `ctx.signal` fires) and no longer waited for: at its deadline the caller is answered at once, and
  * what the handler still does is left to wind down within a grace that `settle` waits for.
  */
+import { Deadlines, type Deadline } from './deadlines.js';
 import type { MicroError } from './errors.js';
 
 /** What a run's signal is fired through (the handler's context). */
@@ -16,8 +17,6 @@ interface Run {
   cut(error: MicroError): void;
 }
 
-/** setTimeout's largest delay; a deadline further away than this (24.8 days) is as good as none. */
-const MAX_DELAY = 2 ** 31 - 1;
 /**
  * How many overdue handlers `settle` keeps track of. A one-shot function has one at most; a long-running service
  * whose handlers hang past their deadlines must not keep every one of them alive through this set.
@@ -29,6 +28,8 @@ export class Inflight {
   readonly #runs = new Set<Run>();
   /** Handlers no longer waited for that have not finished yet. */
   readonly #overdue = new Set<Promise<void>>();
+  /** The runs' deadlines, on one timer. */
+  readonly #deadlines = new Deadlines();
 
   /**
    * Waits for `work` (a handler's promise) until `deadline` (epoch ms; none: no limit); past it, rejects with
@@ -36,12 +37,12 @@ export class Inflight {
    */
   bound<T>(ctx: Abortable, work: Promise<T>, deadline: number | undefined, expired: () => MicroError): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let watched: Deadline | undefined;
       let done = false;
       const finish = (): boolean => {
         if (done) return false;
         done = true;
-        clearTimeout(timer);
+        this.#deadlines.delete(watched);
         this.#runs.delete(run);
         return true;
       };
@@ -58,10 +59,7 @@ export class Inflight {
         },
       };
       this.#runs.add(run);
-      if (deadline !== undefined) {
-        const ms = deadline - Date.now();
-        if (ms <= MAX_DELAY) timer = setTimeout(() => run.cut(expired()), Math.max(0, ms));
-      }
+      if (deadline !== undefined) watched = this.#deadlines.add(deadline, () => run.cut(expired()));
       work.then(
         (value) => finish() && resolve(value),
         (err: unknown) => finish() && reject(err),

@@ -72,6 +72,9 @@ export class Dispatcher {
   }
 
   #codec(contentType: string): Codec | undefined {
+    // Most requests name a codec exactly (`application/json`): found without taking the header apart.
+    const exact = this.#codecs.get(contentType);
+    if (exact) return exact;
     const bare = (contentType || 'application/json').split(';', 1)[0]!.trim().toLowerCase();
     return this.#codecs.get(bare);
   }
@@ -145,20 +148,17 @@ export class Dispatcher {
     // The constant before each stream branch: the minifier then drops it, and what only it uses (build-constants.ts).
     if (!globalThis.__MICRO_FN_NO_STREAMS__ && streamsReply(call.stream)) return this.#runStream(request, call);
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
-    // A probe is no invocation: it records no span, yet takes the path (a warm process compiles it so). A bundle
+    // A probe is no invocation: it records no span, yet takes the path (a warm process compiles it so).
+    const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
+    // Asked first: a tracer that records nothing (the default) costs no span information per request; a bundle
     // without an exporter records none (build-constants.ts).
-    const span = globalThis.__MICRO_FN_NO_EXPORTER__
-      ? undefined
-      : this.#span(
-          request.endpoint,
-          'server',
-          request.metadata,
-          request.probe === true || request.endpoint === HEALTH_ENDPOINT,
-          {
+    const span =
+      !globalThis.__MICRO_FN_NO_EXPORTER__ && this.#tracer.recording
+        ? this.#span(request.endpoint, 'server', request.metadata, probe, {
             id: request.id,
             endpoint: request.endpoint,
-          },
-        );
+          })
+        : undefined;
     ctx.span = span;
     // A client stream: the handler reads the request's messages; what it leaves unread is cancelled once it returns.
     const input =

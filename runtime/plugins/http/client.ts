@@ -15,8 +15,11 @@ import {
 } from '../../core/index.js';
 import { metadataFromHeaders, requestHeaders } from './headers.js';
 import type {} from '../../core/build-constants.js';
+import { Deadlines } from '../../core/deadlines.js';
 import { EVENT_STREAM, NDJSON, requestBody } from './framing.js';
 import { ResponseStream, streamCut } from './response-stream.js';
+import { asText } from './text-body.js';
+import { readAll } from './read-all.js';
 
 /** Stream replies and request streams; a bundle built without streams carries neither (core/build-constants.ts). */
 const streams = globalThis.__MICRO_FN_NO_STREAMS__ ? undefined : { ResponseStream, streamCut, requestBody };
@@ -30,11 +33,7 @@ export interface HttpClientOptions {
 }
 
 const decoder = new TextDecoder();
-
-/** Called by the deadline timer; a plain function, so no closure per call. */
-function expire(controller: AbortController): void {
-  controller.abort();
-}
+const ignore = (): void => {};
 
 /**
  * Sends a TransportRequest as `POST <address>/` with the mucp headers and reads the reply.
@@ -46,9 +45,21 @@ function expire(controller: AbortController): void {
  * - A connection lost once the request may have been sent (a reset, a close before the whole reply) rejects with a
  *   503 that is NOT retryable: the handler may have run.
  * - An aborted signal or a passed deadline rejects with a 408 that is not retryable.
+ *
+ * fetch gets a signal only when something may cancel the call before its deadline: the caller's signal, or a
+ * stream (a reader that stops early). Node's fetch spends some 20 µs on each request that has one (a WeakRef, a
+ * finalizer, listeners), a fifth of a call, so a call bounded by its deadline alone races it instead: at the
+ * deadline the call rejects and its reply, should it still come, is thrown away (a micro-fn server answers 408 at
+ * that same deadline, which `Micro-Timeout` told it, so the connection is soon free). A request whose reply had
+ * not begun by then keeps its connection until the reply comes; while one does, the client's later calls go with
+ * a signal again, so a server that never answers holds no more connections than were in flight when it stopped.
  */
 export class HttpClient {
   readonly #fetch: typeof fetch;
+  /** Calls past their deadline whose fetch has not settled yet (see the class comment). */
+  #abandoned = 0;
+  /** The calls' deadlines, on one timer. */
+  readonly #deadlines = new Deadlines();
 
   constructor(options: HttpClientOptions = {}) {
     this.#fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
@@ -59,24 +70,44 @@ export class HttpClient {
     const { signal, deadline } = options;
     if (signal?.aborted) throw aborted(id, signal, undefined);
     const headers = requestHeaders(request);
+    const ms = deadline === undefined ? Infinity : deadline - Date.now();
+    if (ms <= 0) throw aborted(id, signal, undefined);
 
     // A signal of our own per call, linked to the caller's: Node's fetch leaves a listener on the signal it is
     // given until garbage collection, so one long-lived caller signal would pile them up (MaxListenersExceeded).
     let controller: AbortController | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
-    if (deadline !== undefined || signal) {
-      const ms = deadline === undefined ? Infinity : deadline - Date.now();
-      if (ms <= 0) throw aborted(id, signal, undefined);
+    if (signal || request.stream || (this.#abandoned > 0 && ms !== Infinity)) {
       const c = (controller = new AbortController());
-      if (ms !== Infinity) timer = setTimeout(expire, ms, c);
       if (signal) {
         onAbort = () => c.abort();
         signal.addEventListener('abort', onAbort, { once: true });
       }
     }
-    // A stream needs a signal of its own: a reader that stops early aborts the request.
-    if (request.stream && !controller) controller = new AbortController();
+    // Without a signal: what the deadline ends (the wait for fetch, the body's reader, a reply stream).
+    let expired = false;
+    let pending: Promise<Response> | undefined;
+    let interrupt: ((err: MicroError) => void) | undefined;
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    let stream: ResponseStream | undefined;
+    const watched =
+      deadline === undefined
+        ? undefined
+        : this.#deadlines.add(deadline, () => {
+            expired = true;
+            if (controller) return controller.abort();
+            const error = aborted(id, undefined, undefined);
+            if (stream) return stream.fail(error);
+            if (reader) return void reader.cancel().catch(ignore);
+            interrupt?.(error);
+            if (!pending) return;
+            this.#abandoned++;
+            pending.then((res) => res.body?.cancel().catch(ignore), ignore).finally(() => this.#abandoned--);
+          });
+    const release = () => {
+      this.#deadlines.delete(watched);
+      if (onAbort) signal!.removeEventListener('abort', onAbort);
+    };
     const fetchSignal = controller?.signal;
     const url = node.address.endsWith('/') ? node.address : `${node.address}/`;
     const send = this.#fetch; // called unbound: a platform fetch rejects any other `this`
@@ -97,26 +128,35 @@ export class HttpClient {
         };
       } else {
         // The DOM typings want an ArrayBuffer-backed view; every Uint8Array a codec produces is one.
-        init = { method: 'POST', headers, body: request.body as Uint8Array<ArrayBuffer>, signal: fetchSignal };
+        const body = asText(request.contentType, request.body as Uint8Array<ArrayBuffer>);
+        init = { method: 'POST', headers, body, signal: fetchSignal };
       }
-      const res = await send(url, init);
+      let res: Response;
+      if (controller) res = await send(url, init);
+      else {
+        const sent = (pending = send(url, init));
+        res = await new Promise<Response>((resolve, reject) => {
+          interrupt = reject;
+          sent.then(resolve, reject);
+        });
+        pending = interrupt = undefined;
+      }
       const resHeaders = res.headers;
-      const type = resHeaders.get(names.contentType) ?? '';
+      const typeHeader = resHeaders.get(names.contentType);
+      const type = typeHeader ?? '';
       if (streams && res.body && (type.startsWith(EVENT_STREAM) || type.startsWith(NDJSON))) {
         // The deadline, the caller's signal and the request stay armed until the stream ends: they bound all of it.
         streaming = true;
-        const stream = new streams.ResponseStream(
+        stream = new streams.ResponseStream(
           res.body,
           type.startsWith(EVENT_STREAM),
           id,
           controller,
-          (err) => (fetchSignal?.aborted ? aborted(id, signal, err) : streams.streamCut(id, node.address, err)),
-          () => {
-            if (timer !== undefined) clearTimeout(timer);
-            if (onAbort) signal!.removeEventListener('abort', onAbort);
-          },
+          (err) =>
+            fetchSignal?.aborted || expired ? aborted(id, signal, err) : streams.streamCut(id, node.address, err),
+          release,
         );
-        if (fetchSignal?.aborted) stream.fail(aborted(id, signal, undefined));
+        if (fetchSignal?.aborted || expired) stream.fail(aborted(id, signal, undefined));
         return {
           contentType: 'application/json',
           body: new Uint8Array(0),
@@ -124,9 +164,12 @@ export class HttpClient {
           stream,
         };
       }
-      const body = new Uint8Array(await res.arrayBuffer());
+      const body = controller
+        ? new Uint8Array(await res.arrayBuffer())
+        : (await readAll((reader = res.body?.getReader())))!; // no bound: never undefined
+      if (expired) throw aborted(id, signal, undefined);
       const response: TransportResponse = {
-        contentType: resHeaders.get(names.contentType) ?? 'application/json',
+        contentType: typeHeader ?? 'application/json',
         body,
         metadata: metadataFromHeaders(resHeaders),
       };
@@ -135,7 +178,7 @@ export class HttpClient {
         response.error = remoteError(body, errorHeader, res.status, id);
       return response;
     } catch (err) {
-      if (fetchSignal?.aborted) throw aborted(id, signal, err);
+      if (fetchSignal?.aborted || expired) throw aborted(id, signal, err);
       const failure = connectFailure(err);
       if (failure)
         throw errors.unavailable(id, `cannot reach ${node.address}: ${reason(err)}`, {
@@ -148,10 +191,7 @@ export class HttpClient {
         { retryable: false, cause: err },
       );
     } finally {
-      if (!streaming) {
-        if (timer !== undefined) clearTimeout(timer);
-        if (onAbort) signal!.removeEventListener('abort', onAbort);
-      }
+      if (!streaming) release();
     }
   }
 }

@@ -11,6 +11,7 @@ import {
 } from '../../core/index.js';
 import { errorHeaderValue, responseHeaders } from './headers.js';
 import { writeStream } from './stream-write.js';
+import { asText } from './text-body.js';
 
 /** What an exchange needs from its listener. */
 export interface ExchangeOwner {
@@ -123,8 +124,9 @@ export class Exchange implements Caller {
       };
       if (close || this.#owner.closing) fallback.connection = 'close';
       res.writeHead(500, fallback);
+      return void res.end(body);
     }
-    res.end(body);
+    res.end(asText(contentType, body));
   }
 
   readonly #onFinish = (): void => {

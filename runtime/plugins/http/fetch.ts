@@ -16,6 +16,7 @@ import {
   type ServerResponse,
 } from '../../core/index.js';
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
+import { readAll } from './read-all.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 import type {} from '../../core/build-constants.js';
 import { EVENT_STREAM, NDJSON, acceptsEventStream, isNdjson, responseBody } from './framing.js';
@@ -164,29 +165,8 @@ export async function readRequest(request: Request, max: number): Promise<ReadRe
 }
 
 /** The body, or undefined the moment it passes `max` bytes (a chunked body has no Content-Length to check). */
-async function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
-  if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const body = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return body;
+function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
+  return readAll(request.body?.getReader(), max);
 }
 
 /**

@@ -24,12 +24,16 @@ const NEWLINE = 0x0a;
 
 /** True when a Content-Type (or the bare media type) is NDJSON. */
 export function isNdjson(contentType: string | null | undefined): boolean {
-  return (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase() === NDJSON;
+  // Asked of every request: most are `application/json`, too short to be NDJSON, and are told so at once.
+  if (!contentType || contentType.length < NDJSON.length) return false;
+  return contentType.split(';', 1)[0]!.trim().toLowerCase() === NDJSON;
 }
 
 /** True when an `Accept` header asks for Server-Sent Events. */
 export function acceptsEventStream(accept: string | null | undefined): boolean {
-  return typeof accept === 'string' && accept.toLowerCase().includes(EVENT_STREAM);
+  if (typeof accept !== 'string') return false;
+  // Asked of every request: the micro-fn client's Accept names it in lower case, found without a copy.
+  return accept.includes(EVENT_STREAM) || accept.toLowerCase().includes(EVENT_STREAM);
 }
 
 /** One message as a frame of `framing`. */

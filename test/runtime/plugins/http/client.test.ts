@@ -181,6 +181,60 @@ http('leaves no listener on a long-lived caller signal shared by many calls', as
   assert.is(getEventListeners(shared, 'abort').length, 0);
 });
 
+http(
+  'bounds a call with only a deadline without a signal for fetch: a 408 at the deadline, a late reply thrown away',
+  async () => {
+    const p = await peer((res) => setTimeout(() => res.end('{"late":true}'), 150).unref());
+    const seen: (AbortSignal | null | undefined)[] = [];
+    const spy = new HttpClient({
+      fetch: (input, init) => {
+        seen.push(init?.signal);
+        return fetch(input, init);
+      },
+    });
+    const expired = await rejects(() =>
+      withTimeout(spy.call(node(p.address), transportRequest('A.B'), { deadline: Date.now() + 50 })),
+    );
+    assert.ok(isMicroError(expired));
+    assert.equal([expired.code, expired.detail, expired.retryable], [408, 'deadline exceeded', false]);
+    assert.equal(seen, [undefined], 'fetch got no signal');
+    // The late reply comes, is thrown away, and the client goes on as before.
+    await new Promise((r) => setTimeout(r, 200));
+    const ok = await withTimeout(spy.call(node(p.address), transportRequest('A.B'), { deadline: Date.now() + 5000 }));
+    assert.is(new TextDecoder().decode(ok.body), '{"late":true}');
+    assert.equal(seen, [undefined, undefined], 'no signal again once nothing is left waiting');
+  },
+);
+
+http(
+  'while a call past its deadline still waits for its reply, the next calls go with a signal (aborted at theirs)',
+  async () => {
+    const held: { resolve: (r: Response) => void; signal: AbortSignal | null | undefined }[] = [];
+    let cancelled = 0;
+    const fake = ((_input: RequestInfo | URL, init?: RequestInit) =>
+      new Promise<Response>((resolve, reject) => {
+        held.push({ resolve, signal: init?.signal });
+        init?.signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+      })) as typeof fetch;
+    const c = new HttpClient({ fetch: fake });
+    const call = () =>
+      rejects(() => withTimeout(c.call(node('http://peer'), transportRequest('A.B'), { deadline: Date.now() + 30 })));
+    const first = (await call()) as { code: number };
+    assert.is(first.code, 408);
+    assert.is(held[0]!.signal, undefined, 'the first call had no signal');
+    const second = (await call()) as { code: number };
+    assert.is(second.code, 408);
+    assert.ok(held[1]!.signal?.aborted, 'the second had one, aborted at its deadline: its connection is closed');
+    // The first reply comes at last: its body is cancelled, and the calls after go without a signal again.
+    held[0]!.resolve(new Response(new ReadableStream({ cancel: () => void cancelled++ })));
+    await new Promise((r) => setTimeout(r, 10));
+    assert.is(cancelled, 1, 'the late body was cancelled');
+    void c.call(node('http://peer'), transportRequest('A.B'), { deadline: Date.now() + 30 }).catch(() => {});
+    assert.is(held[2]!.signal, undefined);
+    held[2]!.resolve(new Response('{}'));
+  },
+);
+
 http('uses the fetch from its options, called without a this (platform fetches reject any other)', async () => {
   const thisArgs: unknown[] = [];
   const fake = function (this: unknown, _input: RequestInfo | URL, _init?: RequestInit) {
