@@ -101,7 +101,9 @@ async function serveQueue(runner: Runner, batch: MessageBatch): Promise<void> {
   }
   // Retried, not lost: past the queue's max_retries the messages go to its dead-letter queue.
   console.error(
-    `[${runner.name}] queue ${batch.queue} matches no subscriber (topics: ${runner.topics.join(', ') || 'none'}): name the queue after a topic, dots as dashes`,
+    globalThis.__MICRO_FN_NO_SUBSCRIBERS__
+      ? `[${runner.name}] queue ${batch.queue}: the function subscribes to no topic`
+      : `[${runner.name}] queue ${batch.queue} matches no subscriber (topics: ${runner.topics.join(', ') || 'none'}): name the queue after a topic, dots as dashes`,
   );
   for (const message of batch.messages) message.retry();
 }

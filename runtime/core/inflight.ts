@@ -3,7 +3,8 @@
  * only told (its `ctx.signal` fires) and no longer waited for: at its deadline the caller is answered at once, and
  * what the handler still does is left to wind down within a grace that `settle` waits for.
  */
-import { Deadlines, type Deadline } from './deadlines.js';
+import type {} from './build-constants.js';
+import { Deadlines, MAX_DELAY, type Deadline } from './deadlines.js';
 import type { MicroError } from './errors.js';
 
 /** What a run's signal is fired through (the handler's context). */
@@ -28,8 +29,11 @@ export class Inflight {
   readonly #runs = new Set<Run>();
   /** Handlers no longer waited for that have not finished yet. */
   readonly #overdue = new Set<Promise<void>>();
-  /** The runs' deadlines, on one timer. */
-  readonly #deadlines = new Deadlines();
+  /**
+   * The runs' deadlines, on one timer; a timer each where the platform hands the function its invocations (a bundle
+   * built so, build-constants.ts, carries no Deadlines: it runs few at once, and every byte loads at start).
+   */
+  readonly #deadlines = globalThis.__MICRO_FN_NO_LISTENER__ ? undefined : new Deadlines();
 
   /**
    * Waits for `work` (a handler's promise) until `deadline` (epoch ms; none: no limit); past it, rejects with
@@ -37,12 +41,13 @@ export class Inflight {
    */
   bound<T>(ctx: Abortable, work: Promise<T>, deadline: number | undefined, expired: () => MicroError): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let watched: Deadline | undefined;
+      let watched: Deadline | ReturnType<typeof setTimeout> | undefined;
       let done = false;
       const finish = (): boolean => {
         if (done) return false;
         done = true;
-        this.#deadlines.delete(watched);
+        if (globalThis.__MICRO_FN_NO_LISTENER__) clearTimeout(watched as ReturnType<typeof setTimeout>);
+        else this.#deadlines!.delete(watched as Deadline);
         this.#runs.delete(run);
         return true;
       };
@@ -59,7 +64,11 @@ export class Inflight {
         },
       };
       this.#runs.add(run);
-      if (deadline !== undefined) watched = this.#deadlines.add(deadline, () => run.cut(expired()));
+      if (deadline !== undefined) {
+        const expire = () => run.cut(expired());
+        if (!globalThis.__MICRO_FN_NO_LISTENER__) watched = this.#deadlines!.add(deadline, expire);
+        else if (deadline - Date.now() <= MAX_DELAY) watched = setTimeout(expire, deadline - Date.now());
+      }
       work.then(
         (value) => finish() && resolve(value),
         (err: unknown) => finish() && reject(err),

@@ -56,8 +56,9 @@ export class BaseRequestContext implements BaseContext {
   }
 
   get client(): Client {
+    // A branch, not an early return: what only the dead branch names is dropped with it (build-constants.ts).
     if (globalThis.__MICRO_FN_NO_CLIENT__) throw new MicroError(this.service, 500, NO_CLIENT);
-    if (!this.#client) {
+    else if (!this.#client) {
       const carry = new Metadata();
       for (const key of PROPAGATED) {
         const value = this.metadata.get(key);

@@ -4,7 +4,7 @@ import { newId } from './id.js';
 import { jsonCodec, type Codec } from './codec.js';
 import { readTimeout, type Env } from './config.js';
 import { createConsoleLogger, type LogLevel, type Logger } from './context.js';
-import type { Registry, ServiceRecord } from './registry.js';
+import type { Registry } from './registry.js';
 import { Router, type Hook, type ServiceDefinition } from './router.js';
 import { Dispatcher } from './server.js';
 import { Presence } from './presence.js';
@@ -138,13 +138,6 @@ export class Service {
   /** The node address, once listening. */
   get address(): string | undefined {
     return this.#presence?.address;
-  }
-
-  /** This instance as the registry stores it. */
-  record(): ServiceRecord {
-    return (
-      this.#presence?.record() ?? { name: this.name, version: this.version, metadata: {}, endpoints: [], nodes: [] }
-    );
   }
 
   /** beforeStart hooks, listen, register, subscribe, afterStart hooks. A start that fails undoes itself. */

@@ -35,7 +35,7 @@ export interface SocketHost {
   remainingMs?: number;
 }
 
-const EMPTY = new Uint8Array(0);
+const EMPTY = /* @__PURE__ */ new Uint8Array(0);
 
 /** True for a WebSocket opening handshake. */
 export function isWebSocketRequest(request: Request): boolean {

@@ -9,7 +9,7 @@ import { Metadata, errors, type MessageStream, type MicroError, type StreamEnd }
 export const LINGER_BYTES = 8 * 1024 * 1024;
 import { LineSplitter } from './framing.js';
 
-const NO_TRAILERS = new Metadata();
+const NO_TRAILERS = /* @__PURE__ */ new Metadata();
 const CUT = 'the caller closed its request stream before its end';
 
 /** `body`'s NDJSON lines as a MessageStream, each at most `maxLine` bytes (a longer one ends it with a 413). */

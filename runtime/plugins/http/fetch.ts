@@ -92,7 +92,6 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
     if (read.error) return errorResponse(read.error, read.request.id);
     const req = read.request;
     if (context.remainingMs !== undefined) limitTimeout(req.metadata, context.remainingMs);
-    const sse = acceptsEventStream(request.headers.get('accept'));
     let answer!: (response: Response) => void;
     const answered = new Promise<Response>((resolve) => (answer = resolve));
     let responded = false;
@@ -100,18 +99,20 @@ export function createFetchHandler(runner: Runner, options: FetchHandlerOptions 
     const respond = async (reply: ServerResponse): Promise<void> => {
       if (responded) return;
       responded = true;
-      if (globalThis.__MICRO_FN_NO_STREAMS__ || !reply.stream) {
-        const body = bodyStream(req);
-        const response = toResponse(reply, req);
-        return answer(body ? streaming!.afterRequestBody(response, body) : response);
-      }
-      // A stream is the invocation: the function ends once the host has read it (or the caller went away).
-      streamed = true;
       const body = bodyStream(req);
-      const stream = body ? streaming!.afterRequest(reply.stream, body) : reply.stream;
-      const { response, written } = toStreamResponse({ ...reply, stream }, req, sse);
-      answer(response);
-      await written;
+      // A branch, not an early return: what only the dead branch names is dropped with it (build-constants.ts).
+      if (globalThis.__MICRO_FN_NO_STREAMS__ || !reply.stream) {
+        const response = toResponse(reply, req);
+        answer(body ? streaming!.afterRequestBody(response, body) : response);
+      } else {
+        // A stream is the invocation: the function ends once the host has read it (or the caller went away).
+        streamed = true;
+        const stream = body ? streaming!.afterRequest(reply.stream, body) : reply.stream;
+        const sse = acceptsEventStream(request.headers.get('accept'));
+        const { response, written } = toStreamResponse({ ...reply, stream }, req, sse);
+        answer(response);
+        await written;
+      }
     };
     // Answered from inside the invocation, so the Response exists before the function stops; the runner answers
     // a failure outside the handler with a 500 the same way, and the `then` covers a reply never made.
@@ -143,24 +144,27 @@ export async function readRequest(request: Request, max: number): Promise<ReadRe
     read.probe = true;
     return { request: read };
   }
-  const sse = acceptsEventStream(request.headers.get('accept'));
+  // Without streams, no GET is a call (an EventSource's is) and no body a request stream (build-constants.ts).
+  const sse = !globalThis.__MICRO_FN_NO_STREAMS__ && acceptsEventStream(request.headers.get('accept'));
   // A request stream (client, bidi) is one JSON value per line, of any length: only each line is bounded.
-  const streamed = streaming && request.method === 'POST' && isNdjson(request.headers.get('content-type'));
+  const streamed =
+    !globalThis.__MICRO_FN_NO_STREAMS__ &&
+    streaming &&
+    request.method === 'POST' &&
+    isNdjson(request.headers.get('content-type'));
   const length = streamed ? undefined : (request.headers.get('content-length') ?? undefined);
   const error = route(request.method, path, length, read, max, sse);
   if (error) return { request: read, error };
-  if (streamed) {
+  if (!globalThis.__MICRO_FN_NO_STREAMS__ && streamed) {
     read.contentType = 'application/json';
     read.stream = new streaming.BodyRequestStream(request.body, max, read.service);
-    return { request: read };
-  }
-  if (request.method === 'GET') {
+  } else if (!globalThis.__MICRO_FN_NO_STREAMS__ && request.method === 'GET') {
     read.body = bodyFromQuery(new URL(request.url).search.slice(1));
-    return { request: read };
+  } else {
+    const body = await readBody(request, max);
+    if (!body) return { request: read, error: tooLarge(read.service, max) };
+    read.body = body;
   }
-  const body = await readBody(request, max);
-  if (!body) return { request: read, error: tooLarge(read.service, max) };
-  read.body = body;
   return { request: read };
 }
 

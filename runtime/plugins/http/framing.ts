@@ -18,8 +18,8 @@ export const EVENT_STREAM = 'text/event-stream';
 /** The trailer that carries a stream's end status over NDJSON. */
 export const STATUS_TRAILER = 'micro-status';
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const encoder = /* @__PURE__ */ new TextEncoder();
+const decoder = /* @__PURE__ */ new TextDecoder();
 const NEWLINE = 0x0a;
 
 /** True when a Content-Type (or the bare media type) is NDJSON. */

@@ -44,7 +44,12 @@ export function route(
   if (method !== 'POST' && !get)
     return errors.methodNotAllowed(
       id,
-      `${method} is not allowed: send POST / with Micro-Service and Micro-Endpoint headers, GET /health, or GET /<service>/<Service.Method>?request=<JSON> with Accept: text/event-stream`,
+      `${method} is not allowed: send POST / with Micro-Service and Micro-Endpoint headers, ${
+        // Without streams (build-constants.ts) no GET is a call.
+        globalThis.__MICRO_FN_NO_STREAMS__
+          ? 'or GET /health'
+          : 'GET /health, or GET /<service>/<Service.Method>?request=<JSON> with Accept: text/event-stream'
+      }`,
     );
   if (path !== '/') {
     const parts = path.split('/');

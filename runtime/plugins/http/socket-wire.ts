@@ -43,9 +43,9 @@ const DRAIN_POLL_MS = 5;
 
 const OPEN = 1;
 const NORMAL_CLOSE = 1000;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-const NO_TRAILERS = new Metadata();
+const encoder = /* @__PURE__ */ new TextEncoder();
+const decoder = /* @__PURE__ */ new TextDecoder();
+const NO_TRAILERS = /* @__PURE__ */ new Metadata();
 
 /**
  * One WebSocket exchange: the caller's side (`caller`, for ctx.signal), the request's messages (`messages`) and
@@ -288,4 +288,4 @@ export class SocketMessages implements MessageStream, AsyncIterator<Uint8Array> 
   }
 }
 
-const EMPTY = new Uint8Array(0);
+const EMPTY = /* @__PURE__ */ new Uint8Array(0);
