@@ -141,10 +141,14 @@ function parsePorts(text: string): Ports | undefined {
   }
 }
 
-/** The client connections the server sees (its `/connz`), by name; the server needs `monitor: true`. */
-export async function serverConnections(server: NatsServer): Promise<string[]> {
+/**
+ * The client connections the server sees (its `/connz`), by name: those open, or with `all` those closed since it
+ * started too (each connection ever opened). The server needs `monitor: true`.
+ */
+export async function serverConnections(server: NatsServer, state: 'open' | 'all' = 'open'): Promise<string[]> {
   if (!server.monitor) throw new Error('serverConnections needs a server started with { monitor: true }');
-  const response = await fetch(`${server.monitor}/connz`, { signal: AbortSignal.timeout(5000) });
+  const url = `${server.monitor}/connz?state=${state}&limit=100000`;
+  const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
   const body = (await response.json()) as { connections?: { name?: string }[] };
   return (body.connections ?? []).map((c) => c.name ?? '');
 }
