@@ -14,6 +14,8 @@ export interface NatsServer {
   port: number;
   /** `ws://127.0.0.1:<port>` when started with `websocket: true`. */
   websocket?: string;
+  /** `http://127.0.0.1:<port>`, the monitoring endpoint (`/connz`...), when started with `monitor: true`. */
+  monitor?: string;
   /** Stops the server (SIGTERM, then SIGKILL); the store folder is kept until `cleanup`. */
   stop(): Promise<void>;
   /** Starts it again on the same port and store (a restart). */
@@ -36,6 +38,8 @@ export function natsAvailable(): boolean {
 export interface StartOptions {
   jetstream?: boolean;
   websocket?: boolean;
+  /** Serve the monitoring endpoint (`/connz`: the connections the server sees). */
+  monitor?: boolean;
 }
 
 export async function startNatsServer(options: StartOptions = {}): Promise<NatsServer> {
@@ -46,11 +50,13 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
   let cleaned = false;
   let port = -1;
   let wsPort = -1;
+  let monitorPort = -1;
 
   const launch = async () => {
     const config = [`listen: 127.0.0.1:${port}`, `ports_file_dir: "${dir}"`];
     if (options.jetstream !== false) config.push(`jetstream { store_dir: "${join(dir, 'js')}" }`);
     if (options.websocket) config.push(`websocket { listen: "127.0.0.1:${wsPort}", no_tls: true }`);
+    if (options.monitor) config.push(`http: "127.0.0.1:${monitorPort}"`);
     const configFile = join(dir, 'nats.conf');
     (await import('node:fs')).writeFileSync(configFile, config.join('\n'));
     for (const f of readdirSync(dir)) if (f.endsWith('.ports')) rmSync(join(dir, f));
@@ -69,6 +75,7 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
       if (ports) {
         port = Number(new URL(ports.nats[0]!).port);
         if (ports.websocket?.[0]) wsPort = Number(new URL(ports.websocket[0]).port);
+        if (ports.monitoring?.[0]) monitorPort = Number(new URL(ports.monitoring[0]).port);
         if (/Server is ready/.test(log)) return;
       }
       if (proc.exitCode !== null) throw new Error(`nats-server exited ${proc.exitCode}: ${log}`);
@@ -106,6 +113,9 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
     get websocket() {
       return options.websocket ? `ws://127.0.0.1:${wsPort}` : undefined;
     },
+    get monitor() {
+      return options.monitor ? `http://127.0.0.1:${monitorPort}` : undefined;
+    },
     stop,
     async restart() {
       await stop();
@@ -120,11 +130,25 @@ export async function startNatsServer(options: StartOptions = {}): Promise<NatsS
   };
 }
 
-function parsePorts(text: string): { nats: string[]; websocket?: string[] } | undefined {
+type Ports = { nats: string[]; websocket?: string[]; monitoring?: string[] };
+
+function parsePorts(text: string): Ports | undefined {
   try {
-    const ports = JSON.parse(text) as { nats?: string[]; websocket?: string[] };
-    return ports.nats?.[0] ? (ports as { nats: string[]; websocket?: string[] }) : undefined;
+    const ports = JSON.parse(text) as Partial<Ports>;
+    return ports.nats?.[0] ? (ports as Ports) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The client connections the server sees (its `/connz`), by name: those open, or with `all` those closed since it
+ * started too (each connection ever opened). The server needs `monitor: true`.
+ */
+export async function serverConnections(server: NatsServer, state: 'open' | 'all' = 'open'): Promise<string[]> {
+  if (!server.monitor) throw new Error('serverConnections needs a server started with { monitor: true }');
+  const url = `${server.monitor}/connz?state=${state}&limit=100000`;
+  const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const body = (await response.json()) as { connections?: { name?: string }[] };
+  return (body.connections ?? []).map((c) => c.name ?? '');
 }

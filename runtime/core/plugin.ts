@@ -39,6 +39,12 @@ export interface PluginContext {
   /** A transport for `http://` and `https://` addresses (a broker may reach its server with it). */
   http?: Transport;
   broker: BrokerSettings;
+  /**
+   * What the plugins of this set share, each family under a key of its own (the NATS plugins: one connection per
+   * server). It lives as long as the set and is never handed to another set: a Worker must not use one request's
+   * I/O in another, and two functions in one process keep their own. Absent: each plugin keeps its own.
+   */
+  resources?: Map<unknown, unknown>;
 }
 
 interface Descriptor<K extends PluginKind, T> {

@@ -150,7 +150,7 @@ export function selectPlugins(env: Env, platform: Platform): PluginDescriptor[] 
 }
 
 function contextOf(env: Env, config: RuntimeConfig, platform: Platform, broker: BrokerSettings): PluginContext {
-  return { env, config, platform, broker };
+  return { env, config, platform, broker, resources: new Map() };
 }
 
 /** Registry, broker and transports, as the environment configures them on Node (the embedded default otherwise). */

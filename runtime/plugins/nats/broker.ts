@@ -12,10 +12,7 @@ import type {
 import { ConfigError } from '../../core/config.js';
 import { MicroError, isMicroError } from '../../core/errors.js';
 import { newId } from '../../core/id.js';
-import { connectNats, natsConnectionOptions } from './connection.js';
-
-/** Where the broker gets its connection: it opens (and closes) one for `address`, or borrows `connection`. */
-export type NatsConnectionSource = { address: string; name?: string } | { connection: NatsConnection };
+import { lazyConnection, type LazyConnection, type NatsConnectionSource } from './connections.js';
 
 export type NatsBrokerOptions = NatsConnectionSource & {
   /** Deliveries a message gets before it is dead-lettered. Default 5. */
@@ -101,42 +98,6 @@ export function headerRecord(h: MsgHdrs | undefined, skip: (key: string) => bool
   const headers: Record<string, string> = {};
   for (const [key, values] of h ?? []) if (!skip(key)) headers[key] = values.join(',');
   return headers;
-}
-
-/** A connection opened on first use (or borrowed); `close()` ends only one the broker opened itself. */
-export interface LazyConnection {
-  get(): Promise<NatsConnection>;
-  close(): Promise<void>;
-}
-
-/** Checks the options (a ConfigError says how to fix them); connects on the first `get()`. */
-export function lazyConnection(options: NatsConnectionSource, id: string): LazyConnection {
-  if (!options || !('connection' in options || 'address' in options))
-    throw new ConfigError(`${id} needs { address: 'nats://127.0.0.1:4222' } or { connection }`);
-  if ('connection' in options) return { get: async () => options.connection, close: async () => {} };
-  natsConnectionOptions(options.address); // throws a ConfigError that shows the forms
-  let opened: Promise<NatsConnection> | undefined;
-  let closed = false;
-  return {
-    get: () => {
-      if (closed) return Promise.reject(new MicroError(id, 503, `${id} is closed`));
-      opened ??= connectNats({ address: options.address, name: options.name ?? id }).catch((err: unknown) => {
-        opened = undefined; // the next call tries again
-        throw err;
-      });
-      return opened;
-    },
-    async close() {
-      closed = true;
-      const nc = await opened?.catch(() => undefined);
-      if (!nc || nc.isClosed()) return;
-      // Drain flushes what was published; a server that is gone would keep it reconnecting: bound it, then close.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([nc.drain(), new Promise((resolve) => (timer = setTimeout(resolve, 5000)))]).catch(() => {});
-      clearTimeout(timer);
-      if (!nc.isClosed()) await nc.close();
-    },
-  };
 }
 
 interface Member extends ReturnType<typeof checkSubscribe> {

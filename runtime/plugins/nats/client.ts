@@ -12,7 +12,7 @@ import {
   type TransportResponse,
 } from '../../core/index.js';
 import { nodeSubjectPrefix, parseNodeAddress, subjectSafe, type NatsNode } from './address.js';
-import { connectNats } from './connection.js';
+import { lazyConnection, type LazyConnection, type NatsConnections } from './connections.js';
 import { header, replyError, requestHeaders, responseMetadata, type HeadersFactory } from './headers.js';
 import { STREAM_HEADER, StreamOp, streamOp, type NatsStreamOptions } from './stream.js';
 import { StreamLink } from './stream-link.js';
@@ -24,8 +24,10 @@ export interface NatsClientOptions {
    * the client connects to the server named in each node address (no credentials travel in node addresses).
    */
   address?: string;
-  /** Connection name shown by NATS monitoring. Default `micro-fn`. */
+  /** Connection name shown by NATS monitoring when the client is the one that opens it. Default `micro-fn`. */
   name?: string;
+  /** The pool shared with the other NATS plugins of the set (one connection per server); default one of its own. */
+  connections?: NatsConnections;
   /** Flow control and liveness of streams (stream.ts). */
   stream?: NatsStreamOptions;
 }
@@ -60,6 +62,8 @@ export class NatsClient {
   readonly #connections = new Map<string, Promise<Connection>>();
   /** The connections of #connections that are open. */
   readonly #open = new Map<string, Connection>();
+  /** The shares taken by #connect, given back by close(). */
+  readonly #shares = new Set<LazyConnection>();
   /** Parsed node addresses (a node is called many times). */
   readonly #targets = new Map<string, (NatsNode & { prefix: string }) | undefined>();
 
@@ -229,12 +233,17 @@ export class NatsClient {
     stream.end.then(() => signal.removeEventListener('abort', abort));
   }
 
-  /** Closes every connection this client opened; calls still waiting fail with a 503 (not retryable: they were sent). */
+  /**
+   * Gives back every connection share this client took (the last share closes the connection: calls still waiting
+   * then fail with a 503, not retryable: they were sent; on a connection other plugins still use, they wait for
+   * their reply or deadline).
+   */
   async close(): Promise<void> {
-    const pending = [...this.#connections.values()];
+    const shares = [...this.#shares];
+    this.#shares.clear();
     this.#connections.clear();
     this.#open.clear();
-    await Promise.allSettled(pending.map(async (c) => (await c).nc.close()));
+    await Promise.allSettled(shares.map((share) => share.close()));
   }
 
   #target(address: string): (NatsNode & { prefix: string }) | undefined {
@@ -250,7 +259,16 @@ export class NatsClient {
     let connection = this.#connections.get(server);
     if (!connection) {
       connection = (async () => {
-        const nc = await connectNats({ address: server, name: this.#options.name ?? 'micro-fn' });
+        const { name = 'micro-fn', connections } = this.#options;
+        const share = lazyConnection({ address: server, connections }, 'micro-fn', name);
+        this.#shares.add(share);
+        let nc: NatsConnection;
+        try {
+          nc = await share.get();
+        } catch (err) {
+          this.#shares.delete(share); // it holds nothing
+          throw err;
+        }
         const { headers, createInbox } = await import('nats');
         const open = { nc, headers, inbox: () => createInbox() };
         nc.closed().then(() => {

@@ -4,15 +4,10 @@
  * when they connect.
  */
 export * from './connection.js';
+export { NatsConnections, type NatsConnectionSource } from './connections.js';
 export * from './registry.js';
 export * from './transport.js';
-export {
-  NatsBroker,
-  createNatsBroker,
-  natsBrokerHeaders,
-  type NatsBrokerOptions,
-  type NatsConnectionSource,
-} from './broker.js';
+export { NatsBroker, createNatsBroker, natsBrokerHeaders, type NatsBrokerOptions } from './broker.js';
 export * from './jetstream.js';
 export { NatsStore, createNatsStore, type NatsStoreOptions } from './store.js';
 export { STREAM_HEARTBEAT, STREAM_IDLE_LIMIT, STREAM_WINDOW, type NatsStreamOptions } from './stream.js';

@@ -20,15 +20,8 @@ import type {
 import { ConfigError } from '../../core/config.js';
 import { MicroError } from '../../core/errors.js';
 import { newId } from '../../core/id.js';
-import {
-  checkPublish,
-  checkSubscribe,
-  headerRecord,
-  lazyConnection,
-  natsBrokerError,
-  type LazyConnection,
-  type NatsConnectionSource,
-} from './broker.js';
+import { checkPublish, checkSubscribe, headerRecord, natsBrokerError } from './broker.js';
+import { lazyConnection, type LazyConnection, type NatsConnectionSource } from './connections.js';
 
 export type JetStreamBrokerOptions = NatsConnectionSource & {
   /** Milliseconds a delivery may go unsettled before the server redelivers it (`working()` extends it). Default 30 000. */
@@ -120,6 +113,8 @@ export class JetStreamBroker implements Broker {
   readonly #reconnects = new Set<() => void>();
   #api: Promise<Api> | undefined;
   #closed = false;
+  /** Stops #watch: the connection may be shared with other plugins and outlive this broker. */
+  #unwatch: (() => void) | undefined;
   /** Resolved while connected; while reconnecting, a promise of the reconnect. */
   #online: Promise<void> = Promise.resolve();
 
@@ -210,6 +205,7 @@ export class JetStreamBroker implements Broker {
     this.#closed = true;
     this.#timers.forEach(clearTimeout); // intervals too
     await Promise.allSettled([...this.#pulls].map((pull) => this.#leave(pull).then(() => pull.loop)));
+    this.#unwatch?.();
     await this.#connection.close();
   }
 
@@ -323,7 +319,11 @@ export class JetStreamBroker implements Broker {
    */
   async #watch(nc: NatsConnection): Promise<void> {
     let reconnected: (() => void) | undefined;
-    for await (const status of nc.status()) {
+    // nats.js gives each status() iterator every event (several plugins may watch one connection); stop() ends it.
+    const statuses = nc.status() as ReturnType<NatsConnection['status']> & { stop?: () => void };
+    this.#unwatch = () => statuses.stop?.();
+    if (this.#closed) this.#unwatch();
+    for await (const status of statuses) {
       if (status.type === 'disconnect' && !reconnected) {
         this.#online = new Promise((resolve) => (reconnected = resolve));
         for (const pull of this.#pulls) pull.messages?.stop();

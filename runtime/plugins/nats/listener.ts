@@ -27,7 +27,7 @@ import {
   nodeAddress,
   nodeSubjectPrefix,
 } from './address.js';
-import { connectNats } from './connection.js';
+import { lazyConnection, within, type LazyConnection, type NatsConnections } from './connections.js';
 import { errorReply, metadataOf, replyHeaders, type HeadersFactory } from './headers.js';
 import { STREAM_HEADER, StreamOp, streamOp, type NatsStreamOptions } from './stream.js';
 import { StreamLink } from './stream-link.js';
@@ -47,8 +47,10 @@ export interface NatsListenerOptions {
   /** The NATS server: `nats://[user:pass@]host:port`, several separated by commas. */
   address: string;
   service: NatsServiceInfo;
-  /** Connection name shown by NATS monitoring. Default `<service>`. */
+  /** Connection name shown by NATS monitoring when the listener is the one that opens it. Default `<service>`. */
   connectionName?: string;
+  /** The pool shared with the other NATS plugins of the set (one connection per server); default one of its own. */
+  connections?: NatsConnections;
   /** Milliseconds `close()` waits for in-flight replies before it closes the connection anyway. Default 2000. */
   closeTimeout?: number;
   /** Flow control and liveness of streams (stream.ts). */
@@ -70,6 +72,7 @@ export class NatsListener implements Listener {
   readonly #handler: RequestHandler;
   readonly #options: NatsListenerOptions;
   readonly #name: string;
+  #connection: LazyConnection | undefined;
   #nc: NatsConnection | undefined;
   #service: Service | undefined;
   #headers!: HeadersFactory;
@@ -102,10 +105,9 @@ export class NatsListener implements Listener {
     const { service } = this.#options;
     const endpoints = [...new Set(service.endpoints ?? [])];
     checkSubjectNames(service.name, endpoints);
-    const nc = (this.#nc = await connectNats({
-      address: this.#options.address,
-      name: this.#options.connectionName ?? service.name,
-    }));
+    const { address, connections, connectionName = service.name } = this.#options;
+    const connection = (this.#connection = lazyConnection({ address, connections }, service.name, connectionName));
+    const nc = (this.#nc = await connection.get());
     try {
       const { headers, createInbox } = await import('nats');
       this.#headers = headers;
@@ -144,14 +146,15 @@ export class NatsListener implements Listener {
       this.#address = nodeAddress(nc.getServer(), service.name, id);
       return this;
     } catch (err) {
-      await nc.close().catch(ignore);
+      await connection.close(0);
       throw err;
     }
   }
 
   /**
-   * Stops the NATS service (it unsubscribes, and tooling stops listing it), answers what already arrived, then
-   * drains the connection. Requests that reach it while it closes get a retryable 503.
+   * Stops the NATS service (it unsubscribes, and tooling stops listing it), answers what already arrived, then gives
+   * its share of the connection back: flushed, or drained when it was the last. Requests that reach it while it
+   * closes get a retryable 503.
    */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -160,14 +163,12 @@ export class NatsListener implements Listener {
 
   async #close(): Promise<void> {
     this.#closing = true;
-    const nc = this.#nc;
-    if (!nc) return;
+    if (!this.#nc) return;
     // Each step is bounded: with the server gone, a drain would wait for a reconnection that may never come.
     const limit = this.#options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     await within(this.#service?.stop() ?? Promise.resolve(), limit);
     if (this.#pending > 0) await within(new Promise<void>((resolve) => (this.#idle = resolve)), limit);
-    if (!nc.isClosed()) await within(nc.drain(), limit);
-    if (!nc.isClosed()) await nc.close();
+    await this.#connection?.close(limit);
   }
 
   #accept(msg: ServiceMsg, endpoint: string): void {
@@ -330,13 +331,6 @@ function callerOf(link: StreamLink): Caller {
     },
     onGone: (listener) => link.onGone(() => listener()),
   };
-}
-
-/** Waits for `promise` (its failure included) at most `ms` milliseconds. */
-async function within(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise.catch(ignore), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }
 
 /** Starts a NATS listener. Rejects with a ConfigError for names that cannot be subjects, a 503 without a server. */

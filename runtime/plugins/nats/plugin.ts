@@ -16,6 +16,8 @@ import type {
   TransportPlugin,
 } from '../../core/plugin.js';
 
+import type { NatsConnections } from './connections.js';
+
 const platforms: readonly Platform[] = ['node', 'web'];
 const packages = { nats: { web: 'nats.ws' } } as const;
 const DEFAULT_ADDRESS = 'nats://127.0.0.1:4222';
@@ -52,6 +54,16 @@ function address(
   return own ?? (other?.startsWith('nats://') ? other : undefined) ?? DEFAULT_ADDRESS;
 }
 
+const POOL = Symbol('nats connections');
+
+/** The set's pool: its NATS plugins share one connection per server (connections.ts). */
+async function connections({ resources }: PluginContext): Promise<NatsConnections | undefined> {
+  if (!resources) return undefined;
+  let pool = resources.get(POOL) as NatsConnections | undefined;
+  if (!pool) resources.set(POOL, (pool = new (await import('./connections.js')).NatsConnections()));
+  return pool;
+}
+
 const registryAddress = (c: PluginContext) =>
   address(c, 'MICRO_REGISTRY_ADDRESS', c.config.registryAddress, c.config.brokerAddress);
 const brokerAddress = (c: PluginContext) =>
@@ -70,7 +82,11 @@ export const natsRegistry: RegistryPlugin = {
   platforms,
   packages,
   check: (c) => void registryAddress(c),
-  create: async (c) => (await import('./registry.js')).createNatsRegistry({ address: registryAddress(c) }),
+  create: async (c) =>
+    (await import('./registry.js')).createNatsRegistry({
+      address: registryAddress(c),
+      connections: await connections(c),
+    }),
 };
 
 export const natsBroker: BrokerPlugin = {
@@ -81,7 +97,8 @@ export const natsBroker: BrokerPlugin = {
   platforms,
   packages,
   check: (c) => void brokerAddress(c),
-  create: async (c) => (await import('./broker.js')).createNatsBroker({ address: brokerAddress(c) }),
+  create: async (c) =>
+    (await import('./broker.js')).createNatsBroker({ address: brokerAddress(c), connections: await connections(c) }),
 };
 
 export const jetStreamBroker: BrokerPlugin = {
@@ -93,7 +110,11 @@ export const jetStreamBroker: BrokerPlugin = {
   packages,
   check: (c) => void brokerAddress(c),
   create: async (c) =>
-    (await import('./jetstream.js')).createJetStreamBroker({ address: brokerAddress(c), ...c.broker }),
+    (await import('./jetstream.js')).createJetStreamBroker({
+      address: brokerAddress(c),
+      connections: await connections(c),
+      ...c.broker,
+    }),
 };
 
 export const natsTransport: TransportPlugin = {
@@ -111,7 +132,10 @@ export const natsTransport: TransportPlugin = {
       (a) => a !== undefined && (c.platform === 'web' ? /^wss?:\/\//i.test(a) : a.startsWith('nats://')),
     );
     if (c.platform === 'web' && configured === undefined) registryAddress(c); // throws the ConfigError that says what to set
-    return (await import('./transport.js')).createNatsTransport({ address: configured });
+    return (await import('./transport.js')).createNatsTransport({
+      address: configured,
+      connections: await connections(c),
+    });
   },
 };
 
@@ -123,7 +147,8 @@ export const natsStore: StorePlugin = {
   platforms,
   packages,
   check: (c) => void storeAddress(c),
-  create: async (c) => (await import('./store.js')).createNatsStore({ address: storeAddress(c) }),
+  create: async (c) =>
+    (await import('./store.js')).createNatsStore({ address: storeAddress(c), connections: await connections(c) }),
 };
 
 export const natsSync: SyncPlugin = {
@@ -133,7 +158,8 @@ export const natsSync: SyncPlugin = {
   platforms,
   packages,
   check: (c) => void syncAddress(c),
-  create: async (c) => (await import('./sync.js')).createNatsSync({ address: syncAddress(c) }),
+  create: async (c) =>
+    (await import('./sync.js')).createNatsSync({ address: syncAddress(c), connections: await connections(c) }),
 };
 
 export const natsConfig: ConfigPlugin = {
@@ -144,5 +170,9 @@ export const natsConfig: ConfigPlugin = {
   packages,
   check: (c) => void configAddress(c),
   create: async (c) =>
-    (await import('./store.js')).createNatsStore({ address: configAddress(c), bucket: 'micro_fn_config' }),
+    (await import('./store.js')).createNatsStore({
+      address: configAddress(c),
+      bucket: 'micro_fn_config',
+      connections: await connections(c),
+    }),
 };

@@ -22,10 +22,12 @@ import {
   toServiceRecord,
   type NodeEntry,
 } from '../../core/registry-records.js';
-import { connectNats, natsConnectionOptions } from './connection.js';
+import type { NatsConnections } from './connections.js';
+import { KvBucket } from './kv-bucket.js';
 
 export type NatsRegistryOptions = (
-  { address: string; connection?: undefined } | { connection: NatsConnection; address?: undefined }
+  | { address: string; connection?: undefined; connections?: NatsConnections }
+  | { connection: NatsConnection; address?: undefined; connections?: undefined }
 ) & {
   /** The KV bucket, created with history 1 and no max age when missing. Default `micro_fn_registry`. */
   bucket?: string;
@@ -122,11 +124,9 @@ const fail = (what: string) => (err: unknown) => Promise.reject(translate(err, w
  */
 export class NatsRegistry implements Registry {
   readonly bucket: string;
-  readonly #options: NatsRegistryOptions;
   readonly #markerAge: number;
   readonly #watches = new Set<Watch>();
-  #connection: Promise<NatsConnection> | undefined;
-  #kv: Promise<KV> | undefined;
+  readonly #kv: KvBucket;
   #closed = false;
 
   constructor(options: NatsRegistryOptions) {
@@ -138,16 +138,23 @@ export class NatsRegistry implements Registry {
     } = options ?? ({} as NatsRegistryOptions);
     if ((address === undefined) === (connection === undefined))
       throw new ConfigError('the NATS registry needs either { address: "nats://host:4222" } or { connection }');
-    if (address !== undefined) natsConnectionOptions(address); // a ConfigError that shows the forms
     if (typeof bucket !== 'string' || !/^[-\w]+$/.test(bucket))
       throw new ConfigError(
         `a KV bucket name is letters, digits, '-' and '_', like micro_fn_registry; got "${String(bucket)}"`,
       );
     if (typeof markerAge !== 'number' || !Number.isFinite(markerAge) || markerAge < 0)
       throw new ConfigError(`markerAge is milliseconds >= 0, like 5000; got ${String(markerAge)}`);
-    this.#options = options;
     this.bucket = bucket;
     this.#markerAge = markerAge;
+    // Binds to the bucket or creates it: history 1, file storage, no max_age (ttl-0 nodes must stay).
+    this.#kv = new KvBucket({
+      source: connection ? { connection } : { address: address!, connections: options.connections },
+      name: 'micro-fn registry',
+      bucket,
+      kv: { history: 1 },
+      closed: () => new MicroError(ID, 503, 'registry is closed'),
+      failed: (err) => translate(err, `cannot open the KV bucket ${bucket}`),
+    });
   }
 
   /** Puts one key per node; a record without nodes changes nothing. */
@@ -233,36 +240,16 @@ export class NatsRegistry implements Registry {
     return w.channel;
   }
 
-  /** Ends every watch and closes the connection if this registry opened it. The bucket and its keys stay. */
+  /** Ends every watch and gives its share of the connection back (a borrowed one stays open). The bucket and its keys stay. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const w of [...this.#watches]) w.channel.close();
-    if (!this.#options.connection) await (await this.#connection?.catch(() => undefined))?.close().catch(ignore);
+    await this.#kv.close();
   }
 
   #bucket(): Promise<KV> {
-    if (this.#closed) return Promise.reject(new MicroError(ID, 503, 'registry is closed'));
-    return (this.#kv ??= this.#open().catch((err) => ((this.#kv = undefined), Promise.reject(err)))); // NATS may be back next time
-  }
-
-  /** The connection it was given, or the one it opened (opening it on first use). */
-  #connected(): Promise<NatsConnection> {
-    const { address, connection } = this.#options;
-    if (connection) return Promise.resolve(connection);
-    return (this.#connection ??= connectNats({ address: address!, name: 'micro-fn registry' }).catch(
-      (err) => ((this.#connection = undefined), Promise.reject(err)),
-    ));
-  }
-
-  async #open(): Promise<KV> {
-    const nc = await this.#connected();
-    if (this.#closed) throw new MicroError(ID, 503, 'registry is closed');
-    // Binds to the bucket or creates it: history 1, file storage, no max_age (ttl-0 nodes must stay).
-    return nc
-      .jetstream()
-      .views.kv(this.bucket, { history: 1 })
-      .catch(fail(`cannot open the KV bucket ${this.bucket}`));
+    return this.#kv.get();
   }
 
   /**
@@ -288,7 +275,7 @@ export class NatsRegistry implements Registry {
       iterator.stop();
     }
     if (stale.length === 0) return;
-    const jsm = await (await this.#connected()).jetstreamManager();
+    const jsm = await (await this.#kv.connection()).jetstreamManager();
     await Promise.all(
       stale.map((e) =>
         jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${e.key}`, seq: e.revision + 1 }),

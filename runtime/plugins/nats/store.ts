@@ -31,10 +31,12 @@ import {
   type StoreGuarantees,
   type StoreSetOptions,
 } from '../../core/store.js';
-import { connectNats, natsConnectionOptions } from './connection.js';
+import type { NatsConnections } from './connections.js';
+import { KvBucket } from './kv-bucket.js';
 
 export type NatsStoreOptions = (
-  { address: string; connection?: undefined } | { connection: NatsConnection; address?: undefined }
+  | { address: string; connection?: undefined; connections?: NatsConnections }
+  | { connection: NatsConnection; address?: undefined; connections?: undefined }
 ) & {
   /** The KV bucket, created with history 1 and no max age when missing. Default `micro_fn_store`. */
   bucket?: string;
@@ -123,24 +125,28 @@ interface Read {
 export class NatsStore implements StoreBackend {
   readonly guarantees: StoreGuarantees = { compareAndSet: true, consistency: 'strong' };
   readonly bucket: string;
-  readonly #options: NatsStoreOptions;
   readonly #now: () => number;
-  #connection: Promise<NatsConnection> | undefined;
-  #kv: Promise<KV> | undefined;
-  #closed = false;
+  readonly #kv: KvBucket;
 
   constructor(options: NatsStoreOptions) {
     const { address, connection, bucket = 'micro_fn_store' } = options ?? ({} as NatsStoreOptions);
     if ((address === undefined) === (connection === undefined))
       throw new ConfigError('the NATS store needs either { address: "nats://host:4222" } or { connection }');
-    if (address !== undefined) natsConnectionOptions(address); // a ConfigError that shows the forms
     if (typeof bucket !== 'string' || !/^[-\w]+$/.test(bucket))
       throw new ConfigError(
         `a KV bucket name is letters, digits, '-' and '_', like micro_fn_store; got "${String(bucket)}"`,
       );
-    this.#options = options;
     this.bucket = bucket;
     this.#now = options.now ?? Date.now;
+    // Binds to the bucket or creates it: history 1, no max age (keys without a TTL must stay); reads from the leader.
+    this.#kv = new KvBucket({
+      source: connection ? { connection } : { address: address!, connections: options.connections },
+      name: 'micro-fn store',
+      bucket,
+      kv: { history: 1, allow_direct: false },
+      closed: () => new MicroError(ID, 503, 'the NATS store is closed'),
+      failed: (err) => translate(err, `cannot open the KV bucket ${bucket}`, true),
+    });
   }
 
   async get(namespace: string, key: string): Promise<RawEntry | undefined> {
@@ -235,11 +241,9 @@ export class NatsStore implements StoreBackend {
     return i < keys.length ? { entries, cursor: keys[i - 1] } : { entries };
   }
 
-  /** Closes the connection if this store opened it. The bucket and its keys stay. */
+  /** Gives its share of the connection back (a borrowed one stays open). The bucket and its keys stay. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (!this.#options.connection) await (await this.#connection?.catch(() => undefined))?.close().catch(ignore);
+    await this.#kv.close();
   }
 
   /**
@@ -268,23 +272,7 @@ export class NatsStore implements StoreBackend {
   }
 
   #bucket(): Promise<KV> {
-    if (this.#closed) return Promise.reject(new MicroError(ID, 503, 'the NATS store is closed'));
-    return (this.#kv ??= this.#open().catch((err) => ((this.#kv = undefined), Promise.reject(err)))); // NATS may be back next time
-  }
-
-  async #open(): Promise<KV> {
-    const { address, connection } = this.#options;
-    const nc =
-      connection ??
-      (await (this.#connection ??= connectNats({ address: address!, name: 'micro-fn store' }).catch(
-        (err) => ((this.#connection = undefined), Promise.reject(err)),
-      )));
-    if (this.#closed) throw new MicroError(ID, 503, 'the NATS store is closed');
-    // Binds to the bucket or creates it: history 1, no max age (keys without a TTL must stay); reads from the leader.
-    return nc
-      .jetstream()
-      .views.kv(this.bucket, { history: 1, allow_direct: false })
-      .catch((err: unknown) => Promise.reject(translate(err, `cannot open the KV bucket ${this.bucket}`, true)));
+    return this.#kv.get();
   }
 }
 

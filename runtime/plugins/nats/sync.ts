@@ -13,7 +13,8 @@ import type { KV, KvEntry, NatsConnection } from 'nats';
 import { errors, MicroError } from '../../core/errors.js';
 import { conflict, type RawEntry, type StoreDeleteOptions, type StoreSetOptions } from '../../core/store.js';
 import type { SyncBackend } from '../../core/sync.js';
-import { connectNats } from './connection.js';
+import type { NatsConnections } from './connections.js';
+import { KvBucket } from './kv-bucket.js';
 
 export const SYNC_BUCKET = 'micro_fn_sync';
 /** The key whose writes tell the server's time. */
@@ -24,6 +25,8 @@ export interface NatsSyncOptions {
   address?: string;
   /** A connection of the caller's (not closed by `close`). */
   connection?: NatsConnection;
+  /** The pool shared with the other NATS plugins of the set (one connection per server); default one of its own. */
+  connections?: NatsConnections;
 }
 
 /** What a key holds: the caller's JSON text and the TTL it was written with. */
@@ -37,12 +40,18 @@ const decoder = new TextDecoder();
 
 export class NatsSync implements SyncBackend {
   readonly guarantees = { compareAndSet: true, consistency: 'strong' } as const;
-  readonly #options: NatsSyncOptions;
-  #connection: Promise<NatsConnection> | undefined;
-  #kv: Promise<KV> | undefined;
+  readonly #kv: KvBucket;
 
   constructor(options: NatsSyncOptions) {
-    this.#options = options;
+    const { address, connection, connections } = options;
+    this.#kv = new KvBucket({
+      source: connection ? { connection } : { address: address!, connections },
+      name: 'micro-fn sync',
+      bucket: SYNC_BUCKET,
+      kv: { history: 1 },
+      closed: () => errors.unavailable('micro-fn.sync', 'the NATS sync is closed'),
+      failed: fail,
+    });
   }
 
   async get(namespace: string, key: string): Promise<RawEntry | undefined> {
@@ -93,12 +102,9 @@ export class NatsSync implements SyncBackend {
     }
   }
 
+  /** Gives its share of the connection back (a borrowed one stays open); later calls are refused. */
   async close(): Promise<void> {
-    if (this.#options.connection) return;
-    const nc = await this.#connection?.catch(() => undefined);
-    this.#connection = undefined;
-    this.#kv = undefined;
-    await nc?.close();
+    await this.#kv.close();
   }
 
   /** The entry of `k` (undefined when absent or deleted), and whether it is past its TTL by the server's clock. */
@@ -122,19 +128,7 @@ export class NatsSync implements SyncBackend {
   }
 
   #bucket(): Promise<KV> {
-    return (this.#kv ??= this.#open().catch((err: unknown) => {
-      this.#kv = undefined;
-      throw err;
-    }));
-  }
-
-  async #open(): Promise<KV> {
-    // A connection that failed to open is not kept: NATS may be up by the next use.
-    const nc = await (this.#options.connection ??
-      (this.#connection ??= connectNats({ address: this.#options.address!, name: 'micro-fn sync' }).catch(
-        (err: unknown) => ((this.#connection = undefined), Promise.reject(err)),
-      )));
-    return nc.jetstream().views.kv(SYNC_BUCKET, { history: 1 }).catch(fail);
+    return this.#kv.get();
   }
 }
 

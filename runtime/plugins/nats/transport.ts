@@ -15,6 +15,7 @@ import {
   type TransportResponse,
 } from '../../core/index.js';
 import { NatsClient } from './client.js';
+import type { NatsConnections } from './connections.js';
 import { createNatsListener, type NatsServiceInfo } from './listener.js';
 import type { NatsStreamOptions } from './stream.js';
 
@@ -27,8 +28,16 @@ export interface NatsTransportOptions {
    * where calls go (without it a call connects to the server named in the node address).
    */
   address?: string;
-  /** Connection name shown by NATS monitoring. Default `micro-fn` for calls, the service name for listeners. */
+  /**
+   * Connection name shown by NATS monitoring (when this transport opens the connection). Default `micro-fn` for
+   * calls, the service name for listeners.
+   */
   name?: string;
+  /**
+   * The pool shared with the other NATS plugins of the set: calls and listeners use one connection per server with
+   * them. Default one of its own.
+   */
+  connections?: NatsConnections;
   /** The service a listener announces when listen() is not told (core's Service tells it); listen()'s wins. */
   service?: NatsServiceInfo;
   /** Milliseconds a listener's `close()` waits for in-flight replies. Default 2000. */
@@ -52,7 +61,8 @@ export class NatsTransport implements Transport {
 
   constructor(options: NatsTransportOptions = {}) {
     this.#options = options;
-    this.#client = new NatsClient({ address: options.address, name: options.name, stream: options.stream });
+    const { address, name, connections, stream } = options;
+    this.#client = new NatsClient({ address, name, connections, stream });
   }
 
   call(node: NodeRecord, request: TransportRequest, options?: CallOptions): Promise<TransportResponse> {
@@ -81,6 +91,7 @@ export class NatsTransport implements Transport {
       address,
       service,
       connectionName: this.#options.name,
+      connections: this.#options.connections,
       closeTimeout: this.#options.closeTimeout,
       stream: this.#options.stream,
     });
