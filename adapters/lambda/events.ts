@@ -9,6 +9,11 @@ export interface Context {
   functionName?: string;
   /** Milliseconds until Lambda stops the invocation. */
   getRemainingTimeInMillis(): number;
+  /**
+   * Whether the runtime waits for an empty event loop before it takes the next event (default true where it applies:
+   * a streamed response's context). micro-fn sets it false: a host's plugins keep connections open on purpose.
+   */
+  callbackWaitsForEmptyEventLoop?: boolean;
 }
 
 /**

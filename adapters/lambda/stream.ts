@@ -93,6 +93,9 @@ function streamingHandler(
 ): StreamingLambdaHandler {
   const router = new Router(definition);
   return awslambda.streamifyResponse(async (event, stream, context) => {
+    // A streamed response's context waits for an empty event loop before the next event by default; the host's
+    // plugins (a NATS connection, say) keep it busy on purpose, so the environment would never take another event.
+    context.callbackWaitsForEmptyEventLoop = false;
     if (isDirectEvent(event) && event.endpoint !== undefined && streamsReply(router.stream(event.endpoint)))
       return directStream(runner, event.endpoint, directRequest(event, context, runner), stream);
     if (isHttpEvent(event) && isFunctionUrl(event)) {

@@ -10,10 +10,13 @@ import { lambdaOnNats, ricAvailable } from './helpers.js';
 
 if (natsAvailable() && ricAvailable()) {
   // ---
-  const config = lambdaOnNats('examples/config as a Lambda function');
+  // One environment: the second invocation must find the first's environment ready for it, its NATS connection
+  // (the host's plugins) still open. Its handler streams (examples/config has a watch stream), and a streamed
+  // response's runtime context waited for an empty event loop, so that environment never took another event.
+  const config = lambdaOnNats('examples/config as a Lambda function', { maxEnvironments: 1 });
 
   config(
-    'reads config.json and its environment, then what was set in the NATS bucket (2 invocations)',
+    'reads config.json and its environment, then what was set in the NATS bucket (2 invocations, one environment)',
     async ({ server, deploy }) => {
       const env = { MICRO_REGISTRY: 'memory', MICRO_CONFIG: 'nats', MICRO_CONFIG_ADDRESS: server.url, shout: 'true' };
       const settings = await deploy('examples/config', env);

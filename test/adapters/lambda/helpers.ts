@@ -141,11 +141,12 @@ export interface TestEndpoint {
   close(): Promise<void>;
 }
 
-export async function startEndpoint(): Promise<TestEndpoint> {
+export async function startEndpoint(options: { maxEnvironments?: number } = {}): Promise<TestEndpoint> {
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-lambda-api-'));
   const logs: string[] = [];
   const endpoint = new LambdaEndpoint({
     dir: join(dir, 'functions'),
+    maxEnvironments: options.maxEnvironments,
     log: (name, id, line) => logs.push(`${name} ${id} ${line}`),
     // And the placeholder pair the Lambda client signs with for a loopback endpoint when MICRO_FN_HOME holds no
     // credential (runtime/plugins/lambda/client.ts), which these tests' deploys and transports use.
@@ -248,14 +249,15 @@ export interface DeployedOnNats {
 
 /**
  * A suite of Lambda functions beside a real nats-server: each test deploys a fixture to the local Lambda API (run
- * under the official runtime interface client) and calls it through the Lambda transport.
+ * under the official runtime interface client, at most `endpoint.maxEnvironments` environments per function) and
+ * calls it through the Lambda transport.
  */
-export function lambdaOnNats(title: string): Test<LambdaOnNats> {
+export function lambdaOnNats(title: string, endpoint: { maxEnvironments?: number } = {}): Test<LambdaOnNats> {
   const tests = suite<LambdaOnNats>(title);
   let scratch: string;
   const transport = createLambdaTransport({ env: {} });
   tests.before(async (ctx) => {
-    [ctx.server, ctx.api] = await Promise.all([startNatsServer(), startEndpoint()]);
+    [ctx.server, ctx.api] = await Promise.all([startNatsServer(), startEndpoint(endpoint)]);
     scratch = mkdtempSync(join(tmpdir(), 'micro-fn-lambda-nats-'));
     ctx.deploy = async (entry, env) => {
       const deployed = await withTimeout(
