@@ -202,6 +202,11 @@ export class Worker {
       return this.#settle(this.#exitResult());
     }
     this.#running = true;
+    // Watched often from now on: the idle pace (a check every IDLE_INTERVAL) would leave a handler that allocates
+    // fast that long to grow past its limit unseen.
+    // (The pool checked it as it handed this process over: the next check is one WATCH_INTERVAL away.)
+    clearTimeout(this.#watch);
+    this.#watchMemory(WATCH_INTERVAL);
     this.#channel!.write(encodeMessage(message), (err) => err && this.kill());
     if (this.#cancelled) this.#channel!.write(encodeMessage({ type: 'cancel' }));
     if (stream) void this.#writeStream(stream);
@@ -272,14 +277,17 @@ export class Worker {
     return false;
   }
 
-  /** Watches memory from the start: often while it loads or serves, less while it waits in the pool. */
-  #watchMemory(): void {
+  /**
+   * Watches memory from the start (or `after` ms): often while it loads or serves, less while it waits in the pool.
+   */
+  #watchMemory(after = 0): void {
     const tick = () => {
       if (!this.withinMemory()) return;
       const idle = this.#isReady && !this.#running;
       this.#watch = setTimeout(tick, idle ? IDLE_INTERVAL : WATCH_INTERVAL).unref();
     };
-    tick();
+    if (after > 0) this.#watch = setTimeout(tick, after).unref();
+    else tick();
   }
 
   /** Why `ready` rejects: the exit, or the memory limit it went over while loading. */
