@@ -54,7 +54,7 @@ function declarations() {
   });
 }
 
-// `micro-fn invoke` on its own (cli/invoke-main.ts): one CommonJS file, dist/cli/invoke.cjs, that bin.mjs requires for
+// `micro-fn invoke` on its own (cli/invoke-main.ts): one CommonJS file, dist/cli/invoke.cjs, that bin.cjs requires for
 // that command, so a one-shot call's start reads one file instead of the CLI's graph of ES modules. What the cached
 // path never runs stays out of it: each `import()` of a micro-fn module in its graph (a build on a cache miss, --help)
 // loads that module's copy in the ES module CLI, built as an entry of its own under dist/cli/lazy/. The list is

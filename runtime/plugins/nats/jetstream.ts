@@ -391,11 +391,7 @@ export class JetStreamBroker implements Broker {
       );
     pull.inflight++;
     if (++pull.taken >= pull.max) void this.#leave(pull);
-    const timer = (t: ReturnType<typeof setTimeout>) => (
-      this.#timers.add(t),
-      () => void (clearTimeout(t), this.#timers.delete(t))
-    );
-    const stopWorking = timer(setInterval(() => msg.working(), Math.max(100, ackWait / 2)));
+    const stopWorking = this.#working(msg);
     let settled = false;
     let released = false;
     // The slot frees on settling, or an ack wait after a manual handler returned unsettled (redelivered by then).
@@ -443,10 +439,21 @@ export class JetStreamBroker implements Broker {
       .then(() => pull.handler(delivery))
       .finally(stopWorking)
       .then(
-        () => (pull.manual ? void (settled || timer(setTimeout(release, ackWait))) : delivery.ack()),
+        () => (pull.manual ? void (settled || this.#track(setTimeout(release, ackWait))) : delivery.ack()),
         () => delivery.nak(),
       )
       .catch(() => {}); // a failed ack or dead-letter: the server redelivers
+  }
+
+  /** Tracks a timer (or interval) for close() to clear; the function returned clears it now. */
+  #track(t: ReturnType<typeof setTimeout>): () => void {
+    this.#timers.add(t);
+    return () => void (clearTimeout(t), this.#timers.delete(t));
+  }
+
+  /** Reports progress on `msg` every half ack wait (its delivery stays this consumer's) until the returned stop. */
+  #working(msg: JsMsg): () => void {
+    return this.#track(setInterval(() => msg.working(), Math.max(100, this.#options.ackWait / 2)));
   }
 
   /**
@@ -454,9 +461,7 @@ export class JetStreamBroker implements Broker {
    * acked (or terminated) again if that one was, without running the handler; run as new if it was not.
    */
   async #settleAgain(pull: Pull, msg: JsMsg, earlier: Promise<Outcome>): Promise<void> {
-    const working = setInterval(() => msg.working(), Math.max(100, this.#options.ackWait / 2));
-    this.#timers.add(working);
-    const outcome = await earlier.finally(() => (clearInterval(working), this.#timers.delete(working)));
+    const outcome = await earlier.finally(this.#working(msg));
     if (outcome === 'ack') return void msg.ackAck().catch(() => {});
     if (outcome === 'term') return msg.term();
     if (pull.outcomes.get(msg.seq) === earlier) pull.outcomes.delete(msg.seq);
