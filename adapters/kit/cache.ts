@@ -48,9 +48,30 @@ export async function cached(
   const manifestPath = join(dir, 'manifest.json');
   const hit = readManifest(manifestPath);
   if (hit) return { file: hit.file, size: hit.size, cached: true, ms: Date.now() - started };
+  // One build per bundle in a process: a second caller (e.g. a deploy that loads the definition while the build it
+  // runs beside loads it too) shares the first one's.
+  let running = building.get(dir);
+  if (!running) {
+    running = rebuild(dir, manifestPath, build).finally(() => building.delete(dir));
+    building.set(dir, running);
+  }
+  const { file, size } = await running;
+  return { file, size, cached: false, ms: Date.now() - started };
+}
 
+/** The builds in progress in this process, by cache folder. */
+const building = new Map<string, Promise<{ file: string; size: number }>>();
+/** Tells apart builds this process starts in the same millisecond. */
+let builds = 0;
+
+/** Builds into a folder of its own and publishes it by renaming its manifest over the old one. */
+async function rebuild(
+  dir: string,
+  manifestPath: string,
+  build: (outdir: string) => Promise<Built>,
+): Promise<{ file: string; size: number }> {
   const { rename, stat, writeFile } = await import('node:fs/promises');
-  const name = `${Date.now().toString(36)}-${process.pid}`;
+  const name = `${Date.now().toString(36)}-${process.pid}-${++builds}`;
   const { file, size, inputs } = await build(join(dir, name));
   const stamped = await Promise.all(
     inputs.map(async (input) => {
@@ -62,7 +83,7 @@ export async function cached(
   await writeFile(tmp, JSON.stringify({ file, size, inputs: stamped } satisfies Manifest));
   await rename(tmp, manifestPath);
   await pruneBuilds(dir, name);
-  return { file, size, cached: false, ms: Date.now() - started };
+  return { file, size };
 }
 
 /** 32-bit FNV-1a of a string, as 8 hex digits: a cache key, not a security measure. */

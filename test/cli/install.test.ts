@@ -114,7 +114,7 @@ missing('a Lambda deploy fails naming `micro-fn install lambda-runtime`, and ser
     timeout: 60_000,
   });
   assert.is(r.code, 1, r.stdout);
-  assert.match(r.stderr, /run micro-fn install lambda-runtime/);
+  assert.match(r.stderr, /run micro-fn install lambda-runtime/, r.stderr);
   await serve.waitFor(/the Lambda function helloworld: .*run micro-fn install lambda-runtime/);
 });
 
