@@ -323,7 +323,10 @@ export class FunctionPool {
     const { name, concurrency } = this.options;
     const wait = this.options.queueWait ?? this.options.timeout;
     const since = Date.now();
-    const until = deadline === undefined ? since + wait : Math.min(deadline, since + wait);
+    // Which bound ends the wait is decided here, not by the clock when the timer fires: a timer may fire a
+    // millisecond before Date.now() reaches the deadline, which then read as the 429 of a wait that ran out.
+    const byDeadline = deadline !== undefined && deadline <= since + wait;
+    const until = byDeadline ? deadline : since + wait;
     if (caller?.gone) return Promise.resolve(notStarted(503, `the caller of ${name} went away before it was queued`));
     return new Promise((resolve) => {
       let off: (() => void) | undefined;
@@ -345,7 +348,7 @@ export class FunctionPool {
       const timer = setTimeout(() => {
         const waited = Date.now() - since;
         leave(
-          deadline !== undefined && deadline <= Date.now()
+          byDeadline
             ? errors.timeout(name, `the caller's deadline passed after ${waited} ms in the queue of ${name}`)
             : notStarted(429, `${name} had no free slot for ${waited} ms (${concurrency} running); try again later`),
         );
