@@ -30,12 +30,15 @@ const build = async (outdir: string) => {
   return { file, size: 18, inputs: [input] };
 };
 
-cache('two callers of one bundle at once share one build (1 build, 2 answers; the second failed with ENOENT before)', async () => {
-  const [a, b] = await Promise.all([cached('t', 'k', env(), build), cached('t', 'k', env(), build)]);
-  assert.is(builds, 1);
-  assert.is(a.file, b.file);
-  assert.is(readFileSync(a.file, 'utf8'), 'export default 1;\n');
-});
+cache(
+  'two callers of one bundle at once share one build (1 build, 2 answers; the second failed with ENOENT before)',
+  async () => {
+    const [a, b] = await Promise.all([cached('t', 'k', env(), build), cached('t', 'k', env(), build)]);
+    assert.is(builds, 1);
+    assert.is(a.file, b.file);
+    assert.is(readFileSync(a.file, 'utf8'), 'export default 1;\n');
+  },
+);
 
 cache('a hit builds nothing; a changed input builds again (2 builds for 3 calls)', async () => {
   const first = await cached('t', 'k', env(), build);
