@@ -4,6 +4,7 @@ import { MicroError, errors } from '../../core/errors.js';
 import type { MessageStream } from '../../core/stream.js';
 import { header, type HeadersFactory } from './headers.js';
 import {
+  BATCH_HEADER,
   CONTROL_TOKEN,
   CREDIT_BYTES_HEADER,
   CREDIT_HEADER,
@@ -14,6 +15,7 @@ import {
   STREAM_WINDOW,
   STREAM_WINDOW_BYTES,
   StreamOp,
+  packBatch,
   streamOp,
   type NatsStreamOptions,
 } from './stream.js';
@@ -163,6 +165,24 @@ export class StreamLink {
     return true;
   }
 
+  /** Sends messages `first` to `first + messages.length - 1` as one batch on `<the other side's inbox>.<first>-<last>`. */
+  sendBatch(first: number, messages: readonly Uint8Array[]): void {
+    const remote = this.#remote;
+    if (this.#closed || remote === undefined) return;
+    if (!remote.endsWith(CONTROL_TOKEN)) {
+      for (let i = 0; i < messages.length; i++) this.sendData(first + i, messages[i]!);
+      return;
+    }
+    const base = remote.slice(0, -CONTROL_TOKEN.length);
+    this.#nc.publish(`${base}.${first}-${first + messages.length - 1}`, packBatch(messages));
+    this.#lastSent = Date.now();
+  }
+
+  /** The largest NATS message the server takes (its max_payload; 1 MiB when not known). */
+  get maxPayload(): number {
+    return this.#nc.info?.max_payload ?? 1024 * 1024;
+  }
+
   /** Sends a control message; a failure (the connection closed) is left to the liveness checks. */
   control(op: StreamOp, values: Record<string, number> = {}): void {
     const h = this.#options.headers();
@@ -229,10 +249,12 @@ export class StreamLink {
     if (this.#closed) return;
     const token = msg.subject.slice(this.#base.length + 1);
     if (token !== 'c') {
-      // A data message: its subject's last token is its sequence number.
+      // A data message: its subject's last token is its sequence number, or a batch's first and last.
       this.#heard = true;
       this.#lastReceived = Date.now();
-      this.receiver?.data(Number(token), msg.data);
+      const dash = token.indexOf('-');
+      if (dash === -1) this.receiver?.data(Number(token), msg.data);
+      else this.receiver?.batch(Number(token.slice(0, dash)), Number(token.slice(dash + 1)), msg.data);
       return;
     }
     const h = msg.headers;
@@ -260,7 +282,11 @@ export class StreamLink {
       case StreamOp.end:
         return this.receiver?.ended(Number(header(h, SEQ_HEADER)), h, msg.data);
       case StreamOp.credit:
-        return this.sender?.grant(Number(header(h, CREDIT_HEADER)), Number(header(h, CREDIT_BYTES_HEADER) ?? Infinity));
+        return this.sender?.grant(
+          Number(header(h, CREDIT_HEADER)),
+          Number(header(h, CREDIT_BYTES_HEADER) ?? Infinity),
+          Number(header(h, BATCH_HEADER) ?? 0),
+        );
       case StreamOp.cancel:
         if (this.#options.side === 'caller') return this.sender?.cancel();
         return this.fail(

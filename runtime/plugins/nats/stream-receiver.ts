@@ -4,7 +4,15 @@ import { MicroError, errors } from '../../core/errors.js';
 import { Metadata } from '../../core/metadata.js';
 import type { MessageStream, StreamEnd } from '../../core/stream.js';
 import { metadataOf, replyError } from './headers.js';
-import { CREDIT_BYTES_HEADER, CREDIT_HEADER, NOT_TRAILERS, StreamOp } from './stream.js';
+import {
+  BATCH_HEADER,
+  CREDIT_BYTES_HEADER,
+  CREDIT_HEADER,
+  NOT_TRAILERS,
+  STREAM_BATCH_BYTES,
+  StreamOp,
+  unpackBatch,
+} from './stream.js';
 import type { StreamLink } from './stream-link.js';
 
 /**
@@ -59,6 +67,15 @@ export class StreamReceiver implements MessageStream {
     this.#received = seq;
     this.#buffer.push(body);
     this.#wake?.();
+  }
+
+  /** A batch of messages `first` to `last` (stream.ts: each its length, then its bytes). */
+  batch(first: number, last: number, body: Uint8Array): void {
+    if (this.#finished) return;
+    const count = last - first + 1;
+    const messages = Number.isSafeInteger(count) && count > 0 ? unpackBatch(body, count) : undefined;
+    if (!messages) return this.#broken(`stream messages ${first}-${last} arrived as a batch that does not hold them`);
+    for (let i = 0; i < messages.length && !this.#finished; i++) this.data(first + i, messages[i]!);
   }
 
   /** The `end` message: trailers, or the error. */
@@ -128,7 +145,11 @@ export class StreamReceiver implements MessageStream {
   #grant(): void {
     this.#granted = this.#consumed + this.#window;
     this.#grantedBytes = this.#consumedBytes + this.#windowBytes;
-    this.#link.control(StreamOp.credit, { [CREDIT_HEADER]: this.#granted, [CREDIT_BYTES_HEADER]: this.#grantedBytes });
+    this.#link.control(StreamOp.credit, {
+      [CREDIT_HEADER]: this.#granted,
+      [CREDIT_BYTES_HEADER]: this.#grantedBytes,
+      [BATCH_HEADER]: STREAM_BATCH_BYTES,
+    });
   }
 
   #broken(detail: string): void {

@@ -24,6 +24,8 @@ export class StreamSender {
   #iterator: AsyncIterator<Uint8Array> | undefined;
   #credit = 0;
   #creditBytes = 0;
+  /** Bytes of a batch the reader takes (its `micro-batch`); 0: one message at a time. */
+  #batchBytes = 0;
   /** Bytes of the messages pulled so far. */
   #bytes = 0;
   /** Messages pulled from the source; `#published` of them are out, the rest in `#batch`. */
@@ -46,10 +48,14 @@ export class StreamSender {
     return this.#sent;
   }
 
-  /** The other side lets it send up to message `n` (grants are cumulative; an older one changes nothing). */
-  grant(n: number, bytes: number): void {
+  /**
+   * The other side lets it send up to message `n` (grants are cumulative; an older one changes nothing), and takes
+   * batches of up to `batch` bytes (0: none).
+   */
+  grant(n: number, bytes: number, batch = 0): void {
     if (Number.isSafeInteger(n) && n > this.#credit) this.#credit = n;
     if (bytes > this.#creditBytes) this.#creditBytes = bytes;
+    if (Number.isSafeInteger(batch) && batch > 0) this.#batchBytes = batch;
     this.#wake?.();
   }
 
@@ -115,10 +121,12 @@ export class StreamSender {
     this.#batch = [];
     if (this.#cancelled || this.#failure) return;
     try {
-      for (const message of batch) {
-        this.#link.sendData(this.#published + 1, message);
-        this.#published++;
-      }
+      if (this.#batchBytes > 0 && batch.length > 1) this.#sendBatches(batch);
+      else
+        for (const message of batch) {
+          this.#link.sendData(this.#published + 1, message);
+          this.#published++;
+        }
     } catch (err) {
       // A message over the server's max_payload, or a closed connection: the stream ends with it, after the
       // messages already published.
@@ -137,6 +145,30 @@ export class StreamSender {
             );
     }
   };
+
+  /**
+   * Sends `messages` as batches of at most the reader's batch bytes (and the server's max_payload), in order; a
+   * message too large for a batch goes alone.
+   */
+  #sendBatches(messages: Uint8Array[]): void {
+    const limit = Math.min(this.#batchBytes, this.#link.maxPayload);
+    let from = 0;
+    while (from < messages.length) {
+      let to = from;
+      let size = 0;
+      while (to < messages.length && size + 4 + messages[to]!.byteLength <= limit)
+        size += 4 + messages[to++]!.byteLength;
+      if (to - from <= 1) {
+        this.#link.sendData(this.#published + 1, messages[from]!);
+        this.#published++;
+        from++;
+        continue;
+      }
+      this.#link.sendBatch(this.#published + 1, messages.slice(from, to));
+      this.#published += to - from;
+      from = to;
+    }
+  }
 
   #sendEnd(end: StreamEnd): void {
     let h: MsgHdrs;

@@ -9,6 +9,9 @@
  *   reader lets the sender send up to message N, and start one while it sent fewer than B bytes in all), `cancel` and `ping`.
  * - Data message N (one encoded message, N counting from 1) goes to `<inbox>.N`, without headers or reply subject.
  *   To a peer whose subject is no stream inbox it goes as `micro-stream: data` with `micro-seq: N` (both are read).
+ * - Batches: a reader whose `credit` carries `micro-batch: B` takes messages N to M in one NATS message on
+ *   `<inbox>.N-M` of at most B bytes, each message as its length (4 bytes, big-endian) then its bytes. A sender
+ *   batches what its producer made back to back; one that never saw `micro-batch` sends one message each.
  * - Flow control: a sender sends at most the credit granted (STREAM_WINDOW messages and STREAM_WINDOW_BYTES bytes,
  *   plus the one message that crosses it, ahead of the reader), and pulls the next message from its source only when
  *   it may send it; a receiver buffers at most the window. A gap in the
@@ -32,6 +35,10 @@ export const SEQ_HEADER = 'micro-seq';
 export const CREDIT_HEADER = 'micro-credit';
 /** ... and start a message while it has sent fewer bytes than this (counted from the first message). */
 export const CREDIT_BYTES_HEADER = 'micro-credit-bytes';
+/** A `credit` message's offer to take batches of messages up to this many bytes (`<inbox>.N-M`). */
+export const BATCH_HEADER = 'micro-batch';
+/** The bytes of a batch a reader takes: 64 KiB. */
+export const STREAM_BATCH_BYTES = 64 * 1024;
 
 /** The ops of stream messages. */
 export const StreamOp = {
@@ -71,7 +78,13 @@ export interface NatsStreamOptions {
 /** The last token of a side's control subject (`<inbox>.c`); data messages go to `<inbox>.<seq>`. */
 export const CONTROL_TOKEN = '.c';
 /** Headers of stream framing: never metadata or trailers. */
-export const FRAMING: ReadonlySet<string> = new Set([STREAM_HEADER, SEQ_HEADER, CREDIT_HEADER, CREDIT_BYTES_HEADER]);
+export const FRAMING: ReadonlySet<string> = new Set([
+  STREAM_HEADER,
+  SEQ_HEADER,
+  CREDIT_HEADER,
+  CREDIT_BYTES_HEADER,
+  BATCH_HEADER,
+]);
 /** ... nor the error's copies: what an `end` carries besides its trailers. */
 export const NOT_TRAILERS: ReadonlySet<string> = new Set([
   ...FRAMING,
@@ -89,4 +102,34 @@ export function streamOp(h: MsgHdrs | undefined): string | undefined {
 /** Metadata of a message's headers without the stream framing. */
 export function streamMetadata(h: MsgHdrs | undefined): Metadata {
   return metadataOf(h, FRAMING);
+}
+
+/** A batch's bytes: each message as its length (4 bytes, big-endian), then its bytes. */
+export function packBatch(messages: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const m of messages) size += 4 + m.byteLength;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  for (const m of messages) {
+    view.setUint32(at, m.byteLength);
+    out.set(m, at + 4);
+    at += 4 + m.byteLength;
+  }
+  return out;
+}
+
+/** The `count` messages of a batch (views of `body`), or undefined when its framing does not hold exactly that many. */
+export function unpackBatch(body: Uint8Array, count: number): Uint8Array[] | undefined {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const out: Uint8Array[] = [];
+  let at = 0;
+  while (at < body.byteLength) {
+    if (at + 4 > body.byteLength || out.length === count) return undefined;
+    const length = view.getUint32(at);
+    if (at + 4 + length > body.byteLength) return undefined;
+    out.push(body.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return out.length === count ? out : undefined;
 }

@@ -22,7 +22,13 @@ import {
   type TransportRequest,
 } from '../../../../runtime/index.js';
 import { createMemoryRegistry } from '../../../../runtime/plugins/memory/registry.js';
-import { STREAM_WINDOW, STREAM_WINDOW_BYTES } from '../../../../runtime/plugins/nats/stream.js';
+import {
+  STREAM_BATCH_BYTES,
+  STREAM_WINDOW,
+  STREAM_WINDOW_BYTES,
+  packBatch,
+  unpackBatch,
+} from '../../../../runtime/plugins/nats/stream.js';
 import { NatsTransport, createNatsTransport } from '../../../../runtime/plugins/nats/transport.js';
 import { eventually, rejects, sleep, withTimeout } from '../../../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../../nats-server.js';
@@ -436,6 +442,111 @@ if (natsAvailable()) {
     assert.is(err.code, 503);
     assert.match(err.detail, /sent nothing for 300 ms/);
   });
+
+  wire(
+    'a batch (1-3), then a single message (4): the caller reads 1, 2, 3, 4; its credit offers batches',
+    async (ctx) => {
+      let offered: string | undefined;
+      const node = fakeNode(ctx, (to, from) => {
+        const base = to.slice(0, -'.c'.length);
+        ctx.raw.publish(`${base}.1-3`, packBatch([1, 2, 3].map((n) => enc.encode(JSON.stringify(n)))));
+        ctx.raw.publish(`${base}.4`, enc.encode('4'));
+        const h = headers();
+        h.set('micro-stream', 'end');
+        h.set('micro-seq', '5');
+        ctx.raw.publish(to, new Uint8Array(0), { reply: from, headers: h });
+      });
+      ctx.raw.subscribe('fake.>', {
+        callback: (_e, msg) => (offered ??= msg.headers?.get('micro-batch') || undefined),
+      });
+      await ctx.raw.flush();
+      const response = await withTimeout(ctx.transport.call(node, request('S.Count')));
+      assert.equal(await withTimeout(collect(response.stream!)), [1, 2, 3, 4]);
+      assert.is(offered, String(STREAM_BATCH_BYTES));
+    },
+  );
+
+  wire(
+    'a batch that does not hold what its subject says (1-3 holding 2) ends the stream with an error',
+    async (ctx) => {
+      const node = fakeNode(ctx, (to) => {
+        ctx.raw.publish(`${to.slice(0, -'.c'.length)}.1-3`, packBatch([enc.encode('1'), enc.encode('2')]));
+      });
+      await ctx.raw.flush();
+      const response = await withTimeout(ctx.transport.call(node, request('S.Count')));
+      const err = await rejects(() => withTimeout(collect(response.stream!)));
+      assert.ok(isMicroError(err));
+      assert.is(err.code, 500);
+      assert.match(err.detail, /stream messages 1-3 arrived as a batch that does not hold them/);
+    },
+  );
+
+  /** A raw caller of a real handler's server stream of `n`: the subjects its data came on, and the values. */
+  const rawCall = async (ctx: { raw: NatsConnection }, n: number, batch: boolean) => {
+    const inbox = `raw.${crypto.randomUUID()}`;
+    const subjects: string[] = [];
+    const values: number[] = [];
+    const ended = new Promise<void>((resolve) => {
+      ctx.raw.subscribe(`${inbox}.*`, {
+        callback: (_e, msg) => {
+          const token = msg.subject.slice(inbox.length + 1);
+          const op = msg.headers?.get('micro-stream');
+          if (op === 'open') {
+            const h = headers();
+            h.set('micro-stream', 'credit');
+            h.set('micro-credit', String(n + 1)); // the sender learns its source ended when it may pull one more
+            h.set('micro-credit-bytes', String(1 << 30));
+            if (batch) h.set('micro-batch', '4096');
+            ctx.raw.publish(msg.reply!, new Uint8Array(0), { reply: `${inbox}.c`, headers: h });
+          } else if (op === 'end') resolve();
+          else if (token !== 'c' && token !== 'r') {
+            subjects.push(token);
+            const dash = token.indexOf('-');
+            const bodies =
+              dash === -1
+                ? [msg.data]
+                : unpackBatch(msg.data, Number(token.slice(dash + 1)) - Number(token.slice(0, dash)) + 1)!;
+            for (const b of bodies) values.push(JSON.parse(dec.decode(b)).i);
+          }
+        },
+      });
+    });
+    ctx.raw.publish('micro.streams.S.Count', enc.encode(JSON.stringify({ n })), { reply: `${inbox}.r` });
+    await withTimeout(ended, 10_000, 'the end of the raw stream');
+    return { subjects, values };
+  };
+
+  wire(
+    'a sender batches only for a reader that offers it: 2,000 messages as 2,000 without, far fewer with',
+    async (ctx) => {
+      const service = createService(
+        {
+          name: 'streams',
+          handlers: {
+            S: {
+              async *Count(req: { n: number }) {
+                for (let i = 1; i <= req.n; i++) yield { i };
+              },
+            },
+          },
+        },
+        { registry: createMemoryRegistry(), transport: ctx.transport, logger: quiet },
+      );
+      try {
+        await withTimeout(service.start(), 5000, 'service start');
+        const plain = await rawCall(ctx, 2000, false);
+        assert.equal(plain.values, range(2000));
+        assert.is(plain.subjects.length, 2000, 'one NATS message each');
+        assert.ok(plain.subjects.every((t) => /^\d+$/.test(t)));
+        const batched = await rawCall(ctx, 2000, true);
+        assert.equal(batched.values, range(2000));
+        assert.ok(batched.subjects.length <= 100, `${batched.subjects.length} NATS messages for 2,000`);
+        assert.ok(batched.subjects.some((t) => /^\d+-\d+$/.test(t)));
+      } finally {
+        await withTimeout(service.stop(), 5000, 'stopping the service');
+      }
+    },
+  );
 
   wire.run();
 
