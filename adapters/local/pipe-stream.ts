@@ -8,9 +8,9 @@ import { MicroError, parseError } from '../../runtime/core/errors.js';
 import { Metadata } from '../../runtime/core/metadata.js';
 import type { MessageStream, StreamEnd } from '../../runtime/core/stream.js';
 import { readsText } from '../../runtime/core/server-stream.js';
+import { SlabEncoder } from '../../runtime/core/slab-encoder.js';
 import { STREAM_WINDOW, type IpcCancel, type IpcCredit, type IpcData, type IpcEnd, type IpcStream } from './ipc.js';
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Characters a writer leaves unwritten in the pipe at most before it waits for the pipe: 64 KiB. */
@@ -31,41 +31,6 @@ export const CANCELLED = 499;
  * must not come free: a writer could send any number of them within any window).
  */
 const cost = (body: string): number => body.length || 1;
-
-/** Bytes of the slab short messages are encoded into: 64 KiB. */
-const SLAB = 64 * 1024;
-/** The longest message encoded by hand, in characters; a longer one costs TextEncoder little per character. */
-const BY_HAND = 256;
-
-/**
- * Encodes a message's text as UTF-8. A short ASCII message (most JSON values are) is copied by hand into a slab shared
- * with the messages before it: TextEncoder.encode costs about 1 µs a small message, most of it for the ArrayBuffer of
- * its own it allocates; a view of a slab costs a tenth of that. Others go through TextEncoder.
- */
-class MessageEncoder {
-  #slab = new ArrayBuffer(SLAB);
-  #bytes = new Uint8Array(this.#slab);
-  #used = 0;
-
-  encode(text: string): Uint8Array {
-    const length = text.length;
-    if (length > BY_HAND) return encoder.encode(text);
-    if (this.#used + length > SLAB) {
-      this.#slab = new ArrayBuffer(SLAB);
-      this.#bytes = new Uint8Array(this.#slab);
-      this.#used = 0;
-    }
-    const bytes = this.#bytes;
-    const start = this.#used;
-    for (let i = 0; i < length; i++) {
-      const c = text.charCodeAt(i);
-      if (c > 0x7f) return encoder.encode(text); // what was copied stays unused
-      bytes[start + i] = c;
-    }
-    this.#used += length;
-    return new Uint8Array(this.#slab, start, length);
-  }
-}
 
 /**
  * The reading side of a stream on the pipe: holds at most `window` characters of messages (the credit it granted) plus
@@ -92,7 +57,7 @@ export class PipeReader implements MessageStream {
   #iterating = false;
   /** Its reader stopped it (cancel). */
   #stopped = false;
-  readonly #encoder = new MessageEncoder();
+  readonly #encoder = new SlabEncoder();
 
   /** `id` names who raised an error that came without one (the function's name). Grants `window` at once. */
   constructor(send: (message: IpcCredit | IpcCancel) => void, id: string, window = STREAM_WINDOW) {

@@ -3,6 +3,8 @@ import type { MsgHdrs } from 'nats';
 import { type MicroError, errors, toMicroError } from '../../core/errors.js';
 import { Metadata } from '../../core/metadata.js';
 import type { MessageStream, StreamEnd } from '../../core/stream.js';
+import { readsText, type TextMessages } from '../../core/server-stream.js';
+import { SlabEncoder } from '../../core/slab-encoder.js';
 import { metadataHeaders } from './headers.js';
 import { FRAMING, SEQ_HEADER, StreamOp } from './stream.js';
 import type { StreamLink } from './stream-link.js';
@@ -69,6 +71,12 @@ export class StreamSender {
 
   async run(): Promise<'ended' | 'cancelled'> {
     const it = (this.#iterator = this.#source[Symbol.asyncIterator]());
+    // A handler's reply stream hands its messages as JSON text: encoded here into a shared slab, not an ArrayBuffer
+    // each (most of what a small message cost).
+    const slab = readsText(it) ? new SlabEncoder() : undefined;
+    const pull: () => Promise<IteratorResult<Uint8Array | string>> = slab
+      ? () => (it as TextMessages).nextText()
+      : () => it.next();
     let end: StreamEnd = { trailers: new Metadata() };
     try {
       for (;;) {
@@ -76,13 +84,17 @@ export class StreamSender {
         if (!this.#mayPull()) this.#flush();
         while (!this.#mayPull() && !this.#cancelled) await new Promise<void>((r) => (this.#wake = r));
         if (this.#cancelled) return 'cancelled';
-        const next = await it.next();
+        const next = await pull();
         if (this.#cancelled) return 'cancelled';
         if (this.#failure) throw this.#failure;
         if (next.done) break;
+        const message = slab ? slab.encode(next.value as string) : (next.value as Uint8Array);
         this.#sent++;
-        this.#bytes += next.value.byteLength;
-        this.#queue(next.value);
+        this.#bytes += message.byteLength;
+        this.#queue(message);
+        // The event loop gets a turn after the first message: a reader in this process, and the socket, take it
+        // before the producer fills the window.
+        if (this.#sent === 1) await new Promise<void>((resolve) => nextTurn(resolve));
       }
       end = await this.#source.end;
     } catch (err) {
@@ -105,10 +117,12 @@ export class StreamSender {
   /**
    * Messages pulled in one turn of the event loop go out together at its end, in one write to the socket (nats.js
    * writes what was published at the next microtask: one write per message otherwise). A message waits at most
-   * that turn; the batch is bounded by the credit.
+   * that turn, the first not at all; the batch is bounded by the credit.
    */
   #queue(message: Uint8Array): void {
     this.#batch.push(message);
+    // The first at once: its reader waits for it (a handler yielding back to back fills a whole window in a turn).
+    if (this.#sent === 1) return this.#flush();
     if (this.#scheduled) return;
     this.#scheduled = true;
     nextTurn(this.#flush);

@@ -52,7 +52,7 @@ export const StreamOp = {
 export type StreamOp = (typeof StreamOp)[keyof typeof StreamOp];
 
 /** Messages a sender may have ahead of its reader: the bound of every stream buffer on either side. */
-export const STREAM_WINDOW = 256;
+export const STREAM_WINDOW = 1024;
 /**
  * Bytes a sender may have ahead of its reader, besides the message count: a receiver buffers at most this plus one
  * message (a message is at most the server's max_payload, 1 MiB by default).
@@ -65,7 +65,7 @@ export const STREAM_IDLE_LIMIT = 5000;
 
 /** Flow control and liveness of NATS streams; the defaults suit most uses. */
 export interface NatsStreamOptions {
-  /** Messages a reader lets its sender have in flight (and so buffers at most). Default STREAM_WINDOW (256). */
+  /** Messages a reader lets its sender have in flight (and so buffers at most). Default STREAM_WINDOW (1024). */
   window?: number;
   /** Bytes a reader lets its sender have in flight (it buffers at most this plus one message). Default 1 MiB. */
   windowBytes?: number;
