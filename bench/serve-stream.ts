@@ -13,7 +13,7 @@ import { cliRun, startServe, stopServe } from './serve.js';
 import { fmt, ratio } from './stats.js';
 
 const COUNT = 100_000;
-const RUNS = 5;
+const RUNS = 15;
 
 /** The bare server: its own process, as serve is; each value `{"i":k}` on its line, `drain` respected. */
 const BARE = `
