@@ -16,6 +16,7 @@ import { lazyConnection, type LazyConnection, type NatsConnections } from './con
 import { header, replyError, requestHeaders, responseMetadata, type HeadersFactory } from './headers.js';
 import { STREAM_HEADER, StreamOp, streamOp, type NatsStreamOptions } from './stream.js';
 import { StreamLink } from './stream-link.js';
+import { Replies } from './replies.js';
 import type { StreamReceiver } from './stream-receiver.js';
 
 export interface NatsClientOptions {
@@ -42,6 +43,11 @@ interface Connection {
   inbox: () => string;
 }
 
+/** An open connection, with the request/reply of its plain calls. */
+interface OpenConnection extends Connection {
+  replies: Replies;
+}
+
 const EMPTY = new Uint8Array(0);
 
 /**
@@ -59,9 +65,9 @@ const EMPTY = new Uint8Array(0);
 export class NatsClient {
   readonly #options: NatsClientOptions;
   /** One connection per server, opened on first use. */
-  readonly #connections = new Map<string, Promise<Connection>>();
+  readonly #connections = new Map<string, Promise<OpenConnection>>();
   /** The connections of #connections that are open. */
-  readonly #open = new Map<string, Connection>();
+  readonly #open = new Map<string, OpenConnection>();
   /** The shares taken by #connect, given back by close(). */
   readonly #shares = new Set<LazyConnection>();
   /** Parsed node addresses (a node is called many times). */
@@ -95,16 +101,15 @@ export class NatsClient {
 
     const server = this.#options.address ?? target.server;
     // An open connection is used as it is: no timer and promise per call to bound a wait that cannot happen.
-    const { nc, headers, inbox } =
+    const { nc, headers, inbox, replies } =
       this.#open.get(server) ?? (await bounded(this.#connect(server), deadline, signal, id));
     const timeout = deadline === undefined ? NO_DEADLINE_TIMEOUT : Math.floor(deadline - Date.now());
     if (timeout < 1) throw aborted(id, signal, undefined);
     if (request.stream)
       return this.#callStream({ nc, headers, inbox }, subject, request, { signal, deadline }, timeout);
-    const sent = nc.request(subject, request.body, { timeout, headers: requestHeaders(headers, request) });
     try {
-      // The request's own timeout is the deadline; only the signal needs watching.
-      const msg = await bounded(sent, undefined, signal, id);
+      // The request's own timeout is the deadline; its signal ends it too.
+      const msg = await replies.request(subject, request.body, requestHeaders(headers, request), timeout, signal);
       if (streamOp(msg.headers) === StreamOp.open) return this.#streamReply({ nc, headers, inbox }, msg, id, signal);
       const response: TransportResponse = {
         contentType: header(msg.headers, 'content-type') ?? 'application/json',
@@ -116,9 +121,6 @@ export class NatsClient {
       return response;
     } catch (err) {
       throw err instanceof MicroError ? err : failure(err, id, subject, nc, signal);
-    } finally {
-      // An abandoned request ends at its own timeout; its rejection is expected and not reported.
-      sent.catch(() => {});
     }
   }
 
@@ -242,6 +244,8 @@ export class NatsClient {
     const shares = [...this.#shares];
     this.#shares.clear();
     this.#connections.clear();
+    // Its calls still waiting end now (503), also on a connection other plugins keep open.
+    for (const open of this.#open.values()) open.replies.close('the NATS transport closed before the reply arrived');
     this.#open.clear();
     await Promise.allSettled(shares.map((share) => share.close()));
   }
@@ -255,7 +259,7 @@ export class NatsClient {
     return target;
   }
 
-  #connect(server: string): Promise<Connection> {
+  #connect(server: string): Promise<OpenConnection> {
     let connection = this.#connections.get(server);
     if (!connection) {
       connection = (async () => {
@@ -270,7 +274,7 @@ export class NatsClient {
           throw err;
         }
         const { headers, createInbox } = await import('nats');
-        const open = { nc, headers, inbox: () => createInbox() };
+        const open = { nc, headers, inbox: () => createInbox(), replies: new Replies(nc, createInbox()) };
         nc.closed().then(() => {
           if (this.#connections.get(server) === connection) this.#connections.delete(server);
           if (this.#open.get(server) === open) this.#open.delete(server);

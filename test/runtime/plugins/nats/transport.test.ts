@@ -20,6 +20,7 @@ import { createMemoryRegistry } from '../../../../runtime/plugins/memory/registr
 import { serverResponse, transportContract, transportRequest } from '../../../contracts/transport.js';
 import { rejects, sleep, withTimeout } from '../../../helpers.js';
 import { natsAvailable, startNatsServer, type NatsServer } from '../../../nats-server.js';
+import { NatsConnections } from '../../../../runtime/plugins/nats/connections.js';
 
 const dec = new TextDecoder();
 const greeter: NatsServiceInfo = { name: 'greeter', version: '1.0.0', endpoints: ['Greeter.Hello'] };
@@ -315,6 +316,35 @@ if (natsAvailable()) {
     );
     assert.instance(star, ConfigError);
   });
+
+  transport(
+    'close() ends its calls still waiting at once with a 503, on a connection another plugin keeps open (1 call, 0 waits to its deadline)',
+    async (ctx) => {
+      const connections = new NatsConnections();
+      const keeper = await connections.acquire(ctx.server.url, 'keeper'); // another plugin of the set
+      const nats = createNatsTransport({ address: ctx.server.url, connections });
+      const slow: RequestHandler = async (request, reply) => {
+        await sleep(3000);
+        await reply(serverResponse(request.body));
+      };
+      const listener = await withTimeout(ctx.transport.listen(slow), 5000, 'listen');
+      try {
+        const call = nats.call(nodeOf(listener), transportRequest('Greeter.Hello'), { deadline: Date.now() + 20_000 });
+        call.catch(() => {});
+        await sleep(100);
+        const started = Date.now();
+        await withTimeout(nats.close(), 5000, 'closing the transport');
+        const err = await rejects(() => withTimeout(call, 2000, 'the waiting call'));
+        assert.ok(isMicroError(err));
+        assert.is(err.code, 503);
+        assert.match(err.detail, /closed before the reply arrived/);
+        assert.ok(Date.now() - started < 2000, `ended ${Date.now() - started} ms after close`);
+      } finally {
+        await keeper.release(0);
+        await listener.close();
+      }
+    },
+  );
 
   transport.run();
 
