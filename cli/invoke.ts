@@ -111,10 +111,11 @@ export const command = defineCommand({
       ),
       name,
     );
+    if (reply.gone) return 0;
     if (input?.failure) throw input.failure;
     const text = new TextDecoder().decode(result.body);
     if (result.ok) {
-      if (topic === undefined && !result.stream) await reply(`${text}\n`);
+      if (topic === undefined && !result.stream) await reply(`${text}\n`).catch((err) => ignoreGone(err));
       return 0;
     }
     await write(process.stderr, `${text}\n`);
@@ -155,15 +156,22 @@ function stdinStream(): MessageStream & { failure?: UserError } {
  * a start); until then the reply is written to descriptor 1 directly, and the stream takes over what that could not
  * write (a full non-blocking pipe).
  */
-function divertStdout(): (text: string) => Promise<void> {
+function divertStdout(): ((text: string) => Promise<void>) & { gone: boolean } {
   for (const method of ['log', 'info', 'debug', 'dir', 'dirxml', 'table'] as const) console[method] = console.error;
   const own = Object.getOwnPropertyDescriptor(process, 'stdout');
   let original: NodeJS.WriteStream['write'] | undefined;
+  // The reader of stdout went away (`micro-fn invoke ... | head -1`): what is left goes nowhere. A write then
+  // rejects with READER_GONE, which ends a server stream (its handler is cancelled); invoke exits quietly.
+  const state = { gone: false };
   const stdout = (): NodeJS.WriteStream => {
     const stream = (own?.get ? own.get.call(process) : own?.value) as NodeJS.WriteStream;
     if (!original) {
       original = stream.write.bind(stream);
       stream.write = process.stderr.write.bind(process.stderr) as typeof stream.write;
+      stream.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EPIPE') throw err;
+        state.gone = true;
+      });
     }
     return stream;
   };
@@ -171,19 +179,38 @@ function divertStdout(): (text: string) => Promise<void> {
   if (own?.get && own.configurable)
     Object.defineProperty(process, 'stdout', { configurable: true, enumerable: own.enumerable, get: stdout });
   else stdout();
-  return (text) => {
+  const writer = (text: string): Promise<void> => {
+    if (state.gone) return Promise.reject(READER_GONE);
     let rest = new TextEncoder().encode(text);
     if (!original) {
       try {
         while (rest.length > 0) rest = rest.subarray(writeSync(1, rest));
-      } catch {
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
+          state.gone = true;
+          return Promise.reject(READER_GONE);
+        }
         // EAGAIN (another process made the pipe non-blocking) or the like: the stream writes the rest, or fails
       }
       if (rest.length === 0) return Promise.resolve();
       stdout();
     }
-    return new Promise((resolve) => original!(rest, () => resolve()));
+    return new Promise<void>((resolve, reject) =>
+      original!(rest, (err) => {
+        if ((err as NodeJS.ErrnoException | null | undefined)?.code !== 'EPIPE') return resolve();
+        state.gone = true;
+        reject(READER_GONE);
+      }),
+    );
   };
+  return Object.defineProperty(writer, 'gone', { get: () => state.gone }) as typeof writer & { gone: boolean };
+}
+
+/** What a write to stdout rejects with once its reader has gone. */
+const READER_GONE = new Error('the reader of stdout went away');
+
+function ignoreGone(err: unknown): void {
+  if (err !== READER_GONE) throw err;
 }
 
 /**

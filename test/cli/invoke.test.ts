@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cli, lastJson, tempHome } from './helpers.js';
+import { eventually } from '../helpers.js';
+import { cli, lastJson, start, tempHome } from './helpers.js';
 
 // ---
 const invoke = suite('micro-fn invoke');
@@ -228,5 +229,18 @@ streams(
     assert.match(bad.stderr, /stdin line 2 is not JSON/);
   },
 );
+
+streams('a reader of stdout that goes (| head -2) ends the stream: its handler returns, exit 0, no EPIPE', async () => {
+  const run = start(['invoke', 'test/fixtures/streams', 'S.Forever', '{}'], env);
+  try {
+    await eventually(() => run.stdout().split('\n').length > 2, 20_000, 'two lines on stdout');
+    run.child.stdout!.destroy(); // the reader goes; the endless stream's next write finds no one
+    assert.is(await run.exited(15_000), 0, run.stderr());
+    assert.match(run.stderr(), /generator returned/);
+    assert.not.match(run.stderr(), /EPIPE|Error/);
+  } finally {
+    run.kill();
+  }
+});
 
 streams.run();
