@@ -5,6 +5,8 @@
 // other command is the ES module CLI, dist/cli/main.js.
 'use strict';
 
+// What a command or a function it runs prints is not lost when the process exits while a slow reader lags.
+require('../adapters/local/blocking-stdio.cjs').blockingStdio();
 const [name, ...rest] = process.argv.slice(2);
 if (name === 'invoke') {
   // Run with its V8 code cache (adapters/local/code-cache.cjs; build.mjs wrote both). Its import()s come here:

@@ -23,27 +23,8 @@ if (handover.gid !== undefined) {
 }
 if (handover.uid !== undefined) process.setuid(handover.uid);
 process.argv = [process.argv[0] ?? process.execPath, handover.entry, ...handover.args];
-// Output is never lost when the function exits: stdout and stderr are socket pairs to serve, which Node writes
-// without blocking, holding in the process what the socket does not take at once (a burst of ~250 lines or more
-// while serve reads slowly), and process.exit or a crash drops that. Made blocking, a write returns once the socket
-// has it. Set as each stream is made (on its first use): making them here would cost every start a few milliseconds.
-for (const name of /** @type {const} */ (['stdout', 'stderr'])) {
-  const own = Object.getOwnPropertyDescriptor(process, name);
-  if (!own?.get || !own.configurable) continue;
-  /** @type {NodeJS.WriteStream | undefined} */
-  let made;
-  Object.defineProperty(process, name, {
-    configurable: true,
-    enumerable: own.enumerable,
-    get() {
-      if (!made) {
-        made = own.get.call(process);
-        /** @type {{ _handle?: { setBlocking?: (on: boolean) => unknown } }} */ (made)._handle?.setBlocking?.(true);
-      }
-      return made;
-    },
-  });
-}
+// Output is never lost when the function exits: its stdout and stderr, socket pairs to serve, block.
+require('../adapters/local/blocking-stdio.cjs').blockingStdio();
 // Nothing outlives its launcher: the launcher ends every function process when serve goes, but when both are killed at
 // once (a SIGKILL to serve's process group) no one is left to, and this process is handed to init. It then ends
 // itself and its process group (it leads one: the launcher starts it detached). A check a second, never keeping the

@@ -1,7 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { eventually } from '../helpers.js';
-import { cli, lastJson, start, tempHome } from './helpers.js';
+import { spawn } from 'node:child_process';
+import { eventually, withTimeout } from '../helpers.js';
+import { bin, cli, lastJson, root, start, tempHome } from './helpers.js';
 
 // ---
 const invoke = suite('micro-fn invoke');
@@ -178,6 +179,31 @@ invoke('has --help for itself and for the CLI', async () => {
     assert.is(r.code, 0, args.join(' '));
     assert.match(r.stdout, /Usage: micro-fn/);
   }
+});
+
+invoke("keeps all of the function's output when stderr's reader lags: 5,000 lines read after a 1 s pause", async () => {
+  const child = spawn(
+    process.execPath,
+    [bin, 'invoke', 'test/fixtures/numbered', 'Numbered.Print', '{"from":1,"count":5000}'],
+    {
+      cwd: root,
+      env: { ...process.env, NODE_OPTIONS: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  // 'close': the process exited and its stdio closed (registered now: it may come while the test waits below).
+  const exited = new Promise((resolve) => child.once('close', resolve));
+  child.stderr!.pause(); // nothing read: the socket pair fills, and the rest waits in the child
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // a timer that holds the test process meanwhile
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stderr!.resume();
+  child.stdout!.resume();
+  const code = await withTimeout(exited, 20_000, 'invoke');
+  assert.is(code, 0, err.slice(-500));
+  const numbers = [...err.matchAll(/^n=(\d+)$/gm)].map((m) => Number(m[1]));
+  assert.is(numbers.length, 5000);
+  assert.is(numbers.at(-1), 5000);
 });
 
 invoke.run();
