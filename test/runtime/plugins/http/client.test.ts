@@ -246,4 +246,20 @@ http('uses the fetch from its options, called without a this (platform fetches r
   assert.equal(thisArgs, [undefined]);
 });
 
+http(
+  'never follows a redirect: a 307 to another peer fails the call, not sent again (1 request, 0 to the target)',
+  async () => {
+    const target = await peer((res) => res.end('{"ran":true}'));
+    const p = await peer((res) => {
+      res.writeHead(307, { location: `${target.address}/` });
+      res.end();
+    });
+    const err = await rejects(() => withTimeout(client.call(node(p.address), transportRequest('A.B', '{"n":1}'))));
+    assert.ok(isMicroError(err));
+    assert.is(err.code, 503);
+    assert.is(err.retryable, false);
+    assert.equal([p.seen.length, target.seen.length], [1, 0]);
+  },
+);
+
 http.run();
