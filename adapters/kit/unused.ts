@@ -59,7 +59,7 @@ export async function withoutUnusedCode<T extends { inputs: string[] }>(
 ): Promise<T> {
   if (!definition) return build({});
   const left = OPTIONAL.filter((o) => !o.served(definition));
-  if (left.length === 0) return build({});
+  if (left.length === 0) return build(CHECKED);
   const built = await build(defines(left));
   const read = (files: string[]) => files.map((file) => readFileSync(file, 'utf8'));
   const own = read(ownSources(built.inputs));
@@ -77,8 +77,11 @@ export function servesStreams(definition: ServiceDefinition): boolean {
   return new Router(definition).endpoints().some((e) => e.metadata[STREAM_METADATA] !== undefined);
 }
 
+/** What every build of a definition that loaded defines: its shape was checked then. */
+const CHECKED = { [BUILD_CONSTANTS.checked]: 'true' };
+
 function defines(left: Optional[]): Record<string, string> {
-  return Object.fromEntries(left.map((o) => [o.constant, 'true']));
+  return { ...CHECKED, ...Object.fromEntries(left.map((o) => [o.constant, 'true'])) };
 }
 
 /** The function's own source files: not micro-fn's runtime, not a package's. */

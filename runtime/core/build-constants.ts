@@ -35,6 +35,12 @@ declare global {
    * or to set one up, and its Dispatcher starts no span (a tracer handed to it by hand records nothing there).
    */
   var __MICRO_FN_NO_EXPORTER__: true | undefined;
+  /**
+   * Set by builds that loaded the function's definition: it passed the checks of its shape then (defineFunction's,
+   * the module's default export, the router's and the service's), so the bundle carries neither the checks nor
+   * their messages.
+   */
+  var __MICRO_FN_CHECKED__: true | undefined;
 }
 
 /** The names, as a build passes them to esbuild's `define`. */
@@ -47,6 +53,7 @@ export const BUILD_CONSTANTS = {
   noClient: 'globalThis.__MICRO_FN_NO_CLIENT__',
   noSubscribers: 'globalThis.__MICRO_FN_NO_SUBSCRIBERS__',
   noExporter: 'globalThis.__MICRO_FN_NO_EXPORTER__',
+  checked: 'globalThis.__MICRO_FN_CHECKED__',
 } as const;
 
 /** What a bundle built without something says when it is used anyway: one template, since each byte is in every bundle. */

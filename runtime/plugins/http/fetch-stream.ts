@@ -6,7 +6,7 @@
  */
 import { Metadata, errors, type MessageStream, type MicroError, type StreamEnd } from '../../core/index.js';
 /** What return() reads of a body and throws away at most: the node:http listener's LINGER_BYTES (exchange.ts). */
-export const LINGER_BYTES = 8 * 1024 * 1024;
+export const LINGER_BYTES = 8_388_608; // 8 MiB
 import { LineSplitter } from './framing.js';
 
 const NO_TRAILERS = /* @__PURE__ */ new Metadata();

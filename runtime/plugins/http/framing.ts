@@ -46,7 +46,7 @@ export function frame(message: Uint8Array, sse: boolean): Uint8Array {
   out.fill(NEWLINE, head + message.byteLength);
   return out;
 }
-const SSE_DATA = encoder.encode('data: ');
+const SSE_DATA = /* @__PURE__ */ encoder.encode('data: ');
 
 /** The SSE events that close a stream: `end` with its trailers, or `error` with the error JSON. */
 export function sseEnd(trailers: Metadata, error: MicroError | undefined): string {
