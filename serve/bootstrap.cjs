@@ -14,8 +14,9 @@ const file = process.argv[2] ?? '';
 /** @type {{ entry: string, args: string[], env: Record<string, string>, cgroup?: string, uid?: number, gid?: number }} */
 const handover = JSON.parse(readFileSync(file, 'utf8'));
 rmSync(file, { force: true });
-// Fails closed: a process that cannot be put where its descendants are tracked does not run the function.
-if (handover.cgroup) writeFileSync(join(handover.cgroup, 'cgroup.procs'), '0');
+// Fails closed: a process that cannot be put where its descendants are tracked does not run the function. The
+// launcher moves it as it starts; it moves itself if that has not happened yet (or failed).
+if (handover.cgroup && !inCgroup(handover.cgroup)) writeFileSync(join(handover.cgroup, 'cgroup.procs'), '0');
 for (const [key, value] of Object.entries(handover.env)) process.env[key] = value;
 if (handover.gid !== undefined) {
   process.setgroups([handover.gid]);
@@ -42,3 +43,19 @@ if (!require('../adapters/local/code-cache.cjs').loadBeside(handover.entry))
       throw err;
     });
   });
+
+/**
+ * Whether this process is in the cgroup at `path` (its unified hierarchy's line of /proc/self/cgroup names it).
+ * @param {string} path
+ */
+function inCgroup(path) {
+  try {
+    const line = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
+    const relative = line?.slice(3);
+    return !!relative && relative !== '/' && path.endsWith(relative);
+  } catch {
+    return false;
+  }
+}

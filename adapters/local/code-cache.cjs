@@ -10,7 +10,7 @@
 // V8 flags or of a source of another length; anything refused is compiled from source, as without a cache.
 // Plain CommonJS: serve/bootstrap.cjs runs it under plain `node`, before anything of the function is loaded.
 'use strict';
-const { readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
+const { accessSync, constants, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { dirname } = require('node:path');
 const vm = require('node:vm');
@@ -206,7 +206,9 @@ function run(script, source, importer) {
   const cache = cached === undefined ? 'none' : compiled.cachedDataRejected ? 'rejected' : 'accepted';
   // The first process to run the script leaves, as it exits (its reply given), the bytecode of every function it
   // ran, for the starts after it; where it may write beside the script (not a function user's read-only copy).
-  if (cache !== 'accepted' || cached?.grade !== 'run')
+  // Asked first: the bytecode of a large bundle takes milliseconds of CPU to serialize, for nothing where the write
+  // would fail (every process of a function user would pay them as it exits).
+  if ((cache !== 'accepted' || cached?.grade !== 'run') && writable(dir))
     process.once('exit', () => {
       try {
         writeCache(script, hash, 'run', compiled.createCachedData());
@@ -215,6 +217,19 @@ function run(script, source, importer) {
       }
     });
   return { exports: mod.exports, cache };
+}
+
+/**
+ * Whether this process may write into `dir`.
+ * @param {string} dir
+ */
+function writable(dir) {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 module.exports = { cacheFile, loadBeside, produce, runScript };
