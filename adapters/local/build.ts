@@ -23,6 +23,12 @@ export interface LocalBuildOptions {
    * which function processes and `micro-fn invoke` load instead (default true). False: index.mjs alone.
    */
   codeCache?: boolean;
+  /**
+   * Runs the built script's top level once, in a process of its own, so its code cache holds all it ran (see
+   * writeCodeCache). Only for a build by the user whose code it is (the CLI): never inside serve, which would run it
+   * as serve's user.
+   */
+  warmCache?: boolean;
 }
 
 /**
@@ -46,7 +52,7 @@ export async function buildLocal(entry: string, options: LocalBuildOptions = {})
       plugins: { platform: 'node', packages: 'external' },
       script: options.codeCache !== false,
     });
-    if (options.codeCache !== false) writeCodeCache(built.file);
+    if (options.codeCache !== false) writeCodeCache(built.file, false, options.warmCache === true);
     return built;
   };
   if (options.outdir) {
@@ -68,16 +74,38 @@ export async function buildLocal(entry: string, options: LocalBuildOptions = {})
 }
 
 /** The code cache of the script beside `bundle`, when the build wrote one (adapters/local/code-cache.cjs). */
-function writeCodeCache(bundle: string, ifMissing = false): void {
+function writeCodeCache(bundle: string, ifMissing = false, warm = false): void {
   const script = bundle.replace(/\.mjs$/, '.cjs');
   if (!existsSync(script)) return;
-  const codeCache = createRequire(import.meta.url)(source('adapters/local/code-cache.cjs')) as typeof CodeCache;
+  const require = createRequire(import.meta.url);
+  const cacheModule = source('adapters/local/code-cache.cjs');
+  const codeCache = require(cacheModule) as typeof CodeCache;
   if (ifMissing && existsSync(codeCache.cacheFile(script))) return;
   try {
     codeCache.produce(script);
   } catch {
     // A cache folder this user cannot write (another user's build): the script is compiled as it loads.
+    return;
   }
+  if (!warm) return;
+  // The build's cache holds the script's top level only; one process that runs it (its modules' initialisation: the
+  // bulk of a large bundle's start) leaves the bytecode of all it ran. Done here, by the user who builds: a process
+  // of serve's function user may not write beside its copy, so without this every start compiles all of that anew.
+  // Plain node, as function processes run (a V8 flag would make the cache theirs alone); a failure keeps the build's.
+  const { NODE_OPTIONS: _options, MICRO_FN_IPC: _ipc, ...env } = process.env;
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `require(${JSON.stringify(cacheModule)}).loadBeside(${JSON.stringify(bundle)}); setImmediate(() => process.exit(0))`,
+    ],
+    {
+      env,
+      stdio: 'ignore',
+      timeout: 10_000,
+    },
+  );
 }
 
 /** The bundle's entry: the function's definition, the local handler's exports, and the start of a serve process. */

@@ -38,7 +38,7 @@ export async function deployLocal(options: LocalDeployOptions): Promise<Function
   const { entry, hostEnv, registry, client, runtime, onProgress, ...limits } = options;
   const address = await runtimeAddress(registry, runtime);
   const outdir = join(microFnHome(hostEnv), 'functions', `${Date.now().toString(36)}-${process.pid}`);
-  const built = await buildLocal(entry, { outdir });
+  const built = await buildLocal(entry, { outdir, warmCache: true });
   onProgress?.(`built ${entry} (${(built.size / 1024).toFixed(1)} KiB in ${built.ms} ms)`);
   const token = controlToken(address, () => readCredential(microFnHome(hostEnv)));
   return callControl(

@@ -34,7 +34,7 @@ export const target = defineTarget({
   examples: ['micro-fn deploy examples/helloworld --target local', 'micro-fn deploy examples/events --env SLACK_URL'],
   async build({ entry, outdir, minify }) {
     const { buildLocal } = await import('./build.js');
-    return buildLocal(entry, { outdir, minify });
+    return buildLocal(entry, { outdir, minify, warmCache: true });
   },
   async deploy({ entry, env, hostEnv, options, session, progress }) {
     // Before building: serve would refuse them anyway (runtime/plugins/local/refused-env.ts).

@@ -233,4 +233,24 @@ build("helloworld's script is ASCII: V8 keeps it as a one-byte string, half the 
   assert.is(at, -1, `not ASCII: ${JSON.stringify(text.slice(Math.max(0, at - 60), at + 20))}`);
 });
 
+build(
+  'warmCache: the cache holds what the top level ran ("run"), also when the top level keeps its process alive',
+  async () => {
+    const entry = join(fixtures, 'busy.ts');
+    // A module that, as it loads, starts a timer nobody clears (a connection, a poll): the warm-up does not wait on it.
+    writeFileSync(
+      entry,
+      `import { defineFunction } from 'micro-fn';\nsetInterval(() => {}, 1000);\nexport default defineFunction({ name: 'busy', handlers: { T: { N: () => ({ n: 1 }) } } });\n`,
+    );
+    const plain = join(fixtures, 'busy-plain');
+    await buildLocal(entry, { outdir: plain });
+    assert.match(header(codeCache.cacheFile(join(plain, 'index.cjs'))), / build$/);
+    const warm = join(fixtures, 'busy-warm');
+    const started = Date.now();
+    await buildLocal(entry, { outdir: warm, warmCache: true });
+    assert.match(header(codeCache.cacheFile(join(warm, 'index.cjs'))), / run$/);
+    assert.ok(Date.now() - started < 9000, 'the warm-up ended at its top level, not at the 10 s bound');
+  },
+);
+
 build.run();
