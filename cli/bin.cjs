@@ -5,9 +5,10 @@
 // other command is the ES module CLI, dist/cli/main.js.
 'use strict';
 
-// What a command or a function it runs prints is not lost when the process exits while a slow reader lags.
-require('../adapters/local/blocking-stdio.cjs').blockingStdio();
 const [name, ...rest] = process.argv.slice(2);
+// What a function run in this process prints is not lost when it exits while a slow reader lags. Only for the
+// commands that run one: serve echoing every function's lines must never stall on a paused reader of its stdout.
+if (name === 'invoke' || name === 'run') require('../adapters/local/blocking-stdio.cjs').blockingStdio();
 if (name === 'invoke') {
   // Run with its V8 code cache (adapters/local/code-cache.cjs; build.mjs wrote both). Its import()s come here:
   // a specifier it names relative to itself is resolved from its own folder.
