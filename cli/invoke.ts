@@ -115,7 +115,7 @@ export const command = defineCommand({
     if (input?.failure) throw input.failure;
     const text = new TextDecoder().decode(result.body);
     if (result.ok) {
-      if (topic === undefined && !result.stream) await reply(`${text}\n`).catch((err) => ignoreGone(err));
+      if (topic === undefined && !result.stream) await reply(`${text}\n`).catch(ignoreGone);
       return 0;
     }
     await write(process.stderr, `${text}\n`);

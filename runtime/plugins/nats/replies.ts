@@ -44,11 +44,6 @@ export class Replies {
     });
   }
 
-  /** Requests waiting for their reply. */
-  get size(): number {
-    return this.#pending.size;
-  }
-
   /**
    * Publishes `body` to `subject` with a reply subject of its own; resolves with the reply, or rejects with a
    * RequestFailure ('TIMEOUT' after `timeout` ms or when `signal` aborts, '503' when the server says nobody
