@@ -233,7 +233,8 @@ export function checkKey(key: unknown, what = 'key'): asserts key is string {
       STORE_ERROR,
       `a store ${what} may not hold control characters (line breaks, tabs, NUL): ${JSON.stringify(key)}`,
     );
-  if (key.length > MAX_KEY_BYTES || encoder.encode(key).length > MAX_KEY_BYTES)
+  // A UTF-16 unit is at most 3 bytes of UTF-8: a shorter key is not encoded to be measured.
+  if (key.length > MAX_KEY_BYTES / 3 && (key.length > MAX_KEY_BYTES || encoder.encode(key).length > MAX_KEY_BYTES))
     throw errors.badRequest(
       STORE_ERROR,
       `a store ${what} is at most ${MAX_KEY_BYTES} bytes (UTF-8); got ${encoder.encode(key).length}`,

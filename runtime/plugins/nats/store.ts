@@ -54,8 +54,11 @@ const LIST_BATCH = 64;
 const ignore = () => {};
 const utf8 = new TextEncoder();
 
+const PLAIN_TOKEN = /^[-\w/]*$/;
+
 /** One KV key token: [-_/A-Za-z0-9] stay, every other UTF-8 byte ('.' and '=' too) is `=XX`. */
 export function storeToken(value: string): string {
+  if (PLAIN_TOKEN.test(value)) return value; // most keys: nothing to escape
   return Array.from(utf8.encode(value), (b) =>
     (b >= 0x30 && b <= 0x39) ||
     (b >= 0x41 && b <= 0x5a) ||

@@ -7,6 +7,7 @@ import { Metadata } from '../../../runtime/core/metadata.js';
 import { Runner } from '../../../runtime/core/runner.js';
 import {
   STORE_CONFLICT,
+  checkKey,
   conflict,
   createStore,
   encodeValue,
@@ -91,6 +92,13 @@ encode('encodes JSON values; refuses undefined, functions, cycles and values ove
   for (const bad of [undefined, () => 1, cycle]) assert.throws(() => encodeValue(bad), /must be JSON/);
   assert.throws(() => encodeValue('x'.repeat(1024 * 1024)), /at most 1048576 bytes/);
   assert.is(encodeValue('x'.repeat(1024 * 1024 - 2)).length, 1024 * 1024, 'exactly 1 MiB with its quotes');
+});
+
+encode('checkKey counts a key in UTF-8 bytes: 1024 of them at most, whatever its length in characters', () => {
+  for (const ok of ['x'.repeat(1024), 'é'.repeat(512), '✓'.repeat(341) + 'x', '\u{1F600}'.repeat(256)])
+    assert.not.throws(() => checkKey(ok), `${ok.length} characters`);
+  for (const bad of ['x'.repeat(1025), 'é'.repeat(513), '✓'.repeat(342), '\u{1F600}'.repeat(257)])
+    assert.throws(() => checkKey(bad), /at most 1024 bytes/, `${bad.length} characters`);
 });
 
 encode.run();
