@@ -16,10 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { buildLocal } from '../adapters/local/build.js';
-import { readCredential } from '../runtime/plugins/local/credential.js';
-import type { FunctionStats } from '../runtime/plugins/local/protocol.js';
 import { Launcher } from '../serve/launcher.js';
-import { callHello, cliRun, root, startBare, startServe, stopServe } from './serve.js';
+import { callHello, cliRun, poolFigures, root, settlePool, startBare, startServe, stopServe } from './serve.js';
 import { fmt, rate, ratio, summarize } from './stats.js';
 
 const BODY = '{"name":"Ada"}';
@@ -50,10 +48,10 @@ async function backToBack(cliEnv: Record<string, string>, servers: ChildProcess[
   for (const args of [[], ['--pool', '2']]) {
     const gateway = await startServe(args, cliEnv, servers);
     await cliRun(['deploy', 'examples/helloworld'], cliEnv);
-    await settle(gateway, cliEnv.MICRO_FN_HOME!);
+    await settlePool(gateway, cliEnv.MICRO_FN_HOME!);
     const base = await sequence(() => callHello(bare));
     const ours = await sequence(() => callHello(gateway));
-    const stats = await poolStats(gateway, cliEnv.MICRO_FN_HOME!);
+    const stats = await poolFigures(gateway, cliEnv.MICRO_FN_HOME!);
     await stopServe(servers.splice(1)); // the bare server stays for the next round
     const a = summarize(ours);
     const b = summarize(base);
@@ -101,7 +99,7 @@ process.stdout.write(new TextDecoder().decode(r.body) + '\\n');`,
   for (const concurrency of [8, 32]) {
     const gateway = await startServe([], cliEnv, servers);
     await cliRun(['deploy', 'examples/helloworld'], cliEnv);
-    await settle(gateway, home);
+    await settlePool(gateway, home);
     // Alternating slices, so both sides see the same machine; each starts with an uncounted second.
     const rounds = 4;
     const slice = async (op: () => Promise<unknown>) => (
@@ -117,7 +115,7 @@ process.stdout.write(new TextDecoder().decode(r.body) + '\\n');`,
       ];
       for (const side of r % 2 ? sides.reverse() : sides) await side();
     }
-    const stats = await poolStats(gateway, home);
+    const stats = await poolFigures(gateway, home);
     await stopServe(servers);
     out.push(
       `(e) invocations/s at concurrency ${String(concurrency).padEnd(2)}, ${seconds} s each side   ${ours.toFixed(1)}/s  (serve's defaults; ${stats.calls} calls, ${stats.cold} cold)`,
@@ -184,33 +182,6 @@ async function stalls(start: () => Promise<void>): Promise<{ max: number; p99: n
 /** Grows this process's heap by about `mib` MiB of small live objects (what serve's broker and state hold). */
 function grow(ballast: object[], mib: number): void {
   for (let i = 0; i < mib * 1024 * 8; i++) ballast.push({ i, s: `v${i}`, a: [i, i + 1] });
-}
-
-/** The gateway's function `helloworld` has stopped starting processes (its pool is full and idle). */
-async function settle(gateway: string, home: string): Promise<void> {
-  for (;;) {
-    const s = await poolStats(gateway, home);
-    if (s.warm > 0 && s.starting === 0) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-interface Figures {
-  warm: number;
-  starting: number;
-  started: number;
-  calls: number;
-  cold: number;
-}
-
-/** helloworld's pool figures and counts, from Runtime.Stats. */
-async function poolStats(gateway: string, home: string): Promise<Figures> {
-  const headers = { authorization: `Bearer ${readCredential(home)!.control}` };
-  const res = await fetch(`${gateway}/micro-fn/Runtime.Stats`, { method: 'POST', body: '{}', headers });
-  const { functions } = (await res.json()) as { functions: FunctionStats[] };
-  const f = functions.find((f) => f.name === 'helloworld')!;
-  const pool = f.pool!;
-  return { ...pool, started: pool.started ?? 0, calls: f.invocations, cold: f.coldStarts };
 }
 
 /** Runs `cmd` and resolves with the time until it wrote its answer on stdout. */

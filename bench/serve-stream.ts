@@ -2,14 +2,15 @@
  * A server stream of 100,000 small JSON values through `micro-fn serve` (gateway → pool → the pipe → a warm function
  * process, test/fixtures/streams' S.Count: a generator that yields without waiting; examples/stream's countdown
  * sleeps between items) against a bare node:http server process writing the same
- * NDJSON (one write per value, waiting for `drain`), read by the same fetch reader, alternating runs. Target (issue 16):
+ * NDJSON (one write per value, waiting for `drain`), read by the same fetch reader, alternating runs, each once serve's
+ * pool is full and idle (no process starting beside it). Target (issue 16):
  * ≤ 1.3× the time to the first item, ≥ 0.8× items/s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliRun, startServe, stopServe } from './serve.js';
+import { cliRun, settlePool, startServe, stopServe } from './serve.js';
 import { fmt, ratio } from './stats.js';
 
 const COUNT = 100_000;
@@ -74,8 +75,13 @@ export async function benchServeStream(): Promise<string[]> {
     // A warm-up of each, then alternating runs.
     await read(`${gateway}/streams/S.Count`, body);
     await read(bareUrl, '{}');
+    // Each run starts once serve's pool is full again: the process replacing the last one used would otherwise be
+    // starting (~60 ms of a CPU) during the next run, ours or the bare server's, whichever came next.
+    const settled = () => settlePool(gateway, home, 'streams', 2);
     for (let i = 0; i < RUNS; i++) {
+      await settled();
       ours.push(await read(`${gateway}/streams/S.Count`, body));
+      await settled();
       theirs.push(await read(bareUrl, '{}'));
     }
     const first = [median(ours.map((r) => r.first)), median(theirs.map((r) => r.first))] as const;

@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readCredential } from '../runtime/plugins/local/credential.js';
+import type { FunctionStats } from '../runtime/plugins/local/protocol.js';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'cli', 'bin.mjs');
@@ -101,4 +103,34 @@ export function startBare(servers: ChildProcess[]): Promise<string> {
     child.stdout.once('data', (d: Buffer) => resolve(`http://127.0.0.1:${String(d).trim()}`));
     child.once('exit', (code) => reject(new Error(`the baseline server exited ${code}`)));
   });
+}
+
+export interface PoolFigures {
+  warm: number;
+  starting: number;
+  started: number;
+  calls: number;
+  cold: number;
+}
+
+/** A function's pool figures and counts (helloworld's by default), from serve's Runtime.Stats. */
+export async function poolFigures(gateway: string, home: string, name = 'helloworld'): Promise<PoolFigures> {
+  const headers = { authorization: `Bearer ${readCredential(home)!.control}` };
+  const res = await fetch(`${gateway}/micro-fn/Runtime.Stats`, { method: 'POST', body: '{}', headers });
+  const { functions } = (await res.json()) as { functions: FunctionStats[] };
+  const f = functions.find((f) => f.name === name)!;
+  const pool = f.pool!;
+  return { ...pool, started: pool.started ?? 0, calls: f.invocations, cold: f.coldStarts };
+}
+
+/**
+ * Waits until a function's pool has stopped starting processes with at least `warm` of them warm (full and idle):
+ * a measure taken then does not share the machine with a process starting.
+ */
+export async function settlePool(gateway: string, home: string, name = 'helloworld', warm = 1): Promise<void> {
+  for (;;) {
+    const s = await poolFigures(gateway, home, name);
+    if (s.warm >= warm && s.starting === 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
