@@ -28,6 +28,7 @@ import { CallerSignal } from '../../runtime/core/transport.js';
 import { STREAM_METADATA, type MessageStream, type StreamEnd, type StreamKind } from '../../runtime/core/stream.js';
 import {
   IPC_FD,
+  STREAM_WINDOW,
   SPANS_ENV,
   encodeMessage,
   readMessages,
@@ -197,6 +198,8 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   let fn: MicroFunction | undefined;
   let os: typeof import('node:os') | undefined;
   let taken = false;
+  /** It has streaming endpoints: its warm-up runs a streamed reply's path too. */
+  let streaming = false;
   /** A ping came before the invocation: this process waited in serve's warm pool (its span says warm). */
   let warm = false;
   let pending: ToFunction | undefined;
@@ -241,6 +244,15 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
         import('node:os').then((m) => (os = m)),
         Promise.resolve().then(() => invocation!.tracer.warmUp?.()),
         new Promise((r) => setTimeout(r, 0)),
+        // The path of a server stream (the dispatcher's, the pipe writer's) is another: a probe streams one item.
+        streaming &&
+          serveOne(
+            fn!,
+            WARM_UP_STREAM,
+            async () => {},
+            async () => {},
+            grantedLink(),
+          ),
       ];
       void Promise.all(warmUp).then(() => send({ type: 'pong' }));
       return;
@@ -265,6 +277,7 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
   const streams = Object.fromEntries(
     endpoints.filter((e) => e.metadata[STREAM_METADATA]).map((e) => [e.name, e.metadata[STREAM_METADATA]]),
   );
+  streaming = !globalThis.__MICRO_FN_NO_STREAMS__ && Object.keys(streams).length > 0;
   await send({
     type: 'ready',
     name: created.name,
@@ -323,6 +336,16 @@ const WARM_UP: IpcInvoke = {
   metadata: { 'micro-timeout': '1000' },
 };
 
+/** The warm-up of a function with streams: a probe answered as a server stream of one item (ServerRequest.probe). */
+const WARM_UP_STREAM: IpcInvoke = { ...WARM_UP, id: 'warm-up-stream' };
+
+/** A link whose reply stream was granted its window, as serve grants it: for WARM_UP_STREAM, which has no reader. */
+function grantedLink(): StreamLink {
+  const link = newLink();
+  link.reply.receive({ type: 'credit', n: STREAM_WINDOW });
+  return link;
+}
+
 /**
  * Runs an IPC invocation: its request stream read from the pipe as it is pulled, the reply sent in its IPC form (a
  * stream: its head, then its messages within the credit serve grants), then `answered`.
@@ -343,6 +366,7 @@ function invoke(
     metadata: new Metadata(message.metadata),
     caller: link.caller,
   };
+  if (!globalThis.__MICRO_FN_NO_STREAMS__ && message === WARM_UP_STREAM) request.probe = 'stream';
   if (message.stream) request.stream = link.request = new PipeReader((m) => void send(m).catch(() => {}), fn.name);
   return fn.invoke(request, async (r) => {
     const head = {

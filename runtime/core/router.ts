@@ -91,9 +91,12 @@ export class Router {
    * code an invocation runs: that is how a warm process has it compiled before its one invocation comes.
    */
   readonly #health: (ctx: Context, request: unknown) => Promise<unknown>;
+  /** The same, as a server stream of one item: the handler of a probe `'stream'` (see ServerRequest.probe). */
+  readonly healthStream: ((ctx: Context, request: unknown) => Promise<unknown>) | undefined;
 
   constructor(definition: ServiceDefinition) {
     this.#health = wrap(definition.name, [], bind(health));
+    if (!globalThis.__MICRO_FN_NO_STREAMS__) this.healthStream = wrap(definition.name, [], bind(healthStream));
     const wrappers = definition.wrappers ?? [];
     for (const [group, target] of Object.entries(definition.handlers ?? {})) {
       if (!globalThis.__MICRO_FN_CHECKED__ && !/^[A-Za-z_$][\w$]*$/.test(group))
@@ -180,6 +183,9 @@ function methodsOf(target: object): [string, Bound, boolean][] {
 }
 
 const health = () => ({ status: 'ok' });
+async function* healthStream() {
+  yield health();
+}
 
 /** A handler as the chain calls it: context first. */
 function bind(fn: Bound): (ctx: Context, request: unknown) => unknown {

@@ -88,18 +88,19 @@ export class Dispatcher {
     const { service, router } = this.#o;
     // A probe takes the same path as a request (it is how a warm process compiles that path before its
     // invocation), with a built-in handler that no wrapper sees.
-    const probe = request.probe === true || request.endpoint === HEALTH_ENDPOINT;
+    const streamProbe = !globalThis.__MICRO_FN_NO_STREAMS__ && request.probe === 'stream';
+    const probe = request.probe === true || streamProbe || request.endpoint === HEALTH_ENDPOINT;
     try {
       if (!probe && request.service && request.service !== service)
         throw errors.notFound(service, `service ${request.service} not found`);
-      const handler = router.handler(probe ? HEALTH_ENDPOINT : request.endpoint);
+      const handler = streamProbe ? router.healthStream : router.handler(probe ? HEALTH_ENDPOINT : request.endpoint);
       if (!handler)
         throw errors.notFound(service, `endpoint ${request.endpoint || '(none)'} not found on service ${service}`);
       const codec = this.#codec(request.contentType);
       if (!codec) throw errors.badRequest(service, `unsupported content type ${request.contentType}`);
       // Looked up for a probe too (and ignored): a warm process's probe compiles this path for its invocation.
       const kind = router.stream(probe ? HEALTH_ENDPOINT : request.endpoint);
-      const stream = probe ? undefined : kind;
+      const stream = streamProbe ? 'server' : probe ? undefined : kind;
       if (stream && !streaming) throw new MicroError(service, 500, NO_STREAMS);
       // A bundle without streams (build-constants.ts) has none on either side: it carries none of these checks.
       let inStream = false;
@@ -197,7 +198,7 @@ export class Dispatcher {
     if (globalThis.__MICRO_FN_NO_STREAMS__)
       return this.errorResponse(request, new MicroError(service, 500, NO_STREAMS));
     const ctx = new RequestContext(this.#o, request.id, request.endpoint, request.metadata, call.deadline);
-    const span = this.#span(request.endpoint, 'server', request.metadata, false, {
+    const span = this.#span(request.endpoint, 'server', request.metadata, request.probe === 'stream', {
       id: request.id,
       endpoint: request.endpoint,
     });

@@ -37,7 +37,11 @@ export interface CallOptions {
 
 /** A request on the server side; `probe` marks health checks, which never use up a function's one shot. */
 export interface ServerRequest extends TransportRequest {
-  probe?: boolean;
+  /**
+   * A health check. `'stream'`: one whose answer is a server stream of one item, so it runs the path of a streamed
+   * reply (a warm process under serve compiles that path so before its invocation; no caller can send one).
+   */
+  probe?: boolean | 'stream';
   /**
    * Whether its caller still waits, where the listener can tell (HTTP: the connection). A host that queues requests
    * (`micro-fn serve`) drops one whose caller has gone before it starts.

@@ -195,6 +195,41 @@ probe('answers health probes without using up the invocation', async () => {
   assert.is((await fn.invoke(request('Debug.Health'))).status, 200);
 });
 
+probe(
+  'a stream probe (the warm-up under serve) streams one health item, runs no handler and leaves the invocation',
+  async () => {
+    let ran = 0;
+    const fn = createFunction({
+      name: 'fn',
+      handlers: {
+        S: {
+          async *Count() {
+            ran++;
+            yield { i: 1 };
+          },
+        },
+      },
+    });
+    await fn.start();
+    const items = async (stream: AsyncIterable<Uint8Array> | undefined) => {
+      const out: unknown[] = [];
+      for await (const item of stream ?? []) out.push(JSON.parse(dec.decode(item)));
+      return out;
+    };
+    for (let i = 0; i < 2; i++) {
+      const health = await fn.invoke({ ...request('Debug.Health'), probe: 'stream' });
+      assert.is(health.status, 200);
+      assert.equal(await items(health.stream), [{ status: 'ok' }]);
+    }
+    assert.is(ran, 0);
+    assert.ok(fn.waiting, 'the probes used no shot');
+    const reply = await fn.invoke(request('S.Count'));
+    assert.equal(await items(reply.stream), [{ i: 1 }]);
+    assert.is(ran, 1);
+    await withTimeout(fn.done);
+  },
+);
+
 probe.run();
 
 // ---

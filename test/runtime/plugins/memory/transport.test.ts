@@ -67,7 +67,7 @@ memory('refuses an unknown address with a retryable 503, like a refused connecti
 });
 
 memory('marks Debug.Health requests as probes', async (ctx) => {
-  const probes: (boolean | undefined)[] = [];
+  const probes: (boolean | string | undefined)[] = [];
   const listener = await ctx.transport.listen(async (request, reply) => {
     probes.push(request.probe);
     await reply(serverResponse('{}'));
