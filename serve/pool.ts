@@ -484,10 +484,10 @@ export class FunctionPool {
   }
 
   #spawn(warm: boolean): Worker {
-    const { launcher, env, memory, log, spans } = this.options;
+    const { launcher, env, memory, log, spans, store } = this.options;
     if (this.#bundle === undefined) throw new Error('FunctionPool: describe() starts the first process');
     this.#started++;
-    return new Worker({ launcher, bundle: this.#bundle, env, memory, log, warm, spans });
+    return new Worker({ launcher, bundle: this.#bundle, env, memory, log, warm, spans, store });
   }
 
   /**

@@ -16,10 +16,14 @@ import type {
   IpcReply,
   IpcSettled,
   IpcSpans,
+  IpcStoreCall,
+  IpcStoreReply,
   IpcStream,
   ToFunction,
 } from '../adapters/local/ipc.js';
-import { IPC_ENV, MAX_LINE, encodeMessage, readMessages } from '../adapters/local/ipc.js';
+import { IPC_ENV, MAX_LINE, STORE_IN_FLIGHT_LIMIT, encodeMessage, readMessages } from '../adapters/local/ipc.js';
+import { STORE_PIPE_ENV } from '../runtime/plugins/local/store-pipe.js';
+import type { StoreEndpoint } from '../runtime/plugins/local/protocol.js';
 import { Credit, PipeReader, writeStream } from '../adapters/local/pipe-stream.js';
 import type { MessageStream } from '../runtime/core/stream.js';
 import type { LaunchedProcess, Launcher, Pipes } from './launcher.js';
@@ -40,6 +44,11 @@ export interface WorkerOptions {
   log: (line: string, stream: 'stdout' | 'stderr', invocation: string) => void;
   /** Receives the spans the process recorded (serve/observe/span-sink.ts); absent, they are ignored. */
   spans?: (message: IpcSpans) => void;
+  /**
+   * Runs a store operation the process sends on its pipe (IpcStoreCall), as the control service's endpoint of that
+   * name would; absent, the process is not offered the pipe for its store (it calls the control service).
+   */
+  store?: (endpoint: StoreEndpoint, request: unknown) => Promise<unknown>;
 }
 
 export type WorkerResult =
@@ -49,6 +58,11 @@ export type WorkerResult =
   | { kind: 'exit'; code: number | null; signal: string | null; overMemory?: number; overLine?: number };
 
 const PAGE = 4096;
+/**
+ * Characters of store answers a process may leave unread in its pipe before the next answer: past it, it is stopped
+ * (a process that sends store operations without reading the answers must not grow serve's memory).
+ */
+const STORE_UNREAD = 64 * 1024 * 1024;
 /** How often memory is read while a process loads or serves, and while it waits in the pool. */
 const WATCH_INTERVAL = 25;
 const IDLE_INTERVAL = 250;
@@ -74,6 +88,9 @@ export class Worker {
   #cancelled = false;
   /** The process takes several request messages on one line (its bundle is as new as this serve). */
   #batches = false;
+  readonly #store: WorkerOptions['store'];
+  /** Store operations it sent on its pipe that have no answer yet. */
+  #storeCalls = 0;
   #result: ((r: WorkerResult) => void) | undefined;
   #exited = false;
   #exit: { code: number | null; signal: string | null } = { code: null, signal: null };
@@ -85,9 +102,10 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#memory = options.memory;
     this.cold = !options.warm;
+    this.#store = options.store;
     this.#process = options.launcher.spawn({
       entry: options.bundle,
-      env: { ...options.env, [IPC_ENV]: '1' },
+      env: { ...options.env, [IPC_ENV]: '1', ...(options.store ? { [STORE_PIPE_ENV]: '1' } : {}) },
       channel: true,
     });
     let readyResolve!: (r: IpcReady) => void;
@@ -162,11 +180,37 @@ export class Worker {
           if (message.stream) return 'yield';
         } else if (message.type === 'settled') this.#settle({ kind: 'settled', settled: message });
         else if (message.type === 'spans') options.spans?.(message);
+        else if (message.type === 'store') this.#storeCall(message, options.log);
       },
       tooLong,
     );
     return Promise.all(
       [channel, pipes.stdout, pipes.stderr].map((s) => new Promise((resolve) => s.once('close', resolve))),
+    );
+  }
+
+  /** Runs a store operation of the process and answers it on its pipe (see WorkerOptions.store). */
+  #storeCall(call: IpcStoreCall, log: WorkerOptions['log']): void {
+    const store = this.#store;
+    if (!store || this.#exited) return;
+    const stop = (why: string) => {
+      log(`the function process ${why} and was stopped`, 'stderr', this.#invocation);
+      this.kill();
+    };
+    if (this.#storeCalls >= STORE_IN_FLIGHT_LIMIT)
+      return stop(`sent more than ${STORE_IN_FLIGHT_LIMIT} store operations at once on its pipe (fd 3)`);
+    this.#storeCalls++;
+    const answer = (reply: Omit<IpcStoreReply, 'type' | 'id'>) => {
+      this.#storeCalls--;
+      if (this.#exited) return;
+      const channel = this.#channel!;
+      if (channel.writableLength > STORE_UNREAD)
+        return stop(`left more than ${STORE_UNREAD} characters of store answers unread in its pipe`);
+      channel.write(encodeMessage({ type: 'store-reply', id: call.id, ...reply }));
+    };
+    store(call.endpoint, call.request).then(
+      (response) => answer({ response }),
+      (err: unknown) => answer({ error: toMicroError(err, 'micro-fn').toJSON() }),
     );
   }
 

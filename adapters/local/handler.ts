@@ -35,9 +35,12 @@ import {
   type FromFunction,
   type IpcInvoke,
   type IpcPing,
+  type IpcStoreReply,
   type IpcStream,
   type ToFunction,
 } from './ipc.js';
+import { PipeStore } from './pipe-store.js';
+import { STORE_PIPE_ENV, installStorePipe } from '../../runtime/plugins/local/store-pipe.js';
 import { Credit, PipeReader, writeStream } from './pipe-stream.js';
 
 /**
@@ -212,7 +215,11 @@ export async function serveIpc(definition: ServiceDefinition, env: Env = process
     process.exit(code);
   };
   // Read at once: the invocation of a cold start may already be waiting in the pipe.
-  readMessages<ToFunction | IpcPing | IpcStream>(channel, (message) => {
+  // Serve answers store operations on this pipe: the local store, sync and config plugins use it (pipe-store.ts).
+  const store = env[STORE_PIPE_ENV] === '1' ? new PipeStore(send) : undefined;
+  if (store) installStorePipe(store.call);
+  readMessages<ToFunction | IpcPing | IpcStream | IpcStoreReply>(channel, (message) => {
+    if (message.type === 'store-reply') return store?.receive(message);
     if (message.type === 'data' || message.type === 'end') {
       // Beyond its credit, serve broke the protocol: the request stream has failed, and so does its handler's read.
       link.request?.receive(message);

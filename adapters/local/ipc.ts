@@ -18,6 +18,7 @@
 import type { ErrorJSON } from '../../runtime/core/errors.js';
 import type { SpanData } from '../../runtime/core/trace.js';
 import type { StreamKind } from '../../runtime/core/stream.js';
+import type { StoreEndpoint } from '../../runtime/plugins/local/protocol.js';
 
 /** Sent by the function process once its bundle is loaded: it is warm and waits for one invocation. */
 export interface IpcReady {
@@ -142,8 +143,35 @@ export interface IpcSpans {
   spans: SpanData[];
 }
 
+/**
+ * A store operation of the function's handler, sent on the pipe when serve offers it (STORE_PIPE_ENV): serve runs
+ * it on the store it keeps, as its control service's endpoint of that name would (serve/store-control.ts), and
+ * answers with the IpcStoreReply of the same `id`. Any number may be in flight; the function sends at most
+ * STORE_IN_FLIGHT at once, and serve stops a process that has more than STORE_IN_FLIGHT_LIMIT.
+ */
+export interface IpcStoreCall {
+  type: 'store';
+  id: number;
+  endpoint: StoreEndpoint;
+  request: unknown;
+}
+
+/** The answer to an IpcStoreCall: the endpoint's response, or its error. */
+export interface IpcStoreReply {
+  type: 'store-reply';
+  id: number;
+  response?: unknown;
+  error?: ErrorJSON;
+}
+
+/** Store operations a function process has in flight on its pipe at most; later ones wait in the process. */
+export const STORE_IN_FLIGHT = 64;
+
+/** Past this many in flight, a process broke the protocol (it wrote to its pipe itself): serve stops it. */
+export const STORE_IN_FLIGHT_LIMIT = 4 * STORE_IN_FLIGHT;
+
 export type ToFunction = IpcInvoke | IpcMessage;
-export type FromFunction = IpcReady | IpcPong | IpcReply | IpcSettled | IpcSpans | IpcStream;
+export type FromFunction = IpcReady | IpcPong | IpcReply | IpcSettled | IpcSpans | IpcStream | IpcStoreCall;
 
 /** Set in a function process's environment by the spawner: start serving over the pipe at fd 3. */
 export const IPC_ENV = 'MICRO_FN_IPC';
@@ -159,7 +187,7 @@ export const SPANS_ENV = 'MICRO_FN_SPANS';
 export const IPC_FD = 3;
 
 /** A message as a line: JSON escapes every line break inside strings, so a newline ends a message. */
-export function encodeMessage(message: ToFunction | FromFunction | IpcPing | IpcStream): string {
+export function encodeMessage(message: ToFunction | FromFunction | IpcPing | IpcStream | IpcStoreReply): string {
   return `${JSON.stringify(message)}\n`;
 }
 

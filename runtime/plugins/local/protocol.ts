@@ -19,6 +19,9 @@ export const RUNTIME_SERVICE = 'micro-fn';
  */
 export const STORE_TOKEN_ENV = 'MICRO_FN_STORE_TOKEN';
 
+/** The control service's store endpoints, which a function process under serve may also send on its pipe. */
+export type StoreEndpoint = 'Store.Get' | 'Store.Set' | 'Store.Delete' | 'Store.List';
+
 /** A value of serve's store as `Store.Get` and `Store.List` return it: JSON text and its revision. */
 export interface StoredValue {
   value: string;

@@ -4,7 +4,8 @@
  * reaches serve's broker. A function process under serve runs as another user and must not open LMDB itself; it
  * sends the store token serve gave it (MICRO_FN_STORE_TOKEN). Any other process (`micro-fn invoke`, `run`, the CLI)
  * sends serve's control token, read from MICRO_FN_HOME's credential: it has to be serve's user. Without a serve
- * running, every operation is a 503 that says to start one.
+ * running, every operation is a 503 that says to start one. A function process whose serve answers store operations
+ * on its pipe (store-pipe.ts) sends them there instead: no HTTP round trip, no token.
  */
 import { Client } from '../../core/client.js';
 import { errors, isMicroError } from '../../core/errors.js';
@@ -14,7 +15,8 @@ import type { Registry } from '../../core/registry.js';
 import type { RawEntry, StoreBackend, StoreDeleteOptions, StoreGuarantees, StoreSetOptions } from '../../core/store.js';
 import type { Transport } from '../../core/transport.js';
 import { readCredential } from './credential.js';
-import { RUNTIME_SERVICE, type ControlApi, type ControlEndpoint } from './protocol.js';
+import { RUNTIME_SERVICE, type ControlApi, type StoreEndpoint } from './protocol.js';
+import { storePipe } from './store-pipe.js';
 
 export interface LocalStoreOptions {
   registry: Registry;
@@ -62,7 +64,9 @@ export class LocalStore implements StoreBackend {
     return this.#call('Store.List', { namespace, prefix, limit: options.limit, cursor: options.cursor });
   }
 
-  async #call<E extends ControlEndpoint>(endpoint: E, request: ControlApi[E]['request']) {
+  async #call<E extends StoreEndpoint>(endpoint: E, request: ControlApi[E]['request']) {
+    const pipe = storePipe();
+    if (pipe) return pipe(endpoint, request);
     try {
       // Retried only where serve provably ran nothing (the client's rule): a write is never applied twice.
       return await this.#client.call<ControlApi[E]['response']>(RUNTIME_SERVICE, endpoint, request, {
