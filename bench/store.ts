@@ -1,7 +1,7 @@
 /**
  * The local store (issue 17), side by side in one run:
  *  (a) get and set p50/p99 from a warm function process under a real `micro-fn serve` (ctx.store: the local store
- *      plugin, over serve's control service, LMDB in serve) vs the same operation on lmdb directly in this process
+ *      plugin, over the function's pipe to serve, LMDB in serve) vs the same operation on lmdb directly in this process
  *      (a get; a set as one synchronous, flushed transaction, what serve does for each set). Rounds alternate: 50
  *      operations in the function, then 50 on lmdb. Target (the issue's): ≤ 1.2× — not reachable across processes.
  *  (b) examples/counter: 100 concurrent one-shot invocations through serve: total time and conflicts retried, vs
