@@ -22,6 +22,11 @@ interface Kept {
 
 type Key = [string, string];
 
+/**
+ * Characters of values a list page holds at most (past it, the page ends with its cursor however few entries it has):
+ * 1,000 values of 1 MiB each would otherwise be one answer of 1 GiB in serve's memory, asked for by any function.
+ */
+export const PAGE_CHARS = 4 * 1024 * 1024;
 /** Expired entries removed per sweep transaction, at most (a sweep does several, each short). */
 const SWEEP_BATCH = 500;
 /** Milliseconds between sweeps of expired entries. */
@@ -108,13 +113,17 @@ export class KvStore implements StoreBackend {
     const entries: (RawEntry & { key: string })[] = [];
     const start = options.cursor !== undefined && options.cursor > prefix ? options.cursor : prefix;
     let last: string | undefined;
+    let chars = 0;
     for (const { key, value } of this.#kv.getRange({ start: [namespace, start] })) {
       const [space, name] = key;
       if (space !== namespace || !name.startsWith(prefix)) break;
       if (name === options.cursor) continue;
-      if (entries.length === options.limit) return { entries, cursor: last };
+      if (entries.length === options.limit || chars >= PAGE_CHARS) return { entries, cursor: last };
       last = name;
-      if (this.#live(value, now)) entries.push({ key: name, value: value.v, revision: value.r });
+      if (this.#live(value, now)) {
+        entries.push({ key: name, value: value.v, revision: value.r });
+        chars += value.v.length;
+      }
     }
     return { entries };
   }

@@ -69,3 +69,36 @@ sweep('keeps revisions across a close and an open of the folder (a serve restart
 });
 
 sweep.run();
+
+// ---
+
+const pages = suite('KvStore.list pages');
+
+pages(
+  'a page ends at 4 MiB of values whatever its limit: 12 values of 1 MiB come as pages of 4, 4, 4, every key once',
+  async () => {
+    const home = mkdtempSync(join(tmpdir(), 'micro-fn-kv-pages-'));
+    const kv = await openKvStore(home, { sweep: 0 });
+    try {
+      const big = JSON.stringify('x'.repeat(1024 * 1024 - 2));
+      for (let i = 0; i < 12; i++) await kv.set('ns', `k${String(i).padStart(2, '0')}`, big, {});
+      await kv.set('ns', 'small', '1', {});
+      const sizes: number[] = [];
+      const keys: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await kv.list('ns', '', { limit: 1000, cursor });
+        sizes.push(page.entries.length);
+        keys.push(...page.entries.map((e) => e.key));
+        cursor = page.cursor;
+      } while (cursor !== undefined && sizes.length < 10);
+      assert.equal(sizes, [4, 4, 4, 1]);
+      assert.equal(keys, [...Array.from({ length: 12 }, (_, i) => `k${String(i).padStart(2, '0')}`), 'small']);
+    } finally {
+      await kv.close();
+      rmSync(home, { recursive: true, force: true });
+    }
+  },
+);
+
+pages.run();
