@@ -38,7 +38,21 @@ async function counterProcess(dir: string, pipe: boolean) {
   const next = () =>
     withTimeout(new Promise<FromFunction>((r) => waiters.push(r)), 10_000, 'a message from the function process');
   const closed = new Promise((r) => child.once('close', r));
-  return { child, channel, next, closed };
+  /** Waits for it to be ready, then hands it its invocation: Counter.Increment. */
+  const increment = async () => {
+    assert.is((await next()).type, 'ready');
+    channel.write(
+      encodeMessage({
+        type: 'invoke',
+        id: 'i1',
+        endpoint: 'Counter.Increment',
+        contentType: 'application/json',
+        body: '{}',
+        metadata: {},
+      }),
+    );
+  };
+  return { child, channel, next, closed, increment };
 }
 
 // ---
@@ -50,17 +64,7 @@ process_(
     const dir = mkdtempSync(join(tmpdir(), 'micro-fn-pipe-store-'));
     const p = await counterProcess(dir, true);
     try {
-      assert.is((await p.next()).type, 'ready');
-      p.channel.write(
-        encodeMessage({
-          type: 'invoke',
-          id: 'i1',
-          endpoint: 'Counter.Increment',
-          contentType: 'application/json',
-          body: '{}',
-          metadata: {},
-        }),
-      );
+      await p.increment();
       const calls: IpcStoreCall[] = [];
       const store = async () => {
         const m = await p.next();
@@ -106,17 +110,7 @@ process_('not offered the pipe (an older serve), it sends nothing there: its sto
   const dir = mkdtempSync(join(tmpdir(), 'micro-fn-pipe-store-'));
   const p = await counterProcess(dir, false);
   try {
-    assert.is((await p.next()).type, 'ready');
-    p.channel.write(
-      encodeMessage({
-        type: 'invoke',
-        id: 'i1',
-        endpoint: 'Counter.Increment',
-        contentType: 'application/json',
-        body: '{}',
-        metadata: {},
-      }),
-    );
+    await p.increment();
     const reply = await p.next();
     assert.is(reply.type, 'reply', 'no store message on the pipe');
     assert.ok(
