@@ -14,6 +14,9 @@
  * large its messages. IpcCancel says the reader stopped: from serve, the caller went
  * (the function cancels its reply stream, so its handler's signal fires); from the function, the handler stopped
  * reading its request (serve stops sending it). See pipe-stream.ts.
+ *
+ * Store operations ride it too, when serve offers them (IpcStoreCall, IpcStoreReply; pipe-store.ts): any number at
+ * any time, each answered by id, so the local store, sync and config cost a function no HTTP round trip.
  */
 import type { ErrorJSON } from '../../runtime/core/errors.js';
 import type { SpanData } from '../../runtime/core/trace.js';
