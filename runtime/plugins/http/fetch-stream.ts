@@ -5,9 +5,10 @@
  * framing is framing.ts's LineSplitter, as the node:http listener reads it (request-stream.ts). No `node:` import.
  */
 import { Metadata, errors, type MessageStream, type MicroError, type StreamEnd } from '../../core/index.js';
-/** What return() reads of a body and throws away at most: the node:http listener's LINGER_BYTES (exchange.ts). */
-export const LINGER_BYTES = 8_388_608; // 8 MiB
 import { LineSplitter } from './framing.js';
+import { LINGER_BYTES } from './read-all.js';
+
+export { LINGER_BYTES };
 
 const NO_TRAILERS = /* @__PURE__ */ new Metadata();
 const CUT = 'the caller closed its request stream before its end';

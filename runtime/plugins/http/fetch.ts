@@ -16,7 +16,7 @@ import {
   type ServerResponse,
 } from '../../core/index.js';
 import { errorHeaderValue, metadataFromRawHeaders, responseHeaders } from './headers.js';
-import { readAll } from './read-all.js';
+import { LINGER_BYTES, readAll } from './read-all.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 import type {} from '../../core/build-constants.js';
 import { EVENT_STREAM, NDJSON, acceptsEventStream, isNdjson, responseBody } from './framing.js';
@@ -168,9 +168,12 @@ export async function readRequest(request: Request, max: number): Promise<ReadRe
   return { request: read };
 }
 
-/** The body, or undefined the moment it passes `max` bytes (a chunked body has no Content-Length to check). */
+/**
+ * The body, or undefined once it passes `max` bytes (a chunked body has no Content-Length to check): what still comes
+ * is read and dropped up to LINGER_BYTES, so the caller finishes sending and reads its 413.
+ */
 function readBody(request: Request, max: number): Promise<Uint8Array | undefined> {
-  return readAll(request.body?.getReader(), max);
+  return readAll(request.body?.getReader(), max, LINGER_BYTES);
 }
 
 /**

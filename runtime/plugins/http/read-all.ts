@@ -3,12 +3,21 @@
 const EMPTY = new Uint8Array(0);
 
 /**
- * Every byte `reader` gives, as one array (the chunk itself when there is only one); undefined the moment it passes
- * `max` bytes (a chunked body has no Content-Length to check up front), and the rest is cancelled.
+ * What a fetch host reads of a request body it will not use and throws away at most, before it answers: the node:http
+ * listener's LINGER_BYTES (exchange.ts). A host that answers while the body is still arriving closes the connection
+ * under a caller that is still sending (workerd does), which most clients report as a failed request, not the answer.
+ */
+export const LINGER_BYTES = 8_388_608; // 8 MiB
+
+/**
+ * Every byte `reader` gives, as one array (the chunk itself when there is only one); undefined once it passes `max`
+ * bytes (a chunked body has no Content-Length to check up front): the rest is read and dropped up to `linger` bytes
+ * more (a request body: LINGER_BYTES), then cancelled.
  */
 export async function readAll(
   reader: ReadableStreamDefaultReader<Uint8Array> | undefined,
   max = Infinity,
+  linger = 0,
 ): Promise<Uint8Array | undefined> {
   if (!reader) return EMPTY;
   const chunks: Uint8Array[] = [];
@@ -16,6 +25,8 @@ export async function readAll(
   for (let r = await reader.read(); !r.done; r = await reader.read()) {
     size += r.value.byteLength;
     if (size > max) {
+      for (let left = linger; left > 0; left -= r.value.byteLength)
+        if ((r = await reader.read()).done) return undefined;
       await reader.cancel();
       return undefined;
     }
