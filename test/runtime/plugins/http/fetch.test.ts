@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Runner, errors, type Context, type ServiceDefinition } from '../../../../runtime/core/index.js';
 import { createFetchHandler } from '../../../../runtime/plugins/http/fetch.js';
+import { LINGER_BYTES } from '../../../../runtime/plugins/http/read-all.js';
 import { withTimeout } from '../../../helpers.js';
 
 interface Counts {
@@ -72,24 +73,38 @@ fetchSuite('answers GET /health without running a handler, and refuses what it c
   assert.is(counts.hello, 1, 'only the refused request reached the handler');
 });
 
-fetchSuite('refuses a body over the limit with 413, by Content-Length and while streaming one without it', async () => {
-  const counts = { hello: 0, stopped: 0 };
-  const handle = createFetchHandler(new Runner(greeter(counts), { env: {}, plugins: none }), { maxBodySize: 64 });
-  const declared = await handle(post('/greeter/Greeter.Hello', 'x'.repeat(65), { 'content-length': '65' }));
-  assert.is(declared.status, 413);
-  let pulled = 0;
-  const stream = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      pulled++;
-      controller.enqueue(new Uint8Array(40));
-      if (pulled === 100) controller.close();
-    },
-  });
-  const streamed = await handle(post('/greeter/Greeter.Hello', stream));
-  assert.is(streamed.status, 413);
-  assert.ok(pulled < 10, `stopped reading after ${pulled} chunks of 40 bytes`);
-  assert.is(counts.hello, 0);
-});
+fetchSuite(
+  'refuses a body over the limit with 413, by Content-Length and while streaming one without it (read to its end, up to 8 MiB more)',
+  async () => {
+    const counts = { hello: 0, stopped: 0 };
+    const handle = createFetchHandler(new Runner(greeter(counts), { env: {}, plugins: none }), { maxBodySize: 64 });
+    const declared = await handle(post('/greeter/Greeter.Hello', 'x'.repeat(65), { 'content-length': '65' }));
+    assert.is(declared.status, 413);
+    let pulled = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(40));
+        if (pulled === 100) controller.close();
+      },
+    });
+    const streamed = await handle(post('/greeter/Greeter.Hello', stream));
+    assert.is(streamed.status, 413);
+    // Read to its end, and dropped: a host answering while the caller still sends closes the connection under it.
+    assert.is(pulled, 100);
+    // An endless body: read and dropped up to LINGER_BYTES past the limit, then cancelled.
+    let made = 0;
+    let cancelled = false;
+    const endless = new ReadableStream<Uint8Array>({
+      pull: (controller) => void (made++, controller.enqueue(new Uint8Array(64 * 1024))),
+      cancel: () => void (cancelled = true),
+    });
+    assert.is((await handle(post('/greeter/Greeter.Hello', endless))).status, 413);
+    assert.ok(cancelled);
+    assert.ok(made * 64 * 1024 <= LINGER_BYTES + 3 * 64 * 1024, `${made} chunks of 64 KiB read`);
+    assert.is(counts.hello, 0);
+  },
+);
 
 fetchSuite("caps the deadline at the host's remaining time; a caller's shorter Micro-Timeout wins", async () => {
   const handle = createFetchHandler(new Runner(greeter({ hello: 0, stopped: 0 }), { env: {}, plugins: none }));
