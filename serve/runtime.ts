@@ -65,7 +65,7 @@ import type { RuntimeStats } from '../runtime/plugins/local/protocol.js';
 import { otelEnv } from '../runtime/plugins/otel/settings.js';
 import { SpanSink } from './observe/span-sink.js';
 import { StoreHost } from './store-control.js';
-import { STORE_TOKEN_ENV, type StoreEndpoint } from '../runtime/plugins/local/protocol.js';
+import { STORE_TOKEN_ENV } from '../runtime/plugins/local/protocol.js';
 
 export interface RuntimeOptions {
   home: string;
@@ -254,29 +254,6 @@ export class LocalRuntime {
     for (const extension of this.#extensions) await extension.start?.();
   }
 
-  /**
-   * A store operation a function process sent on its pipe (serve/worker.ts): what the control service's endpoint of
-   * that name does for a caller with the store token.
-   */
-  readonly #storeOnPipe = (endpoint: StoreEndpoint, request: unknown): Promise<unknown> => {
-    const handlers = (this.#storeHandlers ??= this.store.handlers());
-    switch (endpoint) {
-      case 'Store.Get':
-        return handlers.Get(request);
-      case 'Store.Set':
-        return handlers.Set(request);
-      case 'Store.Delete':
-        return handlers.Delete(request);
-      case 'Store.List':
-        return handlers.List(request);
-      default:
-        return Promise.reject(
-          errors.notFound(RUNTIME_SERVICE, `there is no store operation ${JSON.stringify(endpoint).slice(0, 80)}`),
-        );
-    }
-  };
-  #storeHandlers: ReturnType<StoreHost['handlers']> | undefined;
-
   /** What every function serve runs starts from: serve's own MICRO_* settings, and its MICRO_FN_HOME. */
   #functionEnv(): Record<string, string> {
     const env: Record<string, string> = {};
@@ -418,7 +395,7 @@ export class LocalRuntime {
       },
       onInvocation: o.observe === false ? undefined : (event) => this.invocations.emit(event),
       spans: this.#spans && ((message) => this.#spans!.accept(message)),
-      store: this.#storeOnPipe,
+      store: (endpoint, request) => this.store.run(endpoint, request),
     });
     const ready = await this.#ready(pool, request.bundle, loading).finally(() => (loading = undefined));
     const invalid = nameProblem('function', ready.name) ?? firstProblem('topic', ready.topics);

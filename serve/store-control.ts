@@ -44,6 +44,21 @@ export class StoreHost {
     }));
   }
 
+  /**
+   * Runs store endpoint `endpoint` (`Store.Get`...) as the control service would for a caller with the store token:
+   * for a function process that sends it on its pipe (serve/worker.ts).
+   */
+  run(endpoint: string, request: unknown): Promise<unknown> {
+    const handlers = (this.#handlers ??= this.handlers());
+    const method = endpoint.startsWith(STORE_GROUP) ? endpoint.slice(STORE_GROUP.length) : '';
+    if (!Object.hasOwn(handlers, method))
+      return Promise.reject(
+        errors.notFound(RUNTIME_SERVICE, `there is no store operation ${JSON.stringify(endpoint).slice(0, 80)}`),
+      );
+    return handlers[method as keyof typeof handlers](request);
+  }
+  #handlers: ReturnType<StoreHost['handlers']> | undefined;
+
   /** The handlers of the control service's `Store` group. */
   handlers() {
     return {

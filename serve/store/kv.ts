@@ -26,7 +26,7 @@ type Key = [string, string];
  * Characters of values a list page holds at most (past it, the page ends with its cursor however few entries it has):
  * 1,000 values of 1 MiB each would otherwise be one answer of 1 GiB in serve's memory, asked for by any function.
  */
-export const PAGE_CHARS = 4 * 1024 * 1024;
+const PAGE_CHARS = 4 * 1024 * 1024;
 /** Expired entries removed per sweep transaction, at most (a sweep does several, each short). */
 const SWEEP_BATCH = 500;
 /** Milliseconds between sweeps of expired entries. */

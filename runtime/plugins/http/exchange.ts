@@ -12,6 +12,7 @@ import {
 import { errorHeaderValue, responseHeaders } from './headers.js';
 import { writeStream } from './stream-write.js';
 import { asText } from './text-body.js';
+import { LINGER_BYTES } from './read-all.js';
 
 /** What an exchange needs from its listener. */
 export interface ExchangeOwner {
@@ -179,8 +180,9 @@ export function readBody(req: IncomingMessage, max: number, done: (body: Uint8Ar
   req.on('end', onEnd);
 }
 
-/** How much of a refused body is read and thrown away so its client can read the answer, and for how long. */
-export const LINGER_BYTES = 8_388_608; // 8 MiB
+// How much of a refused body is read and thrown away so its client can read the answer (the fetch hosts' too), and
+// for how long.
+export { LINGER_BYTES };
 const LINGER_MS = 2000;
 
 /**

@@ -6,9 +6,7 @@
  */
 import { Metadata, errors, type MessageStream, type MicroError, type StreamEnd } from '../../core/index.js';
 import { LineSplitter } from './framing.js';
-import { LINGER_BYTES } from './read-all.js';
-
-export { LINGER_BYTES };
+import { dropRest } from './read-all.js';
 
 const NO_TRAILERS = /* @__PURE__ */ new Metadata();
 const CUT = 'the caller closed its request stream before its end';
@@ -71,12 +69,7 @@ export class BodyRequestStream implements MessageStream, AsyncIterator<Uint8Arra
     const reader = this.#reader;
     if (!reader || this.#ended) return;
     try {
-      for (let left = LINGER_BYTES; left > 0;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        left -= value.byteLength;
-      }
-      await reader.cancel();
+      await dropRest(reader);
     } catch {
       // the caller went: nothing left to read
     }

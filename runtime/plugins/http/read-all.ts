@@ -3,8 +3,8 @@
 const EMPTY = new Uint8Array(0);
 
 /**
- * What a fetch host reads of a request body it will not use and throws away at most, before it answers: the node:http
- * listener's LINGER_BYTES (exchange.ts). A host that answers while the body is still arriving closes the connection
+ * What a host reads of a request body it will not use and throws away at most, before it answers: the fetch hosts and
+ * the node:http listener (exchange.ts) alike. A host that answers while the body is still arriving closes the connection
  * under a caller that is still sending (workerd does), which most clients report as a failed request, not the answer.
  */
 export const LINGER_BYTES = 8_388_608; // 8 MiB
@@ -25,9 +25,7 @@ export async function readAll(
   for (let r = await reader.read(); !r.done; r = await reader.read()) {
     size += r.value.byteLength;
     if (size > max) {
-      for (let left = linger; left > 0; left -= r.value.byteLength)
-        if ((r = await reader.read()).done) return undefined;
-      await reader.cancel();
+      await dropRest(reader, linger);
       return undefined;
     }
     chunks.push(r.value);
@@ -40,4 +38,14 @@ export async function readAll(
     at += chunk.byteLength;
   }
   return body;
+}
+
+/** Reads what is left of `reader` and drops it, `linger` bytes at most; then cancels whatever is still to come. */
+export async function dropRest(reader: ReadableStreamDefaultReader<Uint8Array>, linger = LINGER_BYTES): Promise<void> {
+  for (let left = linger; left > 0;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    left -= value.byteLength;
+  }
+  await reader.cancel();
 }

@@ -7,7 +7,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MicroError, Runner, errors, type ServiceDefinition } from '../../../../runtime/core/index.js';
 import { createFetchHandler } from '../../../../runtime/plugins/http/fetch.js';
-import { BodyRequestStream, LINGER_BYTES } from '../../../../runtime/plugins/http/fetch-stream.js';
+import { BodyRequestStream } from '../../../../runtime/plugins/http/fetch-stream.js';
+import { LINGER_BYTES } from '../../../../runtime/plugins/http/read-all.js';
 import { withTimeout } from '../../../helpers.js';
 
 const encoder = new TextEncoder();
