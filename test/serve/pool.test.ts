@@ -3,7 +3,7 @@
  * launcher: it grows past its floor while calls come back to back, never past its budget (serve/pool-budget.ts),
  * shrinks back when they stop, and loses no call when a process dies as it starts. Counts, not timings.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -142,6 +142,26 @@ size('--pool 0 keeps no process whatever the calls: 10 calls start 10 processes 
   assert.is(p.stats.warm + p.stats.starting, 0, 'none warm or starting');
   assert.is(budget.used, 0, 'no budget taken');
 });
+
+size(
+  'replaces a process while its invocation runs (a moment later), not once it ends: 1 held call, 1 beside it',
+  async () => {
+    const { p, probe } = await pool({ size: 1 });
+    let heldDone = false;
+    const held = p.run({ ...invoke(), body: '{"hold":true}' }).then((outcome) => ((heldDone = true), pidOf(outcome)));
+    await eventually(() => existsSync(join(probe, 'runs')), 20_000, 'the held call to start');
+    // Its replacement gets ready while it runs, and answers a second call then.
+    await eventually(() => p.stats.warm === 1, 20_000, 'a process warm again');
+    const [beside] = await backToBack(p, 1);
+    assert.not.ok(heldDone, 'the held call still runs');
+    writeFileSync(join(probe, 'release'), '');
+    const first = await withTimeout(held, 20_000, 'the held call');
+    assert.is.not(beside, first, 'two processes');
+    assert.is(runs(probe).length, 2, 'the handler ran twice');
+    await eventually(() => p.stats.warm === 1 && p.stats.starting === 0, 20_000, 'the pool full again');
+    assert.is(p.stats.started, 3, 'the first, the held call replaced, the second replaced: 3 processes');
+  },
+);
 
 for (const floor of [0, 1])
   size(
