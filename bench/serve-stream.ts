@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliRun, settlePool, startServe, stopServe } from './serve.js';
-import { fmt, ratio } from './stats.js';
+import { fmt, median, ratio } from './stats.js';
+import { readLines, type Run } from './stream.js';
 
 const COUNT = 100_000;
 const RUNS = 15;
@@ -33,31 +34,6 @@ const server = http.createServer((req, res) => {
 server.listen(0, '127.0.0.1', () => console.log('http://127.0.0.1:' + server.address().port));
 `;
 
-interface Run {
-  first: number;
-  perSecond: number;
-}
-
-/** Reads an NDJSON body, counting lines: the time to the first, items per second over all of it. */
-async function read(url: string, body: string): Promise<Run> {
-  const start = performance.now();
-  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
-  const reader = res.body!.getReader();
-  let lines = 0;
-  let first = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    for (let i = value.indexOf(10); i !== -1; i = value.indexOf(10, i + 1))
-      if (lines++ === 0) first = performance.now();
-  }
-  const end = performance.now();
-  if (lines !== COUNT) throw new Error(`${url}: ${lines} lines, expected ${COUNT}`);
-  return { first: first - start, perSecond: (COUNT / (end - start)) * 1000 };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 export async function benchServeStream(): Promise<string[]> {
   const home = mkdtempSync(join(tmpdir(), 'micro-fn-bench-stream-'));
   const env = { ...process.env, MICRO_FN_HOME: home } as Record<string, string>;
@@ -74,24 +50,24 @@ export async function benchServeStream(): Promise<string[]> {
     const theirs: Run[] = [];
     const body = JSON.stringify({ count: COUNT });
     // A warm-up of each, then alternating runs.
-    await read(`${gateway}/streams/S.Count`, body);
-    await read(bareUrl, '{}');
+    await readLines(`${gateway}/streams/S.Count`, body, COUNT);
+    await readLines(bareUrl, '{}', COUNT);
     // Each run starts once serve's pool is full again: the process replacing the last one used would otherwise be
     // starting (~60 ms of a CPU) during the next run, ours or the bare server's, whichever came next.
     const settled = () => settlePool(gateway, home, 'streams', 2);
     for (let i = 0; i < RUNS; i++) {
       await settled();
-      ours.push(await read(`${gateway}/streams/S.Count`, body));
+      ours.push(await readLines(`${gateway}/streams/S.Count`, body, COUNT));
       await settled();
-      theirs.push(await read(bareUrl, '{}'));
+      theirs.push(await readLines(bareUrl, '{}', COUNT));
     }
     // The hard case: streams one after another, each sent as the last ended, serve's pool not waited for (its
     // replacement process starts beside the next stream); then the bare server as many times.
     const ourRow: Run[] = [];
     const theirRow: Run[] = [];
     await settled();
-    for (let i = 0; i < RUNS; i++) ourRow.push(await read(`${gateway}/streams/S.Count`, body));
-    for (let i = 0; i < RUNS; i++) theirRow.push(await read(bareUrl, '{}'));
+    for (let i = 0; i < RUNS; i++) ourRow.push(await readLines(`${gateway}/streams/S.Count`, body, COUNT));
+    for (let i = 0; i < RUNS; i++) theirRow.push(await readLines(bareUrl, '{}', COUNT));
     const rowFirst = [median(ourRow.map((r) => r.first)), median(theirRow.map((r) => r.first))] as const;
     const rowRate = [median(ourRow.map((r) => r.perSecond)), median(theirRow.map((r) => r.perSecond))] as const;
     const first = [median(ours.map((r) => r.first)), median(theirs.map((r) => r.first))] as const;

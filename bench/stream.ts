@@ -10,15 +10,15 @@ import type { AddressInfo } from 'node:net';
 import { createClient, createService } from 'micro-fn';
 import { createHttpTransport } from 'micro-fn/http';
 import { createMemoryRegistry } from 'micro-fn/memory';
-import { fmt, ratio } from './stats.js';
+import { fmt, median, ratio } from './stats.js';
 
-interface Run {
+export interface Run {
   first: number;
   perSecond: number;
 }
 
 /** Reads an NDJSON body with fetch, counting lines: time to the first, items per second over all of it. */
-async function readLines(url: string, body: string, expect: number): Promise<Run> {
+export async function readLines(url: string, body: string, expect: number): Promise<Run> {
   const start = performance.now();
   const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
   const reader = res.body!.getReader();
@@ -35,8 +35,6 @@ async function readLines(url: string, body: string, expect: number): Promise<Run
   if (lines !== expect) throw new Error(`read ${lines} lines, expected ${expect}`);
   return { first, perSecond: (lines / total) * 1000 };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function benchStream(n = 100_000, rounds = 7): Promise<string[]> {
   const bare = createServer((req, res) => {

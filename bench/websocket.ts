@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createClient, createService } from 'micro-fn';
 import { createHttpTransport } from 'micro-fn/http';
 import { createMemoryRegistry } from 'micro-fn/memory';
-import { ratio } from './stats.js';
+import { median, ratio } from './stats.js';
 
 /** A WebSocket to `address` + `path`, open; `roundTrip` sends one text frame and resolves at the next text frame. */
 async function openWs(
@@ -101,7 +101,6 @@ export async function benchWebSocket(n = 5000, rounds = 5): Promise<string[]> {
       await stream.close();
       await it.return?.();
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const rate = (x: number) => `${Math.round(x).toLocaleString('en')}/s`;
     return [
       `WebSocket (raw client)            ${rate(median(ws))} round trips  (n=${n}, median of ${rounds})`,

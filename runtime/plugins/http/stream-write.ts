@@ -124,9 +124,14 @@ async function pump(
       if (batch.size >= BATCH_BYTES || first) {
         // Node corks the socket on a write until the next tick, and a handler that yields back to back never lets
         // the microtask queue run dry: give the event loop a turn, so what was written goes out now.
-        first = false;
         flush();
         await turn();
+        // After the first message, a second turn: the first resumes in this very check phase, before the loop polls
+        // again, so a reader on this event loop (a client in the same process) would get the first message only after
+        // the next BATCH_BYTES were made (~1.4 ms of small messages): measured, first item 1.27-1.64× a bare
+        // node:http server's in one process, 0.67-0.90× with it.
+        if (first) await turn();
+        first = false;
       } else if (!scheduled) {
         scheduled = true;
         process.nextTick(flush);
