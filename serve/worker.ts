@@ -4,7 +4,7 @@
  * are captured line by line. Its resident memory is watched from its start: a process over the limit is stopped,
  * and one found over it when it reports ready, or when it is about to be handed its invocation, never gets one.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { errors, toMicroError } from '../runtime/core/errors.js';
@@ -58,6 +58,8 @@ export type WorkerResult =
   | { kind: 'exit'; code: number | null; signal: string | null; overMemory?: number; overLine?: number };
 
 const PAGE = 4096;
+/** Where a statm line is read (`size resident shared …`, in pages: a few dozen characters). */
+const STATM = Buffer.alloc(128);
 /**
  * Characters of store answers a process may leave unread in its pipe before the next answer: past it, it is stopped
  * (a process that sends store operations without reading the answers must not grow serve's memory).
@@ -95,6 +97,11 @@ export class Worker {
   #exited = false;
   #exit: { code: number | null; signal: string | null } = { code: null, signal: null };
   #watch: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Its /proc/<pid>/statm, open from the first read on: each read is then one pread (not open, read, close), and once
+   * the process has gone it fails rather than read another process that took its pid.
+   */
+  #statm: number | undefined;
   readonly exited: Promise<void>;
   /** Started for an invocation at hand (a cold start) rather than to wait warm in the pool. */
   readonly cold: boolean;
@@ -130,6 +137,8 @@ export class Worker {
       this.#exited = true;
       this.#exit = exit;
       clearTimeout(this.#watch);
+      if (this.#statm !== undefined) closeSync(this.#statm);
+      this.#statm = undefined;
       readyReject(this.#notReady(exit));
       this.#requestCredit.stop();
       this.#settle(this.#exitResult());
@@ -311,10 +320,13 @@ export class Worker {
     if (this.#exited || pid === undefined) return !this.#exited;
     let resident = 0;
     try {
-      resident = Number(readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ')[1]) * PAGE;
+      this.#statm ??= openSync(`/proc/${pid}/statm`, 'r');
+      const length = readSync(this.#statm, STATM, 0, STATM.length, 0);
+      resident = Number(STATM.toString('latin1', 0, length).split(' ')[1]) * PAGE;
     } catch {
       return true; // gone (its exit follows), or not Linux
     }
+    if (!(resident >= 0)) return true; // nothing read: gone
     if (resident <= this.#memory * 1024 * 1024) return true;
     this.#overMemory ??= Math.round(resident / 1024 / 1024);
     this.kill();
