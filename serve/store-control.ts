@@ -21,6 +21,8 @@ export class StoreHost {
   readonly token = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
   readonly #home: string;
   #kv: Promise<KvStore> | undefined;
+  /** The Store group's handlers, made at the first operation sent on a pipe (run). */
+  #handlers: ReturnType<StoreHost['handlers']> | undefined;
 
   constructor(home: string) {
     this.#home = home;
@@ -57,7 +59,6 @@ export class StoreHost {
       );
     return handlers[method as keyof typeof handlers](request);
   }
-  #handlers: ReturnType<StoreHost['handlers']> | undefined;
 
   /** The handlers of the control service's `Store` group. */
   handlers() {

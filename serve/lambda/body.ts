@@ -6,7 +6,8 @@
  * read the answer, else the connection is closed.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { LINGER_BYTES, discard } from '../../runtime/plugins/http/exchange.js';
+import { discard } from '../../runtime/plugins/http/exchange.js';
+import { LINGER_BYTES } from '../../runtime/plugins/http/read-all.js';
 import { apiErrors, type LambdaApiError } from './api-error.js';
 
 /** The bytes every request of one API may hold at once while it is received and handled. */

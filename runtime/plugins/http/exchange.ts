@@ -180,9 +180,7 @@ export function readBody(req: IncomingMessage, max: number, done: (body: Uint8Ar
   req.on('end', onEnd);
 }
 
-// How much of a refused body is read and thrown away so its client can read the answer (the fetch hosts' too), and
-// for how long.
-export { LINGER_BYTES };
+/** How long a refused body is read and thrown away (LINGER_BYTES at most) so its client can read the answer. */
 const LINGER_MS = 2000;
 
 /**

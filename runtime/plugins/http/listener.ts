@@ -17,7 +17,8 @@ import {
 import { DEFAULT_LISTEN_ADDRESS, nodeAddress, parseListenAddress } from './address.js';
 import { errorHeaderValue, metadataFromRawHeaders } from './headers.js';
 import { ConnectionCap } from './connections.js';
-import { Exchange, LINGER_BYTES, discard, readBody, type ExchangeOwner } from './exchange.js';
+import { Exchange, discard, readBody, type ExchangeOwner } from './exchange.js';
+import { LINGER_BYTES } from './read-all.js';
 import { DEFAULT_MAX_BODY_SIZE, bodyFromQuery, isProbe, requestFromMetadata, route, tooLarge } from './route.js';
 import { acceptsEventStream, isNdjson } from './framing.js';
 import { NdjsonRequestStream } from './request-stream.js';
